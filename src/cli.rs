@@ -1,0 +1,192 @@
+//! The command line, as clap derive types. Doc comments here are `--help`.
+//!
+//! Only what the user typed lives here; turning it into validated values that
+//! touch the system (reading a policy file, the live host) happens later.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (rules kept, no drift)
+  1  a negative answer: drift found, or the rules were rolled back
+  2  bad input: a flag, service spec, policy file or saved scan that does not parse
+  3  the host could not do it: not root, nft/iptables missing, nft refused the rules
+  4  refused for safety: lockout guard, another apply running, operator said no";
+
+/// Close a Linux server down to exactly the services it runs.
+///
+/// The usual flow: `autofw scan` to see what listens, `autofw propose` to
+/// review the ruleset, `autofw apply --confirm` to load it with an automatic
+/// rollback, `autofw confirm` from a second SSH login to keep it.
+#[derive(Debug, Parser)]
+#[command(name = "autofw", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List listening sockets, who owns them, and who can reach them
+    /// (replaces `netstat -tunlp`).
+    #[command(after_help = EXIT_CODES)]
+    Scan(ScanArgs),
+    /// Draft a default-drop whitelist ruleset for the services found.
+    #[command(after_help = EXIT_CODES)]
+    Propose(ProposeArgs),
+    /// Show the plan and, with --confirm, load it with an automatic rollback.
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
+    /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
+    Confirm(StateArgs),
+    /// Restore the ruleset saved before the last `apply`.
+    Rollback(StateArgs),
+    /// Load the persisted ruleset (what the boot hook runs).
+    Restore(RootArgs),
+    /// Remove what `apply --persist` installed, and nothing else.
+    Unpersist(RootArgs),
+    /// Show what autofw applied and any drift between listeners and rules.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// Internal: the detached rollback watchdog started by `apply`.
+    #[command(hide = true)]
+    Watchdog(WatchdogArgs),
+}
+
+/// Where socket tables are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SocketSource {
+    /// netlink sock_diag, filtered to listeners in the kernel; /proc if that fails.
+    #[default]
+    Auto,
+    /// netlink sock_diag only.
+    Netlink,
+    /// /proc/net/{tcp,tcp6,udp,udp6} only.
+    Proc,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Show every listener, loopback-only ones included.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON for scripts (schema in docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Where to read the socket tables from.
+    #[arg(long, value_enum, default_value_t = SocketSource::Auto)]
+    pub source: SocketSource,
+}
+
+/// Output format of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// One `table inet autofw`, loadable with `nft -f`.
+    #[default]
+    Nft,
+    /// `iptables-restore` input (IPv4).
+    Iptables,
+    /// `ip6tables-restore` input (IPv6).
+    Ip6tables,
+}
+
+/// The operator's choices, shared by `propose` and `apply`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PolicyArgs {
+    /// Open a service or port even if nothing listens on it yet:
+    /// a name (`https`) or `PORT[/tcp|udp]` (`8443/tcp`). Repeatable.
+    #[arg(long, value_name = "SPEC")]
+    pub allow: Vec<String>,
+    /// Keep a service or port closed even though it listens. Repeatable.
+    #[arg(long, value_name = "SPEC")]
+    pub block: Vec<String>,
+    /// A TOML policy file (format in docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Read a saved `autofw scan --json` instead of scanning this host.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Ruleset format.
+    #[arg(long, value_enum, default_value_t = Format::Nft)]
+    pub format: Format,
+    /// Write the ruleset to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the model (rules with their reasons) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which firewall `apply` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Backend {
+    /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
+    #[default]
+    Nft,
+    /// iptables-restore and ip6tables-restore, for hosts without nftables.
+    Iptables,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StateArgs {
+    /// Where autofw keeps saved rulesets, the lock and the rollback window.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/autofw")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RootArgs {
+    /// Put (or look for) every boot file under DIR instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Actually apply (after a prompt). Without it, apply is a dry run.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Answer the prompt with yes (for scripts). The rollback window still runs.
+    #[arg(long, requires = "confirm")]
+    pub yes: bool,
+    /// Seconds to wait for confirmation before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Firewall backend.
+    #[arg(long, value_enum, default_value_t = Backend::Nft)]
+    pub backend: Backend,
+    /// Apply even if the lockout guard says this SSH session would be cut off.
+    #[arg(long)]
+    pub force: bool,
+    /// After confirmation, save the ruleset and install a boot hook.
+    #[arg(long)]
+    pub persist: bool,
+    #[command(flatten)]
+    pub root: RootArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchdogArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+}

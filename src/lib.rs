@@ -1,0 +1,54 @@
+//! autofw: close a Linux server down to exactly the services it runs.
+//!
+//! Data flows gather → decide → render/apply:
+//! - [`scan`] reads the kernel's socket tables and the process table (edges)
+//!   and classifies what it finds (pure core) into a [`model::Scan`];
+//! - [`propose`] turns a scan and the operator's choices into a ruleset model
+//!   and renders it as nft or iptables-restore text (pure core);
+//! - [`firewall`] is the only place that runs `nft`/`iptables-restore`, and
+//!   holds apply, the rollback watchdog and the lock;
+//! - [`persist`] writes the boot files, [`status`] compares rules and listeners.
+//!
+//! This file only wires the subcommands to those modules.
+
+pub mod cli;
+pub mod error;
+pub mod firewall;
+pub mod model;
+pub mod persist;
+pub mod propose;
+pub mod scan;
+pub mod state;
+pub mod status;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+/// Parse the command line, run it, print any error once, and map to an exit code.
+pub fn main_with_exit_code() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("autofw: {err:#}");
+            error::exit_code_for(&err)
+        }
+    }
+}
+
+/// Dispatch one subcommand. Returns the exit code of a run that did not fail.
+pub fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Propose(args) => propose::run(&args),
+        Command::Apply(args) => firewall::apply::run(&args),
+        Command::Confirm(args) => firewall::apply::confirm(&args),
+        Command::Rollback(args) => firewall::apply::rollback(&args),
+        Command::Watchdog(args) => firewall::watchdog::run(&args),
+        Command::Restore(args) => persist::restore(&args),
+        Command::Unpersist(args) => persist::unpersist(&args),
+        Command::Status(args) => status::run(&args),
+    }
+}

@@ -1,0 +1,245 @@
+//! Test hosts in network namespaces, for tests that run the real binary
+//! against real sockets and real netfilter.
+//!
+//! Every [`Netns`] has a unique name (tests run in parallel), and on drop kills
+//! the processes started in it (by pid) and deletes it, also when the test
+//! panics. Nothing here touches the host's own network namespace or firewall.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The built binary under test.
+pub fn autofw_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_autofw")
+}
+
+/// The listener helper script (see its docstring).
+pub fn listen_py() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/listen.py")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// Tests that need root and namespaces call this first. Without root they
+/// fail, unless AUTOFW_SKIP_ROOT_TESTS=1 says to skip: CI runs as root and
+/// never sets it, so these tests can never skip there silently.
+pub fn require_root() -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("AUTOFW_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: needs root (AUTOFW_SKIP_ROOT_TESTS=1)");
+        return false;
+    }
+    panic!("this test needs root and network namespaces; run as root, or set AUTOFW_SKIP_ROOT_TESTS=1 to skip it");
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Server-side addresses on a [`link`]: documentation ranges only.
+pub const SERVER_V4: &str = "192.0.2.1";
+pub const CLIENT_V4: &str = "192.0.2.2";
+pub const SERVER_V6: &str = "2001:db8::1";
+pub const CLIENT_V6: &str = "2001:db8::2";
+
+/// A network namespace owned by one test.
+pub struct Netns {
+    name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// A fresh namespace with `lo` up. `tag` says which test owns it.
+    pub fn new(tag: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("afw-{tag}-{}-{n}", std::process::id());
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name, children: Vec::new() };
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Run `argv` inside; return its output whatever the exit status.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        let mut cmd = self.command(argv[0]);
+        cmd.args(&argv[1..]);
+        cmd.output().unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"))
+    }
+
+    /// Run `argv` inside, assert success, return stdout.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let mut cmd = self.command(argv[0]);
+        cmd.args(&argv[1..]);
+        run_ok(&mut cmd)
+    }
+
+    /// Run a shell script inside; return its output.
+    pub fn sh(&self, script: &str) -> Output {
+        self.run(&["sh", "-c", script])
+    }
+
+    /// Run the autofw binary under test inside with `args`.
+    pub fn autofw(&self, args: &[&str]) -> Output {
+        let mut argv = vec![autofw_bin()];
+        argv.extend_from_slice(args);
+        self.run(&argv)
+    }
+
+    /// Start a long-running process inside; it is killed (by pid) on drop.
+    /// Returns its pid (`ip netns exec` execs, so the pid is the program's).
+    pub fn spawn(&mut self, argv: &[&str]) -> u32 {
+        let mut cmd = self.command(argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Start `listen.py` with these specs (and a process name), and wait until
+    /// every socket is bound. Returns its pid.
+    pub fn listen(&mut self, name: Option<&str>, specs: &[&str]) -> u32 {
+        let script = listen_py();
+        let mut cmd = self.command("python3");
+        cmd.arg(&script);
+        if let Some(name) = name {
+            cmd.args(["--name", name]);
+        }
+        cmd.args(specs).stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start listen.py");
+        let pid = child.id();
+        let stdout = child.stdout.take().unwrap();
+        self.children.push(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "listen.py {specs:?} did not start");
+        pid
+    }
+
+    /// Kill one process this namespace started, by pid.
+    pub fn kill(&mut self, pid: u32) {
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `nft -s list ruleset` inside.
+    pub fn ruleset(&self) -> String {
+        self.ok(&["nft", "-s", "list", "ruleset"])
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Anything else still running in the namespace was started by this test
+        // (a watchdog, a daemonised sshd): kill it by pid before deleting.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Join two namespaces with a veth pair: `server` gets 192.0.2.1/24 and
+/// 2001:db8::1/64, `client` 192.0.2.2/24 and 2001:db8::2/64 (no DAD wait).
+pub fn link(server: &Netns, client: &Netns) {
+    run_ok(Command::new("ip").args([
+        "-n", server.name(), "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+        client.name(),
+    ]));
+    for (ns, v4, v6) in [(server, SERVER_V4, SERVER_V6), (client, CLIENT_V4, CLIENT_V6)] {
+        ns.ok(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
+        ns.ok(&["ip", "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
+        ns.ok(&["ip", "link", "set", "eth0", "up"]);
+    }
+}
+
+/// Run and assert success; return stdout. Failure shows the command and stderr.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `cond` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Does a TCP connect from `client` to `addr` port `port` succeed within 2 s?
+/// `Refused` and `Dropped` are told apart (a drop times out, a reject refuses).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    Open,
+    Refused,
+    Dropped,
+}
+
+pub fn probe_tcp(client: &Netns, addr: &str, port: u16) -> Probe {
+    // bash's /dev/tcp gives connect's errno without any extra tool.
+    let script = format!(
+        "timeout 2 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>&1; echo rc=$?"
+    );
+    let out = client.sh(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("rc=0") {
+        Probe::Open
+    } else if text.contains("refused") {
+        Probe::Refused
+    } else {
+        Probe::Dropped
+    }
+}
+
+/// A DNS query over UDP from `client`: does anything answer within 2 s?
+pub fn probe_dns(client: &Netns, addr: &str, port: u16) -> bool {
+    let out = client.run(&[
+        "dig", "+tries=1", "+time=2", "-p", &port.to_string(), &format!("@{addr}"), "example.test",
+    ]);
+    String::from_utf8_lossy(&out.stdout).contains("status:")
+}
+
+/// One ping from `client`, 2 s deadline.
+pub fn ping(client: &Netns, addr: &str) -> bool {
+    client.run(&["ping", "-c", "1", "-W", "2", addr]).status.success()
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary: each module tests one command end to end,
+//! running the real `autofw` binary (in network namespaces where it needs the
+//! kernel). Shared helpers live in `support`.
+
+mod support;
+
+mod harness;
