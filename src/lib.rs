@@ -18,6 +18,7 @@ pub mod model;
 pub mod persist;
 pub mod propose;
 pub mod scan;
+pub mod services;
 pub mod state;
 pub mod status;
 

@@ -3,4 +3,5 @@
 //! (Skeleton: filled in by issue 4.)
 
 pub mod apply;
+pub mod exec;
 pub mod watchdog;

@@ -24,6 +24,10 @@ impl Proposal {
     pub fn admits(&self, _proto: Proto, _port: u16, _source: IpAddr) -> bool {
         unimplemented!("propose is not implemented yet")
     }
+    /// The ports this ruleset opens, for apply's record and `status`.
+    pub fn opened(&self) -> Vec<crate::state::OpenedPort> {
+        unimplemented!("propose is not implemented yet")
+    }
 }
 
 /// Read the choices from the command line and `--policy`, and the scan from

@@ -1,0 +1,258 @@
+//! Service names: which well-known service a listener is, by program first
+//! and port second (sshd on 5622 is `ssh`; named on 953 is `rndc`), and which
+//! ports a name like `https` means for `--allow`. Pure: the host's
+//! `/etc/services` text is passed in.
+
+use crate::model::Proto;
+use std::collections::HashMap;
+
+/// The names autofw itself relies on, with their ports. Used where the host
+/// has no `/etc/services`, and always for the names below (so a host whose
+/// file lacks them still names them). (name, tcp ports, udp ports)
+const BUILTIN: &[(&str, &[u16], &[u16])] = &[
+    ("ftp", &[21], &[]),
+    ("ssh", &[22], &[]),
+    ("telnet", &[23], &[]),
+    ("smtp", &[25], &[]),
+    ("dns", &[53], &[53]),
+    ("dhcp", &[], &[67]),
+    ("tftp", &[], &[69]),
+    ("http", &[80], &[]),
+    ("pop3", &[110], &[]),
+    ("ntp", &[], &[123]),
+    ("imap", &[143], &[]),
+    ("snmp", &[], &[161]),
+    ("ldap", &[389], &[]),
+    ("https", &[443], &[443]),
+    ("smtps", &[465], &[]),
+    ("syslog", &[], &[514]),
+    ("submission", &[587], &[]),
+    ("ldaps", &[636], &[]),
+    ("rndc", &[953], &[]),
+    ("imaps", &[993], &[]),
+    ("pop3s", &[995], &[]),
+    ("openvpn", &[1194], &[1194]),
+    ("mssql", &[1433], &[]),
+    ("nfs", &[2049], &[2049]),
+    ("docker", &[2375, 2376], &[]),
+    ("etcd", &[2379, 2380], &[]),
+    ("mysql", &[3306], &[]),
+    ("rdp", &[3389], &[]),
+    ("sieve", &[4190], &[]),
+    ("postgresql", &[5432], &[]),
+    ("couchdb", &[5984], &[]),
+    ("vnc", &[5900], &[]),
+    ("amqp", &[5672], &[]),
+    ("redis", &[6379], &[]),
+    ("http-alt", &[8080], &[]),
+    ("https-alt", &[8443], &[]),
+    ("elasticsearch", &[9200, 9300], &[]),
+    ("memcached", &[11211], &[11211]),
+    ("mongodb", &[27017], &[]),
+    ("wireguard", &[], &[51820]),
+];
+
+/// Programs (as the kernel names them in /proc/PID/comm) and the services
+/// they serve. The first is the default; the others win when the port is
+/// theirs (dovecot on 993 is `imaps`, named on 953 is `rndc`).
+const PROGRAMS: &[(&str, &[&str])] = &[
+    ("sshd", &["ssh"]),
+    ("dropbear", &["ssh"]),
+    ("nginx", &["http", "https"]),
+    ("apache2", &["http", "https"]),
+    ("httpd", &["http", "https"]),
+    ("lighttpd", &["http", "https"]),
+    ("caddy", &["http", "https"]),
+    ("haproxy", &["http", "https"]),
+    ("traefik", &["http", "https"]),
+    ("named", &["dns", "rndc"]),
+    ("unbound", &["dns"]),
+    ("dnsmasq", &["dns", "dhcp", "tftp"]),
+    ("pdns_server", &["dns"]),
+    ("systemd-resolve", &["dns"]),
+    ("coredns", &["dns"]),
+    ("vsftpd", &["ftp"]),
+    ("proftpd", &["ftp"]),
+    ("pure-ftpd", &["ftp"]),
+    ("sendmail", &["smtp", "submission", "smtps"]),
+    ("master", &["smtp", "submission", "smtps"]), // postfix
+    ("exim4", &["smtp", "submission", "smtps"]),
+    ("exim", &["smtp", "submission", "smtps"]),
+    ("dovecot", &["imap", "imaps", "pop3", "pop3s", "sieve", "submission"]),
+    ("mysqld", &["mysql"]),
+    ("mariadbd", &["mysql"]),
+    ("postgres", &["postgresql"]),
+    ("redis-server", &["redis"]),
+    ("memcached", &["memcached"]),
+    ("mongod", &["mongodb"]),
+    ("dockerd", &["docker"]),
+    ("etcd", &["etcd"]),
+    ("slapd", &["ldap", "ldaps"]),
+    ("ntpd", &["ntp"]),
+    ("chronyd", &["ntp"]),
+    ("openvpn", &["openvpn"]),
+    ("beam.smp", &["amqp"]),
+    ("couchdb", &["couchdb"]),
+];
+
+/// Services that should almost never face the internet: databases, caches,
+/// admin and control channels. Listening beyond loopback, they are flagged.
+const RISKY: &[&str] = &[
+    "mysql", "postgresql", "redis", "memcached", "mongodb", "elasticsearch", "couchdb", "mssql",
+    "rndc", "docker", "etcd", "amqp", "vnc", "telnet", "snmp", "nfs", "cassandra", "zookeeper",
+    "influxdb", "kibana",
+];
+
+/// Is this service one that should not face the network (see [`RISKY`])?
+pub fn is_risky(service: &str) -> bool {
+    RISKY.contains(&service)
+}
+
+/// Port ↔ name lookups: the host's `/etc/services` under the built-in table.
+#[derive(Debug, Clone)]
+pub struct ServiceTable {
+    by_port: HashMap<(Proto, u16), String>,
+    by_name: HashMap<String, Vec<(Proto, u16)>>,
+}
+
+impl ServiceTable {
+    /// Only the built-in table (a host with no `/etc/services`).
+    pub fn builtin() -> Self {
+        let mut table = ServiceTable { by_port: HashMap::new(), by_name: HashMap::new() };
+        for &(name, tcp, udp) in BUILTIN {
+            for &port in tcp {
+                table.insert(name, Proto::Tcp, port);
+            }
+            for &port in udp {
+                table.insert(name, Proto::Udp, port);
+            }
+        }
+        table
+    }
+
+    /// The built-in table, plus every entry of an `/etc/services` text that
+    /// it does not already name (the built-in names stay canonical: the file
+    /// says `domain` where operators say `dns`). Lines that do not parse are
+    /// skipped: the file is the host's, not the operator's input.
+    pub fn with_etc_services(text: &str) -> Self {
+        let mut table = Self::builtin();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut fields = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else { continue };
+            let Some((port, proto)) = port_proto.split_once('/') else { continue };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            let proto = match proto {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => continue,
+            };
+            if !table.by_port.contains_key(&(proto, port)) {
+                table.insert(name, proto, port);
+            }
+            // The file's own name and aliases (`domain`, `www`) find the port too.
+            for alias in fields {
+                table.by_name.entry(alias.to_string()).or_default().push((proto, port));
+            }
+            table.by_name.entry(name.to_string()).or_default().push((proto, port));
+        }
+        for ports in table.by_name.values_mut() {
+            ports.sort();
+            ports.dedup();
+        }
+        table
+    }
+
+    /// The table for this host: `/etc/services` if it can be read.
+    pub fn for_host() -> Self {
+        match std::fs::read_to_string("/etc/services") {
+            Ok(text) => Self::with_etc_services(&text),
+            Err(_) => Self::builtin(),
+        }
+    }
+
+    fn insert(&mut self, name: &str, proto: Proto, port: u16) {
+        self.by_port.insert((proto, port), name.to_string());
+        let ports = self.by_name.entry(name.to_string()).or_default();
+        if !ports.contains(&(proto, port)) {
+            ports.push((proto, port));
+        }
+    }
+
+    /// The name of the service on `proto`/`port`, by port alone.
+    pub fn name_of_port(&self, proto: Proto, port: u16) -> Option<&str> {
+        self.by_port.get(&(proto, port)).map(String::as_str)
+    }
+
+    /// The ports a service name means (`https` → 443/tcp, 443/udp).
+    pub fn ports_of(&self, name: &str) -> Option<&[(Proto, u16)]> {
+        self.by_name.get(name).map(Vec::as_slice)
+    }
+
+    /// Name a listener: by its programs first, by port second, else `unknown`.
+    /// A program that serves several services (dovecot: imap, imaps, pop3, ...)
+    /// is named by the port when the port is one of them, else by its default.
+    pub fn name_listener(&self, proto: Proto, port: u16, programs: &[&str]) -> String {
+        let by_port = self.name_of_port(proto, port);
+        for program in programs {
+            if let Some(served) = served_by(program) {
+                if let Some(name) = by_port.filter(|name| served.contains(name)) {
+                    return name.to_string();
+                }
+                return served[0].to_string();
+            }
+        }
+        by_port.unwrap_or("unknown").to_string()
+    }
+}
+
+/// The services a program serves, most usual first.
+fn served_by(program: &str) -> Option<&'static [&'static str]> {
+    // comm is cut at 15 bytes, and some daemons rename themselves
+    // ("sendmail: MTA: accepting", "nginx: worker process"): match the head.
+    let head = program.split([':', ' ']).next().unwrap_or(program);
+    PROGRAMS.iter().find(|(name, _)| *name == head).map(|(_, served)| *served)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_beats_port() {
+        let t = ServiceTable::builtin();
+        assert_eq!(t.name_listener(Proto::Tcp, 5622, &["sshd"]), "ssh");
+        assert_eq!(t.name_listener(Proto::Tcp, 8080, &["nginx"]), "http");
+        assert_eq!(t.name_listener(Proto::Tcp, 443, &["apache2"]), "https");
+        assert_eq!(t.name_listener(Proto::Udp, 53, &["named"]), "dns");
+        assert_eq!(t.name_listener(Proto::Tcp, 953, &["named"]), "rndc");
+        assert_eq!(t.name_listener(Proto::Tcp, 995, &["dovecot"]), "pop3s");
+        assert_eq!(t.name_listener(Proto::Tcp, 587, &["sendmail: MTA: accepting"]), "submission");
+    }
+
+    #[test]
+    fn port_when_program_unknown_and_unknown_when_neither() {
+        let t = ServiceTable::builtin();
+        assert_eq!(t.name_listener(Proto::Tcp, 3306, &["weird"]), "mysql");
+        assert_eq!(t.name_listener(Proto::Tcp, 3306, &[]), "mysql");
+        assert_eq!(t.name_listener(Proto::Tcp, 40000, &["weird"]), "unknown");
+        assert_eq!(t.name_listener(Proto::Udp, 3306, &[]), "unknown");
+    }
+
+    #[test]
+    fn etc_services_adds_names_without_renaming_builtin_ones() {
+        let text = "domain 53/tcp # DNS\ndomain 53/udp\nhttp 80/tcp www\nsane-port 6566/tcp sane saned\nbad line\nx 99999/tcp\n";
+        let t = ServiceTable::with_etc_services(text);
+        assert_eq!(t.name_of_port(Proto::Udp, 53), Some("dns"));
+        assert_eq!(t.name_of_port(Proto::Tcp, 6566), Some("sane-port"));
+        assert_eq!(t.ports_of("www"), Some(&[(Proto::Tcp, 80)][..]));
+        assert_eq!(t.ports_of("domain"), Some(&[(Proto::Tcp, 53), (Proto::Udp, 53)][..]));
+        assert_eq!(t.ports_of("https"), Some(&[(Proto::Tcp, 443), (Proto::Udp, 443)][..]));
+    }
+
+    #[test]
+    fn risky_services() {
+        assert!(is_risky("mysql") && is_risky("redis") && is_risky("rndc"));
+        assert!(!is_risky("ssh") && !is_risky("http"));
+    }
+}
