@@ -78,7 +78,10 @@ const PROGRAMS: &[(&str, &[&str])] = &[
     ("master", &["smtp", "submission", "smtps"]), // postfix
     ("exim4", &["smtp", "submission", "smtps"]),
     ("exim", &["smtp", "submission", "smtps"]),
-    ("dovecot", &["imap", "imaps", "pop3", "pop3s", "sieve", "submission"]),
+    (
+        "dovecot",
+        &["imap", "imaps", "pop3", "pop3s", "sieve", "submission"],
+    ),
     ("mysqld", &["mysql"]),
     ("mariadbd", &["mysql"]),
     ("postgres", &["postgresql"]),
@@ -98,9 +101,26 @@ const PROGRAMS: &[(&str, &[&str])] = &[
 /// Services that should almost never face the internet: databases, caches,
 /// admin and control channels. Listening beyond loopback, they are flagged.
 const RISKY: &[&str] = &[
-    "mysql", "postgresql", "redis", "memcached", "mongodb", "elasticsearch", "couchdb", "mssql",
-    "rndc", "docker", "etcd", "amqp", "vnc", "telnet", "snmp", "nfs", "cassandra", "zookeeper",
-    "influxdb", "kibana",
+    "mysql",
+    "postgresql",
+    "redis",
+    "memcached",
+    "mongodb",
+    "elasticsearch",
+    "couchdb",
+    "mssql",
+    "rndc",
+    "docker",
+    "etcd",
+    "amqp",
+    "vnc",
+    "telnet",
+    "snmp",
+    "nfs",
+    "cassandra",
+    "zookeeper",
+    "influxdb",
+    "kibana",
 ];
 
 /// Is this service one that should not face the network (see [`RISKY`])?
@@ -118,7 +138,10 @@ pub struct ServiceTable {
 impl ServiceTable {
     /// Only the built-in table (a host with no `/etc/services`).
     pub fn builtin() -> Self {
-        let mut table = ServiceTable { by_port: HashMap::new(), by_name: HashMap::new() };
+        let mut table = ServiceTable {
+            by_port: HashMap::new(),
+            by_name: HashMap::new(),
+        };
         for &(name, tcp, udp) in BUILTIN {
             for &port in tcp {
                 table.insert(name, Proto::Tcp, port);
@@ -139,9 +162,15 @@ impl ServiceTable {
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             let mut fields = line.split_whitespace();
-            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else { continue };
-            let Some((port, proto)) = port_proto.split_once('/') else { continue };
-            let Ok(port) = port.parse::<u16>() else { continue };
+            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((port, proto)) = port_proto.split_once('/') else {
+                continue;
+            };
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
             let proto = match proto {
                 "tcp" => Proto::Tcp,
                 "udp" => Proto::Udp,
@@ -152,9 +181,17 @@ impl ServiceTable {
             }
             // The file's own name and aliases (`domain`, `www`) find the port too.
             for alias in fields {
-                table.by_name.entry(alias.to_string()).or_default().push((proto, port));
+                table
+                    .by_name
+                    .entry(alias.to_string())
+                    .or_default()
+                    .push((proto, port));
             }
-            table.by_name.entry(name.to_string()).or_default().push((proto, port));
+            table
+                .by_name
+                .entry(name.to_string())
+                .or_default()
+                .push((proto, port));
         }
         for ports in table.by_name.values_mut() {
             ports.sort();
@@ -211,7 +248,10 @@ fn served_by(program: &str) -> Option<&'static [&'static str]> {
     // comm is cut at 15 bytes, and some daemons rename themselves
     // ("sendmail: MTA: accepting", "nginx: worker process"): match the head.
     let head = program.split([':', ' ']).next().unwrap_or(program);
-    PROGRAMS.iter().find(|(name, _)| *name == head).map(|(_, served)| *served)
+    PROGRAMS
+        .iter()
+        .find(|(name, _)| *name == head)
+        .map(|(_, served)| *served)
 }
 
 #[cfg(test)]
@@ -227,7 +267,10 @@ mod tests {
         assert_eq!(t.name_listener(Proto::Udp, 53, &["named"]), "dns");
         assert_eq!(t.name_listener(Proto::Tcp, 953, &["named"]), "rndc");
         assert_eq!(t.name_listener(Proto::Tcp, 995, &["dovecot"]), "pop3s");
-        assert_eq!(t.name_listener(Proto::Tcp, 587, &["sendmail: MTA: accepting"]), "submission");
+        assert_eq!(
+            t.name_listener(Proto::Tcp, 587, &["sendmail: MTA: accepting"]),
+            "submission"
+        );
     }
 
     #[test]
@@ -246,8 +289,14 @@ mod tests {
         assert_eq!(t.name_of_port(Proto::Udp, 53), Some("dns"));
         assert_eq!(t.name_of_port(Proto::Tcp, 6566), Some("sane-port"));
         assert_eq!(t.ports_of("www"), Some(&[(Proto::Tcp, 80)][..]));
-        assert_eq!(t.ports_of("domain"), Some(&[(Proto::Tcp, 53), (Proto::Udp, 53)][..]));
-        assert_eq!(t.ports_of("https"), Some(&[(Proto::Tcp, 443), (Proto::Udp, 443)][..]));
+        assert_eq!(
+            t.ports_of("domain"),
+            Some(&[(Proto::Tcp, 53), (Proto::Udp, 53)][..])
+        );
+        assert_eq!(
+            t.ports_of("https"),
+            Some(&[(Proto::Tcp, 443), (Proto::Udp, 443)][..])
+        );
     }
 
     #[test]

@@ -15,9 +15,14 @@ fn namespace_link_carries_traffic_and_is_removed() {
         let client = Netns::new("harness-c");
         name = server.name().to_string();
         link(&server, &client);
-        server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622", "udp:0.0.0.0:53"]);
+        server.listen(
+            Some("sshd"),
+            &["tcp:0.0.0.0:5622", "tcp:[::]:5622", "udp:0.0.0.0:53"],
+        );
         assert_eq!(probe_tcp(&client, SERVER_V4, 5622), Probe::Open);
-        assert!(wait_until(Duration::from_secs(3), || probe_tcp(&client, SERVER_V6, 5622) == Probe::Open));
+        assert!(wait_until(Duration::from_secs(3), || probe_tcp(
+            &client, SERVER_V6, 5622
+        ) == Probe::Open));
         assert_eq!(probe_tcp(&client, SERVER_V4, 5623), Probe::Refused);
         assert!(probe_dns(&client, SERVER_V4, 53));
         assert!(ping(&client, SERVER_V4));

@@ -11,7 +11,11 @@ use std::process::{Command, Stdio};
 pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {

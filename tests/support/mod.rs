@@ -23,7 +23,9 @@ pub fn listen_py() -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// Tests that need root and namespaces call this first. Without root they
@@ -37,7 +39,9 @@ pub fn require_root() -> bool {
         eprintln!("skipped: needs root (AUTOFW_SKIP_ROOT_TESTS=1)");
         return false;
     }
-    panic!("this test needs root and network namespaces; run as root, or set AUTOFW_SKIP_ROOT_TESTS=1 to skip it");
+    panic!(
+        "this test needs root and network namespaces; run as root, or set AUTOFW_SKIP_ROOT_TESTS=1 to skip it"
+    );
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -60,7 +64,10 @@ impl Netns {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("afw-{tag}-{}-{n}", std::process::id());
         run_ok(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Netns { name, children: Vec::new() };
+        let ns = Netns {
+            name,
+            children: Vec::new(),
+        };
         ns.ok(&["ip", "link", "set", "lo", "up"]);
         ns
     }
@@ -80,7 +87,8 @@ impl Netns {
     pub fn run(&self, argv: &[&str]) -> Output {
         let mut cmd = self.command(argv[0]);
         cmd.args(&argv[1..]);
-        cmd.output().unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"))
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"))
     }
 
     /// Run `argv` inside, assert success, return stdout.
@@ -107,7 +115,9 @@ impl Netns {
     pub fn spawn(&mut self, argv: &[&str]) -> u32 {
         let mut cmd = self.command(argv[0]);
         cmd.args(&argv[1..]).stdin(Stdio::null());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
         let pid = child.id();
         self.children.push(child);
         pid
@@ -156,14 +166,19 @@ impl Drop for Netns {
         }
         // Anything else still running in the namespace was started by this test
         // (a watchdog, a daemonised sshd): kill it by pid before deleting.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<i32>() {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -171,19 +186,42 @@ impl Drop for Netns {
 /// 2001:db8::1/64, `client` 192.0.2.2/24 and 2001:db8::2/64 (no DAD wait).
 pub fn link(server: &Netns, client: &Netns) {
     run_ok(Command::new("ip").args([
-        "-n", server.name(), "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+        "-n",
+        server.name(),
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
         client.name(),
     ]));
-    for (ns, v4, v6) in [(server, SERVER_V4, SERVER_V6), (client, CLIENT_V4, CLIENT_V6)] {
+    for (ns, v4, v6) in [
+        (server, SERVER_V4, SERVER_V6),
+        (client, CLIENT_V4, CLIENT_V6),
+    ] {
         ns.ok(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
-        ns.ok(&["ip", "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
+        ns.ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{v6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
         ns.ok(&["ip", "link", "set", "eth0", "up"]);
     }
 }
 
 /// Run and assert success; return stdout. Failure shows the command and stderr.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -217,9 +255,7 @@ pub enum Probe {
 
 pub fn probe_tcp(client: &Netns, addr: &str, port: u16) -> Probe {
     // bash's /dev/tcp gives connect's errno without any extra tool.
-    let script = format!(
-        "timeout 2 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>&1; echo rc=$?"
-    );
+    let script = format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>&1; echo rc=$?");
     let out = client.sh(&script);
     let text = String::from_utf8_lossy(&out.stdout);
     if text.contains("rc=0") {
@@ -234,12 +270,21 @@ pub fn probe_tcp(client: &Netns, addr: &str, port: u16) -> Probe {
 /// A DNS query over UDP from `client`: does anything answer within 2 s?
 pub fn probe_dns(client: &Netns, addr: &str, port: u16) -> bool {
     let out = client.run(&[
-        "dig", "+tries=1", "+time=2", "-p", &port.to_string(), &format!("@{addr}"), "example.test",
+        "dig",
+        "+tries=1",
+        "+time=2",
+        "-p",
+        &port.to_string(),
+        &format!("@{addr}"),
+        "example.test",
     ]);
     String::from_utf8_lossy(&out.stdout).contains("status:")
 }
 
 /// One ping from `client`, 2 s deadline.
 pub fn ping(client: &Netns, addr: &str) -> bool {
-    client.run(&["ping", "-c", "1", "-W", "2", addr]).status.success()
+    client
+        .run(&["ping", "-c", "1", "-W", "2", addr])
+        .status
+        .success()
 }
