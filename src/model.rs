@@ -74,4 +74,21 @@ pub struct Scan {
     /// sockets show with no owner. Said to the user, never silently dropped.
     #[serde(default)]
     pub unreadable_processes: usize,
+    /// Whether the host routes (containers, VMs): decides what `propose`
+    /// does with FORWARD. Part of the scan so that `propose --from FILE`
+    /// drafts for the machine the scan came from.
+    #[serde(default)]
+    pub host: HostFacts,
+}
+
+/// Facts about the host, beyond its sockets, that shape the ruleset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// `net.ipv4.ip_forward` or `net.ipv6.conf.all.forwarding` is on.
+    #[serde(default)]
+    pub ip_forward: bool,
+    /// Container and VM bridges present (docker0, br-*, virbr*, lxdbr*,
+    /// cni-podman*, podman*), sorted: their traffic crosses FORWARD.
+    #[serde(default)]
+    pub bridges: Vec<String>,
 }

@@ -14,8 +14,19 @@ pub struct Choices {}
 pub struct Proposal {}
 
 impl Proposal {
-    /// The ruleset as text in the given format. For nft, one self-contained
-    /// script that atomically replaces `table inet autofw` and nothing else.
+    /// The ruleset as text in the given format.
+    ///
+    /// Contract with `apply` (and with operators who load it by hand):
+    /// - nft: one self-contained script for `nft -f` that begins with
+    ///   `table inet autofw` then `delete table inet autofw`, then defines the
+    ///   table, so one transaction replaces `table inet autofw` and touches no
+    ///   other table.
+    /// - iptables / ip6tables: input for `iptables-restore --noflush` (and
+    ///   `ip6tables-restore --noflush`) that declares, and so flushes, only
+    ///   autofw's own chains (`AUTOFW-*`), sets the INPUT/FORWARD policies,
+    ///   and hooks its chain from INPUT with exactly the line
+    ///   `-A INPUT -j AUTOFW-INPUT`, so apply can leave that line out when the
+    ///   live INPUT already jumps there.
     pub fn render(&self, _format: Format) -> String {
         unimplemented!("propose is not implemented yet")
     }
