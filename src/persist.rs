@@ -1,10 +1,386 @@
-//! Persistence across reboots: boot files and hooks. (Skeleton: issue 5.)
+//! Persistence across reboots: the confirmed ruleset saved under
+//! `/etc/autofw/`, and the boot hook that loads it (`autofw restore`) before
+//! the network comes up. `--root DIR` puts every file under DIR instead of
+//! `/`, for tests and for building images.
+//!
+//! Only [`crate::firewall::window::confirm`] calls [`persist`]: an
+//! unconfirmed ruleset never reaches the boot files, so a reboot can never
+//! bring back a lockout. Every file is written atomically (temp + fsync +
+//! rename), root-only, and the previous rules are kept as `*.prev`. A
+//! manifest (`/etc/autofw/persist.json`) lists what was installed, so that
+//! `autofw unpersist` removes exactly that and nothing else.
+//! docs/persist.md explains the hooks and how they coexist with
+//! `nftables.service` and `netfilter-persistent`.
 
-use crate::cli::RootArgs;
+use serde::{Deserialize, Serialize};
+use std::fs::{DirBuilder, Permissions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-pub fn restore(_args: &RootArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("restore is not implemented yet")
+use crate::cli::{Backend, RootArgs};
+use crate::error::{bad_input, host_failure};
+use crate::firewall::{Rules, backend_name, exec};
+use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
+
+/// The first line after the shebang of every hook file autofw writes:
+/// unpersist removes a hook only if it still carries it.
+const MARKER: &str = "# Installed by `autofw apply --persist`; `autofw unpersist` removes it.";
+
+/// Which boot hook a host gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// `/etc/systemd/system/autofw.service`, enabled for sysinit.target.
+    Systemd,
+    /// `/etc/network/if-pre-up.d/autofw` (ifupdown), as the seed article does.
+    Ifupdown,
 }
-pub fn unpersist(_args: &RootArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("unpersist is not implemented yet")
+
+/// What `--persist` installed: read by `restore` and `unpersist`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub backend: String,
+    pub hook: Hook,
+    /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
+    pub installed: Vec<PathBuf>,
+    pub persisted_at: u64,
+}
+
+/// The boot files of one root.
+#[derive(Debug, Clone)]
+pub struct BootFiles {
+    root: PathBuf,
+}
+
+impl BootFiles {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        BootFiles { root: root.into() }
+    }
+    /// `path` (absolute, as seen at boot) under this root.
+    pub fn under(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+    pub fn dir(&self) -> PathBuf {
+        self.under("/etc/autofw")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.under("/etc/autofw/persist.json")
+    }
+    /// The rules files of a backend, as seen at boot.
+    pub fn rules_files(backend: Backend) -> &'static [&'static str] {
+        match backend {
+            Backend::Nft => &["/etc/autofw/rules.nft"],
+            Backend::Iptables => &["/etc/autofw/rules.v4", "/etc/autofw/rules.v6"],
+        }
+    }
+    pub const UNIT: &'static str = "/etc/systemd/system/autofw.service";
+    pub const UNIT_LINK: &'static str = "/etc/systemd/system/sysinit.target.wants/autofw.service";
+    pub const IFUP: &'static str = "/etc/network/if-pre-up.d/autofw";
+
+    fn is_live_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// systemd where it runs (for `/`), or where the image has it installed.
+    pub fn hook(&self) -> Hook {
+        let systemd = if self.is_live_root() {
+            Path::new("/run/systemd/system").is_dir()
+        } else {
+            [
+                "/run/systemd/system",
+                "/usr/lib/systemd/systemd",
+                "/lib/systemd/systemd",
+            ]
+            .iter()
+            .any(|p| self.under(p).exists())
+        };
+        if systemd {
+            Hook::Systemd
+        } else {
+            Hook::Ifupdown
+        }
+    }
+
+    pub fn read_manifest(&self) -> anyhow::Result<Option<Manifest>> {
+        read_json(&self.manifest())
+    }
+}
+
+/// Save `rules` for boot under `root` and install the boot hook.
+pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
+    let files = BootFiles::new(root);
+    make_dir(&files.dir(), 0o700)?;
+    let texts: Vec<&String> = match rules {
+        Rules::Nft { text } => vec![text],
+        Rules::Iptables { v4, v6 } => vec![v4, v6],
+    };
+    let mut installed = Vec::new();
+    for (path, text) in BootFiles::rules_files(rules.backend()).iter().zip(texts) {
+        let target = files.under(path);
+        if let Ok(previous) = std::fs::read(&target) {
+            write_private(&prev_of(&target), &previous)?;
+            installed.push(prev_of(Path::new(path)));
+        }
+        write_private(&target, text.as_bytes())?;
+        installed.push(PathBuf::from(path));
+    }
+    let hook = files.hook();
+    installed.extend(install_hook(&files, hook)?);
+    let manifest = Manifest {
+        backend: backend_name(rules.backend()).to_string(),
+        hook,
+        installed,
+        persisted_at: now_secs(),
+    };
+    // Files an earlier persist installed that this one did not (another
+    // backend or hook): they are ours, and would only confuse the next boot.
+    if let Some(old) = files.read_manifest()? {
+        for path in old
+            .installed
+            .iter()
+            .filter(|p| !manifest.installed.contains(p))
+        {
+            remove_ours(&files, path)?;
+        }
+    }
+    write_json(&files.manifest(), &manifest)?;
+    if hook == Hook::Systemd && files.is_live_root() {
+        systemctl_daemon_reload();
+    }
+    Ok(manifest)
+}
+
+fn prev_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".prev");
+    PathBuf::from(name)
+}
+
+fn install_hook(files: &BootFiles, hook: Hook) -> anyhow::Result<Vec<PathBuf>> {
+    let exe = std::env::current_exe().map_err(|e| {
+        host_failure(format!(
+            "cannot find the autofw binary for the boot hook: {e}"
+        ))
+    })?;
+    let exe = exe.to_string_lossy();
+    match hook {
+        Hook::Systemd => {
+            let unit = files.under(BootFiles::UNIT);
+            make_dir(unit.parent().expect("unit path has a parent"), 0o755)?;
+            write_private(&unit, systemd_unit(&exe).as_bytes())?;
+            let link = files.under(BootFiles::UNIT_LINK);
+            make_dir(link.parent().expect("link path has a parent"), 0o755)?;
+            replace_symlink(Path::new(BootFiles::UNIT), &link)?;
+            Ok(vec![BootFiles::UNIT.into(), BootFiles::UNIT_LINK.into()])
+        }
+        Hook::Ifupdown => {
+            let script = files.under(BootFiles::IFUP);
+            make_dir(script.parent().expect("script path has a parent"), 0o755)?;
+            write_private(&script, ifupdown_script(&exe).as_bytes())?;
+            // run-parts only runs executable files; root-only is enough.
+            std::fs::set_permissions(&script, Permissions::from_mode(0o700))
+                .map_err(|e| host_failure(format!("cannot chmod {}: {e}", script.display())))?;
+            Ok(vec![BootFiles::IFUP.into()])
+        }
+    }
+}
+
+/// The systemd unit: loaded before the network like `nftables.service`, and
+/// after it and `netfilter-persistent` (whose `flush ruleset` / full restore
+/// would otherwise wipe autofw's table), and again whenever they restart.
+pub fn systemd_unit(exe: &str) -> String {
+    format!(
+        "{MARKER}
+[Unit]
+Description=autofw firewall: load the confirmed ruleset before the network
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=local-fs.target nftables.service netfilter-persistent.service
+PartOf=nftables.service netfilter-persistent.service
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=\"{exe}\" restore
+
+[Install]
+WantedBy=sysinit.target
+"
+    )
+}
+
+/// The ifupdown hook. It runs before each interface comes up (loading is
+/// idempotent) and never fails the interface: a server reached only over
+/// the network must come up even if the firewall cannot be loaded.
+pub fn ifupdown_script(exe: &str) -> String {
+    let quoted = exe.replace('\'', "'\\''");
+    format!(
+        "#!/bin/sh
+{MARKER}
+# ifupdown runs this before each interface comes up; loading is idempotent.
+'{quoted}' restore || echo \"autofw: restore failed; interface $IFACE comes up without autofw's rules\" >&2
+exit 0
+"
+    )
+}
+
+fn make_dir(path: &Path, mode: u32) -> anyhow::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| host_failure(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Point `link` at `target`, replacing it atomically (symlink + rename).
+fn replace_symlink(target: &Path, link: &Path) -> anyhow::Result<()> {
+    let tmp = link.with_extension("autofw-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, link))
+        .map_err(|e| host_failure(format!("cannot link {}: {e}", link.display())))
+}
+
+/// Remove one installed file, but a hook only if it is still ours (an
+/// operator may have replaced it).
+fn remove_ours(files: &BootFiles, path: &Path) -> anyhow::Result<bool> {
+    let full = files.under(&path.to_string_lossy());
+    let Ok(meta) = std::fs::symlink_metadata(&full) else {
+        return Ok(false);
+    };
+    let is_hook = path == Path::new(BootFiles::UNIT) || path == Path::new(BootFiles::IFUP);
+    if is_hook && meta.is_file() {
+        let text = std::fs::read_to_string(&full).unwrap_or_default();
+        if !text.contains(MARKER) {
+            eprintln!(
+                "autofw: left {} alone: it was changed after autofw installed it",
+                full.display()
+            );
+            return Ok(false);
+        }
+    }
+    if path == Path::new(BootFiles::UNIT_LINK)
+        && std::fs::read_link(&full).ok().as_deref() != Some(Path::new(BootFiles::UNIT))
+    {
+        eprintln!(
+            "autofw: left {} alone: it no longer points at autofw's unit",
+            full.display()
+        );
+        return Ok(false);
+    }
+    remove_if_exists(&full)?;
+    Ok(true)
+}
+
+fn systemctl_daemon_reload() {
+    // Best effort: without it systemd would pick the unit up at next boot
+    // anyway, which is when it matters.
+    let _ = std::process::Command::new("systemctl")
+        .arg("daemon-reload")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Read the persisted rules of a manifest.
+fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
+    let read = |path: &str| {
+        std::fs::read_to_string(files.under(path)).map_err(|e| {
+            host_failure(format!(
+                "cannot read the persisted ruleset {}: {e}; run `autofw apply --confirm --persist` again",
+                files.under(path).display()
+            ))
+        })
+    };
+    match manifest.backend.as_str() {
+        "nft" => Ok(Rules::Nft {
+            text: read(BootFiles::rules_files(Backend::Nft)[0])?,
+        }),
+        "iptables" => {
+            let [v4, v6] = BootFiles::rules_files(Backend::Iptables) else {
+                unreachable!("two iptables files")
+            };
+            Ok(Rules::Iptables {
+                v4: read(v4)?,
+                v6: read(v6)?,
+            })
+        }
+        other => Err(bad_input(format!(
+            "{} names an unknown backend `{other}`",
+            files.manifest().display()
+        ))),
+    }
+}
+
+/// `autofw restore`: load the persisted ruleset (what the boot hook runs).
+pub fn restore(args: &RootArgs) -> anyhow::Result<u8> {
+    let files = BootFiles::new(&args.root);
+    let manifest = files.read_manifest()?.ok_or_else(|| {
+        host_failure(format!(
+            "nothing is persisted under {}: run `autofw apply --confirm --persist` first",
+            files.dir().display()
+        ))
+    })?;
+    let rules = persisted_rules(&files, &manifest)?;
+    exec::require_root("autofw restore")?;
+    exec::require_tools(crate::firewall::tools(rules.backend()))?;
+    rules.load(None)?;
+    println!(
+        "loaded the {} ruleset persisted at {} from {}",
+        manifest.backend,
+        manifest.persisted_at,
+        files.dir().display()
+    );
+    Ok(crate::error::exit::OK)
+}
+
+/// `autofw unpersist`: remove what `--persist` installed, and nothing else.
+/// The live rules stay as they are.
+pub fn unpersist(args: &RootArgs) -> anyhow::Result<u8> {
+    let files = BootFiles::new(&args.root);
+    let Some(manifest) = files.read_manifest()? else {
+        println!(
+            "nothing to remove: autofw has persisted nothing under {}",
+            files.dir().display()
+        );
+        return Ok(crate::error::exit::OK);
+    };
+    for path in &manifest.installed {
+        if remove_ours(&files, path)? {
+            println!("removed {}", files.under(&path.to_string_lossy()).display());
+        }
+    }
+    remove_if_exists(&files.manifest())?;
+    // The directory goes only if nothing else was put in it.
+    let _ = std::fs::remove_dir(files.dir());
+    if manifest.hook == Hook::Systemd && files.is_live_root() {
+        systemctl_daemon_reload();
+    }
+    println!("the live rules are unchanged; they will not be loaded at the next boot");
+    Ok(crate::error::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_orders_before_network_and_after_other_loaders() {
+        let unit = systemd_unit("/usr/sbin/autofw");
+        assert!(unit.contains("Before=network-pre.target"));
+        assert!(unit.contains("Wants=network-pre.target"));
+        assert!(
+            unit.contains("After=local-fs.target nftables.service netfilter-persistent.service")
+        );
+        assert!(unit.contains("ExecStart=\"/usr/sbin/autofw\" restore"));
+    }
+
+    #[test]
+    fn script_quotes_the_binary_and_never_fails_the_interface() {
+        let script = ifupdown_script("/opt/it's/autofw");
+        assert!(script.contains("'/opt/it'\\''s/autofw' restore"));
+        assert!(script.trim_end().ends_with("exit 0"));
+    }
 }

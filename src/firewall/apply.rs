@@ -1,13 +1,510 @@
-//! `autofw apply`, `confirm` and `rollback`. (Skeleton: issue 4.)
+//! `autofw apply`, `confirm` and `rollback`: the one step that can lock an
+//! operator out of a remote server, made safe (docs/apply.md).
+//!
+//! apply: build the proposal (same choices as `propose`), print it and a
+//! diff against the live rules; with `--confirm`, check the lockout guard,
+//! take the lock, ask, save the live ruleset, open a rollback window with a
+//! detached watchdog, load the rules in one transaction, then wait for the
+//! operator's `yes` (here) or `autofw confirm` (from a new login). Anything
+//! else, including the end of input, the death of this process or of the
+//! SSH session, ends in the saved ruleset being put back at the deadline.
 
-use crate::cli::{ApplyArgs, StateArgs};
+use std::io::{BufRead, Write};
+use std::sync::mpsc;
+use std::time::Duration;
 
-pub fn run(_args: &ApplyArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("apply is not implemented yet")
+use super::window::{self, Confirmed, RolledBack};
+use super::{Rules, Snapshot, exec, iptables, nft, session, watchdog};
+use crate::cli::{ApplyArgs, Backend, StateArgs};
+use crate::error::{bad_input, exit, refused};
+use crate::propose::{self, Proposal};
+use crate::state::{
+    AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
+};
+
+/// The longest window we accept: a day. Longer is a typo, not a plan.
+const MAX_TIMEOUT: u64 = 86_400;
+const POLL: Duration = Duration::from_millis(100);
+
+pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
+    if args.timeout == 0 || args.timeout > MAX_TIMEOUT {
+        return Err(bad_input(format!(
+            "--timeout {} is out of range: give the seconds to wait for confirmation, 1 to {MAX_TIMEOUT}",
+            args.timeout
+        )));
+    }
+    exec::require_root("autofw apply")?;
+    exec::require_tools(super::tools(args.backend))?;
+
+    let (scan, choices) = propose::gather(&args.policy)?;
+    let proposal = propose::build(&scan, &choices)?;
+    let rules = Rules::render(&proposal, args.backend);
+    print_plan(&rules)?;
+    let lockout = lockout_problem(&proposal);
+
+    if !args.confirm {
+        if let Some(problem) = &lockout {
+            eprintln!("autofw: warning: {problem}");
+        }
+        println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
+        return Ok(exit::OK);
+    }
+    if let Some(problem) = lockout {
+        if !args.force {
+            return Err(refused(format!(
+                "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
+                 or pass --force if you have another way in (a console)",
+                session::current().map_or(22, |s| s.server_port)
+            )));
+        }
+        eprintln!("autofw: warning: --force given: {problem}");
+    }
+
+    let state = StateDir::new(&args.state.state_dir);
+    state.ensure()?;
+    let lock = state.lock_apply()?;
+    if let Some(window) = state.read_window()? {
+        return Err(refused(format!(
+            "a rollback window from an earlier apply (pid {}) is still open, and its watchdog \
+             (pid {}) is gone; decide it first with `autofw confirm` or `autofw rollback`",
+            window.apply_pid, window.watchdog_pid
+        )));
+    }
+
+    let mut input = Input::start();
+    if !args.yes {
+        eprint!("Apply these rules? [y/N] ");
+        let _ = std::io::stderr().flush();
+        match input.next_blocking() {
+            Some(answer) if is_yes(&answer) => {}
+            Some(_) => return Err(refused("the operator said no; nothing was changed")),
+            None => return Err(refused("no answer (end of input); nothing was changed")),
+        }
+    }
+
+    let pending = Pending::save(&state, args, &rules, &proposal)?;
+    let window = match pending.open_window(&state, &lock) {
+        Ok(window) => window,
+        Err(err) => {
+            pending.abandon(&state);
+            return Err(err);
+        }
+    };
+    if let Err(err) = rules.load(Some(&pending.snapshot)) {
+        pending.abandon(&state);
+        return Err(err.context(
+            "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
+        ));
+    }
+    eprintln!(
+        "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
+         autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
+         autofw: or type `yes` here to keep them, `no` to roll back now.",
+        args.timeout,
+        window.watchdog_pid,
+        state_flag(&args.state)
+    );
+    wait_for_decision(&state, &window, &mut input)
 }
-pub fn confirm(_args: &StateArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("confirm is not implemented yet")
+
+/// `--state-dir X` for the hints we print, when it is not the default.
+fn state_flag(args: &StateArgs) -> String {
+    if args.state_dir == std::path::Path::new("/var/lib/autofw") {
+        String::new()
+    } else {
+        format!(" --state-dir {}", args.state_dir.display())
+    }
 }
-pub fn rollback(_args: &StateArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("rollback is not implemented yet")
+
+/// The lockout guard: when run from SSH, would the new rules still accept a
+/// new connection like this session's? `Some(explanation)` if not.
+fn lockout_problem(proposal: &Proposal) -> Option<String> {
+    let session = session::current()?;
+    if proposal.admits(
+        session::SshSession::PROTO,
+        session.server_port,
+        session.client,
+    ) {
+        return None;
+    }
+    Some(format!(
+        "refusing to lock you out: this session is SSH from {} to port {} (from {}), \
+         and the new rules would not accept a new connection to tcp/{} from {}",
+        session.client, session.server_port, session.source, session.server_port, session.client
+    ))
+}
+
+/// What is saved before the change, and how to undo the bookkeeping if the
+/// change never happens.
+struct Pending {
+    snapshot: Snapshot,
+    window: RollbackWindow,
+    previous_record: Option<Vec<u8>>,
+    previous_snapshot: Option<Vec<u8>>,
+    previous_saved: Option<Vec<u8>>,
+}
+
+impl Pending {
+    /// Save the live ruleset and record what is about to be loaded.
+    fn save(
+        state: &StateDir,
+        args: &ApplyArgs,
+        rules: &Rules,
+        proposal: &Proposal,
+    ) -> anyhow::Result<Pending> {
+        let previous_record = std::fs::read(state.applied_path()).ok();
+        let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
+        let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
+        let snapshot = Snapshot::take(args.backend)?;
+        write_json(&state.snapshot_path(), &snapshot)?;
+        write_private(
+            &state.saved_ruleset_path(),
+            snapshot
+                .nft_ruleset
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        let (ruleset, ruleset_v6) = match rules {
+            Rules::Nft { text } => (text.clone(), None),
+            Rules::Iptables { v4, v6 } => (v4.clone(), Some(v6.clone())),
+        };
+        state.write_applied(&AppliedRecord {
+            applied_at: now_secs(),
+            backend: super::backend_name(args.backend).to_string(),
+            opened: proposal.opened(),
+            ruleset,
+            ruleset_v6,
+            confirmed: false,
+            rolled_back_at: None,
+            persisted: false,
+        })?;
+        // Round the deadline up: the operator gets at least --timeout seconds.
+        let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
+        let window = RollbackWindow {
+            deadline,
+            watchdog_pid: 0,
+            id: format!("{}-{}", now_millis(), std::process::id()),
+            apply_pid: std::process::id(),
+            persist_root: args.persist.then(|| args.root.root.clone()),
+        };
+        Ok(Pending {
+            snapshot,
+            window,
+            previous_record,
+            previous_snapshot,
+            previous_saved,
+        })
+    }
+
+    /// Write the window and start its watchdog; returns the window with the
+    /// watchdog's pid.
+    fn open_window(
+        &self,
+        state: &StateDir,
+        lock: &crate::state::FileLock,
+    ) -> anyhow::Result<RollbackWindow> {
+        let mut window = self.window.clone();
+        state.write_window(&window)?;
+        window.watchdog_pid = watchdog::spawn(state, lock)?;
+        state.write_window(&window)?;
+        Ok(window)
+    }
+
+    /// Nothing was loaded: close the window (its watchdog then exits) and put
+    /// the records of the previous apply back, so `autofw rollback` still
+    /// undoes that one.
+    fn abandon(&self, state: &StateDir) {
+        let _ = state.remove_window();
+        for (path, previous) in [
+            (state.applied_path(), &self.previous_record),
+            (state.snapshot_path(), &self.previous_snapshot),
+            (state.saved_ruleset_path(), &self.previous_saved),
+        ] {
+            let _ = match previous {
+                Some(bytes) => write_private(&path, bytes),
+                None => crate::state::remove_if_exists(&path),
+            };
+        }
+    }
+}
+
+/// Wait until the window is decided, by whoever decides first.
+fn wait_for_decision(
+    state: &StateDir,
+    window: &RollbackWindow,
+    input: &mut Input,
+) -> anyhow::Result<u8> {
+    prompt_keep();
+    loop {
+        match state.read_window()? {
+            Some(open) if open.id == window.id => {}
+            _ => return decided_elsewhere(state),
+        }
+        if now_secs() >= window.deadline {
+            eprintln!("\nautofw: no confirmation before the deadline");
+            match window::roll_back_if_open(state, &window.id)? {
+                Some(done) => return Ok(report_rollback(&done)),
+                None => return decided_elsewhere(state),
+            }
+        }
+        match input.poll(POLL) {
+            Polled::Line(answer) if is_yes(&answer) => match window::confirm(state) {
+                Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
+                Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                Err(_) => return decided_elsewhere(state),
+            },
+            Polled::Line(answer) if is_no(&answer) => {
+                let done = window::roll_back(state)?;
+                return Ok(report_rollback(&done));
+            }
+            Polled::Line(_) => prompt_keep(),
+            Polled::Eof => eprintln!(
+                "\nautofw: end of input is not a confirmation; the window stays open for \
+                 `autofw confirm` from another session until the deadline"
+            ),
+            Polled::Nothing => {}
+        }
+    }
+}
+
+fn prompt_keep() {
+    eprint!("Keep these rules? [yes/no] ");
+    let _ = std::io::stderr().flush();
+}
+
+/// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
+/// decided: report what they decided.
+fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
+    let record = state.read_applied()?;
+    match record {
+        Some(r) if r.confirmed => {
+            eprintln!();
+            Ok(report_kept(r.persisted.then(Default::default)))
+        }
+        _ => {
+            eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+            Ok(exit::NEGATIVE)
+        }
+    }
+}
+
+fn report_kept(persisted: Option<std::path::PathBuf>) -> u8 {
+    println!("confirmed: the new rules are kept");
+    if persisted.is_some() {
+        println!("persisted: they will be loaded again at boot");
+    }
+    exit::OK
+}
+
+fn report_rollback(done: &RolledBack) -> u8 {
+    eprintln!(
+        "autofw: rolled back: the ruleset saved before this apply was restored{}",
+        exactness(done)
+    );
+    exit::NEGATIVE
+}
+
+fn exactness(done: &RolledBack) -> &'static str {
+    match done.exact {
+        Some(true) => " (identical to the saved one)",
+        Some(false) => {
+            "; note: the live ruleset differs from the saved one outside autofw's rules: \
+             something else changed it during the window, and that was left alone"
+        }
+        None => "",
+    }
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+fn is_no(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
+}
+
+/// Lines from stdin, read on a thread so the window can be watched while
+/// waiting for the operator. End of input is reported once.
+struct Input {
+    rx: mpsc::Receiver<Option<String>>,
+    eof: bool,
+}
+
+enum Polled {
+    Line(String),
+    Eof,
+    Nothing,
+}
+
+impl Input {
+    fn start() -> Input {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Some(line)).is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        Input { rx, eof: false }
+    }
+
+    fn next_blocking(&mut self) -> Option<String> {
+        if self.eof {
+            return None;
+        }
+        match self.rx.recv() {
+            Ok(Some(line)) => Some(line),
+            _ => {
+                self.eof = true;
+                None
+            }
+        }
+    }
+
+    fn poll(&mut self, timeout: Duration) -> Polled {
+        if self.eof {
+            std::thread::sleep(timeout);
+            return Polled::Nothing;
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(Some(line)) => Polled::Line(line),
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                Polled::Eof
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Polled::Nothing,
+        }
+    }
+}
+
+/// Print the rules as they will be loaded, then what changes in the live
+/// firewall (a unified diff of autofw's part of it).
+fn print_plan(rules: &Rules) -> anyhow::Result<()> {
+    match rules {
+        Rules::Nft { text } => {
+            println!("{}", text.trim_end());
+            let live = nft::live_autofw_table()?.unwrap_or_default();
+            let proposed = nft::canonical(text).unwrap_or_else(|| text.clone());
+            print_diff(
+                "live table inet autofw",
+                "new table inet autofw",
+                &live,
+                &proposed,
+            );
+        }
+        Rules::Iptables { v4, v6 } => {
+            println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
+            for (family, text, name) in [
+                (iptables::V4, v4, "iptables"),
+                (iptables::V6, v6, "ip6tables"),
+            ] {
+                let live = iptables::FilterView::parse(&iptables::save_family(family)?);
+                let mut new = iptables::FilterView::parse(text);
+                // Policies the proposal does not set stay as they are.
+                for (chain, policy) in &live.policies {
+                    new.policies.entry(chain.clone()).or_insert(policy.clone());
+                }
+                new.has_jump |= live.has_jump;
+                print_diff(
+                    &format!("live {name} (autofw's part)"),
+                    &format!("new {name} (autofw's part)"),
+                    &live.summary(),
+                    &new.summary(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
+    println!();
+    if old == new {
+        println!("# {old_name}: no change");
+        return;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    print!(
+        "{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header(old_name, new_name)
+    );
+}
+
+/// `autofw confirm`: keep the rules of the open window.
+pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
+    exec::require_root("autofw confirm")?;
+    let state = StateDir::new(&args.state_dir);
+    let window = state.read_window()?;
+    match window::confirm(&state)? {
+        Confirmed::Kept { persisted } => {
+            println!("confirmed: the rules loaded by the last apply are kept");
+            if let Some(root) = persisted {
+                println!(
+                    "persisted under {}: they will be loaded again at boot",
+                    root.display()
+                );
+            }
+            // Give the watchdog its moment to see the closed window and exit
+            // (and release the apply lock), so a next apply is not refused.
+            if let Some(window) = window {
+                wait_for_exit(window.watchdog_pid, Duration::from_secs(2));
+            }
+            Ok(exit::OK)
+        }
+        Confirmed::TooLate(done) => {
+            eprintln!(
+                "autofw: too late: the deadline had passed, so the rules were rolled back{}",
+                exactness(&done)
+            );
+            Ok(exit::NEGATIVE)
+        }
+    }
+}
+
+/// `autofw rollback`: put back the ruleset saved before the last apply.
+pub fn rollback(args: &StateArgs) -> anyhow::Result<u8> {
+    exec::require_root("autofw rollback")?;
+    let state = StateDir::new(&args.state_dir);
+    let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
+    if let Some(snapshot) = &snapshot {
+        let backend = if snapshot.backend == "iptables" {
+            Backend::Iptables
+        } else {
+            Backend::Nft
+        };
+        exec::require_tools(super::tools(backend))?;
+    }
+    let done = window::roll_back(&state)?;
+    println!(
+        "rolled back: the ruleset saved before the last apply is restored{}",
+        exactness(&done)
+    );
+    if state.read_applied()?.is_some_and(|r| r.persisted) {
+        println!(
+            "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Wait until `pid` has exited (or is a zombie), at most `limit`.
+fn wait_for_exit(pid: u32, limit: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Field 3 (after the parenthesised name) is the state: Z is a zombie.
+        let gone = stat.is_empty()
+            || stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+        if gone {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

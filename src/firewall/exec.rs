@@ -50,12 +50,61 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Re
     }
 }
 
+/// Is `program` on `PATH` (as an executable file)?
+pub fn tool_exists(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join(program))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Fail, before anything changes, when a tool a command needs is missing.
+pub fn require_tools(programs: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !tool_exists(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|p| debian_package(p)).collect();
+    packages.dedup();
+    Err(host_failure(format!(
+        "{} not installed; install it (Debian: apt-get install {}) and run again; nothing was changed",
+        missing
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + if missing.len() == 1 { " is" } else { " are" },
+        packages.join(" ")
+    )))
+}
+
+/// Changing the firewall needs root (CAP_NET_ADMIN); say so up front rather
+/// than let nft fail halfway with "Operation not permitted".
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    if rustix::process::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(host_failure(format!(
+            "{what} needs root: run it with sudo; nothing was changed"
+        )))
+    }
+}
+
 /// The Debian package that ships a firewall tool, for the "install it" hint.
 fn debian_package(program: &str) -> &'static str {
     match program {
         "nft" => "nftables",
         p if p.starts_with("ip6tables") || p.starts_with("iptables") => "iptables",
         "ip" | "ss" => "iproute2",
+        "unshare" => "util-linux",
         _ => "the package that provides it",
     }
 }

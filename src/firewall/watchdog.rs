@@ -1,7 +1,188 @@
-//! The detached rollback watchdog. (Skeleton: issue 4.)
+//! The detached rollback watchdog: a second `autofw` process (`autofw
+//! watchdog`, hidden) that rolls the rules back at the deadline unless the
+//! window was closed first, and that does not depend on `apply` staying
+//! alive.
+//!
+//! How it is detached (docs/apply.md says why):
+//! - it runs in a session of its own (`setsid`), with no controlling
+//!   terminal, so the SSH session's hangup never reaches it, and SIGKILL of
+//!   `apply` only orphans it;
+//! - where systemd runs, it is started through `systemd-run --scope`, which
+//!   moves it out of the login session's cgroup, so logind's
+//!   `KillUserProcesses=yes` cannot kill it with the session either (the
+//!   scope execs in place: same network and mount namespaces as `apply`);
+//! - it inherits `apply`'s lock descriptor, so no second apply starts while
+//!   its window is open, even after `apply` itself died;
+//! - it counts down on the monotonic clock (a fresh VPS's clock may jump when
+//!   NTP syncs) and checks `window.json` every 100 ms;
+//! - it says "armed" on a pipe before `apply` loads anything: no rules are
+//!   ever loaded without a live watchdog.
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::window;
 use crate::cli::WatchdogArgs;
+use crate::error::host_failure;
+use crate::state::{FileLock, StateDir, now_millis};
 
-pub fn run(_args: &WatchdogArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("watchdog is not implemented yet")
+const POLL: Duration = Duration::from_millis(100);
+const ARM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Start the watchdog for the window in `state` and wait until it is armed.
+/// Returns its pid.
+pub fn spawn(state: &StateDir, lock: &FileLock) -> anyhow::Result<u32> {
+    let exe = std::env::current_exe().map_err(|e| {
+        host_failure(format!(
+            "cannot find the autofw binary to start the watchdog: {e}"
+        ))
+    })?;
+    let args = [
+        "watchdog".to_string(),
+        "--state-dir".to_string(),
+        state.root().to_string_lossy().into_owned(),
+    ];
+    if systemd_runs() && super::exec::tool_exists("systemd-run") {
+        let unit = format!("autofw-watchdog-{}", std::process::id());
+        let mut cmd = Command::new("systemd-run");
+        cmd.args(["--scope", "--quiet", "--collect", "--unit", &unit, "--"])
+            .arg(&exe)
+            .args(&args);
+        if let Ok(pid) = start(cmd, lock) {
+            return Ok(pid);
+        }
+        // No usable systemd (no D-Bus, a container): the setsid watchdog
+        // alone still survives the session's hangup and apply's death.
+    }
+    let mut cmd = Command::new(&exe);
+    cmd.args(&args);
+    start(cmd, lock)
+}
+
+/// Is systemd the init system (sd_booted)?
+fn systemd_runs() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+fn start(mut cmd: Command, lock: &FileLock) -> anyhow::Result<u32> {
+    let lock_fd = lock.file().as_raw_fd();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid and
+    // fcntl. Clearing FD_CLOEXEC on the lock descriptor in the child only
+    // lets the watchdog inherit (and so keep holding) the apply lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::setsid()?;
+            let fd = std::os::fd::BorrowedFd::borrow_raw(lock_fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| host_failure(format!("cannot start the rollback watchdog: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(ARM_TIMEOUT).unwrap_or_default();
+    match line
+        .trim()
+        .strip_prefix("armed ")
+        .and_then(|p| p.parse().ok())
+    {
+        Some(pid) => Ok(pid),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(host_failure(
+                "the rollback watchdog did not start; nothing was changed",
+            ))
+        }
+    }
+}
+
+/// `autofw watchdog`: wait for the deadline of the open window, then roll
+/// back unless someone decided first.
+pub fn run(args: &WatchdogArgs) -> anyhow::Result<u8> {
+    let state = StateDir::new(&args.state.state_dir);
+    // No terminal to be hung up on, but be explicit: only SIGKILL (or an
+    // orderly SIGTERM from an admin) stops a watchdog.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let window = state
+        .read_window()?
+        .ok_or_else(|| host_failure("watchdog: no rollback window is open"))?;
+    let remaining = (window.deadline * 1000).saturating_sub(now_millis());
+    let deadline = Instant::now() + Duration::from_millis(remaining);
+    state.log_watchdog(&format!(
+        "armed: pid {}, window {}, rollback in {} ms",
+        std::process::id(),
+        window.id,
+        remaining
+    ));
+    println!("armed {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    detach_stdio();
+
+    loop {
+        match state.read_window() {
+            Ok(Some(w)) if w.id == window.id => {}
+            Ok(_) => {
+                state.log_watchdog(&format!("window {} closed by someone else", window.id));
+                return Ok(0);
+            }
+            Err(e) => state.log_watchdog(&format!("cannot read the window: {e:#}")),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    // Retry: a rollback that fails once (the xtables lock, a busy nft) must
+    // not leave a lockout in place.
+    for attempt in 1..=5 {
+        match window::roll_back_if_open(&state, &window.id) {
+            Ok(Some(done)) => {
+                state.log_watchdog(&format!(
+                    "deadline passed: rolled back window {} (ruleset identical to the saved one: {})",
+                    window.id,
+                    match done.exact {
+                        Some(true) => "yes",
+                        Some(false) => "no, something else changed it during the window",
+                        None => "cannot tell without nft",
+                    }
+                ));
+                return Ok(0);
+            }
+            Ok(None) => return Ok(0),
+            Err(e) => {
+                state.log_watchdog(&format!("rollback attempt {attempt} failed: {e:#}"));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    Ok(crate::error::exit::HOST)
+}
+
+/// Point stdout and stderr at /dev/null once "armed" is said: `apply` may
+/// be gone, and a write to its closed pipe must not kill the watchdog.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
 }

@@ -1,0 +1,405 @@
+//! The iptables backend, for hosts without nftables: `iptables-restore` and
+//! `ip6tables-restore --noflush` of propose's text, one transaction per
+//! family, and an undo that touches only what autofw wrote.
+//!
+//! autofw owns the `AUTOFW-*` chains of the filter table, the one jump
+//! `-A INPUT -j AUTOFW-INPUT`, and the policies of the built-in chains it
+//! sets. Undo puts exactly those back as saved, by `--noflush` restore, so
+//! Docker's DOCKER-* chains and fail2ban's f2b-* chains are never flushed.
+//! (Restoring a whole `iptables-save` instead is what iptables-apply does:
+//! on a fresh host the save is empty, restoring it changes nothing and the
+//! new rules stay. That is a lockout.)
+//!
+//! On iptables-nft the kernel side is an nft table: when autofw's rules were
+//! the first to create `table ip filter` or one of its base chains, undo
+//! deletes what is then empty and accepts everything, so that
+//! `nft -s list ruleset` also comes back as it was.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::exec::{run_tool, tool_exists};
+use crate::error::host_failure;
+
+/// The jump that hooks autofw's chain into INPUT (propose's contract).
+pub const JUMP: &str = "-A INPUT -j AUTOFW-INPUT";
+const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
+
+/// One address family's tools.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    pub save: &'static str,
+    pub restore: &'static str,
+    /// The nft family iptables-nft uses for it.
+    pub nft: &'static str,
+}
+
+pub const V4: Family = Family {
+    save: "iptables-save",
+    restore: "iptables-restore",
+    nft: "ip",
+};
+pub const V6: Family = Family {
+    save: "ip6tables-save",
+    restore: "ip6tables-restore",
+    nft: "ip6",
+};
+
+/// The tools this backend runs.
+pub const TOOLS: [&str; 4] = [
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables-save",
+    "ip6tables-restore",
+];
+
+/// What the iptables backend needs to undo an apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// `iptables-save -t filter` before the apply.
+    pub v4: String,
+    /// `ip6tables-save -t filter` before the apply.
+    pub v6: String,
+    /// On iptables-nft with nft installed: the `family table` and
+    /// `family table chain` names that existed before, so undo can remove
+    /// the empty ones the apply created. `None` on iptables-legacy.
+    pub nft_objects: Option<BTreeSet<String>>,
+}
+
+pub fn save_family(family: Family) -> anyhow::Result<String> {
+    run_tool(family.save, &["-t", "filter"], None)
+}
+
+pub fn save() -> anyhow::Result<Saved> {
+    Ok(Saved {
+        v4: save_family(V4)?,
+        v6: save_family(V6)?,
+        nft_objects: if uses_nf_tables()? {
+            Some(nft_objects()?)
+        } else {
+            None
+        },
+    })
+}
+
+/// Load both families. Each is checked with `--test` first; then v4 and v6
+/// are loaded, and if v6 fails after v4 succeeded, v4 is put back from
+/// `saved` so the host is never left half-changed.
+pub fn load(v4: &str, v6: &str, saved: Option<&Saved>) -> anyhow::Result<()> {
+    let v4 = without_existing_jump(v4, &save_family(V4)?);
+    let v6 = without_existing_jump(v6, &save_family(V6)?);
+    run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))?;
+    run_tool(V6.restore, &["--test", "--noflush"], Some(&v6))?;
+    run_tool(V4.restore, &["--noflush"], Some(&v4))?;
+    if let Err(err) = run_tool(V6.restore, &["--noflush"], Some(&v6)) {
+        if let Some(saved) = saved {
+            restore_family(V4, &saved.v4)?;
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Put autofw's chains, jump and policies back as saved, in both families,
+/// then remove empty leftovers iptables-nft created.
+pub fn restore(saved: &Saved) -> anyhow::Result<()> {
+    restore_family(V4, &saved.v4)?;
+    restore_family(V6, &saved.v6)?;
+    if let Some(before) = &saved.nft_objects {
+        remove_created_empty(before)?;
+    }
+    Ok(())
+}
+
+fn restore_family(family: Family, saved: &str) -> anyhow::Result<()> {
+    let live = save_family(family)?;
+    if let Some(script) = undo_script(saved, &live) {
+        run_tool(family.restore, &["--noflush"], Some(&script))?;
+    }
+    Ok(())
+}
+
+/// The proposal without the INPUT jump when the live INPUT already has it:
+/// `--noflush` appends, and a second jump would run autofw's chain twice.
+pub fn without_existing_jump(proposal: &str, live_save: &str) -> String {
+    let live_has_jump = live_save.lines().any(|l| l.trim() == JUMP);
+    proposal
+        .lines()
+        .filter(|l| !(live_has_jump && l.trim() == JUMP))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The filter table of an `iptables-save`, reduced to what autofw may touch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FilterView {
+    /// Built-in chain → policy (absent table: none listed).
+    pub policies: BTreeMap<String, String>,
+    /// AUTOFW-* chains, in the order declared.
+    pub chains: Vec<String>,
+    /// `-A AUTOFW-...` lines, in order.
+    pub rules: Vec<String>,
+    pub has_jump: bool,
+}
+
+impl FilterView {
+    pub fn parse(save: &str) -> FilterView {
+        let mut view = FilterView::default();
+        let mut in_filter = false;
+        for line in save.lines().map(str::trim) {
+            if line.starts_with('*') {
+                in_filter = line == "*filter";
+                continue;
+            }
+            if !in_filter || line.starts_with('#') {
+                continue;
+            }
+            if let Some(decl) = line.strip_prefix(':') {
+                let mut parts = decl.split_whitespace();
+                let (Some(name), Some(policy)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                if BUILTIN.contains(&name) {
+                    view.policies.insert(name.to_string(), policy.to_string());
+                } else if is_autofw_chain(name) {
+                    view.chains.push(name.to_string());
+                }
+            } else if line == JUMP {
+                view.has_jump = true;
+            } else if let Some(rest) = line.strip_prefix("-A ")
+                && rest.split_whitespace().next().is_some_and(is_autofw_chain)
+            {
+                view.rules.push(line.to_string());
+            }
+        }
+        view
+    }
+
+    /// The lines a dry-run diff compares: policies, autofw's chains, rules
+    /// and jump, without counters.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (chain, policy) in &self.policies {
+            out.push_str(&format!(":{chain} {policy}\n"));
+        }
+        for chain in &self.chains {
+            out.push_str(&format!(":{chain} -\n"));
+        }
+        if self.has_jump {
+            out.push_str(JUMP);
+            out.push('\n');
+        }
+        for rule in &self.rules {
+            out.push_str(rule);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn is_autofw_chain(name: &str) -> bool {
+    name.starts_with("AUTOFW-")
+}
+
+/// `iptables-restore --noflush` input that turns `live` back into `saved`
+/// for what autofw owns, or `None` when nothing differs. Pure, for tests.
+pub fn undo_script(saved: &str, live: &str) -> Option<String> {
+    let saved = FilterView::parse(saved);
+    let live = FilterView::parse(live);
+    let mut lines = Vec::new();
+    for chain in BUILTIN {
+        let before = saved.policies.get(chain).map_or("ACCEPT", String::as_str);
+        if let Some(now) = live.policies.get(chain)
+            && now != before
+        {
+            lines.push(format!(":{chain} {before} [0:0]"));
+        }
+    }
+    if live.has_jump && !saved.has_jump {
+        lines.push(format!("-D {}", &JUMP[3..]));
+    }
+    let mut all: Vec<&String> = live.chains.iter().collect();
+    all.extend(saved.chains.iter().filter(|c| !live.chains.contains(c)));
+    let unchanged = live.chains == saved.chains && live.rules == saved.rules;
+    if !unchanged {
+        // Declaring a chain creates or flushes it; then drop the new ones
+        // and refill the old ones.
+        lines.extend(all.iter().map(|c| format!(":{c} - [0:0]")));
+        lines.extend(
+            live.chains
+                .iter()
+                .filter(|c| !saved.chains.contains(c))
+                .map(|c| format!("-X {c}")),
+        );
+        lines.extend(saved.rules.iter().cloned());
+    }
+    if saved.has_jump && !live.has_jump {
+        lines.push(JUMP.to_string());
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    Some(format!("*filter\n{}\nCOMMIT\n", lines.join("\n")))
+}
+
+/// Is `iptables` the nf_tables variant (iptables-nft)?
+pub fn uses_nf_tables() -> anyhow::Result<bool> {
+    let version = run_tool(V4.restore, &["--version"], None)?;
+    Ok(version.contains("nf_tables") && tool_exists("nft"))
+}
+
+/// `family table` and `family table chain` for the filter tables that
+/// iptables-nft uses.
+fn nft_objects() -> anyhow::Result<BTreeSet<String>> {
+    let json = run_tool("nft", &["-j", "list", "chains"], None)?;
+    let mut set = BTreeSet::new();
+    let value: Value = serde_json::from_str(&json)
+        .map_err(|e| host_failure(format!("cannot parse `nft -j list chains`: {e}")))?;
+    for entry in value["nftables"].as_array().into_iter().flatten() {
+        let chain = &entry["chain"];
+        if let (Some(f), Some(t), Some(c)) = (
+            chain["family"].as_str(),
+            chain["table"].as_str(),
+            chain["name"].as_str(),
+        ) {
+            set.insert(format!("{f} {t}"));
+            set.insert(format!("{f} {t} {c}"));
+        }
+    }
+    let tables = run_tool("nft", &["-j", "list", "tables"], None)?;
+    let value: Value = serde_json::from_str(&tables)
+        .map_err(|e| host_failure(format!("cannot parse `nft -j list tables`: {e}")))?;
+    for entry in value["nftables"].as_array().into_iter().flatten() {
+        let table = &entry["table"];
+        if let (Some(f), Some(t)) = (table["family"].as_str(), table["name"].as_str()) {
+            set.insert(format!("{f} {t}"));
+        }
+    }
+    Ok(set)
+}
+
+/// Delete the filter tables and base chains that did not exist before the
+/// apply and are now empty and accept everything (iptables-nft created them
+/// for autofw's rules). Anything with a rule in it is left alone.
+fn remove_created_empty(before: &BTreeSet<String>) -> anyhow::Result<()> {
+    let mut script = String::new();
+    for family in [V4.nft, V6.nft] {
+        let table = format!("{family} filter");
+        let Ok(json) = run_tool("nft", &["-j", "list", "table", family, "filter"], None) else {
+            continue; // no such table now
+        };
+        let value: Value = serde_json::from_str(&json)
+            .map_err(|e| host_failure(format!("cannot parse `nft -j list table`: {e}")))?;
+        let plan = empty_leftovers(&value, family, before.contains(&table), before);
+        script.push_str(&plan);
+    }
+    if !script.is_empty() {
+        run_tool("nft", &["-f", "-"], Some(&script))?;
+    }
+    Ok(())
+}
+
+/// The pure part of [`remove_created_empty`] for one `nft -j list table`.
+pub fn empty_leftovers(
+    table_json: &Value,
+    family: &str,
+    table_existed: bool,
+    before: &BTreeSet<String>,
+) -> String {
+    let mut chains = Vec::new();
+    let mut busy = BTreeSet::new();
+    let mut other_objects = false;
+    for entry in table_json["nftables"].as_array().into_iter().flatten() {
+        let Some(map) = entry.as_object() else {
+            continue;
+        };
+        for (kind, obj) in map {
+            match kind.as_str() {
+                "chain" => chains.push(obj.clone()),
+                "rule" => {
+                    busy.insert(obj["chain"].as_str().unwrap_or_default().to_string());
+                }
+                "metainfo" | "table" => {}
+                _ => other_objects = true,
+            }
+        }
+    }
+    let removable = |c: &Value| {
+        let name = c["name"].as_str().unwrap_or_default();
+        c["hook"].is_string()
+            && c["policy"] == "accept"
+            && !busy.contains(name)
+            && !before.contains(&format!("{family} filter {name}"))
+    };
+    if !table_existed && !other_objects && chains.iter().all(removable) {
+        return format!("delete table {family} filter\n");
+    }
+    chains
+        .iter()
+        .filter(|c| removable(c))
+        .filter_map(|c| c["handle"].as_u64())
+        .map(|h| format!("delete chain {family} filter handle {h}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRESH: &str = "";
+    const APPLIED: &str = "# Generated by iptables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A f2b-sshd -j RETURN\nCOMMIT\n";
+
+    #[test]
+    fn undo_on_a_fresh_host_removes_everything_autofw_wrote() {
+        assert_eq!(
+            undo_script(FRESH, APPLIED).unwrap(),
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-D INPUT -j AUTOFW-INPUT\n:AUTOFW-INPUT - [0:0]\n-X AUTOFW-INPUT\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn undo_never_mentions_foreign_chains() {
+        let saved = "*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A f2b-sshd -j RETURN\nCOMMIT\n";
+        let script = undo_script(saved, APPLIED).unwrap();
+        assert!(!script.contains("f2b"), "{script}");
+    }
+
+    #[test]
+    fn undo_refills_a_previous_autofw_chain() {
+        let saved = "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n";
+        let script = undo_script(saved, APPLIED).unwrap();
+        assert_eq!(
+            script,
+            "*filter\n:FORWARD ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
+        );
+        assert_eq!(undo_script(APPLIED, APPLIED), None);
+    }
+
+    #[test]
+    fn jump_is_left_out_when_live_input_has_it() {
+        let proposal = "*filter\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\nCOMMIT\n";
+        assert_eq!(
+            without_existing_jump(proposal, APPLIED),
+            "*filter\n:AUTOFW-INPUT - [0:0]\nCOMMIT\n"
+        );
+        assert_eq!(without_existing_jump(proposal, FRESH), proposal);
+    }
+
+    #[test]
+    fn empty_created_table_is_deleted_but_busy_one_is_not() {
+        let json: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}}]}"#).unwrap();
+        assert_eq!(
+            empty_leftovers(&json, "ip", false, &BTreeSet::new()),
+            "delete table ip filter\n"
+        );
+        let before: BTreeSet<String> =
+            ["ip filter".to_string(), "ip filter INPUT".to_string()].into();
+        assert_eq!(empty_leftovers(&json, "ip", true, &before), "");
+        let busy: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2}}]}"#).unwrap();
+        assert_eq!(empty_leftovers(&busy, "ip", false, &BTreeSet::new()), "");
+    }
+}

@@ -1,0 +1,200 @@
+//! The nftables backend: save the live ruleset, load autofw's table in one
+//! transaction, and undo exactly what autofw changed.
+//!
+//! autofw owns one table, `table inet autofw`, and nothing else. Undoing an
+//! apply therefore means putting that one table back as it was (deleting it
+//! when there was none), never reloading the whole saved ruleset: a full
+//! `flush ruleset` + reload would wipe whatever Docker, libvirt or fail2ban
+//! added during the window. When a previous autofw table exists, it is
+//! emptied and refilled *in place*, so it keeps its position among the
+//! tables and `nft -s list ruleset` comes back byte for byte (deleting and
+//! re-creating it would move it after every other table).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::exec::run_tool;
+use crate::error::host_failure;
+
+pub const FAMILY: &str = "inet";
+pub const TABLE: &str = "autofw";
+
+/// What the nft backend needs to undo an apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// `nft -s list table inet autofw` before the apply; `None` when the
+    /// table did not exist.
+    pub autofw_table: Option<String>,
+}
+
+/// `nft -s list ruleset`: the whole live ruleset without counters.
+pub fn live_ruleset() -> anyhow::Result<String> {
+    run_tool("nft", &["-s", "list", "ruleset"], None)
+}
+
+/// Does `table inet autofw` exist? Asked through JSON so that no message
+/// text is parsed.
+pub fn autofw_table_exists() -> anyhow::Result<bool> {
+    let json = run_tool("nft", &["-j", "list", "tables", FAMILY], None)?;
+    let value: Value = serde_json::from_str(&json)
+        .map_err(|e| host_failure(format!("cannot parse `nft -j list tables`: {e}")))?;
+    Ok(objects(&value)
+        .any(|(kind, obj)| kind == "table" && obj["family"] == FAMILY && obj["name"] == TABLE))
+}
+
+/// The live autofw table as `nft -s` lists it, if it exists.
+pub fn live_autofw_table() -> anyhow::Result<Option<String>> {
+    if !autofw_table_exists()? {
+        return Ok(None);
+    }
+    run_tool("nft", &["-s", "list", "table", FAMILY, TABLE], None).map(Some)
+}
+
+pub fn save() -> anyhow::Result<Saved> {
+    Ok(Saved {
+        autofw_table: live_autofw_table()?,
+    })
+}
+
+/// Load a proposal (propose's nft text) in one transaction.
+///
+/// The proposal replaces the table with `delete table`; when the table
+/// already exists, that line is swapped for commands that empty it in place,
+/// so the table keeps its position (see the module doc). Either way it is one
+/// `nft -f`: on error nothing changed and nft's message is returned.
+pub fn load(proposal: &str) -> anyhow::Result<()> {
+    let script = if autofw_table_exists()? {
+        let clear = clear_in_place()?;
+        format!("{clear}{}", without_delete_table(proposal))
+    } else {
+        proposal.to_string()
+    };
+    run_tool("nft", &["-f", "-"], Some(&script)).map(|_| ())
+}
+
+/// Put `table inet autofw` back as it was before the apply.
+pub fn restore(saved: &Saved) -> anyhow::Result<()> {
+    let exists = autofw_table_exists()?;
+    let script = match (&saved.autofw_table, exists) {
+        (None, false) => return Ok(()),
+        // Creating then deleting in one transaction is nft's idiom for
+        // "delete if it exists".
+        (None, true) => format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"),
+        (Some(before), true) => format!("{}{before}", clear_in_place()?),
+        (Some(before), false) => before.clone(),
+    };
+    run_tool("nft", &["-f", "-"], Some(&script)).map(|_| ())
+}
+
+/// How nft itself will list the proposal: load it into a throwaway network
+/// namespace (`unshare --net`) and list it there. This is what the dry-run
+/// diff compares with the live table, so the diff shows real changes, not
+/// formatting. `None` when no scratch namespace can be made (then the caller
+/// diffs the proposal text as written).
+pub fn canonical(proposal: &str) -> Option<String> {
+    run_tool(
+        "unshare",
+        &[
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "nft -f - && nft -s list table inet autofw",
+        ],
+        Some(proposal),
+    )
+    .ok()
+}
+
+/// Commands that empty the live autofw table without deleting it: flush its
+/// rules, then delete every set, map, stateful object, flowtable and chain by
+/// handle (handles need no quoting). Rules go first, so nothing still refers
+/// to a chain or set when it is deleted; chains go last, after the verdict
+/// maps that may jump to them.
+fn clear_in_place() -> anyhow::Result<String> {
+    let json = run_tool("nft", &["-j", "list", "table", FAMILY, TABLE], None)?;
+    let value: Value = serde_json::from_str(&json)
+        .map_err(|e| host_failure(format!("cannot parse `nft -j list table`: {e}")))?;
+    clear_commands(&value)
+}
+
+/// The pure part of [`clear_in_place`], for tests.
+pub fn clear_commands(table_json: &Value) -> anyhow::Result<String> {
+    let mut first = Vec::new();
+    let mut chains = Vec::new();
+    for (kind, obj) in objects(table_json) {
+        let keyword = match kind {
+            "set" | "map" | "flowtable" | "counter" | "quota" | "limit" | "secmark"
+            | "synproxy" | "ct helper" | "ct timeout" | "ct expectation" => kind,
+            "chain" => "chain",
+            _ => continue,
+        };
+        let handle = obj["handle"]
+            .as_u64()
+            .ok_or_else(|| host_failure(format!("`nft -j` listed a {kind} without a handle")))?;
+        let line = format!("delete {keyword} {FAMILY} {TABLE} handle {handle}\n");
+        if kind == "chain" {
+            chains.push(line);
+        } else {
+            first.push(line);
+        }
+    }
+    let mut out = format!("flush table {FAMILY} {TABLE}\n");
+    out.extend(first);
+    out.extend(chains);
+    Ok(out)
+}
+
+/// The proposal without its `delete table inet autofw` line (the table is
+/// emptied in place instead).
+fn without_delete_table(proposal: &str) -> String {
+    let target = format!("delete table {FAMILY} {TABLE}");
+    proposal
+        .lines()
+        .filter(|line| line.trim().trim_end_matches(';').trim() != target)
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// `(kind, object)` for each entry of an `nft -j` listing.
+fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    value["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.as_object())
+        .flat_map(|map| map.iter().map(|(k, v)| (k.as_str(), v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clears_rules_then_sets_then_chains_by_handle() {
+        let json: Value = serde_json::from_str(
+            r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "autofw", "handle": 1}},
+            {"set": {"family": "inet", "name": "bl", "table": "autofw", "handle": 11}},
+            {"chain": {"family": "inet", "table": "autofw", "name": "input", "handle": 9}},
+            {"map": {"family": "inet", "name": "vm", "table": "autofw", "handle": 15}},
+            {"rule": {"family": "inet", "table": "autofw", "chain": "input", "handle": 12}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            clear_commands(&json).unwrap(),
+            "flush table inet autofw\n\
+             delete set inet autofw handle 11\n\
+             delete map inet autofw handle 15\n\
+             delete chain inet autofw handle 9\n"
+        );
+    }
+
+    #[test]
+    fn drops_only_the_delete_table_line() {
+        let text = "table inet autofw\ndelete table inet autofw\ntable inet autofw {\n}\n";
+        assert_eq!(
+            without_delete_table(text),
+            "table inet autofw\ntable inet autofw {\n}\n"
+        );
+    }
+}
