@@ -1,0 +1,655 @@
+//! `autofw apply`, `confirm`, `rollback` end to end, in namespaces the tests
+//! create: a server with real listeners, a client that probes it, and real
+//! nftables / iptables-nft. The proposal comes from a saved scan (`--from`)
+//! describing the listeners each test starts, so these tests exercise apply,
+//! not the scanner.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A server namespace with ssh (5622), http (80) and an unlisted 8080
+/// listener, a client linked to it, and a temp dir for state and scan.
+pub struct Host {
+    pub server: Netns,
+    pub client: Netns,
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    pub fn new(tag: &str) -> Host {
+        let mut server = Netns::new(&format!("{tag}-s"));
+        let client = Netns::new(&format!("{tag}-c"));
+        link(&server, &client);
+        server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+        server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
+        // Listening, but not in the saved scan: the rules must drop it.
+        server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
+        let dir = tempfile::tempdir().unwrap();
+        write_scan(
+            &dir.path().join("scan.json"),
+            &[("ssh", "sshd", 5622), ("http", "nginx", 80)],
+        );
+        Host {
+            server,
+            client,
+            dir,
+        }
+    }
+    pub fn scan(&self) -> String {
+        self.dir
+            .path()
+            .join("scan.json")
+            .to_string_lossy()
+            .into_owned()
+    }
+    pub fn state(&self) -> String {
+        self.dir.path().join("state").to_string_lossy().into_owned()
+    }
+    /// `autofw apply --confirm --yes --from scan --state-dir state` + extra,
+    /// run in the server with stdin from /dev/null; waits for it.
+    pub fn apply(&self, extra: &[&str]) -> Output {
+        let (scan, state) = (self.scan(), self.state());
+        let mut args = vec![
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ];
+        args.extend_from_slice(extra);
+        self.server.autofw(&args)
+    }
+    /// The same, started in the background with stdin held open (an operator
+    /// who does not answer); returns once the rules are loaded.
+    pub fn apply_in_background(&self, extra: &[&str]) -> Child {
+        let (scan, state) = (self.scan(), self.state());
+        let mut cmd = self.server.command(autofw_bin());
+        cmd.args([
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let window = Path::new(&state).join("window.json");
+        assert!(
+            wait_until(Duration::from_secs(10), || window.exists()
+                && self.server.ruleset().contains("table inet autofw")
+                || self.server.ruleset().contains("AUTOFW-INPUT")),
+            "apply did not open its window"
+        );
+        // The window file appears just before the load: wait for the load.
+        std::thread::sleep(Duration::from_millis(300));
+        child
+    }
+    pub fn confirm(&self) -> Output {
+        self.server
+            .autofw(&["confirm", "--state-dir", &self.state()])
+    }
+}
+
+/// A saved `autofw scan --json` with public listeners on 0.0.0.0 and ::.
+pub fn write_scan(path: &Path, services: &[(&str, &str, u16)]) {
+    let mut listeners = Vec::new();
+    for (service, process, port) in services {
+        for address in ["0.0.0.0", "::"] {
+            listeners.push(serde_json::json!({
+                "proto": "tcp", "address": address, "port": port, "exposure": "public",
+                "service": service, "process": process, "pids": [1], "risky": false
+            }));
+        }
+    }
+    let scan = serde_json::json!({ "listeners": listeners, "unreadable_processes": 0 });
+    std::fs::write(path, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+pub fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+/// Foreign rules as Docker and fail2ban leave them, made with their tools'
+/// own means (iptables-nft, nft) inside the namespace.
+pub fn add_foreign_rules(ns: &Netns) {
+    for cmd in [
+        "iptables -N DOCKER",
+        "iptables -N DOCKER-USER",
+        "iptables -A DOCKER-USER -j RETURN",
+        "iptables -A FORWARD -j DOCKER-USER",
+        "iptables -t nat -N DOCKER",
+        "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+        "iptables -N f2b-sshd",
+        "iptables -A f2b-sshd -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",
+        "iptables -A f2b-sshd -j RETURN",
+        "iptables -I INPUT -p tcp -m multiport --dports 5622 -j f2b-sshd",
+    ] {
+        let argv: Vec<&str> = cmd.split(' ').collect();
+        ns.ok(&argv);
+    }
+    ns.sh_ok(
+        "nft add table inet f2b-table && \
+         nft add chain inet f2b-table f2b-chain '{ type filter hook input priority -1; }' && \
+         nft add set inet f2b-table addr-set-sshd '{ type ipv4_addr; elements = { 198.51.100.9 }; }' && \
+         nft add rule inet f2b-table f2b-chain tcp dport 5622 ip saddr @addr-set-sshd reject",
+    );
+}
+
+trait ShOk {
+    fn sh_ok(&self, script: &str) -> String;
+}
+impl ShOk for Netns {
+    fn sh_ok(&self, script: &str) -> String {
+        self.ok(&["sh", "-c", script])
+    }
+}
+
+fn assert_services_in_rest_dropped(host: &Host) {
+    for addr in [SERVER_V4, SERVER_V6] {
+        assert_eq!(
+            probe_tcp(&host.client, addr, 5622),
+            Probe::Open,
+            "ssh {addr}"
+        );
+        assert_eq!(
+            probe_tcp(&host.client, addr, 80),
+            Probe::Open,
+            "http {addr}"
+        );
+        assert_eq!(
+            probe_tcp(&host.client, addr, 8080),
+            Probe::Dropped,
+            "8080 {addr}"
+        );
+        assert_eq!(probe_tcp(&host.client, addr, 9), Probe::Dropped, "9 {addr}");
+    }
+}
+
+#[test]
+fn dry_run_shows_plan_and_diff_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("dry");
+    add_foreign_rules(&host.server);
+    let before = host.server.ruleset();
+    let out = host.server.autofw(&[
+        "apply",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &host.state(),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("table inet autofw"), "{stdout}");
+    assert!(stdout.contains("+++ new table inet autofw"), "{stdout}");
+    assert!(stdout.contains("+\t\ttcp dport 5622 accept"), "{stdout}");
+    assert!(stdout.contains("dry run: nothing was changed"), "{stdout}");
+    assert_eq!(host.server.ruleset(), before);
+    assert!(!Path::new(&host.state()).exists(), "a dry run wrote state");
+}
+
+#[test]
+fn confirmed_apply_lets_services_in_and_drops_the_rest() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("keep");
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    assert_services_in_rest_dropped(&host);
+    let confirm = host.confirm();
+    assert!(confirm.status.success(), "{}", show(&confirm));
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("confirmed"), "{}", show(&out));
+    // Kept after the deadline would have passed, too.
+    assert!(!Path::new(&host.state()).join("window.json").exists());
+    assert_services_in_rest_dropped(&host);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&host.state()).join("applied.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["confirmed"], true);
+    assert_eq!(record["backend"], "nft");
+    assert_eq!(record["persisted"], false);
+    assert!(
+        record["ruleset"]
+            .as_str()
+            .unwrap()
+            .contains("table inet autofw")
+    );
+    // The state directory and its files are root-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(Path::new(&host.state())), 0o700);
+    for f in ["applied.json", "snapshot.json", "before-apply.nft", "lock"] {
+        assert_eq!(mode(&Path::new(&host.state()).join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
+fn unconfirmed_apply_restores_the_empty_ruleset_byte_for_byte() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("empty");
+    let before = host.server.ruleset();
+    assert_eq!(before, "", "a fresh namespace has no rules");
+    let started = std::time::Instant::now();
+    let out = host.apply(&["--timeout", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(
+        text(&out.stderr).contains("end of input is not a confirmation"),
+        "{}",
+        show(&out)
+    );
+    assert!(text(&out.stderr).contains("rolled back"), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), before);
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Open);
+    // A late confirm is refused: there is nothing left to confirm.
+    let late = host.confirm();
+    assert_eq!(late.status.code(), Some(4), "{}", show(&late));
+}
+
+#[test]
+fn sigkill_of_apply_during_the_window_still_rolls_back() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("kill");
+    add_foreign_rules(&host.server);
+    let before = host.server.ruleset();
+    let mut apply = host.apply_in_background(&["--timeout", "3"]);
+    assert_ne!(host.server.ruleset(), before);
+    apply.kill().unwrap(); // SIGKILL
+    apply.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(8), || host.server.ruleset() == before),
+        "not rolled back after SIGKILL:\n{}",
+        host.server.ruleset()
+    );
+    let log = std::fs::read_to_string(Path::new(&host.state()).join("watchdog.log")).unwrap();
+    assert!(log.contains("deadline passed: rolled back"), "{log}");
+}
+
+#[test]
+fn foreign_tables_survive_apply_and_rollback() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("foreign");
+    add_foreign_rules(&host.server);
+    let before = host.server.ruleset();
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    let during = host.server.ruleset();
+    for name in [
+        "chain DOCKER",
+        "chain DOCKER-USER",
+        "chain f2b-sshd",
+        "table inet f2b-table",
+        "198.51.100.9",
+        "203.0.113.7",
+    ] {
+        assert!(during.contains(name), "{name} lost by apply:\n{during}");
+    }
+    assert!(host.confirm().status.success());
+    assert_eq!(finish(apply).status.code(), Some(0));
+    // Later, the operator changes their mind.
+    let out = host
+        .server
+        .autofw(&["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text(&out.stdout).contains("identical"), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), before);
+}
+
+#[test]
+fn rollback_keeps_a_previous_autofw_table_in_its_place() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("prev");
+    // A first, confirmed apply; then Docker and fail2ban start after it.
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    assert!(host.confirm().status.success());
+    assert_eq!(finish(apply).status.code(), Some(0));
+    add_foreign_rules(&host.server);
+    let before = host.server.ruleset();
+    assert!(before.find("table inet autofw") < before.find("table inet f2b-table"));
+    // A second apply with other choices, not confirmed.
+    let out = host.apply(&["--timeout", "2", "--block", "http"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), before);
+}
+
+#[test]
+fn lockout_guard_refuses_blocking_this_ssh_session() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("guard");
+    let before = host.server.ruleset();
+    let (scan, state) = (host.scan(), host.state());
+    let mut cmd = host.server.command(autofw_bin());
+    cmd.args([
+        "apply",
+        "--confirm",
+        "--yes",
+        "--block",
+        "ssh",
+        "--from",
+        &scan,
+        "--state-dir",
+        &state,
+    ])
+    .env("SSH_CONNECTION", "192.0.2.2 50000 192.0.2.1 5622");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("refusing to lock you out"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        text(&out.stderr).contains("tcp/5622 from 192.0.2.2"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(host.server.ruleset(), before);
+}
+
+#[test]
+fn second_concurrent_apply_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("twice");
+    let first = host.apply_in_background(&["--timeout", "30"]);
+    let during = host.server.ruleset();
+    let second = host.apply(&["--timeout", "30", "--block", "http"]);
+    assert_eq!(second.status.code(), Some(4), "{}", show(&second));
+    assert!(
+        text(&second.stderr).contains("another `autofw apply` is running"),
+        "{}",
+        show(&second)
+    );
+    assert_eq!(host.server.ruleset(), during);
+    // `no` at the first apply's prompt rolls back at once.
+    let mut first = first;
+    first.stdin.as_mut().unwrap().write_all(b"no\n").unwrap();
+    let out = finish(first);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), "");
+}
+
+#[test]
+fn missing_tool_or_not_root_is_a_clear_host_failure() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("notool");
+    let mut cmd = host.server.command("env");
+    cmd.args(["PATH=/nonexistent", autofw_bin()]).args([
+        "apply",
+        "--confirm",
+        "--yes",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &host.state(),
+    ]);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("`nft` is not installed"),
+        "{}",
+        show(&out)
+    );
+    let mut cmd = host.server.command("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        autofw_bin(),
+    ])
+    .args([
+        "apply",
+        "--confirm",
+        "--yes",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &host.state(),
+    ]);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("needs root"), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), "");
+}
+
+#[test]
+fn iptables_backend_applies_and_restores_exactly() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("ipt");
+    add_foreign_rules(&host.server);
+    let before = host.server.ruleset();
+    let save_before = iptables_saves(&host.server);
+    // Unconfirmed: back exactly, foreign chains untouched.
+    let apply = host.apply_in_background(&["--timeout", "3", "--backend", "iptables"]);
+    let during = iptables_saves(&host.server);
+    assert!(during.contains("-A INPUT -j AUTOFW-INPUT"), "{during}");
+    assert!(during.contains("-A f2b-sshd -j RETURN"), "{during}");
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), before);
+    assert_eq!(iptables_saves(&host.server), save_before);
+    // Confirmed: kept.
+    let apply = host.apply_in_background(&["--timeout", "30", "--backend", "iptables"]);
+    assert!(host.confirm().status.success());
+    assert_eq!(finish(apply).status.code(), Some(0));
+    assert_services_in_rest_dropped(&host);
+    assert!(host.server.ruleset().contains("chain f2b-sshd"));
+}
+
+#[test]
+fn iptables_backend_on_a_fresh_host_leaves_no_table_behind() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("iptfresh");
+    let out = host.apply(&["--timeout", "2", "--backend", "iptables"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), "");
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Open);
+}
+
+/// iptables-save and ip6tables-save of the filter table, without the
+/// comment lines that carry a timestamp.
+fn iptables_saves(ns: &Netns) -> String {
+    let mut out = String::new();
+    for tool in ["iptables-save", "ip6tables-save"] {
+        for line in ns.ok(&[tool]).lines().filter(|l| !l.starts_with('#')) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// An sshd in the server namespace with throwaway keys, and an ssh client.
+pub struct Ssh {
+    dir: tempfile::TempDir,
+}
+
+impl Ssh {
+    /// Start `sshd -D` on 5622 in `server` (in place of a fake listener).
+    pub fn start(server: &mut Netns) -> Ssh {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (key, comment) in [("host_key", "host"), ("client_key", "client")] {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                    .arg(d.join(key)),
+            );
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let config = format!(
+            "Port 5622\nListenAddress 0.0.0.0\nListenAddress ::\nHostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPidFile none\nLogLevel ERROR\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        // sshd's privilege separation directory (the package makes it at boot).
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let config = d.join("sshd_config");
+        server.spawn(&["/usr/sbin/sshd", "-D", "-e", "-f", config.to_str().unwrap()]);
+        Ssh { dir }
+    }
+
+    /// `ssh root@192.0.2.1 remote` from `client`.
+    pub fn command(&self, client: &Netns, remote: &str) -> Command {
+        let key = self.dir.path().join("client_key");
+        let mut cmd = client.command("ssh");
+        cmd.args(["-F", "/dev/null", "-i"]).arg(key).args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            "5622",
+            "root@192.0.2.1",
+            remote,
+        ]);
+        cmd
+    }
+}
+
+#[test]
+fn apply_over_a_real_ssh_session() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("ssh-s");
+    let client = Netns::new("ssh-c");
+    link(&server, &client);
+    let ssh = Ssh::start(&mut server);
+    server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
+    server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
+    assert!(wait_until(Duration::from_secs(5), || probe_tcp(
+        &client, SERVER_V4, 5622
+    ) == Probe::Open));
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("scan.json");
+    write_scan(&scan, &[("ssh", "sshd", 5622), ("http", "nginx", 80)]);
+    let state = dir.path().join("state");
+    let bin = autofw_bin();
+    let (scan, state) = (scan.display(), state.display());
+
+    // `--block ssh` from this session is refused and changes nothing.
+    let before = server.ruleset();
+    let out = ssh
+        .command(
+            &client,
+            &format!("{bin} apply --confirm --yes --block ssh --from {scan} --state-dir {state}"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("refusing to lock you out"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(server.ruleset(), before);
+
+    // Session A applies, then stays open (cat) after apply ends.
+    let mut a = ssh
+        .command(
+            &client,
+            &format!("{bin} apply --confirm --yes --timeout 30 --from {scan} --state-dir {state}; echo apply-exit=$?; exec cat"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let window = dir.path().join("state/window.json");
+    assert!(wait_until(Duration::from_secs(15), || window.exists()
+        && server.ruleset().contains("table inet autofw")));
+    std::thread::sleep(Duration::from_millis(300));
+    // A NEW login gets in and confirms.
+    let out = ssh
+        .command(&client, &format!("{bin} confirm --state-dir {state}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let mut stdout = BufReader::new(a.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "session A ended");
+        if line.starts_with("apply-exit=") {
+            break;
+        }
+    }
+    assert_eq!(line.trim(), "apply-exit=0");
+    // Session A lives on: what it is sent comes back.
+    a.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"still here\n")
+        .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "still here");
+    for addr in [SERVER_V4, SERVER_V6] {
+        assert_eq!(probe_tcp(&client, addr, 5622), Probe::Open, "ssh {addr}");
+        assert_eq!(probe_tcp(&client, addr, 80), Probe::Open, "http {addr}");
+        assert_eq!(
+            probe_tcp(&client, addr, 8080),
+            Probe::Dropped,
+            "8080 {addr}"
+        );
+    }
+    drop(a.stdin.take());
+    let _ = a.kill();
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let _ = a.wait();
+}
