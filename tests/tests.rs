@@ -6,3 +6,4 @@ mod support;
 
 mod apply;
 mod harness;
+mod persist;
