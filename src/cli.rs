@@ -122,6 +122,10 @@ pub struct ProposeArgs {
     /// Print the model (rules with their reasons) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the blocklist as `ipset restore` input to FILE: the
+    /// iptables formats match it with `-m set` and need it loaded first.
+    #[arg(long, value_name = "FILE")]
+    pub ipset: Option<PathBuf>,
 }
 
 /// Which firewall `apply` drives.
