@@ -571,3 +571,105 @@ fn seed_host_iptables_lets_in_exactly_its_services() {
     assert_seed_rules_hold(&server, &client, "iptables");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The operator's choices, enforced by the kernel: ssh only from the admin
+/// network and rate-limited per source, the client's IPv6 address
+/// blocklisted.
+const ADMIN_POLICY: &str = r#"
+[service.ssh]
+sources = ["192.0.2.2/32"]
+limit = "1/minute"
+limit_burst = 3
+
+[blocklist]
+addresses = ["198.51.100.0/24", "2001:db8::2"]
+"#;
+
+fn assert_policy_holds(loader: &str) {
+    let mut server = Netns::new(&format!("propose-pol-{loader}-s"));
+    let client = Netns::new(&format!("propose-pol-{loader}-c"));
+    link(&server, &client);
+    let dir = temp_dir(&format!("propose-pol-{loader}"));
+    let pid = server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    let dns = server.listen(Some("named"), &["udp:0.0.0.0:53", "udp:[::]:53"]);
+    let listener = |proto: &str, addr: &str, port: u16, service: &str, pid: u32| {
+        serde_json::json!({"proto": proto, "address": addr, "port": port, "exposure": "public",
+            "service": service, "process": service, "pids": [pid], "risky": false})
+    };
+    let scan = serde_json::json!({"listeners": [
+        listener("tcp", "0.0.0.0", 5622, "ssh", pid),
+        listener("tcp", "::", 5622, "ssh", pid),
+        listener("udp", "0.0.0.0", 53, "dns", dns),
+        listener("udp", "::", 53, "dns", dns),
+    ]});
+    let scan_file = dir.join("scan.json");
+    std::fs::write(&scan_file, scan.to_string()).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, ADMIN_POLICY).unwrap();
+    let base = [
+        "propose",
+        "--from",
+        scan_file.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    if loader == "nft" {
+        let rules = dir.join("rules.nft");
+        let mut args = base.to_vec();
+        args.extend(["--out", rules.to_str().unwrap()]);
+        stdout(&autofw(&args));
+        server.ok(&["nft", "-f", rules.to_str().unwrap()]);
+    } else {
+        let sets = dir.join("sets.ipset");
+        for (format, tool) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+            let rules = dir.join(format!("rules.{format}"));
+            let mut args = base.to_vec();
+            args.extend(["--format", format, "--out", rules.to_str().unwrap()]);
+            args.extend(["--ipset", sets.to_str().unwrap()]);
+            stdout(&autofw(&args));
+            server.ok(&["ipset", "restore", "-exist", "-file", sets.to_str().unwrap()]);
+            server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
+        }
+    }
+    flush_neighbours(&server, &client);
+    // IPv4: the admin network may reach ssh and DNS; IPv6: the client is
+    // blocklisted, so nothing at all answers, not even ping.
+    assert!(ping(&client, SERVER_V4), "{loader}: ping v4");
+    assert!(probe_dns(&client, SERVER_V4, 53), "{loader}: dns v4");
+    assert!(!ping(&client, SERVER_V6), "{loader}: ping v6 from a blocklisted address");
+    assert!(!probe_dns(&client, SERVER_V6, 53), "{loader}: dns v6 from a blocklisted address");
+    assert_eq!(probe_tcp(&client, SERVER_V6, 5622), Probe::Dropped, "{loader}");
+    // ssh from another address of the client, outside the sources: dropped.
+    client.ok(&["ip", "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
+    let other = client.sh(&format!(
+        "socat -u TCP:{SERVER_V4}:5622,bind=192.0.2.3,connect-timeout=2 - 2>&1; echo rc=$?"
+    ));
+    let other = String::from_utf8_lossy(&other.stdout);
+    assert!(other.contains("timed out") && !other.contains("rc=0"), "{loader}: {other}");
+    // ssh: a burst of 3 new connections from one address, then dropped.
+    for i in 0..3 {
+        assert_eq!(probe_tcp(&client, SERVER_V4, 5622), Probe::Open, "{loader}: ssh #{i}");
+    }
+    assert_eq!(
+        probe_tcp(&client, SERVER_V4, 5622),
+        Probe::Dropped,
+        "{loader}: the 4th ssh connection in a burst should be rate-limited"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn policy_sources_limits_and_blocklist_hold_under_nft() {
+    if !require_root() {
+        return;
+    }
+    assert_policy_holds("nft");
+}
+
+#[test]
+fn policy_sources_limits_and_blocklist_hold_under_iptables() {
+    if !require_root() {
+        return;
+    }
+    assert_policy_holds("iptables");
+}
