@@ -77,6 +77,11 @@ pub struct ScanArgs {
     /// Where to read the socket tables from.
     #[arg(long, value_enum, default_value_t = SocketSource::Auto)]
     pub source: SocketSource,
+    /// Read saved tables (tcp, tcp6, udp, udp6, owners) from DIR instead of
+    /// this host: for tests and for drafting from another machine's /proc/net
+    /// (format in docs/scan.md).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub fixture: Option<PathBuf>,
 }
 
 /// Output format of a proposal.
@@ -122,6 +127,10 @@ pub struct ProposeArgs {
     /// Print the model (rules with their reasons) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the blocklist as `ipset restore` input to FILE: the
+    /// iptables formats match it with `-m set` and need it loaded first.
+    #[arg(long, value_name = "FILE")]
+    pub ipset: Option<PathBuf>,
 }
 
 /// Which firewall `apply` drives.

@@ -7,3 +7,5 @@ mod support;
 mod apply;
 mod harness;
 mod persist;
+mod propose;
+mod scan;

@@ -1,17 +1,38 @@
 //! `autofw propose`: the whitelist ruleset for a scan and the operator's
-//! choices. (Skeleton: filled in by issue 3.)
+//! choices.
+//!
+//! - [`choices`]: `--allow`/`--block` specs and the `--policy` TOML file,
+//!   validated into [`Choices`];
+//! - [`build`](mod@build): scan + choices → the ruleset model, pure;
+//! - [`ruleset`]: the model (rules with their reasons), and `admits`;
+//! - [`nft`], [`iptables`]: renderers; [`text`]: safe comments and strings.
+//!
+//! Only [`gather`] touches the host (files, the live scan); everything after
+//! it is pure and deterministic: the same scan and choices give byte-identical
+//! output.
 
-use crate::cli::{Format, PolicyArgs, ProposeArgs};
+pub mod build;
+pub mod choices;
+pub mod iptables;
+pub mod nft;
+pub mod ruleset;
+pub mod text;
+
+pub use choices::Choices;
+pub use ruleset::Ruleset;
+
+use crate::cli::{Format, PolicyArgs, ProposeArgs, SocketSource};
+use crate::error::bad_input;
 use crate::model::{Proto, Scan};
+use crate::services::ServiceTable;
+use ruleset::Family;
 use std::net::IpAddr;
 
-/// The operator's validated choices (command line and policy file merged).
-#[derive(Debug, Clone, Default)]
-pub struct Choices {}
-
 /// A drafted ruleset, ready to render.
-#[derive(Debug, Clone)]
-pub struct Proposal {}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    ruleset: Ruleset,
+}
 
 impl Proposal {
     /// The ruleset as text in the given format.
@@ -27,31 +48,190 @@ impl Proposal {
     ///   and hooks its chain from INPUT with exactly the line
     ///   `-A INPUT -j AUTOFW-INPUT`, so apply can leave that line out when the
     ///   live INPUT already jumps there.
-    pub fn render(&self, _format: Format) -> String {
-        unimplemented!("propose is not implemented yet")
+    ///
+    /// With a blocklist, the iptables formats match ipsets that must be
+    /// loaded first: see [`Proposal::ipset_restore`].
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Nft => nft::render(&self.ruleset, &self.header(format)),
+            Format::Iptables => iptables::render(&self.ruleset, Family::Ipv4, &self.header(format)),
+            Format::Ip6tables => {
+                iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
+            }
+        }
     }
+
     /// Would this ruleset accept a new connection to `proto`/`port` from `source`?
     /// Used by apply's lockout guard.
-    pub fn admits(&self, _proto: Proto, _port: u16, _source: IpAddr) -> bool {
-        unimplemented!("propose is not implemented yet")
+    pub fn admits(&self, proto: Proto, port: u16, source: IpAddr) -> bool {
+        self.ruleset.admits(proto, port, source)
     }
-    /// The ports this ruleset opens, for apply's record and `status`.
+
+    /// The ports this ruleset opens, for apply's record and `status`, sorted.
     pub fn opened(&self) -> Vec<crate::state::OpenedPort> {
-        unimplemented!("propose is not implemented yet")
+        let mut ports: Vec<crate::state::OpenedPort> = self
+            .ruleset
+            .services()
+            .map(|(proto, port, service)| crate::state::OpenedPort {
+                proto,
+                port,
+                service: service.to_string(),
+            })
+            .collect();
+        ports.sort_by_key(|p| (p.port, p.proto));
+        ports.dedup();
+        ports
+    }
+
+    /// `ipset restore` input for the blocklist sets that the iptables formats
+    /// match (`None` without a blocklist). Load it before `iptables-restore`.
+    pub fn ipset_restore(&self) -> Option<String> {
+        iptables::ipset_restore(&self.ruleset)
+    }
+
+    /// The model: rules with their reasons, what was left closed, warnings.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// What the operator must be told (also printed to stderr by `propose`).
+    pub fn warnings(&self) -> &[String] {
+        &self.ruleset.warnings
+    }
+
+    /// The model as pretty JSON, for `propose --json`.
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serializing cannot fail.
+        serde_json::to_string_pretty(&self.ruleset).unwrap_or_default() + "\n"
+    }
+
+    /// The comment block at the top of the rendered text.
+    fn header(&self, format: Format) -> Vec<String> {
+        let load = match format {
+            Format::Nft => {
+                "Load it with `nft -f FILE`: it replaces table inet autofw and touches no other table."
+            }
+            Format::Iptables => {
+                "Load it with `iptables-restore --noflush FILE`: it replaces only autofw's own AUTOFW-* chains."
+            }
+            Format::Ip6tables => {
+                "Load it with `ip6tables-restore --noflush FILE`: it replaces only autofw's own AUTOFW-* chains."
+            }
+        };
+        let mut lines = vec![
+            "autofw proposal: a default-drop whitelist for the services this host runs. Review it before loading it.".to_string(),
+            load.to_string(),
+            "Or let `autofw apply --confirm` load it, with an automatic rollback unless you confirm.".to_string(),
+        ];
+        if !self.ruleset.closed.is_empty() {
+            lines.push(String::new());
+            lines.push("Left closed:".to_string());
+            for c in &self.ruleset.closed {
+                let mut line = format!(
+                    "- {} {}/{} ({}): {}",
+                    c.service, c.port, c.proto, c.owner, c.reason
+                );
+                if let Some(flag) = &c.to_open {
+                    line.push_str(&format!("; to open it: {flag}"));
+                }
+                lines.push(line);
+            }
+        }
+        if !self.ruleset.warnings.is_empty() {
+            lines.push(String::new());
+            for w in &self.ruleset.warnings {
+                lines.push(format!("warning: {w}"));
+            }
+        }
+        lines.push(String::new());
+        lines
     }
 }
 
 /// Read the choices from the command line and `--policy`, and the scan from
 /// `--from` or the live host.
-pub fn gather(_args: &PolicyArgs) -> anyhow::Result<(Scan, Choices)> {
-    anyhow::bail!("propose is not implemented yet")
+pub fn gather(args: &PolicyArgs) -> anyhow::Result<(Scan, Choices)> {
+    let choices = Choices::from_args(args, ServiceTable::for_host())?;
+    let scan = match &args.from {
+        Some(path) => read_saved_scan(path)?,
+        None => crate::scan::scan_host(SocketSource::Auto)?,
+    };
+    Ok((scan, choices))
+}
+
+/// A saved `scan --json`, checked enough that a bad file gets a clear error.
+pub fn read_saved_scan(path: &std::path::Path) -> anyhow::Result<Scan> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_input(format!("cannot read saved scan {}: {e}", path.display())))?;
+    parse_saved_scan(&text, &path.display().to_string())
+}
+
+/// Parse the text of a saved scan; `origin` names it in errors.
+pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
+    let scan: Scan = serde_json::from_str(text).map_err(|e| {
+        bad_input(format!(
+            "saved scan {origin}: {e}; expected the output of `autofw scan --json`"
+        ))
+    })?;
+    if let Some(l) = scan.listeners.iter().find(|l| l.port == 0) {
+        return Err(bad_input(format!(
+            "saved scan {origin}: listener {} {} has port 0, which nothing can listen on",
+            l.proto, l.address
+        )));
+    }
+    Ok(scan)
 }
 
 /// Build the proposal: pure, no host access.
-pub fn build(_scan: &Scan, _choices: &Choices) -> anyhow::Result<Proposal> {
-    anyhow::bail!("propose is not implemented yet")
+pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
+    let mut ruleset = build::build_ruleset(scan, choices);
+    if scan.unreadable_processes > 0 {
+        ruleset.warnings.push(format!(
+            "{} processes could not be read, so some listeners have no owner; run as root to see them all",
+            scan.unreadable_processes
+        ));
+    }
+    Ok(Proposal { ruleset })
 }
 
-pub fn run(_args: &ProposeArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("propose is not implemented yet")
+pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
+    let (scan, choices) = gather(&args.policy)?;
+    let proposal = build(&scan, &choices)?;
+    let text = if args.json {
+        proposal.to_json()
+    } else {
+        proposal.render(args.format)
+    };
+    // Said on stderr too, so an operator piping the ruleset to a file sees it.
+    for c in &proposal.ruleset.closed {
+        if let Some(flag) = &c.to_open {
+            eprintln!(
+                "autofw: left closed: {} {}/{} ({}): {}; to open it: {flag}",
+                c.service, c.port, c.proto, c.owner, c.reason
+            );
+        }
+    }
+    for w in proposal.warnings() {
+        eprintln!("autofw: warning: {w}");
+    }
+    if let Some(path) = &args.ipset {
+        let sets = proposal.ipset_restore().ok_or_else(|| {
+            bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
+        })?;
+        std::fs::write(path, sets).map_err(|e| {
+            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
+        })?,
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(crate::error::exit::OK)
 }

@@ -1,0 +1,253 @@
+//! Rendering a [`Ruleset`] as `iptables-restore --noflush` (IPv4) or
+//! `ip6tables-restore --noflush` (IPv6) input, for hosts without nftables.
+//!
+//! Only autofw's own chain (`AUTOFW-INPUT`) is declared, and so flushed; the
+//! built-in chains get their policies and one jump line, and every other
+//! chain (Docker's, fail2ban's) is left as it is. The blocklist is matched
+//! with `-m set` against an ipset (one hash lookup per packet): iptables has
+//! no sets of its own, so the set is loaded first with `ipset restore`
+//! from [`ipset_restore`].
+
+use super::choices::Rate;
+use super::ruleset::*;
+use super::text::{comment_lines, quoted};
+use crate::model::Proto;
+use std::fmt::Write;
+
+/// autofw's chain, jumped to from INPUT.
+pub const INPUT_CHAIN: &str = "AUTOFW-INPUT";
+
+/// The line that hooks autofw's chain into INPUT (apply leaves it out when
+/// the live INPUT already has it).
+pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
+
+/// The ipset that holds a family's blocklist.
+pub fn ipset_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "autofw-block-v4",
+        Family::Ipv6 => "autofw-block-v6",
+    }
+}
+
+fn rate(r: &Rate) -> String {
+    format!(
+        "--limit {}/{} --limit-burst {}",
+        r.count,
+        r.per.as_str(),
+        r.burst
+    )
+}
+
+fn icmp_name(t: IcmpType, family: Family) -> &'static str {
+    match (t, family) {
+        (IcmpType::EchoRequest, _) => "echo-request",
+        (IcmpType::DestinationUnreachable, _) => "destination-unreachable",
+        (IcmpType::PacketTooBig, _) => "packet-too-big",
+        (IcmpType::TimeExceeded, _) => "time-exceeded",
+        (IcmpType::ParameterProblem, _) => "parameter-problem",
+        (IcmpType::RouterSolicit, _) => "router-solicitation",
+        (IcmpType::RouterAdvert, _) => "router-advertisement",
+        (IcmpType::NeighborSolicit, _) => "neighbour-solicitation",
+        (IcmpType::NeighborAdvert, _) => "neighbour-advertisement",
+        // ip6tables has no name for it.
+        (IcmpType::MldListenerQuery, _) => "130",
+    }
+}
+
+/// The rule lines (without `-A CHAIN`) for one model rule in `family`;
+/// empty when the rule is for the other family.
+fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
+    let target = match &rule.action {
+        Action::Accept => "-j ACCEPT".to_string(),
+        Action::Drop => "-j DROP".to_string(),
+        Action::Log { prefix } => format!("-j LOG --log-prefix {}", quoted(prefix, 29)),
+    };
+    let comment = format!("-m comment --comment {}", quoted(&rule.label, 255));
+    let with = |m: String| format!("{m} {comment} {target}");
+    match &rule.matches {
+        Match::Loopback => vec![with("-i lo".into())],
+        Match::Blocklisted { family: f } if *f == family => {
+            vec![with(format!(
+                "-m set --match-set {} src",
+                ipset_name(family)
+            ))]
+        }
+        Match::Blocklisted { .. } => vec![],
+        Match::ConntrackInvalid => vec![with("-m conntrack --ctstate INVALID".into())],
+        Match::ConntrackEstablished => {
+            vec![with("-m conntrack --ctstate RELATED,ESTABLISHED".into())]
+        }
+        Match::TcpNewWithoutSyn => vec![with("-p tcp ! --syn -m conntrack --ctstate NEW".into())],
+        Match::Icmp {
+            family: f,
+            types,
+            limit,
+            hop_limit,
+            link_local_source,
+        } if *f == family => types
+            .iter()
+            .map(|t| {
+                let mut m = String::new();
+                if *link_local_source {
+                    m.push_str("-s fe80::/10 ");
+                }
+                match family {
+                    Family::Ipv4 => write!(m, "-p icmp --icmp-type {}", icmp_name(*t, family)),
+                    Family::Ipv6 => {
+                        write!(m, "-p ipv6-icmp --icmpv6-type {}", icmp_name(*t, family))
+                    }
+                }
+                .ok();
+                if let Some(h) = hop_limit {
+                    write!(m, " -m hl --hl-eq {h}").ok();
+                }
+                if let Some(l) = limit {
+                    write!(m, " -m limit {}", rate(l)).ok();
+                }
+                with(m)
+            })
+            .collect(),
+        Match::Icmp { .. } => vec![],
+        Match::OverRate {
+            proto,
+            port,
+            family: f,
+            rate: r,
+        } if *f == family => vec![with(format!(
+            "-p {proto} --dport {port} -m conntrack --ctstate NEW -m hashlimit \
+             --hashlimit-above {}/{} --hashlimit-burst {} --hashlimit-mode srcip \
+             --hashlimit-name {}",
+            r.count,
+            r.per.as_str(),
+            r.burst,
+            hashlimit_name(*proto, *port)
+        ))],
+        Match::OverRate { .. } => vec![],
+        Match::Service {
+            proto,
+            port,
+            family: f,
+            sources,
+            ..
+        } => match f {
+            None => vec![with(format!("-p {proto} --dport {port}"))],
+            Some(f) if *f == family => sources
+                .iter()
+                .map(|net| with(format!("-s {net} -p {proto} --dport {port}")))
+                .collect(),
+            Some(_) => vec![],
+        },
+        Match::Limited { limit } => vec![with(format!("-m limit {}", rate(limit)))],
+        Match::Any => vec![with(String::new()).trim_start().to_string()],
+    }
+}
+
+/// The hashlimit table of one port (the kernel allows 15 characters).
+fn hashlimit_name(proto: Proto, port: u16) -> String {
+    format!("afw-{proto}-{port}")
+}
+
+/// Render the `iptables-restore --noflush` input for one family.
+pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
+    let mut out = String::new();
+    for line in header {
+        out.push_str(&comment_lines(line, ""));
+    }
+    let blocklisted = match family {
+        Family::Ipv4 => ruleset.blocklist.ipv4.len(),
+        Family::Ipv6 => ruleset.blocklist.ipv6.len(),
+    };
+    if blocklisted > 0 {
+        out.push_str(&comment_lines(
+            &format!(
+                "This ruleset matches the blocklist ({blocklisted} entries) with `-m set` against \
+                 the ipset `{}`, which must exist before it is loaded: write it with \
+                 `autofw propose --ipset FILE` (same options) and load it with \
+                 `ipset restore -exist < FILE` (Debian package: ipset).",
+                ipset_name(family)
+            ),
+            "",
+        ));
+    }
+    out.push_str("*filter\n");
+    out.push_str(&comment_lines(
+        "INPUT: default drop; everything is decided in AUTOFW-INPUT",
+        "",
+    ));
+    out.push_str(":INPUT DROP [0:0]\n");
+    match &ruleset.forward {
+        Forward::Drop { reason } => {
+            out.push_str(&comment_lines(&format!("FORWARD: {reason}"), ""));
+            out.push_str(":FORWARD DROP [0:0]\n");
+        }
+        Forward::LeaveAlone { reason } => {
+            out.push_str(&comment_lines(&format!("FORWARD: {reason}"), ""));
+        }
+    }
+    out.push_str(&comment_lines(
+        "OUTPUT: this host may start any connection; the replies come back as established",
+        "",
+    ));
+    out.push_str(":OUTPUT ACCEPT [0:0]\n");
+    let _ = writeln!(out, ":{INPUT_CHAIN} - [0:0]");
+    for rule in &ruleset.input {
+        let lines = rule_lines(rule, family);
+        if lines.is_empty() {
+            continue;
+        }
+        out.push_str(&comment_lines(&rule.reason, ""));
+        for line in lines {
+            let _ = writeln!(out, "-A {INPUT_CHAIN} {line}");
+        }
+    }
+    out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
+    let _ = writeln!(out, "{JUMP_LINE}");
+    out.push_str("COMMIT\n");
+    out
+}
+
+/// `ipset restore` input that creates (or refills) the blocklist sets, or
+/// `None` when there is no blocklist.
+pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
+    if ruleset.blocklist.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (family, nets, inet) in [
+        (
+            Family::Ipv4,
+            ruleset
+                .blocklist
+                .ipv4
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            "inet",
+        ),
+        (
+            Family::Ipv6,
+            ruleset
+                .blocklist
+                .ipv6
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            "inet6",
+        ),
+    ] {
+        if nets.is_empty() {
+            continue;
+        }
+        let name = ipset_name(family);
+        let maxelem = nets.len().max(65536);
+        let _ = writeln!(
+            out,
+            "create {name} hash:net family {inet} maxelem {maxelem}"
+        );
+        let _ = writeln!(out, "flush {name}");
+        for net in nets {
+            let _ = writeln!(out, "add {name} {net}");
+        }
+    }
+    Some(out)
+}

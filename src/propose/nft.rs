@@ -1,0 +1,253 @@
+//! Rendering a [`Ruleset`] as an `nft -f` script: one `table inet autofw`
+//! (both families in one table, so IPv6 can never be forgotten), replaced in
+//! one transaction, touching no other table.
+
+use super::choices::Rate;
+use super::ruleset::*;
+use super::text::{comment_lines, quoted};
+use crate::model::Proto;
+use std::fmt::Write;
+
+/// The name of the blocklist set of a family.
+pub fn blocklist_set(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "blocklist_v4",
+        Family::Ipv6 => "blocklist_v6",
+    }
+}
+
+/// The dynamic set that meters one port's new connections per source.
+fn meter_set(proto: Proto, port: u16, family: Family) -> String {
+    let f = match family {
+        Family::Ipv4 => "v4",
+        Family::Ipv6 => "v6",
+    };
+    format!("meter_{proto}_{port}_{f}")
+}
+
+fn addr_type(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "ipv4_addr",
+        Family::Ipv6 => "ipv6_addr",
+    }
+}
+
+fn saddr(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "ip saddr",
+        Family::Ipv6 => "ip6 saddr",
+    }
+}
+
+fn rate(r: &Rate) -> String {
+    format!("{}/{} burst {} packets", r.count, r.per.as_str(), r.burst)
+}
+
+fn icmp_name(t: IcmpType) -> &'static str {
+    match t {
+        IcmpType::EchoRequest => "echo-request",
+        IcmpType::DestinationUnreachable => "destination-unreachable",
+        IcmpType::PacketTooBig => "packet-too-big",
+        IcmpType::TimeExceeded => "time-exceeded",
+        IcmpType::ParameterProblem => "parameter-problem",
+        IcmpType::RouterSolicit => "nd-router-solicit",
+        IcmpType::RouterAdvert => "nd-router-advert",
+        IcmpType::NeighborSolicit => "nd-neighbor-solicit",
+        IcmpType::NeighborAdvert => "nd-neighbor-advert",
+        IcmpType::MldListenerQuery => "mld-listener-query",
+    }
+}
+
+/// `x` or `{ x, y }`.
+fn one_or_set(items: &[String]) -> String {
+    match items {
+        [one] => one.clone(),
+        many => format!("{{ {} }}", many.join(", ")),
+    }
+}
+
+/// The nft statement for one rule (without its comment).
+fn statement(rule: &Rule) -> String {
+    let matches = match &rule.matches {
+        Match::Loopback => "iif \"lo\"".to_string(),
+        Match::Blocklisted { family } => format!("{} @{}", saddr(*family), blocklist_set(*family)),
+        Match::ConntrackInvalid => "ct state invalid".to_string(),
+        Match::ConntrackEstablished => "ct state established,related".to_string(),
+        Match::TcpNewWithoutSyn => "tcp flags & (fin|syn|rst|ack) != syn ct state new".to_string(),
+        Match::Icmp {
+            family,
+            types,
+            limit,
+            hop_limit,
+            link_local_source,
+        } => {
+            let names: Vec<String> = types.iter().map(|t| icmp_name(*t).to_string()).collect();
+            let mut m = match family {
+                Family::Ipv4 => format!("icmp type {}", one_or_set(&names)),
+                Family::Ipv6 => format!("icmpv6 type {}", one_or_set(&names)),
+            };
+            if *link_local_source {
+                m.push_str(" ip6 saddr fe80::/10");
+            }
+            if let Some(h) = hop_limit {
+                m.push_str(&format!(" ip6 hoplimit {h}"));
+            }
+            if let Some(l) = limit {
+                m.push_str(&format!(" limit rate {}", rate(l)));
+            }
+            m
+        }
+        Match::OverRate {
+            proto,
+            port,
+            family,
+            rate: r,
+        } => format!(
+            "{proto} dport {port} ct state new update @{} {{ {} limit rate over {} }}",
+            meter_set(*proto, *port, *family),
+            saddr(*family),
+            rate(r)
+        ),
+        Match::Service {
+            proto,
+            port,
+            family,
+            sources,
+            ..
+        } => {
+            let mut m = String::new();
+            if let Some(family) = family {
+                let nets: Vec<String> = sources.iter().map(ToString::to_string).collect();
+                m.push_str(&format!("{} {} ", saddr(*family), one_or_set(&nets)));
+            }
+            m.push_str(&format!("{proto} dport {port}"));
+            m
+        }
+        Match::Limited { limit } => format!("limit rate {}", rate(limit)),
+        Match::Any => "counter".to_string(),
+    };
+    let action = match &rule.action {
+        Action::Accept => "accept".to_string(),
+        Action::Drop => "drop".to_string(),
+        Action::Log { prefix } => format!("log prefix {}", quoted(prefix, 127)),
+    };
+    format!("{matches} {action} comment {}", quoted(&rule.label, 127))
+}
+
+/// How long a metered source is remembered after its last new connection:
+/// long enough for its token bucket to refill.
+fn meter_timeout(r: &Rate) -> &'static str {
+    match r.per {
+        super::choices::Per::Second | super::choices::Per::Minute => "1m",
+        super::choices::Per::Hour => "1h",
+    }
+}
+
+/// Render the whole script.
+pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
+    let mut out = String::new();
+    // The contract with apply: these two lines first, so that the script
+    // creates the table if missing, then deletes it, then defines it anew, in
+    // one transaction.
+    out.push_str("table inet autofw\ndelete table inet autofw\n\n");
+    for line in header {
+        out.push_str(&comment_lines(line, ""));
+    }
+    out.push_str("table inet autofw {\n");
+
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let elements: Vec<String> = match family {
+            Family::Ipv4 => ruleset
+                .blocklist
+                .ipv4
+                .iter()
+                .map(|n| host_or_net(&n.to_string()))
+                .collect(),
+            Family::Ipv6 => ruleset
+                .blocklist
+                .ipv6
+                .iter()
+                .map(|n| host_or_net(&n.to_string()))
+                .collect(),
+        };
+        if elements.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\t# blocklist: an interval set, so {} entries cost one lookup per packet",
+            elements.len()
+        );
+        let _ = writeln!(out, "\tset {} {{", blocklist_set(family));
+        let _ = writeln!(out, "\t\ttype {}", addr_type(family));
+        out.push_str("\t\tflags interval\n");
+        out.push_str("\t\telements = {\n");
+        for e in &elements {
+            let _ = writeln!(out, "\t\t\t{e},");
+        }
+        out.push_str("\t\t}\n\t}\n\n");
+    }
+
+    for rule in &ruleset.input {
+        if let Match::OverRate {
+            proto,
+            port,
+            family,
+            rate: r,
+        } = &rule.matches
+        {
+            let _ = writeln!(
+                out,
+                "\t# sources recently seen connecting to {port}/{proto}, each with its own rate limit"
+            );
+            let _ = writeln!(out, "\tset {} {{", meter_set(*proto, *port, *family));
+            let _ = writeln!(out, "\t\ttype {}", addr_type(*family));
+            out.push_str("\t\tflags dynamic,timeout\n");
+            let _ = writeln!(out, "\t\ttimeout {}", meter_timeout(r));
+            out.push_str("\t\tsize 65535\n\t}\n\n");
+        }
+    }
+
+    out.push_str("\tchain input {\n");
+    out.push_str("\t\ttype filter hook input priority filter; policy drop;\n");
+    for rule in &ruleset.input {
+        out.push('\n');
+        out.push_str(&comment_lines(&rule.reason, "\t\t"));
+        let _ = writeln!(out, "\t\t{}", statement(rule));
+    }
+    out.push_str("\t}\n");
+
+    match &ruleset.forward {
+        Forward::Drop { reason } => {
+            out.push('\n');
+            out.push_str(&comment_lines(&format!("FORWARD: {reason}"), "\t"));
+            out.push_str("\tchain forward {\n");
+            out.push_str("\t\ttype filter hook forward priority filter; policy drop;\n");
+            out.push_str("\t}\n");
+        }
+        Forward::LeaveAlone { reason } => {
+            out.push('\n');
+            out.push_str(&comment_lines(&format!("FORWARD: {reason}"), "\t"));
+        }
+    }
+
+    out.push('\n');
+    out.push_str(&comment_lines(
+        "OUTPUT: this host may start any connection; the replies come back as established",
+        "\t",
+    ));
+    out.push_str("\tchain output {\n");
+    out.push_str("\t\ttype filter hook output priority filter; policy accept;\n");
+    out.push_str("\t}\n");
+    out.push_str("}\n");
+    out
+}
+
+/// `198.51.100.7` for a /32 (or /128), the network otherwise: as nft lists it.
+fn host_or_net(net: &str) -> String {
+    net.strip_suffix("/32")
+        .filter(|a| !a.contains(':'))
+        .or_else(|| net.strip_suffix("/128"))
+        .unwrap_or(net)
+        .to_string()
+}

@@ -1,0 +1,240 @@
+//! The ruleset model: what a proposal says, independent of nft or iptables.
+//!
+//! The INPUT chain is an ordered list of [`Rule`]s, each with the reason it is
+//! there; the renderers (`nft.rs`, `iptables.rs`) only translate it, and
+//! [`Ruleset::admits`] walks the same list, so apply's lockout guard reasons
+//! about exactly what gets loaded. Serialized as-is by `propose --json`.
+
+use super::choices::Rate;
+use crate::model::Proto;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// An IP family, for rules that apply to one only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+    pub fn of_net(net: &IpNet) -> Family {
+        match net {
+            IpNet::V4(_) => Family::Ipv4,
+            IpNet::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+/// ICMP and ICMPv6 message types the ruleset accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IcmpType {
+    EchoRequest,
+    DestinationUnreachable,
+    PacketTooBig,
+    TimeExceeded,
+    ParameterProblem,
+    RouterSolicit,
+    RouterAdvert,
+    NeighborSolicit,
+    NeighborAdvert,
+    MldListenerQuery,
+}
+
+/// What a rule matches. Tagged `match` in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "match", rename_all = "kebab-case")]
+pub enum Match {
+    /// Packets that arrive on `lo`.
+    Loopback,
+    /// Source address in the blocklist set of this family.
+    Blocklisted { family: Family },
+    /// Conntrack says the packet belongs to no valid connection.
+    ConntrackInvalid,
+    /// Conntrack says established or related.
+    ConntrackEstablished,
+    /// A new TCP connection whose first packet is not a plain SYN.
+    TcpNewWithoutSyn,
+    /// ICMP (IPv4) or ICMPv6 messages of these types.
+    Icmp {
+        family: Family,
+        types: Vec<IcmpType>,
+        /// Accepted only up to this rate (the rest falls through to the drop).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<Rate>,
+        /// Only packets with exactly this hop limit (255: from this link).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hop_limit: Option<u8>,
+        /// Only from link-local sources (fe80::/10).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        link_local_source: bool,
+    },
+    /// New connections to `proto`/`port` from one source address, above `rate`.
+    OverRate {
+        proto: Proto,
+        port: u16,
+        family: Family,
+        rate: Rate,
+    },
+    /// New connections to a service's port, from `sources` (anyone if empty)
+    /// of `family` (both families if none).
+    Service {
+        proto: Proto,
+        port: u16,
+        service: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        family: Option<Family>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<IpNet>,
+    },
+    /// Every packet, up to `limit` a time (for logging).
+    Limited { limit: Rate },
+    /// Every packet.
+    Any,
+}
+
+/// What happens to a matching packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "verdict")]
+pub enum Action {
+    Accept,
+    Drop,
+    /// Log with this prefix and go on to the next rule.
+    Log {
+        prefix: String,
+    },
+}
+
+/// One rule of the INPUT chain, with why it is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    #[serde(flatten)]
+    pub matches: Match,
+    #[serde(flatten)]
+    pub action: Action,
+    /// A short label, kept on the loaded rule (`comment "ssh"`).
+    pub label: String,
+    /// Why the rule is there, for the operator reviewing the output.
+    pub reason: String,
+}
+
+/// What becomes of routed traffic (the FORWARD hook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "forward", rename_all = "kebab-case")]
+pub enum Forward {
+    /// Nothing is routed through this host: drop it, as the seed does.
+    Drop { reason: String },
+    /// The host routes for containers or VMs: autofw leaves FORWARD alone.
+    LeaveAlone { reason: String },
+}
+
+/// A listener the proposal keeps closed, and how to open it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closed {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    /// `mysqld, pid 296`: who listens there.
+    pub owner: String,
+    pub reason: String,
+    /// The flag that would open it (`--allow mysql`), if any does.
+    pub to_open: Option<String>,
+}
+
+/// The blocklist, merged into non-overlapping networks, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Blocklist {
+    pub ipv4: Vec<Ipv4Net>,
+    pub ipv6: Vec<Ipv6Net>,
+}
+
+impl Blocklist {
+    pub fn is_empty(&self) -> bool {
+        self.ipv4.is_empty() && self.ipv6.is_empty()
+    }
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.ipv4.iter().any(|n| n.contains(&a)),
+            IpAddr::V6(a) => self.ipv6.iter().any(|n| n.contains(&a)),
+        }
+    }
+}
+
+/// The whole proposal, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ruleset {
+    /// The INPUT chain in order; what matches none is dropped (policy drop).
+    pub input: Vec<Rule>,
+    pub forward: Forward,
+    pub blocklist: Blocklist,
+    /// Listeners left closed, and why.
+    pub closed: Vec<Closed>,
+    /// Things the operator must know (Docker-published ports, unused policy).
+    pub warnings: Vec<String>,
+}
+
+impl Ruleset {
+    /// Would a new connection (TCP: a SYN) from `source` to `proto`/`port` be
+    /// accepted? Walks the INPUT rules as the kernel would, first verdict
+    /// wins. A loopback source counts as arriving on `lo`. A source under an
+    /// `OverRate` limit is taken to be within it (one new connection).
+    pub fn admits(&self, proto: Proto, port: u16, source: IpAddr) -> bool {
+        let source = source.to_canonical();
+        let family = Family::of(&source);
+        for rule in &self.input {
+            let hit = match &rule.matches {
+                Match::Loopback => source.is_loopback(),
+                Match::Blocklisted { family: f } => *f == family && self.blocklist.contains(source),
+                Match::ConntrackInvalid
+                | Match::ConntrackEstablished
+                | Match::TcpNewWithoutSyn
+                | Match::Icmp { .. }
+                | Match::OverRate { .. }
+                | Match::Limited { .. } => false,
+                Match::Service {
+                    proto: p,
+                    port: q,
+                    family: f,
+                    sources,
+                    ..
+                } => {
+                    *p == proto
+                        && *q == port
+                        && f.is_none_or(|f| f == family)
+                        && (sources.is_empty() || sources.iter().any(|n| n.contains(&source)))
+                }
+                Match::Any => true,
+            };
+            if hit {
+                match rule.action {
+                    Action::Accept => return true,
+                    Action::Drop => return false,
+                    Action::Log { .. } => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// The service rules, in order.
+    pub fn services(&self) -> impl Iterator<Item = (Proto, u16, &str)> {
+        self.input.iter().filter_map(|rule| match &rule.matches {
+            Match::Service {
+                proto,
+                port,
+                service,
+                ..
+            } if rule.action == Action::Accept => Some((*proto, *port, service.as_str())),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! Which processes own the listening sockets: the walk over every
+//! `/proc/PID/fd`, and the saved owner map that stands in for it in fixtures.
+//!
+//! The walk is nearly all of a scan's time (it is also nearly all of
+//! `ss -tulnp`'s), so it is built for speed: one `openat` per process
+//! relative to an open `/proc`, `getdents64` into a reused buffer, one
+//! `readlinkat` per descriptor relative to the open fd directory (no path
+//! walk from `/`, no allocation per descriptor), a binary search in the few
+//! listener inodes we care about, and the processes shared out between
+//! threads. Processes that cannot be read (not root) are counted, never
+//! silently skipped; kernel threads hold no descriptors and are not counted.
+
+use super::core::Owners;
+use super::procnet::TableError;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, RawDir};
+use rustix::io::Errno;
+use std::collections::BTreeSet;
+use std::ffi::CStr;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// At most this many threads walk: the work is kernel-bound and shares
+/// locks on the process list, so more threads stop paying off quickly.
+const MAX_THREADS: usize = 4;
+/// Processes a thread takes at a time: small, so one process with 10,000
+/// descriptors does not leave the other thread idle.
+const CHUNK: usize = 4;
+/// `getdents64` buffer per thread.
+const DIR_BUFFER: usize = 32 * 1024;
+/// `PF_KTHREAD` in `/proc/PID/stat`'s flags.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Find the owners of the sockets whose inodes are in `wanted` (sorted) by
+/// walking `/proc`. Only the `/proc` directory itself failing is an error.
+pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
+    let proc = rustix::fs::open(
+        "/proc",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open `/proc`: {e}; is procfs mounted?"))?;
+    let mut owners = Owners::default();
+    if wanted.is_empty() {
+        return Ok(owners);
+    }
+    let pids = list_pids(proc.as_fd())
+        .map_err(|e| anyhow::anyhow!("cannot list the processes in `/proc`: {e}"))?;
+
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(pids.len().div_ceil(64).max(1));
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(threads));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let found = walk_share(proc.as_fd(), &pids, &next, wanted);
+                if let Ok(mut results) = results.lock() {
+                    results.push(found);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_default();
+
+    let mut owner_pids = BTreeSet::new();
+    let mut unreadable = Vec::new();
+    for found in results {
+        for &(inode, pid) in &found.sockets {
+            owners.pids_by_inode.entry(inode).or_default().insert(pid);
+            owner_pids.insert(pid);
+        }
+        unreadable.extend(found.unreadable);
+    }
+    owners.unreadable = unreadable
+        .into_iter()
+        .filter(|&pid| !is_kernel_thread(pid))
+        .count();
+    for pid in owner_pids {
+        match read_comm(proc.as_fd(), pid) {
+            Some(comm) => {
+                owners.programs.insert(pid, comm);
+            }
+            // Exited since the walk: it no longer holds the socket.
+            None => {
+                for pids in owners.pids_by_inode.values_mut() {
+                    pids.remove(&pid);
+                }
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// What one thread found: (inode, pid) for each wanted socket, and the
+/// processes it could not read.
+#[derive(Default)]
+struct Found {
+    sockets: Vec<(u64, u32)>,
+    unreadable: Vec<u32>,
+}
+
+/// Take chunks of `pids` until none are left, and walk each process.
+fn walk_share(proc: BorrowedFd<'_>, pids: &[u32], next: &AtomicUsize, wanted: &[u64]) -> Found {
+    let mut found = Found::default();
+    let mut dir_buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
+    loop {
+        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+        if start >= pids.len() {
+            return found;
+        }
+        for &pid in &pids[start..(start + CHUNK).min(pids.len())] {
+            if walk_process(proc, pid, wanted, &mut dir_buffer, &mut found.sockets)
+                == Visit::Unreadable
+            {
+                found.unreadable.push(pid);
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Visit {
+    Read,
+    /// Exited while we looked: it holds nothing any more.
+    Gone,
+    Unreadable,
+}
+
+/// Walk one process's descriptors, adding (inode, pid) for wanted sockets.
+fn walk_process(
+    proc: BorrowedFd<'_>,
+    pid: u32,
+    wanted: &[u64],
+    dir_buffer: &mut [MaybeUninit<u8>],
+    sockets: &mut Vec<(u64, u32)>,
+) -> Visit {
+    let mut path = [0u8; 32];
+    let Some(path) = proc_path(&mut path, pid, "fd") else {
+        return Visit::Unreadable;
+    };
+    let fd_dir: OwnedFd = match rustix::fs::openat(
+        proc,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return visit_error(e),
+    };
+    let mut entries = RawDir::new(&fd_dir, dir_buffer);
+    let mut link = [0u8; 64];
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return visit_error(e),
+        };
+        let name = entry.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        let length = match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
+            Ok(length) => length,
+            // Closed since the listing.
+            Err(Errno::NOENT) => continue,
+            Err(e) => match visit_error(e) {
+                Visit::Unreadable => return Visit::Unreadable,
+                _ => continue,
+            },
+        };
+        if let Some(inode) = socket_inode(&link[..length.min(link.len())])
+            && wanted.binary_search(&inode).is_ok()
+        {
+            sockets.push((inode, pid));
+        }
+    }
+    Visit::Read
+}
+
+fn visit_error(e: Errno) -> Visit {
+    match e {
+        Errno::NOENT | Errno::SRCH => Visit::Gone,
+        _ => Visit::Unreadable,
+    }
+}
+
+/// `socket:[12345]` → 12345; anything else (files, pipes) → None.
+pub fn socket_inode(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .flatten()
+    })
+}
+
+/// `PID/NAME` as a C string in `buffer`, relative to `/proc`, without
+/// allocating.
+fn proc_path<'a>(buffer: &'a mut [u8; 32], pid: u32, name: &str) -> Option<&'a CStr> {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    write!(cursor, "{pid}/{name}\0").ok()?;
+    let end = cursor.position() as usize;
+    CStr::from_bytes_with_nul(&buffer[..end]).ok()
+}
+
+/// Every numeric entry of `/proc`: the processes (thread groups).
+fn list_pids(proc: BorrowedFd<'_>) -> rustix::io::Result<Vec<u32>> {
+    // A fresh descriptor: getdents moves the directory offset, and `proc`
+    // stays in use for the `openat`s.
+    let dir = rustix::fs::openat(
+        proc,
+        c".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
+    let mut entries = RawDir::new(&dir, &mut buffer[..]);
+    let mut pids = Vec::new();
+    while let Some(entry) = entries.next() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if let Some(pid) = std::str::from_utf8(&name).ok().and_then(|s| s.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// `/proc/PID/comm` without its newline; None if the process is gone.
+fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
+    let mut path = [0u8; 32];
+    let path = proc_path(&mut path, pid, "comm")?;
+    let fd =
+        rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut buffer = [0u8; 64];
+    let length = rustix::io::read(&fd, &mut buffer[..]).ok()?;
+    let text = String::from_utf8_lossy(&buffer[..length.min(buffer.len())]);
+    Some(text.trim_end_matches('\n').to_string())
+}
+
+/// Kernel threads hold no descriptors; not being able to read theirs (as a
+/// non-root user) hides nothing, so they are not counted as unreadable.
+fn is_kernel_thread(pid: u32) -> bool {
+    procfs::process::Process::new(pid as i32)
+        .and_then(|process| process.stat())
+        .is_ok_and(|stat| stat.flags & PF_KTHREAD != 0)
+}
+
+/// Parse a saved owner map (the fixture stand-in for the walk): lines of
+/// `INODE PID PROGRAM` (PROGRAM is the rest of the line, as comm may hold
+/// spaces), and at most one `unreadable COUNT`. `#` starts a comment.
+pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, TableError> {
+    let mut owners = Owners::default();
+    for (index, line) in text.lines().enumerate() {
+        let error = |problem: String| TableError {
+            file: file.to_string(),
+            line: index + 1,
+            problem,
+        };
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.splitn(3, char::is_whitespace);
+        let first = fields.next().unwrap_or("");
+        let second = fields.next().map(str::trim);
+        if first == "unreadable" {
+            owners.unreadable = second
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| error(format!("expected `unreadable COUNT`, found `{line}`")))?;
+            continue;
+        }
+        let program = fields.next().map(str::trim).unwrap_or("");
+        let (Ok(inode), Some(Ok(pid))) = (first.parse::<u64>(), second.map(str::parse::<u32>))
+        else {
+            return Err(error(format!(
+                "expected `INODE PID PROGRAM` (numbers, then a name), found `{line}`"
+            )));
+        };
+        if program.is_empty() {
+            return Err(error(format!("no program name after the pid in `{line}`")));
+        }
+        if let Some(known) = owners.programs.get(&pid)
+            && known != program
+        {
+            return Err(error(format!(
+                "pid {pid} is `{known}` on an earlier line, `{program}` here"
+            )));
+        }
+        owners.add(inode, pid, program);
+    }
+    Ok(owners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode(b"socket:[15321]"), Some(15321));
+        assert_eq!(
+            socket_inode(b"socket:[18446744073709551615]"),
+            Some(u64::MAX)
+        );
+        assert_eq!(socket_inode(b"socket:[18446744073709551616]"), None);
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"/var/log/syslog"), None);
+        assert_eq!(socket_inode(b"pipe:[123]"), None);
+        assert_eq!(socket_inode(b"socket:[123"), None);
+    }
+
+    #[test]
+    fn proc_paths_fit() {
+        let mut buffer = [0u8; 32];
+        assert_eq!(
+            proc_path(&mut buffer, u32::MAX, "comm").unwrap(),
+            c"4294967295/comm"
+        );
+    }
+
+    #[test]
+    fn owner_map() {
+        let text = "# inode pid program\n15321 296 mysqld\n16001 449 sendmail: MTA\n16001 450 sendmail: MTA  # child\nunreadable 3\n";
+        let owners = parse_owner_map(text, "owners").unwrap();
+        assert_eq!(owners.unreadable, 3);
+        assert_eq!(owners.programs[&449], "sendmail: MTA");
+        assert_eq!(
+            owners.pids_by_inode[&16001]
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            [449, 450]
+        );
+    }
+
+    #[test]
+    fn owner_map_errors_name_the_line() {
+        let e = |text: &str| parse_owner_map(text, "fx/owners").unwrap_err().to_string();
+        assert_eq!(
+            e("1 2 a\nx 296 mysqld\n"),
+            "`fx/owners` line 2: expected `INODE PID PROGRAM` (numbers, then a name), found `x 296 mysqld`"
+        );
+        assert!(e("15321 296\n").contains("line 1: no program name"));
+        assert!(e("unreadable lots\n").contains("line 1: expected `unreadable COUNT`"));
+        assert!(e("1 5 a\n2 5 b\n").contains("line 2: pid 5 is `a`"));
+    }
+
+    #[test]
+    fn walk_finds_own_socket_and_nothing_for_unknown_inodes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).unwrap();
+        let inode = socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
+        let owners = walk_proc(&[inode]).unwrap();
+        let me = std::process::id();
+        assert!(owners.pids_by_inode[&inode].contains(&me));
+        assert!(!owners.programs[&me].is_empty());
+        assert!(walk_proc(&[]).unwrap().pids_by_inode.is_empty());
+    }
+}

@@ -1,0 +1,217 @@
+//! How a scan is shown: which listeners (loopback-only ones only with
+//! `--all`), as a table for people or JSON for scripts, plus the notes that
+//! go to stderr. Pure: returns strings.
+
+use crate::model::{Exposure, Listener, Scan};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+/// At most this many pids in a table cell; JSON has them all.
+const PIDS_SHOWN: usize = 4;
+
+/// The scan as it is shown: without `all`, loopback-only listeners are left
+/// out (nothing outside the host can reach them), for the table and JSON alike.
+pub fn visible(scan: &Scan, all: bool) -> Scan {
+    Scan {
+        listeners: scan
+            .listeners
+            .iter()
+            .filter(|l| all || l.exposure != Exposure::Loopback)
+            .cloned()
+            .collect(),
+        ..scan.clone()
+    }
+}
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "PROTO")]
+    proto: String,
+    #[tabled(rename = "ADDRESS")]
+    address: String,
+    #[tabled(rename = "PORT")]
+    port: u16,
+    #[tabled(rename = "SERVICE")]
+    service: String,
+    #[tabled(rename = "PROCESS")]
+    process: String,
+    #[tabled(rename = "PIDS")]
+    pids: String,
+    #[tabled(rename = "EXPOSURE")]
+    exposure: String,
+    #[tabled(rename = "NOTE")]
+    note: String,
+}
+
+/// A table with one row per listener, or a sentence when there is none.
+pub fn table(listeners: &[Listener]) -> String {
+    if listeners.is_empty() {
+        return "no listeners found\n".to_string();
+    }
+    let rows = listeners.iter().map(|l| Row {
+        proto: l.proto.to_string(),
+        address: l.address.to_string(),
+        port: l.port,
+        service: l.service.clone(),
+        process: if l.process.is_empty() {
+            "-".to_string()
+        } else {
+            l.process.clone()
+        },
+        pids: pids_cell(&l.pids),
+        exposure: l.exposure.to_string(),
+        note: if l.risky {
+            "risky: should not face the network".to_string()
+        } else {
+            String::new()
+        },
+    });
+    let mut table = Table::new(rows);
+    table.with(Style::blank());
+    let mut text = table.to_string();
+    // Style::blank pads every line to the widest; trailing blanks only get
+    // in the way of people copying from a terminal.
+    text = text
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.push('\n');
+    text
+}
+
+fn pids_cell(pids: &[u32]) -> String {
+    if pids.is_empty() {
+        return "-".to_string();
+    }
+    let shown: Vec<String> = pids.iter().take(PIDS_SHOWN).map(u32::to_string).collect();
+    let mut cell = shown.join(",");
+    if pids.len() > PIDS_SHOWN {
+        cell.push_str(&format!(",+{}", pids.len() - PIDS_SHOWN));
+    }
+    cell
+}
+
+/// The `scan --json` document (schema in docs/json-schema.md).
+pub fn json(scan: &Scan) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(scan)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// What stderr should say about what the output leaves out.
+pub fn notes(scan: &Scan, shown: &Scan) -> Vec<String> {
+    let mut notes = Vec::new();
+    let hidden = scan.listeners.len() - shown.listeners.len();
+    if hidden > 0 {
+        notes.push(format!(
+            "{hidden} loopback-only listener{} not shown (unreachable from outside); `--all` shows them",
+            plural(hidden)
+        ));
+    }
+    if scan.unreadable_processes > 0 {
+        let n = scan.unreadable_processes;
+        notes.push(format!(
+            "{n} process{} could not be read (permission denied; as a non-root user, every other user's), so some listeners may show fewer owners or none; root sees them all",
+            if n == 1 { "" } else { "es" }
+        ));
+    }
+    notes
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Proto;
+
+    fn listener(port: u16, address: &str, exposure: Exposure, pids: Vec<u32>) -> Listener {
+        Listener {
+            proto: Proto::Tcp,
+            address: address.parse().unwrap(),
+            port,
+            exposure,
+            service: "mysql".to_string(),
+            process: if pids.is_empty() {
+                String::new()
+            } else {
+                "mysqld".to_string()
+            },
+            pids,
+            risky: exposure != Exposure::Loopback,
+        }
+    }
+
+    fn scan() -> Scan {
+        Scan {
+            listeners: vec![
+                listener(3306, "127.0.0.1", Exposure::Loopback, vec![296]),
+                listener(3306, "::", Exposure::Public, vec![1, 2, 3, 4, 5, 6]),
+                listener(3307, "10.0.0.1", Exposure::Private, vec![]),
+            ],
+            unreadable_processes: 1,
+            ..Scan::default()
+        }
+    }
+
+    #[test]
+    fn default_hides_loopback() {
+        let s = scan();
+        assert_eq!(visible(&s, false).listeners.len(), 2);
+        assert_eq!(visible(&s, true).listeners.len(), 3);
+        assert_eq!(
+            notes(&s, &visible(&s, false)),
+            [
+                "1 loopback-only listener not shown (unreachable from outside); `--all` shows them",
+                "1 process could not be read (permission denied; as a non-root user, every other user's), so some listeners may show fewer owners or none; root sees them all"
+            ]
+        );
+        assert_eq!(
+            notes(&Scan::default(), &Scan::default()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn table_rows() {
+        let text = table(&visible(&scan(), false).listeners);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "PROTO", "ADDRESS", "PORT", "SERVICE", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
+            ]
+        );
+        let first: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            first[..7],
+            [
+                "tcp",
+                "::",
+                "3306",
+                "mysql",
+                "mysqld",
+                "1,2,3,4,+2",
+                "public"
+            ]
+        );
+        assert!(lines[1].contains("risky"));
+        let second: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(second[4..7], ["-", "-", "private"]);
+        assert_eq!(table(&[]), "no listeners found\n");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let s = scan();
+        let text = json(&s).unwrap();
+        let back: Scan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        assert!(text.contains("\"exposure\": \"public\""));
+    }
+}

@@ -1,0 +1,675 @@
+//! `autofw propose`: snapshots of the rendered rulesets for the fixture
+//! scans, errors for bad choices, and the kernel's own verdict: every
+//! proposal loads in a namespace, and loaded, lets in exactly what it says.
+
+use crate::support::*;
+use std::process::{Command, Output};
+
+const SCANS: &[&str] = &["seed-host", "docker-host", "risky-host", "ipv6-host"];
+const FORMATS: &[&str] = &["nft", "iptables", "ip6tables"];
+
+/// Fixture paths are relative to the crate root, where [`autofw`] runs, so
+/// that the places named in the output (and the snapshots) do not depend on
+/// where the repository is checked out.
+fn scan_path(name: &str) -> String {
+    format!("fixtures/scans/{name}.json")
+}
+
+fn policy_path(name: &str) -> String {
+    format!("fixtures/policies/{name}")
+}
+
+/// Run `autofw args` on the host, in the crate root (propose never touches
+/// the host's firewall).
+fn autofw(args: &[&str]) -> Output {
+    Command::new(autofw_bin())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("cannot run autofw")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "autofw failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn propose(scan: &str, format: &str, extra: &[&str]) -> String {
+    let path = scan_path(scan);
+    let mut args = vec!["propose", "--from", &path, "--format", format];
+    args.extend_from_slice(extra);
+    stdout(&autofw(&args))
+}
+
+#[test]
+fn snapshots_of_every_fixture_in_every_format() {
+    for scan in SCANS {
+        for format in FORMATS {
+            let text = propose(scan, format, &[]);
+            insta::assert_snapshot!(format!("{scan}.{format}"), text);
+        }
+    }
+}
+
+#[test]
+fn snapshots_with_a_policy_file() {
+    let policy = policy_path("admin.toml");
+    for format in FORMATS {
+        let text = propose(
+            "seed-host",
+            format,
+            &["--policy", &policy, "--allow", "mysql"],
+        );
+        insta::assert_snapshot!(format!("seed-host-admin.{format}"), text);
+    }
+}
+
+#[test]
+fn same_inputs_give_byte_identical_output() {
+    let policy = policy_path("admin.toml");
+    let a = propose("risky-host", "nft", &["--policy", &policy]);
+    let b = propose("risky-host", "nft", &["--policy", &policy]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn nft_output_keeps_the_contract_with_apply() {
+    for scan in SCANS {
+        let text = propose(scan, "nft", &[]);
+        assert!(
+            text.starts_with("table inet autofw\ndelete table inet autofw\n"),
+            "{scan}: {text}"
+        );
+        // Nothing but autofw's table is named.
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("table") || l.contains("delete"))
+        {
+            assert!(
+                line.starts_with("table inet autofw") || line == "delete table inet autofw",
+                "{line}"
+            );
+        }
+        for format in ["iptables", "ip6tables"] {
+            let text = propose(scan, format, &[]);
+            let jumps: Vec<_> = text.lines().filter(|l| l.starts_with("-A INPUT")).collect();
+            assert_eq!(jumps, ["-A INPUT -j AUTOFW-INPUT"], "{scan} {format}");
+            for line in text.lines().filter(|l| l.starts_with(':')) {
+                let chain = line[1..].split(' ').next().unwrap();
+                assert!(
+                    ["INPUT", "FORWARD", "OUTPUT"].contains(&chain) || chain.starts_with("AUTOFW-"),
+                    "{scan} {format} declares {chain}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn risky_listeners_are_left_closed_and_said_so() {
+    let path = scan_path("risky-host");
+    let out = autofw(&["propose", "--from", &path]);
+    let text = stdout(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("dport 6379") && !text.contains("dport 3306"),
+        "{text}"
+    );
+    assert!(
+        text.contains("redis 6379/tcp") && text.contains("--allow redis"),
+        "{text}"
+    );
+    assert!(
+        err.contains("left closed: mysql 3306/tcp") && err.contains("--allow mysql"),
+        "{err}"
+    );
+    let text = propose("risky-host", "nft", &["--allow", "mysql"]);
+    assert!(text.contains("tcp dport 3306 accept"), "{text}");
+    assert!(!text.contains("dport 6379"), "{text}");
+}
+
+#[test]
+fn docker_hosts_get_a_warning_and_keep_forwarding() {
+    let path = scan_path("docker-host");
+    let out = autofw(&["propose", "--from", &path]);
+    let text = stdout(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("8080/tcp is published by Docker"), "{err}");
+    assert!(!text.contains("hook forward"), "{text}");
+    assert!(text.contains("docker0"), "{text}");
+    let text = propose("docker-host", "iptables", &[]);
+    assert!(!text.contains(":FORWARD"), "{text}");
+    let text = propose("seed-host", "iptables", &[]);
+    assert!(text.contains(":FORWARD DROP"), "{text}");
+}
+
+#[test]
+fn json_prints_the_model_with_reasons() {
+    let text = propose("seed-host", "nft", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("propose --json is JSON");
+    let input = v["input"].as_array().unwrap();
+    let ssh = input
+        .iter()
+        .find(|r| r["match"] == "service" && r["port"] == 5622)
+        .expect("an ssh rule");
+    assert_eq!(ssh["proto"], "tcp");
+    assert_eq!(ssh["verdict"], "accept");
+    assert_eq!(ssh["reason"], "ssh (sshd, pid 630)");
+    assert_eq!(input.last().unwrap()["verdict"], "drop");
+    assert_eq!(v["forward"]["forward"], "drop");
+    let closed: Vec<_> = v["closed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(closed, [953, 3306]);
+}
+
+#[test]
+fn out_writes_a_file_and_ipset_the_sets() {
+    let dir = std::env::temp_dir().join(format!("autofw-propose-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("rules.nft");
+    let sets = dir.join("sets.ipset");
+    let policy = policy_path("admin.toml");
+    let printed = stdout(&autofw(&[
+        "propose",
+        "--from",
+        &scan_path("seed-host"),
+        "--policy",
+        &policy,
+        "--out",
+        out.to_str().unwrap(),
+        "--ipset",
+        sets.to_str().unwrap(),
+    ]));
+    assert_eq!(printed, "");
+    let rules = std::fs::read_to_string(&out).unwrap();
+    assert!(rules.starts_with("table inet autofw\n"));
+    let sets = std::fs::read_to_string(&sets).unwrap();
+    assert!(
+        sets.contains("create autofw-block-v4 hash:net family inet"),
+        "{sets}"
+    );
+    assert!(
+        sets.contains("add autofw-block-v6 2001:db8:dead::/64"),
+        "{sets}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Each bad input: exit 2 and a message naming the problem and its place.
+#[test]
+fn bad_choices_exit_2_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("autofw-propose-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_policy = dir.join("bad.toml");
+    std::fs::write(
+        &bad_policy,
+        "allow = [\"ssh\"]\n\n[service.ssh]\nsource = [\"192.0.2.0/24\"]\n",
+    )
+    .unwrap();
+    let bad_addr = dir.join("addr.toml");
+    std::fs::write(
+        &bad_addr,
+        "[blocklist]\naddresses = [\n  \"192.0.2.1\",\n  \"192.0.2.999\",\n]\n",
+    )
+    .unwrap();
+    let bad_scan = dir.join("scan.json");
+    std::fs::write(&bad_scan, "{\"listeners\": [{\"proto\": \"sctp\"}]}").unwrap();
+    let seed = scan_path("seed-host");
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["--allow", "htps"],
+            vec!["--allow htps: unknown service `htps`".into()],
+        ),
+        (
+            vec!["--allow", "0"],
+            vec!["--allow 0: port 0 is out of range".into()],
+        ),
+        (
+            vec!["--block", "70000/udp"],
+            vec!["--block 70000/udp: port 70000 is out of range".into()],
+        ),
+        (
+            vec!["--allow", "80/icmp"],
+            vec!["unknown protocol `icmp`".into()],
+        ),
+        (
+            vec!["--policy", bad_policy.to_str().unwrap()],
+            vec![
+                bad_policy.display().to_string(),
+                "line 4".into(),
+                "unknown field `source`".into(),
+            ],
+        ),
+        (
+            vec!["--policy", bad_addr.to_str().unwrap()],
+            vec![
+                format!("{}:4", bad_addr.display()),
+                "`192.0.2.999` is not an IP address".into(),
+            ],
+        ),
+    ];
+    for (extra, wanted) in cases {
+        let mut args = vec!["propose", "--from", &seed];
+        args.extend_from_slice(&extra);
+        let out = autofw(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.starts_with("autofw: "), "{err}");
+        for w in wanted {
+            assert!(err.contains(&w), "{extra:?}: wanted {w:?} in {err}");
+        }
+        assert!(out.stdout.is_empty(), "{extra:?} printed a ruleset");
+    }
+    let out = autofw(&["propose", "--from", bad_scan.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("saved scan {}", bad_scan.display())),
+        "{err}"
+    );
+    let out = autofw(&["propose", "--from", "/nonexistent/scan.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scan.json"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The kernel's own checks: `nft -c`, `iptables-restore --test` and
+/// `ip6tables-restore --test` accept every fixture's proposal, with and
+/// without a policy, inside a namespace this test creates.
+#[test]
+fn the_kernel_accepts_every_proposal() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("propose-check");
+    let policy = policy_path("admin.toml");
+    let dir = std::env::temp_dir().join(format!("autofw-propose-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sets = dir.join("sets.ipset");
+    // The policy's blocklist needs its ipsets for the iptables formats.
+    stdout(&autofw(&[
+        "propose",
+        "--from",
+        &scan_path("seed-host"),
+        "--policy",
+        &policy,
+        "--ipset",
+        sets.to_str().unwrap(),
+    ]));
+    ns.ok(&[
+        "ipset",
+        "restore",
+        "-exist",
+        "-file",
+        sets.to_str().unwrap(),
+    ]);
+    for scan in SCANS {
+        for extra in [&[][..], &["--policy", &policy][..]] {
+            for (format, argv) in [
+                ("nft", &["nft", "-c", "-f"][..]),
+                ("iptables", &["iptables-restore", "--test", "--noflush"][..]),
+                (
+                    "ip6tables",
+                    &["ip6tables-restore", "--test", "--noflush"][..],
+                ),
+            ] {
+                let file = dir.join(format!("{scan}.{format}"));
+                std::fs::write(&file, propose(scan, format, extra)).unwrap();
+                let mut cmd = argv.to_vec();
+                let path = file.to_str().unwrap();
+                cmd.push(path);
+                let out = ns.run(&cmd);
+                assert!(
+                    out.status.success(),
+                    "{scan} {format} {extra:?} rejected: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    // A check is a check: nothing was loaded.
+    assert_eq!(ns.ok(&["nft", "list", "tables"]), "");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The seed article's host, as real listeners: (program, service, specs).
+/// Public services listen on the wildcard addresses as on a real host, named
+/// on the public address and loopback; mysqld and rndc on loopback only.
+const SEED_LISTENERS: &[(&str, &str, &[&str])] = &[
+    ("vsftpd", "ftp", &["tcp:0.0.0.0:21", "tcp:[::]:21"]),
+    ("sendmail", "smtp", &["tcp:0.0.0.0:25", "tcp:[::]:25"]),
+    (
+        "sendmail",
+        "submission",
+        &["tcp:0.0.0.0:587", "tcp:[::]:587"],
+    ),
+    (
+        "named",
+        "dns",
+        &[
+            "tcp:192.0.2.1:53",
+            "udp:192.0.2.1:53",
+            "tcp:[2001:db8::1]:53",
+            "udp:[2001:db8::1]:53",
+            "tcp:127.0.0.1:53",
+            "udp:127.0.0.1:53",
+        ],
+    ),
+    ("named", "rndc", &["tcp:127.0.0.1:953"]),
+    ("apache2", "http", &["tcp:0.0.0.0:80", "tcp:[::]:80"]),
+    ("apache2", "https", &["tcp:0.0.0.0:443", "tcp:[::]:443"]),
+    ("dovecot", "pop3", &["tcp:0.0.0.0:110", "tcp:[::]:110"]),
+    ("dovecot", "imap", &["tcp:0.0.0.0:143", "tcp:[::]:143"]),
+    ("dovecot", "imaps", &["tcp:0.0.0.0:993", "tcp:[::]:993"]),
+    ("dovecot", "pop3s", &["tcp:0.0.0.0:995", "tcp:[::]:995"]),
+    ("sshd", "ssh", &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]),
+    ("mysqld", "mysql", &["tcp:127.0.0.1:3306"]),
+];
+
+/// The seed's public TCP services.
+const SEED_TCP: &[u16] = &[21, 25, 53, 80, 110, 143, 443, 587, 993, 995, 5622];
+
+/// Start the seed host's listeners in `server`, plus a stray listener on
+/// the public addresses (tcp 8080, udp 5353) that the scan does not
+/// mention, and write the scan that describes the seed's listeners.
+fn start_seed_host(server: &mut Netns, scan_file: &std::path::Path) {
+    let mut listeners = Vec::new();
+    for (program, service, specs) in SEED_LISTENERS {
+        let pid = server.listen(Some(program), specs);
+        for spec in *specs {
+            let (proto, rest) = spec.split_once(':').unwrap();
+            let (addr, port) = rest.rsplit_once(':').unwrap();
+            let addr = addr.trim_matches(['[', ']']);
+            let loopback = addr.starts_with("127.") || addr == "::1";
+            listeners.push(serde_json::json!({
+                "proto": proto,
+                "address": addr,
+                "port": port.parse::<u16>().unwrap(),
+                "exposure": if loopback { "loopback" } else { "public" },
+                "service": service,
+                "process": program,
+                "pids": [pid],
+                "risky": false,
+            }));
+        }
+    }
+    server.listen(
+        Some("stray"),
+        &[
+            "tcp:0.0.0.0:8080",
+            "tcp:[::]:8080",
+            "udp:0.0.0.0:5353",
+            "udp:[::]:5353",
+        ],
+    );
+    let scan = serde_json::json!({
+        "listeners": listeners,
+        "unreadable_processes": 0,
+        "host": {"ip_forward": false, "bridges": []},
+    });
+    std::fs::write(scan_file, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
+}
+
+/// Forget every neighbour on both sides, so that the probes that follow only
+/// work if neighbour discovery (and ARP) gets through the loaded rules.
+fn flush_neighbours(server: &Netns, client: &Netns) {
+    for ns in [server, client] {
+        ns.ok(&["ip", "neigh", "flush", "dev", "eth0"]);
+        ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    }
+}
+
+/// Probe every (address, port) at once: a dropped probe takes its full
+/// timeout, and there are many.
+fn probe_all(client: &Netns, targets: &[(&str, u16)]) -> Vec<Probe> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|(addr, port)| s.spawn(move || probe_tcp(client, addr, *port)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// With the seed host's rules loaded in `server`: every public service
+/// answers over IPv4 and IPv6, everything else is dropped.
+fn assert_seed_rules_hold(server: &Netns, client: &Netns, how: &str) {
+    flush_neighbours(server, client);
+    assert!(ping(client, SERVER_V4), "{how}: ping over IPv4");
+    assert!(ping(client, SERVER_V6), "{how}: ping over IPv6");
+    let mut open = Vec::new();
+    for addr in [SERVER_V4, SERVER_V6] {
+        for port in SEED_TCP {
+            open.push((addr, *port));
+        }
+    }
+    let got = probe_all(client, &open);
+    for (target, probe) in open.iter().zip(&got) {
+        assert_eq!(*probe, Probe::Open, "{how}: {target:?} should answer");
+    }
+    for addr in [SERVER_V4, SERVER_V6] {
+        assert!(probe_dns(client, addr, 53), "{how}: DNS over UDP to {addr}");
+    }
+    let mut closed = Vec::new();
+    for addr in [SERVER_V4, SERVER_V6] {
+        for port in [3306, 953, 8080, 22] {
+            closed.push((addr, port));
+        }
+    }
+    let got = probe_all(client, &closed);
+    for (target, probe) in closed.iter().zip(&got) {
+        assert_eq!(
+            *probe,
+            Probe::Dropped,
+            "{how}: {target:?} should be dropped"
+        );
+    }
+    for addr in [SERVER_V4, SERVER_V6] {
+        assert!(
+            !probe_dns(client, addr, 5353),
+            "{how}: udp 5353 on {addr} should be dropped"
+        );
+    }
+    // Neighbour discovery got through: the client learnt the server's
+    // addresses again after the flush.
+    let neigh = client.ok(&["ip", "-6", "neigh", "show", "dev", "eth0"]);
+    assert!(
+        neigh.contains(SERVER_V6) && !neigh.contains("FAILED"),
+        "{how}: {neigh}"
+    );
+}
+
+/// Before any rule: the stray listener answers and the loopback-only ports
+/// are refused, so a `Dropped` later is the ruleset's doing.
+fn assert_open_before_rules(client: &Netns) {
+    assert_eq!(probe_tcp(client, SERVER_V4, 8080), Probe::Open);
+    assert!(wait_until(std::time::Duration::from_secs(3), || probe_tcp(
+        client, SERVER_V6, 8080
+    )
+        == Probe::Open));
+    assert_eq!(probe_tcp(client, SERVER_V4, 3306), Probe::Refused);
+    assert!(probe_dns(client, SERVER_V4, 5353));
+}
+
+/// A scratch directory for one test (tags are unique per test).
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("autofw-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Acceptance, nft: the seed host's proposal, loaded with `nft -f` as it is.
+#[test]
+fn seed_host_nft_lets_in_exactly_its_services() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("propose-nft-s");
+    let client = Netns::new("propose-nft-c");
+    link(&server, &client);
+    let dir = temp_dir("propose-nft");
+    let scan = dir.join("scan.json");
+    start_seed_host(&mut server, &scan);
+    assert_open_before_rules(&client);
+    let rules = dir.join("rules.nft");
+    stdout(&autofw(&[
+        "propose",
+        "--from",
+        scan.to_str().unwrap(),
+        "--out",
+        rules.to_str().unwrap(),
+    ]));
+    server.ok(&["nft", "-f", rules.to_str().unwrap()]);
+    let live = server.ok(&["nft", "list", "ruleset"]);
+    assert!(
+        live.contains("table inet autofw") && live.contains("policy drop"),
+        "{live}"
+    );
+    assert_seed_rules_hold(&server, &client, "nft");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Acceptance, iptables: the same host, loaded with `iptables-restore
+/// --noflush` and `ip6tables-restore --noflush`.
+#[test]
+fn seed_host_iptables_lets_in_exactly_its_services() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("propose-ipt-s");
+    let client = Netns::new("propose-ipt-c");
+    link(&server, &client);
+    let dir = temp_dir("propose-ipt");
+    let scan = dir.join("scan.json");
+    start_seed_host(&mut server, &scan);
+    assert_open_before_rules(&client);
+    for (format, tool) in [
+        ("iptables", "iptables-restore"),
+        ("ip6tables", "ip6tables-restore"),
+    ] {
+        let rules = dir.join(format!("rules.{format}"));
+        stdout(&autofw(&[
+            "propose",
+            "--from",
+            scan.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            rules.to_str().unwrap(),
+        ]));
+        server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
+    }
+    assert_seed_rules_hold(&server, &client, "iptables");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The operator's choices, enforced by the kernel: ssh only from the admin
+/// network and rate-limited per source, the client's IPv6 address
+/// blocklisted.
+const ADMIN_POLICY: &str = r#"
+[service.ssh]
+sources = ["192.0.2.2/32"]
+limit = "1/minute"
+limit_burst = 3
+
+[blocklist]
+addresses = ["198.51.100.0/24", "2001:db8::2"]
+"#;
+
+fn assert_policy_holds(loader: &str) {
+    let mut server = Netns::new(&format!("propose-pol-{loader}-s"));
+    let client = Netns::new(&format!("propose-pol-{loader}-c"));
+    link(&server, &client);
+    let dir = temp_dir(&format!("propose-pol-{loader}"));
+    let pid = server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    let dns = server.listen(Some("named"), &["udp:0.0.0.0:53", "udp:[::]:53"]);
+    let listener = |proto: &str, addr: &str, port: u16, service: &str, pid: u32| {
+        serde_json::json!({"proto": proto, "address": addr, "port": port, "exposure": "public",
+            "service": service, "process": service, "pids": [pid], "risky": false})
+    };
+    let scan = serde_json::json!({"listeners": [
+        listener("tcp", "0.0.0.0", 5622, "ssh", pid),
+        listener("tcp", "::", 5622, "ssh", pid),
+        listener("udp", "0.0.0.0", 53, "dns", dns),
+        listener("udp", "::", 53, "dns", dns),
+    ]});
+    let scan_file = dir.join("scan.json");
+    std::fs::write(&scan_file, scan.to_string()).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, ADMIN_POLICY).unwrap();
+    let base = [
+        "propose",
+        "--from",
+        scan_file.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    if loader == "nft" {
+        let rules = dir.join("rules.nft");
+        let mut args = base.to_vec();
+        args.extend(["--out", rules.to_str().unwrap()]);
+        stdout(&autofw(&args));
+        server.ok(&["nft", "-f", rules.to_str().unwrap()]);
+    } else {
+        let sets = dir.join("sets.ipset");
+        for (format, tool) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+            let rules = dir.join(format!("rules.{format}"));
+            let mut args = base.to_vec();
+            args.extend(["--format", format, "--out", rules.to_str().unwrap()]);
+            args.extend(["--ipset", sets.to_str().unwrap()]);
+            stdout(&autofw(&args));
+            server.ok(&["ipset", "restore", "-exist", "-file", sets.to_str().unwrap()]);
+            server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
+        }
+    }
+    flush_neighbours(&server, &client);
+    // IPv4: the admin network may reach ssh and DNS; IPv6: the client is
+    // blocklisted, so nothing at all answers, not even ping.
+    assert!(ping(&client, SERVER_V4), "{loader}: ping v4");
+    assert!(probe_dns(&client, SERVER_V4, 53), "{loader}: dns v4");
+    assert!(!ping(&client, SERVER_V6), "{loader}: ping v6 from a blocklisted address");
+    assert!(!probe_dns(&client, SERVER_V6, 53), "{loader}: dns v6 from a blocklisted address");
+    assert_eq!(probe_tcp(&client, SERVER_V6, 5622), Probe::Dropped, "{loader}");
+    // ssh from another address of the client, outside the sources: dropped.
+    client.ok(&["ip", "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
+    let other = client.sh(&format!(
+        "socat -u TCP:{SERVER_V4}:5622,bind=192.0.2.3,connect-timeout=2 - 2>&1; echo rc=$?"
+    ));
+    let other = String::from_utf8_lossy(&other.stdout);
+    assert!(other.contains("timed out") && !other.contains("rc=0"), "{loader}: {other}");
+    // ssh: a burst of 3 new connections from one address, then dropped.
+    for i in 0..3 {
+        assert_eq!(probe_tcp(&client, SERVER_V4, 5622), Probe::Open, "{loader}: ssh #{i}");
+    }
+    assert_eq!(
+        probe_tcp(&client, SERVER_V4, 5622),
+        Probe::Dropped,
+        "{loader}: the 4th ssh connection in a burst should be rate-limited"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn policy_sources_limits_and_blocklist_hold_under_nft() {
+    if !require_root() {
+        return;
+    }
+    assert_policy_holds("nft");
+}
+
+#[test]
+fn policy_sources_limits_and_blocklist_hold_under_iptables() {
+    if !require_root() {
+        return;
+    }
+    assert_policy_holds("iptables");
+}

@@ -1,0 +1,542 @@
+//! `autofw scan` end to end: saved tables through the real binary
+//! (`--fixture`), and real listeners in a namespace, checked against what
+//! `ss -Htulnp` sees there.
+
+use crate::support::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn autofw(args: &[&str]) -> Output {
+    Command::new(autofw_bin())
+        .args(args)
+        .output()
+        .expect("cannot run autofw")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "autofw failed ({}): {}",
+        out.status,
+        stderr(out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+/// One line per listener, `proto address port exposure service process pids risky`:
+/// easy to compare whole, and a failure shows everything.
+fn summary(scan: &Value) -> Vec<String> {
+    scan["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            let pids: Vec<String> = l["pids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            format!(
+                "{} {} {} {} {} {} [{}]{}",
+                l["proto"].as_str().unwrap(),
+                l["address"].as_str().unwrap(),
+                l["port"],
+                l["exposure"].as_str().unwrap(),
+                l["service"].as_str().unwrap(),
+                l["process"].as_str().unwrap(),
+                pids.join(","),
+                if l["risky"] == true { " risky" } else { "" }
+            )
+        })
+        .collect()
+}
+
+fn fixture_arg(name: &str) -> String {
+    fixture(&format!("proc/{name}")).display().to_string()
+}
+
+#[test]
+fn seed_host_lists_its_twelve_public_services_by_name() {
+    let dir = fixture_arg("seed-host");
+    let out = autofw(&["scan", "--json", "--fixture", &dir]);
+    let scan = json(&out);
+    assert_eq!(
+        summary(&scan),
+        [
+            "tcp 0.0.0.0 21 public ftp vsftpd [173]",
+            "tcp 0.0.0.0 25 public smtp sendmail [449]",
+            "tcp 203.0.113.10 53 public dns named [353]",
+            "tcp 0.0.0.0 80 public http apache2 [590,591,592]",
+            "tcp 0.0.0.0 110 public pop3 dovecot [261]",
+            "tcp 0.0.0.0 143 public imap dovecot [261]",
+            "tcp 0.0.0.0 443 public https apache2 [590,591,592]",
+            "tcp 0.0.0.0 587 public submission sendmail [449]",
+            "tcp 0.0.0.0 993 public imaps dovecot [261]",
+            "tcp 0.0.0.0 995 public pop3s dovecot [261]",
+            "tcp 0.0.0.0 5622 public ssh sshd [630]",
+            "udp 203.0.113.10 53 public dns named [353]",
+        ]
+    );
+    assert_eq!(scan["unreadable_processes"], 0);
+    assert_eq!(
+        stderr(&out),
+        "autofw: note: 4 loopback-only listeners not shown (unreachable from outside); `--all` shows them\n"
+    );
+
+    let all = json(&autofw(&["scan", "--all", "--json", "--fixture", &dir]));
+    let loopback: Vec<String> = summary(&all)
+        .into_iter()
+        .filter(|l| l.contains(" loopback "))
+        .collect();
+    assert_eq!(
+        loopback,
+        [
+            "tcp 127.0.0.1 53 loopback dns named [353]",
+            "tcp 127.0.0.1 953 loopback rndc named [353]",
+            "tcp 127.0.0.1 3306 loopback mysql mysqld [296]",
+            "udp 127.0.0.1 53 loopback dns named [353]",
+        ]
+    );
+}
+
+#[test]
+fn seed_host_table_for_people() {
+    let out = autofw(&["scan", "--fixture", &fixture_arg("seed-host")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "PROTO", "ADDRESS", "PORT", "SERVICE", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
+        ]
+    );
+    assert_eq!(lines.len(), 13, "{text}");
+    assert!(lines.contains(&vec![
+        "tcp", "0.0.0.0", "5622", "ssh", "sshd", "630", "public"
+    ]));
+    assert!(
+        !text.contains("127.0.0.1"),
+        "loopback shown by default:\n{text}"
+    );
+    let all = stdout(&autofw(&[
+        "scan",
+        "--all",
+        "--fixture",
+        &fixture_arg("seed-host"),
+    ]));
+    assert!(all.contains("3306") && all.contains("953"), "{all}");
+}
+
+#[test]
+fn mixed_host_v6_mapped_scoped_private_and_non_listeners() {
+    let out = autofw(&[
+        "scan",
+        "--all",
+        "--json",
+        "--fixture",
+        &fixture_arg("mixed"),
+    ]);
+    let scan = json(&out);
+    assert_eq!(
+        summary(&scan),
+        [
+            "tcp 0.0.0.0 22 public ssh sshd [700]",
+            "tcp :: 22 public ssh sshd [700]",
+            // Dual-stack; the v4 connection to it (::ffff:127.0.0.1 in tcp6) is not listed.
+            "tcp :: 80 public http nginx [800,801]",
+            "tcp 2001:db8::1 443 public https nginx [800,801]",
+            "tcp 100.64.0.1 3000 private unknown devserver [930]",
+            "tcp ::1 5432 loopback postgresql postgres [900]",
+            "tcp ::ffff:127.0.0.1 6379 loopback redis redis-server [910]",
+            "tcp 10.0.0.5 6380 private redis redis-server [910] risky",
+            "tcp 169.254.1.1 8000 link-local unknown devserver [930]",
+            "tcp fe80::1 8080 link-local http-alt devserver [930]",
+            "tcp ::ffff:203.0.113.10 8443 public https-alt java [920]",
+            "tcp fd00::1 9200 private elasticsearch java [920] risky",
+            "udp 127.0.0.1 53 loopback dns unbound [960]",
+            "udp ::1 53 loopback dns unbound [960]",
+            "udp 0.0.0.0 123 public ntp chronyd [940]",
+            "udp :: 123 public ntp chronyd [940]",
+            "udp ::1 323 loopback ntp chronyd [940]",
+            "udp fe80::1 547 link-local unknown dhcpd [950]",
+            // Its owner could not be read: listed, unowned, and counted.
+            "udp 0.0.0.0 5353 public unknown  []",
+        ]
+    );
+    assert_eq!(scan["unreadable_processes"], 1);
+    assert!(
+        stderr(&out).contains("1 process could not be read"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn malformed_tables_name_the_file_and_line() {
+    let cases = [
+        (
+            "address",
+            "tcp` line 5: malformed entry (Failed to parse port (\"01XB\")",
+        ),
+        ("truncated", "udp` line 3: expected at least 10 fields"),
+        (
+            "state",
+            "tcp` line 6: state `LISTEN` is not a two-digit hex number",
+        ),
+        (
+            "header",
+            "tcp` line 1: expected the header `sl local_address",
+        ),
+        ("owners", "owners` line 3: expected `INODE PID PROGRAM`"),
+    ];
+    for (case, want) in cases {
+        let dir = fixture_arg(&format!("malformed/{case}"));
+        let out = autofw(&["scan", "--fixture", &dir]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{case}: {err}");
+        assert!(
+            err.starts_with(&format!("autofw: `{dir}/")) && err.contains(want),
+            "{case}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        assert!(out.stdout.is_empty(), "{case}");
+    }
+    let out = autofw(&["scan", "--fixture", "/nonexistent/autofw-fixture"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not a directory of saved socket tables"));
+    let out = autofw(&[
+        "scan",
+        "--source",
+        "netlink",
+        "--fixture",
+        &fixture_arg("seed-host"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// ---- Real listeners in a namespace -------------------------------------
+
+/// (proto, address, port) → (pids, programs), from `ss -Htulnp` or from autofw.
+type Owned = BTreeMap<(String, IpAddr, u16), (BTreeSet<u32>, BTreeSet<String>)>;
+
+/// Parse `ss -Htulnp`: `udp UNCONN 0 0 [::ffff:127.0.0.1]:53 *:* users:(("named",pid=5,fd=7))`.
+/// ss writes a dual-stack `::` as `*`, and a scope as `%dev` after the address.
+fn parse_ss(text: &str) -> Owned {
+    let mut owned = Owned::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let proto = fields[0].to_string();
+        let local = fields[4];
+        let (address, port) = local.rsplit_once(':').expect("address:port");
+        let address = address.split('%').next().unwrap();
+        let address = address.trim_start_matches('[').trim_end_matches(']');
+        let address: IpAddr = if address == "*" {
+            "::".parse().unwrap()
+        } else {
+            address
+                .parse()
+                .unwrap_or_else(|_| panic!("ss address {address} in {line}"))
+        };
+        let entry = owned
+            .entry((proto, address, port.parse().unwrap()))
+            .or_default();
+        if let Some(users) = fields.get(6) {
+            for user in users.split("((").flat_map(|u| u.split("),(")) {
+                // "sshd",pid=123,fd=3   (the last one ends with "))")
+                let mut parts = user.trim_end_matches(')').split(',');
+                let (Some(name), Some(pid)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let Some(pid) = pid.strip_prefix("pid=") else {
+                    continue;
+                };
+                entry.0.insert(pid.parse().unwrap());
+                entry.1.insert(name.trim_matches('"').to_string());
+            }
+        }
+    }
+    owned
+}
+
+fn owned_from_scan(scan: &Value) -> Owned {
+    let mut owned = Owned::new();
+    for l in scan["listeners"].as_array().unwrap() {
+        let key = (
+            l["proto"].as_str().unwrap().to_string(),
+            l["address"].as_str().unwrap().parse().unwrap(),
+            l["port"].as_u64().unwrap() as u16,
+        );
+        let pids = l["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as u32)
+            .collect();
+        let programs = l["process"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        assert!(
+            owned.insert(key.clone(), (pids, programs)).is_none(),
+            "{key:?} twice"
+        );
+    }
+    owned
+}
+
+/// A process that holds what listen.py cannot: an established TCP
+/// connection (both ends, to a listener that never accepts), a connected UDP
+/// socket, and a listening socket shared with a forked child.
+const HOLDER: &str = r#"
+import ctypes, os, socket, sys, time
+ctypes.CDLL(None).prctl(15, b"haproxy", 0, 0, 0)
+shared = socket.socket(); shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+shared.bind(("0.0.0.0", 8443)); shared.listen(8)
+backlog = socket.socket(); backlog.bind(("127.0.0.1", 7000)); backlog.listen(8)
+client = socket.socket(); client.connect(("127.0.0.1", 7000))
+udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); udp.connect(("2001:db8::2", 5300))
+os.fork()
+print("ready", flush=True)
+time.sleep(600)
+"#;
+
+/// A namespace with listeners of every kind the issue names; returns it and
+/// the scanned pids of the programs that matter.
+fn busy_namespace(tag: &str) -> (Netns, Netns) {
+    let mut server = Netns::new(tag);
+    let client = Netns::new(&format!("{tag}-c"));
+    link(&server, &client);
+    // A scoped (link-local) address too.
+    server.ok(&["ip", "addr", "add", "fe80::1/64", "dev", "eth0", "nodad"]);
+    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    server.listen(
+        Some("named"),
+        &[
+            "tcp:192.0.2.1:53",
+            "udp:192.0.2.1:53",
+            "tcp:127.0.0.1:53",
+            "udp:127.0.0.1:53",
+            "tcp:127.0.0.1:953",
+            "udp:[2001:db8::1]:53",
+            "udp:[::1]:53",
+        ],
+    );
+    server.listen(Some("mysqld"), &["tcp:127.0.0.1:3306"]);
+    server.listen(
+        Some("nginx"),
+        &["tcp:[::]:8080:dual", "tcp:[2001:db8::1]:443"],
+    );
+    server.listen(
+        Some("redis-server"),
+        &["tcp:[::ffff:127.0.0.1]:6379:dual", "tcp:0.0.0.0:6380"],
+    );
+    server.listen(Some("mystery"), &["tcp:0.0.0.0:40000", "udp:0.0.0.0:40001"]);
+    server.spawn(&["python3", "-c", HOLDER]);
+    server.spawn(&[
+        "python3",
+        "-c",
+        "import socket,time; s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); \
+         s.bind(('fe80::1',547,0,socket.if_nametoindex('eth0'))); time.sleep(600)",
+    ]);
+    // The helpers are up when ss shows the scoped socket, the established
+    // connection, and the shared socket with both its owners.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let all = server.ok(&["ss", "-Htuanp"]);
+            let listening = parse_ss(&server.ok(&["ss", "-Htulnp"]));
+            all.contains("[fe80::1]%eth0:547")
+                && all.contains("ESTAB")
+                && listening
+                    .get(&("tcp".to_string(), "0.0.0.0".parse().unwrap(), 8443))
+                    .is_some_and(|(pids, _)| pids.len() == 2)
+        }),
+        "helpers did not start: {}",
+        server.ok(&["ss", "-Htuanp"])
+    );
+    (server, client)
+}
+
+#[test]
+fn namespace_scan_lists_exactly_what_ss_lists() {
+    if !require_root() {
+        return;
+    }
+    let (server, _client) = busy_namespace("scan-ss");
+    let ss = parse_ss(&server.ok(&["ss", "-Htulnp"]));
+    let netlink = json(&server.autofw(&["scan", "--all", "--json", "--source", "netlink"]));
+    let proc = json(&server.autofw(&["scan", "--all", "--json", "--source", "proc"]));
+    let auto = json(&server.autofw(&["scan", "--all", "--json"]));
+
+    // Same sockets, same owners (pids and programs) as ss, whichever source.
+    assert_eq!(owned_from_scan(&netlink), ss, "netlink vs ss");
+    assert_eq!(summary(&proc), summary(&netlink), "proc vs netlink");
+    assert_eq!(summary(&auto), summary(&netlink), "auto vs netlink");
+
+    let lines = summary(&netlink);
+    let pids_of = |needle: &str| -> String {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in {lines:#?}"))
+            .clone()
+    };
+    // Names by program first (sshd on 5622), by port second, else unknown.
+    assert!(pids_of("tcp 0.0.0.0 5622 ").contains("public ssh sshd"));
+    assert!(pids_of("tcp :: 5622 ").contains("public ssh sshd"));
+    assert!(pids_of("tcp 192.0.2.1 53 ").contains("public dns named"));
+    assert!(pids_of("udp 192.0.2.1 53 ").contains("public dns named"));
+    assert!(pids_of("udp 2001:db8::1 53 ").contains("public dns named"));
+    assert!(pids_of("udp ::1 53 ").contains("loopback dns named"));
+    assert!(pids_of("tcp 127.0.0.1 953 ").contains("loopback rndc named"));
+    assert!(pids_of("tcp 127.0.0.1 3306 ").contains("loopback mysql mysqld"));
+    assert!(pids_of("tcp :: 8080 ").contains("public http nginx"));
+    assert!(pids_of("tcp 2001:db8::1 443 ").contains("public https nginx"));
+    assert!(pids_of("tcp ::ffff:127.0.0.1 6379 ").contains("loopback redis redis-server"));
+    assert!(pids_of("tcp 0.0.0.0 6380 ").ends_with(" risky"));
+    assert!(pids_of("tcp 0.0.0.0 40000 ").contains("public unknown mystery"));
+    assert!(pids_of("udp 0.0.0.0 40001 ").contains("public unknown mystery"));
+    assert!(pids_of("udp fe80::1 547 ").contains("link-local"));
+    // One socket, two processes (parent and forked child): both listed.
+    let shared = pids_of("tcp 0.0.0.0 8443 ");
+    assert_eq!(shared.matches(',').count(), 1, "{shared}");
+    // Not listeners: the established connection's ends and the connected UDP socket.
+    assert!(!lines.iter().any(|l| l.contains(" 5300 ")), "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" 7000 ")).count(),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), ss.len());
+}
+
+#[test]
+fn namespace_default_output_hides_loopback() {
+    if !require_root() {
+        return;
+    }
+    let (server, _client) = busy_namespace("scan-lo");
+    let shown = json(&server.autofw(&["scan", "--json"]));
+    let lines = summary(&shown);
+    assert!(!lines.is_empty());
+    assert!(
+        !lines.iter().any(|l| l.contains(" loopback ")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("tcp 0.0.0.0 5622 ")));
+    let out = server.autofw(&["scan"]);
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), lines.len(), "{text}");
+    assert!(rows.iter().all(|row| row[6] != "loopback"), "{text}");
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    assert!(
+        stderr(&out).contains("loopback-only listeners not shown"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn namespace_host_facts_see_forwarding_and_bridges() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("scan-host");
+    let before = json(&ns.autofw(&["scan", "--json"]));
+    assert_eq!(
+        before["host"],
+        serde_json::json!({"ip_forward": false, "bridges": []})
+    );
+    ns.ok(&["ip", "link", "add", "docker0", "type", "bridge"]);
+    ns.ok(&["ip", "link", "add", "virbr0", "type", "bridge"]);
+    ns.ok(&[
+        "ip", "link", "add", "eth9", "type", "veth", "peer", "name", "eth8",
+    ]);
+    ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let after = json(&ns.autofw(&["scan", "--json"]));
+    assert_eq!(
+        after["host"],
+        serde_json::json!({"ip_forward": true, "bridges": ["docker0", "virbr0"]})
+    );
+}
+
+#[test]
+fn namespace_scan_without_root_says_what_it_could_not_see() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("scan-user");
+    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622"]);
+    // A listener of the unprivileged user itself: its owner stays visible.
+    // (/usr/bin/python3: a python3 found through root's PATH may live where
+    // nobody cannot read.)
+    let script = listen_py().display().to_string();
+    let own = server.spawn(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/python3",
+        &script,
+        "--name",
+        "userd",
+        "tcp:0.0.0.0:8000",
+    ]);
+    let ss_ready = || server.ok(&["ss", "-Htln"]).contains(":8000");
+    assert!(wait_until(Duration::from_secs(5), ss_ready));
+    for source in ["netlink", "proc"] {
+        let out = server.run(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            autofw_bin(),
+            "scan",
+            "--all",
+            "--json",
+            "--source",
+            source,
+        ]);
+        let scan = json(&out);
+        let lines = summary(&scan);
+        // root's sshd: seen, but without its owner it is named by port alone.
+        assert!(
+            lines.contains(&"tcp 0.0.0.0 5622 public unknown  []".to_string()),
+            "{source}: {lines:#?}"
+        );
+        assert!(
+            lines.contains(&format!("tcp 0.0.0.0 8000 public unknown userd [{own}]")),
+            "{source}: {lines:#?}"
+        );
+        assert!(scan["unreadable_processes"].as_u64().unwrap() >= 1);
+        assert!(
+            stderr(&out).contains("could not be read"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
