@@ -70,7 +70,12 @@ impl BootFiles {
     pub fn rules_files(backend: Backend) -> &'static [&'static str] {
         match backend {
             Backend::Nft => &["/etc/autofw/rules.nft"],
-            Backend::Iptables => &["/etc/autofw/rules.v4", "/etc/autofw/rules.v6"],
+            // The ipsets file is written only with a blocklist.
+            Backend::Iptables => &[
+                "/etc/autofw/rules.v4",
+                "/etc/autofw/rules.v6",
+                "/etc/autofw/ipsets",
+            ],
         }
     }
     pub const UNIT: &'static str = "/etc/systemd/system/autofw.service";
@@ -112,7 +117,10 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
     make_dir(&files.dir(), 0o700)?;
     let texts: Vec<&String> = match rules {
         Rules::Nft { text } => vec![text],
-        Rules::Iptables { v4, v6 } => vec![v4, v6],
+        Rules::Iptables { v4, v6, ipsets } => [Some(v4), Some(v6), ipsets.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     let mut installed = Vec::new();
     for (path, text) in BootFiles::rules_files(rules.backend()).iter().zip(texts) {
@@ -299,12 +307,18 @@ fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rul
             text: read(BootFiles::rules_files(Backend::Nft)[0])?,
         }),
         "iptables" => {
-            let [v4, v6] = BootFiles::rules_files(Backend::Iptables) else {
-                unreachable!("two iptables files")
+            let [v4, v6, ipsets] = BootFiles::rules_files(Backend::Iptables) else {
+                unreachable!("three iptables files")
             };
+            let listed = |path: &str| manifest.installed.iter().any(|p| p == Path::new(path));
             Ok(Rules::Iptables {
                 v4: read(v4)?,
                 v6: read(v6)?,
+                ipsets: if listed(ipsets) {
+                    Some(read(ipsets)?)
+                } else {
+                    None
+                },
             })
         }
         other => Err(bad_input(format!(

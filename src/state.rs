@@ -267,6 +267,10 @@ pub struct AppliedRecord {
     /// The `ip6tables-restore` input, for the `iptables` backend only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ruleset_v6: Option<String>,
+    /// The `ipset restore` input of the blocklist sets, for the `iptables`
+    /// backend with a blocklist only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsets: Option<String>,
     /// True once the operator confirmed it; false while the window is open or
     /// after a rollback.
     pub confirmed: bool,

@@ -500,6 +500,49 @@ fn iptables_backend_on_a_fresh_host_leaves_no_table_behind() {
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Open);
 }
 
+#[test]
+fn iptables_blocklist_ipsets_are_loaded_and_undone() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("iptset");
+    let policy = host.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[blocklist]\naddresses = [\"198.51.100.0/24\", \"2001:db8:bad::/48\"]\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let before = host.server.ruleset();
+    let apply = host.apply_in_background(&[
+        "--timeout",
+        "3",
+        "--backend",
+        "iptables",
+        "--policy",
+        policy,
+    ]);
+    let sets = host.server.ok(&["ipset", "list", "-n"]);
+    assert!(
+        sets.contains("autofw-block-v4") && sets.contains("autofw-block-v6"),
+        "{sets}"
+    );
+    assert!(
+        host.server
+            .ok(&["ipset", "list", "autofw-block-v4"])
+            .contains("198.51.100.0/24")
+    );
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 5622), Probe::Open);
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), before);
+    assert_eq!(
+        host.server.ok(&["ipset", "list", "-n"]),
+        "",
+        "ipsets left behind"
+    );
+}
+
 /// iptables-save and ip6tables-save of the filter table, without the
 /// comment lines that carry a timestamp.
 fn iptables_saves(ns: &Netns) -> String {

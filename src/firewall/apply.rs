@@ -165,9 +165,9 @@ impl Pending {
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
-        let (ruleset, ruleset_v6) = match rules {
-            Rules::Nft { text } => (text.clone(), None),
-            Rules::Iptables { v4, v6 } => (v4.clone(), Some(v6.clone())),
+        let (ruleset, ruleset_v6, ipsets) = match rules {
+            Rules::Nft { text } => (text.clone(), None, None),
+            Rules::Iptables { v4, v6, ipsets } => (v4.clone(), Some(v6.clone()), ipsets.clone()),
         };
         state.write_applied(&AppliedRecord {
             applied_at: now_secs(),
@@ -175,6 +175,7 @@ impl Pending {
             opened: proposal.opened(),
             ruleset,
             ruleset_v6,
+            ipsets,
             confirmed: false,
             rolled_back_at: None,
             persisted: false,
@@ -395,7 +396,13 @@ fn print_plan(rules: &Rules) -> anyhow::Result<()> {
                 &proposed,
             );
         }
-        Rules::Iptables { v4, v6 } => {
+        Rules::Iptables { v4, v6, ipsets } => {
+            if let Some(sets) = ipsets {
+                println!(
+                    "# ipset restore -exist (loaded first)\n{}\n",
+                    sets.trim_end()
+                );
+            }
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
             for (family, text, name) in [
                 (iptables::V4, v4, "iptables"),

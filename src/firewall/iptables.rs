@@ -65,6 +65,10 @@ pub struct Saved {
     /// `family table chain` names that existed before, so undo can remove
     /// the empty ones the apply created. `None` on iptables-legacy.
     pub nft_objects: Option<BTreeSet<String>>,
+    /// `ipset save` of autofw's blocklist sets (`autofw-*`) that existed
+    /// before; `None` when ipset is not installed.
+    #[serde(default)]
+    pub ipsets: Option<String>,
 }
 
 pub fn save_family(family: Family) -> anyhow::Result<String> {
@@ -80,21 +84,82 @@ pub fn save() -> anyhow::Result<Saved> {
         } else {
             None
         },
+        ipsets: if tool_exists("ipset") {
+            Some(save_autofw_ipsets()?)
+        } else {
+            None
+        },
     })
+}
+
+/// Names of the live ipsets autofw owns (`autofw-*`).
+fn autofw_ipset_names() -> anyhow::Result<Vec<String>> {
+    Ok(run_tool("ipset", &["list", "-n"], None)?
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with("autofw-"))
+        .map(str::to_string)
+        .collect())
+}
+
+fn save_autofw_ipsets() -> anyhow::Result<String> {
+    let mut out = String::new();
+    for name in autofw_ipset_names()? {
+        out.push_str(&run_tool("ipset", &["save", &name], None)?);
+    }
+    Ok(out)
+}
+
+/// Put autofw's ipsets back as saved: sets that did not exist are destroyed
+/// (the rules that matched them are gone by now), the others refilled.
+fn restore_ipsets(saved: &str) -> anyhow::Result<()> {
+    let existed: Vec<&str> = saved
+        .lines()
+        .filter_map(|l| l.strip_prefix("create "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for name in autofw_ipset_names()? {
+        if existed.contains(&name.as_str()) {
+            run_tool("ipset", &["flush", &name], None)?;
+        } else {
+            run_tool("ipset", &["destroy", &name], None)?;
+        }
+    }
+    if !saved.trim().is_empty() {
+        run_tool("ipset", &["restore", "-exist"], Some(saved))?;
+    }
+    Ok(())
 }
 
 /// Load both families. Each is checked with `--test` first; then v4 and v6
 /// are loaded, and if v6 fails after v4 succeeded, v4 is put back from
 /// `saved` so the host is never left half-changed.
-pub fn load(v4: &str, v6: &str, saved: Option<&Saved>) -> anyhow::Result<()> {
+///
+/// The blocklist ipsets, if any, are loaded first (the rules match them);
+/// `ipset restore -exist` creates or refills them.
+pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> anyhow::Result<()> {
+    if let Some(sets) = ipsets {
+        super::exec::require_tools(&["ipset"])?;
+        run_tool("ipset", &["restore", "-exist"], Some(sets))?;
+    }
     let v4 = without_existing_jump(v4, &save_family(V4)?);
     let v6 = without_existing_jump(v6, &save_family(V6)?);
-    run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))?;
-    run_tool(V6.restore, &["--test", "--noflush"], Some(&v6))?;
-    run_tool(V4.restore, &["--noflush"], Some(&v4))?;
-    if let Err(err) = run_tool(V6.restore, &["--noflush"], Some(&v6)) {
-        if let Some(saved) = saved {
-            restore_family(V4, &saved.v4)?;
+    let loaded = run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))
+        .and_then(|_| run_tool(V6.restore, &["--test", "--noflush"], Some(&v6)))
+        .and_then(|_| run_tool(V4.restore, &["--noflush"], Some(&v4)));
+    let loaded = match loaded {
+        Ok(_) => run_tool(V6.restore, &["--noflush"], Some(&v6)).map_err(|err| {
+            if let Some(saved) = saved {
+                let _ = restore_family(V4, &saved.v4);
+            }
+            err
+        }),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = loaded {
+        // The ipsets were refilled before the rules failed: put them back.
+        if let (Some(_), Some(Some(sets))) = (ipsets, saved.map(|s| &s.ipsets)) {
+            let _ = restore_ipsets(sets);
         }
         return Err(err);
     }
@@ -106,6 +171,9 @@ pub fn load(v4: &str, v6: &str, saved: Option<&Saved>) -> anyhow::Result<()> {
 pub fn restore(saved: &Saved) -> anyhow::Result<()> {
     restore_family(V4, &saved.v4)?;
     restore_family(V6, &saved.v6)?;
+    if let Some(sets) = &saved.ipsets {
+        restore_ipsets(sets)?;
+    }
     if let Some(before) = &saved.nft_objects {
         remove_created_empty(before)?;
     }

@@ -23,8 +23,14 @@ use crate::propose::Proposal;
 pub enum Rules {
     /// One `nft -f` script that replaces `table inet autofw`.
     Nft { text: String },
-    /// `iptables-restore` and `ip6tables-restore --noflush` input.
-    Iptables { v4: String, v6: String },
+    /// `iptables-restore` and `ip6tables-restore --noflush` input, and the
+    /// `ipset restore` input of the blocklist sets they match, if any.
+    Iptables {
+        v4: String,
+        v6: String,
+        #[serde(default)]
+        ipsets: Option<String>,
+    },
 }
 
 impl Rules {
@@ -36,6 +42,7 @@ impl Rules {
             Backend::Iptables => Rules::Iptables {
                 v4: proposal.render(Format::Iptables),
                 v6: proposal.render(Format::Ip6tables),
+                ipsets: proposal.ipset_restore(),
             },
         }
     }
@@ -51,9 +58,12 @@ impl Rules {
     pub fn load(&self, saved: Option<&Snapshot>) -> anyhow::Result<()> {
         match self {
             Rules::Nft { text } => nft::load(text),
-            Rules::Iptables { v4, v6 } => {
-                iptables::load(v4, v6, saved.and_then(|s| s.iptables.as_ref()))
-            }
+            Rules::Iptables { v4, v6, ipsets } => iptables::load(
+                v4,
+                v6,
+                ipsets.as_deref(),
+                saved.and_then(|s| s.iptables.as_ref()),
+            ),
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn rules_of(record: &AppliedRecord) -> Rules {
         ("iptables", Some(v6)) => Rules::Iptables {
             v4: record.ruleset.clone(),
             v6: v6.clone(),
+            ipsets: record.ipsets.clone(),
         },
         _ => Rules::Nft {
             text: record.ruleset.clone(),
