@@ -148,11 +148,10 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
         .and_then(|_| run_tool(V6.restore, &["--test", "--noflush"], Some(&v6)))
         .and_then(|_| run_tool(V4.restore, &["--noflush"], Some(&v4)));
     let loaded = match loaded {
-        Ok(_) => run_tool(V6.restore, &["--noflush"], Some(&v6)).map_err(|err| {
+        Ok(_) => run_tool(V6.restore, &["--noflush"], Some(&v6)).inspect_err(|_| {
             if let Some(saved) = saved {
                 let _ = restore_family(V4, &saved.v4);
             }
-            err
         }),
         Err(err) => Err(err),
     };
