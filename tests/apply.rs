@@ -623,23 +623,23 @@ fn apply_over_a_real_ssh_session() {
     link(&server, &client);
     let ssh = Ssh::start(&mut server);
     server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
-    server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
+    // Loopback-only: gets no rule, and is no business of the client.
+    server.listen(Some("redis-server"), &["tcp:127.0.0.1:6379"]);
     assert!(wait_until(Duration::from_secs(5), || probe_tcp(
         &client, SERVER_V4, 5622
     ) == Probe::Open));
+    // As an operator would: the live scan of this host, no saved one.
     let dir = tempfile::tempdir().unwrap();
-    let scan = dir.path().join("scan.json");
-    write_scan(&scan, &[("ssh", "sshd", 5622), ("http", "nginx", 80)]);
     let state = dir.path().join("state");
     let bin = autofw_bin();
-    let (scan, state) = (scan.display(), state.display());
+    let state = state.display();
 
     // `--block ssh` from this session is refused and changes nothing.
     let before = server.ruleset();
     let out = ssh
         .command(
             &client,
-            &format!("{bin} apply --confirm --yes --block ssh --from {scan} --state-dir {state}"),
+            &format!("{bin} apply --confirm --yes --block ssh --state-dir {state}"),
         )
         .output()
         .unwrap();
@@ -655,7 +655,7 @@ fn apply_over_a_real_ssh_session() {
     let mut a = ssh
         .command(
             &client,
-            &format!("{bin} apply --confirm --yes --timeout 30 --from {scan} --state-dir {state}; echo apply-exit=$?; exec cat"),
+            &format!("{bin} apply --confirm --yes --timeout 30 --state-dir {state}; echo apply-exit=$?; exec cat"),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
