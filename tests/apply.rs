@@ -650,6 +650,24 @@ fn apply_over_a_real_ssh_session() {
         show(&out)
     );
     assert_eq!(server.ruleset(), before);
+    // The same without SSH_CONNECTION (as under sudo): the guard finds the
+    // session through the sshd process that owns its socket.
+    let out = ssh
+        .command(
+            &client,
+            &format!(
+                "env -u SSH_CONNECTION {bin} apply --confirm --yes --block ssh --state-dir {state}"
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("the connection of sshd (pid"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(server.ruleset(), before);
 
     // Session A applies, then stays open (cat) after apply ends.
     let mut a = ssh

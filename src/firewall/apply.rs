@@ -253,6 +253,10 @@ fn wait_for_decision(
             Polled::Line(answer) if is_yes(&answer) => match window::confirm(state) {
                 Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
                 Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                // Confirmed, but persisting failed: say so (exit 3).
+                Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
+                    return Err(err);
+                }
                 Err(_) => return decided_elsewhere(state),
             },
             Polled::Line(answer) if is_no(&answer) => {

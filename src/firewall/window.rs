@@ -74,7 +74,13 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     state.remove_window()?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
-        crate::persist::persist(root, &rules_of(&record))?;
+        crate::persist::persist(root, &rules_of(&record)).map_err(|e| {
+            e.context(format!(
+                "the rules are confirmed and stay loaded, but persisting them under {} failed; \
+                 fix that and run `autofw apply --confirm --persist` again",
+                root.display()
+            ))
+        })?;
         record.persisted = true;
         state.write_applied(&record)?;
         persisted = Some(root.clone());
