@@ -621,13 +621,22 @@ fn assert_policy_holds(loader: &str) {
         server.ok(&["nft", "-f", rules.to_str().unwrap()]);
     } else {
         let sets = dir.join("sets.ipset");
-        for (format, tool) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+        for (format, tool) in [
+            ("iptables", "iptables-restore"),
+            ("ip6tables", "ip6tables-restore"),
+        ] {
             let rules = dir.join(format!("rules.{format}"));
             let mut args = base.to_vec();
             args.extend(["--format", format, "--out", rules.to_str().unwrap()]);
             args.extend(["--ipset", sets.to_str().unwrap()]);
             stdout(&autofw(&args));
-            server.ok(&["ipset", "restore", "-exist", "-file", sets.to_str().unwrap()]);
+            server.ok(&[
+                "ipset",
+                "restore",
+                "-exist",
+                "-file",
+                sets.to_str().unwrap(),
+            ]);
             server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
         }
     }
@@ -636,19 +645,36 @@ fn assert_policy_holds(loader: &str) {
     // blocklisted, so nothing at all answers, not even ping.
     assert!(ping(&client, SERVER_V4), "{loader}: ping v4");
     assert!(probe_dns(&client, SERVER_V4, 53), "{loader}: dns v4");
-    assert!(!ping(&client, SERVER_V6), "{loader}: ping v6 from a blocklisted address");
-    assert!(!probe_dns(&client, SERVER_V6, 53), "{loader}: dns v6 from a blocklisted address");
-    assert_eq!(probe_tcp(&client, SERVER_V6, 5622), Probe::Dropped, "{loader}");
+    assert!(
+        !ping(&client, SERVER_V6),
+        "{loader}: ping v6 from a blocklisted address"
+    );
+    assert!(
+        !probe_dns(&client, SERVER_V6, 53),
+        "{loader}: dns v6 from a blocklisted address"
+    );
+    assert_eq!(
+        probe_tcp(&client, SERVER_V6, 5622),
+        Probe::Dropped,
+        "{loader}"
+    );
     // ssh from another address of the client, outside the sources: dropped.
     client.ok(&["ip", "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
     let other = client.sh(&format!(
         "socat -u TCP:{SERVER_V4}:5622,bind=192.0.2.3,connect-timeout=2 - 2>&1; echo rc=$?"
     ));
     let other = String::from_utf8_lossy(&other.stdout);
-    assert!(other.contains("timed out") && !other.contains("rc=0"), "{loader}: {other}");
+    assert!(
+        other.contains("timed out") && !other.contains("rc=0"),
+        "{loader}: {other}"
+    );
     // ssh: a burst of 3 new connections from one address, then dropped.
     for i in 0..3 {
-        assert_eq!(probe_tcp(&client, SERVER_V4, 5622), Probe::Open, "{loader}: ssh #{i}");
+        assert_eq!(
+            probe_tcp(&client, SERVER_V4, 5622),
+            Probe::Open,
+            "{loader}: ssh #{i}"
+        );
     }
     assert_eq!(
         probe_tcp(&client, SERVER_V4, 5622),

@@ -192,7 +192,14 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
             continue;
         }
         let exposure = group.exposure.unwrap_or(Exposure::Public);
-        let mut why = format!("{service} ({owner})");
+        let mut why = if service == "unknown" {
+            format!("{port}/{proto}, an unnamed service ({owner})")
+        } else {
+            format!("{service} ({owner})")
+        };
+        if group.docker_proxy {
+            why.push_str(", published by Docker (see the warning)");
+        }
         if exposure != Exposure::Public {
             why.push_str(&format!(", {exposure} address"));
         }
@@ -525,7 +532,12 @@ fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule>
     } = opening;
     let (proto, port) = (*proto, *port);
     let mut rules = Vec::new();
-    let label = service.clone();
+    // The kernel keeps the label with the rule: make it say something.
+    let label = if service == "unknown" {
+        format!("{port}/{proto}")
+    } else {
+        service.clone()
+    };
     if let Some(rate) = policy.and_then(|p| p.limit) {
         for family in [Family::Ipv4, Family::Ipv6] {
             rules.push(rule(
