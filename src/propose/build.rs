@@ -162,7 +162,14 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
                 port,
                 service: service.clone(),
                 owner,
-                reason: format!("kept closed by {}", block.place),
+                reason: if group.docker_proxy {
+                    format!(
+                        "kept closed by {} (Docker still forwards it: see the warning)",
+                        block.place
+                    )
+                } else {
+                    format!("kept closed by {}", block.place)
+                },
                 to_open: None,
             });
             continue;
