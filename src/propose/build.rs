@@ -582,13 +582,14 @@ fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule>
         Some(sources) => {
             let place = policy.map(|p| p.place.as_str()).unwrap_or("");
             for family in [Family::Ipv4, Family::Ipv6] {
-                let mut nets: Vec<_> = sources
+                let nets: Vec<_> = sources
                     .iter()
                     .filter(|n| Family::of_net(n) == family)
                     .copied()
                     .collect();
-                nets.sort();
-                nets.dedup();
+                // Merged: nft refuses overlapping elements in an anonymous
+                // set, and the output must not depend on the listed order.
+                let nets = ipnet::IpNet::aggregate(&nets);
                 if nets.is_empty() {
                     // Not a rule: the reason is said in the other family's rule.
                     continue;
