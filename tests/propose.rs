@@ -151,6 +151,7 @@ fn docker_hosts_get_a_warning_and_keep_forwarding() {
 #[test]
 fn json_prints_the_model_with_reasons() {
     let text = propose("seed-host", "nft", &["--json"]);
+    insta::assert_snapshot!("seed-host.json", text);
     let v: serde_json::Value = serde_json::from_str(&text).expect("propose --json is JSON");
     let input = v["input"].as_array().unwrap();
     let ssh = input
