@@ -151,6 +151,7 @@ fn docker_hosts_get_a_warning_and_keep_forwarding() {
 #[test]
 fn json_prints_the_model_with_reasons() {
     let text = propose("seed-host", "nft", &["--json"]);
+    insta::assert_snapshot!("seed-host.json", text);
     let v: serde_json::Value = serde_json::from_str(&text).expect("propose --json is JSON");
     let input = v["input"].as_array().unwrap();
     let ssh = input
@@ -500,6 +501,30 @@ fn assert_open_before_rules(client: &Netns) {
     assert!(probe_dns(client, SERVER_V4, 5353));
 }
 
+/// apply's lockout guard asks `Proposal::admits`; it must say what the
+/// kernel does. Probe a mix of ports from the client and compare.
+fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Netns) {
+    use autofw::model::Proto;
+    let scan = autofw::propose::read_saved_scan(scan_file).unwrap();
+    let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default()).unwrap();
+    let mut targets = Vec::new();
+    for (addr, client_addr) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
+        for port in [22, 25, 953, 3306, 5622, 8080] {
+            targets.push((addr, port, client_addr));
+        }
+    }
+    let probes: Vec<(&str, u16)> = targets.iter().map(|(a, p, _)| (*a, *p)).collect();
+    let got = probe_all(client, &probes);
+    for ((addr, port, client_addr), probe) in targets.iter().zip(got) {
+        let admitted = proposal.admits(Proto::Tcp, *port, client_addr.parse().unwrap());
+        assert_eq!(
+            admitted,
+            probe == Probe::Open,
+            "admits(tcp, {port}, {client_addr}) = {admitted} but the kernel said {probe:?} for {addr}"
+        );
+    }
+}
+
 /// A scratch directory for one test (tags are unique per test).
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("autofw-{tag}-{}", std::process::id()));
@@ -535,6 +560,7 @@ fn seed_host_nft_lets_in_exactly_its_services() {
         "{live}"
     );
     assert_seed_rules_hold(&server, &client, "nft");
+    assert_admits_agrees_with_the_kernel(&scan, &client);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -621,13 +647,22 @@ fn assert_policy_holds(loader: &str) {
         server.ok(&["nft", "-f", rules.to_str().unwrap()]);
     } else {
         let sets = dir.join("sets.ipset");
-        for (format, tool) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+        for (format, tool) in [
+            ("iptables", "iptables-restore"),
+            ("ip6tables", "ip6tables-restore"),
+        ] {
             let rules = dir.join(format!("rules.{format}"));
             let mut args = base.to_vec();
             args.extend(["--format", format, "--out", rules.to_str().unwrap()]);
             args.extend(["--ipset", sets.to_str().unwrap()]);
             stdout(&autofw(&args));
-            server.ok(&["ipset", "restore", "-exist", "-file", sets.to_str().unwrap()]);
+            server.ok(&[
+                "ipset",
+                "restore",
+                "-exist",
+                "-file",
+                sets.to_str().unwrap(),
+            ]);
             server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
         }
     }
@@ -636,24 +671,54 @@ fn assert_policy_holds(loader: &str) {
     // blocklisted, so nothing at all answers, not even ping.
     assert!(ping(&client, SERVER_V4), "{loader}: ping v4");
     assert!(probe_dns(&client, SERVER_V4, 53), "{loader}: dns v4");
-    assert!(!ping(&client, SERVER_V6), "{loader}: ping v6 from a blocklisted address");
-    assert!(!probe_dns(&client, SERVER_V6, 53), "{loader}: dns v6 from a blocklisted address");
-    assert_eq!(probe_tcp(&client, SERVER_V6, 5622), Probe::Dropped, "{loader}");
+    assert!(
+        !ping(&client, SERVER_V6),
+        "{loader}: ping v6 from a blocklisted address"
+    );
+    assert!(
+        !probe_dns(&client, SERVER_V6, 53),
+        "{loader}: dns v6 from a blocklisted address"
+    );
+    assert_eq!(
+        probe_tcp(&client, SERVER_V6, 5622),
+        Probe::Dropped,
+        "{loader}"
+    );
     // ssh from another address of the client, outside the sources: dropped.
     client.ok(&["ip", "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
     let other = client.sh(&format!(
         "socat -u TCP:{SERVER_V4}:5622,bind=192.0.2.3,connect-timeout=2 - 2>&1; echo rc=$?"
     ));
     let other = String::from_utf8_lossy(&other.stdout);
-    assert!(other.contains("timed out") && !other.contains("rc=0"), "{loader}: {other}");
+    assert!(
+        other.contains("timed out") && !other.contains("rc=0"),
+        "{loader}: {other}"
+    );
     // ssh: a burst of 3 new connections from one address, then dropped.
     for i in 0..3 {
-        assert_eq!(probe_tcp(&client, SERVER_V4, 5622), Probe::Open, "{loader}: ssh #{i}");
+        assert_eq!(
+            probe_tcp(&client, SERVER_V4, 5622),
+            Probe::Open,
+            "{loader}: ssh #{i}"
+        );
     }
     assert_eq!(
         probe_tcp(&client, SERVER_V4, 5622),
         Probe::Dropped,
         "{loader}: the 4th ssh connection in a burst should be rate-limited"
+    );
+    // apply's lockout guard sees the same: the admin address in, the others out.
+    let args = autofw::cli::PolicyArgs {
+        policy: Some(policy.clone()),
+        from: Some(scan_file.clone()),
+        ..Default::default()
+    };
+    let (scan, choices) = autofw::propose::gather(&args).unwrap();
+    let proposal = autofw::propose::build(&scan, &choices).unwrap();
+    let ssh = |src: &str| proposal.admits(autofw::model::Proto::Tcp, 5622, src.parse().unwrap());
+    assert!(
+        ssh(CLIENT_V4) && !ssh("192.0.2.3") && !ssh(CLIENT_V6),
+        "{loader}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
