@@ -30,6 +30,11 @@ pub struct Cli {
 pub enum Command {
     /// List listening sockets, who owns them, and who can reach them
     /// (replaces `netstat -tunlp`).
+    ///
+    /// Loopback-only listeners are left out unless `--all` is given. Run as
+    /// root to see every socket's owner: without root, other users'
+    /// processes cannot be read, so their sockets are listed without owners
+    /// (and named by port), and stderr says how many processes were unreadable.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
     /// Draft a default-drop whitelist ruleset for the services found
