@@ -30,10 +30,24 @@ pub struct Cli {
 pub enum Command {
     /// List listening sockets, who owns them, and who can reach them
     /// (replaces `netstat -tunlp`).
+    ///
+    /// Loopback-only listeners are left out unless `--all` is given. Run as
+    /// root to see every socket's owner: without root, other users'
+    /// processes cannot be read, so their sockets are listed without owners
+    /// (and named by port), and stderr says how many processes were unreadable.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
-    /// Draft a default-drop whitelist ruleset for the services found.
-    #[command(after_help = EXIT_CODES)]
+    /// Draft a default-drop whitelist ruleset for the services found
+    ///
+    /// Prints the ruleset for review and loads nothing. Loopback-only
+    /// listeners and risky ones (a public database or cache) stay closed;
+    /// the output says what was left closed and how to open it.
+    ///
+    /// Examples:
+    ///   autofw propose > rules.nft && nft -c -f rules.nft
+    ///   autofw propose --allow mysql --block ftp --policy /etc/autofw/policy.toml
+    ///   autofw propose --from other-host.json --format iptables --ipset sets.ipset
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Propose(ProposeArgs),
     /// Show the plan and, with --confirm, load it with an automatic rollback.
     #[command(after_help = EXIT_CODES)]

@@ -151,6 +151,7 @@ fn docker_hosts_get_a_warning_and_keep_forwarding() {
 #[test]
 fn json_prints_the_model_with_reasons() {
     let text = propose("seed-host", "nft", &["--json"]);
+    insta::assert_snapshot!("seed-host.json", text);
     let v: serde_json::Value = serde_json::from_str(&text).expect("propose --json is JSON");
     let input = v["input"].as_array().unwrap();
     let ssh = input
@@ -500,6 +501,30 @@ fn assert_open_before_rules(client: &Netns) {
     assert!(probe_dns(client, SERVER_V4, 5353));
 }
 
+/// apply's lockout guard asks `Proposal::admits`; it must say what the
+/// kernel does. Probe a mix of ports from the client and compare.
+fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Netns) {
+    use autofw::model::Proto;
+    let scan = autofw::propose::read_saved_scan(scan_file).unwrap();
+    let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default()).unwrap();
+    let mut targets = Vec::new();
+    for (addr, client_addr) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
+        for port in [22, 25, 953, 3306, 5622, 8080] {
+            targets.push((addr, port, client_addr));
+        }
+    }
+    let probes: Vec<(&str, u16)> = targets.iter().map(|(a, p, _)| (*a, *p)).collect();
+    let got = probe_all(client, &probes);
+    for ((addr, port, client_addr), probe) in targets.iter().zip(got) {
+        let admitted = proposal.admits(Proto::Tcp, *port, client_addr.parse().unwrap());
+        assert_eq!(
+            admitted,
+            probe == Probe::Open,
+            "admits(tcp, {port}, {client_addr}) = {admitted} but the kernel said {probe:?} for {addr}"
+        );
+    }
+}
+
 /// A scratch directory for one test (tags are unique per test).
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("autofw-{tag}-{}", std::process::id()));
@@ -535,6 +560,7 @@ fn seed_host_nft_lets_in_exactly_its_services() {
         "{live}"
     );
     assert_seed_rules_hold(&server, &client, "nft");
+    assert_admits_agrees_with_the_kernel(&scan, &client);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -680,6 +706,19 @@ fn assert_policy_holds(loader: &str) {
         probe_tcp(&client, SERVER_V4, 5622),
         Probe::Dropped,
         "{loader}: the 4th ssh connection in a burst should be rate-limited"
+    );
+    // apply's lockout guard sees the same: the admin address in, the others out.
+    let args = autofw::cli::PolicyArgs {
+        policy: Some(policy.clone()),
+        from: Some(scan_file.clone()),
+        ..Default::default()
+    };
+    let (scan, choices) = autofw::propose::gather(&args).unwrap();
+    let proposal = autofw::propose::build(&scan, &choices).unwrap();
+    let ssh = |src: &str| proposal.admits(autofw::model::Proto::Tcp, 5622, src.parse().unwrap());
+    assert!(
+        ssh(CLIENT_V4) && !ssh("192.0.2.3") && !ssh(CLIENT_V6),
+        "{loader}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -466,6 +466,14 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
         return;
     }
     let ns = Netns::new("scan-host");
+    // A new namespace inherits IPv4 forwarding from the host's (unless
+    // net.core.devconf_inherit_init_net says otherwise): start from off.
+    ns.ok(&[
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=0",
+        "net.ipv6.conf.all.forwarding=0",
+    ]);
     let before = json(&ns.autofw(&["scan", "--json"]));
     assert_eq!(
         before["host"],

@@ -162,7 +162,14 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
                 port,
                 service: service.clone(),
                 owner,
-                reason: format!("kept closed by {}", block.place),
+                reason: if group.docker_proxy {
+                    format!(
+                        "kept closed by {} (Docker still forwards it: see the warning)",
+                        block.place
+                    )
+                } else {
+                    format!("kept closed by {}", block.place)
+                },
                 to_open: None,
             });
             continue;
@@ -192,7 +199,14 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
             continue;
         }
         let exposure = group.exposure.unwrap_or(Exposure::Public);
-        let mut why = format!("{service} ({owner})");
+        let mut why = if service == "unknown" {
+            format!("{port}/{proto}, an unnamed service ({owner})")
+        } else {
+            format!("{service} ({owner})")
+        };
+        if group.docker_proxy {
+            why.push_str(", published by Docker (see the warning)");
+        }
         if exposure != Exposure::Public {
             why.push_str(&format!(", {exposure} address"));
         }
@@ -525,7 +539,12 @@ fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule>
     } = opening;
     let (proto, port) = (*proto, *port);
     let mut rules = Vec::new();
-    let label = service.clone();
+    // The kernel keeps the label with the rule: make it say something.
+    let label = if service == "unknown" {
+        format!("{port}/{proto}")
+    } else {
+        service.clone()
+    };
     if let Some(rate) = policy.and_then(|p| p.limit) {
         for family in [Family::Ipv4, Family::Ipv6] {
             rules.push(rule(
@@ -563,13 +582,14 @@ fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule>
         Some(sources) => {
             let place = policy.map(|p| p.place.as_str()).unwrap_or("");
             for family in [Family::Ipv4, Family::Ipv6] {
-                let mut nets: Vec<_> = sources
+                let nets: Vec<_> = sources
                     .iter()
                     .filter(|n| Family::of_net(n) == family)
                     .copied()
                     .collect();
-                nets.sort();
-                nets.dedup();
+                // Merged: nft refuses overlapping elements in an anonymous
+                // set, and the output must not depend on the listed order.
+                let nets = ipnet::IpNet::aggregate(&nets);
                 if nets.is_empty() {
                     // Not a rule: the reason is said in the other family's rule.
                     continue;

@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 use std::ffi::CStr;
 use std::io::Write;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// At most this many threads walk: the work is kernel-bound and shares
@@ -54,18 +53,15 @@ pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
         .min(MAX_THREADS)
         .min(pids.len().div_ceil(64).max(1));
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(threads));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let found = walk_share(proc.as_fd(), &pids, &next, wanted);
-                if let Ok(mut results) = results.lock() {
-                    results.push(found);
-                }
-            });
-        }
+    let results: Vec<Found> = std::thread::scope(|scope| {
+        let walkers: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| walk_share(proc.as_fd(), &pids, &next, wanted)))
+            .collect();
+        walkers
+            .into_iter()
+            .filter_map(|walker| walker.join().ok())
+            .collect()
     });
-    let results = results.into_inner().unwrap_or_default();
 
     let mut owner_pids = BTreeSet::new();
     let mut unreadable = Vec::new();
@@ -224,12 +220,23 @@ fn list_pids(proc: BorrowedFd<'_>) -> rustix::io::Result<Vec<u32>> {
     let mut entries = RawDir::new(&dir, &mut buffer[..]);
     let mut pids = Vec::new();
     while let Some(entry) = entries.next() {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if let Some(pid) = std::str::from_utf8(&name).ok().and_then(|s| s.parse().ok()) {
+        if let Some(pid) = parse_pid(entry?.file_name().to_bytes()) {
             pids.push(pid);
         }
     }
     Ok(pids)
+}
+
+/// A `/proc` entry name that is a pid (`1234`), not `self`, `net`, ...
+fn parse_pid(name: &[u8]) -> Option<u32> {
+    if name.is_empty() {
+        return None;
+    }
+    name.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+            .flatten()
+    })
 }
 
 /// `/proc/PID/comm` without its newline; None if the process is gone.
@@ -315,6 +322,15 @@ mod tests {
         assert_eq!(socket_inode(b"/var/log/syslog"), None);
         assert_eq!(socket_inode(b"pipe:[123]"), None);
         assert_eq!(socket_inode(b"socket:[123"), None);
+    }
+
+    #[test]
+    fn pids_in_proc() {
+        assert_eq!(parse_pid(b"1"), Some(1));
+        assert_eq!(parse_pid(b"4194304"), Some(4_194_304));
+        assert_eq!(parse_pid(b"self"), None);
+        assert_eq!(parse_pid(b""), None);
+        assert_eq!(parse_pid(b"99999999999"), None);
     }
 
     #[test]
