@@ -182,13 +182,20 @@ impl Pending {
         })?;
         // Round the deadline up: the operator gets at least --timeout seconds.
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
-        let window = RollbackWindow {
-            deadline,
-            watchdog_pid: 0,
-            id: format!("{}-{}", now_millis(), std::process::id()),
-            apply_pid: std::process::id(),
-            persist_root: args.persist.then(|| args.root.root.clone()),
-        };
+        let window =
+            RollbackWindow {
+                deadline,
+                watchdog_pid: 0,
+                id: format!("{}-{}", now_millis(), std::process::id()),
+                apply_pid: std::process::id(),
+                // Absolute: `autofw confirm` may run from another directory.
+                persist_root: match args.persist {
+                    true => Some(std::path::absolute(&args.root.root).map_err(|e| {
+                        bad_input(format!("--root {}: {e}", args.root.root.display()))
+                    })?),
+                    false => None,
+                },
+            };
         Ok(Pending {
             snapshot,
             window,

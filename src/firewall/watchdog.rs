@@ -44,7 +44,10 @@ pub fn spawn(state: &StateDir, lock: &FileLock) -> anyhow::Result<u32> {
     let args = [
         "watchdog".to_string(),
         "--state-dir".to_string(),
-        state.root().to_string_lossy().into_owned(),
+        std::path::absolute(state.root())
+            .unwrap_or_else(|_| state.root().to_path_buf())
+            .to_string_lossy()
+            .into_owned(),
     ];
     if systemd_runs() && super::exec::tool_exists("systemd-run") {
         let unit = format!("autofw-watchdog-{}", std::process::id());
