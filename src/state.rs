@@ -253,6 +253,27 @@ pub struct OpenedPort {
     pub service: String,
 }
 
+/// A listener that an applied ruleset left closed, and why (propose's
+/// `Ruleset.closed`: kept closed by `--block`, risky, or loopback-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedPort {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    pub reason: String,
+}
+
+/// A (proto, port) that a listener beyond loopback held when the rules were
+/// applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    /// A database, cache or admin service (scan's `risky`).
+    pub risky: bool,
+}
+
 /// What `apply` loaded, for `status` and `rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedRecord {
@@ -280,6 +301,17 @@ pub struct AppliedRecord {
     /// True once it was saved for boot (`apply --persist`, after confirmation).
     #[serde(default)]
     pub persisted: bool,
+    /// Listeners the ruleset left closed on purpose or because they needed no
+    /// rule, so that `status` does not report a choice as drift. Empty in
+    /// records written before `status` existed.
+    #[serde(default)]
+    pub closed: Vec<ClosedPort>,
+    /// Every (proto, port) a listener beyond loopback held at apply time:
+    /// `status` reports what changed since, not what was so then (a port
+    /// opened ahead of its service is not a stale hole; a database opened on
+    /// purpose is not news). `None` in records written before `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<Vec<ListeningPort>>,
 }
 
 /// An open rollback window.

@@ -21,6 +21,7 @@ use crate::propose::{self, Proposal};
 use crate::state::{
     AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
 };
+use crate::status::drift::AtApply;
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
@@ -39,6 +40,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
     let (scan, choices) = propose::gather(&args.policy)?;
     let proposal = propose::build(&scan, &choices)?;
     let rules = Rules::render(&proposal, args.backend);
+    let at_apply = AtApply::of(&scan, proposal.ruleset());
     print_plan(&rules)?;
     let lockout = lockout_problem(&proposal);
 
@@ -82,7 +84,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let pending = Pending::save(&state, args, &rules, &proposal)?;
+    let pending = Pending::save(&state, args, &rules, &proposal, at_apply)?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
         Err(err) => {
@@ -151,6 +153,7 @@ impl Pending {
         args: &ApplyArgs,
         rules: &Rules,
         proposal: &Proposal,
+        at_apply: AtApply,
     ) -> anyhow::Result<Pending> {
         let previous_record = std::fs::read(state.applied_path()).ok();
         let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
@@ -179,6 +182,8 @@ impl Pending {
             confirmed: false,
             rolled_back_at: None,
             persisted: false,
+            closed: at_apply.closed,
+            listening: Some(at_apply.listening),
         })?;
         // Round the deadline up: the operator gets at least --timeout seconds.
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);

@@ -310,6 +310,50 @@ pub fn undo_script(saved: &str, live: &str) -> Option<String> {
     Some(format!("*filter\n{}\nCOMMIT\n", lines.join("\n")))
 }
 
+/// How `iptables-save -t filter` and `ip6tables-save -t filter` list `v4`
+/// and `v6` once loaded: restore them in a throwaway network namespace
+/// (`unshare --net`) and save them there. `iptables-save` spells rules its
+/// own way (`-m tcp`, unquoted comments, `5/sec`), so this is what `status`
+/// compares the live chains with. The blocklist ipsets the rules match are
+/// created there empty (only their `create` lines are passed): the rules
+/// need them to exist, not their elements. `None` when no scratch namespace
+/// can be made, or the text is too large to pass as an argument.
+pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, String)> {
+    /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
+    const MAX_ARG: usize = 120 * 1024;
+    const SPLIT: &str = "#autofw-ip6tables-save";
+    let creates: String = ipsets
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("create "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if [v4, v6, creates.as_str()].iter().any(|a| a.len() > MAX_ARG) {
+        return None;
+    }
+    let script = format!(
+        "set -e\n\
+         if [ -n \"$1\" ]; then printf '%s' \"$1\" | ipset restore -exist; fi\n\
+         printf '%s' \"$2\" | {r4}\n\
+         printf '%s' \"$3\" | {r6}\n\
+         {s4} -t filter\n\
+         echo '{SPLIT}'\n\
+         {s6} -t filter\n",
+        r4 = V4.restore,
+        r6 = V6.restore,
+        s4 = V4.save,
+        s6 = V6.save,
+    );
+    let out = run_tool(
+        "unshare",
+        &["--net", "--", "sh", "-c", &script, "sh", &creates, v4, v6],
+        None,
+    )
+    .ok()?;
+    let (v4, v6) = out.split_once(&format!("{SPLIT}\n"))?;
+    Some((v4.to_string(), v6.to_string()))
+}
+
 /// Is `iptables` the nf_tables variant (iptables-nft)?
 pub fn uses_nf_tables() -> anyhow::Result<bool> {
     let version = run_tool(V4.restore, &["--version"], None)?;

@@ -27,7 +27,7 @@ const LOG_RATE: Rate = Rate {
 
 /// Programs whose listening socket only stands in for a port that Docker
 /// publishes with DNAT (the packets then cross FORWARD, not INPUT).
-const DOCKER_PROXIES: &[&str] = &["docker-proxy", "rootlesskit", "rootlessport"];
+pub const DOCKER_PROXIES: &[&str] = &["docker-proxy", "rootlesskit", "rootlessport"];
 
 /// Every non-loopback listener on one (proto, port), merged.
 #[derive(Debug, Default)]

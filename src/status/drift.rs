@@ -1,0 +1,1217 @@
+//! The drift core: what differs between what autofw applied, what the live
+//! firewall holds, and what listens now. Pure: it takes values the edge read
+//! (the live [`Scan`], the [`AppliedRecord`], the live rules as text) and
+//! returns [`Finding`]s, so every case is tested on plain values.
+//!
+//! Drift means a change since the rules were applied, not a choice the
+//! operator made then: a port opened ahead of its service is not a stale
+//! hole, a listener kept closed by `--block` is not news, a database opened
+//! with `--allow` is not reported every minute from cron. That is why apply
+//! records what listened and what it left closed ([`AtApply`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::firewall::iptables::FilterView;
+use crate::model::{Exposure, Listener, Proto, Scan};
+use crate::propose::Ruleset;
+use crate::propose::build::DOCKER_PROXIES;
+use crate::state::{AppliedRecord, ClosedPort, ListeningPort};
+
+/// What apply records, besides the rules, so that status can tell drift from
+/// the state the rules were made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtApply {
+    /// The proposal's closed listeners, with why.
+    pub closed: Vec<ClosedPort>,
+    /// The (proto, port)s that listeners beyond loopback held, sorted.
+    pub listening: Vec<ListeningPort>,
+}
+
+impl AtApply {
+    /// From the scan the proposal was built from, and the proposal.
+    pub fn of(scan: &Scan, ruleset: &Ruleset) -> AtApply {
+        let closed = ruleset
+            .closed
+            .iter()
+            .map(|c| ClosedPort {
+                proto: c.proto,
+                port: c.port,
+                service: c.service.clone(),
+                reason: c.reason.clone(),
+            })
+            .collect();
+        let listening = groups(scan)
+            .into_iter()
+            .map(|((port, proto), g)| ListeningPort {
+                proto,
+                port,
+                service: g.service,
+                risky: g.risky,
+            })
+            .collect();
+        AtApply { closed, listening }
+    }
+}
+
+/// What the live firewall holds of autofw's rules, and what it should hold,
+/// as the edge read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveRules {
+    Nft {
+        /// `nft -s list table inet autofw`; `None` when there is no such table.
+        table: Option<String>,
+        /// The applied ruleset as nft lists it once loaded (`nft::canonical`);
+        /// `None` when no scratch namespace could be made to load it in.
+        expected: Option<String>,
+    },
+    /// One entry per family (`iptables`, `ip6tables`).
+    Iptables(Vec<FamilyRules>),
+}
+
+/// One iptables family's live and applied rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRules {
+    /// `iptables` or `ip6tables`, for messages.
+    pub name: String,
+    /// `iptables-save -t filter` of the live host.
+    pub live: String,
+    /// The `iptables-restore` input apply loaded.
+    pub applied: String,
+    /// `applied` as `iptables-save` lists it once loaded
+    /// (`iptables::canonical`); `None` when that could not be done.
+    pub expected: Option<String>,
+}
+
+/// Whether autofw's rules are loaded as they were applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RulesState {
+    /// Loaded, exactly as applied.
+    Live,
+    /// Loaded, but not compared rule by rule, for `reason`.
+    Unverified { reason: String },
+    /// None of autofw's table or chains is loaded.
+    Missing,
+    /// Loaded, but not as applied: `diff` is a unified diff, applied → live.
+    Changed { diff: String },
+    /// The last apply was rolled back at `at` (seconds since the epoch).
+    RolledBack { at: u64 },
+}
+
+/// Compare the live rules with the applied ones.
+pub fn compare_rules(live: &LiveRules) -> RulesState {
+    match live {
+        LiveRules::Nft { table: None, .. } => RulesState::Missing,
+        LiveRules::Nft {
+            table: Some(_),
+            expected: None,
+        } => RulesState::Unverified {
+            reason: "the applied ruleset could not be loaded into a scratch namespace \
+                     (`unshare --net`) to list it as nft would, so only the presence of \
+                     table inet autofw was checked"
+                .to_string(),
+        },
+        LiveRules::Nft {
+            table: Some(table),
+            expected: Some(expected),
+        } => {
+            let (expected, live) = (
+                without_dynamic_elements(expected),
+                without_dynamic_elements(table),
+            );
+            if expected == live {
+                RulesState::Live
+            } else {
+                RulesState::Changed {
+                    diff: unified_diff(
+                        "applied table inet autofw",
+                        "live table inet autofw",
+                        &expected,
+                        &live,
+                    ),
+                }
+            }
+        }
+        LiveRules::Iptables(families) => compare_iptables(families),
+    }
+}
+
+fn compare_iptables(families: &[FamilyRules]) -> RulesState {
+    let mut diffs = String::new();
+    let mut missing = 0;
+    let mut unverified = Vec::new();
+    for family in families {
+        let live = FilterView::parse(&family.live);
+        let present = !live.chains.is_empty() || live.has_jump;
+        if !present {
+            missing += 1;
+        }
+        let Some(expected) = &family.expected else {
+            if present {
+                unverified.push(family.name.as_str());
+            } else {
+                diffs.push_str(&format!(
+                    "{}: autofw's AUTOFW-* chains are gone\n",
+                    family.name
+                ));
+            }
+            continue;
+        };
+        // Only the built-in policies the applied text sets are autofw's; the
+        // others (FORWARD on a host that routes) belong to someone else.
+        let declared = FilterView::parse(&family.applied).policies;
+        let expected = view_of(FilterView::parse(expected), &declared);
+        let live = view_of(live, &declared);
+        if expected != live {
+            diffs.push_str(&unified_diff(
+                &format!("applied {} (autofw's part)", family.name),
+                &format!("live {} (autofw's part)", family.name),
+                &expected,
+                &live,
+            ));
+        }
+    }
+    if !families.is_empty() && missing == families.len() {
+        RulesState::Missing
+    } else if !diffs.is_empty() {
+        RulesState::Changed { diff: diffs }
+    } else if !unverified.is_empty() {
+        RulesState::Unverified {
+            reason: format!(
+                "the applied rules could not be loaded into a scratch namespace (`unshare --net`) \
+                 to list them as {} would, so only the presence of autofw's chains was checked",
+                unverified.join(" and ")
+            ),
+        }
+    } else {
+        RulesState::Live
+    }
+}
+
+/// The lines of a filter table that autofw owns, in a form two saves can be
+/// compared in: the declared policies, autofw's chains (sorted), the jump,
+/// the rules in order.
+fn view_of(mut view: FilterView, declared: &BTreeMap<String, String>) -> String {
+    view.policies
+        .retain(|chain, _| declared.contains_key(chain));
+    view.chains.sort();
+    view.summary()
+}
+
+/// An nft listing without the elements of dynamic sets: the per-source rate
+/// meters (`update @meter_... { ip saddr limit rate ... }`) fill them with
+/// every address that connects, which is the rules working, not drift.
+pub fn without_dynamic_elements(listing: &str) -> String {
+    let lines: Vec<&str> = listing.lines().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        if !(trimmed.starts_with("set ") && trimmed.ends_with('{')) {
+            out.push_str(line);
+            out.push('\n');
+            i += 1;
+            continue;
+        }
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].trim() == "}")
+            .unwrap_or(lines.len() - 1);
+        let block = &lines[i..=end];
+        let dynamic = block.iter().any(|l| {
+            l.trim()
+                .strip_prefix("flags ")
+                .is_some_and(|flags| flags.split(',').any(|f| f.trim() == "dynamic"))
+        });
+        let mut in_elements = false;
+        for l in block {
+            if dynamic && l.trim_start().starts_with("elements = {") {
+                in_elements = true;
+            }
+            if in_elements {
+                in_elements = !l.trim_end().ends_with('}');
+                continue;
+            }
+            out.push_str(l);
+            out.push('\n');
+        }
+        i = end + 1;
+    }
+    out
+}
+
+fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(old_name, new_name)
+        .to_string()
+}
+
+/// An open rollback window, with what the edge found in the process table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WindowState {
+    /// Seconds since the epoch at which the rules roll back.
+    pub deadline: u64,
+    /// Seconds until then; 0 once it has passed.
+    pub seconds_left: u64,
+    pub watchdog_pid: u32,
+    /// The watchdog process is running (not a zombie, and it is autofw's).
+    pub watchdog_alive: bool,
+    pub apply_pid: u32,
+    /// The `apply` that opened the window is still running: it enforces the
+    /// deadline too.
+    pub apply_alive: bool,
+}
+
+/// What kind of drift a finding is. Serialized kebab-case (`stale-hole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// No apply recorded: autofw protects nothing here.
+    NothingApplied,
+    /// autofw's rules are not loaded (rolled back, flushed, rebooted).
+    NotLive,
+    /// autofw's rules are loaded but differ from what was applied.
+    Changed,
+    /// A rollback window is open and nothing will ever close it.
+    UnguardedWindow,
+    /// Listens beyond loopback, but the applied rules do not open it.
+    UnopenedListener,
+    /// The applied rules open a port nothing listens on any more.
+    StaleHole,
+    /// A database, cache or admin service listens on an opened port.
+    RiskyExposed,
+}
+
+/// One thing that differs, said plainly, with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub message: String,
+    pub fix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<Proto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Who listens (`sshd, pid 630`), for listener findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Where it listens, for listener findings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<IpAddr>,
+    /// For `changed`: a unified diff, applied → live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Finding {
+    fn new(kind: Kind, message: String, fix: String) -> Finding {
+        Finding {
+            kind,
+            message,
+            fix,
+            proto: None,
+            port: None,
+            service: None,
+            owner: None,
+            addresses: Vec::new(),
+            diff: None,
+        }
+    }
+}
+
+/// The outcome: the state of the rules (when something was applied) and
+/// the findings, rules first, then listeners by port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub rules: Option<RulesState>,
+    pub findings: Vec<Finding>,
+}
+
+/// Assess drift. `live` is what the firewall holds (the edge reads it only
+/// when an apply is recorded and was not rolled back); `window` is the open
+/// rollback window, if any.
+pub fn assess(
+    scan: &Scan,
+    record: Option<&AppliedRecord>,
+    live: Option<&LiveRules>,
+    window: Option<&WindowState>,
+) -> Assessment {
+    let mut findings = Vec::new();
+    let rules = record.map(|record| match (record.rolled_back_at, live) {
+        (Some(at), _) => RulesState::RolledBack { at },
+        (None, Some(live)) => compare_rules(live),
+        (None, None) => RulesState::Unverified {
+            reason: "the live firewall was not read".to_string(),
+        },
+    });
+    match (record, &rules) {
+        (None, _) => findings.push(Finding::new(
+            Kind::NothingApplied,
+            "autofw has not applied any rules on this host (no record of an apply in the \
+             state directory): nothing here is autofw's to check"
+                .to_string(),
+            "review the rules with `autofw propose`, then load them with \
+             `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, pass \
+             --state-dir"
+                .to_string(),
+        )),
+        (Some(record), Some(state)) => {
+            if let Some(finding) = rules_finding(record, state) {
+                findings.push(finding);
+            }
+            // Without autofw's rules loaded, nothing is dropped or opened by
+            // them: comparing listeners with them would only mislead.
+            if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
+                findings.extend(listener_findings(scan, record));
+            }
+        }
+        (Some(_), None) => {}
+    }
+    if let Some(window) = window.filter(|w| !w.watchdog_alive && !w.apply_alive) {
+        findings.push(unguarded(window));
+    }
+    // What concerns the rules as a whole first, then listeners by port.
+    findings.sort_by_key(|f| {
+        let about_a_port = f.kind > Kind::UnguardedWindow;
+        (
+            about_a_port,
+            (!about_a_port).then_some(f.kind),
+            f.port,
+            f.proto,
+        )
+    });
+    Assessment { rules, findings }
+}
+
+/// Seconds since the epoch as `2026-11-25T07:50:50Z`.
+pub fn utc(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> {
+    let applied = format!("applied {} ({})", utc(record.applied_at), record.backend);
+    let what = if record.backend == "iptables" {
+        "autofw's AUTOFW-INPUT chains"
+    } else {
+        "table inet autofw"
+    };
+    match state {
+        RulesState::Live | RulesState::Unverified { .. } => None,
+        RulesState::RolledBack { at } => Some(Finding::new(
+            Kind::NotLive,
+            format!(
+                "autofw's rules ({applied}) are not loaded: they were rolled back at {} \
+                 (by `autofw rollback`, or because nobody confirmed them in time), so the \
+                 firewall holds what it held before that apply",
+                utc(*at)
+            ),
+            if record.persisted {
+                "`autofw apply --confirm` to protect this host again; note that the persisted \
+                 ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
+                    .to_string()
+            } else {
+                "`autofw apply --confirm --persist` to protect this host again".to_string()
+            },
+        )),
+        RulesState::Missing => Some(Finding::new(
+            Kind::NotLive,
+            format!(
+                "autofw's rules ({applied}) are not loaded: {what} is gone (flushed by hand or \
+                 by another tool, or the host rebooted{})",
+                if record.persisted {
+                    " and the boot hook did not load them"
+                } else {
+                    ", and they were never persisted"
+                }
+            ),
+            if record.persisted {
+                "`autofw restore` loads the persisted rules again; check the boot hook \
+                 (docs/persist.md)"
+                    .to_string()
+            } else {
+                "`autofw apply --confirm --persist` loads them again and keeps them across reboots"
+                    .to_string()
+            },
+        )),
+        RulesState::Changed { diff } => {
+            let mut finding = Finding::new(
+                Kind::Changed,
+                format!(
+                    "autofw's rules are loaded but differ from what was {applied}: {what} was \
+                     edited by hand or by another tool ({} lines differ)",
+                    diff.lines()
+                        .filter(|l| (l.starts_with('+') && !l.starts_with("+++"))
+                            || (l.starts_with('-') && !l.starts_with("---")))
+                        .count()
+                ),
+                "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
+                 changes with --allow/--block or the policy file, docs/policy.md); \
+                 `autofw rollback` removes them"
+                    .to_string(),
+            );
+            finding.diff = Some(diff.clone());
+            Some(finding)
+        }
+    }
+}
+
+fn unguarded(window: &WindowState) -> Finding {
+    Finding::new(
+        Kind::UnguardedWindow,
+        format!(
+            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor \
+             the apply that opened it (pid {}) is running: nothing will roll the unconfirmed \
+             rules back",
+            utc(window.deadline),
+            window.watchdog_pid,
+            window.apply_pid
+        ),
+        "`autofw confirm` to keep the rules, or `autofw rollback` to undo them".to_string(),
+    )
+}
+
+/// Every listener beyond loopback on one (proto, port), merged.
+#[derive(Debug, Default)]
+struct Group {
+    service: String,
+    programs: BTreeSet<String>,
+    pids: BTreeSet<u32>,
+    addresses: BTreeSet<IpAddr>,
+    risky: bool,
+    docker: bool,
+}
+
+impl Group {
+    fn add(&mut self, l: &Listener) {
+        if self.service.is_empty() || self.service == "unknown" {
+            self.service = l.service.clone();
+        }
+        for program in l.process.split(',').filter(|p| !p.is_empty()) {
+            self.programs.insert(program.to_string());
+            self.docker |= DOCKER_PROXIES.contains(&program);
+        }
+        self.pids.extend(&l.pids);
+        self.addresses.insert(l.address);
+        self.risky |= l.risky;
+    }
+
+    /// `sshd, pid 630`, `dovecot, pids 261, 262`, or `owner unknown`.
+    fn owner(&self) -> String {
+        let programs = if self.programs.is_empty() {
+            "owner unknown".to_string()
+        } else {
+            self.programs.iter().cloned().collect::<Vec<_>>().join(", ")
+        };
+        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+        match pids.len() {
+            0 => programs,
+            1 => format!("{programs}, pid {}", pids[0]),
+            _ => format!("{programs}, pids {}", pids.join(", ")),
+        }
+    }
+
+    fn addresses(&self) -> String {
+        self.addresses
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Listeners beyond loopback, one group per (port, proto), sorted.
+fn groups(scan: &Scan) -> BTreeMap<(u16, Proto), Group> {
+    let mut groups: BTreeMap<(u16, Proto), Group> = BTreeMap::new();
+    for l in scan
+        .listeners
+        .iter()
+        .filter(|l| l.exposure != Exposure::Loopback)
+    {
+        groups.entry((l.port, l.proto)).or_default().add(l);
+    }
+    groups
+}
+
+/// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.
+fn describe(service: &str, owner: &str) -> String {
+    if service == "unknown" {
+        format!("an unnamed service ({owner})")
+    } else {
+        format!("{service} ({owner})")
+    }
+}
+
+fn listener_finding(
+    kind: Kind,
+    (port, proto): (u16, Proto),
+    group: &Group,
+    message: String,
+    fix: String,
+) -> Finding {
+    Finding {
+        proto: Some(proto),
+        port: Some(port),
+        service: Some(group.service.clone()),
+        owner: Some(group.owner()),
+        addresses: group.addresses.iter().copied().collect(),
+        ..Finding::new(kind, message, fix)
+    }
+}
+
+fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
+    let now = groups(scan);
+    let opened: BTreeMap<(u16, Proto), &str> = record
+        .opened
+        .iter()
+        .map(|o| ((o.port, o.proto), o.service.as_str()))
+        .collect();
+    let then: Option<BTreeMap<(u16, Proto), &ListeningPort>> = record
+        .listening
+        .as_ref()
+        .map(|ports| ports.iter().map(|p| ((p.port, p.proto), p)).collect());
+    // Closed on purpose: left closed by the proposal although it listened
+    // beyond loopback then (`--block`, or risky). A loopback-only listener
+    // that now faces the network was never a choice.
+    let kept_closed = |key: &(u16, Proto)| {
+        record.closed.iter().any(|c| (c.port, c.proto) == *key)
+            && then.as_ref().is_none_or(|then| then.contains_key(key))
+    };
+
+    let mut findings = Vec::new();
+    for (&key, group) in &now {
+        let (port, proto) = key;
+        let who = describe(&group.service, &group.owner());
+        let spec = format!("{port}/{proto}");
+        let at = group.addresses();
+        if opened.contains_key(&key) {
+            let accepted_then = then
+                .as_ref()
+                .and_then(|then| then.get(&key))
+                .is_some_and(|p| p.risky);
+            if group.risky && !accepted_then {
+                findings.push(listener_finding(
+                    Kind::RiskyExposed,
+                    key,
+                    group,
+                    format!(
+                        "{who} listens on {at} port {spec}, and the firewall accepts new \
+                         connections to it: a database, cache or admin service exposed to \
+                         the network"
+                    ),
+                    format!(
+                        "bind it to 127.0.0.1 (or ::1); or let only the hosts that need it in \
+                         (`[service.\"{spec}\"] sources = [...]` in the policy file, \
+                         docs/policy.md); or close it: `autofw apply --confirm --block {spec}`"
+                    ),
+                ));
+            }
+            continue;
+        }
+        if kept_closed(&key) {
+            continue;
+        }
+        let (message, fix) = if group.docker {
+            (
+                format!(
+                    "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
+                     rules, past autofw's INPUT chain, so it is reachable although the applied \
+                     rules do not open it",
+                    group.owner()
+                ),
+                format!(
+                    "restrict it in Docker's DOCKER-USER chain, or publish it on 127.0.0.1 \
+                     only; `autofw apply --confirm` (with the choices you applied before) \
+                     records it, or `--block {spec}` keeps it out of INPUT on purpose"
+                ),
+            )
+        } else if group.risky {
+            (
+                format!(
+                    "{who} listens on {at} port {spec}, beyond loopback, which for a database, \
+                     cache or admin service is almost always an accident; the firewall drops \
+                     it, as it should, but it did not listen there when the rules were applied"
+                ),
+                "bind it to 127.0.0.1 (or ::1); or run `autofw apply --confirm` again (with \
+                 the choices you applied before), which keeps it closed on purpose"
+                    .to_string(),
+            )
+        } else {
+            (
+                format!(
+                    "{who} listens on {at} port {spec}, but the firewall drops it: a service \
+                     that silently does not work"
+                ),
+                format!(
+                    "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
+                     --block you applied before); or keep it closed on purpose with \
+                     `--block {spec}`; or stop it if it should not run"
+                ),
+            )
+        };
+        findings.push(listener_finding(
+            Kind::UnopenedListener,
+            key,
+            group,
+            message,
+            fix,
+        ));
+    }
+
+    for (&key, &service) in &opened {
+        if now.contains_key(&key) {
+            continue;
+        }
+        // Opened ahead of its service (`--allow` while nothing listened):
+        // as it was when applied, so not drift.
+        if then.as_ref().is_some_and(|then| !then.contains_key(&key)) {
+            continue;
+        }
+        let (port, proto) = key;
+        let spec = format!("{port}/{proto}");
+        let on_loopback = scan
+            .listeners
+            .iter()
+            .any(|l| l.proto == proto && l.port == port);
+        let mut finding = Finding::new(
+            Kind::StaleHole,
+            format!(
+                "the firewall accepts new connections to {spec} ({service} when the rules were \
+                 applied), but nothing listens there beyond loopback any more{}: a stale hole, \
+                 open to whatever binds the port next",
+                if on_loopback {
+                    " (only a loopback listener holds it now)"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "run `autofw apply --confirm` again (with the choices you applied before): it \
+                 opens only what listens; or start {service} again if it should run"
+            ),
+        );
+        finding.proto = Some(proto);
+        finding.port = Some(port);
+        finding.service = Some(service.to_string());
+        findings.push(finding);
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::OpenedPort;
+
+    fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
+        let address: IpAddr = address.parse().unwrap();
+        let exposure = crate::scan::classify(address);
+        Listener {
+            proto,
+            address,
+            port,
+            exposure,
+            service: service.to_string(),
+            process: process.to_string(),
+            pids: vec![100 + port as u32],
+            risky: false,
+        }
+    }
+
+    fn risky(mut l: Listener) -> Listener {
+        l.risky = true;
+        l
+    }
+
+    fn scan(listeners: Vec<Listener>) -> Scan {
+        Scan {
+            listeners,
+            ..Scan::default()
+        }
+    }
+
+    /// The host the rules were applied on: ssh and http public, mysql on
+    /// loopback, ftp blocked, 8443 opened ahead.
+    fn applied_host() -> Scan {
+        scan(vec![
+            listener(Proto::Tcp, "0.0.0.0", 22, "ssh", "sshd"),
+            listener(Proto::Tcp, "::", 22, "ssh", "sshd"),
+            listener(Proto::Tcp, "0.0.0.0", 80, "http", "nginx"),
+            listener(Proto::Tcp, "0.0.0.0", 21, "ftp", "vsftpd"),
+            listener(Proto::Tcp, "127.0.0.1", 3306, "mysql", "mysqld"),
+        ])
+    }
+
+    fn opened(ports: &[(u16, &str)]) -> Vec<OpenedPort> {
+        ports
+            .iter()
+            .map(|&(port, service)| OpenedPort {
+                proto: Proto::Tcp,
+                port,
+                service: service.to_string(),
+            })
+            .collect()
+    }
+
+    fn record() -> AppliedRecord {
+        let then = applied_host();
+        let closed = vec![
+            ClosedPort {
+                proto: Proto::Tcp,
+                port: 21,
+                service: "ftp".into(),
+                reason: "kept closed by --block ftp".into(),
+            },
+            ClosedPort {
+                proto: Proto::Tcp,
+                port: 3306,
+                service: "mysql".into(),
+                reason: "listens on loopback only".into(),
+            },
+        ];
+        let listening = groups(&then)
+            .into_iter()
+            .map(|((port, proto), g)| ListeningPort {
+                proto,
+                port,
+                service: g.service,
+                risky: g.risky,
+            })
+            .collect();
+        AppliedRecord {
+            applied_at: 1_700_000_000,
+            backend: "nft".into(),
+            opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
+            ruleset: String::new(),
+            ruleset_v6: None,
+            ipsets: None,
+            confirmed: true,
+            rolled_back_at: None,
+            persisted: false,
+            closed,
+            listening: Some(listening),
+        }
+    }
+
+    const TABLE: &str = "table inet autofw {\n\tchain input {\n\t\ttcp dport 22 accept\n\t}\n}\n";
+
+    fn live_as_applied() -> LiveRules {
+        LiveRules::Nft {
+            table: Some(TABLE.into()),
+            expected: Some(TABLE.into()),
+        }
+    }
+
+    fn kinds(a: &Assessment) -> Vec<(Kind, Option<u16>)> {
+        a.findings.iter().map(|f| (f.kind, f.port)).collect()
+    }
+
+    #[test]
+    fn a_host_as_applied_has_no_drift() {
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            None,
+        );
+        assert_eq!(a.rules, Some(RulesState::Live));
+        assert_eq!(a.findings, vec![]);
+    }
+
+    #[test]
+    fn nothing_applied_is_said_plainly() {
+        let a = assess(&applied_host(), None, None, None);
+        assert_eq!(a.rules, None);
+        assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
+        assert!(a.findings[0].message.contains("has not applied any rules"));
+    }
+
+    #[test]
+    fn a_new_public_listener_is_unopened() {
+        let mut now = applied_host();
+        now.listeners
+            .push(listener(Proto::Tcp, "0.0.0.0", 8080, "unknown", "stray"));
+        now.listeners
+            .push(listener(Proto::Tcp, "::", 8080, "unknown", "stray"));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(8080))]);
+        let f = &a.findings[0];
+        assert!(
+            f.message.contains(
+                "an unnamed service (stray, pid 8180) listens on 0.0.0.0, :: port 8080/tcp"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("silently does not work"));
+        assert!(
+            f.fix.contains("autofw apply --confirm --allow 8080/tcp"),
+            "{}",
+            f.fix
+        );
+        assert_eq!(f.addresses.len(), 2);
+    }
+
+    #[test]
+    fn a_loopback_listener_that_now_faces_the_network_is_unopened() {
+        let mut now = applied_host();
+        now.listeners
+            .push(listener(Proto::Tcp, "0.0.0.0", 3306, "mysql", "mysqld"));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(3306))]);
+        // Not risky in this scan: the plain message. A risky one says so.
+        now.listeners.pop();
+        now.listeners.push(risky(listener(
+            Proto::Tcp,
+            "0.0.0.0",
+            3306,
+            "mysql",
+            "mysqld",
+        )));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(3306))]);
+        assert!(a.findings[0].message.contains("almost always an accident"));
+        assert!(
+            !a.findings[0].fix.contains("--allow"),
+            "never advise opening a database"
+        );
+    }
+
+    #[test]
+    fn a_listener_kept_closed_on_purpose_is_not_drift() {
+        // ftp still listens, still blocked: as applied.
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            None,
+        );
+        assert!(a.findings.iter().all(|f| f.port != Some(21)));
+    }
+
+    #[test]
+    fn docker_published_ports_are_said_to_bypass_input() {
+        let mut now = applied_host();
+        now.listeners.push(listener(
+            Proto::Tcp,
+            "0.0.0.0",
+            9000,
+            "unknown",
+            "docker-proxy",
+        ));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(9000))]);
+        assert!(a.findings[0].message.contains("published by Docker"));
+    }
+
+    #[test]
+    fn an_opened_port_nothing_listens_on_is_a_stale_hole() {
+        let mut now = applied_host();
+        now.listeners.retain(|l| l.port != 80);
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::StaleHole, Some(80))]);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("(http when the rules were applied)")
+        );
+        // Rebound to loopback only: still a hole, and said so.
+        now.listeners
+            .push(listener(Proto::Tcp, "127.0.0.1", 80, "http", "nginx"));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::StaleHole, Some(80))]);
+        assert!(a.findings[0].message.contains("only a loopback listener"));
+    }
+
+    #[test]
+    fn a_port_opened_ahead_of_its_service_is_not_a_stale_hole() {
+        // 8443 was opened with --allow while nothing listened: as applied.
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            None,
+        );
+        assert!(a.findings.iter().all(|f| f.port != Some(8443)));
+        // A record from before status existed cannot tell: it reports it.
+        let mut old = record();
+        old.listening = None;
+        old.closed = Vec::new();
+        let a = assess(&applied_host(), Some(&old), Some(&live_as_applied()), None);
+        assert_eq!(
+            kinds(&a),
+            vec![
+                (Kind::UnopenedListener, Some(21)),
+                (Kind::StaleHole, Some(8443))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_risky_listener_on_an_opened_port_is_exposed() {
+        let mut now = applied_host();
+        now.listeners.push(risky(listener(
+            Proto::Tcp,
+            "0.0.0.0",
+            8443,
+            "elasticsearch",
+            "java",
+        )));
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(kinds(&a), vec![(Kind::RiskyExposed, Some(8443))]);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("elasticsearch (java, pid 8543)")
+        );
+        assert!(a.findings[0].fix.contains("--block 8443/tcp"));
+    }
+
+    #[test]
+    fn a_risky_service_opened_on_purpose_is_not_reported_again() {
+        let mut then = applied_host();
+        then.listeners.push(risky(listener(
+            Proto::Tcp,
+            "0.0.0.0",
+            6379,
+            "redis",
+            "redis-server",
+        )));
+        let mut rec = record();
+        rec.opened.push(OpenedPort {
+            proto: Proto::Tcp,
+            port: 6379,
+            service: "redis".into(),
+        });
+        rec.listening = Some(
+            groups(&then)
+                .into_iter()
+                .map(|((port, proto), g)| ListeningPort {
+                    proto,
+                    port,
+                    service: g.service,
+                    risky: g.risky,
+                })
+                .collect(),
+        );
+        let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
+        assert_eq!(a.findings, vec![]);
+    }
+
+    #[test]
+    fn missing_rules_are_not_live_and_listeners_are_not_compared() {
+        let mut now = applied_host();
+        now.listeners.retain(|l| l.port != 80);
+        let live = LiveRules::Nft {
+            table: None,
+            expected: Some(TABLE.into()),
+        };
+        let a = assess(&now, Some(&record()), Some(&live), None);
+        assert_eq!(a.rules, Some(RulesState::Missing));
+        assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
+        assert!(a.findings[0].message.contains("table inet autofw is gone"));
+        assert!(a.findings[0].fix.contains("--persist"));
+        let mut persisted = record();
+        persisted.persisted = true;
+        let a = assess(&now, Some(&persisted), Some(&live), None);
+        assert!(a.findings[0].fix.contains("autofw restore"));
+    }
+
+    #[test]
+    fn a_rolled_back_apply_is_not_live() {
+        let mut rec = record();
+        rec.rolled_back_at = Some(1_700_000_060);
+        rec.confirmed = false;
+        let a = assess(&applied_host(), Some(&rec), None, None);
+        assert_eq!(a.rules, Some(RulesState::RolledBack { at: 1_700_000_060 }));
+        assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("rolled back at 2023-11-14T22:14:20Z"),
+            "{}",
+            a.findings[0].message
+        );
+    }
+
+    #[test]
+    fn a_hand_edit_is_changed_with_a_diff_and_listeners_still_compared() {
+        let edited = TABLE.replace("\t}\n}", "\t\ttcp dport 9999 accept\n\t}\n}");
+        let live = LiveRules::Nft {
+            table: Some(edited),
+            expected: Some(TABLE.into()),
+        };
+        let mut now = applied_host();
+        now.listeners.retain(|l| l.port != 80);
+        let a = assess(&now, Some(&record()), Some(&live), None);
+        assert!(matches!(a.rules, Some(RulesState::Changed { .. })));
+        assert_eq!(
+            kinds(&a),
+            vec![(Kind::Changed, None), (Kind::StaleHole, Some(80))]
+        );
+        let diff = a.findings[0].diff.as_deref().unwrap();
+        assert!(diff.contains("+\t\ttcp dport 9999 accept"), "{diff}");
+        assert!(
+            a.findings[0].message.contains("(1 lines differ)"),
+            "{}",
+            a.findings[0].message
+        );
+    }
+
+    #[test]
+    fn unverifiable_rules_are_not_drift() {
+        let live = LiveRules::Nft {
+            table: Some(TABLE.into()),
+            expected: None,
+        };
+        let a = assess(&applied_host(), Some(&record()), Some(&live), None);
+        assert!(matches!(a.rules, Some(RulesState::Unverified { .. })));
+        assert_eq!(a.findings, vec![]);
+    }
+
+    #[test]
+    fn rate_meter_elements_are_not_drift_but_blocklist_elements_are() {
+        let applied = "table inet autofw {\n\tset meter_tcp_22_v4 {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout 1m\n\t}\n\n\tset blocklist_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 198.51.100.0/24 }\n\t}\n}\n";
+        let busy = applied.replace(
+            "\t\ttimeout 1m\n",
+            "\t\ttimeout 1m\n\t\telements = { 192.0.2.2 limit rate over 10/minute,\n\t\t\t     192.0.2.3 limit rate over 10/minute }\n",
+        );
+        let live = LiveRules::Nft {
+            table: Some(busy),
+            expected: Some(applied.into()),
+        };
+        assert_eq!(compare_rules(&live), RulesState::Live);
+        let unblocked = applied.replace("198.51.100.0/24", "198.51.100.0/25");
+        let live = LiveRules::Nft {
+            table: Some(unblocked),
+            expected: Some(applied.into()),
+        };
+        assert!(matches!(compare_rules(&live), RulesState::Changed { .. }));
+    }
+
+    const SAVE_V4: &str = "# Generated by iptables-save v1.8.9 (nf_tables) on Wed Nov 25 07:50:50 2026\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -m comment --comment ssh -j ACCEPT\n-A f2b-sshd -j RETURN\nCOMMIT\n";
+    const APPLIED_V4: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp --dport 22 -m comment --comment \"ssh\" -j ACCEPT\nCOMMIT\n";
+
+    fn family(name: &str, live: &str) -> FamilyRules {
+        FamilyRules {
+            name: name.into(),
+            live: live.into(),
+            applied: APPLIED_V4.into(),
+            expected: Some(
+                SAVE_V4
+                    .replace(":f2b-sshd - [0:0]\n", "")
+                    .replace("-A f2b-sshd -j RETURN\n", ""),
+            ),
+        }
+    }
+
+    #[test]
+    fn iptables_rules_compare_autofws_part_only() {
+        // Foreign chains (fail2ban) and a foreign policy do not count.
+        let live = LiveRules::Iptables(vec![
+            family("iptables", SAVE_V4),
+            family("ip6tables", SAVE_V4),
+        ]);
+        assert_eq!(compare_rules(&live), RulesState::Live);
+        // A rule added to AUTOFW-INPUT does.
+        let edited = SAVE_V4.replace(
+            "-A f2b-sshd",
+            "-A AUTOFW-INPUT -p tcp -m tcp --dport 9999 -j ACCEPT\n-A f2b-sshd",
+        );
+        let live = LiveRules::Iptables(vec![
+            family("iptables", &edited),
+            family("ip6tables", SAVE_V4),
+        ]);
+        let RulesState::Changed { diff } = compare_rules(&live) else {
+            panic!("not changed")
+        };
+        assert!(
+            diff.contains("+-A AUTOFW-INPUT -p tcp -m tcp --dport 9999 -j ACCEPT"),
+            "{diff}"
+        );
+        // A policy set back to ACCEPT does.
+        let open = SAVE_V4.replace(":INPUT DROP", ":INPUT ACCEPT");
+        let live = LiveRules::Iptables(vec![
+            family("iptables", &open),
+            family("ip6tables", SAVE_V4),
+        ]);
+        assert!(matches!(compare_rules(&live), RulesState::Changed { .. }));
+        // Both families flushed: missing.
+        let gone =
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+        let live = LiveRules::Iptables(vec![family("iptables", gone), family("ip6tables", gone)]);
+        assert_eq!(compare_rules(&live), RulesState::Missing);
+        // One family flushed: changed.
+        let live =
+            LiveRules::Iptables(vec![family("iptables", SAVE_V4), family("ip6tables", gone)]);
+        assert!(matches!(compare_rules(&live), RulesState::Changed { .. }));
+    }
+
+    #[test]
+    fn a_window_nobody_guards_is_reported() {
+        let mut window = WindowState {
+            deadline: 1_700_000_100,
+            seconds_left: 0,
+            watchdog_pid: 4242,
+            watchdog_alive: false,
+            apply_pid: 4241,
+            apply_alive: false,
+        };
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            Some(&window),
+        );
+        assert_eq!(kinds(&a), vec![(Kind::UnguardedWindow, None)]);
+        assert!(a.findings[0].message.contains("watchdog (pid 4242)"));
+        window.watchdog_alive = true;
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            Some(&window),
+        );
+        assert_eq!(a.findings, vec![]);
+    }
+
+    #[test]
+    fn at_apply_records_closed_and_listening_ports() {
+        let then = applied_host();
+        let choices = crate::propose::Choices::from_args(
+            &crate::cli::PolicyArgs {
+                block: vec!["ftp".into()],
+                allow: vec!["8443/tcp".into()],
+                ..Default::default()
+            },
+            crate::services::ServiceTable::builtin(),
+        )
+        .unwrap();
+        let proposal = crate::propose::build(&then, &choices).unwrap();
+        let at = AtApply::of(&then, proposal.ruleset());
+        let closed: Vec<(u16, &str)> = at
+            .closed
+            .iter()
+            .map(|c| (c.port, c.service.as_str()))
+            .collect();
+        assert_eq!(closed, vec![(21, "ftp"), (3306, "mysql")]);
+        let listening: Vec<u16> = at.listening.iter().map(|p| p.port).collect();
+        assert_eq!(listening, vec![21, 22, 80]);
+        // Recorded as apply records it, the same host shows no drift.
+        let rec = AppliedRecord {
+            opened: proposal.opened(),
+            closed: at.closed,
+            listening: Some(at.listening),
+            ..record()
+        };
+        let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
+        assert_eq!(a.findings, vec![]);
+    }
+}

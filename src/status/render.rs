@@ -1,0 +1,323 @@
+//! How `autofw status` is shown: one [`Report`] (what was applied, the
+//! rollback window, the state of the rules, the findings), as text for
+//! people or as one JSON object for scripts (schema in docs/json-schema.md).
+//! Pure: returns strings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::drift::{Assessment, Finding, RulesState, WindowState, utc};
+use crate::state::{AppliedRecord, ClosedPort, OpenedPort};
+
+/// Everything `status` says; serialized as-is by `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// True when there is at least one finding (exit status 1).
+    pub drift: bool,
+    /// Seconds since the epoch at which the host was checked.
+    pub checked_at: u64,
+    pub state_dir: PathBuf,
+    /// What the last apply loaded; `null` when nothing was ever applied.
+    pub applied: Option<Applied>,
+    /// The open rollback window; `null` when none is open.
+    pub window: Option<WindowState>,
+    /// Whether autofw's rules are loaded as applied; `null` when nothing
+    /// was applied.
+    pub rules: Option<RulesState>,
+    pub findings: Vec<Finding>,
+}
+
+/// What the last apply loaded (the parts of `applied.json` a person or a
+/// script wants; the ruleset text itself stays in the state directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub applied_at: u64,
+    pub backend: String,
+    pub confirmed: bool,
+    pub rolled_back_at: Option<u64>,
+    pub persisted: bool,
+    pub opened: Vec<OpenedPort>,
+    pub closed: Vec<ClosedPort>,
+}
+
+impl Report {
+    pub fn new(
+        state_dir: PathBuf,
+        checked_at: u64,
+        record: Option<&AppliedRecord>,
+        window: Option<WindowState>,
+        assessment: Assessment,
+    ) -> Report {
+        Report {
+            drift: !assessment.findings.is_empty(),
+            checked_at,
+            state_dir,
+            applied: record.map(|r| Applied {
+                applied_at: r.applied_at,
+                backend: r.backend.clone(),
+                confirmed: r.confirmed,
+                rolled_back_at: r.rolled_back_at,
+                persisted: r.persisted,
+                opened: r.opened.clone(),
+                closed: r.closed.clone(),
+            }),
+            window,
+            rules: assessment.rules,
+            findings: assessment.findings,
+        }
+    }
+}
+
+/// The report as one pretty JSON object.
+pub fn json(report: &Report) -> String {
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
+}
+
+/// Width of the labels in the text form.
+const LABEL: usize = 17;
+
+/// The report for people: a few labelled lines, then the findings.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    // An empty label continues the line above.
+    let mut line = |label: &str, value: &str| {
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{label}:")
+        };
+        out.push_str(&format!("{label:<LABEL$}{value}\n"));
+    };
+    line("state directory", &report.state_dir.display().to_string());
+    match &report.applied {
+        None => line("applied", "nothing (no record of an apply)"),
+        Some(a) => {
+            line(
+                "applied",
+                &format!(
+                    "{} ({} ago) with {}; {}; {}",
+                    utc(a.applied_at),
+                    age(report.checked_at, a.applied_at),
+                    a.backend,
+                    match (a.confirmed, a.rolled_back_at) {
+                        (_, Some(at)) => format!("rolled back at {}", utc(at)),
+                        (true, None) => "confirmed".to_string(),
+                        (false, None) => "not confirmed yet".to_string(),
+                    },
+                    if a.persisted {
+                        "persisted for boot"
+                    } else {
+                        "not persisted"
+                    }
+                ),
+            );
+            let opened: Vec<String> = a
+                .opened
+                .iter()
+                .map(|o| format!("{}/{} {}", o.port, o.proto, o.service))
+                .collect();
+            line(
+                "opened",
+                &if opened.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    opened.join(", ")
+                },
+            );
+            for (i, c) in a.closed.iter().enumerate() {
+                line(
+                    if i == 0 { "left closed" } else { "" },
+                    &format!("{}/{} {}: {}", c.port, c.proto, c.service, c.reason),
+                );
+            }
+        }
+    }
+    match &report.window {
+        None => line("rollback window", "none open"),
+        Some(w) => line(
+            "rollback window",
+            &format!(
+                "open until {} ({}); watchdog pid {} {}; apply pid {} {}",
+                utc(w.deadline),
+                if w.seconds_left > 0 {
+                    format!("{} s left", w.seconds_left)
+                } else {
+                    "deadline passed".to_string()
+                },
+                w.watchdog_pid,
+                if w.watchdog_alive { "running" } else { "gone" },
+                w.apply_pid,
+                if w.apply_alive { "running" } else { "gone" },
+            ),
+        ),
+    }
+    if let Some(rules) = &report.rules {
+        line(
+            "live rules",
+            &match rules {
+                RulesState::Live => "loaded, exactly as applied".to_string(),
+                RulesState::Unverified { reason } => format!("loaded; not compared: {reason}"),
+                RulesState::Missing => "not loaded".to_string(),
+                RulesState::Changed { .. } => "loaded, but changed since applied".to_string(),
+                RulesState::RolledBack { at } => format!("rolled back at {}", utc(*at)),
+            },
+        );
+    }
+    out.push('\n');
+    if report.findings.is_empty() {
+        out.push_str(
+            "no drift: every listener beyond loopback is opened or closed as applied, every \
+             opened port still has its listener, and the rules are loaded as applied\n",
+        );
+        return out;
+    }
+    let n = report.findings.len();
+    out.push_str(&format!(
+        "drift: {n} finding{}\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for f in &report.findings {
+        out.push('\n');
+        let kind = serde_json::to_value(f.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match (f.port, f.proto) {
+            (Some(port), Some(proto)) => out.push_str(&format!("{kind} {port}/{proto}\n")),
+            _ => out.push_str(&format!("{kind}\n")),
+        }
+        out.push_str(&format!("  {}\n  fix: {}\n", f.message, f.fix));
+        if let Some(diff) = &f.diff {
+            for l in diff.lines() {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// `3m 20s`, rounded to whole seconds; `0s` for a clock that went back.
+fn age(now: u64, then: u64) -> String {
+    humantime::format_duration(Duration::from_secs(now.saturating_sub(then))).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Proto;
+    use crate::status::drift::Kind;
+
+    fn record() -> AppliedRecord {
+        AppliedRecord {
+            applied_at: 1_700_000_000,
+            backend: "nft".into(),
+            opened: vec![OpenedPort {
+                proto: Proto::Tcp,
+                port: 22,
+                service: "ssh".into(),
+            }],
+            ruleset: "table inet autofw {}".into(),
+            ruleset_v6: None,
+            ipsets: None,
+            confirmed: true,
+            rolled_back_at: None,
+            persisted: true,
+            closed: vec![ClosedPort {
+                proto: Proto::Tcp,
+                port: 21,
+                service: "ftp".into(),
+                reason: "kept closed by --block ftp".into(),
+            }],
+            listening: Some(Vec::new()),
+        }
+    }
+
+    fn finding() -> Finding {
+        Finding {
+            kind: Kind::StaleHole,
+            message: "the firewall accepts new connections to 80/tcp".into(),
+            fix: "run `autofw apply --confirm` again".into(),
+            proto: Some(Proto::Tcp),
+            port: Some(80),
+            service: Some("http".into()),
+            owner: None,
+            addresses: Vec::new(),
+            diff: None,
+        }
+    }
+
+    fn report(findings: Vec<Finding>, window: Option<WindowState>) -> Report {
+        Report::new(
+            "/var/lib/autofw".into(),
+            1_700_000_200,
+            Some(&record()),
+            window,
+            Assessment {
+                rules: Some(RulesState::Live),
+                findings,
+            },
+        )
+    }
+
+    #[test]
+    fn text_without_drift() {
+        let text = text(&report(Vec::new(), None));
+        assert_eq!(
+            text,
+            "state directory: /var/lib/autofw\n\
+             applied:         2023-11-14T22:13:20Z (3m 20s ago) with nft; confirmed; persisted for boot\n\
+             opened:          22/tcp ssh\n\
+             left closed:     21/tcp ftp: kept closed by --block ftp\n\
+             rollback window: none open\n\
+             live rules:      loaded, exactly as applied\n\
+             \n\
+             no drift: every listener beyond loopback is opened or closed as applied, every \
+             opened port still has its listener, and the rules are loaded as applied\n"
+        );
+    }
+
+    #[test]
+    fn text_with_findings_and_a_window() {
+        let window = WindowState {
+            deadline: 1_700_000_230,
+            seconds_left: 30,
+            watchdog_pid: 7,
+            watchdog_alive: true,
+            apply_pid: 6,
+            apply_alive: false,
+        };
+        let text = text(&report(vec![finding()], Some(window)));
+        assert!(
+            text.contains("rollback window: open until 2023-11-14T22:17:10Z (30 s left); watchdog pid 7 running; apply pid 6 gone\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "drift: 1 finding\n\nstale-hole 80/tcp\n  the firewall accepts new connections to 80/tcp\n  fix: run `autofw apply --confirm` again\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let value: serde_json::Value =
+            serde_json::from_str(&json(&report(vec![finding()], None))).unwrap();
+        assert_eq!(value["drift"], true);
+        assert_eq!(value["applied"]["backend"], "nft");
+        assert_eq!(value["applied"]["opened"][0]["port"], 22);
+        assert_eq!(
+            value["applied"]["closed"][0]["reason"],
+            "kept closed by --block ftp"
+        );
+        assert_eq!(value["window"], serde_json::Value::Null);
+        assert_eq!(value["rules"]["state"], "live");
+        assert_eq!(value["findings"][0]["kind"], "stale-hole");
+        assert_eq!(value["findings"][0]["proto"], "tcp");
+        assert!(value["findings"][0].get("diff").is_none());
+        assert!(value["applied"].get("ruleset").is_none());
+    }
+}
