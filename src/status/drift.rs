@@ -96,8 +96,12 @@ pub enum RulesState {
     Unverified { reason: String },
     /// None of autofw's table or chains is loaded.
     Missing,
-    /// Loaded, but not as applied: `diff` is a unified diff, applied → live.
-    Changed { diff: String },
+    /// Loaded, but not as applied: `diff` is a unified diff, applied → live
+    /// (in JSON it is given once, in the `changed` finding).
+    Changed {
+        #[serde(skip_serializing)]
+        diff: String,
+    },
     /// The last apply was rolled back at `at` (seconds since the epoch).
     RolledBack { at: u64 },
 }
@@ -397,20 +401,20 @@ pub fn utc(secs: u64) -> String {
 }
 
 fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> {
-    let applied = format!("applied {} ({})", utc(record.applied_at), record.backend);
-    let what = if record.backend == "iptables" {
-        "autofw's AUTOFW-INPUT chains"
-    } else {
-        "table inet autofw"
-    };
+    let rules = format!(
+        "autofw's {} rules applied {}",
+        record.backend,
+        utc(record.applied_at)
+    );
+    let iptables = record.backend == "iptables";
     match state {
         RulesState::Live | RulesState::Unverified { .. } => None,
         RulesState::RolledBack { at } => Some(Finding::new(
             Kind::NotLive,
             format!(
-                "autofw's rules ({applied}) are not loaded: they were rolled back at {} \
-                 (by `autofw rollback`, or because nobody confirmed them in time), so the \
-                 firewall holds what it held before that apply",
+                "{rules} are not loaded: they were rolled back at {} (by `autofw rollback`, or \
+                 because nobody confirmed them in time), so the firewall holds what it held \
+                 before that apply",
                 utc(*at)
             ),
             if record.persisted {
@@ -424,8 +428,13 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
         RulesState::Missing => Some(Finding::new(
             Kind::NotLive,
             format!(
-                "autofw's rules ({applied}) are not loaded: {what} is gone (flushed by hand or \
-                 by another tool, or the host rebooted{})",
+                "{rules} are not loaded: {} (flushed by hand or by another tool, or the host \
+                 rebooted{})",
+                if iptables {
+                    "the AUTOFW-INPUT chains are gone"
+                } else {
+                    "table inet autofw is gone"
+                },
                 if record.persisted {
                     " and the boot hook did not load them"
                 } else {
@@ -442,15 +451,25 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
             },
         )),
         RulesState::Changed { diff } => {
+            let changed = diff
+                .lines()
+                .filter(|l| {
+                    (l.starts_with('+') && !l.starts_with("+++"))
+                        || (l.starts_with('-') && !l.starts_with("---"))
+                })
+                .count();
             let mut finding = Finding::new(
                 Kind::Changed,
                 format!(
-                    "autofw's rules are loaded but differ from what was {applied}: {what} was \
-                     edited by hand or by another tool ({} lines differ)",
-                    diff.lines()
-                        .filter(|l| (l.starts_with('+') && !l.starts_with("+++"))
-                            || (l.starts_with('-') && !l.starts_with("---")))
-                        .count()
+                    "{rules} are loaded, but not as applied: {} edited by hand or by another \
+                     tool ({changed} line{} of the listing differ{})",
+                    if iptables {
+                        "the AUTOFW-INPUT chains or the built-in policies were"
+                    } else {
+                        "table inet autofw was"
+                    },
+                    if changed == 1 { "" } else { "s" },
+                    if changed == 1 { "s" } else { "" },
                 ),
                 "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
                  changes with --allow/--block or the policy file, docs/policy.md); \
@@ -1059,7 +1078,7 @@ mod tests {
         let diff = a.findings[0].diff.as_deref().unwrap();
         assert!(diff.contains("+\t\ttcp dport 9999 accept"), "{diff}");
         assert!(
-            a.findings[0].message.contains("(1 lines differ)"),
+            a.findings[0].message.contains("(1 line of the listing differs)"),
             "{}",
             a.findings[0].message
         );
