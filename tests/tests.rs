@@ -9,3 +9,4 @@ mod harness;
 mod persist;
 mod propose;
 mod scan;
+mod status;

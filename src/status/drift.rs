@@ -1078,7 +1078,9 @@ mod tests {
         let diff = a.findings[0].diff.as_deref().unwrap();
         assert!(diff.contains("+\t\ttcp dport 9999 accept"), "{diff}");
         assert!(
-            a.findings[0].message.contains("(1 line of the listing differs)"),
+            a.findings[0]
+                .message
+                .contains("(1 line of the listing differs)"),
             "{}",
             a.findings[0].message
         );
