@@ -61,7 +61,19 @@ pub enum Command {
     /// Remove what `apply --persist` installed, and nothing else.
     Unpersist(RootArgs),
     /// Show what autofw applied and any drift between listeners and rules.
-    #[command(after_help = EXIT_CODES)]
+    ///
+    /// Drift is what changed since the rules were applied: a listener beyond
+    /// loopback that they do not open (a service that silently does not
+    /// work), an opened port nothing listens on any more (a stale hole), a
+    /// database or cache on an opened port, autofw's rules rolled back,
+    /// flushed or edited by hand, or a rollback window nothing guards.
+    /// Status only reads: it changes neither the firewall nor the state.
+    /// It needs root: the state directory and the live rules are root's.
+    ///
+    /// Exit status 0: no drift; 1: drift found (each finding is printed with
+    /// its fix), also when nothing was ever applied. For cron or a monitor:
+    ///   autofw status --json > /run/autofw-status.json || alert
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
     /// Internal: the detached rollback watchdog started by `apply`.
     #[command(hide = true)]
@@ -201,7 +213,7 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON for scripts.
+    /// Print one JSON object for scripts (schema in docs/json-schema.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -473,3 +473,18 @@ fn iptables_backend_drift() {
         "{message}"
     );
 }
+
+#[test]
+fn help_documents_the_exit_status() {
+    let out = std::process::Command::new(autofw_bin())
+        .args(["status", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Exit status 0: no drift; 1: drift found"),
+        "{help}"
+    );
+    assert!(help.contains("docs/json-schema.md"), "{help}");
+}

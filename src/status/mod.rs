@@ -123,8 +123,10 @@ fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRul
     }
 }
 
+/// A record this autofw cannot use: like a damaged state file, a host
+/// problem (exit 3), with the file named.
 fn damaged(state: &StateDir, problem: &str) -> anyhow::Error {
-    bad_input(format!(
+    host_failure(format!(
         "{} {problem}; it was not written by this version of autofw, or it is damaged",
         state.applied_path().display()
     ))
