@@ -349,36 +349,37 @@ pub fn assess(
     window: Option<&WindowState>,
 ) -> Assessment {
     let mut findings = Vec::new();
-    let rules = record.map(|record| match (record.rolled_back_at, live) {
-        (Some(at), _) => RulesState::RolledBack { at },
-        (None, Some(live)) => compare_rules(live),
-        (None, None) => RulesState::Unverified {
-            reason: "the live firewall was not read".to_string(),
-        },
-    });
-    match (record, &rules) {
-        (None, _) => findings.push(Finding::new(
-            Kind::NothingApplied,
-            "autofw has not applied any rules on this host (no record of an apply in the \
-             state directory): nothing here is autofw's to check"
-                .to_string(),
-            "review the rules with `autofw propose`, then load them with \
-             `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, pass \
-             --state-dir"
-                .to_string(),
-        )),
-        (Some(record), Some(state)) => {
-            if let Some(finding) = rules_finding(record, state) {
-                findings.push(finding);
-            }
+    let rules = match record {
+        None => {
+            findings.push(Finding::new(
+                Kind::NothingApplied,
+                "autofw has not applied any rules on this host (no record of an apply in the \
+                 state directory): nothing here is autofw's to check"
+                    .to_string(),
+                "review the rules with `autofw propose`, then load them with \
+                 `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, \
+                 pass --state-dir"
+                    .to_string(),
+            ));
+            None
+        }
+        Some(record) => {
+            let state = match (record.rolled_back_at, live) {
+                (Some(at), _) => RulesState::RolledBack { at },
+                (None, Some(live)) => compare_rules(live),
+                (None, None) => RulesState::Unverified {
+                    reason: "the live firewall was not read".to_string(),
+                },
+            };
+            findings.extend(rules_finding(record, &state));
             // Without autofw's rules loaded, nothing is dropped or opened by
             // them: comparing listeners with them would only mislead.
             if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
                 findings.extend(listener_findings(scan, record));
             }
+            Some(state)
         }
-        (Some(_), None) => {}
-    }
+    };
     if let Some(window) = window.filter(|w| !w.watchdog_alive && !w.apply_alive) {
         findings.push(unguarded(window));
     }
@@ -702,9 +703,14 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         let mut finding = Finding::new(
             Kind::StaleHole,
             format!(
-                "the firewall accepts new connections to {spec} ({service} when the rules were \
+                "the firewall accepts new connections to {spec} ({} when the rules were \
                  applied), but nothing listens there beyond loopback any more{}: a stale hole, \
                  open to whatever binds the port next",
+                if service == "unknown" {
+                    "an unnamed service"
+                } else {
+                    service
+                },
                 if on_loopback {
                     " (only a loopback listener holds it now)"
                 } else {
@@ -713,7 +719,12 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
             ),
             format!(
                 "run `autofw apply --confirm` again (with the choices you applied before): it \
-                 opens only what listens; or start {service} again if it should run"
+                 opens only what listens; or start {} again if it should run",
+                if service == "unknown" {
+                    "the service"
+                } else {
+                    service
+                }
             ),
         );
         finding.proto = Some(proto);
