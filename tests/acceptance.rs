@@ -99,7 +99,6 @@ fn seed_host_applied_over_ssh_is_kept_persisted_and_restored_after_reboot() {
     if !require_root() {
         return;
     }
-    let confirmed;
     let host = SeedHost::start("acc-keep");
     let state = host.state();
     // Boot files outlive the host: the disk survives the reboot.
@@ -174,7 +173,7 @@ fn seed_host_applied_over_ssh_is_kept_persisted_and_restored_after_reboot() {
 
     // Every public service answers over IPv4 and IPv6; the rest is dropped.
     assert_seed_rules_hold(&host.server, &host.client, "applied over ssh");
-    confirmed = host.server.ruleset();
+    let confirmed = host.server.ruleset();
     drop(session);
     drop(host); // the machine goes down: "the reboot"
 
