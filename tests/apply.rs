@@ -7,7 +7,7 @@
 use crate::support::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// A server namespace with ssh (5622), http (80) and an unlisted 8080
@@ -666,4 +666,22 @@ fn apply_over_a_real_ssh_session() {
     let mut rest = String::new();
     let _ = stdout.read_to_string(&mut rest);
     let _ = a.wait();
+}
+
+#[test]
+fn confirm_or_rollback_without_any_apply_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("never-used");
+    for (command, what) in [
+        ("confirm", "nothing to confirm"),
+        ("rollback", "nothing to roll back"),
+    ] {
+        let out = Command::new(autofw_bin())
+            .args([command, "--state-dir", missing.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+        assert!(text(&out.stderr).contains(what), "{}", show(&out));
+        assert!(!missing.exists(), "{command} created the state directory");
+    }
 }
