@@ -49,8 +49,25 @@ pub enum Command {
     ///   autofw propose --from other-host.json --format iptables --ipset sets.ipset
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Propose(ProposeArgs),
-    /// Show the plan and, with --confirm, load it with an automatic rollback.
-    #[command(after_help = EXIT_CODES)]
+    /// Show the plan and, with --confirm, load it with an automatic rollback
+    ///
+    /// Without --confirm: a dry run that prints the proposal and its diff
+    /// against the live rules, and changes nothing.
+    /// With --confirm: saves the live ruleset, asks `Apply these rules?`,
+    /// loads the new rules in one transaction (only autofw's own table or
+    /// chains: Docker's, libvirt's and fail2ban's rules are left alone), and
+    /// opens a rollback window of --timeout seconds. Unless you type `yes`,
+    /// or run `autofw confirm` from a NEW SSH login (which proves new
+    /// connections still get in), the old ruleset comes back by itself, even
+    /// if this process or your session dies. From an SSH session, a ruleset
+    /// that would not let that session's port in is refused (--force).
+    ///
+    /// Examples:
+    ///   autofw apply                                  # dry run
+    ///   autofw apply --confirm --persist              # then, from a new login: autofw confirm
+    ///   autofw apply --confirm --allow https --timeout 120
+    ///   autofw apply --confirm --backend iptables     # hosts without nftables
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
     Confirm(StateArgs),

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acceptance;
 mod apply;
 mod harness;
 mod persist;

@@ -47,6 +47,7 @@ pub fn rules_of(record: &AppliedRecord) -> Rules {
 /// Persisting happens here and only here, after the decision: an
 /// unconfirmed ruleset never reaches the boot files.
 pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
+    require_state_dir(state, "confirm")?;
     let _lock = state.lock_window()?;
     let Some(window) = state.read_window()? else {
         return Err(match state.read_applied()? {
@@ -90,6 +91,7 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
 
 /// Roll back now (`autofw rollback`, or `no` at the prompt), window or not.
 pub fn roll_back(state: &StateDir) -> anyhow::Result<RolledBack> {
+    require_state_dir(state, "roll back")?;
     let _lock = state.lock_window()?;
     roll_back_locked(state)
 }
@@ -102,6 +104,19 @@ pub fn roll_back_if_open(state: &StateDir, id: &str) -> anyhow::Result<Option<Ro
         Some(window) if window.id == id => roll_back_locked(state).map(Some),
         _ => Ok(None),
     }
+}
+
+/// A state directory that does not exist means no apply ever ran with it:
+/// say that, rather than fail to open a lock file in it.
+fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
+    if state.root().is_dir() {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "nothing to {what}: no apply has run with the state directory {} (it does not exist); \
+         pass the --state-dir that apply used",
+        state.root().display()
+    )))
 }
 
 fn roll_back_locked(state: &StateDir) -> anyhow::Result<RolledBack> {

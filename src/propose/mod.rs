@@ -185,10 +185,15 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 /// Build the proposal: pure, no host access.
 pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
     let mut ruleset = build::build_ruleset(scan, choices);
-    if scan.unreadable_processes > 0 {
+    let unreadable = scan.unreadable_processes;
+    if unreadable > 0 {
+        let n = if unreadable == 1 {
+            "1 process".to_string()
+        } else {
+            format!("{unreadable} processes")
+        };
         ruleset.warnings.push(format!(
-            "{} processes could not be read, so some listeners have no owner; run as root to see them all",
-            scan.unreadable_processes
+            "{n} could not be read when the scan ran, so some listeners may have no owner and be named by port only; run as root to see them all"
         ));
     }
     Ok(Proposal { ruleset })

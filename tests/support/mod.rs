@@ -6,6 +6,12 @@
 //! panics. Nothing here touches the host's own network namespace or firewall.
 #![allow(dead_code)]
 
+pub mod seed;
+pub mod ssh;
+
+pub use seed::*;
+pub use ssh::Ssh;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
