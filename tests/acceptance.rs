@@ -3,8 +3,8 @@
 //! real OpenSSH server on 5622), reached only over SSH from a client
 //! namespace. Apply runs from that SSH session on the live scan, is kept by
 //! `autofw confirm` from a new login, persisted, and brought back after "the
-//! reboot" (a fresh namespace); unconfirmed and killed applies roll back to
-//! the old ruleset exactly.
+//! reboot" (a fresh namespace), watched by `autofw status`; unconfirmed and
+//! killed applies roll back to the old ruleset exactly.
 
 use crate::apply::{add_foreign_rules, show, text};
 use crate::support::*;
@@ -99,7 +99,7 @@ fn seed_host_applied_over_ssh_is_kept_persisted_and_restored_after_reboot() {
     if !require_root() {
         return;
     }
-    let host = SeedHost::start("acc-keep");
+    let mut host = SeedHost::start("acc-keep");
     let state = host.state();
     // Boot files outlive the host: the disk survives the reboot.
     let boot = tempfile::tempdir().unwrap();
@@ -174,6 +174,23 @@ fn seed_host_applied_over_ssh_is_kept_persisted_and_restored_after_reboot() {
     // Every public service answers over IPv4 and IPv6; the rest is dropped.
     assert_seed_rules_hold(&host.server, &host.client, "applied over ssh");
     let confirmed = host.server.ruleset();
+
+    // From cron: no drift, until a new service starts listening publicly.
+    let out = host.server.autofw(&["status", "--state-dir", &state]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    host.server
+        .listen(Some("node"), &["tcp:0.0.0.0:3000", "tcp:[::]:3000"]);
+    let out = host
+        .server
+        .autofw(&["status", "--state-dir", &state, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = report.to_string();
+    assert!(
+        drift.contains("unopened-listener") && drift.contains("3000"),
+        "{drift}"
+    );
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 3000), Probe::Dropped);
     drop(session);
     drop(host); // the machine goes down: "the reboot"
 
