@@ -145,7 +145,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    for note in render::notes(&scan, &shown) {
+    for note in render::notes(&scan, &shown, rustix::process::geteuid().is_root()) {
         eprintln!("autofw: note: {note}");
     }
     Ok(exit::OK)

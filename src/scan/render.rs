@@ -99,8 +99,9 @@ pub fn json(scan: &Scan) -> serde_json::Result<String> {
     Ok(text)
 }
 
-/// What stderr should say about what the output leaves out.
-pub fn notes(scan: &Scan, shown: &Scan) -> Vec<String> {
+/// What stderr should say about what the output leaves out. `as_root` says
+/// whether the scan ran as root: the fix for unreadable processes differs.
+pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
     let hidden = scan.listeners.len() - shown.listeners.len();
     if hidden > 0 {
@@ -111,10 +112,16 @@ pub fn notes(scan: &Scan, shown: &Scan) -> Vec<String> {
     }
     if scan.unreadable_processes > 0 {
         let n = scan.unreadable_processes;
-        notes.push(format!(
-            "{n} process{} could not be read (permission denied; as a non-root user, every other user's), so some listeners may show fewer owners or none; root sees them all",
-            if n == 1 { "" } else { "es" }
-        ));
+        let what = format!("{n} process{}", if n == 1 { "" } else { "es" });
+        notes.push(if as_root {
+            format!(
+                "{what} could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
+            )
+        } else {
+            format!(
+                "{what} could not be read (not root: other users' processes are closed to you), so some listeners may show fewer owners or none; run as root to see them all"
+            )
+        });
     }
     notes
 }
@@ -163,14 +170,15 @@ mod tests {
         assert_eq!(visible(&s, false).listeners.len(), 2);
         assert_eq!(visible(&s, true).listeners.len(), 3);
         assert_eq!(
-            notes(&s, &visible(&s, false)),
+            notes(&s, &visible(&s, false), false),
             [
                 "1 loopback-only listener not shown (unreachable from outside); `--all` shows them",
-                "1 process could not be read (permission denied; as a non-root user, every other user's), so some listeners may show fewer owners or none; root sees them all"
+                "1 process could not be read (not root: other users' processes are closed to you), so some listeners may show fewer owners or none; run as root to see them all"
             ]
         );
+        assert!(notes(&s, &s, true)[0].contains("even as root"));
         assert_eq!(
-            notes(&Scan::default(), &Scan::default()),
+            notes(&Scan::default(), &Scan::default(), false),
             Vec::<String>::new()
         );
     }
