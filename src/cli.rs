@@ -149,6 +149,21 @@ pub struct PolicyArgs {
     /// Keep a service or port closed even though it listens. Repeatable.
     #[arg(long, value_name = "SPEC")]
     pub block: Vec<String>,
+    /// Rate-limit new connections per source address, like `ufw limit`
+    /// (a burst of 5, then 10 a minute), or at RATE (`ssh=20/minute`).
+    /// Repeatable.
+    #[arg(long, value_name = "SPEC[=RATE]")]
+    pub limit: Vec<String>,
+    /// Only these networks may connect to a service
+    /// (`ssh=192.0.2.0/24,2001:db8:1::/48`). A family with no network listed
+    /// is closed for it. Repeatable.
+    #[arg(long, value_name = "SPEC=NET[,NET...]")]
+    pub source: Vec<String>,
+    /// Drop every packet from this address or network (an nft set: one
+    /// lookup per packet however long the list). Repeatable; long lists go
+    /// in the policy file's `[blocklist] files`.
+    #[arg(long, value_name = "ADDR|NET")]
+    pub blocklist: Vec<String>,
     /// A TOML policy file (format in docs/policy.md).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,

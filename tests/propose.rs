@@ -69,6 +69,64 @@ fn snapshots_with_a_policy_file() {
     }
 }
 
+/// `--source`, `--limit` and `--blocklist` are the policy file's
+/// `[service.SPEC]` and `[blocklist]` on the command line: the same choices
+/// give the same ruleset, in every format.
+#[test]
+fn command_line_policies_give_the_policy_files_ruleset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[service.ssh]\nsources = [\"192.0.2.0/24\", \"2001:db8:1::/48\"]\nlimit = true\n\
+         [blocklist]\naddresses = [\"198.51.100.7\", \"2001:db8:bad::/48\"]\n",
+    )
+    .unwrap();
+    for format in FORMATS {
+        let by_file = propose("seed-host", format, &["--policy", file.to_str().unwrap()]);
+        let by_flags = propose(
+            "seed-host",
+            format,
+            &[
+                "--source",
+                "ssh=192.0.2.0/24,2001:db8:1::/48",
+                "--limit",
+                "ssh",
+                "--blocklist",
+                "198.51.100.7",
+                "--blocklist",
+                "2001:db8:bad::/48",
+            ],
+        );
+        // The rules are the same; only the comments differ, as they name the
+        // place each choice was written (`policy.toml:1`, `--limit ssh`).
+        let rules = |text: &str| {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(rules(&by_file), rules(&by_flags), "{format}");
+        assert!(by_flags.contains("--limit ssh"), "{by_flags}");
+        assert_ne!(by_flags, propose("seed-host", format, &[]), "{format}");
+    }
+    let out = autofw(&[
+        "propose",
+        "--from",
+        &scan_path("seed-host"),
+        "--policy",
+        file.to_str().unwrap(),
+        "--limit",
+        "ssh",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("also given at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn same_inputs_give_byte_identical_output() {
     let policy = policy_path("admin.toml");

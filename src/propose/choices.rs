@@ -304,6 +304,16 @@ pub fn parse_blocklist_text(text: &str, origin: &str) -> anyhow::Result<Vec<IpNe
     Ok(nets)
 }
 
+/// Where a service's policy was written, when its settings come from more
+/// than one place (`policy.toml:7, --limit ssh`).
+fn joined_place(old: &str, new: &str) -> String {
+    if old == new {
+        old.to_string()
+    } else {
+        format!("{old}, {new}")
+    }
+}
+
 /// A policy file, parsed but with its blocklist files not yet read.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -477,7 +487,92 @@ impl Choices {
                 policy.blocklist.extend(nets);
             }
         }
-        Choices::merge(&args.allow, &args.block, policy, table)
+        let mut choices = Choices::merge(&args.allow, &args.block, policy, table)?;
+        choices.add_command_line(&args.limit, &args.source, &args.blocklist)?;
+        Ok(choices)
+    }
+
+    /// Add `--limit SPEC[=RATE]`, `--source SPEC=NET[,NET...]` and
+    /// `--blocklist NET`: the policy file's `[service.SPEC]` and
+    /// `[blocklist]` on the command line. Pure. A setting given both here and
+    /// in the file for the same SPEC is an error naming both places: which
+    /// one should win is the operator's call, not ours.
+    pub fn add_command_line(
+        &mut self,
+        limits: &[String],
+        sources: &[String],
+        blocklist: &[String],
+    ) -> anyhow::Result<()> {
+        for text in limits {
+            let place = format!("--limit {text}");
+            let (spec, rate) = match text.split_once('=') {
+                Some((spec, rate)) => (spec, Some(rate)),
+                None => (text.as_str(), None),
+            };
+            let spec =
+                Spec::parse(spec, &self.table).map_err(|e| bad_input(format!("{place}: {e}")))?;
+            let rate = match rate {
+                None => Rate::UFW_LIKE,
+                Some(rate) => Rate::parse(rate, Rate::UFW_LIKE.burst)
+                    .map_err(|e| bad_input(format!("{place}: {e}")))?,
+            };
+            let entry = self.service_policy(spec, &place);
+            if entry.limit.is_some() {
+                return Err(bad_input(format!(
+                    "{place}: a limit for this service is also given at {}; keep one",
+                    entry.place
+                )));
+            }
+            entry.limit = Some(rate);
+            entry.place = joined_place(&entry.place, &place);
+        }
+        for text in sources {
+            let place = format!("--source {text}");
+            let (spec, nets) = text.split_once('=').ok_or_else(|| {
+                bad_input(format!(
+                    "{place}: expected SPEC=NET[,NET...], e.g. `ssh=192.0.2.0/24`"
+                ))
+            })?;
+            let spec =
+                Spec::parse(spec, &self.table).map_err(|e| bad_input(format!("{place}: {e}")))?;
+            let nets = nets
+                .split(',')
+                .map(parse_net)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad_input(format!("{place}: {e}")))?;
+            let entry = self.service_policy(spec, &place);
+            if entry.sources.is_some() {
+                return Err(bad_input(format!(
+                    "{place}: sources for this service are also given at {}; keep one",
+                    entry.place
+                )));
+            }
+            entry.sources = Some(nets);
+            entry.place = joined_place(&entry.place, &place);
+        }
+        for text in blocklist {
+            let net = parse_net(text).map_err(|e| bad_input(format!("--blocklist {text}: {e}")))?;
+            self.blocklist.push(net);
+        }
+        Ok(())
+    }
+
+    /// The policy of exactly this spec, made (empty, at `place`) if there is
+    /// none yet.
+    fn service_policy(&mut self, spec: Spec, place: &str) -> &mut ServicePolicy {
+        let i = match self.services.iter().position(|s| s.spec == spec) {
+            Some(i) => i,
+            None => {
+                self.services.push(ServicePolicy {
+                    spec,
+                    sources: None,
+                    limit: None,
+                    place: place.to_string(),
+                });
+                self.services.len() - 1
+            }
+        };
+        &mut self.services[i]
     }
 
     /// The blocklist, merged into the fewest non-overlapping networks per
@@ -667,6 +762,62 @@ limit_burst = 9
         );
         let e = Choices::merge(&[], &["0/tcp".into()], Policy::default(), table()).unwrap_err();
         assert!(format!("{e:#}").contains("--block 0/tcp: port 0"), "{e:#}");
+    }
+
+    #[test]
+    fn command_line_limits_sources_and_blocklist() {
+        let mut c = Choices::default();
+        c.add_command_line(
+            &["ssh".into(), "53/udp=20/second".into()],
+            &["ssh=192.0.2.0/24,2001:db8:1::/48".into()],
+            &["198.51.100.7".into()],
+        )
+        .unwrap();
+        let ssh = c
+            .services
+            .iter()
+            .find(|s| s.spec == Spec::Name("ssh".into()))
+            .unwrap();
+        assert_eq!(ssh.limit, Some(Rate::UFW_LIKE));
+        assert_eq!(
+            ssh.sources,
+            Some(vec![
+                parse_net("192.0.2.0/24").unwrap(),
+                parse_net("2001:db8:1::/48").unwrap()
+            ])
+        );
+        let dns = c
+            .services
+            .iter()
+            .find(|s| s.place == "--limit 53/udp=20/second")
+            .unwrap();
+        assert_eq!(dns.limit.map(|r| (r.count, r.per)), Some((20, Per::Second)));
+        assert_eq!(c.blocklist, vec![parse_net("198.51.100.7").unwrap()]);
+    }
+
+    #[test]
+    fn command_line_policies_say_what_is_wrong_and_where() {
+        let err = |limits: &[&str], sources: &[&str], blocklist: &[&str]| {
+            let mut c = Choices::merge(
+                &[],
+                &[],
+                parse_policy("[service.ssh]\nlimit = true\n", "p.toml", &table()).unwrap(),
+                table(),
+            )
+            .unwrap();
+            let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            let e = c
+                .add_command_line(&owned(limits), &owned(sources), &owned(blocklist))
+                .unwrap_err();
+            format!("{e:#}")
+        };
+        assert!(err(&["htps"], &[], &[]).starts_with("--limit htps: unknown service"));
+        assert!(err(&["ssh=fast"], &[], &[]).contains("--limit ssh=fast: bad rate"));
+        let twice = err(&["ssh"], &[], &[]);
+        assert!(twice.contains("also given at p.toml:1"), "{twice}");
+        assert!(err(&[], &["ssh"], &[]).contains("expected SPEC=NET"));
+        assert!(err(&[], &["ssh=192.0.2.999"], &[]).contains("is not an IP address"));
+        assert!(err(&[], &[], &["203.0.113.5/24"]).contains("did you mean `203.0.113.0/24`"));
     }
 
     #[test]
