@@ -69,14 +69,7 @@ impl SeedHost {
             .spawn()
             .unwrap();
         let stdout = BufReader::new(session.stdout.take().unwrap());
-        let window = Path::new(&self.state()).join("window.json");
-        assert!(
-            wait_until(Duration::from_secs(20), || window.exists()
-                && self.server.ruleset().contains("table inet autofw")),
-            "apply over ssh did not load its rules"
-        );
-        // window.json is written just before the load; let the load finish.
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for_applied_rules(&self.server, &self.state(), Duration::from_secs(20));
         (session, stdout)
     }
 }

@@ -83,15 +83,7 @@ impl Host {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
-        let window = Path::new(&state).join("window.json");
-        assert!(
-            wait_until(Duration::from_secs(10), || window.exists()
-                && self.server.ruleset().contains("table inet autofw")
-                || self.server.ruleset().contains("AUTOFW-INPUT")),
-            "apply did not open its window"
-        );
-        // The window file appears just before the load: wait for the load.
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for_applied_rules(&self.server, &state, Duration::from_secs(10));
         child
     }
     pub fn confirm(&self) -> Output {
@@ -623,10 +615,7 @@ fn apply_over_a_real_ssh_session() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let window = dir.path().join("state/window.json");
-    assert!(wait_until(Duration::from_secs(15), || window.exists()
-        && server.ruleset().contains("table inet autofw")));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_applied_rules(&server, &state.to_string(), Duration::from_secs(15));
     // A NEW login gets in and confirms.
     let out = ssh
         .command(&client, &format!("{bin} confirm --state-dir {state}"))

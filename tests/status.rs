@@ -59,16 +59,7 @@ impl Server {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
-        let window = Path::new(&state).join("window.json");
-        assert!(
-            wait_until(Duration::from_secs(15), || window.exists() && {
-                let rules = self.ns.ruleset();
-                rules.contains("table inet autofw") || rules.contains("AUTOFW-INPUT")
-            }),
-            "apply did not load its rules"
-        );
-        // window.json appears just before the load: let the load finish.
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for_applied_rules(&self.ns, &state, Duration::from_secs(15));
         child
     }
 

@@ -509,22 +509,12 @@ impl Choices {
                 Some((spec, rate)) => (spec, Some(rate)),
                 None => (text.as_str(), None),
             };
-            let spec =
-                Spec::parse(spec, &self.table).map_err(|e| bad_input(format!("{place}: {e}")))?;
             let rate = match rate {
                 None => Rate::UFW_LIKE,
                 Some(rate) => Rate::parse(rate, Rate::UFW_LIKE.burst)
                     .map_err(|e| bad_input(format!("{place}: {e}")))?,
             };
-            let entry = self.service_policy(spec, &place);
-            if entry.limit.is_some() {
-                return Err(bad_input(format!(
-                    "{place}: a limit for this service is also given at {}; keep one",
-                    entry.place
-                )));
-            }
-            entry.limit = Some(rate);
-            entry.place = joined_place(&entry.place, &place);
+            self.set_from_flag(spec, &place, "a limit", |p| &mut p.limit, rate)?;
         }
         for text in sources {
             let place = format!("--source {text}");
@@ -533,27 +523,42 @@ impl Choices {
                     "{place}: expected SPEC=NET[,NET...], e.g. `ssh=192.0.2.0/24`"
                 ))
             })?;
-            let spec =
-                Spec::parse(spec, &self.table).map_err(|e| bad_input(format!("{place}: {e}")))?;
             let nets = nets
                 .split(',')
                 .map(parse_net)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| bad_input(format!("{place}: {e}")))?;
-            let entry = self.service_policy(spec, &place);
-            if entry.sources.is_some() {
-                return Err(bad_input(format!(
-                    "{place}: sources for this service are also given at {}; keep one",
-                    entry.place
-                )));
-            }
-            entry.sources = Some(nets);
-            entry.place = joined_place(&entry.place, &place);
+            self.set_from_flag(spec, &place, "sources", |p| &mut p.sources, nets)?;
         }
         for text in blocklist {
             let net = parse_net(text).map_err(|e| bad_input(format!("--blocklist {text}: {e}")))?;
             self.blocklist.push(net);
         }
+        Ok(())
+    }
+
+    /// Set one setting of the policy of `spec` from the flag at `place`,
+    /// unless the file or an earlier flag already set it.
+    fn set_from_flag<T>(
+        &mut self,
+        spec: &str,
+        place: &str,
+        what: &str,
+        setting: impl FnOnce(&mut ServicePolicy) -> &mut Option<T>,
+        value: T,
+    ) -> anyhow::Result<()> {
+        let spec =
+            Spec::parse(spec, &self.table).map_err(|e| bad_input(format!("{place}: {e}")))?;
+        let policy = self.service_policy(spec, place);
+        let earlier = policy.place.clone();
+        let slot = setting(policy);
+        if slot.is_some() {
+            return Err(bad_input(format!(
+                "{place}: {what} for this service is also given at {earlier}; keep one"
+            )));
+        }
+        *slot = Some(value);
+        policy.place = joined_place(&earlier, place);
         Ok(())
     }
 

@@ -294,3 +294,19 @@ pub fn ping(client: &Netns, addr: &str) -> bool {
         .status
         .success()
 }
+
+/// Wait until an `apply --state-dir STATE` running in `ns` has opened its
+/// rollback window and loaded its rules (either backend), within `timeout`.
+pub fn wait_for_applied_rules(ns: &Netns, state: &str, timeout: Duration) {
+    let window = Path::new(state).join("window.json");
+    assert!(
+        wait_until(timeout, || window.exists() && {
+            let rules = ns.ruleset();
+            rules.contains("table inet autofw") || rules.contains("AUTOFW-INPUT")
+        }),
+        "apply did not open its window and load its rules"
+    );
+    // window.json is written just before the load, and the iptables backend
+    // loads IPv4 then IPv6: let the load finish.
+    std::thread::sleep(Duration::from_millis(300));
+}
