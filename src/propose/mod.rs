@@ -151,10 +151,12 @@ impl Proposal {
 /// Read the choices from the command line and `--policy`, and the scan from
 /// `--from` or the live host.
 pub fn gather(args: &PolicyArgs) -> anyhow::Result<(Scan, Choices)> {
+    // Choices first: a typo fails before the host is scanned. The scan names
+    // listeners with the same table the choices were checked against.
     let choices = Choices::from_args(args, ServiceTable::for_host())?;
     let scan = match &args.from {
         Some(path) => read_saved_scan(path)?,
-        None => crate::scan::scan_host(SocketSource::Auto)?,
+        None => crate::scan::scan_host(SocketSource::Auto, &choices.table)?,
     };
     Ok((scan, choices))
 }

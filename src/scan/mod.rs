@@ -34,11 +34,12 @@ use std::io::Write;
 use std::path::Path;
 
 /// Scan this host (the current network namespace): sockets from `source`,
-/// owners from `/proc`, names from `/etc/services` and the built-in table.
-pub fn scan_host(source: SocketSource) -> anyhow::Result<Scan> {
+/// owners from `/proc`, names from `names` (the caller's
+/// [`ServiceTable::for_host`], which `propose` also needs for its specs).
+pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
-    let listeners = core::listeners(sockets, &owners, &ServiceTable::for_host());
+    let listeners = core::listeners(sockets, &owners, names);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
@@ -134,7 +135,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<u8> {
             ));
         }
         Some(dir) => scan_saved(dir)?,
-        None => scan_host(args.source)?,
+        None => scan_host(args.source, &ServiceTable::for_host())?,
     };
     let shown = render::visible(&scan, args.all);
     let text = if args.json {

@@ -15,6 +15,7 @@ pub mod render;
 
 use std::io::Write;
 
+use crate::services::ServiceTable;
 use crate::cli::{SocketSource, StatusArgs};
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
@@ -28,7 +29,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let record = state.read_applied()?;
     let now = now_secs();
     let window = state.read_window()?.map(|w| window_state(&w, now));
-    let scan = crate::scan::scan_host(SocketSource::Auto)?;
+    let scan = crate::scan::scan_host(SocketSource::Auto, &ServiceTable::for_host())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
