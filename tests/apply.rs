@@ -107,19 +107,6 @@ pub fn write_scan(path: &Path, services: &[(&str, &str, u16)]) {
     std::fs::write(path, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
 }
 
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-pub fn show(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 pub fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }

@@ -2,7 +2,7 @@
 //! boot file under a temporary `--root`: persisted only after confirmation,
 //! restored exactly in a fresh namespace ("the reboot"), removed exactly.
 
-use crate::apply::{Host, show, text};
+use crate::apply::Host;
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

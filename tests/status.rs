@@ -5,7 +5,6 @@
 //! rollback, a flushed or hand-edited table. Status must see each, exit 1,
 //! say the same in `--json`, and change nothing.
 
-use crate::apply::{show, text};
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

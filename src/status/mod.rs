@@ -15,10 +15,10 @@ pub mod render;
 
 use std::io::Write;
 
-use crate::services::ServiceTable;
 use crate::cli::{SocketSource, StatusArgs};
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
+use crate::services::ServiceTable;
 use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
 use drift::{FamilyRules, LiveRules, WindowState};
 use render::Report;

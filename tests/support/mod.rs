@@ -310,3 +310,18 @@ pub fn wait_for_applied_rules(ns: &Netns, state: &str, timeout: Duration) {
     // loads IPv4 then IPv6: let the load finish.
     std::thread::sleep(Duration::from_millis(300));
 }
+
+/// Output bytes as text, for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command's status, stdout and stderr, for a failing assertion to print.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
