@@ -98,6 +98,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
         ));
     }
+    report_accepts_before_jump(&rules);
     eprintln!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
@@ -107,6 +108,16 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         state_flag(&args.state)
     );
     wait_for_decision(&state, &window, &mut input)
+}
+
+/// On iptables, other tools' INPUT rules that still accept before autofw's
+/// jump (one inserted between the save and the load): said, not undone.
+fn report_accepts_before_jump(rules: &Rules) {
+    if let Rules::Iptables { .. } = rules {
+        for warning in iptables::accepts_before_jump().unwrap_or_default() {
+            eprintln!("autofw: warning: {warning}");
+        }
+    }
 }
 
 /// `--state-dir X` for the hints we print, when it is not the default.
@@ -158,7 +169,7 @@ impl Pending {
         let previous_record = std::fs::read(state.applied_path()).ok();
         let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
         let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
-        let snapshot = Snapshot::take(args.backend)?;
+        let snapshot = Snapshot::take(rules)?;
         write_json(&state.snapshot_path(), &snapshot)?;
         write_private(
             &state.saved_ruleset_path(),
@@ -437,6 +448,9 @@ fn print_plan(rules: &Rules) -> anyhow::Result<()> {
                     &live.summary(),
                     &new.summary(),
                 );
+            }
+            for note in iptables::placement_notes()? {
+                println!("# {note}");
             }
         }
     }

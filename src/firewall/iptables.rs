@@ -3,9 +3,11 @@
 //! family, and an undo that touches only what autofw wrote.
 //!
 //! autofw owns the `AUTOFW-*` chains of the filter table, the one jump
-//! `-A INPUT -j AUTOFW-INPUT`, and the policies of the built-in chains it
-//! sets. Undo puts exactly those back as saved, by `--noflush` restore, so
-//! Docker's DOCKER-* chains and fail2ban's f2b-* chains are never flushed.
+//! `-j AUTOFW-INPUT` in INPUT (placed by [`input_order`] before the first
+//! foreign rule that can accept), and the policies of the built-in chains
+//! it sets. Undo puts exactly those back as saved, by `--noflush` restore,
+//! so Docker's DOCKER-* chains and fail2ban's f2b-* chains are never
+//! flushed, and a policy another tool set in the window stays.
 //! (Restoring a whole `iptables-save` instead is what iptables-apply does:
 //! on a fresh host the save is empty, restoring it changes nothing and the
 //! new rules stay. That is a lockout.)
@@ -20,6 +22,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::exec::{run_tool, tool_exists};
+use super::input_order;
 use crate::error::host_failure;
 
 /// The jump that hooks autofw's chain into INPUT (propose's contract).
@@ -69,14 +72,71 @@ pub struct Saved {
     /// before; `None` when ipset is not installed.
     #[serde(default)]
     pub ipsets: Option<String>,
+    /// The built-in chain policies the loaded rules set, per family: the
+    /// only policies undo may put back. `None` in a snapshot from an autofw
+    /// that did not record them (then every policy that differs is put back).
+    #[serde(default)]
+    pub policies_set: Option<PoliciesSet>,
+    /// Whether IP forwarding was on when the snapshot was taken.
+    #[serde(default)]
+    pub forwarding: Option<Forwarding>,
+}
+
+/// `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarding {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Forwarding {
+    fn read() -> Forwarding {
+        let on = |path: &str| std::fs::read_to_string(path).is_ok_and(|v| v.trim() != "0");
+        Forwarding {
+            v4: on("/proc/sys/net/ipv4/ip_forward"),
+            v6: on("/proc/sys/net/ipv6/conf/all/forwarding"),
+        }
+    }
+}
+
+/// Built-in chain → policy, as the loaded `iptables-restore` text declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoliciesSet {
+    pub v4: BTreeMap<String, String>,
+    pub v6: BTreeMap<String, String>,
+}
+
+impl PoliciesSet {
+    pub fn of(v4: &str, v6: &str) -> PoliciesSet {
+        PoliciesSet {
+            v4: FilterView::parse(v4).policies,
+            v6: FilterView::parse(v6).policies,
+        }
+    }
+}
+
+/// What undo may change of the built-in chain policies.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyUndo<'a> {
+    /// The policies the loaded rules set (`None`: unknown, put back all).
+    pub set: Option<&'a BTreeMap<String, String>>,
+    /// This family's IP forwarding was off at the apply and is on now:
+    /// something (Docker starting) made the host route during the window,
+    /// and set FORWARD to drop (or counts on it). A FORWARD DROP is then
+    /// kept, even one autofw set: the two cannot be told apart, and putting
+    /// ACCEPT back would make every container routable.
+    pub forwarding_turned_on: bool,
 }
 
 pub fn save_family(family: Family) -> anyhow::Result<String> {
     run_tool(family.save, &["-t", "filter"], None)
 }
 
-pub fn save() -> anyhow::Result<Saved> {
+/// Save the live filter tables before loading `v4` and `v6`.
+pub fn save(v4: &str, v6: &str) -> anyhow::Result<Saved> {
     Ok(Saved {
+        policies_set: Some(PoliciesSet::of(v4, v6)),
+        forwarding: Some(Forwarding::read()),
         v4: save_family(V4)?,
         v6: save_family(V6)?,
         nft_objects: if uses_nf_tables()? {
@@ -142,15 +202,20 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
         super::exec::require_tools(&["ipset"])?;
         run_tool("ipset", &["restore", "-exist"], Some(sets))?;
     }
-    let v4 = without_existing_jump(v4, &save_family(V4)?);
-    let v6 = without_existing_jump(v6, &save_family(V6)?);
+    let v4 = input_order::with_placed_jump(v4, JUMP, &save_family(V4)?);
+    let v6 = input_order::with_placed_jump(v6, JUMP, &save_family(V6)?);
     let loaded = run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))
         .and_then(|_| run_tool(V6.restore, &["--test", "--noflush"], Some(&v6)))
         .and_then(|_| run_tool(V4.restore, &["--noflush"], Some(&v4)));
     let loaded = match loaded {
         Ok(_) => run_tool(V6.restore, &["--noflush"], Some(&v6)).inspect_err(|_| {
             if let Some(saved) = saved {
-                let _ = restore_family(V4, &saved.v4);
+                let set = saved.policies_set.as_ref().map(|s| &s.v4);
+                let policies = PolicyUndo {
+                    set,
+                    forwarding_turned_on: false,
+                };
+                let _ = restore_family(V4, &saved.v4, policies);
             }
         }),
         Err(err) => Err(err),
@@ -165,11 +230,52 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
     Ok(())
 }
 
+/// Where the jump will go in each family's live INPUT, said for apply's plan.
+pub fn placement_notes() -> anyhow::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for (family, name) in [(V4, "iptables"), (V6, "ip6tables")] {
+        notes.extend(input_order::placement(&save_family(family)?).describe(name));
+    }
+    Ok(notes)
+}
+
+/// The live INPUT rules, in both families, that accept before autofw's jump
+/// (so what they match bypasses autofw), said as warnings.
+pub fn accepts_before_jump() -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    for (family, name) in [(V4, "iptables"), (V6, "ip6tables")] {
+        for accept in input_order::accepts_before_jump(&save_family(family)?) {
+            found.push(accept.describe(name));
+        }
+    }
+    Ok(found)
+}
+
 /// Put autofw's chains, jump and policies back as saved, in both families,
 /// then remove empty leftovers iptables-nft created.
 pub fn restore(saved: &Saved) -> anyhow::Result<()> {
-    restore_family(V4, &saved.v4)?;
-    restore_family(V6, &saved.v6)?;
+    let (then, now) = (saved.forwarding, Forwarding::read());
+    let sets = saved.policies_set.as_ref();
+    for (family, text, set, turned_on) in [
+        (
+            V4,
+            &saved.v4,
+            sets.map(|s| &s.v4),
+            then.is_some_and(|t| !t.v4 && now.v4),
+        ),
+        (
+            V6,
+            &saved.v6,
+            sets.map(|s| &s.v6),
+            then.is_some_and(|t| !t.v6 && now.v6),
+        ),
+    ] {
+        let policies = PolicyUndo {
+            set,
+            forwarding_turned_on: turned_on,
+        };
+        restore_family(family, text, policies)?;
+    }
     if let Some(sets) = &saved.ipsets {
         restore_ipsets(sets)?;
     }
@@ -179,23 +285,12 @@ pub fn restore(saved: &Saved) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn restore_family(family: Family, saved: &str) -> anyhow::Result<()> {
+fn restore_family(family: Family, saved: &str, policies: PolicyUndo) -> anyhow::Result<()> {
     let live = save_family(family)?;
-    if let Some(script) = undo_script(saved, &live) {
+    if let Some(script) = undo_script(saved, &live, policies) {
         run_tool(family.restore, &["--noflush"], Some(&script))?;
     }
     Ok(())
-}
-
-/// The proposal without the INPUT jump when the live INPUT already has it:
-/// `--noflush` appends, and a second jump would run autofw's chain twice.
-pub fn without_existing_jump(proposal: &str, live_save: &str) -> String {
-    let live_has_jump = live_save.lines().any(|l| l.trim() == JUMP);
-    proposal
-        .lines()
-        .filter(|l| !(live_has_jump && l.trim() == JUMP))
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 /// The filter table of an `iptables-save`, reduced to what autofw may touch.
@@ -271,15 +366,27 @@ fn is_autofw_chain(name: &str) -> bool {
 
 /// `iptables-restore --noflush` input that turns `live` back into `saved`
 /// for what autofw owns, or `None` when nothing differs. Pure, for tests.
-pub fn undo_script(saved: &str, live: &str) -> Option<String> {
+///
+/// A built-in chain's policy is put back only when the apply set it (it
+/// differs from the saved one) and it is still what the apply set: Docker
+/// sets `FORWARD DROP` when it starts, and putting back ACCEPT over it
+/// would make every container routable.
+pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<String> {
     let saved = FilterView::parse(saved);
     let live = FilterView::parse(live);
     let mut lines = Vec::new();
     for chain in BUILTIN {
         let before = saved.policies.get(chain).map_or("ACCEPT", String::as_str);
-        if let Some(now) = live.policies.get(chain)
-            && now != before
-        {
+        let Some(now) = live.policies.get(chain) else {
+            continue;
+        };
+        let autofws = match policies.set {
+            None => true,
+            Some(set) => set.get(chain) == Some(now),
+        };
+        let keep_forward_drop =
+            chain == "FORWARD" && now == "DROP" && policies.forwarding_turned_on;
+        if now != before && autofws && !keep_forward_drop {
             lines.push(format!(":{chain} {before} [0:0]"));
         }
     }
@@ -461,40 +568,83 @@ mod tests {
     const FRESH: &str = "";
     const APPLIED: &str = "# Generated by iptables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A f2b-sshd -j RETURN\nCOMMIT\n";
 
+    /// The policies a proposal on a host that routes nothing sets.
+    fn proposal_policies() -> BTreeMap<String, String> {
+        FilterView::parse(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+        )
+        .policies
+    }
+
+    fn by_autofw(set: &BTreeMap<String, String>) -> PolicyUndo<'_> {
+        PolicyUndo {
+            set: Some(set),
+            forwarding_turned_on: false,
+        }
+    }
+
     #[test]
     fn undo_on_a_fresh_host_removes_everything_autofw_wrote() {
+        let set = proposal_policies();
         assert_eq!(
-            undo_script(FRESH, APPLIED).unwrap(),
+            undo_script(FRESH, APPLIED, by_autofw(&set)).unwrap(),
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-D INPUT -j AUTOFW-INPUT\n:AUTOFW-INPUT - [0:0]\n-X AUTOFW-INPUT\nCOMMIT\n"
         );
     }
 
     #[test]
     fn undo_never_mentions_foreign_chains() {
+        let set = proposal_policies();
         let saved = "*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A f2b-sshd -j RETURN\nCOMMIT\n";
-        let script = undo_script(saved, APPLIED).unwrap();
+        let script = undo_script(saved, APPLIED, by_autofw(&set)).unwrap();
         assert!(!script.contains("f2b"), "{script}");
     }
 
     #[test]
     fn undo_refills_a_previous_autofw_chain() {
+        let set = proposal_policies();
         let saved = "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n";
-        let script = undo_script(saved, APPLIED).unwrap();
+        let script = undo_script(saved, APPLIED, by_autofw(&set)).unwrap();
         assert_eq!(
             script,
             "*filter\n:FORWARD ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
         );
-        assert_eq!(undo_script(APPLIED, APPLIED), None);
+        assert_eq!(undo_script(APPLIED, APPLIED, by_autofw(&set)), None);
     }
 
     #[test]
-    fn jump_is_left_out_when_live_input_has_it() {
-        let proposal = "*filter\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\nCOMMIT\n";
-        assert_eq!(
-            without_existing_jump(proposal, APPLIED),
-            "*filter\n:AUTOFW-INPUT - [0:0]\nCOMMIT\n"
-        );
-        assert_eq!(without_existing_jump(proposal, FRESH), proposal);
+    fn undo_leaves_policies_autofw_did_not_set_or_that_changed_since() {
+        // A host that routes: the proposal leaves FORWARD alone; Docker sets
+        // FORWARD DROP during the window.
+        let input_only: BTreeMap<String, String> =
+            [("INPUT".to_string(), "DROP".to_string())].into();
+        let script = undo_script(FRESH, APPLIED, by_autofw(&input_only)).unwrap();
+        assert!(script.contains(":INPUT ACCEPT"), "{script}");
+        assert!(!script.contains("FORWARD"), "{script}");
+        // autofw set INPUT DROP, then someone set INPUT ACCEPT: theirs stays.
+        let set = proposal_policies();
+        let reopened = APPLIED.replace(":INPUT DROP", ":INPUT ACCEPT");
+        let script = undo_script(FRESH, &reopened, by_autofw(&set)).unwrap();
+        assert!(!script.contains(":INPUT"), "{script}");
+        // An old snapshot that did not record them: every policy goes back.
+        let all = PolicyUndo {
+            set: None,
+            forwarding_turned_on: false,
+        };
+        let script = undo_script(FRESH, APPLIED, all).unwrap();
+        assert!(script.contains(":FORWARD ACCEPT"), "{script}");
+    }
+
+    #[test]
+    fn forward_drop_stays_when_the_host_started_routing_in_the_window() {
+        let set = proposal_policies();
+        let docker_started = PolicyUndo {
+            set: Some(&set),
+            forwarding_turned_on: true,
+        };
+        let script = undo_script(FRESH, APPLIED, docker_started).unwrap();
+        assert!(script.contains(":INPUT ACCEPT"), "{script}");
+        assert!(!script.contains("FORWARD"), "{script}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod exec;
+pub mod input_order;
 pub mod iptables;
 pub mod nft;
 pub mod session;
@@ -95,9 +96,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Save what `backend` will change (and the whole nft ruleset, to check
-    /// the rollback against).
-    pub fn take(backend: Backend) -> anyhow::Result<Snapshot> {
+    /// Save what loading `rules` will change (and the whole nft ruleset, to
+    /// check the rollback against).
+    pub fn take(rules: &Rules) -> anyhow::Result<Snapshot> {
+        let backend = rules.backend();
         let nft_ruleset = if exec::tool_exists("nft") {
             Some(nft::live_ruleset()?)
         } else {
@@ -110,9 +112,9 @@ impl Snapshot {
                 Backend::Nft => Some(nft::save()?),
                 Backend::Iptables => None,
             },
-            iptables: match backend {
-                Backend::Iptables => Some(iptables::save()?),
-                Backend::Nft => None,
+            iptables: match rules {
+                Rules::Iptables { v4, v6, .. } => Some(iptables::save(v4, v6)?),
+                Rules::Nft { .. } => None,
             },
         })
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::firewall::input_order;
 use crate::firewall::iptables::FilterView;
 use crate::model::{Exposure, Listener, Proto, Scan};
 use crate::propose::Ruleset;
@@ -282,6 +283,9 @@ pub enum Kind {
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
+    /// On iptables, another tool's INPUT rule accepts before autofw's jump:
+    /// what it matches bypasses autofw's rules.
+    AcceptBeforeAutofw,
     /// A rollback window is open and nothing will ever close it.
     UnguardedWindow,
     /// Listens beyond loopback, but the applied rules do not open it.
@@ -376,6 +380,9 @@ pub fn assess(
             // them: comparing listeners with them would only mislead.
             if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
                 findings.extend(listener_findings(scan, record));
+                if let Some(LiveRules::Iptables(families)) = live {
+                    findings.extend(accepts_before_autofw(families));
+                }
             }
             Some(state)
         }
@@ -481,6 +488,26 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
             Some(finding)
         }
     }
+}
+
+/// Other tools' INPUT rules that accept before autofw's jump, per family.
+fn accepts_before_autofw(families: &[FamilyRules]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for family in families {
+        for accept in input_order::accepts_before_jump(&family.live) {
+            findings.push(Finding::new(
+                Kind::AcceptBeforeAutofw,
+                accept.describe(&family.name),
+                format!(
+                    "if it should stay open, open it in autofw (--allow, or the policy file) and \
+                     delete the rule (`{} -D INPUT {}`); `autofw apply --confirm` places autofw's \
+                     jump before it",
+                    family.name, accept.number
+                ),
+            ));
+        }
+    }
+    findings
 }
 
 fn unguarded(window: &WindowState) -> Finding {
@@ -1184,6 +1211,46 @@ mod tests {
         let live =
             LiveRules::Iptables(vec![family("iptables", SAVE_V4), family("ip6tables", gone)]);
         assert!(matches!(compare_rules(&live), RulesState::Changed { .. }));
+    }
+
+    #[test]
+    fn an_accept_before_autofws_jump_is_drift() {
+        let mut record = record();
+        record.backend = "iptables".into();
+        let early = SAVE_V4.replace(
+            "-A INPUT -j AUTOFW-INPUT",
+            "-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n-A INPUT -j AUTOFW-INPUT",
+        );
+        let live = LiveRules::Iptables(vec![
+            family("iptables", &early),
+            family("ip6tables", SAVE_V4),
+        ]);
+        let a = assess(&applied_host(), Some(&record), Some(&live), None);
+        assert_eq!(a.rules, Some(RulesState::Live));
+        assert_eq!(kinds(&a), [(Kind::AcceptBeforeAutofw, None)]);
+        let f = &a.findings[0];
+        assert!(
+            f.message.starts_with(
+                "iptables INPUT rule 1 (`-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT`) accepts"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.fix.contains("iptables -D INPUT 1"), "{}", f.fix);
+        // The same accept after the jump decides nothing autofw decided.
+        let late = SAVE_V4.replace(
+            "-A INPUT -j AUTOFW-INPUT",
+            "-A INPUT -j AUTOFW-INPUT\n-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT",
+        );
+        let live = LiveRules::Iptables(vec![
+            family("iptables", &late),
+            family("ip6tables", SAVE_V4),
+        ]);
+        assert!(
+            assess(&applied_host(), Some(&record), Some(&live), None)
+                .findings
+                .is_empty()
+        );
     }
 
     #[test]
