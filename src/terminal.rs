@@ -12,12 +12,23 @@ use std::borrow::Cow;
 /// invisible format characters that reorder or hide text. Idempotent:
 /// backslashes are left as they are, so escaping twice changes nothing.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
+    escape(text, |_| false)
+}
+
+/// The same for a listing of several lines (a ruleset, a diff): newlines
+/// and tabs are kept as they are; every other control is escaped.
+pub fn escape_listing(text: &str) -> Cow<'_, str> {
+    escape(text, |c| c == '\n' || c == '\t')
+}
+
+fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| needs_escape(c) && !keep(c)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
+            c if keep(c) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -60,5 +71,13 @@ mod tests {
         );
         assert!(!shown.chars().any(needs_escape));
         assert_eq!(escape_controls(&shown), shown, "idempotent");
+    }
+
+    #[test]
+    fn listings_keep_their_lines_and_tabs() {
+        assert_eq!(
+            escape_listing("\t\ttcp dport 22 accept comment \"\x1b[2J\"\n"),
+            "\t\ttcp dport 22 accept comment \"\\x1b[2J\"\n"
+        );
     }
 }

@@ -12,3 +12,4 @@ mod persist;
 mod propose;
 mod scan;
 mod status;
+mod untrusted;

@@ -464,11 +464,15 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
         return;
     }
     let diff = similar::TextDiff::from_lines(old, new);
+    let diff = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(old_name, new_name)
+        .to_string();
+    // The live side may hold any text another tool or a hand edit put there.
     print!(
         "{}",
-        diff.unified_diff()
-            .context_radius(3)
-            .header(old_name, new_name)
+        crate::terminal::escape_controls(&diff).replace("\\n", "\n")
     );
 }
 

@@ -25,6 +25,7 @@ use crate::cli::{Format, PolicyArgs, ProposeArgs, SocketSource};
 use crate::error::bad_input;
 use crate::model::{Proto, Scan};
 use crate::services::ServiceTable;
+use crate::terminal::escape_controls;
 use ruleset::Family;
 use std::net::IpAddr;
 
@@ -210,16 +211,18 @@ pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
         proposal.render(args.format)
     };
     // Said on stderr too, so an operator piping the ruleset to a file sees it.
+    // Names come from the scan: escaped, so that none acts on the terminal.
     for c in &proposal.ruleset.closed {
         if let Some(flag) = &c.to_open {
-            eprintln!(
-                "autofw: left closed: {} {}/{} ({}): {}; to open it: {flag}",
+            let line = format!(
+                "{} {}/{} ({}): {}; to open it: {flag}",
                 c.service, c.port, c.proto, c.owner, c.reason
             );
+            eprintln!("autofw: left closed: {}", escape_controls(&line));
         }
     }
     for w in proposal.warnings() {
-        eprintln!("autofw: warning: {w}");
+        eprintln!("autofw: warning: {}", escape_controls(w));
     }
     if let Some(path) = &args.ipset {
         let sets = proposal.ipset_restore().ok_or_else(|| {

@@ -3,6 +3,8 @@
 //! of it lands in a comment or a quoted string it is cut to printable ASCII:
 //! a newline in a process name must not become a rule.
 
+use crate::terminal::escape_controls;
+
 /// Printable ASCII only; anything else becomes `?`.
 pub fn sanitize(text: &str) -> String {
     text.chars()
@@ -34,7 +36,12 @@ pub fn comment_lines(text: &str, indent: &str) -> String {
     let mut line = String::new();
     // A list item (`- ...`) continues under its text, not under the dash.
     let hang = if text.starts_with("- ") { "  " } else { "" };
-    for word in sanitize(text).split(' ').filter(|w| !w.is_empty()) {
+    // Control characters shown as escapes (`\x1b`) rather than `?`: a
+    // reader sees what the process really called itself.
+    for word in sanitize(&escape_controls(text))
+        .split(' ')
+        .filter(|w| !w.is_empty())
+    {
         if !line.is_empty() && indent.len() + 2 + line.len() + 1 + word.len() > WIDTH {
             out.push_str(&format!("{indent}# {line}\n"));
             line.clear();
@@ -64,6 +71,10 @@ mod tests {
         let c = comment_lines(evil, "\t");
         assert_eq!(c.lines().count(), 1, "{c}");
         assert!(c.starts_with("\t# "));
+        assert_eq!(
+            comment_lines("nginx \x1b[2J\x1b]0;x\x07", ""),
+            "# nginx \\x1b[2J\\x1b]0;x\\x07\n"
+        );
     }
 
     #[test]

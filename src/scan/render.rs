@@ -3,6 +3,7 @@
 //! go to stderr. Pure: returns strings.
 
 use crate::model::{Exposure, Listener, Scan};
+use crate::terminal::escape_controls;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
@@ -52,11 +53,12 @@ pub fn table(listeners: &[Listener]) -> String {
         proto: l.proto.to_string(),
         address: l.address.to_string(),
         port: l.port,
-        service: l.service.clone(),
+        // Names are whatever a process called itself: escaped for the terminal.
+        service: escape_controls(&l.service).into_owned(),
         process: if l.process.is_empty() {
             "-".to_string()
         } else {
-            l.process.clone()
+            escape_controls(&l.process).into_owned()
         },
         pids: pids_cell(&l.pids),
         exposure: l.exposure.to_string(),

@@ -3,6 +3,7 @@
 //! people or as one JSON object for scripts (schema in docs/json-schema.md).
 //! Pure: returns strings.
 
+use crate::terminal::{escape_controls, escape_listing};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,7 +90,7 @@ pub fn text(report: &Report) -> String {
         } else {
             format!("{label}:")
         };
-        out.push_str(&format!("{label:<LABEL$}{value}\n"));
+        out.push_str(&format!("{label:<LABEL$}{}\n", escape_controls(value)));
     };
     line("state directory", &report.state_dir.display().to_string());
     match &report.applied {
@@ -189,10 +190,15 @@ pub fn text(report: &Report) -> String {
             (Some(port), Some(proto)) => out.push_str(&format!("{kind} {port}/{proto}\n")),
             _ => out.push_str(&format!("{kind}\n")),
         }
-        out.push_str(&format!("  {}\n  fix: {}\n", f.message, f.fix));
+        // Messages quote process names and other tools' rules: escaped.
+        out.push_str(&format!(
+            "  {}\n  fix: {}\n",
+            escape_controls(&f.message),
+            escape_controls(&f.fix)
+        ));
         if let Some(diff) = &f.diff {
             for l in diff.lines() {
-                out.push_str(&format!("    {l}\n"));
+                out.push_str(&format!("    {}\n", escape_listing(l)));
             }
         }
     }
