@@ -95,6 +95,10 @@ pub enum Command {
     /// Internal: the detached rollback watchdog started by `apply`.
     #[command(hide = true)]
     Watchdog(WatchdogArgs),
+    /// Internal: judge rules in a scratch network namespace (run by autofw
+    /// itself under `unshare --net`; reads its plan on stdin).
+    #[command(hide = true)]
+    Judge,
 }
 
 /// Where socket tables are read from.

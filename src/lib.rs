@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod error;
 pub mod firewall;
+pub mod foreign;
 pub mod model;
 pub mod persist;
 pub mod propose;
@@ -52,5 +53,6 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => persist::restore(&args),
         Command::Unpersist(args) => persist::unpersist(&args),
         Command::Status(args) => status::run(&args),
+        Command::Judge => foreign::judge::run(),
     }
 }

@@ -42,6 +42,14 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
     print_plan(&rules)?;
+    // Other filters on this host that would drop what these rules open.
+    let ports = crate::foreign::ports_of(&proposal.opened());
+    for warning in crate::foreign::check(&rules, &ports).warnings() {
+        eprintln!(
+            "autofw: warning: {}",
+            crate::terminal::escape_controls(&warning)
+        );
+    }
     let lockout = lockout_problem(&proposal);
 
     if !args.confirm {

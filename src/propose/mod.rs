@@ -95,6 +95,13 @@ impl Proposal {
         &self.ruleset
     }
 
+    /// Add a warning found outside the scan (another filter on the host
+    /// that drops what this ruleset opens): it is printed and rendered
+    /// like the others.
+    pub fn add_warning(&mut self, warning: String) {
+        self.ruleset.warnings.push(warning);
+    }
+
     /// What the operator must be told (also printed to stderr by `propose`).
     pub fn warnings(&self) -> &[String] {
         &self.ruleset.warnings
@@ -204,7 +211,20 @@ pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
 
 pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
     let (scan, choices) = gather(&args.policy)?;
-    let proposal = build(&scan, &choices)?;
+    let mut proposal = build(&scan, &choices)?;
+    // On the host itself (not a scan saved elsewhere): what its other
+    // filters would do to these rules.
+    if args.policy.from.is_none() {
+        let backend = match args.format {
+            Format::Nft => crate::cli::Backend::Nft,
+            Format::Iptables | Format::Ip6tables => crate::cli::Backend::Iptables,
+        };
+        let rules = crate::firewall::Rules::render(&proposal, backend);
+        let ports = crate::foreign::ports_of(&proposal.opened());
+        for warning in crate::foreign::check(&rules, &ports).warnings() {
+            proposal.add_warning(warning);
+        }
+    }
     let text = if args.json {
         proposal.to_json()
     } else {

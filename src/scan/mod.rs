@@ -149,5 +149,17 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<u8> {
     for note in render::notes(&scan, &shown, rustix::process::geteuid().is_root()) {
         eprintln!("autofw: note: {note}");
     }
+    // Legacy tables filter packets invisibly to `nft list ruleset`: worth
+    // knowing before any proposal (live scans only: a fixture is not this host).
+    if args.fixture.is_none() {
+        let legacy = crate::foreign::legacy_summary();
+        if !legacy.is_empty() {
+            let note = crate::foreign::legacy_note(
+                &legacy,
+                "`autofw propose` says what they do to its rules",
+            );
+            eprintln!("autofw: note: {}", crate::terminal::escape_controls(&note));
+        }
+    }
     Ok(exit::OK)
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::firewall::input_order;
 use crate::firewall::iptables::FilterView;
+use crate::foreign::ForeignDrop;
 use crate::model::{Exposure, Listener, Proto, Scan};
 use crate::propose::Ruleset;
 use crate::propose::build::DOCKER_PROXIES;
@@ -286,6 +287,11 @@ pub enum Kind {
     /// On iptables, another tool's INPUT rule accepts before autofw's jump:
     /// what it matches bypasses autofw's rules.
     AcceptBeforeAutofw,
+    /// Another filter on the host (an nft table, iptables-nft, legacy)
+    /// drops or rejects ports autofw opens.
+    ForeignDrop,
+    /// iptables-legacy tables hold rules: invisible to `nft list ruleset`.
+    LegacyRules,
     /// A rollback window is open and nothing will ever close it.
     UnguardedWindow,
     /// Listens beyond loopback, but the applied rules do not open it.
@@ -390,7 +396,12 @@ pub fn assess(
     if let Some(window) = window.filter(|w| !w.watchdog_alive && !w.apply_alive) {
         findings.push(unguarded(window));
     }
-    // What concerns the rules as a whole first, then listeners by port.
+    sort_findings(&mut findings);
+    Assessment { rules, findings }
+}
+
+/// What concerns the rules as a whole first, then listeners by port.
+fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by_key(|f| {
         let about_a_port = f.kind > Kind::UnguardedWindow;
         (
@@ -400,7 +411,36 @@ pub fn assess(
             f.proto,
         )
     });
-    Assessment { rules, findings }
+}
+
+/// Add what the host's other filters do (the kernel judged it, in a
+/// scratch namespace): each drop of an opened port, and legacy tables with
+/// rules (drift even when they drop nothing autofw opens: nothing else
+/// shows them).
+pub fn with_foreign(
+    mut assessment: Assessment,
+    drops: &[ForeignDrop],
+    legacy: &[String],
+) -> Assessment {
+    for drop in drops {
+        assessment.findings.push(Finding::new(
+            Kind::ForeignDrop,
+            drop.message.clone(),
+            drop.fix.clone(),
+        ));
+    }
+    if !legacy.is_empty() && !drops.iter().any(|d| d.legacy) {
+        assessment.findings.push(Finding::new(
+            Kind::LegacyRules,
+            crate::foreign::legacy_note(legacy, "they drop none of the ports autofw opens now"),
+            "remove them if nothing needs them (`iptables-legacy-save` shows them; \
+             `iptables-legacy -F`, `-X`, `-P INPUT ACCEPT`, and whatever loads them at boot), \
+             so that one filter decides"
+                .to_string(),
+        ));
+    }
+    sort_findings(&mut assessment.findings);
+    assessment
 }
 
 /// Seconds since the epoch as `2026-11-25T07:50:50Z`.

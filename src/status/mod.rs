@@ -36,6 +36,18 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
         _ => None,
     };
     let assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    // The other filters on the host, judged with autofw's rules as loaded.
+    let check = match (&record, &live) {
+        (Some(record), Some(_)) => crate::foreign::check(
+            &crate::firewall::window::rules_of(record),
+            &crate::foreign::ports_of(&record.opened),
+        ),
+        _ => crate::foreign::Check {
+            legacy: crate::foreign::legacy_summary(),
+            ..Default::default()
+        },
+    };
+    let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
     let report = Report::new(
         state.root().to_path_buf(),
         now,

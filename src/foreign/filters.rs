@@ -1,0 +1,395 @@
+//! The other packet filters on a host, as read from it, and what they are
+//! called when they drop something. Pure: it takes the listings the edge
+//! read (`nft -s list ruleset`, `iptables-nft-save`, `iptables-legacy-save`).
+//!
+//! Every base chain on the input hook gets a say, whatever table it is in,
+//! and a drop anywhere is final. So besides autofw's table there can be: a
+//! native nft table (`/etc/nftables.conf`, firewalld), the tables of
+//! iptables-nft (ufw, Docker, fail2ban, an old script), and iptables-legacy
+//! tables, which filter packets too but are invisible to `nft list ruleset`.
+
+use serde::{Deserialize, Serialize};
+
+/// What the edge read of the live filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveFilters {
+    /// `nft -s list ruleset`; `None` without nft.
+    pub nft_ruleset: Option<String>,
+    /// `iptables-nft-save` and `ip6tables-nft-save` (every table); empty
+    /// when iptables-nft is not installed.
+    pub iptables_nft: [String; 2],
+    /// `iptables-legacy-save` and `ip6tables-legacy-save`, of the tables
+    /// listed in `/proc/net/ip_tables_names` / `ip6_tables_names`.
+    pub legacy: [String; 2],
+    /// The legacy tables the kernel lists, when `iptables-legacy-save` is
+    /// not installed to show their rules.
+    pub legacy_unreadable: Vec<String>,
+    /// `ipset save`: the sets iptables rules may match.
+    pub ipsets: Option<String>,
+}
+
+/// One filter that is not autofw's, as the judge loads it and as
+/// messages name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Foreign {
+    /// A native nft table (`family name`), its listing.
+    NftTable {
+        family: String,
+        name: String,
+        text: String,
+    },
+    /// iptables-nft's tables, both families.
+    IptablesNft { v4: String, v6: String },
+    /// iptables-legacy's tables, both families.
+    IptablesLegacy { v4: String, v6: String },
+}
+
+impl Foreign {
+    /// How a message names this filter's drop of a `v6` packet:
+    /// "iptables-nft's filter INPUT (policy drop)".
+    pub fn dropper(&self, v6: bool) -> String {
+        match self {
+            Foreign::NftTable { family, name, text } => {
+                let chains = input_chains(text);
+                let chain = match chains.as_slice() {
+                    [] => String::new(),
+                    [(chain, policy)] => format!(
+                        " chain {chain}{}",
+                        if policy == "drop" {
+                            " (policy drop)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    many => format!(
+                        " chains {}",
+                        many.iter()
+                            .map(|(c, _)| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!("nftables' table {family} {name}{chain}")
+            }
+            Foreign::IptablesNft { v4, v6: v6_text } => {
+                let tool = if v6 { "ip6tables-nft" } else { "iptables-nft" };
+                format!("{tool}'s {}", iptables_input(if v6 { v6_text } else { v4 }))
+            }
+            Foreign::IptablesLegacy { v4, v6: v6_text } => {
+                let tool = if v6 {
+                    "ip6tables-legacy"
+                } else {
+                    "iptables-legacy"
+                };
+                format!("{tool}'s {}", iptables_input(if v6 { v6_text } else { v4 }))
+            }
+        }
+    }
+
+    /// How to resolve a drop by this filter of what autofw opens.
+    pub fn resolution(&self, what: &str) -> String {
+        match self {
+            Foreign::NftTable { family, name, .. } => format!(
+                "either remove that table (`nft delete table {family} {name}`, and whatever loads \
+                 it: `systemctl disable --now firewalld`, or /etc/nftables.conf) and let autofw \
+                 alone decide, or open {what} in it too"
+            ),
+            Foreign::IptablesNft { .. } => format!(
+                "either disable the tool that wrote those iptables rules (`ufw disable`, an old \
+                 script, `iptables -P INPUT ACCEPT` for a left-over policy) and let autofw alone \
+                 decide, or keep their rules and open {what} in them too"
+            ),
+            Foreign::IptablesLegacy { .. } => format!(
+                "remove the legacy rules (`iptables-legacy-save` shows them; `iptables-legacy -F`, \
+                 `iptables-legacy -X`, `iptables-legacy -P INPUT ACCEPT`, the same with \
+                 ip6tables-legacy) and whatever loads them at boot (an old script, an old \
+                 Docker), or open {what} in them too"
+            ),
+        }
+    }
+
+    /// A short name for lists: "table inet filter", "iptables-nft".
+    pub fn name(&self) -> String {
+        match self {
+            Foreign::NftTable { family, name, .. } => format!("nftables' table {family} {name}"),
+            Foreign::IptablesNft { .. } => "iptables-nft".to_string(),
+            Foreign::IptablesLegacy { .. } => "iptables-legacy".to_string(),
+        }
+    }
+}
+
+/// `filter INPUT (policy drop)` or `filter INPUT` for an `iptables-save`.
+fn iptables_input(save: &str) -> String {
+    let policy_drop = table_section(save, "filter")
+        .lines()
+        .any(|l| l.trim().starts_with(":INPUT DROP"));
+    format!(
+        "filter INPUT{}",
+        if policy_drop { " (policy drop)" } else { "" }
+    )
+}
+
+/// The lines of `*table` in an `iptables-save`, up to its COMMIT.
+fn table_section<'a>(save: &'a str, table: &str) -> &'a str {
+    let header = format!("*{table}\n");
+    let Some(start) = save.find(&header) else {
+        return "";
+    };
+    let rest = &save[start + header.len()..];
+    &rest[..rest.find("COMMIT").unwrap_or(rest.len())]
+}
+
+/// The base chains of an nft table listing on the input or prerouting hook,
+/// with their policies.
+fn input_chains(table: &str) -> Vec<(String, String)> {
+    let mut chains = Vec::new();
+    let mut current = None;
+    for line in table.lines().map(str::trim) {
+        if let Some(name) = line
+            .strip_prefix("chain ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            current = Some(name.to_string());
+        } else if let Some(chain) = &current
+            && line.starts_with("type filter hook ")
+        {
+            let hook = line.split_whitespace().nth(3).unwrap_or_default();
+            if matches!(hook, "input" | "prerouting") {
+                let policy = line
+                    .split("policy ")
+                    .nth(1)
+                    .map_or("accept", |p| p.trim_end_matches(';'));
+                chains.push((chain.clone(), policy.to_string()));
+            }
+        }
+    }
+    chains
+}
+
+/// A top-level table block of an nft listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftTable {
+    pub family: String,
+    pub name: String,
+    pub text: String,
+}
+
+/// Split `nft list ruleset` into its tables.
+pub fn nft_tables(ruleset: &str) -> Vec<NftTable> {
+    let mut tables = Vec::new();
+    let mut current: Option<NftTable> = None;
+    for line in ruleset.lines() {
+        if let Some(head) = line
+            .strip_prefix("table ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            let mut parts = head.split_whitespace();
+            if let (Some(family), Some(name)) = (parts.next(), parts.next()) {
+                current = Some(NftTable {
+                    family: family.to_string(),
+                    name: name.to_string(),
+                    text: String::new(),
+                });
+            }
+        }
+        if let Some(table) = &mut current {
+            table.text.push_str(line);
+            table.text.push('\n');
+            if line == "}" {
+                tables.extend(current.take());
+            }
+        }
+    }
+    tables
+}
+
+/// The `*table` names of an `iptables-save`.
+fn saved_tables(save: &str) -> Vec<&str> {
+    save.lines()
+        .filter_map(|l| l.strip_prefix('*'))
+        .map(str::trim)
+        .collect()
+}
+
+/// Does an `iptables-save` hold anything that filters, beyond autofw's own
+/// chains, jump and policies? A table that only lists built-in chains with
+/// policy ACCEPT (or only autofw's part) changes nothing.
+pub fn has_foreign_rules(save: &str) -> bool {
+    save.lines().map(str::trim).any(|line| {
+        if let Some(decl) = line.strip_prefix(':') {
+            let mut parts = decl.split_whitespace();
+            let (name, policy) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            // A DROP policy only counts when autofw's jump is not there to
+            // have set it.
+            return policy == "DROP"
+                && !(name == "INPUT" && save.contains(AUTOFW_JUMP))
+                && !(name == "FORWARD" && save.contains(":AUTOFW-INPUT"));
+        }
+        let Some(rule) = line.strip_prefix("-A ") else {
+            return false;
+        };
+        !(rule.starts_with("AUTOFW-") || line == AUTOFW_JUMP || rule.ends_with("-j AUTOFW-INPUT"))
+    })
+}
+
+const AUTOFW_JUMP: &str = "-A INPUT -j AUTOFW-INPUT";
+
+/// The foreign filters among the live ones: every native table but
+/// autofw's (`inet autofw`) and iptables-nft's, iptables-nft's tables if
+/// they filter anything, and legacy tables with rules.
+pub fn foreign(live: &LiveFilters, autofw_table: &str) -> Vec<Foreign> {
+    let mut out = Vec::new();
+    let managed: Vec<String> = [
+        ("ip", &live.iptables_nft[0]),
+        ("ip6", &live.iptables_nft[1]),
+    ]
+    .iter()
+    .flat_map(|(family, save)| {
+        saved_tables(save)
+            .into_iter()
+            .map(move |t| format!("{family} {t}"))
+    })
+    .collect();
+    for table in nft_tables(live.nft_ruleset.as_deref().unwrap_or_default()) {
+        let id = format!("{} {}", table.family, table.name);
+        if id == autofw_table
+            || managed.contains(&id)
+            || !matches!(table.family.as_str(), "ip" | "ip6" | "inet")
+            || input_chains(&table.text).is_empty()
+        {
+            continue;
+        }
+        out.push(Foreign::NftTable {
+            family: table.family,
+            name: table.name,
+            text: table.text,
+        });
+    }
+    let [v4, v6] = &live.iptables_nft;
+    if has_foreign_rules(v4) || has_foreign_rules(v6) {
+        out.push(Foreign::IptablesNft {
+            v4: v4.clone(),
+            v6: v6.clone(),
+        });
+    }
+    let [v4, v6] = &live.legacy;
+    if has_foreign_rules(v4) || has_foreign_rules(v6) {
+        out.push(Foreign::IptablesLegacy {
+            v4: v4.clone(),
+            v6: v6.clone(),
+        });
+    }
+    out
+}
+
+/// What scan says of iptables-legacy: tables with rules, per family, as
+/// `iptables-legacy: filter (INPUT policy DROP, 2 rules)`; and tables the
+/// kernel lists but no tool could show.
+pub fn legacy_summary(live: &LiveFilters) -> Vec<String> {
+    let mut out = Vec::new();
+    for (tool, save) in [
+        ("iptables-legacy", &live.legacy[0]),
+        ("ip6tables-legacy", &live.legacy[1]),
+    ] {
+        if !has_foreign_rules(save) {
+            continue;
+        }
+        let tables: Vec<String> = saved_tables(save)
+            .into_iter()
+            .filter_map(|t| {
+                let section = table_section(save, t);
+                let rules = section.lines().filter(|l| l.starts_with("-A ")).count();
+                let drops: Vec<&str> = section
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(':'))
+                    .filter(|d| d.split_whitespace().nth(1) == Some("DROP"))
+                    .filter_map(|d| d.split_whitespace().next())
+                    .collect();
+                if rules == 0 && drops.is_empty() {
+                    return None;
+                }
+                let mut what = Vec::new();
+                if !drops.is_empty() {
+                    what.push(format!("{} policy DROP", drops.join(", ")));
+                }
+                what.push(format!("{rules} rule{}", if rules == 1 { "" } else { "s" }));
+                Some(format!("{t} ({})", what.join(", ")))
+            })
+            .collect();
+        out.push(format!("{tool}: {}", tables.join("; ")));
+    }
+    if !live.legacy_unreadable.is_empty() {
+        out.push(format!(
+            "iptables-legacy tables {} exist, but `iptables-legacy-save` is not installed to show \
+             them (Debian: apt-get install iptables)",
+            live.legacy_unreadable.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UFW_LEFTOVER: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    const EMPTY: &str =
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    const AUTOFW_ONLY: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -i lo -j ACCEPT\nCOMMIT\n";
+
+    #[test]
+    fn autofws_own_rules_and_empty_tables_are_not_foreign() {
+        assert!(!has_foreign_rules(""));
+        assert!(!has_foreign_rules(EMPTY));
+        assert!(!has_foreign_rules(AUTOFW_ONLY));
+        assert!(has_foreign_rules(UFW_LEFTOVER));
+        assert!(has_foreign_rules(
+            &AUTOFW_ONLY.replace("COMMIT", "-A INPUT -j DROP\nCOMMIT")
+        ));
+    }
+
+    #[test]
+    fn foreign_filters_are_found_and_named() {
+        let ruleset = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n\
+                       table inet autofw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n\
+                       table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t\treject\n\t}\n}\n\
+                       table ip nat {\n\tchain POSTROUTING {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t}\n}\n";
+        let live = LiveFilters {
+            nft_ruleset: Some(ruleset.into()),
+            iptables_nft: [UFW_LEFTOVER.into(), EMPTY.into()],
+            legacy: [String::new(), String::new()],
+            ..LiveFilters::default()
+        };
+        let found = foreign(&live, "inet autofw");
+        let names: Vec<String> = found.iter().map(|f| f.dropper(false)).collect();
+        assert_eq!(
+            names,
+            [
+                "nftables' table inet firewalld chain filter_INPUT",
+                "iptables-nft's filter INPUT (policy drop)"
+            ]
+        );
+        assert_eq!(found[1].dropper(true), "ip6tables-nft's filter INPUT");
+    }
+
+    #[test]
+    fn legacy_tables_are_summed_up() {
+        let live = LiveFilters {
+            legacy: [UFW_LEFTOVER.into(), AUTOFW_ONLY.into()],
+            ..LiveFilters::default()
+        };
+        assert_eq!(
+            legacy_summary(&live),
+            ["iptables-legacy: filter (INPUT policy DROP, 1 rule)"]
+        );
+        assert!(legacy_summary(&LiveFilters::default()).is_empty());
+        assert_eq!(
+            foreign(&live, "inet autofw"),
+            [Foreign::IptablesLegacy {
+                v4: UFW_LEFTOVER.into(),
+                v6: AUTOFW_ONLY.into()
+            }]
+        );
+    }
+}
