@@ -17,9 +17,9 @@ use std::fs::{DirBuilder, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Backend, RootArgs};
 use crate::error::{bad_input, host_failure};
-use crate::firewall::{Rules, backend_name, exec};
+use crate::firewall::{Rules, exec};
+use crate::record::Backend;
 use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
 
 /// The first line after the shebang of every hook file autofw writes:
@@ -135,7 +135,7 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
     let hook = files.hook();
     installed.extend(install_hook(&files, hook)?);
     let manifest = Manifest {
-        backend: backend_name(rules.backend()).to_string(),
+        backend: rules.backend().name().to_string(),
         hook,
         installed,
         persisted_at: now_secs(),
@@ -329,8 +329,8 @@ fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rul
 }
 
 /// `autofw restore`: load the persisted ruleset (what the boot hook runs).
-pub fn restore(args: &RootArgs) -> anyhow::Result<u8> {
-    let files = BootFiles::new(&args.root);
+pub fn restore(root: &Path) -> anyhow::Result<u8> {
+    let files = BootFiles::new(root);
     let manifest = files.read_manifest()?.ok_or_else(|| {
         host_failure(format!(
             "nothing is persisted under {}: run `autofw apply --confirm --persist` first",
@@ -352,8 +352,8 @@ pub fn restore(args: &RootArgs) -> anyhow::Result<u8> {
 
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.
 /// The live rules stay as they are.
-pub fn unpersist(args: &RootArgs) -> anyhow::Result<u8> {
-    let files = BootFiles::new(&args.root);
+pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
+    let files = BootFiles::new(root);
     let Some(manifest) = files.read_manifest()? else {
         println!(
             "nothing to remove: autofw has persisted nothing under {}",

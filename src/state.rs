@@ -26,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::{host_failure, refused};
 use crate::model::Proto;
 
+/// Where the state lives unless `--state-dir` says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/autofw";
+
 /// Paths inside the state directory, in one place so every module agrees.
 #[derive(Debug, Clone)]
 pub struct StateDir {

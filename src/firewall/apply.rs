@@ -10,14 +10,15 @@
 //! SSH session, ends in the saved ruleset being put back at the deadline.
 
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use super::window::{self, Confirmed, RolledBack};
 use super::{Rules, Snapshot, exec, iptables, nft, session, watchdog};
-use crate::cli::{ApplyArgs, Backend, StateArgs};
 use crate::error::{bad_input, exit, refused};
-use crate::propose::{self, Proposal};
+use crate::propose::{self, PolicyOptions, Proposal};
+use crate::record::Backend;
 use crate::state::{
     AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
 };
@@ -27,7 +28,26 @@ use crate::status::drift::AtApply;
 const MAX_TIMEOUT: u64 = 86_400;
 const POLL: Duration = Duration::from_millis(100);
 
-pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
+/// What `autofw apply` was asked for.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub policy: PolicyOptions,
+    /// Actually apply (after a prompt); without it, a dry run.
+    pub confirm: bool,
+    /// Answer the prompt with yes.
+    pub yes: bool,
+    /// Seconds to wait for confirmation before rolling back.
+    pub timeout: u64,
+    pub backend: Backend,
+    /// Apply even if the lockout guard objects.
+    pub force: bool,
+    /// Persist for boot once confirmed, under `root`.
+    pub persist: bool,
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     if args.timeout == 0 || args.timeout > MAX_TIMEOUT {
         return Err(bad_input(format!(
             "--timeout {} is out of range: give the seconds to wait for confirmation, 1 to {MAX_TIMEOUT}",
@@ -62,7 +82,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    let state = StateDir::new(&args.state.state_dir);
+    let state = StateDir::new(&args.state_dir);
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
@@ -104,17 +124,17 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
          autofw: or type `yes` here to keep them, `no` to roll back now.",
         args.timeout,
         window.watchdog_pid,
-        state_flag(&args.state)
+        state_flag(&args.state_dir)
     );
     wait_for_decision(&state, &window, &mut input)
 }
 
 /// `--state-dir X` for the hints we print, when it is not the default.
-fn state_flag(args: &StateArgs) -> String {
-    if args.state_dir == std::path::Path::new("/var/lib/autofw") {
+fn state_flag(state_dir: &Path) -> String {
+    if state_dir == Path::new(crate::state::DEFAULT_DIR) {
         String::new()
     } else {
-        format!(" --state-dir {}", args.state_dir.display())
+        format!(" --state-dir {}", state_dir.display())
     }
 }
 
@@ -150,7 +170,7 @@ impl Pending {
     /// Save the live ruleset and record what is about to be loaded.
     fn save(
         state: &StateDir,
-        args: &ApplyArgs,
+        args: &ApplyOptions,
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
@@ -174,7 +194,7 @@ impl Pending {
         };
         state.write_applied(&AppliedRecord {
             applied_at: now_secs(),
-            backend: super::backend_name(args.backend).to_string(),
+            backend: args.backend.name().to_string(),
             opened: proposal.opened(),
             ruleset,
             ruleset_v6,
@@ -195,8 +215,8 @@ impl Pending {
                 apply_pid: std::process::id(),
                 // Absolute: `autofw confirm` may run from another directory.
                 persist_root: match args.persist {
-                    true => Some(std::path::absolute(&args.root.root).map_err(|e| {
-                        bad_input(format!("--root {}: {e}", args.root.root.display()))
+                    true => Some(std::path::absolute(&args.root).map_err(|e| {
+                        bad_input(format!("--root {}: {e}", args.root.display()))
                     })?),
                     false => None,
                 },
@@ -459,9 +479,9 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
 }
 
 /// `autofw confirm`: keep the rules of the open window.
-pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
+pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(state_dir);
     let window = state.read_window()?;
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
@@ -490,9 +510,9 @@ pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
 }
 
 /// `autofw rollback`: put back the ruleset saved before the last apply.
-pub fn rollback(args: &StateArgs) -> anyhow::Result<u8> {
+pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(state_dir);
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
         let backend = if snapshot.backend == "iptables" {

@@ -14,8 +14,8 @@ pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Backend, Format};
-use crate::propose::Proposal;
+use crate::propose::{Format, Proposal};
+use crate::record::Backend;
 
 /// A rendered ruleset for one backend: what apply loads and persist saves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,13 +76,6 @@ pub fn tools(backend: Backend) -> &'static [&'static str] {
     }
 }
 
-pub fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Nft => "nft",
-        Backend::Iptables => "iptables",
-    }
-}
-
 /// The live firewall as it was before an apply: what rollback puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -104,7 +97,7 @@ impl Snapshot {
             None
         };
         Ok(Snapshot {
-            backend: backend_name(backend).to_string(),
+            backend: backend.name().to_string(),
             nft_ruleset,
             nft: match backend {
                 Backend::Nft => Some(nft::save()?),

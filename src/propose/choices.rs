@@ -6,7 +6,7 @@
 //! came from (`--allow`, `policy.toml:7`), so every error can say where the
 //! problem is. Only [`Choices::from_args`] reads files.
 
-use crate::cli::PolicyArgs;
+use super::PolicyOptions;
 use crate::error::bad_input;
 use crate::model::{Listener, Proto};
 use crate::services::ServiceTable;
@@ -464,7 +464,7 @@ impl Choices {
 
     /// Read the policy file (and its blocklist files) named on the command
     /// line and merge it with the flags. The only part that reads files.
-    pub fn from_args(args: &PolicyArgs, table: ServiceTable) -> anyhow::Result<Choices> {
+    pub fn from_args(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
         let mut policy = Policy::default();
         if let Some(path) = &args.policy {
             let text = std::fs::read_to_string(path).map_err(|e| {

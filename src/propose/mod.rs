@@ -21,12 +21,58 @@ pub mod text;
 pub use choices::Choices;
 pub use ruleset::Ruleset;
 
-use crate::cli::{Format, PolicyArgs, ProposeArgs, SocketSource};
 use crate::error::bad_input;
 use crate::model::{Proto, Scan};
+use crate::scan::SocketSource;
 use crate::services::ServiceTable;
 use ruleset::Family;
 use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Output format of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One `table inet autofw`, loadable with `nft -f`.
+    #[default]
+    Nft,
+    /// `iptables-restore` input (IPv4).
+    Iptables,
+    /// `ip6tables-restore` input (IPv6).
+    Ip6tables,
+}
+
+/// The operator's choices as given, shared by `propose` and `apply`: specs
+/// still as text, files still as paths ([`gather`] reads them).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyOptions {
+    /// `--allow` specs.
+    pub allow: Vec<String>,
+    /// `--block` specs.
+    pub block: Vec<String>,
+    /// `--limit SPEC[=RATE]`.
+    pub limit: Vec<String>,
+    /// `--source SPEC=NET[,NET...]`.
+    pub source: Vec<String>,
+    /// `--blocklist ADDR|NET`.
+    pub blocklist: Vec<String>,
+    /// The TOML policy file.
+    pub policy: Option<PathBuf>,
+    /// A saved `scan --json` to read instead of scanning this host.
+    pub from: Option<PathBuf>,
+}
+
+/// What `autofw propose` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ProposeOptions {
+    pub policy: PolicyOptions,
+    pub format: Format,
+    /// Write the ruleset here instead of stdout.
+    pub out: Option<PathBuf>,
+    /// Print the model as JSON.
+    pub json: bool,
+    /// Also write the blocklist as `ipset restore` input here.
+    pub ipset: Option<PathBuf>,
+}
 
 /// A drafted ruleset, ready to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +196,7 @@ impl Proposal {
 
 /// Read the choices from the command line and `--policy`, and the scan from
 /// `--from` or the live host.
-pub fn gather(args: &PolicyArgs) -> anyhow::Result<(Scan, Choices)> {
+pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
     // Choices first: a typo fails before the host is scanned. The scan names
     // listeners with the same table the choices were checked against.
     let choices = Choices::from_args(args, ServiceTable::for_host())?;
@@ -201,7 +247,7 @@ pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
     Ok(Proposal { ruleset })
 }
 
-pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
     let (scan, choices) = gather(&args.policy)?;
     let proposal = build(&scan, &choices)?;
     let text = if args.json {

@@ -1218,7 +1218,7 @@ mod tests {
     fn at_apply_records_closed_and_listening_ports() {
         let then = applied_host();
         let choices = crate::propose::Choices::from_args(
-            &crate::cli::PolicyArgs {
+            &crate::propose::PolicyOptions {
                 block: vec!["ftp".into()],
                 allow: vec!["8443/tcp".into()],
                 ..Default::default()

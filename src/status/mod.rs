@@ -15,16 +15,23 @@ pub mod render;
 
 use std::io::Write;
 
-use crate::cli::{SocketSource, StatusArgs};
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
+use crate::scan::SocketSource;
 use crate::services::ServiceTable;
 use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
 use drift::{FamilyRules, LiveRules, WindowState};
 use render::Report;
 
-pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
-    let state = StateDir::new(&args.state.state_dir);
+/// What `autofw status` was asked for.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub json: bool,
+    pub state_dir: std::path::PathBuf,
+}
+
+pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
+    let state = StateDir::new(&args.state_dir);
     check_readable(&state)?;
     let record = state.read_applied()?;
     let now = now_secs();
