@@ -2,7 +2,9 @@
 //! listeners are grouped and sorted by (port, proto), so the same inputs give
 //! the same rules in the same order whatever order scan listed them in.
 
-use super::choices::{Choices, Per, Rate, ServicePolicy, Spec};
+use super::choices::{Choices, ServicePolicy};
+use super::rate::{Per, Rate};
+use super::spec::Spec;
 use super::ruleset::*;
 use crate::model::{Exposure, Listener, Proto, Scan};
 use std::collections::BTreeMap;
@@ -643,7 +645,8 @@ fn forward_for(scan: &Scan) -> Forward {
 
 #[cfg(test)]
 mod tests {
-    use super::super::choices::{Policy, parse_net};
+    use crate::propose::policy_file::{Policy, parse_policy};
+    use crate::propose::spec::parse_net;
     use super::*;
     use crate::model::{HostFacts, Listener};
     use crate::services::ServiceTable;
@@ -686,7 +689,7 @@ mod tests {
         let policy = if policy.is_empty() {
             Policy::default()
         } else {
-            super::super::choices::parse_policy(policy, "p.toml", &table).unwrap()
+            parse_policy(policy, "p.toml", &table).unwrap()
         };
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Choices::merge(&s(allow), &s(block), policy, table).unwrap()

@@ -1,30 +1,34 @@
 //! `autofw propose`: the whitelist ruleset for a scan and the operator's
 //! choices.
 //!
-//! - [`choices`]: `--allow`/`--block` specs and the `--policy` TOML file,
-//!   validated into [`Choices`];
+//! - [`spec`], [`rate`]: the grammar of SPECs, NETs and rates;
+//! - [`policy_file`]: the `--policy` TOML file and its blocklist files;
+//! - [`choices`]: flags and policy merged and validated into [`Choices`];
 //! - [`build`](mod@build): scan + choices → the ruleset model, pure;
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
 //! - [`nft`], [`iptables`]: renderers; [`text`]: safe comments and strings.
 //!
-//! Only [`gather`] touches the host (files, the live scan); everything after
-//! it is pure and deterministic: the same scan and choices give byte-identical
+//! Only [`gather`](mod@gather) touches the host (files, the live scan, the
+//! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
 pub mod build;
 pub mod choices;
+pub mod gather;
 pub mod iptables;
 pub mod nft;
+pub mod policy_file;
+pub mod rate;
 pub mod ruleset;
+pub mod spec;
 pub mod text;
 
 pub use choices::Choices;
+pub use gather::{gather, read_saved_scan, run};
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
 use crate::model::{Proto, Scan};
-use crate::scan::SocketSource;
-use crate::services::ServiceTable;
 use ruleset::Family;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -194,26 +198,6 @@ impl Proposal {
     }
 }
 
-/// Read the choices from the command line and `--policy`, and the scan from
-/// `--from` or the live host.
-pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
-    // Choices first: a typo fails before the host is scanned. The scan names
-    // listeners with the same table the choices were checked against.
-    let choices = Choices::from_args(args, ServiceTable::for_host())?;
-    let scan = match &args.from {
-        Some(path) => read_saved_scan(path)?,
-        None => crate::scan::scan_host(SocketSource::Auto, &choices.table)?,
-    };
-    Ok((scan, choices))
-}
-
-/// A saved `scan --json`, checked enough that a bad file gets a clear error.
-pub fn read_saved_scan(path: &std::path::Path) -> anyhow::Result<Scan> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("cannot read saved scan {}: {e}", path.display())))?;
-    parse_saved_scan(&text, &path.display().to_string())
-}
-
 /// Parse the text of a saved scan; `origin` names it in errors.
 pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
     let scan: Scan = serde_json::from_str(text).map_err(|e| {
@@ -245,46 +229,4 @@ pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
         ));
     }
     Ok(Proposal { ruleset })
-}
-
-pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
-    let (scan, choices) = gather(&args.policy)?;
-    let proposal = build(&scan, &choices)?;
-    let text = if args.json {
-        proposal.to_json()
-    } else {
-        proposal.render(args.format)
-    };
-    // Said on stderr too, so an operator piping the ruleset to a file sees it.
-    for c in &proposal.ruleset.closed {
-        if let Some(flag) = &c.to_open {
-            eprintln!(
-                "autofw: left closed: {} {}/{} ({}): {}; to open it: {flag}",
-                c.service, c.port, c.proto, c.owner, c.reason
-            );
-        }
-    }
-    for w in proposal.warnings() {
-        eprintln!("autofw: warning: {w}");
-    }
-    if let Some(path) = &args.ipset {
-        let sets = proposal.ipset_restore().ok_or_else(|| {
-            bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
-        })?;
-        std::fs::write(path, sets).map_err(|e| {
-            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
-        })?;
-    }
-    match &args.out {
-        Some(path) => std::fs::write(path, text).map_err(|e| {
-            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
-        })?,
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
-        }
-    }
-    Ok(crate::error::exit::OK)
 }

@@ -57,7 +57,7 @@ pub struct ScanOptions {
 
 /// Scan this host (the current network namespace): sockets from `source`,
 /// owners from `/proc`, names from `names` (the caller's
-/// [`ServiceTable::for_host`], which `propose` also needs for its specs).
+/// [`host::read_service_table`], which `propose` also needs for its specs).
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
@@ -157,7 +157,7 @@ pub fn run(args: &ScanOptions) -> anyhow::Result<u8> {
             ));
         }
         Some(dir) => scan_saved(dir)?,
-        None => scan_host(args.source, &ServiceTable::for_host())?,
+        None => scan_host(args.source, &host::read_service_table())?,
     };
     let shown = render::visible(&scan, args.all);
     let text = if args.json {

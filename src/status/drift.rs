@@ -1217,12 +1217,10 @@ mod tests {
     #[test]
     fn at_apply_records_closed_and_listening_ports() {
         let then = applied_host();
-        let choices = crate::propose::Choices::from_args(
-            &crate::propose::PolicyOptions {
-                block: vec!["ftp".into()],
-                allow: vec!["8443/tcp".into()],
-                ..Default::default()
-            },
+        let choices = crate::propose::Choices::merge(
+            &["8443/tcp".into()],
+            &["ftp".into()],
+            Default::default(),
             crate::services::ServiceTable::builtin(),
         )
         .unwrap();

@@ -18,7 +18,6 @@ use std::io::Write;
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
 use crate::scan::SocketSource;
-use crate::services::ServiceTable;
 use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
 use drift::{FamilyRules, LiveRules, WindowState};
 use render::Report;
@@ -36,7 +35,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     let record = state.read_applied()?;
     let now = now_secs();
     let window = state.read_window()?.map(|w| window_state(&w, now));
-    let scan = crate::scan::scan_host(SocketSource::Auto, &ServiceTable::for_host())?;
+    let scan = crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
