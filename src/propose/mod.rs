@@ -4,7 +4,8 @@
 //! - [`spec`], [`rate`]: the grammar of SPECs, NETs and rates;
 //! - [`policy_file`]: the `--policy` TOML file and its blocklist files;
 //! - [`choices`]: flags and policy merged and validated into [`Choices`];
-//! - [`build`](mod@build): scan + choices → the ruleset model, pure;
+//! - [`draft`]: scan + choices → the ruleset model ([`group`] the listeners,
+//!   decide, then [`rules`]);
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
 //! - [`nft`], [`iptables`]: renderers; [`text`]: safe comments and strings.
 //!
@@ -12,13 +13,15 @@
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
-pub mod build;
 pub mod choices;
+pub mod draft;
 pub mod gather;
+pub mod group;
 pub mod iptables;
 pub mod nft;
 pub mod policy_file;
 pub mod rate;
+pub mod rules;
 pub mod ruleset;
 pub mod spec;
 pub mod text;
@@ -216,7 +219,7 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 
 /// Build the proposal: pure, no host access.
 pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
-    let mut ruleset = build::build_ruleset(scan, choices);
+    let mut ruleset = draft::build_ruleset(scan, choices);
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
         let n = if unreadable == 1 {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::firewall::iptables::FilterView;
 use crate::model::{Exposure, Listener, Proto, Scan};
 use crate::propose::Ruleset;
-use crate::propose::build::DOCKER_PROXIES;
+use crate::propose::group::DOCKER_PROXIES;
 use crate::state::{AppliedRecord, ClosedPort, ListeningPort};
 
 /// What apply records, besides the rules, so that status can tell drift from
