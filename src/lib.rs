@@ -49,7 +49,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
         Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),
         Command::Watchdog(args) => firewall::watchdog::run(&args.state.state_dir),
-        Command::Restore(args) => persist::restore(&args.root),
+        Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
     }

@@ -18,8 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{bad_input, host_failure};
-use crate::firewall::{Rules, exec};
-use crate::record::Backend;
+use crate::record::{Backend, Rules};
 use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
 
 /// The first line after the shebang of every hook file autofw writes:
@@ -293,7 +292,7 @@ fn systemctl_daemon_reload() {
 }
 
 /// Read the persisted rules of a manifest.
-fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
+pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
     let read = |path: &str| {
         std::fs::read_to_string(files.under(path)).map_err(|e| {
             host_failure(format!(
@@ -326,28 +325,6 @@ fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rul
             files.manifest().display()
         ))),
     }
-}
-
-/// `autofw restore`: load the persisted ruleset (what the boot hook runs).
-pub fn restore(root: &Path) -> anyhow::Result<u8> {
-    let files = BootFiles::new(root);
-    let manifest = files.read_manifest()?.ok_or_else(|| {
-        host_failure(format!(
-            "nothing is persisted under {}: run `autofw apply --confirm --persist` first",
-            files.dir().display()
-        ))
-    })?;
-    let rules = persisted_rules(&files, &manifest)?;
-    exec::require_root("autofw restore")?;
-    exec::require_tools(crate::firewall::tools(rules.backend()))?;
-    rules.load(None)?;
-    println!(
-        "loaded the {} ruleset persisted at {} from {}",
-        manifest.backend,
-        manifest.persisted_at,
-        files.dir().display()
-    );
-    Ok(crate::error::exit::OK)
 }
 
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.

@@ -15,8 +15,8 @@
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
 
 use anyhow::Context;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{host_failure, refused};
-use crate::model::Proto;
+use crate::record::{AppliedRecord, RollbackWindow};
 
 /// Where the state lives unless `--state-dir` says otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/autofw";
@@ -246,91 +246,4 @@ pub fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// One port that an applied ruleset opens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-}
-
-/// A listener that an applied ruleset left closed, and why (propose's
-/// `Ruleset.closed`: kept closed by `--block`, risky, or loopback-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClosedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    pub reason: String,
-}
-
-/// A (proto, port) that a listener beyond loopback held when the rules were
-/// applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListeningPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    /// A database, cache or admin service (scan's `risky`).
-    pub risky: bool,
-}
-
-/// What `apply` loaded, for `status` and `rollback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedRecord {
-    /// Seconds since the Unix epoch.
-    pub applied_at: u64,
-    /// `nft` or `iptables`.
-    pub backend: String,
-    pub opened: Vec<OpenedPort>,
-    /// The rendered ruleset exactly as it was loaded (for `iptables`, the
-    /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
-    pub ruleset: String,
-    /// The `ip6tables-restore` input, for the `iptables` backend only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ruleset_v6: Option<String>,
-    /// The `ipset restore` input of the blocklist sets, for the `iptables`
-    /// backend with a blocklist only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipsets: Option<String>,
-    /// True once the operator confirmed it; false while the window is open or
-    /// after a rollback.
-    pub confirmed: bool,
-    /// Seconds since the epoch at which it was rolled back, if it was.
-    #[serde(default)]
-    pub rolled_back_at: Option<u64>,
-    /// True once it was saved for boot (`apply --persist`, after confirmation).
-    #[serde(default)]
-    pub persisted: bool,
-    /// Listeners the ruleset left closed on purpose or because they needed no
-    /// rule, so that `status` does not report a choice as drift. Empty in
-    /// records written before `status` existed.
-    #[serde(default)]
-    pub closed: Vec<ClosedPort>,
-    /// Every (proto, port) a listener beyond loopback held at apply time:
-    /// `status` reports what changed since, not what was so then (a port
-    /// opened ahead of its service is not a stale hole; a database opened on
-    /// purpose is not news). `None` in records written before `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<ListeningPort>>,
-}
-
-/// An open rollback window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollbackWindow {
-    /// Seconds since the Unix epoch at which the watchdog rolls back.
-    pub deadline: u64,
-    /// Pid of the detached watchdog process (0 until it has started).
-    pub watchdog_pid: u32,
-    /// Identifies this window, so a late watchdog never acts on a newer one.
-    #[serde(default)]
-    pub id: String,
-    /// Pid of the `apply` that opened it.
-    #[serde(default)]
-    pub apply_pid: u32,
-    /// `--persist --root DIR`: persist under DIR once confirmed, not before.
-    #[serde(default)]
-    pub persist_root: Option<PathBuf>,
 }

@@ -14,15 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::filter_view::FilterView;
 use super::window::{self, Confirmed, RolledBack};
-use super::{Rules, Snapshot, exec, iptables, nft, session, watchdog};
+use super::{Snapshot, exec, iptables, nft, session, watchdog};
 use crate::error::{bad_input, exit, refused};
 use crate::propose::{self, PolicyOptions, Proposal};
-use crate::record::Backend;
-use crate::state::{
-    AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
-};
-use crate::status::drift::AtApply;
+use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
+use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
@@ -112,7 +110,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = rules.load(Some(&pending.snapshot)) {
+    if let Err(err) = super::load(&rules, Some(&pending.snapshot)) {
         pending.abandon(&state);
         return Err(err.context(
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
@@ -195,7 +193,7 @@ impl Pending {
         state.write_applied(&AppliedRecord {
             applied_at: now_secs(),
             backend: args.backend.name().to_string(),
-            opened: proposal.opened(),
+            opened: opened_ports(proposal.ruleset()),
             ruleset,
             ruleset_v6,
             ipsets,
@@ -207,20 +205,20 @@ impl Pending {
         })?;
         // Round the deadline up: the operator gets at least --timeout seconds.
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
-        let window =
-            RollbackWindow {
-                deadline,
-                watchdog_pid: 0,
-                id: format!("{}-{}", now_millis(), std::process::id()),
-                apply_pid: std::process::id(),
-                // Absolute: `autofw confirm` may run from another directory.
-                persist_root: match args.persist {
-                    true => Some(std::path::absolute(&args.root).map_err(|e| {
-                        bad_input(format!("--root {}: {e}", args.root.display()))
-                    })?),
-                    false => None,
-                },
-            };
+        let window = RollbackWindow {
+            deadline,
+            watchdog_pid: 0,
+            id: format!("{}-{}", now_millis(), std::process::id()),
+            apply_pid: std::process::id(),
+            // Absolute: `autofw confirm` may run from another directory.
+            persist_root: match args.persist {
+                true => Some(
+                    std::path::absolute(&args.root)
+                        .map_err(|e| bad_input(format!("--root {}: {e}", args.root.display())))?,
+                ),
+                false => None,
+            },
+        };
         Ok(Pending {
             snapshot,
             window,
@@ -444,8 +442,8 @@ fn print_plan(rules: &Rules) -> anyhow::Result<()> {
                 (iptables::V4, v4, "iptables"),
                 (iptables::V6, v6, "ip6tables"),
             ] {
-                let live = iptables::FilterView::parse(&iptables::save_family(family)?);
-                let mut new = iptables::FilterView::parse(text);
+                let live = FilterView::parse(&iptables::save_family(family)?);
+                let mut new = FilterView::parse(text);
                 // Policies the proposal does not set stay as they are.
                 for (chain, policy) in &live.policies {
                     new.policies.entry(chain.clone()).or_insert(policy.clone());

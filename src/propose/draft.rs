@@ -301,10 +301,10 @@ fn policy_for<'a>(opening: &Opening, choices: &'a Choices) -> Option<&'a Service
 
 #[cfg(test)]
 mod tests {
-    use crate::propose::policy_file::{Policy, parse_policy};
-    use crate::propose::spec::parse_net;
     use super::*;
     use crate::model::{HostFacts, Listener};
+    use crate::propose::policy_file::{Policy, parse_policy};
+    use crate::propose::spec::parse_net;
     use crate::services::ServiceTable;
     use std::net::IpAddr;
 

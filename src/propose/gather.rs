@@ -85,14 +85,12 @@ pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
         let sets = proposal.ipset_restore().ok_or_else(|| {
             bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
         })?;
-        std::fs::write(path, sets).map_err(|e| {
-            host_failure(format!("cannot write {}: {e}", path.display()))
-        })?;
+        std::fs::write(path, sets)
+            .map_err(|e| host_failure(format!("cannot write {}: {e}", path.display())))?;
     }
     match &args.out {
-        Some(path) => std::fs::write(path, text).map_err(|e| {
-            host_failure(format!("cannot write {}: {e}", path.display()))
-        })?,
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| host_failure(format!("cannot write {}: {e}", path.display())))?,
         None => {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();

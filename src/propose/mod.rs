@@ -7,7 +7,7 @@
 //! - [`draft`]: scan + choices → the ruleset model ([`group`] the listeners,
 //!   decide, then [`rules`]);
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
-//! - [`nft`], [`iptables`]: renderers; [`text`]: safe comments and strings.
+//! - [`render_nft`], [`render_iptables`]: renderers; [`text`]: safe comments and strings.
 //!
 //! Only [`gather`](mod@gather) touches the host (files, the live scan, the
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
@@ -17,10 +17,10 @@ pub mod choices;
 pub mod draft;
 pub mod gather;
 pub mod group;
-pub mod iptables;
-pub mod nft;
 pub mod policy_file;
 pub mod rate;
+pub mod render_iptables;
+pub mod render_nft;
 pub mod rules;
 pub mod ruleset;
 pub mod spec;
@@ -106,10 +106,12 @@ impl Proposal {
     /// loaded first: see [`Proposal::ipset_restore`].
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Nft => nft::render(&self.ruleset, &self.header(format)),
-            Format::Iptables => iptables::render(&self.ruleset, Family::Ipv4, &self.header(format)),
+            Format::Nft => render_nft::render(&self.ruleset, &self.header(format)),
+            Format::Iptables => {
+                render_iptables::render(&self.ruleset, Family::Ipv4, &self.header(format))
+            }
             Format::Ip6tables => {
-                iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
+                render_iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
             }
         }
     }
@@ -120,26 +122,10 @@ impl Proposal {
         self.ruleset.admits(proto, port, source)
     }
 
-    /// The ports this ruleset opens, for apply's record and `status`, sorted.
-    pub fn opened(&self) -> Vec<crate::state::OpenedPort> {
-        let mut ports: Vec<crate::state::OpenedPort> = self
-            .ruleset
-            .services()
-            .map(|(proto, port, service)| crate::state::OpenedPort {
-                proto,
-                port,
-                service: service.to_string(),
-            })
-            .collect();
-        ports.sort_by_key(|p| (p.port, p.proto));
-        ports.dedup();
-        ports
-    }
-
     /// `ipset restore` input for the blocklist sets that the iptables formats
     /// match (`None` without a blocklist). Load it before `iptables-restore`.
     pub fn ipset_restore(&self) -> Option<String> {
-        iptables::ipset_restore(&self.ruleset)
+        render_iptables::ipset_restore(&self.ruleset)
     }
 
     /// The model: rules with their reasons, what was left closed, warnings.

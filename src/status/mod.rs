@@ -2,6 +2,7 @@
 //! and the drift between the live listeners and the live rules
 //! (docs/status.md).
 //!
+//! - [`compare`]: live rules against applied ones, pure;
 //! - [`drift`]: the pure core: scan + apply record + live rules → findings;
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
@@ -10,6 +11,7 @@
 //!   directory (it takes no lock, creates no file), so it is safe to run
 //!   from cron or a monitoring agent, even during an apply.
 
+pub mod compare;
 pub mod drift;
 pub mod render;
 
@@ -17,9 +19,11 @@ use std::io::Write;
 
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
+use crate::record::{AppliedRecord, RollbackWindow};
 use crate::scan::SocketSource;
-use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
-use drift::{FamilyRules, LiveRules, WindowState};
+use crate::state::{StateDir, now_secs};
+use compare::{FamilyRules, LiveRules};
+use drift::WindowState;
 use render::Report;
 
 /// What `autofw status` was asked for.
@@ -35,7 +39,8 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     let record = state.read_applied()?;
     let now = now_secs();
     let window = state.read_window()?.map(|w| window_state(&w, now));
-    let scan = crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
+    let scan =
+        crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::drift::{Assessment, Finding, RulesState, WindowState, utc};
-use crate::state::{AppliedRecord, ClosedPort, OpenedPort};
+use super::compare::RulesState;
+use super::drift::{Assessment, Finding, WindowState, utc};
+use crate::record::{AppliedRecord, ClosedPort, OpenedPort};
 
 /// Everything `status` says; serialized as-is by `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
