@@ -25,19 +25,19 @@ use crate::error::host_failure;
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]
-pub struct Family {
+pub struct FamilyTools {
     pub save: &'static str,
     pub restore: &'static str,
     /// The nft family iptables-nft uses for it.
     pub nft: &'static str,
 }
 
-pub const V4: Family = Family {
+pub const V4: FamilyTools = FamilyTools {
     save: "iptables-save",
     restore: "iptables-restore",
     nft: "ip",
 };
-pub const V6: Family = Family {
+pub const V6: FamilyTools = FamilyTools {
     save: "ip6tables-save",
     restore: "ip6tables-restore",
     nft: "ip6",
@@ -68,7 +68,7 @@ pub struct Saved {
     pub ipsets: Option<String>,
 }
 
-pub fn save_family(family: Family) -> anyhow::Result<String> {
+pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
     run_tool(family.save, &["-t", "filter"], None)
 }
 
@@ -176,7 +176,7 @@ pub fn restore(saved: &Saved) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn restore_family(family: Family, saved: &str) -> anyhow::Result<()> {
+fn restore_family(family: FamilyTools, saved: &str) -> anyhow::Result<()> {
     let live = save_family(family)?;
     if let Some(script) = undo_script(saved, &live) {
         run_tool(family.restore, &["--noflush"], Some(&script))?;
