@@ -17,7 +17,7 @@ use std::fs::{DirBuilder, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{bad_input, host_failure};
+use crate::error::host_failure;
 use crate::record::{Backend, Rules};
 use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
 
@@ -38,7 +38,7 @@ pub enum Hook {
 /// What `--persist` installed: read by `restore` and `unpersist`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub backend: String,
+    pub backend: Backend,
     pub hook: Hook,
     /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
     pub installed: Vec<PathBuf>,
@@ -134,7 +134,7 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
     let hook = files.hook();
     installed.extend(install_hook(&files, hook)?);
     let manifest = Manifest {
-        backend: rules.backend().name().to_string(),
+        backend: rules.backend(),
         hook,
         installed,
         persisted_at: now_secs(),
@@ -301,11 +301,11 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
             ))
         })
     };
-    match manifest.backend.as_str() {
-        "nft" => Ok(Rules::Nft {
+    match manifest.backend {
+        Backend::Nft => Ok(Rules::Nft {
             text: read(BootFiles::rules_files(Backend::Nft)[0])?,
         }),
-        "iptables" => {
+        Backend::Iptables => {
             let [v4, v6, ipsets] = BootFiles::rules_files(Backend::Iptables) else {
                 unreachable!("three iptables files")
             };
@@ -320,10 +320,6 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
                 },
             })
         }
-        other => Err(bad_input(format!(
-            "{} names an unknown backend `{other}`",
-            files.manifest().display()
-        ))),
     }
 }
 

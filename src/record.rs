@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use crate::model::{Proto, Scan};
 use crate::propose::{Format, Proposal, Ruleset, group};
 
-/// Which firewall apply drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which firewall apply drives. Stored as `nft` or `iptables` in every
+/// record; a record naming any other is damaged (read as such, exit 3, by
+/// `state::read_json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
     #[default]
@@ -26,6 +29,12 @@ impl Backend {
             Backend::Nft => "nft",
             Backend::Iptables => "iptables",
         }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -152,8 +161,7 @@ pub struct ListeningPort {
 pub struct AppliedRecord {
     /// Seconds since the Unix epoch.
     pub applied_at: u64,
-    /// `nft` or `iptables`.
-    pub backend: String,
+    pub backend: Backend,
     pub opened: Vec<OpenedPort>,
     /// The rendered ruleset exactly as it was loaded (for `iptables`, the
     /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
@@ -188,17 +196,19 @@ pub struct AppliedRecord {
 }
 
 impl AppliedRecord {
-    /// The rules it loaded, rebuilt (what persist saves).
-    pub fn rules(&self) -> Rules {
-        match (self.backend.as_str(), &self.ruleset_v6) {
-            ("iptables", Some(v6)) => Rules::Iptables {
+    /// The rules it loaded, rebuilt (what persist saves). `Err` says what
+    /// is missing from a damaged record.
+    pub fn rules(&self) -> Result<Rules, &'static str> {
+        match (self.backend, &self.ruleset_v6) {
+            (Backend::Iptables, Some(v6)) => Ok(Rules::Iptables {
                 v4: self.ruleset.clone(),
                 v6: v6.clone(),
                 ipsets: self.ipsets.clone(),
-            },
-            _ => Rules::Nft {
+            }),
+            (Backend::Iptables, None) => Err("names the iptables backend but has no IPv6 ruleset"),
+            (Backend::Nft, _) => Ok(Rules::Nft {
                 text: self.ruleset.clone(),
-            },
+            }),
         }
     }
 }

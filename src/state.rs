@@ -122,6 +122,15 @@ impl StateDir {
         Ok(FileLock { file })
     }
 
+    /// An apply record this autofw cannot use: like a damaged state file,
+    /// a host problem (exit 3), with the file named.
+    pub fn damaged_record(&self, problem: &str) -> anyhow::Error {
+        host_failure(format!(
+            "{} {problem}; it was not written by this version of autofw, or it is damaged",
+            self.applied_path().display()
+        ))
+    }
+
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
         read_json(&self.applied_path())
     }
@@ -246,4 +255,105 @@ pub fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Backend;
+
+    fn record(backend: Backend) -> AppliedRecord {
+        AppliedRecord {
+            applied_at: 1_700_000_000,
+            backend,
+            opened: Vec::new(),
+            ruleset: "table inet autofw {}\n".to_string(),
+            ruleset_v6: None,
+            ipsets: None,
+            confirmed: false,
+            rolled_back_at: None,
+            persisted: false,
+            closed: Vec::new(),
+            listening: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        state.ensure().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state.root()), 0o700);
+        assert_eq!(state.read_applied().unwrap(), None);
+        state.write_applied(&record(Backend::Iptables)).unwrap();
+        assert_eq!(
+            state.read_applied().unwrap(),
+            Some(record(Backend::Iptables))
+        );
+        assert_eq!(mode(&state.applied_path()), 0o600);
+        let text = std::fs::read_to_string(state.applied_path()).unwrap();
+        assert!(text.contains("\"backend\": \"iptables\""), "{text}");
+        state.remove_window().unwrap();
+    }
+
+    #[test]
+    fn a_record_naming_an_unknown_backend_is_damaged_exit_3_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let text = serde_json::to_string(&record(Backend::Nft))
+            .unwrap()
+            .replace("\"nft\"", "\"pf\"");
+        write_private(&state.applied_path(), text.as_bytes()).unwrap();
+        let err = state.read_applied().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&state.applied_path().display().to_string())
+                && message.contains("damaged")
+                && message.contains("`pf`"),
+            "{message}"
+        );
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
+
+    #[test]
+    fn an_iptables_record_without_its_ipv6_half_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let problem = record(Backend::Iptables).rules().unwrap_err();
+        let err = state.damaged_record(problem);
+        assert!(format!("{err}").contains("applied.json names the iptables backend"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
+
+    #[test]
+    fn the_apply_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let first = state.lock_apply().unwrap();
+        let err = state.lock_apply().unwrap_err();
+        assert!(format!("{err}").contains("another `autofw apply` is running"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::REFUSED)
+        );
+        drop(first);
+        state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn removing_a_missing_file_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        remove_if_exists(&dir.path().join("absent")).unwrap();
+        assert_eq!(
+            read_json::<RollbackWindow>(&dir.path().join("absent")).unwrap(),
+            None
+        );
+    }
 }

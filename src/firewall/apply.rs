@@ -192,7 +192,7 @@ impl Pending {
         };
         state.write_applied(&AppliedRecord {
             applied_at: now_secs(),
-            backend: args.backend.name().to_string(),
+            backend: args.backend,
             opened: opened_ports(proposal.ruleset()),
             ruleset,
             ruleset_v6,
@@ -513,12 +513,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     let state = StateDir::new(state_dir);
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
-        let backend = if snapshot.backend == "iptables" {
-            Backend::Iptables
-        } else {
-            Backend::Nft
-        };
-        exec::require_tools(super::tools(backend))?;
+        exec::require_tools(super::tools(snapshot.backend))?;
     }
     let done = window::roll_back(&state)?;
     println!(

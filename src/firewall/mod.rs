@@ -44,7 +44,7 @@ pub fn tools(backend: Backend) -> &'static [&'static str] {
 /// The live firewall as it was before an apply: what rollback puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub backend: String,
+    pub backend: Backend,
     /// `nft -s list ruleset` before the apply, when nft is installed: the
     /// reference that a rollback is checked against, byte for byte.
     pub nft_ruleset: Option<String>,
@@ -62,7 +62,7 @@ impl Snapshot {
             None
         };
         Ok(Snapshot {
-            backend: backend.name().to_string(),
+            backend,
             nft_ruleset,
             nft: match backend {
                 Backend::Nft => Some(nft::save()?),

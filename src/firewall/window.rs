@@ -61,7 +61,10 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     state.remove_window()?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
-        crate::persist::persist(root, &record.rules()).map_err(|e| {
+        let rules = record
+            .rules()
+            .map_err(|problem| state.damaged_record(problem))?;
+        crate::persist::persist(root, &rules).map_err(|e| {
             e.context(format!(
                 "the rules are confirmed and stay loaded, but persisting them under {} failed; \
                  fix that and run `autofw apply --confirm --persist` again",

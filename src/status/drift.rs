@@ -21,7 +21,7 @@ use super::compare::RulesState;
 use super::compare::{LiveRules, compare_rules};
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
-use crate::record::{AppliedRecord, ListeningPort};
+use crate::record::{AppliedRecord, Backend, ListeningPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,7 +174,7 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
         record.backend,
         utc(record.applied_at)
     );
-    let iptables = record.backend == "iptables";
+    let iptables = record.backend == Backend::Iptables;
     match state {
         RulesState::Live | RulesState::Unverified { .. } => None,
         RulesState::RolledBack { at } => Some(Finding::new(
@@ -515,7 +515,7 @@ mod tests {
             .collect();
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: "nft".into(),
+            backend: Backend::Nft,
             opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
             ruleset: String::new(),
             ruleset_v6: None,

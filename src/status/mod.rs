@@ -19,7 +19,7 @@ use std::io::Write;
 
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
-use crate::record::{AppliedRecord, RollbackWindow};
+use crate::record::{AppliedRecord, RollbackWindow, Rules};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
 use compare::{FamilyRules, LiveRules};
@@ -92,23 +92,23 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names.
 fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
-    match record.backend.as_str() {
-        "nft" => {
+    match record
+        .rules()
+        .map_err(|problem| state.damaged_record(problem))?
+    {
+        Rules::Nft { text } => {
             exec::require_tools(&["nft"])?;
             let table = nft::live_autofw_table()?;
             // Only worth a scratch namespace when there is a table to compare.
             let expected = match &table {
-                Some(_) => nft::canonical(&record.ruleset),
+                Some(_) => nft::canonical(&text),
                 None => None,
             };
             Ok(LiveRules::Nft { table, expected })
         }
-        "iptables" => {
+        Rules::Iptables { v4, v6, ipsets } => {
             exec::require_tools(&iptables::TOOLS)?;
-            let v6 = record.ruleset_v6.as_deref().ok_or_else(|| {
-                damaged(state, "names the iptables backend but has no IPv6 ruleset")
-            })?;
-            let expected = iptables::canonical(&record.ruleset, v6, record.ipsets.as_deref());
+            let expected = iptables::canonical(&v4, &v6, ipsets.as_deref());
             let (expected_v4, expected_v6) = match expected {
                 Some((v4, v6)) => (Some(v4), Some(v6)),
                 None => (None, None),
@@ -117,31 +117,18 @@ fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRul
                 FamilyRules {
                     name: "iptables".to_string(),
                     live: iptables::save_family(iptables::V4)?,
-                    applied: record.ruleset.clone(),
+                    applied: v4,
                     expected: expected_v4,
                 },
                 FamilyRules {
                     name: "ip6tables".to_string(),
                     live: iptables::save_family(iptables::V6)?,
-                    applied: v6.to_string(),
+                    applied: v6,
                     expected: expected_v6,
                 },
             ]))
         }
-        other => Err(damaged(
-            state,
-            &format!("names a backend this autofw does not know: `{other}`"),
-        )),
     }
-}
-
-/// A record this autofw cannot use: like a damaged state file, a host
-/// problem (exit 3), with the file named.
-fn damaged(state: &StateDir, problem: &str) -> anyhow::Error {
-    host_failure(format!(
-        "{} {problem}; it was not written by this version of autofw, or it is damaged",
-        state.applied_path().display()
-    ))
 }
 
 /// The open window, with whether the processes guarding it still run.
