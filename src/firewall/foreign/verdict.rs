@@ -7,8 +7,26 @@
 use std::collections::BTreeMap;
 
 use super::filters::Foreign;
-use super::judge::{Outcome, Verdict};
 use crate::model::Proto;
+use serde::{Deserialize, Serialize};
+
+/// What a probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Open,
+    Rejected,
+    Dropped,
+}
+
+/// One probe's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub proto: Proto,
+    pub port: u16,
+    pub v6: bool,
+    pub verdict: Verdict,
+}
 
 /// Ports autofw's rules alone accept and the whole host does not.
 pub fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
@@ -123,6 +141,15 @@ pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) ->
             ForeignDrop { message, fix, legacy }
         })
         .collect()
+}
+
+/// "iptables-legacy tables hold rules (...): {effect}, but ... invisible".
+pub fn legacy_note(summary: &[String], effect: &str) -> String {
+    format!(
+        "iptables-legacy tables hold rules ({}): {effect}, but they filter packets too, and \
+         `nft list ruleset` does not show them (`iptables-legacy-save` does)",
+        summary.join("; ")
+    )
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ pub mod filters;
 pub mod judge;
 pub mod verdict;
 
-use crate::firewall::Rules;
-use crate::firewall::exec::{run_tool, tool_exists};
+use super::exec::{run_tool, tool_exists};
 use crate::model::Proto;
+use crate::propose::{Format, Proposal};
+use crate::record::{Backend, Rules};
 use filters::{Foreign, LiveFilters};
 use judge::{Judged, Layer, Plan};
 pub use verdict::ForeignDrop;
@@ -43,7 +44,7 @@ impl Check {
             .map(|d| format!("{}; to resolve it: {}", d.message, d.fix))
             .collect();
         if !self.legacy.is_empty() && !self.drops.iter().any(|d| d.legacy) {
-            out.push(legacy_note(
+            out.push(verdict::legacy_note(
                 &self.legacy,
                 "they drop none of the ports autofw opens",
             ));
@@ -51,15 +52,6 @@ impl Check {
         out.extend(self.notes.iter().cloned());
         out
     }
-}
-
-/// "iptables-legacy has rules (...): ..., invisibly to `nft list ruleset`".
-pub fn legacy_note(summary: &[String], effect: &str) -> String {
-    format!(
-        "iptables-legacy tables hold rules ({}): {effect}, but they filter packets too, and \
-         `nft list ruleset` does not show them (`iptables-legacy-save` does)",
-        summary.join("; ")
-    )
 }
 
 /// Read the live filters. Root only (the caller checks).
@@ -118,7 +110,30 @@ fn read_legacy() -> ([String; 2], Vec<String>) {
     (saves, unreadable)
 }
 
-/// Legacy tables with rules, for scan's note (root only; empty otherwise).
+/// scan's notes about other filters: iptables-legacy tables with rules.
+pub fn legacy_notes() -> Vec<String> {
+    let legacy = legacy_summary();
+    if legacy.is_empty() {
+        return Vec::new();
+    }
+    vec![verdict::legacy_note(
+        &legacy,
+        "`autofw propose` says what they do to its rules",
+    )]
+}
+
+/// propose's warnings about other filters: what they drop of `proposal`,
+/// loaded as `format` says.
+pub fn proposal_warnings(proposal: &Proposal, format: Format) -> Vec<String> {
+    let backend = match format {
+        Format::Nft => Backend::Nft,
+        Format::Iptables | Format::Ip6tables => Backend::Iptables,
+    };
+    let ports = ports_of(&crate::record::opened_ports(proposal.ruleset()));
+    check(&Rules::render(proposal, backend), &ports).warnings()
+}
+
+/// Legacy tables with rules, summed up (root only; empty otherwise).
 pub fn legacy_summary() -> Vec<String> {
     if !rustix::process::geteuid().is_root() {
         return Vec::new();
@@ -298,6 +313,6 @@ fn uplink() -> String {
 }
 
 /// The ports a ruleset opens, as the judge probes them.
-pub fn ports_of(opened: &[crate::state::OpenedPort]) -> Vec<(Proto, u16)> {
+pub fn ports_of(opened: &[crate::record::OpenedPort]) -> Vec<(Proto, u16)> {
     opened.iter().map(|o| (o.proto, o.port)).collect()
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::verdict::{Outcome, Verdict};
 use crate::error::host_failure;
 use crate::firewall::exec::run_tool;
 use crate::firewall::iptables;
@@ -65,24 +66,6 @@ pub enum Layer {
         v6: String,
         ipsets: Option<String>,
     },
-}
-
-/// What a probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Open,
-    Rejected,
-    Dropped,
-}
-
-/// One probe's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub proto: Proto,
-    pub port: u16,
-    pub v6: bool,
-    pub verdict: Verdict,
 }
 
 /// The judge's answer.
