@@ -496,10 +496,7 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
         .header(old_name, new_name)
         .to_string();
     // The live side may hold any text another tool or a hand edit put there.
-    print!(
-        "{}",
-        crate::terminal::escape_controls(&diff).replace("\\n", "\n")
-    );
+    print!("{}", crate::terminal::escape_listing(&diff));
 }
 
 /// `autofw confirm`: keep the rules of the open window.
