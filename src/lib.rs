@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod error;
 pub mod firewall;
+pub mod human;
 pub mod model;
 pub mod persist;
 pub mod propose;

@@ -38,19 +38,19 @@ fn rate(r: &Rate) -> String {
     )
 }
 
-fn icmp_name(t: IcmpType, family: Family) -> &'static str {
-    match (t, family) {
-        (IcmpType::EchoRequest, _) => "echo-request",
-        (IcmpType::DestinationUnreachable, _) => "destination-unreachable",
-        (IcmpType::PacketTooBig, _) => "packet-too-big",
-        (IcmpType::TimeExceeded, _) => "time-exceeded",
-        (IcmpType::ParameterProblem, _) => "parameter-problem",
-        (IcmpType::RouterSolicit, _) => "router-solicitation",
-        (IcmpType::RouterAdvert, _) => "router-advertisement",
-        (IcmpType::NeighborSolicit, _) => "neighbour-solicitation",
-        (IcmpType::NeighborAdvert, _) => "neighbour-advertisement",
+fn icmp_name(t: IcmpType) -> &'static str {
+    match t {
+        IcmpType::EchoRequest => "echo-request",
+        IcmpType::DestinationUnreachable => "destination-unreachable",
+        IcmpType::PacketTooBig => "packet-too-big",
+        IcmpType::TimeExceeded => "time-exceeded",
+        IcmpType::ParameterProblem => "parameter-problem",
+        IcmpType::RouterSolicit => "router-solicitation",
+        IcmpType::RouterAdvert => "router-advertisement",
+        IcmpType::NeighborSolicit => "neighbour-solicitation",
+        IcmpType::NeighborAdvert => "neighbour-advertisement",
         // ip6tables has no name for it.
-        (IcmpType::MldListenerQuery, _) => "130",
+        IcmpType::MldListenerQuery => "130",
     }
 }
 
@@ -92,9 +92,9 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
                     m.push_str("-s fe80::/10 ");
                 }
                 match family {
-                    Family::Ipv4 => write!(m, "-p icmp --icmp-type {}", icmp_name(*t, family)),
+                    Family::Ipv4 => write!(m, "-p icmp --icmp-type {}", icmp_name(*t)),
                     Family::Ipv6 => {
-                        write!(m, "-p ipv6-icmp --icmpv6-type {}", icmp_name(*t, family))
+                        write!(m, "-p ipv6-icmp --icmpv6-type {}", icmp_name(*t))
                     }
                 }
                 .ok();

@@ -5,6 +5,10 @@
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
+
+/// autofw's one table: the only one apply replaces and rollback undoes.
+pub const FAMILY: &str = "inet";
+pub const TABLE: &str = "autofw";
 use crate::model::Proto;
 use std::fmt::Write;
 
@@ -149,11 +153,13 @@ pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
     // The contract with apply: these two lines first, so that the script
     // creates the table if missing, then deletes it, then defines it anew, in
     // one transaction.
-    out.push_str("table inet autofw\ndelete table inet autofw\n\n");
+    out.push_str(&format!(
+        "table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n\n"
+    ));
     for line in header {
         out.push_str(&comment_lines(line, ""));
     }
-    out.push_str("table inet autofw {\n");
+    out.push_str(&format!("table {FAMILY} {TABLE} {{\n"));
 
     for family in [Family::Ipv4, Family::Ipv6] {
         let elements: Vec<String> = match family {
