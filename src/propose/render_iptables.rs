@@ -40,17 +40,9 @@ fn rate(r: &Rate) -> String {
 
 fn icmp_name(t: IcmpType) -> &'static str {
     match t {
-        IcmpType::EchoRequest => "echo-request",
-        IcmpType::DestinationUnreachable => "destination-unreachable",
-        IcmpType::PacketTooBig => "packet-too-big",
-        IcmpType::TimeExceeded => "time-exceeded",
-        IcmpType::ParameterProblem => "parameter-problem",
-        IcmpType::RouterSolicit => "router-solicitation",
-        IcmpType::RouterAdvert => "router-advertisement",
-        IcmpType::NeighborSolicit => "neighbour-solicitation",
-        IcmpType::NeighborAdvert => "neighbour-advertisement",
         // ip6tables has no name for it.
         IcmpType::MldListenerQuery => "130",
+        other => other.name(),
     }
 }
 

@@ -5,12 +5,12 @@
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
+use crate::model::Proto;
+use std::fmt::Write;
 
 /// autofw's one table: the only one apply replaces and rollback undoes.
 pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "autofw";
-use crate::model::Proto;
-use std::fmt::Write;
 
 /// The name of the blocklist set of a family.
 pub fn blocklist_set(family: Family) -> &'static str {
@@ -49,16 +49,12 @@ fn rate(r: &Rate) -> String {
 
 fn icmp_name(t: IcmpType) -> &'static str {
     match t {
-        IcmpType::EchoRequest => "echo-request",
-        IcmpType::DestinationUnreachable => "destination-unreachable",
-        IcmpType::PacketTooBig => "packet-too-big",
-        IcmpType::TimeExceeded => "time-exceeded",
-        IcmpType::ParameterProblem => "parameter-problem",
         IcmpType::RouterSolicit => "nd-router-solicit",
         IcmpType::RouterAdvert => "nd-router-advert",
         IcmpType::NeighborSolicit => "nd-neighbor-solicit",
         IcmpType::NeighborAdvert => "nd-neighbor-advert",
         IcmpType::MldListenerQuery => "mld-listener-query",
+        other => other.name(),
     }
 }
 

@@ -50,6 +50,24 @@ pub enum IcmpType {
     MldListenerQuery,
 }
 
+impl IcmpType {
+    /// The usual name (iptables spells them so; nft differs for ND and MLD).
+    pub fn name(self) -> &'static str {
+        match self {
+            IcmpType::EchoRequest => "echo-request",
+            IcmpType::DestinationUnreachable => "destination-unreachable",
+            IcmpType::PacketTooBig => "packet-too-big",
+            IcmpType::TimeExceeded => "time-exceeded",
+            IcmpType::ParameterProblem => "parameter-problem",
+            IcmpType::RouterSolicit => "router-solicitation",
+            IcmpType::RouterAdvert => "router-advertisement",
+            IcmpType::NeighborSolicit => "neighbour-solicitation",
+            IcmpType::NeighborAdvert => "neighbour-advertisement",
+            IcmpType::MldListenerQuery => "mld-listener-query",
+        }
+    }
+}
+
 /// What a rule matches. Tagged `match` in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "match", rename_all = "kebab-case")]
