@@ -23,10 +23,7 @@ pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
 
 /// The ipset that holds a family's blocklist.
 pub fn ipset_name(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "autofw-block-v4",
-        Family::Ipv6 => "autofw-block-v6",
-    }
+    family.pick("autofw-block-v4", "autofw-block-v6")
 }
 
 fn rate(r: &Rate) -> String {

@@ -14,33 +14,20 @@ pub const TABLE: &str = "autofw";
 
 /// The name of the blocklist set of a family.
 pub fn blocklist_set(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "blocklist_v4",
-        Family::Ipv6 => "blocklist_v6",
-    }
+    family.pick("blocklist_v4", "blocklist_v6")
 }
 
 /// The dynamic set that meters one port's new connections per source.
 fn meter_set(proto: Proto, port: u16, family: Family) -> String {
-    let f = match family {
-        Family::Ipv4 => "v4",
-        Family::Ipv6 => "v6",
-    };
-    format!("meter_{proto}_{port}_{f}")
+    format!("meter_{proto}_{port}_{}", family.pick("v4", "v6"))
 }
 
 fn addr_type(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ipv4_addr",
-        Family::Ipv6 => "ipv6_addr",
-    }
+    family.pick("ipv4_addr", "ipv6_addr")
 }
 
 fn saddr(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ip saddr",
-        Family::Ipv6 => "ip6 saddr",
-    }
+    family.pick("ip saddr", "ip6 saddr")
 }
 
 fn rate(r: &Rate) -> String {

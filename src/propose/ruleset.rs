@@ -20,6 +20,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// `v4` or `v6`, by family: the one place the two are told apart by name.
+    pub fn pick<T>(self, v4: T, v6: T) -> T {
+        match self {
+            Family::Ipv4 => v4,
+            Family::Ipv6 => v6,
+        }
+    }
+
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::Ipv4,

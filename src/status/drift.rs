@@ -519,15 +519,7 @@ mod tests {
                 reason: "listens on loopback only".into(),
             },
         ];
-        let listening = group::beyond_loopback(&then)
-            .into_iter()
-            .map(|((port, proto), g)| ListeningPort {
-                proto,
-                port,
-                service: g.service().to_string(),
-                risky: g.risky,
-            })
-            .collect();
+        let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
             backend: Backend::Nft,
@@ -733,17 +725,7 @@ mod tests {
             port: 6379,
             service: "redis".into(),
         });
-        rec.listening = Some(
-            group::beyond_loopback(&then)
-                .into_iter()
-                .map(|((port, proto), g)| ListeningPort {
-                    proto,
-                    port,
-                    service: g.service().to_string(),
-                    risky: g.risky,
-                })
-                .collect(),
-        );
+        rec.listening = Some(crate::record::listening_ports(&then));
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
