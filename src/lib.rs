@@ -11,9 +11,12 @@
 //!
 //! This file only wires the subcommands to those modules.
 
+pub mod boot_hook;
 pub mod cli;
+pub mod droplog;
 pub mod error;
 pub mod firewall;
+pub mod generate;
 pub mod model;
 pub mod persist;
 pub mod propose;
@@ -51,5 +54,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => persist::restore(&args),
         Command::Unpersist(args) => persist::unpersist(&args),
         Command::Status(args) => status::run(&args),
+        Command::Log(args) => droplog::run(&args),
+        Command::Completions(args) => generate::completions(args.shell),
+        Command::Generate(args) => generate::run(&args),
     }
 }

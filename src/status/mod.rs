@@ -11,11 +11,13 @@
 //!   from cron or a monitoring agent, even during an apply.
 
 pub mod drift;
+pub mod metrics;
 pub mod render;
+pub mod timer;
 
 use std::io::Write;
 
-use crate::cli::{SocketSource, StatusArgs};
+use crate::cli::{SocketSource, StatusArgs, StatusFormat};
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
 use crate::services::ServiceTable;
@@ -43,19 +45,53 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
         window,
         assessment,
     );
-    let text = if args.json {
-        render::json(&report)
+    let format = if args.json {
+        StatusFormat::Json
     } else {
-        render::text(&report)
+        args.format
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(if report.drift {
+    let text = match format {
+        StatusFormat::Text => render::text(&report),
+        StatusFormat::Json => render::json(&report),
+        StatusFormat::Prometheus => metrics::prometheus(&report),
+    };
+    match &args.out {
+        Some(path) => write_report(path, &text)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    // The metrics carry the drift: a timer that wrote them did its job.
+    Ok(if report.drift && format != StatusFormat::Prometheus {
         exit::NEGATIVE
     } else {
         exit::OK
     })
+}
+
+/// `--out FILE`: a temp file in the same directory renamed over FILE, so a
+/// collector reading the directory never sees half a report. World-readable
+/// (0644): node_exporter does not run as root, and the report holds no
+/// secret that `status` would not print.
+fn write_report(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let fail = |e: std::io::Error| host_failure(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".autofw-status")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// The state directory and the live firewall are root's alone: say so
