@@ -4,9 +4,10 @@
 # root, with a Rust toolchain (cargo) on PATH.
 #
 #   1. the Debian packages below (the one list: add new test tools here);
-#   2. cargo test --locked: unit tests, and the namespace tests, which need
+#   2. .ci/purity: the files docs/design.md marks pure touch no host;
+#   3. cargo test --locked: unit tests, and the namespace tests, which need
 #      root and run for real (they never skip here);
-#   3. tests/package.sh: builds the .deb, installs it on this machine, uses
+#   4. tests/package.sh: builds the .deb, installs it on this machine, uses
 #      it, removes and purges it, and checks nothing else changed.
 #
 # The host's own firewall is never touched: every rule is loaded inside a
@@ -40,6 +41,8 @@ apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${PAC
 
 host_rules_before=$(nft list ruleset)
 
+# Pure modules touch no host (docs/design.md, the rule of the house).
+bash .ci/purity
 cargo test --locked
 tests/package.sh
 

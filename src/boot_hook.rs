@@ -11,7 +11,7 @@
 //! `apply --persist` then writes only the rules files and the enabling link
 //! (docs/persist.md).
 
-use crate::cli::Backend;
+use crate::record::Backend;
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
 /// a hook file from `/etc` only if it still carries it.

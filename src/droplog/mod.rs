@@ -5,14 +5,25 @@
 pub mod summary;
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::LogArgs;
 use crate::error::{bad_input, exit, host_failure};
-use crate::services::ServiceTable;
+use crate::scan::host::read_service_table;
 
-pub fn run(args: &LogArgs) -> anyhow::Result<u8> {
+/// What `autofw log` was asked for.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// A saved kernel log instead of this host's.
+    pub file: Option<PathBuf>,
+    /// `journalctl --since` (with journald only).
+    pub since: String,
+    /// How many ports and sources to list.
+    pub top: usize,
+    pub json: bool,
+}
+
+pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
     let (log, read_from) = match &args.file {
         Some(file) => (
             std::fs::read(file).map_err(|e| {
@@ -30,7 +41,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<u8> {
         None => (kmsg()?, "the kernel ring buffer (/dev/kmsg)".to_string()),
     };
     let log = String::from_utf8_lossy(&log);
-    let summary = summary::summarise(log.lines(), args.top, &ServiceTable::for_host());
+    let summary = summary::summarise(log.lines(), args.top, &read_service_table());
     let text = if args.json {
         serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"
     } else {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::model::Proto;
-use crate::propose::build::LOG_PREFIX;
+use crate::propose::rules::LOG_PREFIX;
 use crate::services::ServiceTable;
 
 /// One logged drop.

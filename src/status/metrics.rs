@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::drift::{Kind, RulesState};
+use super::compare::RulesState;
+use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.

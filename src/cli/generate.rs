@@ -5,13 +5,12 @@
 //! committed, as ripgrep does). `autofw completions SHELL` prints one
 //! completion script, for installs with `cargo install`.
 
-pub mod man;
-
 use std::path::Path;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+use super::man;
 use crate::boot_hook;
 use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::{exit, host_failure};
