@@ -7,6 +7,7 @@ mod support;
 mod acceptance;
 mod apply;
 mod harness;
+mod monitoring;
 mod persist;
 mod propose;
 mod scan;
