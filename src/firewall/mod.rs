@@ -8,6 +8,7 @@ pub mod apply;
 pub mod exec;
 pub mod iptables;
 pub mod nft;
+pub mod plan;
 pub mod session;
 pub mod watchdog;
 pub mod window;
