@@ -91,7 +91,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         )));
     }
 
-    if args.no_wait && !plan.changed() && already_kept(&state, args)? {
+    if args.no_wait && !plan.changed() && already_kept(args, &rules)? {
         if args.json {
             report(Outcome::Unchanged).print()?;
         } else {
@@ -148,16 +148,17 @@ fn state_flag(args: &StateArgs) -> String {
     }
 }
 
-/// `--no-wait`: is there nothing left to do? The live rules equal the
-/// proposal, and the last apply is decided and kept (persisted too, if
-/// `--persist` asks for it), so no window is needed.
-fn already_kept(state: &StateDir, args: &ApplyArgs) -> anyhow::Result<bool> {
+/// `--no-wait`, with the live rules equal to the proposal: is there nothing
+/// left to do? Yes, unless `--persist` asks for boot files that do not hold
+/// these very rules.
+fn already_kept(args: &ApplyArgs, rules: &Rules) -> anyhow::Result<bool> {
     if !args.persist {
         return Ok(true);
     }
-    Ok(state
-        .read_applied()?
-        .is_some_and(|r| r.confirmed && r.persisted && r.rolled_back_at.is_none()))
+    Ok(crate::persist::persisted(&args.root.root)
+        .ok()
+        .flatten()
+        .is_some_and(|persisted| &persisted == rules))
 }
 
 /// `--no-wait`: the rules are loaded and the watchdog armed; say how to keep
