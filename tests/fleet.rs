@@ -32,11 +32,12 @@ fn ansible_venv() -> PathBuf {
     VENV.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ansible-venv");
         if !dir.join("bin/ansible-playbook").exists() {
-            run_ok(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&dir));
             run_ok(
-                Command::new(dir.join("bin/pip"))
-                    .args(["install", "--quiet", ANSIBLE_CORE]),
+                Command::new("/usr/bin/python3")
+                    .args(["-m", "venv"])
+                    .arg(&dir),
             );
+            run_ok(Command::new(dir.join("bin/pip")).args(["install", "--quiet", ANSIBLE_CORE]));
         }
         dir
     })
@@ -57,7 +58,9 @@ impl Host {
         self.dir.join("state")
     }
     fn table(&self) -> String {
-        let out = self.ns.run(&["nft", "-s", "list", "table", "inet", "autofw"]);
+        let out = self
+            .ns
+            .run(&["nft", "-s", "list", "table", "inet", "autofw"]);
         text(&out.stdout)
     }
     fn applied(&self) -> Value {
@@ -81,7 +84,14 @@ impl Fleet {
         let ctl = Netns::new(&format!("{tag}-ctl"));
         let mut hosts = Vec::new();
         for (name, addr, ctl_addr, ctl_if, service, spec) in [
-            ("web1", "192.0.2.1", "192.0.2.2", "web", "nginx", "tcp:0.0.0.0:80"),
+            (
+                "web1",
+                "192.0.2.1",
+                "192.0.2.2",
+                "web",
+                "nginx",
+                "tcp:0.0.0.0:80",
+            ),
             (
                 "db1",
                 "198.51.100.1",
@@ -167,7 +177,10 @@ impl Fleet {
                 "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
             )
             .env("ANSIBLE_TIMEOUT", "4")
-            .env("ANSIBLE_CALLBACK_PLUGINS", repo().join("tests/fleet/callback_plugins"))
+            .env(
+                "ANSIBLE_CALLBACK_PLUGINS",
+                repo().join("tests/fleet/callback_plugins"),
+            )
             .env("ANSIBLE_STDOUT_CALLBACK", "results_json")
             .env("ANSIBLE_NOCOLOR", "1");
         cmd
@@ -254,7 +267,10 @@ fn stat(report: &Value, host: &str, what: &str) -> u64 {
 /// The client port of an `SSH_CONNECTION` value: one per TCP connection.
 fn client_port(connection: &Value) -> String {
     let text = connection.as_str().unwrap_or_default();
-    text.split_whitespace().nth(1).unwrap_or_default().to_string()
+    text.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 const APPLY: &str = "Load the rules, confirm them over a new login";
@@ -315,8 +331,10 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
         let result = task(&run, APPLY, host.name);
         assert_eq!(result["changed"], true, "{result}");
         assert_eq!(result["confirmed"], true, "{result}");
-        let (applied_over, confirmed_over) =
-            (client_port(&result["connection"]), client_port(&result["confirm_connection"]));
+        let (applied_over, confirmed_over) = (
+            client_port(&result["connection"]),
+            client_port(&result["confirm_connection"]),
+        );
         assert!(
             !applied_over.is_empty() && applied_over != confirmed_over,
             "the confirm did not come over a new connection: {result}"
@@ -409,7 +427,10 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
     // The whole run (its forked workers too) dies at once.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = child.wait();
-    assert!(loaded, "the windowed play did not load its rules on both hosts");
+    assert!(
+        loaded,
+        "the windowed play did not load its rules on both hosts"
+    );
     assert!(
         wait_until(Duration::from_secs(25), || fleet.rulesets() == kept),
         "the hosts did not roll back after the run was killed: {:?}",
@@ -459,4 +480,145 @@ fn ansible_doc_renders_the_module() {
     ] {
         assert!(doc.contains(expected), "{expected} missing from:\n{doc}");
     }
+}
+
+/// `apply --json` and `--no-wait`, what the module is built on: the report's
+/// fields, the guard's verdict, loading with a window and returning at
+/// once, nothing loaded when nothing would change, and the rollback of an
+/// unconfirmed `--no-wait`.
+#[test]
+fn apply_json_and_no_wait_for_automation() {
+    if !require_root() {
+        return;
+    }
+    let mut ns = Netns::new("fleet-json");
+    ns.listen(Some("nginx"), &["tcp:0.0.0.0:80"]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let apply = |args: &[&str]| {
+        let mut argv = vec!["apply", "--state-dir", &state];
+        argv.extend_from_slice(args);
+        let out = ns.autofw(&argv);
+        let report = serde_json::from_slice::<Value>(&out.stdout).ok();
+        (out, report)
+    };
+
+    // Dry run: a change, nothing before, and a guard that says no to a
+    // controller coming in on tcp/22 (nothing listens there, so it stays shut).
+    let (out, report) = apply(&["--json", "--guard", "192.0.2.2:22"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let report = report.unwrap();
+    assert_eq!(report["outcome"], "dry-run", "{report}");
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["before"], "");
+    assert!(
+        report["after"]
+            .as_str()
+            .unwrap()
+            .contains("tcp dport 80 accept")
+    );
+    assert_eq!(report["lockout"]["verdict"], "locked-out", "{report}");
+    assert_eq!(report["lockout"]["client"], "192.0.2.2");
+    assert_eq!(report["lockout"]["port"], 22);
+    assert_eq!(report["window"], Value::Null);
+    assert_eq!(ns.ruleset(), "");
+    assert!(!Path::new(&state).exists(), "a dry run wrote state");
+
+    // The session's own connection is what the guard checks by default.
+    let out = ns
+        .command(autofw_bin())
+        .args([
+            "apply",
+            "--json",
+            "--allow",
+            "5622/tcp",
+            "--state-dir",
+            &state,
+        ])
+        .env("SSH_CONNECTION", "192.0.2.2 40000 192.0.2.1 5622")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["lockout"]["verdict"], "admitted", "{report}");
+    assert_eq!(report["lockout"]["source"], "SSH_CONNECTION");
+
+    // A JSON report cannot wait at a prompt.
+    let (out, _) = apply(&["--json", "--confirm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--no-wait"), "{}", show(&out));
+
+    // Refused by the guard: the report says so, exit 4, nothing changed.
+    let (out, report) = apply(&[
+        "--json",
+        "--confirm",
+        "--no-wait",
+        "--guard",
+        "192.0.2.2:22",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert_eq!(report.unwrap()["outcome"], "refused");
+    assert!(text(&out.stderr).contains("lock you out"), "{}", show(&out));
+    assert_eq!(ns.ruleset(), "");
+
+    // --no-wait: loaded, the watchdog armed, back at once.
+    let args = [
+        "--json",
+        "--confirm",
+        "--no-wait",
+        "--timeout",
+        "30",
+        "--allow",
+        "22/tcp",
+        "--guard",
+        "192.0.2.2:22",
+    ];
+    let started = std::time::Instant::now();
+    let (out, report) = apply(&args);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let report = report.unwrap();
+    assert_eq!(report["outcome"], "loaded", "{report}");
+    assert_eq!(report["lockout"]["verdict"], "admitted");
+    assert!(report["window"]["watchdog_pid"].as_u64().unwrap() > 0);
+    assert!(Path::new(&state).join("window.json").exists());
+    let live = ns.ok(&["nft", "-s", "list", "table", "inet", "autofw"]);
+    assert_eq!(
+        report["after"],
+        live.as_str(),
+        "`after` is the table as loaded"
+    );
+    let out = ns.autofw(&["confirm", "--state-dir", &state]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The same again: nothing to load, no window.
+    let (out, report) = apply(&args);
+    assert!(out.status.success(), "{}", show(&out));
+    let report = report.unwrap();
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    assert_eq!(report["changed"], false);
+    assert_eq!(report["before"], report["after"]);
+    assert!(!Path::new(&state).join("window.json").exists());
+
+    // A change left unconfirmed rolls back by itself.
+    let kept = ns.ruleset();
+    let (out, report) = apply(&[
+        "--json",
+        "--confirm",
+        "--no-wait",
+        "--timeout",
+        "2",
+        "--allow",
+        "22/tcp",
+        "--allow",
+        "443/tcp",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let report = report.unwrap();
+    assert_eq!(report["outcome"], "loaded");
+    assert_eq!(report["before"], live.as_str());
+    assert_ne!(ns.ruleset(), kept);
+    assert!(
+        wait_until(Duration::from_secs(10), || ns.ruleset() == kept),
+        "an unconfirmed --no-wait apply was not rolled back"
+    );
 }

@@ -37,11 +37,11 @@ description:
   - O(state=status) reports drift between listeners and rules
     (C(autofw status --json)) and fails on drift unless
     O(fail_on_drift=false).
-  - The rollout, drift and recovery story for a fleet is in docs/fleet.md
-    of the autofw repository.
   - O(state=confirmed) runs C(autofw confirm) alone, for plays that confirm
     in a task of their own (O(confirm=false), then C(meta) V(reset_connection),
     then O(state=confirmed)).
+  - The rollout, drift and recovery story for a fleet is in docs/fleet.md
+    of the autofw repository.
 version_added: "0.1.0"
 author:
   - autofw developers
@@ -272,6 +272,13 @@ lockout:
   returned: state is applied
   type: dict
   sample: {"verdict": "admitted", "client": "192.0.2.2", "port": 22, "source": "--guard"}
+opened:
+  description: V(applied) - the ports the new rules accept new connections
+    to (what C(autofw status) checks later).
+  returned: state is applied
+  type: list
+  elements: dict
+  sample: [{"proto": "tcp", "port": 22, "service": "ssh"}]
 window:
   description: V(applied) - the rollback window that was opened (deadline
     in seconds since the epoch, watchdog pid, state directory).
@@ -397,10 +404,11 @@ def applied(module, binary):
         after=report["after"],
         lockout=report["lockout"],
         opened=report["opened"],
-        warnings=report["warnings"],
         pending=report["outcome"] == "loaded",
         cmd=argv,
     )
+    for warning in report["warnings"]:
+        module.warn("autofw: %s" % warning)
     if ssh_connection():
         result["connection"] = ssh_connection()
     if report.get("window"):
