@@ -321,6 +321,20 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
         "db1 would load:\n{}",
         would[1]
     );
+    // What the operator reads: Ansible's own diff of each host's rules.
+    let out = fleet
+        .command(&site, &["--check", "--diff"])
+        .env("ANSIBLE_STDOUT_CALLBACK", "default")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("+++ after: new autofw rules")
+            && shown.contains("+\t\ttcp dport 80 accept comment \"http\"")
+            && shown.contains("+\t\tip saddr 192.0.2.1 tcp dport 5432 accept"),
+        "{shown}"
+    );
     assert_eq!(fleet.rulesets(), empty, "check mode changed a host");
     assert!(!web.state().exists() && !db.state().exists());
 
@@ -401,15 +415,17 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
         let msg = result["msg"].as_str().unwrap_or_default();
         assert!(
             msg.contains("a NEW SSH connection to it then failed")
-                && msg.contains("restores the previous rules"),
+                && msg.contains("restored the previous rules at the deadline")
+                && msg.contains("checked over a new login"),
             "{result}"
         );
         assert_eq!(result["confirmed"], false, "{result}");
+        assert_eq!(result["rolled_back"], true, "{result}");
     }
-    assert!(
-        wait_until(Duration::from_secs(20), || fleet.rulesets() == kept),
-        "the hosts did not roll back the wrong play: {:?}",
-        fleet.rulesets()
+    assert_eq!(
+        fleet.rulesets(),
+        kept,
+        "the hosts did not roll back the wrong play"
     );
     assert_eq!(probe_tcp(&fleet.ctl, web.addr, 5622), Probe::Open);
 

@@ -123,6 +123,14 @@ options:
         O(state=confirmed) task; returns RV(pending).
     type: bool
     default: true
+  verify_rollback:
+    description:
+      - When the new login that should confirm the rules fails, wait for the
+        host's deadline, log in again and report whether its watchdog
+        restored the previous rules (the task fails either way). V(false)
+        fails at once, saying when the rollback is due.
+    type: bool
+    default: true
   persist:
     description: Once confirmed, load the rules again at boot.
     type: bool
@@ -256,6 +264,12 @@ confirmed:
   description: V(applied) - the rules were confirmed over a new connection
     in this task.
   returned: state is applied and the rules changed
+  type: bool
+rolled_back:
+  description: V(applied) - after a failed new login, whether the host was
+    seen back on its previous rules after the deadline (null - not
+    checked).
+  returned: when the new login failed
   type: bool
 before:
   description: V(applied) - autofw's part of the live firewall before,
@@ -476,6 +490,7 @@ def main():
             backend=dict(type="str", default="nft", choices=["nft", "iptables"]),
             timeout=dict(type="int", default=60),
             confirm=dict(type="bool", default=True),
+            verify_rollback=dict(type="bool", default=True),
             persist=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             guard=dict(type="str"),
