@@ -67,6 +67,7 @@ pub enum Command {
     ///   autofw apply --confirm --persist              # then, from a new login: autofw confirm
     ///   autofw apply --confirm --allow https --timeout 120
     ///   autofw apply --confirm --backend iptables     # hosts without nftables
+    ///   autofw apply --confirm --no-wait --json       # automation: load, arm, return
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
