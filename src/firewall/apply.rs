@@ -10,25 +10,50 @@
 //! SSH session, ends in the saved ruleset being put back at the deadline.
 
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
 use super::window::{self, Confirmed, RolledBack};
-use super::{Rules, Snapshot, exec, watchdog};
-use crate::cli::{ApplyArgs, Backend, StateArgs};
+use super::{Snapshot, exec, watchdog};
 use crate::error::{bad_input, exit, refused};
-use crate::propose::{self, Proposal};
-use crate::state::{
-    AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
-};
-use crate::status::drift::AtApply;
+use crate::propose::{self, PolicyOptions, Proposal};
+use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
+use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
 const POLL: Duration = Duration::from_millis(100);
 
-pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
+/// What `autofw apply` was asked for.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub policy: PolicyOptions,
+    /// Actually apply (after a prompt); without it, a dry run.
+    pub confirm: bool,
+    /// Answer the prompt with yes.
+    pub yes: bool,
+    /// Seconds to wait for confirmation before rolling back.
+    pub timeout: u64,
+    pub backend: Backend,
+    /// Apply even if the lockout guard objects.
+    pub force: bool,
+    /// One JSON report on stdout instead of the plan (with `confirm`, needs
+    /// `no_wait`).
+    pub json: bool,
+    /// Load, arm the watchdog and return without a prompt; nothing when the
+    /// live rules already are the proposal.
+    pub no_wait: bool,
+    /// The connection the lockout guard checks, instead of this session.
+    pub guard: Option<std::net::SocketAddr>,
+    /// Persist for boot once confirmed, under `root`.
+    pub persist: bool,
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     if args.timeout == 0 || args.timeout > MAX_TIMEOUT {
         return Err(bad_input(format!(
             "--timeout {} is out of range: give the seconds to wait for confirmation, 1 to {MAX_TIMEOUT}",
@@ -80,7 +105,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    let state = StateDir::new(&args.state.state_dir);
+    let state = StateDir::new(&args.state_dir);
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
@@ -119,7 +144,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = rules.load(Some(&pending.snapshot)) {
+    if let Err(err) = super::load(&rules, Some(&pending.snapshot)) {
         pending.abandon(&state);
         return Err(err.context(
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
@@ -134,28 +159,28 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
          autofw: or type `yes` here to keep them, `no` to roll back now.",
         args.timeout,
         window.watchdog_pid,
-        state_flag(&args.state)
+        state_flag(&args.state_dir)
     );
     wait_for_decision(&state, &window, &mut input)
 }
 
 /// `--state-dir X` for the hints we print, when it is not the default.
-fn state_flag(args: &StateArgs) -> String {
-    if args.state_dir == std::path::Path::new("/var/lib/autofw") {
+fn state_flag(state_dir: &Path) -> String {
+    if state_dir == Path::new(crate::state::DEFAULT_DIR) {
         String::new()
     } else {
-        format!(" --state-dir {}", args.state_dir.display())
+        format!(" --state-dir {}", state_dir.display())
     }
 }
 
 /// `--no-wait`, with the live rules equal to the proposal: is there nothing
 /// left to do? Yes, unless `--persist` asks for boot files that do not hold
 /// these very rules.
-fn already_kept(args: &ApplyArgs, rules: &Rules) -> anyhow::Result<bool> {
+fn already_kept(args: &ApplyOptions, rules: &Rules) -> anyhow::Result<bool> {
     if !args.persist {
         return Ok(true);
     }
-    Ok(crate::persist::persisted(&args.root.root)
+    Ok(crate::persist::persisted(&args.root)
         .ok()
         .flatten()
         .is_some_and(|persisted| &persisted == rules))
@@ -164,7 +189,7 @@ fn already_kept(args: &ApplyArgs, rules: &Rules) -> anyhow::Result<bool> {
 /// `--no-wait`: the rules are loaded and the watchdog armed; say how to keep
 /// them, and return without waiting.
 fn report_loaded(
-    args: &ApplyArgs,
+    args: &ApplyOptions,
     window: &RollbackWindow,
     mut report: Report,
 ) -> anyhow::Result<u8> {
@@ -172,8 +197,8 @@ fn report_loaded(
         report.window = Some(WindowReport {
             deadline: window.deadline,
             watchdog_pid: window.watchdog_pid,
-            state_dir: std::path::absolute(&args.state.state_dir)
-                .unwrap_or_else(|_| args.state.state_dir.clone())
+            state_dir: std::path::absolute(&args.state_dir)
+                .unwrap_or_else(|_| args.state_dir.clone())
                 .display()
                 .to_string(),
         });
@@ -184,7 +209,7 @@ fn report_loaded(
              `autofw confirm{}` runs from a NEW ssh login before then",
             args.timeout,
             window.watchdog_pid,
-            state_flag(&args.state)
+            state_flag(&args.state_dir)
         );
     }
     Ok(exit::OK)
@@ -204,7 +229,7 @@ impl Pending {
     /// Save the live ruleset and record what is about to be loaded.
     fn save(
         state: &StateDir,
-        args: &ApplyArgs,
+        args: &ApplyOptions,
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
@@ -228,8 +253,8 @@ impl Pending {
         };
         state.write_applied(&AppliedRecord {
             applied_at: now_secs(),
-            backend: super::backend_name(args.backend).to_string(),
-            opened: proposal.opened(),
+            backend: args.backend,
+            opened: opened_ports(proposal.ruleset()),
             ruleset,
             ruleset_v6,
             ipsets,
@@ -241,20 +266,20 @@ impl Pending {
         })?;
         // Round the deadline up: the operator gets at least --timeout seconds.
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
-        let window =
-            RollbackWindow {
-                deadline,
-                watchdog_pid: 0,
-                id: format!("{}-{}", now_millis(), std::process::id()),
-                apply_pid: std::process::id(),
-                // Absolute: `autofw confirm` may run from another directory.
-                persist_root: match args.persist {
-                    true => Some(std::path::absolute(&args.root.root).map_err(|e| {
-                        bad_input(format!("--root {}: {e}", args.root.root.display()))
-                    })?),
-                    false => None,
-                },
-            };
+        let window = RollbackWindow {
+            deadline,
+            watchdog_pid: 0,
+            id: format!("{}-{}", now_millis(), std::process::id()),
+            apply_pid: std::process::id(),
+            // Absolute: `autofw confirm` may run from another directory.
+            persist_root: match args.persist {
+                true => Some(
+                    std::path::absolute(&args.root)
+                        .map_err(|e| bad_input(format!("--root {}: {e}", args.root.display())))?,
+                ),
+                false => None,
+            },
+        };
         Ok(Pending {
             snapshot,
             window,
@@ -455,9 +480,7 @@ impl Input {
 /// firewall (a unified diff of autofw's part of it).
 fn print_plan(rules: &Rules, plan: &Plan) {
     match rules {
-        Rules::Nft { text } => {
-            println!("{}", text.trim_end());
-        }
+        Rules::Nft { text } => println!("{}", text.trim_end()),
         Rules::Iptables { v4, v6, ipsets } => {
             if let Some(sets) = ipsets {
                 println!(
@@ -468,11 +491,11 @@ fn print_plan(rules: &Rules, plan: &Plan) {
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
         }
     }
+    let whose = match rules {
+        Rules::Nft { .. } => "",
+        Rules::Iptables { .. } => " (autofw's part)",
+    };
     for part in &plan.parts {
-        let whose = match rules {
-            Rules::Nft { .. } => "",
-            Rules::Iptables { .. } => " (autofw's part)",
-        };
         print_diff(
             &format!("live {}{whose}", part.name),
             &format!("new {}{whose}", part.name),
@@ -498,9 +521,9 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
 }
 
 /// `autofw confirm`: keep the rules of the open window.
-pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
+pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(state_dir);
     let window = state.read_window()?;
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
@@ -529,17 +552,12 @@ pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
 }
 
 /// `autofw rollback`: put back the ruleset saved before the last apply.
-pub fn rollback(args: &StateArgs) -> anyhow::Result<u8> {
+pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(state_dir);
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
-        let backend = if snapshot.backend == "iptables" {
-            Backend::Iptables
-        } else {
-            Backend::Nft
-        };
-        exec::require_tools(super::tools(backend))?;
+        exec::require_tools(super::tools(snapshot.backend))?;
     }
     let done = window::roll_back(&state)?;
     println!(

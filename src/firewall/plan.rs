@@ -8,8 +8,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Rules, iptables, nft, session};
+use super::filter_view::FilterView;
+use super::{iptables, nft, session};
 use crate::propose::Proposal;
+use crate::record::{OpenedPort, Rules, opened_ports};
 
 /// One part of the firewall that autofw owns, before and after.
 #[derive(Debug, Clone, Serialize)]
@@ -48,8 +50,8 @@ impl Plan {
                     (iptables::V4, new_v4, "iptables"),
                     (iptables::V6, new_v6, "ip6tables"),
                 ] {
-                    let live = iptables::FilterView::parse(&iptables::save_family(family)?);
-                    let mut new = iptables::FilterView::parse(text);
+                    let live = FilterView::parse(&iptables::save_family(family)?);
+                    let mut new = FilterView::parse(text);
                     // Policies the proposal does not set stay as they are.
                     for (chain, policy) in &live.policies {
                         new.policies.entry(chain.clone()).or_insert(policy.clone());
@@ -201,7 +203,7 @@ pub struct Report {
     pub lockout: Guard,
     pub window: Option<WindowReport>,
     /// Ports the proposal opens, as `status` will check them.
-    pub opened: Vec<crate::state::OpenedPort>,
+    pub opened: Vec<OpenedPort>,
     pub warnings: Vec<String>,
 }
 
@@ -216,12 +218,12 @@ impl Report {
         Report {
             outcome,
             changed: plan.changed(),
-            backend: super::backend_name(rules.backend()),
+            backend: rules.backend().name(),
             before: plan.joined(|p| &p.before),
             after: plan.joined(|p| &p.after),
             lockout: lockout.clone(),
             window: None,
-            opened: proposal.opened(),
+            opened: opened_ports(proposal.ruleset()),
             warnings: proposal.warnings().to_vec(),
         }
     }
