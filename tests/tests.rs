@@ -6,8 +6,10 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod fleet;
 mod foreign;
 mod harness;
+mod monitoring;
 mod persist;
 mod propose;
 mod scan;

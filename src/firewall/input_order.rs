@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::human::count;
 use crate::terminal::escape_controls;
 
 /// autofw's chain, and the rule that hooks it into INPUT.
@@ -248,7 +249,7 @@ impl Placement {
         if !self.after.is_empty() {
             out.push_str(&format!(
                 ", after {} that only drop, reject, log or return (they keep deciding first): {}",
-                plural(self.after.len(), "rule"),
+                count(self.after.len(), "rule", "rules"),
                 self.after
                     .iter()
                     .map(|r| format!("`{}`", escape_controls(r)))
@@ -277,10 +278,6 @@ impl AcceptBefore {
             escape_controls(&self.rule)
         )
     }
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Split an `iptables-save` line into words, honouring the double quotes

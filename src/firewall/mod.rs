@@ -13,6 +13,7 @@ pub mod foreign;
 pub mod input_order;
 pub mod iptables;
 pub mod nft;
+pub mod plan;
 pub mod restore;
 pub mod session;
 pub mod watchdog;

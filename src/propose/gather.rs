@@ -71,7 +71,7 @@ pub fn run(
     other_filters: &dyn Fn(&Proposal, Format) -> Vec<String>,
 ) -> anyhow::Result<u8> {
     let (scan, choices) = gather(&args.policy)?;
-    let mut proposal = build(&scan, &choices)?;
+    let mut proposal = build(&scan, &choices);
     if args.policy.from.is_none() {
         for warning in other_filters(&proposal, args.format) {
             proposal.add_warning(warning);

@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::human::count;
+
 /// What the edge read of the live filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveFilters {
@@ -313,7 +315,7 @@ pub fn legacy_summary(live: &LiveFilters) -> Vec<String> {
                 if !drops.is_empty() {
                     what.push(format!("{} policy DROP", drops.join(", ")));
                 }
-                what.push(format!("{rules} rule{}", if rules == 1 { "" } else { "s" }));
+                what.push(count(rules, "rule", "rules"));
                 Some(format!("{t} ({})", what.join(", ")))
             })
             .collect();
