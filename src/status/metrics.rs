@@ -15,10 +15,13 @@ use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 10] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
+    Kind::AcceptBeforeAutofw,
+    Kind::ForeignDrop,
+    Kind::LegacyRules,
     Kind::UnguardedWindow,
     Kind::UnopenedListener,
     Kind::StaleHole,
