@@ -2,7 +2,6 @@
 //! boot file under a temporary `--root`: persisted only after confirmation,
 //! restored exactly in a fresh namespace ("the reboot"), removed exactly.
 
-use crate::apply::Host;
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -34,7 +33,7 @@ fn confirmed_persist_survives_the_reboot_exactly() {
             "{}",
             show(&out)
         );
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
         assert!(confirmed.contains("tcp dport 5622 accept"), "{confirmed}");
         let record =
@@ -107,7 +106,7 @@ fn iptables_persist_restores_in_a_fresh_namespace() {
             "iptables",
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
     }
     let fresh = Netns::new("iptreboot");
@@ -152,11 +151,7 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
             r.to_str().unwrap(),
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(
-            crate::apply::finish(apply).status.code(),
-            Some(0),
-            "round {round}"
-        );
+        assert_eq!(finish(apply).status.code(), Some(0), "round {round}");
     }
     let unit = std::fs::read_to_string(r.join("etc/systemd/system/autofw.service")).unwrap();
     assert!(unit.contains("Before=network-pre.target"), "{unit}");
