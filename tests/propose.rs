@@ -383,7 +383,7 @@ fn the_kernel_accepts_every_proposal() {
 /// kernel does. Probe a mix of ports from the client and compare.
 fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Netns) {
     use autofw::model::Proto;
-    let scan = autofw::propose::read_saved_scan(scan_file).unwrap();
+    let scan = autofw::propose::gather::read_saved_scan(scan_file).unwrap();
     let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default());
     let mut targets = Vec::new();
     for (addr, client_addr) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
@@ -587,7 +587,7 @@ fn assert_policy_holds(loader: &str) {
         from: Some(scan_file.clone()),
         ..Default::default()
     };
-    let (scan, choices) = autofw::propose::gather(&args).unwrap();
+    let (scan, choices) = autofw::propose::gather::gather(&args).unwrap();
     let proposal = autofw::propose::build(&scan, &choices);
     let ssh = |src: &str| proposal.admits(autofw::model::Proto::Tcp, 5622, src.parse().unwrap());
     assert!(
