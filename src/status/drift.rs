@@ -103,7 +103,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(kind: Kind, message: String, fix: String) -> Finding {
+    /// A finding about the rules as a whole (no port, no listener).
+    pub fn new(kind: Kind, message: String, fix: String) -> Finding {
         Finding {
             kind,
             message,
