@@ -28,11 +28,12 @@ fi
 #   openssh-server/-client (the real-SSH apply and acceptance tests);
 #   time, coreutils, util-linux (unshare); prometheus (promtool check
 #   metrics); man-db, bash-completion and dpkg-dev (the package test: man -w,
-#   completion, and cargo-deb's shared-library dependencies).
+#   completion, and cargo-deb's shared-library dependencies); python3-venv
+#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
-  prometheus man-db bash-completion dpkg-dev
+  prometheus man-db bash-completion dpkg-dev python3-venv
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -74,6 +74,7 @@ pub enum Command {
     ///   autofw apply --confirm --persist              # then, from a new login: autofw confirm
     ///   autofw apply --confirm --allow https --timeout 120
     ///   autofw apply --confirm --backend iptables     # hosts without nftables
+    ///   autofw apply --confirm --no-wait --json       # automation: load, arm, return
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
@@ -268,6 +269,25 @@ pub struct ApplyArgs {
     /// Apply even if the lockout guard says this SSH session would be cut off.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object instead of the plan: whether the rules would
+    /// change, autofw's part of the firewall before and after, the lockout
+    /// guard's verdict, the rollback window (docs/json-schema.md). With
+    /// --confirm it needs --no-wait.
+    #[arg(long)]
+    pub json: bool,
+    /// With --confirm, for automation: no prompt; load the rules, arm the
+    /// rollback watchdog and return at once (exit 0). The rules are kept only
+    /// if `autofw confirm` runs (from a new login) within --timeout. When the
+    /// live rules already are the proposal, nothing is loaded and no window
+    /// opens.
+    #[arg(long, requires = "confirm")]
+    pub no_wait: bool,
+    /// The connection the lockout guard checks, as this host sees it: a new
+    /// connection from CLIENT to tcp/PORT (`192.0.2.2:22`,
+    /// `[2001:db8::2]:22`), instead of the SSH session apply runs in. For
+    /// automation that knows its controller's address and port.
+    #[arg(long, value_name = "CLIENT:PORT")]
+    pub guard: Option<std::net::SocketAddr>,
     /// After confirmation, save the ruleset and install a boot hook.
     #[arg(long)]
     pub persist: bool,
@@ -435,6 +455,9 @@ impl From<ApplyArgs> for firewall::apply::ApplyOptions {
             timeout: args.timeout,
             backend: args.backend.into(),
             force: args.force,
+            json: args.json,
+            no_wait: args.no_wait,
+            guard: args.guard,
             persist: args.persist,
             root: args.root.root,
             state_dir: args.state.state_dir,

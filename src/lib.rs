@@ -16,6 +16,7 @@ pub mod cli;
 pub mod droplog;
 pub mod error;
 pub mod firewall;
+pub mod human;
 pub mod model;
 pub mod persist;
 pub mod propose;

@@ -301,6 +301,16 @@ fn systemctl_daemon_reload() {
         .status();
 }
 
+/// The rules persisted under `root`, if any (apply `--no-wait` compares them
+/// with what it would persist, to tell "nothing to do" from a change).
+pub fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
+    let files = BootFiles::new(root);
+    match files.read_manifest()? {
+        Some(manifest) => persisted_rules(&files, &manifest).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Read the persisted rules of a manifest.
 pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
     let read = |path: &str| {

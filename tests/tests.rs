@@ -6,6 +6,7 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod fleet;
 mod harness;
 mod monitoring;
 mod persist;
