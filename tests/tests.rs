@@ -8,6 +8,7 @@ mod acceptance;
 mod apply;
 mod fleet;
 mod harness;
+mod monitoring;
 mod persist;
 mod propose;
 mod scan;

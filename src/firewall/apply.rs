@@ -18,6 +18,7 @@ use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
 use super::window::{self, Confirmed, RolledBack};
 use super::{Snapshot, exec, watchdog};
 use crate::error::{bad_input, exit, refused};
+use crate::human::unified_diff;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
@@ -69,7 +70,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     exec::require_tools(super::tools(args.backend))?;
 
     let (scan, choices) = propose::gather(&args.policy)?;
-    let proposal = propose::build(&scan, &choices)?;
+    let proposal = propose::build(&scan, &choices);
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
     let plan = Plan::of(&rules)?;
@@ -511,13 +512,7 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
         println!("# {old_name}: no change");
         return;
     }
-    let diff = similar::TextDiff::from_lines(old, new);
-    print!(
-        "{}",
-        diff.unified_diff()
-            .context_radius(3)
-            .header(old_name, new_name)
-    );
+    print!("{}", unified_diff(old_name, new_name, old, new, 3));
 }
 
 /// `autofw confirm`: keep the rules of the open window.
