@@ -50,7 +50,9 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         // What the host's other filters do is judged by firewall tools,
         // which scan and propose sit below: it is passed in.
         Command::Scan(args) => scan::run(&args.into(), &firewall::foreign::legacy_notes),
-        Command::Propose(args) => propose::run(&args.into(), &firewall::foreign::proposal_warnings),
+        Command::Propose(args) => {
+            propose::gather::run(&args.into(), &firewall::foreign::proposal_warnings)
+        }
         Command::Apply(args) => firewall::apply::run(&args.into()),
         Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
         Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),
