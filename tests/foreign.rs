@@ -2,7 +2,6 @@
 //! policies that Docker, fail2ban or an old script set, and that autofw's
 //! apply and rollback must work with rather than over.
 
-use crate::apply::{Host, add_foreign_rules, finish};
 use crate::support::*;
 use std::time::Duration;
 
