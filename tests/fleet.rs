@@ -568,19 +568,17 @@ fn apply_json_and_no_wait_for_automation() {
     assert!(!Path::new(&state).exists(), "a dry run wrote state");
 
     // The session's own connection is what the guard checks by default.
-    let out = ns
-        .command(autofw_bin())
-        .args([
-            "apply",
-            "--json",
-            "--allow",
-            "5622/tcp",
-            "--state-dir",
-            &state,
-        ])
-        .env("SSH_CONNECTION", "192.0.2.2 40000 192.0.2.1 5622")
-        .output()
-        .unwrap();
+    let out = Autofw::new(&[
+        "apply",
+        "--json",
+        "--allow",
+        "5622/tcp",
+        "--state-dir",
+        &state,
+    ])
+    .inside(&ns)
+    .env("SSH_CONNECTION", "192.0.2.2 40000 192.0.2.1 5622")
+    .output();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["lockout"]["verdict"], "admitted", "{report}");
     assert_eq!(report["lockout"]["source"], "SSH_CONNECTION");
