@@ -6,6 +6,7 @@
 //! persisted rules at boot ([`restore`]); what the host's other filters do
 //! to autofw's rules ([`foreign`]).
 
+pub mod answer;
 pub mod apply;
 pub mod exec;
 pub mod filter_view;
