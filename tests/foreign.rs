@@ -252,6 +252,19 @@ fn a_left_over_iptables_policy_drop_is_named_in_propose_apply_and_status() {
         show(&propose)
     );
 
+    // apply --json (for automation) carries it among its warnings.
+    let dry = host
+        .server
+        .autofw(&["apply", "--json", "--from", &host.scan()]);
+    let dry: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let warnings = dry["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(said)),
+        "{dry:#}"
+    );
+
     let apply = host.apply_in_background(&["--timeout", "30"]);
     assert!(host.confirm().status.success());
     let out = finish(apply);

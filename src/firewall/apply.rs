@@ -70,24 +70,29 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     exec::require_tools(super::tools(args.backend))?;
 
     let (scan, choices) = propose::gather::gather(&args.policy)?;
-    let proposal = propose::build(&scan, &choices);
+    let mut proposal = propose::build(&scan, &choices);
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
     let plan = Plan::of(&rules)?;
+    // Other filters on this host that would drop what these rules open:
+    // said after the plan, and in the JSON report's warnings.
+    let ports = super::foreign::ports_of(&crate::record::opened_ports(proposal.ruleset()));
+    let other_filters = super::foreign::check(&rules, &ports).warnings();
+    for warning in &other_filters {
+        proposal.add_warning(warning.clone());
+    }
     let guard = Guard::check(&proposal, args.guard);
     let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
     if !args.json {
         print_plan(&rules, &plan);
     }
-    let lockout = guard.problem();
-    // Other filters on this host that would drop what these rules open.
-    let ports = super::foreign::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    for warning in super::foreign::check(&rules, &ports).warnings() {
+    for warning in &other_filters {
         eprintln!(
             "autofw: warning: {}",
-            crate::terminal::escape_controls(&warning)
+            crate::terminal::escape_controls(warning)
         );
     }
+    let lockout = guard.problem();
 
     if !args.confirm {
         if args.json {
