@@ -72,12 +72,17 @@ pub struct ForeignDrop {
     pub legacy: bool,
 }
 
+/// Who stops packets (as said, and which filter: `None` for several
+/// together), and the verb: one message each.
+type Stopper = (String, Option<usize>, &'static str);
+
+/// The families a (port, proto) was stopped in: (IPv4, IPv6).
+type Families = (bool, bool);
+
 /// The messages, one per filter and verdict: "iptables-nft's filter INPUT
 /// (policy drop) drops tcp/80 that autofw opens".
 pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) -> Vec<ForeignDrop> {
-    // (who, verb) → ports with their families.
-    let mut groups: BTreeMap<(String, Option<usize>, &str), BTreeMap<(u16, Proto), (bool, bool)>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Stopper, BTreeMap<(u16, Proto), Families>> = BTreeMap::new();
     for (o, by) in attributed {
         let who = match by {
             Some(i) => foreign[*i].dropper(o.v6),
