@@ -12,6 +12,7 @@
 //! This file only wires the subcommands to those modules.
 
 pub mod cli;
+pub mod clock;
 pub mod error;
 pub mod firewall;
 pub mod model;

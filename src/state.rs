@@ -12,7 +12,14 @@
 //! - `snapshot.json`: everything rollback needs to undo the last apply;
 //! - `applied.json`: [`AppliedRecord`], what the last apply loaded;
 //! - `window.json`: [`RollbackWindow`], present while a window is open;
+//! - `watchdog.lock`: flock held by the watchdog itself for as long as it
+//!   runs, so anyone can tell it is alive by trying it (a pid can be reused);
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
+//!
+//! Lock files are opened read-only: flock needs no write access, and a
+//! rollback must still work when this directory's filesystem has become
+//! read-only or full (a file held open for writing would even keep an
+//! administrator from remounting it read-only).
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
@@ -67,6 +74,25 @@ impl StateDir {
     pub fn watchdog_log_path(&self) -> PathBuf {
         self.root.join("watchdog.log")
     }
+    /// Held (flock) by the watchdog for as long as it runs.
+    pub fn watchdog_lock_path(&self) -> PathBuf {
+        self.root.join("watchdog.lock")
+    }
+    /// Where the watchdog of window `id` logs when the state directory
+    /// cannot be written (read-only, full): `/run` is a tmpfs.
+    pub fn fallback_log_path(window_id: &str) -> PathBuf {
+        let safe: String = window_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        PathBuf::from(FALLBACK_LOG_DIR).join(format!("watchdog-{safe}.log"))
+    }
 
     /// Create the directory (0700) if needed, and make sure it is root-only
     /// even if someone created it with looser permissions.
@@ -107,16 +133,50 @@ impl StateDir {
         }
     }
 
-    /// Take the decision lock, waiting: decisions take milliseconds.
+    /// Take the decision lock, waiting: decisions take milliseconds (apply
+    /// holds it through the load, which takes as long as the firewall takes).
     pub fn lock_window(&self) -> anyhow::Result<FileLock> {
-        let file = open_lock_file(&self.window_lock_path())?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            host_failure(format!(
+        FileLock::take(
+            open_lock_file(&self.window_lock_path())?,
+            &self.window_lock_path(),
+        )
+    }
+
+    /// The decision lock file, opened once, for a process (the watchdog)
+    /// that must still be able to decide when nothing in this directory can
+    /// be opened any more.
+    pub fn open_window_lock(&self) -> anyhow::Result<File> {
+        open_lock_file(&self.window_lock_path())
+    }
+
+    /// The watchdog's own lock, taken without waiting: a second watchdog for
+    /// the same directory refuses to arm.
+    pub fn lock_watchdog(&self) -> anyhow::Result<FileLock> {
+        let file = open_lock_file(&self.watchdog_lock_path())?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(FileLock { file }),
+            Err(e) => Err(host_failure(format!(
                 "cannot lock {}: {e}",
-                self.window_lock_path().display()
-            ))
-        })?;
-        Ok(FileLock { file })
+                self.watchdog_lock_path().display()
+            ))),
+        }
+    }
+
+    /// Is a watchdog running for this directory? Told by trying the lock it
+    /// holds, not by its pid: a pid can be reused, a lock dies with its holder.
+    pub fn watchdog_alive(&self) -> anyhow::Result<bool> {
+        let path = self.watchdog_lock_path();
+        let file = match open_nofollow(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(host_failure(format!("cannot open {}: {e}", path.display()))),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it: no watchdog. The shared lock ends with `file`.
+            Ok(()) => Ok(false),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(host_failure(format!("cannot lock {}: {e}", path.display()))),
+        }
     }
 
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
@@ -135,18 +195,66 @@ impl StateDir {
         remove_if_exists(&self.window_path())
     }
 
-    /// Append one line to the watchdog's log (best effort: it has nowhere
-    /// else to report, and a full disk must not stop a rollback).
-    pub fn log_watchdog(&self, line: &str) {
-        if let Ok(mut f) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.watchdog_log_path())
-        {
-            let _ = writeln!(f, "{} {line}", now_secs());
+    /// Append one line to the watchdog's log. When the state directory
+    /// cannot be written, the line goes to [`Self::fallback_log_path`]
+    /// instead (status reads both); a full disk must not stop a rollback, so
+    /// this never fails.
+    pub fn log_watchdog(&self, window_id: &str, line: &str) {
+        let line = format!("{} {line}\n", now_secs());
+        if append_line(&self.watchdog_log_path(), &line).is_ok() {
+            return;
         }
+        let fallback = Self::fallback_log_path(window_id);
+        if let Some(dir) = fallback.parent() {
+            let _ = DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
+        let _ = append_line(&fallback, &line);
     }
+
+    /// The last line the watchdog of window `id` logged, from whichever of
+    /// its two logs was written last.
+    pub fn last_watchdog_line(&self, window_id: &str) -> Option<String> {
+        let mut lines: Vec<String> = [self.watchdog_log_path(), Self::fallback_log_path(window_id)]
+            .iter()
+            .filter_map(|p| read_nofollow(p).ok())
+            .filter_map(|text| text.lines().last().map(str::to_string))
+            .collect();
+        // Lines start with the time in seconds: the later one wins.
+        lines.sort_by_key(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+        });
+        lines.pop()
+    }
+}
+
+/// Where watchdogs log when their state directory cannot be written.
+pub const FALLBACK_LOG_DIR: &str = "/run/autofw";
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Open for reading without following a symlink in the last component:
+/// a file planted as a link in the state directory is not read as root.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn read_nofollow(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open_nofollow(path)?, &mut text)?;
+    Ok(text)
 }
 
 /// An flock held as long as this value (or a process that inherited its
@@ -160,17 +268,56 @@ impl FileLock {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// Take an exclusive lock on an open lock file, waiting for it.
+    pub fn take(file: File, path: &Path) -> anyhow::Result<FileLock> {
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| host_failure(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(FileLock { file })
+    }
 }
 
+/// An exclusive flock on a lock file that stays open after it is released:
+/// the watchdog opens `window.lock` once and locks it for each decision.
+/// Unlocks on drop (closing a duplicate descriptor would not).
+pub struct HeldLock<'a> {
+    file: &'a File,
+}
+
+impl<'a> HeldLock<'a> {
+    pub fn take(file: &'a File) -> anyhow::Result<HeldLock<'a>> {
+        rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| host_failure(format!("cannot lock the decision lock: {e}")))?;
+        Ok(HeldLock { file })
+    }
+}
+
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(self.file, rustix::fs::FlockOperation::Unlock);
+    }
+}
+
+/// Open a lock file read-only (flock needs no more), creating it if it is
+/// not there yet: an existing one opens even on a read-only filesystem.
 fn open_lock_file(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| host_failure(format!("cannot open the lock file {}: {e}", path.display())))
+    let fail = |e: std::io::Error| {
+        host_failure(format!("cannot open the lock file {}: {e}", path.display()))
+    };
+    match open_nofollow(path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(fail)
+            // Created; reopen read-only so no descriptor for writing stays open.
+            .and_then(|_| open_nofollow(path).map_err(fail)),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// Write `bytes` to `path` so that a reader (or a crash) sees either the old
@@ -199,7 +346,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_nofollow(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(host_failure(format!("cannot read {}: {e}", path.display()))),
@@ -317,8 +464,17 @@ pub struct AppliedRecord {
 /// An open rollback window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackWindow {
-    /// Seconds since the Unix epoch at which the watchdog rolls back.
+    /// Seconds since the Unix epoch at which the watchdog rolls back, for
+    /// people to read: the deadline itself is `deadline_boottime_ms`.
     pub deadline: u64,
+    /// The deadline on `CLOCK_BOOTTIME` (milliseconds), which NTP never
+    /// steps; only meaningful in the boot `boot_id` (crate::clock).
+    #[serde(default)]
+    pub deadline_boottime_ms: u64,
+    /// The boot in which the window was opened. A window from another boot
+    /// is dead: the restart dropped its rules, and nothing guards it.
+    #[serde(default)]
+    pub boot_id: String,
     /// Pid of the detached watchdog process (0 until it has started).
     pub watchdog_pid: u32,
     /// Identifies this window, so a late watchdog never acts on a newer one.
@@ -330,4 +486,28 @@ pub struct RollbackWindow {
     /// `--persist --root DIR`: persist under DIR once confirmed, not before.
     #[serde(default)]
     pub persist_root: Option<PathBuf>,
+}
+
+/// Where a window stands on the boot clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remaining {
+    /// Open, with this many milliseconds left.
+    Left(u64),
+    /// The deadline has passed: roll back.
+    Passed,
+    /// Opened in another boot: the restart dropped its rules and its watchdog.
+    OtherBoot,
+}
+
+impl RollbackWindow {
+    /// Where the window stands at `now`.
+    pub fn remaining(&self, now: &crate::clock::BootTime) -> Remaining {
+        if self.boot_id.is_empty() || self.boot_id != now.boot_id {
+            Remaining::OtherBoot
+        } else if now.millis >= self.deadline_boottime_ms {
+            Remaining::Passed
+        } else {
+            Remaining::Left(self.deadline_boottime_ms - now.millis)
+        }
+    }
 }

@@ -372,12 +372,16 @@ fn an_open_window_is_shown_and_an_unguarded_one_reported() {
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(findings(&report), ["unguarded-window"]);
     assert_eq!(report["window"]["watchdog_alive"], false);
-    // Deciding it ends the finding.
+    // Such a window can no longer be confirmed (issue 10): confirm refuses
+    // it and puts the old rules back, which ends the window finding.
     let out = server
         .ns
         .autofw(&["confirm", "--state-dir", &server.state()]);
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(server.status().status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let (code, report) = server.status_json();
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["window"], serde_json::Value::Null, "{report:#}");
+    assert_eq!(report["rules"]["state"], "rolled-back", "{report:#}");
 }
 
 #[test]

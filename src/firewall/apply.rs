@@ -3,11 +3,12 @@
 //!
 //! apply: build the proposal (same choices as `propose`), print it and a
 //! diff against the live rules; with `--confirm`, check the lockout guard,
-//! take the lock, ask, save the live ruleset, open a rollback window with a
-//! detached watchdog, load the rules in one transaction, then wait for the
-//! operator's `yes` (here) or `autofw confirm` (from a new login). Anything
-//! else, including the end of input, the death of this process or of the
-//! SSH session, ends in the saved ruleset being put back at the deadline.
+//! take the lock, ask, then, under the window's decision lock, save the live
+//! ruleset, open a rollback window with a detached watchdog and load the
+//! rules in one transaction; then wait for the operator's `yes` (here) or
+//! `autofw confirm` (from a new login). Anything else, including the end of
+//! input, the death of this process or of the SSH session, ends in the saved
+//! ruleset being put back at the deadline.
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc;
@@ -16,10 +17,12 @@ use std::time::Duration;
 use super::window::{self, Confirmed, RolledBack};
 use super::{Rules, Snapshot, exec, iptables, nft, session, watchdog};
 use crate::cli::{ApplyArgs, Backend, StateArgs};
-use crate::error::{bad_input, exit, refused};
+use crate::clock;
+use crate::error::{bad_input, exit, host_failure, refused};
 use crate::propose::{self, Proposal};
 use crate::state::{
-    AppliedRecord, RollbackWindow, StateDir, now_millis, now_secs, write_json, write_private,
+    AppliedRecord, Remaining, RollbackWindow, StateDir, now_millis, now_secs, write_json,
+    write_private,
 };
 use crate::status::drift::AtApply;
 
@@ -66,10 +69,21 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
+        // We hold the apply lock, so its watchdog, which would hold it too,
+        // is gone: that window can no longer be confirmed.
+        let restarted = window.remaining(&clock::now()?) == Remaining::OtherBoot;
         return Err(refused(format!(
-            "a rollback window from an earlier apply (pid {}) is still open, and its watchdog \
-             (pid {}) is gone; decide it first with `autofw confirm` or `autofw rollback`",
-            window.apply_pid, window.watchdog_pid
+            "an earlier apply (pid {}) left a rollback window that was never decided, and its \
+             watchdog is gone{}: those rules can no longer be confirmed. Run `autofw rollback{}` \
+             to put back the rules saved before that apply and close it, then apply again; \
+             nothing was changed",
+            window.apply_pid,
+            if restarted {
+                " (the machine restarted since)"
+            } else {
+                ""
+            },
+            state_flag(&args.state)
         )));
     }
 
@@ -84,6 +98,10 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         }
     }
 
+    // Save, open the window, load: all under the decision lock, so that a
+    // `confirm` or `rollback` run meanwhile waits for the load to finish
+    // (or fail) instead of deciding a window whose rules are not loaded yet.
+    let deciding = state.lock_window()?;
     let pending = Pending::save(&state, args, &rules, &proposal, at_apply)?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
@@ -98,6 +116,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
         ));
     }
+    drop(deciding);
     eprintln!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
@@ -106,7 +125,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         window.watchdog_pid,
         state_flag(&args.state)
     );
-    wait_for_decision(&state, &window, &mut input)
+    wait_for_decision(&state, &window, &pending.snapshot, &mut input)
 }
 
 /// `--state-dir X` for the hints we print, when it is not the default.
@@ -185,11 +204,15 @@ impl Pending {
             closed: at_apply.closed,
             listening: Some(at_apply.listening),
         })?;
-        // Round the deadline up: the operator gets at least --timeout seconds.
+        // The deadline is on the boot clock; the wall-clock one, rounded up,
+        // is for people to read.
+        let now = clock::now()?;
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
         let window =
             RollbackWindow {
                 deadline,
+                deadline_boottime_ms: now.millis + args.timeout * 1000,
+                boot_id: now.boot_id,
                 watchdog_pid: 0,
                 id: format!("{}-{}", now_millis(), std::process::id()),
                 apply_pid: std::process::id(),
@@ -246,17 +269,20 @@ impl Pending {
 fn wait_for_decision(
     state: &StateDir,
     window: &RollbackWindow,
+    snapshot: &Snapshot,
     input: &mut Input,
 ) -> anyhow::Result<u8> {
     prompt_keep();
     loop {
-        match state.read_window()? {
-            Some(open) if open.id == window.id => {}
-            _ => return decided_elsewhere(state),
+        match state.read_window() {
+            Ok(Some(open)) if open.id == window.id => {}
+            Ok(_) => return decided_elsewhere(state),
+            // Unreadable (a failing disk): the deadline below still holds.
+            Err(_) => {}
         }
-        if now_secs() >= window.deadline {
+        if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
             eprintln!("\nautofw: no confirmation before the deadline");
-            match window::roll_back_if_open(state, &window.id)? {
+            match window::roll_back_if_open(state, &window.id, snapshot)? {
                 Some(done) => return Ok(report_rollback(&done)),
                 None => return decided_elsewhere(state),
             }
@@ -265,6 +291,9 @@ fn wait_for_decision(
             Polled::Line(answer) if is_yes(&answer) => match window::confirm(state) {
                 Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
                 Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                Ok(Confirmed::Dead { reasons, rollback }) => {
+                    return report_dead(&reasons, rollback);
+                }
                 // Confirmed, but persisting failed: say so (exit 3).
                 Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
                     return Err(err);
@@ -272,7 +301,7 @@ fn wait_for_decision(
                 Err(_) => return decided_elsewhere(state),
             },
             Polled::Line(answer) if is_no(&answer) => {
-                let done = window::roll_back(state)?;
+                let done = window::roll_back_to(state, snapshot)?;
                 return Ok(report_rollback(&done));
             }
             Polled::Line(_) => prompt_keep(),
@@ -319,7 +348,46 @@ fn report_rollback(done: &RolledBack) -> u8 {
         "autofw: rolled back: the ruleset saved before this apply was restored{}",
         exactness(done)
     );
+    warn_unrecorded(done);
     exit::NEGATIVE
+}
+
+/// The old rules are back, but the records could not say so.
+fn warn_unrecorded(done: &RolledBack) {
+    if let Some(why) = &done.unrecorded {
+        eprintln!(
+            "autofw: warning: the old rules ARE back, but autofw could not record that in its \
+             state directory ({why}). Until it can, `autofw status` shows the window as still \
+             open and the watchdog keeps retrying; make the state directory writable again \
+             (is its filesystem read-only or full?)"
+        );
+    }
+}
+
+/// confirm found a window that did not survive: say what happened and where
+/// the firewall stands, for a tired operator.
+fn report_dead(reasons: &[&str], rollback: Result<RolledBack, String>) -> anyhow::Result<u8> {
+    eprintln!("autofw: NOT confirmed: the rollback window of that apply did not survive:");
+    for reason in reasons {
+        eprintln!("autofw:   - {reason}");
+    }
+    match rollback {
+        Ok(done) => {
+            eprintln!(
+                "autofw: nothing was kept and nothing was saved for boot. autofw put back the \
+                 rules you had before that apply{}: the firewall is as it was before \
+                 `autofw apply`. Run `autofw apply --confirm` again to load new rules.",
+                exactness(&done)
+            );
+            warn_unrecorded(&done);
+            Ok(exit::REFUSED)
+        }
+        Err(why) => Err(host_failure(format!(
+            "nothing was kept and nothing was saved for boot, but putting back the rules saved \
+             before that apply failed: {why}. Run `autofw rollback` to try again; until it \
+             succeeds the firewall holds whatever is loaded now (`autofw status` shows it)"
+        ))),
+    }
 }
 
 fn exactness(done: &RolledBack) -> &'static str {
@@ -462,7 +530,6 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
 pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(&args.state_dir);
-    let window = state.read_window()?;
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
@@ -474,8 +541,11 @@ pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
             }
             // Give the watchdog its moment to see the closed window and exit
             // (and release the apply lock), so a next apply is not refused.
-            if let Some(window) = window {
-                wait_for_exit(window.watchdog_pid, Duration::from_secs(2));
+            let start = std::time::Instant::now();
+            while state.watchdog_alive().unwrap_or(false)
+                && start.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::sleep(Duration::from_millis(20));
             }
             Ok(exit::OK)
         }
@@ -484,8 +554,10 @@ pub fn confirm(args: &StateArgs) -> anyhow::Result<u8> {
                 "autofw: too late: the deadline had passed, so the rules were rolled back{}",
                 exactness(&done)
             );
+            warn_unrecorded(&done);
             Ok(exit::NEGATIVE)
         }
+        Confirmed::Dead { reasons, rollback } => report_dead(&reasons, rollback),
     }
 }
 
@@ -507,27 +579,11 @@ pub fn rollback(args: &StateArgs) -> anyhow::Result<u8> {
         "rolled back: the ruleset saved before the last apply is restored{}",
         exactness(&done)
     );
+    warn_unrecorded(&done);
     if state.read_applied()?.is_some_and(|r| r.persisted) {
         println!(
             "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
         );
     }
     Ok(exit::OK)
-}
-
-/// Wait until `pid` has exited (or is a zombie), at most `limit`.
-fn wait_for_exit(pid: u32, limit: Duration) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Field 3 (after the parenthesised name) is the state: Z is a zombie.
-        let gone = stat.is_empty()
-            || stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
-        if gone {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

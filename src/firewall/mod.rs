@@ -9,6 +9,7 @@ pub mod exec;
 pub mod iptables;
 pub mod nft;
 pub mod session;
+pub mod survival;
 pub mod watchdog;
 pub mod window;
 

@@ -261,11 +261,22 @@ fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> String 
 pub struct WindowState {
     /// Seconds since the epoch at which the rules roll back.
     pub deadline: u64,
-    /// Seconds until then; 0 once it has passed.
+    /// Seconds until then (on the boot clock, which NTP never steps); 0
+    /// once it has passed.
     pub seconds_left: u64,
+    /// Seconds since the deadline passed with the window still open; 0
+    /// before the deadline.
+    pub seconds_overdue: u64,
+    /// The window was opened in this boot. A window from an earlier boot is
+    /// dead: the restart dropped its rules and its watchdog.
+    pub same_boot: bool,
     pub watchdog_pid: u32,
-    /// The watchdog process is running (not a zombie, and it is autofw's).
+    /// The watchdog runs (it holds its lock in the state directory).
     pub watchdog_alive: bool,
+    /// The last line of the watchdog's log, when it is past the deadline
+    /// and says why it has not rolled back yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog_says: Option<String>,
     pub apply_pid: u32,
     /// The `apply` that opened the window is still running: it enforces the
     /// deadline too.
@@ -282,8 +293,12 @@ pub enum Kind {
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
-    /// A rollback window is open and nothing will ever close it.
+    /// A rollback window is open that can no longer be confirmed: the
+    /// machine restarted, or its watchdog is gone.
     UnguardedWindow,
+    /// The deadline passed, the watchdog runs, but the rules are not rolled
+    /// back yet (it is retrying: nft fails, the state directory is broken).
+    RollbackOverdue,
     /// Listens beyond loopback, but the applied rules do not open it.
     UnopenedListener,
     /// The applied rules open a port nothing listens on any more.
@@ -380,12 +395,16 @@ pub fn assess(
             Some(state)
         }
     };
-    if let Some(window) = window.filter(|w| !w.watchdog_alive && !w.apply_alive) {
-        findings.push(unguarded(window));
+    if let Some(window) = window {
+        if !window.same_boot || !window.watchdog_alive {
+            findings.push(unguarded(window));
+        } else if window.seconds_overdue >= OVERDUE_AFTER_SECS {
+            findings.push(overdue(window));
+        }
     }
     // What concerns the rules as a whole first, then listeners by port.
     findings.sort_by_key(|f| {
-        let about_a_port = f.kind > Kind::UnguardedWindow;
+        let about_a_port = f.kind > Kind::RollbackOverdue;
         (
             about_a_port,
             (!about_a_port).then_some(f.kind),
@@ -483,18 +502,58 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
     }
 }
 
+/// The watchdog rolls back within 100 ms of the deadline; a window still
+/// open this long after it means the rollback is failing.
+const OVERDUE_AFTER_SECS: u64 = 5;
+
 fn unguarded(window: &WindowState) -> Finding {
-    Finding::new(
-        Kind::UnguardedWindow,
+    let what = if !window.same_boot {
+        "the machine restarted since that apply opened its rollback window: the restart dropped \
+         its unconfirmed rules and its watchdog"
+            .to_string()
+    } else if window.apply_alive {
         format!(
-            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor \
-             the apply that opened it (pid {}) is running: nothing will roll the unconfirmed \
-             rules back",
+            "a rollback window is open (deadline {}), but its watchdog (pid {}) is gone; only \
+             the apply that opened it (pid {}) still enforces the deadline",
             utc(window.deadline),
             window.watchdog_pid,
             window.apply_pid
+        )
+    } else {
+        format!(
+            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor the \
+             apply that opened it (pid {}) is running: nothing will roll the unconfirmed rules back",
+            utc(window.deadline),
+            window.watchdog_pid,
+            window.apply_pid
+        )
+    };
+    Finding::new(
+        Kind::UnguardedWindow,
+        format!("{what}; those rules can no longer be confirmed"),
+        "`autofw rollback` puts back the rules saved before that apply and closes the window; \
+         then `autofw apply --confirm` again"
+            .to_string(),
+    )
+}
+
+fn overdue(window: &WindowState) -> Finding {
+    Finding::new(
+        Kind::RollbackOverdue,
+        format!(
+            "the rollback deadline passed {} s ago ({}), but the window is still open: its \
+             watchdog (pid {}) is retrying{}",
+            window.seconds_overdue,
+            utc(window.deadline),
+            window.watchdog_pid,
+            match &window.watchdog_says {
+                Some(line) => format!("; its log says: {line}"),
+                None => String::new(),
+            }
         ),
-        "`autofw confirm` to keep the rules, or `autofw rollback` to undo them".to_string(),
+        "fix what its log names (a read-only or full state directory, a failing nft); \
+         `autofw rollback` tries the rollback now"
+            .to_string(),
     )
 }
 
@@ -1191,8 +1250,11 @@ mod tests {
         let mut window = WindowState {
             deadline: 1_700_000_100,
             seconds_left: 0,
+            seconds_overdue: 0,
+            same_boot: true,
             watchdog_pid: 4242,
             watchdog_alive: false,
+            watchdog_says: None,
             apply_pid: 4241,
             apply_alive: false,
         };
@@ -1212,6 +1274,30 @@ mod tests {
             Some(&window),
         );
         assert_eq!(a.findings, vec![]);
+
+        // A window from before a restart can never be confirmed, whatever
+        // seems to run.
+        window.same_boot = false;
+        let a = assess(&applied_host(), Some(&record()), None, Some(&window));
+        assert_eq!(kinds(&a), vec![(Kind::UnguardedWindow, None)]);
+        assert!(
+            a.findings[0].message.contains("restarted"),
+            "{:?}",
+            a.findings
+        );
+
+        // Past the deadline with a live watchdog that has not rolled back.
+        window.same_boot = true;
+        window.seconds_overdue = 30;
+        window.watchdog_says = Some("Read-only file system".to_string());
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            Some(&window),
+        );
+        assert_eq!(kinds(&a), vec![(Kind::RollbackOverdue, None)]);
+        assert!(a.findings[0].message.contains("Read-only file system"));
     }
 
     #[test]

@@ -16,10 +16,11 @@ pub mod render;
 use std::io::Write;
 
 use crate::cli::{SocketSource, StatusArgs};
+use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
 use crate::services::ServiceTable;
-use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
+use crate::state::{AppliedRecord, Remaining, RollbackWindow, StateDir, now_secs};
 use drift::{FamilyRules, LiveRules, WindowState};
 use render::Report;
 
@@ -28,7 +29,10 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     check_readable(&state)?;
     let record = state.read_applied()?;
     let now = now_secs();
-    let window = state.read_window()?.map(|w| window_state(&w, now));
+    let window = match state.read_window()? {
+        Some(w) => Some(window_state(&state, &w)?),
+        None => None,
+    };
     let scan = crate::scan::scan_host(SocketSource::Auto, &ServiceTable::for_host())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
@@ -80,7 +84,7 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
 
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names.
-fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
+pub(crate) fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
     match record.backend.as_str() {
         "nft" => {
             exec::require_tools(&["nft"])?;
@@ -133,16 +137,31 @@ fn damaged(state: &StateDir, problem: &str) -> anyhow::Error {
     ))
 }
 
-/// The open window, with whether the processes guarding it still run.
-fn window_state(window: &RollbackWindow, now: u64) -> WindowState {
-    WindowState {
+/// The open window, with whether the processes guarding it still run,
+/// on the boot clock.
+fn window_state(state: &StateDir, window: &RollbackWindow) -> anyhow::Result<WindowState> {
+    let (seconds_left, seconds_overdue, same_boot) = match window.remaining(&clock::now()?) {
+        Remaining::Left(ms) => (ms.div_ceil(1000), 0, true),
+        Remaining::Passed => {
+            let late = clock::boottime_millis().saturating_sub(window.deadline_boottime_ms);
+            (0, late / 1000, true)
+        }
+        Remaining::OtherBoot => (0, 0, false),
+    };
+    let watchdog_alive = same_boot && state.watchdog_alive()?;
+    Ok(WindowState {
         deadline: window.deadline,
-        seconds_left: window.deadline.saturating_sub(now),
+        seconds_left,
+        seconds_overdue,
+        same_boot,
         watchdog_pid: window.watchdog_pid,
-        watchdog_alive: runs_autofw(window.watchdog_pid, "watchdog"),
+        watchdog_alive,
+        watchdog_says: (seconds_overdue > 0)
+            .then(|| state.last_watchdog_line(&window.id))
+            .flatten(),
         apply_pid: window.apply_pid,
-        apply_alive: runs_autofw(window.apply_pid, "apply"),
-    }
+        apply_alive: same_boot && runs_autofw(window.apply_pid, "apply"),
+    })
 }
 
 /// Is `pid` a running (not zombie) `autofw SUBCOMMAND`? Checking the command
