@@ -437,3 +437,96 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Point 3: `yes` typed on the terminal before the rules were loaded does
+/// not keep them (it is discarded); `yes` typed after the load does.
+#[test]
+fn typed_ahead_yes_on_a_terminal_does_not_keep_the_rules() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("pty");
+    let state = host.state();
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_run.py");
+    let (scan, bin) = (host.scan(), autofw_bin());
+    let mut cmd = host.server.command("python3");
+    cmd.args([
+        driver.to_str().unwrap(),
+        "y\\nyes\\n",
+        bin,
+        "apply",
+        "--confirm",
+        "--timeout",
+        "30",
+        "--from",
+        &scan,
+        "--state-dir",
+        &state,
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    no_terminal(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let copy = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            copy.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    wait_for_applied_rules(&host.server, &state, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(1500));
+    let shown = || screen.lock().unwrap().clone();
+    assert!(
+        window_json(&state).is_some(),
+        "the typed-ahead yes kept the rules:\n{}",
+        shown()
+    );
+    assert_eq!(applied_json(&state)["confirmed"], false);
+    assert!(
+        shown().contains("anything typed before this was discarded"),
+        "{}",
+        shown()
+    );
+    // Now the operator answers, after seeing the rules loaded.
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"yes\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || shown().contains("exit=0")),
+        "a yes typed after the load did not keep the rules:\n{}",
+        shown()
+    );
+    let _ = child.wait();
+    assert_eq!(applied_json(&state)["confirmed"], true);
+    assert!(host.server.ruleset().contains("table inet autofw"));
+}
+
+/// Point 3: without a terminal, `yes` on standard input (`yes |`) does not
+/// keep the rules; `autofw confirm` from a new login does.
+#[test]
+fn yes_on_standard_input_does_not_keep_the_rules() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("pipeyes");
+    let state = host.state();
+    let mut apply = spawn_apply(&host, &["--timeout", "30"], &[]);
+    std::io::Write::write_all(apply.stdin.as_mut().unwrap(), b"yes\nyes\nyes\n").unwrap();
+    wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(window_json(&state).is_some(), "a piped yes kept the rules");
+    let confirm = host.confirm();
+    assert!(confirm.status.success(), "{}", show(&confirm));
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let said = text(&out.stderr);
+    assert!(said.contains("no terminal here to answer on"), "{said}");
+    assert!(said.contains("does not keep the rules"), "{said}");
+}

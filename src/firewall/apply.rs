@@ -10,10 +10,10 @@
 //! input, the death of this process or of the SSH session, ends in the saved
 //! ruleset being put back at the deadline.
 
-use std::io::{BufRead, Write};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::Duration;
 
+use super::answers::{Answers, From, Polled};
 use super::window::{self, Confirmed, RolledBack};
 use super::{Rules, Snapshot, exec, iptables, nft, session, watchdog};
 use crate::cli::{ApplyArgs, Backend, StateArgs};
@@ -87,11 +87,11 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         )));
     }
 
-    let mut input = Input::start();
+    let mut input = Answers::start();
     if !args.yes {
         eprint!("Apply these rules? [y/N] ");
         let _ = std::io::stderr().flush();
-        match input.next_blocking() {
+        match input.ask_stdin() {
             Some(answer) if is_yes(&answer) => {}
             Some(_) => return Err(refused("the operator said no; nothing was changed")),
             None => return Err(refused("no answer (end of input); nothing was changed")),
@@ -117,13 +117,20 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         ));
     }
     drop(deciding);
+    let terminal = input.listen_to_terminal();
     eprintln!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
-         autofw: or type `yes` here to keep them, `no` to roll back now.",
+         autofw: {}",
         args.timeout,
         window.watchdog_pid,
-        state_flag(&args.state)
+        state_flag(&args.state),
+        if terminal {
+            "or type `yes` here to keep them (anything typed before this was discarded), `no` to roll back now."
+        } else {
+            "this is the only way to keep them: there is no terminal here to answer on.\n\
+             autofw: `no` on standard input, or `autofw rollback`, rolls back now."
+        }
     );
     wait_for_decision(&state, &window, &pending.snapshot, &mut input)
 }
@@ -270,9 +277,13 @@ fn wait_for_decision(
     state: &StateDir,
     window: &RollbackWindow,
     snapshot: &Snapshot,
-    input: &mut Input,
+    input: &mut Answers,
 ) -> anyhow::Result<u8> {
-    prompt_keep();
+    let terminal = input.has_terminal();
+    if terminal {
+        prompt_keep();
+    }
+    let mut said_stdin_cannot_keep = false;
     loop {
         match state.read_window() {
             Ok(Some(open)) if open.id == window.id => {}
@@ -288,7 +299,22 @@ fn wait_for_decision(
             }
         }
         match input.poll(POLL) {
-            Polled::Line(answer) if is_yes(&answer) => match window::confirm(state) {
+            Polled::Line(answer, From::Stdin) if is_yes(&answer) => {
+                if !said_stdin_cannot_keep {
+                    eprintln!(
+                        "\nautofw: a `yes` on standard input does not keep the rules (it may \
+                         have been typed before they were loaded): {}",
+                        if terminal {
+                            "answer on the terminal, or run `autofw confirm` from a new login"
+                        } else {
+                            "run `autofw confirm` from a new login"
+                        }
+                    );
+                    said_stdin_cannot_keep = true;
+                }
+            }
+            Polled::Line(answer, From::Terminal) if is_yes(&answer) => match window::confirm(state)
+            {
                 Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
                 Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
                 Ok(Confirmed::Dead { reasons, rollback }) => {
@@ -300,11 +326,12 @@ fn wait_for_decision(
                 }
                 Err(_) => return decided_elsewhere(state),
             },
-            Polled::Line(answer) if is_no(&answer) => {
+            Polled::Line(answer, _) if is_no(&answer) => {
                 let done = window::roll_back_to(state, snapshot)?;
                 return Ok(report_rollback(&done));
             }
-            Polled::Line(_) => prompt_keep(),
+            Polled::Line(_, From::Terminal) => prompt_keep(),
+            Polled::Line(_, From::Stdin) => {}
             Polled::Eof => eprintln!(
                 "\nautofw: end of input is not a confirmation; the window stays open for \
                  `autofw confirm` from another session until the deadline"
@@ -406,63 +433,6 @@ fn is_yes(answer: &str) -> bool {
 }
 fn is_no(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
-}
-
-/// Lines from stdin, read on a thread so the window can be watched while
-/// waiting for the operator. End of input is reported once.
-struct Input {
-    rx: mpsc::Receiver<Option<String>>,
-    eof: bool,
-}
-
-enum Polled {
-    Line(String),
-    Eof,
-    Nothing,
-}
-
-impl Input {
-    fn start() -> Input {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(Some(line)).is_err() {
-                    break;
-                }
-            }
-            let _ = tx.send(None);
-        });
-        Input { rx, eof: false }
-    }
-
-    fn next_blocking(&mut self) -> Option<String> {
-        if self.eof {
-            return None;
-        }
-        match self.rx.recv() {
-            Ok(Some(line)) => Some(line),
-            _ => {
-                self.eof = true;
-                None
-            }
-        }
-    }
-
-    fn poll(&mut self, timeout: Duration) -> Polled {
-        if self.eof {
-            std::thread::sleep(timeout);
-            return Polled::Nothing;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(Some(line)) => Polled::Line(line),
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.eof = true;
-                Polled::Eof
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => Polled::Nothing,
-        }
-    }
 }
 
 /// Print the rules as they will be loaded, then what changes in the live

@@ -4,6 +4,7 @@
 //! ([`apply`], [`window`]), the detached [`watchdog`], and the SSH session
 //! detection behind the lockout guard ([`session`]).
 
+pub mod answers;
 pub mod apply;
 pub mod exec;
 pub mod iptables;
