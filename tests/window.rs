@@ -530,3 +530,70 @@ fn yes_on_standard_input_does_not_keep_the_rules() {
     assert!(said.contains("no terminal here to answer on"), "{said}");
     assert!(said.contains("does not keep the rules"), "{said}");
 }
+
+/// libfaketime, from Debian's `faketime` package.
+fn libfaketime() -> String {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime is installed (apt-get install faketime)")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Point 5: the wall clock steps (a first NTP sync), seen through
+/// libfaketime, which fakes the wall clock only (`DONT_FAKE_MONOTONIC=1`:
+/// an NTP step never moves `CLOCK_BOOTTIME` either). A step forward does
+/// not end the window early, a step back does not stretch it, and confirm
+/// with the clock two hours ahead still keeps the rules.
+#[test]
+fn a_stepped_wall_clock_neither_ends_nor_stretches_the_window() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("clock");
+    let state = host.state();
+    let lib = libfaketime();
+    let offset = host.dir.path().join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let stepping = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let apply = spawn_apply(&host, &["--timeout", "30"], &stepping);
+    wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
+    // NTP steps apply's clock (and its watchdog's) two hours forward.
+    std::fs::write(&offset, "+2h\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        window_json(&state).is_some() && host.server.ruleset().contains("table inet autofw"),
+        "a clock stepped forward ended the window early"
+    );
+
+    // status with its clock an hour behind still sees at most 30 s left.
+    let behind = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME", "-1h"),
+        ("DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let status = autofw_env(&host, &["status", "--json", "--state-dir", &state], &behind);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let left = report["window"]["seconds_left"].as_u64().unwrap();
+    assert!((20..=30).contains(&left), "{}", report["window"]);
+
+    // confirm with its clock two hours ahead is not "too late".
+    let ahead = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME", "+2h"),
+        ("DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let confirm = autofw_env(&host, &["confirm", "--state-dir", &state], &ahead);
+    assert!(confirm.status.success(), "{}", show(&confirm));
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(host.server.ruleset().contains("table inet autofw"));
+}
