@@ -597,3 +597,87 @@ fn a_stepped_wall_clock_neither_ends_nor_stretches_the_window() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(host.server.ruleset().contains("table inet autofw"));
 }
+
+/// Point 11: a state directory that is a symlink, not root's, or writable
+/// by others is refused before anything changes; so is a file in it that
+/// is a symlink (opened with O_NOFOLLOW).
+#[test]
+fn an_untrusted_state_dir_is_refused() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new("trust");
+    let before = host.server.ruleset();
+    let scan = host.scan();
+    let apply_with = |state: &Path| {
+        host.server.autofw(&[
+            "apply",
+            "--confirm",
+            "--yes",
+            "--timeout",
+            "30",
+            "--from",
+            &scan,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+    };
+    let real = host.dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = host.dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let shared = host.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let nobodys = host.dir.path().join("nobodys");
+    std::fs::create_dir(&nobodys).unwrap();
+    std::os::unix::fs::chown(&nobodys, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&nobodys, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    for (dir, why) in [
+        (&link, "it is a symlink"),
+        (&shared, "writable by its group and by others"),
+        (&nobodys, "owned by uid 65534"),
+    ] {
+        let out = apply_with(dir);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}: {}",
+            dir.display(),
+            show(&out)
+        );
+        let said = text(&out.stderr);
+        assert!(said.contains(why), "{}", show(&out));
+        assert!(said.contains("nothing was changed"), "{}", show(&out));
+        assert_eq!(host.server.ruleset(), before);
+        for command in ["confirm", "rollback", "status"] {
+            let out = host
+                .server
+                .autofw(&[command, "--state-dir", dir.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(4), "{command}: {}", show(&out));
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "wrote through the link"
+    );
+
+    // A trusted directory whose snapshot was swapped for a link.
+    let state = host.state();
+    let apply = crate::apply::Host::apply_in_background(&host, &["--timeout", "30"]);
+    assert!(host.confirm().status.success());
+    assert_eq!(finish(apply).status.code(), Some(0));
+    let applied = host.server.ruleset();
+    let snapshot = Path::new(&state).join("snapshot.json");
+    let elsewhere = host.dir.path().join("elsewhere.json");
+    std::fs::rename(&snapshot, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &snapshot).unwrap();
+    let out = host.server.autofw(&["rollback", "--state-dir", &state]);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(text(&out.stderr).contains("is a symlink"), "{}", show(&out));
+    assert_eq!(host.server.ruleset(), applied);
+}
