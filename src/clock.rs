@@ -9,6 +9,7 @@
 //! apply, confirm, the watchdog and status all read it through here.
 
 use crate::error::host_failure;
+pub use crate::record::BootTime;
 
 /// Where the kernel says which boot this is.
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
@@ -16,15 +17,6 @@ const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// Test hook: read the boot id from this file instead of [`BOOT_ID`], so a
 /// test can fake "the machine restarted" without restarting the machine.
 pub const BOOT_ID_ENV: &str = "AUTOFW_TEST_BOOT_ID_FILE";
-
-/// A reading of the boot clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootTime {
-    /// This boot's id (`/proc/sys/kernel/random/boot_id`).
-    pub boot_id: String,
-    /// Milliseconds of `CLOCK_BOOTTIME`: since this boot, suspend included.
-    pub millis: u64,
-}
 
 /// Now, on the boot clock.
 pub fn now() -> anyhow::Result<BootTime> {

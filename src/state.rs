@@ -22,16 +22,19 @@
 //! administrator from remounting it read-only).
 
 use anyhow::Context;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{host_failure, refused};
-use crate::model::Proto;
+use crate::record::{AppliedRecord, RollbackWindow};
+
+/// Where the state lives unless `--state-dir` says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/autofw";
 
 /// Paths inside the state directory, in one place so every module agrees.
 #[derive(Debug, Clone)]
@@ -92,6 +95,49 @@ impl StateDir {
             })
             .collect();
         PathBuf::from(FALLBACK_LOG_DIR).join(format!("watchdog-{safe}.log"))
+    }
+
+    /// Refuse a state directory that someone other than root could have
+    /// prepared or can change: what is in it runs as root (`snapshot.json`
+    /// is what a rollback loads into the firewall). The directory itself
+    /// must not be a symlink, must be owned by root and writable by root
+    /// only; its ancestors are not checked (tests keep theirs under /tmp).
+    /// A directory that does not exist yet is fine: apply creates it 0700.
+    pub fn check_trusted(&self) -> anyhow::Result<()> {
+        let meta = match std::fs::symlink_metadata(&self.root) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(host_failure(format!(
+                    "cannot read the state directory {}: {e}",
+                    self.root.display()
+                )));
+            }
+        };
+        let problem = if meta.file_type().is_symlink() {
+            Some(format!(
+                "it is a symlink (to {})",
+                std::fs::read_link(&self.root)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "somewhere".to_string())
+            ))
+        } else if !meta.is_dir() {
+            return Err(crate::error::bad_input(format!(
+                "--state-dir {} is not a directory; give the directory `autofw apply` uses",
+                self.root.display()
+            )));
+        } else {
+            untrusted(meta.uid(), meta.mode())
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(refused(format!(
+                "refusing the state directory {}: {problem}. What autofw keeps there is run as \
+                 root (the saved ruleset is what a rollback loads), so it must be a real directory \
+                 owned by root and writable by root only; nothing was changed",
+                self.root.display()
+            ))),
+        }
     }
 
     /// Create the directory (0700) if needed, and make sure it is root-only
@@ -179,6 +225,15 @@ impl StateDir {
         }
     }
 
+    /// An apply record this autofw cannot use: like a damaged state file,
+    /// a host problem (exit 3), with the file named.
+    pub fn damaged_record(&self, problem: &str) -> anyhow::Error {
+        host_failure(format!(
+            "{} {problem}; it was not written by this version of autofw, or it is damaged",
+            self.applied_path().display()
+        ))
+    }
+
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
         read_json(&self.applied_path())
     }
@@ -240,6 +295,24 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     f.write_all(line.as_bytes())
+}
+
+/// Why a file or directory with this owner and mode cannot be trusted with
+/// what root will run, if it cannot.
+pub fn untrusted(uid: u32, mode: u32) -> Option<String> {
+    if uid != 0 {
+        return Some(format!("it is owned by uid {uid}, not by root"));
+    }
+    let writable_by = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and by others",
+        (true, false) => "its group",
+        (false, true) => "others",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "it is writable by {writable_by} (mode {:o})",
+        mode & 0o7777
+    ))
 }
 
 /// Open for reading without following a symlink in the last component:
@@ -345,12 +418,33 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Read a JSON record that root will act on: not through a symlink
+/// (O_NOFOLLOW), and only if root owns it and only root can write it.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
-    let text = match read_nofollow(path) {
-        Ok(text) => text,
+    let mut file = match open_nofollow(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refused(format!(
+                "refusing {}: it is a symlink; autofw writes its files itself and never follows \
+                 a link planted in their place. Remove it if no apply is running",
+                path.display()
+            )));
+        }
         Err(e) => return Err(host_failure(format!("cannot read {}: {e}", path.display()))),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| host_failure(format!("cannot read {}: {e}", path.display())))?;
+    if let Some(problem) = untrusted(meta.uid(), meta.mode()) {
+        return Err(refused(format!(
+            "refusing {}: {problem}; autofw acts on it as root, so only root may have written it",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| host_failure(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map(Some).with_context(|| {
         format!(
             "{} is damaged; remove it if no apply is running",
@@ -392,122 +486,122 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// One port that an applied ruleset opens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Backend;
 
-/// A listener that an applied ruleset left closed, and why (propose's
-/// `Ruleset.closed`: kept closed by `--block`, risky, or loopback-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClosedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    pub reason: String,
-}
-
-/// A (proto, port) that a listener beyond loopback held when the rules were
-/// applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListeningPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    /// A database, cache or admin service (scan's `risky`).
-    pub risky: bool,
-}
-
-/// What `apply` loaded, for `status` and `rollback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedRecord {
-    /// Seconds since the Unix epoch.
-    pub applied_at: u64,
-    /// `nft` or `iptables`.
-    pub backend: String,
-    pub opened: Vec<OpenedPort>,
-    /// The rendered ruleset exactly as it was loaded (for `iptables`, the
-    /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
-    pub ruleset: String,
-    /// The `ip6tables-restore` input, for the `iptables` backend only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ruleset_v6: Option<String>,
-    /// The `ipset restore` input of the blocklist sets, for the `iptables`
-    /// backend with a blocklist only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipsets: Option<String>,
-    /// True once the operator confirmed it; false while the window is open or
-    /// after a rollback.
-    pub confirmed: bool,
-    /// Seconds since the epoch at which it was rolled back, if it was.
-    #[serde(default)]
-    pub rolled_back_at: Option<u64>,
-    /// True once it was saved for boot (`apply --persist`, after confirmation).
-    #[serde(default)]
-    pub persisted: bool,
-    /// Listeners the ruleset left closed on purpose or because they needed no
-    /// rule, so that `status` does not report a choice as drift. Empty in
-    /// records written before `status` existed.
-    #[serde(default)]
-    pub closed: Vec<ClosedPort>,
-    /// Every (proto, port) a listener beyond loopback held at apply time:
-    /// `status` reports what changed since, not what was so then (a port
-    /// opened ahead of its service is not a stale hole; a database opened on
-    /// purpose is not news). `None` in records written before `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<ListeningPort>>,
-}
-
-/// An open rollback window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollbackWindow {
-    /// Seconds since the Unix epoch at which the watchdog rolls back, for
-    /// people to read: the deadline itself is `deadline_boottime_ms`.
-    pub deadline: u64,
-    /// The deadline on `CLOCK_BOOTTIME` (milliseconds), which NTP never
-    /// steps; only meaningful in the boot `boot_id` (crate::clock).
-    #[serde(default)]
-    pub deadline_boottime_ms: u64,
-    /// The boot in which the window was opened. A window from another boot
-    /// is dead: the restart dropped its rules, and nothing guards it.
-    #[serde(default)]
-    pub boot_id: String,
-    /// Pid of the detached watchdog process (0 until it has started).
-    pub watchdog_pid: u32,
-    /// Identifies this window, so a late watchdog never acts on a newer one.
-    #[serde(default)]
-    pub id: String,
-    /// Pid of the `apply` that opened it.
-    #[serde(default)]
-    pub apply_pid: u32,
-    /// `--persist --root DIR`: persist under DIR once confirmed, not before.
-    #[serde(default)]
-    pub persist_root: Option<PathBuf>,
-}
-
-/// Where a window stands on the boot clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remaining {
-    /// Open, with this many milliseconds left.
-    Left(u64),
-    /// The deadline has passed: roll back.
-    Passed,
-    /// Opened in another boot: the restart dropped its rules and its watchdog.
-    OtherBoot,
-}
-
-impl RollbackWindow {
-    /// Where the window stands at `now`.
-    pub fn remaining(&self, now: &crate::clock::BootTime) -> Remaining {
-        if self.boot_id.is_empty() || self.boot_id != now.boot_id {
-            Remaining::OtherBoot
-        } else if now.millis >= self.deadline_boottime_ms {
-            Remaining::Passed
-        } else {
-            Remaining::Left(self.deadline_boottime_ms - now.millis)
+    fn record(backend: Backend) -> AppliedRecord {
+        AppliedRecord {
+            applied_at: 1_700_000_000,
+            backend,
+            opened: Vec::new(),
+            ruleset: "table inet autofw {}\n".to_string(),
+            ruleset_v6: None,
+            ipsets: None,
+            confirmed: false,
+            rolled_back_at: None,
+            persisted: false,
+            closed: Vec::new(),
+            listening: None,
         }
+    }
+
+    #[test]
+    fn records_round_trip_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        state.ensure().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state.root()), 0o700);
+        assert_eq!(state.read_applied().unwrap(), None);
+        state.write_applied(&record(Backend::Iptables)).unwrap();
+        assert_eq!(
+            state.read_applied().unwrap(),
+            Some(record(Backend::Iptables))
+        );
+        assert_eq!(mode(&state.applied_path()), 0o600);
+        let text = std::fs::read_to_string(state.applied_path()).unwrap();
+        assert!(text.contains("\"backend\": \"iptables\""), "{text}");
+        state.remove_window().unwrap();
+    }
+
+    #[test]
+    fn a_record_naming_an_unknown_backend_is_damaged_exit_3_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let text = serde_json::to_string(&record(Backend::Nft))
+            .unwrap()
+            .replace("\"nft\"", "\"pf\"");
+        write_private(&state.applied_path(), text.as_bytes()).unwrap();
+        let err = state.read_applied().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&state.applied_path().display().to_string())
+                && message.contains("damaged")
+                && message.contains("`pf`"),
+            "{message}"
+        );
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
+
+    #[test]
+    fn an_iptables_record_without_its_ipv6_half_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let problem = record(Backend::Iptables).rules().unwrap_err();
+        let err = state.damaged_record(problem);
+        assert!(format!("{err}").contains("applied.json names the iptables backend"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
+
+    #[test]
+    fn the_apply_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let first = state.lock_apply().unwrap();
+        let err = state.lock_apply().unwrap_err();
+        assert!(format!("{err}").contains("another `autofw apply` is running"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::REFUSED)
+        );
+        drop(first);
+        state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn removing_a_missing_file_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        remove_if_exists(&dir.path().join("absent")).unwrap();
+        assert_eq!(
+            read_json::<RollbackWindow>(&dir.path().join("absent")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn only_root_owned_root_writable_is_trusted() {
+        assert_eq!(untrusted(0, 0o40700), None);
+        assert_eq!(untrusted(0, 0o40755), None);
+        assert_eq!(untrusted(0, 0o100600), None);
+        assert!(untrusted(1000, 0o40700).unwrap().contains("uid 1000"));
+        assert!(
+            untrusted(0, 0o40770)
+                .unwrap()
+                .contains("its group (mode 770)")
+        );
+        assert!(
+            untrusted(0, 0o41777)
+                .unwrap()
+                .contains("group and by others")
+        );
+        assert!(untrusted(0, 0o100606).unwrap().contains("by others"));
     }
 }

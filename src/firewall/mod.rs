@@ -2,13 +2,17 @@
 //! `iptables-restore` ([`exec`], the only place that spawns them), the two
 //! backends ([`nft`], [`iptables`]), apply with its rollback window
 //! ([`apply`], [`window`]), the detached [`watchdog`], and the SSH session
-//! detection behind the lockout guard ([`session`]).
+//! detection behind the lockout guard ([`session`]), and loading the
+//! persisted rules at boot ([`restore`]).
 
 pub mod answers;
 pub mod apply;
+pub mod compare;
 pub mod exec;
+pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod restore;
 pub mod session;
 pub mod survival;
 pub mod watchdog;
@@ -16,57 +20,21 @@ pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Backend, Format};
-use crate::propose::Proposal;
+use crate::record::{AppliedRecord, Backend, Rules};
+use crate::state::StateDir;
+use compare::{FamilyRules, LiveRules};
 
-/// A rendered ruleset for one backend: what apply loads and persist saves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum Rules {
-    /// One `nft -f` script that replaces `table inet autofw`.
-    Nft { text: String },
-    /// `iptables-restore` and `ip6tables-restore --noflush` input, and the
-    /// `ipset restore` input of the blocklist sets they match, if any.
-    Iptables {
-        v4: String,
-        v6: String,
-        #[serde(default)]
-        ipsets: Option<String>,
-    },
-}
-
-impl Rules {
-    pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
-        match backend {
-            Backend::Nft => Rules::Nft {
-                text: proposal.render(Format::Nft),
-            },
-            Backend::Iptables => Rules::Iptables {
-                v4: proposal.render(Format::Iptables),
-                v6: proposal.render(Format::Ip6tables),
-                ipsets: proposal.ipset_restore(),
-            },
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self {
-            Rules::Nft { .. } => Backend::Nft,
-            Rules::Iptables { .. } => Backend::Iptables,
-        }
-    }
-
-    /// Load into the live firewall, one transaction per family.
-    pub fn load(&self, saved: Option<&Snapshot>) -> anyhow::Result<()> {
-        match self {
-            Rules::Nft { text } => nft::load(text),
-            Rules::Iptables { v4, v6, ipsets } => iptables::load(
-                v4,
-                v6,
-                ipsets.as_deref(),
-                saved.and_then(|s| s.iptables.as_ref()),
-            ),
-        }
+/// Load `rules` into the live firewall, one transaction per family.
+/// `saved` is the snapshot taken before, which tells iptables what to keep.
+pub fn load(rules: &Rules, saved: Option<&Snapshot>) -> anyhow::Result<()> {
+    match rules {
+        Rules::Nft { text } => nft::load(text),
+        Rules::Iptables { v4, v6, ipsets } => iptables::load(
+            v4,
+            v6,
+            ipsets.as_deref(),
+            saved.and_then(|s| s.iptables.as_ref()),
+        ),
     }
 }
 
@@ -78,17 +46,10 @@ pub fn tools(backend: Backend) -> &'static [&'static str] {
     }
 }
 
-pub fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Nft => "nft",
-        Backend::Iptables => "iptables",
-    }
-}
-
 /// The live firewall as it was before an apply: what rollback puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub backend: String,
+    pub backend: Backend,
     /// `nft -s list ruleset` before the apply, when nft is installed: the
     /// reference that a rollback is checked against, byte for byte.
     pub nft_ruleset: Option<String>,
@@ -106,7 +67,7 @@ impl Snapshot {
             None
         };
         Ok(Snapshot {
-            backend: backend_name(backend).to_string(),
+            backend,
             nft_ruleset,
             nft: match backend {
                 Backend::Nft => Some(nft::save()?),
@@ -136,5 +97,47 @@ impl Snapshot {
     pub fn matches_live(&self) -> Option<bool> {
         let saved = self.nft_ruleset.as_ref()?;
         nft::live_ruleset().ok().map(|live| &live == saved)
+    }
+}
+
+/// Read what the live firewall holds of autofw's rules, and how the applied
+/// rules list once loaded, for the backend the record names.
+pub fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
+    match record
+        .rules()
+        .map_err(|problem| state.damaged_record(problem))?
+    {
+        Rules::Nft { text } => {
+            exec::require_tools(&["nft"])?;
+            let table = nft::live_autofw_table()?;
+            // Only worth a scratch namespace when there is a table to compare.
+            let expected = match &table {
+                Some(_) => nft::canonical(&text),
+                None => None,
+            };
+            Ok(LiveRules::Nft { table, expected })
+        }
+        Rules::Iptables { v4, v6, ipsets } => {
+            exec::require_tools(&iptables::TOOLS)?;
+            let expected = iptables::canonical(&v4, &v6, ipsets.as_deref());
+            let (expected_v4, expected_v6) = match expected {
+                Some((v4, v6)) => (Some(v4), Some(v6)),
+                None => (None, None),
+            };
+            Ok(LiveRules::Iptables(vec![
+                FamilyRules {
+                    name: "iptables".to_string(),
+                    live: iptables::save_family(iptables::V4)?,
+                    applied: v4,
+                    expected: expected_v4,
+                },
+                FamilyRules {
+                    name: "ip6tables".to_string(),
+                    live: iptables::save_family(iptables::V6)?,
+                    applied: v6,
+                    expected: expected_v6,
+                },
+            ]))
+        }
     }
 }

@@ -34,10 +34,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::window;
-use crate::cli::WatchdogArgs;
 use crate::clock;
 use crate::error::host_failure;
-use crate::state::{FileLock, Remaining, StateDir};
+use crate::record::Remaining;
+use crate::state::{FileLock, StateDir};
 
 const POLL: Duration = Duration::from_millis(100);
 const ARM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -130,8 +130,8 @@ fn start(mut cmd: Command, lock: &FileLock) -> anyhow::Result<u32> {
 
 /// `autofw watchdog`: wait for the deadline of the open window, then roll
 /// back unless someone decided first.
-pub fn run(args: &WatchdogArgs) -> anyhow::Result<u8> {
-    let state = StateDir::new(&args.state.state_dir);
+pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
+    let state = StateDir::new(state_dir);
     // No terminal to be hung up on, but be explicit: only SIGKILL (or an
     // orderly SIGTERM from an admin) stops a watchdog.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
@@ -140,6 +140,7 @@ pub fn run(args: &WatchdogArgs) -> anyhow::Result<u8> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    state.check_trusted()?;
     // Everything the rollback needs, read now, while the directory works.
     let window = state
         .read_window()?

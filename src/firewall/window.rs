@@ -10,11 +10,13 @@ use std::path::PathBuf;
 
 use std::fs::File;
 
+use super::Snapshot;
+use super::compare::{RulesState, compare_rules};
 use super::survival::{self, RulesNow, WindowFacts};
-use super::{Rules, Snapshot};
 use crate::clock;
 use crate::error::refused;
-use crate::state::{AppliedRecord, HeldLock, Remaining, StateDir, now_secs, read_json};
+use crate::record::{AppliedRecord, Remaining};
+use crate::state::{HeldLock, StateDir, now_secs, read_json};
 
 /// What a rollback found and did.
 #[derive(Debug)]
@@ -41,20 +43,6 @@ pub enum Confirmed {
         reasons: Vec<&'static str>,
         rollback: Result<RolledBack, String>,
     },
-}
-
-/// Rebuild the loaded rules from the apply record (what persist saves).
-pub fn rules_of(record: &AppliedRecord) -> Rules {
-    match (record.backend.as_str(), &record.ruleset_v6) {
-        ("iptables", Some(v6)) => Rules::Iptables {
-            v4: record.ruleset.clone(),
-            v6: v6.clone(),
-            ipsets: record.ipsets.clone(),
-        },
-        _ => Rules::Nft {
-            text: record.ruleset.clone(),
-        },
-    }
 }
 
 /// Keep the rules of the open window; persist them if apply was asked to.
@@ -102,7 +90,10 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     state.remove_window()?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
-        crate::persist::persist(root, &rules_of(&record)).map_err(|e| {
+        let rules = record
+            .rules()
+            .map_err(|problem| state.damaged_record(problem))?;
+        crate::persist::persist(root, &rules).map_err(|e| {
             e.context(format!(
                 "the rules are confirmed and stay loaded, but persisting them under {} failed; \
                  fix that and run `autofw apply --confirm --persist` again",
@@ -119,8 +110,7 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
 /// Are the rules of the last apply what is loaded now? Read the way
 /// `status` reads them.
 fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    use crate::status::drift::{RulesState, compare_rules};
-    let live = crate::status::read_live(record, state)?;
+    let live = super::read_live(record, state)?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,
@@ -189,6 +179,7 @@ fn if_open(state: &StateDir, id: &str, snapshot: &Snapshot) -> anyhow::Result<Op
 /// A state directory that does not exist means no apply ever ran with it:
 /// say that, rather than fail to open a lock file in it.
 fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
+    state.check_trusted()?;
     if state.root().is_dir() {
         return Ok(());
     }

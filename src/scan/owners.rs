@@ -11,7 +11,7 @@
 //! silently skipped; kernel threads hold no descriptors and are not counted.
 
 use super::core::Owners;
-use super::procnet::TableError;
+use super::procnet::LineError;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
@@ -262,10 +262,10 @@ fn is_kernel_thread(pid: u32) -> bool {
 /// Parse a saved owner map (the fixture stand-in for the walk): lines of
 /// `INODE PID PROGRAM` (PROGRAM is the rest of the line, as comm may hold
 /// spaces), and at most one `unreadable COUNT`. `#` starts a comment.
-pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, TableError> {
+pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
     let mut owners = Owners::default();
     for (index, line) in text.lines().enumerate() {
-        let error = |problem: String| TableError {
+        let error = |problem: String| LineError {
             file: file.to_string(),
             line: index + 1,
             problem,
