@@ -182,10 +182,17 @@ impl StateDir {
     /// Take the decision lock, waiting: decisions take milliseconds (apply
     /// holds it through the load, which takes as long as the firewall takes).
     pub fn lock_window(&self) -> anyhow::Result<FileLock> {
-        FileLock::take(
-            open_lock_file(&self.window_lock_path())?,
-            &self.window_lock_path(),
-        )
+        let file = open_lock_file(&self.window_lock_path())?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(FileLock { file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => eprintln!(
+                "autofw: waiting: an apply is loading its rules, or another decision is being \
+                 made ({} is held)",
+                self.window_lock_path().display()
+            ),
+            Err(_) => {}
+        }
+        FileLock::take(file, &self.window_lock_path())
     }
 
     /// The decision lock file, opened once, for a process (the watchdog)

@@ -268,6 +268,11 @@ fn rollback_racing_a_slow_load_waits_for_it() {
     let apply = apply.unwrap();
     let rollback = host.server.autofw(&["rollback", "--state-dir", &state]);
     assert!(rollback.status.success(), "{}", show(&rollback));
+    assert!(
+        text(&rollback.stderr).contains("waiting: an apply is loading its rules"),
+        "{}",
+        show(&rollback)
+    );
     let out = finish(apply);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     // Give a watchdog that might have been left behind time to show itself.

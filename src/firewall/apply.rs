@@ -313,7 +313,14 @@ fn wait_for_decision(
         }
         if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
             eprintln!("\nautofw: no confirmation before the deadline");
-            match window::roll_back_if_open(state, &window.id, snapshot)? {
+            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
+                e.context(
+                    "the deadline passed but putting back the old rules failed; the watchdog \
+                     keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
+                     tries now)",
+                )
+            })?;
+            match rolled {
                 Some(done) => return Ok(report_rollback(&done)),
                 None => return decided_elsewhere(state),
             }
