@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use super::window;
 use crate::clock;
-use crate::error::host_failure;
+use crate::error::{exit, host_failure};
 use crate::record::Remaining;
 use crate::state::{FileLock, StateDir};
 
@@ -167,7 +167,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
             Ok(Some(w)) if w.id == window.id => {}
             Ok(_) => {
                 log(&format!("window {} closed by someone else", window.id));
-                return Ok(0);
+                return Ok(exit::OK);
             }
             Err(e) => log(&format!("cannot read the window: {e:#}")),
         }
@@ -187,7 +187,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let done = loop {
         match window::roll_back_if_open_with(&decision_lock, &state, &window.id, &snapshot) {
             Ok(Some(done)) => break done,
-            Ok(None) => return Ok(0),
+            Ok(None) => return Ok(exit::OK),
             Err(e) => {
                 log(&format!(
                     "DEADLINE PASSED BUT THE RULES ARE STILL LOADED: rollback attempt {attempt} \
@@ -228,7 +228,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
         };
     }
     log(&format!("window {} closed", window.id));
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// Point stdout and stderr at /dev/null once "armed" is said: `apply` may
