@@ -8,7 +8,8 @@
 //! - this file: the edges, reading the state directory, the socket tables,
 //!   the live firewall (through `firewall::nft`/`iptables`) and the process
 //!   table. Status only reads: it never changes the firewall or the state
-//!   directory (it takes no lock, creates no file), so it is safe to run
+//!   directory (it waits for no lock, creates no file; it only tries the
+//!   watchdog's lock to see whether it is held), so it is safe to run
 //!   from cron or a monitoring agent, even during an apply.
 
 /// Moved to firewall (confirm compares too); here for the paths that name it.
