@@ -28,13 +28,14 @@ fi
 #   openssh-server/-client (the real-SSH apply and acceptance tests);
 #   time, coreutils, util-linux (unshare); prometheus (promtool check
 #   metrics); man-db, bash-completion and dpkg-dev (the package test: man -w,
-#   completion, and cargo-deb's shared-library dependencies); python3-venv
+#   completion, and cargo-deb's shared-library dependencies; systemd for
+#   systemd-analyze verify of the shipped units). python3-venv
 #   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv);
 #   faketime (tests/window.rs steps the wall clock of autofw only).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
-  prometheus man-db bash-completion dpkg-dev python3-venv faketime
+  prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
 )
 
 export DEBIAN_FRONTEND=noninteractive

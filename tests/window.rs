@@ -5,7 +5,6 @@
 //! it creates, and checks that the host ends in the old ruleset or the
 //! confirmed one, exactly, with boot files only for a confirmed ruleset.
 
-use crate::apply::{Host, finish};
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,23 +15,33 @@ use std::time::Duration;
 /// controlling terminal (a session of its own), with extra environment.
 fn spawn_apply(host: &Host, extra: &[&str], env: &[(&str, &str)]) -> Child {
     let (scan, state) = (host.scan(), host.state());
-    let mut cmd = host.server.command(autofw_bin());
-    cmd.args([
-        "apply",
-        "--confirm",
-        "--yes",
-        "--from",
-        &scan,
-        "--state-dir",
-        &state,
-    ])
-    .args(extra)
-    .envs(env.iter().copied())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = with_env(
+        Autofw::new(&[
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ])
+        .args(extra)
+        .inside(&host.server),
+        env,
+    )
+    .command();
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     no_terminal(&mut cmd);
     cmd.spawn().unwrap()
+}
+
+fn with_env(mut autofw: Autofw, env: &[(&str, &str)]) -> Autofw {
+    for (key, value) in env {
+        autofw = autofw.env(key, value);
+    }
+    autofw
 }
 
 /// Run without a controlling terminal, whatever the test runner has.
@@ -49,10 +58,7 @@ fn no_terminal(cmd: &mut Command) {
 
 /// autofw in the server namespace with extra environment.
 fn autofw_env(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = host.server.command(autofw_bin());
-    cmd.args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
+    let mut cmd = with_env(Autofw::new(args).inside(&host.server), env).command();
     no_terminal(&mut cmd);
     cmd.output().unwrap()
 }
@@ -673,7 +679,7 @@ fn an_untrusted_state_dir_is_refused() {
 
     // A trusted directory whose snapshot was swapped for a link.
     let state = host.state();
-    let apply = crate::apply::Host::apply_in_background(&host, &["--timeout", "30"]);
+    let apply = host.apply_in_background(&["--timeout", "30"]);
     assert!(host.confirm().status.success());
     assert_eq!(finish(apply).status.code(), Some(0));
     let applied = host.server.ruleset();

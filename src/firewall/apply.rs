@@ -73,7 +73,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     exec::require_root("autofw apply")?;
     exec::require_tools(super::tools(args.backend))?;
 
-    let (scan, choices) = propose::gather(&args.policy)?;
+    let (scan, choices) = propose::gather::gather(&args.policy)?;
     let proposal = propose::build(&scan, &choices);
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
