@@ -14,12 +14,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::answers::{Answers, From, Polled};
+use super::answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
+use super::outcome::{exactness, report_dead, report_kept, report_rollback, warn_unrecorded};
 use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
-use super::window::{self, Confirmed, RolledBack};
+use super::window::{self, Confirmed};
 use super::{Snapshot, exec, watchdog};
 use crate::clock;
-use crate::error::{bad_input, exit, host_failure, refused};
+use crate::error::{bad_input, exit, refused};
 use crate::human::unified_diff;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
@@ -430,11 +431,6 @@ fn wait_for_decision(
     }
 }
 
-fn prompt_keep() {
-    eprint!("Keep these rules? [yes/no] ");
-    let _ = std::io::stderr().flush();
-}
-
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
 fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
@@ -449,79 +445,6 @@ fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
             Ok(exit::NEGATIVE)
         }
     }
-}
-
-fn report_kept(persisted: Option<std::path::PathBuf>) -> u8 {
-    println!("confirmed: the new rules are kept");
-    if persisted.is_some() {
-        println!("persisted: they will be loaded again at boot");
-    }
-    exit::OK
-}
-
-fn report_rollback(done: &RolledBack) -> u8 {
-    eprintln!(
-        "autofw: rolled back: the ruleset saved before this apply was restored{}",
-        exactness(done)
-    );
-    warn_unrecorded(done);
-    exit::NEGATIVE
-}
-
-/// The old rules are back, but the records could not say so.
-fn warn_unrecorded(done: &RolledBack) {
-    if let Some(why) = &done.unrecorded {
-        eprintln!(
-            "autofw: warning: the old rules ARE back, but autofw could not record that in its \
-             state directory ({why}). Until it can, `autofw status` shows the window as still \
-             open and the watchdog keeps retrying; make the state directory writable again \
-             (is its filesystem read-only or full?)"
-        );
-    }
-}
-
-/// confirm found a window that did not survive: say what happened and where
-/// the firewall stands, for a tired operator.
-fn report_dead(reasons: &[&str], rollback: Result<RolledBack, String>) -> anyhow::Result<u8> {
-    eprintln!("autofw: NOT confirmed: the rollback window of that apply did not survive:");
-    for reason in reasons {
-        eprintln!("autofw:   - {reason}");
-    }
-    match rollback {
-        Ok(done) => {
-            eprintln!(
-                "autofw: nothing was kept and nothing was saved for boot. autofw put back the \
-                 rules you had before that apply{}: the firewall is as it was before \
-                 `autofw apply`. Run `autofw apply --confirm` again to load new rules.",
-                exactness(&done)
-            );
-            warn_unrecorded(&done);
-            Ok(exit::REFUSED)
-        }
-        Err(why) => Err(host_failure(format!(
-            "nothing was kept and nothing was saved for boot, but putting back the rules saved \
-             before that apply failed: {why}. Run `autofw rollback` to try again; until it \
-             succeeds the firewall holds whatever is loaded now (`autofw status` shows it)"
-        ))),
-    }
-}
-
-fn exactness(done: &RolledBack) -> &'static str {
-    match done.exact {
-        Some(true) => " (identical to the saved one)",
-        Some(false) => {
-            "; note: the live ruleset differs from the saved one outside autofw's rules: \
-             something else changed it during the window, and that was left alone"
-        }
-        None => "",
-    }
-}
-
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-fn is_no(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
 }
 
 /// Print the rules as they will be loaded, then what changes in the live

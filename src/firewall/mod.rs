@@ -5,13 +5,14 @@
 //! detection behind the lockout guard ([`session`]), and loading the
 //! persisted rules at boot ([`restore`]).
 
-pub mod answers;
+pub mod answer;
 pub mod apply;
 pub mod compare;
 pub mod exec;
 pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod outcome;
 pub mod plan;
 pub mod restore;
 pub mod session;

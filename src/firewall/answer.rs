@@ -14,11 +14,26 @@
 //! standard input still rolls back (that is always safe).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// Ask again whether to keep the rules.
+pub fn prompt_keep() {
+    eprint!("Keep these rules? [yes/no] ");
+    let _ = std::io::stderr().flush();
+}
+
+/// `y` or `yes`, any case.
+pub fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+/// `n` or `no`, any case.
+pub fn is_no(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
+}
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
