@@ -64,6 +64,46 @@ pub struct Listener {
     /// True for a database, cache or admin service that is not loopback-only:
     /// almost always an accident, so `propose` keeps it closed by default.
     pub risky: bool,
+    /// The socket's owner uid, as the kernel records it (sock_diag and
+    /// `/proc/net` both carry it); the highest when several sockets share the
+    /// endpoint, as that is the one trust depends on. `None` in scans saved
+    /// before autofw recorded it.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The account name of `uid` on the scanned host, if it has one.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Every process holding the socket, with who runs it and what it runs.
+    /// Empty for kernel sockets, unreadable processes and older scans.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    /// Why the listener is not named after its program although the program
+    /// name is a known one (`sshd` run by python3): a name is only taken from
+    /// a program that can prove it (see `trust::program_name_problem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_note: Option<String>,
+}
+
+/// One process that holds a listening socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    /// `/proc/PID/comm`: what the process calls itself (any process can
+    /// change it, so it names a service only when its executable agrees).
+    pub program: String,
+    /// The effective uid, from `/proc/PID/status`.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The account name of `uid` on the scanned host, if it has one.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Where `/proc/PID/exe` points, if it could be read.
+    #[serde(default)]
+    pub exe: Option<String>,
+    /// The executable is owned by root and writable by no one else, so only
+    /// root could have put this program there.
+    #[serde(default)]
+    pub exe_root_only: bool,
 }
 
 /// The result of a scan: the listeners, plus what could not be seen.
@@ -79,6 +119,15 @@ pub struct Scan {
     /// drafts for the machine the scan came from.
     #[serde(default)]
     pub host: HostFacts,
+    /// `UID_MIN` of the scanned host's `/etc/login.defs` (1000 if it does not
+    /// say): uids below it are system accounts. `None` in scans saved before
+    /// autofw recorded owners; `propose` then opens as it used to, and says so.
+    #[serde(default)]
+    pub uid_min: Option<u32>,
+    /// Whether the scan ran as root: decides how a warning about unreadable
+    /// processes is worded (a missing sudo, or a hardened `/proc`).
+    #[serde(default)]
+    pub as_root: Option<bool>,
 }
 
 /// Facts about the host, beyond its sockets, that shape the ruleset.

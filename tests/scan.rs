@@ -124,12 +124,12 @@ fn seed_host_table_for_people() {
     assert_eq!(
         lines[0],
         [
-            "PROTO", "ADDRESS", "PORT", "SERVICE", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
+            "PROTO", "ADDRESS", "PORT", "SERVICE", "USER", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
         ]
     );
     assert_eq!(lines.len(), 13, "{text}");
     assert!(lines.contains(&vec![
-        "tcp", "0.0.0.0", "5622", "ssh", "sshd", "630", "public"
+        "tcp", "0.0.0.0", "5622", "ssh", "root", "sshd", "630", "public"
     ]));
     assert!(
         !text.contains("127.0.0.1"),
@@ -177,7 +177,7 @@ fn mixed_host_v6_mapped_scoped_private_and_non_listeners() {
             "udp ::1 323 loopback ntp chronyd [940]",
             "udp fe80::1 547 link-local unknown dhcpd [950]",
             // Its owner could not be read: listed, unowned, and counted.
-            "udp 0.0.0.0 5353 public unknown  []",
+            "udp 0.0.0.0 5353 public mdns  [] risky",
         ]
     );
     assert_eq!(scan["unreadable_processes"], 1);
@@ -320,15 +320,16 @@ print("ready", flush=True)
 time.sleep(600)
 "#;
 
-/// A namespace with listeners of every kind the issue names; returns it and
-/// the scanned pids of the programs that matter.
-fn busy_namespace(tag: &str) -> (Netns, Netns) {
+/// A namespace with listeners of every kind the issue names: a real sshd,
+/// and listen.py (python3) under daemons' names; returns it, its client and
+/// the sshd (whose keys live as long as it).
+fn busy_namespace(tag: &str) -> (Netns, Netns, Ssh) {
     let mut server = Netns::new(tag);
     let client = Netns::new(&format!("{tag}-c"));
     link(&server, &client);
     // A scoped (link-local) address too.
     server.ok(&["ip", "addr", "add", "fe80::1/64", "dev", "eth0", "nodad"]);
-    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    let ssh = Ssh::start(&mut server);
     server.listen(
         Some("named"),
         &[
@@ -366,6 +367,7 @@ fn busy_namespace(tag: &str) -> (Netns, Netns) {
             let listening = parse_ss(&server.ok(&["ss", "-Htulnp"]));
             all.contains("[fe80::1]%eth0:547")
                 && all.contains("ESTAB")
+                && all.contains("[::]:5622")
                 && listening
                     .get(&("tcp".to_string(), "0.0.0.0".parse().unwrap(), 8443))
                     .is_some_and(|(pids, _)| pids.len() == 2)
@@ -373,7 +375,7 @@ fn busy_namespace(tag: &str) -> (Netns, Netns) {
         "helpers did not start: {}",
         server.ok(&["ss", "-Htuanp"])
     );
-    (server, client)
+    (server, client, ssh)
 }
 
 #[test]
@@ -381,7 +383,7 @@ fn namespace_scan_lists_exactly_what_ss_lists() {
     if !require_root() {
         return;
     }
-    let (server, _client) = busy_namespace("scan-ss");
+    let (server, _client, _ssh) = busy_namespace("scan-ss");
     let ss = parse_ss(&server.ok(&["ss", "-Htulnp"]));
     let netlink = json(&server.autofw(&["scan", "--all", "--json", "--source", "netlink"]));
     let proc = json(&server.autofw(&["scan", "--all", "--json", "--source", "proc"]));
@@ -400,19 +402,47 @@ fn namespace_scan_lists_exactly_what_ss_lists() {
             .unwrap_or_else(|| panic!("{needle} not in {lines:#?}"))
             .clone()
     };
-    // Names by program first (sshd on 5622), by port second, else unknown.
+    // Names by program first (the real sshd on 5622), by port second, else
+    // unknown. python3 calling itself nginx or redis-server proves nothing:
+    // its listeners are named by port.
     assert!(pids_of("tcp 0.0.0.0 5622 ").contains("public ssh sshd"));
     assert!(pids_of("tcp :: 5622 ").contains("public ssh sshd"));
+    let sshd = netlink["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 5622)
+        .unwrap();
+    assert_eq!(
+        (&sshd["uid"], &sshd["user"]),
+        (&Value::from(0), &Value::from("root"))
+    );
+    assert_eq!(sshd["owners"][0]["exe"], "/usr/sbin/sshd");
+    assert_eq!(sshd["owners"][0]["uid"], 0);
+    assert_eq!(sshd["owners"][0]["exe_root_only"], true);
     assert!(pids_of("tcp 192.0.2.1 53 ").contains("public dns named"));
     assert!(pids_of("udp 192.0.2.1 53 ").contains("public dns named"));
     assert!(pids_of("udp 2001:db8::1 53 ").contains("public dns named"));
     assert!(pids_of("udp ::1 53 ").contains("loopback dns named"));
     assert!(pids_of("tcp 127.0.0.1 953 ").contains("loopback rndc named"));
     assert!(pids_of("tcp 127.0.0.1 3306 ").contains("loopback mysql mysqld"));
-    assert!(pids_of("tcp :: 8080 ").contains("public http nginx"));
+    assert!(pids_of("tcp :: 8080 ").contains("public http-alt nginx"));
     assert!(pids_of("tcp 2001:db8::1 443 ").contains("public https nginx"));
     assert!(pids_of("tcp ::ffff:127.0.0.1 6379 ").contains("loopback redis redis-server"));
-    assert!(pids_of("tcp 0.0.0.0 6380 ").ends_with(" risky"));
+    assert!(pids_of("tcp 0.0.0.0 6380 ").contains("public unknown redis-server"));
+    let renamed = netlink["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 6380)
+        .unwrap();
+    assert!(
+        renamed["name_note"]
+            .as_str()
+            .unwrap()
+            .contains("interpreter"),
+        "{renamed}"
+    );
     assert!(pids_of("tcp 0.0.0.0 40000 ").contains("public unknown mystery"));
     assert!(pids_of("udp 0.0.0.0 40001 ").contains("public unknown mystery"));
     assert!(pids_of("udp fe80::1 547 ").contains("link-local"));
@@ -434,7 +464,7 @@ fn namespace_default_output_hides_loopback() {
     if !require_root() {
         return;
     }
-    let (server, _client) = busy_namespace("scan-lo");
+    let (server, _client, _ssh) = busy_namespace("scan-lo");
     let shown = json(&server.autofw(&["scan", "--json"]));
     let lines = summary(&shown);
     assert!(!lines.is_empty());
@@ -540,6 +570,18 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
             lines.contains(&format!("tcp 0.0.0.0 8000 public unknown userd [{own}]")),
             "{source}: {lines:#?}"
         );
+        let userd = scan["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["port"] == 8000)
+            .unwrap();
+        assert_eq!(
+            (&userd["uid"], &userd["user"]),
+            (&Value::from(65534), &Value::from("nobody"))
+        );
+        assert_eq!(userd["owners"][0]["uid"], 65534);
+        assert_eq!(scan["as_root"], false);
         assert!(scan["unreadable_processes"].as_u64().unwrap() >= 1);
         assert!(
             stderr(&out).contains("could not be read"),

@@ -5,6 +5,7 @@
 use super::choices::{Choices, Per, Rate, ServicePolicy, Spec};
 use super::ruleset::*;
 use crate::model::{Exposure, Listener, Proto, Scan};
+use crate::trust::{self, OwnerTrust};
 use std::collections::BTreeMap;
 
 /// Prefix of the kernel log line for dropped packets (iptables allows 29 bytes).
@@ -38,10 +39,18 @@ struct PortGroup {
     exposure: Option<Exposure>,
     risky: bool,
     docker_proxy: bool,
+    /// Why an owner is not trusted to have a port opened unasked (the first
+    /// listener that fails [`trust::judge_owners`]).
+    distrust: Option<String>,
 }
 
 impl PortGroup {
-    fn add(&mut self, l: &Listener) {
+    fn add(&mut self, l: &Listener, uid_min: Option<u32>) {
+        if self.distrust.is_none()
+            && let OwnerTrust::NotSystem { reason } = trust::judge_owners(l, uid_min)
+        {
+            self.distrust = Some(reason);
+        }
         self.services.push(l.service.clone());
         for program in l.process.split(',').filter(|p| !p.is_empty()) {
             self.programs.push(program.to_string());
@@ -49,7 +58,9 @@ impl PortGroup {
         self.pids.extend(&l.pids);
         self.exposure = self.exposure.max(Some(l.exposure));
         self.risky |= l.risky;
-        self.docker_proxy |= l.process.split(',').any(|p| DOCKER_PROXIES.contains(&p));
+        self.docker_proxy |= trust::trusted_programs(l)
+            .iter()
+            .any(|p| DOCKER_PROXIES.contains(p));
         for v in [&mut self.services, &mut self.programs] {
             v.sort();
             v.dedup();
@@ -121,7 +132,10 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     let mut groups: BTreeMap<(u16, Proto), PortGroup> = BTreeMap::new();
     for l in &scan.listeners {
         if l.exposure != Exposure::Loopback {
-            groups.entry((l.port, l.proto)).or_default().add(l);
+            groups
+                .entry((l.port, l.proto))
+                .or_default()
+                .add(l, scan.uid_min);
         }
     }
 
@@ -177,6 +191,23 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
         let explicit = allowed_by(proto, port, &service)
             .map(|a| a.place.clone())
             .or_else(|| restricted_by(proto, port, &service).map(|s| s.place.clone()));
+        if let Some(distrust) = group.distrust.as_ref().filter(|_| explicit.is_none()) {
+            closed.push(Closed {
+                proto,
+                port,
+                service: service.clone(),
+                owner,
+                reason: if group.risky {
+                    format!("{distrust}; and {service} should not face the network anyway")
+                } else {
+                    distrust.clone()
+                },
+                // By port: a name taken from an untrusted listener may not be
+                // what it serves.
+                to_open: Some(format!("--allow {port}/{proto}")),
+            });
+            continue;
+        }
         if group.risky && explicit.is_none() {
             closed.push(Closed {
                 proto,
@@ -210,8 +241,11 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
         if exposure != Exposure::Public {
             why.push_str(&format!(", {exposure} address"));
         }
-        if let Some(place) = explicit.filter(|_| group.risky) {
+        if let Some(place) = explicit.as_ref().filter(|_| group.risky) {
             why.push_str(&format!(", risky but opened by {place}"));
+        }
+        if let (Some(distrust), Some(place)) = (&group.distrust, &explicit) {
+            why.push_str(&format!(", {distrust}, but opened by {place}"));
         }
         openings.push(Opening {
             proto,
@@ -285,7 +319,7 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
                 .iter()
                 .filter(|o| o.proto == l.proto && o.port == l.port)
             {
-                group.add(same);
+                group.add(same, scan.uid_min);
             }
             closed.push(Closed {
                 proto: l.proto,
@@ -665,6 +699,10 @@ mod tests {
             process: process.into(),
             pids: vec![100 + u32::from(port % 100)],
             risky: crate::services::is_risky(service) && exposure != Exposure::Loopback,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
         }
     }
 

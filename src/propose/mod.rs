@@ -187,6 +187,15 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 /// Build the proposal: pure, no host access.
 pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
     let mut ruleset = build::build_ruleset(scan, choices);
+    ruleset.warnings.extend(scan_warnings(scan));
+    Ok(Proposal { ruleset })
+}
+
+/// What the scan itself leaves uncertain: processes it could not read
+/// (worded by whether it ran as root: root cannot be told to run as root),
+/// and a saved scan too old to say who owns what.
+fn scan_warnings(scan: &Scan) -> Vec<String> {
+    let mut warnings = Vec::new();
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
         let n = if unreadable == 1 {
@@ -194,11 +203,30 @@ pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
         } else {
             format!("{unreadable} processes")
         };
-        ruleset.warnings.push(format!(
-            "{n} could not be read when the scan ran, so some listeners may have no owner and be named by port only; run as root to see them all"
-        ));
+        let consequence = "so some listeners may have no owner and be named by port only";
+        warnings.push(match scan.as_root {
+            Some(true) => format!(
+                "{n} could not be read when the scan ran, even as root (permission denied: a \
+                 hardened /proc, or a sandbox's init), {consequence}"
+            ),
+            Some(false) => format!(
+                "{n} could not be read when the scan ran, {consequence}; run as root to see them all"
+            ),
+            None => format!(
+                "{n} could not be read when the scan ran, {consequence}; if it did not run as \
+                 root, run it as root to see them all"
+            ),
+        });
     }
-    Ok(Proposal { ruleset })
+    if scan.uid_min.is_none() && !scan.listeners.is_empty() {
+        warnings.push(
+            "this saved scan records no uids (it predates them), so listeners are opened on their \
+             service alone, whoever runs them; scan again with this version of autofw to judge \
+             their owners"
+                .to_string(),
+        );
+    }
+    warnings
 }
 
 pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
@@ -241,4 +269,52 @@ pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(crate::error::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_processes_are_worded_by_who_scanned() {
+        let mut scan = Scan {
+            unreadable_processes: 2,
+            ..Scan::default()
+        };
+        scan.as_root = Some(true);
+        let root = scan_warnings(&scan).join("\n");
+        assert!(root.contains("even as root"), "{root}");
+        assert!(
+            !root.contains("run as root"),
+            "root cannot be told to run as root: {root}"
+        );
+        scan.as_root = Some(false);
+        assert!(scan_warnings(&scan)[0].ends_with("run as root to see them all"));
+        scan.as_root = None;
+        assert!(scan_warnings(&scan)[0].contains("if it did not run as root"));
+    }
+
+    #[test]
+    fn a_scan_without_uids_is_read_as_before_with_a_note() {
+        let text = r#"{"listeners": [{"proto": "tcp", "address": "0.0.0.0", "port": 3000,
+            "exposure": "public", "service": "unknown", "process": "node", "pids": [7],
+            "risky": false}]}"#;
+        let scan = parse_saved_scan(text, "old.json").unwrap();
+        assert_eq!((scan.uid_min, scan.listeners[0].uid), (None, None));
+        let proposal = build(&scan, &Choices::default()).unwrap();
+        assert!(
+            proposal
+                .ruleset()
+                .services()
+                .any(|(_, port, _)| port == 3000)
+        );
+        assert!(
+            proposal
+                .warnings()
+                .iter()
+                .any(|w| w.contains("records no uids")),
+            "{:?}",
+            proposal.warnings()
+        );
+    }
 }

@@ -39,17 +39,28 @@ use std::path::Path;
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
-    let listeners = core::listeners(sockets, &owners, names);
+    let accounts = read_accounts(Path::new("/etc"));
+    let listeners = core::listeners(sockets, &owners, names, &accounts);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
         host: host::read_host_facts(),
+        uid_min: Some(accounts.uid_min),
+        as_root: Some(rustix::process::geteuid().is_root()),
     })
 }
 
+/// `UID_MIN` and the account names, from `login.defs` and `passwd` in `dir`
+/// (`/etc`, or a fixture directory); missing files leave the defaults.
+fn read_accounts(dir: &Path) -> core::Accounts {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    core::Accounts::from_texts(read("login.defs").as_deref(), read("passwd").as_deref())
+}
+
 /// Scan saved tables instead of the host: `dir` holds `tcp`, `udp` and
-/// optionally `tcp6`, `udp6` (copies of `/proc/net/*`) and `owners` (see
-/// [`owners::parse_owner_map`]). Names come from the built-in table only,
+/// optionally `tcp6`, `udp6` (copies of `/proc/net/*`), `owners` (see
+/// [`owners::parse_owner_map`]), `processes` (see
+/// [`owners::parse_process_facts`]), `login.defs` and `passwd`. Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
 /// machine the tests run on.
 pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
@@ -64,7 +75,7 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
         sockets.extend(procnet::read_table(dir, table).map_err(|e| bad_input(e.to_string()))?);
     }
     let owner_file = dir.join("owners");
-    let owners = match std::fs::read_to_string(&owner_file) {
+    let mut owners = match std::fs::read_to_string(&owner_file) {
         Ok(text) => owners::parse_owner_map(&text, &owner_file.display().to_string())
             .map_err(|e| bad_input(e.to_string()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Owners::default(),
@@ -75,10 +86,19 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             )));
         }
     };
+    let process_file = dir.join("processes");
+    if let Ok(text) = std::fs::read_to_string(&process_file) {
+        owners.processes = owners::parse_process_facts(&text, &process_file.display().to_string())
+            .map_err(|e| bad_input(e.to_string()))?;
+    }
+    let accounts = read_accounts(dir);
     Ok(Scan {
-        listeners: core::listeners(sockets, &owners, &ServiceTable::builtin()),
+        listeners: core::listeners(sockets, &owners, &ServiceTable::builtin(), &accounts),
         unreadable_processes: owners.unreadable,
         host: Default::default(),
+        uid_min: Some(accounts.uid_min),
+        // Saved tables say nothing of who read them.
+        as_root: None,
     })
 }
 

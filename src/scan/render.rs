@@ -33,6 +33,8 @@ struct Row {
     port: u16,
     #[tabled(rename = "SERVICE")]
     service: String,
+    #[tabled(rename = "USER")]
+    user: String,
     #[tabled(rename = "PROCESS")]
     process: String,
     #[tabled(rename = "PIDS")]
@@ -53,6 +55,7 @@ pub fn table(listeners: &[Listener]) -> String {
         address: l.address.to_string(),
         port: l.port,
         service: l.service.clone(),
+        user: user_cell(l),
         process: if l.process.is_empty() {
             "-".to_string()
         } else {
@@ -60,11 +63,7 @@ pub fn table(listeners: &[Listener]) -> String {
         },
         pids: pids_cell(&l.pids),
         exposure: l.exposure.to_string(),
-        note: if l.risky {
-            "risky: should not face the network".to_string()
-        } else {
-            String::new()
-        },
+        note: note_cell(l),
     });
     let mut table = Table::new(rows);
     table.with(Style::blank());
@@ -78,6 +77,43 @@ pub fn table(listeners: &[Listener]) -> String {
         .join("\n");
     text.push('\n');
     text
+}
+
+/// Risky, and why a known program name was not taken (in short: the JSON
+/// has the whole reason).
+fn note_cell(l: &Listener) -> String {
+    let mut notes = Vec::new();
+    if l.risky {
+        notes.push("risky: should not face the network".to_string());
+    }
+    if l.name_note.is_some() {
+        notes.push("program name unproven: named by port".to_string());
+    }
+    notes.join("; ")
+}
+
+/// The socket's user, as `netstat -e` shows it, then any other user an
+/// owning process runs as: `root`, `root,alice`, `1001` (no name), `-` (an
+/// older scan).
+fn user_cell(l: &Listener) -> String {
+    let name = |uid: Option<u32>, user: &Option<String>| match (user, uid) {
+        (Some(user), _) => Some(user.clone()),
+        (None, Some(uid)) => Some(uid.to_string()),
+        (None, None) => None,
+    };
+    let mut users: Vec<String> = Vec::new();
+    let socket = name(l.uid, &l.user);
+    let processes = l.owners.iter().map(|o| name(o.uid, &o.user));
+    for user in std::iter::once(socket).chain(processes).flatten() {
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+    if users.is_empty() {
+        "-".to_string()
+    } else {
+        users.join(",")
+    }
 }
 
 fn pids_cell(pids: &[u32]) -> String {
@@ -149,6 +185,10 @@ mod tests {
             },
             pids,
             risky: exposure != Exposure::Loopback,
+            uid: Some(110),
+            user: Some("mysql".to_string()),
+            owners: Vec::new(),
+            name_note: None,
         }
     }
 
@@ -192,16 +232,18 @@ mod tests {
         assert_eq!(
             header,
             [
-                "PROTO", "ADDRESS", "PORT", "SERVICE", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
+                "PROTO", "ADDRESS", "PORT", "SERVICE", "USER", "PROCESS", "PIDS", "EXPOSURE",
+                "NOTE"
             ]
         );
         let first: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
-            first[..7],
+            first[..8],
             [
                 "tcp",
                 "::",
                 "3306",
+                "mysql",
                 "mysql",
                 "mysqld",
                 "1,2,3,4,+2",
@@ -210,7 +252,7 @@ mod tests {
         );
         assert!(lines[1].contains("risky"));
         let second: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(second[4..7], ["-", "-", "private"]);
+        assert_eq!(second[4..8], ["mysql", "-", "-", "private"]);
         assert_eq!(table(&[]), "no listeners found\n");
     }
 

@@ -752,6 +752,10 @@ mod tests {
             process: process.to_string(),
             pids: vec![100 + port as u32],
             risky: false,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
         }
     }
 
