@@ -82,6 +82,16 @@ pub struct Listener {
     /// a program that can prove it (see `trust::program_name_problem`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_note: Option<String>,
+    /// The interface holding `address`, for a listener bound to one
+    /// address (not a wildcard, not loopback): `propose` matches it with
+    /// `iifname` when the address is private or link-local.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// An unconnected UDP socket of a process on an ephemeral port: a
+    /// resolver's or an NTP client's, not a service (see docs/scan.md).
+    /// Hidden by `scan` without `--all`; `propose` opens nothing for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_socket: bool,
 }
 
 /// One process that holds a listening socket.
@@ -140,4 +150,8 @@ pub struct HostFacts {
     /// cni-podman*, podman*), sorted: their traffic crosses FORWARD.
     #[serde(default)]
     pub bridges: Vec<String>,
+    /// `net.ipv4.ip_local_port_range`: the ports the kernel picks for
+    /// client sockets (also used for IPv6). `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port_range: Option<(u16, u16)>,
 }

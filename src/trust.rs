@@ -254,6 +254,8 @@ mod tests {
             user: None,
             owners,
             name_note: None,
+            interface: None,
+            client_socket: false,
         }
     }
 

@@ -504,10 +504,11 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
         "net.ipv4.ip_forward=0",
         "net.ipv6.conf.all.forwarding=0",
     ]);
+    ns.ok(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 50000"]);
     let before = json(&ns.autofw(&["scan", "--json"]));
     assert_eq!(
         before["host"],
-        serde_json::json!({"ip_forward": false, "bridges": []})
+        serde_json::json!({"ip_forward": false, "bridges": [], "local_port_range": [40000, 50000]})
     );
     ns.ok(&["ip", "link", "add", "docker0", "type", "bridge"]);
     ns.ok(&["ip", "link", "add", "virbr0", "type", "bridge"]);
@@ -518,7 +519,7 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
     let after = json(&ns.autofw(&["scan", "--json"]));
     assert_eq!(
         after["host"],
-        serde_json::json!({"ip_forward": true, "bridges": ["docker0", "virbr0"]})
+        serde_json::json!({"ip_forward": true, "bridges": ["docker0", "virbr0"], "local_port_range": [40000, 50000]})
     );
 }
 

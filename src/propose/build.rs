@@ -122,6 +122,17 @@ fn open_flag(service: &str, proto: Proto, port: u16) -> String {
     }
 }
 
+/// The `--allow` spec (or policy `allow`) that names this listener's port.
+fn allowed_by_spec<'a>(
+    choices: &'a Choices,
+    l: &Listener,
+) -> Option<&'a super::choices::Given<Spec>> {
+    choices
+        .allow
+        .iter()
+        .find(|a| a.value.matches(l.proto, l.port, &l.service, &choices.table))
+}
+
 /// Build the ruleset for `scan` under `choices`.
 pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     let table = &choices.table;
@@ -131,7 +142,10 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
     let mut groups: BTreeMap<(u16, Proto), PortGroup> = BTreeMap::new();
     for l in &scan.listeners {
-        if l.exposure != Exposure::Loopback {
+        // A client socket is not a service: opened only when the operator
+        // allows its port (it is then the listener they meant).
+        let client_unasked = l.client_socket && allowed_by_spec(choices, l).is_none();
+        if l.exposure != Exposure::Loopback && !client_unasked {
             groups
                 .entry((l.port, l.proto))
                 .or_default()
@@ -703,6 +717,8 @@ mod tests {
             user: None,
             owners: Vec::new(),
             name_note: None,
+            interface: None,
+            client_socket: false,
         }
     }
 
@@ -833,11 +849,77 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
     }
 
     #[test]
+    fn client_sockets_open_nothing_unless_their_port_is_allowed() {
+        let mut s = scan();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        s.listeners.push(client);
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(!r.admits(Proto::Udp, 45969, any));
+        assert!(!r.closed.iter().any(|c| c.port == 45969), "{:?}", r.closed);
+        let r = build_ruleset(&s, &choices(&["45969/udp"], &[], ""));
+        assert!(r.admits(Proto::Udp, 45969, any));
+    }
+
+    #[test]
+    fn listeners_of_users_and_nobody_stay_closed_with_the_flag() {
+        use crate::model::Owner;
+        let mut s = scan();
+        s.uid_min = Some(1000);
+        for l in &mut s.listeners {
+            l.uid = Some(0);
+        }
+        let owned = |port: u16, uid: u32, user: &str, program: &str| {
+            let mut l = listener(Proto::Tcp, "0.0.0.0", port, "unknown", program);
+            l.uid = Some(uid);
+            l.user = Some(user.to_string());
+            l.owners = vec![Owner {
+                pid: 900 + u32::from(port % 100),
+                program: program.to_string(),
+                uid: Some(uid),
+                user: Some(user.to_string()),
+                exe: Some(format!("/usr/bin/{program}")),
+                exe_root_only: true,
+            }];
+            l
+        };
+        s.listeners.push(owned(3000, 1000, "alice", "node"));
+        s.listeners.push(owned(6380, 65534, "nobody", "sshd"));
+        s.listeners
+            .push(owned(9100, 117, "prometheus", "node_exporter"));
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(r.admits(Proto::Tcp, 5622, any), "root's sshd");
+        assert!(
+            r.admits(Proto::Tcp, 9100, any),
+            "a system account's exporter"
+        );
+        assert!(!r.admits(Proto::Tcp, 3000, any));
+        assert!(!r.admits(Proto::Tcp, 6380, any));
+        let node = r.closed.iter().find(|c| c.port == 3000).unwrap();
+        assert_eq!(
+            node.reason,
+            "run by node as user alice (uid 1000): not a system account (UID_MIN is 1000)"
+        );
+        assert_eq!(node.to_open.as_deref(), Some("--allow 3000/tcp"));
+        let nobody = r.closed.iter().find(|c| c.port == 6380).unwrap();
+        assert!(
+            nobody.reason.contains("user nobody (uid 65534)"),
+            "{}",
+            nobody.reason
+        );
+        let r = build_ruleset(&s, &choices(&["3000/tcp"], &[], ""));
+        assert!(r.admits(Proto::Tcp, 3000, any));
+    }
+
+    #[test]
     fn routing_hosts_keep_their_forwarding() {
         let mut s = scan();
         s.host = HostFacts {
             ip_forward: false,
             bridges: vec!["virbr0".into(), "docker0".into()],
+            ..HostFacts::default()
         };
         let r = build_ruleset(&s, &Choices::default());
         match r.forward {

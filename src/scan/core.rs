@@ -226,6 +226,8 @@ pub fn listeners(
                 user: accounts.user(Some(group.uid)),
                 owners: owner_list,
                 name_note: None,
+                interface: None,
+                client_socket: false,
             };
             let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
                 .into_iter()
@@ -245,6 +247,46 @@ pub fn listeners(
             listener
         })
         .collect()
+}
+
+/// Programs known to serve on ephemeral ports (mosh-server answers on
+/// 60000–61000, inside most hosts' `ip_local_port_range`).
+const EPHEMERAL_PORT_SERVERS: &[&str] = &["mosh-server"];
+
+/// Mark the client sockets: an unconnected UDP socket held by a process, on
+/// a port inside `ip_local_port_range`, is a client's (a resolver's or
+/// dnsmasq's upstream queries, an NTP client: the kernel picked the port),
+/// unless its program is known to serve there. A socket no process holds is
+/// the kernel's, and the kernel's sockets are services (VXLAN, WireGuard).
+pub fn mark_client_sockets(listeners: &mut [Listener], local_port_range: Option<(u16, u16)>) {
+    let Some((low, high)) = local_port_range else {
+        return;
+    };
+    for l in listeners {
+        let serves_there = crate::trust::trusted_programs(l)
+            .iter()
+            .any(|p| EPHEMERAL_PORT_SERVERS.contains(p));
+        l.client_socket = l.proto == Proto::Udp
+            && (low..=high).contains(&l.port)
+            && !l.pids.is_empty()
+            && !serves_there;
+        if l.client_socket {
+            l.risky = false;
+        }
+    }
+}
+
+/// Record the interface holding each listener's address (`addresses`:
+/// local address → interface), for listeners bound to one address: a
+/// wildcard is on every interface, loopback needs no rule.
+pub fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr, String>) {
+    for l in listeners {
+        let address = l.address.to_canonical();
+        if address.is_unspecified() || l.exposure == Exposure::Loopback {
+            continue;
+        }
+        l.interface = addresses.get(&address).cloned();
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +380,95 @@ mod tests {
         assert_eq!(
             (by_port(22).uid, by_port(22).user.as_deref()),
             (Some(0), None)
+        );
+    }
+
+    #[test]
+    fn client_sockets_are_a_processs_udp_on_ephemeral_ports() {
+        let sockets = vec![
+            entry(Proto::Udp, "0.0.0.0:45969", "0.0.0.0:0", TCP_CLOSE, 1),
+            entry(Proto::Udp, "0.0.0.0:60001", "0.0.0.0:0", TCP_CLOSE, 2),
+            entry(Proto::Udp, "0.0.0.0:4789", "0.0.0.0:0", TCP_CLOSE, 0),
+            entry(Proto::Udp, "0.0.0.0:51000", "0.0.0.0:0", TCP_CLOSE, 0),
+            entry(Proto::Udp, "0.0.0.0:123", "0.0.0.0:0", TCP_CLOSE, 3),
+            entry(Proto::Tcp, "0.0.0.0:40000", "0.0.0.0:0", TCP_LISTEN, 4),
+            entry(Proto::Udp, "0.0.0.0:61000", "0.0.0.0:0", TCP_CLOSE, 5),
+        ];
+        let mut owners = Owners::default();
+        owners.add(1, 10, "ntpdate");
+        owners.add(2, 20, "mosh-server");
+        owners.add(3, 30, "chronyd");
+        owners.add(4, 40, "app");
+        owners.add(5, 50, "dig");
+        daemons_own_names(&mut owners);
+        let mut got = listeners(
+            sockets,
+            &owners,
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        mark_client_sockets(&mut got, Some((32768, 60999)));
+        let clients: Vec<(Proto, u16)> = got
+            .iter()
+            .filter(|l| l.client_socket)
+            .map(|l| (l.proto, l.port))
+            .collect();
+        // Not: mosh-server (serves there), the kernel's sockets (no process),
+        // a port outside the range, TCP.
+        assert_eq!(clients, [(Proto::Udp, 45969)]);
+        // Without the range, nothing is called a client.
+        let mut unknown = got.clone();
+        mark_client_sockets(&mut unknown, None);
+        assert_eq!(
+            unknown.iter().filter(|l| l.client_socket).count(),
+            1,
+            "left as marked"
+        );
+    }
+
+    #[test]
+    fn interfaces_only_for_specific_addresses() {
+        let sockets = vec![
+            entry(Proto::Tcp, "10.9.0.5:9100", "0.0.0.0:0", TCP_LISTEN, 1),
+            entry(
+                Proto::Tcp,
+                "[::ffff:10.9.0.5]:9101",
+                "[::]:0",
+                TCP_LISTEN,
+                2,
+            ),
+            entry(Proto::Tcp, "0.0.0.0:22", "0.0.0.0:0", TCP_LISTEN, 3),
+            entry(Proto::Tcp, "127.0.0.1:25", "0.0.0.0:0", TCP_LISTEN, 4),
+            entry(Proto::Tcp, "[fe80::1]:80", "[::]:0", TCP_LISTEN, 5),
+        ];
+        let mut got = listeners(
+            sockets,
+            &Owners::default(),
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        let addresses: BTreeMap<IpAddr, String> = [
+            ("10.9.0.5", "eth1"),
+            ("127.0.0.1", "lo"),
+            ("fe80::1", "eth0"),
+        ]
+        .into_iter()
+        .map(|(a, i)| (ip(a), i.to_string()))
+        .collect();
+        attach_interfaces(&mut got, &addresses);
+        let found: Vec<(u16, Option<&str>)> = got
+            .iter()
+            .map(|l| (l.port, l.interface.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (22, None),
+                (25, None),
+                (80, Some("eth0")),
+                (9100, Some("eth1")),
+                (9101, Some("eth1"))
+            ]
         );
     }
 

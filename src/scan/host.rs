@@ -38,6 +38,18 @@ pub fn read_host_facts() -> HostFacts {
     HostFacts {
         ip_forward,
         bridges: routing_bridges(Path::new("/sys/class/net")),
+        local_port_range: std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| parse_port_range(&text)),
+    }
+}
+
+/// `ip_local_port_range`'s text (`32768\t60999\n`) as (low, high).
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut fields = text.split_whitespace().map(str::parse::<u16>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
+        _ => None,
     }
 }
 
@@ -56,6 +68,14 @@ fn routing_bridges(class_net: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("x"), None);
+    }
 
     #[test]
     fn bridge_names() {

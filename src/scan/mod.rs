@@ -17,6 +17,7 @@
 
 pub mod core;
 pub mod host;
+pub mod interfaces;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -28,7 +29,7 @@ use self::core::{Owners, SocketEntry};
 use self::procnet::Table;
 use crate::cli::{ScanArgs, SocketSource};
 use crate::error::{bad_input, exit, host_failure};
-use crate::model::Scan;
+use crate::model::{HostFacts, Scan};
 use crate::services::ServiceTable;
 use std::io::Write;
 use std::path::Path;
@@ -40,11 +41,14 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
     let accounts = read_accounts(Path::new("/etc"));
-    let listeners = core::listeners(sockets, &owners, names, &accounts);
+    let mut listeners = core::listeners(sockets, &owners, names, &accounts);
+    let host = host::read_host_facts();
+    core::mark_client_sockets(&mut listeners, host.local_port_range);
+    core::attach_interfaces(&mut listeners, &interfaces::local_addresses());
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
-        host: host::read_host_facts(),
+        host,
         uid_min: Some(accounts.uid_min),
         as_root: Some(rustix::process::geteuid().is_root()),
     })
@@ -60,7 +64,9 @@ fn read_accounts(dir: &Path) -> core::Accounts {
 /// Scan saved tables instead of the host: `dir` holds `tcp`, `udp` and
 /// optionally `tcp6`, `udp6` (copies of `/proc/net/*`), `owners` (see
 /// [`owners::parse_owner_map`]), `processes` (see
-/// [`owners::parse_process_facts`]), `login.defs` and `passwd`. Names come from the built-in table only,
+/// [`owners::parse_process_facts`]), `login.defs`, `passwd`,
+/// `ip_local_port_range` (a copy of the sysctl) and `addresses`
+/// (`ADDRESS INTERFACE` lines). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
 /// machine the tests run on.
 pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
@@ -92,14 +98,55 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             .map_err(|e| bad_input(e.to_string()))?;
     }
     let accounts = read_accounts(dir);
+    let mut listeners = core::listeners(sockets, &owners, &ServiceTable::builtin(), &accounts);
+    let local_port_range = std::fs::read_to_string(dir.join("ip_local_port_range"))
+        .ok()
+        .and_then(|text| host::parse_port_range(&text));
+    core::mark_client_sockets(&mut listeners, local_port_range);
+    let addresses_file = dir.join("addresses");
+    if let Ok(text) = std::fs::read_to_string(&addresses_file) {
+        let addresses = parse_addresses(&text, &addresses_file.display().to_string())?;
+        core::attach_interfaces(&mut listeners, &addresses);
+    }
     Ok(Scan {
-        listeners: core::listeners(sockets, &owners, &ServiceTable::builtin(), &accounts),
+        listeners,
         unreadable_processes: owners.unreadable,
-        host: Default::default(),
+        host: HostFacts {
+            local_port_range,
+            ..HostFacts::default()
+        },
         uid_min: Some(accounts.uid_min),
         // Saved tables say nothing of who read them.
         as_root: None,
     })
+}
+
+/// A fixture's `addresses` file: `ADDRESS INTERFACE` per line (what
+/// `ip -br addr` shows, one address a line), `#` comments.
+fn parse_addresses(
+    text: &str,
+    file: &str,
+) -> anyhow::Result<std::collections::BTreeMap<std::net::IpAddr, String>> {
+    let mut addresses = std::collections::BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [address, interface] if address.parse::<std::net::IpAddr>().is_ok() => {
+                addresses.insert(address.parse()?, interface.to_string());
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "`{file}` line {}: expected `ADDRESS INTERFACE`, found `{line}`",
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(addresses)
 }
 
 /// The listener candidates of all four tables. `Auto` takes netlink (the

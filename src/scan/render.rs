@@ -9,14 +9,15 @@ use tabled::{Table, Tabled};
 /// At most this many pids in a table cell; JSON has them all.
 const PIDS_SHOWN: usize = 4;
 
-/// The scan as it is shown: without `all`, loopback-only listeners are left
-/// out (nothing outside the host can reach them), for the table and JSON alike.
+/// The scan as it is shown: without `all`, loopback-only listeners (nothing
+/// outside the host can reach them) and client sockets (not services) are
+/// left out, for the table and JSON alike.
 pub fn visible(scan: &Scan, all: bool) -> Scan {
     Scan {
         listeners: scan
             .listeners
             .iter()
-            .filter(|l| all || l.exposure != Exposure::Loopback)
+            .filter(|l| all || (l.exposure != Exposure::Loopback && !l.client_socket))
             .cloned()
             .collect(),
         ..scan.clone()
@@ -83,6 +84,9 @@ pub fn table(listeners: &[Listener]) -> String {
 /// has the whole reason).
 fn note_cell(l: &Listener) -> String {
     let mut notes = Vec::new();
+    if l.client_socket {
+        notes.push("client socket (ephemeral port): not a service".to_string());
+    }
     if l.risky {
         notes.push("risky: should not face the network".to_string());
     }
@@ -139,11 +143,29 @@ pub fn json(scan: &Scan) -> serde_json::Result<String> {
 /// whether the scan ran as root: the fix for unreadable processes differs.
 pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    let hidden = scan.listeners.len() - shown.listeners.len();
-    if hidden > 0 {
+    let hidden = |l: &&crate::model::Listener| !shown.listeners.contains(l);
+    let loopback = scan
+        .listeners
+        .iter()
+        .filter(hidden)
+        .filter(|l| l.exposure == Exposure::Loopback)
+        .count();
+    let clients = scan
+        .listeners
+        .iter()
+        .filter(hidden)
+        .filter(|l| l.exposure != Exposure::Loopback && l.client_socket)
+        .count();
+    if loopback > 0 {
         notes.push(format!(
-            "{hidden} loopback-only listener{} not shown (unreachable from outside); `--all` shows them",
-            plural(hidden)
+            "{loopback} loopback-only listener{} not shown (unreachable from outside); `--all` shows them",
+            plural(loopback)
+        ));
+    }
+    if clients > 0 {
+        notes.push(format!(
+            "{clients} client socket{} not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them",
+            plural(clients)
         ));
     }
     if scan.unreadable_processes > 0 {
@@ -189,6 +211,8 @@ mod tests {
             user: Some("mysql".to_string()),
             owners: Vec::new(),
             name_note: None,
+            interface: None,
+            client_socket: false,
         }
     }
 

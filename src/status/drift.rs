@@ -547,13 +547,15 @@ impl Group {
     }
 }
 
-/// Listeners beyond loopback, one group per (port, proto), sorted.
+/// Listeners beyond loopback, one group per (port, proto), sorted. Client
+/// sockets are not services: their port moves with every restart, and is
+/// never drift.
 fn groups(scan: &Scan) -> BTreeMap<(u16, Proto), Group> {
     let mut groups: BTreeMap<(u16, Proto), Group> = BTreeMap::new();
     for l in scan
         .listeners
         .iter()
-        .filter(|l| l.exposure != Exposure::Loopback)
+        .filter(|l| l.exposure != Exposure::Loopback && !l.client_socket)
     {
         groups.entry((l.port, l.proto)).or_default().add(l);
     }
@@ -756,6 +758,8 @@ mod tests {
             user: None,
             owners: Vec::new(),
             name_note: None,
+            interface: None,
+            client_socket: false,
         }
     }
 
@@ -865,6 +869,16 @@ mod tests {
         assert_eq!(a.rules, None);
         assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
         assert!(a.findings[0].message.contains("has not applied any rules"));
+    }
+
+    #[test]
+    fn a_client_socket_is_not_drift() {
+        let mut now = applied_host();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        now.listeners.push(client);
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(a.findings, vec![]);
     }
 
     #[test]
