@@ -1,8 +1,12 @@
 //! The command line, as clap derive types. Doc comments here are `--help`.
 //!
-//! Only what the user typed lives here; turning it into validated values that
-//! touch the system (reading a policy file, the live host) happens later.
+//! Arguments in two stages, as ripgrep does: this file holds what the user
+//! typed, and turns it into each module's own options type
+//! ([`scan::ScanOptions`], [`propose::ProposeOptions`], ...). Nothing below
+//! `lib.rs` knows clap exists. Validating those options, and anything that
+//! touches the system (reading a policy file, the live host), happens later.
 
+use crate::{firewall, propose, record, scan, state, status};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -204,7 +208,7 @@ pub enum Backend {
 #[derive(Debug, Args, Clone)]
 pub struct StateArgs {
     /// Where autofw keeps saved rulesets, the lock and the rollback window.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/autofw")]
+    #[arg(long, value_name = "DIR", default_value = state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
 }
 
@@ -256,4 +260,97 @@ pub struct StatusArgs {
 pub struct WatchdogArgs {
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+// The second stage: what the user typed → each module's options.
+
+impl From<SocketSource> for scan::SocketSource {
+    fn from(source: SocketSource) -> Self {
+        match source {
+            SocketSource::Auto => scan::SocketSource::Auto,
+            SocketSource::Netlink => scan::SocketSource::Netlink,
+            SocketSource::Proc => scan::SocketSource::Proc,
+        }
+    }
+}
+
+impl From<Format> for propose::Format {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Nft => propose::Format::Nft,
+            Format::Iptables => propose::Format::Iptables,
+            Format::Ip6tables => propose::Format::Ip6tables,
+        }
+    }
+}
+
+impl From<Backend> for record::Backend {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Nft => record::Backend::Nft,
+            Backend::Iptables => record::Backend::Iptables,
+        }
+    }
+}
+
+impl From<ScanArgs> for scan::ScanOptions {
+    fn from(args: ScanArgs) -> Self {
+        scan::ScanOptions {
+            all: args.all,
+            json: args.json,
+            source: args.source.into(),
+            fixture: args.fixture,
+        }
+    }
+}
+
+impl From<PolicyArgs> for propose::PolicyOptions {
+    fn from(args: PolicyArgs) -> Self {
+        propose::PolicyOptions {
+            allow: args.allow,
+            block: args.block,
+            limit: args.limit,
+            source: args.source,
+            blocklist: args.blocklist,
+            policy: args.policy,
+            from: args.from,
+        }
+    }
+}
+
+impl From<ProposeArgs> for propose::ProposeOptions {
+    fn from(args: ProposeArgs) -> Self {
+        propose::ProposeOptions {
+            policy: args.policy.into(),
+            format: args.format.into(),
+            out: args.out,
+            json: args.json,
+            ipset: args.ipset,
+        }
+    }
+}
+
+impl From<ApplyArgs> for firewall::apply::ApplyOptions {
+    fn from(args: ApplyArgs) -> Self {
+        firewall::apply::ApplyOptions {
+            policy: args.policy.into(),
+            confirm: args.confirm,
+            yes: args.yes,
+            timeout: args.timeout,
+            backend: args.backend.into(),
+            force: args.force,
+            persist: args.persist,
+            root: args.root.root,
+            state_dir: args.state.state_dir,
+        }
+    }
+}
+
+impl From<StatusArgs> for status::StatusOptions {
+    fn from(args: StatusArgs) -> Self {
+        status::StatusOptions {
+            json: args.json,
+            state_dir: args.state.state_dir,
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub mod firewall;
 pub mod model;
 pub mod persist;
 pub mod propose;
+pub mod record;
 pub mod scan;
 pub mod services;
 pub mod state;
@@ -43,14 +44,14 @@ pub fn main_with_exit_code() -> ExitCode {
 /// Dispatch one subcommand. Returns the exit code of a run that did not fail.
 pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Scan(args) => scan::run(&args),
-        Command::Propose(args) => propose::run(&args),
-        Command::Apply(args) => firewall::apply::run(&args),
-        Command::Confirm(args) => firewall::apply::confirm(&args),
-        Command::Rollback(args) => firewall::apply::rollback(&args),
-        Command::Watchdog(args) => firewall::watchdog::run(&args),
-        Command::Restore(args) => persist::restore(&args),
-        Command::Unpersist(args) => persist::unpersist(&args),
-        Command::Status(args) => status::run(&args),
+        Command::Scan(args) => scan::run(&args.into()),
+        Command::Propose(args) => propose::run(&args.into()),
+        Command::Apply(args) => firewall::apply::run(&args.into()),
+        Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
+        Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),
+        Command::Watchdog(args) => firewall::watchdog::run(&args.state.state_dir),
+        Command::Restore(args) => firewall::restore::run(&args.root),
+        Command::Unpersist(args) => persist::unpersist(&args.root),
+        Command::Status(args) => status::run(&args.into()),
     }
 }

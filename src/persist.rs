@@ -17,9 +17,8 @@ use std::fs::{DirBuilder, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Backend, RootArgs};
-use crate::error::{bad_input, host_failure};
-use crate::firewall::{Rules, backend_name, exec};
+use crate::error::host_failure;
+use crate::record::{Backend, Rules};
 use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
 
 /// The first line after the shebang of every hook file autofw writes:
@@ -39,7 +38,7 @@ pub enum Hook {
 /// What `--persist` installed: read by `restore` and `unpersist`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub backend: String,
+    pub backend: Backend,
     pub hook: Hook,
     /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
     pub installed: Vec<PathBuf>,
@@ -135,7 +134,7 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
     let hook = files.hook();
     installed.extend(install_hook(&files, hook)?);
     let manifest = Manifest {
-        backend: backend_name(rules.backend()).to_string(),
+        backend: rules.backend(),
         hook,
         installed,
         persisted_at: now_secs(),
@@ -293,7 +292,7 @@ fn systemctl_daemon_reload() {
 }
 
 /// Read the persisted rules of a manifest.
-fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
+pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
     let read = |path: &str| {
         std::fs::read_to_string(files.under(path)).map_err(|e| {
             host_failure(format!(
@@ -302,11 +301,11 @@ fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rul
             ))
         })
     };
-    match manifest.backend.as_str() {
-        "nft" => Ok(Rules::Nft {
+    match manifest.backend {
+        Backend::Nft => Ok(Rules::Nft {
             text: read(BootFiles::rules_files(Backend::Nft)[0])?,
         }),
-        "iptables" => {
+        Backend::Iptables => {
             let [v4, v6, ipsets] = BootFiles::rules_files(Backend::Iptables) else {
                 unreachable!("three iptables files")
             };
@@ -321,39 +320,13 @@ fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rul
                 },
             })
         }
-        other => Err(bad_input(format!(
-            "{} names an unknown backend `{other}`",
-            files.manifest().display()
-        ))),
     }
-}
-
-/// `autofw restore`: load the persisted ruleset (what the boot hook runs).
-pub fn restore(args: &RootArgs) -> anyhow::Result<u8> {
-    let files = BootFiles::new(&args.root);
-    let manifest = files.read_manifest()?.ok_or_else(|| {
-        host_failure(format!(
-            "nothing is persisted under {}: run `autofw apply --confirm --persist` first",
-            files.dir().display()
-        ))
-    })?;
-    let rules = persisted_rules(&files, &manifest)?;
-    exec::require_root("autofw restore")?;
-    exec::require_tools(crate::firewall::tools(rules.backend()))?;
-    rules.load(None)?;
-    println!(
-        "loaded the {} ruleset persisted at {} from {}",
-        manifest.backend,
-        manifest.persisted_at,
-        files.dir().display()
-    );
-    Ok(crate::error::exit::OK)
 }
 
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.
 /// The live rules stay as they are.
-pub fn unpersist(args: &RootArgs) -> anyhow::Result<u8> {
-    let files = BootFiles::new(&args.root);
+pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
+    let files = BootFiles::new(root);
     let Some(manifest) = files.read_manifest()? else {
         println!(
             "nothing to remove: autofw has persisted nothing under {}",

@@ -249,14 +249,6 @@ impl ServiceTable {
         table
     }
 
-    /// The table for this host: `/etc/services` if it can be read.
-    pub fn for_host() -> Self {
-        match std::fs::read_to_string("/etc/services") {
-            Ok(text) => Self::with_etc_services(&text),
-            Err(_) => Self::builtin(),
-        }
-    }
-
     fn insert(&mut self, name: &str, proto: Proto, port: u16) {
         self.by_port.insert((proto, port), name.to_string());
         let ports = self.by_name.entry(name.to_string()).or_default();

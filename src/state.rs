@@ -15,8 +15,8 @@
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
 
 use anyhow::Context;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -24,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{host_failure, refused};
-use crate::model::Proto;
+use crate::record::{AppliedRecord, RollbackWindow};
+
+/// Where the state lives unless `--state-dir` says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/autofw";
 
 /// Paths inside the state directory, in one place so every module agrees.
 #[derive(Debug, Clone)]
@@ -117,6 +120,15 @@ impl StateDir {
             ))
         })?;
         Ok(FileLock { file })
+    }
+
+    /// An apply record this autofw cannot use: like a damaged state file,
+    /// a host problem (exit 3), with the file named.
+    pub fn damaged_record(&self, problem: &str) -> anyhow::Error {
+        host_failure(format!(
+            "{} {problem}; it was not written by this version of autofw, or it is damaged",
+            self.applied_path().display()
+        ))
     }
 
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
@@ -245,89 +257,103 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// One port that an applied ruleset opens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Backend;
 
-/// A listener that an applied ruleset left closed, and why (propose's
-/// `Ruleset.closed`: kept closed by `--block`, risky, or loopback-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClosedPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    pub reason: String,
-}
+    fn record(backend: Backend) -> AppliedRecord {
+        AppliedRecord {
+            applied_at: 1_700_000_000,
+            backend,
+            opened: Vec::new(),
+            ruleset: "table inet autofw {}\n".to_string(),
+            ruleset_v6: None,
+            ipsets: None,
+            confirmed: false,
+            rolled_back_at: None,
+            persisted: false,
+            closed: Vec::new(),
+            listening: None,
+        }
+    }
 
-/// A (proto, port) that a listener beyond loopback held when the rules were
-/// applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListeningPort {
-    pub proto: Proto,
-    pub port: u16,
-    pub service: String,
-    /// A database, cache or admin service (scan's `risky`).
-    pub risky: bool,
-}
+    #[test]
+    fn records_round_trip_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        state.ensure().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state.root()), 0o700);
+        assert_eq!(state.read_applied().unwrap(), None);
+        state.write_applied(&record(Backend::Iptables)).unwrap();
+        assert_eq!(
+            state.read_applied().unwrap(),
+            Some(record(Backend::Iptables))
+        );
+        assert_eq!(mode(&state.applied_path()), 0o600);
+        let text = std::fs::read_to_string(state.applied_path()).unwrap();
+        assert!(text.contains("\"backend\": \"iptables\""), "{text}");
+        state.remove_window().unwrap();
+    }
 
-/// What `apply` loaded, for `status` and `rollback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedRecord {
-    /// Seconds since the Unix epoch.
-    pub applied_at: u64,
-    /// `nft` or `iptables`.
-    pub backend: String,
-    pub opened: Vec<OpenedPort>,
-    /// The rendered ruleset exactly as it was loaded (for `iptables`, the
-    /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
-    pub ruleset: String,
-    /// The `ip6tables-restore` input, for the `iptables` backend only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ruleset_v6: Option<String>,
-    /// The `ipset restore` input of the blocklist sets, for the `iptables`
-    /// backend with a blocklist only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipsets: Option<String>,
-    /// True once the operator confirmed it; false while the window is open or
-    /// after a rollback.
-    pub confirmed: bool,
-    /// Seconds since the epoch at which it was rolled back, if it was.
-    #[serde(default)]
-    pub rolled_back_at: Option<u64>,
-    /// True once it was saved for boot (`apply --persist`, after confirmation).
-    #[serde(default)]
-    pub persisted: bool,
-    /// Listeners the ruleset left closed on purpose or because they needed no
-    /// rule, so that `status` does not report a choice as drift. Empty in
-    /// records written before `status` existed.
-    #[serde(default)]
-    pub closed: Vec<ClosedPort>,
-    /// Every (proto, port) a listener beyond loopback held at apply time:
-    /// `status` reports what changed since, not what was so then (a port
-    /// opened ahead of its service is not a stale hole; a database opened on
-    /// purpose is not news). `None` in records written before `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<ListeningPort>>,
-}
+    #[test]
+    fn a_record_naming_an_unknown_backend_is_damaged_exit_3_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let text = serde_json::to_string(&record(Backend::Nft))
+            .unwrap()
+            .replace("\"nft\"", "\"pf\"");
+        write_private(&state.applied_path(), text.as_bytes()).unwrap();
+        let err = state.read_applied().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&state.applied_path().display().to_string())
+                && message.contains("damaged")
+                && message.contains("`pf`"),
+            "{message}"
+        );
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
 
-/// An open rollback window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollbackWindow {
-    /// Seconds since the Unix epoch at which the watchdog rolls back.
-    pub deadline: u64,
-    /// Pid of the detached watchdog process (0 until it has started).
-    pub watchdog_pid: u32,
-    /// Identifies this window, so a late watchdog never acts on a newer one.
-    #[serde(default)]
-    pub id: String,
-    /// Pid of the `apply` that opened it.
-    #[serde(default)]
-    pub apply_pid: u32,
-    /// `--persist --root DIR`: persist under DIR once confirmed, not before.
-    #[serde(default)]
-    pub persist_root: Option<PathBuf>,
+    #[test]
+    fn an_iptables_record_without_its_ipv6_half_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let problem = record(Backend::Iptables).rules().unwrap_err();
+        let err = state.damaged_record(problem);
+        assert!(format!("{err}").contains("applied.json names the iptables backend"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::HOST)
+        );
+    }
+
+    #[test]
+    fn the_apply_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let first = state.lock_apply().unwrap();
+        let err = state.lock_apply().unwrap_err();
+        assert!(format!("{err}").contains("another `autofw apply` is running"));
+        assert_eq!(
+            crate::error::exit_code_for(&err),
+            std::process::ExitCode::from(crate::error::exit::REFUSED)
+        );
+        drop(first);
+        state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn removing_a_missing_file_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        remove_if_exists(&dir.path().join("absent")).unwrap();
+        assert_eq!(
+            read_json::<RollbackWindow>(&dir.path().join("absent")).unwrap(),
+            None
+        );
+    }
 }

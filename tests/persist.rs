@@ -208,3 +208,27 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("nothing to remove"));
 }
+
+#[test]
+fn a_manifest_naming_an_unknown_backend_is_exit_3_naming_the_file() {
+    if !require_root() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("etc/autofw");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("persist.json"),
+        r#"{"backend": "pf", "hook": "ifupdown", "installed": [], "persisted_at": 1}"#,
+    )
+    .unwrap();
+    let ns = Netns::new("unknown-backend");
+    let out = ns.autofw(&["restore", "--root", root.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&dir.join("persist.json").display().to_string()) && err.contains("`pf`"),
+        "{err}"
+    );
+    assert_eq!(ns.ruleset(), "");
+}

@@ -607,7 +607,7 @@ fn assert_policy_holds(loader: &str) {
         "{loader}: the 4th ssh connection in a burst should be rate-limited"
     );
     // apply's lockout guard sees the same: the admin address in, the others out.
-    let args = autofw::cli::PolicyArgs {
+    let args = autofw::propose::PolicyOptions {
         policy: Some(policy.clone()),
         from: Some(scan_file.clone()),
         ..Default::default()

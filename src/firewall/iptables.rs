@@ -17,30 +17,27 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::exec::{run_tool, tool_exists};
+use super::filter_view::{undo_script, without_existing_jump};
 use crate::error::host_failure;
-
-/// The jump that hooks autofw's chain into INPUT (propose's contract).
-pub const JUMP: &str = "-A INPUT -j AUTOFW-INPUT";
-const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]
-pub struct Family {
+pub struct FamilyTools {
     pub save: &'static str,
     pub restore: &'static str,
     /// The nft family iptables-nft uses for it.
     pub nft: &'static str,
 }
 
-pub const V4: Family = Family {
+pub const V4: FamilyTools = FamilyTools {
     save: "iptables-save",
     restore: "iptables-restore",
     nft: "ip",
 };
-pub const V6: Family = Family {
+pub const V6: FamilyTools = FamilyTools {
     save: "ip6tables-save",
     restore: "ip6tables-restore",
     nft: "ip6",
@@ -71,7 +68,7 @@ pub struct Saved {
     pub ipsets: Option<String>,
 }
 
-pub fn save_family(family: Family) -> anyhow::Result<String> {
+pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
     run_tool(family.save, &["-t", "filter"], None)
 }
 
@@ -179,135 +176,12 @@ pub fn restore(saved: &Saved) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn restore_family(family: Family, saved: &str) -> anyhow::Result<()> {
+fn restore_family(family: FamilyTools, saved: &str) -> anyhow::Result<()> {
     let live = save_family(family)?;
     if let Some(script) = undo_script(saved, &live) {
         run_tool(family.restore, &["--noflush"], Some(&script))?;
     }
     Ok(())
-}
-
-/// The proposal without the INPUT jump when the live INPUT already has it:
-/// `--noflush` appends, and a second jump would run autofw's chain twice.
-pub fn without_existing_jump(proposal: &str, live_save: &str) -> String {
-    let live_has_jump = live_save.lines().any(|l| l.trim() == JUMP);
-    proposal
-        .lines()
-        .filter(|l| !(live_has_jump && l.trim() == JUMP))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// The filter table of an `iptables-save`, reduced to what autofw may touch.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct FilterView {
-    /// Built-in chain → policy (absent table: none listed).
-    pub policies: BTreeMap<String, String>,
-    /// AUTOFW-* chains, in the order declared.
-    pub chains: Vec<String>,
-    /// `-A AUTOFW-...` lines, in order.
-    pub rules: Vec<String>,
-    pub has_jump: bool,
-}
-
-impl FilterView {
-    pub fn parse(save: &str) -> FilterView {
-        let mut view = FilterView::default();
-        let mut in_filter = false;
-        for line in save.lines().map(str::trim) {
-            if line.starts_with('*') {
-                in_filter = line == "*filter";
-                continue;
-            }
-            if !in_filter || line.starts_with('#') {
-                continue;
-            }
-            if let Some(decl) = line.strip_prefix(':') {
-                let mut parts = decl.split_whitespace();
-                let (Some(name), Some(policy)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                if BUILTIN.contains(&name) {
-                    view.policies.insert(name.to_string(), policy.to_string());
-                } else if is_autofw_chain(name) {
-                    view.chains.push(name.to_string());
-                }
-            } else if line == JUMP {
-                view.has_jump = true;
-            } else if let Some(rest) = line.strip_prefix("-A ")
-                && rest.split_whitespace().next().is_some_and(is_autofw_chain)
-            {
-                view.rules.push(line.to_string());
-            }
-        }
-        view
-    }
-
-    /// The lines a dry-run diff compares: policies, autofw's chains, rules
-    /// and jump, without counters.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        for (chain, policy) in &self.policies {
-            out.push_str(&format!(":{chain} {policy}\n"));
-        }
-        for chain in &self.chains {
-            out.push_str(&format!(":{chain} -\n"));
-        }
-        if self.has_jump {
-            out.push_str(JUMP);
-            out.push('\n');
-        }
-        for rule in &self.rules {
-            out.push_str(rule);
-            out.push('\n');
-        }
-        out
-    }
-}
-
-fn is_autofw_chain(name: &str) -> bool {
-    name.starts_with("AUTOFW-")
-}
-
-/// `iptables-restore --noflush` input that turns `live` back into `saved`
-/// for what autofw owns, or `None` when nothing differs. Pure, for tests.
-pub fn undo_script(saved: &str, live: &str) -> Option<String> {
-    let saved = FilterView::parse(saved);
-    let live = FilterView::parse(live);
-    let mut lines = Vec::new();
-    for chain in BUILTIN {
-        let before = saved.policies.get(chain).map_or("ACCEPT", String::as_str);
-        if let Some(now) = live.policies.get(chain)
-            && now != before
-        {
-            lines.push(format!(":{chain} {before} [0:0]"));
-        }
-    }
-    if live.has_jump && !saved.has_jump {
-        lines.push(format!("-D {}", &JUMP[3..]));
-    }
-    let mut all: Vec<&String> = live.chains.iter().collect();
-    all.extend(saved.chains.iter().filter(|c| !live.chains.contains(c)));
-    let unchanged = live.chains == saved.chains && live.rules == saved.rules;
-    if !unchanged {
-        // Declaring a chain creates or flushes it; then drop the new ones
-        // and refill the old ones.
-        lines.extend(all.iter().map(|c| format!(":{c} - [0:0]")));
-        lines.extend(
-            live.chains
-                .iter()
-                .filter(|c| !saved.chains.contains(c))
-                .map(|c| format!("-X {c}")),
-        );
-        lines.extend(saved.rules.iter().cloned());
-    }
-    if saved.has_jump && !live.has_jump {
-        lines.push(JUMP.to_string());
-    }
-    if lines.is_empty() {
-        return None;
-    }
-    Some(format!("*filter\n{}\nCOMMIT\n", lines.join("\n")))
 }
 
 /// How `iptables-save -t filter` and `ip6tables-save -t filter` list `v4`
@@ -457,45 +331,6 @@ pub fn empty_leftovers(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FRESH: &str = "";
-    const APPLIED: &str = "# Generated by iptables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A f2b-sshd -j RETURN\nCOMMIT\n";
-
-    #[test]
-    fn undo_on_a_fresh_host_removes_everything_autofw_wrote() {
-        assert_eq!(
-            undo_script(FRESH, APPLIED).unwrap(),
-            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-D INPUT -j AUTOFW-INPUT\n:AUTOFW-INPUT - [0:0]\n-X AUTOFW-INPUT\nCOMMIT\n"
-        );
-    }
-
-    #[test]
-    fn undo_never_mentions_foreign_chains() {
-        let saved = "*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A f2b-sshd -j RETURN\nCOMMIT\n";
-        let script = undo_script(saved, APPLIED).unwrap();
-        assert!(!script.contains("f2b"), "{script}");
-    }
-
-    #[test]
-    fn undo_refills_a_previous_autofw_chain() {
-        let saved = "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n";
-        let script = undo_script(saved, APPLIED).unwrap();
-        assert_eq!(
-            script,
-            "*filter\n:FORWARD ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
-        );
-        assert_eq!(undo_script(APPLIED, APPLIED), None);
-    }
-
-    #[test]
-    fn jump_is_left_out_when_live_input_has_it() {
-        let proposal = "*filter\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\nCOMMIT\n";
-        assert_eq!(
-            without_existing_jump(proposal, APPLIED),
-            "*filter\n:AUTOFW-INPUT - [0:0]\nCOMMIT\n"
-        );
-        assert_eq!(without_existing_jump(proposal, FRESH), proposal);
-    }
 
     #[test]
     fn empty_created_table_is_deleted_but_busy_one_is_not() {

@@ -2,69 +2,34 @@
 //! `iptables-restore` ([`exec`], the only place that spawns them), the two
 //! backends ([`nft`], [`iptables`]), apply with its rollback window
 //! ([`apply`], [`window`]), the detached [`watchdog`], and the SSH session
-//! detection behind the lockout guard ([`session`]).
+//! detection behind the lockout guard ([`session`]), and loading the
+//! persisted rules at boot ([`restore`]).
 
 pub mod apply;
 pub mod exec;
+pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod restore;
 pub mod session;
 pub mod watchdog;
 pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Backend, Format};
-use crate::propose::Proposal;
+use crate::record::{Backend, Rules};
 
-/// A rendered ruleset for one backend: what apply loads and persist saves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum Rules {
-    /// One `nft -f` script that replaces `table inet autofw`.
-    Nft { text: String },
-    /// `iptables-restore` and `ip6tables-restore --noflush` input, and the
-    /// `ipset restore` input of the blocklist sets they match, if any.
-    Iptables {
-        v4: String,
-        v6: String,
-        #[serde(default)]
-        ipsets: Option<String>,
-    },
-}
-
-impl Rules {
-    pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
-        match backend {
-            Backend::Nft => Rules::Nft {
-                text: proposal.render(Format::Nft),
-            },
-            Backend::Iptables => Rules::Iptables {
-                v4: proposal.render(Format::Iptables),
-                v6: proposal.render(Format::Ip6tables),
-                ipsets: proposal.ipset_restore(),
-            },
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self {
-            Rules::Nft { .. } => Backend::Nft,
-            Rules::Iptables { .. } => Backend::Iptables,
-        }
-    }
-
-    /// Load into the live firewall, one transaction per family.
-    pub fn load(&self, saved: Option<&Snapshot>) -> anyhow::Result<()> {
-        match self {
-            Rules::Nft { text } => nft::load(text),
-            Rules::Iptables { v4, v6, ipsets } => iptables::load(
-                v4,
-                v6,
-                ipsets.as_deref(),
-                saved.and_then(|s| s.iptables.as_ref()),
-            ),
-        }
+/// Load `rules` into the live firewall, one transaction per family.
+/// `saved` is the snapshot taken before, which tells iptables what to keep.
+pub fn load(rules: &Rules, saved: Option<&Snapshot>) -> anyhow::Result<()> {
+    match rules {
+        Rules::Nft { text } => nft::load(text),
+        Rules::Iptables { v4, v6, ipsets } => iptables::load(
+            v4,
+            v6,
+            ipsets.as_deref(),
+            saved.and_then(|s| s.iptables.as_ref()),
+        ),
     }
 }
 
@@ -76,17 +41,10 @@ pub fn tools(backend: Backend) -> &'static [&'static str] {
     }
 }
 
-pub fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Nft => "nft",
-        Backend::Iptables => "iptables",
-    }
-}
-
 /// The live firewall as it was before an apply: what rollback puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub backend: String,
+    pub backend: Backend,
     /// `nft -s list ruleset` before the apply, when nft is installed: the
     /// reference that a rollback is checked against, byte for byte.
     pub nft_ruleset: Option<String>,
@@ -104,7 +62,7 @@ impl Snapshot {
             None
         };
         Ok(Snapshot {
-            backend: backend_name(backend).to_string(),
+            backend,
             nft_ruleset,
             nft: match backend {
                 Backend::Nft => Some(nft::save()?),

@@ -26,7 +26,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::window;
-use crate::cli::WatchdogArgs;
 use crate::error::host_failure;
 use crate::state::{FileLock, StateDir, now_millis};
 
@@ -116,8 +115,8 @@ fn start(mut cmd: Command, lock: &FileLock) -> anyhow::Result<u32> {
 
 /// `autofw watchdog`: wait for the deadline of the open window, then roll
 /// back unless someone decided first.
-pub fn run(args: &WatchdogArgs) -> anyhow::Result<u8> {
-    let state = StateDir::new(&args.state.state_dir);
+pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
+    let state = StateDir::new(state_dir);
     // No terminal to be hung up on, but be explicit: only SIGKILL (or an
     // orderly SIGTERM from an admin) stops a watchdog.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.

@@ -8,9 +8,9 @@
 
 use std::path::PathBuf;
 
-use super::{Rules, Snapshot};
+use super::Snapshot;
 use crate::error::refused;
-use crate::state::{AppliedRecord, StateDir, now_secs, read_json};
+use crate::state::{StateDir, now_secs, read_json};
 
 /// What a rollback found and did.
 #[derive(Debug)]
@@ -27,20 +27,6 @@ pub enum Confirmed {
     Kept { persisted: Option<PathBuf> },
     /// The deadline had already passed: it was rolled back instead.
     TooLate(RolledBack),
-}
-
-/// Rebuild the loaded rules from the apply record (what persist saves).
-pub fn rules_of(record: &AppliedRecord) -> Rules {
-    match (record.backend.as_str(), &record.ruleset_v6) {
-        ("iptables", Some(v6)) => Rules::Iptables {
-            v4: record.ruleset.clone(),
-            v6: v6.clone(),
-            ipsets: record.ipsets.clone(),
-        },
-        _ => Rules::Nft {
-            text: record.ruleset.clone(),
-        },
-    }
 }
 
 /// Keep the rules of the open window; persist them if apply was asked to.
@@ -75,7 +61,10 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     state.remove_window()?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
-        crate::persist::persist(root, &rules_of(&record)).map_err(|e| {
+        let rules = record
+            .rules()
+            .map_err(|problem| state.damaged_record(problem))?;
+        crate::persist::persist(root, &rules).map_err(|e| {
             e.context(format!(
                 "the rules are confirmed and stay loaded, but persisting them under {} failed; \
                  fix that and run `autofw apply --confirm --persist` again",

@@ -1,32 +1,85 @@
 //! `autofw propose`: the whitelist ruleset for a scan and the operator's
 //! choices.
 //!
-//! - [`choices`]: `--allow`/`--block` specs and the `--policy` TOML file,
-//!   validated into [`Choices`];
-//! - [`build`](mod@build): scan + choices → the ruleset model, pure;
+//! - [`spec`], [`rate`]: the grammar of SPECs, NETs and rates;
+//! - [`policy_file`]: the `--policy` TOML file and its blocklist files;
+//! - [`choices`]: flags and policy merged and validated into [`Choices`];
+//! - [`draft`]: scan + choices → the ruleset model ([`group`] the listeners,
+//!   decide, then [`rules`]);
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
-//! - [`nft`], [`iptables`]: renderers; [`text`]: safe comments and strings.
+//! - [`render_nft`], [`render_iptables`]: renderers; [`text`]: safe comments and strings.
 //!
-//! Only [`gather`] touches the host (files, the live scan); everything after
-//! it is pure and deterministic: the same scan and choices give byte-identical
+//! Only [`gather`](mod@gather) touches the host (files, the live scan, the
+//! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
-pub mod build;
 pub mod choices;
-pub mod iptables;
-pub mod nft;
+pub mod draft;
+pub mod gather;
+pub mod group;
+pub mod policy_file;
+pub mod rate;
+pub mod render_iptables;
+pub mod render_nft;
+pub mod rules;
 pub mod ruleset;
+pub mod spec;
 pub mod text;
 
 pub use choices::Choices;
+pub use gather::{gather, read_saved_scan, run};
 pub use ruleset::Ruleset;
 
-use crate::cli::{Format, PolicyArgs, ProposeArgs, SocketSource};
 use crate::error::bad_input;
 use crate::model::{Proto, Scan};
-use crate::services::ServiceTable;
 use ruleset::Family;
 use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Output format of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One `table inet autofw`, loadable with `nft -f`.
+    #[default]
+    Nft,
+    /// `iptables-restore` input (IPv4).
+    Iptables,
+    /// `ip6tables-restore` input (IPv6).
+    Ip6tables,
+}
+
+/// The operator's choices as given, shared by `propose` and `apply`: specs
+/// still as text, files still as paths ([`gather`] reads them).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyOptions {
+    /// `--allow` specs.
+    pub allow: Vec<String>,
+    /// `--block` specs.
+    pub block: Vec<String>,
+    /// `--limit SPEC[=RATE]`.
+    pub limit: Vec<String>,
+    /// `--source SPEC=NET[,NET...]`.
+    pub source: Vec<String>,
+    /// `--blocklist ADDR|NET`.
+    pub blocklist: Vec<String>,
+    /// The TOML policy file.
+    pub policy: Option<PathBuf>,
+    /// A saved `scan --json` to read instead of scanning this host.
+    pub from: Option<PathBuf>,
+}
+
+/// What `autofw propose` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ProposeOptions {
+    pub policy: PolicyOptions,
+    pub format: Format,
+    /// Write the ruleset here instead of stdout.
+    pub out: Option<PathBuf>,
+    /// Print the model as JSON.
+    pub json: bool,
+    /// Also write the blocklist as `ipset restore` input here.
+    pub ipset: Option<PathBuf>,
+}
 
 /// A drafted ruleset, ready to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +106,12 @@ impl Proposal {
     /// loaded first: see [`Proposal::ipset_restore`].
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Nft => nft::render(&self.ruleset, &self.header(format)),
-            Format::Iptables => iptables::render(&self.ruleset, Family::Ipv4, &self.header(format)),
+            Format::Nft => render_nft::render(&self.ruleset, &self.header(format)),
+            Format::Iptables => {
+                render_iptables::render(&self.ruleset, Family::Ipv4, &self.header(format))
+            }
             Format::Ip6tables => {
-                iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
+                render_iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
             }
         }
     }
@@ -67,26 +122,10 @@ impl Proposal {
         self.ruleset.admits(proto, port, source)
     }
 
-    /// The ports this ruleset opens, for apply's record and `status`, sorted.
-    pub fn opened(&self) -> Vec<crate::state::OpenedPort> {
-        let mut ports: Vec<crate::state::OpenedPort> = self
-            .ruleset
-            .services()
-            .map(|(proto, port, service)| crate::state::OpenedPort {
-                proto,
-                port,
-                service: service.to_string(),
-            })
-            .collect();
-        ports.sort_by_key(|p| (p.port, p.proto));
-        ports.dedup();
-        ports
-    }
-
     /// `ipset restore` input for the blocklist sets that the iptables formats
     /// match (`None` without a blocklist). Load it before `iptables-restore`.
     pub fn ipset_restore(&self) -> Option<String> {
-        iptables::ipset_restore(&self.ruleset)
+        render_iptables::ipset_restore(&self.ruleset)
     }
 
     /// The model: rules with their reasons, what was left closed, warnings.
@@ -148,26 +187,6 @@ impl Proposal {
     }
 }
 
-/// Read the choices from the command line and `--policy`, and the scan from
-/// `--from` or the live host.
-pub fn gather(args: &PolicyArgs) -> anyhow::Result<(Scan, Choices)> {
-    // Choices first: a typo fails before the host is scanned. The scan names
-    // listeners with the same table the choices were checked against.
-    let choices = Choices::from_args(args, ServiceTable::for_host())?;
-    let scan = match &args.from {
-        Some(path) => read_saved_scan(path)?,
-        None => crate::scan::scan_host(SocketSource::Auto, &choices.table)?,
-    };
-    Ok((scan, choices))
-}
-
-/// A saved `scan --json`, checked enough that a bad file gets a clear error.
-pub fn read_saved_scan(path: &std::path::Path) -> anyhow::Result<Scan> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("cannot read saved scan {}: {e}", path.display())))?;
-    parse_saved_scan(&text, &path.display().to_string())
-}
-
 /// Parse the text of a saved scan; `origin` names it in errors.
 pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
     let scan: Scan = serde_json::from_str(text).map_err(|e| {
@@ -186,7 +205,7 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 
 /// Build the proposal: pure, no host access.
 pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
-    let mut ruleset = build::build_ruleset(scan, choices);
+    let mut ruleset = draft::build_ruleset(scan, choices);
     ruleset.warnings.extend(scan_warnings(scan));
     Ok(Proposal { ruleset })
 }
@@ -227,48 +246,6 @@ fn scan_warnings(scan: &Scan) -> Vec<String> {
         );
     }
     warnings
-}
-
-pub fn run(args: &ProposeArgs) -> anyhow::Result<u8> {
-    let (scan, choices) = gather(&args.policy)?;
-    let proposal = build(&scan, &choices)?;
-    let text = if args.json {
-        proposal.to_json()
-    } else {
-        proposal.render(args.format)
-    };
-    // Said on stderr too, so an operator piping the ruleset to a file sees it.
-    for c in &proposal.ruleset.closed {
-        if let Some(flag) = &c.to_open {
-            eprintln!(
-                "autofw: left closed: {} {}/{} ({}): {}; to open it: {flag}",
-                c.service, c.port, c.proto, c.owner, c.reason
-            );
-        }
-    }
-    for w in proposal.warnings() {
-        eprintln!("autofw: warning: {w}");
-    }
-    if let Some(path) = &args.ipset {
-        let sets = proposal.ipset_restore().ok_or_else(|| {
-            bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
-        })?;
-        std::fs::write(path, sets).map_err(|e| {
-            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
-        })?;
-    }
-    match &args.out {
-        Some(path) => std::fs::write(path, text).map_err(|e| {
-            crate::error::host_failure(format!("cannot write {}: {e}", path.display()))
-        })?,
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
-        }
-    }
-    Ok(crate::error::exit::OK)
 }
 
 #[cfg(test)]

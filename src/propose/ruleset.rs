@@ -5,7 +5,7 @@
 //! [`Ruleset::admits`] walks the same list, so apply's lockout guard reasons
 //! about exactly what gets loaded. Serialized as-is by `propose --json`.
 
-use super::choices::Rate;
+use super::rate::Rate;
 use crate::model::Proto;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;

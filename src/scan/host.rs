@@ -4,6 +4,7 @@
 //! namespace; the name test is pure.
 
 use crate::model::HostFacts;
+use crate::services::ServiceTable;
 use std::path::Path;
 
 /// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
@@ -63,6 +64,15 @@ fn routing_bridges(class_net: &Path) -> Vec<String> {
         .collect();
     bridges.sort();
     bridges
+}
+
+/// The service table for this host: the built-in one under `/etc/services`
+/// if that can be read.
+pub fn read_service_table() -> ServiceTable {
+    match std::fs::read_to_string("/etc/services") {
+        Ok(text) => ServiceTable::with_etc_services(&text),
+        Err(_) => ServiceTable::builtin(),
+    }
 }
 
 #[cfg(test)]

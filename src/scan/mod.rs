@@ -27,16 +27,38 @@ pub use self::core::classify;
 
 use self::core::{Owners, SocketEntry};
 use self::procnet::Table;
-use crate::cli::{ScanArgs, SocketSource};
 use crate::error::{bad_input, exit, host_failure};
 use crate::model::{HostFacts, Scan};
 use crate::services::ServiceTable;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where socket tables are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SocketSource {
+    /// netlink sock_diag, filtered to listeners in the kernel; /proc if that fails.
+    #[default]
+    Auto,
+    /// netlink sock_diag only.
+    Netlink,
+    /// /proc/net/{tcp,tcp6,udp,udp6} only.
+    Proc,
+}
+
+/// What `autofw scan` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Show loopback-only listeners too.
+    pub all: bool,
+    pub json: bool,
+    pub source: SocketSource,
+    /// Saved tables to read instead of this host.
+    pub fixture: Option<PathBuf>,
+}
 
 /// Scan this host (the current network namespace): sockets from `source`,
 /// owners from `/proc`, names from `names` (the caller's
-/// [`ServiceTable::for_host`], which `propose` also needs for its specs).
+/// [`host::read_service_table`], which `propose` also needs for its specs).
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
@@ -194,7 +216,7 @@ fn listener_inodes(sockets: &[SocketEntry]) -> Vec<u64> {
     inodes
 }
 
-pub fn run(args: &ScanArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ScanOptions) -> anyhow::Result<u8> {
     let scan = match &args.fixture {
         Some(_) if args.source == SocketSource::Netlink => {
             return Err(bad_input(
@@ -202,7 +224,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<u8> {
             ));
         }
         Some(dir) => scan_saved(dir)?,
-        None => scan_host(args.source, &ServiceTable::for_host())?,
+        None => scan_host(args.source, &host::read_service_table())?,
     };
     let shown = render::visible(&scan, args.all);
     let text = if args.json {

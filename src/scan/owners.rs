@@ -11,7 +11,7 @@
 //! silently skipped; kernel threads hold no descriptors and are not counted.
 
 use super::core::{Owners, ProcessFacts};
-use super::procnet::TableError;
+use super::procnet::LineError;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
@@ -294,7 +294,7 @@ pub fn effective_uid(status: &str) -> Option<u32> {
 pub fn parse_process_facts(
     text: &str,
     file: &str,
-) -> Result<HashMap<u32, ProcessFacts>, TableError> {
+) -> Result<HashMap<u32, ProcessFacts>, LineError> {
     let mut facts = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -318,7 +318,7 @@ pub fn parse_process_facts(
             }
             _ => None,
         };
-        let (pid, process) = parsed.ok_or_else(|| TableError {
+        let (pid, process) = parsed.ok_or_else(|| LineError {
             file: file.to_string(),
             line: index + 1,
             problem: format!("expected `PID UID EXE [root-only]`, found `{line}`"),
@@ -339,10 +339,10 @@ fn is_kernel_thread(pid: u32) -> bool {
 /// Parse a saved owner map (the fixture stand-in for the walk): lines of
 /// `INODE PID PROGRAM` (PROGRAM is the rest of the line, as comm may hold
 /// spaces), and at most one `unreadable COUNT`. `#` starts a comment.
-pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, TableError> {
+pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
     let mut owners = Owners::default();
     for (index, line) in text.lines().enumerate() {
-        let error = |problem: String| TableError {
+        let error = |problem: String| LineError {
             file: file.to_string(),
             line: index + 1,
             problem,

@@ -49,16 +49,17 @@ impl Table {
     }
 }
 
-/// A table that does not parse: which file, which line, what is wrong.
+/// A socket table or owner map that does not parse: which file, which
+/// line, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableError {
+pub struct LineError {
     pub file: String,
     /// 1-based; 0 when the file could not be read at all.
     pub line: usize,
     pub problem: String,
 }
 
-impl fmt::Display for TableError {
+impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
             write!(f, "`{}`: {}", self.file, self.problem)
@@ -68,7 +69,7 @@ impl fmt::Display for TableError {
     }
 }
 
-impl std::error::Error for TableError {}
+impl std::error::Error for LineError {}
 
 /// Fields every table line has up to the inode:
 /// `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode`.
@@ -80,8 +81,8 @@ pub fn parse_table<R: BufRead>(
     mut reader: R,
     table: Table,
     file: &str,
-) -> Result<Vec<SocketEntry>, TableError> {
-    let error = |line: usize, problem: String| TableError {
+) -> Result<Vec<SocketEntry>, LineError> {
+    let error = |line: usize, problem: String| LineError {
         file: file.to_string(),
         line,
         problem,
@@ -223,7 +224,7 @@ fn excerpt(line: &str) -> String {
 
 /// Read `table` from `dir` (`/proc/net`, or a fixture directory). A missing
 /// IPv6 table means IPv6 is off: empty, not an error. A missing IPv4 one is.
-pub fn read_table(dir: &Path, table: Table) -> Result<Vec<SocketEntry>, TableError> {
+pub fn read_table(dir: &Path, table: Table) -> Result<Vec<SocketEntry>, LineError> {
     let path = dir.join(table.file_name());
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
@@ -231,7 +232,7 @@ pub fn read_table(dir: &Path, table: Table) -> Result<Vec<SocketEntry>, TableErr
             return Ok(Vec::new());
         }
         Err(e) => {
-            return Err(TableError {
+            return Err(LineError {
                 file: path.display().to_string(),
                 line: 0,
                 problem: format!("cannot open: {e}"),

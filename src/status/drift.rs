@@ -1,260 +1,27 @@
 //! The drift core: what differs between what autofw applied, what the live
-//! firewall holds, and what listens now. Pure: it takes values the edge read
-//! (the live [`Scan`], the [`AppliedRecord`], the live rules as text) and
-//! returns [`Finding`]s, so every case is tested on plain values.
+//! firewall holds ([`compare`](super::compare)), and what listens now. Pure:
+//! it takes values the edge read (the live [`Scan`], the [`AppliedRecord`],
+//! the live rules as text) and returns [`Finding`]s, so every case is tested
+//! on plain values.
 //!
 //! Drift means a change since the rules were applied, not a choice the
 //! operator made then: a port opened ahead of its service is not a stale
 //! hole, a listener kept closed by `--block` is not news, a database opened
 //! with `--allow` is not reported every minute from cron. That is why apply
-//! records what listened and what it left closed ([`AtApply`]).
+//! records what listened and what it left closed
+//! ([`AtApply`](crate::record::AtApply)).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::firewall::iptables::FilterView;
-use crate::model::{Exposure, Listener, Proto, Scan};
-use crate::propose::Ruleset;
-use crate::propose::build::DOCKER_PROXIES;
-use crate::state::{AppliedRecord, ClosedPort, ListeningPort};
-
-/// What apply records, besides the rules, so that status can tell drift from
-/// the state the rules were made for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AtApply {
-    /// The proposal's closed listeners, with why.
-    pub closed: Vec<ClosedPort>,
-    /// The (proto, port)s that listeners beyond loopback held, sorted.
-    pub listening: Vec<ListeningPort>,
-}
-
-impl AtApply {
-    /// From the scan the proposal was built from, and the proposal.
-    pub fn of(scan: &Scan, ruleset: &Ruleset) -> AtApply {
-        let closed = ruleset
-            .closed
-            .iter()
-            .map(|c| ClosedPort {
-                proto: c.proto,
-                port: c.port,
-                service: c.service.clone(),
-                reason: c.reason.clone(),
-            })
-            .collect();
-        let listening = groups(scan)
-            .into_iter()
-            .map(|((port, proto), g)| ListeningPort {
-                proto,
-                port,
-                service: g.service,
-                risky: g.risky,
-            })
-            .collect();
-        AtApply { closed, listening }
-    }
-}
-
-/// What the live firewall holds of autofw's rules, and what it should hold,
-/// as the edge read them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveRules {
-    Nft {
-        /// `nft -s list table inet autofw`; `None` when there is no such table.
-        table: Option<String>,
-        /// The applied ruleset as nft lists it once loaded (`nft::canonical`);
-        /// `None` when no scratch namespace could be made to load it in.
-        expected: Option<String>,
-    },
-    /// One entry per family (`iptables`, `ip6tables`).
-    Iptables(Vec<FamilyRules>),
-}
-
-/// One iptables family's live and applied rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyRules {
-    /// `iptables` or `ip6tables`, for messages.
-    pub name: String,
-    /// `iptables-save -t filter` of the live host.
-    pub live: String,
-    /// The `iptables-restore` input apply loaded.
-    pub applied: String,
-    /// `applied` as `iptables-save` lists it once loaded
-    /// (`iptables::canonical`); `None` when that could not be done.
-    pub expected: Option<String>,
-}
-
-/// Whether autofw's rules are loaded as they were applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum RulesState {
-    /// Loaded, exactly as applied.
-    Live,
-    /// Loaded, but not compared rule by rule, for `reason`.
-    Unverified { reason: String },
-    /// None of autofw's table or chains is loaded.
-    Missing,
-    /// Loaded, but not as applied: `diff` is a unified diff, applied → live
-    /// (in JSON it is given once, in the `changed` finding).
-    Changed {
-        #[serde(skip_serializing)]
-        diff: String,
-    },
-    /// The last apply was rolled back at `at` (seconds since the epoch).
-    RolledBack { at: u64 },
-}
-
-/// Compare the live rules with the applied ones.
-pub fn compare_rules(live: &LiveRules) -> RulesState {
-    match live {
-        LiveRules::Nft { table: None, .. } => RulesState::Missing,
-        LiveRules::Nft {
-            table: Some(_),
-            expected: None,
-        } => RulesState::Unverified {
-            reason: "the applied ruleset could not be loaded into a scratch namespace \
-                     (`unshare --net`) to list it as nft would, so only the presence of \
-                     table inet autofw was checked"
-                .to_string(),
-        },
-        LiveRules::Nft {
-            table: Some(table),
-            expected: Some(expected),
-        } => {
-            let (expected, live) = (
-                without_dynamic_elements(expected),
-                without_dynamic_elements(table),
-            );
-            if expected == live {
-                RulesState::Live
-            } else {
-                RulesState::Changed {
-                    diff: unified_diff(
-                        "applied table inet autofw",
-                        "live table inet autofw",
-                        &expected,
-                        &live,
-                    ),
-                }
-            }
-        }
-        LiveRules::Iptables(families) => compare_iptables(families),
-    }
-}
-
-fn compare_iptables(families: &[FamilyRules]) -> RulesState {
-    let mut diffs = String::new();
-    let mut missing = 0;
-    let mut unverified = Vec::new();
-    for family in families {
-        let live = FilterView::parse(&family.live);
-        let present = !live.chains.is_empty() || live.has_jump;
-        if !present {
-            missing += 1;
-        }
-        let Some(expected) = &family.expected else {
-            if present {
-                unverified.push(family.name.as_str());
-            } else {
-                diffs.push_str(&format!(
-                    "{}: autofw's AUTOFW-* chains are gone\n",
-                    family.name
-                ));
-            }
-            continue;
-        };
-        // Only the built-in policies the applied text sets are autofw's; the
-        // others (FORWARD on a host that routes) belong to someone else.
-        let declared = FilterView::parse(&family.applied).policies;
-        let expected = view_of(FilterView::parse(expected), &declared);
-        let live = view_of(live, &declared);
-        if expected != live {
-            diffs.push_str(&unified_diff(
-                &format!("applied {} (autofw's part)", family.name),
-                &format!("live {} (autofw's part)", family.name),
-                &expected,
-                &live,
-            ));
-        }
-    }
-    if !families.is_empty() && missing == families.len() {
-        RulesState::Missing
-    } else if !diffs.is_empty() {
-        RulesState::Changed { diff: diffs }
-    } else if !unverified.is_empty() {
-        RulesState::Unverified {
-            reason: format!(
-                "the applied rules could not be loaded into a scratch namespace (`unshare --net`) \
-                 to list them as {} would, so only the presence of autofw's chains was checked",
-                unverified.join(" and ")
-            ),
-        }
-    } else {
-        RulesState::Live
-    }
-}
-
-/// The lines of a filter table that autofw owns, in a form two saves can be
-/// compared in: the declared policies, autofw's chains (sorted), the jump,
-/// the rules in order.
-fn view_of(mut view: FilterView, declared: &BTreeMap<String, String>) -> String {
-    view.policies
-        .retain(|chain, _| declared.contains_key(chain));
-    view.chains.sort();
-    view.summary()
-}
-
-/// An nft listing without the elements of dynamic sets: the per-source rate
-/// meters (`update @meter_... { ip saddr limit rate ... }`) fill them with
-/// every address that connects, which is the rules working, not drift.
-pub fn without_dynamic_elements(listing: &str) -> String {
-    let lines: Vec<&str> = listing.lines().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        let trimmed = line.trim();
-        if !(trimmed.starts_with("set ") && trimmed.ends_with('{')) {
-            out.push_str(line);
-            out.push('\n');
-            i += 1;
-            continue;
-        }
-        let end = (i + 1..lines.len())
-            .find(|&j| lines[j].trim() == "}")
-            .unwrap_or(lines.len() - 1);
-        let block = &lines[i..=end];
-        let dynamic = block.iter().any(|l| {
-            l.trim()
-                .strip_prefix("flags ")
-                .is_some_and(|flags| flags.split(',').any(|f| f.trim() == "dynamic"))
-        });
-        let mut in_elements = false;
-        for l in block {
-            if dynamic && l.trim_start().starts_with("elements = {") {
-                in_elements = true;
-            }
-            if in_elements {
-                in_elements = !l.trim_end().ends_with('}');
-                continue;
-            }
-            out.push_str(l);
-            out.push('\n');
-        }
-        i = end + 1;
-    }
-    out
-}
-
-fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(2)
-        .header(old_name, new_name)
-        .to_string()
-}
+use super::compare::RulesState;
+use super::compare::{LiveRules, compare_rules};
+use crate::model::{Proto, Scan};
+use crate::propose::group::{self, PortGroup};
+use crate::record::{AppliedRecord, Backend, ListeningPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -407,7 +174,7 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
         record.backend,
         utc(record.applied_at)
     );
-    let iptables = record.backend == "iptables";
+    let iptables = record.backend == Backend::Iptables;
     match state {
         RulesState::Live | RulesState::Unverified { .. } => None,
         RulesState::RolledBack { at } => Some(Finding::new(
@@ -498,98 +265,25 @@ fn unguarded(window: &WindowState) -> Finding {
     )
 }
 
-/// Every listener beyond loopback on one (proto, port), merged.
-#[derive(Debug, Default)]
-struct Group {
-    service: String,
-    programs: BTreeSet<String>,
-    pids: BTreeSet<u32>,
-    addresses: BTreeSet<IpAddr>,
-    risky: bool,
-    docker: bool,
-}
-
-impl Group {
-    fn add(&mut self, l: &Listener) {
-        if self.service.is_empty() || self.service == "unknown" {
-            self.service = l.service.clone();
-        }
-        for program in l.process.split(',').filter(|p| !p.is_empty()) {
-            self.programs.insert(program.to_string());
-            self.docker |= DOCKER_PROXIES.contains(&program);
-        }
-        self.pids.extend(&l.pids);
-        self.addresses.insert(l.address);
-        self.risky |= l.risky;
-    }
-
-    /// `sshd, pid 630`, `dovecot, pids 261, 262`, or `owner unknown`.
-    fn owner(&self) -> String {
-        let programs = if self.programs.is_empty() {
-            "owner unknown".to_string()
-        } else {
-            self.programs.iter().cloned().collect::<Vec<_>>().join(", ")
-        };
-        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
-        match pids.len() {
-            0 => programs,
-            1 => format!("{programs}, pid {}", pids[0]),
-            _ => format!("{programs}, pids {}", pids.join(", ")),
-        }
-    }
-
-    fn addresses(&self) -> String {
-        self.addresses
-            .iter()
-            .map(IpAddr::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// Listeners beyond loopback, one group per (port, proto), sorted. Client
-/// sockets are not services: their port moves with every restart, and is
-/// never drift.
-fn groups(scan: &Scan) -> BTreeMap<(u16, Proto), Group> {
-    let mut groups: BTreeMap<(u16, Proto), Group> = BTreeMap::new();
-    for l in scan
-        .listeners
-        .iter()
-        .filter(|l| l.exposure != Exposure::Loopback && !l.client_socket)
-    {
-        groups.entry((l.port, l.proto)).or_default().add(l);
-    }
-    groups
-}
-
-/// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.
-fn describe(service: &str, owner: &str) -> String {
-    if service == "unknown" {
-        format!("an unnamed service ({owner})")
-    } else {
-        format!("{service} ({owner})")
-    }
-}
-
 fn listener_finding(
     kind: Kind,
     (port, proto): (u16, Proto),
-    group: &Group,
+    group: &PortGroup,
     message: String,
     fix: String,
 ) -> Finding {
     Finding {
         proto: Some(proto),
         port: Some(port),
-        service: Some(group.service.clone()),
+        service: Some(group.service().to_string()),
         owner: Some(group.owner()),
-        addresses: group.addresses.iter().copied().collect(),
+        addresses: group.addresses.clone(),
         ..Finding::new(kind, message, fix)
     }
 }
 
 fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
-    let now = groups(scan);
+    let now = group::beyond_loopback(scan);
     let opened: BTreeMap<(u16, Proto), &str> = record
         .opened
         .iter()
@@ -610,9 +304,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (&key, group) in &now {
         let (port, proto) = key;
-        let who = describe(&group.service, &group.owner());
+        let who = group.describe();
         let spec = format!("{port}/{proto}");
-        let at = group.addresses();
+        let at = group.addresses_text();
         if opened.contains_key(&key) {
             let accepted_then = then
                 .as_ref()
@@ -640,7 +334,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         if kept_closed(&key) {
             continue;
         }
-        let (message, fix) = if group.docker {
+        let (message, fix) = if group.docker_proxy {
             (
                 format!(
                     "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
@@ -740,7 +434,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::OpenedPort;
+    use crate::model::Listener;
+    use crate::record::{AtApply, ClosedPort, OpenedPort};
+    use crate::status::compare::FamilyRules;
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
@@ -814,18 +510,18 @@ mod tests {
                 reason: "listens on loopback only".into(),
             },
         ];
-        let listening = groups(&then)
+        let listening = group::beyond_loopback(&then)
             .into_iter()
             .map(|((port, proto), g)| ListeningPort {
                 proto,
                 port,
-                service: g.service,
+                service: g.service().to_string(),
                 risky: g.risky,
             })
             .collect();
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: "nft".into(),
+            backend: Backend::Nft,
             opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
             ruleset: String::new(),
             ruleset_v6: None,
@@ -1039,12 +735,12 @@ mod tests {
             service: "redis".into(),
         });
         rec.listening = Some(
-            groups(&then)
+            group::beyond_loopback(&then)
                 .into_iter()
                 .map(|((port, proto), g)| ListeningPort {
                     proto,
                     port,
-                    service: g.service,
+                    service: g.service().to_string(),
                     risky: g.risky,
                 })
                 .collect(),
@@ -1235,12 +931,10 @@ mod tests {
     #[test]
     fn at_apply_records_closed_and_listening_ports() {
         let then = applied_host();
-        let choices = crate::propose::Choices::from_args(
-            &crate::cli::PolicyArgs {
-                block: vec!["ftp".into()],
-                allow: vec!["8443/tcp".into()],
-                ..Default::default()
-            },
+        let choices = crate::propose::Choices::merge(
+            &["8443/tcp".into()],
+            &["ftp".into()],
+            Default::default(),
             crate::services::ServiceTable::builtin(),
         )
         .unwrap();
@@ -1256,7 +950,7 @@ mod tests {
         assert_eq!(listening, vec![21, 22, 80]);
         // Recorded as apply records it, the same host shows no drift.
         let rec = AppliedRecord {
-            opened: proposal.opened(),
+            opened: crate::record::opened_ports(proposal.ruleset()),
             closed: at.closed,
             listening: Some(at.listening),
             ..record()

@@ -2,6 +2,7 @@
 //! and the drift between the live listeners and the live rules
 //! (docs/status.md).
 //!
+//! - [`compare`]: live rules against applied ones, pure;
 //! - [`drift`]: the pure core: scan + apply record + live rules → findings;
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
@@ -10,26 +11,36 @@
 //!   directory (it takes no lock, creates no file), so it is safe to run
 //!   from cron or a monitoring agent, even during an apply.
 
+pub mod compare;
 pub mod drift;
 pub mod render;
 
 use std::io::Write;
 
-use crate::cli::{SocketSource, StatusArgs};
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::{exec, iptables, nft};
-use crate::services::ServiceTable;
-use crate::state::{AppliedRecord, RollbackWindow, StateDir, now_secs};
-use drift::{FamilyRules, LiveRules, WindowState};
+use crate::record::{AppliedRecord, RollbackWindow, Rules};
+use crate::scan::SocketSource;
+use crate::state::{StateDir, now_secs};
+use compare::{FamilyRules, LiveRules};
+use drift::WindowState;
 use render::Report;
 
-pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
-    let state = StateDir::new(&args.state.state_dir);
+/// What `autofw status` was asked for.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub json: bool,
+    pub state_dir: std::path::PathBuf,
+}
+
+pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
+    let state = StateDir::new(&args.state_dir);
     check_readable(&state)?;
     let record = state.read_applied()?;
     let now = now_secs();
     let window = state.read_window()?.map(|w| window_state(&w, now));
-    let scan = crate::scan::scan_host(SocketSource::Auto, &ServiceTable::for_host())?;
+    let scan =
+        crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
@@ -81,23 +92,23 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names.
 fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
-    match record.backend.as_str() {
-        "nft" => {
+    match record
+        .rules()
+        .map_err(|problem| state.damaged_record(problem))?
+    {
+        Rules::Nft { text } => {
             exec::require_tools(&["nft"])?;
             let table = nft::live_autofw_table()?;
             // Only worth a scratch namespace when there is a table to compare.
             let expected = match &table {
-                Some(_) => nft::canonical(&record.ruleset),
+                Some(_) => nft::canonical(&text),
                 None => None,
             };
             Ok(LiveRules::Nft { table, expected })
         }
-        "iptables" => {
+        Rules::Iptables { v4, v6, ipsets } => {
             exec::require_tools(&iptables::TOOLS)?;
-            let v6 = record.ruleset_v6.as_deref().ok_or_else(|| {
-                damaged(state, "names the iptables backend but has no IPv6 ruleset")
-            })?;
-            let expected = iptables::canonical(&record.ruleset, v6, record.ipsets.as_deref());
+            let expected = iptables::canonical(&v4, &v6, ipsets.as_deref());
             let (expected_v4, expected_v6) = match expected {
                 Some((v4, v6)) => (Some(v4), Some(v6)),
                 None => (None, None),
@@ -106,31 +117,18 @@ fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRul
                 FamilyRules {
                     name: "iptables".to_string(),
                     live: iptables::save_family(iptables::V4)?,
-                    applied: record.ruleset.clone(),
+                    applied: v4,
                     expected: expected_v4,
                 },
                 FamilyRules {
                     name: "ip6tables".to_string(),
                     live: iptables::save_family(iptables::V6)?,
-                    applied: v6.to_string(),
+                    applied: v6,
                     expected: expected_v6,
                 },
             ]))
         }
-        other => Err(damaged(
-            state,
-            &format!("names a backend this autofw does not know: `{other}`"),
-        )),
     }
-}
-
-/// A record this autofw cannot use: like a damaged state file, a host
-/// problem (exit 3), with the file named.
-fn damaged(state: &StateDir, problem: &str) -> anyhow::Error {
-    host_failure(format!(
-        "{} {problem}; it was not written by this version of autofw, or it is damaged",
-        state.applied_path().display()
-    ))
 }
 
 /// The open window, with whether the processes guarding it still run.

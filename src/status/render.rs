@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::drift::{Assessment, Finding, RulesState, WindowState, utc};
-use crate::state::{AppliedRecord, ClosedPort, OpenedPort};
+use super::compare::RulesState;
+use super::drift::{Assessment, Finding, WindowState, utc};
+use crate::record::{AppliedRecord, Backend, ClosedPort, OpenedPort};
 
 /// Everything `status` says; serialized as-is by `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,7 +35,7 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
     pub applied_at: u64,
-    pub backend: String,
+    pub backend: Backend,
     pub confirmed: bool,
     pub rolled_back_at: Option<u64>,
     pub persisted: bool,
@@ -56,7 +57,7 @@ impl Report {
             state_dir,
             applied: record.map(|r| Applied {
                 applied_at: r.applied_at,
-                backend: r.backend.clone(),
+                backend: r.backend,
                 confirmed: r.confirmed,
                 rolled_back_at: r.rolled_back_at,
                 persisted: r.persisted,
@@ -213,7 +214,7 @@ mod tests {
     fn record() -> AppliedRecord {
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: "nft".into(),
+            backend: Backend::Nft,
             opened: vec![OpenedPort {
                 proto: Proto::Tcp,
                 port: 22,

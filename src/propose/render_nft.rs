@@ -2,7 +2,7 @@
 //! (both families in one table, so IPv6 can never be forgotten), replaced in
 //! one transaction, touching no other table.
 
-use super::choices::Rate;
+use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
 use crate::model::Proto;
@@ -138,8 +138,8 @@ fn statement(rule: &Rule) -> String {
 /// long enough for its token bucket to refill.
 fn meter_timeout(r: &Rate) -> &'static str {
     match r.per {
-        super::choices::Per::Second | super::choices::Per::Minute => "1m",
-        super::choices::Per::Hour => "1h",
+        Per::Second | Per::Minute => "1m",
+        Per::Hour => "1h",
     }
 }
 

@@ -8,7 +8,7 @@
 //! no sets of its own, so the set is loaded first with `ipset restore`
 //! from [`ipset_restore`].
 
-use super::choices::Rate;
+use super::rate::Rate;
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
 use crate::model::Proto;

@@ -1,0 +1,30 @@
+//! `autofw restore`: load the persisted ruleset (what the boot hook runs).
+//! The boot files are read by [`crate::persist`]; this loads them.
+
+use std::path::Path;
+
+use super::exec;
+use crate::error::host_failure;
+use crate::persist::{BootFiles, persisted_rules};
+
+/// `autofw restore`: load the persisted ruleset (what the boot hook runs).
+pub fn run(root: &Path) -> anyhow::Result<u8> {
+    let files = BootFiles::new(root);
+    let manifest = files.read_manifest()?.ok_or_else(|| {
+        host_failure(format!(
+            "nothing is persisted under {}: run `autofw apply --confirm --persist` first",
+            files.dir().display()
+        ))
+    })?;
+    let rules = persisted_rules(&files, &manifest)?;
+    exec::require_root("autofw restore")?;
+    exec::require_tools(super::tools(rules.backend()))?;
+    super::load(&rules, None)?;
+    println!(
+        "loaded the {} ruleset persisted at {} from {}",
+        manifest.backend,
+        manifest.persisted_at,
+        files.dir().display()
+    );
+    Ok(crate::error::exit::OK)
+}

@@ -1,0 +1,599 @@
+//! Deciding the ruleset: scan + choices → [`Ruleset`]. Pure and deterministic:
+//! listeners are grouped and sorted by (port, proto), so the same inputs give
+//! the same rules in the same order whatever order scan listed them in.
+//!
+//! Each step is one function: decide the listening ports, open the allowed
+//! ports nothing listens on, note the loopback-only listeners, warn about
+//! choices that matched nothing, then turn the openings into rules
+//! ([`rules`](super::rules)).
+
+use super::choices::{Choices, ServicePolicy};
+use super::group::{self, PortGroup};
+use super::rules::{Opening, base_rules, forward_for, log_and_drop, service_rules};
+use super::ruleset::*;
+use super::spec::{Given, Spec};
+use crate::model::{Exposure, Proto, Scan};
+use std::collections::BTreeMap;
+
+/// What the decisions so far have opened, left closed and have to say.
+#[derive(Default)]
+struct Decisions {
+    openings: Vec<Opening>,
+    closed: Vec<Closed>,
+    warnings: Vec<String>,
+}
+
+/// The flag that opens a closed listener: by name where it has one.
+fn open_flag(service: &str, proto: Proto, port: u16) -> String {
+    if service == "unknown" {
+        format!("--allow {port}/{proto}")
+    } else {
+        format!("--allow {service}")
+    }
+}
+
+/// Build the ruleset for `scan` under `choices`.
+pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
+    // Listeners the world can reach, one group per (proto, port).
+    let groups = listening_groups(scan, choices);
+    let mut decided = Decisions::default();
+    decide_listening(&groups, choices, &mut decided);
+    open_allowed_silent(scan, &groups, choices, &mut decided);
+    decided.openings.sort_by_key(|o| (o.port, o.proto));
+    note_loopback_only(scan, &groups, &mut decided);
+    decided.closed.sort_by_key(|c| (c.port, c.proto));
+    warn_unused_choices(choices, &mut decided);
+
+    let (ipv4, ipv6) = choices.blocklist_by_family();
+    let blocklist = Blocklist { ipv4, ipv6 };
+    let mut input = base_rules(&blocklist);
+    for opening in &decided.openings {
+        input.extend(service_rules(opening, policy_for(opening, choices)));
+    }
+    input.extend(log_and_drop());
+    Ruleset {
+        input,
+        forward: forward_for(scan),
+        blocklist,
+        closed: decided.closed,
+        warnings: decided.warnings,
+    }
+}
+
+/// The services beyond loopback, plus the client sockets whose port the
+/// operator allows (it is then the listener they meant).
+fn listening_groups(scan: &Scan, choices: &Choices) -> BTreeMap<(u16, Proto), PortGroup> {
+    let mut groups = group::beyond_loopback(scan);
+    for l in &scan.listeners {
+        let allowed = first_match(&choices.allow, (l.proto, l.port, &l.service), choices);
+        if l.client_socket && l.exposure != Exposure::Loopback && allowed.is_some() {
+            groups
+                .entry((l.port, l.proto))
+                .or_default()
+                .add(l, scan.uid_min);
+        }
+    }
+    groups
+}
+
+/// The first of `specs` that names (proto, port, service).
+fn first_match<'a>(
+    specs: &'a [Given<Spec>],
+    (proto, port, service): (Proto, u16, &str),
+    choices: &Choices,
+) -> Option<&'a Given<Spec>> {
+    specs
+        .iter()
+        .find(|s| s.value.matches(proto, port, service, &choices.table))
+}
+
+/// Each listening (proto, port): kept closed by `--block`, kept closed as
+/// risky, or opened.
+fn decide_listening(
+    groups: &BTreeMap<(u16, Proto), PortGroup>,
+    choices: &Choices,
+    decided: &mut Decisions,
+) {
+    for (&(port, proto), group) in groups {
+        let service = group.service().to_string();
+        let owner = group.owner();
+        let key = (proto, port, service.as_str());
+        let docker_note = if group.docker_proxy {
+            decided.warnings.push(format!(
+                "{port}/{proto} is published by Docker ({owner}): Docker forwards it with its own \
+                 DNAT rules, which bypass INPUT, so this ruleset can neither open nor close it; \
+                 restrict it in Docker's DOCKER-USER chain, or publish it on 127.0.0.1 only"
+            ));
+            " (Docker still forwards it: see the warning)"
+        } else {
+            ""
+        };
+        if let Some(block) = first_match(&choices.block, key, choices) {
+            decided.closed.push(Closed {
+                proto,
+                port,
+                service: service.clone(),
+                owner,
+                reason: format!("kept closed by {}{docker_note}", block.place),
+                to_open: None,
+            });
+            continue;
+        }
+        // A `[service.X] sources` section is an explicit, restricted opening.
+        let explicit = first_match(&choices.allow, key, choices)
+            .map(|a| a.place.clone())
+            .or_else(|| {
+                choices
+                    .services
+                    .iter()
+                    .find(|s| {
+                        s.sources.is_some() && s.spec.matches(proto, port, &service, &choices.table)
+                    })
+                    .map(|s| s.place.clone())
+            });
+        if let Some(distrust) = group.distrust.as_ref().filter(|_| explicit.is_none()) {
+            decided.closed.push(Closed {
+                proto,
+                port,
+                service: service.clone(),
+                owner,
+                reason: if group.risky {
+                    format!("{distrust}; and {service} should not face the network anyway")
+                } else {
+                    distrust.clone()
+                },
+                // By port: a name taken from an untrusted listener may not
+                // be what it serves.
+                to_open: Some(format!("--allow {port}/{proto}")),
+            });
+            continue;
+        }
+        if group.risky && explicit.is_none() {
+            decided.closed.push(Closed {
+                proto,
+                port,
+                service: service.clone(),
+                owner,
+                reason: format!(
+                    "{service} listens beyond loopback, which for a database, cache or admin \
+                     service is almost always an accident{docker_note}"
+                ),
+                to_open: Some(open_flag(&service, proto, port)),
+            });
+            continue;
+        }
+        let exposure = group.exposure.unwrap_or(Exposure::Public);
+        let mut why = if service == "unknown" {
+            format!("{port}/{proto}, {}", group.describe())
+        } else {
+            group.describe()
+        };
+        if group.docker_proxy {
+            why.push_str(", published by Docker (see the warning)");
+        }
+        if exposure != Exposure::Public {
+            why.push_str(&format!(", {exposure} address"));
+        }
+        if let Some(place) = explicit.as_ref().filter(|_| group.risky) {
+            why.push_str(&format!(", risky but opened by {place}"));
+        }
+        if let (Some(distrust), Some(place)) = (&group.distrust, &explicit) {
+            why.push_str(&format!(", {distrust}, but opened by {place}"));
+        }
+        decided.openings.push(Opening {
+            proto,
+            port,
+            service,
+            why,
+        });
+    }
+}
+
+/// Allowed specs that no listener matched open the spec's own ports.
+fn open_allowed_silent(
+    scan: &Scan,
+    groups: &BTreeMap<(u16, Proto), PortGroup>,
+    choices: &Choices,
+    decided: &mut Decisions,
+) {
+    let table = &choices.table;
+    for allow in &choices.allow {
+        let listening = groups
+            .iter()
+            .any(|(&(port, proto), g)| allow.value.matches(proto, port, g.service(), table));
+        if listening {
+            continue;
+        }
+        for (proto, port) in allow.value.default_ports(table) {
+            if decided
+                .openings
+                .iter()
+                .any(|o| o.proto == proto && o.port == port)
+            {
+                continue;
+            }
+            let service = match &allow.value {
+                Spec::Name(name) => name.clone(),
+                Spec::Port { .. } => table
+                    .name_of_port(proto, port)
+                    .unwrap_or("unknown")
+                    .to_string(),
+            };
+            if let Some(block) = first_match(&choices.block, (proto, port, &service), choices) {
+                decided.warnings.push(format!(
+                    "{port}/{proto} is both allowed ({}) and blocked ({}): kept closed",
+                    allow.place, block.place
+                ));
+                continue;
+            }
+            let on_loopback = scan
+                .listeners
+                .iter()
+                .any(|l| l.proto == proto && l.port == port);
+            let why = if on_loopback {
+                format!(
+                    "allowed by {}; it listens on loopback only, so nothing answers from outside yet",
+                    allow.place
+                )
+            } else {
+                format!("allowed by {}; nothing listens there yet", allow.place)
+            };
+            decided.openings.push(Opening {
+                proto,
+                port,
+                service,
+                why,
+            });
+        }
+    }
+}
+
+/// Loopback-only listeners get no rule; say so, so the review is complete.
+fn note_loopback_only(
+    scan: &Scan,
+    groups: &BTreeMap<(u16, Proto), PortGroup>,
+    decided: &mut Decisions,
+) {
+    for l in &scan.listeners {
+        let seen = groups.contains_key(&(l.port, l.proto))
+            || decided
+                .openings
+                .iter()
+                .any(|o| o.proto == l.proto && o.port == l.port)
+            || decided
+                .closed
+                .iter()
+                .any(|c| c.proto == l.proto && c.port == l.port);
+        if l.exposure == Exposure::Loopback && !seen {
+            let mut group = PortGroup::default();
+            for same in scan
+                .listeners
+                .iter()
+                .filter(|o| o.proto == l.proto && o.port == l.port)
+            {
+                group.add(same, scan.uid_min);
+            }
+            decided.closed.push(Closed {
+                proto: l.proto,
+                port: l.port,
+                service: group.service().to_string(),
+                owner: group.owner(),
+                reason: "listens on loopback only: reachable from this host alone, needs no rule"
+                    .to_string(),
+                to_open: None,
+            });
+        }
+    }
+}
+
+/// Policy sections that shape no opened port, and blocks that close nothing,
+/// are probably mistakes.
+fn warn_unused_choices(choices: &Choices, decided: &mut Decisions) {
+    let table = &choices.table;
+    for policy in &choices.services {
+        let used = decided
+            .openings
+            .iter()
+            .any(|o| policy.spec.matches(o.proto, o.port, &o.service, table));
+        if !used {
+            decided.warnings.push(format!(
+                "{}: [service.{}] matches no port this ruleset opens; it has no effect",
+                policy.place, policy.spec
+            ));
+        }
+    }
+    for block in &choices.block {
+        let used = decided
+            .closed
+            .iter()
+            .any(|c| block.value.matches(c.proto, c.port, &c.service, table));
+        if !used {
+            decided.warnings.push(format!(
+                "{}: nothing listens on {} beyond loopback; it stays closed anyway",
+                block.place, block.value
+            ));
+        }
+    }
+}
+
+/// The policy for an opened port: a section naming the port beats one naming
+/// the service, so `[service."2222/tcp"]` can differ from `[service.ssh]`.
+fn policy_for<'a>(opening: &Opening, choices: &'a Choices) -> Option<&'a ServicePolicy> {
+    let matching = |s: &&ServicePolicy| {
+        s.spec.matches(
+            opening.proto,
+            opening.port,
+            &opening.service,
+            &choices.table,
+        )
+    };
+    choices
+        .services
+        .iter()
+        .filter(matching)
+        .find(|s| matches!(s.spec, Spec::Port { .. }))
+        .or_else(|| choices.services.iter().find(matching))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HostFacts, Listener};
+    use crate::propose::policy_file::{Policy, parse_policy};
+    use crate::propose::spec::parse_net;
+    use crate::services::ServiceTable;
+    use std::net::IpAddr;
+
+    fn listener(proto: Proto, addr: &str, port: u16, service: &str, process: &str) -> Listener {
+        let address: IpAddr = addr.parse().unwrap();
+        let exposure = if address.is_loopback() {
+            Exposure::Loopback
+        } else {
+            Exposure::Public
+        };
+        Listener {
+            proto,
+            address,
+            port,
+            exposure,
+            service: service.into(),
+            process: process.into(),
+            pids: vec![100 + u32::from(port % 100)],
+            risky: crate::services::is_risky(service) && exposure != Exposure::Loopback,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+        }
+    }
+
+    fn scan() -> Scan {
+        Scan {
+            listeners: vec![
+                listener(Proto::Tcp, "0.0.0.0", 5622, "ssh", "sshd"),
+                listener(Proto::Tcp, "::", 5622, "ssh", "sshd"),
+                listener(Proto::Udp, "203.0.113.10", 53, "dns", "named"),
+                listener(Proto::Tcp, "127.0.0.1", 953, "rndc", "named"),
+                listener(Proto::Tcp, "0.0.0.0", 3306, "mysql", "mysqld"),
+            ],
+            ..Scan::default()
+        }
+    }
+
+    fn choices(allow: &[&str], block: &[&str], policy: &str) -> Choices {
+        let table = ServiceTable::builtin();
+        let policy = if policy.is_empty() {
+            Policy::default()
+        } else {
+            parse_policy(policy, "p.toml", &table).unwrap()
+        };
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Choices::merge(&s(allow), &s(block), policy, table).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn public_services_open_risky_and_loopback_ones_stay_closed() {
+        let r = build_ruleset(&scan(), &choices(&[], &[], ""));
+        let opened: Vec<_> = r
+            .services()
+            .map(|(p, port, s)| (p, port, s.to_string()))
+            .collect();
+        assert_eq!(
+            opened,
+            [
+                (Proto::Udp, 53, "dns".to_string()),
+                (Proto::Tcp, 5622, "ssh".to_string())
+            ]
+        );
+        for src in ["198.51.100.9", "2001:db8::9", "::ffff:198.51.100.9"] {
+            assert!(r.admits(Proto::Tcp, 5622, ip(src)), "{src}");
+            assert!(!r.admits(Proto::Tcp, 3306, ip(src)), "{src}");
+            assert!(!r.admits(Proto::Tcp, 953, ip(src)), "{src}");
+            assert!(!r.admits(Proto::Udp, 5622, ip(src)), "{src}");
+        }
+        let mysql = r.closed.iter().find(|c| c.port == 3306).unwrap();
+        assert_eq!(mysql.to_open.as_deref(), Some("--allow mysql"));
+        let rndc = r.closed.iter().find(|c| c.port == 953).unwrap();
+        assert!(rndc.reason.contains("loopback only"), "{}", rndc.reason);
+        assert!(matches!(r.forward, Forward::Drop { .. }));
+    }
+
+    #[test]
+    fn allow_opens_risky_and_absent_ports_block_wins() {
+        let r = build_ruleset(
+            &scan(),
+            &choices(&["mysql", "https", "8443/tcp"], &["dns"], ""),
+        );
+        let any = ip("198.51.100.9");
+        assert!(r.admits(Proto::Tcp, 3306, any));
+        assert!(r.admits(Proto::Tcp, 443, any) && r.admits(Proto::Udp, 443, any));
+        assert!(r.admits(Proto::Tcp, 8443, any) && !r.admits(Proto::Udp, 8443, any));
+        assert!(!r.admits(Proto::Udp, 53, any));
+        assert!(
+            r.closed
+                .iter()
+                .any(|c| c.port == 53 && c.reason.contains("--block dns"))
+        );
+        // `--allow ssh` opens the port sshd listens on, not 22.
+        let r = build_ruleset(&scan(), &choices(&["ssh"], &[], ""));
+        assert!(!r.admits(Proto::Tcp, 22, any));
+        // A name that is both allowed and blocked stays closed, with a warning.
+        let r = build_ruleset(&scan(), &choices(&["http"], &["80/tcp"], ""));
+        assert!(!r.admits(Proto::Tcp, 80, any));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("both allowed")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn sources_limit_and_blocklist_shape_admits() {
+        let policy = r#"
+[service.ssh]
+sources = ["192.0.2.0/24"]
+limit = true
+[blocklist]
+addresses = ["192.0.2.66", "2001:db8:bad::/48"]
+"#;
+        let r = build_ruleset(&scan(), &choices(&[], &[], policy));
+        assert!(r.admits(Proto::Tcp, 5622, ip("192.0.2.7")));
+        assert!(!r.admits(Proto::Tcp, 5622, ip("198.51.100.7")));
+        // No IPv6 source listed: IPv6 is closed for ssh, not opened to all.
+        assert!(!r.admits(Proto::Tcp, 5622, ip("2001:db8::7")));
+        assert!(!r.admits(Proto::Tcp, 5622, ip("192.0.2.66")), "blocklisted");
+        assert!(
+            !r.admits(Proto::Udp, 53, ip("2001:db8:bad::1")),
+            "blocklisted"
+        );
+        assert!(r.admits(Proto::Udp, 53, ip("2001:db8::1")));
+        assert!(r.admits(Proto::Tcp, 5622, ip("127.0.0.1")), "loopback");
+        let limits = r
+            .input
+            .iter()
+            .filter(|rule| matches!(rule.matches, Match::OverRate { port: 5622, .. }))
+            .count();
+        assert_eq!(limits, 2, "one meter per family");
+    }
+
+    #[test]
+    fn policy_sources_open_a_risky_service_and_unused_sections_warn() {
+        let policy = "[service.mysql]\nsources = [\"10.0.0.0/8\"]\n[service.redis]\nlimit = true\n";
+        let r = build_ruleset(&scan(), &choices(&[], &[], policy));
+        assert!(r.admits(Proto::Tcp, 3306, ip("10.1.2.3")));
+        assert!(!r.admits(Proto::Tcp, 3306, ip("198.51.100.1")));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("[service.redis]")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn client_sockets_open_nothing_unless_their_port_is_allowed() {
+        let mut s = scan();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        s.listeners.push(client);
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(!r.admits(Proto::Udp, 45969, any));
+        assert!(!r.closed.iter().any(|c| c.port == 45969), "{:?}", r.closed);
+        let r = build_ruleset(&s, &choices(&["45969/udp"], &[], ""));
+        assert!(r.admits(Proto::Udp, 45969, any));
+    }
+
+    #[test]
+    fn listeners_of_users_and_nobody_stay_closed_with_the_flag() {
+        use crate::model::Owner;
+        let mut s = scan();
+        s.uid_min = Some(1000);
+        for l in &mut s.listeners {
+            l.uid = Some(0);
+        }
+        let owned = |port: u16, uid: u32, user: &str, program: &str| {
+            let mut l = listener(Proto::Tcp, "0.0.0.0", port, "unknown", program);
+            l.uid = Some(uid);
+            l.user = Some(user.to_string());
+            l.owners = vec![Owner {
+                pid: 900 + u32::from(port % 100),
+                program: program.to_string(),
+                uid: Some(uid),
+                user: Some(user.to_string()),
+                exe: Some(format!("/usr/bin/{program}")),
+                exe_root_only: true,
+            }];
+            l
+        };
+        s.listeners.push(owned(3000, 1000, "alice", "node"));
+        s.listeners.push(owned(6380, 65534, "nobody", "sshd"));
+        s.listeners
+            .push(owned(9100, 117, "prometheus", "node_exporter"));
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(r.admits(Proto::Tcp, 5622, any), "root's sshd");
+        assert!(
+            r.admits(Proto::Tcp, 9100, any),
+            "a system account's exporter"
+        );
+        assert!(!r.admits(Proto::Tcp, 3000, any));
+        assert!(!r.admits(Proto::Tcp, 6380, any));
+        let node = r.closed.iter().find(|c| c.port == 3000).unwrap();
+        assert_eq!(
+            node.reason,
+            "run by node as user alice (uid 1000): not a system account (UID_MIN is 1000)"
+        );
+        assert_eq!(node.to_open.as_deref(), Some("--allow 3000/tcp"));
+        let nobody = r.closed.iter().find(|c| c.port == 6380).unwrap();
+        assert!(
+            nobody.reason.contains("user nobody (uid 65534)"),
+            "{}",
+            nobody.reason
+        );
+        let r = build_ruleset(&s, &choices(&["3000/tcp"], &[], ""));
+        assert!(r.admits(Proto::Tcp, 3000, any));
+    }
+
+    #[test]
+    fn routing_hosts_keep_their_forwarding() {
+        let mut s = scan();
+        s.host = HostFacts {
+            ip_forward: false,
+            bridges: vec!["virbr0".into(), "docker0".into()],
+            ..HostFacts::default()
+        };
+        let r = build_ruleset(&s, &Choices::default());
+        match r.forward {
+            Forward::LeaveAlone { reason } => {
+                assert!(reason.contains("docker0, virbr0"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn order_of_scan_and_choices_does_not_matter() {
+        let mut s = scan();
+        let a = build_ruleset(&s, &choices(&["8443", "https"], &[], ""));
+        s.listeners.reverse();
+        let mut c = choices(&["https", "8443"], &[], "");
+        c.blocklist = vec![
+            parse_net("198.51.100.0/24").unwrap(),
+            parse_net("192.0.2.1").unwrap(),
+        ];
+        let b = build_ruleset(&s, &c);
+        c.blocklist.reverse();
+        let b2 = build_ruleset(&s, &c);
+        assert_eq!(b, b2);
+        assert_eq!(
+            a.services().collect::<Vec<_>>(),
+            b.services().collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The edges of `autofw propose`: reading the policy file, its blocklist
+//! files and a saved scan (or scanning this host), and writing the output.
+//! Everything these read is handed, as text, to the pure parsers.
+
+use super::choices::Choices;
+use super::policy_file::{Policy, parse_blocklist_text, parse_policy};
+use super::{PolicyOptions, ProposeOptions, build, parse_saved_scan};
+use crate::error::{bad_input, host_failure};
+use crate::model::Scan;
+use crate::scan::SocketSource;
+use crate::services::ServiceTable;
+use anyhow::Context;
+use std::path::Path;
+
+/// Read the choices from the command line and `--policy`, and the scan from
+/// `--from` or the live host.
+pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
+    // Choices first: a typo fails before the host is scanned. The scan names
+    // listeners with the same table the choices were checked against.
+    let choices = read_choices(args, crate::scan::host::read_service_table())?;
+    let scan = match &args.from {
+        Some(path) => read_saved_scan(path)?,
+        None => crate::scan::scan_host(SocketSource::Auto, &choices.table)?,
+    };
+    Ok((scan, choices))
+}
+
+/// Read the policy file (and its blocklist files) named on the command line
+/// and merge it with the flags.
+pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
+    let mut policy = Policy::default();
+    if let Some(path) = &args.policy {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad_input(format!("cannot read policy file {}: {e}", path.display())))?;
+        let origin = path.display().to_string();
+        policy = parse_policy(&text, &origin, &table)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in std::mem::take(&mut policy.blocklist_files) {
+            let list_path = base.join(&file.value);
+            let text = std::fs::read_to_string(&list_path).map_err(|e| {
+                bad_input(format!(
+                    "{}: cannot read blocklist file {}: {e}",
+                    file.place,
+                    list_path.display()
+                ))
+            })?;
+            let nets = parse_blocklist_text(&text, &list_path.display().to_string())
+                .with_context(|| format!("blocklist file named at {}", file.place))?;
+            policy.blocklist.extend(nets);
+        }
+    }
+    let mut choices = Choices::merge(&args.allow, &args.block, policy, table)?;
+    choices.add_command_line(&args.limit, &args.source, &args.blocklist)?;
+    Ok(choices)
+}
+
+/// A saved `scan --json`, checked enough that a bad file gets a clear error.
+pub fn read_saved_scan(path: &Path) -> anyhow::Result<Scan> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_input(format!("cannot read saved scan {}: {e}", path.display())))?;
+    parse_saved_scan(&text, &path.display().to_string())
+}
+
+pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
+    let (scan, choices) = gather(&args.policy)?;
+    let proposal = build(&scan, &choices)?;
+    let text = if args.json {
+        proposal.to_json()
+    } else {
+        proposal.render(args.format)
+    };
+    // Said on stderr too, so an operator piping the ruleset to a file sees it.
+    for c in &proposal.ruleset.closed {
+        if let Some(flag) = &c.to_open {
+            eprintln!(
+                "autofw: left closed: {} {}/{} ({}): {}; to open it: {flag}",
+                c.service, c.port, c.proto, c.owner, c.reason
+            );
+        }
+    }
+    for w in proposal.warnings() {
+        eprintln!("autofw: warning: {w}");
+    }
+    if let Some(path) = &args.ipset {
+        let sets = proposal.ipset_restore().ok_or_else(|| {
+            bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
+        })?;
+        std::fs::write(path, sets)
+            .map_err(|e| host_failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| host_failure(format!("cannot write {}: {e}", path.display())))?,
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(crate::error::exit::OK)
+}

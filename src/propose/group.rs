@@ -1,0 +1,117 @@
+//! Listeners grouped by (port, proto): what propose decides about and what
+//! status compares, named and described the same way in both. Pure.
+
+use crate::model::{Exposure, Listener, Proto, Scan};
+use crate::trust::{self, OwnerTrust};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Programs whose listening socket only stands in for a port that Docker
+/// publishes with DNAT (the packets then cross FORWARD, not INPUT).
+pub const DOCKER_PROXIES: &[&str] = &["docker-proxy", "rootlesskit", "rootlessport"];
+
+/// Every listener on one (proto, port), merged.
+#[derive(Debug, Default)]
+pub struct PortGroup {
+    services: Vec<String>,
+    programs: Vec<String>,
+    pids: Vec<u32>,
+    /// Where it listens, sorted.
+    pub addresses: Vec<IpAddr>,
+    /// The widest exposure of its listeners.
+    pub exposure: Option<Exposure>,
+    /// A database, cache or admin service (scan's `risky`).
+    pub risky: bool,
+    /// A Docker proxy holds the port: Docker forwards it past INPUT.
+    pub docker_proxy: bool,
+    /// Why an owner is not trusted to have the port opened unasked (the
+    /// first listener that fails [`trust::judge_owners`]).
+    pub distrust: Option<String>,
+}
+
+impl PortGroup {
+    /// Add a listener; `uid_min` is the scan's, for the trust judgement.
+    pub fn add(&mut self, l: &Listener, uid_min: Option<u32>) {
+        if self.distrust.is_none()
+            && let OwnerTrust::NotSystem { reason } = trust::judge_owners(l, uid_min)
+        {
+            self.distrust = Some(reason);
+        }
+        self.services.push(l.service.clone());
+        for program in l.process.split(',').filter(|p| !p.is_empty()) {
+            self.programs.push(program.to_string());
+        }
+        self.pids.extend(&l.pids);
+        self.addresses.push(l.address);
+        self.exposure = self.exposure.max(Some(l.exposure));
+        self.risky |= l.risky;
+        // Only a proven name: any process can call itself docker-proxy.
+        self.docker_proxy |= trust::trusted_programs(l)
+            .iter()
+            .any(|p| DOCKER_PROXIES.contains(p));
+        for v in [&mut self.services, &mut self.programs] {
+            v.sort();
+            v.dedup();
+        }
+        self.pids.sort_unstable();
+        self.pids.dedup();
+        self.addresses.sort();
+        self.addresses.dedup();
+    }
+
+    /// The name to call it by: a known name over `unknown`.
+    pub fn service(&self) -> &str {
+        self.services
+            .iter()
+            .find(|s| *s != "unknown")
+            .or(self.services.first())
+            .map_or("unknown", String::as_str)
+    }
+
+    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `owner unknown`.
+    pub fn owner(&self) -> String {
+        let programs = if self.programs.is_empty() {
+            "owner unknown".to_string()
+        } else {
+            self.programs.join(", ")
+        };
+        match self.pids.as_slice() {
+            [] => programs,
+            [pid] => format!("{programs}, pid {pid}"),
+            pids => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                format!("{programs}, pids {}", pids.join(", "))
+            }
+        }
+    }
+
+    /// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.
+    pub fn describe(&self) -> String {
+        match self.service() {
+            "unknown" => format!("an unnamed service ({})", self.owner()),
+            service => format!("{service} ({})", self.owner()),
+        }
+    }
+
+    /// `192.0.2.1, 2001:db8::1`.
+    pub fn addresses_text(&self) -> String {
+        let addresses: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
+        addresses.join(", ")
+    }
+}
+
+/// Services beyond loopback, one group per (port, proto), sorted. Client
+/// sockets are not services: their port moves with every restart, so they
+/// are neither opened nor drift.
+pub fn beyond_loopback(scan: &Scan) -> BTreeMap<(u16, Proto), PortGroup> {
+    let mut groups: BTreeMap<(u16, Proto), PortGroup> = BTreeMap::new();
+    for l in &scan.listeners {
+        if l.exposure != Exposure::Loopback && !l.client_socket {
+            groups
+                .entry((l.port, l.proto))
+                .or_default()
+                .add(l, scan.uid_min);
+        }
+    }
+    groups
+}

@@ -1,0 +1,291 @@
+//! The TOML policy file (`--policy`, format in `docs/policy.md`) and its
+//! blocklist files: parsed from text passed in with the name of the place it
+//! came from, so every error can say `policy.toml:7`. Pure: `gather` reads
+//! the files.
+
+use super::choices::ServicePolicy;
+use super::rate::Rate;
+use super::spec::{Given, Spec, parse_net};
+use crate::error::bad_input;
+use crate::services::ServiceTable;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The policy file as written: unknown keys are errors (a misspelt
+/// `sources` must not silently open a service to everyone).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    block: Vec<Spanned<String>>,
+    #[serde(default)]
+    blocklist: BlocklistSection,
+    #[serde(default)]
+    service: BTreeMap<String, Spanned<ServiceSection>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BlocklistSection {
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+    /// Files of one address or network a line (`#` comments), relative to
+    /// the policy file: for lists too long to keep inline.
+    #[serde(default)]
+    files: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSection {
+    sources: Option<Vec<Spanned<String>>>,
+    limit: Option<Spanned<toml::Value>>,
+    limit_burst: Option<Spanned<u32>>,
+}
+
+/// Line number (1-based) of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .unwrap_or(text)
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parse a blocklist file: one address or network a line, `#` comments,
+/// blank lines ignored. `origin` names the file in errors (`file:line`).
+pub fn parse_blocklist_text(text: &str, origin: &str) -> anyhow::Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = parse_net(entry).map_err(|e| bad_input(format!("{origin}:{}: {e}", i + 1)))?;
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// A policy file, parsed but with its blocklist files not yet read.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub allow: Vec<Given<Spec>>,
+    pub block: Vec<Given<Spec>>,
+    pub services: Vec<ServicePolicy>,
+    pub blocklist: Vec<IpNet>,
+    /// `[blocklist] files`, as written (relative to the policy file).
+    pub blocklist_files: Vec<Given<String>>,
+}
+
+/// Parse the text of a policy file; `origin` names it in errors.
+pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::Result<Policy> {
+    let file: PolicyFile = toml::from_str(text).map_err(|e| {
+        // toml's message names line and column; keep it, lead with the file.
+        bad_input(format!(
+            "policy file {origin}: {}",
+            e.to_string().trim_end()
+        ))
+    })?;
+    let at = |span: std::ops::Range<usize>| format!("{origin}:{}", line_of(text, span.start));
+    let spec = |s: &Spanned<String>, key: &str| -> anyhow::Result<Given<Spec>> {
+        let place = at(s.span());
+        let value = Spec::parse(s.get_ref(), table)
+            .map_err(|e| bad_input(format!("{place}: in `{key}`: {e}")))?;
+        Ok(Given { value, place })
+    };
+    let mut policy = Policy::default();
+    for s in &file.allow {
+        policy.allow.push(spec(s, "allow")?);
+    }
+    for s in &file.block {
+        policy.block.push(spec(s, "block")?);
+    }
+    for s in &file.blocklist.addresses {
+        let net = parse_net(s.get_ref())
+            .map_err(|e| bad_input(format!("{}: in `blocklist.addresses`: {e}", at(s.span()))))?;
+        policy.blocklist.push(net);
+    }
+    for s in &file.blocklist.files {
+        policy.blocklist_files.push(Given {
+            value: s.get_ref().clone(),
+            place: at(s.span()),
+        });
+    }
+    for (key, section) in &file.service {
+        let place = at(section.span());
+        let spec = Spec::parse(key, table)
+            .map_err(|e| bad_input(format!("{place}: in `[service.{key}]`: {e}")))?;
+        let section = section.get_ref();
+        let sources = match &section.sources {
+            None => None,
+            Some(list) => {
+                let mut nets = Vec::new();
+                for s in list {
+                    nets.push(parse_net(s.get_ref()).map_err(|e| {
+                        bad_input(format!(
+                            "{}: in `[service.{key}] sources`: {e}",
+                            at(s.span())
+                        ))
+                    })?);
+                }
+                if nets.is_empty() {
+                    return Err(bad_input(format!(
+                        "{place}: `[service.{key}] sources` is empty, which would admit no one; \
+                         list networks, or use `block = [\"{key}\"]` to close it"
+                    )));
+                }
+                Some(nets)
+            }
+        };
+        let burst = match &section.limit_burst {
+            Some(b) if *b.get_ref() == 0 => {
+                return Err(bad_input(format!(
+                    "{}: `[service.{key}] limit_burst` must be at least 1",
+                    at(b.span())
+                )));
+            }
+            Some(b) => Some(*b.get_ref()),
+            None => None,
+        };
+        let limit = match &section.limit {
+            None => None,
+            Some(value) => {
+                let where_ = at(value.span());
+                match value.get_ref() {
+                    toml::Value::Boolean(false) => None,
+                    toml::Value::Boolean(true) => Some(Rate {
+                        burst: burst.unwrap_or(Rate::UFW_LIKE.burst),
+                        ..Rate::UFW_LIKE
+                    }),
+                    toml::Value::String(rate) => Some(
+                        Rate::parse(rate, burst.unwrap_or(Rate::UFW_LIKE.burst)).map_err(|e| {
+                            bad_input(format!("{where_}: in `[service.{key}] limit`: {e}"))
+                        })?,
+                    ),
+                    _ => {
+                        return Err(bad_input(format!(
+                            "{where_}: `[service.{key}] limit` must be true, false or a rate like \"10/minute\""
+                        )));
+                    }
+                }
+            }
+        };
+        policy.services.push(ServicePolicy {
+            spec,
+            sources,
+            limit,
+            place,
+        });
+    }
+    Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propose::rate::Per;
+
+    fn table() -> ServiceTable {
+        ServiceTable::builtin()
+    }
+
+    #[test]
+    fn policy_file_parses_every_section() {
+        let text = r#"
+allow = ["https", "8443/tcp"]
+block = ["ftp"]
+
+[blocklist]
+addresses = ["198.51.100.7", "203.0.113.0/24", "2001:db8:bad::/48"]
+
+[service.ssh]
+sources = ["192.0.2.0/24", "2001:db8:1::/48"]
+limit = true
+
+[service."5432/tcp"]
+sources = ["10.0.0.0/8"]
+limit = "3/second"
+limit_burst = 9
+"#;
+        let p = parse_policy(text, "p.toml", &table()).unwrap();
+        assert_eq!(p.allow.len(), 2);
+        assert_eq!(p.allow[1].place, "p.toml:2");
+        assert_eq!(p.block[0].value, Spec::Name("ftp".into()));
+        assert_eq!(p.blocklist.len(), 3);
+        let pg = p
+            .services
+            .iter()
+            .find(|s| s.spec.to_string() == "5432/tcp")
+            .unwrap();
+        assert_eq!(
+            pg.limit,
+            Some(Rate {
+                count: 3,
+                per: Per::Second,
+                burst: 9
+            })
+        );
+        let ssh = p
+            .services
+            .iter()
+            .find(|s| s.spec.to_string() == "ssh")
+            .unwrap();
+        assert_eq!(ssh.limit, Some(Rate::UFW_LIKE));
+        assert_eq!(ssh.sources.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn policy_errors_name_file_line_and_problem() {
+        let t = table();
+        let err = |text: &str| format!("{:#}", parse_policy(text, "p.toml", &t).unwrap_err());
+        let e = err("allow = [\"ssh\"]\nalow = [\"x\"]\n");
+        assert!(
+            e.contains("p.toml") && e.contains("line 2") && e.contains("unknown field `alow`"),
+            "{e}"
+        );
+        let e = err("[service.ssh]\nsource = [\"192.0.2.0/24\"]\n");
+        assert!(
+            e.contains("unknown field `source`") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err("allow = [\"ssh\",\n  \"nosuch\"]\n");
+        assert!(
+            e.contains("p.toml:2") && e.contains("unknown service `nosuch`"),
+            "{e}"
+        );
+        let e = err("[blocklist]\naddresses = [\n\"192.0.2.1\",\n\"192.0.2.300\"]\n");
+        assert!(e.contains("p.toml:4") && e.contains("`192.0.2.300`"), "{e}");
+        let e = err("[service.ssh]\nlimit = \"often\"\n");
+        assert!(
+            e.contains("p.toml:2") && e.contains("bad rate `often`"),
+            "{e}"
+        );
+        let e = err("[service.ssh]\nsources = []\n");
+        assert!(e.contains("admit no one"), "{e}");
+        let e = err("[service.70000]\n");
+        assert!(
+            e.contains("[service.70000]") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = err("[blocklist]\nfile = \"x\"\n");
+        assert!(e.contains("unknown field `file`"), "{e}");
+    }
+
+    #[test]
+    fn blocklist_files_report_their_line() {
+        let nets = parse_blocklist_text("# list\n198.51.100.7\n\n203.0.113.0/24 # net\n", "b.txt")
+            .unwrap();
+        assert_eq!(nets.len(), 2);
+        let e = format!(
+            "{:#}",
+            parse_blocklist_text("198.51.100.7\nnot-an-ip\n", "b.txt").unwrap_err()
+        );
+        assert!(e.starts_with("b.txt:2: `not-an-ip`"), "{e}");
+    }
+}

@@ -1,0 +1,324 @@
+//! The rules themselves: the base rules every proposal starts with, the
+//! rules of one opened port (limits, sources), the log and drop at the end,
+//! and the FORWARD policy. Pure.
+
+use super::choices::ServicePolicy;
+use super::rate::{Per, Rate};
+use super::ruleset::*;
+use crate::model::{Proto, Scan};
+
+/// Prefix of the kernel log line for dropped packets (iptables allows 29 bytes).
+pub const LOG_PREFIX: &str = "autofw drop: ";
+
+/// Echo requests accepted per second from everyone together: enough for any
+/// monitoring, too few to be a flood amplifier.
+const ECHO_RATE: Rate = Rate {
+    count: 5,
+    per: Per::Second,
+    burst: 10,
+};
+
+/// Drop log lines per minute: the log stays readable under a port scan.
+const LOG_RATE: Rate = Rate {
+    count: 5,
+    per: Per::Minute,
+    burst: 10,
+};
+
+/// One port the ruleset opens, before it becomes rules.
+pub struct Opening {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    pub why: String,
+}
+
+pub fn rule(matches: Match, action: Action, label: &str, reason: impl Into<String>) -> Rule {
+    Rule {
+        matches,
+        action,
+        label: label.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The rules every proposal starts with, before the services.
+pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
+    let mut rules = vec![rule(
+        Match::Loopback,
+        Action::Accept,
+        "loopback",
+        "loopback: programs on this host talk to each other over lo",
+    )];
+    for (family, count) in [
+        (Family::Ipv4, blocklist.ipv4.len()),
+        (Family::Ipv6, blocklist.ipv6.len()),
+    ] {
+        if count > 0 {
+            rules.push(rule(
+                Match::Blocklisted { family },
+                Action::Drop,
+                "blocklist",
+                format!(
+                    "blocklist: {count} {} network(s), one set lookup per packet however long the list",
+                    match family {
+                        Family::Ipv4 => "IPv4",
+                        Family::Ipv6 => "IPv6",
+                    }
+                ),
+            ));
+        }
+    }
+    rules.push(rule(
+        Match::ConntrackInvalid,
+        Action::Drop,
+        "invalid",
+        "packets conntrack cannot place in any connection are dropped",
+    ));
+    rules.push(rule(
+        Match::ConntrackEstablished,
+        Action::Accept,
+        "established",
+        "replies and the rest of connections already accepted (and their ICMP errors)",
+    ));
+    rules.push(rule(
+        Match::TcpNewWithoutSyn,
+        Action::Drop,
+        "new-without-syn",
+        "a new TCP connection must begin with SYN (the seed's `! --syn` rule)",
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv4,
+            types: vec![IcmpType::EchoRequest],
+            limit: Some(ECHO_RATE),
+            hop_limit: None,
+            link_local_source: false,
+        },
+        Action::Accept,
+        "ping",
+        format!(
+            "ping (IPv4), at most {}/{}: the rest is dropped",
+            ECHO_RATE.count,
+            ECHO_RATE.per.as_str()
+        ),
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv4,
+            types: vec![
+                IcmpType::DestinationUnreachable,
+                IcmpType::TimeExceeded,
+                IcmpType::ParameterProblem,
+            ],
+            limit: None,
+            hop_limit: None,
+            link_local_source: false,
+        },
+        Action::Accept,
+        "icmp-errors",
+        "ICMP errors: path MTU discovery (fragmentation needed) and traceroute depend on them",
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv6,
+            types: vec![IcmpType::EchoRequest],
+            limit: Some(ECHO_RATE),
+            hop_limit: None,
+            link_local_source: false,
+        },
+        Action::Accept,
+        "ping6",
+        format!(
+            "ping (IPv6), at most {}/{}: the rest is dropped",
+            ECHO_RATE.count,
+            ECHO_RATE.per.as_str()
+        ),
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv6,
+            types: vec![
+                IcmpType::DestinationUnreachable,
+                IcmpType::PacketTooBig,
+                IcmpType::TimeExceeded,
+                IcmpType::ParameterProblem,
+            ],
+            limit: None,
+            hop_limit: None,
+            link_local_source: false,
+        },
+        Action::Accept,
+        "icmpv6-errors",
+        "ICMPv6 errors: IPv6 routers never fragment, so without packet-too-big large transfers stall",
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv6,
+            types: vec![
+                IcmpType::RouterSolicit,
+                IcmpType::RouterAdvert,
+                IcmpType::NeighborSolicit,
+                IcmpType::NeighborAdvert,
+            ],
+            limit: None,
+            hop_limit: Some(255),
+            link_local_source: false,
+        },
+        Action::Accept,
+        "ndp",
+        "neighbour and router discovery (IPv6's ARP and DHCP), only from this link: hop limit 255",
+    ));
+    rules.push(rule(
+        Match::Icmp {
+            family: Family::Ipv6,
+            types: vec![IcmpType::MldListenerQuery],
+            limit: None,
+            hop_limit: Some(1),
+            link_local_source: true,
+        },
+        Action::Accept,
+        "mld",
+        "multicast listener queries from the link's router: snooping switches stop delivering \
+         neighbour discovery to hosts that do not answer them",
+    ));
+    rules
+}
+
+/// The rules for one opened port: per-source rate limits first (they drop),
+/// then the accepts, per family when the sources are restricted.
+pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule> {
+    let Opening {
+        proto,
+        port,
+        service,
+        why,
+    } = opening;
+    let (proto, port) = (*proto, *port);
+    let mut rules = Vec::new();
+    // The kernel keeps the label with the rule: make it say something.
+    let label = if service == "unknown" {
+        format!("{port}/{proto}")
+    } else {
+        service.clone()
+    };
+    if let Some(rate) = policy.and_then(|p| p.limit) {
+        for family in [Family::Ipv4, Family::Ipv6] {
+            rules.push(rule(
+                Match::OverRate {
+                    proto,
+                    port,
+                    family,
+                    rate,
+                },
+                Action::Drop,
+                &format!("{label}-limit"),
+                format!(
+                    "{service}: new connections from one address beyond a burst of {}, then \
+                     {}/{}, are dropped",
+                    rate.burst,
+                    rate.count,
+                    rate.per.as_str()
+                ),
+            ));
+        }
+    }
+    match policy.and_then(|p| p.sources.as_ref()) {
+        None => rules.push(rule(
+            Match::Service {
+                proto,
+                port,
+                service: service.clone(),
+                family: None,
+                sources: Vec::new(),
+            },
+            Action::Accept,
+            &label,
+            why.clone(),
+        )),
+        Some(sources) => {
+            let place = policy.map(|p| p.place.as_str()).unwrap_or("");
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let nets: Vec<_> = sources
+                    .iter()
+                    .filter(|n| Family::of_net(n) == family)
+                    .copied()
+                    .collect();
+                // Merged: nft refuses overlapping elements in an anonymous
+                // set, and the output must not depend on the listed order.
+                let nets = ipnet::IpNet::aggregate(&nets);
+                if nets.is_empty() {
+                    // Not a rule: the reason is said in the other family's rule.
+                    continue;
+                }
+                rules.push(rule(
+                    Match::Service {
+                        proto,
+                        port,
+                        service: service.clone(),
+                        family: Some(family),
+                        sources: nets,
+                    },
+                    Action::Accept,
+                    &label,
+                    format!("{why}; only from the sources at {place}"),
+                ));
+            }
+        }
+    }
+    rules
+}
+
+/// FORWARD: drop, unless the host routes for containers or VMs.
+pub fn forward_for(scan: &Scan) -> Forward {
+    let host = &scan.host;
+    let mut because = Vec::new();
+    if !host.bridges.is_empty() {
+        let mut bridges = host.bridges.clone();
+        bridges.sort();
+        because.push(format!("bridges {}", bridges.join(", ")));
+    }
+    if host.ip_forward {
+        because.push("IP forwarding is on".to_string());
+    }
+    if because.is_empty() {
+        Forward::Drop {
+            reason: "this host routes nothing (no container or VM bridges, IP forwarding off): \
+                     routed packets are dropped"
+                .to_string(),
+        }
+    } else {
+        Forward::LeaveAlone {
+            reason: format!(
+                "this host routes for containers or VMs ({}): forwarding is left to the rules \
+                 that manage it (Docker, libvirt, LXD, podman); autofw adds no forward chain",
+                because.join("; ")
+            ),
+        }
+    }
+}
+
+/// The last two INPUT rules: log (rate-limited), then drop.
+pub fn log_and_drop() -> [Rule; 2] {
+    [
+        rule(
+            Match::Limited { limit: LOG_RATE },
+            Action::Log {
+                prefix: LOG_PREFIX.to_string(),
+            },
+            "log",
+            format!(
+                "log what is about to be dropped, at most {}/{} (prefix \"{}\")",
+                LOG_RATE.count,
+                LOG_RATE.per.as_str(),
+                LOG_PREFIX.trim_end()
+            ),
+        ),
+        rule(
+            Match::Any,
+            Action::Drop,
+            "drop",
+            "everything not accepted above is dropped (no reply: a scanner learns nothing)",
+        ),
+    ]
+}

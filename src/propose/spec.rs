@@ -1,0 +1,199 @@
+//! The `--allow`/`--block` grammar: a SPEC names a service (`https`) or a
+//! port (`8443/tcp`, `53`), and a NET an address or network. Pure.
+
+use crate::model::Proto;
+use crate::services::ServiceTable;
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// What `--allow`/`--block` name: a service by name, or a port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Spec {
+    /// A service name (`ssh`, `https`): the listeners scan named so, or, when
+    /// none listens, the ports the service table gives for the name.
+    Name(String),
+    /// `PORT/tcp`, `PORT/udp`, or a bare `PORT` meaning both (as `ufw` does).
+    Port { port: u16, proto: Option<Proto> },
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Spec::Name(name) => f.write_str(name),
+            Spec::Port {
+                port,
+                proto: Some(proto),
+            } => write!(f, "{port}/{proto}"),
+            Spec::Port { port, proto: None } => write!(f, "{port}"),
+        }
+    }
+}
+
+impl Spec {
+    /// Parse `name` or `PORT[/tcp|udp]`. Names must be known to `table`, so a
+    /// typo (`--allow htps`) is an error rather than a silent no-op.
+    pub fn parse(text: &str, table: &ServiceTable) -> Result<Spec, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty service spec; give a name (`https`) or `PORT[/tcp|udp]`".into());
+        }
+        let (head, proto) = match text.split_once('/') {
+            Some((head, "tcp")) => (head, Some(Proto::Tcp)),
+            Some((head, "udp")) => (head, Some(Proto::Udp)),
+            Some((_, other)) => {
+                return Err(format!(
+                    "unknown protocol `{other}` in `{text}`; use `/tcp` or `/udp`"
+                ));
+            }
+            None => (text, None),
+        };
+        if head.bytes().all(|b| b.is_ascii_digit()) {
+            // All digits: a port. Parse wide so that 70000 says "over 65535".
+            let port: u64 = head
+                .parse()
+                .map_err(|_| format!("port `{head}` is out of range; ports are 1 to 65535"))?;
+            if port == 0 || port > 65535 {
+                return Err(format!("port {port} is out of range; ports are 1 to 65535"));
+            }
+            return Ok(Spec::Port {
+                port: port as u16,
+                proto,
+            });
+        }
+        if proto.is_some() {
+            return Err(format!(
+                "`{text}`: a protocol goes with a port number (`8443/tcp`), not a service name"
+            ));
+        }
+        if table.ports_of(head).is_none() {
+            return Err(format!(
+                "unknown service `{head}`; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`"
+            ));
+        }
+        Ok(Spec::Name(head.to_string()))
+    }
+
+    /// Does this spec name the listener's (proto, port)? A name matches the
+    /// service scan gave the listener, and the name's well-known ports.
+    pub fn matches(&self, proto: Proto, port: u16, service: &str, table: &ServiceTable) -> bool {
+        match self {
+            Spec::Name(name) => {
+                name == service
+                    || table
+                        .ports_of(name)
+                        .is_some_and(|ports| ports.contains(&(proto, port)))
+            }
+            Spec::Port { port: p, proto: pr } => *p == port && pr.is_none_or(|pr| pr == proto),
+        }
+    }
+
+    /// The ports the spec opens when nothing that listens matches it.
+    pub fn default_ports(&self, table: &ServiceTable) -> Vec<(Proto, u16)> {
+        match self {
+            Spec::Name(name) => table.ports_of(name).map(<[_]>::to_vec).unwrap_or_default(),
+            Spec::Port {
+                port,
+                proto: Some(proto),
+            } => vec![(*proto, *port)],
+            Spec::Port { port, proto: None } => vec![(Proto::Tcp, *port), (Proto::Udp, *port)],
+        }
+    }
+}
+
+/// A spec and where the operator gave it (`--allow`, `policy.toml:3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given<T> {
+    pub value: T,
+    pub place: String,
+}
+
+/// Parse an address (`198.51.100.7`, a host) or network (`203.0.113.0/24`).
+/// Host bits under the mask are an error: `203.0.113.5/24` is almost always
+/// a typo, and silently widening it would block or admit more than meant.
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(addr));
+    }
+    let net: IpNet = text.parse().map_err(|_| {
+        format!("`{text}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)")
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "`{text}` has host bits set under its /{} mask; did you mean `{}`?",
+            net.prefix_len(),
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> ServiceTable {
+        ServiceTable::builtin()
+    }
+
+    #[test]
+    fn specs_parse_names_and_ports() {
+        let t = table();
+        assert_eq!(Spec::parse("ssh", &t), Ok(Spec::Name("ssh".into())));
+        assert_eq!(
+            Spec::parse("8443/tcp", &t),
+            Ok(Spec::Port {
+                port: 8443,
+                proto: Some(Proto::Tcp)
+            })
+        );
+        assert_eq!(
+            Spec::parse("53", &t),
+            Ok(Spec::Port {
+                port: 53,
+                proto: None
+            })
+        );
+        assert_eq!(
+            Spec::parse("65535/udp", &t).unwrap().to_string(),
+            "65535/udp"
+        );
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let t = table();
+        let err = |s| Spec::parse(s, &t).unwrap_err();
+        assert!(err("0").contains("port 0 is out of range"), "{}", err("0"));
+        assert!(err("65536/tcp").contains("port 65536 is out of range"));
+        assert!(err("99999999999999999999").contains("out of range"));
+        assert!(err("htps").contains("unknown service `htps`"));
+        assert!(err("80/sctp").contains("unknown protocol `sctp`"));
+        assert!(err("ssh/tcp").contains("goes with a port number"));
+        assert!(err("").contains("empty"));
+    }
+
+    #[test]
+    fn nets_parse_and_host_bits_are_caught() {
+        assert_eq!(
+            parse_net("198.51.100.7").unwrap().to_string(),
+            "198.51.100.7/32"
+        );
+        assert_eq!(
+            parse_net("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert!(
+            parse_net("203.0.113.5/24")
+                .unwrap_err()
+                .contains("203.0.113.0/24")
+        );
+        assert!(
+            parse_net("300.1.2.3")
+                .unwrap_err()
+                .contains("not an IP address")
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+    }
+}

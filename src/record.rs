@@ -1,0 +1,232 @@
+//! What apply records, in one place that firewall, persist and status all
+//! read: the backend, the rendered rules, the apply record and the rollback
+//! window. Pure data, and the conversions from a proposal into it; the
+//! state directory (`state.rs`) and the boot files (`persist.rs`) store it.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use crate::model::{Proto, Scan};
+use crate::propose::{Format, Proposal, Ruleset, group};
+
+/// Which firewall apply drives. Stored as `nft` or `iptables` in every
+/// record; a record naming any other is damaged (read as such, exit 3, by
+/// `state::read_json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
+    #[default]
+    Nft,
+    /// iptables-restore and ip6tables-restore, for hosts without nftables.
+    Iptables,
+}
+
+impl Backend {
+    /// The name in records and messages: `nft`, `iptables`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Iptables => "iptables",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rendered ruleset for one backend: what apply loads and persist saves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum Rules {
+    /// One `nft -f` script that replaces `table inet autofw`.
+    Nft { text: String },
+    /// `iptables-restore` and `ip6tables-restore --noflush` input, and the
+    /// `ipset restore` input of the blocklist sets they match, if any.
+    Iptables {
+        v4: String,
+        v6: String,
+        #[serde(default)]
+        ipsets: Option<String>,
+    },
+}
+
+impl Rules {
+    pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
+        match backend {
+            Backend::Nft => Rules::Nft {
+                text: proposal.render(Format::Nft),
+            },
+            Backend::Iptables => Rules::Iptables {
+                v4: proposal.render(Format::Iptables),
+                v6: proposal.render(Format::Ip6tables),
+                ipsets: proposal.ipset_restore(),
+            },
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Rules::Nft { .. } => Backend::Nft,
+            Rules::Iptables { .. } => Backend::Iptables,
+        }
+    }
+}
+
+/// The ports a proposal opens, for apply's record and `status`, sorted.
+pub fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
+    let mut ports: Vec<OpenedPort> = ruleset
+        .services()
+        .map(|(proto, port, service)| OpenedPort {
+            proto,
+            port,
+            service: service.to_string(),
+        })
+        .collect();
+    ports.sort_by_key(|p| (p.port, p.proto));
+    ports.dedup();
+    ports
+}
+
+/// What apply records, besides the rules, so that status can tell drift from
+/// the state the rules were made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtApply {
+    /// The proposal's closed listeners, with why.
+    pub closed: Vec<ClosedPort>,
+    /// The (proto, port)s that listeners beyond loopback held, sorted.
+    pub listening: Vec<ListeningPort>,
+}
+
+impl AtApply {
+    /// From the scan the proposal was built from, and the proposal.
+    pub fn of(scan: &Scan, ruleset: &Ruleset) -> AtApply {
+        let closed = ruleset
+            .closed
+            .iter()
+            .map(|c| ClosedPort {
+                proto: c.proto,
+                port: c.port,
+                service: c.service.clone(),
+                reason: c.reason.clone(),
+            })
+            .collect();
+        let listening = group::beyond_loopback(scan)
+            .into_iter()
+            .map(|((port, proto), g)| ListeningPort {
+                proto,
+                port,
+                service: g.service().to_string(),
+                risky: g.risky,
+            })
+            .collect();
+        AtApply { closed, listening }
+    }
+}
+
+/// One port that an applied ruleset opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedPort {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+}
+
+/// A listener that an applied ruleset left closed, and why (propose's
+/// `Ruleset.closed`: kept closed by `--block`, risky, or loopback-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedPort {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    pub reason: String,
+}
+
+/// A (proto, port) that a listener beyond loopback held when the rules were
+/// applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub proto: Proto,
+    pub port: u16,
+    pub service: String,
+    /// A database, cache or admin service (scan's `risky`).
+    pub risky: bool,
+}
+
+/// What `apply` loaded, for `status` and `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRecord {
+    /// Seconds since the Unix epoch.
+    pub applied_at: u64,
+    pub backend: Backend,
+    pub opened: Vec<OpenedPort>,
+    /// The rendered ruleset exactly as it was loaded (for `iptables`, the
+    /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
+    pub ruleset: String,
+    /// The `ip6tables-restore` input, for the `iptables` backend only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset_v6: Option<String>,
+    /// The `ipset restore` input of the blocklist sets, for the `iptables`
+    /// backend with a blocklist only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsets: Option<String>,
+    /// True once the operator confirmed it; false while the window is open or
+    /// after a rollback.
+    pub confirmed: bool,
+    /// Seconds since the epoch at which it was rolled back, if it was.
+    #[serde(default)]
+    pub rolled_back_at: Option<u64>,
+    /// True once it was saved for boot (`apply --persist`, after confirmation).
+    #[serde(default)]
+    pub persisted: bool,
+    /// Listeners the ruleset left closed on purpose or because they needed no
+    /// rule, so that `status` does not report a choice as drift. Empty in
+    /// records written before `status` existed.
+    #[serde(default)]
+    pub closed: Vec<ClosedPort>,
+    /// Every (proto, port) a listener beyond loopback held at apply time:
+    /// `status` reports what changed since, not what was so then (a port
+    /// opened ahead of its service is not a stale hole; a database opened on
+    /// purpose is not news). `None` in records written before `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<Vec<ListeningPort>>,
+}
+
+impl AppliedRecord {
+    /// The rules it loaded, rebuilt (what persist saves). `Err` says what
+    /// is missing from a damaged record.
+    pub fn rules(&self) -> Result<Rules, &'static str> {
+        match (self.backend, &self.ruleset_v6) {
+            (Backend::Iptables, Some(v6)) => Ok(Rules::Iptables {
+                v4: self.ruleset.clone(),
+                v6: v6.clone(),
+                ipsets: self.ipsets.clone(),
+            }),
+            (Backend::Iptables, None) => Err("names the iptables backend but has no IPv6 ruleset"),
+            (Backend::Nft, _) => Ok(Rules::Nft {
+                text: self.ruleset.clone(),
+            }),
+        }
+    }
+}
+
+/// An open rollback window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackWindow {
+    /// Seconds since the Unix epoch at which the watchdog rolls back.
+    pub deadline: u64,
+    /// Pid of the detached watchdog process (0 until it has started).
+    pub watchdog_pid: u32,
+    /// Identifies this window, so a late watchdog never acts on a newer one.
+    #[serde(default)]
+    pub id: String,
+    /// Pid of the `apply` that opened it.
+    #[serde(default)]
+    pub apply_pid: u32,
+    /// `--persist --root DIR`: persist under DIR once confirmed, not before.
+    #[serde(default)]
+    pub persist_root: Option<PathBuf>,
+}

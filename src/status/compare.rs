@@ -1,0 +1,208 @@
+//! Comparing the live rules with the applied ones: nft listings and
+//! iptables saves, reduced to autofw's part and to what is not dynamic
+//! (rate-meter elements), then diffed. Pure: the edge reads the texts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::firewall::filter_view::FilterView;
+
+/// What the live firewall holds of autofw's rules, and what it should hold,
+/// as the edge read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveRules {
+    Nft {
+        /// `nft -s list table inet autofw`; `None` when there is no such table.
+        table: Option<String>,
+        /// The applied ruleset as nft lists it once loaded (`nft::canonical`);
+        /// `None` when no scratch namespace could be made to load it in.
+        expected: Option<String>,
+    },
+    /// One entry per family (`iptables`, `ip6tables`).
+    Iptables(Vec<FamilyRules>),
+}
+
+/// One iptables family's live and applied rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRules {
+    /// `iptables` or `ip6tables`, for messages.
+    pub name: String,
+    /// `iptables-save -t filter` of the live host.
+    pub live: String,
+    /// The `iptables-restore` input apply loaded.
+    pub applied: String,
+    /// `applied` as `iptables-save` lists it once loaded
+    /// (`iptables::canonical`); `None` when that could not be done.
+    pub expected: Option<String>,
+}
+
+/// Whether autofw's rules are loaded as they were applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RulesState {
+    /// Loaded, exactly as applied.
+    Live,
+    /// Loaded, but not compared rule by rule, for `reason`.
+    Unverified { reason: String },
+    /// None of autofw's table or chains is loaded.
+    Missing,
+    /// Loaded, but not as applied: `diff` is a unified diff, applied → live
+    /// (in JSON it is given once, in the `changed` finding).
+    Changed {
+        #[serde(skip_serializing)]
+        diff: String,
+    },
+    /// The last apply was rolled back at `at` (seconds since the epoch).
+    RolledBack { at: u64 },
+}
+
+/// Compare the live rules with the applied ones.
+pub fn compare_rules(live: &LiveRules) -> RulesState {
+    match live {
+        LiveRules::Nft { table: None, .. } => RulesState::Missing,
+        LiveRules::Nft {
+            table: Some(_),
+            expected: None,
+        } => RulesState::Unverified {
+            reason: "the applied ruleset could not be loaded into a scratch namespace \
+                     (`unshare --net`) to list it as nft would, so only the presence of \
+                     table inet autofw was checked"
+                .to_string(),
+        },
+        LiveRules::Nft {
+            table: Some(table),
+            expected: Some(expected),
+        } => {
+            let (expected, live) = (
+                without_dynamic_elements(expected),
+                without_dynamic_elements(table),
+            );
+            if expected == live {
+                RulesState::Live
+            } else {
+                RulesState::Changed {
+                    diff: unified_diff(
+                        "applied table inet autofw",
+                        "live table inet autofw",
+                        &expected,
+                        &live,
+                    ),
+                }
+            }
+        }
+        LiveRules::Iptables(families) => compare_iptables(families),
+    }
+}
+
+fn compare_iptables(families: &[FamilyRules]) -> RulesState {
+    let mut diffs = String::new();
+    let mut missing = 0;
+    let mut unverified = Vec::new();
+    for family in families {
+        let live = FilterView::parse(&family.live);
+        let present = !live.chains.is_empty() || live.has_jump;
+        if !present {
+            missing += 1;
+        }
+        let Some(expected) = &family.expected else {
+            if present {
+                unverified.push(family.name.as_str());
+            } else {
+                diffs.push_str(&format!(
+                    "{}: autofw's AUTOFW-* chains are gone\n",
+                    family.name
+                ));
+            }
+            continue;
+        };
+        // Only the built-in policies the applied text sets are autofw's; the
+        // others (FORWARD on a host that routes) belong to someone else.
+        let declared = FilterView::parse(&family.applied).policies;
+        let expected = view_of(FilterView::parse(expected), &declared);
+        let live = view_of(live, &declared);
+        if expected != live {
+            diffs.push_str(&unified_diff(
+                &format!("applied {} (autofw's part)", family.name),
+                &format!("live {} (autofw's part)", family.name),
+                &expected,
+                &live,
+            ));
+        }
+    }
+    if !families.is_empty() && missing == families.len() {
+        RulesState::Missing
+    } else if !diffs.is_empty() {
+        RulesState::Changed { diff: diffs }
+    } else if !unverified.is_empty() {
+        RulesState::Unverified {
+            reason: format!(
+                "the applied rules could not be loaded into a scratch namespace (`unshare --net`) \
+                 to list them as {} would, so only the presence of autofw's chains was checked",
+                unverified.join(" and ")
+            ),
+        }
+    } else {
+        RulesState::Live
+    }
+}
+
+/// The lines of a filter table that autofw owns, in a form two saves can be
+/// compared in: the declared policies, autofw's chains (sorted), the jump,
+/// the rules in order.
+fn view_of(mut view: FilterView, declared: &BTreeMap<String, String>) -> String {
+    view.policies
+        .retain(|chain, _| declared.contains_key(chain));
+    view.chains.sort();
+    view.summary()
+}
+
+/// An nft listing without the elements of dynamic sets: the per-source rate
+/// meters (`update @meter_... { ip saddr limit rate ... }`) fill them with
+/// every address that connects, which is the rules working, not drift.
+pub fn without_dynamic_elements(listing: &str) -> String {
+    let lines: Vec<&str> = listing.lines().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        if !(trimmed.starts_with("set ") && trimmed.ends_with('{')) {
+            out.push_str(line);
+            out.push('\n');
+            i += 1;
+            continue;
+        }
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].trim() == "}")
+            .unwrap_or(lines.len() - 1);
+        let block = &lines[i..=end];
+        let dynamic = block.iter().any(|l| {
+            l.trim()
+                .strip_prefix("flags ")
+                .is_some_and(|flags| flags.split(',').any(|f| f.trim() == "dynamic"))
+        });
+        let mut in_elements = false;
+        for l in block {
+            if dynamic && l.trim_start().starts_with("elements = {") {
+                in_elements = true;
+            }
+            if in_elements {
+                in_elements = !l.trim_end().ends_with('}');
+                continue;
+            }
+            out.push_str(l);
+            out.push('\n');
+        }
+        i = end + 1;
+    }
+    out
+}
+
+fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(old_name, new_name)
+        .to_string()
+}
