@@ -18,6 +18,7 @@ use super::filter_view::FilterView;
 use super::window::{self, Confirmed, RolledBack};
 use super::{Snapshot, exec, iptables, nft, session, watchdog};
 use crate::error::{bad_input, exit, refused};
+use crate::propose::ruleset::Arrival;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
@@ -140,17 +141,30 @@ fn state_flag(state_dir: &Path) -> String {
 /// new connection like this session's? `Some(explanation)` if not.
 fn lockout_problem(proposal: &Proposal) -> Option<String> {
     let session = session::current()?;
-    if proposal.admits(
-        session::SshSession::PROTO,
-        session.server_port,
-        session.client,
-    ) {
+    // The interface holding the server address: where the session's packets
+    // arrive (rules for a listener bound to a private address match it).
+    let interface = crate::scan::interfaces::local_addresses()
+        .get(&session.server.to_canonical())
+        .cloned();
+    if proposal.admits(Arrival {
+        proto: session::SshSession::PROTO,
+        port: session.server_port,
+        source: session.client,
+        destination: session.server,
+        interface: interface.as_deref(),
+    }) {
         return None;
     }
     Some(format!(
-        "refusing to lock you out: this session is SSH from {} to port {} (from {}), \
-         and the new rules would not accept a new connection to tcp/{} from {}",
-        session.client, session.server_port, session.source, session.server_port, session.client
+        "refusing to lock you out: this session is SSH from {} to {} port {} (from {}), \
+         and the new rules would not accept a new connection to tcp/{} on {} from {}",
+        session.client,
+        session.server,
+        session.server_port,
+        session.source,
+        session.server_port,
+        session.server,
+        session.client
     ))
 }
 

@@ -31,9 +31,8 @@ pub use gather::{gather, read_saved_scan, run};
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
-use crate::model::{Proto, Scan};
+use crate::model::Scan;
 use ruleset::Family;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Output format of a proposal.
@@ -116,10 +115,11 @@ impl Proposal {
         }
     }
 
-    /// Would this ruleset accept a new connection to `proto`/`port` from `source`?
-    /// Used by apply's lockout guard.
-    pub fn admits(&self, proto: Proto, port: u16, source: IpAddr) -> bool {
-        self.ruleset.admits(proto, port, source)
+    /// Would this ruleset accept this new connection (source, destination
+    /// address and port, the interface it arrives on)? Used by apply's
+    /// lockout guard, with the SSH session's own connection.
+    pub fn admits(&self, arrival: ruleset::Arrival<'_>) -> bool {
+        self.ruleset.admits(arrival)
     }
 
     /// `ipset restore` input for the blocklist sets that the iptables formats
