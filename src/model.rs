@@ -92,6 +92,15 @@ pub struct Listener {
     /// Hidden by `scan` without `--all`; `propose` opens nothing for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_socket: bool,
+    /// What in the kernel holds a socket no process holds (`VXLAN device
+    /// vx0 (VNI 42)...`, WireGuard, nfsd): never "owner unknown" when the
+    /// kernel can say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// The systemd socket unit that declared a socket PID 1 holds for
+    /// socket activation (`ssh.socket`); it names the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// One process that holds a listening socket.

@@ -38,6 +38,8 @@ const BUILTIN: &[(&str, &[u16], &[u16])] = &[
     ("imaps", &[993], &[]),
     ("pop3s", &[995], &[]),
     ("openvpn", &[1194], &[1194]),
+    ("vxlan", &[], &[4789, 8472]),
+    ("geneve", &[], &[6081]),
     ("ssdp", &[], &[1900]),
     ("mssql", &[1433], &[]),
     ("nfs", &[2049], &[2049]),
@@ -150,6 +152,8 @@ const RISKY: &[&str] = &[
     "ssdp",
     "ws-discovery",
     "kubelet",
+    "vxlan",
+    "geneve",
     "mysql",
     "postgresql",
     "redis",
@@ -281,6 +285,18 @@ impl ServiceTable {
             }
         }
         by_port.unwrap_or("unknown").to_string()
+    }
+}
+
+impl ServiceTable {
+    /// Name a listener after the systemd socket unit that holds it (its
+    /// name without `.socket`): a service name (`ssh`) or a program
+    /// (`rpcbind` → sunrpc) says what it is; otherwise the port does.
+    pub fn name_of_unit(&self, proto: Proto, port: u16, stem: &str) -> String {
+        if self.ports_of(stem).is_some() {
+            return stem.to_string();
+        }
+        self.name_listener(proto, port, &[stem])
     }
 }
 

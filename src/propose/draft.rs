@@ -416,6 +416,8 @@ mod tests {
             name_note: None,
             interface: None,
             client_socket: false,
+            kernel: None,
+            unit: None,
         }
     }
 

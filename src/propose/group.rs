@@ -27,6 +27,10 @@ pub struct PortGroup {
     /// Why an owner is not trusted to have the port opened unasked (the
     /// first listener that fails [`trust::judge_owners`]).
     pub distrust: Option<String>,
+    /// What in the kernel holds it, for a socket no process holds.
+    kernel: Vec<String>,
+    /// The systemd socket units that hold it for a service.
+    units: Vec<String>,
 }
 
 impl PortGroup {
@@ -42,6 +46,8 @@ impl PortGroup {
             self.programs.push(program.to_string());
         }
         self.pids.extend(&l.pids);
+        self.kernel.extend(l.kernel.clone());
+        self.units.extend(l.unit.clone());
         self.addresses.push(l.address);
         self.exposure = self.exposure.max(Some(l.exposure));
         self.risky |= l.risky;
@@ -49,7 +55,12 @@ impl PortGroup {
         self.docker_proxy |= trust::trusted_programs(l)
             .iter()
             .any(|p| DOCKER_PROXIES.contains(p));
-        for v in [&mut self.services, &mut self.programs] {
+        for v in [
+            &mut self.services,
+            &mut self.programs,
+            &mut self.kernel,
+            &mut self.units,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -68,12 +79,19 @@ impl PortGroup {
             .map_or("unknown", String::as_str)
     }
 
-    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `owner unknown`.
+    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `systemd for
+    /// ssh.socket, pid 1` / `the kernel: VXLAN device ...` / `owner unknown`.
     pub fn owner(&self) -> String {
-        let programs = if self.programs.is_empty() {
-            "owner unknown".to_string()
+        let programs = if !self.programs.is_empty() {
+            let mut programs = self.programs.join(", ");
+            if !self.units.is_empty() {
+                programs.push_str(&format!(" for {}", self.units.join(", ")));
+            }
+            programs
+        } else if !self.kernel.is_empty() {
+            self.kernel.join("; ")
         } else {
-            self.programs.join(", ")
+            "owner unknown".to_string()
         };
         match self.pids.as_slice() {
             [] => programs,

@@ -228,6 +228,8 @@ pub fn listeners(
                 name_note: None,
                 interface: None,
                 client_socket: false,
+                kernel: None,
+                unit: None,
             };
             let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
                 .into_iter()

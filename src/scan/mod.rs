@@ -18,6 +18,7 @@
 pub mod core;
 pub mod host;
 pub mod interfaces;
+pub mod kernel;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -65,6 +66,12 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     let accounts = read_accounts(Path::new("/etc"));
     let mut listeners = core::listeners(sockets, &owners, names, &accounts);
     let host = host::read_host_facts();
+    if listeners.iter().any(|l| l.pids.is_empty()) {
+        kernel::describe_kernel_sockets(&mut listeners, &host::read_kernel_sockets());
+    }
+    if listeners.iter().any(kernel::held_by_systemd) {
+        kernel::name_socket_units(&mut listeners, &host::read_socket_units(), names);
+    }
     core::mark_client_sockets(&mut listeners, host.local_port_range);
     core::attach_interfaces(&mut listeners, &interfaces::local_addresses());
     Ok(Scan {
@@ -87,8 +94,10 @@ fn read_accounts(dir: &Path) -> core::Accounts {
 /// optionally `tcp6`, `udp6` (copies of `/proc/net/*`), `owners` (see
 /// [`owners::parse_owner_map`]), `processes` (see
 /// [`owners::parse_process_facts`]), `login.defs`, `passwd`,
-/// `ip_local_port_range` (a copy of the sysctl) and `addresses`
-/// (`ADDRESS INTERFACE` lines). Names come from the built-in table only,
+/// `ip_local_port_range` (a copy of the sysctl), `addresses`
+/// (`ADDRESS INTERFACE` lines), and the kernel's and systemd's own words:
+/// `ip-link.json`, `wg-listen-port`, `nfsd-portlist`,
+/// `systemctl-list-sockets` (see `fixtures/kernel/README.md`). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
 /// machine the tests run on.
 pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
@@ -120,7 +129,24 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             .map_err(|e| bad_input(e.to_string()))?;
     }
     let accounts = read_accounts(dir);
-    let mut listeners = core::listeners(sockets, &owners, &ServiceTable::builtin(), &accounts);
+    let names = ServiceTable::builtin();
+    let mut listeners = core::listeners(sockets, &owners, &names, &accounts);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let mut kernel_sockets = Vec::new();
+    if let Some(json) = read("ip-link.json") {
+        kernel_sockets
+            .extend(kernel::tunnels_of_ip_link(&json).map_err(|e| {
+                bad_input(format!("`{}`: {e}", dir.join("ip-link.json").display()))
+            })?);
+    }
+    kernel_sockets
+        .extend(read("wg-listen-port").map_or_else(Vec::new, |t| kernel::wireguard_of_wg(&t)));
+    kernel_sockets
+        .extend(read("nfsd-portlist").map_or_else(Vec::new, |t| kernel::nfsd_of_portlist(&t)));
+    kernel::describe_kernel_sockets(&mut listeners, &kernel_sockets);
+    if let Some(text) = read("systemctl-list-sockets") {
+        kernel::name_socket_units(&mut listeners, &kernel::parse_list_sockets(&text), &names);
+    }
     let local_port_range = std::fs::read_to_string(dir.join("ip_local_port_range"))
         .ok()
         .and_then(|text| host::parse_port_range(&text));

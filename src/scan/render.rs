@@ -57,7 +57,9 @@ pub fn table(listeners: &[Listener]) -> String {
         port: l.port,
         service: l.service.clone(),
         user: user_cell(l),
-        process: if l.process.is_empty() {
+        process: if l.process.is_empty() && l.kernel.is_some() {
+            "[kernel]".to_string()
+        } else if l.process.is_empty() {
             "-".to_string()
         } else {
             l.process.clone()
@@ -86,6 +88,12 @@ fn note_cell(l: &Listener) -> String {
     let mut notes = Vec::new();
     if l.client_socket {
         notes.push("client socket (ephemeral port): not a service".to_string());
+    }
+    if let Some(kernel) = &l.kernel {
+        notes.push(format!("kernel: {kernel}"));
+    }
+    if let Some(unit) = &l.unit {
+        notes.push(format!("socket activation: {unit}"));
     }
     if l.risky {
         notes.push("risky: should not face the network".to_string());
@@ -213,6 +221,8 @@ mod tests {
             name_note: None,
             interface: None,
             client_socket: false,
+            kernel: None,
+            unit: None,
         }
     }
 
