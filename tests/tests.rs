@@ -11,3 +11,4 @@ mod persist;
 mod propose;
 mod scan;
 mod status;
+mod trust;
