@@ -11,9 +11,12 @@
 //!
 //! This file only wires the subcommands to those modules.
 
+pub mod boot_hook;
 pub mod cli;
+pub mod droplog;
 pub mod error;
 pub mod firewall;
+pub mod human;
 pub mod model;
 pub mod persist;
 pub mod propose;
@@ -53,5 +56,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
+        Command::Log(args) => droplog::run(&args.into()),
+        Command::Completions(args) => cli::generate::completions(args.shell),
+        Command::Generate(args) => cli::generate::run(&args),
     }
 }

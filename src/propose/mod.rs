@@ -204,10 +204,10 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 }
 
 /// Build the proposal: pure, no host access.
-pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
+pub fn build(scan: &Scan, choices: &Choices) -> Proposal {
     let mut ruleset = draft::build_ruleset(scan, choices);
     ruleset.warnings.extend(scan_warnings(scan));
-    Ok(Proposal { ruleset })
+    Proposal { ruleset }
 }
 
 /// What the scan itself leaves uncertain: processes it could not read
@@ -217,11 +217,7 @@ fn scan_warnings(scan: &Scan) -> Vec<String> {
     let mut warnings = Vec::new();
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
-        let n = if unreadable == 1 {
-            "1 process".to_string()
-        } else {
-            format!("{unreadable} processes")
-        };
+        let n = crate::human::count(unreadable, "process", "processes");
         let consequence = "so some listeners may have no owner and be named by port only";
         warnings.push(match scan.as_root {
             Some(true) => format!(
@@ -278,7 +274,7 @@ mod tests {
             "risky": false}]}"#;
         let scan = parse_saved_scan(text, "old.json").unwrap();
         assert_eq!((scan.uid_min, scan.listeners[0].uid), (None, None));
-        let proposal = build(&scan, &Choices::default()).unwrap();
+        let proposal = build(&scan, &Choices::default());
         assert!(
             proposal
                 .ruleset()

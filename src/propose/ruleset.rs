@@ -20,6 +20,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// `v4` or `v6`, by family: the one place the two are told apart by name.
+    pub fn pick<T>(self, v4: T, v6: T) -> T {
+        match self {
+            Family::Ipv4 => v4,
+            Family::Ipv6 => v6,
+        }
+    }
+
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::Ipv4,
@@ -48,6 +56,24 @@ pub enum IcmpType {
     NeighborSolicit,
     NeighborAdvert,
     MldListenerQuery,
+}
+
+impl IcmpType {
+    /// The usual name (iptables spells them so; nft differs for ND and MLD).
+    pub fn name(self) -> &'static str {
+        match self {
+            IcmpType::EchoRequest => "echo-request",
+            IcmpType::DestinationUnreachable => "destination-unreachable",
+            IcmpType::PacketTooBig => "packet-too-big",
+            IcmpType::TimeExceeded => "time-exceeded",
+            IcmpType::ParameterProblem => "parameter-problem",
+            IcmpType::RouterSolicit => "router-solicitation",
+            IcmpType::RouterAdvert => "router-advertisement",
+            IcmpType::NeighborSolicit => "neighbour-solicitation",
+            IcmpType::NeighborAdvert => "neighbour-advertisement",
+            IcmpType::MldListenerQuery => "mld-listener-query",
+        }
+    }
 }
 
 /// What a rule matches. Tagged `match` in JSON.
@@ -131,8 +157,10 @@ pub struct Arrival<'a> {
     pub proto: Proto,
     pub port: u16,
     pub source: IpAddr,
-    /// The local address it is sent to.
-    pub destination: IpAddr,
+    /// The local address it is sent to, if known (a rule bound to one
+    /// address does not match an unknown destination: the guard assumes the
+    /// worst).
+    pub destination: Option<IpAddr>,
     /// The interface it comes in on, if known (a rule that names one does
     /// not match an unknown interface).
     pub interface: Option<&'a str>,
@@ -232,7 +260,7 @@ impl Ruleset {
             interface,
         } = arrival;
         let source = source.to_canonical();
-        let destination = destination.to_canonical();
+        let destination = destination.map(|d| d.to_canonical());
         let family = Family::of(&source);
         for rule in &self.input {
             let hit = match &rule.matches {
@@ -257,7 +285,7 @@ impl Ruleset {
                         && f.is_none_or(|f| f == family)
                         && (sources.is_empty() || sources.iter().any(|n| n.contains(&source)))
                         && bound.as_ref().is_none_or(|b| {
-                            b.address.to_canonical() == destination
+                            Some(b.address.to_canonical()) == destination
                                 && b.interface
                                     .as_deref()
                                     .is_none_or(|name| interface == Some(name))

@@ -2,6 +2,7 @@
 //! `--all`), as a table for people or JSON for scripts, plus the notes that
 //! go to stderr. Pure: returns strings.
 
+use crate::human::count;
 use crate::model::{Exposure, Listener, Scan};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
@@ -166,19 +167,23 @@ pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
         .count();
     if loopback > 0 {
         notes.push(format!(
-            "{loopback} loopback-only listener{} not shown (unreachable from outside); `--all` shows them",
-            plural(loopback)
+            "{} not shown (unreachable from outside); `--all` shows them",
+            count(
+                loopback,
+                "loopback-only listener",
+                "loopback-only listeners"
+            )
         ));
     }
     if clients > 0 {
         notes.push(format!(
-            "{clients} client socket{} not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them",
-            plural(clients)
+            "{} not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them",
+            count(clients, "client socket", "client sockets")
         ));
     }
     if scan.unreadable_processes > 0 {
         let n = scan.unreadable_processes;
-        let what = format!("{n} process{}", if n == 1 { "" } else { "es" });
+        let what = count(n, "process", "processes");
         notes.push(if as_root {
             format!(
                 "{what} could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
@@ -190,10 +195,6 @@ pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
         });
     }
     notes
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::compare::RulesState;
 use super::compare::{LiveRules, compare_rules};
+use crate::human::{count, plural, utc};
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
 use crate::record::{AppliedRecord, Backend, ListeningPort};
@@ -39,9 +39,9 @@ pub struct WindowState {
     pub apply_alive: bool,
 }
 
-/// What kind of drift a finding is. Serialized kebab-case (`stale-hole`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// What kind of drift a finding is, named kebab-case (`stale-hole`) in text
+/// and JSON alike ([`Kind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// No apply recorded: autofw protects nothing here.
     NothingApplied,
@@ -57,6 +57,26 @@ pub enum Kind {
     StaleHole,
     /// A database, cache or admin service listens on an opened port.
     RiskyExposed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NothingApplied => "nothing-applied",
+            Kind::NotLive => "not-live",
+            Kind::Changed => "changed",
+            Kind::UnguardedWindow => "unguarded-window",
+            Kind::UnopenedListener => "unopened-listener",
+            Kind::StaleHole => "stale-hole",
+            Kind::RiskyExposed => "risky-exposed",
+        }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// One thing that differs, said plainly, with how to fix it.
@@ -163,11 +183,6 @@ pub fn assess(
     Assessment { rules, findings }
 }
 
-/// Seconds since the epoch as `2026-11-25T07:50:50Z`.
-pub fn utc(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
 fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> {
     let rules = format!(
         "autofw's {} rules applied {}",
@@ -230,14 +245,14 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
                 Kind::Changed,
                 format!(
                     "{rules} are loaded, but not as applied: {} edited by hand or by another \
-                     tool ({changed} line{} of the listing differ{})",
+                     tool ({} of the listing {})",
                     if iptables {
                         "the AUTOFW-INPUT chains or the built-in policies were"
                     } else {
                         "table inet autofw was"
                     },
-                    if changed == 1 { "" } else { "s" },
-                    if changed == 1 { "s" } else { "" },
+                    count(changed, "line", "lines"),
+                    plural(changed, "differs", "differ"),
                 ),
                 "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
                  changes with --allow/--block or the policy file, docs/policy.md); \
@@ -512,15 +527,7 @@ mod tests {
                 reason: "listens on loopback only".into(),
             },
         ];
-        let listening = group::beyond_loopback(&then)
-            .into_iter()
-            .map(|((port, proto), g)| ListeningPort {
-                proto,
-                port,
-                service: g.service().to_string(),
-                risky: g.risky,
-            })
-            .collect();
+        let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
             backend: Backend::Nft,
@@ -736,17 +743,7 @@ mod tests {
             port: 6379,
             service: "redis".into(),
         });
-        rec.listening = Some(
-            group::beyond_loopback(&then)
-                .into_iter()
-                .map(|((port, proto), g)| ListeningPort {
-                    proto,
-                    port,
-                    service: g.service().to_string(),
-                    risky: g.risky,
-                })
-                .collect(),
-        );
+        rec.listening = Some(crate::record::listening_ports(&then));
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
@@ -940,7 +937,7 @@ mod tests {
             crate::services::ServiceTable::builtin(),
         )
         .unwrap();
-        let proposal = crate::propose::build(&then, &choices).unwrap();
+        let proposal = crate::propose::build(&then, &choices);
         let at = AtApply::of(&then, proposal.ruleset());
         let closed: Vec<(u16, &str)> = at
             .closed
