@@ -9,8 +9,9 @@
 //! 10.9.0.5 on the private eth1 only, and listen.py stand-ins: "smbd" on 445
 //! (root), a uid-1000 "node" app on 3000, a process of `nobody` calling
 //! itself sshd on 6380, a system account's python3 calling itself sshd on
-//! 6379; an unconnected UDP socket on an ephemeral port (a client's), and a
-//! VXLAN device (the kernel's socket on 4789).
+//! 6379, a root service bound to the private IPv6 address fd00:9::5 only;
+//! an unconnected UDP socket on an ephemeral port (a client's), and a VXLAN
+//! device (the kernel's socket on 4789).
 
 use crate::support::*;
 use serde_json::Value;
@@ -21,6 +22,9 @@ use std::time::Duration;
 /// The server's address on the private link, and the private neighbour's.
 const PRIVATE_SERVER: &str = "10.9.0.5";
 const PRIVATE_CLIENT: &str = "10.9.0.7";
+/// The same link's IPv6 unique-local addresses.
+const PRIVATE_SERVER_V6: &str = "fd00:9::5";
+const PRIVATE_CLIENT_V6: &str = "fd00:9::7";
 /// uid/gid of the Debian accounts the daemons run as.
 const DAEMON_UID: &str = "1"; // `daemon`: a system account
 
@@ -56,6 +60,7 @@ impl TrustHost {
         link(&server, &public);
         link_private(&server, &private);
         public.ok(&["ip", "route", "add", "10.9.0.0/24", "via", SERVER_V4]);
+        public.ok(&["ip", "-6", "route", "add", "fd00:9::/64", "via", SERVER_V6]);
         // The server keeps the kernel's default ephemeral range.
         server.ok(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=32768 60999"]);
 
@@ -80,6 +85,8 @@ impl TrustHost {
         ]);
         let script = listen_py().display().to_string();
         server.listen(Some("smbd"), &["tcp:0.0.0.0:445", "tcp:[::]:445"]);
+        // A root service bound to the private IPv6 address only.
+        server.listen(None, &[&format!("tcp:[{PRIVATE_SERVER_V6}]:9101")]);
         let as_user = |uid: &str, name: &str, specs: &[&str]| {
             let mut argv = vec![
                 "setpriv".to_string(),
@@ -122,7 +129,9 @@ impl TrustHost {
         let udp_client_port: u16 = line.trim().parse().expect("the client socket's port");
         server.adopt(child);
 
-        let wanted = [":5622", ":111", ":9100", ":445", ":3000", ":6379", ":6380"];
+        let wanted = [
+            ":5622", ":111", ":9100", ":9101", ":445", ":3000", ":6379", ":6380",
+        ];
         assert!(
             wait_until(Duration::from_secs(10), || {
                 let listening = server.ok(&["ss", "-Htln"]);
@@ -195,6 +204,15 @@ fn link_private(server: &Netns, private: &Netns) {
         "dev",
         "eth1",
     ]);
+    server.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{PRIVATE_SERVER_V6}/64"),
+        "dev",
+        "eth1",
+        "nodad",
+    ]);
     server.ok(&["ip", "link", "set", "eth1", "up"]);
     private.ok(&[
         "ip",
@@ -203,6 +221,15 @@ fn link_private(server: &Netns, private: &Netns) {
         &format!("{PRIVATE_CLIENT}/24"),
         "dev",
         "eth0",
+    ]);
+    private.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{PRIVATE_CLIENT_V6}/64"),
+        "dev",
+        "eth0",
+        "nodad",
     ]);
     private.ok(&["ip", "link", "set", "eth0", "up"]);
 }
@@ -367,6 +394,7 @@ fn the_proposal_opens_only_what_an_expert_would_nft() {
         assert_eq!(probe_tcp(public, SERVER_V4, port), Probe::Open, "{port}");
     }
     assert_eq!(probe_tcp(public, PRIVATE_SERVER, 9100), Probe::Open);
+    assert_eq!(probe_tcp(public, PRIVATE_SERVER_V6, 9101), Probe::Open);
     assert!(udp_echoes(public, SERVER_V4, host.udp_client_port));
     assert!(
         rpcbind_answers(public),
@@ -384,9 +412,12 @@ fn the_proposal_opens_only_what_an_expert_would_nft() {
     for addr in [SERVER_V4, SERVER_V6] {
         assert_eq!(probe_tcp(public, addr, 5622), Probe::Open, "ssh {addr}");
     }
-    // node_exporter from the private network only.
+    // node_exporter from the private network only, and the same for the
+    // service bound to the private IPv6 address.
     assert_eq!(probe_tcp(private, PRIVATE_SERVER, 9100), Probe::Open);
     assert_eq!(probe_tcp(public, PRIVATE_SERVER, 9100), Probe::Dropped);
+    assert_eq!(probe_tcp(private, PRIVATE_SERVER_V6, 9101), Probe::Open);
+    assert_eq!(probe_tcp(public, PRIVATE_SERVER_V6, 9101), Probe::Dropped);
     // Everything else dropped from the public side.
     let closed: Vec<(&str, u16)> = [111, 445, 3000, 6379, 6380]
         .iter()
@@ -498,6 +529,15 @@ fn the_proposal_opens_only_what_an_expert_would_iptables() {
     }
     assert_eq!(probe_tcp(private, PRIVATE_SERVER, 9100), Probe::Open);
     assert_eq!(probe_tcp(public, PRIVATE_SERVER, 9100), Probe::Dropped);
+    let saved6 = server.ok(&["ip6tables-save"]);
+    assert!(
+        saved6.contains(&format!(
+            "-d {PRIVATE_SERVER_V6}/128 -i eth1 -p tcp -m tcp --dport 9101"
+        )),
+        "{saved6}"
+    );
+    assert_eq!(probe_tcp(private, PRIVATE_SERVER_V6, 9101), Probe::Open);
+    assert_eq!(probe_tcp(public, PRIVATE_SERVER_V6, 9101), Probe::Dropped);
     assert!(!udp_echoes(public, SERVER_V4, host.udp_client_port));
 }
 
