@@ -28,15 +28,16 @@ fi
 #   openssh-server/-client (the real-SSH apply and acceptance tests);
 #   time, coreutils, util-linux (unshare); prometheus (promtool check
 #   metrics); man-db, bash-completion and dpkg-dev (the package test: man -w,
-#   completion, and cargo-deb's shared-library dependencies); python3-venv
-#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv);
-#   rpcbind and prometheus-node-exporter, the real daemons of issue 8's host
+#   completion, and cargo-deb's shared-library dependencies; systemd for
+#   systemd-analyze verify of the shipped units). python3-venv
+#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv).
+#   rpcbind and prometheus-node-exporter: the real daemons of issue 8's host
 #   (tests/trust.rs; the package also creates the `prometheus` system
 #   account the exporter runs as).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
-  prometheus man-db bash-completion dpkg-dev python3-venv rpcbind
+  prometheus man-db bash-completion dpkg-dev systemd python3-venv rpcbind
   prometheus-node-exporter
 )
 

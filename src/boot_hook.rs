@@ -11,6 +11,7 @@
 //! `apply --persist` then writes only the rules files and the enabling link
 //! (docs/persist.md).
 
+use crate::propose::render_iptables::INPUT_CHAIN;
 use crate::record::Backend;
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
@@ -50,6 +51,17 @@ pub struct BootCommand {
     pub why: &'static str,
 }
 
+/// Delete the INPUT jump (propose's `JUMP_LINE`) in each family.
+const DROP_JUMP_V4: &[&str] = &["/usr/sbin/iptables", "-w", "-D", "INPUT", "-j", INPUT_CHAIN];
+const DROP_JUMP_V6: &[&str] = &[
+    "/usr/sbin/ip6tables",
+    "-w",
+    "-D",
+    "INPUT",
+    "-j",
+    INPUT_CHAIN,
+];
+
 /// What loads a backend's saved rules at boot.
 pub fn commands(backend: Backend) -> Vec<BootCommand> {
     match backend {
@@ -61,27 +73,13 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
         }],
         Backend::Iptables => vec![
             BootCommand {
-                argv: &[
-                    "/usr/sbin/iptables",
-                    "-w",
-                    "-D",
-                    "INPUT",
-                    "-j",
-                    "AUTOFW-INPUT",
-                ],
+                argv: DROP_JUMP_V4,
                 may_fail: true,
                 why: "drop a jump loaded before (restarted unit, second interface), so the \
                       restore below does not add a second one; fails harmlessly when there is none",
             },
             BootCommand {
-                argv: &[
-                    "/usr/sbin/ip6tables",
-                    "-w",
-                    "-D",
-                    "INPUT",
-                    "-j",
-                    "AUTOFW-INPUT",
-                ],
+                argv: DROP_JUMP_V6,
                 may_fail: true,
                 why: "the same for IPv6",
             },

@@ -81,7 +81,8 @@ pub enum Command {
     Confirm(StateArgs),
     /// Restore the ruleset saved before the last `apply`.
     Rollback(StateArgs),
-    /// Load the persisted ruleset (what the boot hook runs).
+    /// Load the persisted ruleset now (the boot hook loads the same files
+    /// with nft or iptables-restore, without autofw).
     Restore(RootArgs),
     /// Remove what `apply --persist` installed, and nothing else.
     Unpersist(RootArgs),
@@ -100,7 +101,7 @@ pub enum Command {
     ///   autofw status --json > /run/autofw-status.json || alert
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
-    /// Summarise what the firewall dropped recently: top ports and sources.
+    /// Summarise what the firewall dropped recently: top ports and sources
     ///
     /// Reads the kernel log lines of autofw's drop rule (prefix `autofw
     /// drop:`) from `journalctl -k` (or /dev/kmsg without journald, or a
@@ -115,7 +116,7 @@ pub enum Command {
     ///   autofw log --file /var/log/kern.log
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Log(LogArgs),
-    /// Print a shell completion script (the Debian package installs them).
+    /// Print a shell completion script (the Debian package installs them)
     ///
     /// For installs with `cargo install`:
     ///   autofw completions bash > /etc/bash_completion.d/autofw

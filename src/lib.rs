@@ -48,7 +48,7 @@ pub fn main_with_exit_code() -> ExitCode {
 pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Scan(args) => scan::run(&args.into()),
-        Command::Propose(args) => propose::run(&args.into()),
+        Command::Propose(args) => propose::gather::run(&args.into()),
         Command::Apply(args) => firewall::apply::run(&args.into()),
         Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
         Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),

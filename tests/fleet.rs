@@ -472,9 +472,10 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
     }
 }
 
-/// `ansible-doc` renders the module from the ansible_collections tree.
+/// `ansible-doc` renders the module from the ansible_collections tree, and
+/// a host without the binary gets a message that says so.
 #[test]
-fn ansible_doc_renders_the_module() {
+fn ansible_doc_renders_the_module_and_a_missing_binary_is_named() {
     let venv = ansible_venv();
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(venv.join("bin/ansible-doc"))
@@ -496,6 +497,32 @@ fn ansible_doc_renders_the_module() {
     ] {
         assert!(doc.contains(expected), "{expected} missing from:\n{doc}");
     }
+
+    let out = Command::new(venv.join("bin/ansible"))
+        .args([
+            "all",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-m",
+            "autofw.firewall.autofw",
+        ])
+        .args(["-a", "state=facts binary=/nonexistent/autofw"])
+        .args(["-e", "ansible_python_interpreter=/usr/bin/python3"])
+        .env("ANSIBLE_COLLECTIONS_PATH", repo().join("ansible"))
+        .env("ANSIBLE_HOME", home.path())
+        .env("ANSIBLE_LOCAL_TEMP", home.path().join("tmp"))
+        .env("ANSIBLE_REMOTE_TMP", home.path().join("remote-tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("the autofw binary /nonexistent/autofw does not exist"),
+        "{}",
+        show(&out)
+    );
 }
 
 /// `apply --json` and `--no-wait`, what the module is built on: the report's
@@ -541,19 +568,17 @@ fn apply_json_and_no_wait_for_automation() {
     assert!(!Path::new(&state).exists(), "a dry run wrote state");
 
     // The session's own connection is what the guard checks by default.
-    let out = ns
-        .command(autofw_bin())
-        .args([
-            "apply",
-            "--json",
-            "--allow",
-            "5622/tcp",
-            "--state-dir",
-            &state,
-        ])
-        .env("SSH_CONNECTION", "192.0.2.2 40000 192.0.2.1 5622")
-        .output()
-        .unwrap();
+    let out = Autofw::new(&[
+        "apply",
+        "--json",
+        "--allow",
+        "5622/tcp",
+        "--state-dir",
+        &state,
+    ])
+    .inside(&ns)
+    .env("SSH_CONNECTION", "192.0.2.2 40000 192.0.2.1 5622")
+    .output();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["lockout"]["verdict"], "admitted", "{report}");
     assert_eq!(report["lockout"]["source"], "SSH_CONNECTION");

@@ -2,16 +2,11 @@
 //! Prometheus's own `promtool check metrics`), `autofw log` on captured
 //! kernel log lines, and the generated man pages and completions.
 
-use crate::apply::Host;
 use crate::support::*;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn autofw(args: &[&str]) -> Output {
-    Command::new(autofw_bin()).args(args).output().unwrap()
-}
 
 /// `promtool check metrics` on `text`: Prometheus's own linter for the
 /// exposition format (Debian package `prometheus`, installed by ./test.sh).
@@ -67,7 +62,7 @@ fn prometheus_metrics_parse_carry_the_drift_and_exit_0() {
     );
 
     assert!(host.confirm().status.success());
-    assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+    assert_eq!(finish(apply).status.code(), Some(0));
 
     // The stray listener on 8080 is not in the rules: drift. Text status
     // says so with exit 1; the metrics say it with exit 0.
@@ -180,7 +175,7 @@ fn prometheus_with_nothing_applied_still_parses() {
 
 #[test]
 fn json_and_another_format_conflict() {
-    let out = autofw(&["status", "--json", "--format", "prometheus"]);
+    let out = Autofw::new(&["status", "--json", "--format", "prometheus"]).output();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(text(&out.stderr).contains("--json"), "{}", show(&out));
 }
@@ -190,7 +185,7 @@ fn log_summarises_captured_kernel_lines_in_every_format() {
     let mut texts = Vec::new();
     for file in ["journal.txt", "dmesg.txt", "kmsg.txt"] {
         let path = fixture("kernel-log").join(file);
-        let out = autofw(&["log", "--file", path.to_str().unwrap()]);
+        let out = Autofw::new(&["log", "--file", path.to_str().unwrap()]).output();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let report = text(&out.stdout);
         // The same lines, read alike whatever tool saved them.
@@ -221,14 +216,15 @@ fn log_summarises_captured_kernel_lines_in_every_format() {
     );
 
     let path = fixture("kernel-log/journal.txt");
-    let out = autofw(&[
+    let out = Autofw::new(&[
         "log",
         "--json",
         "--top",
         "1",
         "--file",
         path.to_str().unwrap(),
-    ]);
+    ])
+    .output();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["drops"], 10);
@@ -245,7 +241,7 @@ fn log_summarises_captured_kernel_lines_in_every_format() {
 
 #[test]
 fn log_of_a_missing_file_says_so() {
-    let out = autofw(&["log", "--file", "/nonexistent/kern.log"]);
+    let out = Autofw::new(&["log", "--file", "/nonexistent/kern.log"]).output();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         text(&out.stderr).starts_with("autofw: cannot read the kernel log /nonexistent/kern.log"),
@@ -260,7 +256,7 @@ fn log_reads_this_hosts_kernel_log() {
         return;
     }
     // journalctl -k where journald runs, else /dev/kmsg: read-only either way.
-    let out = autofw(&["log"]);
+    let out = Autofw::new(&["log"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let report = text(&out.stdout);
     assert!(
@@ -276,7 +272,7 @@ fn completions_for_each_shell() {
         ("zsh", "#compdef autofw"),
         ("fish", "complete -c autofw"),
     ] {
-        let out = autofw(&["completions", shell]);
+        let out = Autofw::new(&["completions", shell]).output();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let script = text(&out.stdout);
         assert!(script.contains(expect), "{shell}: {script}");
@@ -285,16 +281,16 @@ fn completions_for_each_shell() {
             "{shell} does not complete --format values"
         );
     }
-    let out = autofw(&["completions", "tcsh"]);
+    let out = Autofw::new(&["completions", "tcsh"]).output();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
 
 #[test]
 fn man_pages_one_per_command_with_the_sections_a_sysadmin_expects() {
     let dir = tempfile::tempdir().unwrap();
-    let out = autofw(&["generate", "man", dir.path().to_str().unwrap()]);
+    let out = Autofw::new(&["generate", "man", dir.path().to_str().unwrap()]).output();
     assert!(out.status.success(), "{}", show(&out));
-    let help = text(&autofw(&["--help"]).stdout);
+    let help = text(&Autofw::new(&["--help"]).output().stdout);
     for command in [
         "scan", "propose", "apply", "confirm", "rollback", "status", "log",
     ] {

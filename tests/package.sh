@@ -55,7 +55,8 @@ apt-get -o DPkg::Lock::Timeout=600 install -y -qq "./$deb" >/dev/null
 [[ $(command -v autofw) == /usr/sbin/autofw ]] || PATH=/usr/sbin:$PATH
 version=$(/usr/sbin/autofw --version)
 [[ $version == "autofw "* ]] || fail "autofw --version said: $version"
-ldd /usr/sbin/autofw | grep -q 'libc.so' || fail "not a dynamically linked binary?"
+# What an operator runs first, with no Rust toolchain needed: scan reads only.
+/usr/sbin/autofw scan --all >"$work/scan.out" || fail "autofw scan failed: $(cat "$work/scan.out")"
 
 # Man pages: the command and each subcommand, with the sections promised.
 for page in autofw autofw-apply autofw-status autofw-log; do
@@ -97,6 +98,12 @@ if grep -h '^ExecStart=' /lib/systemd/system/autofw.service /lib/systemd/system/
   fail "the boot hook runs autofw"
 fi
 [[ $(stat -c %a /var/lib/autofw) == 700 ]] || fail "/var/lib/autofw is not 0700"
+# systemd's own check of the shipped units (it works without systemd running).
+if ! verify=$(systemd-analyze verify --man=no /lib/systemd/system/autofw.service \
+  /lib/systemd/system/autofw-iptables.service /lib/systemd/system/autofw-status.service \
+  /lib/systemd/system/autofw-status.timer 2>&1) || [[ -n $verify ]]; then
+  fail "systemd-analyze verify: $verify"
+fi
 
 # An operator's persisted apply, its rules loaded only in our namespace: the
 # boot files land on this machine's /etc, for purge to remove.

@@ -2,13 +2,12 @@
 //! boot file under a temporary `--root`: persisted only after confirmation,
 //! restored exactly in a fresh namespace ("the reboot"), removed exactly.
 
-use crate::apply::Host;
 use crate::support::*;
 use autofw::boot_hook::systemd_unit;
 use autofw::record::Backend;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -37,7 +36,7 @@ fn confirmed_persist_survives_the_reboot_exactly() {
             "{}",
             show(&out)
         );
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
         assert!(confirmed.contains("tcp dport 5622 accept"), "{confirmed}");
         let record =
@@ -112,7 +111,7 @@ fn iptables_persist_restores_in_a_fresh_namespace() {
             "iptables",
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
     }
     let fresh = Netns::new("iptreboot");
@@ -157,11 +156,7 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
             r.to_str().unwrap(),
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(
-            crate::apply::finish(apply).status.code(),
-            Some(0),
-            "round {round}"
-        );
+        assert_eq!(finish(apply).status.code(), Some(0), "round {round}");
     }
     // No package shipped the unit: apply wrote the very text the package
     // would ship.
@@ -308,7 +303,7 @@ fn persist_with(host: &Host, bin: &Path, root: &Path, extra: &[&str]) -> String 
     wait_for_applied_rules(&host.server, &state, std::time::Duration::from_secs(10));
     let out = host.server.run(&[bin, "confirm", "--state-dir", &state]);
     assert!(out.status.success(), "{}", show(&out));
-    let out = crate::apply::finish(apply);
+    let out = finish(apply);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     host.server.ruleset()
 }
@@ -392,11 +387,7 @@ fn packaged_unit_is_linked_not_rewritten() {
     // generate units` wrote at build time.
     let root = systemd_image();
     let units = root.path().join("lib/systemd/system");
-    let out = Command::new(autofw_bin())
-        .args(["generate", "units"])
-        .arg(&units)
-        .output()
-        .unwrap();
+    let out = Autofw::new(&["generate", "units", units.to_str().unwrap()]).output();
     assert!(out.status.success(), "{}", show(&out));
     let packaged = std::fs::read_to_string(units.join("autofw.service")).unwrap();
     assert_eq!(packaged, systemd_unit(Backend::Nft));

@@ -27,7 +27,6 @@ pub mod spec;
 pub mod text;
 
 pub use choices::Choices;
-pub use gather::{gather, read_saved_scan, run};
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;

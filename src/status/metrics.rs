@@ -147,17 +147,7 @@ mod tests {
     fn report(findings_of: &[Kind]) -> Report {
         let findings = findings_of
             .iter()
-            .map(|&kind| crate::status::drift::Finding {
-                kind,
-                message: String::new(),
-                fix: String::new(),
-                proto: None,
-                port: None,
-                service: None,
-                owner: None,
-                addresses: Vec::new(),
-                diff: None,
-            })
+            .map(|&kind| crate::status::drift::Finding::new(kind, String::new(), String::new()))
             .collect();
         Report::new(
             "/var/lib/autofw".into(),

@@ -3,7 +3,8 @@
 //! (docs/status.md).
 //!
 //! - [`compare`]: live rules against applied ones, pure;
-//! - [`drift`]: the pure core: scan + apply record + live rules → findings;
+//! - [`drift`]: the pure core: scan + apply record + live rules → findings,
+//!   worded by [`wording`];
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
 //!   the live firewall (through `firewall::nft`/`iptables`) and the process
@@ -16,6 +17,7 @@ pub mod drift;
 pub mod metrics;
 pub mod render;
 pub mod timer;
+pub mod wording;
 
 use std::io::Write;
 

@@ -235,11 +235,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-changed:
-  description: V(applied) and V(confirmed) - whether the loaded ruleset
-    differs from the live one (check mode - would differ).
-  returned: always
-  type: bool
 ansible_facts:
   description: V(facts) - C(autofw) is the host's C(autofw scan --json)
     (listeners, unreadable_processes, host).
@@ -383,12 +378,19 @@ def choice_args(module):
     return argv
 
 
+def parse_json(module, what, argv, rc, out, err):
+    try:
+        return json.loads(out)
+    except ValueError:
+        fail(module, what, argv, rc, out, err)
+
+
 def facts(module, binary):
     argv = [binary, "scan", "--json"]
     rc, out, err = run(module, argv)
     if rc != EXIT_OK:
         fail(module, "autofw scan", argv, rc, out, err)
-    scan = json.loads(out)
+    scan = parse_json(module, "autofw scan", argv, rc, out, err)
     module.exit_json(changed=False, ansible_facts={"autofw": scan})
 
 
@@ -405,12 +407,9 @@ def applied(module, binary):
         if p["persist"]:
             argv += ["--persist", "--root", p["root"]]
     rc, out, err = run(module, argv)
-    try:
-        report = json.loads(out)
-    except ValueError:
-        report = None
-    if report is None:
-        fail(module, "autofw apply", argv, rc, out, err)
+    # Errors other than the guard's refusal print no JSON: their message is
+    # the failure.
+    report = parse_json(module, "autofw apply", argv, rc, out, err)
     result = dict(
         changed=report["outcome"] == "loaded" or (module.check_mode and report["changed"]),
         outcome=report["outcome"],
@@ -468,7 +467,7 @@ def status(module, binary):
     rc, out, err = run(module, argv)
     if rc not in (EXIT_OK, EXIT_NEGATIVE):
         fail(module, "autofw status", argv, rc, out, err)
-    report = json.loads(out)
+    report = parse_json(module, "autofw status", argv, rc, out, err)
     result = dict(changed=False, drift=report["drift"], findings=report["findings"], status=report)
     if report["drift"] and module.params["fail_on_drift"]:
         module.fail_json(
