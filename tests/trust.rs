@@ -582,3 +582,63 @@ fn the_lockout_guard_asks_about_the_address_the_session_reached() {
         show(&out)
     );
 }
+
+/// Socket activation and a kernel tunnel, on a saved host (no systemd runs
+/// here): PID 1's sockets are named after their units, the VXLAN socket
+/// after its device, and the proposal says so instead of "owner unknown".
+#[test]
+fn socket_units_and_kernel_sockets_name_their_listeners() {
+    let dir = fixture("proc/socket-activation");
+    let out = Command::new(autofw_bin())
+        .args(["scan", "--all", "--json", "--fixture"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ssh = listener(&scan, "tcp", "::", 22);
+    assert_eq!(
+        (&ssh["service"], &ssh["unit"]),
+        (&"ssh".into(), &"ssh.socket".into())
+    );
+    let rpc = listener(&scan, "udp", "0.0.0.0", 111);
+    assert_eq!(
+        (&rpc["service"], &rpc["unit"]),
+        (&"sunrpc".into(), &"rpcbind.socket".into())
+    );
+    let vxlan = listener(&scan, "udp", "0.0.0.0", 4789);
+    assert_eq!(
+        (&vxlan["service"], &vxlan["risky"]),
+        (&"vxlan".into(), &true.into())
+    );
+
+    let saved = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(saved.path(), &out.stdout).unwrap();
+    let out = Command::new(autofw_bin())
+        .args(["propose", "--from"])
+        .arg(saved.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let rules = text(&out.stdout);
+    assert!(
+        rules.contains("# ssh (systemd for ssh.socket, pid 1)"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("tcp dport 22 accept comment \"ssh\""),
+        "{rules}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("sunrpc 111/udp (systemd for rpcbind.socket, pid 1)")
+            && stderr.contains("to open it: --allow sunrpc"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("vxlan 4789/udp (VXLAN device vx0 (VNI 42)")
+            && stderr.contains("to open it: --allow vxlan"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("owner unknown"), "{stderr}");
+}
