@@ -56,7 +56,6 @@ const INTERPRETERS: &[&str] = &[
     "netcat",
     "gawk",
     "awk",
-    "osascript",
 ];
 
 /// The `UID_MIN` of a `/etc/login.defs` text, if it sets one.
