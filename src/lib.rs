@@ -13,6 +13,7 @@
 
 pub mod boot_hook;
 pub mod cli;
+pub mod clock;
 pub mod droplog;
 pub mod error;
 pub mod firewall;
@@ -26,6 +27,7 @@ pub mod services;
 pub mod state;
 pub mod status;
 pub mod terminal;
+pub mod trust;
 
 use clap::Parser;
 use cli::{Cli, Command};

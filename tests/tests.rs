@@ -14,4 +14,6 @@ mod persist;
 mod propose;
 mod scan;
 mod status;
+mod trust;
 mod untrusted;
+mod window;
