@@ -11,8 +11,8 @@
 //! `apply --persist` then writes only the rules files and the enabling link
 //! (docs/persist.md).
 
-use crate::propose::render_iptables::INPUT_CHAIN;
-use crate::record::Backend;
+use crate::propose::render_iptables::{INPUT_CHAIN, JUMP_LINE};
+use crate::record::{Backend, Rules};
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
 /// a hook file from `/etc` only if it still carries it.
@@ -26,6 +26,58 @@ pub const IPTABLES_RULES_V6: &str = "/etc/autofw/rules.v6";
 /// The blocklist sets of the iptables rules (`ipset restore` input), written
 /// only with a blocklist.
 pub const IPSETS: &str = "/etc/autofw/ipsets";
+
+/// How the saved iptables files hook autofw's chain into INPUT: inserted
+/// first, not appended (the rendered [`JUMP_LINE`]). An accept that ufw or
+/// a script loaded earlier in boot then comes after it and cannot let past
+/// what autofw drops; fail2ban starts later and inserts its chains ahead
+/// anyway. (apply places the jump among the live rules instead,
+/// `firewall::input_order`: at boot there is nothing to read yet.)
+pub const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
+
+/// `rules` as saved for boot: on iptables, the INPUT jump inserted first.
+pub fn rules_for_boot(rules: &Rules) -> Rules {
+    match rules {
+        Rules::Nft { .. } => rules.clone(),
+        Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
+            v4: replace_line(v4, JUMP_LINE, BOOT_JUMP_LINE),
+            v6: replace_line(v6, JUMP_LINE, BOOT_JUMP_LINE),
+            ipsets: ipsets.clone(),
+        },
+    }
+}
+
+/// Saved boot files read back as apply renders them, so that they compare
+/// equal to a proposal and `autofw restore` places the jump as apply does.
+/// Files saved before the jump was inserted already hold the rendered line.
+pub fn rules_from_boot(rules: Rules) -> Rules {
+    match rules {
+        Rules::Nft { .. } => rules,
+        Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
+            v4: replace_line(&v4, BOOT_JUMP_LINE, JUMP_LINE),
+            v6: replace_line(&v6, BOOT_JUMP_LINE, JUMP_LINE),
+            ipsets,
+        },
+    }
+}
+
+/// `text` with every line that is `from` (surrounding blanks aside)
+/// replaced by `to`; every other byte kept.
+fn replace_line(text: &str, from: &str, to: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let (body, end) = match line.strip_suffix('\n') {
+                Some(body) => (body, "\n"),
+                None => (line, ""),
+            };
+            if body.trim() == from {
+                format!("{to}{end}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
 
 /// The unit of each backend: `autofw.service` (nftables) or
 /// `autofw-iptables.service`. Two fixed units rather than one rendered per
@@ -98,8 +150,9 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
                     IPTABLES_RULES_V4,
                 ],
                 may_fail: false,
-                why: "autofw's AUTOFW-* chains, the INPUT jump and the policies; other \
-                      chains are left as they are",
+                why: "autofw's AUTOFW-* chains, the INPUT jump (inserted first, before any \
+                      accept loaded earlier in boot) and the policies; other chains are left \
+                      as they are",
             },
             BootCommand {
                 argv: &[
@@ -240,6 +293,34 @@ mod tests {
                 "/usr/sbin/ip6tables-restore -w --noflush /etc/autofw/rules.v6",
             ]
         );
+    }
+
+    #[test]
+    fn saved_iptables_files_insert_the_jump_first_and_read_back_as_rendered() {
+        let v4 = "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n# hook autofw's chain into INPUT\n-A INPUT -j AUTOFW-INPUT\nCOMMIT\n";
+        let rules = Rules::Iptables {
+            v4: v4.to_string(),
+            v6: v4.to_string(),
+            ipsets: None,
+        };
+        let Rules::Iptables { v4: saved, .. } = rules_for_boot(&rules) else {
+            unreachable!()
+        };
+        assert!(
+            saved.contains("\n-I INPUT 1 -j AUTOFW-INPUT\nCOMMIT\n"),
+            "{saved}"
+        );
+        assert!(BOOT_JUMP_LINE.ends_with(&format!("-j {INPUT_CHAIN}")));
+        assert!(!saved.contains("-A INPUT"), "{saved}");
+        // The chain's own rules are appended as before.
+        assert!(saved.contains("-A AUTOFW-INPUT -p tcp"), "{saved}");
+        assert_eq!(rules_from_boot(rules_for_boot(&rules)), rules);
+        // A file saved before (the jump appended) reads back unchanged.
+        assert_eq!(rules_from_boot(rules.clone()), rules);
+        let nft = Rules::Nft {
+            text: "table inet autofw {}\n".to_string(),
+        };
+        assert_eq!(rules_for_boot(&nft), nft);
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl BootFiles {
 pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
     let files = BootFiles::new(root);
     make_dir(&files.dir(), 0o700)?;
+    // On iptables the files insert the INPUT jump first (boot_hook).
+    let rules = &boot_hook::rules_for_boot(rules);
     let texts: Vec<&String> = match rules {
         Rules::Nft { text } => vec![text],
         Rules::Iptables { v4, v6, ipsets } => [Some(v4), Some(v6), ipsets.as_ref()]
@@ -330,7 +332,8 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
                 unreachable!("three iptables files")
             };
             let listed = |path: &str| manifest.installed.iter().any(|p| p == Path::new(path));
-            Ok(Rules::Iptables {
+            // As apply renders them: the boot files insert the jump first.
+            Ok(boot_hook::rules_from_boot(Rules::Iptables {
                 v4: read(v4)?,
                 v6: read(v6)?,
                 ipsets: if listed(ipsets) {
@@ -338,7 +341,7 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
                 } else {
                     None
                 },
-            })
+            }))
         }
     }
 }

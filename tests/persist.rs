@@ -451,3 +451,62 @@ fn a_manifest_naming_an_unknown_backend_is_exit_3_naming_the_file() {
     );
     assert_eq!(ns.ruleset(), "");
 }
+
+/// ufw or a script loads an accept earlier in boot, for a port autofw keeps
+/// closed: autofw's boot hook inserts its INPUT jump first, so the port is
+/// still dropped, in both families, after a restart of the unit too.
+#[test]
+fn iptables_boot_hook_puts_its_jump_before_accepts_loaded_earlier_in_boot() {
+    if !require_root() {
+        return;
+    }
+    let root = systemd_image();
+    {
+        let host = Host::new("iptfirst");
+        persist_with(
+            &host,
+            Path::new(autofw_bin()),
+            root.path(),
+            &["--backend", "iptables"],
+        );
+    }
+    // The reboot: the same listeners (8080 is not in the scan), and an
+    // earlier boot step that accepts 8080 before autofw's unit runs.
+    let mut server = Netns::new("iptfirst-boot-s");
+    let client = Netns::new("iptfirst-boot-c");
+    link(&server, &client);
+    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
+    for tool in ["iptables", "ip6tables"] {
+        server.ok(&[
+            tool, "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "ACCEPT",
+        ]);
+    }
+    for boot in ["boot", "restart"] {
+        boot_with_unit(&server, root.path(), "autofw-iptables.service");
+        for tool in ["iptables", "ip6tables"] {
+            let input = server.ok(&[tool, "-S", "INPUT"]);
+            let rules: Vec<&str> = input.lines().filter(|l| l.starts_with("-A")).collect();
+            assert_eq!(
+                rules,
+                [
+                    "-A INPUT -j AUTOFW-INPUT",
+                    "-A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT"
+                ],
+                "{boot}: {tool}'s INPUT"
+            );
+        }
+        for addr in [SERVER_V4, SERVER_V6] {
+            assert_eq!(
+                probe_tcp(&client, addr, 8080),
+                Probe::Dropped,
+                "{boot}: {addr}"
+            );
+            assert_eq!(
+                probe_tcp(&client, addr, 5622),
+                Probe::Open,
+                "{boot}: {addr}"
+            );
+        }
+    }
+}
