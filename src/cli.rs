@@ -171,6 +171,10 @@ pub struct PolicyArgs {
     /// A TOML policy file (format in docs/policy.md).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Skip blocklist lines that are not an address, network or range
+    /// (counted and reported) instead of failing on the first one.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
     /// Read a saved `autofw scan --json` instead of scanning this host.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
@@ -312,6 +316,7 @@ impl From<PolicyArgs> for propose::PolicyOptions {
             limit: args.limit,
             source: args.source,
             blocklist: args.blocklist,
+            skip_bad_lines: args.skip_bad_lines,
             policy: args.policy,
             from: args.from,
         }
