@@ -16,10 +16,13 @@ use std::time::Duration;
 
 use super::filter_view::FilterView;
 use super::window::{self, Confirmed, RolledBack};
-use super::{Snapshot, exec, iptables, nft, session, watchdog};
+use super::{Snapshot, exec, iptables, nft, nft_sets, session, watchdog};
 use crate::error::{bad_input, exit, refused};
+use crate::propose::blocklist::{SETS, SetContents, set_name, summary_line};
 use crate::propose::{self, PolicyOptions, Proposal};
-use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
+use crate::record::{
+    AppliedRecord, AtApply, Backend, BlocklistRecord, RollbackWindow, Rules, opened_ports,
+};
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
@@ -59,7 +62,17 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let proposal = propose::build(&scan, &choices)?;
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
-    print_plan(&rules)?;
+    // nft: the blocklist's elements are loaded apart from the rules.
+    let sets = (args.backend == Backend::Nft && proposal.blocklist().enabled)
+        .then(|| SetContents::of(proposal.blocklist()));
+    let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
+        files: choices.blocklist_paths.clone(),
+        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+        skip_bad_lines: args.policy.skip_bad_lines,
+        sets: sets.summaries(),
+        refreshed_at: None,
+    });
+    print_plan(&rules, sets.as_ref())?;
     let lockout = lockout_problem(&proposal);
 
     if !args.confirm {
@@ -102,7 +115,15 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         }
     }
 
-    let pending = Pending::save(&state, args, &rules, &proposal, at_apply)?;
+    let pending = Pending::save(
+        &state,
+        args,
+        &rules,
+        &proposal,
+        at_apply,
+        sets.as_ref(),
+        blocklist,
+    )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
         Err(err) => {
@@ -110,7 +131,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = super::load(&rules, Some(&pending.snapshot)) {
+    if let Err(err) = super::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
         pending.abandon(&state);
         return Err(err.context(
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
@@ -162,6 +183,8 @@ struct Pending {
     previous_record: Option<Vec<u8>>,
     previous_snapshot: Option<Vec<u8>>,
     previous_saved: Option<Vec<u8>>,
+    previous_snapshot_sets: Option<Vec<u8>>,
+    previous_applied_sets: Option<Vec<u8>>,
 }
 
 impl Pending {
@@ -172,11 +195,19 @@ impl Pending {
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
+        sets: Option<&SetContents>,
+        blocklist: Option<BlocklistRecord>,
     ) -> anyhow::Result<Pending> {
         let previous_record = std::fs::read(state.applied_path()).ok();
         let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
         let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
-        let snapshot = Snapshot::take(args.backend)?;
+        let previous_snapshot_sets = std::fs::read(state.snapshot_sets_path()).ok();
+        let previous_applied_sets = std::fs::read(state.applied_sets_path()).ok();
+        let snapshot = Snapshot::take(args.backend, &state.snapshot_sets_path())?;
+        match sets {
+            Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
+            None => crate::state::remove_if_exists(&state.applied_sets_path())?,
+        }
         write_json(&state.snapshot_path(), &snapshot)?;
         write_private(
             &state.saved_ruleset_path(),
@@ -202,6 +233,7 @@ impl Pending {
             persisted: false,
             closed: at_apply.closed,
             listening: Some(at_apply.listening),
+            blocklist,
         })?;
         // Round the deadline up: the operator gets at least --timeout seconds.
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
@@ -225,6 +257,8 @@ impl Pending {
             previous_record,
             previous_snapshot,
             previous_saved,
+            previous_snapshot_sets,
+            previous_applied_sets,
         })
     }
 
@@ -251,6 +285,8 @@ impl Pending {
             (state.applied_path(), &self.previous_record),
             (state.snapshot_path(), &self.previous_snapshot),
             (state.saved_ruleset_path(), &self.previous_saved),
+            (state.snapshot_sets_path(), &self.previous_snapshot_sets),
+            (state.applied_sets_path(), &self.previous_applied_sets),
         ] {
             let _ = match previous {
                 Some(bytes) => write_private(&path, bytes),
@@ -416,19 +452,31 @@ impl Input {
 }
 
 /// Print the rules as they will be loaded, then what changes in the live
-/// firewall (a unified diff of autofw's part of it).
-fn print_plan(rules: &Rules) -> anyhow::Result<()> {
+/// firewall (a unified diff of autofw's part of it), then one line a
+/// blocklist set: its size and how it differs from the live one, never its
+/// elements (so the output scales with the rules, not the list).
+fn print_plan(rules: &Rules, sets: Option<&SetContents>) -> anyhow::Result<()> {
     match rules {
         Rules::Nft { text } => {
             println!("{}", text.trim_end());
-            let live = nft::live_autofw_table()?.unwrap_or_default();
+            let live = nft::live_autofw_table()?;
             let proposed = nft::canonical(text).unwrap_or_else(|| text.clone());
             print_diff(
                 "live table inet autofw",
                 "new table inet autofw",
-                &live,
+                live.as_deref().unwrap_or_default(),
                 &proposed,
             );
+            if let Some(sets) = sets {
+                let live_sets = match live {
+                    Some(_) => nft_sets::read_live()?,
+                    None => None,
+                };
+                println!();
+                for line in blocklist_lines(sets, live_sets.as_ref()) {
+                    println!("# {line}");
+                }
+            }
         }
         Rules::Iptables { v4, v6, ipsets } => {
             if let Some(sets) = ipsets {
@@ -459,6 +507,47 @@ fn print_plan(rules: &Rules) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `blocklist_v4: 1,000,000 entries, +12 −3 since the live set`, a set.
+pub fn blocklist_lines(new: &SetContents, live: Option<&SetContents>) -> Vec<String> {
+    let empty = SetContents::default();
+    let old = live.unwrap_or(&empty);
+    let changes = [
+        (
+            new.v4.addresses.len(),
+            delta(&old.v4.addresses, &new.v4.addresses),
+        ),
+        (
+            new.v4.networks.len(),
+            delta(&old.v4.networks, &new.v4.networks),
+        ),
+        (
+            new.v6.addresses.len(),
+            delta(&old.v6.addresses, &new.v6.addresses),
+        ),
+        (
+            new.v6.networks.len(),
+            delta(&old.v6.networks, &new.v6.networks),
+        ),
+    ];
+    SETS.iter()
+        .zip(changes)
+        .map(|(&(family, kind), (entries, (add, del)))| {
+            summary_line(set_name(family, kind), entries, Some((add, del)))
+                + if live.is_none() {
+                    " (no live set yet)"
+                } else {
+                    ""
+                }
+        })
+        .collect()
+}
+
+/// How many elements `new` adds to `old` and removes from it.
+fn delta<T: Ord + Copy>(old: &[T], new: &[T]) -> (usize, usize) {
+    let (add, del) = crate::propose::blocklist::delta(old, new);
+    (add.len(), del.len())
 }
 
 fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {

@@ -10,20 +10,48 @@ pub mod exec;
 pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod nft_sets;
 pub mod restore;
 pub mod session;
 pub mod watchdog;
 pub mod window;
 
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
+use crate::error::host_failure;
+use crate::propose::blocklist::SetContents;
 use crate::record::{Backend, Rules};
 
-/// Load `rules` into the live firewall, one transaction per family.
-/// `saved` is the snapshot taken before, which tells iptables what to keep.
-pub fn load(rules: &Rules, saved: Option<&Snapshot>) -> anyhow::Result<()> {
+/// Load `rules` into the live firewall, one transaction per family, then
+/// the blocklist `sets` (nft: their elements, in one more transaction over
+/// netlink). `saved` is the snapshot taken before, which tells iptables
+/// what to keep, and what is put back if the elements are refused.
+pub fn load(
+    rules: &Rules,
+    sets: Option<&SetContents>,
+    saved: Option<&Snapshot>,
+) -> anyhow::Result<()> {
     match rules {
-        Rules::Nft { text } => nft::load(text),
+        Rules::Nft { text } => {
+            nft::load(text)?;
+            let Some(sets) = sets.filter(|s| !s.is_empty()) else {
+                return Ok(());
+            };
+            if let Err(err) = nft_sets::fill(sets) {
+                let undone = match saved {
+                    Some(saved) => saved
+                        .restore()
+                        .map(|_| "the previous rules and blocklist were put back")
+                        .unwrap_or(
+                            "and putting the previous rules back failed too: run `autofw rollback`",
+                        ),
+                    None => "the rules are loaded with empty blocklist sets",
+                };
+                return Err(err.context(format!("loading the blocklist failed; {undone}")));
+            }
+            Ok(())
+        }
         Rules::Iptables { v4, v6, ipsets } => iptables::load(
             v4,
             v6,
@@ -50,12 +78,17 @@ pub struct Snapshot {
     pub nft_ruleset: Option<String>,
     pub nft: Option<nft::Saved>,
     pub iptables: Option<iptables::Saved>,
+    /// The elements of the live blocklist sets before the apply, kept in
+    /// their own compact file (`SetContents::to_text`), not in this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sets_file: Option<PathBuf>,
 }
 
 impl Snapshot {
     /// Save what `backend` will change (and the whole nft ruleset, to check
-    /// the rollback against).
-    pub fn take(backend: Backend) -> anyhow::Result<Snapshot> {
+    /// the rollback against). The live blocklist sets' elements go to
+    /// `sets_file`, if there are any.
+    pub fn take(backend: Backend, sets_file: &Path) -> anyhow::Result<Snapshot> {
         let nft_ruleset = if exec::tool_exists("nft") {
             Some(nft::live_ruleset()?)
         } else {
@@ -72,6 +105,10 @@ impl Snapshot {
                 Backend::Iptables => Some(iptables::save()?),
                 Backend::Nft => None,
             },
+            sets_file: match backend {
+                Backend::Nft => save_sets(sets_file)?,
+                Backend::Iptables => None,
+            },
         })
     }
 
@@ -79,6 +116,19 @@ impl Snapshot {
     pub fn restore(&self) -> anyhow::Result<()> {
         if let Some(saved) = &self.nft {
             nft::restore(saved)?;
+            if let Some(path) = &self.sets_file {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    host_failure(format!(
+                        "cannot read the saved blocklist elements {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let sets =
+                    SetContents::parse_text(&text, &path.display().to_string()).map_err(|e| {
+                        host_failure(format!("the saved blocklist elements are damaged: {e}"))
+                    })?;
+                nft_sets::fill(&sets)?;
+            }
         }
         if let Some(saved) = &self.iptables {
             iptables::restore(saved)?;
@@ -92,5 +142,19 @@ impl Snapshot {
     pub fn matches_live(&self) -> Option<bool> {
         let saved = self.nft_ruleset.as_ref()?;
         nft::live_ruleset().ok().map(|live| &live == saved)
+    }
+}
+
+/// Dump the live blocklist sets to `path` (when they hold anything).
+fn save_sets(path: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if !nft::autofw_table_exists()? {
+        return Ok(None);
+    }
+    match nft_sets::read_live()? {
+        Some(sets) if !sets.is_empty() => {
+            crate::state::write_private(path, sets.to_text().as_bytes())?;
+            Ok(Some(path.to_path_buf()))
+        }
+        _ => Ok(None),
     }
 }

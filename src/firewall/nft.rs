@@ -22,14 +22,17 @@ pub const TABLE: &str = "autofw";
 /// What the nft backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
-    /// `nft -s list table inet autofw` before the apply; `None` when the
-    /// table did not exist.
+    /// `nft -t -s list table inet autofw` before the apply (set elements
+    /// are kept apart, see `Snapshot::sets_file`); `None` when the table
+    /// did not exist.
     pub autofw_table: Option<String>,
 }
 
-/// `nft -s list ruleset`: the whole live ruleset without counters.
+/// `nft -t -s list ruleset`: the whole live ruleset without counters and
+/// without set elements (a blocklist's million elements are compared by
+/// count and digest, [`super::nft_sets`], not listed as text).
 pub fn live_ruleset() -> anyhow::Result<String> {
-    run_tool("nft", &["-s", "list", "ruleset"], None)
+    run_tool("nft", &["-t", "-s", "list", "ruleset"], None)
 }
 
 /// Does `table inet autofw` exist? Asked through JSON so that no message
@@ -42,12 +45,13 @@ pub fn autofw_table_exists() -> anyhow::Result<bool> {
         .any(|(kind, obj)| kind == "table" && obj["family"] == FAMILY && obj["name"] == TABLE))
 }
 
-/// The live autofw table as `nft -s` lists it, if it exists.
+/// The live autofw table as `nft -t -s` lists it (no counters, no set
+/// elements), if it exists.
 pub fn live_autofw_table() -> anyhow::Result<Option<String>> {
     if !autofw_table_exists()? {
         return Ok(None);
     }
-    run_tool("nft", &["-s", "list", "table", FAMILY, TABLE], None).map(Some)
+    run_tool("nft", &["-t", "-s", "list", "table", FAMILY, TABLE], None).map(Some)
 }
 
 pub fn save() -> anyhow::Result<Saved> {
@@ -99,7 +103,7 @@ pub fn canonical(proposal: &str) -> Option<String> {
             "--",
             "sh",
             "-c",
-            "nft -f - && nft -s list table inet autofw",
+            "nft -f - && nft -t -s list table inet autofw",
         ],
         Some(proposal),
     )

@@ -216,6 +216,181 @@ pub const SETS: [(Family, SetKind); 4] = [
     (Family::Ipv6, SetKind::Networks),
 ];
 
+/// The content of a family's two sets: single addresses (hash set) and
+/// inclusive ranges (interval set), each sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilySets<K: Key> {
+    pub addresses: Vec<K>,
+    pub networks: Vec<(K, K)>,
+}
+
+impl<K: Key> FamilySets<K> {
+    pub fn of(ranges: &Ranges<K>) -> FamilySets<K> {
+        FamilySets {
+            addresses: ranges.addresses().collect(),
+            networks: ranges.networks().collect(),
+        }
+    }
+    fn summary(&self, family: Family, kind: SetKind) -> SetSummary {
+        let name = set_name(family, kind).to_string();
+        match kind {
+            SetKind::Addresses => SetSummary {
+                name,
+                entries: self.addresses.len(),
+                digest: digest(self.addresses.iter().map(|a| (*a, *a))),
+            },
+            SetKind::Networks => SetSummary {
+                name,
+                entries: self.networks.len(),
+                digest: digest(self.networks.iter().copied()),
+            },
+        }
+    }
+}
+
+/// The content of the four blocklist sets: what is loaded, read back from
+/// the kernel, kept for a rollback (compactly, as text: see
+/// [`SetContents::to_text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetContents {
+    pub v4: FamilySets<u32>,
+    pub v6: FamilySets<u128>,
+}
+
+impl SetContents {
+    pub fn of(blocklist: &super::ruleset::Blocklist) -> SetContents {
+        SetContents {
+            v4: FamilySets::of(&blocklist.ipv4),
+            v6: FamilySets::of(&blocklist.ipv6),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.addresses.is_empty()
+            && self.v4.networks.is_empty()
+            && self.v6.addresses.is_empty()
+            && self.v6.networks.is_empty()
+    }
+
+    /// Count and digest of each set, in [`SETS`] order.
+    pub fn summaries(&self) -> Vec<SetSummary> {
+        SETS.iter()
+            .map(|&(family, kind)| match family {
+                Family::Ipv4 => self.v4.summary(family, kind),
+                Family::Ipv6 => self.v6.summary(family, kind),
+            })
+            .collect()
+    }
+
+    /// One entry a line, `a` or `first-last`, under `# set NAME` headers:
+    /// about 14 bytes an IPv4 address, and read back by [`SetContents::parse_text`].
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        fn family<K: Key>(out: &mut String, f: Family, sets: &FamilySets<K>) {
+            let _ = writeln!(out, "# set {}", set_name(f, SetKind::Addresses));
+            for a in &sets.addresses {
+                out.push_str(&a.show());
+                out.push('\n');
+            }
+            let _ = writeln!(out, "# set {}", set_name(f, SetKind::Networks));
+            for (a, b) in &sets.networks {
+                let _ = writeln!(out, "{}-{}", a.show(), b.show());
+            }
+        }
+        family(&mut out, Family::Ipv4, &self.v4);
+        family(&mut out, Family::Ipv6, &self.v6);
+        out
+    }
+
+    /// The inverse of [`SetContents::to_text`]. `origin` names the file.
+    pub fn parse_text(text: &str, origin: &str) -> Result<SetContents, String> {
+        let mut out = SetContents::default();
+        let mut current: Option<(Family, SetKind)> = None;
+        for (i, line) in text.lines().enumerate() {
+            if let Some(name) = line.strip_prefix("# set ") {
+                current = SETS
+                    .iter()
+                    .copied()
+                    .find(|&(f, k)| set_name(f, k) == name.trim());
+                if current.is_none() {
+                    return Err(format!("{origin}:{}: unknown set `{name}`", i + 1));
+                }
+                continue;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some((family, kind)) = current else {
+                return Err(format!(
+                    "{origin}:{}: an entry before any `# set` line",
+                    i + 1
+                ));
+            };
+            let entry = parse_entry(line.trim()).map_err(|e| format!("{origin}:{}: {e}", i + 1))?;
+            match (entry, family, kind) {
+                (Entry::V4(a, _), Family::Ipv4, SetKind::Addresses) => out.v4.addresses.push(a),
+                (Entry::V4(a, b), Family::Ipv4, SetKind::Networks) => out.v4.networks.push((a, b)),
+                (Entry::V6(a, _), Family::Ipv6, SetKind::Addresses) => out.v6.addresses.push(a),
+                (Entry::V6(a, b), Family::Ipv6, SetKind::Networks) => out.v6.networks.push((a, b)),
+                _ => return Err(format!("{origin}:{}: wrong family for its set", i + 1)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Ranges from an interval set's elements as the kernel lists them: a
+/// start, then the address after the last flagged as the end. An end with
+/// no start before it (nft's leading `0 end` element) starts nothing; a
+/// start with no end runs to the last address.
+pub fn ranges_from_bounds<K: Key>(mut bounds: Vec<(K, bool)>) -> Vec<(K, K)> {
+    // At one key an end sorts before a start (an end closes the range before).
+    bounds.sort_unstable_by_key(|&(k, end)| (k, !end));
+    let mut out = Vec::new();
+    let mut open: Option<K> = None;
+    for (key, end) in bounds {
+        match (end, open) {
+            (false, None) => open = Some(key),
+            (false, Some(_)) => {}
+            (true, Some(start)) => {
+                // key > start here: the end is the address after the last.
+                let last = prev(key).unwrap_or(start);
+                out.push((start, last));
+                open = None;
+            }
+            (true, None) => {}
+        }
+    }
+    if let Some(start) = open {
+        out.push((start, max_key::<K>()));
+    }
+    out
+}
+
+fn prev<K: Key>(key: K) -> Option<K> {
+    // Keys have no predecessor in the trait; search the block arithmetic:
+    // key - 1 == the last address of the block ending right before it.
+    if key == K::default() {
+        return None;
+    }
+    let bits = key.trailing_zeros();
+    // key has `bits` trailing zeros: key - 1 = (key - 2^bits) | (2^bits - 1).
+    let base = clear_lowest_bit(key, bits);
+    Some(base.block_end(bits))
+}
+
+fn clear_lowest_bit<K: Key>(key: K, bit: u32) -> K {
+    let mut bytes = Vec::with_capacity(K::LEN);
+    key.put_be(&mut bytes);
+    let byte = K::LEN - 1 - (bit / 8) as usize;
+    bytes[byte] &= !(1u8 << (bit % 8));
+    K::from_be(&bytes).unwrap_or(key)
+}
+
+fn max_key<K: Key>() -> K {
+    K::default().block_end(K::BITS)
+}
+
 /// What one list file (or the command line) contributed, before merging.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
@@ -278,7 +453,11 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
         }
         let host_bits = 32 - p;
         let end = a.block_end(host_bits);
-        let start = if host_bits == 32 { 0 } else { a & !((1u32 << host_bits) - 1) };
+        let start = if host_bits == 32 {
+            0
+        } else {
+            a & !((1u32 << host_bits) - 1)
+        };
         if start != a {
             return Err(host_bits_error(text, &start.show(), p));
         }
@@ -292,7 +471,11 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
         }
         let host_bits = 128 - p;
         let end = a.block_end(host_bits);
-        let start = if host_bits == 128 { 0 } else { a & !((1u128 << host_bits) - 1) };
+        let start = if host_bits == 128 {
+            0
+        } else {
+            a & !((1u128 << host_bits) - 1)
+        };
         if start != a {
             return Err(host_bits_error(text, &start.show(), p));
         }
@@ -309,7 +492,12 @@ fn host_bits_error(text: &str, start: &str, prefix: u32) -> String {
 /// (`file:line: ...`). Comments start at `#` or `;` (Spamhaus DROP's
 /// `1.10.16.0/20 ; SBL256894`); blank lines are skipped. A line that is
 /// not an entry is an error, or, with `skip_bad`, counted in `into`.
-pub fn parse_list(text: &str, origin: &str, skip_bad: bool, into: &mut Collected) -> Result<(), String> {
+pub fn parse_list(
+    text: &str,
+    origin: &str,
+    skip_bad: bool,
+    into: &mut Collected,
+) -> Result<(), String> {
     for (i, line) in text.lines().enumerate() {
         let entry = match line.find(['#', ';']) {
             Some(at) => &line[..at],
@@ -429,7 +617,12 @@ pub fn thousands(n: usize) -> String {
 pub fn summary_line(name: &str, entries: usize, change: Option<(usize, usize)>) -> String {
     let mut s = format!("{name}: {} entries", thousands(entries));
     if let Some((added, removed)) = change {
-        let _ = write!(s, ", +{} −{} since the live set", thousands(added), thousands(removed));
+        let _ = write!(
+            s,
+            ", +{} −{} since the live set",
+            thousands(added),
+            thousands(removed)
+        );
     }
     s
 }
@@ -500,18 +693,71 @@ mod tests {
         assert!(!r.contains(v4("192.0.2.2")));
         assert_eq!(r.kind_of(v4("10.0.1.0")), Some(SetKind::Networks));
         assert_eq!(r.kind_of(v4("192.0.2.3")), Some(SetKind::Addresses));
-        assert_eq!(nft_element(v4("10.0.0.0"), v4("10.0.1.0")), "10.0.0.0-10.0.1.0");
+        assert_eq!(
+            nft_element(v4("10.0.0.0"), v4("10.0.1.0")),
+            "10.0.0.0-10.0.1.0"
+        );
         assert_eq!(nft_element(v4("10.0.0.0"), v4("10.0.1.255")), "10.0.0.0/23");
-        assert_eq!(cidrs(v4("10.0.0.0"), v4("10.0.1.0")), ["10.0.0.0/24", "10.0.1.0/32"]);
+        assert_eq!(
+            cidrs(v4("10.0.0.0"), v4("10.0.1.0")),
+            ["10.0.0.0/24", "10.0.1.0/32"]
+        );
         assert_eq!(cidrs(0u32, u32::MAX), ["0.0.0.0/0"]);
+    }
+
+    #[test]
+    fn interval_bounds_read_back_as_ranges() {
+        let bounds = vec![
+            (v4("10.0.2.0"), true),
+            (0, true),
+            (v4("10.0.0.0"), false),
+            (v4("203.0.113.0"), false),
+        ];
+        assert_eq!(
+            ranges_from_bounds(bounds),
+            [
+                (v4("10.0.0.0"), v4("10.0.1.255")),
+                (v4("203.0.113.0"), u32::MAX)
+            ]
+        );
+        assert_eq!(prev(v4("10.0.2.0")), Some(v4("10.0.1.255")));
+        assert_eq!(prev(1u128 << 64), Some(u128::from(u64::MAX)));
+        let mut c = Collected::default();
+        parse_list(
+            "192.0.2.1\n10.0.0.0/8\n2001:db8::1\n2001:db8:1::/48\n",
+            "x",
+            false,
+            &mut c,
+        )
+        .unwrap();
+        let b = super::super::ruleset::Blocklist {
+            enabled: true,
+            ipv4: Ranges::merge(c.v4),
+            ipv6: Ranges::merge(c.v6),
+        };
+        let sets = SetContents::of(&b);
+        assert_eq!(SetContents::parse_text(&sets.to_text(), "t").unwrap(), sets);
+        assert_eq!(
+            sets.summaries()
+                .iter()
+                .map(|s| s.entries)
+                .collect::<Vec<_>>(),
+            [1, 1, 1, 1]
+        );
     }
 
     #[test]
     fn delta_and_digest() {
         let (add, del) = delta(&[1, 2, 4, 7], &[2, 3, 4, 8]);
         assert_eq!((add, del), (vec![3, 8], vec![1, 7]));
-        assert_eq!(digest([(1u32, 1u32)].into_iter()), digest([(1u32, 1u32)].into_iter()));
-        assert_ne!(digest([(1u32, 1u32)].into_iter()), digest([(2u32, 2u32)].into_iter()));
+        assert_eq!(
+            digest([(1u32, 1u32)].into_iter()),
+            digest([(1u32, 1u32)].into_iter())
+        );
+        assert_ne!(
+            digest([(1u32, 1u32)].into_iter()),
+            digest([(2u32, 2u32)].into_iter())
+        );
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(
             summary_line("blocklist_v4", 1_000_000, Some((12, 3))),

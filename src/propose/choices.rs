@@ -3,13 +3,13 @@
 //! [`Choices`]. Pure: the texts come in as values, and every error names the
 //! flag or `file:line` it came from.
 
+use super::blocklist::{Collected, Ranges};
 use super::policy_file::Policy;
 use super::rate::Rate;
+use super::ruleset::Blocklist;
 use super::spec::{Given, Spec, parse_net};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
-use super::blocklist::{Collected, Ranges};
-use super::ruleset::Blocklist;
 use ipnet::IpNet;
 
 /// What the policy says about one service: who may reach it, how fast.
@@ -308,7 +308,12 @@ mod tests {
             c.blocklist.push(parse_net(n).unwrap());
         }
         let b = c.blocklist();
-        let v4: Vec<_> = b.ipv4.ranges().iter().map(|&(a, z)| crate::propose::blocklist::nft_element(a, z)).collect();
+        let v4: Vec<_> = b
+            .ipv4
+            .ranges()
+            .iter()
+            .map(|&(a, z)| crate::propose::blocklist::nft_element(a, z))
+            .collect();
         assert_eq!(v4, ["198.51.100.7", "203.0.113.0/24"]);
         assert_eq!(b.ipv6.len(), 1);
     }

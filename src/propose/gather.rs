@@ -2,8 +2,8 @@
 //! files and a saved scan (or scanning this host), and writing the output.
 //! Everything these read is handed, as text, to the pure parsers.
 
-use super::choices::Choices;
 use super::blocklist::{Collected, parse_list};
+use super::choices::Choices;
 use super::policy_file::{Policy, parse_policy};
 use super::{PolicyOptions, ProposeOptions, build, parse_saved_scan};
 use crate::error::{bad_input, host_failure};
@@ -44,7 +44,11 @@ pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result
             let read = read_blocklist_file(&list_path, args.skip_bad_lines, &mut lists)
                 .with_context(|| format!("blocklist file named at {}", file.place))?;
             read.map_err(|e| {
-                bad_input(format!("{}: cannot read blocklist file {}: {e}", file.place, list_path.display()))
+                bad_input(format!(
+                    "{}: cannot read blocklist file {}: {e}",
+                    file.place,
+                    list_path.display()
+                ))
             })?;
             list_paths.push(list_path);
         }

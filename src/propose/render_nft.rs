@@ -2,7 +2,7 @@
 //! (both families in one table, so IPv6 can never be forgotten), replaced in
 //! one transaction, touching no other table.
 
-use super::blocklist::{Key, Ranges, SETS, SetKind, nft_element, set_name};
+use super::blocklist::{Key, Ranges, SETS, SetContents, SetKind, nft_element, set_name};
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
@@ -259,12 +259,28 @@ pub const BATCH: usize = 50_000;
 /// `add element inet autofw SET { ... }` scripts of at most [`BATCH`]
 /// elements each, for every non-empty set: what the boot hook loads after
 /// the table (docs/persist.md).
-pub fn element_batches(blocklist: &Blocklist) -> Vec<String> {
+pub fn element_batches(sets: &SetContents) -> Vec<String> {
     let mut out = Vec::new();
     for (family, kind) in SETS {
-        let elements = match family {
-            Family::Ipv4 => set_elements(&blocklist.ipv4, kind),
-            Family::Ipv6 => set_elements(&blocklist.ipv6, kind),
+        let elements: Vec<String> = match (family, kind) {
+            (Family::Ipv4, SetKind::Addresses) => {
+                sets.v4.addresses.iter().map(|a| a.show()).collect()
+            }
+            (Family::Ipv4, SetKind::Networks) => sets
+                .v4
+                .networks
+                .iter()
+                .map(|&(a, b)| nft_element(a, b))
+                .collect(),
+            (Family::Ipv6, SetKind::Addresses) => {
+                sets.v6.addresses.iter().map(|a| a.show()).collect()
+            }
+            (Family::Ipv6, SetKind::Networks) => sets
+                .v6
+                .networks
+                .iter()
+                .map(|&(a, b)| nft_element(a, b))
+                .collect(),
         };
         for chunk in elements.chunks(BATCH) {
             let mut text = format!("add element inet autofw {} {{\n", set_name(family, kind));

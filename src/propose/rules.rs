@@ -2,9 +2,9 @@
 //! rules of one opened port (limits, sources), the log and drop at the end,
 //! and the FORWARD policy. Pure.
 
+use super::blocklist::{SETS, SetKind};
 use super::choices::ServicePolicy;
 use super::rate::{Per, Rate};
-use super::blocklist::{SETS, SetKind};
 use super::ruleset::*;
 use crate::model::{Proto, Scan};
 
@@ -54,7 +54,9 @@ pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
     if blocklist.enabled {
         for (family, kind) in SETS {
             let what = match kind {
-                SetKind::Addresses => "address (a hash set: one lookup per packet however long the list)",
+                SetKind::Addresses => {
+                    "address (a hash set: one lookup per packet however long the list)"
+                }
                 SetKind::Networks => "network or range (an interval set)",
             };
             let family_name = match family {

@@ -187,8 +187,18 @@ impl Blocklist {
 /// nft writes the elements.
 impl Serialize for Blocklist {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v4: Vec<String> = self.ipv4.ranges().iter().map(|&(a, b)| nft_element(a, b)).collect();
-        let v6: Vec<String> = self.ipv6.ranges().iter().map(|&(a, b)| nft_element(a, b)).collect();
+        let v4: Vec<String> = self
+            .ipv4
+            .ranges()
+            .iter()
+            .map(|&(a, b)| nft_element(a, b))
+            .collect();
+        let v6: Vec<String> = self
+            .ipv6
+            .ranges()
+            .iter()
+            .map(|&(a, b)| nft_element(a, b))
+            .collect();
         let mut st = s.serialize_struct("Blocklist", 2)?;
         st.serialize_field("ipv4", &v4)?;
         st.serialize_field("ipv6", &v6)?;

@@ -525,6 +525,7 @@ mod tests {
             persisted: false,
             closed,
             listening: Some(listening),
+            blocklist: None,
         }
     }
 

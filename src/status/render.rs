@@ -233,6 +233,7 @@ mod tests {
                 reason: "kept closed by --block ftp".into(),
             }],
             listening: Some(Vec::new()),
+            blocklist: None,
         }
     }
 
