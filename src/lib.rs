@@ -52,5 +52,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
+        Command::Blocklist(cli::BlocklistCommand::Refresh(args)) => {
+            firewall::refresh::run(&args.into())
+        }
     }
 }

@@ -187,6 +187,31 @@ pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result
     Ok(manifest)
 }
 
+/// After `autofw blocklist refresh`: replace the persisted blocklist batch
+/// files with `batches`, keeping the rules and the hook. `false` when
+/// nothing (or no nft ruleset) is persisted under `root`.
+pub fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Result<bool> {
+    let files = BootFiles::new(root);
+    let Some(mut manifest) = files.read_manifest()? else {
+        return Ok(false);
+    };
+    if manifest.backend != Backend::Nft {
+        return Ok(false);
+    }
+    let old = blocklist_batch_files(&manifest);
+    manifest.installed.retain(|p| !old.contains(p));
+    for (n, text) in batches.iter().enumerate() {
+        let path = blocklist_batch_path(n);
+        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
+        manifest.installed.push(path);
+    }
+    for path in old.iter().filter(|p| !manifest.installed.contains(p)) {
+        remove_if_exists(&files.under(&path.to_string_lossy()))?;
+    }
+    write_json(&files.manifest(), &manifest)?;
+    Ok(true)
+}
+
 fn prev_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".prev");

@@ -2,7 +2,7 @@
 //! files and a saved scan (or scanning this host), and writing the output.
 //! Everything these read is handed, as text, to the pure parsers.
 
-use super::blocklist::{Collected, parse_list};
+use super::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use super::choices::Choices;
 use super::policy_file::{Policy, parse_policy};
 use super::{PolicyOptions, ProposeOptions, build, parse_saved_scan};
@@ -132,4 +132,34 @@ pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
         }
     }
     Ok(crate::error::exit::OK)
+}
+
+/// Read a recorded blocklist again (what `blocklist refresh` and `status`
+/// do): its files and inline entries, merged into the content of the four
+/// sets. A malformed line is bad input naming `file:line`; an unreadable
+/// file, too.
+pub fn read_recorded_blocklist(
+    files: &[std::path::PathBuf],
+    inline: &[String],
+    skip_bad_lines: bool,
+) -> anyhow::Result<SetContents> {
+    let mut lists = Collected::default();
+    for text in inline {
+        let entry = parse_entry(text)
+            .map_err(|e| bad_input(format!("recorded blocklist entry {text}: {e}")))?;
+        lists.push(entry);
+    }
+    for path in files {
+        read_blocklist_file(path, skip_bad_lines, &mut lists)?.map_err(|e| {
+            bad_input(format!(
+                "cannot read blocklist file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    report_skipped(&lists);
+    Ok(SetContents {
+        v4: FamilySets::of(&Ranges::merge(lists.v4)),
+        v6: FamilySets::of(&Ranges::merge(lists.v6)),
+    })
 }
