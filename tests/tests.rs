@@ -6,7 +6,9 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod fleet;
 mod harness;
+mod monitoring;
 mod persist;
 mod propose;
 mod scan;

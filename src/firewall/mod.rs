@@ -11,6 +11,7 @@ pub mod filter_view;
 pub mod iptables;
 pub mod nft;
 pub mod nft_sets;
+pub mod plan;
 pub mod refresh;
 pub mod restore;
 pub mod session;
