@@ -49,6 +49,8 @@ pub enum Kind {
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
+    /// The live blocklist sets differ from what was loaded or from the files.
+    BlocklistDiffers,
     /// A rollback window is open and nothing will ever close it.
     UnguardedWindow,
     /// Listens beyond loopback, but the applied rules do not open it.
@@ -65,6 +67,7 @@ impl Kind {
             Kind::NothingApplied => "nothing-applied",
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
+            Kind::BlocklistDiffers => "blocklist-differs",
             Kind::UnguardedWindow => "unguarded-window",
             Kind::UnopenedListener => "unopened-listener",
             Kind::StaleHole => "stale-hole",

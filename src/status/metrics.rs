@@ -15,10 +15,11 @@ use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
+    Kind::BlocklistDiffers,
     Kind::UnguardedWindow,
     Kind::UnopenedListener,
     Kind::StaleHole,

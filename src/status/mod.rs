@@ -12,6 +12,7 @@
 //!   directory (it takes no lock, creates no file), so it is safe to run
 //!   from cron or a monitoring agent, even during an apply.
 
+pub mod blocklist;
 pub mod compare;
 pub mod drift;
 pub mod metrics;
@@ -22,10 +23,12 @@ pub mod wording;
 use std::io::Write;
 
 use crate::error::{bad_input, exit, host_failure};
-use crate::firewall::{exec, iptables, nft};
+use crate::firewall::{exec, iptables, nft, nft_sets};
+use crate::propose::gather::read_recorded_blocklist;
 use crate::record::{AppliedRecord, RollbackWindow, Rules};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
+use blocklist::BlocklistCheck;
 use compare::{FamilyRules, LiveRules};
 use drift::WindowState;
 use render::Report;
@@ -64,7 +67,21 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
         _ => None,
     };
-    let assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    if let Some(check) = match &record {
+        Some(r) if r.rolled_back_at.is_none() => read_blocklist(r)?,
+        _ => None,
+    } {
+        // After the findings about the rules as a whole, before the ports.
+        let at = assessment
+            .findings
+            .iter()
+            .position(|f| f.kind > drift::Kind::UnguardedWindow)
+            .unwrap_or(assessment.findings.len());
+        for (i, finding) in blocklist::findings(&check).into_iter().enumerate() {
+            assessment.findings.insert(at + i, finding);
+        }
+    }
     let report = Report::new(
         state.root().to_path_buf(),
         now,
@@ -177,6 +194,27 @@ fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRul
             ]))
         }
     }
+}
+
+/// The blocklist sets by count and digest: as recorded, as live (over
+/// netlink: a million elements in well under a second), and as the files
+/// say now. `None` without a blocklist or with the iptables backend.
+fn read_blocklist(record: &AppliedRecord) -> anyhow::Result<Option<BlocklistCheck>> {
+    let Some(recorded) = &record.blocklist else {
+        return Ok(None);
+    };
+    if record.backend != crate::record::Backend::Nft || !nft::autofw_table_exists()? {
+        return Ok(None);
+    }
+    let live = nft_sets::read_live()?.map(|sets| sets.summaries());
+    let files = read_recorded_blocklist(&recorded.files, &recorded.inline, recorded.skip_bad_lines)
+        .map(|sets| sets.summaries())
+        .map_err(|e| format!("{e:#}"));
+    Ok(Some(BlocklistCheck {
+        recorded: recorded.sets.clone(),
+        live,
+        files,
+    }))
 }
 
 /// The open window, with whether the processes guarding it still run.
