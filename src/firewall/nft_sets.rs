@@ -218,8 +218,19 @@ impl Transaction {
         let mut pending = self.acked;
         let mut first_error: Option<String> = None;
         let mut buf = vec![0u8; 1 << 16];
+        // The kernel handles the batch inside `sendmsg`: every answer is
+        // queued by now. Never wait for one that will not come.
         while pending > 0 {
-            let n = recv(&socket, &mut buf)?;
+            let Some(n) = recv(&socket, &mut buf, libc::MSG_DONTWAIT)? else {
+                return Err(host_failure(match first_error {
+                    Some(problem) => format!(
+                        "nf_tables refused the blocklist elements ({problem}); the transaction was aborted, nothing changed"
+                    ),
+                    None => format!(
+                        "nf_tables left {pending} blocklist message(s) unanswered; check the live sets with `autofw status`"
+                    ),
+                }));
+            };
             for (kind, payload) in messages(&buf[..n]) {
                 if kind != NLMSG_ERROR {
                     continue;
@@ -262,7 +273,12 @@ fn dump<K: Key>(set: &str) -> anyhow::Result<Option<Vec<(K, bool)>>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = recv(&socket, &mut buf)?;
+        let n = recv(&socket, &mut buf, 0)?.unwrap_or(0);
+        if n == 0 {
+            return Err(host_failure(format!(
+                "the listing of set {set} ended early"
+            )));
+        }
         for (kind, payload) in messages(&buf[..n]) {
             match kind {
                 NLMSG_DONE => return Ok(Some(out)),
@@ -444,16 +460,26 @@ fn setsockopt_int(
     }
 }
 
-fn recv(socket: &Socket, buf: &mut [u8]) -> anyhow::Result<usize> {
+/// One datagram; `None` when `MSG_DONTWAIT` finds nothing queued.
+fn recv(socket: &Socket, buf: &mut [u8], flags: libc::c_int) -> anyhow::Result<Option<usize>> {
     loop {
         // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+            )
+        };
         if n >= 0 {
-            return Ok(n as usize);
+            return Ok(Some(n as usize));
         }
         let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(host_failure(format!("cannot read nf_tables' answer: {e}")));
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(host_failure(format!("cannot read nf_tables' answer: {e}"))),
         }
     }
 }

@@ -28,6 +28,8 @@ pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
     fn from_be(bytes: &[u8]) -> Option<Self>;
     /// The address as text.
     fn show(self) -> String;
+    /// The address as text, appended to `out` (no allocation).
+    fn write_to(self, out: &mut String);
     /// Number of trailing zero bits (for CIDR covering).
     fn trailing_zeros(self) -> u32;
     /// The last address of the block of `2^bits` addresses starting at `self`.
@@ -50,6 +52,9 @@ impl Key for u32 {
     }
     fn show(self) -> String {
         Ipv4Addr::from(self).to_string()
+    }
+    fn write_to(self, out: &mut String) {
+        let _ = write!(out, "{}", Ipv4Addr::from(self));
     }
     fn trailing_zeros(self) -> u32 {
         u32::trailing_zeros(self)
@@ -78,6 +83,9 @@ impl Key for u128 {
     }
     fn show(self) -> String {
         Ipv6Addr::from(self).to_string()
+    }
+    fn write_to(self, out: &mut String) {
+        let _ = write!(out, "{}", Ipv6Addr::from(self));
     }
     fn trailing_zeros(self) -> u32 {
         u128::trailing_zeros(self)
@@ -289,12 +297,15 @@ impl SetContents {
         fn family<K: Key>(out: &mut String, f: Family, sets: &FamilySets<K>) {
             let _ = writeln!(out, "# set {}", set_name(f, SetKind::Addresses));
             for a in &sets.addresses {
-                out.push_str(&a.show());
+                a.write_to(out);
                 out.push('\n');
             }
             let _ = writeln!(out, "# set {}", set_name(f, SetKind::Networks));
             for (a, b) in &sets.networks {
-                let _ = writeln!(out, "{}-{}", a.show(), b.show());
+                a.write_to(out);
+                out.push('-');
+                b.write_to(out);
+                out.push('\n');
             }
         }
         family(&mut out, Family::Ipv4, &self.v4);
