@@ -86,7 +86,9 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         sets: sets.summaries(),
         refreshed_at: None,
     });
-    let plan = Plan::of(&rules, sets.as_ref())?;
+    let state = StateDir::new(&args.state_dir);
+    let recorded = sets.as_ref().and_then(|_| super::recorded_sets(&state));
+    let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     let guard = Guard::check(&proposal, args.guard);
     let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
     if !args.json {
@@ -157,6 +159,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         &proposal,
         at_apply,
         sets.as_ref(),
+        recorded.as_ref(),
         blocklist,
     )?;
     let window = match pending.open_window(&state, &lock) {
@@ -258,6 +261,7 @@ impl Pending {
         proposal: &Proposal,
         at_apply: AtApply,
         sets: Option<&SetContents>,
+        recorded: Option<&SetContents>,
         blocklist: Option<BlocklistRecord>,
     ) -> anyhow::Result<Pending> {
         let previous_record = std::fs::read(state.applied_path()).ok();
@@ -265,7 +269,7 @@ impl Pending {
         let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
         let previous_snapshot_sets = std::fs::read(state.snapshot_sets_path()).ok();
         let previous_applied_sets = std::fs::read(state.applied_sets_path()).ok();
-        let snapshot = Snapshot::take(args.backend, &state.snapshot_sets_path())?;
+        let snapshot = Snapshot::take(args.backend, &state.snapshot_sets_path(), recorded)?;
         match sets {
             Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
             None => crate::state::remove_if_exists(&state.applied_sets_path())?,

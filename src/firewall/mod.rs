@@ -90,7 +90,11 @@ impl Snapshot {
     /// Save what `backend` will change (and the whole nft ruleset, to check
     /// the rollback against). The live blocklist sets' elements go to
     /// `sets_file`, if there are any.
-    pub fn take(backend: Backend, sets_file: &Path) -> anyhow::Result<Snapshot> {
+    pub fn take(
+        backend: Backend,
+        sets_file: &Path,
+        recorded: Option<&SetContents>,
+    ) -> anyhow::Result<Snapshot> {
         let nft_ruleset = if exec::tool_exists("nft") {
             Some(nft::live_ruleset()?)
         } else {
@@ -108,7 +112,7 @@ impl Snapshot {
                 Backend::Nft => None,
             },
             sets_file: match backend {
-                Backend::Nft => save_sets(sets_file)?,
+                Backend::Nft => save_sets(sets_file, recorded)?,
                 Backend::Iptables => None,
             },
         })
@@ -147,8 +151,34 @@ impl Snapshot {
     }
 }
 
-/// Dump the live blocklist sets to `path` (when they hold anything).
-fn save_sets(path: &Path) -> anyhow::Result<Option<PathBuf>> {
+/// The blocklist sets as autofw last loaded them (apply or refresh), when
+/// the record says they are live: `applied-sets.txt`, checked against the
+/// record's counts and digests. `None` otherwise (then the caller reads the
+/// kernel). Reading the kernel is exact but slow at a million elements (the
+/// kernel restarts its hash walk for every 32 KiB dump message: about 18 s
+/// for a million, docs/propose.md); apply and refresh run under the apply
+/// lock, and only they change these sets, so the record is what is live
+/// unless someone edited the sets by hand, which `status` reports and
+/// refresh's fallback repairs.
+pub fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
+    let record = state.read_applied().ok()??;
+    let blocklist = record.blocklist.as_ref()?;
+    if record.rolled_back_at.is_some() || !nft::autofw_table_exists().ok()? {
+        return None;
+    }
+    let path = state.applied_sets_path();
+    let text = std::fs::read_to_string(&path).ok()?;
+    let sets = SetContents::parse_text(&text, &path.display().to_string()).ok()?;
+    (sets.summaries() == blocklist.sets).then_some(sets)
+}
+
+/// Save the live blocklist sets to `path` (when they hold anything): the
+/// recorded content when there is one, else read from the kernel.
+fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(sets) = recorded {
+        crate::state::write_private(path, sets.to_text().as_bytes())?;
+        return Ok(Some(path.to_path_buf()));
+    }
     if !nft::autofw_table_exists()? {
         return Ok(None);
     }

@@ -96,7 +96,13 @@ impl Plan {
     /// Read the live parts and work out how the proposal will be listed once
     /// loaded (in a scratch namespace; the text as written if none can be
     /// made, which then always counts as a change).
-    pub fn of(rules: &Rules, sets: Option<&SetContents>) -> anyhow::Result<Plan> {
+    /// `recorded`: the blocklist sets as autofw last loaded them
+    /// ([`super::recorded_sets`]); the kernel is read when there is none.
+    pub fn of(
+        rules: &Rules,
+        sets: Option<&SetContents>,
+        recorded: Option<&SetContents>,
+    ) -> anyhow::Result<Plan> {
         let parts = match rules {
             Rules::Nft { text } => vec![Part {
                 name: "table inet autofw",
@@ -132,9 +138,10 @@ impl Plan {
         };
         let blocklist = match sets {
             Some(sets) => {
-                let live = match nft::autofw_table_exists()? {
-                    true => nft_sets::read_live()?,
-                    false => None,
+                let live = match (recorded, nft::autofw_table_exists()?) {
+                    (Some(recorded), _) => Some(recorded.clone()),
+                    (None, true) => nft_sets::read_live()?,
+                    (None, false) => None,
                 };
                 SetChange::all(sets, live.as_ref())
             }

@@ -69,10 +69,18 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
             "table inet autofw is gone (flushed?); nothing was refreshed: apply again",
         ));
     }
-    let live = nft_sets::read_live()?.ok_or_else(|| {
-        host_failure("the live table has no blocklist sets (edited by hand?); apply again")
-    })?;
-    let changes = nft_sets::update(&live, &new)?;
+    // What autofw loaded last is what is live, unless the sets were edited
+    // by hand: then deleting a gone element fails, the transaction changes
+    // nothing, and the exact (slower) way reads the kernel first.
+    let changes = match super::recorded_sets(&state).map(|live| nft_sets::update(&live, &new)) {
+        Some(Ok(changes)) => changes,
+        _ => {
+            let live = nft_sets::read_live()?.ok_or_else(|| {
+                host_failure("the live table has no blocklist sets (edited by hand?); apply again")
+            })?;
+            nft_sets::update(&live, &new)?
+        }
+    };
 
     write_private(&state.applied_sets_path(), new.to_text().as_bytes())?;
     blocklist.sets = new.summaries();
