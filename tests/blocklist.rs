@@ -284,6 +284,42 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         show(&status)
     );
 
+    // Sets edited by hand: status says so, and a refresh repairs them.
+    let mut third = second.clone();
+    let dropped = third.v4.iter().nth(7).cloned().unwrap();
+    third.v4.remove(&dropped);
+    write_list(&list, &third);
+    host.server.ok(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "autofw",
+        "blocklist_v4",
+        &format!("{{ {dropped} }}"),
+    ]);
+    host.server.ok(&[
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "autofw",
+        "blocklist_v4",
+        "{ 198.51.100.77 }",
+    ]);
+    let status = host
+        .server
+        .autofw(&["status", "--state-dir", &host.state()]);
+    assert!(
+        text(&status.stdout).contains("not what autofw loaded"),
+        "{}",
+        show(&status)
+    );
+    let out = refresh(&host);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_sets(&host.server, &third, "refresh after a hand edit");
+    let second = third;
+
     // A new apply rolled back: the refreshed elements come back exactly.
     write_list(&list, &first);
     let out = host.apply(&["--policy", &policy, "--no-wait"]);
