@@ -92,10 +92,16 @@ complete_words() {
     "$fn" autofw "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
     printf "%s\n" "${COMPREPLY[@]}"' bash "$@"
 }
-complete_words autofw "" | grep -qx apply || fail "bash completion of 'autofw <TAB>' has no apply"
-complete_words autofw ap | grep -qx apply || fail "bash completion of 'autofw ap<TAB>' is not apply"
-complete_words autofw status --format "" | grep -qx prometheus \
-  || fail "bash completion of 'autofw status --format <TAB>' has no prometheus"
+expect_completion() {
+  local want=$1 got
+  shift
+  got=$(complete_words "$@" 2>&1) || true
+  grep -qx -- "$want" <<<"$got" \
+    || fail "bash completion of '$* <TAB>' does not offer $want; it offered: $(tr '\n' ' ' <<<"$got")"
+}
+expect_completion apply autofw ""
+expect_completion apply autofw ap
+expect_completion prometheus autofw status --format ""
 
 # What the package ships for systemd: disabled, and never running autofw at boot.
 for unit in autofw.service autofw-iptables.service autofw-status.service autofw-status.timer; do
