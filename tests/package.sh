@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "package test: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || fail "needs root (it installs the package on this machine)"
+# One package test per machine at a time: two would install and purge the
+# same package under each other (worktrees running ./test.sh side by side).
+exec 9>/run/lock/autofw-package-test.lock
+flock 9
 if dpkg -s autofw >/dev/null 2>&1; then
   fail "autofw is already installed here; remove it first (this test must leave the machine as it found it)"
 fi
