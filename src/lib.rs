@@ -26,6 +26,7 @@ pub mod scan;
 pub mod services;
 pub mod state;
 pub mod status;
+pub mod trust;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -112,20 +112,37 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
             hashlimit_name(*proto, *port)
         ))],
         Match::OverRate { .. } => vec![],
+        Match::Service { bound: Some(b), .. } if b.family() != family => vec![],
         Match::Service {
             proto,
             port,
             family: f,
             sources,
+            bound,
             ..
-        } => match f {
-            None => vec![with(format!("-p {proto} --dport {port}"))],
-            Some(f) if *f == family => sources
-                .iter()
-                .map(|net| with(format!("-s {net} -p {proto} --dport {port}")))
-                .collect(),
-            Some(_) => vec![],
-        },
+        } => {
+            // `-i NAME` matches by name, like nft's iifname: it holds for
+            // interfaces created after the rules are loaded.
+            let to = match bound {
+                Some(b) => {
+                    let mut to = String::new();
+                    if let Some(interface) = &b.interface {
+                        to.push_str(&format!("-i {} ", quoted(interface, 15)));
+                    }
+                    to.push_str(&format!("-d {} ", b.address.to_canonical()));
+                    to
+                }
+                None => String::new(),
+            };
+            match f {
+                None => vec![with(format!("{to}-p {proto} --dport {port}"))],
+                Some(f) if *f == family => sources
+                    .iter()
+                    .map(|net| with(format!("{to}-s {net} -p {proto} --dport {port}")))
+                    .collect(),
+                Some(_) => vec![],
+            }
+        }
         Match::Limited { limit } => vec![with(format!("-m limit {}", rate(limit)))],
         Match::Any => vec![with(String::new()).trim_start().to_string()],
     }

@@ -356,6 +356,14 @@ mod tests {
             process: process.to_string(),
             pids: vec![100 + port as u32],
             risky: false,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
         }
     }
 
@@ -457,6 +465,16 @@ mod tests {
         assert_eq!(a.rules, None);
         assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
         assert!(a.findings[0].message.contains("has not applied any rules"));
+    }
+
+    #[test]
+    fn a_client_socket_is_not_drift() {
+        let mut now = applied_host();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        now.listeners.push(client);
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(a.findings, vec![]);
     }
 
     #[test]
