@@ -257,11 +257,19 @@ impl StateDir {
         remove_if_exists(&self.window_path())
     }
 
-    /// Append one line to the watchdog's log. When the state directory
-    /// cannot be written, the line goes to [`Self::fallback_log_path`]
-    /// instead (status reads both); a full disk must not stop a rollback, so
-    /// this never fails.
-    pub fn log_watchdog(&self, window_id: &str, line: &str) {
+    /// Append one line to the watchdog's log, if it can be written (a full
+    /// disk must not stop a rollback, so this never fails).
+    pub fn log_watchdog(&self, line: &str) {
+        let _ = append_line(
+            &self.watchdog_log_path(),
+            &format!("{} {line}\n", now_secs()),
+        );
+    }
+
+    /// A line that says why the watchdog cannot do its job yet: to its log,
+    /// or, when the state directory cannot be written, to
+    /// [`Self::fallback_log_path`] (status reads both). Never fails.
+    pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
         let line = format!("{} {line}\n", now_secs());
         if append_line(&self.watchdog_log_path(), &line).is_ok() {
             return;

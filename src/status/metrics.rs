@@ -15,11 +15,12 @@ use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
     Kind::UnguardedWindow,
+    Kind::RollbackOverdue,
     Kind::UnopenedListener,
     Kind::StaleHole,
     Kind::RiskyExposed,
