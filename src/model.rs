@@ -64,6 +64,14 @@ pub struct Listener {
     /// True for a database, cache or admin service that is not loopback-only:
     /// almost always an accident, so `propose` keeps it closed by default.
     pub risky: bool,
+    /// Where the host forwards this port (`172.17.0.2:80`): a DNAT in a nat
+    /// prerouting hook sends its packets through FORWARD, not INPUT. `None`
+    /// for an ordinary listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// The container that publishes the port, as Docker or podman names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// The result of a scan: the listeners, plus what could not be seen.

@@ -37,7 +37,11 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
     let groups = group::beyond_loopback(scan);
     let mut decided = Decisions::default();
-    decide_listening(&groups, choices, &mut decided);
+    let forward = forward_for(scan);
+    // On a host that routes, the published-ports guard governs forwarded
+    // ports; elsewhere FORWARD drops them all.
+    let guarded = matches!(forward, Forward::LeaveAlone { .. });
+    decide_listening(&groups, choices, guarded, &mut decided);
     open_allowed_silent(scan, &groups, choices, &mut decided);
     decided.openings.sort_by_key(|o| (o.port, o.proto));
     note_loopback_only(scan, &groups, &mut decided);
@@ -52,8 +56,9 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     }
     input.extend(log_and_drop());
     Ruleset {
+        published: super::published::guard_for(&forward, &input),
         input,
-        forward: forward_for(scan),
+        forward,
         blocklist,
         closed: decided.closed,
         warnings: decided.warnings,
@@ -76,13 +81,17 @@ fn first_match<'a>(
 fn decide_listening(
     groups: &BTreeMap<(u16, Proto), PortGroup>,
     choices: &Choices,
+    guarded: bool,
     decided: &mut Decisions,
 ) {
     for (&(port, proto), group) in groups {
         let service = group.service().to_string();
         let owner = group.owner();
         let key = (proto, port, service.as_str());
-        let docker_note = if group.docker_proxy {
+        // A Docker proxy stands for a DNAT: governed by the published-ports
+        // guard where there is one.
+        let unguarded_docker = group.docker_proxy && !guarded;
+        let docker_note = if unguarded_docker {
             decided.warnings.push(format!(
                 "{port}/{proto} is published by Docker ({owner}): Docker forwards it with its own \
                  DNAT rules, which bypass INPUT, so this ruleset can neither open nor close it; \
@@ -135,7 +144,7 @@ fn decide_listening(
         } else {
             group.describe()
         };
-        if group.docker_proxy {
+        if unguarded_docker {
             why.push_str(", published by Docker (see the warning)");
         }
         if exposure != Exposure::Public {
@@ -324,6 +333,8 @@ mod tests {
             process: process.into(),
             pids: vec![100 + u32::from(port % 100)],
             risky: crate::services::is_risky(service) && exposure != Exposure::Loopback,
+            forwarded_to: None,
+            container: None,
         }
     }
 

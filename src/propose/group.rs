@@ -23,6 +23,10 @@ pub struct PortGroup {
     pub risky: bool,
     /// A Docker proxy holds the port: Docker forwards it past INPUT.
     pub docker_proxy: bool,
+    /// Where the host forwards the port with DNAT (`172.17.0.2:80`), sorted.
+    pub forwarded_to: Vec<String>,
+    /// The containers that publish it, sorted.
+    pub containers: Vec<String>,
 }
 
 impl PortGroup {
@@ -36,7 +40,14 @@ impl PortGroup {
         self.exposure = self.exposure.max(Some(l.exposure));
         self.risky |= l.risky;
         self.docker_proxy |= l.process.split(',').any(|p| DOCKER_PROXIES.contains(&p));
-        for v in [&mut self.services, &mut self.programs] {
+        self.forwarded_to.extend(l.forwarded_to.clone());
+        self.containers.extend(l.container.clone());
+        for v in [
+            &mut self.services,
+            &mut self.programs,
+            &mut self.forwarded_to,
+            &mut self.containers,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -55,21 +66,44 @@ impl PortGroup {
             .map_or("unknown", String::as_str)
     }
 
-    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `owner unknown`.
+    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `owner unknown` /
+    /// `container cache, forwarded to 172.17.0.3:6379`.
     pub fn owner(&self) -> String {
+        let forwarded = self.forwarding();
         let programs = if self.programs.is_empty() {
+            if let Some(forwarded) = forwarded {
+                return forwarded;
+            }
             "owner unknown".to_string()
         } else {
             self.programs.join(", ")
         };
-        match self.pids.as_slice() {
+        let owner = match self.pids.as_slice() {
             [] => programs,
             [pid] => format!("{programs}, pid {pid}"),
             pids => {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
                 format!("{programs}, pids {}", pids.join(", "))
             }
+        };
+        match forwarded {
+            Some(forwarded) => format!("{owner}; {forwarded}"),
+            None => owner,
         }
+    }
+
+    /// `container cache, forwarded to 172.17.0.3:6379`, or `None` for a
+    /// port the host does not forward.
+    fn forwarding(&self) -> Option<String> {
+        if self.forwarded_to.is_empty() {
+            return None;
+        }
+        let to = format!("forwarded to {}", self.forwarded_to.join(", "));
+        Some(match self.containers.as_slice() {
+            [] => to,
+            [one] => format!("container {one}, {to}"),
+            many => format!("containers {}, {to}", many.join(", ")),
+        })
     }
 
     /// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.

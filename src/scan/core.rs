@@ -158,6 +158,8 @@ pub fn listeners(
                 pids: pids.into_iter().collect(),
                 service,
                 risky,
+                forwarded_to: None,
+                container: None,
             }
         })
         .collect()

@@ -10,13 +10,18 @@
 //! - [`core`] (pure) keeps the listeners, dedups them into one
 //!   [`Listener`](crate::model::Listener) per (proto, address, port),
 //!   classifies exposure and names the service;
+//! - [`nat`] reads the DNAT rules of the nat prerouting hooks and the
+//!   container engines' published ports; [`forwarded`] (pure) parses them and
+//!   joins them to the listeners (a published port is a listener too);
 //! - [`host`] reads forwarding and bridges for `propose`;
 //! - [`render`] (pure) filters and prints.
 //!
 //! Other commands call [`scan_host`].
 
 pub mod core;
+pub mod forwarded;
 pub mod host;
+pub mod nat;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -62,6 +67,11 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
     let listeners = core::listeners(sockets, &owners, names);
+    let nat = nat::read_nat_facts();
+    for note in &nat.notes {
+        eprintln!("autofw: note: {note}");
+    }
+    let listeners = forwarded::join(listeners, &nat.forwards, &nat.published, names);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,

@@ -149,6 +149,8 @@ mod tests {
             },
             pids,
             risky: exposure != Exposure::Loopback,
+            forwarded_to: None,
+            container: None,
         }
     }
 

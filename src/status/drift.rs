@@ -334,7 +334,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         if kept_closed(&key) {
             continue;
         }
-        let (message, fix) = if group.docker_proxy {
+        // A Docker proxy whose DNAT the scan did not see (an older autofw
+        // applied, or the nat table could not be read): Docker may forward it.
+        let (message, fix) = if group.docker_proxy && group.forwarded_to.is_empty() {
             (
                 format!(
                     "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
@@ -450,6 +452,8 @@ mod tests {
             process: process.to_string(),
             pids: vec![100 + port as u32],
             risky: false,
+            forwarded_to: None,
+            container: None,
         }
     }
 
