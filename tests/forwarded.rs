@@ -84,6 +84,16 @@ impl Routed {
 /// `autofw apply --confirm --yes --state-dir STATE` + extra in `ns`, kept
 /// with `autofw confirm`; returns apply's output.
 pub fn apply_confirmed(ns: &Netns, state: &str, extra: &[&str]) -> Output {
+    apply_confirmed_with(ns, state, extra, &[])
+}
+
+/// [`apply_confirmed`] with environment variables for apply (`DOCKER_HOST`).
+pub fn apply_confirmed_with(
+    ns: &Netns,
+    state: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = ns.command(autofw_bin());
     cmd.args([
         "apply",
@@ -95,6 +105,7 @@ pub fn apply_confirmed(ns: &Netns, state: &str, extra: &[&str]) -> Output {
         state,
     ])
     .args(extra)
+    .envs(env.iter().copied())
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());

@@ -6,6 +6,7 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod docker;
 mod forwarded;
 mod harness;
 mod persist;

@@ -60,11 +60,7 @@ pub fn table(listeners: &[Listener]) -> String {
         },
         pids: pids_cell(&l.pids),
         exposure: l.exposure.to_string(),
-        note: if l.risky {
-            "risky: should not face the network".to_string()
-        } else {
-            String::new()
-        },
+        note: note(l),
     });
     let mut table = Table::new(rows);
     table.with(Style::blank());
@@ -78,6 +74,21 @@ pub fn table(listeners: &[Listener]) -> String {
         .join("\n");
     text.push('\n');
     text
+}
+
+/// Where a forwarded port goes, and whether the listener is risky.
+fn note(l: &Listener) -> String {
+    let mut parts = Vec::new();
+    if let Some(to) = &l.forwarded_to {
+        parts.push(match &l.container {
+            Some(c) => format!("forwarded to {to} (container {c})"),
+            None => format!("forwarded to {to}"),
+        });
+    }
+    if l.risky {
+        parts.push("risky: should not face the network".to_string());
+    }
+    parts.join("; ")
 }
 
 fn pids_cell(pids: &[u32]) -> String {
