@@ -6,9 +6,12 @@
 //! `lib.rs` knows clap exists. Validating those options, and anything that
 //! touches the system (reading a policy file, the live host), happens later.
 
-use crate::{firewall, propose, record, scan, state, status};
+use crate::{droplog, firewall, propose, record, scan, state, status};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+pub mod generate;
+pub mod man;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -71,13 +74,15 @@ pub enum Command {
     ///   autofw apply --confirm --persist              # then, from a new login: autofw confirm
     ///   autofw apply --confirm --allow https --timeout 120
     ///   autofw apply --confirm --backend iptables     # hosts without nftables
+    ///   autofw apply --confirm --no-wait --json       # automation: load, arm, return
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
     Confirm(StateArgs),
     /// Restore the ruleset saved before the last `apply`.
     Rollback(StateArgs),
-    /// Load the persisted ruleset (what the boot hook runs).
+    /// Load the persisted ruleset now (the boot hook loads the same files
+    /// with nft or iptables-restore, without autofw).
     Restore(RootArgs),
     /// Remove what `apply --persist` installed, and nothing else.
     Unpersist(RootArgs),
@@ -96,6 +101,33 @@ pub enum Command {
     ///   autofw status --json > /run/autofw-status.json || alert
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Summarise what the firewall dropped recently: top ports and sources
+    ///
+    /// Reads the kernel log lines of autofw's drop rule (prefix `autofw
+    /// drop:`) from `journalctl -k` (or /dev/kmsg without journald, or a
+    /// saved log given with --file), and counts them by destination port and
+    /// by source address: after a change that broke something, the port at
+    /// the top is usually the service that is now dropped. The rules log at
+    /// most 5 drops a minute (burst 10), so the counts are a sample.
+    ///
+    /// Examples:
+    ///   autofw log
+    ///   autofw log --since -24h --top 20
+    ///   autofw log --file /var/log/kern.log
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Log(LogArgs),
+    /// Print a shell completion script (the Debian package installs them)
+    ///
+    /// For installs with `cargo install`:
+    ///   autofw completions bash > /etc/bash_completion.d/autofw
+    ///   autofw completions zsh > /usr/local/share/zsh/site-functions/_autofw
+    ///   autofw completions fish > ~/.config/fish/completions/autofw.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+    /// Internal: write the files the Debian package ships (man pages,
+    /// completions, systemd units) into DIR.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
     /// Internal: the detached rollback watchdog started by `apply`.
     #[command(hide = true)]
     Watchdog(WatchdogArgs),
@@ -238,6 +270,25 @@ pub struct ApplyArgs {
     /// Apply even if the lockout guard says this SSH session would be cut off.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object instead of the plan: whether the rules would
+    /// change, autofw's part of the firewall before and after, the lockout
+    /// guard's verdict, the rollback window (docs/json-schema.md). With
+    /// --confirm it needs --no-wait.
+    #[arg(long)]
+    pub json: bool,
+    /// With --confirm, for automation: no prompt; load the rules, arm the
+    /// rollback watchdog and return at once (exit 0). The rules are kept only
+    /// if `autofw confirm` runs (from a new login) within --timeout. When the
+    /// live rules already are the proposal, nothing is loaded and no window
+    /// opens.
+    #[arg(long, requires = "confirm")]
+    pub no_wait: bool,
+    /// The connection the lockout guard checks, as this host sees it: a new
+    /// connection from CLIENT to tcp/PORT (`192.0.2.2:22`,
+    /// `[2001:db8::2]:22`), instead of the SSH session apply runs in. For
+    /// automation that knows its controller's address and port.
+    #[arg(long, value_name = "CLIENT:PORT")]
+    pub guard: Option<std::net::SocketAddr>,
     /// After confirmation, save the ruleset and install a boot hook.
     #[arg(long)]
     pub persist: bool,
@@ -252,6 +303,15 @@ pub struct StatusArgs {
     /// Print one JSON object for scripts (schema in docs/json-schema.md).
     #[arg(long)]
     pub json: bool,
+    /// Output format. `prometheus` writes node_exporter's textfile-collector
+    /// format (docs/status.md) and exits 0 whenever it wrote the metrics:
+    /// drift is in the metrics, not in the exit status.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text, conflicts_with = "json")]
+    pub format: StatusFormat,
+    /// Write the report to FILE (temp file, then rename: a collector never
+    /// reads half a file) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -260,6 +320,63 @@ pub struct StatusArgs {
 pub struct WatchdogArgs {
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// How `status` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StatusFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// The same as --json.
+    Json,
+    /// Prometheus text exposition, for node_exporter's textfile collector.
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Read a saved kernel log (`journalctl -k`, `dmesg`, /var/log/kern.log
+    /// or /dev/kmsg lines) instead of this host's.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How far back `journalctl -k` reads (its --since syntax: `-1h`,
+    /// `-24h`, `today`). Not used with --file or /dev/kmsg.
+    #[arg(long, value_name = "WHEN", default_value = "-1h")]
+    pub since: String,
+    /// How many ports and sources to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Print one JSON object for scripts (schema in docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// One man page per command: autofw(8), autofw-apply(8), ...
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+    /// The systemd units: the boot hooks and the status timer.
+    Units,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 // The second stage: what the user typed → each module's options.
@@ -339,6 +456,9 @@ impl From<ApplyArgs> for firewall::apply::ApplyOptions {
             timeout: args.timeout,
             backend: args.backend.into(),
             force: args.force,
+            json: args.json,
+            no_wait: args.no_wait,
+            guard: args.guard,
             persist: args.persist,
             root: args.root.root,
             state_dir: args.state.state_dir,
@@ -349,8 +469,34 @@ impl From<ApplyArgs> for firewall::apply::ApplyOptions {
 impl From<StatusArgs> for status::StatusOptions {
     fn from(args: StatusArgs) -> Self {
         status::StatusOptions {
-            json: args.json,
+            format: if args.json {
+                status::Format::Json
+            } else {
+                args.format.into()
+            },
+            out: args.out,
             state_dir: args.state.state_dir,
+        }
+    }
+}
+
+impl From<StatusFormat> for status::Format {
+    fn from(format: StatusFormat) -> Self {
+        match format {
+            StatusFormat::Text => status::Format::Text,
+            StatusFormat::Json => status::Format::Json,
+            StatusFormat::Prometheus => status::Format::Prometheus,
+        }
+    }
+}
+
+impl From<LogArgs> for droplog::LogOptions {
+    fn from(args: LogArgs) -> Self {
+        droplog::LogOptions {
+            file: args.file,
+            since: args.since,
+            top: args.top,
+            json: args.json,
         }
     }
 }

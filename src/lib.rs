@@ -11,9 +11,12 @@
 //!
 //! This file only wires the subcommands to those modules.
 
+pub mod boot_hook;
 pub mod cli;
+pub mod droplog;
 pub mod error;
 pub mod firewall;
+pub mod human;
 pub mod model;
 pub mod persist;
 pub mod propose;
@@ -44,7 +47,7 @@ pub fn main_with_exit_code() -> ExitCode {
 pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Scan(args) => scan::run(&args.into()),
-        Command::Propose(args) => propose::run(&args.into()),
+        Command::Propose(args) => propose::gather::run(&args.into()),
         Command::Apply(args) => firewall::apply::run(&args.into()),
         Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
         Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),
@@ -52,5 +55,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
+        Command::Log(args) => droplog::run(&args.into()),
+        Command::Completions(args) => cli::generate::completions(args.shell),
+        Command::Generate(args) => cli::generate::run(&args),
     }
 }

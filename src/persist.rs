@@ -1,7 +1,10 @@
 //! Persistence across reboots: the confirmed ruleset saved under
-//! `/etc/autofw/`, and the boot hook that loads it (`autofw restore`) before
-//! the network comes up. `--root DIR` puts every file under DIR instead of
-//! `/`, for tests and for building images.
+//! `/etc/autofw/`, and the boot hook that loads it before the network comes
+//! up. The hook loads the saved files with nft/iptables-restore and never
+//! runs autofw ([`crate::boot_hook`] renders it); when the Debian package
+//! ships the unit, persist writes only the rules and the enabling link.
+//! `--root DIR` puts every file under DIR instead of `/`, for tests and for
+//! building images.
 //!
 //! Only [`crate::firewall::window::confirm`] calls [`persist`]: an
 //! unconfirmed ruleset never reaches the boot files, so a reboot can never
@@ -17,13 +20,14 @@ use std::fs::{DirBuilder, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::boot_hook::{self, MARKER};
 use crate::error::host_failure;
 use crate::record::{Backend, Rules};
 use crate::state::{now_secs, read_json, remove_if_exists, write_json, write_private};
 
-/// The first line after the shebang of every hook file autofw writes:
-/// unpersist removes a hook only if it still carries it.
-const MARKER: &str = "# Installed by `autofw apply --persist`; `autofw unpersist` removes it.";
+/// The marker of hooks written by autofw versions whose hook ran `autofw
+/// restore`: unpersist still recognises (and removes) them.
+const OLD_MARKER: &str = "# Installed by `autofw apply --persist`; `autofw unpersist` removes it.";
 
 /// Which boot hook a host gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,18 +72,38 @@ impl BootFiles {
     /// The rules files of a backend, as seen at boot.
     pub fn rules_files(backend: Backend) -> &'static [&'static str] {
         match backend {
-            Backend::Nft => &["/etc/autofw/rules.nft"],
+            Backend::Nft => &[boot_hook::NFT_RULES],
             // The ipsets file is written only with a blocklist.
             Backend::Iptables => &[
-                "/etc/autofw/rules.v4",
-                "/etc/autofw/rules.v6",
-                "/etc/autofw/ipsets",
+                boot_hook::IPTABLES_RULES_V4,
+                boot_hook::IPTABLES_RULES_V6,
+                boot_hook::IPSETS,
             ],
         }
     }
-    pub const UNIT: &'static str = "/etc/systemd/system/autofw.service";
-    pub const UNIT_LINK: &'static str = "/etc/systemd/system/sysinit.target.wants/autofw.service";
+    /// Where an admin's (and autofw's own, without the package) units live.
+    pub const ETC_UNITS: &'static str = "/etc/systemd/system";
+    /// Where a package installs units (Debian 12 ships them in /lib).
+    pub const PACKAGED_UNITS: [&'static str; 2] =
+        ["/lib/systemd/system", "/usr/lib/systemd/system"];
+    /// The directory of the enabling links, as `systemctl enable` makes them.
+    pub const WANTS: &'static str = "/etc/systemd/system/sysinit.target.wants";
     pub const IFUP: &'static str = "/etc/network/if-pre-up.d/autofw";
+
+    /// The unit autofw writes when no package ships it.
+    pub fn etc_unit(backend: Backend) -> String {
+        format!("{}/{}", Self::ETC_UNITS, boot_hook::unit_name(backend))
+    }
+    pub fn unit_link(backend: Backend) -> String {
+        format!("{}/{}", Self::WANTS, boot_hook::unit_name(backend))
+    }
+    /// The unit a package installed under this root, if any.
+    fn packaged_unit(&self, backend: Backend) -> Option<String> {
+        Self::PACKAGED_UNITS
+            .iter()
+            .map(|dir| format!("{dir}/{}", boot_hook::unit_name(backend)))
+            .find(|unit| self.under(unit).is_file())
+    }
 
     fn is_live_root(&self) -> bool {
         self.root == Path::new("/")
@@ -132,7 +156,7 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
         installed.push(PathBuf::from(path));
     }
     let hook = files.hook();
-    installed.extend(install_hook(&files, hook)?);
+    installed.extend(install_hook(&files, hook, rules.backend())?);
     let manifest = Manifest {
         backend: rules.backend(),
         hook,
@@ -163,74 +187,41 @@ fn prev_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn install_hook(files: &BootFiles, hook: Hook) -> anyhow::Result<Vec<PathBuf>> {
-    let exe = std::env::current_exe().map_err(|e| {
-        host_failure(format!(
-            "cannot find the autofw binary for the boot hook: {e}"
-        ))
-    })?;
-    let exe = exe.to_string_lossy();
+/// Install the boot hook of `backend`. With systemd: the unit the package
+/// shipped if there is one, else the same text written to /etc; then the
+/// enabling link. The hook loads the rules files and never runs autofw.
+fn install_hook(files: &BootFiles, hook: Hook, backend: Backend) -> anyhow::Result<Vec<PathBuf>> {
     match hook {
         Hook::Systemd => {
-            let unit = files.under(BootFiles::UNIT);
-            make_dir(unit.parent().expect("unit path has a parent"), 0o755)?;
-            write_private(&unit, systemd_unit(&exe).as_bytes())?;
-            let link = files.under(BootFiles::UNIT_LINK);
+            let mut installed = Vec::new();
+            let unit = match files.packaged_unit(backend) {
+                Some(packaged) => packaged,
+                None => {
+                    let unit = BootFiles::etc_unit(backend);
+                    let path = files.under(&unit);
+                    make_dir(path.parent().expect("unit path has a parent"), 0o755)?;
+                    write_private(&path, boot_hook::systemd_unit(backend).as_bytes())?;
+                    installed.push(PathBuf::from(&unit));
+                    unit
+                }
+            };
+            let link_path = BootFiles::unit_link(backend);
+            let link = files.under(&link_path);
             make_dir(link.parent().expect("link path has a parent"), 0o755)?;
-            replace_symlink(Path::new(BootFiles::UNIT), &link)?;
-            Ok(vec![BootFiles::UNIT.into(), BootFiles::UNIT_LINK.into()])
+            replace_symlink(Path::new(&unit), &link)?;
+            installed.push(PathBuf::from(link_path));
+            Ok(installed)
         }
         Hook::Ifupdown => {
             let script = files.under(BootFiles::IFUP);
             make_dir(script.parent().expect("script path has a parent"), 0o755)?;
-            write_private(&script, ifupdown_script(&exe).as_bytes())?;
+            write_private(&script, boot_hook::ifupdown_script(backend).as_bytes())?;
             // run-parts only runs executable files; root-only is enough.
             std::fs::set_permissions(&script, Permissions::from_mode(0o700))
                 .map_err(|e| host_failure(format!("cannot chmod {}: {e}", script.display())))?;
             Ok(vec![BootFiles::IFUP.into()])
         }
     }
-}
-
-/// The systemd unit: loaded before the network like `nftables.service`, and
-/// after it and `netfilter-persistent` (whose `flush ruleset` / full restore
-/// would otherwise wipe autofw's table), and again whenever they restart.
-pub fn systemd_unit(exe: &str) -> String {
-    format!(
-        "{MARKER}
-[Unit]
-Description=autofw firewall: load the confirmed ruleset before the network
-DefaultDependencies=no
-Wants=network-pre.target
-Before=network-pre.target shutdown.target
-After=local-fs.target nftables.service netfilter-persistent.service
-PartOf=nftables.service netfilter-persistent.service
-Conflicts=shutdown.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=\"{exe}\" restore
-
-[Install]
-WantedBy=sysinit.target
-"
-    )
-}
-
-/// The ifupdown hook. It runs before each interface comes up (loading is
-/// idempotent) and never fails the interface: a server reached only over
-/// the network must come up even if the firewall cannot be loaded.
-pub fn ifupdown_script(exe: &str) -> String {
-    let quoted = exe.replace('\'', "'\\''");
-    format!(
-        "#!/bin/sh
-{MARKER}
-# ifupdown runs this before each interface comes up; loading is idempotent.
-'{quoted}' restore || echo \"autofw: restore failed; interface $IFACE comes up without autofw's rules\" >&2
-exit 0
-"
-    )
 }
 
 fn make_dir(path: &Path, mode: u32) -> anyhow::Result<()> {
@@ -250,17 +241,34 @@ fn replace_symlink(target: &Path, link: &Path) -> anyhow::Result<()> {
         .map_err(|e| host_failure(format!("cannot link {}: {e}", link.display())))
 }
 
+/// Is `path` (as seen at boot) a unit file or script autofw writes?
+fn is_hook_file(path: &Path) -> bool {
+    path == Path::new(BootFiles::IFUP)
+        || (path.parent() == Some(Path::new(BootFiles::ETC_UNITS))
+            && path.extension().is_some_and(|e| e == "service"))
+}
+
+/// Is `target` one of the places an autofw unit lives?
+fn is_autofw_unit(target: &Path) -> bool {
+    boot_hook::BACKENDS.iter().any(|&backend| {
+        let name = boot_hook::unit_name(backend);
+        std::iter::once(BootFiles::ETC_UNITS)
+            .chain(BootFiles::PACKAGED_UNITS)
+            .any(|dir| target == Path::new(dir).join(name))
+    })
+}
+
 /// Remove one installed file, but a hook only if it is still ours (an
-/// operator may have replaced it).
+/// operator may have replaced it), and an enabling link only if it still
+/// points at an autofw unit.
 fn remove_ours(files: &BootFiles, path: &Path) -> anyhow::Result<bool> {
     let full = files.under(&path.to_string_lossy());
     let Ok(meta) = std::fs::symlink_metadata(&full) else {
         return Ok(false);
     };
-    let is_hook = path == Path::new(BootFiles::UNIT) || path == Path::new(BootFiles::IFUP);
-    if is_hook && meta.is_file() {
+    if is_hook_file(path) && meta.is_file() {
         let text = std::fs::read_to_string(&full).unwrap_or_default();
-        if !text.contains(MARKER) {
+        if !text.contains(MARKER) && !text.contains(OLD_MARKER) {
             eprintln!(
                 "autofw: left {} alone: it was changed after autofw installed it",
                 full.display()
@@ -268,8 +276,10 @@ fn remove_ours(files: &BootFiles, path: &Path) -> anyhow::Result<bool> {
             return Ok(false);
         }
     }
-    if path == Path::new(BootFiles::UNIT_LINK)
-        && std::fs::read_link(&full).ok().as_deref() != Some(Path::new(BootFiles::UNIT))
+    if path.parent() == Some(Path::new(BootFiles::WANTS))
+        && !std::fs::read_link(&full)
+            .ok()
+            .is_some_and(|target| is_autofw_unit(&target))
     {
         eprintln!(
             "autofw: left {} alone: it no longer points at autofw's unit",
@@ -289,6 +299,16 @@ fn systemctl_daemon_reload() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// The rules persisted under `root`, if any (apply `--no-wait` compares them
+/// with what it would persist, to tell "nothing to do" from a change).
+pub fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
+    let files = BootFiles::new(root);
+    match files.read_manifest()? {
+        Some(manifest) => persisted_rules(&files, &manifest).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Read the persisted rules of a manifest.
@@ -347,27 +367,4 @@ pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
     }
     println!("the live rules are unchanged; they will not be loaded at the next boot");
     Ok(crate::error::exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_orders_before_network_and_after_other_loaders() {
-        let unit = systemd_unit("/usr/sbin/autofw");
-        assert!(unit.contains("Before=network-pre.target"));
-        assert!(unit.contains("Wants=network-pre.target"));
-        assert!(
-            unit.contains("After=local-fs.target nftables.service netfilter-persistent.service")
-        );
-        assert!(unit.contains("ExecStart=\"/usr/sbin/autofw\" restore"));
-    }
-
-    #[test]
-    fn script_quotes_the_binary_and_never_fails_the_interface() {
-        let script = ifupdown_script("/opt/it's/autofw");
-        assert!(script.contains("'/opt/it'\\''s/autofw' restore"));
-        assert!(script.trim_end().ends_with("exit 0"));
-    }
 }

@@ -114,17 +114,24 @@ impl AtApply {
                 reason: c.reason.clone(),
             })
             .collect();
-        let listening = group::beyond_loopback(scan)
-            .into_iter()
-            .map(|((port, proto), g)| ListeningPort {
-                proto,
-                port,
-                service: g.service().to_string(),
-                risky: g.risky,
-            })
-            .collect();
-        AtApply { closed, listening }
+        AtApply {
+            closed,
+            listening: listening_ports(scan),
+        }
     }
+}
+
+/// The (proto, port)s that listeners beyond loopback hold in `scan`, sorted.
+pub fn listening_ports(scan: &Scan) -> Vec<ListeningPort> {
+    group::beyond_loopback(scan)
+        .into_iter()
+        .map(|((port, proto), g)| ListeningPort {
+            proto,
+            port,
+            service: g.service().to_string(),
+            risky: g.risky,
+        })
+        .collect()
 }
 
 /// One port that an applied ruleset opens.

@@ -6,7 +6,6 @@
 //! reboot" (a fresh namespace), watched by `autofw status`; unconfirmed and
 //! killed applies roll back to the old ruleset exactly.
 
-use crate::apply::add_foreign_rules;
 use crate::support::*;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

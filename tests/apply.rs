@@ -7,144 +7,8 @@
 use crate::support::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// A server namespace with ssh (5622), http (80) and an unlisted 8080
-/// listener, a client linked to it, and a temp dir for state and scan.
-pub struct Host {
-    pub server: Netns,
-    pub client: Netns,
-    pub dir: tempfile::TempDir,
-}
-
-impl Host {
-    pub fn new(tag: &str) -> Host {
-        let mut server = Netns::new(&format!("{tag}-s"));
-        let client = Netns::new(&format!("{tag}-c"));
-        link(&server, &client);
-        server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
-        server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
-        // Listening, but not in the saved scan: the rules must drop it.
-        server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
-        let dir = tempfile::tempdir().unwrap();
-        write_scan(
-            &dir.path().join("scan.json"),
-            &[("ssh", "sshd", 5622), ("http", "nginx", 80)],
-        );
-        Host {
-            server,
-            client,
-            dir,
-        }
-    }
-    pub fn scan(&self) -> String {
-        self.dir
-            .path()
-            .join("scan.json")
-            .to_string_lossy()
-            .into_owned()
-    }
-    pub fn state(&self) -> String {
-        self.dir.path().join("state").to_string_lossy().into_owned()
-    }
-    /// `autofw apply --confirm --yes --from scan --state-dir state` + extra,
-    /// run in the server with stdin from /dev/null; waits for it.
-    pub fn apply(&self, extra: &[&str]) -> Output {
-        let (scan, state) = (self.scan(), self.state());
-        let mut args = vec![
-            "apply",
-            "--confirm",
-            "--yes",
-            "--from",
-            &scan,
-            "--state-dir",
-            &state,
-        ];
-        args.extend_from_slice(extra);
-        self.server.autofw(&args)
-    }
-    /// The same, started in the background with stdin held open (an operator
-    /// who does not answer); returns once the rules are loaded.
-    pub fn apply_in_background(&self, extra: &[&str]) -> Child {
-        let (scan, state) = (self.scan(), self.state());
-        let mut cmd = self.server.command(autofw_bin());
-        cmd.args([
-            "apply",
-            "--confirm",
-            "--yes",
-            "--from",
-            &scan,
-            "--state-dir",
-            &state,
-        ])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let child = cmd.spawn().unwrap();
-        wait_for_applied_rules(&self.server, &state, Duration::from_secs(10));
-        child
-    }
-    pub fn confirm(&self) -> Output {
-        self.server
-            .autofw(&["confirm", "--state-dir", &self.state()])
-    }
-}
-
-/// A saved `autofw scan --json` with public listeners on 0.0.0.0 and ::.
-pub fn write_scan(path: &Path, services: &[(&str, &str, u16)]) {
-    let mut listeners = Vec::new();
-    for (service, process, port) in services {
-        for address in ["0.0.0.0", "::"] {
-            listeners.push(serde_json::json!({
-                "proto": "tcp", "address": address, "port": port, "exposure": "public",
-                "service": service, "process": process, "pids": [1], "risky": false
-            }));
-        }
-    }
-    let scan = serde_json::json!({ "listeners": listeners, "unreadable_processes": 0 });
-    std::fs::write(path, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
-}
-
-pub fn finish(child: Child) -> Output {
-    child.wait_with_output().unwrap()
-}
-
-/// Foreign rules as Docker and fail2ban leave them, made with their tools'
-/// own means (iptables-nft, nft) inside the namespace.
-pub fn add_foreign_rules(ns: &Netns) {
-    for cmd in [
-        "iptables -N DOCKER",
-        "iptables -N DOCKER-USER",
-        "iptables -A DOCKER-USER -j RETURN",
-        "iptables -A FORWARD -j DOCKER-USER",
-        "iptables -t nat -N DOCKER",
-        "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
-        "iptables -N f2b-sshd",
-        "iptables -A f2b-sshd -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",
-        "iptables -A f2b-sshd -j RETURN",
-        "iptables -I INPUT -p tcp -m multiport --dports 5622 -j f2b-sshd",
-    ] {
-        let argv: Vec<&str> = cmd.split(' ').collect();
-        ns.ok(&argv);
-    }
-    ns.sh_ok(
-        "nft add table inet f2b-table && \
-         nft add chain inet f2b-table f2b-chain '{ type filter hook input priority -1; }' && \
-         nft add set inet f2b-table addr-set-sshd '{ type ipv4_addr; elements = { 198.51.100.9 }; }' && \
-         nft add rule inet f2b-table f2b-chain tcp dport 5622 ip saddr @addr-set-sshd reject",
-    );
-}
-
-trait ShOk {
-    fn sh_ok(&self, script: &str) -> String;
-}
-impl ShOk for Netns {
-    fn sh_ok(&self, script: &str) -> String {
-        self.ok(&["sh", "-c", script])
-    }
-}
 
 fn assert_services_in_rest_dropped(host: &Host) {
     for addr in [SERVER_V4, SERVER_V6] {
@@ -344,8 +208,7 @@ fn lockout_guard_refuses_blocking_this_ssh_session() {
     let host = Host::new("guard");
     let before = host.server.ruleset();
     let (scan, state) = (host.scan(), host.state());
-    let mut cmd = host.server.command(autofw_bin());
-    cmd.args([
+    let out = Autofw::new(&[
         "apply",
         "--confirm",
         "--yes",
@@ -356,8 +219,9 @@ fn lockout_guard_refuses_blocking_this_ssh_session() {
         "--state-dir",
         &state,
     ])
-    .env("SSH_CONNECTION", "192.0.2.2 50000 192.0.2.1 5622");
-    let out = cmd.output().unwrap();
+    .inside(&host.server)
+    .env("SSH_CONNECTION", "192.0.2.2 50000 192.0.2.1 5622")
+    .output();
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("refusing to lock you out"),
@@ -402,8 +266,7 @@ fn missing_tool_or_not_root_is_a_clear_host_failure() {
         return;
     }
     let host = Host::new("notool");
-    let mut cmd = host.server.command("env");
-    cmd.args(["PATH=/nonexistent", autofw_bin()]).args([
+    let apply = Autofw::new(&[
         "apply",
         "--confirm",
         "--yes",
@@ -411,22 +274,16 @@ fn missing_tool_or_not_root_is_a_clear_host_failure() {
         &host.scan(),
         "--state-dir",
         &host.state(),
-    ]);
-    let out = cmd.output().unwrap();
+    ])
+    .inside(&host.server);
+    let out = apply.through(&["env", "PATH=/nonexistent"]).output();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("`nft` is not installed"),
         "{}",
         show(&out)
     );
-    let mut cmd = host.server.command("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        autofw_bin(),
-    ])
-    .args([
+    let out = Autofw::new(&[
         "apply",
         "--confirm",
         "--yes",
@@ -434,8 +291,10 @@ fn missing_tool_or_not_root_is_a_clear_host_failure() {
         &host.scan(),
         "--state-dir",
         &host.state(),
-    ]);
-    let out = cmd.output().unwrap();
+    ])
+    .inside(&host.server)
+    .through(AS_NOBODY)
+    .output();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert!(text(&out.stderr).contains("needs root"), "{}", show(&out));
     assert_eq!(host.server.ruleset(), "");
@@ -652,10 +511,7 @@ fn confirm_or_rollback_without_any_apply_says_so() {
         ("confirm", "nothing to confirm"),
         ("rollback", "nothing to roll back"),
     ] {
-        let out = Command::new(autofw_bin())
-            .args([command, "--state-dir", missing.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = Autofw::new(&[command, "--state-dir", missing.to_str().unwrap()]).output();
         assert_eq!(out.status.code(), Some(4), "{}", show(&out));
         assert!(text(&out.stderr).contains(what), "{}", show(&out));
         assert!(!missing.exists(), "{command} created the state directory");

@@ -11,7 +11,7 @@
 //! dockerd per setting (the setting is the daemon's), stopped by pid, its
 //! containers removed, its directories deleted, even on failure.
 
-use crate::forwarded::{ShOk, apply_confirmed_with};
+use crate::forwarded::apply_confirmed_with;
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -127,18 +127,6 @@ pub fn apply_confirmed_with(
     out
 }
 
-pub trait ShOk {
-    fn sh_ok(&self, script: &str) -> String;
-}
-
-impl ShOk for Netns {
-    fn sh_ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(out.status.success(), "`{script}` failed:\n{}", show(&out));
-        text(&out.stdout)
-    }
-}
-
 const NAT: &str = "table ip nat {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
     iifname \"eth0\" tcp dport 8080 dnat to 10.88.0.2:80

@@ -2,10 +2,12 @@
 //! boot file under a temporary `--root`: persisted only after confirmation,
 //! restored exactly in a fresh namespace ("the reboot"), removed exactly.
 
-use crate::apply::Host;
 use crate::support::*;
+use autofw::boot_hook::systemd_unit;
+use autofw::record::Backend;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -34,7 +36,7 @@ fn confirmed_persist_survives_the_reboot_exactly() {
             "{}",
             show(&out)
         );
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
         assert!(confirmed.contains("tcp dport 5622 accept"), "{confirmed}");
         let record =
@@ -44,12 +46,14 @@ fn confirmed_persist_survives_the_reboot_exactly() {
     let rules = root.path().join("etc/autofw/rules.nft");
     assert_eq!(mode(&rules), 0o600);
     assert_eq!(mode(&root.path().join("etc/autofw")), 0o700);
-    // No systemd in this root: the ifupdown hook, which runs `autofw restore`.
+    // No systemd in this root: the ifupdown hook, which loads the saved
+    // file itself and never runs autofw.
     let hook = std::fs::read_to_string(root.path().join("etc/network/if-pre-up.d/autofw")).unwrap();
     assert!(
-        hook.contains(&format!("'{}' restore", autofw_bin())),
+        hook.contains("/usr/sbin/nft -f /etc/autofw/rules.nft"),
         "{hook}"
     );
+    assert!(!hook.contains(autofw_bin()), "{hook}");
     let fresh = Netns::new("reboot");
     assert_eq!(fresh.ruleset(), "");
     let out = fresh.autofw(&["restore", "--root", r]);
@@ -107,7 +111,7 @@ fn iptables_persist_restores_in_a_fresh_namespace() {
             "iptables",
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(crate::apply::finish(apply).status.code(), Some(0));
+        assert_eq!(finish(apply).status.code(), Some(0));
         confirmed = host.server.ruleset();
     }
     let fresh = Netns::new("iptreboot");
@@ -152,19 +156,13 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
             r.to_str().unwrap(),
         ]);
         assert!(host.confirm().status.success());
-        assert_eq!(
-            crate::apply::finish(apply).status.code(),
-            Some(0),
-            "round {round}"
-        );
+        assert_eq!(finish(apply).status.code(), Some(0), "round {round}");
     }
+    // No package shipped the unit: apply wrote the very text the package
+    // would ship.
     let unit = std::fs::read_to_string(r.join("etc/systemd/system/autofw.service")).unwrap();
+    assert_eq!(unit, systemd_unit(Backend::Nft));
     assert!(unit.contains("Before=network-pre.target"), "{unit}");
-    assert!(unit.contains("Wants=network-pre.target"), "{unit}");
-    assert!(
-        unit.contains(&format!("ExecStart=\"{}\" restore", autofw_bin())),
-        "{unit}"
-    );
     let link = r.join("etc/systemd/system/sysinit.target.wants/autofw.service");
     assert_eq!(
         std::fs::read_link(&link).unwrap(),
@@ -207,6 +205,227 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
         .autofw(&["unpersist", "--root", r.to_str().unwrap()]);
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("nothing to remove"));
+}
+
+/// "Boot" `ns` as systemd would with the image under `root`: follow the
+/// enabling link of `unit` to the unit file, and run its `ExecStart=` lines
+/// in order inside `ns` (a `-` prefix: a failure is ignored; any other
+/// failure fails the boot, as it fails the unit). The unit's absolute
+/// `/etc/autofw/...` arguments are looked up under `root`, where the test
+/// persisted them. Returns the unit's text.
+fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
+    let link = root
+        .join("etc/systemd/system/sysinit.target.wants")
+        .join(unit);
+    let target = std::fs::read_link(&link)
+        .unwrap_or_else(|e| panic!("{} is not the enabling link: {e}", link.display()));
+    let unit_path = root.join(target.strip_prefix("/").unwrap());
+    let text = std::fs::read_to_string(&unit_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", unit_path.display()));
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .collect();
+    assert!(!lines.is_empty(), "no ExecStart in\n{text}");
+    for line in lines {
+        let (may_fail, command) = match line.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let argv: Vec<String> = command
+            .split_whitespace()
+            .map(|arg| match arg.strip_prefix("/etc/autofw/") {
+                Some(file) => root.join("etc/autofw").join(file).display().to_string(),
+                None => arg.to_string(),
+            })
+            .collect();
+        assert!(
+            Path::new(&argv[0]).is_absolute() && Path::new(&argv[0]).exists(),
+            "ExecStart runs {} (systemd needs an existing absolute path)",
+            argv[0]
+        );
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = ns.run(&argv);
+        assert!(
+            may_fail || out.status.success(),
+            "boot: `{line}` failed\n{}",
+            show(&out)
+        );
+    }
+    text
+}
+
+/// An image root with systemd installed.
+fn systemd_image() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
+    std::fs::write(root.path().join("usr/lib/systemd/systemd"), "").unwrap();
+    root
+}
+
+/// A copy of the binary under test in its own directory: the "cargo run"
+/// binary that `cargo clean` or an upgrade later deletes.
+fn movable_binary() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("autofw");
+    std::fs::copy(autofw_bin(), &bin).unwrap();
+    (dir, bin)
+}
+
+/// apply --persist with `bin` in `host`, confirmed with `bin`; returns the
+/// confirmed ruleset.
+fn persist_with(host: &Host, bin: &Path, root: &Path, extra: &[&str]) -> String {
+    let (scan, state) = (host.scan(), host.state());
+    let bin = bin.to_str().unwrap();
+    let mut apply = host.server.command(bin);
+    apply
+        .args([
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ])
+        .args([
+            "--timeout",
+            "30",
+            "--persist",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let apply = apply.spawn().unwrap();
+    wait_for_applied_rules(&host.server, &state, std::time::Duration::from_secs(10));
+    let out = host.server.run(&[bin, "confirm", "--state-dir", &state]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    host.server.ruleset()
+}
+
+#[test]
+fn boot_hook_restores_after_the_binary_moved() {
+    if !require_root() {
+        return;
+    }
+    let root = systemd_image();
+    let (bin_dir, bin) = movable_binary();
+    let confirmed = {
+        let host = Host::new("moved");
+        persist_with(&host, &bin, root.path(), &[])
+    };
+    assert!(confirmed.contains("tcp dport 5622 accept"), "{confirmed}");
+    // `cargo clean`: the binary apply ran from is gone.
+    drop(bin_dir);
+    assert!(!bin.exists());
+
+    let fresh = Netns::new("movedboot");
+    assert_eq!(fresh.ruleset(), "");
+    let unit = boot_with_unit(&fresh, root.path(), "autofw.service");
+    assert!(!unit.contains(bin.to_str().unwrap()), "{unit}");
+    assert_eq!(fresh.ruleset(), confirmed);
+    // systemctl restart (or nftables.service restarting it): the same rules.
+    boot_with_unit(&fresh, root.path(), "autofw.service");
+    assert_eq!(fresh.ruleset(), confirmed);
+}
+
+#[test]
+fn iptables_boot_hook_with_a_blocklist_restores_after_the_binary_moved() {
+    if !require_root() {
+        return;
+    }
+    let root = systemd_image();
+    let (bin_dir, bin) = movable_binary();
+    let confirmed = {
+        let host = Host::new("iptmoved");
+        persist_with(
+            &host,
+            &bin,
+            root.path(),
+            &["--backend", "iptables", "--blocklist", "198.51.100.7"],
+        )
+    };
+    assert!(confirmed.contains("AUTOFW-INPUT"), "{confirmed}");
+    drop(bin_dir);
+    let unit = std::fs::read_to_string(
+        root.path()
+            .join("etc/systemd/system/autofw-iptables.service"),
+    )
+    .unwrap();
+    assert_eq!(unit, systemd_unit(Backend::Iptables));
+    assert!(root.path().join("etc/autofw/ipsets").exists());
+
+    let fresh = Netns::new("iptmovedboot");
+    boot_with_unit(&fresh, root.path(), "autofw-iptables.service");
+    let sets = fresh.ok(&["ipset", "list", "-n"]);
+    assert!(sets.contains("autofw-"), "{sets}");
+    assert_eq!(fresh.ruleset(), confirmed);
+    // Twice (a restart, or ifupdown's second interface): the INPUT jump is
+    // not added again.
+    boot_with_unit(&fresh, root.path(), "autofw-iptables.service");
+    assert_eq!(fresh.ruleset(), confirmed);
+    assert_eq!(
+        fresh
+            .ok(&["iptables-save", "-t", "filter"])
+            .matches("-j AUTOFW-INPUT")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn packaged_unit_is_linked_not_rewritten() {
+    if !require_root() {
+        return;
+    }
+    // The image has the package installed: its unit is what `autofw
+    // generate units` wrote at build time.
+    let root = systemd_image();
+    let units = root.path().join("lib/systemd/system");
+    let out = Autofw::new(&["generate", "units", units.to_str().unwrap()]).output();
+    assert!(out.status.success(), "{}", show(&out));
+    let packaged = std::fs::read_to_string(units.join("autofw.service")).unwrap();
+    assert_eq!(packaged, systemd_unit(Backend::Nft));
+
+    let host = Host::new("pkgunit");
+    let confirmed = persist_with(&host, Path::new(autofw_bin()), root.path(), &[]);
+    assert!(
+        !root
+            .path()
+            .join("etc/systemd/system/autofw.service")
+            .exists(),
+        "apply wrote a unit the package ships"
+    );
+    let link = root
+        .path()
+        .join("etc/systemd/system/sysinit.target.wants/autofw.service");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("/lib/systemd/system/autofw.service")
+    );
+    let manifest = std::fs::read_to_string(root.path().join("etc/autofw/persist.json")).unwrap();
+    assert!(!manifest.contains("/lib/systemd"), "{manifest}");
+
+    let fresh = Netns::new("pkgboot");
+    boot_with_unit(&fresh, root.path(), "autofw.service");
+    assert_eq!(fresh.ruleset(), confirmed);
+
+    // unpersist removes the link and the rules, never the package's unit.
+    let out = host
+        .server
+        .autofw(&["unpersist", "--root", root.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    assert!(!root.path().join("etc/autofw/rules.nft").exists());
+    assert_eq!(
+        std::fs::read_to_string(units.join("autofw.service")).unwrap(),
+        packaged
+    );
 }
 
 #[test]

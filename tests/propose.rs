@@ -3,7 +3,6 @@
 //! proposal loads in a namespace, and loaded, lets in exactly what it says.
 
 use crate::support::*;
-use std::process::{Command, Output};
 
 const SCANS: &[&str] = &["seed-host", "docker-host", "risky-host", "ipv6-host"];
 const FORMATS: &[&str] = &["nft", "iptables", "ip6tables"];
@@ -19,31 +18,11 @@ fn policy_path(name: &str) -> String {
     format!("fixtures/policies/{name}")
 }
 
-/// Run `autofw args` on the host, in the crate root (propose never touches
-/// the host's firewall).
-fn autofw(args: &[&str]) -> Output {
-    Command::new(autofw_bin())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("cannot run autofw")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "autofw failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn propose(scan: &str, format: &str, extra: &[&str]) -> String {
     let path = scan_path(scan);
     let mut args = vec!["propose", "--from", &path, "--format", format];
     args.extend_from_slice(extra);
-    stdout(&autofw(&args))
+    Autofw::new(&args).stdout()
 }
 
 #[test]
@@ -110,7 +89,7 @@ fn command_line_policies_give_the_policy_files_ruleset() {
         assert!(by_flags.contains("--limit ssh"), "{by_flags}");
         assert_ne!(by_flags, propose("seed-host", format, &[]), "{format}");
     }
-    let out = autofw(&[
+    let out = Autofw::new(&[
         "propose",
         "--from",
         &scan_path("seed-host"),
@@ -118,7 +97,8 @@ fn command_line_policies_give_the_policy_files_ruleset() {
         file.to_str().unwrap(),
         "--limit",
         "ssh",
-    ]);
+    ])
+    .output();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("also given at"),
@@ -171,8 +151,8 @@ fn nft_output_keeps_the_contract_with_apply() {
 #[test]
 fn risky_listeners_are_left_closed_and_said_so() {
     let path = scan_path("risky-host");
-    let out = autofw(&["propose", "--from", &path]);
-    let text = stdout(&out);
+    let out = Autofw::new(&["propose", "--from", &path]).output();
+    let text = stdout_of(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !text.contains("dport 6379") && !text.contains("dport 3306"),
@@ -194,8 +174,8 @@ fn risky_listeners_are_left_closed_and_said_so() {
 #[test]
 fn docker_hosts_keep_forwarding_but_published_ports_obey_the_proposal() {
     let path = scan_path("docker-host");
-    let out = autofw(&["propose", "--from", &path]);
-    let text = stdout(&out);
+    let out = Autofw::new(&["propose", "--from", &path]).output();
+    let text = stdout_of(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     // The guard governs published ports: no "cannot close it" warning any more.
     assert!(!err.contains("is published by Docker"), "{err}");
@@ -249,12 +229,12 @@ fn json_prints_the_model_with_reasons() {
 
 #[test]
 fn out_writes_a_file_and_ipset_the_sets() {
-    let dir = std::env::temp_dir().join(format!("autofw-propose-out-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let out = dir.join("rules.nft");
     let sets = dir.join("sets.ipset");
     let policy = policy_path("admin.toml");
-    let printed = stdout(&autofw(&[
+    let printed = Autofw::new(&[
         "propose",
         "--from",
         &scan_path("seed-host"),
@@ -264,7 +244,8 @@ fn out_writes_a_file_and_ipset_the_sets() {
         out.to_str().unwrap(),
         "--ipset",
         sets.to_str().unwrap(),
-    ]));
+    ])
+    .stdout();
     assert_eq!(printed, "");
     let rules = std::fs::read_to_string(&out).unwrap();
     assert!(rules.starts_with("table inet autofw\n"));
@@ -277,14 +258,13 @@ fn out_writes_a_file_and_ipset_the_sets() {
         sets.contains("add autofw-block-v6 2001:db8:dead::/64"),
         "{sets}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Each bad input: exit 2 and a message naming the problem and its place.
 #[test]
 fn bad_choices_exit_2_with_a_clear_message() {
-    let dir = std::env::temp_dir().join(format!("autofw-propose-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bad_policy = dir.join("bad.toml");
     std::fs::write(
         &bad_policy,
@@ -336,7 +316,7 @@ fn bad_choices_exit_2_with_a_clear_message() {
     for (extra, wanted) in cases {
         let mut args = vec!["propose", "--from", &seed];
         args.extend_from_slice(&extra);
-        let out = autofw(&args);
+        let out = Autofw::new(&args).output();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.starts_with("autofw: "), "{err}");
@@ -345,17 +325,16 @@ fn bad_choices_exit_2_with_a_clear_message() {
         }
         assert!(out.stdout.is_empty(), "{extra:?} printed a ruleset");
     }
-    let out = autofw(&["propose", "--from", bad_scan.to_str().unwrap()]);
+    let out = Autofw::new(&["propose", "--from", bad_scan.to_str().unwrap()]).output();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains(&format!("saved scan {}", bad_scan.display())),
         "{err}"
     );
-    let out = autofw(&["propose", "--from", "/nonexistent/scan.json"]);
+    let out = Autofw::new(&["propose", "--from", "/nonexistent/scan.json"]).output();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scan.json"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The kernel's own checks: `nft -c`, `iptables-restore --test` and
@@ -368,11 +347,11 @@ fn the_kernel_accepts_every_proposal() {
     }
     let ns = Netns::new("propose-check");
     let policy = policy_path("admin.toml");
-    let dir = std::env::temp_dir().join(format!("autofw-propose-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let sets = dir.join("sets.ipset");
     // The policy's blocklist needs its ipsets for the iptables formats.
-    stdout(&autofw(&[
+    Autofw::new(&[
         "propose",
         "--from",
         &scan_path("seed-host"),
@@ -380,7 +359,8 @@ fn the_kernel_accepts_every_proposal() {
         &policy,
         "--ipset",
         sets.to_str().unwrap(),
-    ]));
+    ])
+    .stdout();
     ns.ok(&[
         "ipset",
         "restore",
@@ -414,15 +394,14 @@ fn the_kernel_accepts_every_proposal() {
     }
     // A check is a check: nothing was loaded.
     assert_eq!(ns.ok(&["nft", "list", "tables"]), "");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// apply's lockout guard asks `Proposal::admits`; it must say what the
 /// kernel does. Probe a mix of ports from the client and compare.
 fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Netns) {
     use autofw::model::Proto;
-    let scan = autofw::propose::read_saved_scan(scan_file).unwrap();
-    let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default()).unwrap();
+    let scan = autofw::propose::gather::read_saved_scan(scan_file).unwrap();
+    let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default());
     let mut targets = Vec::new();
     for (addr, client_addr) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
         for port in [22, 25, 953, 3306, 5622, 8080] {
@@ -441,13 +420,6 @@ fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Ne
     }
 }
 
-/// A scratch directory for one test (tags are unique per test).
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("autofw-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Acceptance, nft: the seed host's proposal, loaded with `nft -f` as it is.
 #[test]
 fn seed_host_nft_lets_in_exactly_its_services() {
@@ -457,18 +429,20 @@ fn seed_host_nft_lets_in_exactly_its_services() {
     let mut server = Netns::new("propose-nft-s");
     let client = Netns::new("propose-nft-c");
     link(&server, &client);
-    let dir = temp_dir("propose-nft");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let scan = dir.join("scan.json");
     start_seed_host(&mut server, &scan);
     assert_open_before_rules(&client);
     let rules = dir.join("rules.nft");
-    stdout(&autofw(&[
+    Autofw::new(&[
         "propose",
         "--from",
         scan.to_str().unwrap(),
         "--out",
         rules.to_str().unwrap(),
-    ]));
+    ])
+    .stdout();
     server.ok(&["nft", "-f", rules.to_str().unwrap()]);
     let live = server.ok(&["nft", "list", "ruleset"]);
     assert!(
@@ -477,7 +451,6 @@ fn seed_host_nft_lets_in_exactly_its_services() {
     );
     assert_seed_rules_hold(&server, &client, "nft");
     assert_admits_agrees_with_the_kernel(&scan, &client);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Acceptance, iptables: the same host, loaded with `iptables-restore
@@ -490,7 +463,8 @@ fn seed_host_iptables_lets_in_exactly_its_services() {
     let mut server = Netns::new("propose-ipt-s");
     let client = Netns::new("propose-ipt-c");
     link(&server, &client);
-    let dir = temp_dir("propose-ipt");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let scan = dir.join("scan.json");
     start_seed_host(&mut server, &scan);
     assert_open_before_rules(&client);
@@ -499,7 +473,7 @@ fn seed_host_iptables_lets_in_exactly_its_services() {
         ("ip6tables", "ip6tables-restore"),
     ] {
         let rules = dir.join(format!("rules.{format}"));
-        stdout(&autofw(&[
+        Autofw::new(&[
             "propose",
             "--from",
             scan.to_str().unwrap(),
@@ -507,11 +481,11 @@ fn seed_host_iptables_lets_in_exactly_its_services() {
             format,
             "--out",
             rules.to_str().unwrap(),
-        ]));
+        ])
+        .stdout();
         server.ok(&[tool, "--noflush", rules.to_str().unwrap()]);
     }
     assert_seed_rules_hold(&server, &client, "iptables");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The operator's choices, enforced by the kernel: ssh only from the admin
@@ -531,7 +505,8 @@ fn assert_policy_holds(loader: &str) {
     let mut server = Netns::new(&format!("propose-pol-{loader}-s"));
     let client = Netns::new(&format!("propose-pol-{loader}-c"));
     link(&server, &client);
-    let dir = temp_dir(&format!("propose-pol-{loader}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let pid = server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
     let dns = server.listen(Some("named"), &["udp:0.0.0.0:53", "udp:[::]:53"]);
     let listener = |proto: &str, addr: &str, port: u16, service: &str, pid: u32| {
@@ -559,7 +534,7 @@ fn assert_policy_holds(loader: &str) {
         let rules = dir.join("rules.nft");
         let mut args = base.to_vec();
         args.extend(["--out", rules.to_str().unwrap()]);
-        stdout(&autofw(&args));
+        Autofw::new(&args).stdout();
         server.ok(&["nft", "-f", rules.to_str().unwrap()]);
     } else {
         let sets = dir.join("sets.ipset");
@@ -571,7 +546,7 @@ fn assert_policy_holds(loader: &str) {
             let mut args = base.to_vec();
             args.extend(["--format", format, "--out", rules.to_str().unwrap()]);
             args.extend(["--ipset", sets.to_str().unwrap()]);
-            stdout(&autofw(&args));
+            Autofw::new(&args).stdout();
             server.ok(&[
                 "ipset",
                 "restore",
@@ -629,14 +604,13 @@ fn assert_policy_holds(loader: &str) {
         from: Some(scan_file.clone()),
         ..Default::default()
     };
-    let (scan, choices) = autofw::propose::gather(&args).unwrap();
-    let proposal = autofw::propose::build(&scan, &choices).unwrap();
+    let (scan, choices) = autofw::propose::gather::gather(&args).unwrap();
+    let proposal = autofw::propose::build(&scan, &choices);
     let ssh = |src: &str| proposal.admits(autofw::model::Proto::Tcp, 5622, src.parse().unwrap());
     assert!(
         ssh(CLIENT_V4) && !ssh("192.0.2.3") && !ssh(CLIENT_V6),
         "{loader}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

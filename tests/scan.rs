@@ -6,34 +6,7 @@ use crate::support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::process::{Command, Output};
 use std::time::Duration;
-
-fn autofw(args: &[&str]) -> Output {
-    Command::new(autofw_bin())
-        .args(args)
-        .output()
-        .expect("cannot run autofw")
-}
-
-fn stdout(out: &Output) -> String {
-    text(&out.stdout)
-}
-
-fn stderr(out: &Output) -> String {
-    text(&out.stderr)
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "autofw failed ({}): {}",
-        out.status,
-        stderr(out)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
-}
 
 /// One line per listener, `proto address port exposure service process pids risky`:
 /// easy to compare whole, and a failure shows everything.
@@ -71,8 +44,8 @@ fn fixture_arg(name: &str) -> String {
 #[test]
 fn seed_host_lists_its_twelve_public_services_by_name() {
     let dir = fixture_arg("seed-host");
-    let out = autofw(&["scan", "--json", "--fixture", &dir]);
-    let scan = json(&out);
+    let out = Autofw::new(&["scan", "--json", "--fixture", &dir]).output();
+    let scan = json_of(&out);
     assert_eq!(
         summary(&scan),
         [
@@ -92,11 +65,11 @@ fn seed_host_lists_its_twelve_public_services_by_name() {
     );
     assert_eq!(scan["unreadable_processes"], 0);
     assert_eq!(
-        stderr(&out),
+        text(&out.stderr),
         "autofw: note: 4 loopback-only listeners not shown (unreachable from outside); `--all` shows them\n"
     );
 
-    let all = json(&autofw(&["scan", "--all", "--json", "--fixture", &dir]));
+    let all = Autofw::new(&["scan", "--all", "--json", "--fixture", &dir]).json();
     let loopback: Vec<String> = summary(&all)
         .into_iter()
         .filter(|l| l.contains(" loopback "))
@@ -114,9 +87,9 @@ fn seed_host_lists_its_twelve_public_services_by_name() {
 
 #[test]
 fn seed_host_table_for_people() {
-    let out = autofw(&["scan", "--fixture", &fixture_arg("seed-host")]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let out = Autofw::new(&["scan", "--fixture", &fixture_arg("seed-host")]).output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let text = text(&out.stdout);
     let lines: Vec<Vec<&str>> = text
         .lines()
         .map(|l| l.split_whitespace().collect())
@@ -135,25 +108,25 @@ fn seed_host_table_for_people() {
         !text.contains("127.0.0.1"),
         "loopback shown by default:\n{text}"
     );
-    let all = stdout(&autofw(&[
-        "scan",
-        "--all",
-        "--fixture",
-        &fixture_arg("seed-host"),
-    ]));
+    let all = crate::support::text(
+        &Autofw::new(&["scan", "--all", "--fixture", &fixture_arg("seed-host")])
+            .output()
+            .stdout,
+    );
     assert!(all.contains("3306") && all.contains("953"), "{all}");
 }
 
 #[test]
 fn mixed_host_v6_mapped_scoped_private_and_non_listeners() {
-    let out = autofw(&[
+    let out = Autofw::new(&[
         "scan",
         "--all",
         "--json",
         "--fixture",
         &fixture_arg("mixed"),
-    ]);
-    let scan = json(&out);
+    ])
+    .output();
+    let scan = json_of(&out);
     assert_eq!(
         summary(&scan),
         [
@@ -182,9 +155,9 @@ fn mixed_host_v6_mapped_scoped_private_and_non_listeners() {
     );
     assert_eq!(scan["unreadable_processes"], 1);
     assert!(
-        stderr(&out).contains("1 process could not be read"),
+        text(&out.stderr).contains("1 process could not be read"),
         "{}",
-        stderr(&out)
+        text(&out.stderr)
     );
 }
 
@@ -208,8 +181,8 @@ fn malformed_tables_name_the_file_and_line() {
     ];
     for (case, want) in cases {
         let dir = fixture_arg(&format!("malformed/{case}"));
-        let out = autofw(&["scan", "--fixture", &dir]);
-        let err = stderr(&out);
+        let out = Autofw::new(&["scan", "--fixture", &dir]).output();
+        let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{case}: {err}");
         assert!(
             err.starts_with(&format!("autofw: `{dir}/")) && err.contains(want),
@@ -218,16 +191,17 @@ fn malformed_tables_name_the_file_and_line() {
         assert!(!err.contains("panicked"), "{case}: {err}");
         assert!(out.stdout.is_empty(), "{case}");
     }
-    let out = autofw(&["scan", "--fixture", "/nonexistent/autofw-fixture"]);
+    let out = Autofw::new(&["scan", "--fixture", "/nonexistent/autofw-fixture"]).output();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a directory of saved socket tables"));
-    let out = autofw(&[
+    assert!(text(&out.stderr).contains("is not a directory of saved socket tables"));
+    let out = Autofw::new(&[
         "scan",
         "--source",
         "netlink",
         "--fixture",
         &fixture_arg("seed-host"),
-    ]);
+    ])
+    .output();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -383,9 +357,9 @@ fn namespace_scan_lists_exactly_what_ss_lists() {
     }
     let (server, _client) = busy_namespace("scan-ss");
     let ss = parse_ss(&server.ok(&["ss", "-Htulnp"]));
-    let netlink = json(&server.autofw(&["scan", "--all", "--json", "--source", "netlink"]));
-    let proc = json(&server.autofw(&["scan", "--all", "--json", "--source", "proc"]));
-    let auto = json(&server.autofw(&["scan", "--all", "--json"]));
+    let netlink = json_of(&server.autofw(&["scan", "--all", "--json", "--source", "netlink"]));
+    let proc = json_of(&server.autofw(&["scan", "--all", "--json", "--source", "proc"]));
+    let auto = json_of(&server.autofw(&["scan", "--all", "--json"]));
 
     // Same sockets, same owners (pids and programs) as ss, whichever source.
     assert_eq!(owned_from_scan(&netlink), ss, "netlink vs ss");
@@ -435,7 +409,7 @@ fn namespace_default_output_hides_loopback() {
         return;
     }
     let (server, _client) = busy_namespace("scan-lo");
-    let shown = json(&server.autofw(&["scan", "--json"]));
+    let shown = json_of(&server.autofw(&["scan", "--json"]));
     let lines = summary(&shown);
     assert!(!lines.is_empty());
     assert!(
@@ -444,7 +418,7 @@ fn namespace_default_output_hides_loopback() {
     );
     assert!(lines.iter().any(|l| l.starts_with("tcp 0.0.0.0 5622 ")));
     let out = server.autofw(&["scan"]);
-    let text = stdout(&out);
+    let text = text(&out.stdout);
     let rows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
@@ -454,9 +428,9 @@ fn namespace_default_output_hides_loopback() {
     assert!(rows.iter().all(|row| row[6] != "loopback"), "{text}");
     assert!(!text.contains("127.0.0.1"), "{text}");
     assert!(
-        stderr(&out).contains("loopback-only listeners not shown"),
+        crate::support::text(&out.stderr).contains("loopback-only listeners not shown"),
         "{}",
-        stderr(&out)
+        crate::support::text(&out.stderr)
     );
 }
 
@@ -474,7 +448,7 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
         "net.ipv4.ip_forward=0",
         "net.ipv6.conf.all.forwarding=0",
     ]);
-    let before = json(&ns.autofw(&["scan", "--json"]));
+    let before = json_of(&ns.autofw(&["scan", "--json"]));
     assert_eq!(
         before["host"],
         serde_json::json!({"ip_forward": false, "bridges": []})
@@ -485,7 +459,7 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
         "ip", "link", "add", "eth9", "type", "veth", "peer", "name", "eth8",
     ]);
     ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    let after = json(&ns.autofw(&["scan", "--json"]));
+    let after = json_of(&ns.autofw(&["scan", "--json"]));
     assert_eq!(
         after["host"],
         serde_json::json!({"ip_forward": true, "bridges": ["docker0", "virbr0"]})
@@ -517,19 +491,11 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
     let ss_ready = || server.ok(&["ss", "-Htln"]).contains(":8000");
     assert!(wait_until(Duration::from_secs(5), ss_ready));
     for source in ["netlink", "proc"] {
-        let out = server.run(&[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            autofw_bin(),
-            "scan",
-            "--all",
-            "--json",
-            "--source",
-            source,
-        ]);
-        let scan = json(&out);
+        let out = Autofw::new(&["scan", "--all", "--json", "--source", source])
+            .inside(&server)
+            .through(AS_NOBODY)
+            .output();
+        let scan = json_of(&out);
         let lines = summary(&scan);
         // root's sshd: seen, but without its owner it is named by port alone.
         assert!(
@@ -542,9 +508,9 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
         );
         assert!(scan["unreadable_processes"].as_u64().unwrap() >= 1);
         assert!(
-            stderr(&out).contains("could not be read"),
+            text(&out.stderr).contains("could not be read"),
             "{}",
-            stderr(&out)
+            text(&out.stderr)
         );
     }
 }

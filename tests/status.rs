@@ -43,8 +43,7 @@ impl Server {
     /// rules are loaded (the window stays open: stdin is at its end).
     fn start_apply(&self, extra: &[&str]) -> Child {
         let state = self.state();
-        let mut cmd = self.ns.command(autofw_bin());
-        cmd.args([
+        let child = Autofw::new(&[
             "apply",
             "--confirm",
             "--yes",
@@ -54,10 +53,8 @@ impl Server {
             &state,
         ])
         .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let child = cmd.spawn().unwrap();
+        .inside(&self.ns)
+        .spawn(Stdio::null());
         wait_for_applied_rules(&self.ns, &state, Duration::from_secs(15));
         child
     }
@@ -139,17 +136,10 @@ fn status_before_any_apply_says_so_and_needs_root() {
 
     // As a user who cannot read the state directory: a clear message, exit 3.
     server.apply_confirmed(&[]);
-    let mut cmd = server.ns.command("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        autofw_bin(),
-        "status",
-        "--state-dir",
-        &server.state(),
-    ]);
-    let out = cmd.output().unwrap();
+    let out = Autofw::new(&["status", "--state-dir", &server.state()])
+        .inside(&server.ns)
+        .through(AS_NOBODY)
+        .output();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("autofw status needs root: the state directory"),
@@ -466,10 +456,7 @@ fn iptables_backend_drift() {
 
 #[test]
 fn help_documents_the_exit_status() {
-    let out = std::process::Command::new(autofw_bin())
-        .args(["status", "--help"])
-        .output()
-        .unwrap();
+    let out = Autofw::new(&["status", "--help"]).output();
     assert!(out.status.success(), "{}", show(&out));
     let help = text(&out.stdout);
     assert!(

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::filter_view::FilterView;
+use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
 use super::window::{self, Confirmed, RolledBack};
-use super::{Snapshot, exec, iptables, nft, session, watchdog};
+use super::{Snapshot, exec, watchdog};
 use crate::error::{bad_input, exit, refused};
+use crate::human::unified_diff;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{AppliedRecord, AtApply, Backend, RollbackWindow, Rules, opened_ports};
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
@@ -39,6 +40,14 @@ pub struct ApplyOptions {
     pub backend: Backend,
     /// Apply even if the lockout guard objects.
     pub force: bool,
+    /// One JSON report on stdout instead of the plan (with `confirm`, needs
+    /// `no_wait`).
+    pub json: bool,
+    /// Load, arm the watchdog and return without a prompt; nothing when the
+    /// live rules already are the proposal.
+    pub no_wait: bool,
+    /// The connection the lockout guard checks, instead of this session.
+    pub guard: Option<std::net::SocketAddr>,
     /// Persist for boot once confirmed, under `root`.
     pub persist: bool,
     pub root: PathBuf,
@@ -52,17 +61,31 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             args.timeout
         )));
     }
+    if args.json && args.confirm && !args.no_wait {
+        return Err(bad_input(
+            "--json with --confirm needs --no-wait: a JSON report cannot wait at a prompt",
+        ));
+    }
     exec::require_root("autofw apply")?;
     exec::require_tools(super::tools(args.backend))?;
 
-    let (scan, choices) = propose::gather(&args.policy)?;
-    let proposal = propose::build(&scan, &choices)?;
+    let (scan, choices) = propose::gather::gather(&args.policy)?;
+    let proposal = propose::build(&scan, &choices);
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
-    print_plan(&rules)?;
-    let lockout = lockout_problem(&proposal);
+    let plan = Plan::of(&rules)?;
+    let guard = Guard::check(&proposal, args.guard);
+    let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
+    if !args.json {
+        print_plan(&rules, &plan);
+    }
+    let lockout = guard.problem();
 
     if !args.confirm {
+        if args.json {
+            report(Outcome::DryRun).print()?;
+            return Ok(exit::OK);
+        }
         if let Some(problem) = &lockout {
             eprintln!("autofw: warning: {problem}");
         }
@@ -71,10 +94,13 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     }
     if let Some(problem) = lockout {
         if !args.force {
+            if args.json {
+                report(Outcome::Refused).print()?;
+            }
             return Err(refused(format!(
                 "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
                  or pass --force if you have another way in (a console)",
-                session::current().map_or(22, |s| s.server_port)
+                guard.port.unwrap_or(22)
             )));
         }
         eprintln!("autofw: warning: --force given: {problem}");
@@ -91,8 +117,17 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         )));
     }
 
+    if args.no_wait && !plan.changed() && already_kept(args, &rules)? {
+        if args.json {
+            report(Outcome::Unchanged).print()?;
+        } else {
+            println!("unchanged: the live rules already are this proposal; nothing was loaded");
+        }
+        return Ok(exit::OK);
+    }
+
     let mut input = Input::start();
-    if !args.yes {
+    if !args.yes && !args.no_wait {
         eprint!("Apply these rules? [y/N] ");
         let _ = std::io::stderr().flush();
         match input.next_blocking() {
@@ -116,6 +151,9 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
         ));
     }
+    if args.no_wait {
+        return report_loaded(args, &window, report(Outcome::Loaded));
+    }
     eprintln!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
@@ -136,22 +174,46 @@ fn state_flag(state_dir: &Path) -> String {
     }
 }
 
-/// The lockout guard: when run from SSH, would the new rules still accept a
-/// new connection like this session's? `Some(explanation)` if not.
-fn lockout_problem(proposal: &Proposal) -> Option<String> {
-    let session = session::current()?;
-    if proposal.admits(
-        session::SshSession::PROTO,
-        session.server_port,
-        session.client,
-    ) {
-        return None;
+/// `--no-wait`, with the live rules equal to the proposal: is there nothing
+/// left to do? Yes, unless `--persist` asks for boot files that do not hold
+/// these very rules.
+fn already_kept(args: &ApplyOptions, rules: &Rules) -> anyhow::Result<bool> {
+    if !args.persist {
+        return Ok(true);
     }
-    Some(format!(
-        "refusing to lock you out: this session is SSH from {} to port {} (from {}), \
-         and the new rules would not accept a new connection to tcp/{} from {}",
-        session.client, session.server_port, session.source, session.server_port, session.client
-    ))
+    Ok(crate::persist::persisted(&args.root)
+        .ok()
+        .flatten()
+        .is_some_and(|persisted| &persisted == rules))
+}
+
+/// `--no-wait`: the rules are loaded and the watchdog armed; say how to keep
+/// them, and return without waiting.
+fn report_loaded(
+    args: &ApplyOptions,
+    window: &RollbackWindow,
+    mut report: Report,
+) -> anyhow::Result<u8> {
+    if args.json {
+        report.window = Some(WindowReport {
+            deadline: window.deadline,
+            watchdog_pid: window.watchdog_pid,
+            state_dir: std::path::absolute(&args.state_dir)
+                .unwrap_or_else(|_| args.state_dir.clone())
+                .display()
+                .to_string(),
+        });
+        report.print()?;
+    } else {
+        println!(
+            "loaded: the rules are rolled back in {} s (watchdog pid {}) unless \
+             `autofw confirm{}` runs from a NEW ssh login before then",
+            args.timeout,
+            window.watchdog_pid,
+            state_flag(&args.state_dir)
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// What is saved before the change, and how to undo the bookkeeping if the
@@ -417,19 +479,9 @@ impl Input {
 
 /// Print the rules as they will be loaded, then what changes in the live
 /// firewall (a unified diff of autofw's part of it).
-fn print_plan(rules: &Rules) -> anyhow::Result<()> {
+fn print_plan(rules: &Rules, plan: &Plan) {
     match rules {
-        Rules::Nft { text } => {
-            println!("{}", text.trim_end());
-            let live = nft::live_autofw_table()?.unwrap_or_default();
-            let proposed = nft::canonical(text).unwrap_or_else(|| text.clone());
-            print_diff(
-                "live table inet autofw",
-                "new table inet autofw",
-                &live,
-                &proposed,
-            );
-        }
+        Rules::Nft { text } => println!("{}", text.trim_end()),
         Rules::Iptables { v4, v6, ipsets } => {
             if let Some(sets) = ipsets {
                 println!(
@@ -438,27 +490,20 @@ fn print_plan(rules: &Rules) -> anyhow::Result<()> {
                 );
             }
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
-            for (family, text, name) in [
-                (iptables::V4, v4, "iptables"),
-                (iptables::V6, v6, "ip6tables"),
-            ] {
-                let live = FilterView::parse(&iptables::save_family(family)?);
-                let mut new = FilterView::parse(text);
-                // Policies the proposal does not set stay as they are.
-                for (chain, policy) in &live.policies {
-                    new.policies.entry(chain.clone()).or_insert(policy.clone());
-                }
-                new.has_jump |= live.has_jump;
-                print_diff(
-                    &format!("live {name} (autofw's part)"),
-                    &format!("new {name} (autofw's part)"),
-                    &live.summary(),
-                    &new.summary(),
-                );
-            }
         }
     }
-    Ok(())
+    let whose = match rules {
+        Rules::Nft { .. } => "",
+        Rules::Iptables { .. } => " (autofw's part)",
+    };
+    for part in &plan.parts {
+        print_diff(
+            &format!("live {}{whose}", part.name),
+            &format!("new {}{whose}", part.name),
+            &part.before,
+            &part.after,
+        );
+    }
 }
 
 fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
@@ -467,13 +512,7 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
         println!("# {old_name}: no change");
         return;
     }
-    let diff = similar::TextDiff::from_lines(old, new);
-    print!(
-        "{}",
-        diff.unified_diff()
-            .context_radius(3)
-            .header(old_name, new_name)
-    );
+    print!("{}", unified_diff(old_name, new_name, old, new, 3));
 }
 
 /// `autofw confirm`: keep the rules of the open window.

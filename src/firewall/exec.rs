@@ -3,6 +3,7 @@
 //! missing tool always gets the same clear message.
 
 use crate::error::host_failure;
+use crate::human::plural;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -81,7 +82,7 @@ pub fn require_tools(programs: &[&str]) -> anyhow::Result<()> {
             .map(|p| format!("`{p}`"))
             .collect::<Vec<_>>()
             .join(", ")
-            + if missing.len() == 1 { " is" } else { " are" },
+            + plural(missing.len(), " is", " are"),
         packages.join(" ")
     )))
 }

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod plan;
 pub mod restore;
 pub mod session;
 pub mod watchdog;

@@ -16,8 +16,7 @@ use serde_json::Value;
 use super::exec::run_tool;
 use crate::error::host_failure;
 
-pub const FAMILY: &str = "inet";
-pub const TABLE: &str = "autofw";
+pub use crate::propose::render_nft::{FAMILY, TABLE};
 
 /// What the nft backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

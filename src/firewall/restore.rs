@@ -1,5 +1,8 @@
-//! `autofw restore`: load the persisted ruleset (what the boot hook runs).
-//! The boot files are read by [`crate::persist`]; this loads them.
+//! `autofw restore`: load the persisted ruleset by hand, with apply's
+//! loader. The boot hook does not run it: it loads the same files with nft
+//! or iptables-restore itself ([`crate::boot_hook`]), so a host boots with
+//! its firewall even where autofw's binary is gone. The boot files are read
+//! by [`crate::persist`]; this loads them.
 
 use std::path::Path;
 
@@ -7,7 +10,7 @@ use super::exec;
 use crate::error::host_failure;
 use crate::persist::{BootFiles, persisted_rules};
 
-/// `autofw restore`: load the persisted ruleset (what the boot hook runs).
+/// `autofw restore`: load the persisted ruleset now.
 pub fn run(root: &Path) -> anyhow::Result<u8> {
     let files = BootFiles::new(root);
     let manifest = files.read_manifest()?.ok_or_else(|| {

@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::window;
-use crate::error::host_failure;
+use crate::error::{exit, host_failure};
 use crate::state::{FileLock, StateDir, now_millis};
 
 const POLL: Duration = Duration::from_millis(100);
@@ -145,7 +145,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
             Ok(Some(w)) if w.id == window.id => {}
             Ok(_) => {
                 state.log_watchdog(&format!("window {} closed by someone else", window.id));
-                return Ok(0);
+                return Ok(exit::OK);
             }
             Err(e) => state.log_watchdog(&format!("cannot read the window: {e:#}")),
         }
@@ -168,16 +168,16 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
                         None => "cannot tell without nft",
                     }
                 ));
-                return Ok(0);
+                return Ok(exit::OK);
             }
-            Ok(None) => return Ok(0),
+            Ok(None) => return Ok(exit::OK),
             Err(e) => {
                 state.log_watchdog(&format!("rollback attempt {attempt} failed: {e:#}"));
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
     }
-    Ok(crate::error::exit::HOST)
+    Ok(exit::HOST)
 }
 
 /// Point stdout and stderr at /dev/null once "armed" is said: `apply` may

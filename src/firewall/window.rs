@@ -39,7 +39,7 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
         return Err(match state.read_applied()? {
             Some(record) if record.rolled_back_at.is_some() => refused(format!(
                 "nothing to confirm: the rules applied at {} were already rolled back; run `autofw apply --confirm` again",
-                record.applied_at
+                crate::human::utc(record.applied_at)
             )),
             Some(record) if record.confirmed => {
                 refused("nothing to confirm: the last apply is already confirmed")

@@ -263,30 +263,42 @@ fn note_loopback_only(
 /// are probably mistakes.
 fn warn_unused_choices(choices: &Choices, decided: &mut Decisions) {
     let table = &choices.table;
-    for policy in &choices.services {
-        let used = decided
+    let opens = |spec: &Spec| {
+        decided
             .openings
             .iter()
-            .any(|o| policy.spec.matches(o.proto, o.port, &o.service, table));
-        if !used {
-            decided.warnings.push(format!(
-                "{}: [service.{}] matches no port this ruleset opens; it has no effect",
-                policy.place, policy.spec
-            ));
-        }
-    }
-    for block in &choices.block {
-        let used = decided
+            .any(|o| spec.matches(o.proto, o.port, &o.service, table))
+    };
+    let closes = |spec: &Spec| {
+        decided
             .closed
             .iter()
-            .any(|c| block.value.matches(c.proto, c.port, &c.service, table));
-        if !used {
-            decided.warnings.push(format!(
-                "{}: nothing listens on {} beyond loopback; it stays closed anyway",
-                block.place, block.value
-            ));
-        }
-    }
+            .any(|c| spec.matches(c.proto, c.port, &c.service, table))
+    };
+    let mut warnings: Vec<String> = choices
+        .services
+        .iter()
+        .filter(|policy| !opens(&policy.spec))
+        .map(|policy| {
+            format!(
+                "{}: [service.{}] matches no port this ruleset opens; it has no effect",
+                policy.place, policy.spec
+            )
+        })
+        .collect();
+    warnings.extend(
+        choices
+            .block
+            .iter()
+            .filter(|block| !closes(&block.value))
+            .map(|block| {
+                format!(
+                    "{}: nothing listens on {} beyond loopback; it stays closed anyway",
+                    block.place, block.value
+                )
+            }),
+    );
+    decided.warnings.extend(warnings);
 }
 
 /// The policy for an opened port: a section naming the port beats one naming

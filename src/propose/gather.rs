@@ -63,7 +63,7 @@ pub fn read_saved_scan(path: &Path) -> anyhow::Result<Scan> {
 
 pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
     let (scan, choices) = gather(&args.policy)?;
-    let proposal = build(&scan, &choices)?;
+    let proposal = build(&scan, &choices);
     let text = if args.json {
         proposal.to_json()
     } else {

@@ -29,7 +29,6 @@ pub mod spec;
 pub mod text;
 
 pub use choices::Choices;
-pub use gather::{gather, read_saved_scan, run};
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
@@ -206,18 +205,14 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 }
 
 /// Build the proposal: pure, no host access.
-pub fn build(scan: &Scan, choices: &Choices) -> anyhow::Result<Proposal> {
+pub fn build(scan: &Scan, choices: &Choices) -> Proposal {
     let mut ruleset = draft::build_ruleset(scan, choices);
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
-        let n = if unreadable == 1 {
-            "1 process".to_string()
-        } else {
-            format!("{unreadable} processes")
-        };
+        let n = crate::human::count(unreadable, "process", "processes");
         ruleset.warnings.push(format!(
             "{n} could not be read when the scan ran, so some listeners may have no owner and be named by port only; run as root to see them all"
         ));
     }
-    Ok(Proposal { ruleset })
+    Proposal { ruleset }
 }

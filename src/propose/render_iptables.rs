@@ -41,10 +41,7 @@ pub const DOCKER_USER_JUMP_SAVED: &str =
 
 /// The ipset that holds a family's blocklist.
 pub fn ipset_name(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "autofw-block-v4",
-        Family::Ipv6 => "autofw-block-v6",
-    }
+    family.pick("autofw-block-v4", "autofw-block-v6")
 }
 
 fn rate(r: &Rate) -> String {
@@ -56,19 +53,11 @@ fn rate(r: &Rate) -> String {
     )
 }
 
-fn icmp_name(t: IcmpType, family: Family) -> &'static str {
-    match (t, family) {
-        (IcmpType::EchoRequest, _) => "echo-request",
-        (IcmpType::DestinationUnreachable, _) => "destination-unreachable",
-        (IcmpType::PacketTooBig, _) => "packet-too-big",
-        (IcmpType::TimeExceeded, _) => "time-exceeded",
-        (IcmpType::ParameterProblem, _) => "parameter-problem",
-        (IcmpType::RouterSolicit, _) => "router-solicitation",
-        (IcmpType::RouterAdvert, _) => "router-advertisement",
-        (IcmpType::NeighborSolicit, _) => "neighbour-solicitation",
-        (IcmpType::NeighborAdvert, _) => "neighbour-advertisement",
+fn icmp_name(t: IcmpType) -> &'static str {
+    match t {
         // ip6tables has no name for it.
-        (IcmpType::MldListenerQuery, _) => "130",
+        IcmpType::MldListenerQuery => "130",
+        other => other.name(),
     }
 }
 
@@ -110,9 +99,9 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
                     m.push_str("-s fe80::/10 ");
                 }
                 match family {
-                    Family::Ipv4 => write!(m, "-p icmp --icmp-type {}", icmp_name(*t, family)),
+                    Family::Ipv4 => write!(m, "-p icmp --icmp-type {}", icmp_name(*t)),
                     Family::Ipv6 => {
-                        write!(m, "-p ipv6-icmp --icmpv6-type {}", icmp_name(*t, family))
+                        write!(m, "-p ipv6-icmp --icmpv6-type {}", icmp_name(*t))
                     }
                 }
                 .ok();

@@ -8,35 +8,26 @@ use super::text::{comment_lines, quoted};
 use crate::model::Proto;
 use std::fmt::Write;
 
+/// autofw's one table: the only one apply replaces and rollback undoes.
+pub const FAMILY: &str = "inet";
+pub const TABLE: &str = "autofw";
+
 /// The name of the blocklist set of a family.
 pub fn blocklist_set(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "blocklist_v4",
-        Family::Ipv6 => "blocklist_v6",
-    }
+    family.pick("blocklist_v4", "blocklist_v6")
 }
 
 /// The dynamic set that meters one port's new connections per source.
 fn meter_set(proto: Proto, port: u16, family: Family) -> String {
-    let f = match family {
-        Family::Ipv4 => "v4",
-        Family::Ipv6 => "v6",
-    };
-    format!("meter_{proto}_{port}_{f}")
+    format!("meter_{proto}_{port}_{}", family.pick("v4", "v6"))
 }
 
 fn addr_type(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ipv4_addr",
-        Family::Ipv6 => "ipv6_addr",
-    }
+    family.pick("ipv4_addr", "ipv6_addr")
 }
 
 fn saddr(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ip saddr",
-        Family::Ipv6 => "ip6 saddr",
-    }
+    family.pick("ip saddr", "ip6 saddr")
 }
 
 fn rate(r: &Rate) -> String {
@@ -45,16 +36,12 @@ fn rate(r: &Rate) -> String {
 
 fn icmp_name(t: IcmpType) -> &'static str {
     match t {
-        IcmpType::EchoRequest => "echo-request",
-        IcmpType::DestinationUnreachable => "destination-unreachable",
-        IcmpType::PacketTooBig => "packet-too-big",
-        IcmpType::TimeExceeded => "time-exceeded",
-        IcmpType::ParameterProblem => "parameter-problem",
         IcmpType::RouterSolicit => "nd-router-solicit",
         IcmpType::RouterAdvert => "nd-router-advert",
         IcmpType::NeighborSolicit => "nd-neighbor-solicit",
         IcmpType::NeighborAdvert => "nd-neighbor-advert",
         IcmpType::MldListenerQuery => "mld-listener-query",
+        other => other.name(),
     }
 }
 
@@ -149,11 +136,13 @@ pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
     // The contract with apply: these two lines first, so that the script
     // creates the table if missing, then deletes it, then defines it anew, in
     // one transaction.
-    out.push_str("table inet autofw\ndelete table inet autofw\n\n");
+    out.push_str(&format!(
+        "table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n\n"
+    ));
     for line in header {
         out.push_str(&comment_lines(line, ""));
     }
-    out.push_str("table inet autofw {\n");
+    out.push_str(&format!("table {FAMILY} {TABLE} {{\n"));
 
     for family in [Family::Ipv4, Family::Ipv6] {
         let elements: Vec<String> = match family {

@@ -45,6 +45,39 @@ pub fn rule(matches: Match, action: Action, label: &str, reason: impl Into<Strin
     }
 }
 
+/// ICMP messages of `types` in `family`, from anywhere, at any rate.
+fn icmp(family: Family, types: Vec<IcmpType>) -> Match {
+    Match::Icmp {
+        family,
+        types,
+        limit: None,
+        hop_limit: None,
+        link_local_source: false,
+    }
+}
+
+/// Echo requests of `family`, at most [`ECHO_RATE`] from everyone together.
+fn ping(family: Family) -> Rule {
+    let (label, name) = match family {
+        Family::Ipv4 => ("ping", "IPv4"),
+        Family::Ipv6 => ("ping6", "IPv6"),
+    };
+    let mut matches = icmp(family, vec![IcmpType::EchoRequest]);
+    if let Match::Icmp { limit, .. } = &mut matches {
+        *limit = Some(ECHO_RATE);
+    }
+    rule(
+        matches,
+        Action::Accept,
+        label,
+        format!(
+            "ping ({name}), at most {}/{}: the rest is dropped",
+            ECHO_RATE.count,
+            ECHO_RATE.per.as_str()
+        ),
+    )
+}
+
 /// The rules every proposal starts with, before the services.
 pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
     let mut rules = vec![rule(
@@ -90,96 +123,65 @@ pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
         "new-without-syn",
         "a new TCP connection must begin with SYN (the seed's `! --syn` rule)",
     ));
+    rules.push(ping(Family::Ipv4));
     rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv4,
-            types: vec![IcmpType::EchoRequest],
-            limit: Some(ECHO_RATE),
-            hop_limit: None,
-            link_local_source: false,
-        },
-        Action::Accept,
-        "ping",
-        format!(
-            "ping (IPv4), at most {}/{}: the rest is dropped",
-            ECHO_RATE.count,
-            ECHO_RATE.per.as_str()
-        ),
-    ));
-    rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv4,
-            types: vec![
+        icmp(
+            Family::Ipv4,
+            vec![
                 IcmpType::DestinationUnreachable,
                 IcmpType::TimeExceeded,
                 IcmpType::ParameterProblem,
             ],
-            limit: None,
-            hop_limit: None,
-            link_local_source: false,
-        },
+        ),
         Action::Accept,
         "icmp-errors",
         "ICMP errors: path MTU discovery (fragmentation needed) and traceroute depend on them",
     ));
+    rules.push(ping(Family::Ipv6));
     rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv6,
-            types: vec![IcmpType::EchoRequest],
-            limit: Some(ECHO_RATE),
-            hop_limit: None,
-            link_local_source: false,
-        },
-        Action::Accept,
-        "ping6",
-        format!(
-            "ping (IPv6), at most {}/{}: the rest is dropped",
-            ECHO_RATE.count,
-            ECHO_RATE.per.as_str()
-        ),
-    ));
-    rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv6,
-            types: vec![
+        icmp(
+            Family::Ipv6,
+            vec![
                 IcmpType::DestinationUnreachable,
                 IcmpType::PacketTooBig,
                 IcmpType::TimeExceeded,
                 IcmpType::ParameterProblem,
             ],
-            limit: None,
-            hop_limit: None,
-            link_local_source: false,
-        },
+        ),
         Action::Accept,
         "icmpv6-errors",
         "ICMPv6 errors: IPv6 routers never fragment, so without packet-too-big large transfers stall",
     ));
+    let mut ndp = icmp(
+        Family::Ipv6,
+        vec![
+            IcmpType::RouterSolicit,
+            IcmpType::RouterAdvert,
+            IcmpType::NeighborSolicit,
+            IcmpType::NeighborAdvert,
+        ],
+    );
+    if let Match::Icmp { hop_limit, .. } = &mut ndp {
+        *hop_limit = Some(255);
+    }
     rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv6,
-            types: vec![
-                IcmpType::RouterSolicit,
-                IcmpType::RouterAdvert,
-                IcmpType::NeighborSolicit,
-                IcmpType::NeighborAdvert,
-            ],
-            limit: None,
-            hop_limit: Some(255),
-            link_local_source: false,
-        },
+        ndp,
         Action::Accept,
         "ndp",
         "neighbour and router discovery (IPv6's ARP and DHCP), only from this link: hop limit 255",
     ));
+    let mut mld = icmp(Family::Ipv6, vec![IcmpType::MldListenerQuery]);
+    if let Match::Icmp {
+        hop_limit,
+        link_local_source,
+        ..
+    } = &mut mld
+    {
+        *hop_limit = Some(1);
+        *link_local_source = true;
+    }
     rules.push(rule(
-        Match::Icmp {
-            family: Family::Ipv6,
-            types: vec![IcmpType::MldListenerQuery],
-            limit: None,
-            hop_limit: Some(1),
-            link_local_source: true,
-        },
+        mld,
         Action::Accept,
         "mld",
         "multicast listener queries from the link's router: snooping switches stop delivering \

@@ -20,6 +20,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// `v4` or `v6`, by family: the one place the two are told apart by name.
+    pub fn pick<T>(self, v4: T, v6: T) -> T {
+        match self {
+            Family::Ipv4 => v4,
+            Family::Ipv6 => v6,
+        }
+    }
+
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::Ipv4,
@@ -48,6 +56,24 @@ pub enum IcmpType {
     NeighborSolicit,
     NeighborAdvert,
     MldListenerQuery,
+}
+
+impl IcmpType {
+    /// The usual name (iptables spells them so; nft differs for ND and MLD).
+    pub fn name(self) -> &'static str {
+        match self {
+            IcmpType::EchoRequest => "echo-request",
+            IcmpType::DestinationUnreachable => "destination-unreachable",
+            IcmpType::PacketTooBig => "packet-too-big",
+            IcmpType::TimeExceeded => "time-exceeded",
+            IcmpType::ParameterProblem => "parameter-problem",
+            IcmpType::RouterSolicit => "router-solicitation",
+            IcmpType::RouterAdvert => "router-advertisement",
+            IcmpType::NeighborSolicit => "neighbour-solicitation",
+            IcmpType::NeighborAdvert => "neighbour-advertisement",
+            IcmpType::MldListenerQuery => "mld-listener-query",
+        }
+    }
 }
 
 /// What a rule matches. Tagged `match` in JSON.

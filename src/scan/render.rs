@@ -2,6 +2,7 @@
 //! `--all`), as a table for people or JSON for scripts, plus the notes that
 //! go to stderr. Pure: returns strings.
 
+use crate::human::count;
 use crate::model::{Exposure, Listener, Scan};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
@@ -117,13 +118,13 @@ pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let hidden = scan.listeners.len() - shown.listeners.len();
     if hidden > 0 {
         notes.push(format!(
-            "{hidden} loopback-only listener{} not shown (unreachable from outside); `--all` shows them",
-            plural(hidden)
+            "{} not shown (unreachable from outside); `--all` shows them",
+            count(hidden, "loopback-only listener", "loopback-only listeners")
         ));
     }
     if scan.unreadable_processes > 0 {
         let n = scan.unreadable_processes;
-        let what = format!("{n} process{}", if n == 1 { "" } else { "es" });
+        let what = count(n, "process", "processes");
         notes.push(if as_root {
             format!(
                 "{what} could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
@@ -135,10 +136,6 @@ pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
         });
     }
     notes
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]

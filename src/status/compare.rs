@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::firewall::filter_view::FilterView;
+use crate::human::unified_diff;
 
 /// What the live firewall holds of autofw's rules, and what it should hold,
 /// as the edge read them.
@@ -87,6 +88,7 @@ pub fn compare_rules(live: &LiveRules) -> RulesState {
                         "live table inet autofw",
                         &expected,
                         &live,
+                        2,
                     ),
                 }
             }
@@ -127,6 +129,7 @@ fn compare_iptables(families: &[FamilyRules]) -> RulesState {
                 &format!("live {} (autofw's part)", family.name),
                 &expected,
                 &live,
+                2,
             ));
         }
     }
@@ -197,12 +200,4 @@ pub fn without_dynamic_elements(listing: &str) -> String {
         i = end + 1;
     }
     out
-}
-
-fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(2)
-        .header(old_name, new_name)
-        .to_string()
 }

@@ -13,15 +13,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::compare::RulesState;
 use super::compare::{LiveRules, compare_rules};
+use super::wording;
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
-use crate::record::{AppliedRecord, Backend, ListeningPort};
+use crate::record::{AppliedRecord, ListeningPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,9 +39,9 @@ pub struct WindowState {
     pub apply_alive: bool,
 }
 
-/// What kind of drift a finding is. Serialized kebab-case (`stale-hole`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// What kind of drift a finding is, named kebab-case (`stale-hole`) in text
+/// and JSON alike ([`Kind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// No apply recorded: autofw protects nothing here.
     NothingApplied,
@@ -57,6 +57,26 @@ pub enum Kind {
     StaleHole,
     /// A database, cache or admin service listens on an opened port.
     RiskyExposed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NothingApplied => "nothing-applied",
+            Kind::NotLive => "not-live",
+            Kind::Changed => "changed",
+            Kind::UnguardedWindow => "unguarded-window",
+            Kind::UnopenedListener => "unopened-listener",
+            Kind::StaleHole => "stale-hole",
+            Kind::RiskyExposed => "risky-exposed",
+        }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// One thing that differs, said plainly, with how to fix it.
@@ -83,7 +103,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(kind: Kind, message: String, fix: String) -> Finding {
+    /// A finding about the rules as a whole (no port, no listener).
+    pub fn new(kind: Kind, message: String, fix: String) -> Finding {
         Finding {
             kind,
             message,
@@ -118,16 +139,8 @@ pub fn assess(
     let mut findings = Vec::new();
     let rules = match record {
         None => {
-            findings.push(Finding::new(
-                Kind::NothingApplied,
-                "autofw has not applied any rules on this host (no record of an apply in the \
-                 state directory): nothing here is autofw's to check"
-                    .to_string(),
-                "review the rules with `autofw propose`, then load them with \
-                 `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, \
-                 pass --state-dir"
-                    .to_string(),
-            ));
+            let (message, fix) = wording::nothing_applied();
+            findings.push(Finding::new(Kind::NothingApplied, message, fix));
             None
         }
         Some(record) => {
@@ -163,61 +176,11 @@ pub fn assess(
     Assessment { rules, findings }
 }
 
-/// Seconds since the epoch as `2026-11-25T07:50:50Z`.
-pub fn utc(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
 fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> {
-    let rules = format!(
-        "autofw's {} rules applied {}",
-        record.backend,
-        utc(record.applied_at)
-    );
-    let iptables = record.backend == Backend::Iptables;
-    match state {
-        RulesState::Live | RulesState::Unverified { .. } => None,
-        RulesState::RolledBack { at } => Some(Finding::new(
-            Kind::NotLive,
-            format!(
-                "{rules} are not loaded: they were rolled back at {} (by `autofw rollback`, or \
-                 because nobody confirmed them in time), so the firewall holds what it held \
-                 before that apply",
-                utc(*at)
-            ),
-            if record.persisted {
-                "`autofw apply --confirm` to protect this host again; note that the persisted \
-                 ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
-                    .to_string()
-            } else {
-                "`autofw apply --confirm --persist` to protect this host again".to_string()
-            },
-        )),
-        RulesState::Missing => Some(Finding::new(
-            Kind::NotLive,
-            format!(
-                "{rules} are not loaded: {} (flushed by hand or by another tool, or the host \
-                 rebooted{})",
-                if iptables {
-                    "the AUTOFW-INPUT chains are gone"
-                } else {
-                    "table inet autofw is gone"
-                },
-                if record.persisted {
-                    " and the boot hook did not load them"
-                } else {
-                    ", and they were never persisted"
-                }
-            ),
-            if record.persisted {
-                "`autofw restore` loads the persisted rules again; check the boot hook \
-                 (docs/persist.md)"
-                    .to_string()
-            } else {
-                "`autofw apply --confirm --persist` loads them again and keeps them across reboots"
-                    .to_string()
-            },
-        )),
+    let (kind, (message, fix)) = match state {
+        RulesState::Live | RulesState::Unverified { .. } => return None,
+        RulesState::RolledBack { at } => (Kind::NotLive, wording::rolled_back(record, *at)),
+        RulesState::Missing => (Kind::NotLive, wording::missing(record)),
         RulesState::Changed { diff } => {
             let changed = diff
                 .lines()
@@ -226,43 +189,22 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
                         || (l.starts_with('-') && !l.starts_with("---"))
                 })
                 .count();
-            let mut finding = Finding::new(
-                Kind::Changed,
-                format!(
-                    "{rules} are loaded, but not as applied: {} edited by hand or by another \
-                     tool ({changed} line{} of the listing differ{})",
-                    if iptables {
-                        "the AUTOFW-INPUT chains or the built-in policies were"
-                    } else {
-                        "table inet autofw was"
-                    },
-                    if changed == 1 { "" } else { "s" },
-                    if changed == 1 { "s" } else { "" },
-                ),
-                "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
-                 changes with --allow/--block or the policy file, docs/policy.md); \
-                 `autofw rollback` removes them"
-                    .to_string(),
-            );
-            finding.diff = Some(diff.clone());
-            Some(finding)
+            (Kind::Changed, wording::changed(record, changed))
         }
-    }
+    };
+    let diff = match state {
+        RulesState::Changed { diff } => Some(diff.clone()),
+        _ => None,
+    };
+    Some(Finding {
+        diff,
+        ..Finding::new(kind, message, fix)
+    })
 }
 
 fn unguarded(window: &WindowState) -> Finding {
-    Finding::new(
-        Kind::UnguardedWindow,
-        format!(
-            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor \
-             the apply that opened it (pid {}) is running: nothing will roll the unconfirmed \
-             rules back",
-            utc(window.deadline),
-            window.watchdog_pid,
-            window.apply_pid
-        ),
-        "`autofw confirm` to keep the rules, or `autofw rollback` to undo them".to_string(),
-    )
+    let (message, fix) = wording::unguarded(window);
+    Finding::new(Kind::UnguardedWindow, message, fix)
 }
 
 fn listener_finding(
@@ -304,29 +246,20 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (&key, group) in &now {
         let (port, proto) = key;
-        let who = group.describe();
         let spec = format!("{port}/{proto}");
-        let at = group.addresses_text();
         if opened.contains_key(&key) {
             let accepted_then = then
                 .as_ref()
                 .and_then(|then| then.get(&key))
                 .is_some_and(|p| p.risky);
             if group.risky && !accepted_then {
+                let (message, fix) = wording::risky_exposed(group, &spec);
                 findings.push(listener_finding(
                     Kind::RiskyExposed,
                     key,
                     group,
-                    format!(
-                        "{who} listens on {at} port {spec}, and the firewall accepts new \
-                         connections to it: a database, cache or admin service exposed to \
-                         the network"
-                    ),
-                    format!(
-                        "bind it to 127.0.0.1 (or ::1); or let only the hosts that need it in \
-                         (`[service.\"{spec}\"] sources = [...]` in the policy file, \
-                         docs/policy.md); or close it: `autofw apply --confirm --block {spec}`"
-                    ),
+                    message,
+                    fix,
                 ));
             }
             continue;
@@ -337,42 +270,11 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         // A Docker proxy whose DNAT the scan did not see (an older autofw
         // applied, or the nat table could not be read): Docker may forward it.
         let (message, fix) = if group.docker_proxy && group.forwarded_to.is_empty() {
-            (
-                format!(
-                    "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
-                     rules, past autofw's INPUT chain, so it is reachable although the applied \
-                     rules do not open it",
-                    group.owner()
-                ),
-                format!(
-                    "restrict it in Docker's DOCKER-USER chain, or publish it on 127.0.0.1 \
-                     only; `autofw apply --confirm` (with the choices you applied before) \
-                     records it, or `--block {spec}` keeps it out of INPUT on purpose"
-                ),
-            )
+            wording::docker_published(group, &spec)
         } else if group.risky {
-            (
-                format!(
-                    "{who} listens on {at} port {spec}, beyond loopback, which for a database, \
-                     cache or admin service is almost always an accident; the firewall drops \
-                     it, as it should, but it did not listen there when the rules were applied"
-                ),
-                "bind it to 127.0.0.1 (or ::1); or run `autofw apply --confirm` again (with \
-                 the choices you applied before), which keeps it closed on purpose"
-                    .to_string(),
-            )
+            wording::risky_unopened(group, &spec)
         } else {
-            (
-                format!(
-                    "{who} listens on {at} port {spec}, but the firewall drops it: a service \
-                     that silently does not work"
-                ),
-                format!(
-                    "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
-                     --block you applied before); or keep it closed on purpose with \
-                     `--block {spec}`; or stop it if it should not run"
-                ),
-            )
+            wording::unopened(group, &spec)
         };
         findings.push(listener_finding(
             Kind::UnopenedListener,
@@ -398,33 +300,8 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
             .listeners
             .iter()
             .any(|l| l.proto == proto && l.port == port);
-        let mut finding = Finding::new(
-            Kind::StaleHole,
-            format!(
-                "the firewall accepts new connections to {spec} ({} when the rules were \
-                 applied), but nothing listens there beyond loopback any more{}: a stale hole, \
-                 open to whatever binds the port next",
-                if service == "unknown" {
-                    "an unnamed service"
-                } else {
-                    service
-                },
-                if on_loopback {
-                    " (only a loopback listener holds it now)"
-                } else {
-                    ""
-                }
-            ),
-            format!(
-                "run `autofw apply --confirm` again (with the choices you applied before): it \
-                 opens only what listens; or start {} again if it should run",
-                if service == "unknown" {
-                    "the service"
-                } else {
-                    service
-                }
-            ),
-        );
+        let (message, fix) = wording::stale_hole(&spec, service, on_loopback);
+        let mut finding = Finding::new(Kind::StaleHole, message, fix);
         finding.proto = Some(proto);
         finding.port = Some(port);
         finding.service = Some(service.to_string());
@@ -437,7 +314,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::model::Listener;
-    use crate::record::{AtApply, ClosedPort, OpenedPort};
+    use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
     use crate::status::compare::FamilyRules;
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
@@ -508,15 +385,7 @@ mod tests {
                 reason: "listens on loopback only".into(),
             },
         ];
-        let listening = group::beyond_loopback(&then)
-            .into_iter()
-            .map(|((port, proto), g)| ListeningPort {
-                proto,
-                port,
-                service: g.service().to_string(),
-                risky: g.risky,
-            })
-            .collect();
+        let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
             backend: Backend::Nft,
@@ -722,17 +591,7 @@ mod tests {
             port: 6379,
             service: "redis".into(),
         });
-        rec.listening = Some(
-            group::beyond_loopback(&then)
-                .into_iter()
-                .map(|((port, proto), g)| ListeningPort {
-                    proto,
-                    port,
-                    service: g.service().to_string(),
-                    risky: g.risky,
-                })
-                .collect(),
-        );
+        rec.listening = Some(crate::record::listening_ports(&then));
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
@@ -926,7 +785,7 @@ mod tests {
             crate::services::ServiceTable::builtin(),
         )
         .unwrap();
-        let proposal = crate::propose::build(&then, &choices).unwrap();
+        let proposal = crate::propose::build(&then, &choices);
         let at = AtApply::of(&then, proposal.ruleset());
         let closed: Vec<(u16, &str)> = at
             .closed

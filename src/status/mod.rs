@@ -3,7 +3,8 @@
 //! (docs/status.md).
 //!
 //! - [`compare`]: live rules against applied ones, pure;
-//! - [`drift`]: the pure core: scan + apply record + live rules → findings;
+//! - [`drift`]: the pure core: scan + apply record + live rules → findings,
+//!   worded by [`wording`];
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
 //!   the live firewall (through `firewall::nft`/`iptables`) and the process
@@ -13,7 +14,10 @@
 
 pub mod compare;
 pub mod drift;
+pub mod metrics;
 pub mod render;
+pub mod timer;
+pub mod wording;
 
 use std::io::Write;
 
@@ -29,8 +33,22 @@ use render::Report;
 /// What `autofw status` was asked for.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
-    pub json: bool,
+    pub format: Format,
+    /// Write the report there (atomically) instead of stdout.
+    pub out: Option<std::path::PathBuf>,
     pub state_dir: std::path::PathBuf,
+}
+
+/// How status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// One JSON object (docs/json-schema.md).
+    Json,
+    /// Prometheus text exposition for node_exporter's textfile collector;
+    /// exit 0 whenever it was written ([`metrics`]).
+    Prometheus,
 }
 
 pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
@@ -54,19 +72,49 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         window,
         assessment,
     );
-    let text = if args.json {
-        render::json(&report)
-    } else {
-        render::text(&report)
+    let format = args.format;
+    let text = match format {
+        Format::Text => render::text(&report),
+        Format::Json => render::json(&report),
+        Format::Prometheus => metrics::prometheus(&report),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(if report.drift {
+    match &args.out {
+        Some(path) => write_report(path, &text)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    // The metrics carry the drift: a timer that wrote them did its job.
+    Ok(if report.drift && format != Format::Prometheus {
         exit::NEGATIVE
     } else {
         exit::OK
     })
+}
+
+/// `--out FILE`: a temp file in the same directory renamed over FILE, so a
+/// collector reading the directory never sees half a report. World-readable
+/// (0644): node_exporter does not run as root, and the report holds no
+/// secret that `status` would not print.
+fn write_report(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let fail = |e: std::io::Error| host_failure(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".autofw-status")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// The state directory and the live firewall are root's alone: say so

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::compare::RulesState;
-use super::drift::{Assessment, Finding, WindowState, utc};
+use super::drift::{Assessment, Finding, WindowState};
+use crate::human::{count, utc};
 use crate::record::{AppliedRecord, Backend, ClosedPort, OpenedPort};
 
 /// Everything `status` says; serialized as-is by `--json`.
@@ -176,16 +177,10 @@ pub fn text(report: &Report) -> String {
         return out;
     }
     let n = report.findings.len();
-    out.push_str(&format!(
-        "drift: {n} finding{}\n",
-        if n == 1 { "" } else { "s" }
-    ));
+    out.push_str(&format!("drift: {}\n", count(n, "finding", "findings")));
     for f in &report.findings {
         out.push('\n');
-        let kind = serde_json::to_value(f.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let kind = f.kind.as_str();
         match (f.port, f.proto) {
             (Some(port), Some(proto)) => out.push_str(&format!("{kind} {port}/{proto}\n")),
             _ => out.push_str(&format!("{kind}\n")),

@@ -4,11 +4,14 @@
 //! Every [`Netns`] has a unique name (tests run in parallel), and on drop kills
 //! the processes started in it (by pid) and deletes it, also when the test
 //! panics. Nothing here touches the host's own network namespace or firewall.
-#![allow(dead_code)]
 
+pub mod host;
+pub mod runner;
 pub mod seed;
 pub mod ssh;
 
+pub use host::*;
+pub use runner::*;
 pub use seed::*;
 pub use ssh::Ssh;
 
@@ -17,11 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// The built binary under test.
-pub fn autofw_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_autofw")
-}
 
 /// The listener helper script (see its docstring).
 pub fn listen_py() -> PathBuf {
@@ -104,6 +102,11 @@ impl Netns {
         run_ok(&mut cmd)
     }
 
+    /// Run a shell script inside, assert success, return stdout.
+    pub fn sh_ok(&self, script: &str) -> String {
+        self.ok(&["sh", "-c", script])
+    }
+
     /// Run a shell script inside; return its output.
     pub fn sh(&self, script: &str) -> Output {
         self.run(&["sh", "-c", script])
@@ -111,9 +114,7 @@ impl Netns {
 
     /// Run the autofw binary under test inside with `args`.
     pub fn autofw(&self, args: &[&str]) -> Output {
-        let mut argv = vec![autofw_bin()];
-        argv.extend_from_slice(args);
-        self.run(&argv)
+        Autofw::new(args).inside(self).output()
     }
 
     /// Start a long-running process inside; it is killed (by pid) on drop.

@@ -37,6 +37,11 @@ impl Ssh {
         Ssh { dir }
     }
 
+    /// The client's private key, for clients other than `ssh` (Ansible).
+    pub fn client_key(&self) -> std::path::PathBuf {
+        self.dir.path().join("client_key")
+    }
+
     /// `ssh root@192.0.2.1 remote` from `client`.
     pub fn command(&self, client: &Netns, remote: &str) -> Command {
         let key = self.dir.path().join("client_key");

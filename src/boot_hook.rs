@@ -1,0 +1,274 @@
+//! The boot hook's text: the systemd units (and the ifupdown script) that
+//! load the confirmed ruleset saved in `/etc/autofw/` before the network
+//! comes up. Pure: it returns strings.
+//!
+//! The hook never runs autofw. It loads the saved files with the firewall's
+//! own tools (`nft -f`, `ipset restore`, `iptables-restore --noflush`), so a
+//! host keeps its firewall at boot after autofw's binary moved, was upgraded
+//! or removed by `cargo clean`. Each unit's text is fixed (it names no path
+//! that depends on where autofw was run from), so the Debian package ships
+//! exactly what [`systemd_unit`] renders (`autofw generate units`), and
+//! `apply --persist` then writes only the rules files and the enabling link
+//! (docs/persist.md).
+
+use crate::propose::render_iptables::INPUT_CHAIN;
+use crate::record::Backend;
+
+/// The first comment line of every hook autofw renders: `unpersist` removes
+/// a hook file from `/etc` only if it still carries it.
+pub const MARKER: &str =
+    "# autofw's boot hook: loads the rules `autofw apply --persist` saved; it never runs autofw.";
+
+/// Where the saved rules live at boot (what `persist` writes).
+pub const NFT_RULES: &str = "/etc/autofw/rules.nft";
+pub const IPTABLES_RULES_V4: &str = "/etc/autofw/rules.v4";
+pub const IPTABLES_RULES_V6: &str = "/etc/autofw/rules.v6";
+/// The blocklist sets of the iptables rules (`ipset restore` input), written
+/// only with a blocklist.
+pub const IPSETS: &str = "/etc/autofw/ipsets";
+
+/// The unit of each backend: `autofw.service` (nftables) or
+/// `autofw-iptables.service`. Two fixed units rather than one rendered per
+/// host, so that a package can ship them.
+pub fn unit_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Nft => "autofw.service",
+        Backend::Iptables => "autofw-iptables.service",
+    }
+}
+
+/// Every backend, for the package's `generate units`.
+pub const BACKENDS: [Backend; 2] = [Backend::Nft, Backend::Iptables];
+
+/// One command the hook runs, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootCommand {
+    /// Absolute program path, then its arguments. Fixed strings: no quoting.
+    pub argv: &'static [&'static str],
+    /// A failure is expected and harmless (systemd's `-` prefix).
+    pub may_fail: bool,
+    /// Why it is there, for the comment above it.
+    pub why: &'static str,
+}
+
+/// Delete the INPUT jump (propose's `JUMP_LINE`) in each family.
+const DROP_JUMP_V4: &[&str] = &["/usr/sbin/iptables", "-w", "-D", "INPUT", "-j", INPUT_CHAIN];
+const DROP_JUMP_V6: &[&str] = &[
+    "/usr/sbin/ip6tables",
+    "-w",
+    "-D",
+    "INPUT",
+    "-j",
+    INPUT_CHAIN,
+];
+
+/// What loads a backend's saved rules at boot.
+pub fn commands(backend: Backend) -> Vec<BootCommand> {
+    match backend {
+        Backend::Nft => vec![BootCommand {
+            argv: &["/usr/sbin/nft", "-f", NFT_RULES],
+            may_fail: false,
+            why: "one transaction that replaces table inet autofw (blocklist sets included) \
+                  and touches no other table",
+        }],
+        Backend::Iptables => vec![
+            BootCommand {
+                argv: DROP_JUMP_V4,
+                may_fail: true,
+                why: "drop a jump loaded before (restarted unit, second interface), so the \
+                      restore below does not add a second one; fails harmlessly when there is none",
+            },
+            BootCommand {
+                argv: DROP_JUMP_V6,
+                may_fail: true,
+                why: "the same for IPv6",
+            },
+            BootCommand {
+                argv: &["/usr/sbin/ipset", "restore", "-exist", "-file", IPSETS],
+                may_fail: true,
+                why: "the blocklist sets, before the rules that match them; the file exists \
+                      only with a blocklist (if these sets fail to load, the rules that match \
+                      them fail below, and the unit with them)",
+            },
+            BootCommand {
+                argv: &[
+                    "/usr/sbin/iptables-restore",
+                    "-w",
+                    "--noflush",
+                    IPTABLES_RULES_V4,
+                ],
+                may_fail: false,
+                why: "autofw's AUTOFW-* chains, the INPUT jump and the policies; other \
+                      chains are left as they are",
+            },
+            BootCommand {
+                argv: &[
+                    "/usr/sbin/ip6tables-restore",
+                    "-w",
+                    "--noflush",
+                    IPTABLES_RULES_V6,
+                ],
+                may_fail: false,
+                why: "the same for IPv6",
+            },
+        ],
+    }
+}
+
+/// The systemd unit of a backend: loaded before the network like
+/// `nftables.service`, and after it and `netfilter-persistent` (whose
+/// `flush ruleset` / full restore would otherwise wipe autofw's rules), and
+/// again whenever they restart.
+pub fn systemd_unit(backend: Backend) -> String {
+    let mut exec = String::new();
+    for command in commands(backend) {
+        exec.push_str(&wrap_comment(command.why));
+        exec.push_str(&format!(
+            "ExecStart={}{}\n",
+            if command.may_fail { "-" } else { "" },
+            command.argv.join(" ")
+        ));
+    }
+    let rules = match backend {
+        Backend::Nft => NFT_RULES.to_string(),
+        Backend::Iptables => format!("{IPTABLES_RULES_V4} and {IPTABLES_RULES_V6}"),
+    };
+    format!(
+        "{MARKER}
+# Enabled by `autofw apply --confirm --persist` once the rules are confirmed
+# (the sysinit.target.wants link); `autofw unpersist` disables it.
+[Unit]
+Description=autofw firewall: load the confirmed ruleset ({rules})
+Documentation=man:autofw-apply(8)
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=local-fs.target nftables.service netfilter-persistent.service
+PartOf=nftables.service netfilter-persistent.service
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{exec}
+[Install]
+WantedBy=sysinit.target
+"
+    )
+}
+
+/// The ifupdown hook (hosts without systemd), the same commands. It runs
+/// before each interface comes up (loading is idempotent) and never fails
+/// the interface: a server reached only over the network must come up even
+/// if the firewall cannot be loaded.
+pub fn ifupdown_script(backend: Backend) -> String {
+    let mut body = String::new();
+    for command in commands(backend) {
+        body.push_str(&wrap_comment(command.why));
+        let line = command.argv.join(" ");
+        if command.may_fail {
+            body.push_str(&format!("{line} 2>/dev/null || true\n"));
+        } else {
+            body.push_str(&format!("{line} || failed \"{line}\"\n"));
+        }
+    }
+    format!(
+        "#!/bin/sh
+{MARKER}
+# ifupdown runs this before each interface comes up; loading again is harmless.
+failed() {{
+    echo \"autofw: '$1' failed; interface $IFACE comes up without autofw's rules\" >&2
+    exit 0
+}}
+{body}exit 0
+"
+    )
+}
+
+/// `text` as `# ` comment lines of at most about 76 columns.
+fn wrap_comment(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 76 && line != "#" {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nft_unit_loads_the_saved_file_before_the_network_and_never_runs_autofw() {
+        let unit = systemd_unit(Backend::Nft);
+        assert!(unit.contains("Before=network-pre.target"));
+        assert!(unit.contains("Wants=network-pre.target"));
+        assert!(
+            unit.contains("After=local-fs.target nftables.service netfilter-persistent.service")
+        );
+        let exec: Vec<&str> = unit
+            .lines()
+            .filter_map(|l| l.strip_prefix("ExecStart="))
+            .collect();
+        assert_eq!(exec, ["/usr/sbin/nft -f /etc/autofw/rules.nft"]);
+        assert!(unit.starts_with(MARKER));
+    }
+
+    #[test]
+    fn iptables_unit_loads_sets_then_both_families_without_flushing() {
+        let unit = systemd_unit(Backend::Iptables);
+        let exec: Vec<&str> = unit
+            .lines()
+            .filter_map(|l| l.strip_prefix("ExecStart="))
+            .collect();
+        assert_eq!(
+            exec,
+            [
+                "-/usr/sbin/iptables -w -D INPUT -j AUTOFW-INPUT",
+                "-/usr/sbin/ip6tables -w -D INPUT -j AUTOFW-INPUT",
+                "-/usr/sbin/ipset restore -exist -file /etc/autofw/ipsets",
+                "/usr/sbin/iptables-restore -w --noflush /etc/autofw/rules.v4",
+                "/usr/sbin/ip6tables-restore -w --noflush /etc/autofw/rules.v6",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_command_names_autofw_itself() {
+        for backend in BACKENDS {
+            for command in commands(backend) {
+                assert!(command.argv[0].starts_with("/usr/sbin/"), "{command:?}");
+                assert!(!command.argv[0].ends_with("/autofw"), "{command:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn script_never_fails_the_interface() {
+        let script = ifupdown_script(Backend::Nft);
+        assert!(script.contains(
+            "/usr/sbin/nft -f /etc/autofw/rules.nft || failed \"/usr/sbin/nft -f /etc/autofw/rules.nft\""
+        ));
+        assert!(script.trim_end().ends_with("exit 0"));
+        let script = ifupdown_script(Backend::Iptables);
+        assert!(script.contains("-D INPUT -j AUTOFW-INPUT 2>/dev/null || true"));
+    }
+
+    #[test]
+    fn comments_wrap() {
+        let long = "word ".repeat(40);
+        for line in wrap_comment(&long).lines() {
+            assert!(line.len() <= 80, "{line}");
+            assert!(line.starts_with("# "));
+        }
+    }
+}

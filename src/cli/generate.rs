@@ -1,0 +1,83 @@
+//! What the Debian package ships besides the binary, generated from the
+//! program itself so it cannot drift from it: man pages and completions from
+//! the clap definitions, the systemd units from the functions apply uses
+//! (`autofw generate man|completions|units DIR`, run by pkg/build-deb; not
+//! committed, as ripgrep does). `autofw completions SHELL` prints one
+//! completion script, for installs with `cargo install`.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use super::man;
+use crate::boot_hook;
+use crate::cli::{Cli, GenerateArgs, Generated};
+use crate::error::{exit, host_failure};
+use crate::status::timer;
+
+/// `autofw completions SHELL`: the script on stdout.
+pub fn completions(shell: Shell) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut out);
+    Ok(exit::OK)
+}
+
+/// The completion script for `shell`, and the file name its Debian
+/// directory expects.
+pub fn completion(shell: Shell) -> (String, Vec<u8>) {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut script);
+    let name = match shell {
+        Shell::Bash => "autofw".to_string(),
+        Shell::Zsh => "_autofw".to_string(),
+        Shell::Fish => "autofw.fish".to_string(),
+        other => format!("autofw.{other}"),
+    };
+    (name, script)
+}
+
+/// `autofw generate WHAT DIR`.
+pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
+    let files: Vec<(String, Vec<u8>)> = match args.what {
+        Generated::Man => man::pages(Cli::command())
+            .into_iter()
+            .map(|(name, text)| (name, text.into_bytes()))
+            .collect(),
+        Generated::Completions => [Shell::Bash, Shell::Zsh, Shell::Fish]
+            .into_iter()
+            .map(completion)
+            .collect(),
+        Generated::Units => {
+            let mut units: Vec<(String, Vec<u8>)> = boot_hook::BACKENDS
+                .iter()
+                .map(|&b| {
+                    (
+                        boot_hook::unit_name(b).to_string(),
+                        boot_hook::systemd_unit(b).into_bytes(),
+                    )
+                })
+                .collect();
+            units.push((
+                timer::SERVICE_NAME.into(),
+                timer::service_unit().into_bytes(),
+            ));
+            units.push((timer::TIMER_NAME.into(), timer::timer_unit().into_bytes()));
+            units
+        }
+    };
+    write_all(&args.dir, &files)?;
+    Ok(exit::OK)
+}
+
+fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| host_failure(format!("cannot create {}: {e}", dir.display())))?;
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| host_failure(format!("cannot write {}: {e}", path.display())))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}

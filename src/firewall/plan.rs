@@ -1,0 +1,239 @@
+//! What an apply would change, as data: autofw's part of the live firewall
+//! before and after (as the firewall itself lists it), whether they differ,
+//! and the lockout guard's verdict. The human dry run prints the parts as
+//! diffs; `apply --json` prints the whole as one object for automation such
+//! as the Ansible module (docs/json-schema.md, docs/fleet.md).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::filter_view::FilterView;
+use super::{iptables, nft, session};
+use crate::propose::Proposal;
+use crate::record::{OpenedPort, Rules, opened_ports};
+
+/// One part of the firewall that autofw owns, before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    /// `table inet autofw`, `iptables` or `ip6tables`.
+    pub name: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+/// Every part the backend touches.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub parts: Vec<Part>,
+}
+
+impl Plan {
+    /// Read the live parts and work out how the proposal will be listed once
+    /// loaded (in a scratch namespace; the text as written if none can be
+    /// made, which then always counts as a change).
+    pub fn of(rules: &Rules) -> anyhow::Result<Plan> {
+        let parts = match rules {
+            Rules::Nft { text } => vec![Part {
+                name: "table inet autofw",
+                before: nft::live_autofw_table()?.unwrap_or_default(),
+                after: nft::canonical(text).unwrap_or_else(|| text.clone()),
+            }],
+            Rules::Iptables { v4, v6, ipsets } => {
+                let listed = iptables::canonical(v4, v6, ipsets.as_deref());
+                let (new_v4, new_v6) = match &listed {
+                    Some((a, b)) => (a.as_str(), b.as_str()),
+                    None => (v4.as_str(), v6.as_str()),
+                };
+                let mut parts = Vec::new();
+                for (family, text, name) in [
+                    (iptables::V4, new_v4, "iptables"),
+                    (iptables::V6, new_v6, "ip6tables"),
+                ] {
+                    let live = FilterView::parse(&iptables::save_family(family)?);
+                    let mut new = FilterView::parse(text);
+                    // Policies the proposal does not set stay as they are.
+                    for (chain, policy) in &live.policies {
+                        new.policies.entry(chain.clone()).or_insert(policy.clone());
+                    }
+                    new.has_jump |= live.has_jump;
+                    parts.push(Part {
+                        name,
+                        before: live.summary(),
+                        after: new.summary(),
+                    });
+                }
+                parts
+            }
+        };
+        Ok(Plan { parts })
+    }
+
+    /// Would loading the proposal change the live firewall?
+    pub fn changed(&self) -> bool {
+        self.parts.iter().any(|p| p.before != p.after)
+    }
+
+    /// All parts' `before` (or `after`) as one text, each part under a
+    /// `# NAME` line when there are several.
+    fn joined(&self, side: impl Fn(&Part) -> &str) -> String {
+        match self.parts.as_slice() {
+            [one] => side(one).to_string(),
+            parts => parts
+                .iter()
+                .map(|p| format!("# {}\n{}", p.name, side(p)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+/// The lockout guard's answer about one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The new rules accept a new connection like this one.
+    Admitted,
+    /// They would not: apply refuses unless `--force`.
+    LockedOut,
+    /// Not run from SSH and no `--guard` given: nothing to check.
+    NoSession,
+}
+
+/// Which connection the guard checked, and what it found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guard {
+    pub verdict: Verdict,
+    pub client: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// Where the connection was learnt: `--guard`, `SSH_CONNECTION`, sshd's socket.
+    pub source: Option<String>,
+}
+
+impl Guard {
+    /// Check `explicit` (`--guard`), or else the SSH session apply runs in.
+    pub fn check(proposal: &Proposal, explicit: Option<std::net::SocketAddr>) -> Guard {
+        let session = match explicit {
+            Some(addr) => Some(session::SshSession {
+                client: addr.ip().to_canonical(),
+                server_port: addr.port(),
+                source: "--guard".to_string(),
+            }),
+            None => session::current(),
+        };
+        let Some(session) = session else {
+            return Guard {
+                verdict: Verdict::NoSession,
+                client: None,
+                port: None,
+                source: None,
+            };
+        };
+        let admitted = proposal.admits(
+            session::SshSession::PROTO,
+            session.server_port,
+            session.client,
+        );
+        Guard {
+            verdict: if admitted {
+                Verdict::Admitted
+            } else {
+                Verdict::LockedOut
+            },
+            client: Some(session.client),
+            port: Some(session.server_port),
+            source: Some(session.source),
+        }
+    }
+
+    /// Why the guard refuses, or `None` when it does not.
+    pub fn problem(&self) -> Option<String> {
+        let (Verdict::LockedOut, Some(client), Some(port), Some(source)) =
+            (self.verdict, self.client, self.port, &self.source)
+        else {
+            return None;
+        };
+        let which = match source.as_str() {
+            "--guard" => "the connection given by --guard is",
+            _ => "this session is SSH",
+        };
+        Some(format!(
+            "refusing to lock you out: {which} from {client} to port {port} (from {source}), \
+             and the new rules would not accept a new connection to tcp/{port} from {client}"
+        ))
+    }
+}
+
+/// What `apply --json` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// No `--confirm`: nothing was changed.
+    DryRun,
+    /// The lockout guard refused; nothing was changed (exit 4).
+    Refused,
+    /// `--no-wait`, and the live rules already are the proposal: nothing
+    /// loaded, no window.
+    Unchanged,
+    /// `--no-wait`: loaded, the window is open until `window.deadline`.
+    Loaded,
+}
+
+/// The open rollback window, for whoever must confirm it in time.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    /// Seconds since the Unix epoch.
+    pub deadline: u64,
+    pub watchdog_pid: u32,
+    pub state_dir: String,
+}
+
+/// The one object `apply --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// Whether loading the proposal changes the live firewall (`Loaded`
+    /// implies true; `Unchanged` false).
+    pub changed: bool,
+    pub backend: &'static str,
+    /// autofw's part of the live firewall, as it lists it (empty: none).
+    pub before: String,
+    /// The same after loading the proposal.
+    pub after: String,
+    pub lockout: Guard,
+    pub window: Option<WindowReport>,
+    /// Ports the proposal opens, as `status` will check them.
+    pub opened: Vec<OpenedPort>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub fn new(
+        outcome: Outcome,
+        plan: &Plan,
+        rules: &Rules,
+        proposal: &Proposal,
+        lockout: &Guard,
+    ) -> Report {
+        Report {
+            outcome,
+            changed: plan.changed(),
+            backend: rules.backend().name(),
+            before: plan.joined(|p| &p.before),
+            after: plan.joined(|p| &p.after),
+            lockout: lockout.clone(),
+            window: None,
+            opened: opened_ports(proposal.ruleset()),
+            warnings: proposal.warnings().to_vec(),
+        }
+    }
+
+    /// Print on stdout; a closed stdout is an error the caller returns.
+    pub fn print(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        // Plain data with string keys: serializing cannot fail.
+        let json = serde_json::to_string_pretty(self).unwrap_or_default();
+        writeln!(std::io::stdout(), "{json}")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! `autofw status --format prometheus`: the [`Report`] as Prometheus text
+//! exposition, for node_exporter's textfile collector (docs/status.md).
+//! Pure: returns a string.
+//!
+//! Every finding kind is written, 0 when absent, so that an alert on
+//! `autofw_drift_findings{kind="unopened-listener"} > 0` has a series to
+//! watch from the first scrape. Times are Unix seconds (Prometheus
+//! convention); the age is given too, for dashboards that want no `time()`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::compare::RulesState;
+use super::drift::Kind;
+use super::render::Report;
+
+/// The finding kinds this autofw knows, in their JSON spelling.
+const KINDS: [Kind; 7] = [
+    Kind::NothingApplied,
+    Kind::NotLive,
+    Kind::Changed,
+    Kind::UnguardedWindow,
+    Kind::UnopenedListener,
+    Kind::StaleHole,
+    Kind::RiskyExposed,
+];
+
+fn kind_name(kind: Kind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+/// One metric family: HELP, TYPE, then its samples.
+fn family(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+pub fn prometheus(report: &Report) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "autofw_drift",
+        "1 when autofw status found drift (any finding), else 0.",
+        &[(String::new(), flag(report.drift))],
+    );
+    let mut by_kind: BTreeMap<String, f64> = KINDS.iter().map(|&k| (kind_name(k), 0.0)).collect();
+    for finding in &report.findings {
+        *by_kind.entry(kind_name(finding.kind)).or_default() += 1.0;
+    }
+    family(
+        &mut out,
+        "autofw_drift_findings",
+        "Drift findings by kind (docs/status.md lists the kinds).",
+        &by_kind
+            .into_iter()
+            .map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), n))
+            .collect::<Vec<_>>(),
+    );
+    let (opened, closed) = report
+        .applied
+        .as_ref()
+        .map_or((0, 0), |a| (a.opened.len(), a.closed.len()));
+    family(
+        &mut out,
+        "autofw_ports",
+        "Ports the applied rules open (state=\"open\") and listeners they left closed (state=\"closed\").",
+        &[
+            ("{state=\"open\"}".to_string(), opened as f64),
+            ("{state=\"closed\"}".to_string(), closed as f64),
+        ],
+    );
+    let applied = report.applied.as_ref();
+    family(
+        &mut out,
+        "autofw_applied",
+        "1 when an apply is recorded and was not rolled back, else 0.",
+        &[(
+            String::new(),
+            flag(applied.is_some_and(|a| a.rolled_back_at.is_none())),
+        )],
+    );
+    family(
+        &mut out,
+        "autofw_rules_loaded",
+        "1 when autofw's rules are loaded as applied (or loaded and not comparable), else 0.",
+        &[(
+            String::new(),
+            flag(matches!(
+                report.rules,
+                Some(RulesState::Live | RulesState::Unverified { .. })
+            )),
+        )],
+    );
+    family(
+        &mut out,
+        "autofw_persisted",
+        "1 when the applied rules were saved for boot, else 0.",
+        &[(String::new(), flag(applied.is_some_and(|a| a.persisted)))],
+    );
+    if let Some(a) = applied {
+        family(
+            &mut out,
+            "autofw_last_apply_timestamp_seconds",
+            "When the last apply loaded its rules, in Unix seconds.",
+            &[(String::new(), a.applied_at as f64)],
+        );
+        family(
+            &mut out,
+            "autofw_seconds_since_last_apply",
+            "Seconds between the last apply and this check.",
+            &[(
+                String::new(),
+                report.checked_at.saturating_sub(a.applied_at) as f64,
+            )],
+        );
+    }
+    family(
+        &mut out,
+        "autofw_rollback_window_open",
+        "1 while a rollback window is open (rules loaded, not confirmed yet), else 0.",
+        &[(String::new(), flag(report.window.is_some()))],
+    );
+    family(
+        &mut out,
+        "autofw_status_timestamp_seconds",
+        "When autofw status checked the host, in Unix seconds.",
+        &[(String::new(), report.checked_at as f64)],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::drift::Assessment;
+
+    fn report(findings_of: &[Kind]) -> Report {
+        let findings = findings_of
+            .iter()
+            .map(|&kind| crate::status::drift::Finding::new(kind, String::new(), String::new()))
+            .collect();
+        Report::new(
+            "/var/lib/autofw".into(),
+            1_800_000_000,
+            None,
+            None,
+            Assessment {
+                rules: None,
+                findings,
+            },
+        )
+    }
+
+    #[test]
+    fn every_kind_has_a_series_and_findings_are_counted() {
+        let text = prometheus(&report(&[Kind::StaleHole, Kind::StaleHole, Kind::NotLive]));
+        assert!(text.contains("autofw_drift 1\n"), "{text}");
+        assert!(
+            text.contains("autofw_drift_findings{kind=\"stale-hole\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("autofw_drift_findings{kind=\"not-live\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("autofw_drift_findings{kind=\"risky-exposed\"} 0\n"),
+            "{text}"
+        );
+        // Nothing applied: no apply time to report.
+        assert!(!text.contains("autofw_seconds_since_last_apply"), "{text}");
+        assert!(text.contains("autofw_applied 0\n"), "{text}");
+    }
+}

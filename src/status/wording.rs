@@ -1,0 +1,208 @@
+//! What each drift finding says, and its fix: `(message, fix)` for
+//! [`drift`](super::drift) to put in a finding. Pure; the words are part of
+//! the contract (docs/status.md), so they live in one place.
+
+use super::drift::WindowState;
+use crate::human::{count, plural, utc};
+use crate::propose::group::PortGroup;
+use crate::record::{AppliedRecord, Backend};
+
+/// A finding's message and its fix.
+pub type Words = (String, String);
+
+pub fn nothing_applied() -> Words {
+    (
+        "autofw has not applied any rules on this host (no record of an apply in the \
+         state directory): nothing here is autofw's to check"
+            .to_string(),
+        "review the rules with `autofw propose`, then load them with \
+         `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, \
+         pass --state-dir"
+            .to_string(),
+    )
+}
+
+/// `autofw's nft rules applied 2026-11-25T07:50:50Z`.
+fn the_rules(record: &AppliedRecord) -> String {
+    format!(
+        "autofw's {} rules applied {}",
+        record.backend,
+        utc(record.applied_at)
+    )
+}
+
+pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
+    (
+        format!(
+            "{} are not loaded: they were rolled back at {} (by `autofw rollback`, or \
+             because nobody confirmed them in time), so the firewall holds what it held \
+             before that apply",
+            the_rules(record),
+            utc(at)
+        ),
+        if record.persisted {
+            "`autofw apply --confirm` to protect this host again; note that the persisted \
+             ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
+                .to_string()
+        } else {
+            "`autofw apply --confirm --persist` to protect this host again".to_string()
+        },
+    )
+}
+
+pub fn missing(record: &AppliedRecord) -> Words {
+    (
+        format!(
+            "{} are not loaded: {} (flushed by hand or by another tool, or the host \
+             rebooted{})",
+            the_rules(record),
+            if record.backend == Backend::Iptables {
+                "the AUTOFW-INPUT chains are gone"
+            } else {
+                "table inet autofw is gone"
+            },
+            if record.persisted {
+                " and the boot hook did not load them"
+            } else {
+                ", and they were never persisted"
+            }
+        ),
+        if record.persisted {
+            "`autofw restore` loads the persisted rules again; check the boot hook \
+             (docs/persist.md)"
+                .to_string()
+        } else {
+            "`autofw apply --confirm --persist` loads them again and keeps them across reboots"
+                .to_string()
+        },
+    )
+}
+
+/// `changed`: how many lines of the listing differ.
+pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
+    (
+        format!(
+            "{} are loaded, but not as applied: {} edited by hand or by another \
+             tool ({} of the listing {})",
+            the_rules(record),
+            if record.backend == Backend::Iptables {
+                "the AUTOFW-INPUT chains or the built-in policies were"
+            } else {
+                "table inet autofw was"
+            },
+            count(changed, "line", "lines"),
+            plural(changed, "differs", "differ"),
+        ),
+        "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
+         changes with --allow/--block or the policy file, docs/policy.md); \
+         `autofw rollback` removes them"
+            .to_string(),
+    )
+}
+
+pub fn unguarded(window: &WindowState) -> Words {
+    (
+        format!(
+            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor \
+             the apply that opened it (pid {}) is running: nothing will roll the unconfirmed \
+             rules back",
+            utc(window.deadline),
+            window.watchdog_pid,
+            window.apply_pid
+        ),
+        "`autofw confirm` to keep the rules, or `autofw rollback` to undo them".to_string(),
+    )
+}
+
+pub fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
+    (
+        format!(
+            "{} listens on {} port {spec}, and the firewall accepts new \
+             connections to it: a database, cache or admin service exposed to \
+             the network",
+            group.describe(),
+            group.addresses_text()
+        ),
+        format!(
+            "bind it to 127.0.0.1 (or ::1); or let only the hosts that need it in \
+             (`[service.\"{spec}\"] sources = [...]` in the policy file, \
+             docs/policy.md); or close it: `autofw apply --confirm --block {spec}`"
+        ),
+    )
+}
+
+pub fn docker_published(group: &PortGroup, spec: &str) -> Words {
+    (
+        format!(
+            "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
+             rules, past autofw's INPUT chain, so it is reachable although the applied \
+             rules do not open it",
+            group.owner()
+        ),
+        format!(
+            "restrict it in Docker's DOCKER-USER chain, or publish it on 127.0.0.1 \
+             only; `autofw apply --confirm` (with the choices you applied before) \
+             records it, or `--block {spec}` keeps it out of INPUT on purpose"
+        ),
+    )
+}
+
+pub fn risky_unopened(group: &PortGroup, spec: &str) -> Words {
+    (
+        format!(
+            "{} listens on {} port {spec}, beyond loopback, which for a database, \
+             cache or admin service is almost always an accident; the firewall drops \
+             it, as it should, but it did not listen there when the rules were applied",
+            group.describe(),
+            group.addresses_text()
+        ),
+        "bind it to 127.0.0.1 (or ::1); or run `autofw apply --confirm` again (with \
+         the choices you applied before), which keeps it closed on purpose"
+            .to_string(),
+    )
+}
+
+pub fn unopened(group: &PortGroup, spec: &str) -> Words {
+    (
+        format!(
+            "{} listens on {} port {spec}, but the firewall drops it: a service \
+             that silently does not work",
+            group.describe(),
+            group.addresses_text()
+        ),
+        format!(
+            "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
+             --block you applied before); or keep it closed on purpose with \
+             `--block {spec}`; or stop it if it should not run"
+        ),
+    )
+}
+
+/// An opened port nothing listens on beyond loopback any more.
+pub fn stale_hole(spec: &str, service: &str, on_loopback: bool) -> Words {
+    let named = |unnamed: &'static str| {
+        if service == "unknown" {
+            unnamed
+        } else {
+            service
+        }
+    };
+    (
+        format!(
+            "the firewall accepts new connections to {spec} ({} when the rules were \
+             applied), but nothing listens there beyond loopback any more{}: a stale hole, \
+             open to whatever binds the port next",
+            named("an unnamed service"),
+            if on_loopback {
+                " (only a loopback listener holds it now)"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "run `autofw apply --confirm` again (with the choices you applied before): it \
+             opens only what listens; or start {} again if it should run",
+            named("the service")
+        ),
+    )
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run them all: README's test command, and
+# exactly what CI runs (.ci/run calls this). On a fresh Debian 12 machine, as
+# root, with a Rust toolchain (cargo) on PATH.
+#
+#   1. the Debian packages below (the one list: add new test tools here);
+#   2. .ci/purity: the files docs/design.md marks pure touch no host;
+#   3. cargo test --locked: unit tests, and the namespace tests, which need
+#      root and run for real (they never skip here);
+#   4. tests/package.sh: builds the .deb, installs it on this machine, uses
+#      it, removes and purges it, and checks nothing else changed.
+#
+# The host's own firewall is never touched: every rule is loaded inside a
+# network namespace a test created. That is checked before and after.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [[ $(id -u) != 0 ]]; then
+  echo "./test.sh installs Debian packages and runs namespace tests: run it as root" >&2
+  exit 1
+fi
+
+# What the tests drive:
+#   iproute2 (ip netns, veth), nftables and iptables (the kernel's own checks
+#   of every proposal), ipset (the iptables blocklist), python3
+#   (tests/support/listen.py), dnsutils, iputils-ping, bash, socat: probes;
+#   procps and net-tools (ss and netstat, compared with scan);
+#   openssh-server/-client (the real-SSH apply and acceptance tests);
+#   time, coreutils, util-linux (unshare); prometheus (promtool check
+#   metrics); man-db, bash-completion and dpkg-dev (the package test: man -w,
+#   completion, and cargo-deb's shared-library dependencies; systemd for
+#   systemd-analyze verify of the shipped units). python3-venv
+#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv).
+#   docker.io and busybox-static (tests/docker.rs: a real dockerd in a
+#   namespace, with a busybox image imported from a tarball).
+PACKAGES=(
+  iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
+  net-tools socat openssh-server openssh-client time coreutils util-linux
+  prometheus man-db bash-completion dpkg-dev systemd python3-venv
+  docker.io busybox-static
+)
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+
+host_rules_before=$(nft list ruleset)
+
+# Pure modules touch no host (docs/design.md, the rule of the house).
+bash .ci/purity
+cargo test --locked
+tests/package.sh
+
+if [[ $(nft list ruleset) != "$host_rules_before" ]]; then
+  echo "the host's own ruleset changed during the tests" >&2
+  exit 1
+fi

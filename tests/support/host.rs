@@ -1,0 +1,133 @@
+//! The test host that apply, persist and the acceptance tests share: a
+//! server namespace with real listeners, a client linked to it, a temporary
+//! directory for the state and the saved scan; and the foreign rules Docker
+//! and fail2ban leave.
+
+use super::*;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+/// A server namespace with ssh (5622), http (80) and an unlisted 8080
+/// listener, a client linked to it, and a temp dir for state and scan.
+pub struct Host {
+    pub server: Netns,
+    pub client: Netns,
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    pub fn new(tag: &str) -> Host {
+        let mut server = Netns::new(&format!("{tag}-s"));
+        let client = Netns::new(&format!("{tag}-c"));
+        link(&server, &client);
+        server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+        server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
+        // Listening, but not in the saved scan: the rules must drop it.
+        server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
+        let dir = tempfile::tempdir().unwrap();
+        write_scan(
+            &dir.path().join("scan.json"),
+            &[("ssh", "sshd", 5622), ("http", "nginx", 80)],
+        );
+        Host {
+            server,
+            client,
+            dir,
+        }
+    }
+    pub fn scan(&self) -> String {
+        self.dir
+            .path()
+            .join("scan.json")
+            .to_string_lossy()
+            .into_owned()
+    }
+    pub fn state(&self) -> String {
+        self.dir.path().join("state").to_string_lossy().into_owned()
+    }
+    /// `autofw apply --confirm --yes --from scan --state-dir state` + extra,
+    /// run in the server with stdin from /dev/null; waits for it.
+    pub fn apply(&self, extra: &[&str]) -> Output {
+        let (scan, state) = (self.scan(), self.state());
+        let mut args = vec![
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ];
+        args.extend_from_slice(extra);
+        self.server.autofw(&args)
+    }
+    /// The same, started in the background with stdin held open (an operator
+    /// who does not answer); returns once the rules are loaded.
+    pub fn apply_in_background(&self, extra: &[&str]) -> Child {
+        let (scan, state) = (self.scan(), self.state());
+        let child = Autofw::new(&[
+            "apply",
+            "--confirm",
+            "--yes",
+            "--from",
+            &scan,
+            "--state-dir",
+            &state,
+        ])
+        .args(extra)
+        .inside(&self.server)
+        .spawn(Stdio::piped());
+        wait_for_applied_rules(&self.server, &state, Duration::from_secs(10));
+        child
+    }
+    pub fn confirm(&self) -> Output {
+        self.server
+            .autofw(&["confirm", "--state-dir", &self.state()])
+    }
+}
+
+/// A saved `autofw scan --json` with public listeners on 0.0.0.0 and ::.
+pub fn write_scan(path: &Path, services: &[(&str, &str, u16)]) {
+    let mut listeners = Vec::new();
+    for (service, process, port) in services {
+        for address in ["0.0.0.0", "::"] {
+            listeners.push(serde_json::json!({
+                "proto": "tcp", "address": address, "port": port, "exposure": "public",
+                "service": service, "process": process, "pids": [1], "risky": false
+            }));
+        }
+    }
+    let scan = serde_json::json!({ "listeners": listeners, "unreadable_processes": 0 });
+    std::fs::write(path, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
+}
+
+pub fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+/// Foreign rules as Docker and fail2ban leave them, made with their tools'
+/// own means (iptables-nft, nft) inside the namespace.
+pub fn add_foreign_rules(ns: &Netns) {
+    for cmd in [
+        "iptables -N DOCKER",
+        "iptables -N DOCKER-USER",
+        "iptables -A DOCKER-USER -j RETURN",
+        "iptables -A FORWARD -j DOCKER-USER",
+        "iptables -t nat -N DOCKER",
+        "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+        "iptables -N f2b-sshd",
+        "iptables -A f2b-sshd -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",
+        "iptables -A f2b-sshd -j RETURN",
+        "iptables -I INPUT -p tcp -m multiport --dports 5622 -j f2b-sshd",
+    ] {
+        let argv: Vec<&str> = cmd.split(' ').collect();
+        ns.ok(&argv);
+    }
+    ns.sh_ok(
+        "nft add table inet f2b-table && \
+         nft add chain inet f2b-table f2b-chain '{ type filter hook input priority -1; }' && \
+         nft add set inet f2b-table addr-set-sshd '{ type ipv4_addr; elements = { 198.51.100.9 }; }' && \
+         nft add rule inet f2b-table f2b-chain tcp dport 5622 ip saddr @addr-set-sshd reject",
+    );
+}
