@@ -206,22 +206,27 @@ fn web_answers(client: &Netns, url: &str) -> bool {
     text(&out.stdout).contains("hello from web")
 }
 
-/// Can container `name` fetch a page from the "internet" namespace? (With
-/// `busybox nc`: the static busybox's `wget` crashes resolving in an image
-/// without NSS libraries.)
-fn reaches_internet(docker: &Dockerd, name: &str) -> bool {
+/// What container `name` gets for `GET /` from `addr`:`port` (with `busybox
+/// nc`: the static busybox's `wget` crashes resolving in an image without
+/// NSS libraries).
+fn fetch_from(docker: &Dockerd, name: &str, addr: &str, port: u16) -> String {
     let out = Command::new("sh")
         .args([
             "-c",
             &format!(
                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | {DOCKER} -H {} exec -i {name} \
-                 /bin/busybox nc -w 3 {INTERNET_V4} 9000",
+                 /bin/busybox nc -w 3 {addr} {port}",
                 docker.socket()
             ),
         ])
         .output()
         .unwrap();
-    text(&out.stdout).contains("the internet")
+    text(&out.stdout)
+}
+
+/// Can container `name` fetch a page from the "internet" namespace?
+fn reaches_internet(docker: &Dockerd, name: &str) -> bool {
+    fetch_from(docker, name, INTERNET_V4, 9000).contains("the internet")
 }
 
 /// Docker's own tables, as nft lists them without counters.
