@@ -430,7 +430,67 @@ fn story(userland_proxy: bool) {
         tables,
         "Docker's tables after rollback"
     );
+
+    if !userland_proxy {
+        iptables_backend(&server, &client, &docker, &env);
+    }
     drop(docker);
+}
+
+/// `iptables-save` without counters.
+fn iptables_save(ns: &Netns) -> String {
+    let save = ns.ok(&["iptables-save"]);
+    save.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.find(" [") {
+            Some(i) if l.starts_with(':') => format!("{}\n", &l[..i]),
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// The same story on the iptables backend: the only change to Docker's
+/// chains is one jump at the top of DOCKER-USER, undone exactly.
+fn iptables_backend(server: &Netns, client: &Netns, docker: &Dockerd, env: &[(&str, &str)]) {
+    server.ok(&["nft", "delete", "table", "inet", "autofw"]);
+    let state = docker.dir.join("state-iptables");
+    let state = state.to_str().unwrap();
+    let before = iptables_save(server);
+    apply_confirmed_with(server, state, &["--backend", "iptables"], env);
+    let web_url = format!("http://{SERVER_V4}:8080/");
+    let redis_url = format!("http://{SERVER_V4}:6379/");
+    assert!(web_answers(client, &web_url), "iptables: web answers");
+    assert!(!web_answers(client, &redis_url), "iptables: redis dropped");
+    assert!(
+        reaches_internet(docker, "web"),
+        "iptables: containers reach the internet"
+    );
+    let after = iptables_save(server);
+    // What changed in Docker's chains: the one jump, nothing else.
+    let docker_lines = |save: &str| -> Vec<String> {
+        save.lines()
+            .filter(|l| l.contains("DOCKER") && !l.contains("AUTOFW"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(docker_lines(&after), docker_lines(&before), "{after}");
+    assert!(
+        after.contains(
+            "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n-A DOCKER-USER -j RETURN"
+        ),
+        "{after}"
+    );
+    let status = server
+        .command(autofw_bin())
+        .args(["status", "--state-dir", state])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+    let out = server.autofw(&["rollback", "--state-dir", state]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(iptables_save(server), before, "iptables after rollback");
+    assert!(web_answers(client, &redis_url));
 }
 
 #[test]
