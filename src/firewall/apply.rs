@@ -9,11 +9,11 @@
 //! else, including the end of input, the death of this process or of the
 //! SSH session, ends in the saved ruleset being put back at the deadline.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use super::answer::{Input, Polled, is_no, is_yes, prompt_keep};
 use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
 use super::window::{self, Confirmed, RolledBack};
 use super::{Snapshot, exec, watchdog};
@@ -365,11 +365,6 @@ fn wait_for_decision(
     }
 }
 
-fn prompt_keep() {
-    eprint!("Keep these rules? [yes/no] ");
-    let _ = std::io::stderr().flush();
-}
-
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
 fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
@@ -410,70 +405,6 @@ fn exactness(done: &RolledBack) -> &'static str {
              something else changed it during the window, and that was left alone"
         }
         None => "",
-    }
-}
-
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-fn is_no(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
-}
-
-/// Lines from stdin, read on a thread so the window can be watched while
-/// waiting for the operator. End of input is reported once.
-struct Input {
-    rx: mpsc::Receiver<Option<String>>,
-    eof: bool,
-}
-
-enum Polled {
-    Line(String),
-    Eof,
-    Nothing,
-}
-
-impl Input {
-    fn start() -> Input {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(Some(line)).is_err() {
-                    break;
-                }
-            }
-            let _ = tx.send(None);
-        });
-        Input { rx, eof: false }
-    }
-
-    fn next_blocking(&mut self) -> Option<String> {
-        if self.eof {
-            return None;
-        }
-        match self.rx.recv() {
-            Ok(Some(line)) => Some(line),
-            _ => {
-                self.eof = true;
-                None
-            }
-        }
-    }
-
-    fn poll(&mut self, timeout: Duration) -> Polled {
-        if self.eof {
-            std::thread::sleep(timeout);
-            return Polled::Nothing;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(Some(line)) => Polled::Line(line),
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.eof = true;
-                Polled::Eof
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => Polled::Nothing,
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! detection behind the lockout guard ([`session`]), and loading the
 //! persisted rules at boot ([`restore`]).
 
+pub mod answer;
 pub mod apply;
 pub mod exec;
 pub mod filter_view;
