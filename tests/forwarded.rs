@@ -292,3 +292,54 @@ fn plain_dnat_on_the_iptables_backend_jumps_from_docker_user_only() {
     );
     assert_eq!(probe_tcp(client, SERVER_V4, 6379), Probe::Open);
 }
+
+#[test]
+fn scan_reads_legacy_and_native_dnats_once_each() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("fwdscan");
+    ns.sh_ok("sysctl -qw net.ipv4.ip_forward=1");
+    // iptables-legacy (its own kernel tables), iptables-nft and native nft,
+    // side by side, as on a host in the middle of a migration.
+    ns.sh_ok("iptables-legacy -t nat -A PREROUTING -p tcp --dport 7001 -j DNAT --to-destination 10.9.0.1:70");
+    ns.sh_ok(
+        "iptables-nft -t nat -A PREROUTING -p udp --dport 7002 -j DNAT --to-destination 10.9.0.2",
+    );
+    ns.sh_ok("nft 'add table ip forwards; add chain ip forwards pre { type nat hook prerouting priority dstnat; }; add rule ip forwards pre ip daddr 203.0.113.7 tcp dport 7003 dnat to 10.9.0.3:73'");
+    let out = ns.autofw(&["scan", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<String> = scan["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {} {} {}",
+                l["proto"].as_str().unwrap(),
+                l["address"].as_str().unwrap(),
+                l["port"],
+                l["forwarded_to"].as_str().unwrap_or("-"),
+                l["exposure"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "tcp 0.0.0.0 7001 10.9.0.1:70 public",
+            "tcp 203.0.113.7 7003 10.9.0.3:73 public",
+            "udp 0.0.0.0 7002 10.9.0.2:7002 public",
+        ],
+        "{}",
+        show(&out)
+    );
+    // The table shows where each goes.
+    let out = ns.autofw(&["scan"]);
+    assert!(
+        text(&out.stdout).contains("forwarded to 10.9.0.3:73"),
+        "{}",
+        show(&out)
+    );
+}

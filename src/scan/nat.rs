@@ -5,8 +5,9 @@
 //!
 //! The tools are run for reading only (`nft -j list ruleset`,
 //! `iptables-save -t nat`, `ip6tables-save -t nat`, and
-//! `iptables-legacy-save`/`ip6tables-legacy-save` where installed: rules
-//! in the legacy tables are just as live). `firewall::exec`, the one place
+//! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
+//! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
+//! just as live). `firewall::exec`, the one place
 //! that changes the firewall, sits above scan in the import order, so this
 //! module spawns its readers itself.
 
@@ -61,12 +62,19 @@ pub fn read_nat_facts() -> NatFacts {
             Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
         }
     }
-    for program in [
-        "iptables-save",
-        "ip6tables-save",
-        "iptables-legacy-save",
-        "ip6tables-legacy-save",
+    for (program, legacy_tables) in [
+        ("iptables-save", None),
+        ("ip6tables-save", None),
+        ("iptables-legacy-save", Some("/proc/net/ip_tables_names")),
+        ("ip6tables-legacy-save", Some("/proc/net/ip6_tables_names")),
     ] {
+        // Asking iptables-legacy for a table that is not loaded would load
+        // the legacy nat module into the kernel: only read one that exists.
+        if let Some(names) = legacy_tables
+            && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l.trim() == "nat"))
+        {
+            continue;
+        }
         match read_tool(program, &["-t", "nat"]) {
             None => {}
             Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save)),
