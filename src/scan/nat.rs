@@ -62,11 +62,19 @@ pub fn read_nat_facts() -> NatFacts {
             Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
         }
     }
-    for (program, legacy_tables) in [
-        ("iptables-save", None),
-        ("ip6tables-save", None),
-        ("iptables-legacy-save", Some("/proc/net/ip_tables_names")),
-        ("ip6tables-legacy-save", Some("/proc/net/ip6_tables_names")),
+    for (program, ipv6, legacy_tables) in [
+        ("iptables-save", false, None),
+        ("ip6tables-save", true, None),
+        (
+            "iptables-legacy-save",
+            false,
+            Some("/proc/net/ip_tables_names"),
+        ),
+        (
+            "ip6tables-legacy-save",
+            true,
+            Some("/proc/net/ip6_tables_names"),
+        ),
     ] {
         // Asking iptables-legacy for a table that is not loaded would load
         // the legacy nat module into the kernel: only read one that exists.
@@ -77,7 +85,7 @@ pub fn read_nat_facts() -> NatFacts {
         }
         match read_tool(program, &["-t", "nat"]) {
             None => {}
-            Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save)),
+            Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save, ipv6)),
             // No nat table in this family (module not loaded): nothing forwarded.
             Some(Err(e)) if e.contains("does not exist") || e.contains("Table does not exist") => {}
             Some(Err(e)) => facts.notes.push(format!("forwarded ports: {e}")),
@@ -132,7 +140,8 @@ fn get_containers(socket: &str) -> Option<String> {
     stream.take(16 << 20).read_to_end(&mut response).ok()?;
     let response = String::from_utf8_lossy(&response);
     let (head, body) = response.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    let status = head.split_whitespace().nth(1);
+    if !head.starts_with("HTTP/1.") || status != Some("200") {
         return None;
     }
     Some(body.to_string())
