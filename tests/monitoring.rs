@@ -276,6 +276,10 @@ fn completions_for_each_shell() {
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let script = text(&out.stdout);
         assert!(script.contains(expect), "{shell}: {script}");
+        // Internal commands are not offered.
+        assert!(!script.contains("subcmd__watchdog"), "{shell}");
+        assert!(!script.contains("-a \"watchdog\""), "{shell}");
+        assert!(!script.contains("'watchdog:"), "{shell}");
         assert!(
             script.contains("prometheus"),
             "{shell} does not complete --format values"

@@ -44,6 +44,17 @@ echo "package test: building the package"
 ./pkg/build-deb >/dev/null
 deb=$(ls target/debian/autofw_*.deb | tail -n1)
 
+# The maintainer scripts, read before anything runs: no line of code calls
+# autofw (postrm runs after the binary is gone) or a firewall tool.
+dpkg-deb -e "$deb" "$work/control"
+for script in "$work"/control/{preinst,postinst,prerm,postrm}; do
+  [[ -e $script ]] || continue
+  if grep -vE '^\s*#' "$script" \
+    | grep -nE '(^|[;&|(]|then|do|else)\s*(/usr/s?bin/)?(autofw|nft|iptables[a-z-]*|ip6tables[a-z-]*|ipset)(\s|$)'; then
+    fail "$(basename "$script") runs autofw or a firewall tool (the lines above)"
+  fi
+done
+
 snapshot >"$work/before"
 firewall_before=$(host_firewall)
 

@@ -411,7 +411,13 @@ fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Ne
     let probes: Vec<(&str, u16)> = targets.iter().map(|(a, p, _)| (*a, *p)).collect();
     let got = probe_all(client, &probes);
     for ((addr, port, client_addr), probe) in targets.iter().zip(got) {
-        let admitted = proposal.admits(Proto::Tcp, *port, client_addr.parse().unwrap());
+        let admitted = proposal.admits(autofw::propose::ruleset::Arrival {
+            proto: Proto::Tcp,
+            port: *port,
+            source: client_addr.parse().unwrap(),
+            destination: addr.parse().ok(),
+            interface: Some("eth0"),
+        });
         assert_eq!(
             admitted,
             probe == Probe::Open,
@@ -606,7 +612,22 @@ fn assert_policy_holds(loader: &str) {
     };
     let (scan, choices) = autofw::propose::gather::gather(&args).unwrap();
     let proposal = autofw::propose::build(&scan, &choices);
-    let ssh = |src: &str| proposal.admits(autofw::model::Proto::Tcp, 5622, src.parse().unwrap());
+    let ssh = |src: &str| {
+        let source: std::net::IpAddr = src.parse().unwrap();
+        proposal.admits(autofw::propose::ruleset::Arrival {
+            proto: autofw::model::Proto::Tcp,
+            port: 5622,
+            source,
+            destination: if source.is_ipv4() {
+                SERVER_V4
+            } else {
+                SERVER_V6
+            }
+            .parse()
+            .ok(),
+            interface: Some("eth0"),
+        })
+    };
     assert!(
         ssh(CLIENT_V4) && !ssh("192.0.2.3") && !ssh(CLIENT_V6),
         "{loader}"

@@ -15,3 +15,5 @@ mod persist;
 mod propose;
 mod scan;
 mod status;
+mod trust;
+mod window;

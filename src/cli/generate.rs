@@ -19,15 +19,24 @@ use crate::status::timer;
 /// `autofw completions SHELL`: the script on stdout.
 pub fn completions(shell: Shell) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut out);
+    clap_complete::generate(shell, &mut completable(), "autofw", &mut out);
     Ok(exit::OK)
+}
+
+/// The command line without its internal (hidden) subcommands, which
+/// clap_complete would otherwise offer at `autofw <TAB>`.
+fn completable() -> clap::Command {
+    let full = Cli::command();
+    clap::Command::new("autofw")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 /// The completion script for `shell`, and the file name its Debian
 /// directory expects.
 pub fn completion(shell: Shell) -> (String, Vec<u8>) {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut script);
+    clap_complete::generate(shell, &mut completable(), "autofw", &mut script);
     let name = match shell {
         Shell::Bash => "autofw".to_string(),
         Shell::Zsh => "_autofw".to_string(),

@@ -130,20 +130,37 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
             hashlimit_name(*proto, *port)
         ))],
         Match::OverRate { .. } => vec![],
+        Match::Service { bound: Some(b), .. } if b.family() != family => vec![],
         Match::Service {
             proto,
             port,
             family: f,
             sources,
+            bound,
             ..
-        } => match f {
-            None => vec![with(format!("-p {proto} --dport {port}"))],
-            Some(f) if *f == family => sources
-                .iter()
-                .map(|net| with(format!("-s {net} -p {proto} --dport {port}")))
-                .collect(),
-            Some(_) => vec![],
-        },
+        } => {
+            // `-i NAME` matches by name, like nft's iifname: it holds for
+            // interfaces created after the rules are loaded.
+            let to = match bound {
+                Some(b) => {
+                    let mut to = String::new();
+                    if let Some(interface) = &b.interface {
+                        to.push_str(&format!("-i {} ", quoted(interface, 15)));
+                    }
+                    to.push_str(&format!("-d {} ", b.address.to_canonical()));
+                    to
+                }
+                None => String::new(),
+            };
+            match f {
+                None => vec![with(format!("{to}-p {proto} --dport {port}"))],
+                Some(f) if *f == family => sources
+                    .iter()
+                    .map(|net| with(format!("{to}-s {net} -p {proto} --dport {port}")))
+                    .collect(),
+                Some(_) => vec![],
+            }
+        }
         Match::Limited { limit } => vec![with(format!("-m limit {}", rate(limit)))],
         Match::Any => vec![with(String::new()).trim_start().to_string()],
     }
@@ -236,11 +253,23 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
     }
     for open in &guard.open {
         let comment = format!("-m comment --comment {}", quoted(&open.label, 255));
-        let port = format!(
-            "-p {p} -m conntrack --ctproto {p} --ctorigdstport {}",
-            open.port,
+        if open.bound.as_ref().is_some_and(|b| b.family() != family) {
+            continue;
+        }
+        let mut port = String::new();
+        if let Some(bound) = &open.bound {
+            if let Some(interface) = &bound.interface {
+                port.push_str(&format!("-i {} ", quoted(interface, 15)));
+            }
+        }
+        port.push_str(&format!(
+            "-p {p} -m conntrack --ctproto {p}",
             p = open.proto
-        );
+        ));
+        if let Some(bound) = &open.bound {
+            port.push_str(&format!(" --ctorigdst {}", bound.address.to_canonical()));
+        }
+        port.push_str(&format!(" --ctorigdstport {}", open.port));
         match open.family {
             None => {
                 let _ = writeln!(out, "-A {c} {port} {comment} -j RETURN");

@@ -100,9 +100,20 @@ fn statement(rule: &Rule) -> String {
             port,
             family,
             sources,
+            bound,
             ..
         } => {
             let mut m = String::new();
+            if let Some(bound) = bound {
+                if let Some(interface) = &bound.interface {
+                    m.push_str(&format!("iifname {} ", quoted(interface, 15)));
+                }
+                let daddr = match bound.family() {
+                    Family::Ipv4 => "ip daddr",
+                    Family::Ipv6 => "ip6 daddr",
+                };
+                m.push_str(&format!("{daddr} {} ", bound.address.to_canonical()));
+            }
             if let Some(family) = family {
                 let nets: Vec<String> = sources.iter().map(ToString::to_string).collect();
                 m.push_str(&format!("{} {} ", saddr(*family), one_or_set(&nets)));
@@ -264,6 +275,19 @@ fn published_chains(guard: &PublishedGuard) -> String {
     out.push_str("\tchain published_ports {\n");
     for open in &guard.open {
         let mut m = String::new();
+        if let Some(bound) = &open.bound {
+            if let Some(interface) = &bound.interface {
+                m.push_str(&format!("iifname {} ", quoted(interface, 15)));
+            }
+            let family = match bound.family() {
+                Family::Ipv4 => "ip",
+                Family::Ipv6 => "ip6",
+            };
+            m.push_str(&format!(
+                "ct original {family} daddr {} ",
+                bound.address.to_canonical()
+            ));
+        }
         if let Some(family) = open.family {
             let nets: Vec<String> = open.sources.iter().map(ToString::to_string).collect();
             m.push_str(&format!("{} {} ", saddr(family), one_or_set(&nets)));

@@ -34,6 +34,8 @@ pub struct Opening {
     pub port: u16,
     pub service: String,
     pub why: String,
+    /// Only to this address (and interface): the listener is bound to it.
+    pub bound: Option<Bound>,
 }
 
 pub fn rule(matches: Match, action: Action, label: &str, reason: impl Into<String>) -> Rule {
@@ -198,6 +200,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
         port,
         service,
         why,
+        bound,
     } = opening;
     let (proto, port) = (*proto, *port);
     let mut rules = Vec::new();
@@ -236,6 +239,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
                 service: service.clone(),
                 family: None,
                 sources: Vec::new(),
+                bound: bound.clone(),
             },
             Action::Accept,
             &label,
@@ -244,6 +248,10 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
         Some(sources) => {
             let place = policy.map(|p| p.place.as_str()).unwrap_or("");
             for family in [Family::Ipv4, Family::Ipv6] {
+                // A listener bound to one address takes one family only.
+                if bound.as_ref().is_some_and(|b| b.family() != family) {
+                    continue;
+                }
                 let nets: Vec<_> = sources
                     .iter()
                     .filter(|n| Family::of_net(n) == family)
@@ -263,6 +271,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
                         service: service.clone(),
                         family: Some(family),
                         sources: nets,
+                        bound: bound.clone(),
                     },
                     Action::Accept,
                     &label,
