@@ -6,7 +6,9 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod docker;
 mod fleet;
+mod forwarded;
 mod harness;
 mod monitoring;
 mod persist;

@@ -6,6 +6,7 @@
 //! - [`choices`]: flags and policy merged and validated into [`Choices`];
 //! - [`draft`]: scan + choices → the ruleset model ([`group`] the listeners,
 //!   decide, then [`rules`]);
+//! - [`published`]: the guard of forwarded (DNAT) ports, from the INPUT openings;
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
 //! - [`render_nft`], [`render_iptables`]: renderers; [`text`]: safe comments and strings.
 //!
@@ -18,6 +19,7 @@ pub mod draft;
 pub mod gather;
 pub mod group;
 pub mod policy_file;
+pub mod published;
 pub mod rate;
 pub mod render_iptables;
 pub mod render_nft;

@@ -18,8 +18,11 @@ const ECHO_RATE: Rate = Rate {
     burst: 10,
 };
 
+/// Prefix of the kernel log line for dropped forwarded (published) connections.
+pub const PUBLISHED_LOG_PREFIX: &str = "autofw drop published: ";
+
 /// Drop log lines per minute: the log stays readable under a port scan.
-const LOG_RATE: Rate = Rate {
+pub const LOG_RATE: Rate = Rate {
     count: 5,
     per: Per::Minute,
     burst: 10,
@@ -302,7 +305,8 @@ pub fn forward_for(scan: &Scan) -> Forward {
         Forward::LeaveAlone {
             reason: format!(
                 "this host routes for containers or VMs ({}): forwarding is left to the rules \
-                 that manage it (Docker, libvirt, LXD, podman); autofw adds no forward chain",
+                 that manage it (Docker, libvirt, LXD, podman); autofw adds only the guard of \
+                 published ports",
                 because.join("; ")
             ),
         }

@@ -201,6 +201,44 @@ pub enum Forward {
     LeaveAlone { reason: String },
 }
 
+/// The published-ports guard: on a host that routes for containers or VMs,
+/// new connections that a nat prerouting DNAT forwards (Docker's `-p`,
+/// podman's, libvirt's, a hand-written `dnat to`) and that arrive from
+/// outside (not on a container or VM bridge) are dropped unless their
+/// original port is one the proposal opens. It only ever drops: what it lets
+/// pass goes on to Docker's own FORWARD rules as before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedGuard {
+    pub reason: String,
+    /// Interface name prefixes whose traffic is left alone: container and
+    /// VM bridges (`docker`, `br-`, ...), so containers reach each other's
+    /// published ports as before.
+    pub bridges: Vec<String>,
+    /// The forwarded ports that pass, in INPUT's order: the ports INPUT opens,
+    /// with the same sources.
+    pub open: Vec<GuardOpening>,
+}
+
+/// One port the published-ports guard lets pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardOpening {
+    pub proto: Proto,
+    /// The port as published (the original destination, before DNAT).
+    pub port: u16,
+    pub service: String,
+    /// Only this family (with `sources`), or both when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<IpNet>,
+    /// Only connections first sent to this address (and arriving on this
+    /// interface), as INPUT's rule for a listener bound to one address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<Bound>,
+    /// The rule's label (`http`, `8080/tcp`).
+    pub label: String,
+}
+
 /// A listener the proposal keeps closed, and how to open it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Closed {
@@ -239,6 +277,10 @@ pub struct Ruleset {
     /// The INPUT chain in order; what matches none is dropped (policy drop).
     pub input: Vec<Rule>,
     pub forward: Forward,
+    /// Forwarded (DNAT) ports: dropped from outside unless opened. Only on a
+    /// host that routes; elsewhere FORWARD drops everything anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishedGuard>,
     pub blocklist: Blocklist,
     /// Listeners left closed, and why.
     pub closed: Vec<Closed>,

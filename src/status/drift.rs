@@ -296,7 +296,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         if kept_closed(&key) {
             continue;
         }
-        let (message, fix) = if group.docker_proxy {
+        // A Docker proxy whose DNAT the scan did not see (an older autofw
+        // applied, or the nat table could not be read): Docker may forward it.
+        let (message, fix) = if group.docker_proxy && group.forwarded_to.is_empty() {
             wording::docker_published(group, &spec)
         } else if group.risky {
             wording::risky_unopened(group, &spec)
@@ -364,6 +366,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 
