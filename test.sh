@@ -30,11 +30,18 @@ fi
 #   metrics); man-db, bash-completion and dpkg-dev (the package test: man -w,
 #   completion, and cargo-deb's shared-library dependencies; systemd for
 #   systemd-analyze verify of the shipped units). python3-venv
-#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv).
+#   (tests/fleet.rs installs ansible-core from PyPI into a virtualenv);
+#   faketime (tests/window.rs steps the wall clock of autofw only);
+#   rpcbind and prometheus-node-exporter: the real daemons of issue 8's host
+#   (tests/trust.rs; the package also creates the `prometheus` system
+#   account the exporter runs as); docker.io and busybox-static
+#   (tests/docker.rs: a real dockerd in a namespace, with a busybox image
+#   imported from a tarball).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
-  prometheus man-db bash-completion dpkg-dev systemd python3-venv
+  prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
+  rpcbind prometheus-node-exporter docker.io busybox-static
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -63,11 +63,17 @@ pub enum Command {
     /// With --confirm: saves the live ruleset, asks `Apply these rules?`,
     /// loads the new rules in one transaction (only autofw's own table or
     /// chains: Docker's, libvirt's and fail2ban's rules are left alone), and
-    /// opens a rollback window of --timeout seconds. Unless you type `yes`,
-    /// or run `autofw confirm` from a NEW SSH login (which proves new
-    /// connections still get in), the old ruleset comes back by itself, even
-    /// if this process or your session dies. From an SSH session, a ruleset
-    /// that would not let that session's port in is refused (--force).
+    /// opens a rollback window of --timeout seconds. Unless you run
+    /// `autofw confirm` from a NEW SSH login (which proves new connections
+    /// still get in), or type `yes` on the terminal once the rules are
+    /// loaded, the old ruleset comes back by itself, even if this process or
+    /// your session dies. Only an answer typed on the terminal after the load
+    /// keeps the rules: anything typed earlier is discarded, and a `yes` on
+    /// standard input (`yes |`, a script) never keeps them; without a
+    /// terminal only `autofw confirm` does. A window that did not survive (a
+    /// restart, a killed watchdog, its rules no longer loaded) cannot be
+    /// confirmed. From an SSH session, a ruleset that would not let that
+    /// session's port in is refused (--force).
     ///
     /// Examples:
     ///   autofw apply                                  # dry run
@@ -303,7 +309,9 @@ pub struct ApplyArgs {
     /// Actually apply (after a prompt). Without it, apply is a dry run.
     #[arg(long)]
     pub confirm: bool,
-    /// Answer the prompt with yes (for scripts). The rollback window still runs.
+    /// Answer `Apply these rules?` with yes (for scripts). It does not keep
+    /// them: the rollback window still runs, and only `autofw confirm` (or a
+    /// `yes` typed on the terminal after the load) keeps the rules.
     #[arg(long, requires = "confirm")]
     pub yes: bool,
     /// Seconds to wait for confirmation before rolling back by itself.

@@ -13,6 +13,7 @@
 
 pub mod boot_hook;
 pub mod cli;
+pub mod clock;
 pub mod droplog;
 pub mod error;
 pub mod firewall;
@@ -25,6 +26,7 @@ pub mod scan;
 pub mod services;
 pub mod state;
 pub mod status;
+pub mod trust;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -64,6 +64,73 @@ pub struct Listener {
     /// True for a database, cache or admin service that is not loopback-only:
     /// almost always an accident, so `propose` keeps it closed by default.
     pub risky: bool,
+    /// The socket's owner uid, as the kernel records it (sock_diag and
+    /// `/proc/net` both carry it); the highest when several sockets share the
+    /// endpoint, as that is the one trust depends on. `None` in scans saved
+    /// before autofw recorded it.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The account name of `uid` on the scanned host, if it has one.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Every process holding the socket, with who runs it and what it runs.
+    /// Empty for kernel sockets, unreadable processes and older scans.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    /// Why the listener is not named after its program although the program
+    /// name is a known one (`sshd` run by python3): a name is only taken from
+    /// a program that can prove it (see `trust::program_name_problem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_note: Option<String>,
+    /// The interface holding `address`, for a listener bound to one
+    /// address (not a wildcard, not loopback): `propose` matches it with
+    /// `iifname` when the address is private or link-local.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// An unconnected UDP socket of a process on an ephemeral port: a
+    /// resolver's or an NTP client's, not a service (see docs/scan.md).
+    /// Hidden by `scan` without `--all`; `propose` opens nothing for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_socket: bool,
+    /// What in the kernel holds a socket no process holds (`VXLAN device
+    /// vx0 (VNI 42)...`, WireGuard, nfsd): never "owner unknown" when the
+    /// kernel can say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// The systemd socket unit that declared a socket PID 1 holds for
+    /// socket activation (`ssh.socket`); it names the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Where the host forwards this port (`172.17.0.2:80`): a DNAT in a nat
+    /// prerouting hook sends its packets through FORWARD, not INPUT. `None`
+    /// for an ordinary listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// The container that publishes the port, as Docker or podman names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// One process that holds a listening socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    /// `/proc/PID/comm`: what the process calls itself (any process can
+    /// change it, so it names a service only when its executable agrees).
+    pub program: String,
+    /// The effective uid, from `/proc/PID/status`.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The account name of `uid` on the scanned host, if it has one.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Where `/proc/PID/exe` points, if it could be read.
+    #[serde(default)]
+    pub exe: Option<String>,
+    /// The executable is owned by root and writable by no one else, so only
+    /// root could have put this program there.
+    #[serde(default)]
+    pub exe_root_only: bool,
 }
 
 /// The result of a scan: the listeners, plus what could not be seen.
@@ -79,6 +146,15 @@ pub struct Scan {
     /// drafts for the machine the scan came from.
     #[serde(default)]
     pub host: HostFacts,
+    /// `UID_MIN` of the scanned host's `/etc/login.defs` (1000 if it does not
+    /// say): uids below it are system accounts. `None` in scans saved before
+    /// autofw recorded owners; `propose` then opens as it used to, and says so.
+    #[serde(default)]
+    pub uid_min: Option<u32>,
+    /// Whether the scan ran as root: decides how a warning about unreadable
+    /// processes is worded (a missing sudo, or a hardened `/proc`).
+    #[serde(default)]
+    pub as_root: Option<bool>,
 }
 
 /// Facts about the host, beyond its sockets, that shape the ruleset.
@@ -91,4 +167,8 @@ pub struct HostFacts {
     /// cni-podman*, podman*), sorted: their traffic crosses FORWARD.
     #[serde(default)]
     pub bridges: Vec<String>,
+    /// `net.ipv4.ip_local_port_range`: the ports the kernel picks for
+    /// client sockets (also used for IPv6). `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port_range: Option<(u16, u16)>,
 }

@@ -249,8 +249,17 @@ impl AppliedRecord {
 /// An open rollback window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackWindow {
-    /// Seconds since the Unix epoch at which the watchdog rolls back.
+    /// Seconds since the Unix epoch at which the watchdog rolls back, for
+    /// people to read: the deadline itself is `deadline_boottime_ms`.
     pub deadline: u64,
+    /// The deadline on `CLOCK_BOOTTIME` (milliseconds), which NTP never
+    /// steps; only meaningful in the boot `boot_id` (crate::clock).
+    #[serde(default)]
+    pub deadline_boottime_ms: u64,
+    /// The boot in which the window was opened. A window from another boot
+    /// is dead: the restart dropped its rules, and nothing guards it.
+    #[serde(default)]
+    pub boot_id: String,
     /// Pid of the detached watchdog process (0 until it has started).
     pub watchdog_pid: u32,
     /// Identifies this window, so a late watchdog never acts on a newer one.
@@ -262,4 +271,37 @@ pub struct RollbackWindow {
     /// `--persist --root DIR`: persist under DIR once confirmed, not before.
     #[serde(default)]
     pub persist_root: Option<PathBuf>,
+}
+
+/// A reading of the boot clock (`crate::clock` takes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootTime {
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    /// Milliseconds of `CLOCK_BOOTTIME`: since this boot, suspend included.
+    pub millis: u64,
+}
+
+/// Where a window stands on the boot clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remaining {
+    /// Open, with this many milliseconds left.
+    Left(u64),
+    /// The deadline has passed: roll back.
+    Passed,
+    /// Opened in another boot: the restart dropped its rules and its watchdog.
+    OtherBoot,
+}
+
+impl RollbackWindow {
+    /// Where the window stands at `now`.
+    pub fn remaining(&self, now: &BootTime) -> Remaining {
+        if self.boot_id.is_empty() || self.boot_id != now.boot_id {
+            Remaining::OtherBoot
+        } else if now.millis >= self.deadline_boottime_ms {
+            Remaining::Passed
+        } else {
+            Remaining::Left(self.deadline_boottime_ms - now.millis)
+        }
+    }
 }

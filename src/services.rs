@@ -19,35 +19,54 @@ const BUILTIN: &[(&str, &[u16], &[u16])] = &[
     ("tftp", &[], &[69]),
     ("http", &[80], &[]),
     ("pop3", &[110], &[]),
+    ("sunrpc", &[111], &[111]),
     ("ntp", &[], &[123]),
+    ("netbios-ns", &[], &[137]),
+    ("netbios-dgm", &[], &[138]),
+    ("netbios-ssn", &[139], &[]),
     ("imap", &[143], &[]),
     ("snmp", &[], &[161]),
     ("ldap", &[389], &[]),
     ("https", &[443], &[443]),
+    ("smb", &[445], &[]),
     ("smtps", &[465], &[]),
     ("syslog", &[], &[514]),
     ("submission", &[587], &[]),
+    ("ipp", &[631], &[631]),
     ("ldaps", &[636], &[]),
     ("rndc", &[953], &[]),
     ("imaps", &[993], &[]),
     ("pop3s", &[995], &[]),
     ("openvpn", &[1194], &[1194]),
+    ("vxlan", &[], &[4789, 8472]),
+    ("geneve", &[], &[6081]),
+    ("ssdp", &[], &[1900]),
     ("mssql", &[1433], &[]),
     ("nfs", &[2049], &[2049]),
     ("docker", &[2375, 2376], &[]),
     ("etcd", &[2379, 2380], &[]),
     ("mysql", &[3306], &[]),
     ("rdp", &[3389], &[]),
+    ("ws-discovery", &[], &[3702]),
     ("sieve", &[4190], &[]),
+    ("mdns", &[], &[5353]),
+    ("llmnr", &[5355], &[5355]),
     ("postgresql", &[5432], &[]),
     ("couchdb", &[5984], &[]),
     ("vnc", &[5900], &[]),
     ("amqp", &[5672], &[]),
+    (
+        "x11",
+        &[6000, 6001, 6002, 6003, 6004, 6005, 6006, 6007],
+        &[],
+    ),
     ("redis", &[6379], &[]),
     ("http-alt", &[8080], &[]),
     ("https-alt", &[8443], &[]),
     ("elasticsearch", &[9200, 9300], &[]),
+    ("kubelet", &[10250], &[]),
     ("memcached", &[11211], &[11211]),
+    ("mountd", &[20048], &[20048]),
     ("mongodb", &[27017], &[]),
     ("wireguard", &[], &[51820]),
 ];
@@ -96,11 +115,45 @@ const PROGRAMS: &[(&str, &[&str])] = &[
     ("openvpn", &["openvpn"]),
     ("beam.smp", &["amqp"]),
     ("couchdb", &["couchdb"]),
+    ("rpcbind", &["sunrpc"]),
+    ("portmap", &["sunrpc"]),
+    ("rpc.mountd", &["mountd"]),
+    ("rpc.statd", &["statd"]),
+    ("smbd", &["smb", "netbios-ssn"]),
+    ("nmbd", &["netbios-ns", "netbios-dgm"]),
+    ("cupsd", &["ipp"]),
+    ("cups-browsed", &["ipp"]),
+    ("Xorg", &["x11"]),
+    ("Xvnc", &["vnc", "x11"]),
+    ("avahi-daemon", &["mdns"]),
+    ("minissdpd", &["ssdp"]),
+    ("kubelet", &["kubelet"]),
+    ("wsdd", &["ws-discovery"]),
 ];
 
 /// Services that should almost never face the internet: databases, caches,
-/// admin and control channels. Listening beyond loopback, they are flagged.
+/// admin and control channels, and the LAN and RPC services that internet
+/// scanning projects and hardening benchmarks list as never-internet
+/// (sources in docs/risky-services.md). Listening beyond loopback, they are
+/// flagged.
 const RISKY: &[&str] = &[
+    "sunrpc",
+    "netbios-ns",
+    "netbios-dgm",
+    "netbios-ssn",
+    "smb",
+    "ipp",
+    "x11",
+    "mountd",
+    "statd",
+    "nlockmgr",
+    "llmnr",
+    "mdns",
+    "ssdp",
+    "ws-discovery",
+    "kubelet",
+    "vxlan",
+    "geneve",
     "mysql",
     "postgresql",
     "redis",
@@ -235,6 +288,18 @@ impl ServiceTable {
     }
 }
 
+impl ServiceTable {
+    /// Name a listener after the systemd socket unit that holds it (its
+    /// name without `.socket`): a service name (`ssh`) or a program
+    /// (`rpcbind` → sunrpc) says what it is; otherwise the port does.
+    pub fn name_of_unit(&self, proto: Proto, port: u16, stem: &str) -> String {
+        if self.ports_of(stem).is_some() {
+            return stem.to_string();
+        }
+        self.name_listener(proto, port, &[stem])
+    }
+}
+
 /// The services a program serves, most usual first.
 fn served_by(program: &str) -> Option<&'static [&'static str]> {
     // comm is cut at 15 bytes, and some daemons rename themselves
@@ -295,5 +360,27 @@ mod tests {
     fn risky_services() {
         assert!(is_risky("mysql") && is_risky("redis") && is_risky("rndc"));
         assert!(!is_risky("ssh") && !is_risky("http"));
+        // Never-internet services are risky by port alone too, so a scan
+        // without owners still flags them.
+        let t = ServiceTable::builtin();
+        for (proto, port, name) in [
+            (Proto::Tcp, 111, "sunrpc"),
+            (Proto::Udp, 111, "sunrpc"),
+            (Proto::Udp, 137, "netbios-ns"),
+            (Proto::Tcp, 139, "netbios-ssn"),
+            (Proto::Tcp, 445, "smb"),
+            (Proto::Tcp, 631, "ipp"),
+            (Proto::Tcp, 6001, "x11"),
+            (Proto::Udp, 1900, "ssdp"),
+            (Proto::Udp, 5355, "llmnr"),
+            (Proto::Tcp, 10250, "kubelet"),
+            (Proto::Udp, 20048, "mountd"),
+        ] {
+            let named = t.name_listener(proto, port, &[]);
+            assert_eq!(named, name, "{proto}/{port}");
+            assert!(is_risky(&named), "{named}");
+        }
+        assert_eq!(t.name_listener(Proto::Tcp, 40123, &["rpc.statd"]), "statd");
+        assert!(is_risky("statd"));
     }
 }

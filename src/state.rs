@@ -12,14 +12,21 @@
 //! - `snapshot.json`: everything rollback needs to undo the last apply;
 //! - `applied.json`: [`AppliedRecord`], what the last apply loaded;
 //! - `window.json`: [`RollbackWindow`], present while a window is open;
+//! - `watchdog.lock`: flock held by the watchdog itself for as long as it
+//!   runs, so anyone can tell it is alive by trying it (a pid can be reused);
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
+//!
+//! Lock files are opened read-only: flock needs no write access, and a
+//! rollback must still work when this directory's filesystem has become
+//! read-only or full (a file held open for writing would even keep an
+//! administrator from remounting it read-only).
 
 use anyhow::Context;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,6 +86,68 @@ impl StateDir {
     pub fn watchdog_log_path(&self) -> PathBuf {
         self.root.join("watchdog.log")
     }
+    /// Held (flock) by the watchdog for as long as it runs.
+    pub fn watchdog_lock_path(&self) -> PathBuf {
+        self.root.join("watchdog.lock")
+    }
+    /// Where the watchdog of window `id` logs when the state directory
+    /// cannot be written (read-only, full): `/run` is a tmpfs.
+    pub fn fallback_log_path(window_id: &str) -> PathBuf {
+        let safe: String = window_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        PathBuf::from(FALLBACK_LOG_DIR).join(format!("watchdog-{safe}.log"))
+    }
+
+    /// Refuse a state directory that someone other than root could have
+    /// prepared or can change: what is in it runs as root (`snapshot.json`
+    /// is what a rollback loads into the firewall). The directory itself
+    /// must not be a symlink, must be owned by root and writable by root
+    /// only; its ancestors are not checked (tests keep theirs under /tmp).
+    /// A directory that does not exist yet is fine: apply creates it 0700.
+    pub fn check_trusted(&self) -> anyhow::Result<()> {
+        let meta = match std::fs::symlink_metadata(&self.root) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(host_failure(format!(
+                    "cannot read the state directory {}: {e}",
+                    self.root.display()
+                )));
+            }
+        };
+        let problem = if meta.file_type().is_symlink() {
+            Some(format!(
+                "it is a symlink (to {})",
+                std::fs::read_link(&self.root)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "somewhere".to_string())
+            ))
+        } else if !meta.is_dir() {
+            return Err(crate::error::bad_input(format!(
+                "--state-dir {} is not a directory; give the directory `autofw apply` uses",
+                self.root.display()
+            )));
+        } else {
+            untrusted(meta.uid(), meta.mode())
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(refused(format!(
+                "refusing the state directory {}: {problem}. What autofw keeps there is run as \
+                 root (the saved ruleset is what a rollback loads), so it must be a real directory \
+                 owned by root and writable by root only; nothing was changed",
+                self.root.display()
+            ))),
+        }
+    }
 
     /// Create the directory (0700) if needed, and make sure it is root-only
     /// even if someone created it with looser permissions.
@@ -119,16 +188,57 @@ impl StateDir {
         }
     }
 
-    /// Take the decision lock, waiting: decisions take milliseconds.
+    /// Take the decision lock, waiting: decisions take milliseconds (apply
+    /// holds it through the load, which takes as long as the firewall takes).
     pub fn lock_window(&self) -> anyhow::Result<FileLock> {
         let file = open_lock_file(&self.window_lock_path())?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            host_failure(format!(
-                "cannot lock {}: {e}",
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(FileLock { file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => eprintln!(
+                "autofw: waiting: an apply is loading its rules, or another decision is being \
+                 made ({} is held)",
                 self.window_lock_path().display()
-            ))
-        })?;
-        Ok(FileLock { file })
+            ),
+            Err(_) => {}
+        }
+        FileLock::take(file, &self.window_lock_path())
+    }
+
+    /// The decision lock file, opened once, for a process (the watchdog)
+    /// that must still be able to decide when nothing in this directory can
+    /// be opened any more.
+    pub fn open_window_lock(&self) -> anyhow::Result<File> {
+        open_lock_file(&self.window_lock_path())
+    }
+
+    /// The watchdog's own lock, taken without waiting: a second watchdog for
+    /// the same directory refuses to arm.
+    pub fn lock_watchdog(&self) -> anyhow::Result<FileLock> {
+        let file = open_lock_file(&self.watchdog_lock_path())?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(FileLock { file }),
+            Err(e) => Err(host_failure(format!(
+                "cannot lock {}: {e}",
+                self.watchdog_lock_path().display()
+            ))),
+        }
+    }
+
+    /// Is a watchdog running for this directory? Told by trying the lock it
+    /// holds, not by its pid: a pid can be reused, a lock dies with its holder.
+    pub fn watchdog_alive(&self) -> anyhow::Result<bool> {
+        let path = self.watchdog_lock_path();
+        let file = match open_nofollow(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(host_failure(format!("cannot open {}: {e}", path.display()))),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it: no watchdog. The shared lock ends with `file`.
+            Ok(()) => Ok(false),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(host_failure(format!("cannot lock {}: {e}", path.display()))),
+        }
     }
 
     /// An apply record this autofw cannot use: like a damaged state file,
@@ -156,18 +266,92 @@ impl StateDir {
         remove_if_exists(&self.window_path())
     }
 
-    /// Append one line to the watchdog's log (best effort: it has nowhere
-    /// else to report, and a full disk must not stop a rollback).
+    /// Append one line to the watchdog's log, if it can be written (a full
+    /// disk must not stop a rollback, so this never fails).
     pub fn log_watchdog(&self, line: &str) {
-        if let Ok(mut f) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.watchdog_log_path())
-        {
-            let _ = writeln!(f, "{} {line}", now_secs());
-        }
+        let _ = append_line(
+            &self.watchdog_log_path(),
+            &format!("{} {line}\n", now_secs()),
+        );
     }
+
+    /// A line that says why the watchdog cannot do its job yet: to its log,
+    /// or, when the state directory cannot be written, to
+    /// [`Self::fallback_log_path`] (status reads both). Never fails.
+    pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
+        let line = format!("{} {line}\n", now_secs());
+        if append_line(&self.watchdog_log_path(), &line).is_ok() {
+            return;
+        }
+        let fallback = Self::fallback_log_path(window_id);
+        if let Some(dir) = fallback.parent() {
+            let _ = DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
+        let _ = append_line(&fallback, &line);
+    }
+
+    /// The last line the watchdog of window `id` logged, from whichever of
+    /// its two logs was written last.
+    pub fn last_watchdog_line(&self, window_id: &str) -> Option<String> {
+        let mut lines: Vec<String> = [self.watchdog_log_path(), Self::fallback_log_path(window_id)]
+            .iter()
+            .filter_map(|p| read_nofollow(p).ok())
+            .filter_map(|text| text.lines().last().map(str::to_string))
+            .collect();
+        // Lines start with the time in seconds: the later one wins.
+        lines.sort_by_key(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+        });
+        lines.pop()
+    }
+}
+
+/// Where watchdogs log when their state directory cannot be written.
+pub const FALLBACK_LOG_DIR: &str = "/run/autofw";
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Why a file or directory with this owner and mode cannot be trusted with
+/// what root will run, if it cannot.
+pub fn untrusted(uid: u32, mode: u32) -> Option<String> {
+    if uid != 0 {
+        return Some(format!("it is owned by uid {uid}, not by root"));
+    }
+    let writable_by = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and by others",
+        (true, false) => "its group",
+        (false, true) => "others",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "it is writable by {writable_by} (mode {:o})",
+        mode & 0o7777
+    ))
+}
+
+/// Open for reading without following a symlink in the last component:
+/// a file planted as a link in the state directory is not read as root.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn read_nofollow(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open_nofollow(path)?, &mut text)?;
+    Ok(text)
 }
 
 /// An flock held as long as this value (or a process that inherited its
@@ -181,17 +365,56 @@ impl FileLock {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// Take an exclusive lock on an open lock file, waiting for it.
+    pub fn take(file: File, path: &Path) -> anyhow::Result<FileLock> {
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| host_failure(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(FileLock { file })
+    }
 }
 
+/// An exclusive flock on a lock file that stays open after it is released:
+/// the watchdog opens `window.lock` once and locks it for each decision.
+/// Unlocks on drop (closing a duplicate descriptor would not).
+pub struct HeldLock<'a> {
+    file: &'a File,
+}
+
+impl<'a> HeldLock<'a> {
+    pub fn take(file: &'a File) -> anyhow::Result<HeldLock<'a>> {
+        rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| host_failure(format!("cannot lock the decision lock: {e}")))?;
+        Ok(HeldLock { file })
+    }
+}
+
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(self.file, rustix::fs::FlockOperation::Unlock);
+    }
+}
+
+/// Open a lock file read-only (flock needs no more), creating it if it is
+/// not there yet: an existing one opens even on a read-only filesystem.
 fn open_lock_file(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| host_failure(format!("cannot open the lock file {}: {e}", path.display())))
+    let fail = |e: std::io::Error| {
+        host_failure(format!("cannot open the lock file {}: {e}", path.display()))
+    };
+    match open_nofollow(path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(fail)
+            // Created; reopen read-only so no descriptor for writing stays open.
+            .and_then(|_| open_nofollow(path).map_err(fail)),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// Write `bytes` to `path` so that a reader (or a crash) sees either the old
@@ -219,12 +442,33 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Read a JSON record that root will act on: not through a symlink
+/// (O_NOFOLLOW), and only if root owns it and only root can write it.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let mut file = match open_nofollow(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refused(format!(
+                "refusing {}: it is a symlink; autofw writes its files itself and never follows \
+                 a link planted in their place. Remove it if no apply is running",
+                path.display()
+            )));
+        }
         Err(e) => return Err(host_failure(format!("cannot read {}: {e}", path.display()))),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| host_failure(format!("cannot read {}: {e}", path.display())))?;
+    if let Some(problem) = untrusted(meta.uid(), meta.mode()) {
+        return Err(refused(format!(
+            "refusing {}: {problem}; autofw acts on it as root, so only root may have written it",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| host_failure(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map(Some).with_context(|| {
         format!(
             "{} is damaged; remove it if no apply is running",
@@ -365,5 +609,24 @@ mod tests {
             read_json::<RollbackWindow>(&dir.path().join("absent")).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn only_root_owned_root_writable_is_trusted() {
+        assert_eq!(untrusted(0, 0o40700), None);
+        assert_eq!(untrusted(0, 0o40755), None);
+        assert_eq!(untrusted(0, 0o100600), None);
+        assert!(untrusted(1000, 0o40700).unwrap().contains("uid 1000"));
+        assert!(
+            untrusted(0, 0o40770)
+                .unwrap()
+                .contains("its group (mode 770)")
+        );
+        assert!(
+            untrusted(0, 0o41777)
+                .unwrap()
+                .contains("group and by others")
+        );
+        assert!(untrusted(0, 0o100606).unwrap().contains("by others"));
     }
 }

@@ -229,7 +229,7 @@ fn lockout_guard_refuses_blocking_this_ssh_session() {
         show(&out)
     );
     assert!(
-        text(&out.stderr).contains("tcp/5622 from 192.0.2.2"),
+        text(&out.stderr).contains("tcp/5622 on 192.0.2.1 from 192.0.2.2"),
         "{}",
         show(&out)
     );

@@ -276,6 +276,10 @@ fn completions_for_each_shell() {
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let script = text(&out.stdout);
         assert!(script.contains(expect), "{shell}: {script}");
+        // Internal commands are not offered.
+        assert!(!script.contains("subcmd__watchdog"), "{shell}");
+        assert!(!script.contains("-a \"watchdog\""), "{shell}");
+        assert!(!script.contains("'watchdog:"), "{shell}");
         assert!(
             script.contains("prometheus"),
             "{shell} does not complete --format values"
@@ -334,4 +338,20 @@ fn man_pages_one_per_command_with_the_sections_a_sysadmin_expects() {
     let apply = std::fs::read_to_string(dir.path().join("autofw-apply.8")).unwrap();
     assert!(apply.contains("/etc/autofw/rules.nft"), "apply's FILES");
     assert!(Path::new(&dir.path().join("autofw.8")).exists());
+}
+
+#[test]
+fn completions_into_a_closed_pipe_is_not_a_crash() {
+    // `autofw completions zsh | head`, with a reader that closes the pipe
+    // at once (the script fits in a pipe buffer): exit 0, no panic.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' completions zsh | (exec <&-; sleep 0.2); echo ${{PIPESTATUS[0]}}",
+            autofw_bin()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "0", "{}", show(&out));
+    assert!(!text(&out.stderr).contains("panicked"), "{}", show(&out));
 }

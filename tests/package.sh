@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "package test: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || fail "needs root (it installs the package on this machine)"
+# One package test per machine at a time: two would install and purge the
+# same package under each other (worktrees running ./test.sh side by side).
+exec 9>/run/lock/autofw-package-test.lock
+flock 9
 if dpkg -s autofw >/dev/null 2>&1; then
   fail "autofw is already installed here; remove it first (this test must leave the machine as it found it)"
 fi
@@ -43,6 +47,17 @@ host_firewall() { nft list ruleset; iptables-save | grep -v '^#' || true; ip6tab
 echo "package test: building the package"
 ./pkg/build-deb >/dev/null
 deb=$(ls target/debian/autofw_*.deb | tail -n1)
+
+# The maintainer scripts, read before anything runs: no line of code calls
+# autofw (postrm runs after the binary is gone) or a firewall tool.
+dpkg-deb -e "$deb" "$work/control"
+for script in "$work"/control/{preinst,postinst,prerm,postrm}; do
+  [[ -e $script ]] || continue
+  if grep -vE '^\s*#' "$script" \
+    | grep -nE '(^|[;&|(]|then|do|else)\s*(/usr/s?bin/)?(autofw|nft|iptables[a-z-]*|ip6tables[a-z-]*|ipset)(\s|$)'; then
+    fail "$(basename "$script") runs autofw or a firewall tool (the lines above)"
+  fi
+done
 
 snapshot >"$work/before"
 firewall_before=$(host_firewall)
@@ -81,10 +96,16 @@ complete_words() {
     "$fn" autofw "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
     printf "%s\n" "${COMPREPLY[@]}"' bash "$@"
 }
-complete_words autofw "" | grep -qx apply || fail "bash completion of 'autofw <TAB>' has no apply"
-complete_words autofw ap | grep -qx apply || fail "bash completion of 'autofw ap<TAB>' is not apply"
-complete_words autofw status --format "" | grep -qx prometheus \
-  || fail "bash completion of 'autofw status --format <TAB>' has no prometheus"
+expect_completion() {
+  local want=$1 got
+  shift
+  got=$(complete_words "$@" 2>&1) || true
+  grep -qx -- "$want" <<<"$got" \
+    || fail "bash completion of '$* <TAB>' does not offer $want; it offered: $(tr '\n' ' ' <<<"$got")"
+}
+expect_completion apply autofw ""
+expect_completion apply autofw ap
+expect_completion prometheus autofw status --format ""
 
 # What the package ships for systemd: disabled, and never running autofw at boot.
 for unit in autofw.service autofw-iptables.service autofw-status.service autofw-status.timer; do

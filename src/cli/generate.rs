@@ -5,6 +5,7 @@
 //! committed, as ripgrep does). `autofw completions SHELL` prints one
 //! completion script, for installs with `cargo install`.
 
+use std::io::Write;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -16,18 +17,30 @@ use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::{exit, host_failure};
 use crate::status::timer;
 
-/// `autofw completions SHELL`: the script on stdout.
+/// `autofw completions SHELL`: the script on stdout. Rendered first, then
+/// written: clap_complete panics on a write error, and `| head` is not one.
 pub fn completions(shell: Shell) -> anyhow::Result<u8> {
+    let (_, script) = completion(shell);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut out);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(exit::OK)
+}
+
+/// The command line without its internal (hidden) subcommands, which
+/// clap_complete would otherwise offer at `autofw <TAB>`.
+fn completable() -> clap::Command {
+    let full = Cli::command();
+    clap::Command::new("autofw")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 /// The completion script for `shell`, and the file name its Debian
 /// directory expects.
 pub fn completion(shell: Shell) -> (String, Vec<u8>) {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "autofw", &mut script);
+    clap_complete::generate(shell, &mut completable(), "autofw", &mut script);
     let name = match shell {
         Shell::Bash => "autofw".to_string(),
         Shell::Zsh => "_autofw".to_string(),

@@ -3,26 +3,30 @@
 //!
 //! apply: build the proposal (same choices as `propose`), print it and a
 //! diff against the live rules; with `--confirm`, check the lockout guard,
-//! take the lock, ask, save the live ruleset, open a rollback window with a
-//! detached watchdog, load the rules in one transaction, then wait for the
-//! operator's `yes` (here) or `autofw confirm` (from a new login). Anything
-//! else, including the end of input, the death of this process or of the
-//! SSH session, ends in the saved ruleset being put back at the deadline.
+//! take the lock, ask, then, under the window's decision lock, save the live
+//! ruleset, open a rollback window with a detached watchdog and load the
+//! rules in one transaction; then wait for the operator's `yes` (here) or
+//! `autofw confirm` (from a new login). Anything else, including the end of
+//! input, the death of this process or of the SSH session, ends in the saved
+//! ruleset being put back at the deadline.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use super::answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
+use super::outcome::{exactness, report_dead, report_kept, report_rollback, warn_unrecorded};
 use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
-use super::window::{self, Confirmed, RolledBack};
+use super::window::{self, Confirmed};
 use super::{Snapshot, exec, watchdog};
+use crate::clock;
 use crate::error::{bad_input, exit, refused};
 use crate::human::unified_diff;
 use crate::propose::blocklist::SetContents;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, RollbackWindow, Rules, opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
+    opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
@@ -122,13 +126,25 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     }
 
     let state = StateDir::new(&args.state_dir);
+    state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
+        // We hold the apply lock, so its watchdog, which would hold it too,
+        // is gone: that window can no longer be confirmed.
+        let restarted = window.remaining(&clock::now()?) == Remaining::OtherBoot;
         return Err(refused(format!(
-            "a rollback window from an earlier apply (pid {}) is still open, and its watchdog \
-             (pid {}) is gone; decide it first with `autofw confirm` or `autofw rollback`",
-            window.apply_pid, window.watchdog_pid
+            "an earlier apply (pid {}) left a rollback window that was never decided, and its \
+             watchdog is gone{}: those rules can no longer be confirmed. Run `autofw rollback{}` \
+             to put back the rules saved before that apply and close it, then apply again; \
+             nothing was changed",
+            window.apply_pid,
+            if restarted {
+                " (the machine restarted since)"
+            } else {
+                ""
+            },
+            state_flag(&args.state_dir)
         )));
     }
 
@@ -141,17 +157,21 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
 
-    let mut input = Input::start();
+    let mut input = Answers::start();
     if !args.yes && !args.no_wait {
         eprint!("Apply these rules? [y/N] ");
         let _ = std::io::stderr().flush();
-        match input.next_blocking() {
+        match input.ask_stdin() {
             Some(answer) if is_yes(&answer) => {}
             Some(_) => return Err(refused("the operator said no; nothing was changed")),
             None => return Err(refused("no answer (end of input); nothing was changed")),
         }
     }
 
+    // Save, open the window, load: all under the decision lock, so that a
+    // `confirm` or `rollback` run meanwhile waits for the load to finish
+    // (or fail) instead of deciding a window whose rules are not loaded yet.
+    let deciding = state.lock_window()?;
     let pending = Pending::save(
         &state,
         args,
@@ -175,18 +195,26 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
         ));
     }
+    drop(deciding);
     if args.no_wait {
         return report_loaded(args, &window, report(Outcome::Loaded));
     }
+    let terminal = input.listen_to_terminal();
     eprintln!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
-         autofw: or type `yes` here to keep them, `no` to roll back now.",
+         autofw: {}",
         args.timeout,
         window.watchdog_pid,
-        state_flag(&args.state_dir)
+        state_flag(&args.state_dir),
+        if terminal {
+            "or type `yes` here to keep them (anything typed before this was discarded), `no` to roll back now."
+        } else {
+            "this is the only way to keep them: there is no terminal here to answer on.\n\
+             autofw: `no` on standard input, or `autofw rollback`, rolls back now."
+        }
     );
-    wait_for_decision(&state, &window, &mut input)
+    wait_for_decision(&state, &window, &pending.snapshot, &mut input)
 }
 
 /// `--state-dir X` for the hints we print, when it is not the default.
@@ -301,10 +329,14 @@ impl Pending {
             listening: Some(at_apply.listening),
             blocklist,
         })?;
-        // Round the deadline up: the operator gets at least --timeout seconds.
+        // The deadline is on the boot clock; the wall-clock one, rounded up,
+        // is for people to read.
+        let now = clock::now()?;
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
         let window = RollbackWindow {
             deadline,
+            deadline_boottime_ms: now.millis + args.timeout * 1000,
+            boot_id: now.boot_id,
             watchdog_pid: 0,
             id: format!("{}-{}", now_millis(), std::process::id()),
             apply_pid: std::process::id(),
@@ -366,36 +398,69 @@ impl Pending {
 fn wait_for_decision(
     state: &StateDir,
     window: &RollbackWindow,
-    input: &mut Input,
+    snapshot: &Snapshot,
+    input: &mut Answers,
 ) -> anyhow::Result<u8> {
-    prompt_keep();
+    let terminal = input.has_terminal();
+    if terminal {
+        prompt_keep();
+    }
+    let mut said_stdin_cannot_keep = false;
     loop {
-        match state.read_window()? {
-            Some(open) if open.id == window.id => {}
-            _ => return decided_elsewhere(state),
+        match state.read_window() {
+            Ok(Some(open)) if open.id == window.id => {}
+            Ok(_) => return decided_elsewhere(state),
+            // Unreadable (a failing disk): the deadline below still holds.
+            Err(_) => {}
         }
-        if now_secs() >= window.deadline {
+        if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
             eprintln!("\nautofw: no confirmation before the deadline");
-            match window::roll_back_if_open(state, &window.id)? {
+            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
+                e.context(
+                    "the deadline passed but putting back the old rules failed; the watchdog \
+                     keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
+                     tries now)",
+                )
+            })?;
+            match rolled {
                 Some(done) => return Ok(report_rollback(&done)),
                 None => return decided_elsewhere(state),
             }
         }
         match input.poll(POLL) {
-            Polled::Line(answer) if is_yes(&answer) => match window::confirm(state) {
+            Polled::Line(answer, From::Stdin) if is_yes(&answer) => {
+                if !said_stdin_cannot_keep {
+                    eprintln!(
+                        "\nautofw: a `yes` on standard input does not keep the rules (it may \
+                         have been typed before they were loaded): {}",
+                        if terminal {
+                            "answer on the terminal, or run `autofw confirm` from a new login"
+                        } else {
+                            "run `autofw confirm` from a new login"
+                        }
+                    );
+                    said_stdin_cannot_keep = true;
+                }
+            }
+            Polled::Line(answer, From::Terminal) if is_yes(&answer) => match window::confirm(state)
+            {
                 Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
                 Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                Ok(Confirmed::Dead { reasons, rollback }) => {
+                    return report_dead(&reasons, rollback);
+                }
                 // Confirmed, but persisting failed: say so (exit 3).
                 Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
                     return Err(err);
                 }
                 Err(_) => return decided_elsewhere(state),
             },
-            Polled::Line(answer) if is_no(&answer) => {
-                let done = window::roll_back(state)?;
+            Polled::Line(answer, _) if is_no(&answer) => {
+                let done = window::roll_back_to(state, snapshot)?;
                 return Ok(report_rollback(&done));
             }
-            Polled::Line(_) => prompt_keep(),
+            Polled::Line(_, From::Terminal) => prompt_keep(),
+            Polled::Line(_, From::Stdin) => {}
             Polled::Eof => eprintln!(
                 "\nautofw: end of input is not a confirmation; the window stays open for \
                  `autofw confirm` from another session until the deadline"
@@ -403,11 +468,6 @@ fn wait_for_decision(
             Polled::Nothing => {}
         }
     }
-}
-
-fn prompt_keep() {
-    eprint!("Keep these rules? [yes/no] ");
-    let _ = std::io::stderr().flush();
 }
 
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
@@ -422,97 +482,6 @@ fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
         _ => {
             eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
             Ok(exit::NEGATIVE)
-        }
-    }
-}
-
-fn report_kept(persisted: Option<std::path::PathBuf>) -> u8 {
-    println!("confirmed: the new rules are kept");
-    if persisted.is_some() {
-        println!("persisted: they will be loaded again at boot");
-    }
-    exit::OK
-}
-
-fn report_rollback(done: &RolledBack) -> u8 {
-    eprintln!(
-        "autofw: rolled back: the ruleset saved before this apply was restored{}",
-        exactness(done)
-    );
-    exit::NEGATIVE
-}
-
-fn exactness(done: &RolledBack) -> &'static str {
-    match done.exact {
-        Some(true) => " (identical to the saved one)",
-        Some(false) => {
-            "; note: the live ruleset differs from the saved one outside autofw's rules: \
-             something else changed it during the window, and that was left alone"
-        }
-        None => "",
-    }
-}
-
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-fn is_no(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
-}
-
-/// Lines from stdin, read on a thread so the window can be watched while
-/// waiting for the operator. End of input is reported once.
-struct Input {
-    rx: mpsc::Receiver<Option<String>>,
-    eof: bool,
-}
-
-enum Polled {
-    Line(String),
-    Eof,
-    Nothing,
-}
-
-impl Input {
-    fn start() -> Input {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(Some(line)).is_err() {
-                    break;
-                }
-            }
-            let _ = tx.send(None);
-        });
-        Input { rx, eof: false }
-    }
-
-    fn next_blocking(&mut self) -> Option<String> {
-        if self.eof {
-            return None;
-        }
-        match self.rx.recv() {
-            Ok(Some(line)) => Some(line),
-            _ => {
-                self.eof = true;
-                None
-            }
-        }
-    }
-
-    fn poll(&mut self, timeout: Duration) -> Polled {
-        if self.eof {
-            std::thread::sleep(timeout);
-            return Polled::Nothing;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(Some(line)) => Polled::Line(line),
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.eof = true;
-                Polled::Eof
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => Polled::Nothing,
         }
     }
 }
@@ -567,7 +536,6 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
 pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(state_dir);
-    let window = state.read_window()?;
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
@@ -579,8 +547,11 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
             }
             // Give the watchdog its moment to see the closed window and exit
             // (and release the apply lock), so a next apply is not refused.
-            if let Some(window) = window {
-                wait_for_exit(window.watchdog_pid, Duration::from_secs(2));
+            let start = std::time::Instant::now();
+            while state.watchdog_alive().unwrap_or(false)
+                && start.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::sleep(Duration::from_millis(20));
             }
             Ok(exit::OK)
         }
@@ -589,8 +560,10 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
                 "autofw: too late: the deadline had passed, so the rules were rolled back{}",
                 exactness(&done)
             );
+            warn_unrecorded(&done);
             Ok(exit::NEGATIVE)
         }
+        Confirmed::Dead { reasons, rollback } => report_dead(&reasons, rollback),
     }
 }
 
@@ -598,6 +571,7 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
 pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
+    state.check_trusted()?;
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
         exec::require_tools(super::tools(snapshot.backend))?;
@@ -607,27 +581,11 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
         "rolled back: the ruleset saved before the last apply is restored{}",
         exactness(&done)
     );
+    warn_unrecorded(&done);
     if state.read_applied()?.is_some_and(|r| r.persisted) {
         println!(
             "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
         );
     }
     Ok(exit::OK)
-}
-
-/// Wait until `pid` has exited (or is a zombie), at most `limit`.
-fn wait_for_exit(pid: u32, limit: Duration) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Field 3 (after the parenthesised name) is the state: Z is a zombie.
-        let gone = stat.is_empty()
-            || stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
-        if gone {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

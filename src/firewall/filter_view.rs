@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::propose::render_iptables::JUMP_LINE;
+use crate::propose::render_iptables::{
+    DOCKER_USER, DOCKER_USER_JUMP, DOCKER_USER_JUMP_SAVED, JUMP_LINE,
+};
 
 const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
 
@@ -20,6 +22,30 @@ pub fn without_existing_jump(proposal: &str, live_save: &str) -> String {
         .collect()
 }
 
+/// The proposal made loadable on the live table: the INPUT jump left out
+/// when INPUT has it ([`without_existing_jump`]); DOCKER-USER declared when
+/// it does not exist (declaring flushes, so never when it does: its rules
+/// are the operator's); the DOCKER-USER jump left out when it is there.
+pub fn fit_to_live(proposal: &str, live_save: &str) -> String {
+    let fitted = without_existing_jump(proposal, live_save);
+    if !fitted.lines().any(|l| l.trim() == DOCKER_USER_JUMP) {
+        return fitted;
+    }
+    let live = FilterView::parse(live_save);
+    let mut out = String::new();
+    for line in fitted.lines() {
+        if line.trim() == DOCKER_USER_JUMP && live.has_docker_jump {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "*filter" && !live.docker_user {
+            out.push_str(&format!(":{DOCKER_USER} - [0:0]\n"));
+        }
+    }
+    out
+}
+
 /// The filter table of an `iptables-save`, reduced to what autofw may touch.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FilterView {
@@ -30,6 +56,13 @@ pub struct FilterView {
     /// `-A AUTOFW-...` lines, in order.
     pub rules: Vec<String>,
     pub has_jump: bool,
+    /// Docker's DOCKER-USER chain exists.
+    pub docker_user: bool,
+    /// DOCKER-USER jumps to autofw's published-ports chain.
+    pub has_docker_jump: bool,
+    /// DOCKER-USER has rules other than that jump, or some chain jumps to
+    /// it: it is not autofw's to delete.
+    pub docker_user_in_use: bool,
 }
 
 impl FilterView {
@@ -53,9 +86,18 @@ impl FilterView {
                     view.policies.insert(name.to_string(), policy.to_string());
                 } else if is_autofw_chain(name) {
                     view.chains.push(name.to_string());
+                } else if name == DOCKER_USER {
+                    view.docker_user = true;
                 }
             } else if line == JUMP_LINE {
                 view.has_jump = true;
+            } else if line == DOCKER_USER_JUMP_SAVED {
+                view.has_docker_jump = true;
+            } else if line.starts_with(&format!("-A {DOCKER_USER} "))
+                || line.ends_with(&format!("-j {DOCKER_USER}"))
+                || line.contains(&format!("-j {DOCKER_USER} "))
+            {
+                view.docker_user_in_use = true;
             } else if let Some(rest) = line.strip_prefix("-A ")
                 && rest.split_whitespace().next().is_some_and(is_autofw_chain)
             {
@@ -77,6 +119,10 @@ impl FilterView {
         }
         if self.has_jump {
             out.push_str(JUMP_LINE);
+            out.push('\n');
+        }
+        if self.has_docker_jump {
+            out.push_str(DOCKER_USER_JUMP_SAVED);
             out.push('\n');
         }
         for rule in &self.rules {
@@ -108,6 +154,13 @@ pub fn undo_script(saved: &str, live: &str) -> Option<String> {
     if live.has_jump && !saved.has_jump {
         lines.push(format!("-D {}", &JUMP_LINE[3..]));
     }
+    if live.has_docker_jump && !saved.has_docker_jump {
+        lines.push(format!("-D {}", &DOCKER_USER_JUMP_SAVED[3..]));
+        // Created for the jump, and nobody else uses it: gone again.
+        if !saved.docker_user && !live.docker_user_in_use {
+            lines.push(format!("-X {DOCKER_USER}"));
+        }
+    }
     let mut all: Vec<&String> = live.chains.iter().collect();
     all.extend(saved.chains.iter().filter(|c| !live.chains.contains(c)));
     let unchanged = live.chains == saved.chains && live.rules == saved.rules;
@@ -125,6 +178,12 @@ pub fn undo_script(saved: &str, live: &str) -> Option<String> {
     }
     if saved.has_jump && !live.has_jump {
         lines.push(JUMP_LINE.to_string());
+    }
+    if saved.has_docker_jump && !live.has_docker_jump {
+        if !live.docker_user {
+            lines.insert(0, format!(":{DOCKER_USER} - [0:0]"));
+        }
+        lines.push(DOCKER_USER_JUMP.to_string());
     }
     if lines.is_empty() {
         return None;
@@ -163,6 +222,55 @@ mod tests {
             "*filter\n:FORWARD ACCEPT [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
         );
         assert_eq!(undo_script(APPLIED, APPLIED), None);
+    }
+
+    const DOCKER_LIVE: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 192.0.2.9/32 -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n";
+
+    #[test]
+    fn docker_user_is_declared_only_when_missing_and_the_jump_undone_exactly() {
+        let proposal = format!(
+            "*filter\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
+        );
+        // Docker's chain exists: never declared (that would flush the operator's rules).
+        let fitted = fit_to_live(&proposal, DOCKER_LIVE);
+        assert!(!fitted.contains(":DOCKER-USER"), "{fitted}");
+        assert!(fitted.contains(DOCKER_USER_JUMP), "{fitted}");
+        // No Docker: created.
+        let fitted = fit_to_live(&proposal, FRESH);
+        assert!(
+            fitted.starts_with("*filter\n:DOCKER-USER - [0:0]\n"),
+            "{fitted}"
+        );
+        // Already jumping: not a second time.
+        let applied = DOCKER_LIVE.replace(
+            "-A DOCKER-USER -s",
+            &format!("{DOCKER_USER_JUMP_SAVED}\n-A DOCKER-USER -s"),
+        );
+        assert!(!fit_to_live(&proposal, &applied).contains(DOCKER_USER_JUMP));
+
+        // Undo on Docker's host: only the jump goes; Docker's rules stay.
+        let live = applied.replace(
+            ":DOCKER-USER - [0:0]\n",
+            ":DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n",
+        ) + "";
+        let script = undo_script(DOCKER_LIVE, &live).unwrap();
+        assert_eq!(
+            script,
+            "*filter\n-D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+        );
+        // Undo where autofw created DOCKER-USER: the chain goes too.
+        let live = format!(
+            "*filter\n:DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{DOCKER_USER_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+        );
+        let script = undo_script(FRESH, &live).unwrap();
+        assert!(script.contains("-X DOCKER-USER\n"), "{script}");
+        // ... unless Docker has started since and uses it.
+        let live = live.replace("COMMIT", "-A FORWARD -j DOCKER-USER\nCOMMIT");
+        assert!(
+            !undo_script(FRESH, &live)
+                .unwrap()
+                .contains("-X DOCKER-USER")
+        );
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //! detection behind the lockout guard ([`session`]), and loading the
 //! persisted rules at boot ([`restore`]).
 
+pub mod answer;
 pub mod apply;
+pub mod compare;
 pub mod exec;
 pub mod filter_view;
 pub mod iptables;
 pub mod nft;
 pub mod nft_sets;
+pub mod outcome;
 pub mod plan;
 pub mod refresh;
 pub mod restore;
 pub mod session;
+pub mod survival;
 pub mod watchdog;
 pub mod window;
 
@@ -23,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::host_failure;
 use crate::propose::blocklist::SetContents;
-use crate::record::{Backend, Rules};
+use crate::record::{AppliedRecord, Backend, Rules};
+use crate::state::StateDir;
+use compare::{FamilyRules, LiveRules};
 
 /// Load `rules` into the live firewall, one transaction per family, then
 /// the blocklist `sets` (nft: their elements, in one more transaction over
@@ -188,5 +194,47 @@ fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Opti
             Ok(Some(path.to_path_buf()))
         }
         _ => Ok(None),
+    }
+}
+
+/// Read what the live firewall holds of autofw's rules, and how the applied
+/// rules list once loaded, for the backend the record names.
+pub fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
+    match record
+        .rules()
+        .map_err(|problem| state.damaged_record(problem))?
+    {
+        Rules::Nft { text } => {
+            exec::require_tools(&["nft"])?;
+            let table = nft::live_autofw_table()?;
+            // Only worth a scratch namespace when there is a table to compare.
+            let expected = match &table {
+                Some(_) => nft::canonical(&text),
+                None => None,
+            };
+            Ok(LiveRules::Nft { table, expected })
+        }
+        Rules::Iptables { v4, v6, ipsets } => {
+            exec::require_tools(&iptables::TOOLS)?;
+            let expected = iptables::canonical(&v4, &v6, ipsets.as_deref());
+            let (expected_v4, expected_v6) = match expected {
+                Some((v4, v6)) => (Some(v4), Some(v6)),
+                None => (None, None),
+            };
+            Ok(LiveRules::Iptables(vec![
+                FamilyRules {
+                    name: "iptables".to_string(),
+                    live: iptables::save_family(iptables::V4)?,
+                    applied: v4,
+                    expected: expected_v4,
+                },
+                FamilyRules {
+                    name: "ip6tables".to_string(),
+                    live: iptables::save_family(iptables::V6)?,
+                    applied: v6,
+                    expected: expected_v6,
+                },
+            ]))
+        }
     }
 }

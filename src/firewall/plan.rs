@@ -12,6 +12,7 @@ use super::filter_view::FilterView;
 use super::{iptables, nft, nft_sets, session};
 use crate::propose::Proposal;
 use crate::propose::blocklist::{SETS, SetContents, delta, set_name, summary_line};
+use crate::propose::ruleset::Arrival;
 use crate::record::{OpenedPort, Rules, opened_ports};
 
 /// One part of the firewall that autofw owns, before and after.
@@ -190,6 +191,10 @@ pub enum Verdict {
 pub struct Guard {
     pub verdict: Verdict,
     pub client: Option<IpAddr>,
+    /// The server address the connection reached (unknown for `--guard`):
+    /// a rule bound to one address admits only connections to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<IpAddr>,
     pub port: Option<u16>,
     /// Where the connection was learnt: `--guard`, `SSH_CONNECTION`, sshd's socket.
     pub source: Option<String>,
@@ -201,6 +206,7 @@ impl Guard {
         let session = match explicit {
             Some(addr) => Some(session::SshSession {
                 client: addr.ip().to_canonical(),
+                server: None,
                 server_port: addr.port(),
                 source: "--guard".to_string(),
             }),
@@ -210,15 +216,26 @@ impl Guard {
             return Guard {
                 verdict: Verdict::NoSession,
                 client: None,
+                server: None,
                 port: None,
                 source: None,
             };
         };
-        let admitted = proposal.admits(
-            session::SshSession::PROTO,
-            session.server_port,
-            session.client,
-        );
+        // The interface holding the server address: where the session's
+        // packets arrive (a rule for a listener bound to a private address
+        // matches it).
+        let interface = session.server.and_then(|server| {
+            crate::scan::interfaces::local_addresses()
+                .get(&server)
+                .cloned()
+        });
+        let admitted = proposal.admits(Arrival {
+            proto: session::SshSession::PROTO,
+            port: session.server_port,
+            source: session.client,
+            destination: session.server,
+            interface: interface.as_deref(),
+        });
         Guard {
             verdict: if admitted {
                 Verdict::Admitted
@@ -226,6 +243,7 @@ impl Guard {
                 Verdict::LockedOut
             },
             client: Some(session.client),
+            server: session.server,
             port: Some(session.server_port),
             source: Some(session.source),
         }
@@ -242,10 +260,17 @@ impl Guard {
             "--guard" => "the connection given by --guard is",
             _ => "this session is SSH",
         };
-        Some(format!(
-            "refusing to lock you out: {which} from {client} to port {port} (from {source}), \
-             and the new rules would not accept a new connection to tcp/{port} from {client}"
-        ))
+        Some(match self.server {
+            Some(server) => format!(
+                "refusing to lock you out: {which} from {client} to {server} port {port} (from \
+                 {source}), and the new rules would not accept a new connection to tcp/{port} \
+                 on {server} from {client}"
+            ),
+            None => format!(
+                "refusing to lock you out: {which} from {client} to port {port} (from {source}), \
+                 and the new rules would not accept a new connection to tcp/{port} from {client}"
+            ),
+        })
     }
 }
 

@@ -14,6 +14,9 @@ use crate::model::Proto;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshSession {
     pub client: IpAddr,
+    /// The address the client connected to (rules for a listener bound to
+    /// one address match it); unknown for `--guard CLIENT:PORT`.
+    pub server: Option<IpAddr>,
     pub server_port: u16,
     /// Where this was learnt, for the refusal message.
     pub source: String,
@@ -39,12 +42,14 @@ pub fn current() -> Option<SshSession> {
 /// ruleset sees them.
 pub fn parse_ssh_connection(value: &str) -> Option<SshSession> {
     let parts: Vec<&str> = value.split_whitespace().collect();
-    let [client, _client_port, _server, server_port] = parts.as_slice() else {
+    let [client, _client_port, server, server_port] = parts.as_slice() else {
         return None;
     };
     let client: IpAddr = client.parse().ok()?;
+    let server: IpAddr = server.parse().ok()?;
     Some(SshSession {
         client: client.to_canonical(),
+        server: Some(server.to_canonical()),
         server_port: server_port.parse().ok().filter(|p| *p != 0)?,
         source: "SSH_CONNECTION".to_string(),
     })
@@ -76,6 +81,7 @@ fn from_sshd_ancestor() -> Option<SshSession> {
                 })
                 .map(|e| SshSession {
                     client: e.remote_address.ip().to_canonical(),
+                    server: Some(e.local_address.ip().to_canonical()),
                     server_port: e.local_address.port(),
                     source: format!("the connection of sshd (pid {pid})"),
                 });
@@ -97,8 +103,10 @@ mod tests {
         let s = parse_ssh_connection("192.0.2.2 50312 192.0.2.1 5622").unwrap();
         assert_eq!(s.client, "192.0.2.2".parse::<IpAddr>().unwrap());
         assert_eq!(s.server_port, 5622);
+        assert_eq!(s.server, "192.0.2.1".parse::<IpAddr>().ok());
         let s = parse_ssh_connection("::ffff:192.0.2.2 50312 ::ffff:192.0.2.1 22").unwrap();
         assert_eq!(s.client, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.server, "192.0.2.1".parse::<IpAddr>().ok());
         assert_eq!(parse_ssh_connection(""), None);
         assert_eq!(parse_ssh_connection("nonsense 1 2"), None);
         assert_eq!(parse_ssh_connection("192.0.2.2 1 192.0.2.1 0"), None);

@@ -13,8 +13,16 @@
 //!   scope execs in place: same network and mount namespaces as `apply`);
 //! - it inherits `apply`'s lock descriptor, so no second apply starts while
 //!   its window is open, even after `apply` itself died;
-//! - it counts down on the monotonic clock (a fresh VPS's clock may jump when
-//!   NTP syncs) and checks `window.json` every 100 ms;
+//! - it holds `watchdog.lock` while it runs, so `confirm` and `status` tell
+//!   it is alive by trying that lock (a pid can be reused);
+//! - it counts down on `CLOCK_BOOTTIME` (crate::clock: NTP never steps it)
+//!   and checks `window.json` every 100 ms;
+//! - it reads everything a rollback needs (the snapshot, the decision lock
+//!   file) when it starts: at the deadline it restores from memory first and
+//!   records in the state directory after, retrying with backoff, and
+//!   saying why in its log, until the old rules are back (or someone else
+//!   decided), so a read-only or full state directory delays only the
+//!   bookkeeping;
 //! - it says "armed" on a pipe before `apply` loads anything: no rules are
 //!   ever loaded without a live watchdog.
 
@@ -23,14 +31,21 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::window;
+use crate::clock;
 use crate::error::{exit, host_failure};
-use crate::state::{FileLock, StateDir, now_millis};
+use crate::record::Remaining;
+use crate::state::{FileLock, StateDir};
 
 const POLL: Duration = Duration::from_millis(100);
 const ARM_TIMEOUT: Duration = Duration::from_secs(15);
+/// Retries after a failed rollback start this far apart and double up to
+/// [`MAX_BACKOFF`]: fast enough for a busy xtables lock, patient with a
+/// broken disk.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Start the watchdog for the window in `state` and wait until it is armed.
 /// Returns its pid.
@@ -125,16 +140,35 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    state.check_trusted()?;
+    // Everything the rollback needs, read now, while the directory works.
     let window = state
         .read_window()?
         .ok_or_else(|| host_failure("watchdog: no rollback window is open"))?;
-    let remaining = (window.deadline * 1000).saturating_sub(now_millis());
-    let deadline = Instant::now() + Duration::from_millis(remaining);
-    state.log_watchdog(&format!(
-        "armed: pid {}, window {}, rollback in {} ms",
+    let snapshot = window::saved_snapshot(&state)?;
+    let decision_lock = state.open_window_lock()?;
+    let _alive = state.lock_watchdog()?;
+    // Lines go to the state directory's log; once something went wrong they
+    // go wherever they can be read (status quotes the latest), so the whole
+    // story of a troubled rollback is told, and a quiet one leaves no trace
+    // outside the state directory.
+    let troubled = std::cell::Cell::new(false);
+    let alarm = |line: &str| {
+        troubled.set(true);
+        state.alarm_watchdog(&window.id, line);
+    };
+    let log = |line: &str| match troubled.get() {
+        true => state.alarm_watchdog(&window.id, line),
+        false => state.log_watchdog(line),
+    };
+    let left = match window.remaining(&clock::now()?) {
+        Remaining::Left(ms) => ms,
+        _ => 0,
+    };
+    log(&format!(
+        "armed: pid {}, window {}, rollback in {left} ms",
         std::process::id(),
         window.id,
-        remaining
     ));
     println!("armed {}", std::process::id());
     let _ = std::io::stdout().flush();
@@ -144,40 +178,69 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
         match state.read_window() {
             Ok(Some(w)) if w.id == window.id => {}
             Ok(_) => {
-                state.log_watchdog(&format!("window {} closed by someone else", window.id));
+                log(&format!("window {} closed by someone else", window.id));
                 return Ok(exit::OK);
             }
-            Err(e) => state.log_watchdog(&format!("cannot read the window: {e:#}")),
+            Err(e) => alarm(&format!("cannot read the window: {e:#}")),
         }
-        if Instant::now() >= deadline {
-            break;
+        match clock::now().map(|now| window.remaining(&now)) {
+            Ok(Remaining::Left(ms)) => {
+                std::thread::sleep(POLL.min(Duration::from_millis(ms)));
+            }
+            // Passed, or a boot id that cannot be read: roll back now.
+            _ => break,
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
-    // Retry: a rollback that fails once (the xtables lock, a busy nft) must
-    // not leave a lockout in place.
-    for attempt in 1..=5 {
-        match window::roll_back_if_open(&state, &window.id) {
-            Ok(Some(done)) => {
-                state.log_watchdog(&format!(
-                    "deadline passed: rolled back window {} (ruleset identical to the saved one: {})",
-                    window.id,
-                    match done.exact {
-                        Some(true) => "yes",
-                        Some(false) => "no, something else changed it during the window",
-                        None => "cannot tell without nft",
-                    }
-                ));
-                return Ok(exit::OK);
-            }
+    // Restore first, from memory; retry until the old rules are back: a
+    // rollback that fails (the xtables lock, a busy nft, a broken disk)
+    // must not leave a lockout in place.
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    let done = loop {
+        match window::roll_back_if_open_with(&decision_lock, &state, &window.id, &snapshot) {
+            Ok(Some(done)) => break done,
             Ok(None) => return Ok(exit::OK),
             Err(e) => {
-                state.log_watchdog(&format!("rollback attempt {attempt} failed: {e:#}"));
-                std::thread::sleep(Duration::from_secs(1));
+                alarm(&format!(
+                    "DEADLINE PASSED BUT THE RULES ARE STILL LOADED: rollback attempt {attempt} \
+                     failed: {e:#}; retrying in {} s",
+                    backoff.as_secs()
+                ));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
             }
         }
+    };
+    log(&format!(
+        "deadline passed: rolled back window {} (ruleset identical to the saved one: {})",
+        window.id,
+        match done.exact {
+            Some(true) => "yes",
+            Some(false) => "no, something else changed it during the window",
+            None => "cannot tell without nft",
+        }
+    ));
+    // Then the bookkeeping, for as long as it takes: until it is recorded,
+    // the window looks open, and confirm refuses it (its rules are gone).
+    let mut unrecorded = done.unrecorded;
+    let mut backoff = FIRST_BACKOFF;
+    while let Some(why) = unrecorded {
+        alarm(&format!(
+            "the old rules are back, but the rollback cannot be recorded in {}: {why}; \
+             retrying in {} s",
+            state.root().display(),
+            backoff.as_secs()
+        ));
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        unrecorded = match window::record_rollback_if_open(&decision_lock, &state, &window.id) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{e:#}")),
+        };
     }
-    Ok(exit::HOST)
+    log(&format!("window {} closed", window.id));
+    Ok(exit::OK)
 }
 
 /// Point stdout and stderr at /dev/null once "armed" is said: `apply` may

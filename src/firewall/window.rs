@@ -8,11 +8,17 @@
 
 use std::path::PathBuf;
 
+use std::fs::File;
+
 use super::Snapshot;
+use super::compare::{RulesState, compare_rules};
+use super::survival::{self, RulesNow, WindowFacts};
+use crate::clock;
 use crate::error::refused;
 use crate::propose::blocklist::SetContents;
 use crate::propose::render_nft::element_batches;
-use crate::state::{StateDir, now_secs, read_json};
+use crate::record::{AppliedRecord, Remaining};
+use crate::state::{HeldLock, StateDir, now_secs, read_json};
 
 /// What a rollback found and did.
 #[derive(Debug)]
@@ -20,6 +26,9 @@ pub struct RolledBack {
     /// Whether `nft -s list ruleset` now equals the one saved before the
     /// apply (`None`: nft is not installed, so it cannot be compared).
     pub exact: Option<bool>,
+    /// The old rules are back, but the state directory could not record it
+    /// (read-only, full): why. Its records still show the window open.
+    pub unrecorded: Option<String>,
 }
 
 /// The outcome of `confirm`.
@@ -29,11 +38,19 @@ pub enum Confirmed {
     Kept { persisted: Option<PathBuf> },
     /// The deadline had already passed: it was rolled back instead.
     TooLate(RolledBack),
+    /// The window did not survive (a restart, a dead watchdog, rules not
+    /// loaded): not confirmed, nothing persisted; rolled back instead (or
+    /// the rollback failed, with why).
+    Dead {
+        reasons: Vec<&'static str>,
+        rollback: Result<RolledBack, String>,
+    },
 }
 
 /// Keep the rules of the open window; persist them if apply was asked to.
-/// Persisting happens here and only here, after the decision: an
-/// unconfirmed ruleset never reaches the boot files.
+/// Persisting happens here and only here, after the decision, and only
+/// for a window that survived with its rules loaded: an unconfirmed or
+/// untested ruleset never reaches the boot files.
 pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     require_state_dir(state, "confirm")?;
     let _lock = state.lock_window()?;
@@ -52,12 +69,24 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
             )),
         });
     };
-    if now_secs() >= window.deadline {
-        return Ok(Confirmed::TooLate(roll_back_locked(state)?));
+    let snapshot = saved_snapshot(state)?;
+    let remaining = window.remaining(&clock::now()?);
+    if remaining == Remaining::Passed {
+        return Ok(Confirmed::TooLate(roll_back_locked(state, &snapshot)?));
     }
     let mut record = state
         .read_applied()?
         .ok_or_else(|| refused("the apply record is missing; run `autofw rollback`"))?;
+    let facts = WindowFacts {
+        same_boot: remaining != Remaining::OtherBoot,
+        watchdog_alive: state.watchdog_alive()?,
+        rules: rules_now(state, &record)?,
+    };
+    let reasons = survival::why_not_confirmable(&facts);
+    if !reasons.is_empty() {
+        let rollback = roll_back_locked(state, &snapshot).map_err(|e| format!("{e:#}"));
+        return Ok(Confirmed::Dead { reasons, rollback });
+    }
     record.confirmed = true;
     state.write_applied(&record)?;
     state.remove_window()?;
@@ -89,26 +118,79 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     Ok(Confirmed::Kept { persisted })
 }
 
-/// Roll back now (`autofw rollback`, or `no` at the prompt), window or not.
+/// Are the rules of the last apply what is loaded now? Read the way
+/// `status` reads them.
+fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNow> {
+    let live = super::read_live(record, state)?;
+    Ok(match compare_rules(&live) {
+        RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
+        RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,
+        RulesState::Changed { .. } => RulesNow::Different,
+    })
+}
+
+/// Roll back now (`autofw rollback`), window or not, from the saved snapshot.
 pub fn roll_back(state: &StateDir) -> anyhow::Result<RolledBack> {
     require_state_dir(state, "roll back")?;
     let _lock = state.lock_window()?;
-    roll_back_locked(state)
+    let snapshot = saved_snapshot(state)?;
+    roll_back_locked(state, &snapshot)
 }
 
-/// Roll back if the window `id` is still open (the deadline passed).
-/// `None` when someone else already decided.
-pub fn roll_back_if_open(state: &StateDir, id: &str) -> anyhow::Result<Option<RolledBack>> {
+/// Roll back now to `snapshot` (`no` at apply's prompt), window or not.
+pub fn roll_back_to(state: &StateDir, snapshot: &Snapshot) -> anyhow::Result<RolledBack> {
     let _lock = state.lock_window()?;
+    roll_back_locked(state, snapshot)
+}
+
+/// Roll back to `snapshot` if the window `id` is still open (the deadline
+/// passed). `None` when someone else already decided.
+pub fn roll_back_if_open(
+    state: &StateDir,
+    id: &str,
+    snapshot: &Snapshot,
+) -> anyhow::Result<Option<RolledBack>> {
+    let _lock = state.lock_window()?;
+    if_open(state, id, snapshot)
+}
+
+/// The same, for the watchdog: with the decision lock file it opened when
+/// it started, so the decision needs nothing opened in the state directory.
+pub fn roll_back_if_open_with(
+    lock: &File,
+    state: &StateDir,
+    id: &str,
+    snapshot: &Snapshot,
+) -> anyhow::Result<Option<RolledBack>> {
+    let _lock = HeldLock::take(lock)?;
+    if_open(state, id, snapshot)
+}
+
+/// After a rollback that could not be recorded: record it now, if the
+/// window `id` is still open. `Ok(true)` once the window is closed (by this
+/// or by someone else).
+pub fn record_rollback_if_open(lock: &File, state: &StateDir, id: &str) -> anyhow::Result<bool> {
+    let _lock = HeldLock::take(lock)?;
     match state.read_window()? {
-        Some(window) if window.id == id => roll_back_locked(state).map(Some),
-        _ => Ok(None),
+        Some(window) if window.id == id => record_rollback(state).map(|()| true),
+        _ => Ok(true),
+    }
+}
+
+fn if_open(state: &StateDir, id: &str, snapshot: &Snapshot) -> anyhow::Result<Option<RolledBack>> {
+    match state.read_window() {
+        Ok(Some(window)) if window.id == id => roll_back_locked(state, snapshot).map(Some),
+        Ok(_) => Ok(None),
+        // The window cannot be read (a failing disk): the deadline passed
+        // and nobody closed it as far as anyone can tell, so restore.
+        Err(_) => roll_back_locked(state, snapshot).map(Some),
     }
 }
 
 /// A state directory that does not exist means no apply ever ran with it:
 /// say that, rather than fail to open a lock file in it.
 fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
+    state.check_trusted()?;
     if state.root().is_dir() {
         return Ok(());
     }
@@ -119,21 +201,31 @@ fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
     )))
 }
 
-fn roll_back_locked(state: &StateDir) -> anyhow::Result<RolledBack> {
-    let snapshot: Snapshot = read_json(&state.snapshot_path())?.ok_or_else(|| {
+/// The snapshot the last apply saved.
+pub fn saved_snapshot(state: &StateDir) -> anyhow::Result<Snapshot> {
+    read_json(&state.snapshot_path())?.ok_or_else(|| {
         refused(format!(
             "nothing to roll back: no apply has saved a ruleset in {}",
             state.root().display()
         ))
-    })?;
+    })
+}
+
+/// Restore first, record after: the old rules come back even when the
+/// state directory cannot be written.
+fn roll_back_locked(state: &StateDir, snapshot: &Snapshot) -> anyhow::Result<RolledBack> {
     snapshot.restore()?;
+    let exact = snapshot.matches_live();
+    let unrecorded = record_rollback(state).err().map(|e| format!("{e:#}"));
+    Ok(RolledBack { exact, unrecorded })
+}
+
+/// Mark the apply rolled back and close the window.
+fn record_rollback(state: &StateDir) -> anyhow::Result<()> {
     if let Some(mut record) = state.read_applied()? {
         record.confirmed = false;
         record.rolled_back_at = Some(now_secs());
         state.write_applied(&record)?;
     }
-    state.remove_window()?;
-    Ok(RolledBack {
-        exact: snapshot.matches_live(),
-    })
+    state.remove_window()
 }

@@ -8,11 +8,11 @@
 //! ([`rules`](super::rules)).
 
 use super::choices::{Choices, ServicePolicy};
-use super::group::{self, PortGroup};
+use super::group::PortGroup;
 use super::rules::{Opening, base_rules, forward_for, log_and_drop, service_rules};
 use super::ruleset::*;
 use super::spec::{Given, Spec};
-use crate::model::{Exposure, Proto, Scan};
+use crate::model::{Exposure, Listener, Proto, Scan};
 use std::collections::BTreeMap;
 
 /// What the decisions so far have opened, left closed and have to say.
@@ -35,9 +35,13 @@ fn open_flag(service: &str, proto: Proto, port: u16) -> String {
 /// Build the ruleset for `scan` under `choices`.
 pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
-    let groups = group::beyond_loopback(scan);
+    let groups = listening_groups(scan, choices);
     let mut decided = Decisions::default();
-    decide_listening(&groups, choices, &mut decided);
+    let forward = forward_for(scan);
+    // On a host that routes, the published-ports guard governs forwarded
+    // ports; elsewhere FORWARD drops them all.
+    let guarded = matches!(forward, Forward::LeaveAlone { .. });
+    decide_listening(&groups, choices, guarded, &mut decided);
     open_allowed_silent(scan, &groups, choices, &mut decided);
     decided.openings.sort_by_key(|o| (o.port, o.proto));
     note_loopback_only(scan, &groups, &mut decided);
@@ -51,11 +55,66 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     }
     input.extend(log_and_drop());
     Ruleset {
+        published: super::published::guard_for(&forward, &input),
         input,
-        forward: forward_for(scan),
+        forward,
         blocklist,
         closed: decided.closed,
         warnings: decided.warnings,
+    }
+}
+
+/// Listeners the rules are decided for: one per (port, proto) and, where
+/// the listeners are bound to specific addresses, per address.
+type Groups = BTreeMap<(u16, Proto, Option<Bound>), PortGroup>;
+
+/// The services beyond loopback, plus the client sockets whose port the
+/// operator allows (it is then the listener they meant), grouped by where
+/// they listen: a port with a wildcard listener is one group (every address
+/// takes it), otherwise each bound address is its own group, so its rule
+/// can match that address ([`bound_of`]).
+fn listening_groups(scan: &Scan, choices: &Choices) -> Groups {
+    let wanted: Vec<&Listener> = scan
+        .listeners
+        .iter()
+        .filter(|l| l.exposure != Exposure::Loopback)
+        .filter(|l| {
+            !l.client_socket
+                || first_match(&choices.allow, (l.proto, l.port, &l.service), choices).is_some()
+        })
+        .collect();
+    let has_wildcard = |proto: Proto, port: u16| {
+        wanted.iter().any(|l| {
+            l.proto == proto && l.port == port && l.address.to_canonical().is_unspecified()
+        })
+    };
+    let mut groups = Groups::new();
+    for &l in &wanted {
+        let bound = if has_wildcard(l.proto, l.port) {
+            None
+        } else {
+            Some(bound_of(l))
+        };
+        groups
+            .entry((l.port, l.proto, bound))
+            .or_default()
+            .add(l, scan.uid_min);
+    }
+    groups
+}
+
+/// What a listener bound to one address is matched by: that destination,
+/// and for a private or link-local address also the interface holding it
+/// (when the scan recorded it). A public address is reached from anywhere,
+/// so its interface adds nothing.
+fn bound_of(l: &Listener) -> Bound {
+    let interface = match l.exposure {
+        Exposure::Private | Exposure::LinkLocal => l.interface.clone(),
+        Exposure::Public | Exposure::Loopback => None,
+    };
+    Bound {
+        address: l.address.to_canonical(),
+        interface,
     }
 }
 
@@ -72,16 +131,20 @@ fn first_match<'a>(
 
 /// Each listening (proto, port): kept closed by `--block`, kept closed as
 /// risky, or opened.
-fn decide_listening(
-    groups: &BTreeMap<(u16, Proto), PortGroup>,
-    choices: &Choices,
-    decided: &mut Decisions,
-) {
-    for (&(port, proto), group) in groups {
+fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: &mut Decisions) {
+    for ((port, proto, bound), group) in groups {
+        let (port, proto) = (*port, *proto);
+        // A risky service bound to a private or link-local address is the
+        // usual app-server layout (a database on the private network): it
+        // gets the bound rule, and is still said to be risky.
+        let private_bind = bound.is_some() && group.exposure != Some(Exposure::Public);
         let service = group.service().to_string();
         let owner = group.owner();
         let key = (proto, port, service.as_str());
-        let docker_note = if group.docker_proxy {
+        // A Docker proxy stands for a DNAT: governed by the published-ports
+        // guard where there is one.
+        let unguarded_docker = group.docker_proxy && !guarded;
+        let docker_note = if unguarded_docker {
             decided.warnings.push(format!(
                 "{port}/{proto} is published by Docker ({owner}): Docker forwards it with its own \
                  DNAT rules, which bypass INPUT, so this ruleset can neither open nor close it; \
@@ -114,7 +177,24 @@ fn decide_listening(
                     })
                     .map(|s| s.place.clone())
             });
-        if group.risky && explicit.is_none() {
+        if let Some(distrust) = group.distrust.as_ref().filter(|_| explicit.is_none()) {
+            decided.closed.push(Closed {
+                proto,
+                port,
+                service: service.clone(),
+                owner,
+                reason: if group.risky {
+                    format!("{distrust}; and {service} should not face the network anyway")
+                } else {
+                    distrust.clone()
+                },
+                // By port: a name taken from an untrusted listener may not
+                // be what it serves.
+                to_open: Some(format!("--allow {port}/{proto}")),
+            });
+            continue;
+        }
+        if group.risky && explicit.is_none() && !private_bind {
             decided.closed.push(Closed {
                 proto,
                 port,
@@ -134,36 +214,51 @@ fn decide_listening(
         } else {
             group.describe()
         };
-        if group.docker_proxy {
+        if unguarded_docker {
             why.push_str(", published by Docker (see the warning)");
         }
         if exposure != Exposure::Public {
             why.push_str(&format!(", {exposure} address"));
         }
-        if let Some(place) = explicit.filter(|_| group.risky) {
+        if let Some(place) = explicit.as_ref().filter(|_| group.risky) {
             why.push_str(&format!(", risky but opened by {place}"));
+        } else if group.risky {
+            why.push_str(&format!(
+                ", risky: {service} should not face the network, and is opened only on this private address"
+            ));
+        }
+        if let Some(b) = bound {
+            match &b.interface {
+                Some(interface) => why.push_str(&format!(
+                    "; bound to {} on {interface}: only packets for that address arriving on {interface}",
+                    b.address
+                )),
+                None => why.push_str(&format!(
+                    "; bound to {}: only packets for that address",
+                    b.address
+                )),
+            }
+        }
+        if let (Some(distrust), Some(place)) = (&group.distrust, &explicit) {
+            why.push_str(&format!(", {distrust}, but opened by {place}"));
         }
         decided.openings.push(Opening {
             proto,
             port,
             service,
             why,
+            bound: bound.clone(),
         });
     }
 }
 
 /// Allowed specs that no listener matched open the spec's own ports.
-fn open_allowed_silent(
-    scan: &Scan,
-    groups: &BTreeMap<(u16, Proto), PortGroup>,
-    choices: &Choices,
-    decided: &mut Decisions,
-) {
+fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided: &mut Decisions) {
     let table = &choices.table;
     for allow in &choices.allow {
         let listening = groups
             .iter()
-            .any(|(&(port, proto), g)| allow.value.matches(proto, port, g.service(), table));
+            .any(|(&(port, proto, _), g)| allow.value.matches(proto, port, g.service(), table));
         if listening {
             continue;
         }
@@ -206,19 +301,18 @@ fn open_allowed_silent(
                 port,
                 service,
                 why,
+                bound: None,
             });
         }
     }
 }
 
 /// Loopback-only listeners get no rule; say so, so the review is complete.
-fn note_loopback_only(
-    scan: &Scan,
-    groups: &BTreeMap<(u16, Proto), PortGroup>,
-    decided: &mut Decisions,
-) {
+fn note_loopback_only(scan: &Scan, groups: &Groups, decided: &mut Decisions) {
     for l in &scan.listeners {
-        let seen = groups.contains_key(&(l.port, l.proto))
+        let seen = groups
+            .keys()
+            .any(|&(port, proto, _)| (port, proto) == (l.port, l.proto))
             || decided
                 .openings
                 .iter()
@@ -234,7 +328,7 @@ fn note_loopback_only(
                 .iter()
                 .filter(|o| o.proto == l.proto && o.port == l.port)
             {
-                group.add(same);
+                group.add(same, scan.uid_min);
             }
             decided.closed.push(Closed {
                 proto: l.proto,
@@ -335,6 +429,16 @@ mod tests {
             process: process.into(),
             pids: vec![100 + u32::from(port % 100)],
             risky: crate::services::is_risky(service) && exposure != Exposure::Loopback,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 
@@ -366,6 +470,22 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A new connection from `source` to this host's public address (of
+    /// the source's family) on eth0.
+    fn admits(r: &Ruleset, proto: Proto, port: u16, source: IpAddr) -> bool {
+        let destination = match source.to_canonical() {
+            IpAddr::V4(_) => ip("203.0.113.10"),
+            IpAddr::V6(_) => ip("2001:db8::10"),
+        };
+        r.admits(Arrival {
+            proto,
+            port,
+            source,
+            destination: Some(destination),
+            interface: Some("eth0"),
+        })
+    }
+
     #[test]
     fn public_services_open_risky_and_loopback_ones_stay_closed() {
         let r = build_ruleset(&scan(), &choices(&[], &[], ""));
@@ -381,10 +501,10 @@ mod tests {
             ]
         );
         for src in ["198.51.100.9", "2001:db8::9", "::ffff:198.51.100.9"] {
-            assert!(r.admits(Proto::Tcp, 5622, ip(src)), "{src}");
-            assert!(!r.admits(Proto::Tcp, 3306, ip(src)), "{src}");
-            assert!(!r.admits(Proto::Tcp, 953, ip(src)), "{src}");
-            assert!(!r.admits(Proto::Udp, 5622, ip(src)), "{src}");
+            assert!(admits(&r, Proto::Tcp, 5622, ip(src)), "{src}");
+            assert!(!admits(&r, Proto::Tcp, 3306, ip(src)), "{src}");
+            assert!(!admits(&r, Proto::Tcp, 953, ip(src)), "{src}");
+            assert!(!admits(&r, Proto::Udp, 5622, ip(src)), "{src}");
         }
         let mysql = r.closed.iter().find(|c| c.port == 3306).unwrap();
         assert_eq!(mysql.to_open.as_deref(), Some("--allow mysql"));
@@ -400,10 +520,10 @@ mod tests {
             &choices(&["mysql", "https", "8443/tcp"], &["dns"], ""),
         );
         let any = ip("198.51.100.9");
-        assert!(r.admits(Proto::Tcp, 3306, any));
-        assert!(r.admits(Proto::Tcp, 443, any) && r.admits(Proto::Udp, 443, any));
-        assert!(r.admits(Proto::Tcp, 8443, any) && !r.admits(Proto::Udp, 8443, any));
-        assert!(!r.admits(Proto::Udp, 53, any));
+        assert!(admits(&r, Proto::Tcp, 3306, any));
+        assert!(admits(&r, Proto::Tcp, 443, any) && admits(&r, Proto::Udp, 443, any));
+        assert!(admits(&r, Proto::Tcp, 8443, any) && !admits(&r, Proto::Udp, 8443, any));
+        assert!(!admits(&r, Proto::Udp, 53, any));
         assert!(
             r.closed
                 .iter()
@@ -411,10 +531,10 @@ mod tests {
         );
         // `--allow ssh` opens the port sshd listens on, not 22.
         let r = build_ruleset(&scan(), &choices(&["ssh"], &[], ""));
-        assert!(!r.admits(Proto::Tcp, 22, any));
+        assert!(!admits(&r, Proto::Tcp, 22, any));
         // A name that is both allowed and blocked stays closed, with a warning.
         let r = build_ruleset(&scan(), &choices(&["http"], &["80/tcp"], ""));
-        assert!(!r.admits(Proto::Tcp, 80, any));
+        assert!(!admits(&r, Proto::Tcp, 80, any));
         assert!(
             r.warnings.iter().any(|w| w.contains("both allowed")),
             "{:?}",
@@ -432,17 +552,19 @@ limit = true
 addresses = ["192.0.2.66", "2001:db8:bad::/48"]
 "#;
         let r = build_ruleset(&scan(), &choices(&[], &[], policy));
-        assert!(r.admits(Proto::Tcp, 5622, ip("192.0.2.7")));
-        assert!(!r.admits(Proto::Tcp, 5622, ip("198.51.100.7")));
+        assert!(admits(&r, Proto::Tcp, 5622, ip("192.0.2.7")));
+        assert!(!admits(&r, Proto::Tcp, 5622, ip("198.51.100.7")));
         // No IPv6 source listed: IPv6 is closed for ssh, not opened to all.
-        assert!(!r.admits(Proto::Tcp, 5622, ip("2001:db8::7")));
-        assert!(!r.admits(Proto::Tcp, 5622, ip("192.0.2.66")), "blocklisted");
+        assert!(!admits(&r, Proto::Tcp, 5622, ip("2001:db8::7")));
         assert!(
-            !r.admits(Proto::Udp, 53, ip("2001:db8:bad::1")),
+            !admits(&r, Proto::Tcp, 5622, ip("192.0.2.66")),
             "blocklisted"
         );
-        assert!(r.admits(Proto::Udp, 53, ip("2001:db8::1")));
-        assert!(r.admits(Proto::Tcp, 5622, ip("127.0.0.1")), "loopback");
+        assert!(!admits(&r, Proto::Udp, 53, ip("192.0.2.66")), "blocklisted");
+        assert!(admits(&r, Proto::Udp, 53, ip("198.51.100.1")));
+        // named listens on its IPv4 address only: nothing opens 53 on IPv6.
+        assert!(!admits(&r, Proto::Udp, 53, ip("2001:db8::1")));
+        assert!(admits(&r, Proto::Tcp, 5622, ip("127.0.0.1")), "loopback");
         let limits = r
             .input
             .iter()
@@ -455,8 +577,8 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
     fn policy_sources_open_a_risky_service_and_unused_sections_warn() {
         let policy = "[service.mysql]\nsources = [\"10.0.0.0/8\"]\n[service.redis]\nlimit = true\n";
         let r = build_ruleset(&scan(), &choices(&[], &[], policy));
-        assert!(r.admits(Proto::Tcp, 3306, ip("10.1.2.3")));
-        assert!(!r.admits(Proto::Tcp, 3306, ip("198.51.100.1")));
+        assert!(admits(&r, Proto::Tcp, 3306, ip("10.1.2.3")));
+        assert!(!admits(&r, Proto::Tcp, 3306, ip("198.51.100.1")));
         assert!(
             r.warnings.iter().any(|w| w.contains("[service.redis]")),
             "{:?}",
@@ -465,11 +587,156 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
     }
 
     #[test]
+    fn client_sockets_open_nothing_unless_their_port_is_allowed() {
+        let mut s = scan();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        s.listeners.push(client);
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(!admits(&r, Proto::Udp, 45969, any));
+        assert!(!r.closed.iter().any(|c| c.port == 45969), "{:?}", r.closed);
+        let r = build_ruleset(&s, &choices(&["45969/udp"], &[], ""));
+        assert!(admits(&r, Proto::Udp, 45969, any));
+    }
+
+    #[test]
+    fn listeners_of_users_and_nobody_stay_closed_with_the_flag() {
+        use crate::model::Owner;
+        let mut s = scan();
+        s.uid_min = Some(1000);
+        for l in &mut s.listeners {
+            l.uid = Some(0);
+        }
+        let owned = |port: u16, uid: u32, user: &str, program: &str| {
+            let mut l = listener(Proto::Tcp, "0.0.0.0", port, "unknown", program);
+            l.uid = Some(uid);
+            l.user = Some(user.to_string());
+            l.owners = vec![Owner {
+                pid: 900 + u32::from(port % 100),
+                program: program.to_string(),
+                uid: Some(uid),
+                user: Some(user.to_string()),
+                exe: Some(format!("/usr/bin/{program}")),
+                exe_root_only: true,
+            }];
+            l
+        };
+        s.listeners.push(owned(3000, 1000, "alice", "node"));
+        s.listeners.push(owned(6380, 65534, "nobody", "sshd"));
+        s.listeners
+            .push(owned(9100, 117, "prometheus", "node_exporter"));
+        let any = ip("198.51.100.9");
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(admits(&r, Proto::Tcp, 5622, any), "root's sshd");
+        assert!(
+            admits(&r, Proto::Tcp, 9100, any),
+            "a system account's exporter"
+        );
+        assert!(!admits(&r, Proto::Tcp, 3000, any));
+        assert!(!admits(&r, Proto::Tcp, 6380, any));
+        let node = r.closed.iter().find(|c| c.port == 3000).unwrap();
+        assert_eq!(
+            node.reason,
+            "run by node as user alice (uid 1000): not a system account (UID_MIN is 1000)"
+        );
+        assert_eq!(node.to_open.as_deref(), Some("--allow 3000/tcp"));
+        let nobody = r.closed.iter().find(|c| c.port == 6380).unwrap();
+        assert!(
+            nobody.reason.contains("user nobody (uid 65534)"),
+            "{}",
+            nobody.reason
+        );
+        let r = build_ruleset(&s, &choices(&["3000/tcp"], &[], ""));
+        assert!(admits(&r, Proto::Tcp, 3000, any));
+    }
+
+    #[test]
+    fn bound_listeners_match_their_address_and_private_ones_their_interface() {
+        let mut s = scan();
+        let mut exporter = listener(Proto::Tcp, "10.9.0.5", 9100, "unknown", "node_exporter");
+        exporter.exposure = Exposure::Private;
+        exporter.interface = Some("eth1".into());
+        let mut db = listener(Proto::Tcp, "fd00::5", 5432, "postgresql", "postgres");
+        db.exposure = Exposure::Private;
+        db.risky = true;
+        db.interface = Some("eth1".into());
+        let mut public_db = listener(Proto::Tcp, "203.0.113.10", 6379, "redis", "redis-server");
+        public_db.risky = true;
+        s.listeners.extend([exporter, db, public_db]);
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        let to = |port, source: &str, destination: &str, interface| {
+            r.admits(Arrival {
+                proto: Proto::Tcp,
+                port,
+                source: ip(source),
+                destination: Some(ip(destination)),
+                interface,
+            })
+        };
+        // From the private link, to the bound address: in.
+        assert!(to(9100, "10.9.0.7", "10.9.0.5", Some("eth1")));
+        // The same address from the public link (routed to it): out.
+        assert!(!to(9100, "198.51.100.9", "10.9.0.5", Some("eth0")));
+        // Another of the host's addresses: out.
+        assert!(!to(9100, "10.9.0.7", "203.0.113.10", Some("eth1")));
+        // A risky database bound to the private network: its rule only, and
+        // still called risky; on a public address it stays closed.
+        assert!(to(5432, "fd00::7", "fd00::5", Some("eth1")));
+        assert!(!to(5432, "2001:db8::7", "fd00::5", Some("eth0")));
+        let opened = r
+            .input
+            .iter()
+            .find(|rule| matches!(rule.matches, Match::Service { port: 5432, .. }))
+            .unwrap();
+        assert!(opened.reason.contains("risky"), "{}", opened.reason);
+        assert!(!to(6379, "198.51.100.9", "203.0.113.10", Some("eth0")));
+        assert!(r.closed.iter().any(|c| c.port == 6379));
+        // Public addresses: the destination only, from any interface.
+        assert!(admits(&r, Proto::Udp, 53, ip("198.51.100.9")));
+        assert!(r.admits(Arrival {
+            proto: Proto::Udp,
+            port: 53,
+            source: ip("10.9.0.7"),
+            destination: Some(ip("203.0.113.10")),
+            interface: Some("eth1"),
+        }));
+        // --allow and --source keep the match.
+        let policy = "[service.\"9100/tcp\"]\nsources = [\"10.9.0.0/24\", \"2001:db8::/32\"]\n";
+        let r = build_ruleset(&s, &choices(&[], &[], policy));
+        let rules: Vec<&Rule> = r
+            .input
+            .iter()
+            .filter(|rule| matches!(rule.matches, Match::Service { port: 9100, .. }))
+            .collect();
+        assert_eq!(
+            rules.len(),
+            1,
+            "IPv4 only: the listener is bound to an IPv4 address"
+        );
+        assert!(
+            matches!(&rules[0].matches, Match::Service { bound: Some(b), .. } if b.interface.as_deref() == Some("eth1"))
+        );
+        // A wildcard listener on the same port makes it one rule for all.
+        let mut wild = s.clone();
+        wild.listeners.push(listener(
+            Proto::Tcp,
+            "0.0.0.0",
+            9100,
+            "unknown",
+            "node_exporter",
+        ));
+        let r = build_ruleset(&wild, &choices(&[], &[], ""));
+        assert!(admits(&r, Proto::Tcp, 9100, ip("198.51.100.9")));
+    }
+
+    #[test]
     fn routing_hosts_keep_their_forwarding() {
         let mut s = scan();
         s.host = HostFacts {
             ip_forward: false,
             bridges: vec!["virbr0".into(), "docker0".into()],
+            ..HostFacts::default()
         };
         let r = build_ruleset(&s, &Choices::default());
         match r.forward {

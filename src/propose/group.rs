@@ -2,6 +2,7 @@
 //! status compares, named and described the same way in both. Pure.
 
 use crate::model::{Exposure, Listener, Proto, Scan};
+use crate::trust::{self, OwnerTrust};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -23,20 +24,51 @@ pub struct PortGroup {
     pub risky: bool,
     /// A Docker proxy holds the port: Docker forwards it past INPUT.
     pub docker_proxy: bool,
+    /// Where the host forwards the port with DNAT (`172.17.0.2:80`), sorted.
+    pub forwarded_to: Vec<String>,
+    /// The containers that publish it, sorted.
+    pub containers: Vec<String>,
+    /// Why an owner is not trusted to have the port opened unasked (the
+    /// first listener that fails [`trust::judge_owners`]).
+    pub distrust: Option<String>,
+    /// What in the kernel holds it, for a socket no process holds.
+    kernel: Vec<String>,
+    /// The systemd socket units that hold it for a service.
+    units: Vec<String>,
 }
 
 impl PortGroup {
-    pub fn add(&mut self, l: &Listener) {
+    /// Add a listener; `uid_min` is the scan's, for the trust judgement.
+    pub fn add(&mut self, l: &Listener, uid_min: Option<u32>) {
+        if self.distrust.is_none()
+            && let OwnerTrust::NotSystem { reason } = trust::judge_owners(l, uid_min)
+        {
+            self.distrust = Some(reason);
+        }
         self.services.push(l.service.clone());
         for program in l.process.split(',').filter(|p| !p.is_empty()) {
             self.programs.push(program.to_string());
         }
         self.pids.extend(&l.pids);
+        self.kernel.extend(l.kernel.clone());
+        self.units.extend(l.unit.clone());
         self.addresses.push(l.address);
         self.exposure = self.exposure.max(Some(l.exposure));
         self.risky |= l.risky;
-        self.docker_proxy |= l.process.split(',').any(|p| DOCKER_PROXIES.contains(&p));
-        for v in [&mut self.services, &mut self.programs] {
+        // Only a proven name: any process can call itself docker-proxy.
+        self.docker_proxy |= trust::trusted_programs(l)
+            .iter()
+            .any(|p| DOCKER_PROXIES.contains(p));
+        self.forwarded_to.extend(l.forwarded_to.clone());
+        self.containers.extend(l.container.clone());
+        for v in [
+            &mut self.services,
+            &mut self.programs,
+            &mut self.kernel,
+            &mut self.units,
+            &mut self.forwarded_to,
+            &mut self.containers,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -55,21 +87,50 @@ impl PortGroup {
             .map_or("unknown", String::as_str)
     }
 
-    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `owner unknown`.
+    /// `sshd, pid 630` / `dovecot, pids 261, 262` / `systemd for
+    /// ssh.socket, pid 1` / `the kernel: VXLAN device ...` / `owner unknown` /
+    /// `container cache, forwarded to 172.17.0.3:6379`.
     pub fn owner(&self) -> String {
-        let programs = if self.programs.is_empty() {
-            "owner unknown".to_string()
+        let forwarded = self.forwarding();
+        let programs = if !self.programs.is_empty() {
+            let mut programs = self.programs.join(", ");
+            if !self.units.is_empty() {
+                programs.push_str(&format!(" for {}", self.units.join(", ")));
+            }
+            programs
+        } else if !self.kernel.is_empty() {
+            self.kernel.join("; ")
+        } else if let Some(forwarded) = &forwarded {
+            return forwarded.clone();
         } else {
-            self.programs.join(", ")
+            "owner unknown".to_string()
         };
-        match self.pids.as_slice() {
+        let owner = match self.pids.as_slice() {
             [] => programs,
             [pid] => format!("{programs}, pid {pid}"),
             pids => {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
                 format!("{programs}, pids {}", pids.join(", "))
             }
+        };
+        match forwarded {
+            Some(forwarded) => format!("{owner}; {forwarded}"),
+            None => owner,
         }
+    }
+
+    /// `container cache, forwarded to 172.17.0.3:6379`, or `None` for a
+    /// port the host does not forward.
+    fn forwarding(&self) -> Option<String> {
+        if self.forwarded_to.is_empty() {
+            return None;
+        }
+        let to = format!("forwarded to {}", self.forwarded_to.join(", "));
+        Some(match self.containers.as_slice() {
+            [] => to,
+            [one] => format!("container {one}, {to}"),
+            many => format!("containers {}, {to}", many.join(", ")),
+        })
     }
 
     /// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.
@@ -87,12 +148,17 @@ impl PortGroup {
     }
 }
 
-/// Listeners beyond loopback, one group per (port, proto), sorted.
+/// Services beyond loopback, one group per (port, proto), sorted. Client
+/// sockets are not services: their port moves with every restart, so they
+/// are neither opened nor drift.
 pub fn beyond_loopback(scan: &Scan) -> BTreeMap<(u16, Proto), PortGroup> {
     let mut groups: BTreeMap<(u16, Proto), PortGroup> = BTreeMap::new();
     for l in &scan.listeners {
-        if l.exposure != Exposure::Loopback {
-            groups.entry((l.port, l.proto)).or_default().add(l);
+        if l.exposure != Exposure::Loopback && !l.client_socket {
+            groups
+                .entry((l.port, l.proto))
+                .or_default()
+                .add(l, scan.uid_min);
         }
     }
     groups

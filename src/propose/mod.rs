@@ -6,6 +6,7 @@
 //! - [`choices`]: flags and policy merged and validated into [`Choices`];
 //! - [`draft`]: scan + choices → the ruleset model ([`group`] the listeners,
 //!   decide, then [`rules`]);
+//! - [`published`]: the guard of forwarded (DNAT) ports, from the INPUT openings;
 //! - [`ruleset`]: the model (rules with their reasons), and `admits`;
 //! - [`render_nft`], [`render_iptables`]: renderers; [`text`]: safe comments and strings.
 //!
@@ -19,6 +20,7 @@ pub mod draft;
 pub mod gather;
 pub mod group;
 pub mod policy_file;
+pub mod published;
 pub mod rate;
 pub mod render_iptables;
 pub mod render_nft;
@@ -31,9 +33,8 @@ pub use choices::Choices;
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
-use crate::model::{Proto, Scan};
+use crate::model::Scan;
 use ruleset::Family;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Output format of a proposal.
@@ -137,10 +138,11 @@ impl Proposal {
         &self.ruleset.blocklist
     }
 
-    /// Would this ruleset accept a new connection to `proto`/`port` from `source`?
-    /// Used by apply's lockout guard.
-    pub fn admits(&self, proto: Proto, port: u16, source: IpAddr) -> bool {
-        self.ruleset.admits(proto, port, source)
+    /// Would this ruleset accept this new connection (source, destination
+    /// address and port, the interface it arrives on)? Used by apply's
+    /// lockout guard, with the SSH session's own connection.
+    pub fn admits(&self, arrival: ruleset::Arrival<'_>) -> bool {
+        self.ruleset.admits(arrival)
     }
 
     /// `ipset restore` input for the blocklist sets that the iptables formats
@@ -227,12 +229,88 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
 /// Build the proposal: pure, no host access.
 pub fn build(scan: &Scan, choices: &Choices) -> Proposal {
     let mut ruleset = draft::build_ruleset(scan, choices);
+    ruleset.warnings.extend(scan_warnings(scan));
+    Proposal { ruleset }
+}
+
+/// What the scan itself leaves uncertain: processes it could not read
+/// (worded by whether it ran as root: root cannot be told to run as root),
+/// and a saved scan too old to say who owns what.
+fn scan_warnings(scan: &Scan) -> Vec<String> {
+    let mut warnings = Vec::new();
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
         let n = crate::human::count(unreadable, "process", "processes");
-        ruleset.warnings.push(format!(
-            "{n} could not be read when the scan ran, so some listeners may have no owner and be named by port only; run as root to see them all"
-        ));
+        let consequence = "so some listeners may have no owner and be named by port only";
+        warnings.push(match scan.as_root {
+            Some(true) => format!(
+                "{n} could not be read when the scan ran, even as root (permission denied: a \
+                 hardened /proc, or a sandbox's init), {consequence}"
+            ),
+            Some(false) => format!(
+                "{n} could not be read when the scan ran, {consequence}; run as root to see them all"
+            ),
+            None => format!(
+                "{n} could not be read when the scan ran, {consequence}; if it did not run as \
+                 root, run it as root to see them all"
+            ),
+        });
     }
-    Proposal { ruleset }
+    if scan.uid_min.is_none() && !scan.listeners.is_empty() {
+        warnings.push(
+            "this saved scan records no uids (it predates them), so listeners are opened on their \
+             service alone, whoever runs them; scan again with this version of autofw to judge \
+             their owners"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_processes_are_worded_by_who_scanned() {
+        let mut scan = Scan {
+            unreadable_processes: 2,
+            ..Scan::default()
+        };
+        scan.as_root = Some(true);
+        let root = scan_warnings(&scan).join("\n");
+        assert!(root.contains("even as root"), "{root}");
+        assert!(
+            !root.contains("run as root"),
+            "root cannot be told to run as root: {root}"
+        );
+        scan.as_root = Some(false);
+        assert!(scan_warnings(&scan)[0].ends_with("run as root to see them all"));
+        scan.as_root = None;
+        assert!(scan_warnings(&scan)[0].contains("if it did not run as root"));
+    }
+
+    #[test]
+    fn a_scan_without_uids_is_read_as_before_with_a_note() {
+        let text = r#"{"listeners": [{"proto": "tcp", "address": "0.0.0.0", "port": 3000,
+            "exposure": "public", "service": "unknown", "process": "node", "pids": [7],
+            "risky": false}]}"#;
+        let scan = parse_saved_scan(text, "old.json").unwrap();
+        assert_eq!((scan.uid_min, scan.listeners[0].uid), (None, None));
+        let proposal = build(&scan, &Choices::default());
+        assert!(
+            proposal
+                .ruleset()
+                .services()
+                .any(|(_, port, _)| port == 3000)
+        );
+        assert!(
+            proposal
+                .warnings()
+                .iter()
+                .any(|w| w.contains("records no uids")),
+            "{:?}",
+            proposal.warnings()
+        );
+    }
 }

@@ -22,6 +22,24 @@ pub const INPUT_CHAIN: &str = "AUTOFW-INPUT";
 /// the live INPUT already has it).
 pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
 
+/// autofw's chain for forwarded (DNAT) ports, jumped to from DOCKER-USER.
+pub const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
+
+/// The chain Docker jumps to first from FORWARD, and keeps for its users:
+/// the one place in Docker's chains autofw writes to (see [`DOCKER_USER_JUMP`]).
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+/// The line that hooks the published-ports chain into the top of
+/// DOCKER-USER. apply declares DOCKER-USER first when it is missing, and
+/// leaves this line out when the live DOCKER-USER already has the jump
+/// (`firewall::filter_view::fit_to_live`).
+pub const DOCKER_USER_JUMP: &str =
+    "-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// The same jump as `iptables-save` lists it.
+pub const DOCKER_USER_JUMP_SAVED: &str =
+    "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
 /// The ipset that holds a family's blocklist.
 pub fn ipset_name(family: Family) -> &'static str {
     family.pick("autofw-block-v4", "autofw-block-v6")
@@ -125,20 +143,37 @@ fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String>
             hashlimit_name(*proto, *port)
         ))],
         Match::OverRate { .. } => vec![],
+        Match::Service { bound: Some(b), .. } if b.family() != family => vec![],
         Match::Service {
             proto,
             port,
             family: f,
             sources,
+            bound,
             ..
-        } => match f {
-            None => vec![with(format!("-p {proto} --dport {port}"))],
-            Some(f) if *f == family => sources
-                .iter()
-                .map(|net| with(format!("-s {net} -p {proto} --dport {port}")))
-                .collect(),
-            Some(_) => vec![],
-        },
+        } => {
+            // `-i NAME` matches by name, like nft's iifname: it holds for
+            // interfaces created after the rules are loaded.
+            let to = match bound {
+                Some(b) => {
+                    let mut to = String::new();
+                    if let Some(interface) = &b.interface {
+                        to.push_str(&format!("-i {} ", quoted(interface, 15)));
+                    }
+                    to.push_str(&format!("-d {} ", b.address.to_canonical()));
+                    to
+                }
+                None => String::new(),
+            };
+            match f {
+                None => vec![with(format!("{to}-p {proto} --dport {port}"))],
+                Some(f) if *f == family => sources
+                    .iter()
+                    .map(|net| with(format!("{to}-s {net} -p {proto} --dport {port}")))
+                    .collect(),
+                Some(_) => vec![],
+            }
+        }
         Match::Limited { limit } => vec![with(format!("-m limit {}", rate(limit)))],
         Match::Any => vec![with(String::new()).trim_start().to_string()],
     }
@@ -192,6 +227,9 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     ));
     out.push_str(":OUTPUT ACCEPT [0:0]\n");
     let _ = writeln!(out, ":{INPUT_CHAIN} - [0:0]");
+    if ruleset.published.is_some() {
+        let _ = writeln!(out, ":{PUBLISHED_CHAIN} - [0:0]");
+    }
     for rule in &ruleset.input {
         let lines = rule_lines(rule, family, &ruleset.blocklist);
         if lines.is_empty() {
@@ -204,7 +242,74 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     }
     out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
     let _ = writeln!(out, "{JUMP_LINE}");
+    if let Some(guard) = &ruleset.published {
+        out.push_str(&published_lines(guard, family));
+    }
     out.push_str("COMMIT\n");
+    out
+}
+
+/// The published-ports chain and its one jump from DOCKER-USER: new DNATed
+/// connections from outside the bridges return for the opened ports and are
+/// dropped otherwise (never accepted: Docker's FORWARD rules still decide
+/// what passes).
+fn published_lines(guard: &PublishedGuard, family: Family) -> String {
+    let mut out = String::new();
+    let c = PUBLISHED_CHAIN;
+    out.push_str(&comment_lines(
+        &format!("FORWARD, published ports: {}", guard.reason),
+        "",
+    ));
+    let _ = writeln!(out, "-A {c} -m conntrack ! --ctstate NEW -j RETURN");
+    for bridge in &guard.bridges {
+        let _ = writeln!(out, "-A {c} -i {bridge}+ -j RETURN");
+    }
+    for open in &guard.open {
+        let comment = format!("-m comment --comment {}", quoted(&open.label, 255));
+        if open.bound.as_ref().is_some_and(|b| b.family() != family) {
+            continue;
+        }
+        let mut port = String::new();
+        if let Some(bound) = &open.bound {
+            if let Some(interface) = &bound.interface {
+                port.push_str(&format!("-i {} ", quoted(interface, 15)));
+            }
+        }
+        port.push_str(&format!(
+            "-p {p} -m conntrack --ctproto {p}",
+            p = open.proto
+        ));
+        if let Some(bound) = &open.bound {
+            port.push_str(&format!(" --ctorigdst {}", bound.address.to_canonical()));
+        }
+        port.push_str(&format!(" --ctorigdstport {}", open.port));
+        match open.family {
+            None => {
+                let _ = writeln!(out, "-A {c} {port} {comment} -j RETURN");
+            }
+            Some(f) if f == family => {
+                for net in &open.sources {
+                    let _ = writeln!(out, "-A {c} -s {net} {port} {comment} -j RETURN");
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let _ = writeln!(
+        out,
+        "-A {c} -m limit {} -m comment --comment \"log\" -j LOG --log-prefix {}",
+        rate(&super::rules::LOG_RATE),
+        quoted(super::rules::PUBLISHED_LOG_PREFIX, 29)
+    );
+    let _ = writeln!(
+        out,
+        "-A {c} -m comment --comment \"published-closed\" -j DROP"
+    );
+    out.push_str(&comment_lines(
+        "hook it into the top of Docker's DOCKER-USER (FORWARD jumps there first); loaded by hand, DOCKER-USER must exist (Docker creates it); `autofw apply` creates it if missing",
+        "",
+    ));
+    let _ = writeln!(out, "{DOCKER_USER_JUMP}");
     out
 }
 

@@ -108,9 +108,20 @@ fn statement(rule: &Rule) -> String {
             port,
             family,
             sources,
+            bound,
             ..
         } => {
             let mut m = String::new();
+            if let Some(bound) = bound {
+                if let Some(interface) = &bound.interface {
+                    m.push_str(&format!("iifname {} ", quoted(interface, 15)));
+                }
+                let daddr = match bound.family() {
+                    Family::Ipv4 => "ip daddr",
+                    Family::Ipv6 => "ip6 daddr",
+                };
+                m.push_str(&format!("{daddr} {} ", bound.address.to_canonical()));
+            }
             if let Some(family) = family {
                 let nets: Vec<String> = sources.iter().map(ToString::to_string).collect();
                 m.push_str(&format!("{} {} ", saddr(*family), one_or_set(&nets)));
@@ -223,6 +234,10 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
         }
     }
 
+    if let Some(guard) = &ruleset.published {
+        out.push_str(&published_chains(guard));
+    }
+
     out.push('\n');
     out.push_str(&comment_lines(
         "OUTPUT: this host may start any connection; the replies come back as established",
@@ -283,5 +298,69 @@ pub fn element_batches(sets: &SetContents) -> Vec<String> {
             out.push(text);
         }
     }
+    out
+}
+
+/// The published-ports guard: a forward base chain that runs before
+/// Docker's (`filter - 10`), sends new DNATed connections from outside the
+/// bridges to `published_ports`, which returns for the opened ports and
+/// drops the rest. It never accepts, so every other verdict is still
+/// Docker's, libvirt's or the host's own.
+fn published_chains(guard: &PublishedGuard) -> String {
+    let mut out = String::new();
+    out.push('\n');
+    out.push_str(&comment_lines(
+        &format!("FORWARD, published ports: {}", guard.reason),
+        "\t",
+    ));
+    out.push_str("\tchain published {\n");
+    out.push_str("\t\ttype filter hook forward priority filter - 10; policy accept;\n");
+    let bridges: Vec<String> = guard.bridges.iter().map(|b| format!("\"{b}*\"")).collect();
+    let _ = writeln!(
+        out,
+        "\t\tct state new ct status dnat iifname != {{ {} }} jump published_ports comment \"published\"",
+        bridges.join(", ")
+    );
+    out.push_str("\t}\n\n");
+    out.push_str(&comment_lines(
+        "new connections to forwarded ports from outside: the opened ones go on to the host's own forward rules (return), the rest are dropped",
+        "\t",
+    ));
+    out.push_str("\tchain published_ports {\n");
+    for open in &guard.open {
+        let mut m = String::new();
+        if let Some(bound) = &open.bound {
+            if let Some(interface) = &bound.interface {
+                m.push_str(&format!("iifname {} ", quoted(interface, 15)));
+            }
+            let family = match bound.family() {
+                Family::Ipv4 => "ip",
+                Family::Ipv6 => "ip6",
+            };
+            m.push_str(&format!(
+                "ct original {family} daddr {} ",
+                bound.address.to_canonical()
+            ));
+        }
+        if let Some(family) = open.family {
+            let nets: Vec<String> = open.sources.iter().map(ToString::to_string).collect();
+            m.push_str(&format!("{} {} ", saddr(family), one_or_set(&nets)));
+        }
+        let _ = writeln!(
+            out,
+            "\t\t{m}meta l4proto {} ct original proto-dst {} return comment {}",
+            open.proto,
+            open.port,
+            quoted(&open.label, 127)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\t\tlimit rate {} log prefix {} comment \"log\"",
+        rate(&super::rules::LOG_RATE),
+        quoted(super::rules::PUBLISHED_LOG_PREFIX, 127)
+    );
+    out.push_str("\t\tcounter drop comment \"published-closed\"\n");
+    out.push_str("\t}\n");
     out
 }

@@ -19,8 +19,11 @@ const ECHO_RATE: Rate = Rate {
     burst: 10,
 };
 
+/// Prefix of the kernel log line for dropped forwarded (published) connections.
+pub const PUBLISHED_LOG_PREFIX: &str = "autofw drop published: ";
+
 /// Drop log lines per minute: the log stays readable under a port scan.
-const LOG_RATE: Rate = Rate {
+pub const LOG_RATE: Rate = Rate {
     count: 5,
     per: Per::Minute,
     burst: 10,
@@ -32,6 +35,8 @@ pub struct Opening {
     pub port: u16,
     pub service: String,
     pub why: String,
+    /// Only to this address (and interface): the listener is bound to it.
+    pub bound: Option<Bound>,
 }
 
 pub fn rule(matches: Match, action: Action, label: &str, reason: impl Into<String>) -> Rule {
@@ -197,6 +202,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
         port,
         service,
         why,
+        bound,
     } = opening;
     let (proto, port) = (*proto, *port);
     let mut rules = Vec::new();
@@ -235,6 +241,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
                 service: service.clone(),
                 family: None,
                 sources: Vec::new(),
+                bound: bound.clone(),
             },
             Action::Accept,
             &label,
@@ -243,6 +250,10 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
         Some(sources) => {
             let place = policy.map(|p| p.place.as_str()).unwrap_or("");
             for family in [Family::Ipv4, Family::Ipv6] {
+                // A listener bound to one address takes one family only.
+                if bound.as_ref().is_some_and(|b| b.family() != family) {
+                    continue;
+                }
                 let nets: Vec<_> = sources
                     .iter()
                     .filter(|n| Family::of_net(n) == family)
@@ -262,6 +273,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
                         service: service.clone(),
                         family: Some(family),
                         sources: nets,
+                        bound: bound.clone(),
                     },
                     Action::Accept,
                     &label,
@@ -295,7 +307,8 @@ pub fn forward_for(scan: &Scan) -> Forward {
         Forward::LeaveAlone {
             reason: format!(
                 "this host routes for containers or VMs ({}): forwarding is left to the rules \
-                 that manage it (Docker, libvirt, LXD, podman); autofw adds no forward chain",
+                 that manage it (Docker, libvirt, LXD, podman); autofw adds only the guard of \
+                 published ports",
                 because.join("; ")
             ),
         }

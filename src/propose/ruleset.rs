@@ -115,7 +115,8 @@ pub enum Match {
         rate: Rate,
     },
     /// New connections to a service's port, from `sources` (anyone if empty)
-    /// of `family` (both families if none).
+    /// of `family` (both families if none), and, for a listener bound to
+    /// one address, only to that address (and interface).
     Service {
         proto: Proto,
         port: u16,
@@ -124,11 +125,48 @@ pub enum Match {
         family: Option<Family>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         sources: Vec<IpNet>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bound: Option<Bound>,
     },
     /// Every packet, up to `limit` a time (for logging).
     Limited { limit: Rate },
     /// Every packet.
     Any,
+}
+
+/// Where a listener bound to one address takes packets: that destination,
+/// and for a private or link-local address the interface that holds it.
+/// Linux accepts a packet for any local address on any interface (the weak
+/// host model), so without this a neighbour on the public link could reach
+/// a service bound to the private network by routing to its address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Bound {
+    pub address: IpAddr,
+    /// Matched by name (`iifname`), not index: the boot hook loads the
+    /// rules before the interfaces exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl Bound {
+    pub fn family(&self) -> Family {
+        Family::of(&self.address)
+    }
+}
+
+/// A new connection as INPUT sees it: what [`Ruleset::admits`] is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival<'a> {
+    pub proto: Proto,
+    pub port: u16,
+    pub source: IpAddr,
+    /// The local address it is sent to, if known (a rule bound to one
+    /// address does not match an unknown destination: the guard assumes the
+    /// worst).
+    pub destination: Option<IpAddr>,
+    /// The interface it comes in on, if known (a rule that names one does
+    /// not match an unknown interface).
+    pub interface: Option<&'a str>,
 }
 
 /// What happens to a matching packet.
@@ -164,6 +202,44 @@ pub enum Forward {
     Drop { reason: String },
     /// The host routes for containers or VMs: autofw leaves FORWARD alone.
     LeaveAlone { reason: String },
+}
+
+/// The published-ports guard: on a host that routes for containers or VMs,
+/// new connections that a nat prerouting DNAT forwards (Docker's `-p`,
+/// podman's, libvirt's, a hand-written `dnat to`) and that arrive from
+/// outside (not on a container or VM bridge) are dropped unless their
+/// original port is one the proposal opens. It only ever drops: what it lets
+/// pass goes on to Docker's own FORWARD rules as before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedGuard {
+    pub reason: String,
+    /// Interface name prefixes whose traffic is left alone: container and
+    /// VM bridges (`docker`, `br-`, ...), so containers reach each other's
+    /// published ports as before.
+    pub bridges: Vec<String>,
+    /// The forwarded ports that pass, in INPUT's order: the ports INPUT opens,
+    /// with the same sources.
+    pub open: Vec<GuardOpening>,
+}
+
+/// One port the published-ports guard lets pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardOpening {
+    pub proto: Proto,
+    /// The port as published (the original destination, before DNAT).
+    pub port: u16,
+    pub service: String,
+    /// Only this family (with `sources`), or both when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<IpNet>,
+    /// Only connections first sent to this address (and arriving on this
+    /// interface), as INPUT's rule for a listener bound to one address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<Bound>,
+    /// The rule's label (`http`, `8080/tcp`).
+    pub label: String,
 }
 
 /// A listener the proposal keeps closed, and how to open it.
@@ -238,6 +314,10 @@ pub struct Ruleset {
     /// The INPUT chain in order; what matches none is dropped (policy drop).
     pub input: Vec<Rule>,
     pub forward: Forward,
+    /// Forwarded (DNAT) ports: dropped from outside unless opened. Only on a
+    /// host that routes; elsewhere FORWARD drops everything anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishedGuard>,
     pub blocklist: Blocklist,
     /// Listeners left closed, and why.
     pub closed: Vec<Closed>,
@@ -246,12 +326,20 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
-    /// Would a new connection (TCP: a SYN) from `source` to `proto`/`port` be
-    /// accepted? Walks the INPUT rules as the kernel would, first verdict
-    /// wins. A loopback source counts as arriving on `lo`. A source under an
-    /// `OverRate` limit is taken to be within it (one new connection).
-    pub fn admits(&self, proto: Proto, port: u16, source: IpAddr) -> bool {
+    /// Would this new connection (TCP: a SYN) be accepted? Walks the INPUT
+    /// rules as the kernel would, first verdict wins. A loopback source
+    /// counts as arriving on `lo`. A source under an `OverRate` limit is
+    /// taken to be within it (one new connection).
+    pub fn admits(&self, arrival: Arrival<'_>) -> bool {
+        let Arrival {
+            proto,
+            port,
+            source,
+            destination,
+            interface,
+        } = arrival;
         let source = source.to_canonical();
+        let destination = destination.map(|d| d.to_canonical());
         let family = Family::of(&source);
         for rule in &self.input {
             let hit = match &rule.matches {
@@ -270,12 +358,19 @@ impl Ruleset {
                     port: q,
                     family: f,
                     sources,
+                    bound,
                     ..
                 } => {
                     *p == proto
                         && *q == port
                         && f.is_none_or(|f| f == family)
                         && (sources.is_empty() || sources.iter().any(|n| n.contains(&source)))
+                        && bound.as_ref().is_none_or(|b| {
+                            Some(b.address.to_canonical()) == destination
+                                && b.interface
+                                    .as_deref()
+                                    .is_none_or(|name| interface == Some(name))
+                        })
                 }
                 Match::Any => true,
             };

@@ -6,7 +6,7 @@
 //! [`super::netlink`], [`super::owners`]) hand in plain values, so every rule
 //! is tested on fixtures and literals.
 
-use crate::model::{Exposure, Listener, Proto};
+use crate::model::{Exposure, Listener, Owner, Proto};
 use crate::services::{ServiceTable, is_risky};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,6 +28,8 @@ pub struct SocketEntry {
     pub state: u8,
     /// The socket's inode: what `/proc/PID/fd/N` links to as `socket:[INODE]`.
     pub inode: u64,
+    /// The uid that created the socket (the kernel's `sock_i_uid`).
+    pub uid: u32,
 }
 
 /// Can a socket in `state` be a listener at all? The state alone decides for
@@ -63,6 +65,9 @@ pub struct Owners {
     pub pids_by_inode: HashMap<u64, BTreeSet<u32>>,
     /// Pid → program name (`/proc/PID/comm`).
     pub programs: HashMap<u32, String>,
+    /// Pid → who runs it and what it runs (absent for a process that could
+    /// not be read, and in owner maps saved without them).
+    pub processes: HashMap<u32, ProcessFacts>,
     /// Processes whose descriptors could not be read: their sockets show
     /// with fewer owners, or none.
     pub unreadable: usize,
@@ -75,6 +80,43 @@ impl Owners {
         self.programs
             .entry(pid)
             .or_insert_with(|| program.to_string());
+    }
+}
+
+/// What the scan learnt about one owning process, beyond its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// Effective uid (`/proc/PID/status`).
+    pub uid: Option<u32>,
+    /// `/proc/PID/exe`'s target.
+    pub exe: Option<String>,
+    /// That executable is root-owned and neither group- nor other-writable.
+    pub exe_root_only: bool,
+}
+
+/// What the host says about its accounts: `UID_MIN` and uid → name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounts {
+    pub uid_min: u32,
+    pub users: HashMap<u32, String>,
+}
+
+impl Accounts {
+    /// From the texts of `/etc/login.defs` and `/etc/passwd` (either may be
+    /// missing: `UID_MIN` is then 1000, and uids go unnamed).
+    pub fn from_texts(login_defs: Option<&str>, passwd: Option<&str>) -> Accounts {
+        Accounts {
+            uid_min: login_defs
+                .and_then(crate::trust::uid_min_of_login_defs)
+                .unwrap_or(crate::trust::DEFAULT_UID_MIN),
+            users: passwd
+                .map(crate::trust::users_of_passwd)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn user(&self, uid: Option<u32>) -> Option<String> {
+        self.users.get(&uid?).cloned()
     }
 }
 
@@ -120,47 +162,135 @@ fn classify_v6(ip: Ipv6Addr) -> Exposure {
 
 /// Join socket entries to their owners: keep the listeners, merge every
 /// socket on the same (proto, address, port) into one [`Listener`] (reuseport
-/// groups, a master and its workers), classify, name and flag each.
+/// groups, a master and its workers), classify, name and flag each. A
+/// program names a listener only when its executable proves the name
+/// ([`crate::trust::program_name_problem`]); otherwise the port does, and
+/// `name_note` says why.
 /// Sorted by proto, port, then address, so the same host always prints the
 /// same way.
 pub fn listeners(
     sockets: impl IntoIterator<Item = SocketEntry>,
     owners: &Owners,
     names: &ServiceTable,
+    accounts: &Accounts,
 ) -> Vec<Listener> {
-    let mut groups: BTreeMap<(Proto, u16, IpAddr), BTreeSet<u32>> = BTreeMap::new();
+    #[derive(Default)]
+    struct Group {
+        pids: BTreeSet<u32>,
+        uid: u32,
+    }
+    let mut groups: BTreeMap<(Proto, u16, IpAddr), Group> = BTreeMap::new();
     for socket in sockets.into_iter().filter(SocketEntry::is_listener) {
-        let pids = groups
+        let group = groups
             .entry((socket.proto, socket.local.port(), socket.local.ip()))
             .or_default();
+        // The highest uid: if any socket of the endpoint is a user's, that
+        // one decides trust.
+        group.uid = group.uid.max(socket.uid);
         if let Some(owning) = owners.pids_by_inode.get(&socket.inode) {
-            pids.extend(owning);
+            group.pids.extend(owning);
         }
     }
     groups
         .into_iter()
-        .map(|((proto, port, address), pids)| {
-            let programs: BTreeSet<&str> = pids
+        .map(|((proto, port, address), group)| {
+            let owner_list: Vec<Owner> = group
+                .pids
                 .iter()
-                .filter_map(|pid| owners.programs.get(pid))
-                .map(String::as_str)
+                .filter_map(|pid| {
+                    let program = owners.programs.get(pid)?;
+                    let facts = owners.processes.get(pid).cloned().unwrap_or_default();
+                    Some(Owner {
+                        pid: *pid,
+                        program: program.clone(),
+                        user: accounts.user(facts.uid),
+                        uid: facts.uid,
+                        exe: facts.exe,
+                        exe_root_only: facts.exe_root_only,
+                    })
+                })
                 .collect();
-            let programs: Vec<&str> = programs.into_iter().collect();
+            let programs: BTreeSet<String> = owner_list.iter().map(|o| o.program.clone()).collect();
+            let programs: Vec<String> = programs.into_iter().collect();
             let exposure = classify(address);
-            let service = names.name_listener(proto, port, &programs);
-            let risky = exposure != Exposure::Loopback && is_risky(&service);
-            Listener {
+            let mut listener = Listener {
                 proto,
                 address,
                 port,
                 exposure,
                 process: programs.join(","),
-                pids: pids.into_iter().collect(),
-                service,
-                risky,
+                pids: group.pids.into_iter().collect(),
+                service: String::new(),
+                risky: false,
+                uid: Some(group.uid),
+                user: accounts.user(Some(group.uid)),
+                owners: owner_list,
+                name_note: None,
+                interface: None,
+                client_socket: false,
+                kernel: None,
+                unit: None,
+                forwarded_to: None,
+                container: None,
+            };
+            let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
+                .into_iter()
+                .collect();
+            let proven: Vec<&str> = proven.into_iter().collect();
+            listener.service = names.name_listener(proto, port, &proven);
+            // Say why a known program name was not taken.
+            let all: Vec<&str> = programs.iter().map(String::as_str).collect();
+            if names.name_listener(proto, port, &all) != listener.service {
+                listener.name_note = listener.owners.iter().find_map(|o| {
+                    crate::trust::program_name_problem(o).map(|why| {
+                        format!("not named after `{}` (pid {}): {why}", o.program, o.pid)
+                    })
+                });
             }
+            listener.risky = exposure != Exposure::Loopback && is_risky(&listener.service);
+            listener
         })
         .collect()
+}
+
+/// Programs known to serve on ephemeral ports (mosh-server answers on
+/// 60000–61000, inside most hosts' `ip_local_port_range`).
+const EPHEMERAL_PORT_SERVERS: &[&str] = &["mosh-server"];
+
+/// Mark the client sockets: an unconnected UDP socket held by a process, on
+/// a port inside `ip_local_port_range`, is a client's (a resolver's or
+/// dnsmasq's upstream queries, an NTP client: the kernel picked the port),
+/// unless its program is known to serve there. A socket no process holds is
+/// the kernel's, and the kernel's sockets are services (VXLAN, WireGuard).
+pub fn mark_client_sockets(listeners: &mut [Listener], local_port_range: Option<(u16, u16)>) {
+    let Some((low, high)) = local_port_range else {
+        return;
+    };
+    for l in listeners {
+        let serves_there = crate::trust::trusted_programs(l)
+            .iter()
+            .any(|p| EPHEMERAL_PORT_SERVERS.contains(p));
+        l.client_socket = l.proto == Proto::Udp
+            && (low..=high).contains(&l.port)
+            && !l.pids.is_empty()
+            && !serves_there;
+        if l.client_socket {
+            l.risky = false;
+        }
+    }
+}
+
+/// Record the interface holding each listener's address (`addresses`:
+/// local address → interface), for listeners bound to one address: a
+/// wildcard is on every interface, loopback needs no rule.
+pub fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr, String>) {
+    for l in listeners {
+        let address = l.address.to_canonical();
+        if address.is_unspecified() || l.exposure == Exposure::Loopback {
+            continue;
+        }
+        l.interface = addresses.get(&address).cloned();
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +308,172 @@ mod tests {
             remote: remote.parse().unwrap(),
             state,
             inode,
+            uid: 0,
         }
+    }
+
+    /// Every owner runs as root from its own root-owned `/usr/sbin/PROGRAM`.
+    fn daemons_own_names(owners: &mut Owners) {
+        for (pid, program) in &owners.programs {
+            owners.processes.insert(
+                *pid,
+                ProcessFacts {
+                    uid: Some(0),
+                    exe: Some(format!("/usr/sbin/{program}")),
+                    exe_root_only: true,
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_borrowed_name_does_not_name_the_listener() {
+        // A system account's python3 calling itself sshd on redis's port, and
+        // a user's copy of sshd in its home.
+        let sockets = vec![
+            entry(Proto::Tcp, "0.0.0.0:6379", "0.0.0.0:0", TCP_LISTEN, 1),
+            entry(Proto::Tcp, "0.0.0.0:2222", "0.0.0.0:0", TCP_LISTEN, 2),
+            entry(Proto::Tcp, "0.0.0.0:22", "0.0.0.0:0", TCP_LISTEN, 3),
+        ];
+        let mut owners = Owners::default();
+        owners.add(1, 10, "sshd");
+        owners.add(2, 20, "sshd");
+        owners.add(3, 30, "sshd");
+        let facts = |uid, exe: &str, root_only| ProcessFacts {
+            uid: Some(uid),
+            exe: Some(exe.to_string()),
+            exe_root_only: root_only,
+        };
+        owners
+            .processes
+            .insert(10, facts(110, "/usr/bin/python3.11", true));
+        owners
+            .processes
+            .insert(20, facts(1000, "/home/alice/sshd", false));
+        owners
+            .processes
+            .insert(30, facts(0, "/usr/sbin/sshd", true));
+        let accounts = Accounts::from_texts(
+            Some("UID_MIN 1000\n"),
+            Some("redis:x:110:110::/:/bin/false\nalice:x:1000:1000::/home/alice:/bin/sh\n"),
+        );
+        let got = listeners(sockets, &owners, &ServiceTable::builtin(), &accounts);
+        let by_port = |port| got.iter().find(|l| l.port == port).unwrap();
+        let redis = by_port(6379);
+        assert_eq!((redis.service.as_str(), redis.risky), ("redis", true));
+        assert!(
+            redis
+                .name_note
+                .as_deref()
+                .unwrap()
+                .contains("interpreter /usr/bin/python3.11"),
+            "{:?}",
+            redis.name_note
+        );
+        assert_eq!(redis.owners[0].user.as_deref(), Some("redis"));
+        assert_eq!(by_port(2222).service, "unknown");
+        assert!(
+            by_port(2222)
+                .name_note
+                .as_deref()
+                .unwrap()
+                .contains("not root's alone")
+        );
+        assert_eq!(by_port(22).service, "ssh");
+        assert_eq!(by_port(22).name_note, None);
+        assert_eq!(
+            (by_port(22).uid, by_port(22).user.as_deref()),
+            (Some(0), None)
+        );
+    }
+
+    #[test]
+    fn client_sockets_are_a_processs_udp_on_ephemeral_ports() {
+        let sockets = vec![
+            entry(Proto::Udp, "0.0.0.0:45969", "0.0.0.0:0", TCP_CLOSE, 1),
+            entry(Proto::Udp, "0.0.0.0:60001", "0.0.0.0:0", TCP_CLOSE, 2),
+            entry(Proto::Udp, "0.0.0.0:4789", "0.0.0.0:0", TCP_CLOSE, 0),
+            entry(Proto::Udp, "0.0.0.0:51000", "0.0.0.0:0", TCP_CLOSE, 0),
+            entry(Proto::Udp, "0.0.0.0:123", "0.0.0.0:0", TCP_CLOSE, 3),
+            entry(Proto::Tcp, "0.0.0.0:40000", "0.0.0.0:0", TCP_LISTEN, 4),
+            entry(Proto::Udp, "0.0.0.0:61000", "0.0.0.0:0", TCP_CLOSE, 5),
+        ];
+        let mut owners = Owners::default();
+        owners.add(1, 10, "ntpdate");
+        owners.add(2, 20, "mosh-server");
+        owners.add(3, 30, "chronyd");
+        owners.add(4, 40, "app");
+        owners.add(5, 50, "dig");
+        daemons_own_names(&mut owners);
+        let mut got = listeners(
+            sockets,
+            &owners,
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        mark_client_sockets(&mut got, Some((32768, 60999)));
+        let clients: Vec<(Proto, u16)> = got
+            .iter()
+            .filter(|l| l.client_socket)
+            .map(|l| (l.proto, l.port))
+            .collect();
+        // Not: mosh-server (serves there), the kernel's sockets (no process),
+        // a port outside the range, TCP.
+        assert_eq!(clients, [(Proto::Udp, 45969)]);
+        // Without the range, nothing is called a client.
+        let mut unknown = got.clone();
+        mark_client_sockets(&mut unknown, None);
+        assert_eq!(
+            unknown.iter().filter(|l| l.client_socket).count(),
+            1,
+            "left as marked"
+        );
+    }
+
+    #[test]
+    fn interfaces_only_for_specific_addresses() {
+        let sockets = vec![
+            entry(Proto::Tcp, "10.9.0.5:9100", "0.0.0.0:0", TCP_LISTEN, 1),
+            entry(
+                Proto::Tcp,
+                "[::ffff:10.9.0.5]:9101",
+                "[::]:0",
+                TCP_LISTEN,
+                2,
+            ),
+            entry(Proto::Tcp, "0.0.0.0:22", "0.0.0.0:0", TCP_LISTEN, 3),
+            entry(Proto::Tcp, "127.0.0.1:25", "0.0.0.0:0", TCP_LISTEN, 4),
+            entry(Proto::Tcp, "[fe80::1]:80", "[::]:0", TCP_LISTEN, 5),
+        ];
+        let mut got = listeners(
+            sockets,
+            &Owners::default(),
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        let addresses: BTreeMap<IpAddr, String> = [
+            ("10.9.0.5", "eth1"),
+            ("127.0.0.1", "lo"),
+            ("fe80::1", "eth0"),
+        ]
+        .into_iter()
+        .map(|(a, i)| (ip(a), i.to_string()))
+        .collect();
+        attach_interfaces(&mut got, &addresses);
+        let found: Vec<(u16, Option<&str>)> = got
+            .iter()
+            .map(|l| (l.port, l.interface.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (22, None),
+                (25, None),
+                (80, Some("eth0")),
+                (9100, Some("eth1")),
+                (9101, Some("eth1"))
+            ]
+        );
     }
 
     #[test]
@@ -280,7 +575,13 @@ mod tests {
         owners.add(20, 296, "mysqld");
         owners.add(30, 700, "redis-server");
         owners.add(40, 590, "apache2");
-        let got = listeners(sockets, &owners, &ServiceTable::builtin());
+        daemons_own_names(&mut owners);
+        let got = listeners(
+            sockets,
+            &owners,
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
         let summary: Vec<String> = got
             .iter()
             .map(|l| {
@@ -315,7 +616,13 @@ mod tests {
         let mut owners = Owners::default();
         owners.add(1, 20, "sshd");
         owners.add(1, 10, "launcher");
-        let got = listeners(sockets, &owners, &ServiceTable::builtin());
+        daemons_own_names(&mut owners);
+        let got = listeners(
+            sockets,
+            &owners,
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
         assert_eq!(got[0].process, "launcher,sshd");
         assert_eq!(got[0].pids, [10, 20]);
         assert_eq!(got[0].service, "ssh");

@@ -3,13 +3,14 @@
 //! exist. Read from `/proc/sys` and `/sys/class/net` of the current network
 //! namespace; the name test is pure.
 
+use super::kernel::{self, KernelSocket, SocketUnit};
 use crate::model::HostFacts;
 use crate::services::ServiceTable;
 use std::path::Path;
 
 /// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
 /// Kubernetes CNI plugins create: traffic to their guests crosses FORWARD.
-const ROUTING_BRIDGES: &[&str] = &[
+pub const ROUTING_BRIDGES: &[&str] = &[
     "docker",
     "br-",
     "virbr",
@@ -21,6 +22,56 @@ const ROUTING_BRIDGES: &[&str] = &[
     "cni",
     "kube-bridge",
 ];
+
+/// The kernel's own listeners: VXLAN and GENEVE devices (`ip -d -j link
+/// show`), WireGuard (`wg show all listen-port`, when wireguard-tools is
+/// installed), the NFS server (`/proc/fs/nfsd/portlist`). What cannot be
+/// read adds nothing: those sockets are then named by port.
+pub fn read_kernel_sockets() -> Vec<KernelSocket> {
+    let mut found = Vec::new();
+    if let Some(json) = output_of("ip", &["-d", "-j", "link", "show"]) {
+        found.extend(kernel::tunnels_of_ip_link(&json).unwrap_or_default());
+    }
+    if let Some(text) = output_of("wg", &["show", "all", "listen-port"]) {
+        found.extend(kernel::wireguard_of_wg(&text));
+    }
+    if let Ok(text) = std::fs::read_to_string("/proc/fs/nfsd/portlist") {
+        found.extend(kernel::nfsd_of_portlist(&text));
+    }
+    found
+}
+
+/// systemd's view of the sockets it listens on for units (socket
+/// activation), from `systemctl`. Empty where systemd does not run.
+pub fn read_socket_units() -> Vec<SocketUnit> {
+    output_of(
+        "systemctl",
+        &[
+            "list-sockets",
+            "--all",
+            "--show-types",
+            "--full",
+            "--no-legend",
+            "--no-pager",
+        ],
+    )
+    .map(|text| kernel::parse_list_sockets(&text))
+    .unwrap_or_default()
+}
+
+/// A helper's stdout, if it ran and succeeded (these are optional facts: a
+/// missing tool is not an error).
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 /// Is this interface a bridge that containers or VMs route through?
 pub fn is_routing_bridge(name: &str) -> bool {
@@ -39,6 +90,18 @@ pub fn read_host_facts() -> HostFacts {
     HostFacts {
         ip_forward,
         bridges: routing_bridges(Path::new("/sys/class/net")),
+        local_port_range: std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| parse_port_range(&text)),
+    }
+}
+
+/// `ip_local_port_range`'s text (`32768\t60999\n`) as (low, high).
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut fields = text.split_whitespace().map(str::parse::<u16>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
+        _ => None,
     }
 }
 
@@ -66,6 +129,14 @@ pub fn read_service_table() -> ServiceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("x"), None);
+    }
 
     #[test]
     fn bridge_names() {

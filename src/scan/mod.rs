@@ -10,13 +10,20 @@
 //! - [`core`] (pure) keeps the listeners, dedups them into one
 //!   [`Listener`](crate::model::Listener) per (proto, address, port),
 //!   classifies exposure and names the service;
+//! - [`nat`] reads the DNAT rules of the nat prerouting hooks and the
+//!   container engines' published ports; [`forwarded`] (pure) parses them and
+//!   joins them to the listeners (a published port is a listener too);
 //! - [`host`] reads forwarding and bridges for `propose`;
 //! - [`render`] (pure) filters and prints.
 //!
 //! Other commands call [`scan_host`].
 
 pub mod core;
+pub mod forwarded;
 pub mod host;
+pub mod interfaces;
+pub mod kernel;
+pub mod nat;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -27,7 +34,7 @@ pub use self::core::classify;
 use self::core::{Owners, SocketEntry};
 use self::procnet::Table;
 use crate::error::{bad_input, exit, host_failure};
-use crate::model::Scan;
+use crate::model::{HostFacts, Scan};
 use crate::services::ServiceTable;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,17 +68,46 @@ pub struct ScanOptions {
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let sockets = read_live_sockets(source)?;
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
-    let listeners = core::listeners(sockets, &owners, names);
+    let accounts = read_accounts(Path::new("/etc"));
+    let mut listeners = core::listeners(sockets, &owners, names, &accounts);
+    let host = host::read_host_facts();
+    if listeners.iter().any(|l| l.pids.is_empty()) {
+        kernel::describe_kernel_sockets(&mut listeners, &host::read_kernel_sockets());
+    }
+    if listeners.iter().any(kernel::held_by_systemd) {
+        kernel::name_socket_units(&mut listeners, &host::read_socket_units(), names);
+    }
+    core::mark_client_sockets(&mut listeners, host.local_port_range);
+    core::attach_interfaces(&mut listeners, &interfaces::local_addresses());
+    let nat = nat::read_nat_facts();
+    for note in &nat.notes {
+        eprintln!("autofw: note: {note}");
+    }
+    let listeners = forwarded::join(listeners, &nat.forwards, &nat.published, names);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
-        host: host::read_host_facts(),
+        host,
+        uid_min: Some(accounts.uid_min),
+        as_root: Some(rustix::process::geteuid().is_root()),
     })
 }
 
+/// `UID_MIN` and the account names, from `login.defs` and `passwd` in `dir`
+/// (`/etc`, or a fixture directory); missing files leave the defaults.
+fn read_accounts(dir: &Path) -> core::Accounts {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    core::Accounts::from_texts(read("login.defs").as_deref(), read("passwd").as_deref())
+}
+
 /// Scan saved tables instead of the host: `dir` holds `tcp`, `udp` and
-/// optionally `tcp6`, `udp6` (copies of `/proc/net/*`) and `owners` (see
-/// [`owners::parse_owner_map`]). Names come from the built-in table only,
+/// optionally `tcp6`, `udp6` (copies of `/proc/net/*`), `owners` (see
+/// [`owners::parse_owner_map`]), `processes` (see
+/// [`owners::parse_process_facts`]), `login.defs`, `passwd`,
+/// `ip_local_port_range` (a copy of the sysctl), `addresses`
+/// (`ADDRESS INTERFACE` lines), and the kernel's and systemd's own words:
+/// `ip-link.json`, `wg-listen-port`, `nfsd-portlist`,
+/// `systemctl-list-sockets` (see `fixtures/kernel/README.md`). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
 /// machine the tests run on.
 pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
@@ -86,7 +122,7 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
         sockets.extend(procnet::read_table(dir, table).map_err(|e| bad_input(e.to_string()))?);
     }
     let owner_file = dir.join("owners");
-    let owners = match std::fs::read_to_string(&owner_file) {
+    let mut owners = match std::fs::read_to_string(&owner_file) {
         Ok(text) => owners::parse_owner_map(&text, &owner_file.display().to_string())
             .map_err(|e| bad_input(e.to_string()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Owners::default(),
@@ -97,11 +133,78 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             )));
         }
     };
+    let process_file = dir.join("processes");
+    if let Ok(text) = std::fs::read_to_string(&process_file) {
+        owners.processes = owners::parse_process_facts(&text, &process_file.display().to_string())
+            .map_err(|e| bad_input(e.to_string()))?;
+    }
+    let accounts = read_accounts(dir);
+    let names = ServiceTable::builtin();
+    let mut listeners = core::listeners(sockets, &owners, &names, &accounts);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let mut kernel_sockets = Vec::new();
+    if let Some(json) = read("ip-link.json") {
+        kernel_sockets
+            .extend(kernel::tunnels_of_ip_link(&json).map_err(|e| {
+                bad_input(format!("`{}`: {e}", dir.join("ip-link.json").display()))
+            })?);
+    }
+    kernel_sockets
+        .extend(read("wg-listen-port").map_or_else(Vec::new, |t| kernel::wireguard_of_wg(&t)));
+    kernel_sockets
+        .extend(read("nfsd-portlist").map_or_else(Vec::new, |t| kernel::nfsd_of_portlist(&t)));
+    kernel::describe_kernel_sockets(&mut listeners, &kernel_sockets);
+    if let Some(text) = read("systemctl-list-sockets") {
+        kernel::name_socket_units(&mut listeners, &kernel::parse_list_sockets(&text), &names);
+    }
+    let local_port_range = std::fs::read_to_string(dir.join("ip_local_port_range"))
+        .ok()
+        .and_then(|text| host::parse_port_range(&text));
+    core::mark_client_sockets(&mut listeners, local_port_range);
+    let addresses_file = dir.join("addresses");
+    if let Ok(text) = std::fs::read_to_string(&addresses_file) {
+        let addresses = parse_addresses(&text, &addresses_file.display().to_string())?;
+        core::attach_interfaces(&mut listeners, &addresses);
+    }
     Ok(Scan {
-        listeners: core::listeners(sockets, &owners, &ServiceTable::builtin()),
+        listeners,
         unreadable_processes: owners.unreadable,
-        host: Default::default(),
+        host: HostFacts {
+            local_port_range,
+            ..HostFacts::default()
+        },
+        uid_min: Some(accounts.uid_min),
+        // Saved tables say nothing of who read them.
+        as_root: None,
     })
+}
+
+/// A fixture's `addresses` file: `ADDRESS INTERFACE` per line (what
+/// `ip -br addr` shows, one address a line), `#` comments.
+fn parse_addresses(
+    text: &str,
+    file: &str,
+) -> anyhow::Result<std::collections::BTreeMap<std::net::IpAddr, String>> {
+    let mut addresses = std::collections::BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [address, interface] if address.parse::<std::net::IpAddr>().is_ok() => {
+                addresses.insert(address.parse()?, interface.to_string());
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "`{file}` line {}: expected `ADDRESS INTERFACE`, found `{line}`",
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(addresses)
 }
 
 /// The listener candidates of all four tables. `Auto` takes netlink (the

@@ -91,6 +91,7 @@ pub fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
                         remote: (id.destination_address, id.destination_port).into(),
                         state: response.header.state,
                         inode: u64::from(response.header.inode),
+                        uid: response.header.uid,
                     });
                 }
                 NetlinkPayload::Done(_) => return Ok(entries),

@@ -10,12 +10,13 @@
 //! threads. Processes that cannot be read (not root) are counted, never
 //! silently skipped; kernel threads hold no descriptors and are not counted.
 
-use super::core::Owners;
+use super::core::{Owners, ProcessFacts};
 use super::procnet::LineError;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::io::Write;
 use std::mem::MaybeUninit;
@@ -80,6 +81,7 @@ pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
         match read_comm(proc.as_fd(), pid) {
             Some(comm) => {
                 owners.programs.insert(pid, comm);
+                owners.processes.insert(pid, read_process_facts(pid));
             }
             // Exited since the walk: it no longer holds the socket.
             None => {
@@ -251,6 +253,81 @@ fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
     Some(text.trim_end_matches('\n').to_string())
 }
 
+/// Who runs `pid` and what it runs: the effective uid from
+/// `/proc/PID/status`, and `/proc/PID/exe` with its owner and mode. Only the
+/// few processes that hold listeners are read, so plain `std::fs` will do.
+fn read_process_facts(pid: u32) -> ProcessFacts {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| effective_uid(&status));
+    let exe_link = format!("/proc/{pid}/exe");
+    let exe = std::fs::read_link(&exe_link)
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned());
+    // The metadata of the file the process runs (through the magic link,
+    // which works even when the file was deleted or lives in another mount
+    // namespace).
+    let exe_root_only = exe.is_some()
+        && std::fs::metadata(&exe_link).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
+    ProcessFacts {
+        uid,
+        exe,
+        exe_root_only,
+    }
+}
+
+/// The effective uid in a `/proc/PID/status` text (`Uid: real effective saved fs`).
+pub fn effective_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Parse a saved process list (the fixture stand-in for what the walk reads
+/// of each owner): lines of `PID UID EXE [root-only]`, `root-only` saying the
+/// executable is root's alone. `#` starts a comment.
+pub fn parse_process_facts(
+    text: &str,
+    file: &str,
+) -> Result<HashMap<u32, ProcessFacts>, LineError> {
+    let mut facts = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match fields.as_slice() {
+            [pid, uid, exe, rest @ ..] if rest.is_empty() || rest == ["root-only"] => {
+                match (pid.parse::<u32>(), uid.parse::<u32>()) {
+                    (Ok(pid), Ok(uid)) => Some((
+                        pid,
+                        ProcessFacts {
+                            uid: Some(uid),
+                            exe: Some(exe.to_string()),
+                            exe_root_only: !rest.is_empty(),
+                        },
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (pid, process) = parsed.ok_or_else(|| LineError {
+            file: file.to_string(),
+            line: index + 1,
+            problem: format!("expected `PID UID EXE [root-only]`, found `{line}`"),
+        })?;
+        facts.insert(pid, process);
+    }
+    Ok(facts)
+}
+
 /// Kernel threads hold no descriptors; not being able to read theirs (as a
 /// non-root user) hides nothing, so they are not counted as unreadable.
 fn is_kernel_thread(pid: u32) -> bool {
@@ -358,6 +435,28 @@ mod tests {
     }
 
     #[test]
+    fn process_facts() {
+        let text = "# pid uid exe\n630 0 /usr/sbin/sshd root-only\n700 1000 /home/a/app\n";
+        let facts = parse_process_facts(text, "processes").unwrap();
+        assert_eq!(facts[&630].uid, Some(0));
+        assert!(facts[&630].exe_root_only);
+        assert_eq!(facts[&700].exe.as_deref(), Some("/home/a/app"));
+        assert!(!facts[&700].exe_root_only);
+        let e = parse_process_facts("1 x /a\n", "fx/processes")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`fx/processes` line 1: expected `PID UID EXE [root-only]`, found `1 x /a`"
+        );
+        assert!(parse_process_facts("1 0 /a writable\n", "p").is_err());
+        assert_eq!(
+            effective_uid("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\n"),
+            Some(0)
+        );
+    }
+
+    #[test]
     fn owner_map_errors_name_the_line() {
         let e = |text: &str| parse_owner_map(text, "fx/owners").unwrap_err().to_string();
         assert_eq!(
@@ -379,6 +478,9 @@ mod tests {
         let me = std::process::id();
         assert!(owners.pids_by_inode[&inode].contains(&me));
         assert!(!owners.programs[&me].is_empty());
+        let facts = &owners.processes[&me];
+        assert_eq!(facts.uid, Some(rustix::process::geteuid().as_raw()));
+        assert!(facts.exe.as_deref().is_some_and(|exe| exe.starts_with('/')));
         assert!(walk_proc(&[]).unwrap().pids_by_inode.is_empty());
     }
 }

@@ -155,18 +155,30 @@ fn line_state(line: &str) -> Result<u8, String> {
 fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
     let text = format!("sl\n{line}");
     let info = procfs::current_system_info();
-    let (local, remote, state, inode) = match table.proto() {
+    let (local, remote, state, inode, uid) = match table.proto() {
         Proto::Tcp => {
             let parsed = TcpNetEntries::from_buf_read(Cursor::new(text), info)
                 .map_err(|e| procfs_problem(&e, line))?;
             let e = parsed.0.into_iter().next().ok_or("no entry")?;
-            (e.local_address, e.remote_address, e.state.to_u8(), e.inode)
+            (
+                e.local_address,
+                e.remote_address,
+                e.state.to_u8(),
+                e.inode,
+                e.uid,
+            )
         }
         Proto::Udp => {
             let parsed = UdpNetEntries::from_buf_read(Cursor::new(text), info)
                 .map_err(|e| procfs_problem(&e, line))?;
             let e = parsed.0.into_iter().next().ok_or("no entry")?;
-            (e.local_address, e.remote_address, e.state.to_u8(), e.inode)
+            (
+                e.local_address,
+                e.remote_address,
+                e.state.to_u8(),
+                e.inode,
+                e.uid,
+            )
         }
     };
     let v6 = matches!(local, SocketAddr::V6(_)) && matches!(remote, SocketAddr::V6(_));
@@ -185,6 +197,7 @@ fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
         remote,
         state,
         inode,
+        uid,
     })
 }
 
@@ -254,6 +267,7 @@ mod tests {
                 remote: "0.0.0.0:0".parse().unwrap(),
                 state: TCP_LISTEN,
                 inode: 15321,
+                uid: 110,
             }]
         );
     }

@@ -10,14 +10,15 @@ use tabled::{Table, Tabled};
 /// At most this many pids in a table cell; JSON has them all.
 const PIDS_SHOWN: usize = 4;
 
-/// The scan as it is shown: without `all`, loopback-only listeners are left
-/// out (nothing outside the host can reach them), for the table and JSON alike.
+/// The scan as it is shown: without `all`, loopback-only listeners (nothing
+/// outside the host can reach them) and client sockets (not services) are
+/// left out, for the table and JSON alike.
 pub fn visible(scan: &Scan, all: bool) -> Scan {
     Scan {
         listeners: scan
             .listeners
             .iter()
-            .filter(|l| all || l.exposure != Exposure::Loopback)
+            .filter(|l| all || (l.exposure != Exposure::Loopback && !l.client_socket))
             .cloned()
             .collect(),
         ..scan.clone()
@@ -34,6 +35,8 @@ struct Row {
     port: u16,
     #[tabled(rename = "SERVICE")]
     service: String,
+    #[tabled(rename = "USER")]
+    user: String,
     #[tabled(rename = "PROCESS")]
     process: String,
     #[tabled(rename = "PIDS")]
@@ -54,18 +57,17 @@ pub fn table(listeners: &[Listener]) -> String {
         address: l.address.to_string(),
         port: l.port,
         service: l.service.clone(),
-        process: if l.process.is_empty() {
+        user: user_cell(l),
+        process: if l.process.is_empty() && l.kernel.is_some() {
+            "[kernel]".to_string()
+        } else if l.process.is_empty() {
             "-".to_string()
         } else {
             l.process.clone()
         },
         pids: pids_cell(&l.pids),
         exposure: l.exposure.to_string(),
-        note: if l.risky {
-            "risky: should not face the network".to_string()
-        } else {
-            String::new()
-        },
+        note: note_cell(l),
     });
     let mut table = Table::new(rows);
     table.with(Style::blank());
@@ -79,6 +81,58 @@ pub fn table(listeners: &[Listener]) -> String {
         .join("\n");
     text.push('\n');
     text
+}
+
+/// Where a forwarded port goes, risky, and why a known program name was not taken (in short: the JSON
+/// has the whole reason).
+fn note_cell(l: &Listener) -> String {
+    let mut notes = Vec::new();
+    if let Some(to) = &l.forwarded_to {
+        notes.push(match &l.container {
+            Some(c) => format!("forwarded to {to} (container {c})"),
+            None => format!("forwarded to {to}"),
+        });
+    }
+    if l.client_socket {
+        notes.push("client socket (ephemeral port): not a service".to_string());
+    }
+    if let Some(kernel) = &l.kernel {
+        notes.push(format!("kernel: {kernel}"));
+    }
+    if let Some(unit) = &l.unit {
+        notes.push(format!("socket activation: {unit}"));
+    }
+    if l.risky {
+        notes.push("risky: should not face the network".to_string());
+    }
+    if l.name_note.is_some() {
+        notes.push("program name unproven: named by port".to_string());
+    }
+    notes.join("; ")
+}
+
+/// The socket's user, as `netstat -e` shows it, then any other user an
+/// owning process runs as: `root`, `root,alice`, `1001` (no name), `-` (an
+/// older scan).
+fn user_cell(l: &Listener) -> String {
+    let name = |uid: Option<u32>, user: &Option<String>| match (user, uid) {
+        (Some(user), _) => Some(user.clone()),
+        (None, Some(uid)) => Some(uid.to_string()),
+        (None, None) => None,
+    };
+    let mut users: Vec<String> = Vec::new();
+    let socket = name(l.uid, &l.user);
+    let processes = l.owners.iter().map(|o| name(o.uid, &o.user));
+    for user in std::iter::once(socket).chain(processes).flatten() {
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+    if users.is_empty() {
+        "-".to_string()
+    } else {
+        users.join(",")
+    }
 }
 
 fn pids_cell(pids: &[u32]) -> String {
@@ -104,11 +158,33 @@ pub fn json(scan: &Scan) -> serde_json::Result<String> {
 /// whether the scan ran as root: the fix for unreadable processes differs.
 pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    let hidden = scan.listeners.len() - shown.listeners.len();
-    if hidden > 0 {
+    let hidden = |l: &&crate::model::Listener| !shown.listeners.contains(l);
+    let loopback = scan
+        .listeners
+        .iter()
+        .filter(hidden)
+        .filter(|l| l.exposure == Exposure::Loopback)
+        .count();
+    let clients = scan
+        .listeners
+        .iter()
+        .filter(hidden)
+        .filter(|l| l.exposure != Exposure::Loopback && l.client_socket)
+        .count();
+    if loopback > 0 {
         notes.push(format!(
             "{} not shown (unreachable from outside); `--all` shows them",
-            count(hidden, "loopback-only listener", "loopback-only listeners")
+            count(
+                loopback,
+                "loopback-only listener",
+                "loopback-only listeners"
+            )
+        ));
+    }
+    if clients > 0 {
+        notes.push(format!(
+            "{} not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them",
+            count(clients, "client socket", "client sockets")
         ));
     }
     if scan.unreadable_processes > 0 {
@@ -146,6 +222,16 @@ mod tests {
             },
             pids,
             risky: exposure != Exposure::Loopback,
+            uid: Some(110),
+            user: Some("mysql".to_string()),
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 
@@ -189,16 +275,18 @@ mod tests {
         assert_eq!(
             header,
             [
-                "PROTO", "ADDRESS", "PORT", "SERVICE", "PROCESS", "PIDS", "EXPOSURE", "NOTE"
+                "PROTO", "ADDRESS", "PORT", "SERVICE", "USER", "PROCESS", "PIDS", "EXPOSURE",
+                "NOTE"
             ]
         );
         let first: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
-            first[..7],
+            first[..8],
             [
                 "tcp",
                 "::",
                 "3306",
+                "mysql",
                 "mysql",
                 "mysqld",
                 "1,2,3,4,+2",
@@ -207,7 +295,7 @@ mod tests {
         );
         assert!(lines[1].contains("risky"));
         let second: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(second[4..7], ["-", "-", "private"]);
+        assert_eq!(second[4..8], ["mysql", "-", "-", "private"]);
         assert_eq!(table(&[]), "no listeners found\n");
     }
 

@@ -28,11 +28,22 @@ use crate::record::{AppliedRecord, ListeningPort};
 pub struct WindowState {
     /// Seconds since the epoch at which the rules roll back.
     pub deadline: u64,
-    /// Seconds until then; 0 once it has passed.
+    /// Seconds until then (on the boot clock, which NTP never steps); 0
+    /// once it has passed.
     pub seconds_left: u64,
+    /// Seconds since the deadline passed with the window still open; 0
+    /// before the deadline.
+    pub seconds_overdue: u64,
+    /// The window was opened in this boot. A window from an earlier boot is
+    /// dead: the restart dropped its rules and its watchdog.
+    pub same_boot: bool,
     pub watchdog_pid: u32,
-    /// The watchdog process is running (not a zombie, and it is autofw's).
+    /// The watchdog runs (it holds its lock in the state directory).
     pub watchdog_alive: bool,
+    /// The last line of the watchdog's log, when it is past the deadline
+    /// and says why it has not rolled back yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog_says: Option<String>,
     pub apply_pid: u32,
     /// The `apply` that opened the window is still running: it enforces the
     /// deadline too.
@@ -51,8 +62,12 @@ pub enum Kind {
     Changed,
     /// The live blocklist sets differ from what was loaded or from the files.
     BlocklistDiffers,
-    /// A rollback window is open and nothing will ever close it.
+    /// A rollback window is open that can no longer be confirmed: the
+    /// machine restarted, or its watchdog is gone.
     UnguardedWindow,
+    /// The deadline passed, the watchdog runs, but the rules are not rolled
+    /// back yet (it is retrying: nft fails, the state directory is broken).
+    RollbackOverdue,
     /// Listens beyond loopback, but the applied rules do not open it.
     UnopenedListener,
     /// The applied rules open a port nothing listens on any more.
@@ -69,6 +84,7 @@ impl Kind {
             Kind::Changed => "changed",
             Kind::BlocklistDiffers => "blocklist-differs",
             Kind::UnguardedWindow => "unguarded-window",
+            Kind::RollbackOverdue => "rollback-overdue",
             Kind::UnopenedListener => "unopened-listener",
             Kind::StaleHole => "stale-hole",
             Kind::RiskyExposed => "risky-exposed",
@@ -163,12 +179,16 @@ pub fn assess(
             Some(state)
         }
     };
-    if let Some(window) = window.filter(|w| !w.watchdog_alive && !w.apply_alive) {
-        findings.push(unguarded(window));
+    if let Some(window) = window {
+        if !window.same_boot || !window.watchdog_alive {
+            findings.push(unguarded(window));
+        } else if window.seconds_overdue >= OVERDUE_AFTER_SECS {
+            findings.push(overdue(window));
+        }
     }
     // What concerns the rules as a whole first, then listeners by port.
     findings.sort_by_key(|f| {
-        let about_a_port = f.kind > Kind::UnguardedWindow;
+        let about_a_port = f.kind > Kind::RollbackOverdue;
         (
             about_a_port,
             (!about_a_port).then_some(f.kind),
@@ -205,9 +225,18 @@ fn rules_finding(record: &AppliedRecord, state: &RulesState) -> Option<Finding> 
     })
 }
 
+/// The watchdog rolls back within 100 ms of the deadline; a window still
+/// open this long after it means the rollback is failing.
+const OVERDUE_AFTER_SECS: u64 = 5;
+
 fn unguarded(window: &WindowState) -> Finding {
     let (message, fix) = wording::unguarded(window);
     Finding::new(Kind::UnguardedWindow, message, fix)
+}
+
+fn overdue(window: &WindowState) -> Finding {
+    let (message, fix) = wording::overdue(window);
+    Finding::new(Kind::RollbackOverdue, message, fix)
 }
 
 fn listener_finding(
@@ -270,7 +299,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         if kept_closed(&key) {
             continue;
         }
-        let (message, fix) = if group.docker_proxy {
+        // A Docker proxy whose DNAT the scan did not see (an older autofw
+        // applied, or the nat table could not be read): Docker may forward it.
+        let (message, fix) = if group.docker_proxy && group.forwarded_to.is_empty() {
             wording::docker_published(group, &spec)
         } else if group.risky {
             wording::risky_unopened(group, &spec)
@@ -330,6 +361,16 @@ mod tests {
             process: process.to_string(),
             pids: vec![100 + port as u32],
             risky: false,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 
@@ -432,6 +473,16 @@ mod tests {
         assert_eq!(a.rules, None);
         assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
         assert!(a.findings[0].message.contains("has not applied any rules"));
+    }
+
+    #[test]
+    fn a_client_socket_is_not_drift() {
+        let mut now = applied_host();
+        let mut client = listener(Proto::Udp, "0.0.0.0", 45969, "unknown", "ntpdate");
+        client.client_socket = true;
+        now.listeners.push(client);
+        let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
+        assert_eq!(a.findings, vec![]);
     }
 
     #[test]
@@ -752,8 +803,11 @@ mod tests {
         let mut window = WindowState {
             deadline: 1_700_000_100,
             seconds_left: 0,
+            seconds_overdue: 0,
+            same_boot: true,
             watchdog_pid: 4242,
             watchdog_alive: false,
+            watchdog_says: None,
             apply_pid: 4241,
             apply_alive: false,
         };
@@ -773,6 +827,30 @@ mod tests {
             Some(&window),
         );
         assert_eq!(a.findings, vec![]);
+
+        // A window from before a restart can never be confirmed, whatever
+        // seems to run.
+        window.same_boot = false;
+        let a = assess(&applied_host(), Some(&record()), None, Some(&window));
+        assert_eq!(kinds(&a), vec![(Kind::UnguardedWindow, None)]);
+        assert!(
+            a.findings[0].message.contains("restarted"),
+            "{:?}",
+            a.findings
+        );
+
+        // Past the deadline with a live watchdog that has not rolled back.
+        window.same_boot = true;
+        window.seconds_overdue = 30;
+        window.watchdog_says = Some("Read-only file system".to_string());
+        let a = assess(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            Some(&window),
+        );
+        assert_eq!(kinds(&a), vec![(Kind::RollbackOverdue, None)]);
+        assert!(a.findings[0].message.contains("Read-only file system"));
     }
 
     #[test]

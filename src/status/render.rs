@@ -139,6 +139,14 @@ pub fn text(report: &Report) -> String {
     }
     match &report.window {
         None => line("rollback window", "none open"),
+        Some(w) if !w.same_boot => line(
+            "rollback window",
+            &format!(
+                "left open by an apply before the machine restarted (deadline was {}): dead, \
+                 its rules were dropped by the restart",
+                utc(w.deadline)
+            ),
+        ),
         Some(w) => line(
             "rollback window",
             &format!(
@@ -281,6 +289,9 @@ mod tests {
         let window = WindowState {
             deadline: 1_700_000_230,
             seconds_left: 30,
+            seconds_overdue: 0,
+            same_boot: true,
+            watchdog_says: None,
             watchdog_pid: 7,
             watchdog_alive: true,
             apply_pid: 6,

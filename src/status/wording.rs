@@ -101,16 +101,51 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
 }
 
 pub fn unguarded(window: &WindowState) -> Words {
-    (
+    let what = if !window.same_boot {
+        "the machine restarted since that apply opened its rollback window: the restart dropped \
+         its unconfirmed rules and its watchdog"
+            .to_string()
+    } else if window.apply_alive {
         format!(
-            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor \
-             the apply that opened it (pid {}) is running: nothing will roll the unconfirmed \
-             rules back",
+            "a rollback window is open (deadline {}), but its watchdog (pid {}) is gone; only \
+             the apply that opened it (pid {}) still enforces the deadline",
             utc(window.deadline),
             window.watchdog_pid,
             window.apply_pid
+        )
+    } else {
+        format!(
+            "a rollback window is open (deadline {}), but neither its watchdog (pid {}) nor the \
+             apply that opened it (pid {}) is running: nothing will roll the unconfirmed rules back",
+            utc(window.deadline),
+            window.watchdog_pid,
+            window.apply_pid
+        )
+    };
+    (
+        format!("{what}; those rules can no longer be confirmed"),
+        "`autofw rollback` puts back the rules saved before that apply and closes the window; \
+         then `autofw apply --confirm` again"
+            .to_string(),
+    )
+}
+
+pub fn overdue(window: &WindowState) -> Words {
+    (
+        format!(
+            "the rollback deadline passed {} s ago ({}), but the window is still open: its \
+             watchdog (pid {}) is retrying{}",
+            window.seconds_overdue,
+            utc(window.deadline),
+            window.watchdog_pid,
+            match &window.watchdog_says {
+                Some(line) => format!("; its log says: {line}"),
+                None => String::new(),
+            }
         ),
-        "`autofw confirm` to keep the rules, or `autofw rollback` to undo them".to_string(),
+        "fix what its log names (a read-only or full state directory, a failing nft); \
+         `autofw rollback` tries the rollback now"
+            .to_string(),
     )
 }
 

@@ -130,6 +130,11 @@ impl Netns {
         pid
     }
 
+    /// Take charge of a process already started inside (killed on drop).
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
     /// Start `listen.py` with these specs (and a process name), and wait until
     /// every socket is bound. Returns its pid.
     pub fn listen(&mut self, name: Option<&str>, specs: &[&str]) -> u32 {

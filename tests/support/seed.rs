@@ -66,6 +66,9 @@ pub fn start_seed_services(server: &mut Netns, real_sshd: bool) -> Vec<serde_jso
                 "process": program,
                 "pids": [pid],
                 "risky": false,
+                // The stand-ins run as root, as the daemons bind.
+                "uid": 0,
+                "user": "root",
             }));
         }
     }
@@ -90,6 +93,8 @@ pub fn start_seed_host(server: &mut Netns, scan_file: &std::path::Path) {
         "listeners": listeners,
         "unreadable_processes": 0,
         "host": {"ip_forward": false, "bridges": []},
+        "uid_min": 1000,
+        "as_root": true,
     });
     std::fs::write(scan_file, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
 }

@@ -1,0 +1,414 @@
+//! Whom `propose` trusts to open a port without being asked: the one place
+//! that decides it, so Docker's published ports and every other caller
+//! judge owners the same way. Pure: the scan carries the facts (uids, the
+//! executable, `UID_MIN`), this module only reasons about them.
+//!
+//! An expert opens a port for a daemon the administrator installed, not for
+//! whatever a user left listening. On Linux that line is the account: system
+//! accounts (root, and uids below `UID_MIN` that packages create) run
+//! daemons; ordinary users (from `UID_MIN` up) and `nobody` do not. And a
+//! process's name proves nothing by itself: any user can call a process
+//! `sshd` with `prctl(PR_SET_NAME)`, so a name is taken from the program
+//! only when the executable agrees.
+
+use crate::model::{Listener, Owner};
+use std::collections::HashMap;
+
+/// `UID_MIN` when `/etc/login.defs` does not say (Debian, Ubuntu, Fedora,
+/// Arch all ship 1000).
+pub const DEFAULT_UID_MIN: u32 = 1000;
+
+/// `nobody`: the account for work that should have no privileges, which
+/// makes what it runs the least trusted of all, whatever `UID_MIN` says.
+pub const NOBODY: u32 = 65534;
+
+/// Programs that run whatever script they are given: that one is called
+/// `sshd` says nothing about what it runs. Matched on the executable's
+/// basename, versions included (`python3.11`, `perl5.36.0`).
+const INTERPRETERS: &[&str] = &[
+    "python", "pypy", "perl", "ruby", "node", "nodejs", "deno", "bun", "java", "php", "lua",
+    "luajit", "tclsh", "wish", "Rscript", "guile", "sh", "bash", "dash", "zsh", "ksh", "mksh",
+    "fish", "busybox", "socat", "ncat", "nc", "netcat", "gawk", "awk",
+];
+
+/// The `UID_MIN` of a `/etc/login.defs` text, if it sets one.
+pub fn uid_min_of_login_defs(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split('#').next()?.split_whitespace();
+        match (fields.next(), fields.next()) {
+            (Some("UID_MIN"), Some(value)) => value.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// uid → account name, from an `/etc/passwd` text (lines that do not parse
+/// are skipped: the file is the host's, not the operator's input).
+pub fn users_of_passwd(text: &str) -> HashMap<u32, String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            (!name.is_empty()).then(|| (uid, name.to_string()))
+        })
+        .collect()
+}
+
+/// Is `uid` an account that daemons run as: root, or a system account below
+/// `uid_min`, and never `nobody`?
+pub fn is_system_account(uid: u32, uid_min: u32) -> bool {
+    uid != NOBODY && (uid == 0 || uid < uid_min)
+}
+
+/// Is this executable (a basename) an interpreter, with or without a version?
+pub fn is_interpreter(basename: &str) -> bool {
+    INTERPRETERS.iter().any(|name| {
+        basename
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
+}
+
+/// Why `owner`'s program name cannot name a service, or `None` when it can:
+/// the name (`comm`, cut by the kernel at 15 bytes) is the basename of
+/// `/proc/PID/exe`, that file is root-owned and writable by no one else,
+/// and it is not an interpreter. Daemons that retitle themselves
+/// (`sendmail: MTA`) are matched on the head of the title.
+pub fn program_name_problem(owner: &Owner) -> Option<String> {
+    let Some(exe) = owner.exe.as_deref() else {
+        return Some(format!(
+            "its executable could not be read, so the name `{}` is unproven",
+            owner.program
+        ));
+    };
+    // A replaced binary reads as `/usr/sbin/sshd (deleted)`: it was still
+    // that file, so judge the name it had.
+    let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    let basename = path.rsplit('/').next().unwrap_or(path);
+    if is_interpreter(basename) {
+        return Some(format!(
+            "it is the interpreter {path}, which runs any script under any name"
+        ));
+    }
+    let head = owner
+        .program
+        .split([':', ' '])
+        .next()
+        .unwrap_or(&owner.program);
+    let cut = |name: &str| name.bytes().take(15).collect::<Vec<u8>>();
+    if cut(basename) != cut(&owner.program) && cut(basename) != cut(head) {
+        return Some(format!(
+            "the name `{}` is not its executable's ({path}); any process can take a name",
+            owner.program
+        ));
+    }
+    if !owner.exe_root_only {
+        return Some(format!(
+            "its executable {path} is not root's alone (owned by another user, or writable by group or others)"
+        ));
+    }
+    None
+}
+
+/// The verdict on who holds a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerTrust {
+    /// Root or system accounts only: opened by default.
+    System,
+    /// The scan recorded no uids (saved before autofw did): judged as before,
+    /// on the service alone.
+    Unrecorded,
+    /// An ordinary user or `nobody` holds it: left closed unless allowed.
+    NotSystem { reason: String },
+}
+
+/// Whom to trust: may `propose` open this listener without being asked?
+///
+/// Only when the socket's uid and the effective uid of every process
+/// holding it are system accounts ([`is_system_account`] under `uid_min`,
+/// the scanned host's `UID_MIN`). With no readable owner (a kernel socket,
+/// an unreadable process) the socket's uid decides. A scan without uids
+/// (`uid_min` or the socket's uid missing) is [`OwnerTrust::Unrecorded`].
+/// The reason names the account, for the operator deciding to `--allow` it.
+pub fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
+    let (Some(uid_min), Some(socket_uid)) = (uid_min, listener.uid) else {
+        return OwnerTrust::Unrecorded;
+    };
+    let account = |uid: u32, user: Option<&str>| match user {
+        Some(name) => format!("user {name} (uid {uid})"),
+        None => format!("uid {uid}"),
+    };
+    let why_not = |uid: u32| {
+        if uid == NOBODY {
+            "the account for unprivileged work, never a daemon an administrator installed"
+                .to_string()
+        } else {
+            format!("not a system account (UID_MIN is {uid_min})")
+        }
+    };
+    for owner in &listener.owners {
+        if let Some(uid) = owner.uid
+            && !is_system_account(uid, uid_min)
+        {
+            return OwnerTrust::NotSystem {
+                reason: format!(
+                    "run by {} as {}: {}",
+                    owner.program,
+                    account(uid, owner.user.as_deref()),
+                    why_not(uid)
+                ),
+            };
+        }
+    }
+    if !is_system_account(socket_uid, uid_min) {
+        return OwnerTrust::NotSystem {
+            reason: format!(
+                "owned by {}: {}",
+                account(socket_uid, listener.user.as_deref()),
+                why_not(socket_uid)
+            ),
+        };
+    }
+    OwnerTrust::System
+}
+
+/// The program names of `listener` that may name it. Owners recorded with
+/// their executables must prove their name ([`program_name_problem`]); a
+/// scan without owner details (older `--json`) keeps its process names.
+pub fn trusted_programs(listener: &Listener) -> Vec<&str> {
+    if listener.owners.is_empty() {
+        return listener
+            .process
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .collect();
+    }
+    listener
+        .owners
+        .iter()
+        .filter(|owner| program_name_problem(owner).is_none())
+        .map(|owner| owner.program.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Exposure, Proto};
+
+    fn owner(program: &str, uid: u32, exe: &str, root_only: bool) -> Owner {
+        Owner {
+            pid: 100,
+            program: program.to_string(),
+            uid: Some(uid),
+            user: None,
+            exe: Some(exe.to_string()),
+            exe_root_only: root_only,
+        }
+    }
+
+    fn listener(uid: Option<u32>, owners: Vec<Owner>) -> Listener {
+        Listener {
+            proto: Proto::Tcp,
+            address: "0.0.0.0".parse().unwrap(),
+            port: 3000,
+            exposure: Exposure::Public,
+            service: "unknown".into(),
+            process: owners
+                .iter()
+                .map(|o| o.program.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+            pids: owners.iter().map(|o| o.pid).collect(),
+            risky: false,
+            uid,
+            user: None,
+            owners,
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
+        }
+    }
+
+    #[test]
+    fn login_defs_and_passwd() {
+        let defs = "# UID_MIN 5\nUID_MAX\t\t60000\nUID_MIN\t\t 500 # local\nSYS_UID_MIN 100\n";
+        assert_eq!(uid_min_of_login_defs(defs), Some(500));
+        assert_eq!(uid_min_of_login_defs("UID_MIN lots\n"), None);
+        assert_eq!(uid_min_of_login_defs(""), None);
+        let users = users_of_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbad\n:x:5:5::/:/bin/sh\n",
+        );
+        assert_eq!(users[&0], "root");
+        assert_eq!(users[&1000], "alice");
+        assert_eq!(users.len(), 2);
+    }
+
+    #[test]
+    fn system_accounts() {
+        assert!(is_system_account(0, 1000));
+        assert!(is_system_account(110, 1000));
+        assert!(!is_system_account(1000, 1000));
+        assert!(!is_system_account(NOBODY, 1000));
+        // A host whose UID_MIN is above nobody's uid still never trusts nobody.
+        assert!(!is_system_account(NOBODY, 70000));
+        assert!(
+            is_system_account(0, 0),
+            "root is root whatever UID_MIN says"
+        );
+    }
+
+    #[test]
+    fn interpreters_with_versions() {
+        for name in [
+            "python3",
+            "python3.11",
+            "perl",
+            "perl5.36.0",
+            "node",
+            "java",
+            "bash",
+            "sh",
+        ] {
+            assert!(is_interpreter(name), "{name}");
+        }
+        for name in ["sshd", "nginx", "python3-x", "shd", "nodeexporter", "javad"] {
+            assert!(!is_interpreter(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_name_needs_its_own_root_only_executable() {
+        assert_eq!(
+            program_name_problem(&owner("sshd", 0, "/usr/sbin/sshd", true)),
+            None
+        );
+        // comm is cut at 15 bytes; daemons retitle themselves.
+        assert_eq!(
+            program_name_problem(&owner(
+                "systemd-resolve",
+                0,
+                "/usr/lib/systemd/systemd-resolved",
+                true
+            )),
+            None
+        );
+        assert_eq!(
+            program_name_problem(&owner(
+                "sendmail: MTA:",
+                0,
+                "/usr/lib/sm.bin/sendmail",
+                true
+            )),
+            None
+        );
+        let python = program_name_problem(&owner("sshd", 0, "/usr/bin/python3.11", true)).unwrap();
+        assert!(
+            python.contains("interpreter /usr/bin/python3.11"),
+            "{python}"
+        );
+        let other = program_name_problem(&owner("sshd", 0, "/usr/bin/redis-server", true)).unwrap();
+        assert!(other.contains("not its executable's"), "{other}");
+        let home = program_name_problem(&owner("sshd", 1000, "/home/alice/sshd", false)).unwrap();
+        assert!(home.contains("not root's alone"), "{home}");
+        let mut unread = owner("sshd", 0, "/x", true);
+        unread.exe = None;
+        assert!(
+            program_name_problem(&unread)
+                .unwrap()
+                .contains("could not be read")
+        );
+        assert_eq!(
+            program_name_problem(&owner("sshd", 0, "/usr/sbin/sshd (deleted)", true)),
+            None
+        );
+    }
+
+    #[test]
+    fn owners_decide_then_the_socket() {
+        let root = owner("sshd", 0, "/usr/sbin/sshd", true);
+        let alice = owner("node", 1000, "/usr/bin/node", true);
+        let nobody = owner("sshd", NOBODY, "/usr/bin/python3", true);
+        let system = owner("redis-server", 110, "/usr/bin/redis-server", true);
+        let min = Some(1000);
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![root.clone()]), min),
+            OwnerTrust::System
+        );
+        assert_eq!(
+            judge_owners(&listener(Some(110), vec![system]), min),
+            OwnerTrust::System
+        );
+        let OwnerTrust::NotSystem { reason } =
+            judge_owners(&listener(Some(1000), vec![alice.clone()]), min)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "run by node as uid 1000: not a system account (UID_MIN is 1000)"
+        );
+        // A root process that holds a socket a user opened and passed on.
+        let mut user = listener(Some(1000), vec![root.clone()]);
+        user.user = Some("alice".into());
+        assert_eq!(
+            judge_owners(&user, min),
+            OwnerTrust::NotSystem {
+                reason: "owned by user alice (uid 1000): not a system account (UID_MIN is 1000)"
+                    .into()
+            }
+        );
+        // One untrusted holder among trusted ones is enough.
+        assert!(matches!(
+            judge_owners(&listener(Some(0), vec![root.clone(), nobody]), min),
+            OwnerTrust::NotSystem { reason } if reason.contains("unprivileged")
+        ));
+        // No owner readable: the socket's uid decides (a kernel socket is root's).
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![]), min),
+            OwnerTrust::System
+        );
+        assert!(matches!(
+            judge_owners(&listener(Some(NOBODY), vec![]), min),
+            OwnerTrust::NotSystem { .. }
+        ));
+        // A host whose UID_MIN is 500 makes uid 600 a user.
+        assert!(matches!(
+            judge_owners(&listener(Some(600), vec![]), Some(500)),
+            OwnerTrust::NotSystem { .. }
+        ));
+        // Older scans carry no uids.
+        assert_eq!(
+            judge_owners(&listener(None, vec![root.clone()]), min),
+            OwnerTrust::Unrecorded
+        );
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![root]), None),
+            OwnerTrust::Unrecorded
+        );
+    }
+
+    #[test]
+    fn only_proven_names_are_trusted() {
+        let l = listener(
+            Some(0),
+            vec![
+                owner("launcher", 0, "/usr/bin/python3", true),
+                owner("sshd", 0, "/usr/sbin/sshd", true),
+            ],
+        );
+        assert_eq!(trusted_programs(&l), ["sshd"]);
+        let mut old = listener(None, vec![]);
+        old.process = "sshd".into();
+        assert_eq!(
+            trusted_programs(&old),
+            ["sshd"],
+            "older scans keep their names"
+        );
+    }
+}
