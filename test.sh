@@ -34,12 +34,14 @@ fi
 #   faketime (tests/window.rs steps the wall clock of autofw only);
 #   rpcbind and prometheus-node-exporter: the real daemons of issue 8's host
 #   (tests/trust.rs; the package also creates the `prometheus` system
-#   account the exporter runs as).
+#   account the exporter runs as); docker.io and busybox-static
+#   (tests/docker.rs: a real dockerd in a namespace, with a busybox image
+#   imported from a tarball).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
-  rpcbind prometheus-node-exporter
+  rpcbind prometheus-node-exporter docker.io busybox-static
 )
 
 export DEBIAN_FRONTEND=noninteractive

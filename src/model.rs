@@ -101,6 +101,14 @@ pub struct Listener {
     /// socket activation (`ssh.socket`); it names the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// Where the host forwards this port (`172.17.0.2:80`): a DNAT in a nat
+    /// prerouting hook sends its packets through FORWARD, not INPUT. `None`
+    /// for an ordinary listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// The container that publishes the port, as Docker or podman names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// One process that holds a listening socket.

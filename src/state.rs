@@ -65,6 +65,15 @@ impl StateDir {
     pub fn snapshot_path(&self) -> PathBuf {
         self.root.join("snapshot.json")
     }
+    /// The elements of the blocklist sets before the last apply (rollback).
+    pub fn snapshot_sets_path(&self) -> PathBuf {
+        self.root.join("snapshot-sets.txt")
+    }
+    /// The elements of the blocklist sets the last apply or refresh loaded
+    /// (what persist saves for boot).
+    pub fn applied_sets_path(&self) -> PathBuf {
+        self.root.join("applied-sets.txt")
+    }
     /// What the last apply loaded: [`AppliedRecord`] as JSON.
     pub fn applied_path(&self) -> PathBuf {
         self.root.join("applied.json")
@@ -257,11 +266,19 @@ impl StateDir {
         remove_if_exists(&self.window_path())
     }
 
-    /// Append one line to the watchdog's log. When the state directory
-    /// cannot be written, the line goes to [`Self::fallback_log_path`]
-    /// instead (status reads both); a full disk must not stop a rollback, so
-    /// this never fails.
-    pub fn log_watchdog(&self, window_id: &str, line: &str) {
+    /// Append one line to the watchdog's log, if it can be written (a full
+    /// disk must not stop a rollback, so this never fails).
+    pub fn log_watchdog(&self, line: &str) {
+        let _ = append_line(
+            &self.watchdog_log_path(),
+            &format!("{} {line}\n", now_secs()),
+        );
+    }
+
+    /// A line that says why the watchdog cannot do its job yet: to its log,
+    /// or, when the state directory cannot be written, to
+    /// [`Self::fallback_log_path`] (status reads both). Never fails.
+    pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
         let line = format!("{} {line}\n", now_secs());
         if append_line(&self.watchdog_log_path(), &line).is_ok() {
             return;
@@ -511,6 +528,7 @@ mod tests {
             persisted: false,
             closed: Vec::new(),
             listening: None,
+            blocklist: None,
         }
     }
 

@@ -26,36 +26,9 @@ pub const NOBODY: u32 = 65534;
 /// `sshd` says nothing about what it runs. Matched on the executable's
 /// basename, versions included (`python3.11`, `perl5.36.0`).
 const INTERPRETERS: &[&str] = &[
-    "python",
-    "pypy",
-    "perl",
-    "ruby",
-    "node",
-    "nodejs",
-    "deno",
-    "bun",
-    "java",
-    "php",
-    "lua",
-    "luajit",
-    "tclsh",
-    "wish",
-    "Rscript",
-    "guile",
-    "sh",
-    "bash",
-    "dash",
-    "zsh",
-    "ksh",
-    "mksh",
-    "fish",
-    "busybox",
-    "socat",
-    "ncat",
-    "nc",
-    "netcat",
-    "gawk",
-    "awk",
+    "python", "pypy", "perl", "ruby", "node", "nodejs", "deno", "bun", "java", "php", "lua",
+    "luajit", "tclsh", "wish", "Rscript", "guile", "sh", "bash", "dash", "zsh", "ksh", "mksh",
+    "fish", "busybox", "socat", "ncat", "nc", "netcat", "gawk", "awk",
 ];
 
 /// The `UID_MIN` of a `/etc/login.defs` text, if it sets one.
@@ -257,6 +230,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 

@@ -339,3 +339,19 @@ fn man_pages_one_per_command_with_the_sections_a_sysadmin_expects() {
     assert!(apply.contains("/etc/autofw/rules.nft"), "apply's FILES");
     assert!(Path::new(&dir.path().join("autofw.8")).exists());
 }
+
+#[test]
+fn completions_into_a_closed_pipe_is_not_a_crash() {
+    // `autofw completions zsh | head`, with a reader that closes the pipe
+    // at once (the script fits in a pipe buffer): exit 0, no panic.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' completions zsh | (exec <&-; sleep 0.2); echo ${{PIPESTATUS[0]}}",
+            autofw_bin()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "0", "{}", show(&out));
+    assert!(!text(&out.stderr).contains("panicked"), "{}", show(&out));
+}

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "package test: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || fail "needs root (it installs the package on this machine)"
+# One package test per machine at a time: two would install and purge the
+# same package under each other (worktrees running ./test.sh side by side).
+exec 9>/run/lock/autofw-package-test.lock
+flock 9
 if dpkg -s autofw >/dev/null 2>&1; then
   fail "autofw is already installed here; remove it first (this test must leave the machine as it found it)"
 fi
@@ -67,7 +71,7 @@ apt-get -o DPkg::Lock::Timeout=600 install -y -qq "./$deb" >/dev/null
 version=$(/usr/sbin/autofw --version)
 [[ $version == "autofw "* ]] || fail "autofw --version said: $version"
 # What an operator runs first, with no Rust toolchain needed: scan reads only.
-/usr/sbin/autofw scan --all >"$work/scan.out" || fail "autofw scan failed: $(cat "$work/scan.out")"
+/usr/sbin/autofw scan --all >"$work/scan.out" 2>&1 || fail "autofw scan failed: $(cat "$work/scan.out")"
 
 # Man pages: the command and each subcommand, with the sections promised.
 for page in autofw autofw-apply autofw-status autofw-log; do
@@ -92,10 +96,16 @@ complete_words() {
     "$fn" autofw "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
     printf "%s\n" "${COMPREPLY[@]}"' bash "$@"
 }
-complete_words autofw "" | grep -qx apply || fail "bash completion of 'autofw <TAB>' has no apply"
-complete_words autofw ap | grep -qx apply || fail "bash completion of 'autofw ap<TAB>' is not apply"
-complete_words autofw status --format "" | grep -qx prometheus \
-  || fail "bash completion of 'autofw status --format <TAB>' has no prometheus"
+expect_completion() {
+  local want=$1 got
+  shift
+  got=$(complete_words "$@" 2>&1) || true
+  grep -qx -- "$want" <<<"$got" \
+    || fail "bash completion of '$* <TAB>' does not offer $want; it offered: $(tr '\n' ' ' <<<"$got")"
+}
+expect_completion apply autofw ""
+expect_completion apply autofw ap
+expect_completion prometheus autofw status --format ""
 
 # What the package ships for systemd: disabled, and never running autofw at boot.
 for unit in autofw.service autofw-iptables.service autofw-status.service autofw-status.timer; do

@@ -172,16 +172,33 @@ fn risky_listeners_are_left_closed_and_said_so() {
 }
 
 #[test]
-fn docker_hosts_get_a_warning_and_keep_forwarding() {
+fn docker_hosts_keep_forwarding_but_published_ports_obey_the_proposal() {
     let path = scan_path("docker-host");
     let out = Autofw::new(&["propose", "--from", &path]).output();
     let text = stdout_of(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("8080/tcp is published by Docker"), "{err}");
-    assert!(!text.contains("hook forward"), "{text}");
+    // The guard governs published ports: no "cannot close it" warning any more.
+    assert!(!err.contains("is published by Docker"), "{err}");
     assert!(text.contains("docker0"), "{text}");
+    // One forward chain, policy accept, that only drops DNATed new connections
+    // from outside the bridges to ports not opened (postgresql: risky).
+    assert_eq!(text.matches("hook forward").count(), 1, "{text}");
+    assert!(
+        text.contains("type filter hook forward priority filter - 10; policy accept;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("meta l4proto tcp ct original proto-dst 8080 return"),
+        "{text}"
+    );
+    assert!(!text.contains("proto-dst 5432"), "{text}");
+    assert!(!text.contains(" accept comment \"published"), "{text}");
     let text = propose("docker-host", "iptables", &[]);
     assert!(!text.contains(":FORWARD"), "{text}");
+    assert!(
+        text.contains("-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED"),
+        "{text}"
+    );
     let text = propose("seed-host", "iptables", &[]);
     assert!(text.contains(":FORWARD DROP"), "{text}");
 }

@@ -6,8 +6,11 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod blocklist;
+mod docker;
 mod fleet;
 mod foreign;
+mod forwarded;
 mod harness;
 mod monitoring;
 mod persist;

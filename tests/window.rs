@@ -356,7 +356,7 @@ fn rollback_restores_when_the_state_dir_turns_read_only() {
         r#"mount -t tmpfs -o mode=0700 autofw-test "$0" || exit 1
            # Keeps the mount namespace (and so the tmpfs) readable after the
            # watchdog exits; killed by pid below.
-           sleep 120 </dev/null >/dev/null 2>&1 &
+           sleep 600 </dev/null >/dev/null 2>&1 &
            echo $! > "$0.keeper"
            exec nsenter "$@""#,
         &state,

@@ -5,6 +5,7 @@
 //! committed, as ripgrep does). `autofw completions SHELL` prints one
 //! completion script, for installs with `cargo install`.
 
+use std::io::Write;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -16,10 +17,13 @@ use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::{exit, host_failure};
 use crate::status::timer;
 
-/// `autofw completions SHELL`: the script on stdout.
+/// `autofw completions SHELL`: the script on stdout. Rendered first, then
+/// written: clap_complete panics on a write error, and `| head` is not one.
 pub fn completions(shell: Shell) -> anyhow::Result<u8> {
+    let (_, script) = completion(shell);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut completable(), "autofw", &mut out);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(exit::OK)
 }
 

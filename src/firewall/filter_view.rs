@@ -5,9 +5,40 @@
 
 use std::collections::BTreeMap;
 
-use crate::propose::render_iptables::JUMP_LINE;
+use super::input_order;
+use crate::propose::render_iptables::{
+    DOCKER_USER, DOCKER_USER_JUMP, DOCKER_USER_JUMP_SAVED, JUMP_LINE,
+};
 
 const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
+
+/// The proposal made loadable on the live table: the INPUT jump placed
+/// among the live INPUT's rules ([`input_order::with_placed_jump`]: after
+/// those that cannot accept, before the first that can; left out when it is
+/// already there); DOCKER-USER declared when it does not exist (declaring
+/// flushes, so never when it does: its rules are the operator's); the
+/// DOCKER-USER jump left out when it is there. The two jumps live in
+/// different chains and are placed independently: INPUT's by the rules
+/// already in INPUT, DOCKER-USER's always first in DOCKER-USER.
+pub fn fit_to_live(proposal: &str, live_save: &str) -> String {
+    let fitted = input_order::with_placed_jump(proposal, JUMP_LINE, live_save);
+    if !fitted.lines().any(|l| l.trim() == DOCKER_USER_JUMP) {
+        return fitted;
+    }
+    let live = FilterView::parse(live_save);
+    let mut out = String::new();
+    for line in fitted.lines() {
+        if line.trim() == DOCKER_USER_JUMP && live.has_docker_jump {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "*filter" && !live.docker_user {
+            out.push_str(&format!(":{DOCKER_USER} - [0:0]\n"));
+        }
+    }
+    out
+}
 
 /// The filter table of an `iptables-save`, reduced to what autofw may touch.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +50,13 @@ pub struct FilterView {
     /// `-A AUTOFW-...` lines, in order.
     pub rules: Vec<String>,
     pub has_jump: bool,
+    /// Docker's DOCKER-USER chain exists.
+    pub docker_user: bool,
+    /// DOCKER-USER jumps to autofw's published-ports chain.
+    pub has_docker_jump: bool,
+    /// DOCKER-USER has rules other than that jump, or some chain jumps to
+    /// it: it is not autofw's to delete.
+    pub docker_user_in_use: bool,
 }
 
 impl FilterView {
@@ -42,9 +80,18 @@ impl FilterView {
                     view.policies.insert(name.to_string(), policy.to_string());
                 } else if is_autofw_chain(name) {
                     view.chains.push(name.to_string());
+                } else if name == DOCKER_USER {
+                    view.docker_user = true;
                 }
             } else if line == JUMP_LINE {
                 view.has_jump = true;
+            } else if line == DOCKER_USER_JUMP_SAVED {
+                view.has_docker_jump = true;
+            } else if line.starts_with(&format!("-A {DOCKER_USER} "))
+                || line.ends_with(&format!("-j {DOCKER_USER}"))
+                || line.contains(&format!("-j {DOCKER_USER} "))
+            {
+                view.docker_user_in_use = true;
             } else if let Some(rest) = line.strip_prefix("-A ")
                 && rest.split_whitespace().next().is_some_and(is_autofw_chain)
             {
@@ -66,6 +113,10 @@ impl FilterView {
         }
         if self.has_jump {
             out.push_str(JUMP_LINE);
+            out.push('\n');
+        }
+        if self.has_docker_jump {
+            out.push_str(DOCKER_USER_JUMP_SAVED);
             out.push('\n');
         }
         for rule in &self.rules {
@@ -122,6 +173,13 @@ pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<Stri
     if live.has_jump && !saved.has_jump {
         lines.push(format!("-D {}", &JUMP_LINE[3..]));
     }
+    if live.has_docker_jump && !saved.has_docker_jump {
+        lines.push(format!("-D {}", &DOCKER_USER_JUMP_SAVED[3..]));
+        // Created for the jump, and nobody else uses it: gone again.
+        if !saved.docker_user && !live.docker_user_in_use {
+            lines.push(format!("-X {DOCKER_USER}"));
+        }
+    }
     let mut all: Vec<&String> = live.chains.iter().collect();
     all.extend(saved.chains.iter().filter(|c| !live.chains.contains(c)));
     let unchanged = live.chains == saved.chains && live.rules == saved.rules;
@@ -139,6 +197,12 @@ pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<Stri
     }
     if saved.has_jump && !live.has_jump {
         lines.push(JUMP_LINE.to_string());
+    }
+    if saved.has_docker_jump && !live.has_docker_jump {
+        if !live.docker_user {
+            lines.insert(0, format!(":{DOCKER_USER} - [0:0]"));
+        }
+        lines.push(DOCKER_USER_JUMP.to_string());
     }
     if lines.is_empty() {
         return None;
@@ -159,6 +223,12 @@ mod tests {
             "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
         )
         .policies
+    }
+
+    /// The policies a proposal on a host that routes (Docker) sets: FORWARD
+    /// is left to Docker.
+    fn input_drop() -> BTreeMap<String, String> {
+        [("INPUT".to_string(), "DROP".to_string())].into()
     }
 
     fn by_autofw(set: &BTreeMap<String, String>) -> PolicyUndo<'_> {
@@ -197,6 +267,55 @@ mod tests {
         assert_eq!(undo_script(APPLIED, APPLIED, by_autofw(&set)), None);
     }
 
+    const DOCKER_LIVE: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 192.0.2.9/32 -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n";
+
+    #[test]
+    fn docker_user_is_declared_only_when_missing_and_the_jump_undone_exactly() {
+        let proposal = format!(
+            "*filter\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
+        );
+        // Docker's chain exists: never declared (that would flush the operator's rules).
+        let fitted = fit_to_live(&proposal, DOCKER_LIVE);
+        assert!(!fitted.contains(":DOCKER-USER"), "{fitted}");
+        assert!(fitted.contains(DOCKER_USER_JUMP), "{fitted}");
+        // No Docker: created.
+        let fitted = fit_to_live(&proposal, FRESH);
+        assert!(
+            fitted.starts_with("*filter\n:DOCKER-USER - [0:0]\n"),
+            "{fitted}"
+        );
+        // Already jumping: not a second time.
+        let applied = DOCKER_LIVE.replace(
+            "-A DOCKER-USER -s",
+            &format!("{DOCKER_USER_JUMP_SAVED}\n-A DOCKER-USER -s"),
+        );
+        assert!(!fit_to_live(&proposal, &applied).contains(DOCKER_USER_JUMP));
+
+        // Undo on Docker's host: only the jump goes; Docker's rules stay.
+        let live = applied.replace(
+            ":DOCKER-USER - [0:0]\n",
+            ":DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n",
+        ) + "";
+        let script = undo_script(DOCKER_LIVE, &live, by_autofw(&input_drop())).unwrap();
+        assert_eq!(
+            script,
+            "*filter\n-D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+        );
+        // Undo where autofw created DOCKER-USER: the chain goes too.
+        let live = format!(
+            "*filter\n:DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{DOCKER_USER_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+        );
+        let script = undo_script(FRESH, &live, by_autofw(&input_drop())).unwrap();
+        assert!(script.contains("-X DOCKER-USER\n"), "{script}");
+        // ... unless Docker has started since and uses it.
+        let live = live.replace("COMMIT", "-A FORWARD -j DOCKER-USER\nCOMMIT");
+        assert!(
+            !undo_script(FRESH, &live, by_autofw(&input_drop()))
+                .unwrap()
+                .contains("-X DOCKER-USER")
+        );
+    }
+
     #[test]
     fn undo_leaves_policies_autofw_did_not_set_or_that_changed_since() {
         // A host that routes: the proposal leaves FORWARD alone; Docker sets
@@ -230,5 +349,51 @@ mod tests {
         let script = undo_script(FRESH, APPLIED, docker_started).unwrap();
         assert!(script.contains(":INPUT ACCEPT"), "{script}");
         assert!(!script.contains("FORWARD"), "{script}");
+    }
+
+    #[test]
+    fn on_docker_the_input_jump_is_placed_and_the_docker_user_jump_goes_first() {
+        // fail2ban's drop-only chain and an old accept in INPUT, Docker's
+        // DOCKER-USER with the operator's rule.
+        let live = DOCKER_LIVE
+            .replace(":DOCKER - [0:0]\n", ":DOCKER - [0:0]\n:f2b-sshd - [0:0]\n")
+            .replace(
+                "-A FORWARD -j DOCKER-USER\n",
+                "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n\
+             -A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n\
+             -A FORWARD -j DOCKER-USER\n-A f2b-sshd -s 203.0.113.7/32 -j DROP\n",
+            );
+        let proposal = format!(
+            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{JUMP_LINE}\n\
+             -A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
+        );
+        let fitted = fit_to_live(&proposal, &live);
+        assert_eq!(
+            fitted,
+            format!(
+                "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n\
+                 -I INPUT 2 -j AUTOFW-INPUT\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
+            )
+        );
+        // Docker started during the window (forwarding turned on) on a host
+        // where autofw set FORWARD DROP: rollback keeps Docker's FORWARD
+        // DROP, takes out both jumps and leaves Docker's DOCKER-USER.
+        let set = proposal_policies();
+        let applied = format!(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n\
+             :AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{JUMP_LINE}\n-A FORWARD -j DOCKER-USER\n\
+             {DOCKER_USER_JUMP_SAVED}\n-A DOCKER-USER -j RETURN\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+        );
+        let undo = PolicyUndo {
+            set: Some(&set),
+            forwarding_turned_on: true,
+        };
+        let script = undo_script(FRESH, &applied, undo).unwrap();
+        assert_eq!(
+            script,
+            "*filter\n:INPUT ACCEPT [0:0]\n-D INPUT -j AUTOFW-INPUT\n\
+             -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n\
+             :AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-INPUT\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+        );
     }
 }

@@ -22,10 +22,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::exec::{run_tool, tool_exists};
-use super::filter_view::{FilterView, PolicyUndo, undo_script};
+use super::filter_view::{FilterView, PolicyUndo, fit_to_live, undo_script};
 use super::input_order;
 use crate::error::host_failure;
-use crate::propose::render_iptables::JUMP_LINE;
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]
@@ -187,8 +186,8 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
         super::exec::require_tools(&["ipset"])?;
         run_tool("ipset", &["restore", "-exist"], Some(sets))?;
     }
-    let v4 = input_order::with_placed_jump(v4, JUMP_LINE, &save_family(V4)?);
-    let v6 = input_order::with_placed_jump(v6, JUMP_LINE, &save_family(V6)?);
+    let v4 = fit_to_live(v4, &save_family(V4)?);
+    let v6 = fit_to_live(v6, &save_family(V6)?);
     let loaded = run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))
         .and_then(|_| run_tool(V6.restore, &["--test", "--noflush"], Some(&v6)))
         .and_then(|_| run_tool(V4.restore, &["--noflush"], Some(&v4)));
@@ -292,6 +291,8 @@ pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, St
     /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
     const MAX_ARG: usize = 120 * 1024;
     const SPLIT: &str = "#autofw-ip6tables-save";
+    // The scratch namespace has no Docker: DOCKER-USER is declared there.
+    let (v4, v6) = (&fit_to_live(v4, ""), &fit_to_live(v6, ""));
     let creates: String = ipsets
         .unwrap_or_default()
         .lines()

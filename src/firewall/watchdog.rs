@@ -148,7 +148,19 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let snapshot = window::saved_snapshot(&state)?;
     let decision_lock = state.open_window_lock()?;
     let _alive = state.lock_watchdog()?;
-    let log = |line: &str| state.log_watchdog(&window.id, line);
+    // Lines go to the state directory's log; once something went wrong they
+    // go wherever they can be read (status quotes the latest), so the whole
+    // story of a troubled rollback is told, and a quiet one leaves no trace
+    // outside the state directory.
+    let troubled = std::cell::Cell::new(false);
+    let alarm = |line: &str| {
+        troubled.set(true);
+        state.alarm_watchdog(&window.id, line);
+    };
+    let log = |line: &str| match troubled.get() {
+        true => state.alarm_watchdog(&window.id, line),
+        false => state.log_watchdog(line),
+    };
     let left = match window.remaining(&clock::now()?) {
         Remaining::Left(ms) => ms,
         _ => 0,
@@ -169,7 +181,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
                 log(&format!("window {} closed by someone else", window.id));
                 return Ok(exit::OK);
             }
-            Err(e) => log(&format!("cannot read the window: {e:#}")),
+            Err(e) => alarm(&format!("cannot read the window: {e:#}")),
         }
         match clock::now().map(|now| window.remaining(&now)) {
             Ok(Remaining::Left(ms)) => {
@@ -189,7 +201,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
             Ok(Some(done)) => break done,
             Ok(None) => return Ok(exit::OK),
             Err(e) => {
-                log(&format!(
+                alarm(&format!(
                     "DEADLINE PASSED BUT THE RULES ARE STILL LOADED: rollback attempt {attempt} \
                      failed: {e:#}; retrying in {} s",
                     backoff.as_secs()
@@ -214,7 +226,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let mut unrecorded = done.unrecorded;
     let mut backoff = FIRST_BACKOFF;
     while let Some(why) = unrecorded {
-        log(&format!(
+        alarm(&format!(
             "the old rules are back, but the rollback cannot be recorded in {}: {why}; \
              retrying in {} s",
             state.root().display(),

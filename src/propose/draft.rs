@@ -37,23 +37,27 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
     let groups = listening_groups(scan, choices);
     let mut decided = Decisions::default();
-    decide_listening(&groups, choices, &mut decided);
+    let forward = forward_for(scan);
+    // On a host that routes, the published-ports guard governs forwarded
+    // ports; elsewhere FORWARD drops them all.
+    let guarded = matches!(forward, Forward::LeaveAlone { .. });
+    decide_listening(&groups, choices, guarded, &mut decided);
     open_allowed_silent(scan, &groups, choices, &mut decided);
     decided.openings.sort_by_key(|o| (o.port, o.proto));
     note_loopback_only(scan, &groups, &mut decided);
     decided.closed.sort_by_key(|c| (c.port, c.proto));
     warn_unused_choices(choices, &mut decided);
 
-    let (ipv4, ipv6) = choices.blocklist_by_family();
-    let blocklist = Blocklist { ipv4, ipv6 };
+    let blocklist = choices.blocklist();
     let mut input = base_rules(&blocklist);
     for opening in &decided.openings {
         input.extend(service_rules(opening, policy_for(opening, choices)));
     }
     input.extend(log_and_drop());
     Ruleset {
+        published: super::published::guard_for(&forward, &input),
         input,
-        forward: forward_for(scan),
+        forward,
         blocklist,
         closed: decided.closed,
         warnings: decided.warnings,
@@ -127,7 +131,7 @@ fn first_match<'a>(
 
 /// Each listening (proto, port): kept closed by `--block`, kept closed as
 /// risky, or opened.
-fn decide_listening(groups: &Groups, choices: &Choices, decided: &mut Decisions) {
+fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: &mut Decisions) {
     for ((port, proto, bound), group) in groups {
         let (port, proto) = (*port, *proto);
         // A risky service bound to a private or link-local address is the
@@ -137,7 +141,10 @@ fn decide_listening(groups: &Groups, choices: &Choices, decided: &mut Decisions)
         let service = group.service().to_string();
         let owner = group.owner();
         let key = (proto, port, service.as_str());
-        let docker_note = if group.docker_proxy {
+        // A Docker proxy stands for a DNAT: governed by the published-ports
+        // guard where there is one.
+        let unguarded_docker = group.docker_proxy && !guarded;
+        let docker_note = if unguarded_docker {
             decided.warnings.push(format!(
                 "{port}/{proto} is published by Docker ({owner}): Docker forwards it with its own \
                  DNAT rules, which bypass INPUT, so this ruleset can neither open nor close it; \
@@ -207,7 +214,7 @@ fn decide_listening(groups: &Groups, choices: &Choices, decided: &mut Decisions)
         } else {
             group.describe()
         };
-        if group.docker_proxy {
+        if unguarded_docker {
             why.push_str(", published by Docker (see the warning)");
         }
         if exposure != Exposure::Public {
@@ -430,6 +437,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct PortGroup {
     pub risky: bool,
     /// A Docker proxy holds the port: Docker forwards it past INPUT.
     pub docker_proxy: bool,
+    /// Where the host forwards the port with DNAT (`172.17.0.2:80`), sorted.
+    pub forwarded_to: Vec<String>,
+    /// The containers that publish it, sorted.
+    pub containers: Vec<String>,
     /// Why an owner is not trusted to have the port opened unasked (the
     /// first listener that fails [`trust::judge_owners`]).
     pub distrust: Option<String>,
@@ -55,11 +59,15 @@ impl PortGroup {
         self.docker_proxy |= trust::trusted_programs(l)
             .iter()
             .any(|p| DOCKER_PROXIES.contains(p));
+        self.forwarded_to.extend(l.forwarded_to.clone());
+        self.containers.extend(l.container.clone());
         for v in [
             &mut self.services,
             &mut self.programs,
             &mut self.kernel,
             &mut self.units,
+            &mut self.forwarded_to,
+            &mut self.containers,
         ] {
             v.sort();
             v.dedup();
@@ -80,8 +88,10 @@ impl PortGroup {
     }
 
     /// `sshd, pid 630` / `dovecot, pids 261, 262` / `systemd for
-    /// ssh.socket, pid 1` / `the kernel: VXLAN device ...` / `owner unknown`.
+    /// ssh.socket, pid 1` / `the kernel: VXLAN device ...` / `owner unknown` /
+    /// `container cache, forwarded to 172.17.0.3:6379`.
     pub fn owner(&self) -> String {
+        let forwarded = self.forwarding();
         let programs = if !self.programs.is_empty() {
             let mut programs = self.programs.join(", ");
             if !self.units.is_empty() {
@@ -90,17 +100,37 @@ impl PortGroup {
             programs
         } else if !self.kernel.is_empty() {
             self.kernel.join("; ")
+        } else if let Some(forwarded) = &forwarded {
+            return forwarded.clone();
         } else {
             "owner unknown".to_string()
         };
-        match self.pids.as_slice() {
+        let owner = match self.pids.as_slice() {
             [] => programs,
             [pid] => format!("{programs}, pid {pid}"),
             pids => {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
                 format!("{programs}, pids {}", pids.join(", "))
             }
+        };
+        match forwarded {
+            Some(forwarded) => format!("{owner}; {forwarded}"),
+            None => owner,
         }
+    }
+
+    /// `container cache, forwarded to 172.17.0.3:6379`, or `None` for a
+    /// port the host does not forward.
+    fn forwarding(&self) -> Option<String> {
+        if self.forwarded_to.is_empty() {
+            return None;
+        }
+        let to = format!("forwarded to {}", self.forwarded_to.join(", "));
+        Some(match self.containers.as_slice() {
+            [] => to,
+            [one] => format!("container {one}, {to}"),
+            many => format!("containers {}, {to}", many.join(", ")),
+        })
     }
 
     /// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.

@@ -8,6 +8,7 @@
 //! no sets of its own, so the set is loaded first with `ipset restore`
 //! from [`ipset_restore`].
 
+use super::blocklist::{Key, Ranges, SetKind, cidrs};
 use super::rate::Rate;
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
@@ -20,6 +21,24 @@ pub const INPUT_CHAIN: &str = "AUTOFW-INPUT";
 /// The line that hooks autofw's chain into INPUT (apply leaves it out when
 /// the live INPUT already has it).
 pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
+
+/// autofw's chain for forwarded (DNAT) ports, jumped to from DOCKER-USER.
+pub const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
+
+/// The chain Docker jumps to first from FORWARD, and keeps for its users:
+/// the one place in Docker's chains autofw writes to (see [`DOCKER_USER_JUMP`]).
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+/// The line that hooks the published-ports chain into the top of
+/// DOCKER-USER. apply declares DOCKER-USER first when it is missing, and
+/// leaves this line out when the live DOCKER-USER already has the jump
+/// (`firewall::filter_view::fit_to_live`).
+pub const DOCKER_USER_JUMP: &str =
+    "-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// The same jump as `iptables-save` lists it.
+pub const DOCKER_USER_JUMP_SAVED: &str =
+    "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// The ipset that holds a family's blocklist.
 pub fn ipset_name(family: Family) -> &'static str {
@@ -43,9 +62,16 @@ fn icmp_name(t: IcmpType) -> &'static str {
     }
 }
 
+fn has_entries(blocklist: &Blocklist, family: Family) -> bool {
+    match family {
+        Family::Ipv4 => !blocklist.ipv4.is_empty(),
+        Family::Ipv6 => !blocklist.ipv6.is_empty(),
+    }
+}
+
 /// The rule lines (without `-A CHAIN`) for one model rule in `family`;
 /// empty when the rule is for the other family.
-fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
+fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String> {
     let target = match &rule.action {
         Action::Accept => "-j ACCEPT".to_string(),
         Action::Drop => "-j DROP".to_string(),
@@ -55,7 +81,12 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
     let with = |m: String| format!("{m} {comment} {target}");
     match &rule.matches {
         Match::Loopback => vec![with("-i lo".into())],
-        Match::Blocklisted { family: f } if *f == family => {
+        // ipset's hash:net holds addresses and networks alike: one rule, on
+        // the addresses' line, when the family has entries at all.
+        Match::Blocklisted {
+            family: f,
+            kind: SetKind::Addresses,
+        } if *f == family && has_entries(blocklist, family) => {
             vec![with(format!(
                 "-m set --match-set {} src",
                 ipset_name(family)
@@ -196,8 +227,11 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     ));
     out.push_str(":OUTPUT ACCEPT [0:0]\n");
     let _ = writeln!(out, ":{INPUT_CHAIN} - [0:0]");
+    if ruleset.published.is_some() {
+        let _ = writeln!(out, ":{PUBLISHED_CHAIN} - [0:0]");
+    }
     for rule in &ruleset.input {
-        let lines = rule_lines(rule, family);
+        let lines = rule_lines(rule, family, &ruleset.blocklist);
         if lines.is_empty() {
             continue;
         }
@@ -208,7 +242,74 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     }
     out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
     let _ = writeln!(out, "{JUMP_LINE}");
+    if let Some(guard) = &ruleset.published {
+        out.push_str(&published_lines(guard, family));
+    }
     out.push_str("COMMIT\n");
+    out
+}
+
+/// The published-ports chain and its one jump from DOCKER-USER: new DNATed
+/// connections from outside the bridges return for the opened ports and are
+/// dropped otherwise (never accepted: Docker's FORWARD rules still decide
+/// what passes).
+fn published_lines(guard: &PublishedGuard, family: Family) -> String {
+    let mut out = String::new();
+    let c = PUBLISHED_CHAIN;
+    out.push_str(&comment_lines(
+        &format!("FORWARD, published ports: {}", guard.reason),
+        "",
+    ));
+    let _ = writeln!(out, "-A {c} -m conntrack ! --ctstate NEW -j RETURN");
+    for bridge in &guard.bridges {
+        let _ = writeln!(out, "-A {c} -i {bridge}+ -j RETURN");
+    }
+    for open in &guard.open {
+        let comment = format!("-m comment --comment {}", quoted(&open.label, 255));
+        if open.bound.as_ref().is_some_and(|b| b.family() != family) {
+            continue;
+        }
+        let mut port = String::new();
+        if let Some(bound) = &open.bound {
+            if let Some(interface) = &bound.interface {
+                port.push_str(&format!("-i {} ", quoted(interface, 15)));
+            }
+        }
+        port.push_str(&format!(
+            "-p {p} -m conntrack --ctproto {p}",
+            p = open.proto
+        ));
+        if let Some(bound) = &open.bound {
+            port.push_str(&format!(" --ctorigdst {}", bound.address.to_canonical()));
+        }
+        port.push_str(&format!(" --ctorigdstport {}", open.port));
+        match open.family {
+            None => {
+                let _ = writeln!(out, "-A {c} {port} {comment} -j RETURN");
+            }
+            Some(f) if f == family => {
+                for net in &open.sources {
+                    let _ = writeln!(out, "-A {c} -s {net} {port} {comment} -j RETURN");
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let _ = writeln!(
+        out,
+        "-A {c} -m limit {} -m comment --comment \"log\" -j LOG --log-prefix {}",
+        rate(&super::rules::LOG_RATE),
+        quoted(super::rules::PUBLISHED_LOG_PREFIX, 29)
+    );
+    let _ = writeln!(
+        out,
+        "-A {c} -m comment --comment \"published-closed\" -j DROP"
+    );
+    out.push_str(&comment_lines(
+        "hook it into the top of Docker's DOCKER-USER (FORWARD jumps there first); loaded by hand, DOCKER-USER must exist (Docker creates it); `autofw apply` creates it if missing",
+        "",
+    ));
+    let _ = writeln!(out, "{DOCKER_USER_JUMP}");
     out
 }
 
@@ -219,28 +320,9 @@ pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
         return None;
     }
     let mut out = String::new();
-    for (family, nets, inet) in [
-        (
-            Family::Ipv4,
-            ruleset
-                .blocklist
-                .ipv4
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            "inet",
-        ),
-        (
-            Family::Ipv6,
-            ruleset
-                .blocklist
-                .ipv6
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            "inet6",
-        ),
-    ] {
+    let v4 = ranges_as_cidrs(&ruleset.blocklist.ipv4);
+    let v6 = ranges_as_cidrs(&ruleset.blocklist.ipv6);
+    for (family, nets, inet) in [(Family::Ipv4, v4, "inet"), (Family::Ipv6, v6, "inet6")] {
         if nets.is_empty() {
             continue;
         }
@@ -256,4 +338,14 @@ pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// ipset's hash:net takes CIDR blocks only: a merged range becomes the
+/// fewest blocks that cover it.
+fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
+    ranges
+        .ranges()
+        .iter()
+        .flat_map(|&(a, b)| cidrs(a, b))
+        .collect()
 }

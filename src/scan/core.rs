@@ -230,6 +230,8 @@ pub fn listeners(
                 client_socket: false,
                 kernel: None,
                 unit: None,
+                forwarded_to: None,
+                container: None,
             };
             let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
                 .into_iter()

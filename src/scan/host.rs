@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
 /// Kubernetes CNI plugins create: traffic to their guests crosses FORWARD.
-const ROUTING_BRIDGES: &[&str] = &[
+pub const ROUTING_BRIDGES: &[&str] = &[
     "docker",
     "br-",
     "virbr",

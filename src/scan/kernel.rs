@@ -208,6 +208,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 

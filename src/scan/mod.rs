@@ -10,15 +10,20 @@
 //! - [`core`] (pure) keeps the listeners, dedups them into one
 //!   [`Listener`](crate::model::Listener) per (proto, address, port),
 //!   classifies exposure and names the service;
+//! - [`nat`] reads the DNAT rules of the nat prerouting hooks and the
+//!   container engines' published ports; [`forwarded`] (pure) parses them and
+//!   joins them to the listeners (a published port is a listener too);
 //! - [`host`] reads forwarding and bridges for `propose`;
 //! - [`render`] (pure) filters and prints.
 //!
 //! Other commands call [`scan_host`].
 
 pub mod core;
+pub mod forwarded;
 pub mod host;
 pub mod interfaces;
 pub mod kernel;
+pub mod nat;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -74,6 +79,11 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     }
     core::mark_client_sockets(&mut listeners, host.local_port_range);
     core::attach_interfaces(&mut listeners, &interfaces::local_addresses());
+    let nat = nat::read_nat_facts();
+    for note in &nat.notes {
+        eprintln!("autofw: note: {note}");
+    }
+    let listeners = forwarded::join(listeners, &nat.forwards, &nat.published, names);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,

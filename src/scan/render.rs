@@ -86,10 +86,16 @@ pub fn table(listeners: &[Listener]) -> String {
     text
 }
 
-/// Risky, and why a known program name was not taken (in short: the JSON
+/// Where a forwarded port goes, risky, and why a known program name was not taken (in short: the JSON
 /// has the whole reason).
 fn note_cell(l: &Listener) -> String {
     let mut notes = Vec::new();
+    if let Some(to) = &l.forwarded_to {
+        notes.push(match &l.container {
+            Some(c) => format!("forwarded to {to} (container {c})"),
+            None => format!("forwarded to {to}"),
+        });
+    }
     if l.client_socket {
         notes.push("client socket (ephemeral port): not a service".to_string());
     }
@@ -227,6 +233,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 

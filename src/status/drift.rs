@@ -62,6 +62,8 @@ pub enum Kind {
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
+    /// The live blocklist sets differ from what was loaded or from the files.
+    BlocklistDiffers,
     /// On iptables, another tool's INPUT rule accepts before autofw's jump:
     /// what it matches bypasses autofw's rules.
     AcceptBeforeAutofw,
@@ -90,6 +92,7 @@ impl Kind {
             Kind::NothingApplied => "nothing-applied",
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
+            Kind::BlocklistDiffers => "blocklist-differs",
             Kind::AcceptBeforeAutofw => "accept-before-autofw",
             Kind::ForeignDrop => "foreign-drop",
             Kind::LegacyRules => "legacy-rules",
@@ -353,7 +356,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         if kept_closed(&key) {
             continue;
         }
-        let (message, fix) = if group.docker_proxy {
+        // A Docker proxy whose DNAT the scan did not see (an older autofw
+        // applied, or the nat table could not be read): Docker may forward it.
+        let (message, fix) = if group.docker_proxy && group.forwarded_to.is_empty() {
             wording::docker_published(group, &spec)
         } else if group.risky {
             wording::risky_unopened(group, &spec)
@@ -421,6 +426,8 @@ mod tests {
             client_socket: false,
             kernel: None,
             unit: None,
+            forwarded_to: None,
+            container: None,
         }
     }
 
@@ -488,6 +495,7 @@ mod tests {
             persisted: false,
             closed,
             listening: Some(listening),
+            blocklist: None,
         }
     }
 

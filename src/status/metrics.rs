@@ -15,14 +15,16 @@ use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 10] = [
+const KINDS: [Kind; 12] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
+    Kind::BlocklistDiffers,
     Kind::AcceptBeforeAutofw,
     Kind::ForeignDrop,
     Kind::LegacyRules,
     Kind::UnguardedWindow,
+    Kind::RollbackOverdue,
     Kind::UnopenedListener,
     Kind::StaleHole,
     Kind::RiskyExposed,

@@ -242,6 +242,7 @@ mod tests {
                 reason: "kept closed by --block ftp".into(),
             }],
             listening: Some(Vec::new()),
+            blocklist: None,
         }
     }
 

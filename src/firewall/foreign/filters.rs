@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::human::count;
+use crate::propose::render_iptables::DOCKER_USER_JUMP_SAVED;
 
 /// What the edge read of the live filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +232,12 @@ pub fn has_foreign_rules(save: &str) -> bool {
         let Some(rule) = line.strip_prefix("-A ") else {
             return false;
         };
-        !(rule.starts_with("AUTOFW-") || line == AUTOFW_JUMP || rule.ends_with("-j AUTOFW-INPUT"))
+        !(rule.starts_with("AUTOFW-")
+            || line == AUTOFW_JUMP
+            || rule.ends_with("-j AUTOFW-INPUT")
+            // The published-ports guard's jump, in a DOCKER-USER that
+            // autofw may have created itself (a host with plain DNAT).
+            || line == DOCKER_USER_JUMP_SAVED)
     })
 }
 
@@ -345,6 +351,15 @@ mod tests {
         assert!(!has_foreign_rules(""));
         assert!(!has_foreign_rules(EMPTY));
         assert!(!has_foreign_rules(AUTOFW_ONLY));
+        // autofw created DOCKER-USER for the guard's jump: still its own.
+        let guarded = AUTOFW_ONLY.replace(
+            "COMMIT",
+            &format!(":DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{DOCKER_USER_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT"),
+        );
+        assert!(!has_foreign_rules(&guarded));
+        assert!(has_foreign_rules(
+            &guarded.replace("COMMIT", "-A DOCKER-USER -j RETURN\nCOMMIT")
+        ));
         assert!(has_foreign_rules(UFW_LEFTOVER));
         assert!(has_foreign_rules(
             &AUTOFW_ONLY.replace("COMMIT", "-A INPUT -j DROP\nCOMMIT")

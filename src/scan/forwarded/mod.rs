@@ -1,0 +1,337 @@
+//! Forwarded ports: what the host DNATs to somewhere else (Docker's and
+//! podman's published ports, libvirt/LXD port forwards, a hand-written
+//! `dnat to`). Such packets never reach INPUT: they are rewritten in the nat
+//! prerouting hook and cross FORWARD, so a scan of listening sockets misses
+//! them (Docker with `userland-proxy: false` has no listener at all). This
+//! module reads the DNAT rules the kernel holds and joins them to the
+//! listeners, so that `propose` governs them like any other port.
+//!
+//! Pure: the texts of `nft -j list ruleset` and `iptables-save -t nat` (and
+//! the container list of Docker's API) come in as strings from
+//! [`super::nat`], so every rule here is tested on `fixtures/nat/`:
+//! [`iptables`] and [`nft`] parse the rules, this file holds what they
+//! find ([`Forward`]), the engines' ports ([`Published`]) and the [`join`].
+//!
+//! What counts: a DNAT in a chain that a nat `prerouting` hook reaches
+//! (directly or by jump/goto), matching a destination port. Native nft rules
+//! come from `nft -j`; iptables-nft rules show there only as an opaque `xt`
+//! target without their destination, so they are read from `iptables-save`.
+//! REDIRECT (to this host) is left out: it lands in INPUT, where the listener
+//! it redirects to is seen and governed already.
+
+pub mod iptables;
+pub mod nft;
+
+pub use iptables::parse_iptables_nat;
+pub use nft::parse_nft_ruleset;
+
+use super::core::classify;
+use crate::model::{Exposure, Listener, Proto};
+use crate::services::{ServiceTable, is_risky};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Port ranges wider than this are not expanded into one entry per port
+/// (a `1:65535` DNAT forwards a whole address, which no per-port list says well).
+const MAX_RANGE: u32 = 1024;
+
+/// One port the host forwards: `proto` `address`:`port` → `to`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Forward {
+    pub proto: Proto,
+    /// The destination address the rule matches, or the family's wildcard
+    /// (`0.0.0.0`, `::`) when it matches any.
+    pub address: IpAddr,
+    pub port: u16,
+    /// Where it goes: `172.17.0.2:80`, `[fd00::5]:443`.
+    pub to: String,
+}
+
+/// A port that a container engine (Docker, podman) says it publishes, with
+/// the container's name and image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub proto: Proto,
+    pub port: u16,
+    pub container: String,
+    pub image: String,
+}
+
+/// `ip:port`, with brackets for IPv6.
+pub(crate) fn target(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+pub(crate) fn wildcard(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// A list of destination ports, each port of `a:b` / `a-b` ranges.
+pub(crate) fn ports_of(spec: &str) -> Option<Vec<u16>> {
+    let mut ports = Vec::new();
+    for part in spec.split(',') {
+        let (low, high) = match part.split_once([':', '-']) {
+            Some((a, b)) => (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?),
+            None => {
+                let p = part.parse::<u16>().ok()?;
+                (p, p)
+            }
+        };
+        if high < low || u32::from(high - low) >= MAX_RANGE {
+            return None;
+        }
+        ports.extend(low..=high);
+    }
+    Some(ports)
+}
+
+/// Where a DNAT sends a packet that came to `port`: the target address and
+/// its port (the same port when the rule names none; the matching offset
+/// into a target range `p1-p2`).
+pub(crate) fn forward_target(
+    addr: IpAddr,
+    to_ports: Option<(u16, u16)>,
+    port: u16,
+    first: u16,
+) -> String {
+    let to_port = match to_ports {
+        None => port,
+        Some((low, high)) if high > low => low.saturating_add(port - first).min(high),
+        Some((low, _)) => low,
+    };
+    target(addr, to_port)
+}
+
+/// The ports Docker's (or podman's Docker-compatible) `GET /containers/json`
+/// says are published. Anything unexpected gives an empty list: container
+/// names are a courtesy, never a reason to fail a scan.
+pub fn parse_containers(json: &str) -> Vec<Published> {
+    let Ok(Value::Array(containers)) = serde_json::from_str::<Value>(json) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in &containers {
+        let name = c["Names"][0]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string();
+        let image = c["Image"].as_str().unwrap_or_default().to_string();
+        for p in c["Ports"].as_array().into_iter().flatten() {
+            let (Some(port), Some(proto)) = (
+                p["PublicPort"].as_u64().and_then(|p| u16::try_from(p).ok()),
+                p["Type"].as_str().and_then(proto_named),
+            ) else {
+                continue;
+            };
+            out.push(Published {
+                proto,
+                port,
+                container: name.clone(),
+                image: image.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.proto, a.port, &a.container).cmp(&(b.proto, b.port, &b.container)));
+    out.dedup();
+    out
+}
+
+/// `docker.io/library/redis:7-alpine` → `redis`.
+fn image_base(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
+/// The service a published port is, by what the container runs: a known
+/// service name as image or container name (`redis`, `postgres` → as its
+/// program), else the port's name.
+fn container_service(
+    names: &ServiceTable,
+    proto: Proto,
+    port: u16,
+    published: &Published,
+) -> String {
+    let by_port = names.name_listener(proto, port, &[]);
+    for candidate in [image_base(&published.image), published.container.as_str()] {
+        if names.ports_of(candidate).is_some() {
+            return candidate.to_string();
+        }
+        // A program's name (`postgres`, `redis-server`) names its service.
+        let by_program = names.name_listener(proto, port, &[candidate]);
+        if by_program != by_port {
+            return by_program;
+        }
+    }
+    by_port
+}
+
+/// `tcp` / `udp` as the rules and the engines spell them.
+pub(crate) fn proto_named(name: &str) -> Option<Proto> {
+    match name {
+        "tcp" => Some(Proto::Tcp),
+        "udp" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+/// Join forwarded ports to the listeners: a listener on the same (proto,
+/// port) and address, or the `docker-proxy` on the family's wildcard that
+/// stands in for a wildcard forward, gets `forwarded_to` (one entry, not
+/// two); the others become listeners of their own, with no process. Every
+/// forwarded port that an engine publishes gets the container's name, and
+/// the service the container runs. Sorted as [`super::core::listeners`] sorts.
+pub fn join(
+    mut listeners: Vec<Listener>,
+    forwards: &[Forward],
+    published: &[Published],
+    names: &ServiceTable,
+) -> Vec<Listener> {
+    // One target per (proto, address, port): the first rule wins, as in the kernel.
+    let mut firsts: BTreeMap<(Proto, u16, IpAddr), &Forward> = BTreeMap::new();
+    for f in forwards {
+        firsts.entry((f.proto, f.port, f.address)).or_insert(f);
+    }
+    for ((proto, port, address), forward) in firsts {
+        let engine = published
+            .iter()
+            .find(|p| p.proto == proto && p.port == port);
+        let index = listeners
+            .iter()
+            .position(|l| l.proto == proto && l.port == port && l.address == address);
+        let listener = match index {
+            Some(i) => &mut listeners[i],
+            None => {
+                let exposure = classify(address);
+                listeners.push(Listener {
+                    proto,
+                    address,
+                    port,
+                    exposure,
+                    service: names.name_listener(proto, port, &[]),
+                    process: String::new(),
+                    pids: Vec::new(),
+                    risky: false,
+                    uid: None,
+                    user: None,
+                    owners: Vec::new(),
+                    name_note: None,
+                    interface: None,
+                    client_socket: false,
+                    kernel: None,
+                    unit: None,
+                    forwarded_to: None,
+                    container: None,
+                });
+                listeners.last_mut().expect("just pushed")
+            }
+        };
+        listener.forwarded_to = Some(forward.to.clone());
+        if let Some(engine) = engine {
+            listener.container = Some(engine.container.clone());
+            listener.service = container_service(names, proto, port, engine);
+        }
+        listener.risky = listener.exposure != Exposure::Loopback && is_risky(&listener.service);
+    }
+    listeners.sort_by_key(|l| (l.proto, l.port, l.address));
+    listeners
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(proto: Proto, address: &str, port: u16, process: &str) -> Listener {
+        let address: IpAddr = address.parse().unwrap();
+        Listener {
+            proto,
+            address,
+            port,
+            exposure: classify(address),
+            service: "unknown".into(),
+            process: process.into(),
+            pids: vec![42],
+            risky: false,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
+        }
+    }
+
+    #[test]
+    fn join_merges_docker_proxy_and_names_containers() {
+        let names = ServiceTable::builtin();
+        let listeners = vec![
+            listener(Proto::Tcp, "0.0.0.0", 8080, "docker-proxy"),
+            listener(Proto::Tcp, "::", 8080, "docker-proxy"),
+        ];
+        let forwards = [
+            Forward {
+                proto: Proto::Tcp,
+                address: "0.0.0.0".parse().unwrap(),
+                port: 8080,
+                to: "172.17.0.2:80".into(),
+            },
+            Forward {
+                proto: Proto::Tcp,
+                address: "0.0.0.0".parse().unwrap(),
+                port: 6379,
+                to: "172.17.0.3:6379".into(),
+            },
+            Forward {
+                proto: Proto::Tcp,
+                address: "0.0.0.0".parse().unwrap(),
+                port: 9000,
+                to: "172.17.0.4:9000".into(),
+            },
+        ];
+        let published = parse_containers(
+            r#"[{"Names": ["/web"], "Image": "local/busybox:latest", "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}, {"PrivatePort": 81, "Type": "tcp"}]},
+                {"Names": ["/cache"], "Image": "docker.io/library/redis:7", "Ports": [{"IP": "0.0.0.0", "PrivatePort": 6379, "PublicPort": 6379, "Type": "tcp"}]},
+                {"Names": ["/pg"], "Image": "postgres@sha256:00", "Ports": [{"PrivatePort": 5432, "PublicPort": 9000, "Type": "tcp"}]}]"#,
+        );
+        assert_eq!(published.len(), 3);
+        let got: Vec<String> = join(listeners, &forwards, &published, &names)
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {} {} [{}] {:?} {:?} {}",
+                    l.proto,
+                    l.address,
+                    l.port,
+                    l.service,
+                    l.process,
+                    l.forwarded_to,
+                    l.container,
+                    l.risky
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"tcp 0.0.0.0 6379 redis [] Some("172.17.0.3:6379") Some("cache") true"#,
+                r#"tcp 0.0.0.0 8080 http-alt [docker-proxy] Some("172.17.0.2:80") Some("web") false"#,
+                // The IPv6 proxy reaches the container through INPUT: a listener as before.
+                "tcp :: 8080 unknown [docker-proxy] None None false",
+                r#"tcp 0.0.0.0 9000 postgresql [] Some("172.17.0.4:9000") Some("pg") true"#,
+            ]
+        );
+        assert_eq!(parse_containers("{\"message\": \"denied\"}"), []);
+    }
+}

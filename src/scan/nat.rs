@@ -1,0 +1,148 @@
+//! Reading what [`super::forwarded`] parses: the kernel's DNAT rules and the
+//! container engines' published ports. An edge, and a soft one: a tool that
+//! is not installed, a table that does not exist, an engine socket nobody
+//! listens on each give nothing, plus a note, and never fail the scan.
+//!
+//! The tools are run for reading only (`nft -j list ruleset`,
+//! `iptables-save -t nat`, `ip6tables-save -t nat`, and
+//! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
+//! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
+//! just as live). `firewall::exec`, the one place
+//! that changes the firewall, sits above scan in the import order, so this
+//! module spawns its readers itself.
+
+use super::forwarded::{
+    Forward, Published, parse_containers, parse_iptables_nat, parse_nft_ruleset,
+};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// What the nat tables and the engines said.
+#[derive(Debug, Default)]
+pub struct NatFacts {
+    pub forwards: Vec<Forward>,
+    pub published: Vec<Published>,
+    /// Why some forwarded ports may be missing (a table that could not be read).
+    pub notes: Vec<String>,
+}
+
+/// Run a reader; `None` when it is not installed, `Err` when it fails.
+fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
+    let out = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(format!("cannot run `{program}`: {e}"))),
+    };
+    if out.status.success() {
+        Some(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
+    } else {
+        Some(Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Every DNAT the kernel holds in a nat prerouting hook of this network
+/// namespace, and the ports the engines publish.
+pub fn read_nat_facts() -> NatFacts {
+    let mut facts = NatFacts::default();
+    if let Some(result) = read_tool("nft", &["-j", "list", "ruleset"]) {
+        match result.and_then(|json| parse_nft_ruleset(&json)) {
+            Ok(forwards) => facts.forwards.extend(forwards),
+            Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
+        }
+    }
+    for (program, ipv6, legacy_tables) in [
+        ("iptables-save", false, None),
+        ("ip6tables-save", true, None),
+        (
+            "iptables-legacy-save",
+            false,
+            Some("/proc/net/ip_tables_names"),
+        ),
+        (
+            "ip6tables-legacy-save",
+            true,
+            Some("/proc/net/ip6_tables_names"),
+        ),
+    ] {
+        // Asking iptables-legacy for a table that is not loaded would load
+        // the legacy nat module into the kernel: only read one that exists.
+        if let Some(names) = legacy_tables
+            && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l.trim() == "nat"))
+        {
+            continue;
+        }
+        match read_tool(program, &["-t", "nat"]) {
+            None => {}
+            Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save, ipv6)),
+            // No nat table in this family (module not loaded): nothing forwarded.
+            Some(Err(e)) if e.contains("does not exist") || e.contains("Table does not exist") => {}
+            Some(Err(e)) => facts.notes.push(format!("forwarded ports: {e}")),
+        }
+    }
+    facts.forwards.sort();
+    facts.forwards.dedup();
+    if !facts.forwards.is_empty() {
+        for socket in engine_sockets() {
+            if let Some(json) = get_containers(&socket) {
+                facts.published.extend(parse_containers(&json));
+            }
+        }
+    }
+    facts
+}
+
+/// Where Docker and podman answer: `DOCKER_HOST` (a `unix://` one), then
+/// the usual rootful sockets.
+fn engine_sockets() -> Vec<String> {
+    let mut sockets = Vec::new();
+    if let Some(path) = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+    {
+        sockets.push(path);
+    }
+    for path in [
+        "/run/docker.sock",
+        "/var/run/docker.sock",
+        "/run/podman/podman.sock",
+    ] {
+        if !sockets.iter().any(|s| s == path) {
+            sockets.push(path.to_string());
+        }
+    }
+    sockets
+}
+
+/// `GET /containers/json` over the engine's socket (HTTP/1.0, so the body
+/// ends with the connection). `None` on any trouble: names are optional.
+fn get_containers(socket: &str) -> Option<String> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    stream
+        .write_all(b"GET /containers/json HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut response).ok()?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1);
+    if !head.starts_with("HTTP/1.") || status != Some("200") {
+        return None;
+    }
+    Some(body.to_string())
+}
