@@ -62,15 +62,40 @@ const DROP_JUMP_V6: &[&str] = &[
     INPUT_CHAIN,
 ];
 
+/// Each `/etc/autofw/blocklist-NNNN.nft` loaded by its own `nft -f`. The
+/// quoting and `\;` read the same to systemd and to sh.
+const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
+    "/usr/bin/find",
+    "/etc/autofw",
+    "-maxdepth",
+    "1",
+    "-name",
+    "'blocklist-*.nft'",
+    "-exec",
+    "/usr/sbin/nft",
+    "-f",
+    "{}",
+    "\\;",
+];
+
 /// What loads a backend's saved rules at boot.
 pub fn commands(backend: Backend) -> Vec<BootCommand> {
     match backend {
-        Backend::Nft => vec![BootCommand {
-            argv: &["/usr/sbin/nft", "-f", NFT_RULES],
-            may_fail: false,
-            why: "one transaction that replaces table inet autofw (blocklist sets included) \
-                  and touches no other table",
-        }],
+        Backend::Nft => vec![
+            BootCommand {
+                argv: &["/usr/sbin/nft", "-f", NFT_RULES],
+                may_fail: false,
+                why: "one transaction that replaces table inet autofw (blocklist sets declared, \
+                      empty) and touches no other table",
+            },
+            BootCommand {
+                argv: LOAD_BLOCKLIST_BATCHES,
+                may_fail: false,
+                why: "the blocklist's elements: one nft process a batch file \
+                      (persist::blocklist_batch_path, at most 50,000 elements each), so none \
+                      holds a million-entry list; finds nothing without a blocklist",
+            },
+        ],
         Backend::Iptables => vec![
             BootCommand {
                 argv: DROP_JUMP_V4,
@@ -219,7 +244,13 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("ExecStart="))
             .collect();
-        assert_eq!(exec, ["/usr/sbin/nft -f /etc/autofw/rules.nft"]);
+        assert_eq!(
+            exec,
+            [
+                "/usr/sbin/nft -f /etc/autofw/rules.nft",
+                "/usr/bin/find /etc/autofw -maxdepth 1 -name 'blocklist-*.nft' -exec /usr/sbin/nft -f {} \\;"
+            ]
+        );
         assert!(unit.starts_with(MARKER));
     }
 
@@ -246,7 +277,10 @@ mod tests {
     fn no_command_names_autofw_itself() {
         for backend in BACKENDS {
             for command in commands(backend) {
-                assert!(command.argv[0].starts_with("/usr/sbin/"), "{command:?}");
+                assert!(
+                    command.argv[0].starts_with("/usr/sbin/") || command.argv[0] == "/usr/bin/find",
+                    "{command:?}"
+                );
                 assert!(!command.argv[0].ends_with("/autofw"), "{command:?}");
             }
         }

@@ -107,6 +107,9 @@ pub enum Command {
     ///   autofw status --json > /run/autofw-status.json || alert
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Manage the applied blocklist: `autofw blocklist refresh`.
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
     /// Summarise what the firewall dropped recently: top ports and sources
     ///
     /// Reads the kernel log lines of autofw's drop rule (prefix `autofw
@@ -137,6 +140,44 @@ pub enum Command {
     /// Internal: the detached rollback watchdog started by `apply`.
     #[command(hide = true)]
     Watchdog(WatchdogArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlocklistCommand {
+    /// Re-read the applied policy's blocklist files and bring the live sets
+    /// to their content
+    ///
+    /// Adds the new entries and deletes the gone ones in one nf_tables
+    /// transaction: no rule changes and there is no rollback window. Takes
+    /// the apply lock (refused during an apply or its window). A line that
+    /// does not parse changes nothing and is named (file:line), unless
+    /// --skip-bad-lines. When the rules are persisted, the boot files get
+    /// the new list too. For cron:
+    ///   17 * * * *  root  curl -sf -o /etc/autofw/drop.txt https://www.spamhaus.org/drop/drop.txt && autofw blocklist refresh
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Refresh(RefreshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Skip blocklist lines that are not an address, network or range
+    /// (counted and reported) instead of failing on the first one.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+impl From<RefreshArgs> for firewall::refresh::RefreshOptions {
+    fn from(args: RefreshArgs) -> Self {
+        firewall::refresh::RefreshOptions {
+            state_dir: args.state.state_dir,
+            skip_bad_lines: args.skip_bad_lines,
+            root: args.root.root,
+        }
+    }
 }
 
 /// Where socket tables are read from.
@@ -209,6 +250,10 @@ pub struct PolicyArgs {
     /// A TOML policy file (format in docs/policy.md).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Skip blocklist lines that are not an address, network or range
+    /// (counted and reported) instead of failing on the first one.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
     /// Read a saved `autofw scan --json` instead of scanning this host.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
@@ -437,6 +482,7 @@ impl From<PolicyArgs> for propose::PolicyOptions {
             limit: args.limit,
             source: args.source,
             blocklist: args.blocklist,
+            skip_bad_lines: args.skip_bad_lines,
             policy: args.policy,
             from: args.from,
         }

@@ -57,6 +57,9 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
+        Command::Blocklist(cli::BlocklistCommand::Refresh(args)) => {
+            firewall::refresh::run(&args.into())
+        }
         Command::Log(args) => droplog::run(&args.into()),
         Command::Completions(args) => cli::generate::completions(args.shell),
         Command::Generate(args) => cli::generate::run(&args),

@@ -134,8 +134,33 @@ impl BootFiles {
     }
 }
 
-/// Save `rules` for boot under `root` and install the boot hook.
-pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
+/// The boot file of the `n`th blocklist batch (0-based), as seen at boot:
+/// `/etc/autofw/blocklist-0001.nft`. Each holds at most
+/// `render_nft::BATCH` elements and is loaded by its own `nft -f`, after
+/// the rules file (which declares the sets empty).
+pub fn blocklist_batch_path(n: usize) -> PathBuf {
+    PathBuf::from(format!("/etc/autofw/blocklist-{:04}.nft", n + 1))
+}
+
+/// The blocklist batch files a manifest lists, in load order.
+pub fn blocklist_batch_files(manifest: &Manifest) -> Vec<PathBuf> {
+    let mut batches: Vec<PathBuf> = manifest
+        .installed
+        .iter()
+        .filter(|p| {
+            p.to_str()
+                .is_some_and(|s| s.starts_with("/etc/autofw/blocklist-") && s.ends_with(".nft"))
+        })
+        .cloned()
+        .collect();
+    batches.sort();
+    batches
+}
+
+/// Save `rules` for boot under `root` and install the boot hook, with the
+/// blocklist's elements as `batches` (nft `add element` scripts), one file
+/// each.
+pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result<Manifest> {
     let files = BootFiles::new(root);
     make_dir(&files.dir(), 0o700)?;
     let texts: Vec<&String> = match rules {
@@ -154,6 +179,11 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
         }
         write_private(&target, text.as_bytes())?;
         installed.push(PathBuf::from(path));
+    }
+    for (n, text) in batches.iter().enumerate() {
+        let path = blocklist_batch_path(n);
+        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
+        installed.push(path);
     }
     let hook = files.hook();
     installed.extend(install_hook(&files, hook, rules.backend())?);
@@ -179,6 +209,31 @@ pub fn persist(root: &Path, rules: &Rules) -> anyhow::Result<Manifest> {
         systemctl_daemon_reload();
     }
     Ok(manifest)
+}
+
+/// After `autofw blocklist refresh`: replace the persisted blocklist batch
+/// files with `batches`, keeping the rules and the hook. `false` when
+/// nothing (or no nft ruleset) is persisted under `root`.
+pub fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Result<bool> {
+    let files = BootFiles::new(root);
+    let Some(mut manifest) = files.read_manifest()? else {
+        return Ok(false);
+    };
+    if manifest.backend != Backend::Nft {
+        return Ok(false);
+    }
+    let old = blocklist_batch_files(&manifest);
+    manifest.installed.retain(|p| !old.contains(p));
+    for (n, text) in batches.iter().enumerate() {
+        let path = blocklist_batch_path(n);
+        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
+        manifest.installed.push(path);
+    }
+    for path in old.iter().filter(|p| !manifest.installed.contains(p)) {
+        remove_if_exists(&files.under(&path.to_string_lossy()))?;
+    }
+    write_json(&files.manifest(), &manifest)?;
+    Ok(true)
 }
 
 fn prev_of(path: &Path) -> PathBuf {

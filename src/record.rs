@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::model::{Proto, Scan};
+use crate::propose::blocklist::SetSummary;
 use crate::propose::{Format, Proposal, Ruleset, group};
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
@@ -57,8 +58,10 @@ pub enum Rules {
 impl Rules {
     pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
         match backend {
+            // The blocklist sets are declared empty: apply adds their
+            // elements in one transaction of its own (firewall::nft_sets).
             Backend::Nft => Rules::Nft {
-                text: proposal.render(Format::Nft),
+                text: proposal.render_nft_table(),
             },
             Backend::Iptables => Rules::Iptables {
                 v4: proposal.render(Format::Iptables),
@@ -200,6 +203,29 @@ pub struct AppliedRecord {
     /// purpose is not news). `None` in records written before `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listening: Option<Vec<ListeningPort>>,
+    /// Where the blocklist came from and what its sets held when loaded:
+    /// counts and digests, never the elements (those are in the state
+    /// directory's `applied-sets.txt`). `None` without a blocklist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocklist: Option<BlocklistRecord>,
+}
+
+/// The blocklist of an applied policy: enough for `autofw blocklist
+/// refresh` to re-read it and for `status` to compare the live sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlocklistRecord {
+    /// The `[blocklist] files`, absolute.
+    pub files: Vec<PathBuf>,
+    /// The policy's `addresses` and `--blocklist` entries, as written.
+    pub inline: Vec<String>,
+    /// `--skip-bad-lines` was given.
+    #[serde(default)]
+    pub skip_bad_lines: bool,
+    /// Each set's count and digest as last loaded (apply or refresh).
+    pub sets: Vec<SetSummary>,
+    /// Seconds since the epoch of the last refresh, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<u64>,
 }
 
 impl AppliedRecord {

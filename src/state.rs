@@ -65,6 +65,15 @@ impl StateDir {
     pub fn snapshot_path(&self) -> PathBuf {
         self.root.join("snapshot.json")
     }
+    /// The elements of the blocklist sets before the last apply (rollback).
+    pub fn snapshot_sets_path(&self) -> PathBuf {
+        self.root.join("snapshot-sets.txt")
+    }
+    /// The elements of the blocklist sets the last apply or refresh loaded
+    /// (what persist saves for boot).
+    pub fn applied_sets_path(&self) -> PathBuf {
+        self.root.join("applied-sets.txt")
+    }
     /// What the last apply loaded: [`AppliedRecord`] as JSON.
     pub fn applied_path(&self) -> PathBuf {
         self.root.join("applied.json")
@@ -519,6 +528,7 @@ mod tests {
             persisted: false,
             closed: Vec::new(),
             listening: None,
+            blocklist: None,
         }
     }
 

@@ -232,11 +232,18 @@ fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
             Some(rest) => (true, rest),
             None => (false, line),
         };
+        // systemd's word splitting, as far as the units use it: 'quoted'
+        // words and `\;` for a literal semicolon.
         let argv: Vec<String> = command
             .split_whitespace()
-            .map(|arg| match arg.strip_prefix("/etc/autofw/") {
-                Some(file) => root.join("etc/autofw").join(file).display().to_string(),
-                None => arg.to_string(),
+            .map(|arg| {
+                let arg = arg.trim_matches('\'').replace("\\;", ";");
+                match arg.strip_prefix("/etc/autofw") {
+                    Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                        format!("{}{rest}", root.join("etc/autofw").display())
+                    }
+                    _ => arg,
+                }
             })
             .collect();
         assert!(
@@ -332,6 +339,60 @@ fn boot_hook_restores_after_the_binary_moved() {
     // systemctl restart (or nftables.service restarting it): the same rules.
     boot_with_unit(&fresh, root.path(), "autofw.service");
     assert_eq!(fresh.ruleset(), confirmed);
+}
+
+/// A blocklist too long for one nft process at boot is persisted in batch
+/// files of at most 50,000 elements, each loaded by its own `nft -f` from
+/// the unit's one fixed line: a fresh boot gets every element.
+#[test]
+fn boot_hook_loads_a_large_blocklist_in_batches() {
+    if !require_root() {
+        return;
+    }
+    let root = systemd_image();
+    let host = Host::new("blboot");
+    let list: String = (0..120_000u32)
+        .map(|i| format!("{}\n", std::net::Ipv4Addr::from(0x0a00_0000 + 2 * i)))
+        .collect();
+    std::fs::write(host.dir.path().join("list.txt"), list).unwrap();
+    let policy = host.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[blocklist]\nfiles = [\"list.txt\"]\naddresses = [\"203.0.113.0/24\"]\n",
+    )
+    .unwrap();
+    persist_with(
+        &host,
+        Path::new(autofw_bin()),
+        root.path(),
+        &["--policy", policy.to_str().unwrap()],
+    );
+    let batches: Vec<_> = std::fs::read_dir(root.path().join("etc/autofw"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("blocklist-"))
+        .collect();
+    assert_eq!(
+        batches.len(),
+        4,
+        "3 batches of addresses, 1 of networks: {batches:?}"
+    );
+
+    let fresh = Netns::new("blbootfresh");
+    boot_with_unit(&fresh, root.path(), "autofw.service");
+    let count = |ns: &Netns, set: &str| {
+        let json: serde_json::Value =
+            serde_json::from_str(&ns.ok(&["nft", "-j", "list", "set", "inet", "autofw", set]))
+                .unwrap();
+        json["nftables"][1]["set"]["elem"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(count(&fresh, "blocklist_v4"), 120_000);
+    assert_eq!(count(&fresh, "blocklist_net_v4"), 1);
+    let terse = |ns: &Netns| ns.ok(&["nft", "-t", "list", "ruleset"]);
+    assert_eq!(terse(&fresh), terse(&host.server));
 }
 
 #[test]

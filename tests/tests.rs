@@ -6,6 +6,7 @@ mod support;
 
 mod acceptance;
 mod apply;
+mod blocklist;
 mod docker;
 mod fleet;
 mod forwarded;

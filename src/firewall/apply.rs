@@ -22,9 +22,11 @@ use super::{Snapshot, exec, watchdog};
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
 use crate::human::unified_diff;
+use crate::propose::blocklist::SetContents;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, Remaining, RollbackWindow, Rules, opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
+    opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
@@ -78,7 +80,19 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let proposal = propose::build(&scan, &choices);
     let rules = Rules::render(&proposal, args.backend);
     let at_apply = AtApply::of(&scan, proposal.ruleset());
-    let plan = Plan::of(&rules)?;
+    // nft: the blocklist's elements are loaded apart from the rules.
+    let sets = (args.backend == Backend::Nft && proposal.blocklist().enabled)
+        .then(|| SetContents::of(proposal.blocklist()));
+    let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
+        files: choices.blocklist_paths.clone(),
+        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+        skip_bad_lines: args.policy.skip_bad_lines,
+        sets: sets.summaries(),
+        refreshed_at: None,
+    });
+    let state = StateDir::new(&args.state_dir);
+    let recorded = sets.as_ref().and_then(|_| super::recorded_sets(&state));
+    let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     let guard = Guard::check(&proposal, args.guard);
     let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
     if !args.json {
@@ -158,7 +172,16 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     // `confirm` or `rollback` run meanwhile waits for the load to finish
     // (or fail) instead of deciding a window whose rules are not loaded yet.
     let deciding = state.lock_window()?;
-    let pending = Pending::save(&state, args, &rules, &proposal, at_apply)?;
+    let pending = Pending::save(
+        &state,
+        args,
+        &rules,
+        &proposal,
+        at_apply,
+        sets.as_ref(),
+        recorded.as_ref(),
+        blocklist,
+    )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
         Err(err) => {
@@ -166,7 +189,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = super::load(&rules, Some(&pending.snapshot)) {
+    if let Err(err) = super::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
         pending.abandon(&state);
         return Err(err.context(
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
@@ -253,6 +276,8 @@ struct Pending {
     previous_record: Option<Vec<u8>>,
     previous_snapshot: Option<Vec<u8>>,
     previous_saved: Option<Vec<u8>>,
+    previous_snapshot_sets: Option<Vec<u8>>,
+    previous_applied_sets: Option<Vec<u8>>,
 }
 
 impl Pending {
@@ -263,11 +288,20 @@ impl Pending {
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
+        sets: Option<&SetContents>,
+        recorded: Option<&SetContents>,
+        blocklist: Option<BlocklistRecord>,
     ) -> anyhow::Result<Pending> {
         let previous_record = std::fs::read(state.applied_path()).ok();
         let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
         let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
-        let snapshot = Snapshot::take(args.backend)?;
+        let previous_snapshot_sets = std::fs::read(state.snapshot_sets_path()).ok();
+        let previous_applied_sets = std::fs::read(state.applied_sets_path()).ok();
+        let snapshot = Snapshot::take(args.backend, &state.snapshot_sets_path(), recorded)?;
+        match sets {
+            Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
+            None => crate::state::remove_if_exists(&state.applied_sets_path())?,
+        }
         write_json(&state.snapshot_path(), &snapshot)?;
         write_private(
             &state.saved_ruleset_path(),
@@ -293,6 +327,7 @@ impl Pending {
             persisted: false,
             closed: at_apply.closed,
             listening: Some(at_apply.listening),
+            blocklist,
         })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.
@@ -320,6 +355,8 @@ impl Pending {
             previous_record,
             previous_snapshot,
             previous_saved,
+            previous_snapshot_sets,
+            previous_applied_sets,
         })
     }
 
@@ -346,6 +383,8 @@ impl Pending {
             (state.applied_path(), &self.previous_record),
             (state.snapshot_path(), &self.previous_snapshot),
             (state.saved_ruleset_path(), &self.previous_saved),
+            (state.snapshot_sets_path(), &self.previous_snapshot_sets),
+            (state.applied_sets_path(), &self.previous_applied_sets),
         ] {
             let _ = match previous {
                 Some(bytes) => write_private(&path, bytes),
@@ -473,6 +512,14 @@ fn print_plan(rules: &Rules, plan: &Plan) {
             &part.before,
             &part.after,
         );
+    }
+    // The blocklist sets: their size and change, never their elements, so
+    // the output scales with the rules, not the list.
+    if !plan.blocklist.is_empty() {
+        println!();
+        for set in &plan.blocklist {
+            println!("# {}", set.line());
+        }
     }
 }
 

@@ -12,8 +12,10 @@ pub mod exec;
 pub mod filter_view;
 pub mod iptables;
 pub mod nft;
+pub mod nft_sets;
 pub mod outcome;
 pub mod plan;
+pub mod refresh;
 pub mod restore;
 pub mod session;
 pub mod survival;
@@ -21,16 +23,43 @@ pub mod watchdog;
 pub mod window;
 
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
+use crate::error::host_failure;
+use crate::propose::blocklist::SetContents;
 use crate::record::{AppliedRecord, Backend, Rules};
 use crate::state::StateDir;
 use compare::{FamilyRules, LiveRules};
 
-/// Load `rules` into the live firewall, one transaction per family.
-/// `saved` is the snapshot taken before, which tells iptables what to keep.
-pub fn load(rules: &Rules, saved: Option<&Snapshot>) -> anyhow::Result<()> {
+/// Load `rules` into the live firewall, one transaction per family, then
+/// the blocklist `sets` (nft: their elements, in one more transaction over
+/// netlink). `saved` is the snapshot taken before, which tells iptables
+/// what to keep, and what is put back if the elements are refused.
+pub fn load(
+    rules: &Rules,
+    sets: Option<&SetContents>,
+    saved: Option<&Snapshot>,
+) -> anyhow::Result<()> {
     match rules {
-        Rules::Nft { text } => nft::load(text),
+        Rules::Nft { text } => {
+            nft::load(text)?;
+            let Some(sets) = sets.filter(|s| !s.is_empty()) else {
+                return Ok(());
+            };
+            if let Err(err) = nft_sets::fill(sets) {
+                let undone = match saved {
+                    Some(saved) => saved
+                        .restore()
+                        .map(|_| "the previous rules and blocklist were put back")
+                        .unwrap_or(
+                            "and putting the previous rules back failed too: run `autofw rollback`",
+                        ),
+                    None => "the rules are loaded with empty blocklist sets",
+                };
+                return Err(err.context(format!("loading the blocklist failed; {undone}")));
+            }
+            Ok(())
+        }
         Rules::Iptables { v4, v6, ipsets } => iptables::load(
             v4,
             v6,
@@ -57,12 +86,21 @@ pub struct Snapshot {
     pub nft_ruleset: Option<String>,
     pub nft: Option<nft::Saved>,
     pub iptables: Option<iptables::Saved>,
+    /// The elements of the live blocklist sets before the apply, kept in
+    /// their own compact file (`SetContents::to_text`), not in this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sets_file: Option<PathBuf>,
 }
 
 impl Snapshot {
     /// Save what `backend` will change (and the whole nft ruleset, to check
-    /// the rollback against).
-    pub fn take(backend: Backend) -> anyhow::Result<Snapshot> {
+    /// the rollback against). The live blocklist sets' elements go to
+    /// `sets_file`, if there are any.
+    pub fn take(
+        backend: Backend,
+        sets_file: &Path,
+        recorded: Option<&SetContents>,
+    ) -> anyhow::Result<Snapshot> {
         let nft_ruleset = if exec::tool_exists("nft") {
             Some(nft::live_ruleset()?)
         } else {
@@ -79,6 +117,10 @@ impl Snapshot {
                 Backend::Iptables => Some(iptables::save()?),
                 Backend::Nft => None,
             },
+            sets_file: match backend {
+                Backend::Nft => save_sets(sets_file, recorded)?,
+                Backend::Iptables => None,
+            },
         })
     }
 
@@ -86,6 +128,19 @@ impl Snapshot {
     pub fn restore(&self) -> anyhow::Result<()> {
         if let Some(saved) = &self.nft {
             nft::restore(saved)?;
+            if let Some(path) = &self.sets_file {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    host_failure(format!(
+                        "cannot read the saved blocklist elements {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let sets =
+                    SetContents::parse_text(&text, &path.display().to_string()).map_err(|e| {
+                        host_failure(format!("the saved blocklist elements are damaged: {e}"))
+                    })?;
+                nft_sets::fill(&sets)?;
+            }
         }
         if let Some(saved) = &self.iptables {
             iptables::restore(saved)?;
@@ -99,6 +154,46 @@ impl Snapshot {
     pub fn matches_live(&self) -> Option<bool> {
         let saved = self.nft_ruleset.as_ref()?;
         nft::live_ruleset().ok().map(|live| &live == saved)
+    }
+}
+
+/// The blocklist sets as autofw last loaded them (apply or refresh), when
+/// the record says they are live: `applied-sets.txt`, checked against the
+/// record's counts and digests. `None` otherwise (then the caller reads the
+/// kernel). Reading the kernel is exact but slow at a million elements (the
+/// kernel restarts its hash walk for every 32 KiB dump message: about 18 s
+/// for a million, docs/propose.md); apply and refresh run under the apply
+/// lock, and only they change these sets, so the record is what is live
+/// unless someone edited the sets by hand, which `status` reports and
+/// refresh's fallback repairs.
+pub fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
+    let record = state.read_applied().ok()??;
+    let blocklist = record.blocklist.as_ref()?;
+    if record.rolled_back_at.is_some() || !nft::autofw_table_exists().ok()? {
+        return None;
+    }
+    let path = state.applied_sets_path();
+    let text = std::fs::read_to_string(&path).ok()?;
+    let sets = SetContents::parse_text(&text, &path.display().to_string()).ok()?;
+    (sets.summaries() == blocklist.sets).then_some(sets)
+}
+
+/// Save the live blocklist sets to `path` (when they hold anything): the
+/// recorded content when there is one, else read from the kernel.
+fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(sets) = recorded {
+        crate::state::write_private(path, sets.to_text().as_bytes())?;
+        return Ok(Some(path.to_path_buf()));
+    }
+    if !nft::autofw_table_exists()? {
+        return Ok(None);
+    }
+    match nft_sets::read_live()? {
+        Some(sets) if !sets.is_empty() => {
+            crate::state::write_private(path, sets.to_text().as_bytes())?;
+            Ok(Some(path.to_path_buf()))
+        }
+        _ => Ok(None),
     }
 }
 

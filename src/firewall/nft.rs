@@ -21,32 +21,65 @@ pub use crate::propose::render_nft::{FAMILY, TABLE};
 /// What the nft backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
-    /// `nft -s list table inet autofw` before the apply; `None` when the
-    /// table did not exist.
+    /// `nft -t -s list table inet autofw` before the apply (set elements
+    /// are kept apart, see `Snapshot::sets_file`); `None` when the table
+    /// did not exist.
     pub autofw_table: Option<String>,
 }
 
-/// `nft -s list ruleset`: the whole live ruleset without counters.
+/// `nft -t -s list ruleset`: the whole live ruleset without counters and
+/// without set elements (a blocklist's million elements are compared by
+/// count and digest, [`super::nft_sets`], not listed as text).
 pub fn live_ruleset() -> anyhow::Result<String> {
-    run_tool("nft", &["-s", "list", "ruleset"], None)
+    run_tool("nft", &["-t", "-s", "list", "ruleset"], None)
+}
+
+/// The whole ruleset as `nft -j -t` lists it: every object with its handle,
+/// no set elements.
+///
+/// Always `list ruleset` with `-t`: nft 1.0.6 fetches every set element
+/// for `list tables` and `list table` even under `-t` (a million-entry
+/// blocklist makes those 60 s and 640 MB), but not for a terse
+/// `list ruleset` (10 ms, 5 MB, measured; docs/propose.md).
+fn terse_ruleset_json() -> anyhow::Result<Value> {
+    let json = run_tool("nft", &["-j", "-t", "list", "ruleset"], None)?;
+    serde_json::from_str(&json)
+        .map_err(|e| host_failure(format!("cannot parse `nft -j -t list ruleset`: {e}")))
 }
 
 /// Does `table inet autofw` exist? Asked through JSON so that no message
 /// text is parsed.
 pub fn autofw_table_exists() -> anyhow::Result<bool> {
-    let json = run_tool("nft", &["-j", "list", "tables", FAMILY], None)?;
-    let value: Value = serde_json::from_str(&json)
-        .map_err(|e| host_failure(format!("cannot parse `nft -j list tables`: {e}")))?;
-    Ok(objects(&value)
+    Ok(objects(&terse_ruleset_json()?)
         .any(|(kind, obj)| kind == "table" && obj["family"] == FAMILY && obj["name"] == TABLE))
 }
 
-/// The live autofw table as `nft -s` lists it, if it exists.
+/// The live autofw table as `nft -t -s` lists it (no counters, no set
+/// elements), if it exists: its block of `nft -t -s list ruleset` (see
+/// [`terse_ruleset_json`] for why not `list table`).
 pub fn live_autofw_table() -> anyhow::Result<Option<String>> {
-    if !autofw_table_exists()? {
-        return Ok(None);
+    Ok(table_block(&live_ruleset()?))
+}
+
+/// The `table inet autofw { ... }` block of a ruleset listing: from its
+/// opening line to the `}` that closes it at the start of a line.
+pub fn table_block(ruleset: &str) -> Option<String> {
+    let open = format!("table {FAMILY} {TABLE} {{");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in ruleset.lines() {
+        if !inside && line == open {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+            if line == "}" {
+                return Some(out);
+            }
+        }
     }
-    run_tool("nft", &["-s", "list", "table", FAMILY, TABLE], None).map(Some)
+    None
 }
 
 pub fn save() -> anyhow::Result<Saved> {
@@ -98,7 +131,7 @@ pub fn canonical(proposal: &str) -> Option<String> {
             "--",
             "sh",
             "-c",
-            "nft -f - && nft -s list table inet autofw",
+            "nft -f - && nft -t -s list table inet autofw",
         ],
         Some(proposal),
     )
@@ -111,17 +144,16 @@ pub fn canonical(proposal: &str) -> Option<String> {
 /// to a chain or set when it is deleted; chains go last, after the verdict
 /// maps that may jump to them.
 fn clear_in_place() -> anyhow::Result<String> {
-    let json = run_tool("nft", &["-j", "list", "table", FAMILY, TABLE], None)?;
-    let value: Value = serde_json::from_str(&json)
-        .map_err(|e| host_failure(format!("cannot parse `nft -j list table`: {e}")))?;
-    clear_commands(&value)
+    clear_commands(&terse_ruleset_json()?)
 }
 
-/// The pure part of [`clear_in_place`], for tests.
-pub fn clear_commands(table_json: &Value) -> anyhow::Result<String> {
+/// The pure part of [`clear_in_place`], for tests: the objects of autofw's
+/// table in a ruleset listing.
+pub fn clear_commands(ruleset_json: &Value) -> anyhow::Result<String> {
     let mut first = Vec::new();
     let mut chains = Vec::new();
-    for (kind, obj) in objects(table_json) {
+    let ours = |obj: &Value| obj["family"] == FAMILY && obj["table"] == TABLE;
+    for (kind, obj) in objects(ruleset_json).filter(|(_, obj)| ours(obj)) {
         let keyword = match kind {
             "set" | "map" | "flowtable" | "counter" | "quota" | "limit" | "secmark"
             | "synproxy" | "ct helper" | "ct timeout" | "ct expectation" => kind,
@@ -176,7 +208,9 @@ mod tests {
             {"set": {"family": "inet", "name": "bl", "table": "autofw", "handle": 11}},
             {"chain": {"family": "inet", "table": "autofw", "name": "input", "handle": 9}},
             {"map": {"family": "inet", "name": "vm", "table": "autofw", "handle": 15}},
-            {"rule": {"family": "inet", "table": "autofw", "chain": "input", "handle": 12}}]}"#,
+            {"rule": {"family": "inet", "table": "autofw", "chain": "input", "handle": 12}},
+            {"set": {"family": "inet", "name": "f2b", "table": "fail2ban", "handle": 3}},
+            {"chain": {"family": "ip", "table": "autofw", "name": "input", "handle": 4}}]}"#,
         )
         .unwrap();
         assert_eq!(
@@ -186,6 +220,16 @@ mod tests {
              delete map inet autofw handle 15\n\
              delete chain inet autofw handle 9\n"
         );
+    }
+
+    #[test]
+    fn finds_autofw_table_block_in_a_ruleset() {
+        let text = "table ip nat {\n\tchain x {\n\t}\n}\ntable inet autofw {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\ntable inet other {\n}\n";
+        assert_eq!(
+            table_block(text).unwrap(),
+            "table inet autofw {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n"
+        );
+        assert_eq!(table_block("table ip nat {\n}\n"), None);
     }
 
     #[test]

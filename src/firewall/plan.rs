@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::filter_view::FilterView;
-use super::{iptables, nft, session};
+use super::{iptables, nft, nft_sets, session};
 use crate::propose::Proposal;
+use crate::propose::blocklist::{SETS, SetContents, delta, set_name, summary_line};
 use crate::propose::ruleset::Arrival;
 use crate::record::{OpenedPort, Rules, opened_ports};
 
@@ -27,13 +28,82 @@ pub struct Part {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub parts: Vec<Part>,
+    /// The blocklist sets (nft), by count and change, not by element.
+    pub blocklist: Vec<SetChange>,
+}
+
+/// One blocklist set: `blocklist_v4: 1,000,000 entries, +12 −3 since the
+/// live set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetChange {
+    pub name: &'static str,
+    /// Elements after loading (an address, or a merged network or range).
+    pub entries: usize,
+    /// Elements added to and removed from the live set.
+    pub added: usize,
+    pub removed: usize,
+    /// Whether the set exists live now.
+    pub live: bool,
+}
+
+impl SetChange {
+    pub fn line(&self) -> String {
+        summary_line(self.name, self.entries, Some((self.added, self.removed)))
+            + if self.live { "" } else { " (no live set yet)" }
+    }
+
+    /// Each set of `new` against the live content, if any.
+    pub fn all(new: &SetContents, live: Option<&SetContents>) -> Vec<SetChange> {
+        let empty = SetContents::default();
+        let old = live.unwrap_or(&empty);
+        let counts = [
+            (
+                new.v4.addresses.len(),
+                count_delta(&old.v4.addresses, &new.v4.addresses),
+            ),
+            (
+                new.v4.networks.len(),
+                count_delta(&old.v4.networks, &new.v4.networks),
+            ),
+            (
+                new.v6.addresses.len(),
+                count_delta(&old.v6.addresses, &new.v6.addresses),
+            ),
+            (
+                new.v6.networks.len(),
+                count_delta(&old.v6.networks, &new.v6.networks),
+            ),
+        ];
+        SETS.iter()
+            .zip(counts)
+            .map(|(&(family, kind), (entries, (added, removed)))| SetChange {
+                name: set_name(family, kind),
+                entries,
+                added,
+                removed,
+                live: live.is_some(),
+            })
+            .collect()
+    }
+}
+
+/// How many elements `new` adds to `old` and removes from it.
+fn count_delta<T: Ord + Copy>(old: &[T], new: &[T]) -> (usize, usize) {
+    let (add, del) = delta(old, new);
+    (add.len(), del.len())
 }
 
 impl Plan {
     /// Read the live parts and work out how the proposal will be listed once
     /// loaded (in a scratch namespace; the text as written if none can be
     /// made, which then always counts as a change).
-    pub fn of(rules: &Rules) -> anyhow::Result<Plan> {
+    /// `recorded`: the blocklist sets as autofw last loaded them
+    /// ([`super::recorded_sets`]); the kernel is read when there is none.
+    pub fn of(
+        rules: &Rules,
+        sets: Option<&SetContents>,
+        recorded: Option<&SetContents>,
+    ) -> anyhow::Result<Plan> {
         let parts = match rules {
             Rules::Nft { text } => vec![Part {
                 name: "table inet autofw",
@@ -67,12 +137,27 @@ impl Plan {
                 parts
             }
         };
-        Ok(Plan { parts })
+        let blocklist = match sets {
+            Some(sets) => {
+                let live = match (recorded, nft::autofw_table_exists()?) {
+                    (Some(recorded), _) => Some(recorded.clone()),
+                    (None, true) => nft_sets::read_live()?,
+                    (None, false) => None,
+                };
+                SetChange::all(sets, live.as_ref())
+            }
+            None => Vec::new(),
+        };
+        Ok(Plan { parts, blocklist })
     }
 
     /// Would loading the proposal change the live firewall?
     pub fn changed(&self) -> bool {
         self.parts.iter().any(|p| p.before != p.after)
+            || self
+                .blocklist
+                .iter()
+                .any(|s| !s.live || s.added > 0 || s.removed > 0)
     }
 
     /// All parts' `before` (or `after`) as one text, each part under a
@@ -229,6 +314,9 @@ pub struct Report {
     pub window: Option<WindowReport>,
     /// Ports the proposal opens, as `status` will check them.
     pub opened: Vec<OpenedPort>,
+    /// The blocklist sets (nft backend), each by count and change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocklist: Vec<SetChange>,
     pub warnings: Vec<String>,
 }
 
@@ -249,6 +337,7 @@ impl Report {
             lockout: lockout.clone(),
             window: None,
             opened: opened_ports(proposal.ruleset()),
+            blocklist: plan.blocklist.clone(),
             warnings: proposal.warnings().to_vec(),
         }
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::exec;
 use crate::error::host_failure;
-use crate::persist::{BootFiles, persisted_rules};
+use crate::persist::{BootFiles, blocklist_batch_files, persisted_rules};
 
 /// `autofw restore`: load the persisted ruleset now.
 pub fn run(root: &Path) -> anyhow::Result<u8> {
@@ -22,7 +22,12 @@ pub fn run(root: &Path) -> anyhow::Result<u8> {
     let rules = persisted_rules(&files, &manifest)?;
     exec::require_root("autofw restore")?;
     exec::require_tools(super::tools(rules.backend()))?;
-    super::load(&rules, None)?;
+    super::load(&rules, None, None)?;
+    // The blocklist's elements, one bounded `nft -f` a batch file.
+    for path in blocklist_batch_files(&manifest) {
+        let full = files.under(&path.to_string_lossy());
+        exec::run_tool("nft", &["-f", &full.to_string_lossy()], None)?;
+    }
     println!(
         "loaded the {} ruleset persisted at {} from {}",
         manifest.backend,

@@ -15,6 +15,8 @@ use super::compare::{RulesState, compare_rules};
 use super::survival::{self, RulesNow, WindowFacts};
 use crate::clock;
 use crate::error::refused;
+use crate::propose::blocklist::SetContents;
+use crate::propose::render_nft::element_batches;
 use crate::record::{AppliedRecord, Remaining};
 use crate::state::{HeldLock, StateDir, now_secs, read_json};
 
@@ -93,7 +95,16 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
         let rules = record
             .rules()
             .map_err(|problem| state.damaged_record(problem))?;
-        crate::persist::persist(root, &rules).map_err(|e| {
+        let batches = match std::fs::read_to_string(state.applied_sets_path()) {
+            Ok(text) if record.blocklist.is_some() => {
+                let origin = state.applied_sets_path().display().to_string();
+                let sets = SetContents::parse_text(&text, &origin)
+                    .map_err(|problem| state.damaged_record(&problem))?;
+                element_batches(&sets)
+            }
+            _ => Vec::new(),
+        };
+        crate::persist::persist(root, &rules, &batches).map_err(|e| {
             e.context(format!(
                 "the rules are confirmed and stay loaded, but persisting them under {} failed; \
                  fix that and run `autofw apply --confirm --persist` again",

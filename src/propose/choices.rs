@@ -3,12 +3,14 @@
 //! [`Choices`]. Pure: the texts come in as values, and every error names the
 //! flag or `file:line` it came from.
 
+use super::blocklist::{Collected, Ranges};
 use super::policy_file::Policy;
 use super::rate::Rate;
+use super::ruleset::Blocklist;
 use super::spec::{Given, Spec, parse_net};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 
 /// What the policy says about one service: who may reach it, how fast.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +34,16 @@ pub struct Choices {
     pub block: Vec<Given<Spec>>,
     /// Per-service source restrictions and rate limits, in file order.
     pub services: Vec<ServicePolicy>,
-    /// Addresses and networks whose packets are all dropped.
+    /// Addresses and networks whose packets are all dropped: the policy's
+    /// `addresses` and `--blocklist` (few, as written).
     pub blocklist: Vec<IpNet>,
+    /// The entries of the `[blocklist] files` (up to millions, as integers).
+    pub blocklist_lists: Collected,
+    /// `[blocklist] files` named at least one file: the sets exist even
+    /// while the files are empty, so a refresh can fill them.
+    pub blocklist_files_named: bool,
+    /// The blocklist files, absolute: what apply records for a refresh.
+    pub blocklist_paths: Vec<std::path::PathBuf>,
     /// Names ↔ ports, for specs.
     pub table: ServiceTable,
 }
@@ -45,6 +55,9 @@ impl Default for Choices {
             block: Vec::new(),
             services: Vec::new(),
             blocklist: Vec::new(),
+            blocklist_lists: Collected::default(),
+            blocklist_files_named: false,
+            blocklist_paths: Vec::new(),
             table: ServiceTable::builtin(),
         }
     }
@@ -90,6 +103,9 @@ impl Choices {
             block,
             services: policy.services,
             blocklist: policy.blocklist,
+            blocklist_lists: Collected::default(),
+            blocklist_files_named: !policy.blocklist_files.is_empty(),
+            blocklist_paths: Vec::new(),
             table,
         })
     }
@@ -182,19 +198,23 @@ impl Choices {
         &mut self.services[i]
     }
 
-    /// The blocklist, merged into the fewest non-overlapping networks per
-    /// family, sorted: nft rejects overlapping interval elements, and the
-    /// output must not depend on the order the operator listed them in.
-    pub fn blocklist_by_family(&self) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
+    /// The blocklist, merged into sorted, disjoint ranges per family: nft
+    /// rejects overlapping interval elements, and the output must not depend
+    /// on the order the operator listed them in.
+    pub fn blocklist(&self) -> Blocklist {
+        let mut v4 = self.blocklist_lists.v4.clone();
+        let mut v6 = self.blocklist_lists.v6.clone();
         for net in &self.blocklist {
             match net {
-                IpNet::V4(n) => v4.push(*n),
-                IpNet::V6(n) => v6.push(*n),
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        (Ipv4Net::aggregate(&v4), Ipv6Net::aggregate(&v6))
+        Blocklist {
+            enabled: self.blocklist_files_named || !self.blocklist.is_empty(),
+            ipv4: Ranges::merge(v4),
+            ipv6: Ranges::merge(v6),
+        }
     }
 }
 
@@ -287,9 +307,14 @@ mod tests {
         ] {
             c.blocklist.push(parse_net(n).unwrap());
         }
-        let (v4, v6) = c.blocklist_by_family();
-        let v4: Vec<_> = v4.iter().map(ToString::to_string).collect();
-        assert_eq!(v4, ["198.51.100.7/32", "203.0.113.0/24"]);
-        assert_eq!(v6.len(), 1);
+        let b = c.blocklist();
+        let v4: Vec<_> = b
+            .ipv4
+            .ranges()
+            .iter()
+            .map(|&(a, z)| crate::propose::blocklist::nft_element(a, z))
+            .collect();
+        assert_eq!(v4, ["198.51.100.7", "203.0.113.0/24"]);
+        assert_eq!(b.ipv6.len(), 1);
     }
 }

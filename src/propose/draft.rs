@@ -48,8 +48,7 @@ pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     decided.closed.sort_by_key(|c| (c.port, c.proto));
     warn_unused_choices(choices, &mut decided);
 
-    let (ipv4, ipv6) = choices.blocklist_by_family();
-    let blocklist = Blocklist { ipv4, ipv6 };
+    let blocklist = choices.blocklist();
     let mut input = base_rules(&blocklist);
     for opening in &decided.openings {
         input.extend(service_rules(opening, policy_for(opening, choices)));

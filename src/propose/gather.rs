@@ -2,8 +2,9 @@
 //! files and a saved scan (or scanning this host), and writing the output.
 //! Everything these read is handed, as text, to the pure parsers.
 
+use super::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use super::choices::Choices;
-use super::policy_file::{Policy, parse_blocklist_text, parse_policy};
+use super::policy_file::{Policy, parse_policy};
 use super::{PolicyOptions, ProposeOptions, build, parse_saved_scan};
 use crate::error::{bad_input, host_failure};
 use crate::model::Scan;
@@ -29,29 +30,61 @@ pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
 /// and merge it with the flags.
 pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
     let mut policy = Policy::default();
+    let mut lists = Collected::default();
+    let mut list_paths = Vec::new();
     if let Some(path) = &args.policy {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad_input(format!("cannot read policy file {}: {e}", path.display())))?;
         let origin = path.display().to_string();
         policy = parse_policy(&text, &origin, &table)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in std::mem::take(&mut policy.blocklist_files) {
-            let list_path = base.join(&file.value);
-            let text = std::fs::read_to_string(&list_path).map_err(|e| {
+        for file in &policy.blocklist_files {
+            let list_path = std::path::absolute(base.join(&file.value))
+                .unwrap_or_else(|_| base.join(&file.value));
+            let read = read_blocklist_file(&list_path, args.skip_bad_lines, &mut lists)
+                .with_context(|| format!("blocklist file named at {}", file.place))?;
+            read.map_err(|e| {
                 bad_input(format!(
                     "{}: cannot read blocklist file {}: {e}",
                     file.place,
                     list_path.display()
                 ))
             })?;
-            let nets = parse_blocklist_text(&text, &list_path.display().to_string())
-                .with_context(|| format!("blocklist file named at {}", file.place))?;
-            policy.blocklist.extend(nets);
+            list_paths.push(list_path);
         }
     }
     let mut choices = Choices::merge(&args.allow, &args.block, policy, table)?;
     choices.add_command_line(&args.limit, &args.source, &args.blocklist)?;
+    report_skipped(&lists);
+    choices.blocklist_lists = lists;
+    choices.blocklist_paths = list_paths;
     Ok(choices)
+}
+
+/// Read and parse one blocklist file into `into`. The outer `Err` is a
+/// malformed line (bad input, `file:line` named); the inner one a file that
+/// cannot be read, for the caller to word.
+pub fn read_blocklist_file(
+    path: &Path,
+    skip_bad_lines: bool,
+    into: &mut Collected,
+) -> anyhow::Result<Result<(), std::io::Error>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return Ok(Err(e)),
+    };
+    parse_list(&text, &path.display().to_string(), skip_bad_lines, into).map_err(bad_input)?;
+    Ok(Ok(()))
+}
+
+/// `--skip-bad-lines`: say how many lines were skipped, and the first.
+pub fn report_skipped(lists: &Collected) {
+    if let Some(first) = &lists.first_skipped {
+        eprintln!(
+            "autofw: warning: skipped {} malformed blocklist line(s) (--skip-bad-lines); the first: {first}",
+            lists.skipped
+        );
+    }
 }
 
 /// A saved `scan --json`, checked enough that a bad file gets a clear error.
@@ -99,4 +132,34 @@ pub fn run(args: &ProposeOptions) -> anyhow::Result<u8> {
         }
     }
     Ok(crate::error::exit::OK)
+}
+
+/// Read a recorded blocklist again (what `blocklist refresh` and `status`
+/// do): its files and inline entries, merged into the content of the four
+/// sets. A malformed line is bad input naming `file:line`; an unreadable
+/// file, too.
+pub fn read_recorded_blocklist(
+    files: &[std::path::PathBuf],
+    inline: &[String],
+    skip_bad_lines: bool,
+) -> anyhow::Result<SetContents> {
+    let mut lists = Collected::default();
+    for text in inline {
+        let entry = parse_entry(text)
+            .map_err(|e| bad_input(format!("recorded blocklist entry {text}: {e}")))?;
+        lists.push(entry);
+    }
+    for path in files {
+        read_blocklist_file(path, skip_bad_lines, &mut lists)?.map_err(|e| {
+            bad_input(format!(
+                "cannot read blocklist file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    report_skipped(&lists);
+    Ok(SetContents {
+        v4: FamilySets::of(&Ranges::merge(lists.v4)),
+        v6: FamilySets::of(&Ranges::merge(lists.v6)),
+    })
 }

@@ -14,6 +14,7 @@
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
+pub mod blocklist;
 pub mod choices;
 pub mod draft;
 pub mod gather;
@@ -64,6 +65,8 @@ pub struct PolicyOptions {
     pub blocklist: Vec<String>,
     /// The TOML policy file.
     pub policy: Option<PathBuf>,
+    /// Skip (count) malformed blocklist lines instead of failing.
+    pub skip_bad_lines: bool,
     /// A saved `scan --json` to read instead of scanning this host.
     pub from: Option<PathBuf>,
 }
@@ -106,7 +109,11 @@ impl Proposal {
     /// loaded first: see [`Proposal::ipset_restore`].
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Nft => render_nft::render(&self.ruleset, &self.header(format)),
+            Format::Nft => render_nft::render(
+                &self.ruleset,
+                &self.header(format),
+                render_nft::Elements::Inline,
+            ),
             Format::Iptables => {
                 render_iptables::render(&self.ruleset, Family::Ipv4, &self.header(format))
             }
@@ -114,6 +121,21 @@ impl Proposal {
                 render_iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
             }
         }
+    }
+
+    /// The nft script with the blocklist sets declared empty: what apply
+    /// loads before adding the elements in batches ([`Proposal::blocklist`]).
+    pub fn render_nft_table(&self) -> String {
+        render_nft::render(
+            &self.ruleset,
+            &self.header(Format::Nft),
+            render_nft::Elements::Separate,
+        )
+    }
+
+    /// The merged blocklist.
+    pub fn blocklist(&self) -> &ruleset::Blocklist {
+        &self.ruleset.blocklist
     }
 
     /// Would this ruleset accept this new connection (source, destination

@@ -57,21 +57,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Parse a blocklist file: one address or network a line, `#` comments,
-/// blank lines ignored. `origin` names the file in errors (`file:line`).
-pub fn parse_blocklist_text(text: &str, origin: &str) -> anyhow::Result<Vec<IpNet>> {
-    let mut nets = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let net = parse_net(entry).map_err(|e| bad_input(format!("{origin}:{}: {e}", i + 1)))?;
-        nets.push(net);
-    }
-    Ok(nets)
-}
-
 /// A policy file, parsed but with its blocklist files not yet read.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -275,17 +260,5 @@ limit_burst = 9
         );
         let e = err("[blocklist]\nfile = \"x\"\n");
         assert!(e.contains("unknown field `file`"), "{e}");
-    }
-
-    #[test]
-    fn blocklist_files_report_their_line() {
-        let nets = parse_blocklist_text("# list\n198.51.100.7\n\n203.0.113.0/24 # net\n", "b.txt")
-            .unwrap();
-        assert_eq!(nets.len(), 2);
-        let e = format!(
-            "{:#}",
-            parse_blocklist_text("198.51.100.7\nnot-an-ip\n", "b.txt").unwrap_err()
-        );
-        assert!(e.starts_with("b.txt:2: `not-an-ip`"), "{e}");
     }
 }

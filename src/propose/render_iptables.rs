@@ -8,6 +8,7 @@
 //! no sets of its own, so the set is loaded first with `ipset restore`
 //! from [`ipset_restore`].
 
+use super::blocklist::{Key, Ranges, SetKind, cidrs};
 use super::rate::Rate;
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
@@ -61,9 +62,16 @@ fn icmp_name(t: IcmpType) -> &'static str {
     }
 }
 
+fn has_entries(blocklist: &Blocklist, family: Family) -> bool {
+    match family {
+        Family::Ipv4 => !blocklist.ipv4.is_empty(),
+        Family::Ipv6 => !blocklist.ipv6.is_empty(),
+    }
+}
+
 /// The rule lines (without `-A CHAIN`) for one model rule in `family`;
 /// empty when the rule is for the other family.
-fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
+fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String> {
     let target = match &rule.action {
         Action::Accept => "-j ACCEPT".to_string(),
         Action::Drop => "-j DROP".to_string(),
@@ -73,7 +81,12 @@ fn rule_lines(rule: &Rule, family: Family) -> Vec<String> {
     let with = |m: String| format!("{m} {comment} {target}");
     match &rule.matches {
         Match::Loopback => vec![with("-i lo".into())],
-        Match::Blocklisted { family: f } if *f == family => {
+        // ipset's hash:net holds addresses and networks alike: one rule, on
+        // the addresses' line, when the family has entries at all.
+        Match::Blocklisted {
+            family: f,
+            kind: SetKind::Addresses,
+        } if *f == family && has_entries(blocklist, family) => {
             vec![with(format!(
                 "-m set --match-set {} src",
                 ipset_name(family)
@@ -218,7 +231,7 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
         let _ = writeln!(out, ":{PUBLISHED_CHAIN} - [0:0]");
     }
     for rule in &ruleset.input {
-        let lines = rule_lines(rule, family);
+        let lines = rule_lines(rule, family, &ruleset.blocklist);
         if lines.is_empty() {
             continue;
         }
@@ -307,28 +320,9 @@ pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
         return None;
     }
     let mut out = String::new();
-    for (family, nets, inet) in [
-        (
-            Family::Ipv4,
-            ruleset
-                .blocklist
-                .ipv4
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            "inet",
-        ),
-        (
-            Family::Ipv6,
-            ruleset
-                .blocklist
-                .ipv6
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            "inet6",
-        ),
-    ] {
+    let v4 = ranges_as_cidrs(&ruleset.blocklist.ipv4);
+    let v6 = ranges_as_cidrs(&ruleset.blocklist.ipv6);
+    for (family, nets, inet) in [(Family::Ipv4, v4, "inet"), (Family::Ipv6, v6, "inet6")] {
         if nets.is_empty() {
             continue;
         }
@@ -344,4 +338,14 @@ pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// ipset's hash:net takes CIDR blocks only: a merged range becomes the
+/// fewest blocks that cover it.
+fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
+    ranges
+        .ranges()
+        .iter()
+        .flat_map(|&(a, b)| cidrs(a, b))
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! (both families in one table, so IPv6 can never be forgotten), replaced in
 //! one transaction, touching no other table.
 
+use super::blocklist::{Key, Ranges, SETS, SetContents, SetKind, nft_element, set_name};
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
@@ -12,9 +13,14 @@ use std::fmt::Write;
 pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "autofw";
 
-/// The name of the blocklist set of a family.
-pub fn blocklist_set(family: Family) -> &'static str {
-    family.pick("blocklist_v4", "blocklist_v6")
+/// Whether the blocklist sets are written with their elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elements {
+    /// In the script (`autofw propose`): loadable by hand with `nft -f`.
+    Inline,
+    /// Declared empty: apply adds the elements in bounded batches after the
+    /// table is loaded, so no nft process ever holds the whole list.
+    Separate,
 }
 
 /// The dynamic set that meters one port's new connections per source.
@@ -57,7 +63,9 @@ fn one_or_set(items: &[String]) -> String {
 fn statement(rule: &Rule) -> String {
     let matches = match &rule.matches {
         Match::Loopback => "iif \"lo\"".to_string(),
-        Match::Blocklisted { family } => format!("{} @{}", saddr(*family), blocklist_set(*family)),
+        Match::Blocklisted { family, kind } => {
+            format!("{} @{}", saddr(*family), set_name(*family, *kind))
+        }
         Match::ConntrackInvalid => "ct state invalid".to_string(),
         Match::ConntrackEstablished => "ct state established,related".to_string(),
         Match::TcpNewWithoutSyn => "tcp flags & (fin|syn|rst|ack) != syn ct state new".to_string(),
@@ -142,7 +150,7 @@ fn meter_timeout(r: &Rate) -> &'static str {
 }
 
 /// Render the whole script.
-pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
+pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> String {
     let mut out = String::new();
     // The contract with apply: these two lines first, so that the script
     // creates the table if missing, then deletes it, then defines it anew, in
@@ -155,37 +163,32 @@ pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
     }
     out.push_str(&format!("table {FAMILY} {TABLE} {{\n"));
 
-    for family in [Family::Ipv4, Family::Ipv6] {
-        let elements: Vec<String> = match family {
-            Family::Ipv4 => ruleset
-                .blocklist
-                .ipv4
-                .iter()
-                .map(|n| host_or_net(&n.to_string()))
-                .collect(),
-            Family::Ipv6 => ruleset
-                .blocklist
-                .ipv6
-                .iter()
-                .map(|n| host_or_net(&n.to_string()))
-                .collect(),
-        };
-        if elements.is_empty() {
-            continue;
+    if ruleset.blocklist.enabled {
+        for (family, kind) in SETS {
+            let listed: Vec<String> = match (family, elements) {
+                (_, Elements::Separate) => Vec::new(),
+                (Family::Ipv4, Elements::Inline) => set_elements(&ruleset.blocklist.ipv4, kind),
+                (Family::Ipv6, Elements::Inline) => set_elements(&ruleset.blocklist.ipv6, kind),
+            };
+            let what = match kind {
+                SetKind::Addresses => "single addresses: a hash set, one lookup per packet",
+                SetKind::Networks => "networks and ranges: an interval set",
+            };
+            let _ = writeln!(out, "\t# blocklist, {what}");
+            let _ = writeln!(out, "\tset {} {{", set_name(family, kind));
+            let _ = writeln!(out, "\t\ttype {}", addr_type(family));
+            if kind == SetKind::Networks {
+                out.push_str("\t\tflags interval\n");
+            }
+            if !listed.is_empty() {
+                out.push_str("\t\telements = {\n");
+                for e in &listed {
+                    let _ = writeln!(out, "\t\t\t{e},");
+                }
+                out.push_str("\t\t}\n");
+            }
+            out.push_str("\t}\n\n");
         }
-        let _ = writeln!(
-            out,
-            "\t# blocklist: an interval set, so {} entries cost one lookup per packet",
-            elements.len()
-        );
-        let _ = writeln!(out, "\tset {} {{", blocklist_set(family));
-        let _ = writeln!(out, "\t\ttype {}", addr_type(family));
-        out.push_str("\t\tflags interval\n");
-        out.push_str("\t\telements = {\n");
-        for e in &elements {
-            let _ = writeln!(out, "\t\t\t{e},");
-        }
-        out.push_str("\t\t}\n\t}\n\n");
     }
 
     for rule in &ruleset.input {
@@ -244,6 +247,57 @@ pub fn render(ruleset: &Ruleset, header: &[String]) -> String {
     out.push_str("\t\ttype filter hook output priority filter; policy accept;\n");
     out.push_str("\t}\n");
     out.push_str("}\n");
+    out
+}
+
+/// The elements of one set as nft writes them.
+fn set_elements<K: Key>(ranges: &Ranges<K>, kind: SetKind) -> Vec<String> {
+    match kind {
+        SetKind::Addresses => ranges.addresses().map(Key::show).collect(),
+        SetKind::Networks => ranges.networks().map(|(a, b)| nft_element(a, b)).collect(),
+    }
+}
+
+/// The most elements one `add element` command of a boot file carries: the
+/// boot hook loads each file with its own `nft -f`, so none holds the whole
+/// list (nft needs about 380 bytes per element while parsing).
+pub const BATCH: usize = 50_000;
+
+/// `add element inet autofw SET { ... }` scripts of at most [`BATCH`]
+/// elements each, for every non-empty set: what the boot hook loads after
+/// the table (docs/persist.md).
+pub fn element_batches(sets: &SetContents) -> Vec<String> {
+    let mut out = Vec::new();
+    for (family, kind) in SETS {
+        let elements: Vec<String> = match (family, kind) {
+            (Family::Ipv4, SetKind::Addresses) => {
+                sets.v4.addresses.iter().map(|a| a.show()).collect()
+            }
+            (Family::Ipv4, SetKind::Networks) => sets
+                .v4
+                .networks
+                .iter()
+                .map(|&(a, b)| nft_element(a, b))
+                .collect(),
+            (Family::Ipv6, SetKind::Addresses) => {
+                sets.v6.addresses.iter().map(|a| a.show()).collect()
+            }
+            (Family::Ipv6, SetKind::Networks) => sets
+                .v6
+                .networks
+                .iter()
+                .map(|&(a, b)| nft_element(a, b))
+                .collect(),
+        };
+        for chunk in elements.chunks(BATCH) {
+            let mut text = format!("add element inet autofw {} {{\n", set_name(family, kind));
+            for e in chunk {
+                let _ = writeln!(text, "\t{e},");
+            }
+            text.push_str("}\n");
+            out.push(text);
+        }
+    }
     out
 }
 
@@ -309,13 +363,4 @@ fn published_chains(guard: &PublishedGuard) -> String {
     out.push_str("\t\tcounter drop comment \"published-closed\"\n");
     out.push_str("\t}\n");
     out
-}
-
-/// `198.51.100.7` for a /32 (or /128), the network otherwise: as nft lists it.
-fn host_or_net(net: &str) -> String {
-    net.strip_suffix("/32")
-        .filter(|a| !a.contains(':'))
-        .or_else(|| net.strip_suffix("/128"))
-        .unwrap_or(net)
-        .to_string()
 }

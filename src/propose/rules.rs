@@ -2,6 +2,7 @@
 //! rules of one opened port (limits, sources), the log and drop at the end,
 //! and the FORWARD policy. Pure.
 
+use super::blocklist::{SETS, SetKind};
 use super::choices::ServicePolicy;
 use super::rate::{Per, Rate};
 use super::ruleset::*;
@@ -88,22 +89,23 @@ pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
         "loopback",
         "loopback: programs on this host talk to each other over lo",
     )];
-    for (family, count) in [
-        (Family::Ipv4, blocklist.ipv4.len()),
-        (Family::Ipv6, blocklist.ipv6.len()),
-    ] {
-        if count > 0 {
+    if blocklist.enabled {
+        for (family, kind) in SETS {
+            let what = match kind {
+                SetKind::Addresses => {
+                    "address (a hash set: one lookup per packet however long the list)"
+                }
+                SetKind::Networks => "network or range (an interval set)",
+            };
+            let family_name = match family {
+                Family::Ipv4 => "IPv4",
+                Family::Ipv6 => "IPv6",
+            };
             rules.push(rule(
-                Match::Blocklisted { family },
+                Match::Blocklisted { family, kind },
                 Action::Drop,
                 "blocklist",
-                format!(
-                    "blocklist: {count} {} network(s), one set lookup per packet however long the list",
-                    match family {
-                        Family::Ipv4 => "IPv4",
-                        Family::Ipv6 => "IPv6",
-                    }
-                ),
+                format!("blocklist: packets from a listed {family_name} {what}"),
             ));
         }
     }

@@ -5,10 +5,12 @@
 //! [`Ruleset::admits`] walks the same list, so apply's lockout guard reasons
 //! about exactly what gets loaded. Serialized as-is by `propose --json`.
 
+use super::blocklist::{Ranges, SetKind, nft_element};
 use super::rate::Rate;
 use crate::model::Proto;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use serde::Serialize;
+use serde::ser::SerializeStruct;
 use std::net::IpAddr;
 
 /// An IP family, for rules that apply to one only.
@@ -82,8 +84,9 @@ impl IcmpType {
 pub enum Match {
     /// Packets that arrive on `lo`.
     Loopback,
-    /// Source address in the blocklist set of this family.
-    Blocklisted { family: Family },
+    /// Source address in one blocklist set of this family: its single
+    /// addresses (a hash set) or its networks (an interval set).
+    Blocklisted { family: Family, kind: SetKind },
     /// Conntrack says the packet belongs to no valid connection.
     ConntrackInvalid,
     /// Conntrack says established or related.
@@ -252,22 +255,56 @@ pub struct Closed {
     pub to_open: Option<String>,
 }
 
-/// The blocklist, merged into non-overlapping networks, sorted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// The blocklist, merged into sorted, disjoint ranges per family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Blocklist {
-    pub ipv4: Vec<Ipv4Net>,
-    pub ipv6: Vec<Ipv6Net>,
+    /// A blocklist was asked for: its four sets and rules exist, even
+    /// empty, so that `autofw blocklist refresh` only ever changes elements.
+    pub enabled: bool,
+    pub ipv4: Ranges<u32>,
+    pub ipv6: Ranges<u128>,
 }
 
 impl Blocklist {
     pub fn is_empty(&self) -> bool {
         self.ipv4.is_empty() && self.ipv6.is_empty()
     }
+    /// Entries after merging, both families.
+    pub fn len(&self) -> usize {
+        self.ipv4.len() + self.ipv6.len()
+    }
     pub fn contains(&self, addr: IpAddr) -> bool {
+        self.kind_of(addr).is_some()
+    }
+    /// Which set holds `addr`, if any.
+    pub fn kind_of(&self, addr: IpAddr) -> Option<SetKind> {
         match addr {
-            IpAddr::V4(a) => self.ipv4.iter().any(|n| n.contains(&a)),
-            IpAddr::V6(a) => self.ipv6.iter().any(|n| n.contains(&a)),
+            IpAddr::V4(a) => self.ipv4.kind_of(u32::from(a)),
+            IpAddr::V6(a) => self.ipv6.kind_of(u128::from(a)),
         }
+    }
+}
+
+/// `{"ipv4": ["198.51.100.7", "203.0.113.0/24", ...], "ipv6": [...]}`: as
+/// nft writes the elements.
+impl Serialize for Blocklist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v4: Vec<String> = self
+            .ipv4
+            .ranges()
+            .iter()
+            .map(|&(a, b)| nft_element(a, b))
+            .collect();
+        let v6: Vec<String> = self
+            .ipv6
+            .ranges()
+            .iter()
+            .map(|&(a, b)| nft_element(a, b))
+            .collect();
+        let mut st = s.serialize_struct("Blocklist", 2)?;
+        st.serialize_field("ipv4", &v4)?;
+        st.serialize_field("ipv6", &v6)?;
+        st.end()
     }
 }
 
@@ -307,7 +344,9 @@ impl Ruleset {
         for rule in &self.input {
             let hit = match &rule.matches {
                 Match::Loopback => source.is_loopback(),
-                Match::Blocklisted { family: f } => *f == family && self.blocklist.contains(source),
+                Match::Blocklisted { family: f, kind } => {
+                    *f == family && self.blocklist.kind_of(source) == Some(*kind)
+                }
                 Match::ConntrackInvalid
                 | Match::ConntrackEstablished
                 | Match::TcpNewWithoutSyn

@@ -60,6 +60,8 @@ pub enum Kind {
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
+    /// The live blocklist sets differ from what was loaded or from the files.
+    BlocklistDiffers,
     /// A rollback window is open that can no longer be confirmed: the
     /// machine restarted, or its watchdog is gone.
     UnguardedWindow,
@@ -80,6 +82,7 @@ impl Kind {
             Kind::NothingApplied => "nothing-applied",
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
+            Kind::BlocklistDiffers => "blocklist-differs",
             Kind::UnguardedWindow => "unguarded-window",
             Kind::RollbackOverdue => "rollback-overdue",
             Kind::UnopenedListener => "unopened-listener",
@@ -435,6 +438,7 @@ mod tests {
             persisted: false,
             closed,
             listening: Some(listening),
+            blocklist: None,
         }
     }
 

@@ -15,10 +15,11 @@ use super::drift::Kind;
 use super::render::Report;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 9] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
+    Kind::BlocklistDiffers,
     Kind::UnguardedWindow,
     Kind::RollbackOverdue,
     Kind::UnopenedListener,

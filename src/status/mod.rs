@@ -13,6 +13,7 @@
 //!   watchdog's lock to see whether it is held), so it is safe to run
 //!   from cron or a monitoring agent, even during an apply.
 
+pub mod blocklist;
 /// Moved to firewall (confirm compares too); here for the paths that name it.
 pub use crate::firewall::compare;
 pub mod drift;
@@ -26,9 +27,13 @@ use std::io::Write;
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::read_live;
+use crate::firewall::{nft, nft_sets};
+use crate::propose::gather::read_recorded_blocklist;
+use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
+use blocklist::BlocklistCheck;
 use drift::WindowState;
 use render::Report;
 
@@ -70,7 +75,21 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
         _ => None,
     };
-    let assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    if let Some(check) = match &record {
+        Some(r) if r.rolled_back_at.is_none() => read_blocklist(r)?,
+        _ => None,
+    } {
+        // After the findings about the rules as a whole, before the ports.
+        let at = assessment
+            .findings
+            .iter()
+            .position(|f| f.kind > drift::Kind::RollbackOverdue)
+            .unwrap_or(assessment.findings.len());
+        for (i, finding) in blocklist::findings(&check).into_iter().enumerate() {
+            assessment.findings.insert(at + i, finding);
+        }
+    }
     let report = Report::new(
         state.root().to_path_buf(),
         now,
@@ -141,6 +160,28 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The blocklist sets by count and digest: as recorded, as live (read from
+/// the kernel: exact, about 18 s at a million, see docs/status.md), and as
+/// the files say now. `None` without a blocklist or with the iptables
+/// backend.
+fn read_blocklist(record: &AppliedRecord) -> anyhow::Result<Option<BlocklistCheck>> {
+    let Some(recorded) = &record.blocklist else {
+        return Ok(None);
+    };
+    if record.backend != crate::record::Backend::Nft || !nft::autofw_table_exists()? {
+        return Ok(None);
+    }
+    let live = nft_sets::read_live()?.map(|sets| sets.summaries());
+    let files = read_recorded_blocklist(&recorded.files, &recorded.inline, recorded.skip_bad_lines)
+        .map(|sets| sets.summaries())
+        .map_err(|e| format!("{e:#}"));
+    Ok(Some(BlocklistCheck {
+        recorded: recorded.sets.clone(),
+        live,
+        files,
+    }))
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -236,6 +236,7 @@ mod tests {
                 reason: "kept closed by --block ftp".into(),
             }],
             listening: Some(Vec::new()),
+            blocklist: None,
         }
     }
 

@@ -241,3 +241,36 @@ pub fn stale_hole(spec: &str, service: &str, on_loopback: bool) -> Words {
         ),
     )
 }
+
+/// Live blocklist sets that are not what apply or the last refresh loaded.
+pub fn blocklist_changed(sets: &[String]) -> Words {
+    (
+        format!(
+            "the live blocklist {} not what autofw loaded: {}",
+            plural(sets.len(), "set is", "sets are"),
+            sets.join(", ")
+        ),
+        "run `autofw blocklist refresh` to load the files' content again".to_string(),
+    )
+}
+
+/// Blocklist files that no longer parse (a refresh would fail on them).
+pub fn blocklist_unreadable(problem: &str) -> Words {
+    (
+        format!("the blocklist files no longer read cleanly: {problem}"),
+        "fix the file (or refresh with --skip-bad-lines); the live sets keep the last good list"
+            .to_string(),
+    )
+}
+
+/// Blocklist files whose content the live sets do not hold.
+pub fn blocklist_stale(sets: &[String]) -> Words {
+    (
+        format!(
+            "the blocklist files changed since the live sets were loaded (a refresh failed or \
+             has not run): {}",
+            sets.join(", ")
+        ),
+        "run `autofw blocklist refresh`".to_string(),
+    )
+}

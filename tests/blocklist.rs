@@ -1,0 +1,388 @@
+//! Blocklists at scale, end to end in namespaces: a 100,000-entry mixed
+//! IPv4/IPv6 list loads through `apply` (sets compared element by element
+//! with what the files say), packets from a listed address are dropped
+//! while the rest pass, `autofw blocklist refresh` ends with exactly the new
+//! content without touching a rule, a malformed list changes nothing, and a
+//! rollback puts the previous elements back exactly. The million-entry run
+//! is the benchmark (tests/bench/blocklist.sh), not a test.
+
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::Path;
+
+/// A listed source address the client probes from (documentation range).
+const LISTED_CLIENT: &str = "192.0.2.3";
+/// Another client address, listed only after the refresh.
+const LISTED_LATER: &str = "192.0.2.4";
+
+/// What a list file holds, as the tests expect nft to list it.
+#[derive(Default, Clone)]
+struct Expected {
+    v4: BTreeSet<String>,
+    v6: BTreeSet<String>,
+    net_v4: BTreeSet<String>,
+    net_v6: BTreeSet<String>,
+}
+
+/// A deterministic pseudo-random sequence (no crate needed for a test list).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 16
+    }
+}
+
+/// `count` IPv4 addresses in 10.0.0.0/9 and IPv6 addresses in
+/// 2001:db8:ff00::/40 (list data only: no traffic goes there), unique.
+fn addresses(seed: u64, v4_count: usize, v6_count: usize) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut rng = Lcg(seed);
+    let mut v4 = BTreeSet::new();
+    while v4.len() < v4_count {
+        let n = rng.next() as u32 & 0x007f_fffe;
+        v4.insert(std::net::Ipv4Addr::from(0x0a00_0000 | n).to_string());
+    }
+    let mut v6 = BTreeSet::new();
+    while v6.len() < v6_count {
+        let n = u128::from(rng.next()) & 0xffff_ffff_fffe;
+        let base: u128 = 0x2001_0db8_ff00_0000_0000_0000_0000_0000;
+        v6.insert(std::net::Ipv6Addr::from(base | n).to_string());
+    }
+    (v4, v6)
+}
+
+/// Write `expected` as a list in the formats people download: a Spamhaus
+/// header, `; SBL` comments, FireHOL `#` lines, blank lines, duplicates.
+fn write_list(path: &Path, e: &Expected) {
+    let mut text = String::from("; Spamhaus DROP List 2026/11/28 - (c) test\n; Expires: never\n\n");
+    text.push_str("# FireHOL style comment\n");
+    for (i, net) in e.net_v4.iter().enumerate() {
+        let _ = writeln!(text, "{net} ; SBL{i}");
+    }
+    for a in e.v4.iter().chain(&e.v6).chain(&e.net_v6) {
+        let _ = writeln!(text, "{a}");
+    }
+    // A duplicate and an address inside a listed network: merged away.
+    if let Some(first) = e.v4.iter().next() {
+        let _ = writeln!(text, "{first}");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The live content of the four sets, as nft lists them in JSON.
+fn live_sets(ns: &Netns) -> Expected {
+    let mut out = Expected::default();
+    for (name, into) in [
+        ("blocklist_v4", &mut out.v4),
+        ("blocklist_v6", &mut out.v6),
+        ("blocklist_net_v4", &mut out.net_v4),
+        ("blocklist_net_v6", &mut out.net_v6),
+    ] {
+        let json: Value =
+            serde_json::from_str(&ns.ok(&["nft", "-j", "list", "set", "inet", "autofw", name]))
+                .unwrap();
+        let set = json["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|o| o.get("set"))
+            .unwrap();
+        for elem in set["elem"].as_array().into_iter().flatten() {
+            let text = match elem {
+                Value::String(s) => s.clone(),
+                Value::Object(o) if o.contains_key("prefix") => {
+                    format!(
+                        "{}/{}",
+                        o["prefix"]["addr"].as_str().unwrap(),
+                        o["prefix"]["len"]
+                    )
+                }
+                Value::Object(o) if o.contains_key("range") => format!(
+                    "{}-{}",
+                    o["range"][0].as_str().unwrap(),
+                    o["range"][1].as_str().unwrap()
+                ),
+                other => panic!("unexpected element {other}"),
+            };
+            into.insert(text);
+        }
+    }
+    out
+}
+
+fn assert_sets(ns: &Netns, expected: &Expected, when: &str) {
+    let live = live_sets(ns);
+    for (name, l, e) in [
+        ("blocklist_v4", &live.v4, &expected.v4),
+        ("blocklist_v6", &live.v6, &expected.v6),
+        ("blocklist_net_v4", &live.net_v4, &expected.net_v4),
+        ("blocklist_net_v6", &live.net_v6, &expected.net_v6),
+    ] {
+        let missing: Vec<_> = e.difference(l).take(5).collect();
+        let extra: Vec<_> = l.difference(e).take(5).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty() && l.len() == e.len(),
+            "{when}: {name}: live {} vs expected {}; missing {missing:?}, extra {extra:?}",
+            l.len(),
+            e.len()
+        );
+    }
+}
+
+/// Can the client reach http (80) on the server from `source`?
+fn http_from(host: &Host, source: &str) -> bool {
+    let out = host.client.sh(&format!(
+        "socat -u TCP:{SERVER_V4}:80,bind={source},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
+    ));
+    text(&out.stdout).contains("rc=0")
+}
+
+fn refresh(host: &Host) -> std::process::Output {
+    host.server.autofw(&[
+        "blocklist",
+        "refresh",
+        "--state-dir",
+        &host.state(),
+        "--root",
+        &host.dir.path().join("root").to_string_lossy(),
+    ])
+}
+
+#[test]
+fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("bl");
+    for a in [LISTED_CLIENT, LISTED_LATER] {
+        host.client
+            .ok(&["ip", "addr", "add", &format!("{a}/24"), "dev", "eth0"]);
+    }
+    let dir = host.dir.path();
+    let list = dir.join("drop.txt");
+    std::fs::write(
+        dir.join("policy.toml"),
+        "[blocklist]\nfiles = [\"drop.txt\"]\n",
+    )
+    .unwrap();
+    let policy = dir.join("policy.toml").to_string_lossy().into_owned();
+
+    // 100,000 entries: 74,000 IPv4 and 25,000 IPv6 addresses, 1,000 networks.
+    let (mut v4, v6) = addresses(1, 74_000, 25_000);
+    v4.insert(LISTED_CLIENT.to_string());
+    let mut first = Expected {
+        v4,
+        v6,
+        ..Default::default()
+    };
+    for i in 0..500 {
+        first.net_v4.insert(format!("10.200.{}.0/24", i % 128 * 2));
+        first
+            .net_v6
+            .insert(format!("2001:db8:{:x}::/48", 0x100 + i * 2));
+    }
+    write_list(&list, &first);
+
+    let out = host.apply(&["--policy", &policy, "--no-wait"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    // One line a set, never the elements.
+    assert!(
+        stdout.contains("blocklist_v4: 74,001 entries, +74,001 −0 since the live set"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(LISTED_CLIENT), "elements were printed");
+    assert!(
+        stdout.lines().count() < 400,
+        "{} lines",
+        stdout.lines().count()
+    );
+    let confirmed = host.confirm();
+    assert!(confirmed.status.success(), "{}", show(&confirmed));
+    assert_sets(&host.server, &first, "after apply");
+    let rules_before = host
+        .server
+        .ok(&["nft", "-t", "list", "table", "inet", "autofw"]);
+
+    // Packets from the listed address are dropped, the rest pass.
+    assert!(http_from(&host, CLIENT_V4), "an unlisted source is let in");
+    assert!(
+        !http_from(&host, LISTED_CLIENT),
+        "a listed source is dropped"
+    );
+
+    // Refresh: half the addresses go, new ones come, the networks change.
+    let mut second = first.clone();
+    second.v4 = first.v4.iter().step_by(2).cloned().collect();
+    second.v4.remove(LISTED_CLIENT);
+    second.v4.insert(LISTED_LATER.to_string());
+    second.v6 = first.v6.iter().skip(1).step_by(2).cloned().collect();
+    let (new_v4, new_v6) = addresses(2, 5_000, 5_000);
+    second.v4.extend(new_v4);
+    second.v6.extend(new_v6);
+    second.net_v4.remove("10.200.0.0/24");
+    second.net_v4.insert("10.201.0.0/16".to_string());
+    write_list(&list, &second);
+    let out = refresh(&host);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("since the live set"),
+        "{}",
+        show(&out)
+    );
+    assert_sets(&host.server, &second, "after refresh");
+    assert_eq!(
+        host.server
+            .ok(&["nft", "-t", "list", "table", "inet", "autofw"]),
+        rules_before,
+        "refresh changed the rules"
+    );
+    assert!(http_from(&host, LISTED_CLIENT), "no longer listed: let in");
+    assert!(
+        !http_from(&host, LISTED_LATER),
+        "listed by the refresh: dropped"
+    );
+
+    // status: the live sets match the files.
+    let status = host
+        .server
+        .autofw(&["status", "--state-dir", &host.state(), "--json"]);
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    assert!(
+        !text(&status.stdout).contains("blocklist-differs"),
+        "{}",
+        show(&status)
+    );
+    assert!(report.is_object(), "{}", show(&status));
+
+    // A malformed line: the refresh fails naming it, and nothing changes.
+    let mut bad = std::fs::read_to_string(&list).unwrap();
+    let line = bad.lines().count() + 1;
+    bad.push_str("203.0.113.0/33\n");
+    std::fs::write(&list, &bad).unwrap();
+    let out = refresh(&host);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!("drop.txt:{line}:")),
+        "{}",
+        show(&out)
+    );
+    assert_sets(&host.server, &second, "after a failed refresh");
+
+    // The files changed behind the live sets: status says so.
+    let status = host
+        .server
+        .autofw(&["status", "--state-dir", &host.state()]);
+    assert!(
+        text(&status.stdout).contains("blocklist"),
+        "{}",
+        show(&status)
+    );
+
+    // Sets edited by hand: status says so, and a refresh repairs them.
+    let mut third = second.clone();
+    let dropped = third.v4.iter().nth(7).cloned().unwrap();
+    third.v4.remove(&dropped);
+    write_list(&list, &third);
+    host.server.ok(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "autofw",
+        "blocklist_v4",
+        &format!("{{ {dropped} }}"),
+    ]);
+    host.server.ok(&[
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "autofw",
+        "blocklist_v4",
+        "{ 198.51.100.77 }",
+    ]);
+    let status = host
+        .server
+        .autofw(&["status", "--state-dir", &host.state()]);
+    assert!(
+        text(&status.stdout).contains("not what autofw loaded"),
+        "{}",
+        show(&status)
+    );
+    let out = refresh(&host);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_sets(&host.server, &third, "refresh after a hand edit");
+    let second = third;
+
+    // A new apply rolled back: the refreshed elements come back exactly.
+    write_list(&list, &first);
+    let out = host.apply(&["--policy", &policy, "--no-wait"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_sets(&host.server, &first, "second apply");
+    let out = host
+        .server
+        .autofw(&["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_sets(&host.server, &second, "after rollback");
+}
+
+#[test]
+fn a_malformed_list_changes_nothing_at_apply() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("blbad");
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("scan.json");
+    write_scan(&scan, &[("ssh", "sshd", 22)]);
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[blocklist]\nfiles = [\"list.txt\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("list.txt"),
+        "198.51.100.7\n; comment\n203.0.113.5/24 ; SBL1\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let policy = dir.path().join("policy.toml");
+    let args = [
+        "apply",
+        "--confirm",
+        "--yes",
+        "--no-wait",
+        "--from",
+        scan.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let out = ns.autofw(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("list.txt:3:") && err.contains("did you mean `203.0.113.0/24`"),
+        "{err}"
+    );
+    assert!(!ns.ruleset().contains("autofw"), "{}", ns.ruleset());
+    // --skip-bad-lines: counted, reported, and the rest loads.
+    let mut skipping = args.to_vec();
+    skipping.push("--skip-bad-lines");
+    let out = ns.autofw(&skipping);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("skipped 1 malformed blocklist line"),
+        "{}",
+        show(&out)
+    );
+    let listed = ns.ok(&["nft", "list", "set", "inet", "autofw", "blocklist_v4"]);
+    assert!(listed.contains("198.51.100.7"), "{listed}");
+}
