@@ -71,7 +71,7 @@ apt-get -o DPkg::Lock::Timeout=600 install -y -qq "./$deb" >/dev/null
 version=$(/usr/sbin/autofw --version)
 [[ $version == "autofw "* ]] || fail "autofw --version said: $version"
 # What an operator runs first, with no Rust toolchain needed: scan reads only.
-/usr/sbin/autofw scan --all >"$work/scan.out" || fail "autofw scan failed: $(cat "$work/scan.out")"
+/usr/sbin/autofw scan --all >"$work/scan.out" 2>&1 || fail "autofw scan failed: $(cat "$work/scan.out")"
 
 # Man pages: the command and each subcommand, with the sections promised.
 for page in autofw autofw-apply autofw-status autofw-log; do
