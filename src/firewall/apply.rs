@@ -178,9 +178,11 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         &rules,
         &proposal,
         at_apply,
-        sets.as_ref(),
-        recorded.as_ref(),
-        blocklist,
+        BlocklistLoad {
+            sets: sets.as_ref(),
+            recorded: recorded.as_ref(),
+            record: blocklist,
+        },
     )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
@@ -268,6 +270,14 @@ fn report_loaded(
     Ok(exit::OK)
 }
 
+/// The blocklist side of an apply (nft): the sets to load, what autofw
+/// loaded last (the live sets, for the snapshot), and what to record.
+struct BlocklistLoad<'a> {
+    sets: Option<&'a SetContents>,
+    recorded: Option<&'a SetContents>,
+    record: Option<BlocklistRecord>,
+}
+
 /// What is saved before the change, and how to undo the bookkeeping if the
 /// change never happens.
 struct Pending {
@@ -288,10 +298,13 @@ impl Pending {
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
-        sets: Option<&SetContents>,
-        recorded: Option<&SetContents>,
-        blocklist: Option<BlocklistRecord>,
+        blocklist: BlocklistLoad<'_>,
     ) -> anyhow::Result<Pending> {
+        let BlocklistLoad {
+            sets,
+            recorded,
+            record: blocklist,
+        } = blocklist;
         let previous_record = std::fs::read(state.applied_path()).ok();
         let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
         let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
