@@ -157,7 +157,8 @@ pub enum BlocklistCommand {
     /// does not parse changes nothing and is named (file:line), unless
     /// --skip-bad-lines. When the rules are persisted, the boot files get
     /// the new list too. For cron:
-    ///   17 * * * *  root  curl -sf -o /etc/autofw/drop.txt https://www.spamhaus.org/drop/drop.txt && autofw blocklist refresh
+    ///   17 * * * *  root  curl -fsS -o /etc/autofw/drop.new https://www.spamhaus.org/drop/drop.txt && mv /etc/autofw/drop.new /etc/autofw/drop.txt && autofw blocklist refresh
+    /// (a systemd timer in docs/apply.md)
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Refresh(RefreshArgs),
 }

@@ -294,9 +294,8 @@ fn report_loaded(
     Ok(exit::OK)
 }
 
-/// The nft blocklist an apply loads: the sets' elements (loaded apart from
-/// the rules), what autofw loaded last (the live sets, without dumping
-/// them), and what the record keeps of it.
+/// The blocklist side of an apply (nft): the sets to load, what autofw
+/// loaded last (the live sets, for the snapshot), and what to record.
 struct BlocklistLoad<'a> {
     sets: Option<&'a SetContents>,
     recorded: Option<&'a SetContents>,
@@ -323,7 +322,7 @@ impl Pending {
         rules: &Rules,
         proposal: &Proposal,
         at_apply: AtApply,
-        blocklist: BlocklistLoad,
+        blocklist: BlocklistLoad<'_>,
     ) -> anyhow::Result<Pending> {
         let BlocklistLoad {
             sets,

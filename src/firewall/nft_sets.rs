@@ -391,9 +391,10 @@ pub fn fill(content: &SetContents) -> anyhow::Result<()> {
 /// even in long lists). Returns the `(added, removed)` count of each set.
 pub fn update(live: &SetContents, new: &SetContents) -> anyhow::Result<Vec<(usize, usize)>> {
     let mut t = Transaction::new();
-    let mut changes = Vec::new();
-    changes.push(update_family(&mut t, Family::Ipv4, &live.v4, &new.v4));
-    changes.push(update_family(&mut t, Family::Ipv6, &live.v6, &new.v6));
+    let changes = [
+        update_family(&mut t, Family::Ipv4, &live.v4, &new.v4),
+        update_family(&mut t, Family::Ipv6, &live.v6, &new.v6),
+    ];
     t.commit()?;
     Ok(changes.into_iter().flatten().collect())
 }
@@ -546,7 +547,7 @@ fn begin_attr(buf: &mut Vec<u8>, kind: u16) -> usize {
 fn end_attr(buf: &mut Vec<u8>, at: usize) {
     let len = (buf.len() - at) as u16;
     buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
