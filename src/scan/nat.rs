@@ -56,7 +56,10 @@ fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
 /// namespace, and the ports the engines publish.
 pub fn read_nat_facts() -> NatFacts {
     let mut facts = NatFacts::default();
-    if let Some(result) = read_tool("nft", &["-j", "list", "ruleset"]) {
+    // Terse (`-t`): named sets without their elements (the DNAT rules keep
+    // their inline sets). A million-entry blocklist otherwise makes this
+    // listing 40 s and 630 MB (docs/propose.md).
+    if let Some(result) = read_tool("nft", &["-j", "-t", "list", "ruleset"]) {
         match result.and_then(|json| parse_nft_ruleset(&json)) {
             Ok(forwards) => facts.forwards.extend(forwards),
             Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
