@@ -11,7 +11,7 @@
 //! `apply --persist` then writes only the rules files and the enabling link
 //! (docs/persist.md).
 
-use crate::propose::render_iptables::INPUT_CHAIN;
+use crate::propose::render_iptables::{DOCKER_USER, INPUT_CHAIN, PUBLISHED_CHAIN};
 use crate::record::Backend;
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
@@ -62,6 +62,78 @@ const DROP_JUMP_V6: &[&str] = &[
     INPUT_CHAIN,
 ];
 
+/// Delete the DOCKER-USER jump into the published-ports chain (propose's
+/// `DOCKER_USER_JUMP`), as the INPUT jump is deleted: the restore inserts it.
+const DROP_DOCKER_JUMP_V4: &[&str] = &[
+    "/usr/sbin/iptables",
+    "-w",
+    "-D",
+    DOCKER_USER,
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "DNAT",
+    "-j",
+    PUBLISHED_CHAIN,
+];
+const DROP_DOCKER_JUMP_V6: &[&str] = &[
+    "/usr/sbin/ip6tables",
+    "-w",
+    "-D",
+    DOCKER_USER,
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "DNAT",
+    "-j",
+    PUBLISHED_CHAIN,
+];
+
+/// Create DOCKER-USER (empty: at boot Docker has not started yet) when the
+/// saved rules jump from it, and only then: `find` runs the second `-exec`
+/// only if `grep` found the chain. Creating, never declaring in the rules
+/// file: a declaration would flush Docker's chain on a restart of the unit.
+const MAKE_DOCKER_USER_V4: &[&str] = &[
+    "/usr/bin/find",
+    "/etc/autofw",
+    "-maxdepth",
+    "1",
+    "-name",
+    "rules.v4",
+    "-exec",
+    "/usr/bin/grep",
+    "-q",
+    PUBLISHED_CHAIN,
+    "{}",
+    "\\;",
+    "-exec",
+    "/usr/sbin/iptables",
+    "-w",
+    "-N",
+    DOCKER_USER,
+    "\\;",
+];
+const MAKE_DOCKER_USER_V6: &[&str] = &[
+    "/usr/bin/find",
+    "/etc/autofw",
+    "-maxdepth",
+    "1",
+    "-name",
+    "rules.v6",
+    "-exec",
+    "/usr/bin/grep",
+    "-q",
+    PUBLISHED_CHAIN,
+    "{}",
+    "\\;",
+    "-exec",
+    "/usr/sbin/ip6tables",
+    "-w",
+    "-N",
+    DOCKER_USER,
+    "\\;",
+];
+
 /// Each `/etc/autofw/blocklist-NNNN.nft` loaded by its own `nft -f`. The
 /// quoting and `\;` read the same to systemd and to sh.
 const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
@@ -105,6 +177,28 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
             },
             BootCommand {
                 argv: DROP_JUMP_V6,
+                may_fail: true,
+                why: "the same for IPv6",
+            },
+            BootCommand {
+                argv: DROP_DOCKER_JUMP_V4,
+                may_fail: true,
+                why: "drop the jump from Docker's DOCKER-USER into autofw's published-ports \
+                      chain loaded before, for the same reason; fails harmlessly when there is none",
+            },
+            BootCommand {
+                argv: DROP_DOCKER_JUMP_V6,
+                may_fail: true,
+                why: "the same for IPv6",
+            },
+            BootCommand {
+                argv: MAKE_DOCKER_USER_V4,
+                may_fail: true,
+                why: "create DOCKER-USER when the saved rules jump from it and Docker has not \
+                      started yet (Docker keeps a chain that exists, and jumps to it first)",
+            },
+            BootCommand {
+                argv: MAKE_DOCKER_USER_V6,
                 may_fail: true,
                 why: "the same for IPv6",
             },
@@ -266,6 +360,10 @@ mod tests {
             [
                 "-/usr/sbin/iptables -w -D INPUT -j AUTOFW-INPUT",
                 "-/usr/sbin/ip6tables -w -D INPUT -j AUTOFW-INPUT",
+                "-/usr/sbin/iptables -w -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
+                "-/usr/sbin/ip6tables -w -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
+                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v4 -exec /usr/bin/grep -q AUTOFW-PUBLISHED {} \\; -exec /usr/sbin/iptables -w -N DOCKER-USER \\;",
+                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v6 -exec /usr/bin/grep -q AUTOFW-PUBLISHED {} \\; -exec /usr/sbin/ip6tables -w -N DOCKER-USER \\;",
                 "-/usr/sbin/ipset restore -exist -file /etc/autofw/ipsets",
                 "/usr/sbin/iptables-restore -w --noflush /etc/autofw/rules.v4",
                 "/usr/sbin/ip6tables-restore -w --noflush /etc/autofw/rules.v6",

@@ -343,3 +343,31 @@ fn scan_reads_legacy_and_native_dnats_once_each() {
         show(&out)
     );
 }
+
+/// The iptables boot hook loads the guard before Docker starts: it creates
+/// DOCKER-USER for the jump (Docker keeps a chain that exists), and a
+/// restart of the unit leaves one jump, not two.
+#[test]
+fn iptables_boot_hook_creates_docker_user_for_the_guard() {
+    if !require_root() {
+        return;
+    }
+    let root = crate::persist::systemd_image();
+    let r = root.path().to_str().unwrap();
+    {
+        let routed = Routed::new("fwdboot");
+        routed.server.sh_ok(
+            "iptables -t nat -A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.88.0.2:80",
+        );
+        routed.apply_confirmed(&["--backend", "iptables", "--persist", "--root", r]);
+    }
+    let fresh = Netns::new("fwdreboot");
+    let jump = "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+    for boot in 0..2 {
+        crate::persist::boot_with_unit(&fresh, root.path(), "autofw-iptables.service");
+        let saved = fresh.sh_ok("iptables-save -t filter");
+        assert_eq!(saved.matches(jump).count(), 1, "boot {boot}:\n{saved}");
+        assert!(saved.contains(":AUTOFW-PUBLISHED - [0:0]"), "{saved}");
+        assert!(saved.contains("--ctorigdstport 8080"), "{saved}");
+    }
+}

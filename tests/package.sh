@@ -114,9 +114,14 @@ for unit in autofw.service autofw-iptables.service autofw-status.service autofw-
     fail "$unit was enabled by installing the package"
   fi
 done
-if grep -h '^ExecStart=' /lib/systemd/system/autofw.service /lib/systemd/system/autofw-iptables.service \
-  | grep -q 'autofw '; then
-  fail "the boot hook runs autofw"
+# The programs the boot hooks run (each ExecStart's first word, and what
+# find -exec runs): none is autofw.
+hooks=(/lib/systemd/system/autofw.service /lib/systemd/system/autofw-iptables.service)
+programs=$(sed -nE 's/^ExecStart=[-@:+!]*"?([^" ]+)"?.*/\1/p' "${hooks[@]}"
+  sed -nE 's/^ExecStart=.* -exec "?([^" ]+)"? .*/\1/p' "${hooks[@]}")
+[[ -n $programs ]] || fail "no ExecStart in the boot hooks"
+if grep -qE '(^|/)autofw$' <<<"$programs"; then
+  fail "the boot hook runs autofw: $(tr '\n' ' ' <<<"$programs")"
 fi
 [[ $(stat -c %a /var/lib/autofw) == 700 ]] || fail "/var/lib/autofw is not 0700"
 # systemd's own check of the shipped units (it works without systemd running).

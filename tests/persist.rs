@@ -213,7 +213,7 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
 /// failure fails the boot, as it fails the unit). The unit's absolute
 /// `/etc/autofw/...` arguments are looked up under `root`, where the test
 /// persisted them. Returns the unit's text.
-fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
+pub(crate) fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
     let link = root
         .join("etc/systemd/system/sysinit.target.wants")
         .join(unit);
@@ -263,7 +263,7 @@ fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
 }
 
 /// An image root with systemd installed.
-fn systemd_image() -> tempfile::TempDir {
+pub(crate) fn systemd_image() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
     std::fs::write(root.path().join("usr/lib/systemd/systemd"), "").unwrap();

@@ -649,3 +649,51 @@ fn policy_sources_limits_and_blocklist_hold_under_iptables() {
     }
     assert_policy_holds("iptables");
 }
+
+/// A Docker host with `userland-proxy: false`, as scan saw it: the published
+/// ports are listeners with no process, only `forwarded_to` and `container`.
+#[test]
+fn published_ports_follow_allow_and_source_in_both_formats() {
+    let out = Autofw::new(&["propose", "--from", &scan_path("docker-published")]).output();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The redis is risky: closed in both hooks, and the operator is told
+    // which container it is.
+    assert!(
+        err.contains("container redis, forwarded to 172.17.0.3:6379"),
+        "{err}"
+    );
+    assert!(
+        text.contains("meta l4proto tcp ct original proto-dst 8080 return"),
+        "{text}"
+    );
+    assert!(!text.contains("proto-dst 6379"), "{text}");
+    // --source restricts it in the forward hook as in INPUT.
+    let text = propose("docker-published", "nft", &["--source", "redis=10.0.0.0/8"]);
+    assert!(
+        text.contains("ip saddr 10.0.0.0/8 meta l4proto tcp ct original proto-dst 6379 return"),
+        "{text}"
+    );
+    let text = propose(
+        "docker-published",
+        "iptables",
+        &["--source", "redis=10.0.0.0/8"],
+    );
+    assert!(
+        text.contains("-A AUTOFW-PUBLISHED -s 10.0.0.0/8 -p tcp -m conntrack --ctproto tcp --ctorigdstport 6379"),
+        "{text}"
+    );
+    // No IPv6 network given: IPv6 stays closed for it.
+    let text = propose(
+        "docker-published",
+        "ip6tables",
+        &["--source", "redis=10.0.0.0/8"],
+    );
+    assert!(!text.contains("--ctorigdstport 6379"), "{text}");
+    // --allow opens it to everyone.
+    let text = propose("docker-published", "nft", &["--allow", "redis"]);
+    assert!(
+        text.contains("meta l4proto tcp ct original proto-dst 6379 return"),
+        "{text}"
+    );
+}

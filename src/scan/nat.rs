@@ -56,6 +56,15 @@ fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
 /// namespace, and the ports the engines publish.
 pub fn read_nat_facts() -> NatFacts {
     let mut facts = NatFacts::default();
+    // The nat tables are root's to read: one note, not one per tool.
+    if !rustix::process::geteuid().is_root() {
+        facts.notes.push(
+            "ports this host forwards with DNAT (Docker's published ports) could not be read \
+             (not root), so they are not listed; run as root to see them"
+                .to_string(),
+        );
+        return facts;
+    }
     // Terse (`-t`): named sets without their elements (the DNAT rules keep
     // their inline sets). A million-entry blocklist otherwise makes this
     // listing 40 s and 630 MB (docs/propose.md).
