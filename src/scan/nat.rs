@@ -65,7 +65,10 @@ pub fn read_nat_facts() -> NatFacts {
         );
         return facts;
     }
-    if let Some(result) = read_tool("nft", &["-j", "list", "ruleset"]) {
+    // Terse (`-t`): named sets without their elements (the DNAT rules keep
+    // their inline sets). A million-entry blocklist otherwise makes this
+    // listing 40 s and 630 MB (docs/propose.md).
+    if let Some(result) = read_tool("nft", &["-j", "-t", "list", "ruleset"]) {
         match result.and_then(|json| parse_nft_ruleset(&json)) {
             Ok(forwards) => facts.forwards.extend(forwards),
             Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
