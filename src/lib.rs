@@ -56,8 +56,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
             propose::gather::run(&args.into(), &firewall::foreign::proposal_warnings)
         }
         Command::Apply(args) => firewall::apply::run(&args.into()),
-        Command::Confirm(args) => firewall::apply::confirm(&args.state_dir),
-        Command::Rollback(args) => firewall::apply::rollback(&args.state_dir),
+        Command::Confirm(args) => firewall::decide::confirm(&args.state_dir),
+        Command::Rollback(args) => firewall::decide::rollback(&args.state_dir),
         Command::Watchdog(args) => firewall::watchdog::run(&args.state.state_dir),
         Command::Restore(args) => firewall::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),

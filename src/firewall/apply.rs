@@ -1,5 +1,5 @@
-//! `autofw apply`, `confirm` and `rollback`: the one step that can lock an
-//! operator out of a remote server, made safe (docs/apply.md).
+//! `autofw apply`: the one step that can lock an operator out of a remote
+//! server, made safe (docs/apply.md).
 //!
 //! apply: build the proposal (same choices as `propose`), print it and a
 //! diff against the live rules; with `--confirm`, check the lockout guard,
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
-use super::outcome::{exactness, report_dead, report_kept, report_rollback, warn_unrecorded};
+use super::outcome::{report_dead, report_kept, report_rollback};
 use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
 use super::window::{self, Confirmed};
 use super::{Snapshot, exec, iptables, watchdog};
@@ -574,62 +574,4 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
         "{}",
         crate::terminal::escape_listing(&unified_diff(old_name, new_name, old, new, 3))
     );
-}
-
-/// `autofw confirm`: keep the rules of the open window.
-pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
-    exec::require_root("autofw confirm")?;
-    let state = StateDir::new(state_dir);
-    match window::confirm(&state)? {
-        Confirmed::Kept { persisted } => {
-            println!("confirmed: the rules loaded by the last apply are kept");
-            if let Some(root) = persisted {
-                println!(
-                    "persisted under {}: they will be loaded again at boot",
-                    root.display()
-                );
-            }
-            // Give the watchdog its moment to see the closed window and exit
-            // (and release the apply lock), so a next apply is not refused.
-            let start = std::time::Instant::now();
-            while state.watchdog_alive().unwrap_or(false)
-                && start.elapsed() < Duration::from_secs(2)
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(exit::OK)
-        }
-        Confirmed::TooLate(done) => {
-            eprintln!(
-                "autofw: too late: the deadline had passed, so the rules were rolled back{}",
-                exactness(&done)
-            );
-            warn_unrecorded(&done);
-            Ok(exit::NEGATIVE)
-        }
-        Confirmed::Dead { reasons, rollback } => report_dead(&reasons, rollback),
-    }
-}
-
-/// `autofw rollback`: put back the ruleset saved before the last apply.
-pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
-    exec::require_root("autofw rollback")?;
-    let state = StateDir::new(state_dir);
-    state.check_trusted()?;
-    let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
-    if let Some(snapshot) = &snapshot {
-        exec::require_tools(super::tools(snapshot.backend))?;
-    }
-    let done = window::roll_back(&state)?;
-    println!(
-        "rolled back: the ruleset saved before the last apply is restored{}",
-        exactness(&done)
-    );
-    warn_unrecorded(&done);
-    if state.read_applied()?.is_some_and(|r| r.persisted) {
-        println!(
-            "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
-        );
-    }
-    Ok(exit::OK)
 }

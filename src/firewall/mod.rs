@@ -9,6 +9,7 @@
 pub mod answer;
 pub mod apply;
 pub mod compare;
+pub mod decide;
 pub mod exec;
 pub mod filter_view;
 pub mod foreign;

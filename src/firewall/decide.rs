@@ -1,0 +1,70 @@
+//! `autofw confirm` and `autofw rollback`: the operator decides the open
+//! rollback window from a new login (docs/apply.md); [`super::window`] holds
+//! the decision itself.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::outcome::{exactness, report_dead, warn_unrecorded};
+use super::window::{self, Confirmed};
+use super::{Snapshot, exec};
+use crate::error::exit;
+use crate::state::StateDir;
+
+/// `autofw confirm`: keep the rules of the open window.
+pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
+    exec::require_root("autofw confirm")?;
+    let state = StateDir::new(state_dir);
+    match window::confirm(&state)? {
+        Confirmed::Kept { persisted } => {
+            println!("confirmed: the rules loaded by the last apply are kept");
+            if let Some(root) = persisted {
+                println!(
+                    "persisted under {}: they will be loaded again at boot",
+                    root.display()
+                );
+            }
+            // Give the watchdog its moment to see the closed window and exit
+            // (and release the apply lock), so a next apply is not refused.
+            let start = std::time::Instant::now();
+            while state.watchdog_alive().unwrap_or(false)
+                && start.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(exit::OK)
+        }
+        Confirmed::TooLate(done) => {
+            eprintln!(
+                "autofw: too late: the deadline had passed, so the rules were rolled back{}",
+                exactness(&done)
+            );
+            warn_unrecorded(&done);
+            Ok(exit::NEGATIVE)
+        }
+        Confirmed::Dead { reasons, rollback } => report_dead(&reasons, rollback),
+    }
+}
+
+/// `autofw rollback`: put back the ruleset saved before the last apply.
+pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
+    exec::require_root("autofw rollback")?;
+    let state = StateDir::new(state_dir);
+    state.check_trusted()?;
+    let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
+    if let Some(snapshot) = &snapshot {
+        exec::require_tools(super::tools(snapshot.backend))?;
+    }
+    let done = window::roll_back(&state)?;
+    println!(
+        "rolled back: the ruleset saved before the last apply is restored{}",
+        exactness(&done)
+    );
+    warn_unrecorded(&done);
+    if state.read_applied()?.is_some_and(|r| r.persisted) {
+        println!(
+            "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
+        );
+    }
+    Ok(exit::OK)
+}
