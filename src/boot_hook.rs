@@ -103,88 +103,68 @@ pub struct BootCommand {
     pub why: &'static str,
 }
 
-/// Delete the INPUT jump (propose's `JUMP_LINE`) in each family.
-const DROP_JUMP_V4: &[&str] = &["/usr/sbin/iptables", "-w", "-D", "INPUT", "-j", INPUT_CHAIN];
-const DROP_JUMP_V6: &[&str] = &[
-    "/usr/sbin/ip6tables",
-    "-w",
-    "-D",
-    "INPUT",
-    "-j",
-    INPUT_CHAIN,
-];
+/// Delete the INPUT jump (propose's `JUMP_LINE`) in each family
+/// (`$iptables`: `iptables` or `ip6tables`).
+macro_rules! drop_jump {
+    ($iptables:literal) => {
+        &[$iptables, "-w", "-D", "INPUT", "-j", INPUT_CHAIN]
+    };
+}
+const DROP_JUMP_V4: &[&str] = drop_jump!("/usr/sbin/iptables");
+const DROP_JUMP_V6: &[&str] = drop_jump!("/usr/sbin/ip6tables");
 
 /// Delete the DOCKER-USER jump into the published-ports chain (propose's
 /// `DOCKER_USER_JUMP`), as the INPUT jump is deleted: the restore inserts it.
-const DROP_DOCKER_JUMP_V4: &[&str] = &[
-    "/usr/sbin/iptables",
-    "-w",
-    "-D",
-    DOCKER_USER,
-    "-m",
-    "conntrack",
-    "--ctstate",
-    "DNAT",
-    "-j",
-    PUBLISHED_CHAIN,
-];
-const DROP_DOCKER_JUMP_V6: &[&str] = &[
-    "/usr/sbin/ip6tables",
-    "-w",
-    "-D",
-    DOCKER_USER,
-    "-m",
-    "conntrack",
-    "--ctstate",
-    "DNAT",
-    "-j",
-    PUBLISHED_CHAIN,
-];
+macro_rules! drop_docker_jump {
+    ($iptables:literal) => {
+        &[
+            $iptables,
+            "-w",
+            "-D",
+            DOCKER_USER,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "DNAT",
+            "-j",
+            PUBLISHED_CHAIN,
+        ]
+    };
+}
+const DROP_DOCKER_JUMP_V4: &[&str] = drop_docker_jump!("/usr/sbin/iptables");
+const DROP_DOCKER_JUMP_V6: &[&str] = drop_docker_jump!("/usr/sbin/ip6tables");
 
 /// Create DOCKER-USER (empty: at boot Docker has not started yet) when the
-/// saved rules jump from it, and only then: `find` runs the second `-exec`
-/// only if `grep` found the chain. Creating, never declaring in the rules
-/// file: a declaration would flush Docker's chain on a restart of the unit.
-const MAKE_DOCKER_USER_V4: &[&str] = &[
-    "/usr/bin/find",
-    "/etc/autofw",
-    "-maxdepth",
-    "1",
-    "-name",
-    "rules.v4",
-    "-exec",
-    "/usr/bin/grep",
-    "-q",
-    PUBLISHED_CHAIN,
-    "{}",
-    "\\;",
-    "-exec",
-    "/usr/sbin/iptables",
-    "-w",
-    "-N",
-    DOCKER_USER,
-    "\\;",
-];
-const MAKE_DOCKER_USER_V6: &[&str] = &[
-    "/usr/bin/find",
-    "/etc/autofw",
-    "-maxdepth",
-    "1",
-    "-name",
-    "rules.v6",
-    "-exec",
-    "/usr/bin/grep",
-    "-q",
-    PUBLISHED_CHAIN,
-    "{}",
-    "\\;",
-    "-exec",
-    "/usr/sbin/ip6tables",
-    "-w",
-    "-N",
-    DOCKER_USER,
-    "\\;",
-];
+/// saved rules (`$rules`) jump from it, and only then: `find` runs the
+/// second `-exec` only if `grep` found the chain. Creating, never declaring
+/// in the rules file: a declaration would flush Docker's chain on a restart
+/// of the unit.
+macro_rules! make_docker_user {
+    ($rules:literal, $iptables:literal) => {
+        &[
+            "/usr/bin/find",
+            "/etc/autofw",
+            "-maxdepth",
+            "1",
+            "-name",
+            $rules,
+            "-exec",
+            "/usr/bin/grep",
+            "-q",
+            PUBLISHED_CHAIN,
+            "{}",
+            "\\;",
+            "-exec",
+            $iptables,
+            "-w",
+            "-N",
+            DOCKER_USER,
+            "\\;",
+        ]
+    };
+}
+const MAKE_DOCKER_USER_V4: &[&str] = make_docker_user!("rules.v4", "/usr/sbin/iptables");
+const MAKE_DOCKER_USER_V6: &[&str] = make_docker_user!("rules.v6", "/usr/sbin/ip6tables");
 
 /// Each `/etc/autofw/blocklist-NNNN.nft` loaded by its own `nft -f`. The
 /// quoting and `\;` read the same to systemd and to sh.
