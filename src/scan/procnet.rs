@@ -155,31 +155,24 @@ fn line_state(line: &str) -> Result<u8, String> {
 fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
     let text = format!("sl\n{line}");
     let info = procfs::current_system_info();
+    // TCP and UDP rows are two procfs types with the same fields.
+    macro_rules! first_entry {
+        ($entries:ty) => {{
+            let parsed = <$entries>::from_buf_read(Cursor::new(text), info)
+                .map_err(|e| procfs_problem(&e, line))?;
+            let e = parsed.0.into_iter().next().ok_or("no entry")?;
+            (
+                e.local_address,
+                e.remote_address,
+                e.state.to_u8(),
+                e.inode,
+                e.uid,
+            )
+        }};
+    }
     let (local, remote, state, inode, uid) = match table.proto() {
-        Proto::Tcp => {
-            let parsed = TcpNetEntries::from_buf_read(Cursor::new(text), info)
-                .map_err(|e| procfs_problem(&e, line))?;
-            let e = parsed.0.into_iter().next().ok_or("no entry")?;
-            (
-                e.local_address,
-                e.remote_address,
-                e.state.to_u8(),
-                e.inode,
-                e.uid,
-            )
-        }
-        Proto::Udp => {
-            let parsed = UdpNetEntries::from_buf_read(Cursor::new(text), info)
-                .map_err(|e| procfs_problem(&e, line))?;
-            let e = parsed.0.into_iter().next().ok_or("no entry")?;
-            (
-                e.local_address,
-                e.remote_address,
-                e.state.to_u8(),
-                e.inode,
-                e.uid,
-            )
-        }
+        Proto::Tcp => first_entry!(TcpNetEntries),
+        Proto::Udp => first_entry!(UdpNetEntries),
     };
     let v6 = matches!(local, SocketAddr::V6(_)) && matches!(remote, SocketAddr::V6(_));
     let v4 = matches!(local, SocketAddr::V4(_)) && matches!(remote, SocketAddr::V4(_));
