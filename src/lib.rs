@@ -18,6 +18,7 @@ pub mod droplog;
 pub mod error;
 pub mod firewall;
 pub mod human;
+pub mod iptables_save;
 pub mod model;
 pub mod persist;
 pub mod propose;

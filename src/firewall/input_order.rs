@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::human::count;
+use crate::iptables_save::words;
 use crate::terminal::escape_controls;
 
 /// autofw's chain, and the rule that hooks it into INPUT.
@@ -278,43 +279,6 @@ impl AcceptBefore {
             escape_controls(&self.rule)
         )
     }
-}
-
-/// Split an `iptables-save` line into words, honouring the double quotes
-/// (and backslash escapes) it puts around comments.
-fn words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if quoted => {
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 #[cfg(test)]

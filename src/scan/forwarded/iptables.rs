@@ -2,47 +2,11 @@
 //! alike): `-j DNAT` rules with destination ports, in chains PREROUTING
 //! reaches by `-j`/`-g`. Pure.
 
-use super::{Forward, forward_target, ports_of, wildcard};
+use super::{Forward, forwards_of_rule, ports_of};
+use crate::iptables_save::words;
 use crate::model::Proto;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-
-/// Split one `iptables-save` line into words, as the shell would: quoted
-/// comments (`--comment "a \"b\""`) stay one word.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if quoted => {
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    out.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(word);
-    }
-    out
-}
 
 /// `172.17.0.2:80`, `10.1.0.6:3000-3001`, `[fd00::5]:443`, `fd00::6`.
 fn parse_to_destination(text: &str) -> Option<(IpAddr, Option<(u16, u16)>)> {
@@ -170,18 +134,7 @@ fn iptables_dnat(rule: &[String], v6_table: bool) -> Vec<Forward> {
     else {
         return Vec::new();
     };
-    let v6 = daddr.map_or(v6_table || to_addr.is_ipv6(), |a| a.is_ipv6());
-    let address = daddr.unwrap_or(wildcard(v6));
-    let first = ports.first().copied().unwrap_or(0);
-    ports
-        .into_iter()
-        .map(|port| Forward {
-            proto,
-            address,
-            port,
-            to: forward_target(to_addr, to_ports, port, first),
-        })
-        .collect()
+    forwards_of_rule(proto, daddr, v6_table, ports, to_addr, to_ports)
 }
 
 #[cfg(test)]

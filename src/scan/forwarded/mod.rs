@@ -110,6 +110,32 @@ pub(crate) fn forward_target(
     target(addr, to_port)
 }
 
+/// One [`Forward`] per destination port of a DNAT rule to `to_addr` (and
+/// `to_ports`, if it names any). A rule with no destination address matches
+/// the family's wildcard: IPv6 in an IPv6 table (`v6_table`) or for an IPv6
+/// target.
+pub(crate) fn forwards_of_rule(
+    proto: Proto,
+    daddr: Option<IpAddr>,
+    v6_table: bool,
+    ports: Vec<u16>,
+    to_addr: IpAddr,
+    to_ports: Option<(u16, u16)>,
+) -> Vec<Forward> {
+    let v6 = daddr.map_or(v6_table || to_addr.is_ipv6(), |a| a.is_ipv6());
+    let address = daddr.unwrap_or(wildcard(v6));
+    let first = ports.first().copied().unwrap_or(0);
+    ports
+        .into_iter()
+        .map(|port| Forward {
+            proto,
+            address,
+            port,
+            to: forward_target(to_addr, to_ports, port, first),
+        })
+        .collect()
+}
+
 /// The ports Docker's (or podman's Docker-compatible) `GET /containers/json`
 /// says are published. Anything unexpected gives an empty list: container
 /// names are a courtesy, never a reason to fail a scan.

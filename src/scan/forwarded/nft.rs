@@ -3,7 +3,7 @@
 //! show there as an opaque `xt` DNAT without their target and are skipped:
 //! [`super::iptables`] reads them from `iptables-save`. Pure.
 
-use super::{Forward, forward_target, ports_of, proto_named, wildcard};
+use super::{Forward, forwards_of_rule, ports_of, proto_named};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -155,20 +155,7 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
             ))
         }),
     };
-    let v6 = daddr.map_or(family == "ip6" || to_addr.is_ipv6(), |a: IpAddr| {
-        a.is_ipv6()
-    });
-    let address = daddr.unwrap_or(wildcard(v6));
-    let first = ports.first().copied().unwrap_or(0);
-    ports
-        .into_iter()
-        .map(|port| Forward {
-            proto,
-            address,
-            port,
-            to: forward_target(to_addr, to_ports, port, first),
-        })
-        .collect()
+    forwards_of_rule(proto, daddr, family == "ip6", ports, to_addr, to_ports)
 }
 
 #[cfg(test)]
