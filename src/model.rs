@@ -111,6 +111,33 @@ pub struct Listener {
     pub container: Option<String>,
 }
 
+impl Listener {
+    /// A socket at `address:port` that nothing is known about yet: no owner,
+    /// no name, no notes. Each reader fills in what it finds.
+    pub fn bare(proto: Proto, address: IpAddr, port: u16, exposure: Exposure) -> Listener {
+        Listener {
+            proto,
+            address,
+            port,
+            exposure,
+            service: String::new(),
+            process: String::new(),
+            pids: Vec::new(),
+            risky: false,
+            uid: None,
+            user: None,
+            owners: Vec::new(),
+            name_note: None,
+            interface: None,
+            client_socket: false,
+            kernel: None,
+            unit: None,
+            forwarded_to: None,
+            container: None,
+        }
+    }
+}
+
 /// One process that holds a listening socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {

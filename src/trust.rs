@@ -210,10 +210,6 @@ mod tests {
 
     fn listener(uid: Option<u32>, owners: Vec<Owner>) -> Listener {
         Listener {
-            proto: Proto::Tcp,
-            address: "0.0.0.0".parse().unwrap(),
-            port: 3000,
-            exposure: Exposure::Public,
             service: "unknown".into(),
             process: owners
                 .iter()
@@ -221,17 +217,14 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(","),
             pids: owners.iter().map(|o| o.pid).collect(),
-            risky: false,
             uid,
-            user: None,
             owners,
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(
+                Proto::Tcp,
+                "0.0.0.0".parse().unwrap(),
+                3000,
+                Exposure::Public,
+            )
         }
     }
 

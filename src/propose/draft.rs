@@ -421,24 +421,11 @@ mod tests {
             Exposure::Public
         };
         Listener {
-            proto,
-            address,
-            port,
-            exposure,
             service: service.into(),
             process: process.into(),
             pids: vec![100 + u32::from(port % 100)],
             risky: crate::services::is_risky(service) && exposure != Exposure::Loopback,
-            uid: None,
-            user: None,
-            owners: Vec::new(),
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(proto, address, port, exposure)
         }
     }
 

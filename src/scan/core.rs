@@ -214,24 +214,12 @@ pub fn listeners(
             let programs: Vec<String> = programs.into_iter().collect();
             let exposure = classify(address);
             let mut listener = Listener {
-                proto,
-                address,
-                port,
-                exposure,
                 process: programs.join(","),
                 pids: group.pids.into_iter().collect(),
-                service: String::new(),
-                risky: false,
                 uid: Some(group.uid),
                 user: accounts.user(Some(group.uid)),
                 owners: owner_list,
-                name_note: None,
-                interface: None,
-                client_socket: false,
-                kernel: None,
-                unit: None,
-                forwarded_to: None,
-                container: None,
+                ..Listener::bare(proto, address, port, exposure)
             };
             let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
                 .into_iter()

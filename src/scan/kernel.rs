@@ -192,24 +192,10 @@ mod tests {
     fn unowned(proto: Proto, address: &str, port: u16) -> Listener {
         let address: IpAddr = address.parse().unwrap();
         Listener {
-            proto,
-            address,
-            port,
-            exposure: crate::scan::core::classify(address),
             service: "unknown".into(),
-            process: String::new(),
-            pids: vec![],
-            risky: false,
             uid: Some(0),
             user: Some("root".into()),
-            owners: vec![],
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(proto, address, port, crate::scan::core::classify(address))
         }
     }
 

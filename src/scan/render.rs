@@ -213,10 +213,6 @@ mod tests {
 
     fn listener(port: u16, address: &str, exposure: Exposure, pids: Vec<u32>) -> Listener {
         Listener {
-            proto: Proto::Tcp,
-            address: address.parse().unwrap(),
-            port,
-            exposure,
             service: "mysql".to_string(),
             process: if pids.is_empty() {
                 String::new()
@@ -227,14 +223,7 @@ mod tests {
             risky: exposure != Exposure::Loopback,
             uid: Some(110),
             user: Some("mysql".to_string()),
-            owners: Vec::new(),
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(Proto::Tcp, address.parse().unwrap(), port, exposure)
         }
     }
 

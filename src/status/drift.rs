@@ -410,24 +410,10 @@ mod tests {
         let address: IpAddr = address.parse().unwrap();
         let exposure = crate::scan::classify(address);
         Listener {
-            proto,
-            address,
-            port,
-            exposure,
             service: service.to_string(),
             process: process.to_string(),
             pids: vec![100 + port as u32],
-            risky: false,
-            uid: None,
-            user: None,
-            owners: Vec::new(),
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(proto, address, port, exposure)
         }
     }
 

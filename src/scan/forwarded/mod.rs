@@ -239,24 +239,8 @@ pub fn join(
             None => {
                 let exposure = classify(address);
                 listeners.push(Listener {
-                    proto,
-                    address,
-                    port,
-                    exposure,
                     service: names.name_listener(proto, port, &[]),
-                    process: String::new(),
-                    pids: Vec::new(),
-                    risky: false,
-                    uid: None,
-                    user: None,
-                    owners: Vec::new(),
-                    name_note: None,
-                    interface: None,
-                    client_socket: false,
-                    kernel: None,
-                    unit: None,
-                    forwarded_to: None,
-                    container: None,
+                    ..Listener::bare(proto, address, port, exposure)
                 });
                 listeners.last_mut().expect("just pushed")
             }
@@ -278,24 +262,10 @@ mod tests {
     fn listener(proto: Proto, address: &str, port: u16, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
         Listener {
-            proto,
-            address,
-            port,
-            exposure: classify(address),
             service: "unknown".into(),
             process: process.into(),
             pids: vec![42],
-            risky: false,
-            uid: None,
-            user: None,
-            owners: Vec::new(),
-            name_note: None,
-            interface: None,
-            client_socket: false,
-            kernel: None,
-            unit: None,
-            forwarded_to: None,
-            container: None,
+            ..Listener::bare(proto, address, port, classify(address))
         }
     }
 
