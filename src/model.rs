@@ -199,3 +199,25 @@ pub struct HostFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_port_range: Option<(u16, u16)>,
 }
+
+/// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
+/// Kubernetes CNI plugins create: traffic to their guests crosses FORWARD.
+pub const ROUTING_BRIDGES: &[&str] = &[
+    "docker",
+    "br-",
+    "virbr",
+    "lxdbr",
+    "incusbr",
+    "lxcbr",
+    "cni-podman",
+    "podman",
+    "cni",
+    "kube-bridge",
+];
+
+/// Is this interface a bridge that containers or VMs route through?
+pub fn is_routing_bridge(name: &str) -> bool {
+    ROUTING_BRIDGES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}

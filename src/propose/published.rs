@@ -8,7 +8,7 @@
 //! sources) in both hooks or in neither. Pure.
 
 use super::ruleset::{Action, Forward, GuardOpening, Match, PublishedGuard, Rule};
-use crate::scan::host::ROUTING_BRIDGES;
+use crate::model::ROUTING_BRIDGES;
 
 /// The guard for a ruleset whose FORWARD is `forward` and INPUT `input`:
 /// `None` when FORWARD drops everything (nothing is routed to guard).

@@ -4,24 +4,9 @@
 //! namespace; the name test is pure.
 
 use super::kernel::{self, KernelSocket, SocketUnit};
-use crate::model::HostFacts;
+use crate::model::{HostFacts, is_routing_bridge};
 use crate::services::ServiceTable;
 use std::path::Path;
-
-/// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
-/// Kubernetes CNI plugins create: traffic to their guests crosses FORWARD.
-pub const ROUTING_BRIDGES: &[&str] = &[
-    "docker",
-    "br-",
-    "virbr",
-    "lxdbr",
-    "incusbr",
-    "lxcbr",
-    "cni-podman",
-    "podman",
-    "cni",
-    "kube-bridge",
-];
 
 /// The kernel's own listeners: VXLAN and GENEVE devices (`ip -d -j link
 /// show`), WireGuard (`wg show all listen-port`, when wireguard-tools is
@@ -71,13 +56,6 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Is this interface a bridge that containers or VMs route through?
-pub fn is_routing_bridge(name: &str) -> bool {
-    ROUTING_BRIDGES
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
 }
 
 /// Read the facts of this host. What cannot be read counts as off or
