@@ -142,13 +142,13 @@ pub fn summarise<'a>(
             sources: sources.len(),
         })
         .collect();
-    ports.sort_by(|a, b| b.drops.cmp(&a.drops));
+    ports.sort_by_key(|p| std::cmp::Reverse(p.drops));
     ports.truncate(top);
     let mut sources: Vec<SourceCount> = by_source
         .into_iter()
         .map(|(address, targets)| {
             let mut targets: Vec<(String, usize)> = targets.into_iter().collect();
-            targets.sort_by(|a, b| b.1.cmp(&a.1));
+            targets.sort_by_key(|t| std::cmp::Reverse(t.1));
             SourceCount {
                 address,
                 drops: targets.iter().map(|t| t.1).sum(),
@@ -156,7 +156,7 @@ pub fn summarise<'a>(
             }
         })
         .collect();
-    sources.sort_by(|a, b| b.drops.cmp(&a.drops));
+    sources.sort_by_key(|s| std::cmp::Reverse(s.drops));
     sources.truncate(top);
     Summary {
         drops: drops.len(),

@@ -270,10 +270,10 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
             continue;
         }
         let mut port = String::new();
-        if let Some(bound) = &open.bound {
-            if let Some(interface) = &bound.interface {
-                port.push_str(&format!("-i {} ", quoted(interface, 15)));
-            }
+        if let Some(bound) = &open.bound
+            && let Some(interface) = &bound.interface
+        {
+            port.push_str(&format!("-i {} ", quoted(interface, 15)));
         }
         port.push_str(&format!(
             "-p {p} -m conntrack --ctproto {p}",
