@@ -112,15 +112,18 @@ impl Transaction {
         self.buf[at..at + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    /// Begin the message for `set` and open its element list.
-    fn elements_message(&mut self, cmd: u16, flags: u16, set: &str) -> (usize, usize) {
-        let at = self.header(
-            msg_type(cmd),
-            NLM_F_REQUEST | NLM_F_ACK | flags,
-            NFPROTO_INET,
-        );
+    /// Begin a set-element message for autofw's `set`: the header, then
+    /// the table and set it is about. The caller adds the rest and finishes.
+    fn set_header(&mut self, cmd: u16, flags: u16, set: &str) -> usize {
+        let at = self.header(msg_type(cmd), flags, NFPROTO_INET);
         put_str(&mut self.buf, NFTA_SET_ELEM_LIST_TABLE, TABLE);
         put_str(&mut self.buf, NFTA_SET_ELEM_LIST_SET, set);
+        at
+    }
+
+    /// Begin the message for `set` and open its element list.
+    fn elements_message(&mut self, cmd: u16, flags: u16, set: &str) -> (usize, usize) {
+        let at = self.set_header(cmd, NLM_F_REQUEST | NLM_F_ACK | flags, set);
         let list = begin_nested(&mut self.buf, NFTA_SET_ELEM_LIST_ELEMENTS);
         self.acked += 1;
         (at, list)
@@ -187,13 +190,7 @@ impl Transaction {
 
     /// Empty a set (a `DELSETELEM` without elements), in this transaction.
     pub fn flush(&mut self, set: &str) {
-        let at = self.header(
-            msg_type(NFT_MSG_DELSETELEM),
-            NLM_F_REQUEST | NLM_F_ACK,
-            NFPROTO_INET,
-        );
-        put_str(&mut self.buf, NFTA_SET_ELEM_LIST_TABLE, TABLE);
-        put_str(&mut self.buf, NFTA_SET_ELEM_LIST_SET, set);
+        let at = self.set_header(NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, set);
         self.acked += 1;
         self.finish(at);
     }
@@ -259,13 +256,7 @@ fn dump<K: Key>(set: &str) -> anyhow::Result<Option<Vec<(K, bool)>>> {
         seq: 1,
         acked: 0,
     };
-    let at = req.header(
-        msg_type(NFT_MSG_GETSETELEM),
-        NLM_F_REQUEST | NLM_F_DUMP,
-        NFPROTO_INET,
-    );
-    put_str(&mut req.buf, NFTA_SET_ELEM_LIST_TABLE, TABLE);
-    put_str(&mut req.buf, NFTA_SET_ELEM_LIST_SET, set);
+    let at = req.set_header(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_DUMP, set);
     req.finish(at);
     socket
         .send(&req.buf, 0)

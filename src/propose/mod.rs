@@ -15,6 +15,7 @@
 //! output.
 
 pub mod blocklist;
+pub mod blocklist_format;
 pub mod choices;
 pub mod draft;
 pub mod gather;
