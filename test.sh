@@ -45,8 +45,22 @@ PACKAGES=(
 )
 
 export DEBIAN_FRONTEND=noninteractive
+# The daemons above are for the tests to start inside namespaces; installing
+# them must not start them on this machine (a host dockerd would write its
+# own rules into the host's firewall). Debian's maintainer scripts ask
+# policy-rc.d first: forbid starts for the install, unless the machine
+# already has a policy of its own.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# ./test.sh: no service starts while it installs packages\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get -o DPkg::Lock::Timeout=600 update -qq
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+if [[ -n $(trap -p EXIT) ]]; then
+  rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
+fi
 
 host_rules_before=$(nft list ruleset)
 
