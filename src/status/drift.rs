@@ -1,5 +1,5 @@
 //! The drift core: what differs between what autofw applied, what the live
-//! firewall holds ([`compare`](super::compare)), and what listens now. Pure:
+//! firewall holds ([`compare`](crate::firewall::compare)), and what listens now. Pure:
 //! it takes values the edge read (the live [`Scan`], the [`AppliedRecord`],
 //! the live rules as text) and returns [`Finding`]s, so every case is tested
 //! on plain values.
@@ -16,9 +16,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::compare::RulesState;
-use super::compare::{FamilyRules, LiveRules, compare_rules};
 use super::wording;
+use crate::firewall::compare::RulesState;
+use crate::firewall::compare::{FamilyRules, LiveRules, compare_rules};
 use crate::firewall::foreign::verdict::ForeignDrop;
 use crate::firewall::input_order;
 use crate::model::{Proto, Scan};
@@ -402,9 +402,9 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::compare::FamilyRules;
     use crate::model::Listener;
     use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
-    use crate::status::compare::FamilyRules;
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::compare::RulesState;
 use super::drift::Kind;
 use super::render::Report;
+use crate::firewall::compare::RulesState;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
 const KINDS: [Kind; 12] = [

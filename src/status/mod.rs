@@ -2,7 +2,7 @@
 //! and the drift between the live listeners and the live rules
 //! (docs/status.md).
 //!
-//! - [`compare`]: live rules against applied ones, pure;
+//! - `firewall::compare` (shared with confirm): live rules against applied ones, pure;
 //! - [`drift`]: the pure core: scan + apply record + live rules → findings,
 //!   worded by [`wording`];
 //! - [`render`]: the report as text or JSON, pure;
@@ -14,8 +14,6 @@
 //!   from cron or a monitoring agent, even during an apply.
 
 pub mod blocklist;
-/// Moved to firewall (confirm compares too); here for the paths that name it.
-pub use crate::firewall::compare;
 pub mod drift;
 pub mod metrics;
 pub mod render;

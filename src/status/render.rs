@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::compare::RulesState;
 use super::drift::{Assessment, Finding, WindowState};
+use crate::firewall::compare::RulesState;
 use crate::human::{count, utc};
 use crate::record::{AppliedRecord, Backend, ClosedPort, OpenedPort};
 
