@@ -36,12 +36,13 @@ fi
 #   (tests/trust.rs; the package also creates the `prometheus` system
 #   account the exporter runs as); docker.io and busybox-static
 #   (tests/docker.rs: a real dockerd in a namespace, with a busybox image
-#   imported from a tarball).
+#   imported from a tarball); fail2ban (tests/support/fail2ban.rs: a real
+#   fail2ban-server bans in a namespace, whose rules apply must keep).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
-  rpcbind prometheus-node-exporter docker.io busybox-static
+  rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -206,7 +206,7 @@ fn seed_host_unconfirmed_or_killed_apply_over_ssh_restores_the_old_ruleset() {
     let state = host.state();
     let bin = autofw_bin();
     // Rules that others wrote (Docker, fail2ban) are part of what must come back.
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
 
     // Nobody confirms: the deadline rolls back, apply says so (exit 1).

@@ -37,7 +37,7 @@ fn dry_run_shows_plan_and_diff_and_changes_nothing() {
         return;
     }
     let host = Host::new("dry");
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     let out = host.server.autofw(&[
         "apply",
@@ -125,7 +125,7 @@ fn sigkill_of_apply_during_the_window_still_rolls_back() {
         return;
     }
     let host = Host::new("kill");
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     let mut apply = host.apply_in_background(&["--timeout", "3"]);
     assert_ne!(host.server.ruleset(), before);
@@ -156,7 +156,7 @@ fn foreign_tables_survive_apply_and_rollback() {
         return;
     }
     let host = Host::new("foreign");
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     let apply = host.apply_in_background(&["--timeout", "30"]);
     let during = host.server.ruleset();
@@ -165,8 +165,8 @@ fn foreign_tables_survive_apply_and_rollback() {
         "chain DOCKER-USER",
         "chain f2b-sshd",
         "table inet f2b-table",
-        "198.51.100.9",
-        "203.0.113.7",
+        F2B_NGINX_BANNED,
+        F2B_SSHD_BANNED,
     ] {
         assert!(during.contains(name), "{name} lost by apply:\n{during}");
     }
@@ -191,7 +191,7 @@ fn rollback_keeps_a_previous_autofw_table_in_its_place() {
     let apply = host.apply_in_background(&["--timeout", "30"]);
     assert!(host.confirm().status.success());
     assert_eq!(finish(apply).status.code(), Some(0));
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     assert!(before.find("table inet autofw") < before.find("table inet f2b-table"));
     // A second apply with other choices, not confirmed.
@@ -306,7 +306,7 @@ fn iptables_backend_applies_and_restores_exactly() {
         return;
     }
     let host = Host::new("ipt");
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     let save_before = iptables_saves(&host.server);
     // Unconfirmed: back exactly, foreign chains untouched.

@@ -37,19 +37,26 @@ fn an_earlier_accept_no_longer_bypasses_autofw_and_fail2ban_keeps_banning() {
         return;
     }
     let host = Host::new("early");
-    add_foreign_rules(&host.server);
+    let _fail2ban = add_foreign_rules(&host.server);
     // An old script's accept for 8080, which autofw's proposal leaves closed.
     for tool in ["iptables", "ip6tables"] {
         host.server.ok(&[
             tool, "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "ACCEPT",
         ]);
     }
-    // A second address on the client, banned by the f2b-sshd chain.
+    // A second address on the client, which fail2ban banned through its
+    // f2b-sshd chain.
+    let banned = format!("{F2B_SSHD_BANNED}/32");
     host.client
-        .ok(&["ip", "addr", "add", "203.0.113.7/32", "dev", "eth0"]);
+        .ok(&["ip", "addr", "add", &banned, "dev", "eth0"]);
     host.server
-        .ok(&["ip", "route", "add", "203.0.113.7/32", "dev", "eth0"]);
+        .ok(&["ip", "route", "add", &banned, "dev", "eth0"]);
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Open);
+    assert_eq!(
+        probe_tcp_from(&host.client, F2B_SSHD_BANNED, SERVER_V4, 5622),
+        Probe::Refused,
+        "fail2ban bans before autofw's apply"
+    );
 
     let plan = host.server.autofw(&[
         "apply",
@@ -90,7 +97,7 @@ fn an_earlier_accept_no_longer_bypasses_autofw_and_fail2ban_keeps_banning() {
         assert_eq!(probe_tcp(&host.client, addr, 5622), Probe::Open, "{addr}");
     }
     assert_eq!(
-        probe_tcp_from(&host.client, "203.0.113.7", SERVER_V4, 5622),
+        probe_tcp_from(&host.client, F2B_SSHD_BANNED, SERVER_V4, 5622),
         Probe::Refused,
         "fail2ban's ban must still come first"
     );

@@ -106,9 +106,12 @@ pub fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Foreign rules as Docker and fail2ban leave them, made with their tools'
-/// own means (iptables-nft, nft) inside the namespace.
-pub fn add_foreign_rules(ns: &Netns) {
+/// Foreign rules as Docker and fail2ban leave them: Docker's chains made
+/// with iptables-nft as dockerd makes them (tests/docker.rs runs the real
+/// dockerd; here only its chains matter), and a real fail2ban that has
+/// banned one address through its iptables chain and one through its nft
+/// table. fail2ban runs until the returned value is dropped.
+pub fn add_foreign_rules(ns: &Netns) -> Fail2ban {
     for cmd in [
         "iptables -N DOCKER",
         "iptables -N DOCKER-USER",
@@ -116,18 +119,9 @@ pub fn add_foreign_rules(ns: &Netns) {
         "iptables -A FORWARD -j DOCKER-USER",
         "iptables -t nat -N DOCKER",
         "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
-        "iptables -N f2b-sshd",
-        "iptables -A f2b-sshd -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",
-        "iptables -A f2b-sshd -j RETURN",
-        "iptables -I INPUT -p tcp -m multiport --dports 5622 -j f2b-sshd",
     ] {
         let argv: Vec<&str> = cmd.split(' ').collect();
         ns.ok(&argv);
     }
-    ns.sh_ok(
-        "nft add table inet f2b-table && \
-         nft add chain inet f2b-table f2b-chain '{ type filter hook input priority -1; }' && \
-         nft add set inet f2b-table addr-set-sshd '{ type ipv4_addr; elements = { 198.51.100.9 }; }' && \
-         nft add rule inet f2b-table f2b-chain tcp dport 5622 ip saddr @addr-set-sshd reject",
-    );
+    Fail2ban::start(ns)
 }

@@ -5,11 +5,13 @@
 //! the processes started in it (by pid) and deletes it, also when the test
 //! panics. Nothing here touches the host's own network namespace or firewall.
 
+pub mod fail2ban;
 pub mod host;
 pub mod runner;
 pub mod seed;
 pub mod ssh;
 
+pub use fail2ban::*;
 pub use host::*;
 pub use runner::*;
 pub use seed::*;
