@@ -37,12 +37,16 @@ fi
 #   account the exporter runs as); docker.io and busybox-static
 #   (tests/docker.rs: a real dockerd in a namespace, with a busybox image
 #   imported from a tarball); fail2ban (tests/support/fail2ban.rs: a real
-#   fail2ban-server bans in a namespace, whose rules apply must keep).
+#   fail2ban-server bans in a namespace, whose rules apply must keep); nginx
+#   (tests/support/nginx.rs: the web server of the apply, status, forwarded
+#   and fleet hosts; Debian 12's nginx-light is only a transitional package
+#   that pulls nginx and a module in).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
+  nginx
 )
 
 export DEBIAN_FRONTEND=noninteractive

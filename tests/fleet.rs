@@ -47,6 +47,9 @@ fn ansible_venv() -> PathBuf {
 /// One managed host: a namespace with sshd, linked to the controller.
 struct Host {
     name: &'static str,
+    /// web1's real nginx (db1's postgres is a listen.py stand-in: Debian's
+    /// postgresql is a large install for one listening port).
+    _nginx: Option<Nginx>,
     ns: Netns,
     ssh: Ssh,
     addr: &'static str,
@@ -90,7 +93,7 @@ impl Fleet {
                 "192.0.2.2",
                 "web",
                 "nginx",
-                "tcp:0.0.0.0:80",
+                "0.0.0.0:80",
             ),
             (
                 "db1",
@@ -98,13 +101,18 @@ impl Fleet {
                 "198.51.100.2",
                 "db",
                 "postgres",
-                "tcp:0.0.0.0:5432",
+                "0.0.0.0:5432",
             ),
         ] {
             let mut ns = Netns::new(&format!("{tag}-{name}"));
             link_to_controller(&ns, &ctl, ctl_if, addr, ctl_addr);
             let ssh = Ssh::start(&mut ns);
-            ns.listen(Some(service), &[spec]);
+            let nginx = if service == "nginx" {
+                Some(Nginx::start(&ns, &[spec]))
+            } else {
+                ns.listen(Some(service), &[&format!("tcp:{spec}")]);
+                None
+            };
             assert!(
                 wait_until(Duration::from_secs(5), || probe_tcp(&ctl, addr, 5622)
                     == Probe::Open),
@@ -114,6 +122,7 @@ impl Fleet {
             std::fs::create_dir_all(dir.join("root")).unwrap();
             hosts.push(Host {
                 name,
+                _nginx: nginx,
                 ns,
                 ssh,
                 addr,
@@ -534,8 +543,8 @@ fn apply_json_and_no_wait_for_automation() {
     if !require_root() {
         return;
     }
-    let mut ns = Netns::new("fleet-json");
-    ns.listen(Some("nginx"), &["tcp:0.0.0.0:80"]);
+    let ns = Netns::new("fleet-json");
+    let _nginx = Nginx::start(&ns, &["0.0.0.0:80"]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").display().to_string();
     let apply = |args: &[&str]| {

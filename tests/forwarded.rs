@@ -18,6 +18,8 @@ pub const GUEST_V4: &str = "10.88.0.2";
 /// A router (`server`, the host autofw runs on), a guest behind its bridge,
 /// and a client on the public link.
 pub struct Routed {
+    /// The guest's web server (a real nginx on 80).
+    _nginx: Nginx,
     pub server: Netns,
     pub client: Netns,
     pub guest: Netns,
@@ -25,7 +27,7 @@ pub struct Routed {
 }
 
 impl Routed {
-    /// Link the namespaces; the guest listens on 80 and 6379, the client on
+    /// Link the namespaces; the guest listens on 80 (nginx) and 6379, the client on
     /// 9000 (standing in for a host on the internet), the router forwards.
     pub fn new(tag: &str) -> Routed {
         let server = Netns::new(&format!("{tag}-r"));
@@ -59,10 +61,11 @@ impl Routed {
         guest.sh_ok(&format!(
             "ip addr add {GUEST_V4}/24 dev eth0 && ip link set eth0 up && ip route add default via 10.88.0.1"
         ));
-        guest.listen(Some("nginx"), &["tcp:0.0.0.0:80"]);
+        let nginx = Nginx::start(&guest, &["0.0.0.0:80"]);
         guest.listen(Some("redis-server"), &["tcp:0.0.0.0:6379"]);
         client.listen(Some("internet"), &["tcp:0.0.0.0:9000"]);
         Routed {
+            _nginx: nginx,
             server,
             client,
             guest,

@@ -12,13 +12,13 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 /// A server namespace with ssh (a real sshd on 5622: a stand-in could not
-/// prove its name) and http (80) listening publicly, a client linked to it,
-/// and a temporary state directory.
+/// prove its name) and a real nginx on http (80) listening publicly, a
+/// client linked to it, and a temporary state directory.
 struct Server {
     ns: Netns,
     client: Netns,
     dir: tempfile::TempDir,
-    http_pid: u32,
+    nginx: Nginx,
     _sshd: Ssh,
 }
 
@@ -28,7 +28,7 @@ impl Server {
         let client = Netns::new(&format!("{tag}-c"));
         link(&ns, &client);
         let sshd = Ssh::start(&mut ns);
-        let http_pid = ns.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
+        let nginx = Nginx::start(&ns, &["0.0.0.0:80", "[::]:80"]);
         assert!(
             wait_until(Duration::from_secs(5), || {
                 ns.ok(&["ss", "-Htln"]).contains("[::]:5622")
@@ -39,7 +39,7 @@ impl Server {
             ns,
             client,
             dir: tempfile::tempdir().unwrap(),
-            http_pid,
+            nginx,
             _sshd: sshd,
         }
     }
@@ -236,8 +236,7 @@ fn a_listener_that_died_leaves_a_stale_hole() {
     }
     let mut server = Server::new("st-stale");
     server.apply_confirmed(&[]);
-    let pid = server.http_pid;
-    server.ns.kill(pid);
+    server.nginx.stop();
     // The hole is real: the port is accepted, and now refused by the kernel
     // (nothing listens) rather than dropped.
     assert_eq!(probe_tcp(&server.client, SERVER_V4, 80), Probe::Refused);

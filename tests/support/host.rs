@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-/// A server namespace with ssh (5622), http (80) and an unlisted 8080
-/// listener, a client linked to it, and a temp dir for state and scan.
+/// A server namespace with ssh (5622), a real nginx (80) and an unlisted
+/// 8080 listener, a client linked to it, and a temp dir for state and scan.
 pub struct Host {
+    _nginx: Nginx,
     pub server: Netns,
     pub client: Netns,
     pub dir: tempfile::TempDir,
@@ -22,7 +23,7 @@ impl Host {
         let client = Netns::new(&format!("{tag}-c"));
         link(&server, &client);
         server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
-        server.listen(Some("nginx"), &["tcp:0.0.0.0:80", "tcp:[::]:80"]);
+        let nginx = Nginx::start(&server, &["0.0.0.0:80", "[::]:80"]);
         // Listening, but not in the saved scan: the rules must drop it.
         server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
         let dir = tempfile::tempdir().unwrap();
@@ -31,6 +32,7 @@ impl Host {
             &[("ssh", "sshd", 5622), ("http", "nginx", 80)],
         );
         Host {
+            _nginx: nginx,
             server,
             client,
             dir,

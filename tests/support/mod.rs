@@ -7,12 +7,14 @@
 
 pub mod fail2ban;
 pub mod host;
+pub mod nginx;
 pub mod runner;
 pub mod seed;
 pub mod ssh;
 
 pub use fail2ban::*;
 pub use host::*;
+pub use nginx::Nginx;
 pub use runner::*;
 pub use seed::*;
 pub use ssh::Ssh;
@@ -155,15 +157,6 @@ impl Netns {
         BufReader::new(stdout).read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "listen.py {specs:?} did not start");
         pid
-    }
-
-    /// Kill one process this namespace started, by pid.
-    pub fn kill(&mut self, pid: u32) {
-        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
-            let mut child = self.children.remove(i);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 
     /// `nft -s list ruleset` inside.
