@@ -39,21 +39,31 @@ impl Lcg {
 }
 
 /// `count` IPv4 addresses in 10.0.0.0/9 and IPv6 addresses in
-/// 2001:db8:ff00::/40 (list data only: no traffic goes there), unique.
+/// 2001:db8:ff00::/40 (list data only: no traffic goes there), unique,
+/// multiples of three: never adjacent (so none merge into a range), and
+/// every low-bits value occurs (so every hash set of a shard is used).
 fn addresses(seed: u64, v4_count: usize, v6_count: usize) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut rng = Lcg(seed);
     let mut v4 = BTreeSet::new();
     while v4.len() < v4_count {
-        let n = rng.next() as u32 & 0x007f_fffe;
+        let n = (rng.next() as u32 % (0x0080_0000 / 3)) * 3;
         v4.insert(std::net::Ipv4Addr::from(0x0a00_0000 | n).to_string());
     }
     let mut v6 = BTreeSet::new();
     while v6.len() < v6_count {
-        let n = u128::from(rng.next()) & 0xffff_ffff_fffe;
+        let n = (u128::from(rng.next()) % (0x1_0000_0000_0000 / 3)) * 3;
         let base: u128 = 0x2001_0db8_ff00_0000_0000_0000_0000_0000;
         v6.insert(std::net::Ipv6Addr::from(base | n).to_string());
     }
     (v4, v6)
+}
+
+/// The hash set a sharded single address lives in: its low six bits.
+fn shard_set(addr: &str) -> String {
+    match addr.parse::<std::net::IpAddr>().unwrap() {
+        std::net::IpAddr::V4(a) => format!("blocklist_v4_{:02}", u32::from(a) % 64),
+        std::net::IpAddr::V6(a) => format!("blocklist_v6_{:02}", u128::from(a) % 64),
+    }
 }
 
 /// Write `expected` as a list in the formats people download: a Spamhaus
@@ -74,24 +84,31 @@ fn write_list(path: &Path, e: &Expected) {
     std::fs::write(path, text).unwrap();
 }
 
-/// The live content of the four sets, as nft lists them in JSON.
+/// The live content of the four blocklist sets, as nft lists them in JSON:
+/// the single addresses gathered from their 64 hash sets, each checked to
+/// be in the set its low bits name (or else the packet path, which looks
+/// only there, would let it in).
 fn live_sets(ns: &Netns) -> Expected {
     let mut out = Expected::default();
-    for (name, into) in [
-        ("blocklist_v4", &mut out.v4),
-        ("blocklist_v6", &mut out.v6),
-        ("blocklist_net_v4", &mut out.net_v4),
-        ("blocklist_net_v6", &mut out.net_v6),
-    ] {
-        let json: Value =
-            serde_json::from_str(&ns.ok(&["nft", "-j", "list", "set", "inet", "autofw", name]))
-                .unwrap();
-        let set = json["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|o| o.get("set"))
-            .unwrap();
+    let json: Value =
+        serde_json::from_str(&ns.ok(&["nft", "-j", "list", "table", "inet", "autofw"])).unwrap();
+    let mut shards = 0;
+    for set in json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("set"))
+    {
+        let name = set["name"].as_str().unwrap();
+        let sharded = name.len() == "blocklist_v4_00".len();
+        let into = match &name[..name.len().min("blocklist_vN".len())] {
+            _ if name.starts_with("blocklist_net_v4") => &mut out.net_v4,
+            _ if name.starts_with("blocklist_net_v6") => &mut out.net_v6,
+            "blocklist_v4" => &mut out.v4,
+            "blocklist_v6" => &mut out.v6,
+            _ => continue,
+        };
+        shards += usize::from(sharded);
         for elem in set["elem"].as_array().into_iter().flatten() {
             let text = match elem {
                 Value::String(s) => s.clone(),
@@ -109,9 +126,13 @@ fn live_sets(ns: &Netns) -> Expected {
                 ),
                 other => panic!("unexpected element {other}"),
             };
+            if sharded {
+                assert_eq!(shard_set(&text), name, "{text} in the wrong hash set");
+            }
             into.insert(text);
         }
     }
+    assert_eq!(shards, 128, "64 hash sets a family for a list from files");
     out
 }
 
@@ -295,7 +316,7 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         "element",
         "inet",
         "autofw",
-        "blocklist_v4",
+        &shard_set(&dropped),
         &format!("{{ {dropped} }}"),
     ]);
     host.server.ok(&[
@@ -304,7 +325,7 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         "element",
         "inet",
         "autofw",
-        "blocklist_v4",
+        &shard_set("198.51.100.77"),
         "{ 198.51.100.77 }",
     ]);
     let status = host
@@ -383,6 +404,13 @@ fn a_malformed_list_changes_nothing_at_apply() {
         "{}",
         show(&out)
     );
-    let listed = ns.ok(&["nft", "list", "set", "inet", "autofw", "blocklist_v4"]);
+    let listed = ns.ok(&[
+        "nft",
+        "list",
+        "set",
+        "inet",
+        "autofw",
+        &shard_set("198.51.100.7"),
+    ]);
     assert!(listed.contains("198.51.100.7"), "{listed}");
 }

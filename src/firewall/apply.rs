@@ -21,7 +21,7 @@ use super::window::{self, Confirmed};
 use super::{Snapshot, exec, iptables, watchdog};
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
-use crate::human::unified_diff;
+use crate::human::{fold_numbered_runs, unified_diff};
 use crate::propose::blocklist::SetContents;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
@@ -524,10 +524,12 @@ fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
 }
 
 /// Print the rules as they will be loaded, then what changes in the live
-/// firewall (a unified diff of autofw's part of it).
+/// firewall (a unified diff of autofw's part of it). A sharded blocklist's
+/// 64 sets and chains alike show as one line each way
+/// ([`fold_numbered_runs`]); `--json` has them whole.
 fn print_plan(rules: &Rules, plan: &Plan) {
     match rules {
-        Rules::Nft { text } => println!("{}", text.trim_end()),
+        Rules::Nft { text } => println!("{}", fold_numbered_runs(text.trim_end()).trim_end()),
         Rules::Iptables { v4, v6, ipsets } => {
             if let Some(sets) = ipsets {
                 println!(
@@ -572,6 +574,12 @@ fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
     // The live side may hold any text another tool or a hand edit put there.
     print!(
         "{}",
-        crate::terminal::escape_listing(&unified_diff(old_name, new_name, old, new, 3))
+        crate::terminal::escape_listing(&unified_diff(
+            old_name,
+            new_name,
+            &fold_numbered_runs(old),
+            &fold_numbered_runs(new),
+            3
+        ))
     );
 }

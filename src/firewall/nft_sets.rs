@@ -17,7 +17,9 @@ use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
 use super::nft::TABLE;
 use crate::error::host_failure;
-use crate::propose::blocklist::{FamilySets, Key, SETS, SetContents, SetKind, set_name};
+use crate::propose::blocklist::{
+    FamilySets, Key, SHARDS, SetContents, SetKind, address_set_name, address_shards, set_name,
+};
 use crate::propose::ruleset::Family;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -331,20 +333,34 @@ fn parse_elements<K: Key>(payload: &[u8], out: &mut Vec<(K, bool)>) {
     }
 }
 
-/// The content of a family's two sets, read back from the kernel.
-fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<FamilySets<K>>> {
-    let Some(addresses) = dump::<K>(set_name(family, SetKind::Addresses))? else {
-        return Ok(None);
+/// The content of a family's two sets, read back from the kernel, and how
+/// many hash sets hold its single addresses (one, or [`SHARDS`] named
+/// `blocklist_v4_00`...; whichever the loaded ruleset declares).
+fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<(FamilySets<K>, u32)>> {
+    let unsharded = set_name(family, SetKind::Addresses);
+    let (found, shards) = match dump::<K>(unsharded)? {
+        Some(found) => (found, 1),
+        None => {
+            let mut found = Vec::new();
+            for shard in 0..SHARDS {
+                match dump::<K>(&address_set_name(family, shard, SHARDS))? {
+                    Some(part) => found.extend(part),
+                    None => return Ok(None),
+                }
+            }
+            (found, SHARDS)
+        }
     };
     let Some(bounds) = dump::<K>(set_name(family, SetKind::Networks))? else {
         return Ok(None);
     };
-    let mut addresses: Vec<K> = addresses.into_iter().map(|(k, _)| k).collect();
+    let mut addresses: Vec<K> = found.into_iter().map(|(k, _)| k).collect();
     addresses.sort_unstable();
-    Ok(Some(FamilySets {
+    let sets = FamilySets {
         addresses,
         networks: crate::propose::blocklist::ranges_from_bounds(bounds),
-    }))
+    };
+    Ok(Some((sets, shards)))
 }
 
 /// The live content of the four blocklist sets; `None` when autofw's table
@@ -352,39 +368,43 @@ fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<FamilySets<K>>> 
 pub fn read_live() -> anyhow::Result<Option<SetContents>> {
     let v4 = read_family::<u32>(Family::Ipv4)?;
     let v6 = read_family::<u128>(Family::Ipv6)?;
-    Ok(match (v4, v6) {
-        (None, None) => None,
-        (v4, v6) => Some(SetContents {
-            v4: v4.unwrap_or_default(),
-            v6: v6.unwrap_or_default(),
-        }),
-    })
+    let shards = match (&v4, &v6) {
+        (None, None) => return Ok(None),
+        (Some((_, shards)), _) | (None, Some((_, shards))) => *shards,
+    };
+    Ok(Some(SetContents {
+        v4: v4.map(|(sets, _)| sets).unwrap_or_default(),
+        v6: v6.map(|(sets, _)| sets).unwrap_or_default(),
+        shards,
+    }))
 }
 
-/// Fill the (empty) blocklist sets with `content`, in one transaction.
+/// Fill the (empty) blocklist sets with `content`, in one transaction,
+/// each single address in the hash set its shard names.
 pub fn fill(content: &SetContents) -> anyhow::Result<()> {
     let mut t = Transaction::new();
-    for (family, kind) in SETS {
-        let name = set_name(family, kind);
-        match (family, kind) {
-            (Family::Ipv4, SetKind::Addresses) => t.add_addresses(name, &content.v4.addresses),
-            (Family::Ipv4, SetKind::Networks) => t.add_networks(name, &content.v4.networks),
-            (Family::Ipv6, SetKind::Addresses) => t.add_addresses(name, &content.v6.addresses),
-            (Family::Ipv6, SetKind::Networks) => t.add_networks(name, &content.v6.networks),
-        }
-    }
+    fill_family(&mut t, Family::Ipv4, &content.v4, content.shards);
+    fill_family(&mut t, Family::Ipv6, &content.v6, content.shards);
     t.commit()
 }
 
-/// Bring the live sets from `live` to `new`, in one transaction: single
-/// addresses by adding the new and deleting the gone; an interval set that
-/// changed at all is emptied and refilled (its elements are networks, few
-/// even in long lists). Returns the `(added, removed)` count of each set.
+fn fill_family<K: Key>(t: &mut Transaction, family: Family, sets: &FamilySets<K>, shards: u32) {
+    for (name, keys) in address_shards(family, &sets.addresses, shards) {
+        t.add_addresses(&name, &keys);
+    }
+    t.add_networks(set_name(family, SetKind::Networks), &sets.networks);
+}
+
+/// Bring the live sets from `live` to `new`, in one transaction, stored as
+/// the live sets are (`live.shards`): single addresses by adding the new
+/// and deleting the gone; an interval set that changed at all is emptied
+/// and refilled (its elements are networks, few even in long lists).
+/// Returns the `(added, removed)` count of each set.
 pub fn update(live: &SetContents, new: &SetContents) -> anyhow::Result<Vec<(usize, usize)>> {
     let mut t = Transaction::new();
     let changes = [
-        update_family(&mut t, Family::Ipv4, &live.v4, &new.v4),
-        update_family(&mut t, Family::Ipv6, &live.v6, &new.v6),
+        update_family(&mut t, Family::Ipv4, &live.v4, &new.v4, live.shards),
+        update_family(&mut t, Family::Ipv6, &live.v6, &new.v6, live.shards),
     ];
     t.commit()?;
     Ok(changes.into_iter().flatten().collect())
@@ -395,11 +415,15 @@ fn update_family<K: Key>(
     family: Family,
     live: &FamilySets<K>,
     new: &FamilySets<K>,
+    shards: u32,
 ) -> [(usize, usize); 2] {
-    let name = set_name(family, SetKind::Addresses);
     let (add, del) = crate::propose::blocklist::delta(&live.addresses, &new.addresses);
-    t.delete_addresses(name, &del);
-    t.add_addresses(name, &add);
+    for (name, keys) in address_shards(family, &del, shards) {
+        t.delete_addresses(&name, &keys);
+    }
+    for (name, keys) in address_shards(family, &add, shards) {
+        t.add_addresses(&name, &keys);
+    }
     let net_change = crate::propose::blocklist::delta(&live.networks, &new.networks);
     if live.networks != new.networks {
         let name = set_name(family, SetKind::Networks);

@@ -57,7 +57,7 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
             "the applied policy has no blocklist: add `[blocklist] files` to it and apply again",
         ));
     };
-    let new = read_recorded_blocklist(
+    let mut new = read_recorded_blocklist(
         &blocklist.files,
         &blocklist.inline,
         blocklist.skip_bad_lines || args.skip_bad_lines,
@@ -72,15 +72,20 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
     // What autofw loaded last is what is live, unless the sets were edited
     // by hand: then deleting a gone element fails, the transaction changes
     // nothing, and the exact (slower) way reads the kernel first.
-    let changes = match super::recorded_sets(&state).map(|live| nft_sets::update(&live, &new)) {
-        Some(Ok(changes)) => changes,
+    // The elements go where the live sets keep them (`shards`), whatever
+    // layout the files alone would get.
+    let (changes, shards) = match super::recorded_sets(&state)
+        .map(|live| (nft_sets::update(&live, &new), live.shards))
+    {
+        Some((Ok(changes), shards)) => (changes, shards),
         _ => {
             let live = nft_sets::read_live()?.ok_or_else(|| {
                 host_failure("the live table has no blocklist sets (edited by hand?); apply again")
             })?;
-            nft_sets::update(&live, &new)?
+            (nft_sets::update(&live, &new)?, live.shards)
         }
     };
+    new.shards = shards;
 
     write_private(&state.applied_sets_path(), new.to_text().as_bytes())?;
     blocklist.sets = new.summaries();

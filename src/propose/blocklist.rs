@@ -37,6 +37,8 @@ pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
     /// The last address of the block of `2^bits` addresses starting at `self`.
     fn block_end(self, bits: u32) -> Self;
     const BITS: u32;
+    /// The lowest 32 bits: which hash set of a sharded family holds it.
+    fn low_bits(self) -> u32;
 }
 
 impl Key for u32 {
@@ -68,6 +70,9 @@ impl Key for u32 {
             self | ((1u32 << bits) - 1)
         }
     }
+    fn low_bits(self) -> u32 {
+        self
+    }
 }
 
 impl Key for u128 {
@@ -98,6 +103,9 @@ impl Key for u128 {
         } else {
             self | ((1u128 << bits) - 1)
         }
+    }
+    fn low_bits(self) -> u32 {
+        self as u32
     }
 }
 
@@ -218,6 +226,48 @@ pub fn set_name(family: Family, kind: SetKind) -> &'static str {
     }
 }
 
+/// How many hash sets hold a family's single addresses when they come from
+/// blocklist files (up to millions): an address goes in the set its lowest
+/// six bits name, and one `vmap` on those bits sends a packet to the one
+/// set that can hold its source. Reading a set back (status, rollback) is
+/// quadratic in its size, because the kernel walks it from the start again
+/// for every 32 KiB message it sends: one set of a million takes about 23 s,
+/// 64 sets of 15,600 about 0.6 s (docs/propose.md). The few addresses of
+/// `--blocklist` and a policy's `addresses` stay in one set.
+pub const SHARDS: u32 = 64;
+
+/// The number of hash sets for single addresses: [`SHARDS`] when blocklist
+/// files are named, else one.
+pub fn shards_for(files_named: bool) -> u32 {
+    if files_named { SHARDS } else { 1 }
+}
+
+/// The hash set that holds `shard`'s single addresses of `family`:
+/// `blocklist_v4` unsharded, `blocklist_v4_07` when sharded.
+pub fn address_set_name(family: Family, shard: u32, shards: u32) -> String {
+    let name = set_name(family, SetKind::Addresses);
+    if shards <= 1 {
+        name.to_string()
+    } else {
+        format!("{name}_{shard:02}")
+    }
+}
+
+/// Sorted addresses split over `shards` hash sets by their low bits, each
+/// part still sorted, named as [`address_set_name`] names them.
+pub fn address_shards<K: Key>(family: Family, sorted: &[K], shards: u32) -> Vec<(String, Vec<K>)> {
+    let shards = shards.max(1);
+    let mut parts: Vec<Vec<K>> = vec![Vec::new(); shards as usize];
+    for &key in sorted {
+        parts[(key.low_bits() % shards) as usize].push(key);
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(shard, keys)| (address_set_name(family, shard as u32, shards), keys))
+        .collect()
+}
+
 /// Every blocklist set, in the order they are declared and summarised.
 pub const SETS: [(Family, SetKind); 4] = [
     (Family::Ipv4, SetKind::Addresses),
@@ -260,11 +310,24 @@ impl<K: Key> FamilySets<K> {
 
 /// The content of the four blocklist sets: what is loaded, read back from
 /// the kernel, kept for a rollback (compactly, as text: see
-/// [`SetContents::to_text`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// [`SetContents::to_text`]), and over how many hash sets the single
+/// addresses are spread in the kernel ([`SHARDS`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetContents {
     pub v4: FamilySets<u32>,
     pub v6: FamilySets<u128>,
+    /// Hash sets a family's single addresses are stored in: 1 or [`SHARDS`].
+    pub shards: u32,
+}
+
+impl Default for SetContents {
+    fn default() -> Self {
+        SetContents {
+            v4: FamilySets::default(),
+            v6: FamilySets::default(),
+            shards: 1,
+        }
+    }
 }
 
 impl SetContents {
@@ -272,6 +335,7 @@ impl SetContents {
         SetContents {
             v4: FamilySets::of(&blocklist.ipv4),
             v6: FamilySets::of(&blocklist.ipv6),
+            shards: blocklist.shards.max(1),
         }
     }
 
@@ -292,10 +356,15 @@ impl SetContents {
             .collect()
     }
 
-    /// One entry a line, `a` or `first-last`, under `# set NAME` headers:
-    /// about 14 bytes an IPv4 address, and read back by [`SetContents::parse_text`].
+    /// One entry a line, `a` or `first-last`, under `# set NAME` headers
+    /// (the logical sets; a first `# shards N` line when the addresses are
+    /// sharded): about 14 bytes an IPv4 address, and read back by
+    /// [`SetContents::parse_text`].
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        if self.shards > 1 {
+            let _ = writeln!(out, "# shards {}", self.shards);
+        }
         fn family<K: Key>(out: &mut String, f: Family, sets: &FamilySets<K>) {
             let _ = writeln!(out, "# set {}", set_name(f, SetKind::Addresses));
             for a in &sets.addresses {
@@ -320,6 +389,18 @@ impl SetContents {
         let mut out = SetContents::default();
         let mut current: Option<(Family, SetKind)> = None;
         for (i, line) in text.lines().enumerate() {
+            if let Some(n) = line.strip_prefix("# shards ") {
+                out.shards = match n.trim().parse() {
+                    Ok(n) if n == 1 || n == SHARDS => n,
+                    _ => {
+                        return Err(format!(
+                            "{origin}:{}: `# shards {n}`: expected 1 or {SHARDS}",
+                            i + 1
+                        ));
+                    }
+                };
+                continue;
+            }
             if let Some(name) = line.strip_prefix("# set ") {
                 current = SETS
                     .iter()
@@ -510,6 +591,42 @@ mod tests {
     }
 
     #[test]
+    fn shards_split_by_the_last_bits_and_stay_sorted() {
+        let keys: Vec<u32> = (0..1000u32).map(|i| i * 7).collect();
+        let parts = address_shards(Family::Ipv4, &keys, SHARDS);
+        assert_eq!(parts.len(), SHARDS as usize);
+        assert_eq!(
+            parts.iter().map(|(_, k)| k.len()).sum::<usize>(),
+            keys.len()
+        );
+        for (shard, (name, part)) in parts.iter().enumerate() {
+            assert_eq!(name, &format!("blocklist_v4_{shard:02}"));
+            assert!(part.windows(2).all(|w| w[0] < w[1]));
+            assert!(part.iter().all(|k| k % 64 == shard as u32));
+        }
+        let one = address_shards(Family::Ipv6, &[1u128, 2], 1);
+        assert_eq!(one, [("blocklist_v6".to_string(), vec![1u128, 2])]);
+        assert_eq!(shards_for(true), SHARDS);
+        assert_eq!(shards_for(false), 1);
+    }
+
+    #[test]
+    fn saved_sets_say_how_they_were_stored() {
+        let text = "# shards 64\n# set blocklist_v4\n192.0.2.3\n";
+        let sets = SetContents::parse_text(text, "t").unwrap();
+        assert_eq!(sets.shards, SHARDS);
+        assert_eq!(
+            sets.to_text(),
+            format!("{text}# set blocklist_net_v4\n# set blocklist_v6\n# set blocklist_net_v6\n")
+        );
+        // Written before sharding: one set.
+        let old = SetContents::parse_text("# set blocklist_v4\n192.0.2.3\n", "t").unwrap();
+        assert_eq!(old.shards, 1);
+        let e = SetContents::parse_text("# shards 7\n", "f").unwrap_err();
+        assert_eq!(e, "f:1: `# shards 7`: expected 1 or 64");
+    }
+
+    #[test]
     fn formats_as_people_get_them() {
         let text = "; Spamhaus DROP List 2024/01/01\n\
                     ; Last-Modified: x\n\
@@ -606,6 +723,7 @@ mod tests {
         .unwrap();
         let b = super::super::ruleset::Blocklist {
             enabled: true,
+            shards: SHARDS,
             ipv4: Ranges::merge(c.v4),
             ipv6: Ranges::merge(c.v6),
         };

@@ -212,6 +212,7 @@ impl Choices {
         }
         Blocklist {
             enabled: self.blocklist_files_named || !self.blocklist.is_empty(),
+            shards: super::blocklist::shards_for(self.blocklist_files_named),
             ipv4: Ranges::merge(v4),
             ipv6: Ranges::merge(v6),
         }

@@ -176,5 +176,6 @@ pub fn read_recorded_blocklist(
     Ok(SetContents {
         v4: FamilySets::of(&Ranges::merge(lists.v4)),
         v6: FamilySets::of(&Ranges::merge(lists.v6)),
+        shards: super::blocklist::shards_for(!files.is_empty()),
     })
 }

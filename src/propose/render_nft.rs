@@ -2,7 +2,9 @@
 //! (both families in one table, so IPv6 can never be forgotten), replaced in
 //! one transaction, touching no other table.
 
-use super::blocklist::{Key, Ranges, SETS, SetContents, SetKind, nft_element, set_name};
+use super::blocklist::{
+    Key, SETS, SetContents, SetKind, address_set_name, address_shards, nft_element, set_name,
+};
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
@@ -132,6 +134,11 @@ fn statement(rule: &Rule) -> String {
         Match::Limited { limit } => format!("limit rate {}", rate(limit)),
         Match::Any => "counter".to_string(),
     };
+    with_action(matches, rule)
+}
+
+/// `matches`, then the rule's action and its label as the comment.
+fn with_action(matches: String, rule: &Rule) -> String {
     let action = match &rule.action {
         Action::Accept => "accept".to_string(),
         Action::Drop => "drop".to_string(),
@@ -164,31 +171,7 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
     out.push_str(&format!("table {FAMILY} {TABLE} {{\n"));
 
     if ruleset.blocklist.enabled {
-        for (family, kind) in SETS {
-            let listed: Vec<String> = match (family, elements) {
-                (_, Elements::Separate) => Vec::new(),
-                (Family::Ipv4, Elements::Inline) => set_elements(&ruleset.blocklist.ipv4, kind),
-                (Family::Ipv6, Elements::Inline) => set_elements(&ruleset.blocklist.ipv6, kind),
-            };
-            let what = match kind {
-                SetKind::Addresses => "single addresses: a hash set, one lookup per packet",
-                SetKind::Networks => "networks and ranges: an interval set",
-            };
-            let _ = writeln!(out, "\t# blocklist, {what}");
-            let _ = writeln!(out, "\tset {} {{", set_name(family, kind));
-            let _ = writeln!(out, "\t\ttype {}", addr_type(family));
-            if kind == SetKind::Networks {
-                out.push_str("\t\tflags interval\n");
-            }
-            if !listed.is_empty() {
-                out.push_str("\t\telements = {\n");
-                for e in &listed {
-                    let _ = writeln!(out, "\t\t\t{e},");
-                }
-                out.push_str("\t\t}\n");
-            }
-            out.push_str("\t}\n\n");
-        }
+        blocklist_sets(&mut out, &ruleset.blocklist, elements);
     }
 
     for rule in &ruleset.input {
@@ -211,14 +194,33 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
         }
     }
 
+    let shards = ruleset.blocklist.shards;
     out.push_str("\tchain input {\n");
     out.push_str("\t\ttype filter hook input priority filter; policy drop;\n");
     for rule in &ruleset.input {
         out.push('\n');
         out.push_str(&comment_lines(&rule.reason, "\t\t"));
-        let _ = writeln!(out, "\t\t{}", statement(rule));
+        match rule.matches {
+            Match::Blocklisted {
+                family,
+                kind: SetKind::Addresses,
+            } if shards > 1 => shard_dispatch(&mut out, family, shards, &rule.label),
+            _ => {
+                let _ = writeln!(out, "\t\t{}", statement(rule));
+            }
+        }
     }
     out.push_str("\t}\n");
+    for rule in &ruleset.input {
+        if let Match::Blocklisted {
+            family,
+            kind: SetKind::Addresses,
+        } = rule.matches
+            && shards > 1
+        {
+            shard_chains(&mut out, family, shards, rule);
+        }
+    }
 
     match &ruleset.forward {
         Forward::Drop { reason } => {
@@ -250,53 +252,180 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
     out
 }
 
-/// The elements of one set as nft writes them.
-fn set_elements<K: Key>(ranges: &Ranges<K>, kind: SetKind) -> Vec<String> {
-    match kind {
-        SetKind::Addresses => ranges.addresses().map(Key::show).collect(),
-        SetKind::Networks => ranges.networks().map(|(a, b)| nft_element(a, b)).collect(),
+/// One set's declaration, with its elements when given.
+fn declare_set(out: &mut String, name: &str, family: Family, interval: bool, listed: &[String]) {
+    if listed.is_empty() && !interval {
+        // One line: a sharded family declares 64 of these.
+        let _ = writeln!(out, "\tset {name} {{ type {}; }}", addr_type(family));
+        return;
+    }
+    let _ = writeln!(out, "\tset {name} {{");
+    let _ = writeln!(out, "\t\ttype {}", addr_type(family));
+    if interval {
+        out.push_str("\t\tflags interval\n");
+    }
+    if !listed.is_empty() {
+        out.push_str("\t\telements = {\n");
+        for e in listed {
+            let _ = writeln!(out, "\t\t\t{e},");
+        }
+        out.push_str("\t\t}\n");
+    }
+    out.push_str("\t}\n\n");
+}
+
+/// The blocklist's sets: per family the single addresses (one hash set, or
+/// [`super::blocklist::SHARDS`] of them) and the networks (an interval set).
+fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
+    let inline = elements == Elements::Inline;
+    for (family, kind) in SETS {
+        match kind {
+            SetKind::Addresses => {
+                let addresses = match family {
+                    Family::Ipv4 => shown_shards(
+                        family,
+                        &inline_or_none(inline, || blocklist.ipv4.addresses().collect()),
+                        blocklist.shards,
+                    ),
+                    Family::Ipv6 => shown_shards(
+                        family,
+                        &inline_or_none(inline, || blocklist.ipv6.addresses().collect()),
+                        blocklist.shards,
+                    ),
+                };
+                let what = if addresses.len() > 1 {
+                    format!(
+                        "single addresses: {} hash sets, an address in the one its low bits \
+                         name (one lookup per packet; kept small so that they read back fast)",
+                        addresses.len()
+                    )
+                } else {
+                    "single addresses: a hash set, one lookup per packet".to_string()
+                };
+                let _ = writeln!(out, "\t# blocklist, {what}");
+                for (name, listed) in addresses {
+                    declare_set(out, &name, family, false, &listed);
+                }
+                if !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
+            }
+            SetKind::Networks => {
+                let listed = match (family, inline) {
+                    (_, false) => Vec::new(),
+                    (Family::Ipv4, true) => network_elements(blocklist.ipv4.networks()),
+                    (Family::Ipv6, true) => network_elements(blocklist.ipv6.networks()),
+                };
+                out.push_str("\t# blocklist, networks and ranges: an interval set\n");
+                declare_set(out, set_name(family, kind), family, true, &listed);
+            }
+        }
     }
 }
 
-/// The most elements one `add element` command of a boot file carries: the
-/// boot hook loads each file with its own `nft -f`, so none holds the whole
-/// list (nft needs about 380 bytes per element while parsing).
+/// Sorted single addresses split over their hash sets, as nft writes them.
+fn shown_shards<K: Key>(family: Family, sorted: &[K], shards: u32) -> Vec<(String, Vec<String>)> {
+    address_shards(family, sorted, shards)
+        .into_iter()
+        .map(|(name, keys)| (name, keys.iter().map(|k| k.show()).collect()))
+        .collect()
+}
+
+/// `make()` when the elements are written inline, else nothing.
+fn inline_or_none<K>(inline: bool, make: impl FnOnce() -> Vec<K>) -> Vec<K> {
+    if inline { make() } else { Vec::new() }
+}
+
+/// The elements of an interval set as nft writes them.
+fn network_elements<K: Key>(ranges: impl Iterator<Item = (K, K)>) -> Vec<String> {
+    ranges.map(|(a, b)| nft_element(a, b)).collect()
+}
+
+/// The shard's number as the key a masked source address has:
+/// `0.0.0.7`, `::7`.
+fn shard_key(family: Family, shard: u32) -> String {
+    match family {
+        Family::Ipv4 => std::net::Ipv4Addr::from(shard).to_string(),
+        Family::Ipv6 => std::net::Ipv6Addr::from(u128::from(shard)).to_string(),
+    }
+}
+
+/// The input rule of sharded single addresses: the source's low bits pick
+/// the one chain (and set) that can hold it.
+fn shard_dispatch(out: &mut String, family: Family, shards: u32, label: &str) {
+    let _ = writeln!(
+        out,
+        "\t\t{} & {} vmap {{",
+        saddr(family),
+        shard_key(family, shards - 1)
+    );
+    let entries: Vec<String> = (0..shards)
+        .map(|shard| {
+            format!(
+                "{} : jump {}",
+                shard_key(family, shard),
+                address_set_name(family, shard, shards)
+            )
+        })
+        .collect();
+    for line in entries.chunks(4) {
+        let _ = writeln!(out, "\t\t\t{},", line.join(", "));
+    }
+    let _ = writeln!(out, "\t\t}} comment {}", quoted(label, 127));
+}
+
+/// One chain a shard, named as its set: the blocklist rule on that set.
+fn shard_chains(out: &mut String, family: Family, shards: u32, rule: &Rule) {
+    out.push('\n');
+    for shard in 0..shards {
+        let name = address_set_name(family, shard, shards);
+        let matches = format!("{} @{name}", saddr(family));
+        let _ = writeln!(out, "\tchain {name} {{ {}; }}", with_action(matches, rule));
+    }
+}
+
+/// The most elements one boot file carries: the boot hook loads each file
+/// with its own `nft -f`, so none holds the whole list (nft needs about 380
+/// bytes per element while parsing).
 pub const BATCH: usize = 50_000;
 
-/// `add element inet autofw SET { ... }` scripts of at most [`BATCH`]
-/// elements each, for every non-empty set: what the boot hook loads after
-/// the table (docs/persist.md).
+/// Boot files of at most [`BATCH`] elements each: `add element inet autofw
+/// SET { ... }` commands for every non-empty set, a set's elements split
+/// over files where a file fills up. What the boot hook loads after the
+/// table (docs/persist.md).
 pub fn element_batches(sets: &SetContents) -> Vec<String> {
+    let mut named = shown_shards(Family::Ipv4, &sets.v4.addresses, sets.shards);
+    named.push((
+        set_name(Family::Ipv4, SetKind::Networks).to_string(),
+        network_elements(sets.v4.networks.iter().copied()),
+    ));
+    named.extend(shown_shards(Family::Ipv6, &sets.v6.addresses, sets.shards));
+    named.push((
+        set_name(Family::Ipv6, SetKind::Networks).to_string(),
+        network_elements(sets.v6.networks.iter().copied()),
+    ));
     let mut out = Vec::new();
-    for (family, kind) in SETS {
-        let elements: Vec<String> = match (family, kind) {
-            (Family::Ipv4, SetKind::Addresses) => {
-                sets.v4.addresses.iter().map(|a| a.show()).collect()
-            }
-            (Family::Ipv4, SetKind::Networks) => sets
-                .v4
-                .networks
-                .iter()
-                .map(|&(a, b)| nft_element(a, b))
-                .collect(),
-            (Family::Ipv6, SetKind::Addresses) => {
-                sets.v6.addresses.iter().map(|a| a.show()).collect()
-            }
-            (Family::Ipv6, SetKind::Networks) => sets
-                .v6
-                .networks
-                .iter()
-                .map(|&(a, b)| nft_element(a, b))
-                .collect(),
-        };
-        for chunk in elements.chunks(BATCH) {
-            let mut text = format!("add element inet autofw {} {{\n", set_name(family, kind));
+    let mut file = String::new();
+    let mut room = BATCH;
+    for (name, elements) in named {
+        let mut rest = elements.as_slice();
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(rest.len().min(room));
+            let _ = writeln!(file, "add element inet autofw {name} {{");
             for e in chunk {
-                let _ = writeln!(text, "\t{e},");
+                let _ = writeln!(file, "\t{e},");
             }
-            text.push_str("}\n");
-            out.push(text);
+            file.push_str("}\n");
+            room -= chunk.len();
+            rest = after;
+            if room == 0 {
+                out.push(std::mem::take(&mut file));
+                room = BATCH;
+            }
         }
+    }
+    if !file.is_empty() {
+        out.push(file);
     }
     out
 }
@@ -363,4 +492,70 @@ fn published_chains(guard: &PublishedGuard) -> String {
     out.push_str("\t\tcounter drop comment \"published-closed\"\n");
     out.push_str("\t}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propose::blocklist::{FamilySets, SHARDS};
+
+    fn sets(v4: Vec<u32>, networks: Vec<(u32, u32)>, shards: u32) -> SetContents {
+        SetContents {
+            v4: FamilySets {
+                addresses: v4,
+                networks,
+            },
+            shards,
+            ..SetContents::default()
+        }
+    }
+
+    /// Every element of the boot files, with the set it is added to.
+    fn added(files: &[String]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut set = String::new();
+        for line in files.iter().flat_map(|f| f.lines()) {
+            if let Some(rest) = line.strip_prefix("add element inet autofw ") {
+                set = rest.trim_end_matches(" {").to_string();
+            } else if let Some(e) = line.strip_prefix('\t') {
+                out.push((set.clone(), e.trim_end_matches(',').to_string()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn boot_files_hold_at_most_a_batch_and_every_address_in_its_shard() {
+        let v4: Vec<u32> = (0..120_001u32).map(|i| 0x0a00_0000 + 3 * i).collect();
+        let files = element_batches(&sets(v4.clone(), vec![(0xc633_6400, 0xc633_64ff)], SHARDS));
+        assert_eq!(files.len(), 3, "120,002 elements, 50,000 a file");
+        let elements = added(&files);
+        assert_eq!(elements.len(), 120_002);
+        for f in &files {
+            assert!(added(std::slice::from_ref(f)).len() <= BATCH);
+        }
+        for (set, e) in &elements {
+            if set == "blocklist_net_v4" {
+                assert_eq!(e, "198.51.100.0/24");
+                continue;
+            }
+            let a: u32 = e.parse::<std::net::Ipv4Addr>().unwrap().into();
+            assert_eq!(set, &format!("blocklist_v4_{:02}", a % 64), "{e}");
+        }
+        // Unsharded (a policy's few `addresses`): the one set.
+        let files = element_batches(&sets(vec![0xc000_0203], vec![], 1));
+        assert_eq!(added(&files), [("blocklist_v4".into(), "192.0.2.3".into())]);
+    }
+
+    #[test]
+    fn the_vmap_sends_each_last_bits_value_to_the_chain_of_its_set() {
+        let mut out = String::new();
+        shard_dispatch(&mut out, Family::Ipv6, SHARDS, "blocklist");
+        assert!(out.starts_with("\t\tip6 saddr & ::3f vmap {\n"), "{out}");
+        assert!(out.contains("::2a : jump blocklist_v6_42,"), "{out}");
+        assert_eq!(out.matches(": jump ").count(), SHARDS as usize);
+        let mut out = String::new();
+        shard_dispatch(&mut out, Family::Ipv4, SHARDS, "blocklist");
+        assert!(out.contains("0.0.0.63 : jump blocklist_v4_63,"), "{out}");
+    }
 }

@@ -92,6 +92,10 @@ pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
     if blocklist.enabled {
         for (family, kind) in SETS {
             let what = match kind {
+                SetKind::Addresses if blocklist.shards > 1 => {
+                    "address (hash sets, one picked by the address's last bits: a lookup or two \
+                     per packet however long the list)"
+                }
                 SetKind::Addresses => {
                     "address (a hash set: one lookup per packet however long the list)"
                 }

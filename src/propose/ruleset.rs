@@ -261,6 +261,9 @@ pub struct Blocklist {
     /// A blocklist was asked for: its four sets and rules exist, even
     /// empty, so that `autofw blocklist refresh` only ever changes elements.
     pub enabled: bool,
+    /// Hash sets that hold a family's single addresses in nft: 1, or
+    /// [`super::blocklist::SHARDS`] for lists from files.
+    pub shards: u32,
     pub ipv4: Ranges<u32>,
     pub ipv6: Ranges<u128>,
 }
