@@ -403,7 +403,7 @@ fn apply_over_a_real_ssh_session() {
     let client = Netns::new("ssh-c");
     link(&server, &client);
     let ssh = Ssh::start(&mut server);
-    let _nginx = Nginx::start(&server, &["0.0.0.0:80", "[::]:80"]);
+    let _nginx = start_nginx(&server, &["0.0.0.0:80", "[::]:80"]);
     // Loopback-only: gets no rule, and is no business of the client.
     server.listen(Some("redis-server"), &["tcp:127.0.0.1:6379"]);
     assert!(wait_until(Duration::from_secs(5), || probe_tcp(

@@ -49,7 +49,7 @@ struct Host {
     name: &'static str,
     /// web1's real nginx (db1's postgres is a listen.py stand-in: Debian's
     /// postgresql is a large install for one listening port).
-    _nginx: Option<Nginx>,
+    _nginx: Option<Daemon>,
     ns: Netns,
     ssh: Ssh,
     addr: &'static str,
@@ -108,7 +108,7 @@ impl Fleet {
             link_to_controller(&ns, &ctl, ctl_if, addr, ctl_addr);
             let ssh = Ssh::start(&mut ns);
             let nginx = if service == "nginx" {
-                Some(Nginx::start(&ns, &[spec]))
+                Some(start_nginx(&ns, &[spec]))
             } else {
                 ns.listen(Some(service), &[&format!("tcp:{spec}")]);
                 None
@@ -544,7 +544,7 @@ fn apply_json_and_no_wait_for_automation() {
         return;
     }
     let ns = Netns::new("fleet-json");
-    let _nginx = Nginx::start(&ns, &["0.0.0.0:80"]);
+    let _nginx = start_nginx(&ns, &["0.0.0.0:80"]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").display().to_string();
     let apply = |args: &[&str]| {

@@ -19,7 +19,7 @@ pub const GUEST_V4: &str = "10.88.0.2";
 /// and a client on the public link.
 pub struct Routed {
     /// The guest's web server (a real nginx on 80).
-    _nginx: Nginx,
+    _nginx: Daemon,
     pub server: Netns,
     pub client: Netns,
     pub guest: Netns,
@@ -61,7 +61,7 @@ impl Routed {
         guest.sh_ok(&format!(
             "ip addr add {GUEST_V4}/24 dev eth0 && ip link set eth0 up && ip route add default via 10.88.0.1"
         ));
-        let nginx = Nginx::start(&guest, &["0.0.0.0:80"]);
+        let nginx = start_nginx(&guest, &["0.0.0.0:80"]);
         guest.listen(Some("redis-server"), &["tcp:0.0.0.0:6379"]);
         client.listen(Some("internet"), &["tcp:0.0.0.0:9000"]);
         Routed {

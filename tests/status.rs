@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 /// prove its name) and a real nginx on http (80) listening publicly, a
 /// client linked to it, and a temporary state directory.
 struct Server {
+    /// First, so that it stops before its namespace goes (fields drop in order).
+    nginx: Daemon,
     ns: Netns,
     client: Netns,
     dir: tempfile::TempDir,
-    nginx: Nginx,
     _sshd: Ssh,
 }
 
@@ -28,7 +29,7 @@ impl Server {
         let client = Netns::new(&format!("{tag}-c"));
         link(&ns, &client);
         let sshd = Ssh::start(&mut ns);
-        let nginx = Nginx::start(&ns, &["0.0.0.0:80", "[::]:80"]);
+        let nginx = start_nginx(&ns, &["0.0.0.0:80", "[::]:80"]);
         assert!(
             wait_until(Duration::from_secs(5), || {
                 ns.ok(&["ss", "-Htln"]).contains("[::]:5622")

@@ -4,9 +4,7 @@
 //! the ones fail2ban itself writes (its iptables chain and its nft table).
 
 use super::*;
-use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// The address the `sshd` jail bans through iptables-multiport (chain
@@ -16,79 +14,71 @@ pub const F2B_SSHD_BANNED: &str = "203.0.113.7";
 /// (table `inet f2b-table`, set `addr-set-nginx-http-auth`, tcp/80).
 pub const F2B_NGINX_BANNED: &str = "198.51.100.9";
 
-/// `fail2ban-server` running in a namespace; killed by pid on drop.
-#[must_use = "fail2ban is killed when this is dropped"]
-pub struct Fail2ban {
-    child: Child,
-    dir: tempfile::TempDir,
-}
+/// Start fail2ban in `ns` with two jails, each of which bans one address
+/// from failed logins already in its log, one with the iptables action and
+/// one with the nftables action (as a host that moved half-way), and wait
+/// until both bans are in the kernel's rules.
+pub fn start_fail2ban(ns: &Netns) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The packaged actions and filters; everything else is this test's.
+    for shared in ["action.d", "filter.d"] {
+        std::os::unix::fs::symlink(Path::new("/etc/fail2ban").join(shared), d.join(shared))
+            .unwrap();
+    }
+    let path = |name: &str| d.join(name).display().to_string();
+    std::fs::write(
+        d.join("fail2ban.conf"),
+        format!(
+            "[Definition]\nloglevel = INFO\nlogtarget = STDERR\nsyslogsocket = auto\n\
+             allowipv6 = auto\nsocket = {}\npidfile = {}\ndbfile = :memory:\ndbpurgeage = 1d\n",
+            path("fail2ban.sock"),
+            path("fail2ban.pid"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("jail.conf"),
+        format!(
+            "[DEFAULT]\nbackend = polling\nusedns = no\nbantime = 1d\nfindtime = 1h\nmaxretry = 2\n\
+             \n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\n\
+             action = iptables-multiport[name=sshd, port=5622, protocol=tcp]\n\
+             \n[nginx-http-auth]\nenabled = true\nfilter = nginx-http-auth\nlogpath = {}\n\
+             action = nftables-multiport[name=nginx-http-auth, port=80, protocol=tcp]\n",
+            path("auth.log"),
+            path("nginx-error.log"),
+        ),
+    )
+    .unwrap();
+    // Two failed logins each, in the formats rsyslog and nginx write, at
+    // the namespace's own "now" (fail2ban only counts recent failures).
+    ns.sh_ok(&format!(
+        "for i in 1 2; do \
+           echo \"$(date +%Y-%m-%dT%H:%M:%S.%6N%:z) server sshd[4242]: Failed password for root from {F2B_SSHD_BANNED} port 5002$i ssh2\" >> {auth}; \
+           echo \"$(date '+%Y/%m/%d %H:%M:%S') [error] 4243#4243: *$i user \\\"admin\\\": password mismatch, client: {F2B_NGINX_BANNED}, server: _, request: \\\"GET / HTTP/1.1\\\", host: \\\"192.0.2.1\\\"\" >> {nginx}; \
+         done",
+        auth = path("auth.log"),
+        nginx = path("nginx-error.log"),
+    ));
 
-impl Fail2ban {
-    /// Start fail2ban in `ns` with two jails, each of which bans one address
-    /// from failed logins already in its log, one with the iptables action
-    /// and one with the nftables action (as a host that moved half-way),
-    /// and wait until both bans are in the kernel's rules.
-    pub fn start(ns: &Netns) -> Fail2ban {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        // The packaged actions and filters; everything else is this test's.
-        for shared in ["action.d", "filter.d"] {
-            std::os::unix::fs::symlink(Path::new("/etc/fail2ban").join(shared), d.join(shared))
-                .unwrap();
-        }
-        let path = |name: &str| d.join(name).display().to_string();
-        std::fs::write(
-            d.join("fail2ban.conf"),
-            format!(
-                "[Definition]\nloglevel = INFO\nlogtarget = STDERR\nsyslogsocket = auto\n\
-                 allowipv6 = auto\nsocket = {}\npidfile = {}\ndbfile = :memory:\ndbpurgeage = 1d\n",
-                path("fail2ban.sock"),
-                path("fail2ban.pid"),
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("jail.conf"),
-            format!(
-                "[DEFAULT]\nbackend = polling\nusedns = no\nbantime = 1d\nfindtime = 1h\nmaxretry = 2\n\
-                 \n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\n\
-                 action = iptables-multiport[name=sshd, port=5622, protocol=tcp]\n\
-                 \n[nginx-http-auth]\nenabled = true\nfilter = nginx-http-auth\nlogpath = {}\n\
-                 action = nftables-multiport[name=nginx-http-auth, port=80, protocol=tcp]\n",
-                path("auth.log"),
-                path("nginx-error.log"),
-            ),
-        )
-        .unwrap();
-        // Two failed logins each, in the formats rsyslog and nginx write, at
-        // the namespace's own "now" (fail2ban only counts recent failures).
-        ns.sh_ok(&format!(
-            "for i in 1 2; do \
-               echo \"$(date +%Y-%m-%dT%H:%M:%S.%6N%:z) server sshd[4242]: Failed password for root from {F2B_SSHD_BANNED} port 5002$i ssh2\" >> {auth}; \
-               echo \"$(date '+%Y/%m/%d %H:%M:%S') [error] 4243#4243: *$i user \\\"admin\\\": password mismatch, client: {F2B_NGINX_BANNED}, server: _, request: \\\"GET / HTTP/1.1\\\", host: \\\"192.0.2.1\\\"\" >> {nginx}; \
-             done",
-            auth = path("auth.log"),
-            nginx = path("nginx-error.log"),
-        ));
-
-        let log = File::create(d.join("fail2ban.log")).unwrap();
-        let mut cmd = ns.command("fail2ban-server");
-        // -f: in the foreground, so the pid is the server's; -x: a stale
-        // socket is no reason to refuse.
-        cmd.args(["-f", "-x", "-c"])
-            .arg(d)
-            .arg("-s")
-            .arg(d.join("fail2ban.sock"))
-            .arg("-p")
-            .arg(d.join("fail2ban.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start fail2ban-server: {e}"));
-        let fail2ban = Fail2ban { child, dir };
-        let banned = wait_until(Duration::from_secs(30), || {
+    // -f: in the foreground, so the pid is the server's; -x: a stale socket
+    // is no reason to refuse.
+    let argv = [
+        "fail2ban-server".to_string(),
+        "-f".into(),
+        "-x".into(),
+        "-c".into(),
+        path(""),
+        "-s".into(),
+        path("fail2ban.sock"),
+        "-p".into(),
+        path("fail2ban.pid"),
+    ];
+    let mut fail2ban = Daemon::spawn(ns, dir, &argv);
+    fail2ban.wait_ready(
+        &format!("ban {F2B_SSHD_BANNED} and {F2B_NGINX_BANNED}"),
+        Duration::from_secs(30),
+        || {
             let chain = ns.run(&["iptables", "-S", "f2b-sshd"]);
             let set = ns.run(&[
                 "nft",
@@ -100,25 +90,7 @@ impl Fail2ban {
             ]);
             text(&chain.stdout).contains(&format!("-s {F2B_SSHD_BANNED}/32"))
                 && text(&set.stdout).contains(F2B_NGINX_BANNED)
-        });
-        assert!(
-            banned,
-            "fail2ban did not ban {F2B_SSHD_BANNED} and {F2B_NGINX_BANNED} within 30 s; its log:\n{}",
-            fail2ban.log()
-        );
-        fail2ban
-    }
-
-    /// What fail2ban logged so far (for a failing assertion).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("fail2ban.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Fail2ban {
-    fn drop(&mut self) {
-        // By pid, before the temporary directory (its config, socket) goes.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        },
+    );
+    fail2ban
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 /// A server namespace with ssh (5622), a real nginx (80) and an unlisted
 /// 8080 listener, a client linked to it, and a temp dir for state and scan.
 pub struct Host {
-    _nginx: Nginx,
+    /// First, so that it stops before its namespace goes (fields drop in order).
+    _nginx: Daemon,
     pub server: Netns,
     pub client: Netns,
     pub dir: tempfile::TempDir,
@@ -23,7 +24,7 @@ impl Host {
         let client = Netns::new(&format!("{tag}-c"));
         link(&server, &client);
         server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
-        let nginx = Nginx::start(&server, &["0.0.0.0:80", "[::]:80"]);
+        let nginx = start_nginx(&server, &["0.0.0.0:80", "[::]:80"]);
         // Listening, but not in the saved scan: the rules must drop it.
         server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
         let dir = tempfile::tempdir().unwrap();
@@ -113,7 +114,7 @@ pub fn finish(child: Child) -> Output {
 /// dockerd; here only its chains matter), and a real fail2ban that has
 /// banned one address through its iptables chain and one through its nft
 /// table. fail2ban runs until the returned value is dropped.
-pub fn add_foreign_rules(ns: &Netns) -> Fail2ban {
+pub fn add_foreign_rules(ns: &Netns) -> Daemon {
     for cmd in [
         "iptables -N DOCKER",
         "iptables -N DOCKER-USER",
@@ -125,5 +126,5 @@ pub fn add_foreign_rules(ns: &Netns) -> Fail2ban {
         let argv: Vec<&str> = cmd.split(' ').collect();
         ns.ok(&argv);
     }
-    Fail2ban::start(ns)
+    start_fail2ban(ns)
 }

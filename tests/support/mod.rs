@@ -5,6 +5,7 @@
 //! the processes started in it (by pid) and deletes it, also when the test
 //! panics. Nothing here touches the host's own network namespace or firewall.
 
+pub mod daemon;
 pub mod fail2ban;
 pub mod host;
 pub mod nginx;
@@ -12,9 +13,10 @@ pub mod runner;
 pub mod seed;
 pub mod ssh;
 
+pub use daemon::*;
 pub use fail2ban::*;
 pub use host::*;
-pub use nginx::Nginx;
+pub use nginx::start_nginx;
 pub use runner::*;
 pub use seed::*;
 pub use ssh::Ssh;
