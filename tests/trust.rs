@@ -6,10 +6,11 @@
 //! The server runs a real OpenSSH sshd (root, 5622, IPv4 and IPv6), a real
 //! rpcbind (as `nfs-common` leaves it, 111 TCP and UDP), a real
 //! `prometheus-node-exporter` as the `prometheus` system account bound to
-//! 10.9.0.5 on the private eth1 only, and listen.py stand-ins: "smbd" on 445
-//! (root), a uid-1000 "node" app on 3000, a process of `nobody` calling
-//! itself sshd on 6380, a system account's python3 calling itself sshd on
-//! 6379, a root service bound to the private IPv6 address fd00:9::5 only;
+//! 10.9.0.5 on the private eth1 only, a real Samba smbd on 445 (root), and
+//! listen.py stand-ins (for owners no packaged daemon has): a uid-1000
+//! "node" app on 3000, a process of `nobody` calling itself sshd on 6380, a
+//! system account's python3 calling itself sshd on 6379, a root service
+//! bound to the private IPv6 address fd00:9::5 only;
 //! an unconnected UDP socket on an ephemeral port (a client's), and a VXLAN
 //! device (the kernel's socket on 4789).
 
@@ -41,6 +42,8 @@ while True:
 "#;
 
 struct TrustHost {
+    /// First, so that it stops before its namespace goes (fields drop in order).
+    _smbd: Daemon,
     server: Netns,
     /// On the public link (eth0), with a route to the private network via
     /// the server: the neighbour that must not reach node_exporter.
@@ -84,7 +87,7 @@ impl TrustHost {
             "--collector.loadavg",
         ]);
         let script = listen_py().display().to_string();
-        server.listen(Some("smbd"), &["tcp:0.0.0.0:445", "tcp:[::]:445"]);
+        let smbd = start_smbd(&server);
         // A root service bound to the private IPv6 address only.
         server.listen(None, &[&format!("tcp:[{PRIVATE_SERVER_V6}]:9101")]);
         let as_user = |uid: &str, name: &str, specs: &[&str]| {
@@ -145,6 +148,7 @@ impl TrustHost {
             public,
             private,
             _sshd: sshd,
+            _smbd: smbd,
             udp_client_port,
             dir: tempfile::tempdir().unwrap(),
         }
@@ -334,6 +338,11 @@ fn the_scan_says_who_owns_what() {
     assert_eq!(
         (&smb["service"], &smb["risky"]),
         (&"smb".into(), &true.into())
+    );
+    assert_eq!(
+        (&smb["owners"][0]["exe"], &smb["user"]),
+        (&"/usr/sbin/smbd".into(), &"root".into()),
+        "{smb:#}"
     );
     let vxlan = listener(&scan, "udp", "0.0.0.0", 4789);
     assert_eq!(

@@ -6,6 +6,7 @@
 use super::*;
 use std::ffi::OsStr;
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -29,7 +30,10 @@ impl Daemon {
             .into_owned();
         let log = File::create(dir.path().join("daemon.log")).unwrap();
         let mut cmd = ns.command(&argv[0].as_ref().to_string_lossy());
-        cmd.args(&argv[1..])
+        // A process group of its own: smbd, leaving, signals its whole group,
+        // which must not be the test's.
+        cmd.process_group(0)
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -69,7 +73,8 @@ impl Daemon {
                 matches!(self.child.try_wait(), Ok(Some(_)))
             });
             if !gone {
-                let _ = self.child.kill();
+                // Its group: the workers too.
+                unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
             }
         }
         let _ = self.child.wait();

@@ -11,6 +11,7 @@ pub mod host;
 pub mod nginx;
 pub mod runner;
 pub mod seed;
+pub mod smbd;
 pub mod ssh;
 
 pub use daemon::*;
@@ -19,6 +20,7 @@ pub use host::*;
 pub use nginx::start_nginx;
 pub use runner::*;
 pub use seed::*;
+pub use smbd::start_smbd;
 pub use ssh::Ssh;
 
 use std::io::{BufRead, BufReader};
