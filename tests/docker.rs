@@ -252,24 +252,9 @@ fn story(userland_proxy: bool) {
     let client = Netns::new(&format!("{tag}-c"));
     let mut internet = Netns::new(&format!("{tag}-i"));
     link(&server, &client);
-    run_ok(Command::new("ip").args([
-        "-n",
-        server.name(),
-        "link",
-        "add",
-        "eth1",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        internet.name(),
-    ]));
-    server.sh_ok("ip addr add 198.51.100.1/24 dev eth1 && ip link set eth1 up");
-    internet.sh_ok(&format!(
-        "ip addr add {INTERNET_V4}/24 dev eth0 && ip link set eth0 up"
-    ));
+    veth(&server, "eth1", &internet, "eth0");
+    server.bring_up("eth1", &["198.51.100.1/24"]);
+    internet.bring_up("eth0", &[&format!("{INTERNET_V4}/24")]);
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "the internet\n").unwrap();
     // `exec`: the pid the namespace kills is python's; its request log is

@@ -211,24 +211,9 @@ impl Fleet {
 /// A veth pair between `host` (eth0, `host_v4`/24) and the controller
 /// (`ctl_if`, `ctl_v4`/24).
 fn link_to_controller(host: &Netns, ctl: &Netns, ctl_if: &str, host_v4: &str, ctl_v4: &str) {
-    run_ok(Command::new("ip").args([
-        "-n",
-        host.name(),
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        ctl_if,
-        "netns",
-        ctl.name(),
-    ]));
-    host.ok(&["ip", "addr", "add", &format!("{host_v4}/24"), "dev", "eth0"]);
-    host.ok(&["ip", "link", "set", "eth0", "up"]);
-    ctl.ok(&["ip", "addr", "add", &format!("{ctl_v4}/24"), "dev", ctl_if]);
-    ctl.ok(&["ip", "link", "set", ctl_if, "up"]);
+    veth(host, "eth0", ctl, ctl_if);
+    host.bring_up("eth0", &[&format!("{host_v4}/24")]);
+    ctl.bring_up(ctl_if, &[&format!("{ctl_v4}/24")]);
 }
 
 /// A `listen.py` listener started in `ns` after the fleet was built (the

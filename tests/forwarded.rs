@@ -9,7 +9,7 @@
 use crate::support::*;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 /// The guest's address behind the router's bridge.
@@ -35,20 +35,7 @@ impl Routed {
         let mut guest = Netns::new(&format!("{tag}-g"));
         link(&server, &client);
         server.ok(&["ip", "link", "add", "br-guest", "type", "bridge"]);
-        run_ok(Command::new("ip").args([
-            "-n",
-            server.name(),
-            "link",
-            "add",
-            "vguest",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            guest.name(),
-        ]));
+        veth(&server, "vguest", &guest, "eth0");
         for cmd in [
             "ip link set vguest master br-guest",
             "ip link set vguest up",
@@ -58,9 +45,8 @@ impl Routed {
         ] {
             server.sh_ok(cmd);
         }
-        guest.sh_ok(&format!(
-            "ip addr add {GUEST_V4}/24 dev eth0 && ip link set eth0 up && ip route add default via 10.88.0.1"
-        ));
+        guest.bring_up("eth0", &[&format!("{GUEST_V4}/24")]);
+        guest.ok(&["ip", "route", "add", "default", "via", "10.88.0.1"]);
         let nginx = start_nginx(&guest, &["0.0.0.0:80"]);
         guest.listen(Some("redis-server"), &["tcp:0.0.0.0:6379"]);
         client.listen(Some("internet"), &["tcp:0.0.0.0:9000"]);

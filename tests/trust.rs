@@ -186,56 +186,21 @@ impl TrustHost {
 /// The second link: server eth1 10.9.0.5/24, the private neighbour eth0
 /// 10.9.0.7/24.
 fn link_private(server: &Netns, private: &Netns) {
-    run_ok(Command::new("ip").args([
-        "-n",
-        server.name(),
-        "link",
-        "add",
+    veth(server, "eth1", private, "eth0");
+    server.bring_up(
         "eth1",
-        "type",
-        "veth",
-        "peer",
-        "name",
+        &[
+            &format!("{PRIVATE_SERVER}/24"),
+            &format!("{PRIVATE_SERVER_V6}/64"),
+        ],
+    );
+    private.bring_up(
         "eth0",
-        "netns",
-        private.name(),
-    ]));
-    server.ok(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{PRIVATE_SERVER}/24"),
-        "dev",
-        "eth1",
-    ]);
-    server.ok(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{PRIVATE_SERVER_V6}/64"),
-        "dev",
-        "eth1",
-        "nodad",
-    ]);
-    server.ok(&["ip", "link", "set", "eth1", "up"]);
-    private.ok(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{PRIVATE_CLIENT}/24"),
-        "dev",
-        "eth0",
-    ]);
-    private.ok(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{PRIVATE_CLIENT_V6}/64"),
-        "dev",
-        "eth0",
-        "nodad",
-    ]);
-    private.ok(&["ip", "link", "set", "eth0", "up"]);
+        &[
+            &format!("{PRIVATE_CLIENT}/24"),
+            &format!("{PRIVATE_CLIENT_V6}/64"),
+        ],
+    );
 }
 
 /// Does a UDP datagram to `addr`:`port` from `client` come back within 2 s?

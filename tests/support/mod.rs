@@ -163,6 +163,19 @@ impl Netns {
         pid
     }
 
+    /// Give `dev` these addresses (`192.0.2.1/24`, `2001:db8::1/64`; IPv6
+    /// ones without the DAD wait, so they work at once) and bring it up.
+    pub fn bring_up(&self, dev: &str, addresses: &[&str]) {
+        for address in addresses {
+            let mut argv = vec!["ip", "addr", "add", address, "dev", dev];
+            if address.contains(':') {
+                argv.push("nodad");
+            }
+            self.ok(&argv);
+        }
+        self.ok(&["ip", "link", "set", dev, "up"]);
+    }
+
     /// `nft -s list ruleset` inside.
     pub fn ruleset(&self) -> String {
         self.ok(&["nft", "-s", "list", "ruleset"])
@@ -196,36 +209,32 @@ impl Drop for Netns {
 /// Join two namespaces with a veth pair: `server` gets 192.0.2.1/24 and
 /// 2001:db8::1/64, `client` 192.0.2.2/24 and 2001:db8::2/64 (no DAD wait).
 pub fn link(server: &Netns, client: &Netns) {
-    run_ok(Command::new("ip").args([
-        "-n",
-        server.name(),
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        client.name(),
-    ]));
+    veth(server, "eth0", client, "eth0");
     for (ns, v4, v6) in [
         (server, SERVER_V4, SERVER_V6),
         (client, CLIENT_V4, CLIENT_V6),
     ] {
-        ns.ok(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
-        ns.ok(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{v6}/64"),
-            "dev",
-            "eth0",
-            "nodad",
-        ]);
-        ns.ok(&["ip", "link", "set", "eth0", "up"]);
+        ns.bring_up("eth0", &[&format!("{v4}/24"), &format!("{v6}/64")]);
     }
+}
+
+/// A veth pair between device `a_dev` in `a` and `b_dev` in `b`, both
+/// still down and without addresses (see [`Netns::bring_up`]).
+pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
+    run_ok(Command::new("ip").args([
+        "-n",
+        a.name(),
+        "link",
+        "add",
+        a_dev,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        b.name(),
+    ]));
 }
 
 /// Run and assert success; return stdout. Failure shows the command and stderr.
