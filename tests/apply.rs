@@ -64,10 +64,7 @@ fn confirmed_apply_lets_services_in_and_drops_the_rest() {
     let host = Host::new("keep");
     let apply = host.apply_in_background(&["--timeout", "30"]);
     assert_services_in_rest_dropped(&host);
-    let confirm = host.confirm();
-    assert!(confirm.status.success(), "{}", show(&confirm));
-    let out = finish(apply);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = host.confirm_and_finish(apply);
     assert!(text(&out.stdout).contains("confirmed"), "{}", show(&out));
     // Kept after the deadline would have passed, too.
     assert!(!Path::new(&host.state()).join("window.json").exists());
@@ -170,8 +167,7 @@ fn foreign_tables_survive_apply_and_rollback() {
     ] {
         assert!(during.contains(name), "{name} lost by apply:\n{during}");
     }
-    assert!(host.confirm().status.success());
-    assert_eq!(finish(apply).status.code(), Some(0));
+    host.confirm_and_finish(apply);
     // Later, the operator changes their mind.
     let out = host
         .server
@@ -189,8 +185,7 @@ fn rollback_keeps_a_previous_autofw_table_in_its_place() {
     let host = Host::new("prev");
     // A first, confirmed apply; then Docker and fail2ban start after it.
     let apply = host.apply_in_background(&["--timeout", "30"]);
-    assert!(host.confirm().status.success());
-    assert_eq!(finish(apply).status.code(), Some(0));
+    host.confirm_and_finish(apply);
     let _fail2ban = add_foreign_rules(&host.server);
     let before = host.server.ruleset();
     assert!(before.find("table inet autofw") < before.find("table inet f2b-table"));
@@ -320,8 +315,7 @@ fn iptables_backend_applies_and_restores_exactly() {
     assert_eq!(iptables_saves(&host.server), save_before);
     // Confirmed: kept.
     let apply = host.apply_in_background(&["--timeout", "30", "--backend", "iptables"]);
-    assert!(host.confirm().status.success());
-    assert_eq!(finish(apply).status.code(), Some(0));
+    host.confirm_and_finish(apply);
     assert_services_in_rest_dropped(&host);
     assert!(host.server.ruleset().contains("chain f2b-sshd"));
 }

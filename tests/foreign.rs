@@ -101,9 +101,7 @@ fn an_earlier_accept_no_longer_bypasses_autofw_and_fail2ban_keeps_banning() {
         Probe::Refused,
         "fail2ban's ban must still come first"
     );
-    assert!(host.confirm().status.success());
-    let out = finish(apply);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = host.confirm_and_finish(apply);
     assert!(
         !text(&out.stderr).contains("accepts before"),
         "{}",
@@ -273,9 +271,7 @@ fn a_left_over_iptables_policy_drop_is_named_in_propose_apply_and_status() {
     );
 
     let apply = host.apply_in_background(&["--timeout", "30"]);
-    assert!(host.confirm().status.success());
-    let out = finish(apply);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = host.confirm_and_finish(apply);
     assert!(text(&out.stderr).contains(said), "{}", show(&out));
     // The kernel agrees on the host itself: autofw opens 80, it is dropped.
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 80), Probe::Dropped);
@@ -330,8 +326,7 @@ fn iptables_legacy_rules_are_detected_and_judged() {
     assert!(text(&propose.stderr).contains(said), "{}", show(&propose));
 
     let apply = host.apply_in_background(&["--timeout", "30"]);
-    assert!(host.confirm().status.success());
-    let out = finish(apply);
+    let out = host.confirm_and_finish(apply);
     assert!(text(&out.stderr).contains(said), "{}", show(&out));
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 80), Probe::Dropped);
     assert!(

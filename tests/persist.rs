@@ -110,8 +110,7 @@ fn iptables_persist_restores_in_a_fresh_namespace() {
             "--backend",
             "iptables",
         ]);
-        assert!(host.confirm().status.success());
-        assert_eq!(finish(apply).status.code(), Some(0));
+        host.confirm_and_finish(apply);
         confirmed = host.server.ruleset();
     }
     let fresh = Netns::new("iptreboot");
@@ -147,7 +146,7 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
     std::fs::write(r.join("etc/autofw/operator-notes"), "mine").unwrap();
 
     let host = Host::new("unpersist");
-    for round in 0..2 {
+    for _ in 0..2 {
         let apply = host.apply_in_background(&[
             "--timeout",
             "30",
@@ -155,8 +154,7 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
             "--root",
             r.to_str().unwrap(),
         ]);
-        assert!(host.confirm().status.success());
-        assert_eq!(finish(apply).status.code(), Some(0), "round {round}");
+        host.confirm_and_finish(apply);
     }
     // No package shipped the unit: apply wrote the very text the package
     // would ship.
@@ -282,31 +280,13 @@ fn movable_binary() -> (tempfile::TempDir, PathBuf) {
 /// apply --persist with `bin` in `host`, confirmed with `bin`; returns the
 /// confirmed ruleset.
 fn persist_with(host: &Host, bin: &Path, root: &Path, extra: &[&str]) -> String {
-    let (scan, state) = (host.scan(), host.state());
-    let bin = bin.to_str().unwrap();
-    let mut apply = host.server.command(bin);
-    apply
-        .args([
-            "apply",
-            "--confirm",
-            "--yes",
-            "--from",
-            &scan,
-            "--state-dir",
-            &state,
-        ])
-        .args([
-            "--timeout",
-            "30",
-            "--persist",
-            "--root",
-            root.to_str().unwrap(),
-        ])
+    let (state, bin) = (host.state(), bin.to_str().unwrap());
+    let apply = host
+        .apply_command(&["--timeout", "30", "--persist", "--root"])
+        .args(&[root.to_str().unwrap()])
         .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let apply = apply.spawn().unwrap();
+        .binary(bin)
+        .spawn(Stdio::piped());
     wait_for_applied_rules(&host.server, &state, std::time::Duration::from_secs(10));
     let out = host.server.run(&[bin, "confirm", "--state-dir", &state]);
     assert!(out.status.success(), "{}", show(&out));

@@ -14,22 +14,7 @@ use std::time::Duration;
 /// server namespace, in the background with stdin held open and no
 /// controlling terminal (a session of its own), with extra environment.
 fn spawn_apply(host: &Host, extra: &[&str], env: &[(&str, &str)]) -> Child {
-    let (scan, state) = (host.scan(), host.state());
-    let mut cmd = with_env(
-        Autofw::new(&[
-            "apply",
-            "--confirm",
-            "--yes",
-            "--from",
-            &scan,
-            "--state-dir",
-            &state,
-        ])
-        .args(extra)
-        .inside(&host.server),
-        env,
-    )
-    .command();
+    let mut cmd = with_env(host.apply_command(extra), env).command();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -533,10 +518,7 @@ fn yes_on_standard_input_does_not_keep_the_rules() {
     wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
     assert!(window_json(&state).is_some(), "a piped yes kept the rules");
-    let confirm = host.confirm();
-    assert!(confirm.status.success(), "{}", show(&confirm));
-    let out = finish(apply);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = host.confirm_and_finish(apply);
     let said = text(&out.stderr);
     assert!(said.contains("no terminal here to answer on"), "{said}");
     assert!(said.contains("does not keep the rules"), "{said}");
@@ -680,8 +662,7 @@ fn an_untrusted_state_dir_is_refused() {
     // A trusted directory whose snapshot was swapped for a link.
     let state = host.state();
     let apply = host.apply_in_background(&["--timeout", "30"]);
-    assert!(host.confirm().status.success());
-    assert_eq!(finish(apply).status.code(), Some(0));
+    host.confirm_and_finish(apply);
     let applied = host.server.ruleset();
     let snapshot = Path::new(&state).join("snapshot.json");
     let elsewhere = host.dir.path().join("elsewhere.json");

@@ -49,27 +49,11 @@ impl Host {
     pub fn state(&self) -> String {
         self.dir.path().join("state").to_string_lossy().into_owned()
     }
-    /// `autofw apply --confirm --yes --from scan --state-dir state` + extra,
-    /// run in the server with stdin from /dev/null; waits for it.
-    pub fn apply(&self, extra: &[&str]) -> Output {
+    /// `autofw apply --confirm --yes --from scan --state-dir state` + extra
+    /// in the server, to be run.
+    pub fn apply_command(&self, extra: &[&str]) -> Autofw {
         let (scan, state) = (self.scan(), self.state());
-        let mut args = vec![
-            "apply",
-            "--confirm",
-            "--yes",
-            "--from",
-            &scan,
-            "--state-dir",
-            &state,
-        ];
-        args.extend_from_slice(extra);
-        self.server.autofw(&args)
-    }
-    /// The same, started in the background with stdin held open (an operator
-    /// who does not answer); returns once the rules are loaded.
-    pub fn apply_in_background(&self, extra: &[&str]) -> Child {
-        let (scan, state) = (self.scan(), self.state());
-        let child = Autofw::new(&[
+        Autofw::new(&[
             "apply",
             "--confirm",
             "--yes",
@@ -80,13 +64,30 @@ impl Host {
         ])
         .args(extra)
         .inside(&self.server)
-        .spawn(Stdio::piped());
-        wait_for_applied_rules(&self.server, &state, Duration::from_secs(10));
+    }
+    /// That apply, run with stdin from /dev/null; waits for it.
+    pub fn apply(&self, extra: &[&str]) -> Output {
+        self.apply_command(extra).output()
+    }
+    /// The same, started in the background with stdin held open (an operator
+    /// who does not answer); returns once the rules are loaded.
+    pub fn apply_in_background(&self, extra: &[&str]) -> Child {
+        let child = self.apply_command(extra).spawn(Stdio::piped());
+        wait_for_applied_rules(&self.server, &self.state(), Duration::from_secs(10));
         child
     }
     pub fn confirm(&self) -> Output {
         self.server
             .autofw(&["confirm", "--state-dir", &self.state()])
+    }
+    /// `autofw confirm` of the apply running in the background, then that
+    /// apply's end: both must succeed (the rules are kept). Apply's output.
+    pub fn confirm_and_finish(&self, apply: Child) -> Output {
+        let confirm = self.confirm();
+        assert!(confirm.status.success(), "{}", show(&confirm));
+        let out = finish(apply);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        out
     }
 }
 

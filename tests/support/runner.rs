@@ -21,6 +21,7 @@ pub const AS_NOBODY: &[&str] = &[
 
 /// `autofw ARGS`, to be run.
 pub struct Autofw {
+    binary: String,
     args: Vec<String>,
     netns: Option<String>,
     wrapper: Vec<String>,
@@ -33,11 +34,18 @@ impl Autofw {
     /// host). Paths in the output are then relative to the crate root.
     pub fn new(args: &[&str]) -> Autofw {
         Autofw {
+            binary: autofw_bin().to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             netns: None,
             wrapper: Vec::new(),
             env: Vec::new(),
         }
+    }
+
+    /// Another copy of the binary (one that is moved or deleted later).
+    pub fn binary(mut self, path: &str) -> Autofw {
+        self.binary = path.to_string();
+        self
     }
 
     /// More arguments.
@@ -71,7 +79,7 @@ impl Autofw {
             argv.extend(["ip", "netns", "exec", ns.as_str()]);
         }
         argv.extend(self.wrapper.iter().map(String::as_str));
-        argv.push(autofw_bin());
+        argv.push(&self.binary);
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .args(&self.args)
