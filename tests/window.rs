@@ -22,6 +22,13 @@ fn spawn_apply(host: &Host, extra: &[&str], env: &[(&str, &str)]) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// [`spawn_apply`], returning once its rules are loaded.
+fn apply_loaded(host: &Host, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    let apply = spawn_apply(host, extra, env);
+    wait_for_applied_rules(&host.server, &host.state(), Duration::from_secs(10));
+    apply
+}
+
 fn with_env(mut autofw: Autofw, env: &[(&str, &str)]) -> Autofw {
     for (key, value) in env {
         autofw = autofw.env(key, value);
@@ -51,6 +58,12 @@ fn autofw_env(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
 fn window_json(state: &str) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(Path::new(state).join("window.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// The pid of the open window's watchdog.
+fn watchdog_pid(state: &str) -> u32 {
+    let window = window_json(state).expect("an open window");
+    window["watchdog_pid"].as_u64().unwrap() as u32
 }
 
 fn applied_json(state: &str) -> serde_json::Value {
@@ -113,7 +126,7 @@ fn a_window_killed_by_a_restart_cannot_be_confirmed() {
     .unwrap();
     let hook = [("AUTOFW_TEST_BOOT_ID_FILE", boot_id.to_str().unwrap())];
     let state = host.state();
-    let mut apply = spawn_apply(
+    let mut apply = apply_loaded(
         &host,
         &[
             "--timeout",
@@ -124,10 +137,7 @@ fn a_window_killed_by_a_restart_cannot_be_confirmed() {
         ],
         &hook,
     );
-    wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
-    let watchdog = window_json(&state).unwrap()["watchdog_pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let watchdog = watchdog_pid(&state);
     // The OOM killer, then the provider's reboot button.
     apply.kill().unwrap();
     apply.wait().unwrap();
@@ -182,11 +192,8 @@ fn a_window_whose_watchdog_died_cannot_be_confirmed() {
     let host = Host::new("wdkill");
     let before = host.server.ruleset();
     let state = host.state();
-    let apply = spawn_apply(&host, &["--timeout", "600"], &[]);
-    wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
-    let watchdog = window_json(&state).unwrap()["watchdog_pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let apply = apply_loaded(&host, &["--timeout", "600"], &[]);
+    let watchdog = watchdog_pid(&state);
     kill(watchdog);
     std::thread::sleep(Duration::from_millis(300));
     let confirm = host.confirm();
@@ -557,8 +564,7 @@ fn a_stepped_wall_clock_neither_ends_nor_stretches_the_window() {
         ("FAKETIME_NO_CACHE", "1"),
         ("DONT_FAKE_MONOTONIC", "1"),
     ];
-    let apply = spawn_apply(&host, &["--timeout", "30"], &stepping);
-    wait_for_applied_rules(&host.server, &state, Duration::from_secs(10));
+    let apply = apply_loaded(&host, &["--timeout", "30"], &stepping);
     // NTP steps apply's clock (and its watchdog's) two hours forward.
     std::fs::write(&offset, "+2h\n").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
