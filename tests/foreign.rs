@@ -5,22 +5,6 @@
 use crate::support::*;
 use std::time::Duration;
 
-/// A TCP connect from `client` with source address `source`, 2 s deadline.
-fn probe_tcp_from(client: &Netns, source: &str, addr: &str, port: u16) -> Probe {
-    let script = format!(
-        "import socket\ns = socket.socket()\ns.settimeout(2)\ns.bind(('{source}', 0))\n\
-         try:\n    s.connect(('{addr}', {port})); print('open')\n\
-         except ConnectionRefusedError: print('refused')\n\
-         except OSError: print('dropped')\n"
-    );
-    let out = client.run(&["python3", "-c", &script]);
-    match text(&out.stdout).trim() {
-        "open" => Probe::Open,
-        "refused" => Probe::Refused,
-        _ => Probe::Dropped,
-    }
-}
-
 /// The built-in chain's policy in `tool`'s filter table (`DROP`/`ACCEPT`).
 fn policy(ns: &Netns, tool: &str, chain: &str) -> String {
     let listing = ns.ok(&[tool, "-S", chain]);

@@ -583,13 +583,10 @@ fn assert_policy_holds(loader: &str) {
     );
     // ssh from another address of the client, outside the sources: dropped.
     client.ok(&["ip", "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
-    let other = client.sh(&format!(
-        "socat -u TCP:{SERVER_V4}:5622,bind=192.0.2.3,connect-timeout=2 - 2>&1; echo rc=$?"
-    ));
-    let other = String::from_utf8_lossy(&other.stdout);
-    assert!(
-        other.contains("timed out") && !other.contains("rc=0"),
-        "{loader}: {other}"
+    assert_eq!(
+        probe_tcp_from(&client, "192.0.2.3", SERVER_V4, 5622),
+        Probe::Dropped,
+        "{loader}: ssh from outside the sources"
     );
     // ssh: a burst of 3 new connections from one address, then dropped.
     for i in 0..3 {

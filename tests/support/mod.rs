@@ -287,6 +287,23 @@ pub fn probe_tcp(client: &Netns, addr: &str, port: u16) -> Probe {
     }
 }
 
+/// [`probe_tcp`] from one of `client`'s addresses, `source` (an IPv4
+/// address: a second client, a banned or listed one).
+pub fn probe_tcp_from(client: &Netns, source: &str, addr: &str, port: u16) -> Probe {
+    let script = format!(
+        "import socket\ns = socket.socket()\ns.settimeout(2)\ns.bind(('{source}', 0))\n\
+         try:\n    s.connect(('{addr}', {port})); print('open')\n\
+         except ConnectionRefusedError: print('refused')\n\
+         except OSError: print('dropped')\n"
+    );
+    let out = client.run(&["python3", "-c", &script]);
+    match text(&out.stdout).trim() {
+        "open" => Probe::Open,
+        "refused" => Probe::Refused,
+        _ => Probe::Dropped,
+    }
+}
+
 /// A DNS query over UDP from `client`: does anything answer within 2 s?
 pub fn probe_dns(client: &Netns, addr: &str, port: u16) -> bool {
     let out = client.run(&[
