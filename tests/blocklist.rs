@@ -414,3 +414,100 @@ fn a_malformed_list_changes_nothing_at_apply() {
     ]);
     assert!(listed.contains("198.51.100.7"), "{listed}");
 }
+
+/// The kernel refuses the new elements (here: another tool put a network
+/// into autofw's interval set between the table load and the elements,
+/// and the new list's network overlaps it): apply fails cleanly, and the
+/// previous rules and the previous blocklist are in force, element for
+/// element.
+#[test]
+fn refused_elements_leave_the_previous_blocklist_in_force() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("blrefused");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    write_scan(Path::new(&path("scan.json")), &[("ssh", "sshd", 22)]);
+    std::fs::write(path("policy.toml"), "[blocklist]\nfiles = [\"list.txt\"]\n").unwrap();
+    let apply = |env_path: Option<&str>| {
+        let mut cmd = ns.command("env");
+        if let Some(p) = env_path {
+            cmd.arg(format!("PATH={p}"));
+        }
+        cmd.args([autofw_bin(), "apply", "--confirm", "--yes", "--no-wait"])
+            .args([
+                "--from",
+                &path("scan.json"),
+                "--policy",
+                &path("policy.toml"),
+            ])
+            .args(["--state-dir", &path("state")])
+            .output()
+            .unwrap()
+    };
+
+    let (v4, v6) = addresses(3, 2_000, 500);
+    let first = Expected {
+        v4,
+        v6,
+        net_v4: ["198.51.100.0/24".to_string()].into(),
+        ..Default::default()
+    };
+    write_list(&dir.path().join("list.txt"), &first);
+    let out = apply(None);
+    assert!(out.status.success(), "{}", show(&out));
+    let confirmed = ns.autofw(&["confirm", "--state-dir", &path("state")]);
+    assert!(confirmed.status.success(), "{}", show(&confirmed));
+    assert_sets(&ns, &first, "first apply");
+    let rules = ns.ok(&["nft", "-t", "-s", "list", "ruleset"]);
+
+    // The second list: other addresses, and 203.0.113.0/24.
+    let (v4, v6) = addresses(4, 2_000, 500);
+    let second = Expected {
+        v4,
+        v6,
+        net_v4: ["203.0.113.0/24".to_string()].into(),
+        ..Default::default()
+    };
+    write_list(&dir.path().join("list.txt"), &second);
+    // An `nft` that, the first time it loads a file into this namespace
+    // (not the judge's scratch one), then adds 203.0.113.128/25 to the
+    // fresh interval set, as another tool might.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let marker = path("meddled");
+    let netns = ns.ok(&["readlink", "/proc/self/ns/net"]);
+    let shim = bin.join("nft");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\n/usr/sbin/nft \"$@\"; rc=$?\n\
+             here=$(readlink /proc/self/ns/net)\n\
+             for a in \"$@\"; do if [ \"$a\" = -f ] && [ \"$here\" = '{}' ] && [ ! -e {marker} ]; then \
+             touch {marker}; \
+             /usr/sbin/nft add element inet autofw blocklist_net_v4 '{{ 203.0.113.128/25 }}'; fi; done\n\
+             exit $rc\n",
+            netns.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env_path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = apply(Some(&env_path));
+    assert!(
+        Path::new(&marker).exists(),
+        "the shim never ran: {}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused the blocklist elements")
+            && err.contains("another program editing autofw's blocklist sets")
+            && err.contains("the previous rules and blocklist were put back"),
+        "{err}"
+    );
+    assert_sets(&ns, &first, "after the refused apply");
+    assert_eq!(ns.ok(&["nft", "-t", "-s", "list", "ruleset"]), rules);
+}
