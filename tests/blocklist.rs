@@ -16,6 +16,8 @@ use std::path::Path;
 const LISTED_CLIENT: &str = "192.0.2.3";
 /// Another client address, listed only after the refresh.
 const LISTED_LATER: &str = "192.0.2.4";
+/// A listed IPv6 source of the client (its hash set: the seventh).
+const LISTED_CLIENT_V6: &str = "2001:db8::7";
 
 /// What a list file holds, as the tests expect nft to list it.
 #[derive(Default, Clone)]
@@ -157,8 +159,13 @@ fn assert_sets(ns: &Netns, expected: &Expected, when: &str) {
 
 /// Can the client reach http (80) on the server from `source`?
 fn http_from(host: &Host, source: &str) -> bool {
+    let target = if source.contains(':') {
+        format!("TCP6:[{SERVER_V6}]:80,bind=[{source}]")
+    } else {
+        format!("TCP:{SERVER_V4}:80,bind={source}")
+    };
     let out = host.client.sh(&format!(
-        "socat -u TCP:{SERVER_V4}:80,bind={source},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
+        "socat -u {target},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
     ));
     text(&out.stdout).contains("rc=0")
 }
@@ -184,6 +191,15 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         host.client
             .ok(&["ip", "addr", "add", &format!("{a}/24"), "dev", "eth0"]);
     }
+    host.client.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{LISTED_CLIENT_V6}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
     let dir = host.dir.path();
     let list = dir.join("drop.txt");
     std::fs::write(
@@ -194,8 +210,9 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
     let policy = dir.join("policy.toml").to_string_lossy().into_owned();
 
     // 100,000 entries: 74,000 IPv4 and 25,000 IPv6 addresses, 1,000 networks.
-    let (mut v4, v6) = addresses(1, 74_000, 25_000);
+    let (mut v4, mut v6) = addresses(1, 74_000, 25_000);
     v4.insert(LISTED_CLIENT.to_string());
+    v6.insert(LISTED_CLIENT_V6.to_string());
     let mut first = Expected {
         v4,
         v6,
@@ -235,6 +252,14 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
     assert!(
         !http_from(&host, LISTED_CLIENT),
         "a listed source is dropped"
+    );
+    assert!(
+        http_from(&host, CLIENT_V6),
+        "an unlisted IPv6 source is let in"
+    );
+    assert!(
+        !http_from(&host, LISTED_CLIENT_V6),
+        "a listed IPv6 source is dropped"
     );
 
     // Refresh: half the addresses go, new ones come, the networks change.
