@@ -166,8 +166,11 @@ macro_rules! make_docker_user {
 const MAKE_DOCKER_USER_V4: &[&str] = make_docker_user!("rules.v4", "/usr/sbin/iptables");
 const MAKE_DOCKER_USER_V6: &[&str] = make_docker_user!("rules.v6", "/usr/sbin/ip6tables");
 
-/// Each `/etc/autofw/blocklist-NNNN.nft` loaded by its own `nft -f`. The
-/// quoting and `\;` read the same to systemd and to sh.
+/// Each `/etc/autofw/blocklist-NNNN.nft` loaded by its own `nft -f`; the
+/// files that fail are handed to `false` (`-exec ... +` makes find's exit
+/// status non-zero when that fails), so every batch is tried and the unit
+/// still fails, visibly, if one did not load. No `$`: the quoting and `\;`
+/// read the same to systemd and to sh.
 const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
     "/usr/bin/find",
     "/etc/autofw",
@@ -175,11 +178,16 @@ const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
     "1",
     "-name",
     "'blocklist-*.nft'",
+    "!",
     "-exec",
     "/usr/sbin/nft",
     "-f",
     "{}",
     "\\;",
+    "-exec",
+    "/usr/bin/false",
+    "{}",
+    "+",
 ];
 
 /// What loads a backend's saved rules at boot.
@@ -197,7 +205,8 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
                 may_fail: false,
                 why: "the blocklist's elements: one nft process a batch file \
                       (persist::blocklist_batch_path, at most 50,000 elements each), so none \
-                      holds a million-entry list; finds nothing without a blocklist",
+                      holds a million-entry list; finds nothing without a blocklist; a batch \
+                      that fails leaves the others loaded and fails the unit",
             },
         ],
         Backend::Iptables => vec![
@@ -375,7 +384,7 @@ mod tests {
             exec,
             [
                 "/usr/sbin/nft -f /etc/autofw/rules.nft",
-                "/usr/bin/find /etc/autofw -maxdepth 1 -name 'blocklist-*.nft' -exec /usr/sbin/nft -f {} \\;"
+                "/usr/bin/find /etc/autofw -maxdepth 1 -name 'blocklist-*.nft' ! -exec /usr/sbin/nft -f {} \\; -exec /usr/bin/false {} +"
             ]
         );
         assert!(unit.starts_with(MARKER));

@@ -16,6 +16,8 @@ use std::path::Path;
 const LISTED_CLIENT: &str = "192.0.2.3";
 /// Another client address, listed only after the refresh.
 const LISTED_LATER: &str = "192.0.2.4";
+/// A listed IPv6 source of the client (its hash set: the seventh).
+const LISTED_CLIENT_V6: &str = "2001:db8::7";
 
 /// What a list file holds, as the tests expect nft to list it.
 #[derive(Default, Clone)]
@@ -157,8 +159,13 @@ fn assert_sets(ns: &Netns, expected: &Expected, when: &str) {
 
 /// Can the client reach http (80) on the server from `source`?
 fn http_from(host: &Host, source: &str) -> bool {
+    let target = if source.contains(':') {
+        format!("TCP6:[{SERVER_V6}]:80,bind=[{source}]")
+    } else {
+        format!("TCP:{SERVER_V4}:80,bind={source}")
+    };
     let out = host.client.sh(&format!(
-        "socat -u TCP:{SERVER_V4}:80,bind={source},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
+        "socat -u {target},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
     ));
     text(&out.stdout).contains("rc=0")
 }
@@ -184,6 +191,15 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         host.client
             .ok(&["ip", "addr", "add", &format!("{a}/24"), "dev", "eth0"]);
     }
+    host.client.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{LISTED_CLIENT_V6}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
     let dir = host.dir.path();
     let list = dir.join("drop.txt");
     std::fs::write(
@@ -194,8 +210,9 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
     let policy = dir.join("policy.toml").to_string_lossy().into_owned();
 
     // 100,000 entries: 74,000 IPv4 and 25,000 IPv6 addresses, 1,000 networks.
-    let (mut v4, v6) = addresses(1, 74_000, 25_000);
+    let (mut v4, mut v6) = addresses(1, 74_000, 25_000);
     v4.insert(LISTED_CLIENT.to_string());
+    v6.insert(LISTED_CLIENT_V6.to_string());
     let mut first = Expected {
         v4,
         v6,
@@ -235,6 +252,14 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
     assert!(
         !http_from(&host, LISTED_CLIENT),
         "a listed source is dropped"
+    );
+    assert!(
+        http_from(&host, CLIENT_V6),
+        "an unlisted IPv6 source is let in"
+    );
+    assert!(
+        !http_from(&host, LISTED_CLIENT_V6),
+        "a listed IPv6 source is dropped"
     );
 
     // Refresh: half the addresses go, new ones come, the networks change.
@@ -413,4 +438,101 @@ fn a_malformed_list_changes_nothing_at_apply() {
         &shard_set("198.51.100.7"),
     ]);
     assert!(listed.contains("198.51.100.7"), "{listed}");
+}
+
+/// The kernel refuses the new elements (here: another tool put a network
+/// into autofw's interval set between the table load and the elements,
+/// and the new list's network overlaps it): apply fails cleanly, and the
+/// previous rules and the previous blocklist are in force, element for
+/// element.
+#[test]
+fn refused_elements_leave_the_previous_blocklist_in_force() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("blrefused");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    write_scan(Path::new(&path("scan.json")), &[("ssh", "sshd", 22)]);
+    std::fs::write(path("policy.toml"), "[blocklist]\nfiles = [\"list.txt\"]\n").unwrap();
+    let apply = |env_path: Option<&str>| {
+        let mut cmd = ns.command("env");
+        if let Some(p) = env_path {
+            cmd.arg(format!("PATH={p}"));
+        }
+        cmd.args([autofw_bin(), "apply", "--confirm", "--yes", "--no-wait"])
+            .args([
+                "--from",
+                &path("scan.json"),
+                "--policy",
+                &path("policy.toml"),
+            ])
+            .args(["--state-dir", &path("state")])
+            .output()
+            .unwrap()
+    };
+
+    let (v4, v6) = addresses(3, 2_000, 500);
+    let first = Expected {
+        v4,
+        v6,
+        net_v4: ["198.51.100.0/24".to_string()].into(),
+        ..Default::default()
+    };
+    write_list(&dir.path().join("list.txt"), &first);
+    let out = apply(None);
+    assert!(out.status.success(), "{}", show(&out));
+    let confirmed = ns.autofw(&["confirm", "--state-dir", &path("state")]);
+    assert!(confirmed.status.success(), "{}", show(&confirmed));
+    assert_sets(&ns, &first, "first apply");
+    let rules = ns.ok(&["nft", "-t", "-s", "list", "ruleset"]);
+
+    // The second list: other addresses, and 203.0.113.0/24.
+    let (v4, v6) = addresses(4, 2_000, 500);
+    let second = Expected {
+        v4,
+        v6,
+        net_v4: ["203.0.113.0/24".to_string()].into(),
+        ..Default::default()
+    };
+    write_list(&dir.path().join("list.txt"), &second);
+    // An `nft` that, the first time it loads a file into this namespace
+    // (not the judge's scratch one), then adds 203.0.113.128/25 to the
+    // fresh interval set, as another tool might.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let marker = path("meddled");
+    let netns = ns.ok(&["readlink", "/proc/self/ns/net"]);
+    let shim = bin.join("nft");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\n/usr/sbin/nft \"$@\"; rc=$?\n\
+             here=$(readlink /proc/self/ns/net)\n\
+             for a in \"$@\"; do if [ \"$a\" = -f ] && [ \"$here\" = '{}' ] && [ ! -e {marker} ]; then \
+             touch {marker}; \
+             /usr/sbin/nft add element inet autofw blocklist_net_v4 '{{ 203.0.113.128/25 }}'; fi; done\n\
+             exit $rc\n",
+            netns.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env_path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = apply(Some(&env_path));
+    assert!(
+        Path::new(&marker).exists(),
+        "the shim never ran: {}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused the blocklist elements")
+            && err.contains("another program editing autofw's blocklist sets")
+            && err.contains("the previous rules and blocklist were put back"),
+        "{err}"
+    );
+    assert_sets(&ns, &first, "after the refused apply");
+    assert_eq!(ns.ok(&["nft", "-t", "-s", "list", "ruleset"]), rules);
 }

@@ -212,6 +212,25 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
 /// `/etc/autofw/...` arguments are looked up under `root`, where the test
 /// persisted them. Returns the unit's text.
 pub(crate) fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
+    let (text, ran) = run_unit(ns, root, unit);
+    for (line, may_fail, out) in ran {
+        assert!(
+            may_fail || out.status.success(),
+            "boot: `{line}` failed\n{}",
+            show(&out)
+        );
+    }
+    text
+}
+
+/// Run the ExecStart lines of the enabled `unit` under `root` in `ns`, as
+/// systemd would at boot; the unit's text and, per line, whether it may
+/// fail (`-`) and what it did.
+fn run_unit(
+    ns: &Netns,
+    root: &Path,
+    unit: &str,
+) -> (String, Vec<(String, bool, std::process::Output)>) {
     let link = root
         .join("etc/systemd/system/sysinit.target.wants")
         .join(unit);
@@ -225,6 +244,7 @@ pub(crate) fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
         .filter_map(|l| l.strip_prefix("ExecStart="))
         .collect();
     assert!(!lines.is_empty(), "no ExecStart in\n{text}");
+    let mut ran = Vec::new();
     for line in lines {
         let (may_fail, command) = match line.strip_prefix('-') {
             Some(rest) => (true, rest),
@@ -250,14 +270,9 @@ pub(crate) fn boot_with_unit(ns: &Netns, root: &Path, unit: &str) -> String {
             argv[0]
         );
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let out = ns.run(&argv);
-        assert!(
-            may_fail || out.status.success(),
-            "boot: `{line}` failed\n{}",
-            show(&out)
-        );
+        ran.push((line.to_string(), may_fail, ns.run(&argv)));
     }
-    text
+    (text, ran)
 }
 
 /// An image root with systemd installed.
@@ -386,6 +401,36 @@ fn boot_hook_loads_a_large_blocklist_in_batches() {
     assert_eq!(count(&fresh, "blocklist_net_v4"), 1);
     let terse = |ns: &Netns| ns.ok(&["nft", "-t", "list", "ruleset"]);
     assert_eq!(terse(&fresh), terse(&host.server));
+
+    // A damaged batch: the rules and the other batches load, the unit
+    // fails (so systemd shows it), and status says the sets differ.
+    let damaged = root.path().join("etc/autofw/blocklist-0002.nft");
+    let batch = std::fs::read_to_string(&damaged).unwrap();
+    let first_element = batch.lines().find(|l| l.starts_with('\t')).unwrap();
+    std::fs::write(&damaged, batch.replacen(first_element, "\t10.0.0.999,", 1)).unwrap();
+    let damaged_boot = Netns::new("blbootdamaged");
+    let (_, ran) = run_unit(&damaged_boot, root.path(), "autofw.service");
+    let failed: Vec<&str> = ran
+        .iter()
+        .filter(|(_, may_fail, out)| !may_fail && !out.status.success())
+        .map(|(line, _, _)| line.as_str())
+        .collect();
+    assert!(
+        failed.len() == 1 && failed[0].contains("blocklist-*.nft"),
+        "only the batch line fails: {failed:?}"
+    );
+    assert_eq!(terse(&damaged_boot), terse(&host.server));
+    // One file of 50,000 did not load, whole: the other 70,001 did.
+    assert_eq!(
+        count(&damaged_boot, "blocklist_v4") + count(&damaged_boot, "blocklist_net_v4"),
+        70_001
+    );
+    let status = damaged_boot.autofw(&["status", "--state-dir", &host.state()]);
+    assert!(
+        text(&status.stdout).contains("blocklist-differs"),
+        "{}",
+        show(&status)
+    );
 }
 
 #[test]

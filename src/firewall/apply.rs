@@ -533,8 +533,8 @@ fn print_plan(rules: &Rules, plan: &Plan) {
         Rules::Iptables { v4, v6, ipsets } => {
             if let Some(sets) = ipsets {
                 println!(
-                    "# ipset restore -exist (loaded first)\n{}\n",
-                    sets.trim_end()
+                    "{}\n",
+                    crate::propose::render_iptables::ipsets_for_people(sets)
                 );
             }
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());

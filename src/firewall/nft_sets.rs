@@ -32,6 +32,7 @@ const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_EXCL: u16 = 0x200;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NFPROTO_INET: u8 = 1;
@@ -134,8 +135,12 @@ impl Transaction {
     /// Add or delete elements (`key`, interval end?) in messages of at most
     /// [`MAX_ELEMENTS_BYTES`].
     fn elements<K: Key>(&mut self, cmd: u16, set: &str, items: impl Iterator<Item = (K, bool)>) {
+        // Exclusive: autofw adds only elements the set lacks (an empty set,
+        // or a refresh's delta), so one already there means another hand is
+        // in the set, and the whole transaction is refused rather than
+        // merged into something nobody wrote.
         let flags = if cmd == NFT_MSG_NEWSETELEM {
-            NLM_F_CREATE
+            NLM_F_CREATE | NLM_F_EXCL
         } else {
             0
         };
@@ -535,6 +540,12 @@ fn error_of(payload: &[u8]) -> Option<String> {
         return None;
     }
     let mut text = std::io::Error::from_raw_os_error(-code).to_string();
+    if -code == libc::EEXIST {
+        text.push_str(
+            ": an element autofw adds is already in the set, or overlaps one: \
+             is another program editing autofw's blocklist sets?",
+        );
+    }
     // With NETLINK_CAP_ACK the request's header follows (16 bytes), then
     // the extended-ack attributes.
     if let Some(attrs) = payload.get(20..) {

@@ -349,3 +349,49 @@ fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
         .flat_map(|&(a, b)| cidrs(a, b))
         .collect()
 }
+
+/// The `ipset restore` input as apply shows it: whole when short, else
+/// one line a set with its count, so the output scales with the rules and
+/// not with a million-entry list.
+pub fn ipsets_for_people(sets: &str) -> String {
+    const SHOWN_WHOLE: usize = 40;
+    if sets.lines().count() <= SHOWN_WHOLE {
+        return format!("# ipset restore -exist (loaded first)\n{}", sets.trim_end());
+    }
+    let mut out = String::from("# ipset restore -exist (loaded first):");
+    for line in sets.lines() {
+        if let Some(create) = line.strip_prefix("create ") {
+            let name = create.split_whitespace().next().unwrap_or_default();
+            let prefix = format!("add {name} ");
+            let entries = sets.lines().filter(|l| l.starts_with(&prefix)).count();
+            out.push_str(&format!(
+                "\n#   {}: {} entries",
+                create.trim(),
+                super::blocklist::thousands(entries)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod ipsets_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_ipset_input_is_shown_as_counts() {
+        let mut sets = String::from("create autofw-block-v4 hash:net family inet maxelem 65536\n");
+        for i in 0..100 {
+            sets.push_str(&format!("add autofw-block-v4 10.0.0.{i}\n"));
+        }
+        sets.push_str("create autofw-block-v6 hash:net family inet6 maxelem 65536\n");
+        assert_eq!(
+            ipsets_for_people(&sets),
+            "# ipset restore -exist (loaded first):\n\
+             #   autofw-block-v4 hash:net family inet maxelem 65536: 100 entries\n\
+             #   autofw-block-v6 hash:net family inet6 maxelem 65536: 0 entries"
+        );
+        let short = "create s hash:net family inet\nadd s 10.0.0.1\n";
+        assert!(ipsets_for_people(short).ends_with("add s 10.0.0.1"));
+    }
+}

@@ -165,7 +165,8 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
 }
 
 /// The blocklist sets by count and digest: as recorded, as live (read from
-/// the kernel: exact, about 18 s at a million, see docs/status.md), and as
+/// the kernel: exact, about 0.6 s at a million in 64 hash sets, see
+/// docs/status.md), and as
 /// the files say now. `None` without a blocklist or with the iptables
 /// backend.
 fn read_blocklist(record: &AppliedRecord) -> anyhow::Result<Option<BlocklistCheck>> {

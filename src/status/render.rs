@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::drift::{Assessment, Finding, WindowState};
 use crate::firewall::compare::RulesState;
 use crate::human::{count, utc};
-use crate::record::{AppliedRecord, Backend, ClosedPort, OpenedPort};
+use crate::propose::blocklist::thousands;
+use crate::record::{AppliedRecord, Backend, BlocklistRecord, ClosedPort, OpenedPort};
 
 /// Everything `status` says; serialized as-is by `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +44,10 @@ pub struct Applied {
     pub persisted: bool,
     pub opened: Vec<OpenedPort>,
     pub closed: Vec<ClosedPort>,
+    /// The blocklist as last loaded (apply or refresh): its files and each
+    /// set's count and digest; absent without a blocklist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocklist: Option<BlocklistRecord>,
 }
 
 impl Report {
@@ -65,12 +70,38 @@ impl Report {
                 persisted: r.persisted,
                 opened: r.opened.clone(),
                 closed: r.closed.clone(),
+                blocklist: r.blocklist.clone(),
             }),
             window,
             rules: assessment.rules,
             findings: assessment.findings,
         }
     }
+}
+
+/// `1,000,002 entries from 1 file (refreshed 2026-11-28T06:29:43Z)`: what
+/// was loaded; a difference with the live sets or the files is a finding.
+fn blocklist_line(b: &BlocklistRecord) -> String {
+    let entries: usize = b.sets.iter().map(|s| s.entries).sum();
+    let mut from = Vec::new();
+    if !b.files.is_empty() {
+        from.push(count(b.files.len(), "file", "files"));
+    }
+    if !b.inline.is_empty() {
+        from.push(count(
+            b.inline.len(),
+            "entry in the policy",
+            "entries in the policy",
+        ));
+    }
+    let mut text = format!("{} entries", thousands(entries));
+    if !from.is_empty() {
+        text.push_str(&format!(" from {}", from.join(" and ")));
+    }
+    if let Some(at) = b.refreshed_at {
+        text.push_str(&format!(" (refreshed {})", utc(at)));
+    }
+    text
 }
 
 /// The report as one pretty JSON object.
@@ -135,6 +166,9 @@ pub fn text(report: &Report) -> String {
                     if i == 0 { "left closed" } else { "" },
                     &format!("{}/{} {}: {}", c.port, c.proto, c.service, c.reason),
                 );
+            }
+            if let Some(b) = &a.blocklist {
+                line("blocklist", &blocklist_line(b));
             }
         }
     }
@@ -287,6 +321,26 @@ mod tests {
              \n\
              no drift: every listener beyond loopback is opened or closed as applied, every \
              opened port still has its listener, and the rules are loaded as applied\n"
+        );
+    }
+
+    #[test]
+    fn the_blocklist_is_one_line_of_counts() {
+        let set = |name: &str, entries| crate::propose::blocklist::SetSummary {
+            name: name.to_string(),
+            entries,
+            digest: "0".to_string(),
+        };
+        let b = BlocklistRecord {
+            files: vec!["/etc/autofw/drop.txt".into()],
+            inline: vec!["198.51.100.0/24".to_string()],
+            skip_bad_lines: false,
+            sets: vec![set("blocklist_v4", 1_000_000), set("blocklist_net_v4", 1)],
+            refreshed_at: Some(1_700_000_000),
+        };
+        assert_eq!(
+            blocklist_line(&b),
+            "1,000,001 entries from 1 file and 1 entry in the policy (refreshed 2023-11-14T22:13:20Z)"
         );
     }
 

@@ -5,13 +5,16 @@
 # own and its nft's; the larger is shown):
 #
 #   ipset restore        a hash:ip set of the same addresses (the reference)
-#   nft -f, hash set     `autofw propose` output loaded by hand (elements inline)
+#   nft -f, hash sets    `autofw propose` output loaded by hand (elements inline)
 #   autofw propose       rendering only
 #   autofw apply         `apply --confirm --yes --no-wait --policy P` from start
 #                        until it returns, just after "rules loaded" (the
 #                        table, then the elements over netlink)
 #   autofw refresh       1% of the list replaced, `autofw blocklist refresh`
-#   autofw status        with a million-entry blocklist applied
+#   autofw status        with a million-entry blocklist applied (exit 1: the
+#                        seed host's services do not run in the namespace, so
+#                        status reports their ports as stale holes; that is
+#                        drift, not a failure of the blocklist check)
 #
 # Goals (issue 13): apply within 1.2x ipset; autofw's and nft's peak RSS
 # each under 150 MB; status within 2 s and 150 MB. The script checks them.
@@ -89,7 +92,7 @@ measure() { python3 "$work/measure.py" "$@" >>"$results"; tail -1 "$results" >&2
 measure "ipset restore (hash:ip)" "$ns_ipset" "$work/ipset.out" ipset restore -file "$work/ipset.txt"
 measure "autofw propose (render)" - "$work/propose.out" \
   "$AUTOFW" propose --from "$scan" --policy "$work/policy.toml" --out "$work/rules.nft"
-measure "nft -f of propose's output (hash set)" "$ns_nft" "$work/nft.out" nft -f "$work/rules.nft"
+measure "nft -f of propose's output (64 hash sets)" "$ns_nft" "$work/nft.out" nft -f "$work/rules.nft"
 measure "autofw apply until rules loaded" "$ns_apply" "$work/apply.out" \
   "$AUTOFW" apply --confirm --yes --no-wait --from "$scan" --policy "$work/policy.toml" \
   --state-dir "$work/state" --timeout 600
@@ -109,8 +112,12 @@ echo "refresh:"
 grep 'blocklist_v4:' "$work/refresh.out" || cat "$work/refresh.out"
 [[ "$rules_before" == "$rules_after" ]] && echo "refresh left the rules as they were" \
   || echo "FAIL: refresh changed the rules"
-count=$(ip netns exec "$ns_apply" nft list set inet autofw blocklist_v4 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+\.[0-9]\+' | wc -l)
-echo "live blocklist_v4 after refresh: $count elements"
+# The single addresses live in 64 hash sets, blocklist_v4_00 to _63.
+count=$(ip netns exec "$ns_apply" nft -j list table inet autofw | python3 -c '
+import json, sys
+sets = [o["set"] for o in json.load(sys.stdin)["nftables"] if "set" in o]
+print(sum(len(s.get("elem", [])) for s in sets if s["name"].startswith("blocklist_v4_")))')
+echo "live blocklist_v4 after refresh: $count elements (in 64 hash sets)"
 echo
 
 python3 - "$results" "$ENTRIES" <<'EOF'

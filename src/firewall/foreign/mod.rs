@@ -57,7 +57,7 @@ impl Check {
 /// Read the live filters. Root only (the caller checks).
 pub fn read_live() -> anyhow::Result<LiveFilters> {
     let nft_ruleset = if tool_exists("nft") {
-        Some(run_tool("nft", &["-s", "list", "ruleset"], None)?)
+        Some(ruleset_but_autofw()?)
     } else {
         None
     };
@@ -82,6 +82,26 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
         legacy_unreadable,
         ipsets,
     })
+}
+
+/// Every nft table but autofw's own, with their set elements, as `nft -s
+/// list ruleset` lists them: one `nft list table` each, found in the terse
+/// listing. autofw's table is never foreign, and a million-entry blocklist
+/// in it would cost nft 6 s and 360 MB to list (docs/propose.md). A table
+/// gone between the two listings filters nothing any more.
+fn ruleset_but_autofw() -> anyhow::Result<String> {
+    let terse = super::nft::live_ruleset()?;
+    let mut out = String::new();
+    for table in filters::nft_tables(&terse) {
+        if format!("{} {}", table.family, table.name) == AUTOFW_TABLE {
+            continue;
+        }
+        let args = ["-s", "list", "table", &table.family, &table.name];
+        if let Ok(text) = run_tool("nft", &args, None) {
+            out.push_str(&text);
+        }
+    }
+    Ok(out)
 }
 
 /// The legacy tables the kernel lists, saved. `iptables-legacy-save` is run
