@@ -11,7 +11,6 @@
 //! dockerd per setting (the setting is the daemon's), stopped by pid, its
 //! containers removed, its directories deleted, even on failure.
 
-use crate::forwarded::apply_confirmed_with;
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -331,7 +330,7 @@ fn story(userland_proxy: bool) {
     let root = root.to_str().unwrap();
     let env = [("DOCKER_HOST", docker.socket())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    apply_confirmed_with(&server, state, &["--persist", "--root", root], &env);
+    apply_confirmed(&server, state, &["--persist", "--root", root], &env);
     assert!(
         web_answers(&client, &web_url),
         "web must answer after apply"
@@ -400,7 +399,7 @@ fn story(userland_proxy: bool) {
     );
 
     // --allow redis opens it; rollback closes it again, exactly.
-    apply_confirmed_with(&server, state, &["--allow", "redis"], &env);
+    apply_confirmed(&server, state, &["--allow", "redis"], &env);
     assert!(web_answers(&client, &redis_url), "--allow redis opens it");
     let out = server.autofw(&["rollback", "--state-dir", state]);
     assert!(out.status.success(), "{}", show(&out));
@@ -441,7 +440,7 @@ fn iptables_backend(server: &Netns, client: &Netns, docker: &Dockerd, env: &[(&s
     let state = docker.dir.join("state-iptables");
     let state = state.to_str().unwrap();
     let before = iptables_save(server);
-    apply_confirmed_with(server, state, &["--backend", "iptables"], env);
+    apply_confirmed(server, state, &["--backend", "iptables"], env);
     let web_url = format!("http://{SERVER_V4}:8080/");
     let redis_url = format!("http://{SERVER_V4}:6379/");
     assert!(web_answers(client, &web_url), "iptables: web answers");

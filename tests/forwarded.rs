@@ -8,9 +8,7 @@
 
 use crate::support::*;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Duration;
 
 /// The guest's address behind the router's bridge.
 pub const GUEST_V4: &str = "10.88.0.2";
@@ -66,54 +64,8 @@ impl Routed {
     /// `autofw apply --confirm` (live scan) with `extra`, confirmed with
     /// `autofw confirm` once the rules are loaded.
     pub fn apply_confirmed(&self, extra: &[&str]) -> Output {
-        apply_confirmed(&self.server, &self.state(), extra)
+        apply_confirmed(&self.server, &self.state(), extra, &[])
     }
-}
-
-/// `autofw apply --confirm --yes --state-dir STATE` + extra in `ns`, kept
-/// with `autofw confirm`; returns apply's output.
-pub fn apply_confirmed(ns: &Netns, state: &str, extra: &[&str]) -> Output {
-    apply_confirmed_with(ns, state, extra, &[])
-}
-
-/// [`apply_confirmed`] with environment variables for apply (`DOCKER_HOST`).
-pub fn apply_confirmed_with(
-    ns: &Netns,
-    state: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Output {
-    let mut cmd = ns.command(autofw_bin());
-    cmd.args([
-        "apply",
-        "--confirm",
-        "--yes",
-        "--timeout",
-        "30",
-        "--state-dir",
-        state,
-    ])
-    .args(extra)
-    .envs(env.iter().copied())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let window = Path::new(state).join("window.json");
-    let opened = wait_until(Duration::from_secs(20), || {
-        window.exists() || child.try_wait().ok().flatten().is_some()
-    });
-    if !opened || child.try_wait().ok().flatten().is_some() {
-        let out = child.wait_with_output().unwrap();
-        panic!("apply did not open its window:\n{}", show(&out));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let confirm = ns.autofw(&["confirm", "--state-dir", state]);
-    assert!(confirm.status.success(), "{}", show(&confirm));
-    let _ = child.stdin.take().map(|mut s| s.flush());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    out
 }
 
 const NAT: &str = "table ip nat {

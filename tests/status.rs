@@ -71,11 +71,7 @@ impl Server {
 
     /// Apply from the live scan and confirm, as an operator would.
     fn apply_confirmed(&self, extra: &[&str]) {
-        let apply = self.start_apply(extra);
-        let confirm = self.ns.autofw(&["confirm", "--state-dir", &self.state()]);
-        assert!(confirm.status.success(), "{}", show(&confirm));
-        let out = apply.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        apply_confirmed(&self.ns, &self.state(), extra, &[]);
     }
 
     fn status(&self) -> Output {

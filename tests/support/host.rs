@@ -106,6 +106,42 @@ pub fn write_scan(path: &Path, services: &[(&str, &str, u16)]) {
     std::fs::write(path, serde_json::to_string_pretty(&scan).unwrap()).unwrap();
 }
 
+/// `autofw apply --confirm --yes --timeout 30 --state-dir STATE` + extra in
+/// `ns`, from its live scan, with `env` set for apply (`DOCKER_HOST`); kept
+/// with `autofw confirm` once the rules are loaded. Both must succeed:
+/// returns apply's output.
+pub fn apply_confirmed(ns: &Netns, state: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut apply = Autofw::new(&[
+        "apply",
+        "--confirm",
+        "--yes",
+        "--timeout",
+        "30",
+        "--state-dir",
+        state,
+    ])
+    .args(extra)
+    .inside(ns);
+    for (key, value) in env {
+        apply = apply.env(key, value);
+    }
+    let mut child = apply.spawn(Stdio::piped());
+    let window = Path::new(state).join("window.json");
+    let opened = wait_until(Duration::from_secs(20), || {
+        window.exists() || child.try_wait().ok().flatten().is_some()
+    });
+    if !opened || child.try_wait().ok().flatten().is_some() {
+        let out = finish(child);
+        panic!("apply did not open its window:\n{}", show(&out));
+    }
+    wait_for_applied_rules(ns, state, Duration::from_secs(10));
+    let confirm = ns.autofw(&["confirm", "--state-dir", state]);
+    assert!(confirm.status.success(), "{}", show(&confirm));
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    out
+}
+
 pub fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
