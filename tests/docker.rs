@@ -292,11 +292,8 @@ fn story(userland_proxy: bool) {
     let out = with_docker_host(&server, &docker, &["scan", "--json"]);
     assert!(out.status.success(), "{}", show(&out));
     let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let forwarded: Vec<String> = scan["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["forwarded_to"].is_string())
+    let forwarded: Vec<String> = forwarded_listeners(&scan)
+        .into_iter()
         .map(|l| {
             format!(
                 "{} {} {} {}",

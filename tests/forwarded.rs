@@ -109,11 +109,8 @@ fn plain_dnat_ports_obey_the_proposal() {
     let out = server.autofw(&["scan", "--json"]);
     assert!(out.status.success(), "{}", show(&out));
     let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let forwarded: Vec<String> = scan["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["forwarded_to"].is_string())
+    let forwarded: Vec<String> = forwarded_listeners(&scan)
+        .into_iter()
         .map(|l| {
             format!(
                 "{} {} {} {} {} risky={}",

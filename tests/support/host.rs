@@ -142,6 +142,17 @@ pub fn apply_confirmed(ns: &Netns, state: &str, extra: &[&str], env: &[(&str, &s
     out
 }
 
+/// The listeners of a `scan --json` that are forwarded ports (a DNAT, a
+/// container's published port), in the scan's order.
+pub fn forwarded_listeners(scan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    scan["listeners"]
+        .as_array()
+        .expect("a scan's listeners")
+        .iter()
+        .filter(|l| l["forwarded_to"].is_string())
+        .collect()
+}
+
 pub fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
