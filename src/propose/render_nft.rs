@@ -313,7 +313,7 @@ fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
                 } else {
                     "single addresses: a hash set, one lookup per packet".to_string()
                 };
-                let _ = writeln!(out, "\t# blocklist, {what}");
+                out.push_str(&comment_lines(&format!("blocklist, {what}"), "\t"));
                 for (name, listed) in addresses {
                     declare_set(out, &name, family, kind, sharded, &listed);
                 }
