@@ -331,31 +331,29 @@ pub fn uses_nf_tables() -> anyhow::Result<bool> {
     Ok(version.contains("nf_tables") && tool_exists("nft"))
 }
 
-/// `family table` and `family table chain` for the filter tables that
-/// iptables-nft uses.
+/// `family table` and `family table chain` of every nft table and chain
+/// (iptables-nft's among them), from the terse listing: `nft list chains`
+/// and `list tables` would fetch every set element of the host first (see
+/// [`super::nft::terse_ruleset_json`]).
 fn nft_objects() -> anyhow::Result<BTreeSet<String>> {
-    let json = run_tool("nft", &["-j", "list", "chains"], None)?;
+    let value = super::nft::terse_ruleset_json()?;
     let mut set = BTreeSet::new();
-    let value: Value = serde_json::from_str(&json)
-        .map_err(|e| host_failure(format!("cannot parse `nft -j list chains`: {e}")))?;
-    for entry in value["nftables"].as_array().into_iter().flatten() {
-        let chain = &entry["chain"];
-        if let (Some(f), Some(t), Some(c)) = (
-            chain["family"].as_str(),
-            chain["table"].as_str(),
-            chain["name"].as_str(),
-        ) {
-            set.insert(format!("{f} {t}"));
-            set.insert(format!("{f} {t} {c}"));
-        }
-    }
-    let tables = run_tool("nft", &["-j", "list", "tables"], None)?;
-    let value: Value = serde_json::from_str(&tables)
-        .map_err(|e| host_failure(format!("cannot parse `nft -j list tables`: {e}")))?;
-    for entry in value["nftables"].as_array().into_iter().flatten() {
-        let table = &entry["table"];
-        if let (Some(f), Some(t)) = (table["family"].as_str(), table["name"].as_str()) {
-            set.insert(format!("{f} {t}"));
+    for (kind, obj) in super::nft::objects(&value) {
+        let (Some(f), Some(t)) = (
+            obj["family"].as_str(),
+            obj["table"].as_str().or(obj["name"].as_str()),
+        ) else {
+            continue;
+        };
+        match (kind, obj["name"].as_str()) {
+            ("table", _) => {
+                set.insert(format!("{f} {t}"));
+            }
+            ("chain", Some(c)) => {
+                set.insert(format!("{f} {t}"));
+                set.insert(format!("{f} {t} {c}"));
+            }
+            _ => {}
         }
     }
     Ok(set)

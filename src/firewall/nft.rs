@@ -41,7 +41,7 @@ pub fn live_ruleset() -> anyhow::Result<String> {
 /// for `list tables` and `list table` even under `-t` (a million-entry
 /// blocklist makes those 60 s and 640 MB), but not for a terse
 /// `list ruleset` (10 ms, 5 MB, measured; docs/propose.md).
-fn terse_ruleset_json() -> anyhow::Result<Value> {
+pub fn terse_ruleset_json() -> anyhow::Result<Value> {
     let json = run_tool("nft", &["-j", "-t", "list", "ruleset"], None)?;
     serde_json::from_str(&json)
         .map_err(|e| host_failure(format!("cannot parse `nft -j -t list ruleset`: {e}")))
@@ -188,7 +188,8 @@ fn without_delete_table(proposal: &str) -> String {
 }
 
 /// `(kind, object)` for each entry of an `nft -j` listing.
-fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
+/// `(kind, object)` of every entry of an `nft -j` listing: `("table", {...})`.
+pub fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
     value["nftables"]
         .as_array()
         .into_iter()

@@ -253,9 +253,18 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
 }
 
 /// One set's declaration, with its elements when given.
-fn declare_set(out: &mut String, name: &str, family: Family, interval: bool, listed: &[String]) {
-    if listed.is_empty() && !interval {
-        // One line: a sharded family declares 64 of these.
+/// `sharded`: one of a family's 64 hash sets, declared on one line when
+/// empty.
+fn declare_set(
+    out: &mut String,
+    name: &str,
+    family: Family,
+    kind: SetKind,
+    sharded: bool,
+    listed: &[String],
+) {
+    let interval = kind == SetKind::Networks;
+    if listed.is_empty() && sharded {
         let _ = writeln!(out, "\tset {name} {{ type {}; }}", addr_type(family));
         return;
     }
@@ -293,18 +302,20 @@ fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
                         blocklist.shards,
                     ),
                 };
-                let what = if addresses.len() > 1 {
+                let sharded = addresses.len() > 1;
+                let what = if sharded {
                     format!(
-                        "single addresses: {} hash sets, an address in the one its low bits \
-                         name (one lookup per packet; kept small so that they read back fast)",
+                        "single addresses: {} hash sets, an address in the one its last bits \
+                         name (two lookups per packet: the bits pick the set; small sets read \
+                         back fast)",
                         addresses.len()
                     )
                 } else {
                     "single addresses: a hash set, one lookup per packet".to_string()
                 };
-                let _ = writeln!(out, "\t# blocklist, {what}");
+                out.push_str(&comment_lines(&format!("blocklist, {what}"), "\t"));
                 for (name, listed) in addresses {
-                    declare_set(out, &name, family, false, &listed);
+                    declare_set(out, &name, family, kind, sharded, &listed);
                 }
                 if !out.ends_with("\n\n") {
                     out.push('\n');
@@ -317,7 +328,7 @@ fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
                     (Family::Ipv6, true) => network_elements(blocklist.ipv6.networks()),
                 };
                 out.push_str("\t# blocklist, networks and ranges: an interval set\n");
-                declare_set(out, set_name(family, kind), family, true, &listed);
+                declare_set(out, set_name(family, kind), family, kind, false, &listed);
             }
         }
     }

@@ -112,6 +112,26 @@ pub fn prometheus(report: &Report) -> String {
         "1 when the applied rules were saved for boot, else 0.",
         &[(String::new(), flag(applied.is_some_and(|a| a.persisted)))],
     );
+    if let Some(b) = applied.and_then(|a| a.blocklist.as_ref()) {
+        family(
+            &mut out,
+            "autofw_blocklist_entries",
+            "Entries of each blocklist set as apply or the last refresh loaded them \
+             (a difference with the live sets or the files is a blocklist-differs finding).",
+            &b.sets
+                .iter()
+                .map(|s| (format!("{{set=\"{}\"}}", s.name), s.entries as f64))
+                .collect::<Vec<_>>(),
+        );
+        if let Some(at) = b.refreshed_at {
+            family(
+                &mut out,
+                "autofw_blocklist_refresh_timestamp_seconds",
+                "When `autofw blocklist refresh` last loaded the files, in Unix seconds.",
+                &[(String::new(), at as f64)],
+            );
+        }
+    }
     if let Some(a) = applied {
         family(
             &mut out,
@@ -164,6 +184,46 @@ mod tests {
                 findings,
             },
         )
+    }
+
+    #[test]
+    fn the_blocklist_sets_are_counted() {
+        let mut r = report(&[]);
+        assert!(!prometheus(&r).contains("autofw_blocklist"));
+        let set = |name: &str, entries| crate::propose::blocklist::SetSummary {
+            name: name.to_string(),
+            entries,
+            digest: "0".to_string(),
+        };
+        r.applied = Some(crate::status::render::Applied {
+            applied_at: 1_799_999_000,
+            backend: crate::record::Backend::Nft,
+            confirmed: true,
+            rolled_back_at: None,
+            persisted: false,
+            opened: Vec::new(),
+            closed: Vec::new(),
+            blocklist: Some(crate::record::BlocklistRecord {
+                files: vec!["/etc/autofw/drop.txt".into()],
+                inline: Vec::new(),
+                skip_bad_lines: false,
+                sets: vec![set("blocklist_v4", 1_000_000), set("blocklist_net_v4", 12)],
+                refreshed_at: Some(1_799_999_500),
+            }),
+        });
+        let text = prometheus(&r);
+        assert!(
+            text.contains("autofw_blocklist_entries{set=\"blocklist_v4\"} 1000000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("autofw_blocklist_entries{set=\"blocklist_net_v4\"} 12\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("autofw_blocklist_refresh_timestamp_seconds 1799999500\n"),
+            "{text}"
+        );
     }
 
     #[test]
