@@ -14,9 +14,10 @@ use std::time::Duration;
 
 /// The seed host behind a real sshd, and a client linked to it.
 struct SeedHost {
+    /// First, so that sshd stops before its namespace goes (fields drop in order).
+    ssh: Ssh,
     server: Netns,
     client: Netns,
-    ssh: Ssh,
     dir: tempfile::TempDir,
 }
 
@@ -25,7 +26,7 @@ impl SeedHost {
         let mut server = Netns::new(&format!("{tag}-s"));
         let client = Netns::new(&format!("{tag}-c"));
         link(&server, &client);
-        let ssh = Ssh::start(&mut server);
+        let ssh = Ssh::start(&server);
         start_seed_services(&mut server, true);
         assert!(
             wait_until(Duration::from_secs(5), || probe_tcp(

@@ -396,7 +396,7 @@ fn apply_over_a_real_ssh_session() {
     let mut server = Netns::new("ssh-s");
     let client = Netns::new("ssh-c");
     link(&server, &client);
-    let ssh = Ssh::start(&mut server);
+    let ssh = Ssh::start(&server);
     let _nginx = start_nginx(&server, &["0.0.0.0:80", "[::]:80"]);
     // Loopback-only: gets no rule, and is no business of the client.
     server.listen(Some("redis-server"), &["tcp:127.0.0.1:6379"]);

@@ -50,8 +50,9 @@ struct Host {
     /// web1's real nginx (db1's postgres is a listen.py stand-in: Debian's
     /// postgresql is a large install for one listening port).
     _nginx: Option<Daemon>,
-    ns: Netns,
+    /// Before its namespace, like nginx: stopped by pid first.
     ssh: Ssh,
+    ns: Netns,
     addr: &'static str,
     dir: PathBuf,
 }
@@ -106,7 +107,7 @@ impl Fleet {
         ] {
             let mut ns = Netns::new(&format!("{tag}-{name}"));
             link_to_controller(&ns, &ctl, ctl_if, addr, ctl_addr);
-            let ssh = Ssh::start(&mut ns);
+            let ssh = Ssh::start(&ns);
             let nginx = if service == "nginx" {
                 Some(start_nginx(&ns, &[spec]))
             } else {

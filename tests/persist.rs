@@ -574,7 +574,7 @@ fn iptables_boot_hook_puts_its_jump_before_accepts_loaded_earlier_in_boot() {
     let mut server = Netns::new("iptfirst-boot-s");
     let client = Netns::new("iptfirst-boot-c");
     link(&server, &client);
-    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    let _ssh = Ssh::start(&server);
     server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
     for tool in ["iptables", "ip6tables"] {
         server.ok(&[

@@ -513,7 +513,8 @@ fn assert_policy_holds(loader: &str) {
     link(&server, &client);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pid = server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+    let sshd = Ssh::start(&server);
+    let pid = sshd.pid();
     let dns = server.listen(Some("named"), &["udp:0.0.0.0:53", "udp:[::]:53"]);
     let listener = |proto: &str, addr: &str, port: u16, service: &str, pid: u32| {
         serde_json::json!({"proto": proto, "address": addr, "port": port, "exposure": "public",

@@ -303,7 +303,7 @@ fn busy_namespace(tag: &str) -> (Netns, Netns, Ssh) {
     link(&server, &client);
     // A scoped (link-local) address too.
     server.ok(&["ip", "addr", "add", "fe80::1/64", "dev", "eth0", "nodad"]);
-    let ssh = Ssh::start(&mut server);
+    let ssh = Ssh::start(&server);
     server.listen(
         Some("named"),
         &[
@@ -503,7 +503,7 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
         return;
     }
     let mut server = Netns::new("scan-user");
-    server.listen(Some("sshd"), &["tcp:0.0.0.0:5622"]);
+    let _ssh = Ssh::start(&server);
     // A listener of the unprivileged user itself: its owner stays visible.
     // (/usr/bin/python3: a python3 found through root's PATH may live where
     // nobody cannot read.)

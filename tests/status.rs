@@ -15,20 +15,21 @@ use std::time::{Duration, SystemTime};
 /// prove its name) and a real nginx on http (80) listening publicly, a
 /// client linked to it, and a temporary state directory.
 struct Server {
-    /// First, so that it stops before its namespace goes (fields drop in order).
+    /// The daemons first, so that they stop before their namespace goes
+    /// (fields drop in order).
     nginx: Daemon,
+    _sshd: Ssh,
     ns: Netns,
     client: Netns,
     dir: tempfile::TempDir,
-    _sshd: Ssh,
 }
 
 impl Server {
     fn new(tag: &str) -> Server {
-        let mut ns = Netns::new(&format!("{tag}-s"));
+        let ns = Netns::new(&format!("{tag}-s"));
         let client = Netns::new(&format!("{tag}-c"));
         link(&ns, &client);
-        let sshd = Ssh::start(&mut ns);
+        let sshd = Ssh::start(&ns);
         let nginx = start_nginx(&ns, &["0.0.0.0:80", "[::]:80"]);
         assert!(
             wait_until(Duration::from_secs(5), || {

@@ -42,15 +42,16 @@ while True:
 "#;
 
 struct TrustHost {
-    /// First, so that it stops before its namespace goes (fields drop in order).
+    /// The daemons first, so that they stop before their namespace goes
+    /// (fields drop in order).
     _smbd: Daemon,
+    _sshd: Ssh,
     server: Netns,
     /// On the public link (eth0), with a route to the private network via
     /// the server: the neighbour that must not reach node_exporter.
     public: Netns,
     /// On the private link (eth1).
     private: Netns,
-    _sshd: Ssh,
     udp_client_port: u16,
     dir: tempfile::TempDir,
 }
@@ -67,7 +68,7 @@ impl TrustHost {
         // The server keeps the kernel's default ephemeral range.
         server.ok(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=32768 60999"]);
 
-        let sshd = Ssh::start(&mut server);
+        let sshd = Ssh::start(&server);
         // rpcbind locks /run/rpcbind.lock: each test's runs under its own
         // /run (`ip netns exec` gives every command a mount namespace whose
         // mounts do not reach the host's).

@@ -33,7 +33,7 @@ fn an_escape_laden_process_name_is_shown_escaped() {
         return;
     }
     let mut ns = Netns::new("esc");
-    ns.listen(Some("sshd"), &["tcp:0.0.0.0:22"]);
+    let _ssh = Ssh::start(&ns);
     // A public listener (opened, named in the rules' comments) and a risky
     // one (mysql by its port: left closed, said on stderr).
     ns.listen(Some(EVIL), &["tcp:0.0.0.0:8080", "tcp:0.0.0.0:3306"]);

@@ -43,6 +43,16 @@ impl Daemon {
         Daemon { name, child, dir }
     }
 
+    /// Its process id (the daemon's own: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The temporary directory that holds its configuration.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// What it printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()

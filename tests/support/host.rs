@@ -8,10 +8,13 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-/// A server namespace with ssh (5622), a real nginx (80) and an unlisted
-/// 8080 listener, a client linked to it, and a temp dir for state and scan.
+/// A server namespace with a real OpenSSH sshd (5622), a real nginx (80)
+/// and an unlisted 8080 listener, a client linked to it, and a temp dir for
+/// state and scan.
 pub struct Host {
-    /// First, so that it stops before its namespace goes (fields drop in order).
+    /// The daemons first, so that they stop (by pid) before their namespace
+    /// goes (fields drop in order).
+    _ssh: Ssh,
     _nginx: Daemon,
     pub server: Netns,
     pub client: Netns,
@@ -23,7 +26,7 @@ impl Host {
         let mut server = Netns::new(&format!("{tag}-s"));
         let client = Netns::new(&format!("{tag}-c"));
         link(&server, &client);
-        server.listen(Some("sshd"), &["tcp:0.0.0.0:5622", "tcp:[::]:5622"]);
+        let ssh = Ssh::start(&server);
         let nginx = start_nginx(&server, &["0.0.0.0:80", "[::]:80"]);
         // Listening, but not in the saved scan: the rules must drop it.
         server.listen(Some("stray"), &["tcp:0.0.0.0:8080", "tcp:[::]:8080"]);
@@ -33,6 +36,7 @@ impl Host {
             &[("ssh", "sshd", 5622), ("http", "nginx", 80)],
         );
         Host {
+            _ssh: ssh,
             _nginx: nginx,
             server,
             client,
