@@ -41,13 +41,15 @@ fi
 #   (tests/support/nginx.rs: the web server of the apply, status, forwarded
 #   and fleet hosts; Debian 12's nginx-light is only a transitional package
 #   that pulls nginx and a module in); samba (tests/support/smbd.rs: the
-#   real smbd of issue 8's host in tests/trust.rs).
+#   real smbd of issue 8's host in tests/trust.rs); redis-server
+#   (tests/support/redis.rs: the cache of the forwarded, status and apply
+#   tests, as user redis).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba
+  nginx samba redis-server
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -393,13 +393,13 @@ fn apply_over_a_real_ssh_session() {
     if !require_root() {
         return;
     }
-    let mut server = Netns::new("ssh-s");
+    let server = Netns::new("ssh-s");
     let client = Netns::new("ssh-c");
     link(&server, &client);
     let ssh = Ssh::start(&server);
     let _nginx = start_nginx(&server, &["0.0.0.0:80", "[::]:80"]);
     // Loopback-only: gets no rule, and is no business of the client.
-    server.listen(Some("redis-server"), &["tcp:127.0.0.1:6379"]);
+    let _redis = start_redis(&server, &["127.0.0.1"]);
     assert!(wait_until(Duration::from_secs(5), || probe_tcp(
         &client, SERVER_V4, 5622
     ) == Probe::Open));

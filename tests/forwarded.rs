@@ -16,8 +16,10 @@ pub const GUEST_V4: &str = "10.88.0.2";
 /// A router (`server`, the host autofw runs on), a guest behind its bridge,
 /// and a client on the public link.
 pub struct Routed {
-    /// The guest's web server (a real nginx on 80).
+    /// The guest's web server (a real nginx on 80) and cache (a real
+    /// redis-server on 6379), first: they stop before their namespace goes.
     _nginx: Daemon,
+    _redis: Daemon,
     pub server: Netns,
     pub client: Netns,
     pub guest: Netns,
@@ -30,7 +32,7 @@ impl Routed {
     pub fn new(tag: &str) -> Routed {
         let server = Netns::new(&format!("{tag}-r"));
         let mut client = Netns::new(&format!("{tag}-c"));
-        let mut guest = Netns::new(&format!("{tag}-g"));
+        let guest = Netns::new(&format!("{tag}-g"));
         link(&server, &client);
         server.ok(&["ip", "link", "add", "br-guest", "type", "bridge"]);
         veth(&server, "vguest", &guest, "eth0");
@@ -46,10 +48,11 @@ impl Routed {
         guest.bring_up("eth0", &[&format!("{GUEST_V4}/24")]);
         guest.ok(&["ip", "route", "add", "default", "via", "10.88.0.1"]);
         let nginx = start_nginx(&guest, &["0.0.0.0:80"]);
-        guest.listen(Some("redis-server"), &["tcp:0.0.0.0:6379"]);
+        let redis = start_redis(&guest, &["0.0.0.0"]);
         client.listen(Some("internet"), &["tcp:0.0.0.0:9000"]);
         Routed {
             _nginx: nginx,
+            _redis: redis,
             server,
             client,
             guest,

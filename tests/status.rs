@@ -387,9 +387,7 @@ fn ports_opened_ahead_and_risky_services() {
     }
     let mut server = Server::new("st-risky");
     // redis beyond loopback: apply keeps it closed on purpose.
-    server
-        .ns
-        .listen(Some("redis-server"), &["tcp:0.0.0.0:6379"]);
+    let _redis = start_redis(&server.ns, &["0.0.0.0"]);
     // 5432 opened ahead of its service: nothing listens there yet.
     server.apply_confirmed(&["--allow", "5432/tcp"]);
     let (code, report) = server.status_json();

@@ -23,13 +23,44 @@ impl Daemon {
     /// Start `argv` in `ns`, with stdout and stderr in `dir`/daemon.log.
     /// `dir` holds its configuration and lives as long as it runs.
     pub fn spawn<S: AsRef<OsStr>>(ns: &Netns, dir: tempfile::TempDir, argv: &[S]) -> Daemon {
+        Daemon::start(ns, dir, None, argv)
+    }
+
+    /// [`Daemon::spawn`] as `user` (and its groups), as its service runs it
+    /// where the daemon does not drop root itself. `setpriv` execs it, so
+    /// the pid is still the daemon's.
+    pub fn spawn_as<S: AsRef<OsStr>>(
+        ns: &Netns,
+        dir: tempfile::TempDir,
+        user: &str,
+        argv: &[S],
+    ) -> Daemon {
+        Daemon::start(ns, dir, Some(user), argv)
+    }
+
+    fn start<S: AsRef<OsStr>>(
+        ns: &Netns,
+        dir: tempfile::TempDir,
+        user: Option<&str>,
+        argv: &[S],
+    ) -> Daemon {
         let name = Path::new(argv[0].as_ref())
             .file_name()
             .unwrap()
             .to_string_lossy()
             .into_owned();
         let log = File::create(dir.path().join("daemon.log")).unwrap();
-        let mut cmd = ns.command(&argv[0].as_ref().to_string_lossy());
+        let mut cmd = match user {
+            None => ns.command(&argv[0].as_ref().to_string_lossy()),
+            Some(user) => {
+                let mut cmd = ns.command("setpriv");
+                cmd.arg(format!("--reuid={user}"))
+                    .arg(format!("--regid={user}"))
+                    .arg("--init-groups")
+                    .arg(argv[0].as_ref());
+                cmd
+            }
+        };
         // A process group of its own: smbd, leaving, signals its whole group,
         // which must not be the test's.
         cmd.process_group(0)
