@@ -43,13 +43,15 @@ fi
 #   that pulls nginx and a module in); samba (tests/support/smbd.rs: the
 #   real smbd of issue 8's host in tests/trust.rs); redis-server
 #   (tests/support/redis.rs: the cache of the forwarded, status and apply
-#   tests, as user redis).
+#   tests, as user redis); postgresql (tests/support/postgres.rs: the
+#   database of the fleet's db1 and of status, initdb'd in a temporary
+#   directory and run as user postgres).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba redis-server
+  nginx samba redis-server postgresql
 )
 
 export DEBIAN_FRONTEND=noninteractive

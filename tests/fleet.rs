@@ -47,10 +47,9 @@ fn ansible_venv() -> PathBuf {
 /// One managed host: a namespace with sshd, linked to the controller.
 struct Host {
     name: &'static str,
-    /// web1's real nginx (db1's postgres is a listen.py stand-in: Debian's
-    /// postgresql is a large install for one listening port).
-    _nginx: Option<Daemon>,
-    /// Before its namespace, like nginx: stopped by pid first.
+    /// Its service, a real daemon: web1's nginx, db1's PostgreSQL.
+    _service: Daemon,
+    /// Before its namespace, like the service: stopped by pid first.
     ssh: Ssh,
     ns: Netns,
     addr: &'static str,
@@ -87,32 +86,16 @@ impl Fleet {
         let tmp = tempfile::tempdir().unwrap();
         let ctl = Netns::new(&format!("{tag}-ctl"));
         let mut hosts = Vec::new();
-        for (name, addr, ctl_addr, ctl_if, service, spec) in [
-            (
-                "web1",
-                "192.0.2.1",
-                "192.0.2.2",
-                "web",
-                "nginx",
-                "0.0.0.0:80",
-            ),
-            (
-                "db1",
-                "198.51.100.1",
-                "198.51.100.2",
-                "db",
-                "postgres",
-                "0.0.0.0:5432",
-            ),
+        for (name, addr, ctl_addr, ctl_if) in [
+            ("web1", "192.0.2.1", "192.0.2.2", "web"),
+            ("db1", "198.51.100.1", "198.51.100.2", "db"),
         ] {
-            let mut ns = Netns::new(&format!("{tag}-{name}"));
+            let ns = Netns::new(&format!("{tag}-{name}"));
             link_to_controller(&ns, &ctl, ctl_if, addr, ctl_addr);
             let ssh = Ssh::start(&ns);
-            let nginx = if service == "nginx" {
-                Some(start_nginx(&ns, &[spec]))
-            } else {
-                ns.listen(Some(service), &[&format!("tcp:{spec}")]);
-                None
+            let service = match name {
+                "web1" => start_nginx(&ns, &["0.0.0.0:80"]),
+                _ => start_postgres(&ns, &["0.0.0.0"]),
             };
             assert!(
                 wait_until(Duration::from_secs(5), || probe_tcp(&ctl, addr, 5622)
@@ -123,7 +106,7 @@ impl Fleet {
             std::fs::create_dir_all(dir.join("root")).unwrap();
             hosts.push(Host {
                 name,
-                _nginx: nginx,
+                _service: service,
                 ns,
                 ssh,
                 addr,

@@ -385,7 +385,7 @@ fn ports_opened_ahead_and_risky_services() {
     if !require_root() {
         return;
     }
-    let mut server = Server::new("st-risky");
+    let server = Server::new("st-risky");
     // redis beyond loopback: apply keeps it closed on purpose.
     let _redis = start_redis(&server.ns, &["0.0.0.0"]);
     // 5432 opened ahead of its service: nothing listens there yet.
@@ -399,9 +399,9 @@ fn ports_opened_ahead_and_risky_services() {
             .any(|c| c["port"] == 6379 && c["service"] == "redis"),
         "{report:#}"
     );
-    // Then a database binds the opened port: exposed. (Named by its port:
-    // listen.py calling itself postgres would prove nothing.)
-    server.ns.listen(Some("postgres"), &["tcp:0.0.0.0:5432"]);
+    // Then a database binds the opened port: exposed (a real PostgreSQL,
+    // as user postgres).
+    let _postgres = start_postgres(&server.ns, &["0.0.0.0"]);
     assert_eq!(probe_tcp(&server.client, SERVER_V4, 5432), Probe::Open);
     let (code, report) = server.status_json();
     assert_eq!(code, Some(1), "{report:#}");
