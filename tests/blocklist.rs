@@ -159,15 +159,12 @@ fn assert_sets(ns: &Netns, expected: &Expected, when: &str) {
 
 /// Can the client reach http (80) on the server from `source`?
 fn http_from(host: &Host, source: &str) -> bool {
-    let target = if source.contains(':') {
-        format!("TCP6:[{SERVER_V6}]:80,bind=[{source}]")
+    let server = if source.contains(':') {
+        SERVER_V6
     } else {
-        format!("TCP:{SERVER_V4}:80,bind={source}")
+        SERVER_V4
     };
-    let out = host.client.sh(&format!(
-        "socat -u {target},connect-timeout=2 /dev/null 2>&1; echo rc=$?"
-    ));
-    text(&out.stdout).contains("rc=0")
+    probe_tcp_from(&host.client, source, server, 80) == Probe::Open
 }
 
 fn refresh(host: &Host) -> std::process::Output {

@@ -291,11 +291,16 @@ pub fn probe_tcp(client: &Netns, addr: &str, port: u16) -> Probe {
     }
 }
 
-/// [`probe_tcp`] from one of `client`'s addresses, `source` (an IPv4
-/// address: a second client, a banned or listed one).
+/// [`probe_tcp`] from one of `client`'s addresses, `source` (a second
+/// client, a banned or listed one; IPv4 or IPv6, as `addr` is).
 pub fn probe_tcp_from(client: &Netns, source: &str, addr: &str, port: u16) -> Probe {
+    let family = if addr.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
     let script = format!(
-        "import socket\ns = socket.socket()\ns.settimeout(2)\ns.bind(('{source}', 0))\n\
+        "import socket\ns = socket.socket(socket.{family})\ns.settimeout(2)\ns.bind(('{source}', 0))\n\
          try:\n    s.connect(('{addr}', {port})); print('open')\n\
          except ConnectionRefusedError: print('refused')\n\
          except OSError: print('dropped')\n"
