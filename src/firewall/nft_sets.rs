@@ -135,10 +135,8 @@ impl Transaction {
     /// Add or delete elements (`key`, interval end?) in messages of at most
     /// [`MAX_ELEMENTS_BYTES`].
     fn elements<K: Key>(&mut self, cmd: u16, set: &str, items: impl Iterator<Item = (K, bool)>) {
-        // Exclusive: autofw adds only elements the set lacks (an empty set,
-        // or a refresh's delta), so one already there means another hand is
-        // in the set, and the whole transaction is refused rather than
-        // merged into something nobody wrote.
+        // Exclusive: autofw adds only what a set lacks, so an element already
+        // there means another hand is in the set: refused, never merged.
         let flags = if cmd == NFT_MSG_NEWSETELEM {
             NLM_F_CREATE | NLM_F_EXCL
         } else {
