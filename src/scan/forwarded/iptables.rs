@@ -139,27 +139,15 @@ fn iptables_dnat(rule: &[String], v6_table: bool) -> Vec<Forward> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::shown;
     use super::*;
 
-    fn fixture(name: &str) -> &'static str {
-        match name {
-            "iptables-docker.save" => include_str!("../../../fixtures/nat/iptables-docker.save"),
-            "ip6tables.save" => include_str!("../../../fixtures/nat/ip6tables.save"),
-            "nft-mixed.json" => include_str!("../../../fixtures/nat/nft-mixed.json"),
-            other => panic!("no fixture {other}"),
-        }
-    }
-
-    fn show(forwards: &[Forward]) -> Vec<String> {
-        forwards
-            .iter()
-            .map(|f| format!("{} {} {} -> {}", f.proto, f.address, f.port, f.to))
-            .collect()
-    }
+    const IPTABLES_DOCKER: &str = include_str!("../../../fixtures/nat/iptables-docker.save");
+    const IP6TABLES: &str = include_str!("../../../fixtures/nat/ip6tables.save");
 
     #[test]
     fn iptables_docker_and_hand_written_forwards() {
-        let got = show(&parse_iptables_nat(fixture("iptables-docker.save"), false));
+        let got = shown(&parse_iptables_nat(IPTABLES_DOCKER, false));
         assert_eq!(
             got,
             [
@@ -173,7 +161,7 @@ mod tests {
             ],
             "not: REDIRECT (lands in INPUT), OUTPUT-only, an unreachable chain, `! --dport`"
         );
-        let got = show(&parse_iptables_nat(fixture("ip6tables.save"), true));
+        let got = shown(&parse_iptables_nat(IP6TABLES, true));
         assert_eq!(
             got,
             [

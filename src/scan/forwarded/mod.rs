@@ -255,6 +255,17 @@ pub fn join(
     listeners.sort_by_key(|l| (l.proto, l.port, l.address));
     listeners
 }
+
+/// Forwards one a line (`tcp 0.0.0.0 8080 -> 172.17.0.2:80`), for the
+/// parsers' tests.
+#[cfg(test)]
+fn shown(forwards: &[Forward]) -> Vec<String> {
+    forwards
+        .iter()
+        .map(|f| format!("{} {} {} -> {}", f.proto, f.address, f.port, f.to))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

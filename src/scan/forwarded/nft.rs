@@ -160,27 +160,14 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::shown;
     use super::*;
 
-    fn fixture(name: &str) -> &'static str {
-        match name {
-            "iptables-docker.save" => include_str!("../../../fixtures/nat/iptables-docker.save"),
-            "ip6tables.save" => include_str!("../../../fixtures/nat/ip6tables.save"),
-            "nft-mixed.json" => include_str!("../../../fixtures/nat/nft-mixed.json"),
-            other => panic!("no fixture {other}"),
-        }
-    }
-
-    fn show(forwards: &[Forward]) -> Vec<String> {
-        forwards
-            .iter()
-            .map(|f| format!("{} {} {} -> {}", f.proto, f.address, f.port, f.to))
-            .collect()
-    }
+    const NFT_MIXED: &str = include_str!("../../../fixtures/nat/nft-mixed.json");
 
     #[test]
     fn nft_native_forwards_skip_iptables_nft_rules() {
-        let got = show(&parse_nft_ruleset(fixture("nft-mixed.json")).unwrap());
+        let got = shown(&parse_nft_ruleset(NFT_MIXED).unwrap());
         assert_eq!(
             got,
             [
