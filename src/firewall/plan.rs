@@ -139,12 +139,14 @@ impl Plan {
         };
         let blocklist = match sets {
             Some(sets) => {
-                let live = match (recorded, nft::autofw_table_exists()?) {
-                    (Some(recorded), _) => Some(recorded.clone()),
-                    (None, true) => nft_sets::read_live()?,
-                    (None, false) => None,
+                // The kernel is read (and the ruleset listed to see whether
+                // there is a table to read) only when nothing is recorded.
+                let read = match recorded {
+                    Some(_) => None,
+                    None if nft::autofw_table_exists()? => nft_sets::read_live()?,
+                    None => None,
                 };
-                SetChange::all(sets, live.as_ref())
+                SetChange::all(sets, recorded.or(read.as_ref()))
             }
             None => Vec::new(),
         };
