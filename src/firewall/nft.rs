@@ -50,8 +50,13 @@ pub fn terse_ruleset_json() -> anyhow::Result<Value> {
 /// Does `table inet autofw` exist? Asked through JSON so that no message
 /// text is parsed.
 pub fn autofw_table_exists() -> anyhow::Result<bool> {
-    Ok(objects(&terse_ruleset_json()?)
-        .any(|(kind, obj)| kind == "table" && obj["family"] == FAMILY && obj["name"] == TABLE))
+    Ok(has_autofw_table(&terse_ruleset_json()?))
+}
+
+/// Does this `nft -j` listing hold `table inet autofw`?
+fn has_autofw_table(ruleset_json: &Value) -> bool {
+    objects(ruleset_json)
+        .any(|(kind, obj)| kind == "table" && obj["family"] == FAMILY && obj["name"] == TABLE)
 }
 
 /// The live autofw table as `nft -t -s` lists it (no counters, no set
@@ -95,8 +100,9 @@ pub fn save() -> anyhow::Result<Saved> {
 /// so the table keeps its position (see the module doc). Either way it is one
 /// `nft -f`: on error nothing changed and nft's message is returned.
 pub fn load(proposal: &str) -> anyhow::Result<()> {
-    let script = if autofw_table_exists()? {
-        let clear = clear_in_place()?;
+    let live = terse_ruleset_json()?;
+    let script = if has_autofw_table(&live) {
+        let clear = clear_commands(&live)?;
         format!("{clear}{}", without_delete_table(proposal))
     } else {
         proposal.to_string()
@@ -106,13 +112,13 @@ pub fn load(proposal: &str) -> anyhow::Result<()> {
 
 /// Put `table inet autofw` back as it was before the apply.
 pub fn restore(saved: &Saved) -> anyhow::Result<()> {
-    let exists = autofw_table_exists()?;
-    let script = match (&saved.autofw_table, exists) {
+    let live = terse_ruleset_json()?;
+    let script = match (&saved.autofw_table, has_autofw_table(&live)) {
         (None, false) => return Ok(()),
         // Creating then deleting in one transaction is nft's idiom for
         // "delete if it exists".
         (None, true) => format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"),
-        (Some(before), true) => format!("{}{before}", clear_in_place()?),
+        (Some(before), true) => format!("{}{before}", clear_commands(&live)?),
         (Some(before), false) => before.clone(),
     };
     run_tool("nft", &["-f", "-"], Some(&script)).map(|_| ())
@@ -138,17 +144,11 @@ pub fn canonical(proposal: &str) -> Option<String> {
     .ok()
 }
 
-/// Commands that empty the live autofw table without deleting it: flush its
-/// rules, then delete every set, map, stateful object, flowtable and chain by
-/// handle (handles need no quoting). Rules go first, so nothing still refers
-/// to a chain or set when it is deleted; chains go last, after the verdict
-/// maps that may jump to them.
-fn clear_in_place() -> anyhow::Result<String> {
-    clear_commands(&terse_ruleset_json()?)
-}
-
-/// The pure part of [`clear_in_place`], for tests: the objects of autofw's
-/// table in a ruleset listing.
+/// Commands that empty autofw's table of this `nft -j` listing without
+/// deleting it: flush its rules, then delete every set, map, stateful
+/// object, flowtable and chain by handle (handles need no quoting). Rules go
+/// first, so nothing still refers to a chain or set when it is deleted;
+/// chains go last, after the verdict maps that may jump to them.
 pub fn clear_commands(ruleset_json: &Value) -> anyhow::Result<String> {
     let mut first = Vec::new();
     let mut chains = Vec::new();
