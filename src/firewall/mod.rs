@@ -115,11 +115,13 @@ impl Snapshot {
         };
         Ok(Snapshot {
             backend,
-            nft_ruleset,
-            nft: match backend {
-                Backend::Nft => Some(nft::save()?),
-                Backend::Iptables => None,
+            nft: match (backend, &nft_ruleset) {
+                // One listing is both the reference and autofw's table.
+                (Backend::Nft, Some(ruleset)) => Some(nft::save(ruleset)),
+                (Backend::Nft, None) => Some(nft::save(&nft::live_ruleset()?)),
+                (Backend::Iptables, _) => None,
             },
+            nft_ruleset,
             iptables: match rules {
                 Rules::Iptables { v4, v6, .. } => Some(iptables::save(v4, v6)?),
                 Rules::Nft { .. } => None,

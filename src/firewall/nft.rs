@@ -87,10 +87,11 @@ pub fn table_block(ruleset: &str) -> Option<String> {
     None
 }
 
-pub fn save() -> anyhow::Result<Saved> {
-    Ok(Saved {
-        autofw_table: live_autofw_table()?,
-    })
+/// What undo needs, from `nft -t -s list ruleset` taken before the apply.
+pub fn save(ruleset: &str) -> Saved {
+    Saved {
+        autofw_table: table_block(ruleset),
+    }
 }
 
 /// Load a proposal (propose's nft text) in one transaction.
