@@ -538,8 +538,8 @@ fn print_plan(rules: &Rules, plan: &Plan) {
                 );
             }
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
-            for note in iptables::placement_notes().unwrap_or_default() {
-                println!("# {}", crate::terminal::escape_controls(&note));
+            for note in &plan.placement {
+                println!("# {}", crate::terminal::escape_controls(note));
             }
         }
     }

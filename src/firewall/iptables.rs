@@ -214,15 +214,6 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
     Ok(())
 }
 
-/// Where the jump will go in each family's live INPUT, said for apply's plan.
-pub fn placement_notes() -> anyhow::Result<Vec<String>> {
-    let mut notes = Vec::new();
-    for (family, name) in [(V4, "iptables"), (V6, "ip6tables")] {
-        notes.extend(input_order::placement(&save_family(family)?).describe(name));
-    }
-    Ok(notes)
-}
-
 /// The live INPUT rules, in both families, that accept before autofw's jump
 /// (so what they match bypasses autofw), said as warnings.
 pub fn accepts_before_jump() -> anyhow::Result<Vec<String>> {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::filter_view::FilterView;
-use super::{iptables, nft, nft_sets, session};
+use super::{input_order, iptables, nft, nft_sets, session};
 use crate::propose::Proposal;
 use crate::propose::blocklist::{SETS, SetContents, delta, set_name, summary_line};
 use crate::propose::ruleset::Arrival;
@@ -30,6 +30,9 @@ pub struct Plan {
     pub parts: Vec<Part>,
     /// The blocklist sets (nft), by count and change, not by element.
     pub blocklist: Vec<SetChange>,
+    /// iptables: where the jump goes among the live INPUT rules, per family
+    /// (from the same save as `parts`), said with the dry run.
+    pub placement: Vec<String>,
 }
 
 /// One blocklist set: `blocklist_v4: 1,000,000 entries, +12 −3 since the
@@ -104,6 +107,7 @@ impl Plan {
         sets: Option<&SetContents>,
         recorded: Option<&SetContents>,
     ) -> anyhow::Result<Plan> {
+        let mut placement = Vec::new();
         let parts = match rules {
             Rules::Nft { text } => vec![Part {
                 name: "table inet autofw",
@@ -121,7 +125,9 @@ impl Plan {
                     (iptables::V4, new_v4, "iptables"),
                     (iptables::V6, new_v6, "ip6tables"),
                 ] {
-                    let live = FilterView::parse(&iptables::save_family(family)?);
+                    let saved = iptables::save_family(family)?;
+                    placement.extend(input_order::placement(&saved).describe(name));
+                    let live = FilterView::parse(&saved);
                     let mut new = FilterView::parse(text);
                     // Policies the proposal does not set stay as they are.
                     for (chain, policy) in &live.policies {
@@ -150,7 +156,11 @@ impl Plan {
             }
             None => Vec::new(),
         };
-        Ok(Plan { parts, blocklist })
+        Ok(Plan {
+            parts,
+            blocklist,
+            placement,
+        })
     }
 
     /// Would loading the proposal change the live firewall?
