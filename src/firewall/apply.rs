@@ -138,7 +138,6 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    let state = StateDir::new(&args.state_dir);
     state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
