@@ -59,6 +59,13 @@ fn an_earlier_accept_no_longer_bypasses_autofw_and_fail2ban_keeps_banning() {
         "{}",
         show(&plan)
     );
+    // fail2ban's chain and the old accept stop none of the ports autofw
+    // opens (the judge's client is not banned): nothing is blamed on them.
+    assert!(
+        !text(&plan.stderr).contains("that autofw opens"),
+        "{}",
+        show(&plan)
+    );
 
     let apply = host.apply_in_background(&["--timeout", "30", "--backend", "iptables"]);
     let input = host.server.ok(&["iptables", "-S", "INPUT"]);
