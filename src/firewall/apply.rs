@@ -306,11 +306,21 @@ struct BlocklistLoad<'a> {
 struct Pending {
     snapshot: Snapshot,
     window: RollbackWindow,
-    previous_record: Option<Vec<u8>>,
-    previous_snapshot: Option<Vec<u8>>,
-    previous_saved: Option<Vec<u8>>,
-    previous_snapshot_sets: Option<Vec<u8>>,
-    previous_applied_sets: Option<Vec<u8>>,
+    /// Each record an apply rewrites, with its bytes before (`None`: it
+    /// did not exist).
+    previous: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+/// The records an apply rewrites before it loads anything: the applied
+/// record, the snapshot, the saved ruleset and both blocklist files.
+fn rewritten_records(state: &StateDir) -> [PathBuf; 5] {
+    [
+        state.applied_path(),
+        state.snapshot_path(),
+        state.saved_ruleset_path(),
+        state.snapshot_sets_path(),
+        state.applied_sets_path(),
+    ]
 }
 
 impl Pending {
@@ -328,11 +338,13 @@ impl Pending {
             recorded,
             record: blocklist,
         } = blocklist;
-        let previous_record = std::fs::read(state.applied_path()).ok();
-        let previous_snapshot = std::fs::read(state.snapshot_path()).ok();
-        let previous_saved = std::fs::read(state.saved_ruleset_path()).ok();
-        let previous_snapshot_sets = std::fs::read(state.snapshot_sets_path()).ok();
-        let previous_applied_sets = std::fs::read(state.applied_sets_path()).ok();
+        let previous = rewritten_records(state)
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).ok();
+                (path, bytes)
+            })
+            .collect();
         let snapshot = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
         match sets {
             Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
@@ -388,11 +400,7 @@ impl Pending {
         Ok(Pending {
             snapshot,
             window,
-            previous_record,
-            previous_snapshot,
-            previous_saved,
-            previous_snapshot_sets,
-            previous_applied_sets,
+            previous,
         })
     }
 
@@ -415,16 +423,10 @@ impl Pending {
     /// undoes that one.
     fn abandon(&self, state: &StateDir) {
         let _ = state.remove_window();
-        for (path, previous) in [
-            (state.applied_path(), &self.previous_record),
-            (state.snapshot_path(), &self.previous_snapshot),
-            (state.saved_ruleset_path(), &self.previous_saved),
-            (state.snapshot_sets_path(), &self.previous_snapshot_sets),
-            (state.applied_sets_path(), &self.previous_applied_sets),
-        ] {
+        for (path, previous) in &self.previous {
             let _ = match previous {
-                Some(bytes) => write_private(&path, bytes),
-                None => crate::state::remove_if_exists(&path),
+                Some(bytes) => write_private(path, bytes),
+                None => crate::state::remove_if_exists(path),
             };
         }
     }
