@@ -8,7 +8,7 @@
 //!   apply (and its window) at a time;
 //! - `window.lock`: flock held for the few milliseconds in which confirm,
 //!   rollback or the watchdog decide, so exactly one of them decides;
-//! - `before-apply.nft`: `nft -s list ruleset` as it was before the last apply;
+//! - `before-apply.nft`: `nft -t -s list ruleset` as it was before the last apply;
 //! - `snapshot.json`: everything rollback needs to undo the last apply;
 //! - `applied.json`: [`AppliedRecord`], what the last apply loaded;
 //! - `window.json`: [`RollbackWindow`], present while a window is open;
@@ -57,7 +57,7 @@ impl StateDir {
     pub fn window_lock_path(&self) -> PathBuf {
         self.root.join("window.lock")
     }
-    /// The live ruleset as it was before the last apply (`nft -s list ruleset`).
+    /// The live ruleset as it was before the last apply (`nft -t -s list ruleset`).
     pub fn saved_ruleset_path(&self) -> PathBuf {
         self.root.join("before-apply.nft")
     }

@@ -14,7 +14,9 @@ use crate::human::unified_diff;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveRules {
     Nft {
-        /// `nft -s list table inet autofw`; `None` when there is no such table.
+        /// autofw's table as `nft -t -s list ruleset` lists it (no set
+        /// elements: [`super::nft::live_autofw_table`]); `None` when there is
+        /// no such table.
         table: Option<String>,
         /// The applied ruleset as nft lists it once loaded (`nft::canonical`);
         /// `None` when no scratch namespace could be made to load it in.

@@ -15,7 +15,7 @@
 //! On iptables-nft the kernel side is an nft table: when autofw's rules were
 //! the first to create `table ip filter` or one of its base chains, undo
 //! deletes what is then empty and accepts everything, so that
-//! `nft -s list ruleset` also comes back as it was.
+//! `nft -t -s list ruleset` also comes back as it was.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -85,7 +85,7 @@ pub fn tools(backend: Backend) -> &'static [&'static str] {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub backend: Backend,
-    /// `nft -s list ruleset` before the apply, when nft is installed: the
+    /// `nft -t -s list ruleset` before the apply, when nft is installed: the
     /// reference that a rollback is checked against, byte for byte.
     pub nft_ruleset: Option<String>,
     pub nft: Option<nft::Saved>,

@@ -7,7 +7,7 @@
 //! `flush ruleset` + reload would wipe whatever Docker, libvirt or fail2ban
 //! added during the window. When a previous autofw table exists, it is
 //! emptied and refilled *in place*, so it keeps its position among the
-//! tables and `nft -s list ruleset` comes back byte for byte (deleting and
+//! tables and `nft -t -s list ruleset` comes back byte for byte (deleting and
 //! re-creating it would move it after every other table).
 
 use serde::{Deserialize, Serialize};

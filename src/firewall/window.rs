@@ -23,7 +23,7 @@ use crate::state::{HeldLock, StateDir, now_secs, read_json};
 /// What a rollback found and did.
 #[derive(Debug)]
 pub struct RolledBack {
-    /// Whether `nft -s list ruleset` now equals the one saved before the
+    /// Whether `nft -t -s list ruleset` now equals the one saved before the
     /// apply (`None`: nft is not installed, so it cannot be compared).
     pub exact: Option<bool>,
     /// The old rules are back, but the state directory could not record it
