@@ -373,6 +373,25 @@ fn a_100k_mixed_list_loads_drops_its_sources_and_refreshes_exactly() {
         .autofw(&["rollback", "--state-dir", &host.state()]);
     assert!(out.status.success(), "{}", show(&out));
     assert_sets(&host.server, &second, "after rollback");
+
+    // The list confirmed, then a policy without a blocklist applied and
+    // rolled back: the confirmed elements come back exactly.
+    let out = host.apply(&["--policy", &policy, "--no-wait"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = host.confirm();
+    assert!(out.status.success(), "{}", show(&out));
+    let out = host.apply(&["--no-wait"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        !host.server.ruleset().contains("blocklist_net_v4"),
+        "{}",
+        show(&out)
+    );
+    let out = host
+        .server
+        .autofw(&["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_sets(&host.server, &first, "rolled back, no blocklist");
 }
 
 #[test]

@@ -91,7 +91,13 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         refreshed_at: None,
     });
     let state = StateDir::new(&args.state_dir);
-    let recorded = sets.as_ref().and_then(|_| super::recorded_sets(&state));
+    // What autofw loaded last into the live sets: the plan's "before", and
+    // what the snapshot saves for a rollback (also when this proposal has
+    // no blocklist: then the kernel need not be read to save the old one).
+    let recorded = match args.backend {
+        Backend::Nft => super::recorded_sets(&state),
+        Backend::Iptables => None,
+    };
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
