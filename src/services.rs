@@ -224,10 +224,8 @@ impl ServiceTable {
             let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
-            let proto = match proto {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => continue,
+            let Some(proto) = Proto::from_name(proto) else {
+                continue;
             };
             if !table.by_port.contains_key(&(proto, port)) {
                 table.insert(name, proto, port);

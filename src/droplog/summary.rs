@@ -129,12 +129,9 @@ pub fn summarise<'a>(
         .into_iter()
         .map(|((proto, port), (count, sources))| PortCount {
             service: port.and_then(|p| {
-                let known = match proto.as_str() {
-                    "tcp" => Some(Proto::Tcp),
-                    "udp" => Some(Proto::Udp),
-                    _ => None,
-                }?;
-                services.name_of_port(known, p).map(str::to_string)
+                services
+                    .name_of_port(Proto::from_name(&proto)?, p)
+                    .map(str::to_string)
             }),
             proto,
             port,

@@ -80,11 +80,7 @@ pub fn nfsd_of_portlist(text: &str) -> Vec<KernelSocket> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
-            let proto = match fields.next()? {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => return None,
-            };
+            let proto = Proto::from_name(fields.next()?)?;
             let port = fields.next()?.parse::<u16>().ok()?;
             Some(KernelSocket {
                 proto,

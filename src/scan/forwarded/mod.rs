@@ -154,7 +154,7 @@ pub fn parse_containers(json: &str) -> Vec<Published> {
         for p in c["Ports"].as_array().into_iter().flatten() {
             let (Some(port), Some(proto)) = (
                 p["PublicPort"].as_u64().and_then(|p| u16::try_from(p).ok()),
-                p["Type"].as_str().and_then(proto_named),
+                p["Type"].as_str().and_then(Proto::from_name),
             ) else {
                 continue;
             };
@@ -199,15 +199,6 @@ fn container_service(
         }
     }
     by_port
-}
-
-/// `tcp` / `udp` as the rules and the engines spell them.
-pub(crate) fn proto_named(name: &str) -> Option<Proto> {
-    match name {
-        "tcp" => Some(Proto::Tcp),
-        "udp" => Some(Proto::Udp),
-        _ => None,
-    }
 }
 
 /// Join forwarded ports to the listeners: a listener on the same (proto,

@@ -3,7 +3,8 @@
 //! show there as an opaque `xt` DNAT without their target and are skipped:
 //! [`super::iptables`] reads them from `iptables-save`. Pure.
 
-use super::{Forward, forwards_of_rule, ports_of, proto_named};
+use super::{Forward, forwards_of_rule, ports_of};
+use crate::model::Proto;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -107,7 +108,7 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
             let equal = op == "==" || op == "in";
             if let Some(key) = left["meta"]["key"].as_str() {
                 if key == "l4proto" && equal {
-                    proto = right.as_str().and_then(proto_named);
+                    proto = right.as_str().and_then(Proto::from_name);
                 }
                 continue;
             }
@@ -125,7 +126,7 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
                     if !equal {
                         return Vec::new();
                     }
-                    if let Some(p) = proto_named(protocol) {
+                    if let Some(p) = Proto::from_name(protocol) {
                         proto = Some(p);
                     }
                     ports = nft_ports(right);
