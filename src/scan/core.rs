@@ -7,7 +7,7 @@
 //! is tested on fixtures and literals.
 
 use crate::model::{Exposure, Listener, Owner, Proto};
-use crate::services::{ServiceTable, is_risky};
+use crate::services::{ServiceTable, is_risky_listener};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -235,7 +235,7 @@ pub fn listeners(
                     })
                 });
             }
-            listener.risky = exposure != Exposure::Loopback && is_risky(&listener.service);
+            listener.risky = is_risky_listener(&listener.service, exposure);
             listener
         })
         .collect()

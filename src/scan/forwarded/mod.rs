@@ -26,8 +26,8 @@ pub use iptables::parse_iptables_nat;
 pub use nft::parse_nft_ruleset;
 
 use super::core::classify;
-use crate::model::{Exposure, Listener, Proto};
-use crate::services::{ServiceTable, is_risky};
+use crate::model::{Listener, Proto};
+use crate::services::{ServiceTable, is_risky_listener};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -241,7 +241,7 @@ pub fn join(
             listener.container = Some(engine.container.clone());
             listener.service = container_service(names, proto, port, engine);
         }
-        listener.risky = listener.exposure != Exposure::Loopback && is_risky(&listener.service);
+        listener.risky = is_risky_listener(&listener.service, listener.exposure);
     }
     listeners.sort_by_key(|l| (l.proto, l.port, l.address));
     listeners
