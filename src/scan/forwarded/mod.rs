@@ -30,7 +30,7 @@ use crate::model::{Listener, Proto};
 use crate::services::{ServiceTable, is_risky_listener};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Port ranges wider than this are not expanded into one entry per port
 /// (a `1:65535` DNAT forwards a whole address, which no per-port list says well).
@@ -58,14 +58,6 @@ pub struct Published {
     pub image: String,
 }
 
-/// `ip:port`, with brackets for IPv6.
-pub(crate) fn target(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 pub(crate) fn wildcard(v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -85,12 +77,15 @@ pub(crate) fn ports_of(spec: &str) -> Option<Vec<u16>> {
                 (p, p)
             }
         };
-        if high < low || u32::from(high - low) >= MAX_RANGE {
-            return None;
-        }
-        ports.extend(low..=high);
+        ports.extend(port_range(low, high)?);
     }
     Some(ports)
+}
+
+/// Every port of `low..=high`, unless the range is reversed or wider than
+/// [`MAX_RANGE`].
+pub(crate) fn port_range(low: u16, high: u16) -> Option<std::ops::RangeInclusive<u16>> {
+    (low <= high && u32::from(high - low) < MAX_RANGE).then_some(low..=high)
 }
 
 /// Where a DNAT sends a packet that came to `port`: the target address and
@@ -107,7 +102,8 @@ pub(crate) fn forward_target(
         Some((low, high)) if high > low => low.saturating_add(port - first).min(high),
         Some((low, _)) => low,
     };
-    target(addr, to_port)
+    // `ip:port`, with brackets for IPv6.
+    SocketAddr::new(addr, to_port).to_string()
 }
 
 /// One [`Forward`] per destination port of a DNAT rule to `to_addr` (and

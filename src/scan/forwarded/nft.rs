@@ -3,7 +3,7 @@
 //! show there as an opaque `xt` DNAT without their target and are skipped:
 //! [`super::iptables`] reads them from `iptables-save`. Pure.
 
-use super::{Forward, forwards_of_rule, ports_of};
+use super::{Forward, forwards_of_rule, port_range};
 use crate::model::Proto;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,7 +88,7 @@ fn nft_ports(right: &Value) -> Option<Vec<u16>> {
             u16::try_from(a.as_u64()?).ok()?,
             u16::try_from(b.as_u64()?).ok()?,
         );
-        return ports_of(&format!("{a}-{b}"));
+        return port_range(a, b).map(Iterator::collect);
     }
     None
 }
