@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::human::count;
 use crate::model::Proto;
 use crate::propose::rules::LOG_PREFIX;
 use crate::services::ServiceTable;
@@ -172,10 +173,9 @@ pub fn text(summary: &Summary, read_from: &str) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "{} drop{} logged by autofw's rules in {read_from} (the rules log at most 5 a \
+            "{} logged by autofw's rules in {read_from} (the rules log at most 5 a \
              minute: a sample, not every packet)\n",
-            summary.drops,
-            if summary.drops == 1 { "" } else { "s" }
+            count(summary.drops, "drop", "drops")
         ));
         out.push_str("\ndropped on               drops  sources\n");
         for p in &summary.ports {
