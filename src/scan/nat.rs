@@ -8,15 +8,16 @@
 //! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
 //! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
 //! just as live). `firewall::exec`, the one place
-//! that changes the firewall, sits above scan in the import order, so this
-//! module spawns its readers itself.
+//! that changes the firewall, sits above scan in the import order, so scan
+//! spawns its readers itself ([`super::host::read_tool`], which also runs
+//! `ip`, `wg` and `systemctl` for the kernel's sockets).
 
 use super::forwarded::{
     Forward, Published, parse_containers, parse_iptables_nat, parse_nft_ruleset,
 };
+use super::host::read_tool;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// What the nat tables and the engines said.
@@ -26,30 +27,6 @@ pub struct NatFacts {
     pub published: Vec<Published>,
     /// Why some forwarded ports may be missing (a table that could not be read).
     pub notes: Vec<String>,
-}
-
-/// Run a reader; `None` when it is not installed, `Err` when it fails.
-fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
-    let out = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Err(format!("cannot run `{program}`: {e}"))),
-    };
-    if out.status.success() {
-        Some(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
-    } else {
-        Some(Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 /// Every DNAT the kernel holds in a nat prerouting hook of this network
