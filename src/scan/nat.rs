@@ -3,7 +3,7 @@
 //! is not installed, a table that does not exist, an engine socket nobody
 //! listens on each give nothing, plus a note, and never fail the scan.
 //!
-//! The tools are run for reading only (`nft -j list ruleset`,
+//! The tools are run for reading only (`nft -j -t list ruleset`,
 //! `iptables-save -t nat`, `ip6tables-save -t nat`, and
 //! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
 //! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are

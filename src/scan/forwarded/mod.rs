@@ -6,7 +6,7 @@
 //! module reads the DNAT rules the kernel holds and joins them to the
 //! listeners, so that `propose` governs them like any other port.
 //!
-//! Pure: the texts of `nft -j list ruleset` and `iptables-save -t nat` (and
+//! Pure: the texts of `nft -j -t list ruleset` and `iptables-save -t nat` (and
 //! the container list of Docker's API) come in as strings from
 //! [`super::nat`], so every rule here is tested on `fixtures/nat/`:
 //! [`iptables`] and [`nft`] parse the rules, this file holds what they

@@ -1,4 +1,4 @@
-//! DNATs in `nft -j list ruleset` (serde_json): native `dnat` statements in
+//! DNATs in `nft -j -t list ruleset` (serde_json): native `dnat` statements in
 //! nat chains hooked at prerouting or reached from one. iptables-nft rules
 //! show there as an opaque `xt` DNAT without their target and are skipped:
 //! [`super::iptables`] reads them from `iptables-save`. Pure.
@@ -12,12 +12,12 @@ use std::net::IpAddr;
 /// One table's chains, each with its rules' expression lists.
 type Chains = BTreeMap<String, Vec<Vec<Value>>>;
 
-/// The forwarded ports of `nft -j list ruleset`: `dnat` statements in nat
+/// The forwarded ports of `nft -j -t list ruleset`: `dnat` statements in nat
 /// chains hooked at prerouting, or reached from one. iptables-nft rules (an
 /// opaque `xt` DNAT) are left to [`parse_iptables_nat`].
 pub fn parse_nft_ruleset(json: &str) -> Result<Vec<Forward>, String> {
     let value: Value = serde_json::from_str(json)
-        .map_err(|e| format!("cannot parse `nft -j list ruleset`: {e}"))?;
+        .map_err(|e| format!("cannot parse `nft -j -t list ruleset`: {e}"))?;
     let items = value["nftables"].as_array().cloned().unwrap_or_default();
     // (family, table) → chain → rules' expression lists.
     let mut rules: BTreeMap<(String, String), Chains> = BTreeMap::new();
