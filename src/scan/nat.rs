@@ -18,6 +18,7 @@ use super::forwarded::{
 use super::host::read_tool;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the nat tables and the engines said.
@@ -76,7 +77,7 @@ pub fn read_nat_facts() -> NatFacts {
             None => {}
             Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save, ipv6)),
             // No nat table in this family (module not loaded): nothing forwarded.
-            Some(Err(e)) if e.contains("does not exist") || e.contains("Table does not exist") => {}
+            Some(Err(e)) if e.contains("does not exist") => {}
             Some(Err(e)) => facts.notes.push(format!("forwarded ports: {e}")),
         }
     }
@@ -93,22 +94,23 @@ pub fn read_nat_facts() -> NatFacts {
 }
 
 /// Where Docker and podman answer: `DOCKER_HOST` (a `unix://` one), then
-/// the usual rootful sockets.
-fn engine_sockets() -> Vec<String> {
-    let mut sockets = Vec::new();
-    if let Some(path) = std::env::var("DOCKER_HOST")
+/// the usual rootful sockets; each engine once (`/var/run` is usually a
+/// link to `/run`), and only sockets that exist.
+fn engine_sockets() -> Vec<PathBuf> {
+    let from_env = std::env::var("DOCKER_HOST")
         .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-    {
-        sockets.push(path);
-    }
-    for path in [
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string));
+    let usual = [
         "/run/docker.sock",
         "/var/run/docker.sock",
         "/run/podman/podman.sock",
-    ] {
-        if !sockets.iter().any(|s| s == path) {
-            sockets.push(path.to_string());
+    ];
+    let mut sockets = Vec::new();
+    for path in from_env.iter().map(String::as_str).chain(usual) {
+        if let Ok(real) = std::fs::canonicalize(path)
+            && !sockets.contains(&real)
+        {
+            sockets.push(real);
         }
     }
     sockets
@@ -116,7 +118,7 @@ fn engine_sockets() -> Vec<String> {
 
 /// `GET /containers/json` over the engine's socket (HTTP/1.0, so the body
 /// ends with the connection). `None` on any trouble: names are optional.
-fn get_containers(socket: &str) -> Option<String> {
+fn get_containers(socket: &Path) -> Option<String> {
     let mut stream = UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream
