@@ -209,7 +209,10 @@ pub fn join(
     published: &[Published],
     names: &ServiceTable,
 ) -> Vec<Listener> {
-    // One target per (proto, address, port): the first rule wins, as in the kernel.
+    // One target per (proto, address, port). The readers hand their forwards
+    // in sorted, not in rule order, so where several rules DNAT the same
+    // port (rare; the kernel takes the first by hook priority and rule
+    // order) the lowest target is shown, not necessarily the kernel's.
     let mut firsts: BTreeMap<(Proto, u16, IpAddr), &Forward> = BTreeMap::new();
     for f in forwards {
         firsts.entry((f.proto, f.port, f.address)).or_insert(f);
