@@ -56,21 +56,15 @@ fn msg_type(cmd: u16) -> u16 {
 }
 
 /// One transaction over the blocklist sets, built in memory, then sent.
-pub struct Transaction {
+struct Transaction {
     buf: Vec<u8>,
     seq: u32,
     /// Messages that the kernel acknowledges (all but begin and end).
     acked: u32,
 }
 
-impl Default for Transaction {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Transaction {
-    pub fn new() -> Transaction {
+    fn new() -> Transaction {
         let mut t = Transaction {
             buf: Vec::new(),
             seq: 1,
@@ -78,15 +72,6 @@ impl Transaction {
         };
         t.batch_marker(NFNL_MSG_BATCH_BEGIN);
         t
-    }
-
-    /// Bytes on the wire so far.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.acked == 0
     }
 
     fn batch_marker(&mut self, kind: u16) {
@@ -174,19 +159,19 @@ impl Transaction {
     }
 
     /// Add single addresses to a hash set.
-    pub fn add_addresses<K: Key>(&mut self, set: &str, keys: &[K]) {
+    fn add_addresses<K: Key>(&mut self, set: &str, keys: &[K]) {
         self.elements(NFT_MSG_NEWSETELEM, set, keys.iter().map(|k| (*k, false)));
     }
 
     /// Delete single addresses from a hash set.
-    pub fn delete_addresses<K: Key>(&mut self, set: &str, keys: &[K]) {
+    fn delete_addresses<K: Key>(&mut self, set: &str, keys: &[K]) {
         self.elements(NFT_MSG_DELSETELEM, set, keys.iter().map(|k| (*k, false)));
     }
 
     /// Add inclusive ranges to an interval set, as nft does: the first
     /// address, and the address after the last flagged as an interval end
     /// (none when the range runs to the end of the address space).
-    pub fn add_networks<K: Key>(&mut self, set: &str, ranges: &[(K, K)]) {
+    fn add_networks<K: Key>(&mut self, set: &str, ranges: &[(K, K)]) {
         let items = ranges.iter().flat_map(|&(a, b)| {
             std::iter::once((a, false)).chain(b.next().map(|after| (after, true)))
         });
@@ -194,7 +179,7 @@ impl Transaction {
     }
 
     /// Empty a set (a `DELSETELEM` without elements), in this transaction.
-    pub fn flush(&mut self, set: &str) {
+    fn flush(&mut self, set: &str) {
         let at = self.set_header(NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, set);
         self.acked += 1;
         self.finish(at);
@@ -202,7 +187,7 @@ impl Transaction {
 
     /// Send the batch and wait for every acknowledgement. On error the
     /// kernel aborted the whole transaction: nothing changed.
-    pub fn commit(mut self) -> anyhow::Result<()> {
+    fn commit(mut self) -> anyhow::Result<()> {
         if self.acked == 0 {
             return Ok(());
         }
