@@ -15,6 +15,17 @@ pub enum Proto {
     Udp,
 }
 
+impl Proto {
+    /// `tcp` or `udp`, as rules, engines and `/etc/services` spell them.
+    pub fn from_name(name: &str) -> Option<Proto> {
+        match name {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

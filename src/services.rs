@@ -3,7 +3,7 @@
 //! ports a name like `https` means for `--allow`. Pure: the host's
 //! `/etc/services` text is passed in.
 
-use crate::model::Proto;
+use crate::model::{Exposure, Proto};
 use std::collections::HashMap;
 
 /// The names autofw itself relies on, with their ports. Used where the host
@@ -181,6 +181,12 @@ pub fn is_risky(service: &str) -> bool {
     RISKY.contains(&service)
 }
 
+/// Is a listener of `service` at `exposure` flagged risky: a risky service
+/// that more than this host can reach (loopback-only is never risky).
+pub fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
+    exposure != Exposure::Loopback && is_risky(service)
+}
+
 /// Port ↔ name lookups: the host's `/etc/services` under the built-in table.
 #[derive(Debug, Clone)]
 pub struct ServiceTable {
@@ -224,10 +230,8 @@ impl ServiceTable {
             let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
-            let proto = match proto {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => continue,
+            let Some(proto) = Proto::from_name(proto) else {
+                continue;
             };
             if !table.by_port.contains_key(&(proto, port)) {
                 table.insert(name, proto, port);
@@ -360,6 +364,9 @@ mod tests {
     fn risky_services() {
         assert!(is_risky("mysql") && is_risky("redis") && is_risky("rndc"));
         assert!(!is_risky("ssh") && !is_risky("http"));
+        assert!(is_risky_listener("redis", Exposure::Private));
+        assert!(!is_risky_listener("redis", Exposure::Loopback));
+        assert!(!is_risky_listener("ssh", Exposure::Public));
         // Never-internet services are risky by port alone too, so a scan
         // without owners still flags them.
         let t = ServiceTable::builtin();

@@ -290,8 +290,7 @@ fn story(userland_proxy: bool) {
 
     // scan: both published ports, forwarded to their containers, named.
     let out = with_docker_host(&server, &docker, &["scan", "--json"]);
-    assert!(out.status.success(), "{}", show(&out));
-    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = json_of(&out);
     let forwarded: Vec<String> = forwarded_listeners(&scan)
         .into_iter()
         .map(|l| {

@@ -110,8 +110,7 @@ fn plain_dnat_ports_obey_the_proposal() {
 
     // scan lists them, with their targets, once each.
     let out = server.autofw(&["scan", "--json"]);
-    assert!(out.status.success(), "{}", show(&out));
-    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = json_of(&out);
     let forwarded: Vec<String> = forwarded_listeners(&scan)
         .into_iter()
         .map(|l| {
@@ -249,8 +248,7 @@ fn scan_reads_legacy_and_native_dnats_once_each() {
     );
     ns.sh_ok("nft 'add table ip forwards; add chain ip forwards pre { type nat hook prerouting priority dstnat; }; add rule ip forwards pre ip daddr 203.0.113.7 tcp dport 7003 dnat to 10.9.0.3:73'");
     let out = ns.autofw(&["scan", "--json"]);
-    assert!(out.status.success(), "{}", show(&out));
-    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = json_of(&out);
     let got: Vec<String> = scan["listeners"]
         .as_array()
         .unwrap()

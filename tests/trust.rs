@@ -263,8 +263,7 @@ fn the_scan_says_who_owns_what() {
     }
     let host = TrustHost::new("trust-scan");
     let out = host.server.autofw(&["scan", "--all", "--json"]);
-    assert!(out.status.success(), "{}", show(&out));
-    let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = json_of(&out);
     assert_eq!(scan["uid_min"], 1000);
     assert_eq!(scan["as_root"], true);
 
@@ -569,8 +568,7 @@ fn socket_units_and_kernel_sockets_name_their_listeners() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", show(&out));
-    let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = json_of(&out);
     let ssh = listener(&scan, "tcp", "::", 22);
     assert_eq!(
         (&ssh["service"], &ssh["unit"]),

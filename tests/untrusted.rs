@@ -56,21 +56,17 @@ fn an_escape_laden_process_name_is_shown_escaped() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").to_string_lossy().into_owned();
-    let mut apply = ns.command(autofw_bin());
-    apply
-        .args([
-            "apply",
-            "--confirm",
-            "--yes",
-            "--timeout",
-            "60",
-            "--state-dir",
-            &state,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let apply = apply.spawn().unwrap();
+    let apply = Autofw::new(&[
+        "apply",
+        "--confirm",
+        "--yes",
+        "--timeout",
+        "60",
+        "--state-dir",
+        &state,
+    ])
+    .inside(&ns)
+    .spawn(Stdio::null());
     wait_for_applied_rules(&ns, &state, Duration::from_secs(15));
     let confirm = ns.autofw(&["confirm", "--state-dir", &state]);
     assert!(confirm.status.success(), "{}", show(&confirm));

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::human::count;
 use crate::model::Proto;
 use crate::propose::rules::LOG_PREFIX;
 use crate::services::ServiceTable;
@@ -129,12 +130,9 @@ pub fn summarise<'a>(
         .into_iter()
         .map(|((proto, port), (count, sources))| PortCount {
             service: port.and_then(|p| {
-                let known = match proto.as_str() {
-                    "tcp" => Some(Proto::Tcp),
-                    "udp" => Some(Proto::Udp),
-                    _ => None,
-                }?;
-                services.name_of_port(known, p).map(str::to_string)
+                services
+                    .name_of_port(Proto::from_name(&proto)?, p)
+                    .map(str::to_string)
             }),
             proto,
             port,
@@ -175,10 +173,9 @@ pub fn text(summary: &Summary, read_from: &str) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "{} drop{} logged by autofw's rules in {read_from} (the rules log at most 5 a \
+            "{} logged by autofw's rules in {read_from} (the rules log at most 5 a \
              minute: a sample, not every packet)\n",
-            summary.drops,
-            if summary.drops == 1 { "" } else { "s" }
+            count(summary.drops, "drop", "drops")
         ));
         out.push_str("\ndropped on               drops  sources\n");
         for p in &summary.ports {

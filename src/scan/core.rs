@@ -7,7 +7,7 @@
 //! is tested on fixtures and literals.
 
 use crate::model::{Exposure, Listener, Owner, Proto};
-use crate::services::{ServiceTable, is_risky};
+use crate::services::{ServiceTable, is_risky_listener};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -235,7 +235,7 @@ pub fn listeners(
                     })
                 });
             }
-            listener.risky = exposure != Exposure::Loopback && is_risky(&listener.service);
+            listener.risky = is_risky_listener(&listener.service, exposure);
             listener
         })
         .collect()
@@ -393,12 +393,13 @@ mod tests {
         owners.add(4, 40, "app");
         owners.add(5, 50, "dig");
         daemons_own_names(&mut owners);
-        let mut got = listeners(
+        let unmarked = listeners(
             sockets,
             &owners,
             &ServiceTable::builtin(),
             &Accounts::from_texts(None, None),
         );
+        let mut got = unmarked.clone();
         mark_client_sockets(&mut got, Some((32768, 60999)));
         let clients: Vec<(Proto, u16)> = got
             .iter()
@@ -409,13 +410,9 @@ mod tests {
         // a port outside the range, TCP.
         assert_eq!(clients, [(Proto::Udp, 45969)]);
         // Without the range, nothing is called a client.
-        let mut unknown = got.clone();
+        let mut unknown = unmarked;
         mark_client_sockets(&mut unknown, None);
-        assert_eq!(
-            unknown.iter().filter(|l| l.client_socket).count(),
-            1,
-            "left as marked"
-        );
+        assert_eq!(unknown.iter().filter(|l| l.client_socket).count(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::kernel::{self, KernelSocket, SocketUnit};
 use crate::model::{HostFacts, is_routing_bridge};
 use crate::services::ServiceTable;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// The kernel's own listeners: VXLAN and GENEVE devices (`ip -d -j link
 /// show`), WireGuard (`wg show all listen-port`, when wireguard-tools is
@@ -47,15 +48,32 @@ pub fn read_socket_units() -> Vec<SocketUnit> {
 /// A helper's stdout, if it ran and succeeded (these are optional facts: a
 /// missing tool is not an error).
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program)
+    read_tool(program, args)?.ok()
+}
+
+/// Run a read-only tool (here and in [`super::nat`]); `None` when it is
+/// not installed, `Err` (saying why) when it fails.
+pub(super) fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
+    let out = match Command::new(program)
         .args(args)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(format!("cannot run `{program}`: {e}"))),
+    };
+    if out.status.success() {
+        Some(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
+    } else {
+        Some(Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// Read the facts of this host. What cannot be read counts as off or

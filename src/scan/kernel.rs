@@ -12,8 +12,8 @@
 //! Pure: the texts are handed in by the edges (`host.rs`) or read from a
 //! fixture directory.
 
-use crate::model::{Exposure, Listener, Proto};
-use crate::services::{ServiceTable, is_risky};
+use crate::model::{Listener, Proto};
+use crate::services::{ServiceTable, is_risky_listener};
 use std::net::{IpAddr, SocketAddr};
 
 /// A listening socket the kernel itself holds, and what holds it.
@@ -80,11 +80,7 @@ pub fn nfsd_of_portlist(text: &str) -> Vec<KernelSocket> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
-            let proto = match fields.next()? {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => return None,
-            };
+            let proto = Proto::from_name(fields.next()?)?;
             let port = fields.next()?.parse::<u16>().ok()?;
             Some(KernelSocket {
                 proto,
@@ -108,7 +104,7 @@ pub fn describe_kernel_sockets(listeners: &mut [Listener], kernel: &[KernelSocke
         {
             l.service = k.service.clone();
             l.kernel = Some(k.description.clone());
-            l.risky = l.exposure != Exposure::Loopback && is_risky(&l.service);
+            l.risky = is_risky_listener(&l.service, l.exposure);
         }
     }
 }
@@ -171,7 +167,7 @@ pub fn name_socket_units(listeners: &mut [Listener], units: &[SocketUnit], names
         let stem = stem.split('@').next().unwrap_or(stem);
         l.service = names.name_of_unit(l.proto, l.port, stem);
         l.unit = Some(unit.unit.clone());
-        l.risky = l.exposure != Exposure::Loopback && is_risky(&l.service);
+        l.risky = is_risky_listener(&l.service, l.exposure);
     }
 }
 

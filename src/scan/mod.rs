@@ -157,13 +157,10 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     if let Some(text) = read("systemctl-list-sockets") {
         kernel::name_socket_units(&mut listeners, &kernel::parse_list_sockets(&text), &names);
     }
-    let local_port_range = std::fs::read_to_string(dir.join("ip_local_port_range"))
-        .ok()
-        .and_then(|text| host::parse_port_range(&text));
+    let local_port_range = read("ip_local_port_range").and_then(|t| host::parse_port_range(&t));
     core::mark_client_sockets(&mut listeners, local_port_range);
-    let addresses_file = dir.join("addresses");
-    if let Ok(text) = std::fs::read_to_string(&addresses_file) {
-        let addresses = parse_addresses(&text, &addresses_file.display().to_string())?;
+    if let Some(text) = read("addresses") {
+        let addresses = parse_addresses(&text, &dir.join("addresses").display().to_string())?;
         core::attach_interfaces(&mut listeners, &addresses);
     }
     Ok(Scan {
@@ -285,4 +282,40 @@ pub fn run(args: &ScanOptions, other_filters: &dyn Fn() -> Vec<String>) -> anyho
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0500090A:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
+    const UDP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n   0: 00000000:B391 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 0\n";
+
+    /// A saved host whose `addresses` and `ip_local_port_range` give the
+    /// exporter on 10.9.0.5 its interface and make dig's socket a client's.
+    #[test]
+    fn saved_addresses_and_port_range_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("tcp", TCP);
+        write("udp", UDP);
+        write("owners", "1 10 exporter\n2 20 dig\n");
+        write("addresses", "# ADDRESS INTERFACE\n10.9.0.5 eth1\n");
+        write("ip_local_port_range", "32768\t60999\n");
+        let scan = scan_saved(dir.path()).unwrap();
+        let got: Vec<(u16, Option<&str>, bool)> = scan
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.interface.as_deref(), l.client_socket))
+            .collect();
+        assert_eq!(got, [(9100, Some("eth1"), false), (45969, None, true)]);
+        assert_eq!(scan.host.local_port_range, Some((32768, 60999)));
+
+        write("addresses", "10.9.0.5\n");
+        let e = scan_saved(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("addresses` line 1: expected `ADDRESS INTERFACE`, found `10.9.0.5`"),
+            "{e}"
+        );
+    }
 }

@@ -3,20 +3,22 @@
 //! is not installed, a table that does not exist, an engine socket nobody
 //! listens on each give nothing, plus a note, and never fail the scan.
 //!
-//! The tools are run for reading only (`nft -j list ruleset`,
+//! The tools are run for reading only (`nft -j -t list ruleset`,
 //! `iptables-save -t nat`, `ip6tables-save -t nat`, and
 //! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
 //! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
 //! just as live). `firewall::exec`, the one place
-//! that changes the firewall, sits above scan in the import order, so this
-//! module spawns its readers itself.
+//! that changes the firewall, sits above scan in the import order, so scan
+//! spawns its readers itself ([`super::host::read_tool`], which also runs
+//! `ip`, `wg` and `systemctl` for the kernel's sockets).
 
 use super::forwarded::{
     Forward, Published, parse_containers, parse_iptables_nat, parse_nft_ruleset,
 };
+use super::host::read_tool;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the nat tables and the engines said.
@@ -26,30 +28,6 @@ pub struct NatFacts {
     pub published: Vec<Published>,
     /// Why some forwarded ports may be missing (a table that could not be read).
     pub notes: Vec<String>,
-}
-
-/// Run a reader; `None` when it is not installed, `Err` when it fails.
-fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
-    let out = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Err(format!("cannot run `{program}`: {e}"))),
-    };
-    if out.status.success() {
-        Some(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
-    } else {
-        Some(Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 /// Every DNAT the kernel holds in a nat prerouting hook of this network
@@ -99,7 +77,7 @@ pub fn read_nat_facts() -> NatFacts {
             None => {}
             Some(Ok(save)) => facts.forwards.extend(parse_iptables_nat(&save, ipv6)),
             // No nat table in this family (module not loaded): nothing forwarded.
-            Some(Err(e)) if e.contains("does not exist") || e.contains("Table does not exist") => {}
+            Some(Err(e)) if e.contains("does not exist") => {}
             Some(Err(e)) => facts.notes.push(format!("forwarded ports: {e}")),
         }
     }
@@ -116,22 +94,23 @@ pub fn read_nat_facts() -> NatFacts {
 }
 
 /// Where Docker and podman answer: `DOCKER_HOST` (a `unix://` one), then
-/// the usual rootful sockets.
-fn engine_sockets() -> Vec<String> {
-    let mut sockets = Vec::new();
-    if let Some(path) = std::env::var("DOCKER_HOST")
+/// the usual rootful sockets; each engine once (`/var/run` is usually a
+/// link to `/run`), and only sockets that exist.
+fn engine_sockets() -> Vec<PathBuf> {
+    let from_env = std::env::var("DOCKER_HOST")
         .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-    {
-        sockets.push(path);
-    }
-    for path in [
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string));
+    let usual = [
         "/run/docker.sock",
         "/var/run/docker.sock",
         "/run/podman/podman.sock",
-    ] {
-        if !sockets.iter().any(|s| s == path) {
-            sockets.push(path.to_string());
+    ];
+    let mut sockets = Vec::new();
+    for path in from_env.iter().map(String::as_str).chain(usual) {
+        if let Ok(real) = std::fs::canonicalize(path)
+            && !sockets.contains(&real)
+        {
+            sockets.push(real);
         }
     }
     sockets
@@ -139,7 +118,7 @@ fn engine_sockets() -> Vec<String> {
 
 /// `GET /containers/json` over the engine's socket (HTTP/1.0, so the body
 /// ends with the connection). `None` on any trouble: names are optional.
-fn get_containers(socket: &str) -> Option<String> {
+fn get_containers(socket: &Path) -> Option<String> {
     let mut stream = UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream

@@ -161,19 +161,13 @@ pub fn json(scan: &Scan) -> serde_json::Result<String> {
 /// whether the scan ran as root: the fix for unreadable processes differs.
 pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    let hidden = |l: &&crate::model::Listener| !shown.listeners.contains(l);
-    let loopback = scan
-        .listeners
-        .iter()
-        .filter(hidden)
-        .filter(|l| l.exposure == Exposure::Loopback)
-        .count();
-    let clients = scan
-        .listeners
-        .iter()
-        .filter(hidden)
-        .filter(|l| l.exposure != Exposure::Loopback && l.client_socket)
-        .count();
+    // `shown` is `scan` filtered: what it lacks of a kind is what was hidden.
+    let hidden = |kind: fn(&Listener) -> bool| {
+        let in_scan = scan.listeners.iter().filter(|l| kind(l)).count();
+        in_scan - shown.listeners.iter().filter(|l| kind(l)).count()
+    };
+    let loopback = hidden(|l| l.exposure == Exposure::Loopback);
+    let clients = hidden(|l| l.exposure != Exposure::Loopback && l.client_socket);
     if loopback > 0 {
         notes.push(format!(
             "{} not shown (unreachable from outside); `--all` shows them",
@@ -256,6 +250,31 @@ mod tests {
             notes(&Scan::default(), &Scan::default(), false),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn hidden_client_sockets_are_counted_apart_from_loopback() {
+        let mut s = scan();
+        s.unreadable_processes = 0;
+        for (port, address, exposure) in [
+            (45969, "0.0.0.0", Exposure::Public),
+            (45970, "10.0.0.1", Exposure::Private),
+            (45971, "127.0.0.1", Exposure::Loopback),
+        ] {
+            let mut client = listener(port, address, exposure, vec![7]);
+            client.client_socket = true;
+            s.listeners.push(client);
+        }
+        let shown = visible(&s, false);
+        assert_eq!(shown.listeners.len(), 2);
+        assert_eq!(
+            notes(&s, &shown, true),
+            [
+                "2 loopback-only listeners not shown (unreachable from outside); `--all` shows them",
+                "2 client sockets not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them"
+            ]
+        );
+        assert_eq!(notes(&s, &visible(&s, true), true), Vec::<String>::new());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! module reads the DNAT rules the kernel holds and joins them to the
 //! listeners, so that `propose` governs them like any other port.
 //!
-//! Pure: the texts of `nft -j list ruleset` and `iptables-save -t nat` (and
+//! Pure: the texts of `nft -j -t list ruleset` and `iptables-save -t nat` (and
 //! the container list of Docker's API) come in as strings from
 //! [`super::nat`], so every rule here is tested on `fixtures/nat/`:
 //! [`iptables`] and [`nft`] parse the rules, this file holds what they
@@ -26,11 +26,11 @@ pub use iptables::parse_iptables_nat;
 pub use nft::parse_nft_ruleset;
 
 use super::core::classify;
-use crate::model::{Exposure, Listener, Proto};
-use crate::services::{ServiceTable, is_risky};
+use crate::model::{Listener, Proto};
+use crate::services::{ServiceTable, is_risky_listener};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Port ranges wider than this are not expanded into one entry per port
 /// (a `1:65535` DNAT forwards a whole address, which no per-port list says well).
@@ -58,14 +58,6 @@ pub struct Published {
     pub image: String,
 }
 
-/// `ip:port`, with brackets for IPv6.
-pub(crate) fn target(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 pub(crate) fn wildcard(v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -85,12 +77,15 @@ pub(crate) fn ports_of(spec: &str) -> Option<Vec<u16>> {
                 (p, p)
             }
         };
-        if high < low || u32::from(high - low) >= MAX_RANGE {
-            return None;
-        }
-        ports.extend(low..=high);
+        ports.extend(port_range(low, high)?);
     }
     Some(ports)
+}
+
+/// Every port of `low..=high`, unless the range is reversed or wider than
+/// [`MAX_RANGE`].
+pub(crate) fn port_range(low: u16, high: u16) -> Option<std::ops::RangeInclusive<u16>> {
+    (low <= high && u32::from(high - low) < MAX_RANGE).then_some(low..=high)
 }
 
 /// Where a DNAT sends a packet that came to `port`: the target address and
@@ -107,7 +102,8 @@ pub(crate) fn forward_target(
         Some((low, high)) if high > low => low.saturating_add(port - first).min(high),
         Some((low, _)) => low,
     };
-    target(addr, to_port)
+    // `ip:port`, with brackets for IPv6.
+    SocketAddr::new(addr, to_port).to_string()
 }
 
 /// One [`Forward`] per destination port of a DNAT rule to `to_addr` (and
@@ -154,7 +150,7 @@ pub fn parse_containers(json: &str) -> Vec<Published> {
         for p in c["Ports"].as_array().into_iter().flatten() {
             let (Some(port), Some(proto)) = (
                 p["PublicPort"].as_u64().and_then(|p| u16::try_from(p).ok()),
-                p["Type"].as_str().and_then(proto_named),
+                p["Type"].as_str().and_then(Proto::from_name),
             ) else {
                 continue;
             };
@@ -201,15 +197,6 @@ fn container_service(
     by_port
 }
 
-/// `tcp` / `udp` as the rules and the engines spell them.
-pub(crate) fn proto_named(name: &str) -> Option<Proto> {
-    match name {
-        "tcp" => Some(Proto::Tcp),
-        "udp" => Some(Proto::Udp),
-        _ => None,
-    }
-}
-
 /// Join forwarded ports to the listeners: a listener on the same (proto,
 /// port) and address, or the `docker-proxy` on the family's wildcard that
 /// stands in for a wildcard forward, gets `forwarded_to` (one entry, not
@@ -222,7 +209,10 @@ pub fn join(
     published: &[Published],
     names: &ServiceTable,
 ) -> Vec<Listener> {
-    // One target per (proto, address, port): the first rule wins, as in the kernel.
+    // One target per (proto, address, port). The readers hand their forwards
+    // in sorted, not in rule order, so where several rules DNAT the same
+    // port (rare; the kernel takes the first by hook priority and rule
+    // order) the lowest target is shown, not necessarily the kernel's.
     let mut firsts: BTreeMap<(Proto, u16, IpAddr), &Forward> = BTreeMap::new();
     for f in forwards {
         firsts.entry((f.proto, f.port, f.address)).or_insert(f);
@@ -250,7 +240,7 @@ pub fn join(
             listener.container = Some(engine.container.clone());
             listener.service = container_service(names, proto, port, engine);
         }
-        listener.risky = listener.exposure != Exposure::Loopback && is_risky(&listener.service);
+        listener.risky = is_risky_listener(&listener.service, listener.exposure);
     }
     listeners.sort_by_key(|l| (l.proto, l.port, l.address));
     listeners

@@ -1,9 +1,10 @@
-//! DNATs in `nft -j list ruleset` (serde_json): native `dnat` statements in
+//! DNATs in `nft -j -t list ruleset` (serde_json): native `dnat` statements in
 //! nat chains hooked at prerouting or reached from one. iptables-nft rules
 //! show there as an opaque `xt` DNAT without their target and are skipped:
 //! [`super::iptables`] reads them from `iptables-save`. Pure.
 
-use super::{Forward, forwards_of_rule, ports_of, proto_named};
+use super::{Forward, forwards_of_rule, port_range};
+use crate::model::Proto;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -11,12 +12,12 @@ use std::net::IpAddr;
 /// One table's chains, each with its rules' expression lists.
 type Chains = BTreeMap<String, Vec<Vec<Value>>>;
 
-/// The forwarded ports of `nft -j list ruleset`: `dnat` statements in nat
+/// The forwarded ports of `nft -j -t list ruleset`: `dnat` statements in nat
 /// chains hooked at prerouting, or reached from one. iptables-nft rules (an
 /// opaque `xt` DNAT) are left to [`parse_iptables_nat`].
 pub fn parse_nft_ruleset(json: &str) -> Result<Vec<Forward>, String> {
     let value: Value = serde_json::from_str(json)
-        .map_err(|e| format!("cannot parse `nft -j list ruleset`: {e}"))?;
+        .map_err(|e| format!("cannot parse `nft -j -t list ruleset`: {e}"))?;
     let items = value["nftables"].as_array().cloned().unwrap_or_default();
     // (family, table) → chain → rules' expression lists.
     let mut rules: BTreeMap<(String, String), Chains> = BTreeMap::new();
@@ -87,7 +88,7 @@ fn nft_ports(right: &Value) -> Option<Vec<u16>> {
             u16::try_from(a.as_u64()?).ok()?,
             u16::try_from(b.as_u64()?).ok()?,
         );
-        return ports_of(&format!("{a}-{b}"));
+        return port_range(a, b).map(Iterator::collect);
     }
     None
 }
@@ -107,7 +108,7 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
             let equal = op == "==" || op == "in";
             if let Some(key) = left["meta"]["key"].as_str() {
                 if key == "l4proto" && equal {
-                    proto = right.as_str().and_then(proto_named);
+                    proto = right.as_str().and_then(Proto::from_name);
                 }
                 continue;
             }
@@ -125,7 +126,7 @@ fn nft_dnat(expr: &[Value], family: &str) -> Vec<Forward> {
                     if !equal {
                         return Vec::new();
                     }
-                    if let Some(p) = proto_named(protocol) {
+                    if let Some(p) = Proto::from_name(protocol) {
                         proto = Some(p);
                     }
                     ports = nft_ports(right);
