@@ -92,6 +92,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
             ..Default::default()
         },
     };
+    // A check that could not be made is said, or "no drift" would also
+    // cover filters that were never judged (propose and apply say it too).
+    for note in &check.notes {
+        eprintln!("autofw: note: {}", crate::terminal::escape_controls(note));
+    }
     let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
     let report = Report::new(
         state.root().to_path_buf(),
