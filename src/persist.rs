@@ -182,11 +182,7 @@ pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result
         write_private(&target, text.as_bytes())?;
         installed.push(PathBuf::from(path));
     }
-    for (n, text) in batches.iter().enumerate() {
-        let path = blocklist_batch_path(n);
-        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
-        installed.push(path);
-    }
+    installed.extend(write_blocklist_batches(&files, batches)?);
     let hook = files.hook();
     installed.extend(install_hook(&files, hook, rules.backend())?);
     let manifest = Manifest {
@@ -226,16 +222,25 @@ pub fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Res
     }
     let old = blocklist_batch_files(&manifest);
     manifest.installed.retain(|p| !old.contains(p));
-    for (n, text) in batches.iter().enumerate() {
-        let path = blocklist_batch_path(n);
-        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
-        manifest.installed.push(path);
-    }
+    manifest
+        .installed
+        .extend(write_blocklist_batches(&files, batches)?);
     for path in old.iter().filter(|p| !manifest.installed.contains(p)) {
         remove_if_exists(&files.under(&path.to_string_lossy()))?;
     }
     write_json(&files.manifest(), &manifest)?;
     Ok(true)
+}
+
+/// Write one boot file per blocklist batch; their paths, as seen at boot.
+fn write_blocklist_batches(files: &BootFiles, batches: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (n, text) in batches.iter().enumerate() {
+        let path = blocklist_batch_path(n);
+        write_private(&files.under(&path.to_string_lossy()), text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn prev_of(path: &Path) -> PathBuf {

@@ -142,7 +142,7 @@ cat >"$work/scan.json" <<'EOF'
  "unreadable_processes": 0}
 EOF
 sleep 120 | ip netns exec "$ns" autofw apply --confirm --yes --force --persist \
-  --timeout 60 --from "$work/scan.json" >"$work/apply.out" 2>&1 &
+  --timeout 60 --from "$work/scan.json" --blocklist 198.51.100.7 >"$work/apply.out" 2>&1 &
 apply=$!
 for _ in $(seq 100); do
   [[ -e /var/lib/autofw/window.json ]] && ip netns exec "$ns" nft list tables | grep -q autofw && break
@@ -152,6 +152,7 @@ sleep 0.3
 ip netns exec "$ns" autofw confirm >"$work/confirm.out" 2>&1 || { cat "$work"/*.out; fail "confirm failed"; }
 wait "$apply" || { cat "$work"/*.out; fail "apply did not keep the rules"; }
 [[ -f /etc/autofw/rules.nft ]] || fail "apply --persist wrote no /etc/autofw/rules.nft"
+[[ -f /etc/autofw/blocklist-0001.nft ]] || fail "apply --persist wrote no blocklist batch file"
 if [[ -d /run/systemd/system ]]; then
   [[ $(readlink /etc/systemd/system/sysinit.target.wants/autofw.service) == /lib/systemd/system/autofw.service ]] \
     || fail "apply did not enable the packaged unit"
@@ -173,6 +174,7 @@ ip netns exec "$ns" nft list table inet autofw >/dev/null || fail "removing unlo
 apt-get -o DPkg::Lock::Timeout=600 purge -y -qq autofw >/dev/null
 [[ $(host_firewall) == "$firewall_before" ]] || fail "purging changed the host's firewall"
 [[ $(cat /etc/autofw/policy.toml) == "# the operator's policy" ]] || fail "purge removed the operator's policy"
+[[ ! -e /etc/autofw/blocklist-0001.nft ]] || fail "purge left the persisted blocklist batch file"
 rm /etc/autofw/policy.toml
 rmdir /etc/autofw
 ip netns del "$ns"

@@ -581,6 +581,17 @@ fn a_stepped_wall_clock_neither_ends_nor_stretches_the_window() {
     ];
     let status = autofw_env(&host, &["status", "--json", "--state-dir", &state], &behind);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    // The control: status really ran on the faked clock (else every check
+    // here would pass on the real one and prove nothing).
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let checked_at = report["checked_at"].as_u64().unwrap();
+    assert!(
+        (checked_at + 3600).abs_diff(real_now) < 60,
+        "libfaketime did not move status's clock: checked_at {checked_at}, now {real_now}"
+    );
     let left = report["window"]["seconds_left"].as_u64().unwrap();
     assert!((20..=30).contains(&left), "{}", report["window"]);
 

@@ -9,6 +9,7 @@
 //! IPv6) so that a million entries cost a few megabytes, not a million
 //! `String`s: docs/propose.md has the measurements.
 
+use crate::human::thousands;
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -553,19 +554,6 @@ impl SetSummary {
             digest: digest(entries.into_iter()),
         }
     }
-}
-
-/// `1,000,000`: counts as operators read them.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `blocklist_v4: 1,000,000 entries, +12 −3 since the live set`.

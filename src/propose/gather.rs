@@ -117,14 +117,13 @@ pub fn run(
     };
     // Said on stderr too, so an operator piping the ruleset to a file sees it.
     // Names come from the scan: escaped, so that none acts on the terminal.
-    for c in &proposal.ruleset.closed {
-        if let Some(flag) = &c.to_open {
-            let line = format!(
-                "{} {}/{} ({}): {}; to open it: {flag}",
-                c.service, c.port, c.proto, c.owner, c.reason
-            );
-            eprintln!("autofw: left closed: {}", escape_controls(&line));
-        }
+    for c in proposal
+        .ruleset
+        .closed
+        .iter()
+        .filter(|c| c.to_open.is_some())
+    {
+        eprintln!("autofw: left closed: {}", escape_controls(&c.describe()));
     }
     for w in proposal.warnings() {
         eprintln!("autofw: warning: {}", escape_controls(w));

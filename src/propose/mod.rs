@@ -197,14 +197,7 @@ impl Proposal {
             lines.push(String::new());
             lines.push("Left closed:".to_string());
             for c in &self.ruleset.closed {
-                let mut line = format!(
-                    "- {} {}/{} ({}): {}",
-                    c.service, c.port, c.proto, c.owner, c.reason
-                );
-                if let Some(flag) = &c.to_open {
-                    line.push_str(&format!("; to open it: {flag}"));
-                }
-                lines.push(line);
+                lines.push(format!("- {}", c.describe()));
             }
         }
         if !self.ruleset.warnings.is_empty() {

@@ -367,7 +367,7 @@ pub fn ipsets_for_people(sets: &str) -> String {
             out.push_str(&format!(
                 "\n#   {}: {} entries",
                 create.trim(),
-                super::blocklist::thousands(entries)
+                crate::human::thousands(entries)
             ));
         }
     }

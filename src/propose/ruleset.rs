@@ -255,6 +255,21 @@ pub struct Closed {
     pub to_open: Option<String>,
 }
 
+impl Closed {
+    /// `mysql 3306/tcp (mysqld, pid 296): REASON; to open it: --allow mysql`,
+    /// as the proposal's header and `propose`'s stderr say it.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "{} {}/{} ({}): {}",
+            self.service, self.port, self.proto, self.owner, self.reason
+        );
+        if let Some(flag) = &self.to_open {
+            line.push_str(&format!("; to open it: {flag}"));
+        }
+        line
+    }
+}
+
 /// The blocklist, merged into sorted, disjoint ranges per family.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Blocklist {

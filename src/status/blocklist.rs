@@ -5,7 +5,8 @@
 
 use super::drift::{Finding, Kind};
 use super::wording;
-use crate::propose::blocklist::{SetSummary, thousands};
+use crate::human::thousands;
+use crate::propose::blocklist::SetSummary;
 
 /// What the edge read for the blocklist of an applied policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,13 +30,6 @@ const KINDS: [Kind; 12] = [
     Kind::RiskyExposed,
 ];
 
-fn kind_name(kind: Kind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{kind:?}"))
-}
-
 /// One metric family: HELP, TYPE, then its samples.
 fn family(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -58,9 +51,9 @@ pub fn prometheus(report: &Report) -> String {
         "1 when autofw status found drift (any finding), else 0.",
         &[(String::new(), flag(report.drift))],
     );
-    let mut by_kind: BTreeMap<String, f64> = KINDS.iter().map(|&k| (kind_name(k), 0.0)).collect();
+    let mut by_kind: BTreeMap<&str, f64> = KINDS.iter().map(|k| (k.as_str(), 0.0)).collect();
     for finding in &report.findings {
-        *by_kind.entry(kind_name(finding.kind)).or_default() += 1.0;
+        *by_kind.entry(finding.kind.as_str()).or_default() += 1.0;
     }
     family(
         &mut out,

@@ -24,7 +24,8 @@ use std::io::Write;
 
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
-use crate::firewall::{foreign, nft, nft_sets, read_live};
+use crate::firewall::compare::LiveRules;
+use crate::firewall::{foreign, nft_sets, read_live};
 use crate::propose::gather::read_recorded_blocklist;
 use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};
@@ -73,8 +74,8 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
-    if let Some(check) = match &record {
-        Some(r) if r.rolled_back_at.is_none() => read_blocklist(r)?,
+    if let Some(check) = match (&record, &live) {
+        (Some(r), Some(live)) => read_blocklist(r, live)?,
         _ => None,
     } {
         // Among the findings about the rules as a whole (with_foreign sorts).
@@ -91,6 +92,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
             ..Default::default()
         },
     };
+    // A check that could not be made is said, or "no drift" would also
+    // cover filters that were never judged (propose and apply say it too).
+    for note in &check.notes {
+        eprintln!("autofw: note: {}", crate::terminal::escape_controls(note));
+    }
     let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
     let report = Report::new(
         state.root().to_path_buf(),
@@ -167,13 +173,16 @@ fn check_readable(state: &StateDir) -> anyhow::Result<()> {
 /// The blocklist sets by count and digest: as recorded, as live (read from
 /// the kernel: exact, about 0.6 s at a million in 64 hash sets, see
 /// docs/status.md), and as
-/// the files say now. `None` without a blocklist or with the iptables
-/// backend.
-fn read_blocklist(record: &AppliedRecord) -> anyhow::Result<Option<BlocklistCheck>> {
+/// the files say now. `None` without a blocklist, with the iptables
+/// backend, or when the live rules (already read) have no autofw table.
+fn read_blocklist(
+    record: &AppliedRecord,
+    live: &LiveRules,
+) -> anyhow::Result<Option<BlocklistCheck>> {
     let Some(recorded) = &record.blocklist else {
         return Ok(None);
     };
-    if record.backend != crate::record::Backend::Nft || !nft::autofw_table_exists()? {
+    if !matches!(live, LiveRules::Nft { table: Some(_), .. }) {
         return Ok(None);
     }
     let live = nft_sets::read_live()?.map(|sets| sets.summaries());

@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use super::drift::{Assessment, Finding, WindowState};
 use crate::firewall::compare::RulesState;
-use crate::human::{count, utc};
-use crate::propose::blocklist::thousands;
+use crate::human::{count, thousands, utc};
 use crate::record::{AppliedRecord, Backend, BlocklistRecord, ClosedPort, OpenedPort};
 
 /// Everything `status` says; serialized as-is by `--json`.
