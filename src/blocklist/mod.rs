@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::propose::ruleset::Family;
 
-pub use format::{Collected, Entry, parse_entry, parse_list};
+pub use format::{Collected, Entry, Listed, lines_listing, parse_entry, parse_list};
 
 /// An address as an integer: `u32` (IPv4) or `u128` (IPv6).
 pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
@@ -336,6 +336,19 @@ impl Default for SetContents {
 }
 
 impl SetContents {
+    /// Is `addr` in one of the sets (IPv4-mapped IPv6 as IPv4)?
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        fn listed<K: Key>(sets: &FamilySets<K>, key: K) -> bool {
+            let i = sets.networks.partition_point(|(start, _)| *start <= key);
+            sets.addresses.binary_search(&key).is_ok()
+                || (i > 0 && sets.networks[i - 1].1 >= key)
+        }
+        match addr.to_canonical() {
+            std::net::IpAddr::V4(a) => listed(&self.v4, u32::from(a)),
+            std::net::IpAddr::V6(a) => listed(&self.v6, u128::from(a)),
+        }
+    }
+
     pub fn of(blocklist: &crate::propose::ruleset::Blocklist) -> SetContents {
         SetContents {
             v4: FamilySets::of(&blocklist.ipv4),
