@@ -152,7 +152,10 @@ fn a_refresh_listing_this_session_is_refused_over_ssh() {
     );
     let said = std::fs::read_to_string(&log).unwrap();
     assert_eq!(std::fs::read_to_string(&rc).unwrap().trim(), "0", "{said}");
-    assert!(said.contains("--force given: refusing to lock you out"), "{said}");
+    assert!(
+        said.contains("--force given: refusing to lock you out"),
+        "{said}"
+    );
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 5622), Probe::Dropped);
     // IPv6 is not listed: the operator still has that way in.
     assert_eq!(probe_tcp(&host.client, SERVER_V6, 5622), Probe::Open);
@@ -188,7 +191,13 @@ fn make_fix(fix: &str, args: &mut Vec<String>) {
         let lines: Vec<String> = text
             .lines()
             .enumerate()
-            .map(|(i, l)| if i + 1 == line { edit(l) } else { l.to_string() })
+            .map(|(i, l)| {
+                if i + 1 == line {
+                    edit(l)
+                } else {
+                    l.to_string()
+                }
+            })
             .collect();
         std::fs::write(file, lines.join("\n") + "\n").unwrap();
     };
@@ -254,7 +263,10 @@ fn assert_advice_works(host: &Host, mut args: Vec<String>, expected: &[&str]) {
         make_fix(cause["fix"].as_str().unwrap(), &mut args);
     }
     let lockout = verdict(host, &args);
-    assert_eq!(lockout["verdict"], "admitted", "after the fixes {args:?}: {lockout}");
+    assert_eq!(
+        lockout["verdict"], "admitted",
+        "after the fixes {args:?}: {lockout}"
+    );
 }
 
 fn owned(args: &[&str]) -> Vec<String> {
@@ -317,7 +329,11 @@ fn the_guards_refusal_names_the_cause_and_a_fix_that_works_over_ssh() {
     // its blocklist file, all at once; each named by file and line.
     let dir = host.dir.path();
     let list = dir.join("drop.txt");
-    std::fs::write(&list, "198.51.100.7\n# the office, by mistake\n192.0.2.0/24\n").unwrap();
+    std::fs::write(
+        &list,
+        "198.51.100.7\n# the office, by mistake\n192.0.2.0/24\n",
+    )
+    .unwrap();
     let policy = dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -343,7 +359,10 @@ fn the_guards_refusal_names_the_cause_and_a_fix_that_works_over_ssh() {
     assert_advice_works(
         &host,
         owned(&["--policy", &p.to_string()]),
-        &["nothing the scan found listens on tcp/5622", "add `--allow 5622/tcp`"],
+        &[
+            "nothing the scan found listens on tcp/5622",
+            "add `--allow 5622/tcp`",
+        ],
     );
     assert_eq!(host.server.ruleset(), before);
 }
@@ -375,13 +394,22 @@ fn every_command_refuses_an_untrusted_state_dir() {
         policy.display().to_string(),
         dir.join("root").display().to_string(),
     );
+    // refresh first: it is the one that wrote through a link.
     let commands: Vec<Vec<&str>> = vec![
+        vec!["blocklist", "refresh", "--root", &root],
         vec!["apply", "--from", &scan, "--policy", &policy],
-        vec!["apply", "--confirm", "--no-wait", "--from", &scan, "--policy", &policy],
+        vec![
+            "apply",
+            "--confirm",
+            "--no-wait",
+            "--from",
+            &scan,
+            "--policy",
+            &policy,
+        ],
         vec!["confirm"],
         vec!["rollback"],
         vec!["status"],
-        vec!["blocklist", "refresh", "--root", &root],
         vec!["watchdog"],
     ];
     let run = |command: &[&str], state: &Path| {
@@ -389,9 +417,8 @@ fn every_command_refuses_an_untrusted_state_dir() {
         args.extend(["--state-dir", state.to_str().unwrap()]);
         host.server.autofw(&args)
     };
-    let set_mode = |mode: u32| {
-        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)).unwrap()
-    };
+    let set_mode =
+        |mode: u32| std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)).unwrap();
     let link = dir.join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     for (case, why) in [
@@ -413,8 +440,17 @@ fn every_command_refuses_an_untrusted_state_dir() {
         };
         for command in &commands {
             let out = run(command, &state);
-            assert_eq!(out.status.code(), Some(4), "{case} {command:?}: {}", show(&out));
-            assert!(text(&out.stderr).contains(why), "{case} {command:?}: {}", show(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(4),
+                "{case} {command:?}: {}",
+                show(&out)
+            );
+            assert!(
+                text(&out.stderr).contains(why),
+                "{case} {command:?}: {}",
+                show(&out)
+            );
             assert_eq!(contents(&real), recorded, "{case} {command:?} wrote there");
             assert_eq!(host.server.ruleset(), ruleset, "{case} {command:?}");
         }
@@ -427,7 +463,11 @@ fn every_command_refuses_an_untrusted_state_dir() {
     for command in &commands {
         let out = run(command, &file);
         assert_eq!(out.status.code(), Some(2), "{command:?}: {}", show(&out));
-        assert!(text(&out.stderr).contains("is not a directory"), "{}", show(&out));
+        assert!(
+            text(&out.stderr).contains("is not a directory"),
+            "{}",
+            show(&out)
+        );
     }
     assert_eq!(host.server.ruleset(), ruleset);
 

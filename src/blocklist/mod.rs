@@ -340,8 +340,7 @@ impl SetContents {
     pub fn contains(&self, addr: std::net::IpAddr) -> bool {
         fn listed<K: Key>(sets: &FamilySets<K>, key: K) -> bool {
             let i = sets.networks.partition_point(|(start, _)| *start <= key);
-            sets.addresses.binary_search(&key).is_ok()
-                || (i > 0 && sets.networks[i - 1].1 >= key)
+            sets.addresses.binary_search(&key).is_ok() || (i > 0 && sets.networks[i - 1].1 >= key)
         }
         match addr.to_canonical() {
             std::net::IpAddr::V4(a) => listed(&self.v4, u32::from(a)),

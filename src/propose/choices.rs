@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(dns.limit.map(|r| (r.count, r.per)), Some((20, Per::Second)));
         assert_eq!(c.blocklist[0].value, parse_net("198.51.100.7").unwrap());
         assert_eq!(c.blocklist[0].place, "--blocklist 198.51.100.7");
-        assert_eq!(ssh.sources_place.as_deref(), Some("--source ssh=192.0.2.0/24,2001:db8:1::/48"));
+        assert_eq!(
+            ssh.sources_place.as_deref(),
+            Some("--source ssh=192.0.2.0/24,2001:db8:1::/48")
+        );
     }
 
     #[test]

@@ -83,7 +83,11 @@ pub fn explain(
 /// The blocklist entries that list `client`, removed from `choices`.
 fn unlist(choices: &mut Choices, client: IpAddr, listed: &[Listed]) -> Vec<Cause> {
     let mut causes = Vec::new();
-    for given in choices.blocklist.iter().filter(|g| g.value.contains(&client)) {
+    for given in choices
+        .blocklist
+        .iter()
+        .filter(|g| g.value.contains(&client))
+    {
         let net = net_text(&given.value);
         causes.push(match given.place.strip_prefix("--blocklist ") {
             Some(_) => Cause {
@@ -227,7 +231,9 @@ fn open_port(ruleset: &Ruleset, choices: &mut Choices, arrival: Arrival<'_>) -> 
         .find(|c| c.proto == proto && c.port == port)
     {
         Some(closed) => format!("{what} is left closed: {}", closed.reason),
-        None => format!("nothing the scan found listens on {what} beyond loopback, and no --allow opens it"),
+        None => format!(
+            "nothing the scan found listens on {what} beyond loopback, and no --allow opens it"
+        ),
     };
     choices.allow.push(Given {
         value: Spec::Port {
@@ -332,7 +338,13 @@ mod tests {
             }]
         );
         // The fix as the operator would type it passes the guard.
-        let fixed = choices(&["5622/tcp"], &[], &["ssh=192.0.2.0/24,203.0.113.5"], &[], "");
+        let fixed = choices(
+            &["5622/tcp"],
+            &[],
+            &["ssh=192.0.2.0/24,203.0.113.5"],
+            &[],
+            "",
+        );
         assert!(admitted(&fixed));
     }
 
@@ -346,7 +358,11 @@ mod tests {
             e.causes[0].fix,
             "add \"203.0.113.5\" to `[service.ssh] sources` at p.toml:4"
         );
-        assert!(e.causes[0].cause.contains("at p.toml:4 admits only 192.0.2.0/24"));
+        assert!(
+            e.causes[0]
+                .cause
+                .contains("at p.toml:4 admits only 192.0.2.0/24")
+        );
         let fixed = policy.replace("\"192.0.2.0/24\"", "\"192.0.2.0/24\", \"203.0.113.5\"");
         assert!(admitted(&choices(&[], &[], &[], &[], &fixed)));
     }
@@ -363,10 +379,21 @@ mod tests {
         assert!(admitted(&choices(&["5622/tcp"], &[], &[], &[], "")));
 
         let policy = "allow = [\"https\"]\nblock = [\"ftp\",\n  \"ssh\"]\n";
-        let e = explain(&scan(), &choices(&[], &[], &[], &[], policy), arrival(), &[]);
+        let e = explain(
+            &scan(),
+            &choices(&[], &[], &[], &[], policy),
+            arrival(),
+            &[],
+        );
         assert!(e.fixed);
         assert_eq!(e.causes[0].fix, "remove \"ssh\" from `block` at p.toml:3");
-        assert!(admitted(&choices(&[], &[], &[], &[], "allow = [\"https\"]\nblock = [\"ftp\"]\n")));
+        assert!(admitted(&choices(
+            &[],
+            &[],
+            &[],
+            &[],
+            "allow = [\"https\"]\nblock = [\"ftp\"]\n"
+        )));
     }
 
     #[test]
@@ -399,20 +426,44 @@ mod tests {
         // Made by hand, the fixes pass the guard.
         let policy = "[blocklist]\naddresses = [\"198.51.100.9\"]\n";
         let mut c = choices(&[], &[], &[], &[], policy);
-        parse_list("# bad actors\n198.51.100.7\n", "drop.txt", false, &mut c.blocklist_lists)
-            .unwrap();
+        parse_list(
+            "# bad actors\n198.51.100.7\n",
+            "drop.txt",
+            false,
+            &mut c.blocklist_lists,
+        )
+        .unwrap();
         c.blocklist_files_named = true;
         assert!(admitted(&c));
     }
 
     #[test]
     fn causes_stack_blocklist_then_source_then_block() {
-        let c = choices(&[], &["ssh"], &["ssh=192.0.2.0/24"], &["203.0.113.0/24"], "");
+        let c = choices(
+            &[],
+            &["ssh"],
+            &["ssh=192.0.2.0/24"],
+            &["203.0.113.0/24"],
+            "",
+        );
         let e = explain(&scan(), &c, arrival(), &[]);
         assert!(e.fixed, "{e:?}");
         let fixes: Vec<&str> = e.causes.iter().map(|c| c.fix.as_str()).collect();
-        assert_eq!(fixes, ["drop `--blocklist 203.0.113.0/24`", "drop `--block ssh`", "give `--source ssh=192.0.2.0/24,203.0.113.5` instead"]);
-        assert!(admitted(&choices(&[], &[], &["ssh=192.0.2.0/24,203.0.113.5"], &[], "")));
+        assert_eq!(
+            fixes,
+            [
+                "drop `--blocklist 203.0.113.0/24`",
+                "drop `--block ssh`",
+                "give `--source ssh=192.0.2.0/24,203.0.113.5` instead"
+            ]
+        );
+        assert!(admitted(&choices(
+            &[],
+            &[],
+            &["ssh=192.0.2.0/24,203.0.113.5"],
+            &[],
+            ""
+        )));
     }
 
     #[test]
@@ -423,7 +474,11 @@ mod tests {
         let e = explain(&scan(), &c, a, &[]);
         assert!(e.fixed);
         assert_eq!(e.causes[0].fix, "add `--allow 2222/tcp`");
-        assert!(e.causes[0].cause.contains("nothing the scan found listens on tcp/2222"));
+        assert!(
+            e.causes[0]
+                .cause
+                .contains("nothing the scan found listens on tcp/2222")
+        );
         assert!(build_ruleset(&scan(), &choices(&["2222/tcp"], &[], &[], &[], "")).admits(a));
     }
 }

@@ -96,7 +96,11 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         .then(|| SetContents::of(proposal.blocklist()));
     let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
         files: choices.blocklist_paths.clone(),
-        inline: choices.blocklist.iter().map(|n| n.value.to_string()).collect(),
+        inline: choices
+            .blocklist
+            .iter()
+            .map(|n| n.value.to_string())
+            .collect(),
         skip_bad_lines: args.policy.skip_bad_lines,
         sets: sets.summaries(),
         refreshed_at: None,

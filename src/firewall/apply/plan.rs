@@ -9,12 +9,12 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::guard as session;
+use crate::blocklist::Listed;
 use crate::blocklist::netlink as nft_sets;
 use crate::blocklist::{SETS, SetContents, delta, set_name, summary_line};
 use crate::firewall::backend::iptables::filter_view::FilterView;
 use crate::firewall::backend::iptables::{self, input_order};
 use crate::firewall::backend::nft;
-use crate::blocklist::Listed;
 use crate::model::Scan;
 use crate::propose::lockout::{self, Cause};
 use crate::propose::ruleset::Arrival;
@@ -321,9 +321,7 @@ impl Guard {
             (false, _) => format!(
                 "Because {causes}; autofw found no change of the choices that lets it in                  beyond that; {force}"
             ),
-            (true, _) => format!(
-                "autofw found no change of the choices that lets it in; {force}"
-            ),
+            (true, _) => format!("autofw found no change of the choices that lets it in; {force}"),
         }
     }
 
