@@ -615,6 +615,45 @@ mod tests {
     }
 
     #[test]
+    fn set_contents_know_which_addresses_they_list() {
+        let mut lists = Collected::default();
+        parse_list(
+            "198.51.100.7\n203.0.113.0/24\n192.0.2.10-192.0.2.20\n2001:db8::/48\n2001:db8:1::1\n",
+            "t",
+            false,
+            &mut lists,
+        )
+        .unwrap();
+        let sets = SetContents {
+            v4: FamilySets::of(&Ranges::merge(lists.v4)),
+            v6: FamilySets::of(&Ranges::merge(lists.v6)),
+            shards: 1,
+        };
+        let listed = |a: &str| sets.contains(a.parse().unwrap());
+        for a in [
+            "198.51.100.7",
+            "203.0.113.0",
+            "203.0.113.255",
+            "192.0.2.15",
+            "192.0.2.20",
+        ] {
+            assert!(listed(a), "{a}");
+        }
+        for a in ["::ffff:198.51.100.7", "2001:db8::5", "2001:db8:1::1"] {
+            assert!(listed(a), "{a}");
+        }
+        for a in [
+            "198.51.100.6",
+            "192.0.2.21",
+            "192.0.2.9",
+            "203.0.114.0",
+            "2001:db8:1::2",
+        ] {
+            assert!(!listed(a), "{a}");
+        }
+    }
+
+    #[test]
     fn saved_sets_say_how_they_were_stored() {
         let text = "# shards 64\n# set blocklist_v4\n192.0.2.3\n";
         let sets = SetContents::parse_text(text, "t").unwrap();

@@ -349,6 +349,23 @@ mod tests {
     }
 
     #[test]
+    fn a_source_flag_beside_a_policy_limit_is_named_as_the_flag() {
+        let c = choices(
+            &[],
+            &[],
+            &["ssh=192.0.2.0/24"],
+            &[],
+            "[service.ssh]\nlimit = true\n",
+        );
+        let e = explain(&scan(), &c, arrival(), &[]);
+        assert!(e.fixed);
+        assert_eq!(
+            e.causes[0].fix,
+            "give `--source ssh=192.0.2.0/24,203.0.113.5` instead"
+        );
+    }
+
+    #[test]
     fn a_source_list_in_the_policy_is_named_by_file_and_line() {
         let policy = "# ssh from the office only\n[service.ssh]\nlimit = true\nsources = [\"192.0.2.0/24\"]\n";
         let c = choices(&[], &[], &[], &[], policy);
