@@ -16,6 +16,7 @@ pub mod guard;
 pub mod outcome;
 pub mod plan;
 pub mod restore;
+pub mod summary;
 pub mod survival;
 pub mod watchdog;
 pub mod window;
