@@ -20,6 +20,7 @@ pub mod choices;
 pub mod draft;
 pub mod gather;
 pub mod group;
+pub mod policy_edit;
 pub mod policy_file;
 pub mod published;
 pub mod rate;
