@@ -107,6 +107,66 @@ pub enum Command {
     ///   autofw status --json > /run/autofw-status.json || alert
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Open services or ports in the policy file, like `ufw allow`
+    ///
+    /// Adds each SPEC (a name, `https`, or `PORT[/tcp|udp]`; several, or a
+    /// comma list) to `allow` in /etc/autofw/policy.toml, taking it off
+    /// `block`. The file is created when missing and edited in place: your
+    /// comments, order and spacing stay. The result is checked before it is
+    /// written; nothing is loaded until `autofw apply --confirm`. Prints
+    /// what changed in the file and what that would change in the firewall.
+    ///
+    /// Examples:
+    ///   autofw allow https
+    ///   autofw allow 8443/tcp,9100/tcp
+    ///   autofw allow https --policy ./policy.toml
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Allow(EditSpecsArgs),
+    /// Keep services or ports closed in the policy file, like `ufw deny`
+    ///
+    /// Adds each SPEC to `block` in /etc/autofw/policy.toml (taking it off
+    /// `allow`): closed even while something listens there. Edited in
+    /// place, checked, nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw block ftp
+    ///   autofw block 11211,6379/tcp
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Block(EditSpecsArgs),
+    /// Rate-limit new connections to a service in the policy file, like
+    /// `ufw limit`
+    ///
+    /// Sets `[service.SPEC] limit` in /etc/autofw/policy.toml: `true` (a
+    /// burst of 5, then 10 a minute per source address), or RATE
+    /// (`N/second|minute|hour`). Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw limit ssh
+    ///   autofw limit 53/udp=20/second
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Limit(LimitArgs),
+    /// Let only these networks reach a service, in the policy file
+    ///
+    /// Adds the networks to `[service.SPEC] sources` in
+    /// /etc/autofw/policy.toml: only they may connect (a family with none
+    /// listed is closed for it). `autofw forget SPEC=NET` takes one off.
+    /// Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw source ssh=192.0.2.0/24,2001:db8:1::/48
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Source(SourceArgs),
+    /// Remove what the policy file says of a service or port
+    ///
+    /// Takes SPEC off `allow` and `block` and removes its `[service.SPEC]`
+    /// section; with `=NET[,NET]`, only those networks from its `sources`.
+    /// Comments elsewhere stay. Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw forget 8443/tcp
+    ///   autofw forget ssh=198.51.100.0/24
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Forget(ForgetArgs),
     /// Manage the applied blocklist: `autofw blocklist refresh`.
     #[command(subcommand)]
     Blocklist(BlocklistCommand),
@@ -144,6 +204,107 @@ pub enum Command {
     /// itself under `unshare --net`; reads its plan on stdin).
     #[command(hide = true)]
     Judge,
+}
+
+/// What every policy-editing command takes.
+#[derive(Debug, Args, Clone)]
+pub struct EditArgs {
+    /// Edit this policy file instead of /etc/autofw/policy.toml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Edit DIR/etc/autofw/policy.toml (the default policy of `apply --root DIR`).
+    #[arg(long, value_name = "DIR", conflicts_with = "policy")]
+    pub root: Option<PathBuf>,
+    /// Preview the firewall change from a saved `autofw scan --json`
+    /// instead of scanning this host.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Print one JSON object: the changes, the file's diff, the rule lines
+    /// added and removed, the next step.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EditSpecsArgs {
+    /// Service names or `PORT[/tcp|udp]`, or comma lists of them.
+    #[arg(value_name = "SPEC", required = true)]
+    pub specs: Vec<String>,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// The service, and optionally its rate (`ssh`, `53/udp=20/second`).
+    #[arg(value_name = "SPEC[=RATE]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The service and the networks that may reach it.
+    #[arg(value_name = "SPEC=NET[,NET...]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The service or port; with `=NET[,NET]`, only those sources.
+    #[arg(value_name = "SPEC[=NET,...]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+impl EditArgs {
+    fn options(self, edit: propose::policy_edit::Edit) -> propose::policy_write::EditOptions {
+        propose::policy_write::EditOptions {
+            edit,
+            policy: self.policy,
+            root: self.root,
+            from: self.from,
+            json: self.json,
+        }
+    }
+}
+
+impl EditSpecsArgs {
+    /// `autofw allow`'s options.
+    pub fn allow(self) -> propose::policy_write::EditOptions {
+        self.edit
+            .options(propose::policy_edit::Edit::Allow(self.specs))
+    }
+    /// `autofw block`'s options.
+    pub fn block(self) -> propose::policy_write::EditOptions {
+        self.edit
+            .options(propose::policy_edit::Edit::Block(self.specs))
+    }
+}
+
+impl From<LimitArgs> for propose::policy_write::EditOptions {
+    fn from(args: LimitArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Limit(args.spec))
+    }
+}
+
+impl From<SourceArgs> for propose::policy_write::EditOptions {
+    fn from(args: SourceArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Source(args.spec))
+    }
+}
+
+impl From<ForgetArgs> for propose::policy_write::EditOptions {
+    fn from(args: ForgetArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Forget(args.spec))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,9 +413,14 @@ pub struct PolicyArgs {
     /// in the policy file's `[blocklist] files`.
     #[arg(long, value_name = "ADDR|NET")]
     pub blocklist: Vec<String>,
-    /// A TOML policy file (format in docs/policy.md).
+    /// A TOML policy file (format in /usr/share/doc/autofw/policy.md),
+    /// instead of /etc/autofw/policy.toml, which is read whenever it exists.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Read no policy file, not even /etc/autofw/policy.toml: the flags
+    /// alone decide.
+    #[arg(long, conflicts_with = "policy")]
+    pub no_policy: bool,
     /// Skip blocklist lines that are not an address, network or range
     /// (counted and reported) instead of failing on the first one.
     #[arg(long)]
@@ -489,6 +655,8 @@ impl From<PolicyArgs> for propose::PolicyOptions {
             blocklist: args.blocklist,
             skip_bad_lines: args.skip_bad_lines,
             policy: args.policy,
+            no_policy: args.no_policy,
+            root: None,
             from: args.from,
         }
     }
@@ -508,8 +676,11 @@ impl From<ProposeArgs> for propose::ProposeOptions {
 
 impl From<ApplyArgs> for firewall::apply::ApplyOptions {
     fn from(args: ApplyArgs) -> Self {
+        // The default policy is looked for under --root, as the boot files are.
+        let mut policy: propose::PolicyOptions = args.policy.into();
+        policy.root = Some(args.root.root.clone());
         firewall::apply::ApplyOptions {
-            policy: args.policy.into(),
+            policy,
             confirm: args.confirm,
             yes: args.yes,
             timeout: args.timeout,

@@ -529,6 +529,7 @@ mod tests {
             closed: Vec::new(),
             listening: None,
             blocklist: None,
+            given: None,
         }
     }
 

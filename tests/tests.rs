@@ -14,6 +14,7 @@ mod forwarded;
 mod harness;
 mod monitoring;
 mod persist;
+mod policy;
 mod propose;
 mod scan;
 mod status;

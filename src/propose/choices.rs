@@ -46,6 +46,18 @@ pub struct Choices {
     pub blocklist_paths: Vec<std::path::PathBuf>,
     /// Names ↔ ports, for specs.
     pub table: ServiceTable,
+    /// The policy file read, if any: what apply records.
+    pub policy_source: Option<PolicySource>,
+}
+
+/// The policy file a run read: where, and a digest of the text it read
+/// (status tells from it whether the file changed since the apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    /// Absolute.
+    pub path: std::path::PathBuf,
+    /// `policy_edit::text_digest` of the text read.
+    pub digest: String,
 }
 
 impl Default for Choices {
@@ -59,6 +71,7 @@ impl Default for Choices {
             blocklist_files_named: false,
             blocklist_paths: Vec::new(),
             table: ServiceTable::builtin(),
+            policy_source: None,
         }
     }
 }
@@ -107,6 +120,7 @@ impl Choices {
             blocklist_files_named: !policy.blocklist_files.is_empty(),
             blocklist_paths: Vec::new(),
             table,
+            policy_source: None,
         })
     }
 

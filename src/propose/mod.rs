@@ -22,6 +22,7 @@ pub mod gather;
 pub mod group;
 pub mod policy_edit;
 pub mod policy_file;
+pub mod policy_write;
 pub mod published;
 pub mod rate;
 pub mod render_iptables;
@@ -38,6 +39,10 @@ use crate::error::bad_input;
 use crate::model::Scan;
 use ruleset::Family;
 use std::path::PathBuf;
+
+/// The policy file every command reads when it exists, and that `autofw
+/// allow|block|limit|source|forget` edit (docs/policy.md).
+pub const DEFAULT_POLICY: &str = "/etc/autofw/policy.toml";
 
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,8 +70,13 @@ pub struct PolicyOptions {
     pub source: Vec<String>,
     /// `--blocklist ADDR|NET`.
     pub blocklist: Vec<String>,
-    /// The TOML policy file.
+    /// `--policy FILE`: the TOML policy file, instead of the default.
     pub policy: Option<PathBuf>,
+    /// `--no-policy`: not even the default policy file.
+    pub no_policy: bool,
+    /// Where the default policy is looked for: `ROOT/etc/autofw/policy.toml`
+    /// (apply's `--root`); `/` when `None`.
+    pub root: Option<PathBuf>,
     /// Skip (count) malformed blocklist lines instead of failing.
     pub skip_bad_lines: bool,
     /// A saved `scan --json` to read instead of scanning this host.

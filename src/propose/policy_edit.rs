@@ -172,7 +172,9 @@ impl Editor<'_> {
                 self.out.changes.push(format!("take {text} off `{other}`"));
             }
             if self.list_has(key, &spec)? {
-                self.out.unchanged.push(format!("{text} is already {already}"));
+                self.out
+                    .unchanged
+                    .push(format!("{text} is already {already}"));
                 continue;
             }
             self.push_to_list(key, &spec.to_string())?;
@@ -356,7 +358,10 @@ impl Editor<'_> {
             }
         }
         if let Some(key) = self.service_key(&spec)
-            && let Some(services) = self.doc.get_mut("service").and_then(Item::as_table_like_mut)
+            && let Some(services) = self
+                .doc
+                .get_mut("service")
+                .and_then(Item::as_table_like_mut)
         {
             services.remove(&key);
             self.out.changes.push(format!("remove [service.{spec}]"));
@@ -507,8 +512,9 @@ fn push_like(array: &mut Array, text: &str) {
     array.push_formatted(value);
 }
 
-/// Remove the entries `matches` picks; true if any. A comment on the same
-/// line after a removed entry goes with it; the others stay.
+/// Remove the entries `matches` picks; true if any. In a list written one
+/// entry a line, a comment on the removed entry's line goes with it, and
+/// the one on the line before stays there.
 fn remove_matching(array: &mut Array, matches: impl Fn(&Value) -> bool) -> bool {
     let mut removed = false;
     let mut i = 0;
@@ -520,37 +526,30 @@ fn remove_matching(array: &mut Array, matches: impl Fn(&Value) -> bool) -> bool 
         }
         let gone = array.remove(i);
         removed = true;
-        let gone_prefix = gone
-            .decor()
-            .prefix()
-            .and_then(|p| p.as_str())
-            .unwrap_or("")
-            .to_string();
+        let gone_prefix = raw(gone.decor().prefix());
+        // What follows the entry before, on its line (its comment).
+        let (before_on_its_line, _) = split_first_line(&gone_prefix);
         match array.get_mut(i) {
             Some(next) => {
-                let prefix = next
-                    .decor()
-                    .prefix()
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("")
-                    .to_string();
-                let prefix = without_same_line_comment(&prefix);
-                // The first entry of a list on one line has no space before it.
-                let prefix = if i == 0 && !prefix.contains('\n') {
-                    gone_prefix
-                } else {
-                    prefix
+                let prefix = raw(next.decor().prefix());
+                let prefix = match split_first_line(&prefix) {
+                    (_, Some(rest)) => format!("{before_on_its_line}{rest}"),
+                    // A list on one line: the first entry has no space before it.
+                    (_, None) if i == 0 => gone_prefix,
+                    (_, None) => prefix,
                 };
                 next.decor_mut().set_prefix(prefix);
             }
             None => {
-                let trailing = array.trailing().as_str().unwrap_or("").to_string();
-                array.set_trailing(without_same_line_comment(&trailing));
-                if array.is_empty() && !trailing.contains('\n') {
-                    array.set_trailing("");
+                let trailing = raw(Some(array.trailing()));
+                if let (_, Some(rest)) = split_first_line(&trailing) {
+                    array.set_trailing(format!("{before_on_its_line}{rest}"));
                 }
                 if array.is_empty() {
                     array.set_trailing_comma(false);
+                    if !array.trailing().as_str().unwrap_or("").contains('#') {
+                        array.set_trailing("");
+                    }
                 }
             }
         }
@@ -558,13 +557,36 @@ fn remove_matching(array: &mut Array, matches: impl Fn(&Value) -> bool) -> bool 
     removed
 }
 
-/// ` # web\n  ` → `\n  `: the comment that sat after the previous entry on
-/// its line.
-fn without_same_line_comment(text: &str) -> String {
-    match text.split_once('\n') {
-        Some((first, rest)) if first.contains('#') => format!("\n{rest}"),
-        _ => text.to_string(),
+fn raw(text: Option<&toml_edit::RawString>) -> String {
+    text.and_then(|t| t.as_str()).unwrap_or("").to_string()
+}
+
+/// `" # web\n  "` → `(" # web", Some("\n  "))`: what is left of a line,
+/// and the rest from its newline on.
+fn split_first_line(text: &str) -> (&str, Option<&str>) {
+    match text.find('\n') {
+        Some(at) => (&text[..at], Some(&text[at..])),
+        None => (text, None),
     }
+}
+
+/// The rule lines `after` adds to `before` and removes from it, both nft
+/// texts of a proposal: what an edit would change in the firewall. Comments
+/// (the header's "Left closed" list), blank lines and braces are left out.
+pub fn rule_changes(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    for change in similar::TextDiff::from_lines(before, after).iter_all_changes() {
+        let line = change.value().trim();
+        if line.is_empty() || line.starts_with('#') || line == "}" || line.ends_with('{') {
+            continue;
+        }
+        match change.tag() {
+            similar::ChangeTag::Insert => added.push(line.to_string()),
+            similar::ChangeTag::Delete => removed.push(line.to_string()),
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    (added, removed)
 }
 
 /// An order-dependent fingerprint of a file's bytes (FNV-1a, 64 bits, as
@@ -652,6 +674,10 @@ mod tests {
             out.changes,
             ["take ssh off `block`", "allow ssh", "allow 9100/tcp"]
         );
+        // And back: the comment of the entry before stays on its line.
+        let back = run(&out.text, Edit::Forget("9100/tcp".into()));
+        let back = run(&back.text, Edit::Block(s(&["ssh"])));
+        assert_eq!(back.text, HAND);
     }
 
     #[test]
@@ -674,7 +700,9 @@ mod tests {
                 "  \"8443/tcp\", # the admin panel",
                 "block   =   [\"ftp\", \"ssh\"]   # ssh only through the bastion (see below)",
             ],
-            &["block   =   [\"ftp\", \"ssh\", \"8443/tcp\"]   # ssh only through the bastion (see below)"],
+            &[
+                "block   =   [\"ftp\", \"ssh\", \"8443/tcp\"]   # ssh only through the bastion (see below)",
+            ],
         );
         assert_eq!(out.changes, ["take 8443/tcp off `allow`", "block 8443/tcp"]);
         // The first entry of a list on one line.
@@ -694,7 +722,12 @@ mod tests {
             &["limit = true # like ufw limit"],
             &["limit = \"5/minute\" # like ufw limit"],
         );
-        let out = assert_changed(ADMIN, Edit::Limit("https".into()), &[], &["", "[service.https]", "limit = true"]);
+        let out = assert_changed(
+            ADMIN,
+            Edit::Limit("https".into()),
+            &[],
+            &["", "[service.https]", "limit = true"],
+        );
         assert_eq!(out.changes, ["[service.https] limit = true"]);
         let out = run(ADMIN, Edit::Limit("53/udp=20/second".into()));
         assert_eq!(out.unchanged, ["53/udp already has limit = \"20/second\""]);
@@ -737,11 +770,19 @@ mod tests {
             ],
             &["block   =   [\"ftp\"]   # ssh only through the bastion (see below)"],
         );
-        assert_eq!(out.changes, ["take ssh off `block`", "remove [service.ssh]"]);
+        assert_eq!(
+            out.changes,
+            ["take ssh off `block`", "remove [service.ssh]"]
+        );
         let out = assert_changed(
             ADMIN,
             Edit::Forget("53/udp".into()),
-            &["", "[service.\"53/udp\"]", "limit = \"20/second\"", "limit_burst = 40"],
+            &[
+                "",
+                "[service.\"53/udp\"]",
+                "limit = \"20/second\"",
+                "limit_burst = 40",
+            ],
             &[],
         );
         assert_eq!(out.changes, ["remove [service.53/udp]"]);
@@ -787,7 +828,10 @@ mod tests {
         );
         // A limit of an unknown spec in a [service] section: validated as a
         // whole, the parser names the place.
-        let e = err("[service.ssh]\nlimit_burst = 0\n", Edit::Limit("ssh".into()));
+        let e = err(
+            "[service.ssh]\nlimit_burst = 0\n",
+            Edit::Limit("ssh".into()),
+        );
         assert!(e.contains("limit_burst` must be at least 1"), "{e}");
     }
 
