@@ -328,10 +328,12 @@ pub struct GivenChoices {
     pub blocklist: Vec<String>,
     #[serde(default)]
     pub skip_bad_lines: bool,
-    /// The policy file read (absolute), the default one included.
+    /// The policy file read (absolute), the default one included; or the
+    /// default looked for when it did not exist (then no digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
-    /// `policy_edit::text_digest` of the policy text the apply read.
+    /// `policy_edit::text_digest` of the policy text the apply read; `None`
+    /// when there was no file to read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_digest: Option<String>,
     /// `--no-policy`: the default policy file was not read on purpose.

@@ -249,6 +249,34 @@ fn a_one_off_allow_keeps_what_the_policy_opened() {
         "{record}"
     );
 
+    // Status reads the policy the apply read: the same file, no finding;
+    // an edit since, a finding with the command that loads it.
+    let policy_findings = || {
+        let out = host
+            .server
+            .autofw(&["status", "--json", "--state-dir", &state]);
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "policy-changed")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(policy_findings(), Vec::<serde_json::Value>::new());
+    stdout_of(&Autofw::new(&["block", "https", "--root", &root, "--from", &host.scan()]).output());
+    let found = policy_findings();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("`autofw apply --confirm --root {root}`")),
+        "{found:?}"
+    );
+
     // --no-policy: the flags alone (the dry run says 443 would close).
     let dry = Autofw::new(&[
         "apply",

@@ -250,7 +250,16 @@ fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
         source: flags.source.clone(),
         blocklist: flags.blocklist.clone(),
         skip_bad_lines: flags.skip_bad_lines,
-        policy: policy.map(|p| p.path.clone()),
+        // The default looked for, when it did not exist: status then tells
+        // a policy written since from none at all.
+        policy: match policy {
+            Some(p) => Some(p.path.clone()),
+            None if flags.no_policy => None,
+            None => {
+                let default = propose::gather::default_policy(flags.root.as_deref());
+                Some(std::path::absolute(&default).unwrap_or(default))
+            }
+        },
         policy_digest: policy.map(|p| p.digest.clone()),
         no_policy: flags.no_policy,
         from: flags

@@ -15,11 +15,12 @@ use super::render::Report;
 use crate::firewall::compare::RulesState;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 12] = [
+const KINDS: [Kind; 13] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
     Kind::BlocklistDiffers,
+    Kind::PolicyChanged,
     Kind::AcceptBeforeAutofw,
     Kind::ForeignDrop,
     Kind::LegacyRules,
