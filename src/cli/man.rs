@@ -65,8 +65,10 @@ const FILES: [(&str, &str, &[&str]); 9] = [
     ),
     (
         "/etc/autofw/policy.toml",
-        "a policy file, by convention (--policy); format in /usr/share/doc/autofw/policy.md",
-        &["propose", "apply"],
+        "the policy: read by propose, apply and status when it exists (--policy FILE for another, --no-policy for none); edited by allow, block, limit, source and forget; format in /usr/share/doc/autofw/policy.md",
+        &[
+            "autofw", "propose", "apply", "status", "allow", "block", "limit", "source", "forget",
+        ],
     ),
     (
         "/lib/systemd/system/autofw-status.timer, autofw-status.service",
@@ -138,6 +140,23 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
                 "hosts without nftables",
             ),
         ],
+        "allow" => &[
+            ("autofw allow https", "open it in /etc/autofw/policy.toml"),
+            ("autofw allow 8443/tcp,9100/tcp", "several at once"),
+        ],
+        "block" => &[("autofw block ftp", "keep it closed even while it listens")],
+        "limit" => &[(
+            "autofw limit ssh",
+            "like ufw limit: 5 at once, then 10 a minute per source",
+        )],
+        "source" => &[(
+            "autofw source ssh=192.0.2.0/24,2001:db8:1::/48",
+            "ssh only from the admin networks",
+        )],
+        "forget" => &[(
+            "autofw forget 8443/tcp",
+            "the policy says nothing of it any more",
+        )],
         "confirm" => &[("autofw confirm", "from a new SSH login, within the window")],
         "rollback" => &[("autofw rollback", "the ruleset from before the last apply")],
         "restore" => &[(
