@@ -21,6 +21,32 @@ Exit codes:
   3  the host could not do it: not root, nft/iptables missing, nft refused the rules
   4  refused for safety: lockout guard, another apply running, operator said no";
 
+const CONFIRM_EXIT_CODES: &str = "\
+Exit codes:
+  0  the rules are kept (and saved for boot if apply was given --persist)
+  1  too late: the deadline had passed, and the rules were rolled back
+  3  the host could not do it: not root, the state directory or the boot files not writable
+  4  refused: no open window to confirm, or the window did not survive (a restart, a dead
+     watchdog, its rules no longer loaded): the rules from before that apply are back";
+
+const ROLLBACK_EXIT_CODES: &str = "\
+Exit codes:
+  0  the ruleset saved before the last apply is loaded again
+  3  the host could not do it: not root, nft/iptables missing or refusing the saved rules
+  4  refused: nothing to roll back (no apply saved a ruleset in --state-dir), or an apply is
+     loading its rules right now";
+
+const RESTORE_EXIT_CODES: &str = "\
+Exit codes:
+  0  the persisted ruleset is loaded
+  3  the host could not do it: nothing persisted under --root, not root, nft/iptables
+     missing or refusing the rules";
+
+const UNPERSIST_EXIT_CODES: &str = "\
+Exit codes:
+  0  what apply --persist installed is removed (or nothing was installed)
+  3  the host could not do it: a file could not be removed, or the manifest is damaged";
+
 /// Close a Linux server down to exactly the services it runs.
 ///
 /// The usual flow: `autofw scan` to see what listens, `autofw propose` to
@@ -84,13 +110,17 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
+    #[command(after_help = CONFIRM_EXIT_CODES)]
     Confirm(StateArgs),
     /// Restore the ruleset saved before the last `apply`.
+    #[command(after_help = ROLLBACK_EXIT_CODES)]
     Rollback(StateArgs),
     /// Load the persisted ruleset now (the boot hook loads the same files
     /// with nft or iptables-restore, without autofw).
+    #[command(after_help = RESTORE_EXIT_CODES)]
     Restore(RootArgs),
     /// Remove what `apply --persist` installed, and nothing else.
+    #[command(after_help = UNPERSIST_EXIT_CODES)]
     Unpersist(RootArgs),
     /// Show what autofw applied and any drift between listeners and rules.
     ///
@@ -319,7 +349,7 @@ pub enum BlocklistCommand {
     /// --skip-bad-lines. When the rules are persisted, the boot files get
     /// the new list too. For cron:
     ///   17 * * * *  root  curl -fsS -o /etc/autofw/drop.new https://www.spamhaus.org/drop/drop.txt && mv /etc/autofw/drop.new /etc/autofw/drop.txt && autofw blocklist refresh
-    /// (a systemd timer in docs/apply.md)
+    /// (a systemd timer in /usr/share/doc/autofw/apply.md)
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Refresh(RefreshArgs),
 }
@@ -363,7 +393,7 @@ pub struct ScanArgs {
     /// Show every listener, loopback-only ones included.
     #[arg(long)]
     pub all: bool,
-    /// Print JSON for scripts (schema in docs/json-schema.md).
+    /// Print JSON for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
     /// Where to read the socket tables from.
@@ -371,7 +401,7 @@ pub struct ScanArgs {
     pub source: SocketSource,
     /// Read saved tables (tcp, tcp6, udp, udp6, owners) from DIR instead of
     /// this host: for tests and for drafting from another machine's /proc/net
-    /// (format in docs/scan.md).
+    /// (format in /usr/share/doc/autofw/scan.md).
     #[arg(long, value_name = "DIR", hide = true)]
     pub fixture: Option<PathBuf>,
 }
@@ -496,7 +526,7 @@ pub struct ApplyArgs {
     pub force: bool,
     /// Print one JSON object instead of the plan: whether the rules would
     /// change, autofw's part of the firewall before and after, the lockout
-    /// guard's verdict, the rollback window (docs/json-schema.md). With
+    /// guard's verdict, the rollback window (/usr/share/doc/autofw/json-schema.md). With
     /// --confirm it needs --no-wait.
     #[arg(long)]
     pub json: bool,
@@ -524,11 +554,11 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print one JSON object for scripts (schema in docs/json-schema.md).
+    /// Print one JSON object for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
     /// Output format. `prometheus` writes node_exporter's textfile-collector
-    /// format (docs/status.md) and exits 0 whenever it wrote the metrics:
+    /// format (/usr/share/doc/autofw/status.md) and exits 0 whenever it wrote the metrics:
     /// drift is in the metrics, not in the exit status.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text, conflicts_with = "json")]
     pub format: StatusFormat,
@@ -566,12 +596,17 @@ pub struct LogArgs {
     pub file: Option<PathBuf>,
     /// How far back `journalctl -k` reads (its --since syntax: `-1h`,
     /// `-24h`, `today`). Not used with --file or /dev/kmsg.
-    #[arg(long, value_name = "WHEN", default_value = "-1h")]
+    #[arg(
+        long,
+        value_name = "WHEN",
+        default_value = "-1h",
+        allow_hyphen_values = true
+    )]
     pub since: String,
     /// How many ports and sources to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
-    /// Print one JSON object for scripts (schema in docs/json-schema.md).
+    /// Print one JSON object for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
 }

@@ -470,5 +470,8 @@ fn help_documents_the_exit_status() {
         help.contains("Exit status 0: no drift; 1: drift found"),
         "{help}"
     );
-    assert!(help.contains("docs/json-schema.md"), "{help}");
+    assert!(
+        help.contains("/usr/share/doc/autofw/json-schema.md"),
+        "{help}"
+    );
 }

@@ -13,6 +13,7 @@ mod foreign;
 mod forwarded;
 mod harness;
 mod monitoring;
+mod papercuts;
 mod persist;
 mod policy;
 mod propose;

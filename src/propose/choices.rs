@@ -100,7 +100,8 @@ impl Choices {
             (cli_allow, "--allow", &mut allow),
             (cli_block, "--block", &mut block),
         ] {
-            for text in texts {
+            // `--allow ssh,http` is `--allow ssh --allow http`.
+            for text in &super::spec::split_specs(texts) {
                 let value = Spec::parse(text, &table)
                     .map_err(|e| bad_input(format!("{flag} {text}: {e}")))?;
                 out.push(Given {
@@ -252,6 +253,25 @@ mod tests {
         );
         let e = Choices::merge(&[], &["0/tcp".into()], Policy::default(), table()).unwrap_err();
         assert!(format!("{e:#}").contains("--block 0/tcp: port 0"), "{e:#}");
+    }
+
+    #[test]
+    fn comma_lists_are_one_spec_each() {
+        let c = Choices::merge(
+            &["ssh,http".into(), "8443/tcp".into()],
+            &["ftp, 11211".into()],
+            Policy::default(),
+            table(),
+        )
+        .unwrap();
+        let places: Vec<_> = c.allow.iter().map(|g| g.place.as_str()).collect();
+        assert_eq!(places, ["--allow ssh", "--allow http", "--allow 8443/tcp"]);
+        assert_eq!(c.block.len(), 2);
+        let e = Choices::merge(&["ssh,htps".into()], &[], Policy::default(), table()).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("--allow htps: unknown service"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -176,6 +176,15 @@ pub fn run(
     for w in proposal.warnings() {
         eprintln!("autofw: warning: {}", escape_controls(w));
     }
+    // An operator who loads the IPv4 half alone leaves IPv6 open.
+    if let Some(other) = super::other_family(args.format)
+        && !args.json
+    {
+        eprintln!(
+            "autofw: note: {}",
+            other.replacen("This is", "the output is", 1)
+        );
+    }
     if let Some(path) = &args.ipset {
         let sets = proposal.ipset_restore().ok_or_else(|| {
             bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")

@@ -202,8 +202,13 @@ impl Proposal {
         let mut lines = vec![
             "autofw proposal: a default-drop whitelist for the services this host runs. Review it before loading it.".to_string(),
             load.to_string(),
-            "Or let `autofw apply --confirm` load it, with an automatic rollback unless you confirm.".to_string(),
         ];
+        if let Some(other) = other_family(format) {
+            lines.push(other.to_string());
+        }
+        lines.push(
+            "Or let `autofw apply --confirm` load it, with an automatic rollback unless you confirm.".to_string(),
+        );
         if !self.ruleset.closed.is_empty() {
             lines.push(String::new());
             lines.push("Left closed:".to_string());
@@ -219,6 +224,22 @@ impl Proposal {
         }
         lines.push(String::new());
         lines
+    }
+}
+
+/// What an iptables-format proposal leaves out: the other family, which
+/// has its own tables and its own restore tool (`None` for nft, whose
+/// `inet` table holds both). Without it that family stays as it was,
+/// unfiltered if nothing else filters it.
+pub fn other_family(format: Format) -> Option<&'static str> {
+    match format {
+        Format::Nft => None,
+        Format::Iptables => Some(
+            "This is IPv4 only: IPv6 needs its own rules, `autofw propose --format ip6tables` (loaded with ip6tables-restore --noflush); `apply --backend iptables` loads both.",
+        ),
+        Format::Ip6tables => Some(
+            "This is IPv6 only: IPv4 needs its own rules, `autofw propose --format iptables` (loaded with iptables-restore --noflush); `apply --backend iptables` loads both.",
+        ),
     }
 }
 

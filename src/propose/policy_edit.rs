@@ -8,7 +8,7 @@
 
 use super::policy_file::parse_policy;
 use super::rate::Rate;
-use super::spec::{Spec, parse_net};
+use super::spec::{Spec, parse_net, split_specs};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
@@ -124,16 +124,6 @@ pub fn edit(old: &str, origin: &str, edit: &Edit, table: &ServiceTable) -> anyho
         ))
     })?;
     Ok(out)
-}
-
-/// Specs from arguments that may each be a comma list (`ssh,http`).
-pub fn split_specs(args: &[String]) -> Vec<String> {
-    args.iter()
-        .flat_map(|a| a.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 struct Editor<'a> {

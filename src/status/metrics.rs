@@ -59,7 +59,7 @@ pub fn prometheus(report: &Report) -> String {
     family(
         &mut out,
         "autofw_drift_findings",
-        "Drift findings by kind (docs/status.md lists the kinds).",
+        "Drift findings by kind (/usr/share/doc/autofw/status.md lists the kinds).",
         &by_kind
             .into_iter()
             .map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), n))
