@@ -190,3 +190,47 @@ fn man_synopsis_names_each_options_argument() {
         assert!(apply.contains(part), "{part} in {apply}");
     }
 }
+
+/// In a network namespace (as LXC and container VPSes run) the kernel logs
+/// nothing of autofw's drops while `net.netfilter.nf_log_all_netns=0` (this
+/// machine's setting, left alone): `log` said "no drops logged" while the
+/// drop rule counted packets. Now it reads the counter from the live rules
+/// and says why the log is empty, and the fix.
+#[test]
+fn log_in_a_namespace_notices_the_counter_and_says_why_the_log_is_empty() {
+    if !require_root() {
+        return;
+    }
+    if std::fs::read_to_string("/proc/sys/net/netfilter/nf_log_all_netns")
+        .is_ok_and(|v| v.trim() != "0")
+    {
+        eprintln!("skipped: this host logs from every namespace");
+        return;
+    }
+    let server = Netns::new("nolog-s");
+    let client = Netns::new("nolog-c");
+    link(&server, &client);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").to_string_lossy().into_owned();
+    apply_confirmed(&server, &state, &["--no-policy"], &[]);
+    for port in [9, 3306, 8443] {
+        assert_eq!(probe_tcp(&client, SERVER_V4, port), Probe::Dropped);
+    }
+    let out = server.autofw(&["log", "--since", "-10min"]);
+    let said = stdout_of(&out);
+    assert!(said.starts_with("no drops logged"), "{said}");
+    assert!(
+        said.contains("autofw's drop rule has counted")
+            && said.contains("not the host's first network namespace")
+            && said.contains("sysctl -w net.netfilter.nf_log_all_netns=1"),
+        "{said}"
+    );
+    let out = server.autofw(&["log", "--since", "-10min", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Each probe is a SYN and its retransmissions: at least one each.
+    assert!(json["counted"].as_u64().unwrap() >= 3, "{json}");
+    assert!(
+        json["note"].as_str().unwrap().contains("nf_log_all_netns"),
+        "{json}"
+    );
+}
