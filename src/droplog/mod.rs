@@ -63,9 +63,9 @@ pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
 /// table, else the iptables backend's chains (both families). `None` when
 /// it cannot be read (not root, no tool, no autofw rules): only a hint.
 fn live_drop_counter() -> Option<u64> {
-    use crate::firewall::exec::{run_tool, tool_exists};
+    use crate::firewall::backend::exec::{run_tool, tool_exists};
     if tool_exists("nft")
-        && let Some(n) = crate::firewall::nft::terse_ruleset_json()
+        && let Some(n) = crate::firewall::backend::nft::terse_ruleset_json()
             .ok()
             .as_ref()
             .and_then(counter::nft_drop_packets)
@@ -73,7 +73,7 @@ fn live_drop_counter() -> Option<u64> {
         return Some(n);
     }
     ["iptables-save", "ip6tables-save"]
-        .iter()
+        .into_iter()
         .filter(|tool| tool_exists(tool))
         .filter_map(|tool| run_tool(tool, &["-c", "-t", "filter"], None).ok())
         .filter_map(|save| counter::iptables_drop_packets(&save))
