@@ -207,28 +207,34 @@ fn log_in_a_namespace_notices_the_counter_and_says_why_the_log_is_empty() {
         eprintln!("skipped: this host logs from every namespace");
         return;
     }
-    let server = Netns::new("nolog-s");
-    let client = Netns::new("nolog-c");
+    for backend in ["nft", "iptables"] {
+        log_notices_the_counter(backend);
+    }
+}
+
+fn log_notices_the_counter(backend: &str) {
+    let server = Netns::new(&format!("nolog{backend}-s"));
+    let client = Netns::new(&format!("nolog{backend}-c"));
     link(&server, &client);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").to_string_lossy().into_owned();
-    apply_confirmed(&server, &state, &["--no-policy"], &[]);
+    apply_confirmed(&server, &state, &["--no-policy", "--backend", backend], &[]);
     for port in [9, 3306, 8443] {
         assert_eq!(probe_tcp(&client, SERVER_V4, port), Probe::Dropped);
     }
     let out = server.autofw(&["log", "--since", "-10min"]);
     let said = stdout_of(&out);
-    assert!(said.starts_with("no drops logged"), "{said}");
+    assert!(said.starts_with("no drops logged"), "{backend}: {said}");
     assert!(
         said.contains("autofw's drop rule has counted")
             && said.contains("not the host's first network namespace")
             && said.contains("sysctl -w net.netfilter.nf_log_all_netns=1"),
-        "{said}"
+        "{backend}: {said}"
     );
     let out = server.autofw(&["log", "--since", "-10min", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Each probe is a SYN and its retransmissions: at least one each.
-    assert!(json["counted"].as_u64().unwrap() >= 3, "{json}");
+    assert!(json["counted"].as_u64().unwrap() >= 3, "{backend}: {json}");
     assert!(
         json["note"].as_str().unwrap().contains("nf_log_all_netns"),
         "{json}"
