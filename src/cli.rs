@@ -422,10 +422,12 @@ pub enum Format {
 #[derive(Debug, Args, Default, Clone)]
 pub struct PolicyArgs {
     /// Open a service or port even if nothing listens on it yet:
-    /// a name (`https`) or `PORT[/tcp|udp]` (`8443/tcp`). Repeatable.
+    /// a name (`https`) or `PORT[/tcp|udp]` (`8443/tcp`). Repeatable, or a
+    /// comma list (`ssh,http`).
     #[arg(long, value_name = "SPEC")]
     pub allow: Vec<String>,
-    /// Keep a service or port closed even though it listens. Repeatable.
+    /// Keep a service or port closed even though it listens. Repeatable,
+    /// or a comma list.
     #[arg(long, value_name = "SPEC")]
     pub block: Vec<String>,
     /// Rate-limit new connections per source address, like `ufw limit`
