@@ -552,7 +552,8 @@ mod tests {
         );
         assert!(f.message.contains("silently does not work"));
         assert!(
-            f.fix.contains("autofw apply --confirm --allow 8080/tcp"),
+            f.fix
+                .contains("`autofw allow 8080/tcp`, then `autofw apply --confirm`"),
             "{}",
             f.fix
         );

@@ -208,9 +208,9 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
             group.addresses_text()
         ),
         format!(
-            "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
-             --block you applied before); or keep it closed on purpose with \
-             `--block {spec}`; or stop it if it should not run"
+            "open it: `autofw allow {spec}`, then `autofw apply --confirm` (in the policy, \
+             later applies keep it open); or keep it closed on purpose: `autofw block \
+             {spec}`, then apply; or stop it if it should not run"
         ),
     )
 }
