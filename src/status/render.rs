@@ -276,6 +276,7 @@ mod tests {
             }],
             listening: Some(Vec::new()),
             blocklist: None,
+            given: None,
         }
     }
 
