@@ -47,6 +47,12 @@ Exit codes:
   0  what apply --persist installed is removed (or nothing was installed)
   3  the host could not do it: a file could not be removed, or the manifest is damaged";
 
+const DISABLE_EXIT_CODES: &str = "\
+Exit codes:
+  0  autofw's rules and boot hook are removed (or there were none)
+  3  the host could not do it: a firewall tool or a file failed
+  4  refused: a rollback window is open, or an apply runs";
+
 /// Close a Linux server down to exactly the services it runs.
 ///
 /// The usual flow: `autofw scan` to see what listens, `autofw propose` to
@@ -122,6 +128,16 @@ pub enum Command {
     /// Remove what `apply --persist` installed, and nothing else.
     #[command(after_help = UNPERSIST_EXIT_CODES)]
     Unpersist(RootArgs),
+    /// Stop filtering: remove autofw's rules and boot hook (like `ufw disable`)
+    ///
+    /// Removes autofw's rules from both backends (nft's `table inet autofw`;
+    /// iptables' AUTOFW-* chains, their jumps, the policies autofw set, its
+    /// ipsets) and what `apply --persist` installed. Keeps the policy file
+    /// and the state directory: `autofw apply --confirm` brings the rules
+    /// back. Says which listeners are unfiltered now; `autofw status`
+    /// reports the host as disabled until the next apply.
+    #[command(after_help = DISABLE_EXIT_CODES, verbatim_doc_comment)]
+    Disable(DisableArgs),
     /// Show what autofw applied and any drift between listeners and rules.
     ///
     /// Drift is what changed since the rules were applied: a listener beyond
@@ -502,6 +518,23 @@ pub struct StateArgs {
     /// Where autofw keeps saved rulesets, the lock and the rollback window.
     #[arg(long, value_name = "DIR", default_value = state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+impl From<DisableArgs> for firewall::apply::disable::DisableOptions {
+    fn from(args: DisableArgs) -> Self {
+        firewall::apply::disable::DisableOptions {
+            state_dir: args.state.state_dir,
+            root: args.root.root,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

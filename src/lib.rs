@@ -63,6 +63,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Watchdog(args) => firewall::apply::watchdog::run(&args.state.state_dir),
         Command::Restore(args) => firewall::apply::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
+        Command::Disable(args) => firewall::apply::disable::run(&args.into()),
         Command::Status(args) => status::run(&args.into()),
         Command::Blocklist(cli::BlocklistCommand::Refresh(args)) => {
             blocklist::refresh::run(&args.into())

@@ -409,17 +409,33 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.
 /// The live rules stay as they are.
 pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
+    match remove_boot_files(root)? {
+        None => println!(
+            "nothing to remove: autofw has persisted nothing under {}",
+            BootFiles::new(root).dir().display()
+        ),
+        Some(removed) => {
+            for path in removed {
+                println!("removed {}", path.display());
+            }
+            println!("the live rules are unchanged; they will not be loaded at the next boot");
+        }
+    }
+    Ok(crate::error::exit::OK)
+}
+
+/// Remove what `apply --persist` installed under `root` (the boot hook and
+/// the saved rules), and nothing else: `None` when nothing was persisted,
+/// else the files removed. `unpersist` and `disable` share it.
+pub fn remove_boot_files(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
     let files = BootFiles::new(root);
     let Some(manifest) = files.read_manifest()? else {
-        println!(
-            "nothing to remove: autofw has persisted nothing under {}",
-            files.dir().display()
-        );
-        return Ok(crate::error::exit::OK);
+        return Ok(None);
     };
+    let mut removed = Vec::new();
     for path in &manifest.installed {
         if remove_ours(&files, path)? {
-            println!("removed {}", files.under(&path.to_string_lossy()).display());
+            removed.push(files.under(&path.to_string_lossy()));
         }
     }
     remove_if_exists(&files.manifest())?;
@@ -428,6 +444,5 @@ pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
     if manifest.hook == Hook::Systemd && files.is_live_root() {
         systemctl_daemon_reload();
     }
-    println!("the live rules are unchanged; they will not be loaded at the next boot");
-    Ok(crate::error::exit::OK)
+    Ok(Some(removed))
 }

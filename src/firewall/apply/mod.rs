@@ -12,6 +12,7 @@
 
 pub mod answer;
 pub mod decide;
+pub mod disable;
 pub mod guard;
 pub mod outcome;
 pub mod plan;

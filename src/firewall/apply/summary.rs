@@ -172,9 +172,7 @@ fn opened_after(ruleset: &Ruleset) -> Vec<Line> {
             continue;
         };
         if rule.action != Action::Accept
-            || lines
-                .iter()
-                .any(|l| (l.proto, l.port) == (*proto, *port))
+            || lines.iter().any(|l| (l.proto, l.port) == (*proto, *port))
         {
             continue;
         }
@@ -204,13 +202,19 @@ fn why_closes(facts: &Facts<'_>, proto: Proto, port: u16, service: &str) -> Stri
         .listening
         .iter()
         .any(|l| (l.proto, l.port) == (proto, port));
-    if let Some(flag) = facts.before.and_then(|b| one_off_flag(b, facts.table, proto, port, service))
+    if let Some(flag) = facts
+        .before
+        .and_then(|b| one_off_flag(b, facts.table, proto, port, service))
     {
         return format!(
             "opened by `--allow {flag}` at the last apply, which this apply was not given and \
              the policy does not hold{}; to keep it: `autofw allow {flag}` (the policy) or \
              --allow {flag} again",
-            if listens { "" } else { " (and nothing listens on it now)" }
+            if listens {
+                ""
+            } else {
+                " (and nothing listens on it now)"
+            }
         );
     }
     if !listens {
@@ -332,9 +336,13 @@ mod tests {
 
     fn ruleset(scan: &Scan, allow: &[&str], block: &[&str]) -> Ruleset {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let choices =
-            Choices::merge(&s(allow), &s(block), Policy::default(), ServiceTable::builtin())
-                .unwrap();
+        let choices = Choices::merge(
+            &s(allow),
+            &s(block),
+            Policy::default(),
+            ServiceTable::builtin(),
+        )
+        .unwrap();
         crate::propose::build(scan, &choices).ruleset().clone()
     }
 
@@ -369,7 +377,10 @@ mod tests {
     }
 
     fn ports(lines: &[Line]) -> Vec<String> {
-        lines.iter().map(|l| format!("{}/{}", l.port, l.proto)).collect()
+        lines
+            .iter()
+            .map(|l| format!("{}/{}", l.port, l.proto))
+            .collect()
     }
 
     const SESSION: Session = Session {
@@ -400,7 +411,10 @@ mod tests {
         );
         assert_eq!(s.stays_open, ["5622/tcp ssh"]);
         let text = text(&s);
-        assert!(text.starts_with("summary: 0 ports open, 1 port closes\n"), "{text}");
+        assert!(
+            text.starts_with("summary: 0 ports open, 1 port closes\n"),
+            "{text}"
+        );
         assert!(
             text.contains("  CLOSES:       80/tcp http: nothing listens on it now"),
             "{text}"

@@ -437,3 +437,45 @@ mod tests {
         assert_eq!(empty_leftovers(&busy, "ip", false, &BTreeSet::new()), "");
     }
 }
+
+/// Does either family's filter table hold autofw's chains or its jump?
+pub fn has_autofw_rules() -> anyhow::Result<bool> {
+    for family in [V4, V6] {
+        let view = FilterView::parse(&save_family(family)?);
+        if view.has_jump || !view.chains.is_empty() || view.has_docker_jump {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `autofw disable` (and an apply with the nft backend): remove autofw's
+/// chains, its INPUT and DOCKER-USER jumps and its ipsets, in both
+/// families, by the same `--noflush` undo that a rollback uses, against "no
+/// autofw at all". Only the built-in policies autofw set (`set`, from the
+/// rules it loaded; `INPUT DROP` when unknown) go back to ACCEPT: a FORWARD
+/// DROP that Docker set stays. Returns whether anything was removed.
+pub fn remove_autofw(set: Option<&PoliciesSet>) -> anyhow::Result<bool> {
+    let input_drop: BTreeMap<String, String> = [("INPUT".to_string(), "DROP".to_string())].into();
+    let mut removed = false;
+    for (family, policies) in [(V4, set.map(|s| &s.v4)), (V6, set.map(|s| &s.v6))] {
+        let live = save_family(family)?;
+        let view = FilterView::parse(&live);
+        if !view.has_jump && view.chains.is_empty() && !view.has_docker_jump {
+            continue;
+        }
+        let undo = PolicyUndo {
+            set: Some(policies.unwrap_or(&input_drop)),
+            forwarding_turned_on: false,
+        };
+        if let Some(script) = undo_script("", &live, undo) {
+            run_tool(family.restore, &["--noflush"], Some(&script))?;
+            removed = true;
+        }
+    }
+    if tool_exists("ipset") && !autofw_ipset_names()?.is_empty() {
+        restore_ipsets("")?;
+        removed = true;
+    }
+    Ok(removed)
+}

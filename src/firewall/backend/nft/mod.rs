@@ -243,3 +243,15 @@ mod tests {
         );
     }
 }
+
+/// `autofw disable` (and an apply with the iptables backend): delete
+/// `table inet autofw`, with its sets, if it exists. One `nft -f`. Returns
+/// whether there was one.
+pub fn remove_table() -> anyhow::Result<bool> {
+    if !has_autofw_table(&terse_ruleset_json()?) {
+        return Ok(false);
+    }
+    let script = format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n");
+    run_tool("nft", &["-f", "-"], Some(&script))?;
+    Ok(true)
+}
