@@ -5,7 +5,9 @@
 
 use crate::support::*;
 use std::path::Path;
+use std::io::{Read, Write};
 use std::process::Output;
+use std::time::Duration;
 
 fn autofw_in(host: &Host, args: &[&str]) -> Output {
     host.server.autofw(args)
@@ -80,4 +82,178 @@ fn disable_removes_both_backends_and_the_boot_hook_and_apply_brings_them_back() 
     host.confirm_and_finish(apply);
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Dropped);
     assert!(host.server.ruleset().contains("tcp dport 443 accept"));
+}
+
+/// What a command running in the background shows (stdout and stderr, as
+/// a terminal would), copied as it comes.
+struct Screen {
+    child: std::process::Child,
+    shown: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Screen {
+    fn start(mut cmd: std::process::Command) -> Screen {
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for mut pipe in [out, err] {
+            let copy = shown.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    copy.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Screen { child, shown }
+    }
+    fn text(&self) -> String {
+        self.shown.lock().unwrap().clone()
+    }
+    fn wait_for(&self, what: &str, seconds: u64) {
+        assert!(
+            wait_until(Duration::from_secs(seconds), || self.text().contains(what)),
+            "never showed {what:?}:\n{}",
+            self.text()
+        );
+    }
+    fn type_in(&mut self, bytes: &[u8]) {
+        self.child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
+        self.child.stdin.as_mut().unwrap().flush().unwrap();
+    }
+    /// Wait for the end; its exit code.
+    fn end(&mut self, seconds: u64) -> Option<i32> {
+        let ended = wait_until(Duration::from_secs(seconds), || {
+            self.child.try_wait().ok().flatten().is_some()
+        });
+        if !ended {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait().unwrap();
+        // Let the copying threads catch up.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(ended, "did not end:\n{}", self.text());
+        status.code()
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn applied_json(state: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(Path::new(state).join("applied.json")).unwrap())
+        .unwrap()
+}
+
+/// `autofw apply --confirm` + extra, typed by an operator over a real SSH
+/// login with a terminal, answered `y` at `Apply these rules?`; returns
+/// once the rules are loaded and `Keep these rules?` is asked.
+fn apply_over_ssh(host: &Host, extra: &str) -> Screen {
+    let remote = format!(
+        "{} apply --confirm --from {} --state-dir {} {extra}",
+        autofw_bin(),
+        host.scan(),
+        host.state()
+    );
+    let mut screen = Screen::start(host.ssh().command_on_terminal(&host.client, &remote));
+    screen.wait_for("Apply these rules? [y/N]", 30);
+    screen.type_in(b"y\n");
+    screen.wait_for("Keep these rules? [yes/no]", 30);
+    screen
+}
+
+/// Point 5: Ctrl-C at "Keep these rules?" over SSH rolls back at once, and
+/// says so; the record says why.
+#[test]
+fn ctrl_c_at_keep_these_rules_over_ssh_rolls_back_at_once() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2ctrlc");
+    let before = host.server.ruleset();
+    let mut screen = apply_over_ssh(&host, "--timeout 600");
+    assert!(host.server.ruleset().contains("table inet autofw"));
+    let pressed = std::time::Instant::now();
+    screen.type_in(b"\x03");
+    let code = screen.end(20);
+    let said = screen.text();
+    assert!(pressed.elapsed() < Duration::from_secs(10), "{said}");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("interrupted: rolling back now"), "{said}");
+    assert!(said.contains("rolled back"), "{said}");
+    assert_eq!(host.server.ruleset(), before);
+    assert!(!Path::new(&host.state()).join("window.json").exists());
+    assert_eq!(applied_json(&host.state())["life"]["why"], "interrupted");
+}
+
+/// Point 5: a window that expires at the prompt says why (no confirmation
+/// within N s), when, what is live now and the next step, and nothing
+/// about the watchdog's lock.
+#[test]
+fn an_expired_window_says_why_when_what_is_live_and_what_next() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2expire");
+    let before = host.server.ruleset();
+    let mut screen = apply_over_ssh(&host, "--timeout 3 --allow 8443/tcp");
+    let code = screen.end(30);
+    let said = screen.text();
+    assert_eq!(code, Some(1), "{said}");
+    for expected in [
+        "no confirmation within 3 s",
+        "rolled back at ",
+        "live now: ",
+        "next: ",
+        "--allow 8443/tcp",
+    ] {
+        assert!(said.contains(expected), "{expected:?}:\n{said}");
+    }
+    assert!(!said.contains("is held"), "{said}");
+    assert!(!said.contains("window.lock"), "{said}");
+    assert_eq!(host.server.ruleset(), before);
+    assert_eq!(applied_json(&host.state())["life"]["why"], "expired");
+}
+
+/// Point 5: `confirm` of a window already confirmed exits 0 (a retried
+/// script), and a confirm without `--persist` says the rules last until
+/// reboot and how to keep them.
+#[test]
+fn confirm_twice_exits_0_and_without_persist_says_until_reboot() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2confirm");
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    let first = host.confirm();
+    assert_eq!(first.status.code(), Some(0), "{}", show(&first));
+    let said = text(&first.stdout);
+    assert!(said.contains("until reboot"), "{said}");
+    assert!(said.contains("--persist"), "{said}");
+    let out = finish(apply);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let second = host.confirm();
+    assert_eq!(second.status.code(), Some(0), "{}", show(&second));
+    assert!(
+        text(&second.stdout).contains("already confirmed"),
+        "{}",
+        show(&second)
+    );
+    assert!(host.server.ruleset().contains("table inet autofw"));
 }

@@ -69,7 +69,22 @@ impl Ssh {
 
     /// `ssh root@192.0.2.1 remote` from `client`.
     pub fn command(&self, client: &Netns, remote: &str) -> Command {
+        self.login(client, remote, false)
+    }
+
+    /// `ssh -tt root@192.0.2.1 remote`: the remote command runs on a
+    /// terminal of its own (a pty sshd allocates), as an operator's
+    /// interactive login gives it. A byte written to this command's stdin
+    /// is typed on that terminal (`\x03` is Ctrl-C).
+    pub fn command_on_terminal(&self, client: &Netns, remote: &str) -> Command {
+        self.login(client, remote, true)
+    }
+
+    fn login(&self, client: &Netns, remote: &str, terminal: bool) -> Command {
         let mut cmd = client.command("ssh");
+        if terminal {
+            cmd.arg("-tt");
+        }
         cmd.args(["-F", "/dev/null", "-i"])
             .arg(self.client_key())
             .args([
