@@ -257,3 +257,209 @@ fn confirm_twice_exits_0_and_without_persist_says_until_reboot() {
     );
     assert!(host.server.ruleset().contains("table inet autofw"));
 }
+
+fn status_json(host: &Host) -> serde_json::Value {
+    let out = autofw_in(host, &["status", "--json", "--state-dir", &host.state()]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        show(&out)
+    );
+    json_of(&out)
+}
+
+fn status_text(host: &Host) -> String {
+    text(&autofw_in(host, &["status", "--state-dir", &host.state()]).stdout)
+}
+
+fn kinds(status: &serde_json::Value) -> Vec<String> {
+    status["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Point 3, the repro: apply; confirm; apply --allow 9999/tcp;
+/// rollback; status. The confirmed rules of the first apply are loaded
+/// exactly: status says so (restored by the rollback, from that apply),
+/// not "not-live".
+#[test]
+fn status_after_a_rollback_names_the_confirmed_rules_it_restored() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2restored");
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    host.confirm_and_finish(apply);
+    let first = applied_json(&host.state())["applied_at"].clone();
+    let confirmed = host.server.ruleset();
+    let apply = host.apply_in_background(&["--timeout", "30", "--allow", "9999/tcp"]);
+    let out = autofw_in(&host, &["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let _ = finish(apply);
+    assert_eq!(host.server.ruleset(), confirmed);
+
+    let status = status_json(&host);
+    assert!(!kinds(&status).contains(&"not-live".to_string()), "{status:#}");
+    assert_eq!(status["live"]["state"], "restored", "{status:#}");
+    assert_eq!(status["live"]["applied_at"], first, "{status:#}");
+    let said = status_text(&host);
+    assert!(said.contains("live:"), "{said}");
+    assert!(said.contains("restored by the rollback"), "{said}");
+    assert!(!said.contains("not-live"), "{said}");
+}
+
+/// Point 3: autofw's own rules of the other backend are drift; an apply
+/// with the other backend removes them in the same step, and a rollback
+/// puts both back.
+#[test]
+fn switching_backend_removes_the_other_backends_rules_and_rollback_restores_both() {
+    if !require_root() {
+        return;
+    }
+    let mut host = Host::new("d2switch");
+    host.server
+        .listen(Some("alt-https"), &["tcp:0.0.0.0:8443", "tcp:[::]:8443"]);
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    host.confirm_and_finish(apply);
+    let nft_only = host.server.ruleset();
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 8443), Probe::Dropped);
+
+    // With the other backend: the nft table goes in the same step.
+    let apply = host.apply_in_background(&[
+        "--timeout",
+        "30",
+        "--backend",
+        "iptables",
+        "--allow",
+        "8443/tcp",
+    ]);
+    assert!(
+        !host.server.ruleset().contains("table inet autofw"),
+        "the nft rules stayed beside the iptables ones"
+    );
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 8443), Probe::Open);
+    // Rolled back: both as they were.
+    let out = autofw_in(&host, &["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let _ = finish(apply);
+    assert_eq!(host.server.ruleset(), nft_only);
+    assert!(!iptables_save(&host.server).contains("AUTOFW"));
+    assert_eq!(probe_tcp(&host.client, SERVER_V4, 8443), Probe::Dropped);
+
+    // Left over by hand (or an older autofw): drift, named.
+    let apply = host.apply_in_background(&["--timeout", "30", "--backend", "iptables"]);
+    host.confirm_and_finish(apply);
+    host.server.ok(&[
+        "nft",
+        "add table inet autofw; add chain inet autofw input { type filter hook input priority 0; policy drop; }",
+    ]);
+    let status = status_json(&host);
+    assert!(
+        kinds(&status).contains(&"other-backend".to_string()),
+        "{status:#}"
+    );
+}
+
+fn dry_run(host: &Host, extra: &[&str]) -> Output {
+    let out = Autofw::new(&[
+        "apply",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &host.state(),
+    ])
+    .args(extra)
+    .inside(&host.server)
+    .output();
+    assert!(out.status.success(), "{}", show(&out));
+    out
+}
+
+/// Point 2: nothing closes in silence. A stopped daemon and a one-off
+/// `--allow` not given again are said first, with why, before the diff;
+/// the whole proposal only with `--verbose`; the hint repeats the flags.
+#[test]
+fn apply_starts_with_what_opens_and_closes_and_why() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2summary");
+    let apply = host.apply_in_background(&["--timeout", "30", "--allow", "8443/tcp"]);
+    host.confirm_and_finish(apply);
+    // nginx stopped: the saved scan no longer has it.
+    write_scan(
+        &Path::new(&host.dir.path()).join("scan.json"),
+        &[("ssh", "sshd", 5622)],
+    );
+    let out = dry_run(&host, &["--allow", "https", "--backend", "iptables"]);
+    let said = text(&out.stdout);
+    assert!(said.starts_with("summary: 2 ports open, 2 ports close\n"), "{said}");
+    let closes_http = said
+        .find("  CLOSES:       80/tcp http: nothing listens on it now")
+        .expect(&said);
+    let closes_8443 = said
+        .find("  CLOSES:       8443/tcp: opened by `--allow 8443/tcp` at the last apply")
+        .expect(&said);
+    assert!(said.contains("  opens:        443/tcp https: allowed by --allow https"), "{said}");
+    assert!(said.contains("  stays open:   5622/tcp ssh"), "{said}");
+    let diff = said.find("--- live").expect(&said);
+    assert!(closes_http < diff && closes_8443 < diff, "{said}");
+    assert!(!said.contains("# autofw proposal"), "the whole proposal without --verbose:\n{said}");
+    assert!(
+        said.contains("--confirm --allow https --backend iptables")
+            || said.contains("--confirm --backend iptables --allow https"),
+        "the hint drops the flags given:\n{said}"
+    );
+    let verbose = text(&dry_run(&host, &["--verbose"]).stdout);
+    assert!(verbose.contains("# autofw proposal"), "{verbose}");
+
+    // --json carries the same summary.
+    let report = json_of(&dry_run(&host, &["--json"]));
+    let closes: Vec<u64> = report["summary"]["closes"]
+        .as_array()
+        .expect("a summary in the JSON report")
+        .iter()
+        .map(|l| l["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(closes, [80, 8443], "{report:#}");
+}
+
+/// Point 2: an apply with nothing to change says so and opens no window;
+/// a second `apply --confirm` during an open window refuses before
+/// printing a plan.
+#[test]
+fn nothing_to_change_opens_no_window_and_a_second_apply_refuses_first() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2nochange");
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    // A second apply while that window is open: refused, no plan.
+    let second = host.apply(&[]);
+    assert_eq!(second.status.code(), Some(4), "{}", show(&second));
+    assert_eq!(text(&second.stdout), "", "{}", show(&second));
+    assert!(text(&second.stderr).contains("window"), "{}", show(&second));
+    host.confirm_and_finish(apply);
+
+    let state = Path::new(&host.state()).to_path_buf();
+    let out = Autofw::new(&[
+        "apply",
+        "--confirm",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &host.state(),
+    ])
+    .inside(&host.server)
+    .output();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let said = text(&out.stdout);
+    assert!(said.contains("nothing to change"), "{said}");
+    assert!(said.contains("no rollback window"), "{said}");
+    assert!(!text(&out.stderr).contains("Apply these rules?"), "{}", show(&out));
+    assert!(!state.join("window.json").exists());
+    assert_eq!(applied_json(&host.state())["life"]["state"], "confirmed");
+}
