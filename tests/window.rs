@@ -895,6 +895,11 @@ fn rollback_with_a_damaged_saved_file_changes_nothing() {
         assert!(out.status.success(), "{}", show(&out));
         let during = firewall(&saved.ns);
         assert_ne!(during, saved.first);
+        // The plain-text copy for the operator is the ruleset before.
+        assert_eq!(
+            std::fs::read_to_string(Path::new(&saved.state()).join("before-apply.nft")).unwrap(),
+            saved.first.ruleset
+        );
         let path = Path::new(&saved.state()).join(file);
         let whole = std::fs::read(&path).unwrap();
         damage(&path, how);
