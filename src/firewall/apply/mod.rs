@@ -587,14 +587,23 @@ fn catch_interrupt() -> &'static AtomicBool {
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
 fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
-    let record = state.read_applied()?;
-    match record {
-        Some(r) if r.confirmed() => {
+    match state.read_applied()?.map(|r| r.life) {
+        Some(Life::Confirmed(kept)) => {
             eprintln!();
-            Ok(report_kept(r.persisted().then(Default::default)))
+            Ok(report_kept(kept.persisted.then(Default::default)))
         }
-        _ => {
+        Some(Life::RolledBack(_)) => {
             eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+            Ok(exit::NEGATIVE)
+        }
+        // The window's file is gone but nothing was recorded (removed by
+        // hand, or the record replaced): say only what is known.
+        _ => {
+            eprintln!(
+                "\nautofw: the rollback window was closed, but no decision was recorded; \
+                 `autofw status` shows what is loaded, `autofw rollback` puts back the ruleset \
+                 saved before this apply"
+            );
             Ok(exit::NEGATIVE)
         }
     }
