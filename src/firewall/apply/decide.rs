@@ -17,6 +17,8 @@ use crate::state::StateDir;
 pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(state_dir);
+    state.check_trusted()?;
+    state.tighten();
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
@@ -55,6 +57,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
     window::require_state_dir(&state, "roll back")?;
+    state.tighten();
     let deciding = Deciding::take(&state)?;
     let undo = Undo::read_for_rollback(&state)?;
     exec::require_tools(crate::firewall::tools(undo.snapshot.backend))?;
