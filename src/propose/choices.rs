@@ -49,6 +49,18 @@ pub struct Choices {
     pub blocklist_paths: Vec<std::path::PathBuf>,
     /// Names ↔ ports, for specs.
     pub table: ServiceTable,
+    /// The policy file read, if any: what apply records.
+    pub policy_source: Option<PolicySource>,
+}
+
+/// The policy file a run read: where, and a digest of the text it read
+/// (status tells from it whether the file changed since the apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    /// Absolute.
+    pub path: std::path::PathBuf,
+    /// `policy_edit::text_digest` of the text read.
+    pub digest: String,
 }
 
 impl Default for Choices {
@@ -62,6 +74,7 @@ impl Default for Choices {
             blocklist_files_named: false,
             blocklist_paths: Vec::new(),
             table: ServiceTable::builtin(),
+            policy_source: None,
         }
     }
 }
@@ -90,7 +103,8 @@ impl Choices {
             (cli_allow, "--allow", &mut allow),
             (cli_block, "--block", &mut block),
         ] {
-            for text in texts {
+            // `--allow ssh,http` is `--allow ssh --allow http`.
+            for text in &super::spec::split_specs(texts) {
                 let value = Spec::parse(text, &table)
                     .map_err(|e| bad_input(format!("{flag} {text}: {e}")))?;
                 out.push(Given {
@@ -110,6 +124,7 @@ impl Choices {
             blocklist_files_named: !policy.blocklist_files.is_empty(),
             blocklist_paths: Vec::new(),
             table,
+            policy_source: None,
         })
     }
 
@@ -248,6 +263,25 @@ mod tests {
         );
         let e = Choices::merge(&[], &["0/tcp".into()], Policy::default(), table()).unwrap_err();
         assert!(format!("{e:#}").contains("--block 0/tcp: port 0"), "{e:#}");
+    }
+
+    #[test]
+    fn comma_lists_are_one_spec_each() {
+        let c = Choices::merge(
+            &["ssh,http".into(), "8443/tcp".into()],
+            &["ftp, 11211".into()],
+            Policy::default(),
+            table(),
+        )
+        .unwrap();
+        let places: Vec<_> = c.allow.iter().map(|g| g.place.as_str()).collect();
+        assert_eq!(places, ["--allow ssh", "--allow http", "--allow 8443/tcp"]);
+        assert_eq!(c.block.len(), 2);
+        let e = Choices::merge(&["ssh,htps".into()], &[], Policy::default(), table()).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("--allow htps: unknown service"),
+            "{e:#}"
+        );
     }
 
     #[test]

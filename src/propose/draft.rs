@@ -155,6 +155,16 @@ fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: 
             ""
         };
         if let Some(block) = first_match(&choices.block, key, choices) {
+            // Block wins; both given is likely a slip, so it is said.
+            if let Some(allow) = first_match(&choices.allow, key, choices) {
+                let warning = format!(
+                    "{port}/{proto} ({service}) is both allowed ({}) and blocked ({}): kept closed",
+                    allow.place, block.place
+                );
+                if !decided.warnings.contains(&warning) {
+                    decided.warnings.push(warning);
+                }
+            }
             decided.closed.push(Closed {
                 proto,
                 port,
@@ -519,6 +529,17 @@ mod tests {
         // `--allow ssh` opens the port sshd listens on, not 22.
         let r = build_ruleset(&scan(), &choices(&["ssh"], &[], ""));
         assert!(!admits(&r, Proto::Tcp, 22, any));
+        // A listening service both allowed and blocked: closed, said once.
+        let r = build_ruleset(&scan(), &choices(&["ssh"], &["ssh"], ""));
+        let both: Vec<_> = r
+            .warnings
+            .iter()
+            .filter(|w| w.contains("both allowed"))
+            .collect();
+        assert_eq!(
+            both,
+            ["5622/tcp (ssh) is both allowed (--allow ssh) and blocked (--block ssh): kept closed"]
+        );
         // A name that is both allowed and blocked stays closed, with a warning.
         let r = build_ruleset(&scan(), &choices(&["http"], &["80/tcp"], ""));
         assert!(!admits(&r, Proto::Tcp, 80, any));

@@ -276,6 +276,7 @@ mod tests {
             }],
             listening: Vec::new(),
             blocklist: None,
+            given: None,
         }
     }
 

@@ -32,10 +32,11 @@ use crate::error::{bad_input, exit, refused};
 use crate::firewall::LoadFailure;
 use crate::firewall::backend::{exec, iptables};
 use crate::human::{fold_numbered_runs, unified_diff};
+use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, Life, Loaded, Remaining, RollbackWindow,
-    Rules, Why, opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Life, Loaded, Remaining,
+    RollbackWindow, Rules, Why, opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
@@ -228,6 +229,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             recorded: recorded.as_ref(),
             record: blocklist,
         },
+        choices.policy_source.as_ref(),
     )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
@@ -290,6 +292,35 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         }
     );
     wait_for_decision(&state, &window, &pending.undo, &mut input)
+}
+
+/// Every choice this apply was given, for its record.
+fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
+    let flags = &args.policy;
+    GivenChoices {
+        allow: flags.allow.clone(),
+        block: flags.block.clone(),
+        limit: flags.limit.clone(),
+        source: flags.source.clone(),
+        blocklist: flags.blocklist.clone(),
+        skip_bad_lines: flags.skip_bad_lines,
+        // The default looked for, when it did not exist: status then tells
+        // a policy written since from none at all.
+        policy: match policy {
+            Some(p) => Some(p.path.clone()),
+            None if flags.no_policy => None,
+            None => {
+                let default = propose::gather::default_policy(flags.root.as_deref());
+                Some(std::path::absolute(&default).unwrap_or(default))
+            }
+        },
+        policy_digest: policy.map(|p| p.digest.clone()),
+        no_policy: flags.no_policy,
+        from: flags
+            .from
+            .as_ref()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+    }
 }
 
 /// On iptables, other tools' INPUT rules that still accept before autofw's
@@ -393,6 +424,7 @@ impl Pending {
         proposal: &Proposal,
         at_apply: AtApply,
         blocklist: BlocklistLoad<'_>,
+        policy_source: Option<&PolicySource>,
     ) -> anyhow::Result<Pending> {
         let BlocklistLoad {
             sets,
@@ -431,6 +463,7 @@ impl Pending {
             closed: at_apply.closed,
             listening: at_apply.listening,
             blocklist,
+            given: Some(given(args, policy_source)),
             life: Life::Loaded(Loaded { deadline }),
         };
         state.write_applied(&record)?;
