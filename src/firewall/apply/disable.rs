@@ -71,8 +71,8 @@ pub fn run(args: &DisableOptions) -> anyhow::Result<u8> {
         removed.push("nft table inet autofw (and its blocklist sets)".to_string());
     }
     if iptables::TOOLS.iter().all(|t| exec::tool_exists(t)) {
-        let set = match record.as_ref().and_then(|r| r.rules().ok()) {
-            Some(Rules::Iptables { v4, v6, .. }) => Some(iptables::PoliciesSet::of(&v4, &v6)),
+        let set = match record.as_ref().map(|r| &r.rules) {
+            Some(Rules::Iptables { v4, v6, .. }) => Some(iptables::PoliciesSet::of(v4, v6)),
             _ => None,
         };
         if iptables::remove_autofw(set.as_ref())? {
