@@ -469,6 +469,57 @@ pub struct GivenChoices {
     pub from: Option<PathBuf>,
 }
 
+impl GivenChoices {
+    /// The flags that give these choices again, as a person types them
+    /// (each word shell-quoted where it needs it): for the hints autofw
+    /// prints, which must repeat what the operator gave or they would close
+    /// what those flags opened. The policy file is named only when it is not
+    /// the default one (`etc/autofw/policy.toml`, under a root or not).
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, values) in [
+            ("--allow", &self.allow),
+            ("--block", &self.block),
+            ("--limit", &self.limit),
+            ("--source", &self.source),
+            ("--blocklist", &self.blocklist),
+        ] {
+            for value in values {
+                flags.push(format!("{flag} {}", shell_word(value)));
+            }
+        }
+        if let Some(policy) = &self.policy
+            && !policy.ends_with("etc/autofw/policy.toml")
+        {
+            flags.push(format!(
+                "--policy {}",
+                shell_word(&policy.to_string_lossy())
+            ));
+        }
+        if self.no_policy {
+            flags.push("--no-policy".to_string());
+        }
+        if self.skip_bad_lines {
+            flags.push("--skip-bad-lines".to_string());
+        }
+        if let Some(from) = &self.from {
+            flags.push(format!("--from {}", shell_word(&from.to_string_lossy())));
+        }
+        flags
+    }
+}
+
+/// `word` as a POSIX shell reads it back: as is when it holds only safe
+/// characters, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,5 +625,27 @@ mod tests {
         both["life"]["state"] = "confirmed".into();
         let parsed: Result<AppliedRecord, _> = serde_json::from_value(both);
         assert!(parsed.is_err_and(|e| e.to_string().contains("`why`")));
+    }
+
+    #[test]
+    fn given_choices_say_their_flags_again() {
+        let given = GivenChoices {
+            allow: vec!["https".into(), "8443/tcp".into()],
+            source: vec!["ssh=192.0.2.0/24".into()],
+            policy: Some(PathBuf::from("/etc/autofw/policy.toml")),
+            from: Some(PathBuf::from("/tmp/my scan.json")),
+            ..GivenChoices::default()
+        };
+        assert_eq!(
+            given.flags().join(" "),
+            "--allow https --allow 8443/tcp --source ssh=192.0.2.0/24 --from '/tmp/my scan.json'"
+        );
+        let other = GivenChoices {
+            policy: Some(PathBuf::from("/srv/p.toml")),
+            no_policy: false,
+            ..GivenChoices::default()
+        };
+        assert_eq!(other.flags(), ["--policy /srv/p.toml"]);
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 }

@@ -218,10 +218,21 @@ impl StateDir {
     /// Take the decision lock, waiting: decisions take milliseconds (apply
     /// holds it through the load, which takes as long as the firewall takes).
     pub fn lock_window(&self) -> anyhow::Result<FileLock> {
+        self.lock_window_saying(true)
+    }
+
+    /// The same, saying nothing while it waits: apply at its own deadline,
+    /// where the watchdog holding the lock is the expected case (it is
+    /// rolling back), and the operator is told what happened after.
+    pub fn lock_window_quietly(&self) -> anyhow::Result<FileLock> {
+        self.lock_window_saying(false)
+    }
+
+    fn lock_window_saying(&self, say_waiting: bool) -> anyhow::Result<FileLock> {
         let file = open_lock_file(&self.window_lock_path())?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(FileLock { file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => eprintln!(
+            Err(rustix::io::Errno::WOULDBLOCK) if say_waiting => eprintln!(
                 "autofw: waiting: an apply is loading its rules, or another decision is being \
                  made ({} is held)",
                 self.window_lock_path().display()

@@ -4,8 +4,8 @@
 //! where a person would be on one, a real SSH session from the client.
 
 use crate::support::*;
-use std::path::Path;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -244,7 +244,7 @@ fn confirm_twice_exits_0_and_without_persist_says_until_reboot() {
     let first = host.confirm();
     assert_eq!(first.status.code(), Some(0), "{}", show(&first));
     let said = text(&first.stdout);
-    assert!(said.contains("until reboot"), "{said}");
+    assert!(said.contains("until the next reboot"), "{said}");
     assert!(said.contains("--persist"), "{said}");
     let out = finish(apply);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -260,11 +260,7 @@ fn confirm_twice_exits_0_and_without_persist_says_until_reboot() {
 
 fn status_json(host: &Host) -> serde_json::Value {
     let out = autofw_in(host, &["status", "--json", "--state-dir", &host.state()]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        show(&out)
-    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", show(&out));
     json_of(&out)
 }
 
@@ -302,7 +298,10 @@ fn status_after_a_rollback_names_the_confirmed_rules_it_restored() {
     assert_eq!(host.server.ruleset(), confirmed);
 
     let status = status_json(&host);
-    assert!(!kinds(&status).contains(&"not-live".to_string()), "{status:#}");
+    assert!(
+        !kinds(&status).contains(&"not-live".to_string()),
+        "{status:#}"
+    );
     assert_eq!(status["live"]["state"], "restored", "{status:#}");
     assert_eq!(status["live"]["applied_at"], first, "{status:#}");
     let said = status_text(&host);
@@ -396,18 +395,27 @@ fn apply_starts_with_what_opens_and_closes_and_why() {
     );
     let out = dry_run(&host, &["--allow", "https", "--backend", "iptables"]);
     let said = text(&out.stdout);
-    assert!(said.starts_with("summary: 2 ports open, 2 ports close\n"), "{said}");
+    assert!(
+        said.starts_with("summary: 2 ports open, 2 ports close\n"),
+        "{said}"
+    );
     let closes_http = said
         .find("  CLOSES:       80/tcp http: nothing listens on it now")
         .expect(&said);
     let closes_8443 = said
         .find("  CLOSES:       8443/tcp: opened by `--allow 8443/tcp` at the last apply")
         .expect(&said);
-    assert!(said.contains("  opens:        443/tcp https: allowed by --allow https"), "{said}");
+    assert!(
+        said.contains("  opens:        443/tcp https: allowed by --allow https"),
+        "{said}"
+    );
     assert!(said.contains("  stays open:   5622/tcp ssh"), "{said}");
     let diff = said.find("--- live").expect(&said);
     assert!(closes_http < diff && closes_8443 < diff, "{said}");
-    assert!(!said.contains("# autofw proposal"), "the whole proposal without --verbose:\n{said}");
+    assert!(
+        !said.contains("# autofw proposal"),
+        "the whole proposal without --verbose:\n{said}"
+    );
     assert!(
         said.contains("--confirm --allow https --backend iptables")
             || said.contains("--confirm --backend iptables --allow https"),
@@ -459,7 +467,11 @@ fn nothing_to_change_opens_no_window_and_a_second_apply_refuses_first() {
     let said = text(&out.stdout);
     assert!(said.contains("nothing to change"), "{said}");
     assert!(said.contains("no rollback window"), "{said}");
-    assert!(!text(&out.stderr).contains("Apply these rules?"), "{}", show(&out));
+    assert!(
+        !text(&out.stderr).contains("Apply these rules?"),
+        "{}",
+        show(&out)
+    );
     assert!(!state.join("window.json").exists());
     assert_eq!(applied_json(&host.state())["life"]["state"], "confirmed");
 }

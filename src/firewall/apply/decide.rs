@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::outcome::{exactness, report_dead, warn_unrecorded};
+use super::outcome::{apply_again, exactness, kept_text, report_dead, warn_unrecorded};
 use super::undo::Undo;
 use super::window::{self, Confirmed, Deciding};
 use crate::error::{exit, host_failure};
@@ -20,14 +20,19 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     state.check_trusted()?;
     state.tighten();
     match window::confirm(&state)? {
+        Confirmed::Already { at, persisted } => {
+            println!(
+                "already confirmed at {}: the rules of the last apply stay loaded; nothing to do",
+                crate::human::utc(at)
+            );
+            if !persisted {
+                print!("{}", kept_text(None, &persist_hint(&state)));
+            }
+            Ok(exit::OK)
+        }
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
-            if let Some(root) = persisted {
-                println!(
-                    "persisted under {}: they will be loaded again at boot",
-                    root.display()
-                );
-            }
+            print!("{}", kept_text(persisted.as_deref(), &persist_hint(&state)));
             // Give the watchdog its moment to see the closed window and exit
             // (and release the apply lock), so a next apply is not refused.
             let start = std::time::Instant::now();
@@ -48,6 +53,12 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
         }
         Confirmed::Dead { reasons, rollback } => report_dead(&reasons, rollback),
     }
+}
+
+/// `autofw apply --confirm --persist` with the last apply's choices.
+fn persist_hint(state: &StateDir) -> String {
+    let record = state.read_applied().ok().flatten();
+    apply_again(record.as_ref(), state.root(), true)
 }
 
 /// `autofw rollback`: put back the ruleset saved before the last apply.

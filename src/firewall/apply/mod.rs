@@ -42,13 +42,15 @@ use crate::record::{
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
-use outcome::{report_dead, report_kept, report_rollback};
+use outcome::{Ending, describe_before, expired_text, report_dead, report_ended};
 use plan::{Guard, Outcome, Plan, Report, WindowReport};
 use undo::{Snapshot, Undo};
 use window::{Confirmed, Deciding};
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
+/// `--timeout`'s default (cli.rs), left out of the hints.
+const DEFAULT_TIMEOUT: u64 = 60;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What `autofw apply` was asked for.
@@ -123,6 +125,16 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         Backend::Iptables => None,
     };
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
+    // What a rollback of this apply would put back, and the command that
+    // gives the same choices again: for what the operator is told at the end.
+    let ending = Ending {
+        timeout: args.timeout,
+        before: describe_before(
+            state.read_applied().ok().flatten().as_ref(),
+            plan.parts.iter().any(|p| !p.before.trim().is_empty()),
+        ),
+        again: command_again(args, &given(args, choices.policy_source.as_ref())),
+    };
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
     let ports =
@@ -293,7 +305,36 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
              autofw: `no` on standard input, or `autofw rollback`, rolls back now."
         }
     );
-    wait_for_decision(&state, &window, &pending.undo, &mut input)
+    wait_for_decision(&state, &window, &pending.undo, &mut input, &ending)
+}
+
+/// `autofw apply --confirm` with every flag this apply was given but
+/// `--yes`, `--force`, `--json` and `--no-wait`: what the hints print, so
+/// that following one does not close what a flag opened.
+fn command_again(args: &ApplyOptions, given: &GivenChoices) -> String {
+    let mut words = vec!["autofw apply --confirm".to_string()];
+    if args.backend != Backend::Nft {
+        words.push(format!("--backend {}", args.backend));
+    }
+    words.extend(given.flags());
+    if args.timeout != DEFAULT_TIMEOUT {
+        words.push(format!("--timeout {}", args.timeout));
+    }
+    if args.persist {
+        words.push("--persist".to_string());
+    }
+    if args.root != Path::new("/") {
+        words.push(format!(
+            "--root {}",
+            crate::record::shell_word(&args.root.to_string_lossy())
+        ));
+    }
+    if let Some(guard) = args.guard {
+        words.push(format!("--guard {guard}"));
+    }
+    words.push(state_flag(&args.state_dir).trim().to_string());
+    words.retain(|w| !w.is_empty());
+    words.join(" ")
 }
 
 /// Every choice this apply was given, for its record.
@@ -530,9 +571,11 @@ fn wait_for_decision(
     window: &RollbackWindow,
     undo: &Undo,
     input: &mut Answers,
+    ending: &Ending,
 ) -> anyhow::Result<u8> {
     let roll_back =
         |why| window::roll_back(&Deciding::take(state)?, state, undo, why, Some(&window.id));
+    let decided_elsewhere = || decided_elsewhere(state, ending);
     let interrupted = catch_interrupt();
     let terminal = input.has_terminal();
     if terminal {
@@ -542,29 +585,36 @@ fn wait_for_decision(
     loop {
         match state.read_window() {
             Ok(Some(open)) if open.id == window.id => {}
-            Ok(_) => return decided_elsewhere(state),
+            Ok(_) => return decided_elsewhere(),
             // Unreadable (a failing disk): the deadline below still holds.
             Err(_) => {}
         }
         if interrupted.load(Ordering::Relaxed) {
             eprintln!("\nautofw: interrupted: rolling back now");
             return match roll_back(Why::Interrupted)? {
-                Some(done) => Ok(report_rollback(&done)),
-                None => decided_elsewhere(state),
+                Some(done) => Ok(report_ended(ending, &done)),
+                None => decided_elsewhere(),
             };
         }
         if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
-            eprintln!("\nautofw: no confirmation before the deadline");
-            let rolled = roll_back(Why::Expired).map_err(|e| {
-                e.context(
-                    "the deadline passed but putting back the old rules failed; the watchdog \
+            // The watchdog is most likely rolling back at this very moment,
+            // under the decision lock: wait for it without saying so, then
+            // say what happened.
+            eprintln!();
+            let rolled = Deciding::take_quietly(state)
+                .and_then(|deciding| {
+                    window::roll_back(&deciding, state, undo, Why::Expired, Some(&window.id))
+                })
+                .map_err(|e| {
+                    e.context(
+                        "the deadline passed but putting back the old rules failed; the watchdog \
                      keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
                      tries now)",
-                )
-            })?;
+                    )
+                })?;
             match rolled {
-                Some(done) => return Ok(report_rollback(&done)),
-                None => return decided_elsewhere(state),
+                Some(done) => return Ok(report_ended(ending, &done)),
+                None => return decided_elsewhere(),
             }
         }
         match input.poll(POLL) {
@@ -584,8 +634,11 @@ fn wait_for_decision(
             }
             Polled::Line(answer, From::Terminal) if is_yes(&answer) => match window::confirm(state)
             {
-                Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
-                Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                Ok(Confirmed::Kept { persisted }) => {
+                    return Ok(report_kept(persisted.as_deref(), ending));
+                }
+                Ok(Confirmed::Already { .. }) => return decided_elsewhere(),
+                Ok(Confirmed::TooLate(done)) => return Ok(report_ended(ending, &done)),
                 Ok(Confirmed::Dead { reasons, rollback }) => {
                     return report_dead(&reasons, rollback);
                 }
@@ -593,12 +646,12 @@ fn wait_for_decision(
                 Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed()) => {
                     return Err(err);
                 }
-                Err(_) => return decided_elsewhere(state),
+                Err(_) => return decided_elsewhere(),
             },
             Polled::Line(answer, _) if is_no(&answer) => {
                 return match roll_back(Why::OperatorSaidNo)? {
-                    Some(done) => Ok(report_rollback(&done)),
-                    None => decided_elsewhere(state),
+                    Some(done) => Ok(report_ended(ending, &done)),
+                    None => decided_elsewhere(),
                 };
             }
             Polled::Line(_, From::Terminal) => prompt_keep(),
@@ -610,6 +663,27 @@ fn wait_for_decision(
             Polled::Nothing => {}
         }
     }
+}
+
+/// Why a rollback decided elsewhere happened, in a few words.
+fn why_words(why: Why) -> &'static str {
+    match why {
+        Why::Expired => "no confirmation before the deadline",
+        Why::OperatorSaidNo => "the operator said no",
+        Why::Interrupted => "interrupted",
+        Why::RollbackCommand => "`autofw rollback` from another login",
+        Why::DidNotSurvive => "the window did not survive",
+        Why::LoadFailed => "the blocklist could not be loaded",
+    }
+}
+
+/// Kept: said as `confirm` says it, with what a window without
+/// `--persist` leaves to do.
+fn report_kept(persisted: Option<&Path>, ending: &Ending) -> u8 {
+    println!("confirmed: the new rules are kept");
+    let again = ending.again.replacen("--confirm", "--confirm --persist", 1);
+    print!("{}", outcome::kept_text(persisted, &again));
+    exit::OK
 }
 
 /// Ctrl-C while apply waits for the decision: a flag the wait loop reads,
@@ -633,14 +707,25 @@ fn catch_interrupt() -> &'static AtomicBool {
 
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
-fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
+fn decided_elsewhere(state: &StateDir, ending: &Ending) -> anyhow::Result<u8> {
     match state.read_applied()?.map(|r| r.life) {
         Some(Life::Confirmed(kept)) => {
             eprintln!();
-            Ok(report_kept(kept.persisted.then(Default::default)))
+            let root = kept.persisted.then(|| PathBuf::from("/"));
+            Ok(report_kept(root.as_deref(), ending))
         }
-        Some(Life::RolledBack(_)) => {
-            eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+        Some(Life::RolledBack(rolled)) if rolled.why == Why::Expired => {
+            eprint!("\n{}", expired_text(ending, Some(rolled.at), ""));
+            Ok(exit::NEGATIVE)
+        }
+        Some(Life::RolledBack(rolled)) => {
+            eprintln!(
+                "\nautofw: rolled back at {} ({}): the ruleset saved before this apply was \
+                 restored\nautofw: live now: {}",
+                crate::human::utc(rolled.at),
+                why_words(rolled.why),
+                ending.before
+            );
             Ok(exit::NEGATIVE)
         }
         // The window's file is gone but nothing was recorded (removed by

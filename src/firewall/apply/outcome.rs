@@ -2,25 +2,12 @@
 //! back (and whether exactly), or not confirmable because the window did not
 //! survive. Said for a tired operator: where the firewall stands now.
 
+use std::path::Path;
+
 use super::window::RolledBack;
 use crate::error::{exit, host_failure};
-
-pub fn report_kept(persisted: Option<std::path::PathBuf>) -> u8 {
-    println!("confirmed: the new rules are kept");
-    if persisted.is_some() {
-        println!("persisted: they will be loaded again at boot");
-    }
-    exit::OK
-}
-
-pub fn report_rollback(done: &RolledBack) -> u8 {
-    eprintln!(
-        "autofw: rolled back: the ruleset saved before this apply was restored{}",
-        exactness(done)
-    );
-    warn_unrecorded(done);
-    exit::NEGATIVE
-}
+use crate::human::utc;
+use crate::record::{AppliedRecord, Life, Why};
 
 /// The old rules are back, but the records could not say so.
 pub fn warn_unrecorded(done: &RolledBack) {
@@ -74,5 +61,159 @@ pub fn exactness(done: &RolledBack) -> &'static str {
              something else changed it during the window, and that was left alone"
         }
         None => "",
+    }
+}
+
+/// How an apply's window can end, told with what this apply knows: how
+/// long the window was, what was live before it (what a rollback puts
+/// back), and the command that gives the same choices again.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub timeout: u64,
+    /// What a rollback of this apply puts back ([`describe_before`]).
+    pub before: String,
+    /// `autofw apply --confirm ...` with the flags this apply was given.
+    pub again: String,
+}
+
+/// What was live before an apply, as a rollback of it puts it back: no
+/// autofw rules at all, the rules of the last apply (kept, or in their own
+/// window), or autofw's rules as they were.
+pub fn describe_before(record: Option<&AppliedRecord>, autofw_loaded: bool) -> String {
+    if !autofw_loaded {
+        return "no autofw rules: the firewall as it was before autofw loaded any (or after \
+                `autofw disable`)"
+            .to_string();
+    }
+    match record.map(|r| (r.applied_at, &r.life)) {
+        Some((at, Life::Confirmed(kept))) => format!(
+            "the rules of the apply at {}, confirmed at {}",
+            utc(at),
+            utc(kept.at)
+        ),
+        Some((at, Life::Loaded(_))) => format!(
+            "the rules of the apply at {}, which were still in their own window",
+            utc(at)
+        ),
+        Some((_, Life::RolledBack(_))) | None => {
+            "autofw's rules as they were loaded before this apply".to_string()
+        }
+    }
+}
+
+/// The window ran out: why, when, what is live now, the next step.
+pub fn expired_text(ending: &Ending, rolled_back_at: Option<u64>, exact: &str) -> String {
+    let when = match rolled_back_at {
+        Some(at) => format!("rolled back at {}", utc(at)),
+        None => "rolled back".to_string(),
+    };
+    format!(
+        "autofw: {when}: no confirmation within {} s (neither `yes` at the prompt nor \
+         `autofw confirm` from a new login)\n\
+         autofw: live now: the ruleset saved before this apply{exact}: {}\n\
+         autofw: next: if you can still log in, run `{}` again and confirm it within the \
+         window (from a new login: `autofw confirm`); --timeout SECONDS gives more time\n",
+        ending.timeout, ending.before, ending.again
+    )
+}
+
+/// A rollback decided here (`no`, Ctrl-C, the deadline) or elsewhere:
+/// what happened, what is live now.
+pub fn report_ended(ending: &Ending, done: &RolledBack) -> u8 {
+    let why = done.record.as_ref().and_then(|r| match &r.life {
+        Life::RolledBack(rolled) => Some((rolled.why, rolled.at)),
+        _ => None,
+    });
+    match why {
+        Some((Why::Expired, at)) => eprint!("{}", expired_text(ending, Some(at), exactness(done))),
+        _ => {
+            eprintln!(
+                "autofw: rolled back: the ruleset saved before this apply was restored{}",
+                exactness(done)
+            );
+            eprintln!("autofw: live now: {}", ending.before);
+        }
+    }
+    warn_unrecorded(done);
+    exit::NEGATIVE
+}
+
+/// What `confirm` says of kept rules, and what a confirm without
+/// `--persist` leaves to do: they last until reboot.
+pub fn kept_text(persisted: Option<&Path>, again_persisted: &str) -> String {
+    match persisted {
+        Some(root) => format!(
+            "persisted under {}: they will be loaded again at boot\n",
+            root.display()
+        ),
+        None => format!(
+            "not persisted: they last until the next reboot (nothing of them loads at boot); \
+             to keep them across reboots, run `{again_persisted}` and confirm it\n"
+        ),
+    }
+}
+
+/// `autofw apply --confirm --persist` with the choices of the apply in
+/// `record`, for a confirm that persisted nothing.
+pub fn apply_again(record: Option<&AppliedRecord>, state_dir: &Path, persist: bool) -> String {
+    let mut words = vec!["autofw apply --confirm".to_string()];
+    if persist {
+        words.push("--persist".to_string());
+    }
+    if let Some(record) = record {
+        if record.backend() != crate::record::Backend::Nft {
+            words.push(format!("--backend {}", record.backend()));
+        }
+        if let Some(given) = &record.given {
+            words.extend(given.flags());
+        }
+    }
+    if state_dir != Path::new(crate::state::DEFAULT_DIR) {
+        words.push(format!(
+            "--state-dir {}",
+            crate::record::shell_word(&state_dir.to_string_lossy())
+        ));
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_says_why_when_what_is_live_and_what_next() {
+        let ending = Ending {
+            timeout: 3,
+            before: describe_before(None, false),
+            again: "autofw apply --confirm --allow 8443/tcp".to_string(),
+        };
+        let text = expired_text(&ending, Some(0), " (identical to the saved one)");
+        assert_eq!(
+            text,
+            "autofw: rolled back at 1970-01-01T00:00:00Z: no confirmation within 3 s (neither \
+             `yes` at the prompt nor `autofw confirm` from a new login)\n\
+             autofw: live now: the ruleset saved before this apply (identical to the saved \
+             one): no autofw rules: the firewall as it was before autofw loaded any (or after \
+             `autofw disable`)\n\
+             autofw: next: if you can still log in, run `autofw apply --confirm --allow \
+             8443/tcp` again and confirm it within the window (from a new login: `autofw \
+             confirm`); --timeout SECONDS gives more time\n"
+        );
+    }
+
+    #[test]
+    fn a_confirm_without_persist_says_until_reboot_and_how_to_keep() {
+        let text = kept_text(None, "autofw apply --confirm --persist --allow https");
+        assert!(text.contains("until the next reboot"), "{text}");
+        assert!(
+            text.contains("`autofw apply --confirm --persist --allow https`"),
+            "{text}"
+        );
+        let text = kept_text(Some(Path::new("/")), "");
+        assert_eq!(
+            text,
+            "persisted under /: they will be loaded again at boot\n"
+        );
     }
 }

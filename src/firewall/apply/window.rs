@@ -16,7 +16,7 @@ use crate::clock;
 use crate::error::{host_failure, refused};
 use crate::firewall::backend::compare::{RulesState, compare_rules};
 use crate::propose::render_nft::element_batches;
-use crate::record::{AppliedRecord, Refusal, Remaining, Why};
+use crate::record::{AppliedRecord, Life, Refusal, Remaining, Why};
 use crate::state::{FileLock, HeldLock, StateDir, now_secs};
 
 /// What a rollback found and did.
@@ -41,6 +41,9 @@ pub struct RolledBack {
 /// The outcome of `confirm`.
 #[derive(Debug)]
 pub enum Confirmed {
+    /// No window is open, and the last apply was confirmed already (at
+    /// `at`, persisted or not): nothing to do.
+    Already { at: u64, persisted: bool },
     /// Kept; persisted under this root if `--persist` asked for it.
     Kept { persisted: Option<PathBuf> },
     /// The deadline had already passed: it was rolled back instead.
@@ -78,6 +81,15 @@ impl Deciding<'static> {
             },
         })
     }
+
+    /// The same, without saying that it waits (apply at its deadline).
+    pub fn take_quietly(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
+        Ok(Deciding {
+            _lock: Lock::Taken {
+                _lock: state.lock_window_quietly()?,
+            },
+        })
+    }
 }
 
 impl<'a> Deciding<'a> {
@@ -107,14 +119,19 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     require_state_dir(state, "confirm")?;
     let deciding = Deciding::take(state)?;
     let Some(window) = state.read_window()? else {
+        // Kept already: a retried `confirm` (a script, a second login)
+        // asked for what is so. Not an error.
+        if let Some(Life::Confirmed(kept)) = state.read_applied()?.map(|r| r.life) {
+            return Ok(Confirmed::Already {
+                at: kept.at,
+                persisted: kept.persisted,
+            });
+        }
         return Err(match state.read_applied()? {
             Some(record) if record.rolled_back_at().is_some() => refused(format!(
                 "nothing to confirm: the rules applied at {} were already rolled back; run `autofw apply --confirm` again",
                 crate::human::utc(record.applied_at)
             )),
-            Some(record) if record.confirmed() => {
-                refused("nothing to confirm: the last apply is already confirmed")
-            }
             _ => refused(format!(
                 "nothing to confirm: no rollback window is open in {}",
                 state.root().display()

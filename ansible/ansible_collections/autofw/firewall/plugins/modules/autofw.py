@@ -490,7 +490,10 @@ def confirmed(module, binary):
         module.exit_json(changed=False, msg="check mode: nothing confirmed", **extra)
     rc, out, err = run(module, argv)
     if rc == EXIT_OK:
-        module.exit_json(changed=True, msg=out.strip(), **extra)
+        # A confirmed window confirmed again exits 0 and says so: no change.
+        already = out.startswith("already confirmed")
+        module.exit_json(changed=not already, msg=out.strip(), **extra)
+    # autofw before issue 19 refused a second confirm (exit 4).
     if rc == EXIT_REFUSED and "already confirmed" in err:
         module.exit_json(changed=False, msg=err, **extra)
     if rc == EXIT_NEGATIVE:
