@@ -416,28 +416,6 @@ pub fn empty_leftovers(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_created_table_is_deleted_but_busy_one_is_not() {
-        let json: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
-            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}}]}"#).unwrap();
-        assert_eq!(
-            empty_leftovers(&json, "ip", false, &BTreeSet::new()),
-            "delete table ip filter\n"
-        );
-        let before: BTreeSet<String> =
-            ["ip filter".to_string(), "ip filter INPUT".to_string()].into();
-        assert_eq!(empty_leftovers(&json, "ip", true, &before), "");
-        let busy: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
-            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}},
-            {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2}}]}"#).unwrap();
-        assert_eq!(empty_leftovers(&busy, "ip", false, &BTreeSet::new()), "");
-    }
-}
-
 /// Does either family's filter table hold autofw's chains or its jump?
 pub fn has_autofw_rules() -> anyhow::Result<bool> {
     for family in [V4, V6] {
@@ -478,4 +456,26 @@ pub fn remove_autofw(set: Option<&PoliciesSet>) -> anyhow::Result<bool> {
         removed = true;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_created_table_is_deleted_but_busy_one_is_not() {
+        let json: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}}]}"#).unwrap();
+        assert_eq!(
+            empty_leftovers(&json, "ip", false, &BTreeSet::new()),
+            "delete table ip filter\n"
+        );
+        let before: BTreeSet<String> =
+            ["ip filter".to_string(), "ip filter INPUT".to_string()].into();
+        assert_eq!(empty_leftovers(&json, "ip", true, &before), "");
+        let busy: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2}}]}"#).unwrap();
+        assert_eq!(empty_leftovers(&busy, "ip", false, &BTreeSet::new()), "");
+    }
 }

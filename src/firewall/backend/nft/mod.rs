@@ -199,6 +199,18 @@ pub fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
         .flat_map(|map| map.iter().map(|(k, v)| (k.as_str(), v)))
 }
 
+/// `autofw disable` (and an apply with the iptables backend): delete
+/// `table inet autofw`, with its sets, if it exists. One `nft -f`. Returns
+/// whether there was one.
+pub fn remove_table() -> anyhow::Result<bool> {
+    if !has_autofw_table(&terse_ruleset_json()?) {
+        return Ok(false);
+    }
+    let script = format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n");
+    run_tool("nft", &["-f", "-"], Some(&script))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,16 +254,4 @@ mod tests {
             "table inet autofw\ntable inet autofw {\n}\n"
         );
     }
-}
-
-/// `autofw disable` (and an apply with the iptables backend): delete
-/// `table inet autofw`, with its sets, if it exists. One `nft -f`. Returns
-/// whether there was one.
-pub fn remove_table() -> anyhow::Result<bool> {
-    if !has_autofw_table(&terse_ruleset_json()?) {
-        return Ok(false);
-    }
-    let script = format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n");
-    run_tool("nft", &["-f", "-"], Some(&script))?;
-    Ok(true)
 }
