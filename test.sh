@@ -45,13 +45,15 @@ fi
 #   (tests/support/redis.rs: the cache of the forwarded, status and apply
 #   tests, as user redis); postgresql (tests/support/postgres.rs: the
 #   database of the fleet's db1 and of status, initdb'd in a temporary
-#   directory and run as user postgres).
+#   directory and run as user postgres); openvpn (tests/support/openvpn.rs:
+#   a server that drops to `user nobody` after root created its port, whose
+#   port must stay open, in tests/trust.rs).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba redis-server postgresql
+  nginx samba redis-server postgresql openvpn
 )
 
 export DEBIAN_FRONTEND=noninteractive
