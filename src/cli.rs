@@ -175,9 +175,9 @@ pub struct RefreshArgs {
     pub root: RootArgs,
 }
 
-impl From<RefreshArgs> for firewall::refresh::RefreshOptions {
+impl From<RefreshArgs> for crate::blocklist::refresh::RefreshOptions {
     fn from(args: RefreshArgs) -> Self {
-        firewall::refresh::RefreshOptions {
+        crate::blocklist::refresh::RefreshOptions {
             state_dir: args.state.state_dir,
             skip_bad_lines: args.skip_bad_lines,
             root: args.root.root,

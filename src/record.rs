@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use crate::blocklist::SetSummary;
 use crate::model::{Proto, Scan};
-use crate::propose::blocklist::SetSummary;
 use crate::propose::{Format, Proposal, Ruleset, group};
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
@@ -59,7 +59,7 @@ impl Rules {
     pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
         match backend {
             // The blocklist sets are declared empty: apply adds their
-            // elements in one transaction of its own (firewall::nft_sets).
+            // elements in one transaction of its own (blocklist::netlink).
             Backend::Nft => Rules::Nft {
                 text: proposal.render_nft_table(),
             },

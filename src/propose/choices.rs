@@ -3,11 +3,11 @@
 //! [`Choices`]. Pure: the texts come in as values, and every error names the
 //! flag or `file:line` it came from.
 
-use super::blocklist::{Collected, Ranges};
 use super::policy_file::Policy;
 use super::rate::Rate;
 use super::ruleset::Blocklist;
 use super::spec::{Given, Spec, parse_net};
+use crate::blocklist::{Collected, Ranges};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
 use ipnet::IpNet;
@@ -212,7 +212,7 @@ impl Choices {
         }
         Blocklist {
             enabled: self.blocklist_files_named || !self.blocklist.is_empty(),
-            shards: super::blocklist::shards_for(self.blocklist_files_named),
+            shards: crate::blocklist::shards_for(self.blocklist_files_named),
             ipv4: Ranges::merge(v4),
             ipv6: Ranges::merge(v6),
         }
@@ -313,7 +313,7 @@ mod tests {
             .ipv4
             .ranges()
             .iter()
-            .map(|&(a, z)| crate::propose::blocklist::nft_element(a, z))
+            .map(|&(a, z)| crate::blocklist::nft_element(a, z))
             .collect();
         assert_eq!(v4, ["198.51.100.7", "203.0.113.0/24"]);
         assert_eq!(b.ipv6.len(), 1);

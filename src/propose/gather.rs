@@ -2,10 +2,10 @@
 //! files and a saved scan (or scanning this host), and writing the output.
 //! Everything these read is handed, as text, to the pure parsers.
 
-use super::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use super::choices::Choices;
 use super::policy_file::{Policy, parse_policy};
 use super::{Format, PolicyOptions, Proposal, ProposeOptions, build, parse_saved_scan};
+use crate::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use crate::error::{bad_input, host_failure};
 use crate::model::Scan;
 use crate::scan::SocketSource;
@@ -175,6 +175,6 @@ pub fn read_recorded_blocklist(
     Ok(SetContents {
         v4: FamilySets::of(&Ranges::merge(lists.v4)),
         v6: FamilySets::of(&Ranges::merge(lists.v6)),
-        shards: super::blocklist::shards_for(!files.is_empty()),
+        shards: crate::blocklist::shards_for(!files.is_empty()),
     })
 }

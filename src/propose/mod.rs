@@ -14,8 +14,6 @@
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
-pub mod blocklist;
-pub mod blocklist_format;
 pub mod choices;
 pub mod draft;
 pub mod gather;

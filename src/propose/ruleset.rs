@@ -5,8 +5,8 @@
 //! [`Ruleset::admits`] walks the same list, so apply's lockout guard reasons
 //! about exactly what gets loaded. Serialized as-is by `propose --json`.
 
-use super::blocklist::{Ranges, SetKind, nft_element};
 use super::rate::Rate;
+use crate::blocklist::{Ranges, SetKind, nft_element};
 use crate::model::Proto;
 use ipnet::IpNet;
 use serde::Serialize;
@@ -277,7 +277,7 @@ pub struct Blocklist {
     /// empty, so that `autofw blocklist refresh` only ever changes elements.
     pub enabled: bool,
     /// Hash sets that hold a family's single addresses in nft: 1, or
-    /// [`super::blocklist::SHARDS`] for lists from files.
+    /// [`crate::blocklist::SHARDS`] for lists from files.
     pub shards: u32,
     pub ipv4: Ranges<u32>,
     pub ipv6: Ranges<u128>,

@@ -1,5 +1,5 @@
 //! The drift core: what differs between what autofw applied, what the live
-//! firewall holds ([`compare`](crate::firewall::compare)), and what listens now. Pure:
+//! firewall holds ([`compare`](crate::firewall::backend::compare)), and what listens now. Pure:
 //! it takes values the edge read (the live [`Scan`], the [`AppliedRecord`],
 //! the live rules as text) and returns [`Finding`]s, so every case is tested
 //! on plain values.
@@ -17,10 +17,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::wording;
-use crate::firewall::compare::RulesState;
-use crate::firewall::compare::{FamilyRules, LiveRules, compare_rules};
-use crate::firewall::foreign::verdict::ForeignDrop;
-use crate::firewall::input_order;
+use crate::firewall::backend::compare::RulesState;
+use crate::firewall::backend::compare::{FamilyRules, LiveRules, compare_rules};
+use crate::firewall::backend::iptables::input_order;
+use crate::firewall::other_filters::verdict::ForeignDrop;
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
 use crate::record::{AppliedRecord, ListeningPort};
@@ -402,7 +402,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::compare::FamilyRules;
+    use crate::firewall::backend::compare::FamilyRules;
     use crate::model::Listener;
     use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
 

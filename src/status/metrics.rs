@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use super::drift::Kind;
 use super::render::Report;
-use crate::firewall::compare::RulesState;
+use crate::firewall::backend::compare::RulesState;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
 const KINDS: [Kind; 12] = [
@@ -183,7 +183,7 @@ mod tests {
     fn the_blocklist_sets_are_counted() {
         let mut r = report(&[]);
         assert!(!prometheus(&r).contains("autofw_blocklist"));
-        let set = |name: &str, entries| crate::propose::blocklist::SetSummary {
+        let set = |name: &str, entries| crate::blocklist::SetSummary {
             name: name.to_string(),
             entries,
             digest: "0".to_string(),

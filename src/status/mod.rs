@@ -2,12 +2,12 @@
 //! and the drift between the live listeners and the live rules
 //! (docs/status.md).
 //!
-//! - `firewall::compare` (shared with confirm): live rules against applied ones, pure;
+//! - `firewall::backend::compare` (shared with confirm): live rules against applied ones, pure;
 //! - [`drift`]: the pure core: scan + apply record + live rules → findings,
 //!   worded by [`wording`];
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
-//!   the live firewall (through `firewall::nft`/`iptables`) and the process
+//!   the live firewall (through `firewall::backend::nft`/`iptables`) and the process
 //!   table. Status only reads: it never changes the firewall or the state
 //!   directory (it waits for no lock, creates no file; it only tries the
 //!   watchdog's lock to see whether it is held), so it is safe to run
@@ -22,10 +22,12 @@ pub mod wording;
 
 use std::io::Write;
 
+use crate::blocklist::netlink as nft_sets;
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
-use crate::firewall::compare::LiveRules;
-use crate::firewall::{foreign, nft_sets, read_live};
+use crate::firewall::backend::compare::LiveRules;
+use crate::firewall::other_filters as foreign;
+use crate::firewall::read_live;
 use crate::propose::gather::read_recorded_blocklist;
 use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};

@@ -3,8 +3,8 @@
 //! the contract (docs/status.md), so they live in one place.
 
 use super::drift::WindowState;
-use crate::firewall::foreign::verdict::{ForeignDrop, legacy_note};
-use crate::firewall::input_order::AcceptBefore;
+use crate::firewall::backend::iptables::input_order::AcceptBefore;
+use crate::firewall::other_filters::verdict::{ForeignDrop, legacy_note};
 use crate::human::{count, plural, utc};
 use crate::propose::group::PortGroup;
 use crate::record::{AppliedRecord, Backend};

@@ -10,25 +10,36 @@
 //! input, the death of this process or of the SSH session, ends in the saved
 //! ruleset being put back at the deadline.
 
+pub mod answer;
+pub mod decide;
+pub mod guard;
+pub mod outcome;
+pub mod plan;
+pub mod restore;
+pub mod survival;
+pub mod watchdog;
+pub mod window;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
-use super::outcome::{report_dead, report_kept, report_rollback};
-use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
-use super::window::{self, Confirmed};
-use super::{Snapshot, exec, iptables, watchdog};
+use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
+use crate::firewall::Snapshot;
+use crate::firewall::backend::{exec, iptables};
 use crate::human::{fold_numbered_runs, unified_diff};
-use crate::propose::blocklist::SetContents;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
     AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
     opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
+use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
+use outcome::{report_dead, report_kept, report_rollback};
+use plan::{Guard, Outcome, Plan, Report, WindowReport};
+use window::Confirmed;
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
@@ -74,7 +85,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         ));
     }
     exec::require_root("autofw apply")?;
-    exec::require_tools(super::tools(args.backend))?;
+    exec::require_tools(crate::firewall::tools(args.backend))?;
 
     let (scan, choices) = propose::gather::gather(&args.policy)?;
     let mut proposal = propose::build(&scan, &choices);
@@ -95,14 +106,15 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     // what the snapshot saves for a rollback (also when this proposal has
     // no blocklist: then the kernel need not be read to save the old one).
     let recorded = match args.backend {
-        Backend::Nft => super::recorded_sets(&state),
+        Backend::Nft => crate::firewall::recorded_sets(&state),
         Backend::Iptables => None,
     };
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
-    let ports = super::foreign::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    let other_filters = super::foreign::check(&rules, &ports).warnings();
+    let ports =
+        crate::firewall::other_filters::ports_of(&crate::record::opened_ports(proposal.ruleset()));
+    let other_filters = crate::firewall::other_filters::check(&rules, &ports).warnings();
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
@@ -209,7 +221,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = super::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
+    if let Err(err) = crate::firewall::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
         pending.abandon(&state);
         return Err(err.context(
             "the firewall refused the new rules; nothing was changed (the tool's own message follows)",

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::outcome::{exactness, report_dead, warn_unrecorded};
 use super::window::{self, Confirmed};
-use super::{Snapshot, exec};
 use crate::error::exit;
+use crate::firewall::Snapshot;
+use crate::firewall::backend::exec;
 use crate::state::StateDir;
 
 /// `autofw confirm`: keep the rules of the open window.
@@ -53,7 +54,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     state.check_trusted()?;
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
-        exec::require_tools(super::tools(snapshot.backend))?;
+        exec::require_tools(crate::firewall::tools(snapshot.backend))?;
     }
     let done = window::roll_back(&state)?;
     println!(

@@ -9,14 +9,18 @@
 //! IPv6) so that a million entries cost a few megabytes, not a million
 //! `String`s: docs/propose.md has the measurements.
 
+pub mod format;
+pub mod netlink;
+pub mod refresh;
+
 use crate::human::thousands;
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::ruleset::Family;
+use crate::propose::ruleset::Family;
 
-pub use super::blocklist_format::{Collected, Entry, parse_entry, parse_list};
+pub use format::{Collected, Entry, parse_entry, parse_list};
 
 /// An address as an integer: `u32` (IPv4) or `u128` (IPv6).
 pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
@@ -332,7 +336,7 @@ impl Default for SetContents {
 }
 
 impl SetContents {
-    pub fn of(blocklist: &super::ruleset::Blocklist) -> SetContents {
+    pub fn of(blocklist: &crate::propose::ruleset::Blocklist) -> SetContents {
         SetContents {
             v4: FamilySets::of(&blocklist.ipv4),
             v6: FamilySets::of(&blocklist.ipv6),
@@ -709,7 +713,7 @@ mod tests {
             &mut c,
         )
         .unwrap();
-        let b = super::super::ruleset::Blocklist {
+        let b = crate::propose::ruleset::Blocklist {
             enabled: true,
             shards: SHARDS,
             ipv4: Ranges::merge(c.v4),

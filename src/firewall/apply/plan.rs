@@ -8,10 +8,13 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::filter_view::FilterView;
-use super::{input_order, iptables, nft, nft_sets, session};
+use super::guard as session;
+use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::{SETS, SetContents, delta, set_name, summary_line};
+use crate::firewall::backend::iptables::filter_view::FilterView;
+use crate::firewall::backend::iptables::{self, input_order};
+use crate::firewall::backend::nft;
 use crate::propose::Proposal;
-use crate::propose::blocklist::{SETS, SetContents, delta, set_name, summary_line};
 use crate::propose::ruleset::Arrival;
 use crate::record::{OpenedPort, Rules, opened_ports};
 
@@ -101,7 +104,7 @@ impl Plan {
     /// loaded (in a scratch namespace; the text as written if none can be
     /// made, which then always counts as a change).
     /// `recorded`: the blocklist sets as autofw last loaded them
-    /// ([`super::recorded_sets`]); the kernel is read when there is none.
+    /// ([`crate::firewall::recorded_sets`]); the kernel is read when there is none.
     pub fn of(
         rules: &Rules,
         sets: Option<&SetContents>,

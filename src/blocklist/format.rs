@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::blocklist::Key;
+use super::Key;
 
 /// What one list file (or the command line) contributed, before merging.
 #[derive(Debug, Clone, Default)]

@@ -11,9 +11,10 @@
 
 use std::path::PathBuf;
 
-use super::{exec, nft, nft_sets};
+use super::netlink as nft_sets;
+use crate::blocklist::{SETS, set_name, summary_line};
 use crate::error::{bad_input, exit, host_failure, refused};
-use crate::propose::blocklist::{SETS, set_name, summary_line};
+use crate::firewall::backend::{exec, nft};
 use crate::propose::gather::read_recorded_blocklist;
 use crate::propose::render_nft::element_batches;
 use crate::record::Backend;
@@ -74,7 +75,7 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
     // nothing, and the exact (slower) way reads the kernel first.
     // The elements go where the live sets keep them (`shards`), whatever
     // layout the files alone would get.
-    let (changes, shards) = match super::recorded_sets(&state)
+    let (changes, shards) = match crate::firewall::recorded_sets(&state)
         .map(|live| (nft_sets::update(&live, &new), live.shards))
     {
         Some((Ok(changes), shards)) => (changes, shards),
