@@ -31,7 +31,7 @@ struct Dockerd {
 /// Mount commands that give a fresh `/sys` the cgroup hierarchies this
 /// host has (v1 controllers, the v2 unified tree, or both), so dockerd and
 /// runc find them.
-fn cgroup_mounts() -> String {
+pub fn cgroup_mounts() -> String {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     let mut script = String::new();
     for line in mounts.lines() {
@@ -196,7 +196,7 @@ impl Drop for Dockerd {
 }
 
 /// Does an HTTP GET from `client` get `hello from web`?
-fn web_answers(client: &Netns, url: &str) -> bool {
+pub fn web_answers(client: &Netns, url: &str) -> bool {
     let out = client.run(&[
         "python3",
         "-c",

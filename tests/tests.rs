@@ -14,6 +14,7 @@ mod forwarded;
 mod harness;
 mod monitoring;
 mod persist;
+mod podman;
 mod propose;
 mod scan;
 mod status;
