@@ -120,10 +120,15 @@ impl Forwarding {
 
 /// What autofw reads of one family: `iptables-save -t filter`, then `-t
 /// mangle` (the published-ports guard's table). Neither creates its table
-/// when it does not exist.
+/// when it does not exist. A mangle table that cannot be read (a legacy
+/// kernel without `iptable_mangle`) reads as empty: nothing of autofw's can
+/// be there, and loading a guard there fails on its own, with the tool's
+/// words.
 pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
     let mut save = run_tool(family.save, &["-t", "filter"], None)?;
-    save.push_str(&run_tool(family.save, &["-t", "mangle"], None)?);
+    if let Ok(mangle) = run_tool(family.save, &["-t", "mangle"], None) {
+        save.push_str(&mangle);
+    }
     Ok(save)
 }
 
