@@ -155,8 +155,9 @@ pub enum BlocklistCommand {
     /// transaction: no rule changes and there is no rollback window. Takes
     /// the apply lock (refused during an apply or its window). A line that
     /// does not parse changes nothing and is named (file:line), unless
-    /// --skip-bad-lines. When the rules are persisted, the boot files get
-    /// the new list too. For cron:
+    /// --skip-bad-lines. From an SSH session, a list that holds the
+    /// session's own address is refused (--force). When the rules are
+    /// persisted, the boot files get the new list too. For cron:
     ///   17 * * * *  root  curl -fsS -o /etc/autofw/drop.new https://www.spamhaus.org/drop/drop.txt && mv /etc/autofw/drop.new /etc/autofw/drop.txt && autofw blocklist refresh
     /// (a systemd timer in docs/apply.md)
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
@@ -169,6 +170,10 @@ pub struct RefreshArgs {
     /// (counted and reported) instead of failing on the first one.
     #[arg(long)]
     pub skip_bad_lines: bool,
+    /// Load the new list even when it holds the address of the SSH session
+    /// this runs in (which it would cut off, with every new login from there).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
@@ -181,6 +186,7 @@ impl From<RefreshArgs> for crate::blocklist::refresh::RefreshOptions {
             state_dir: args.state.state_dir,
             skip_bad_lines: args.skip_bad_lines,
             root: args.root.root,
+            force: args.force,
         }
     }
 }

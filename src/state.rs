@@ -170,6 +170,28 @@ impl StateDir {
         })
     }
 
+    /// Make an existing directory that others may read (0755) root-only, as
+    /// [`StateDir::ensure`] does for apply: what the commands that only use
+    /// the directory (rollback, confirm, `blocklist refresh`) do after
+    /// [`StateDir::check_trusted`]. Never fails: a rollback must work on a
+    /// read-only filesystem too, so a directory that cannot be changed is a
+    /// warning.
+    pub fn tighten(&self) {
+        let Ok(meta) = std::fs::symlink_metadata(&self.root) else {
+            return;
+        };
+        if !meta.is_dir() || meta.file_type().is_symlink() || meta.mode() & 0o077 == 0 {
+            return;
+        }
+        if let Err(e) = std::fs::set_permissions(&self.root, Permissions::from_mode(0o700)) {
+            eprintln!(
+                "autofw: warning: cannot make the state directory {} root-only (mode {:o}): {e}",
+                self.root.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+
     /// Take the apply lock without waiting: a second apply is refused (exit 4)
     /// while the first one, or the watchdog of its window, runs.
     pub fn lock_apply(&self) -> anyhow::Result<FileLock> {

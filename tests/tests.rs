@@ -11,6 +11,7 @@ mod docker;
 mod fleet;
 mod foreign;
 mod forwarded;
+mod guard;
 mod harness;
 mod monitoring;
 mod persist;

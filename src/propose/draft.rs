@@ -740,10 +740,12 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
         let a = build_ruleset(&s, &choices(&["8443", "https"], &[], ""));
         s.listeners.reverse();
         let mut c = choices(&["https", "8443"], &[], "");
-        c.blocklist = vec![
-            parse_net("198.51.100.0/24").unwrap(),
-            parse_net("192.0.2.1").unwrap(),
-        ];
+        c.blocklist = ["198.51.100.0/24", "192.0.2.1"]
+            .map(|n| Given {
+                value: parse_net(n).unwrap(),
+                place: format!("--blocklist {n}"),
+            })
+            .to_vec();
         let b = build_ruleset(&s, &c);
         c.blocklist.reverse();
         let b2 = build_ruleset(&s, &c);

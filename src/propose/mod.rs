@@ -18,6 +18,7 @@ pub mod choices;
 pub mod draft;
 pub mod gather;
 pub mod group;
+pub mod lockout;
 pub mod policy_file;
 pub mod published;
 pub mod rate;

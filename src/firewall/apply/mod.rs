@@ -96,12 +96,19 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         .then(|| SetContents::of(proposal.blocklist()));
     let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
         files: choices.blocklist_paths.clone(),
-        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+        inline: choices
+            .blocklist
+            .iter()
+            .map(|n| n.value.to_string())
+            .collect(),
         skip_bad_lines: args.policy.skip_bad_lines,
         sets: sets.summaries(),
         refreshed_at: None,
     });
     let state = StateDir::new(&args.state_dir);
+    // Before anything is read from it: the dry run's plan is read from it
+    // too (the sets autofw loaded last).
+    state.check_trusted()?;
     // What autofw loaded last into the live sets: the plan's "before", and
     // what the snapshot saves for a rollback (also when this proposal has
     // no blocklist: then the kernel need not be read to save the old one).
@@ -118,7 +125,14 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
-    let guard = Guard::check(&proposal, args.guard);
+    let mut guard = Guard::check(&proposal, args.guard);
+    if let Some(client) = guard.client.filter(|_| guard.problem().is_some()) {
+        let listed = match proposal.blocklist().contains(client) {
+            true => guard::listing(&choices.blocklist_paths, client),
+            false => Vec::new(),
+        };
+        guard.explain(&scan, &choices, &listed);
+    }
     let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
     if !args.json {
         print_plan(&rules, &plan);
@@ -137,7 +151,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         if let Some(problem) = &lockout {
-            eprintln!("autofw: warning: {problem}");
+            eprintln!("autofw: warning: {problem}. {}", guard.advice());
         }
         println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
         return Ok(exit::OK);
@@ -148,15 +162,13 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
                 report(Outcome::Refused).print()?;
             }
             return Err(refused(format!(
-                "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
-                 or pass --force if you have another way in (a console)",
-                guard.port.unwrap_or(22)
+                "{problem}; nothing was changed. {}",
+                guard.advice()
             )));
         }
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
