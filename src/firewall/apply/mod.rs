@@ -127,10 +127,11 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // What a rollback of this apply would put back, and the command that
     // gives the same choices again: for what the operator is told at the end.
+    let last = state.read_applied().ok().flatten();
     let ending = Ending {
         timeout: args.timeout,
         before: describe_before(
-            state.read_applied().ok().flatten().as_ref(),
+            last.as_ref(),
             plan.parts.iter().any(|p| !p.before.trim().is_empty()),
         ),
         again: command_again(args, &given(args, choices.policy_source.as_ref())),
@@ -285,6 +286,24 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             };
         }
     }
+    if let Err(err) = remove_other_backend(&rules, &pending.undo.snapshot, last.as_ref()) {
+        let decided = Deciding::held(&deciding);
+        return match window::roll_back(&decided, &state, &pending.undo, Why::LoadFailed, None) {
+            Ok(_) => {
+                pending.abandon(&state);
+                Err(err.context(
+                    "removing autofw's rules of the other backend failed; the previous rules \
+                     of both were put back, nothing was changed",
+                ))
+            }
+            Err(undo_err) => Err(err.context(format!(
+                "removing autofw's rules of the other backend failed, and putting the previous \
+                 rules back failed too ({undo_err:#}); the watchdog (pid {}) tries again at the \
+                 deadline, in {} s, or run `autofw rollback`",
+                window.watchdog_pid, args.timeout
+            ))),
+        };
+    }
     drop(deciding);
     report_accepts_before_jump(&rules);
     if args.no_wait {
@@ -364,6 +383,31 @@ fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
             .as_ref()
             .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
     }
+}
+
+/// autofw's own rules of the other backend (an earlier apply with it),
+/// which the snapshot saved: removed right after the new rules loaded, so
+/// that they neither drop what these open nor hide from `status`; a
+/// rollback puts both back.
+fn remove_other_backend(
+    rules: &Rules,
+    snapshot: &Snapshot,
+    last: Option<&AppliedRecord>,
+) -> anyhow::Result<()> {
+    match rules {
+        Rules::Nft { .. } if snapshot.iptables.is_some() => {
+            let set = match last.map(|r| &r.rules) {
+                Some(Rules::Iptables { v4, v6, .. }) => Some(iptables::PoliciesSet::of(v4, v6)),
+                _ => None,
+            };
+            iptables::remove_autofw(set.as_ref())?;
+        }
+        Rules::Iptables { .. } if snapshot.nft.is_some() => {
+            crate::firewall::backend::nft::remove_table()?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// On iptables, other tools' INPUT rules that still accept before autofw's

@@ -50,8 +50,19 @@ impl Snapshot {
         } else {
             None
         };
+        // autofw's own rules of the other backend (an earlier apply with
+        // it): this apply removes them in the same step, so they are saved
+        // too, and a rollback puts both back.
+        let other_nft = backend == Backend::Iptables
+            && nft_ruleset
+                .as_deref()
+                .is_some_and(|r| nft::table_block(r).is_some());
+        let other_iptables = backend == Backend::Nft
+            && iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
+            && iptables::has_autofw_rules()?;
         let sets = match backend {
             Backend::Nft => save_sets(sets_file, recorded)?,
+            Backend::Iptables if other_nft => save_sets(sets_file, None)?,
             Backend::Iptables => None,
         };
         let snapshot = Snapshot {
@@ -60,11 +71,17 @@ impl Snapshot {
                 // One listing is both the reference and autofw's table.
                 (Backend::Nft, Some(ruleset)) => Some(nft::save(ruleset)),
                 (Backend::Nft, None) => Some(nft::save(&nft::live_ruleset()?)),
+                (Backend::Iptables, Some(ruleset)) if other_nft => Some(nft::save(ruleset)),
                 (Backend::Iptables, _) => None,
             },
             nft_ruleset,
             iptables: match rules {
                 Rules::Iptables { v4, v6, .. } => Some(iptables::save(v4, v6)?),
+                // Removing them leaves the built-in policies at ACCEPT:
+                // the undo puts back whichever it finds so.
+                Rules::Nft { .. } if other_iptables => {
+                    Some(iptables::save(ALL_ACCEPT, ALL_ACCEPT)?)
+                }
                 Rules::Nft { .. } => None,
             },
             sets: sets.as_ref().map(held_sets).unwrap_or_default(),
@@ -72,6 +89,10 @@ impl Snapshot {
         Ok((snapshot, sets))
     }
 }
+
+/// The built-in policies as removing autofw's iptables rules leaves them.
+const ALL_ACCEPT: &str =
+    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
 
 /// The summaries of the sets that hold elements: an empty set and a set
 /// that does not exist hold the same, nothing.

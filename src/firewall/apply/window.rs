@@ -191,6 +191,8 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     };
     state.write_applied(&record)?;
     state.remove_window()?;
+    // Kept: autofw filters again (`autofw disable` is over).
+    super::disable::clear(state)?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
         let batches = match record.blocklist {
