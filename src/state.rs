@@ -279,6 +279,17 @@ impl StateDir {
         }
     }
 
+    /// `previous.json`: the record of the rules that were live when the
+    /// last apply took its snapshot, which a rollback of it restores (the
+    /// apply before it, or what that one's rollback restored). Status names
+    /// them after a rollback.
+    pub fn previous_path(&self) -> PathBuf {
+        self.root.join("previous.json")
+    }
+    pub fn read_previous(&self) -> anyhow::Result<Option<AppliedRecord>> {
+        read_json(&self.previous_path())
+    }
+
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
         read_json(&self.applied_path())
     }

@@ -75,13 +75,31 @@ fn disable_removes_both_backends_and_the_boot_hook_and_apply_brings_them_back() 
         "# the operator's policy\nallow = [\"https\"]\n"
     );
     assert!(Path::new(&state).join("applied.json").exists());
-    let _ = before;
+    // What is left is the empty base chains this test's iptables created.
+    assert!(!host.server.ruleset().contains("AUTOFW") && before.is_empty());
+    // Status reports a disabled host as such, and nothing else about rules.
+    let status = status_json(&host);
+    assert_eq!(status["live"]["state"], "disabled", "{status:#}");
+    assert!(
+        kinds(&status).contains(&"disabled".to_string()),
+        "{status:#}"
+    );
+    assert!(
+        !kinds(&status).contains(&"not-live".to_string()),
+        "{status:#}"
+    );
 
     // A later apply brings the rules back.
     let apply = host.apply_in_background(&["--timeout", "30", "--root", r]);
     host.confirm_and_finish(apply);
     assert_eq!(probe_tcp(&host.client, SERVER_V4, 8080), Probe::Dropped);
     assert!(host.server.ruleset().contains("tcp dport 443 accept"));
+    let status = status_json(&host);
+    assert_eq!(status["live"]["state"], "confirmed", "{status:#}");
+    assert!(
+        !kinds(&status).contains(&"disabled".to_string()),
+        "{status:#}"
+    );
 }
 
 /// What a command running in the background shows (stdout and stderr, as
@@ -261,7 +279,7 @@ fn confirm_twice_exits_0_and_without_persist_says_until_reboot() {
 fn status_json(host: &Host) -> serde_json::Value {
     let out = autofw_in(host, &["status", "--json", "--state-dir", &host.state()]);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", show(&out));
-    json_of(&out)
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
 }
 
 fn status_text(host: &Host) -> String {

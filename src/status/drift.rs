@@ -23,7 +23,7 @@ use crate::firewall::backend::iptables::input_order;
 use crate::firewall::other_filters::verdict::ForeignDrop;
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
-use crate::record::{AppliedRecord, ListeningPort};
+use crate::record::{AppliedRecord, Life, ListeningPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,10 +58,14 @@ pub struct WindowState {
 pub enum Kind {
     /// No apply recorded: autofw protects nothing here.
     NothingApplied,
+    /// `autofw disable` removed autofw's rules and boot hook.
+    Disabled,
     /// autofw's rules are not loaded (rolled back, flushed, rebooted).
     NotLive,
     /// autofw's rules are loaded but differ from what was applied.
     Changed,
+    /// autofw's own rules of the other backend are loaded beside these.
+    OtherBackend,
     /// The live blocklist sets differ from what was loaded or from the files.
     BlocklistDiffers,
     /// The policy file changed (or appeared, or went) since the apply: the
@@ -93,7 +97,9 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NothingApplied => "nothing-applied",
+            Kind::Disabled => "disabled",
             Kind::NotLive => "not-live",
+            Kind::OtherBackend => "other-backend",
             Kind::Changed => "changed",
             Kind::BlocklistDiffers => "blocklist-differs",
             Kind::PolicyChanged => "policy-changed",
@@ -155,12 +161,51 @@ impl Finding {
     }
 }
 
-/// The outcome: the state of the rules (when something was applied) and
-/// the findings, rules first, then listeners by port.
+/// The outcome: the state of the rules (when something was applied), what
+/// is live, and the findings, rules first, then listeners by port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
     pub rules: Option<RulesState>,
+    pub live: Live,
     pub findings: Vec<Finding>,
+}
+
+/// What is live, named: whose rules the firewall holds, as far as autofw
+/// recorded them. Tagged `state` in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Live {
+    /// Nothing was ever applied here.
+    NothingApplied,
+    /// The rules of the last apply, kept (`confirmed_at`).
+    Confirmed { applied_at: u64, confirmed_at: u64 },
+    /// The rules of the last apply, still in their rollback window.
+    InWindow { applied_at: u64, deadline: u64 },
+    /// Rules a rollback restored: those of the apply at `applied_at`, put
+    /// back at `rolled_back_at` by the rollback of the apply at `of_apply`.
+    Restored {
+        applied_at: u64,
+        rolled_back_at: u64,
+        of_apply: u64,
+    },
+    /// autofw's rules are loaded, but match nothing autofw recorded.
+    Unrecorded,
+    /// No autofw rules are loaded.
+    NoRules,
+    /// `autofw disable` at `at`: autofw loads no rules.
+    Disabled { at: u64 },
+}
+
+/// What status knows beside the last apply and its live rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Around<'a> {
+    /// `autofw disable` ran at this time and no apply was confirmed since.
+    pub disabled_at: Option<u64>,
+    /// After a rollback: the record of the rules it restored
+    /// (`previous.json`), and the live rules read for it.
+    pub restored: Option<(&'a AppliedRecord, &'a LiveRules)>,
+    /// autofw's own rules of this other backend are loaded too.
+    pub other_backend: Option<crate::record::Backend>,
 }
 
 /// Assess drift. `live` is what the firewall holds (the edge reads it only
@@ -172,14 +217,35 @@ pub fn assess(
     live: Option<&LiveRules>,
     window: Option<&WindowState>,
 ) -> Assessment {
+    assess_host(scan, record, live, window, &Around::default())
+}
+
+/// [`assess`], with what else status found ([`Around`]): a disabled host,
+/// the rules a rollback restored, the other backend's rules.
+pub fn assess_host(
+    scan: &Scan,
+    record: Option<&AppliedRecord>,
+    live: Option<&LiveRules>,
+    window: Option<&WindowState>,
+    around: &Around<'_>,
+) -> Assessment {
     let mut findings = Vec::new();
-    let rules = match record {
-        None => {
-            let (message, fix) = wording::nothing_applied();
-            findings.push(Finding::new(Kind::NothingApplied, message, fix));
+    let mut live_now = Live::NoRules;
+    let rules = match (around.disabled_at, record) {
+        // Disabled, and no window since: nothing of autofw is loaded.
+        (Some(at), _) if window.is_none() => {
+            let (message, fix) = wording::disabled(at);
+            findings.push(Finding::new(Kind::Disabled, message, fix));
+            live_now = Live::Disabled { at };
             None
         }
-        Some(record) => {
+        (_, None) => {
+            let (message, fix) = wording::nothing_applied();
+            findings.push(Finding::new(Kind::NothingApplied, message, fix));
+            live_now = Live::NothingApplied;
+            None
+        }
+        (_, Some(record)) => {
             let state = match (record.rolled_back_at(), live) {
                 (Some(at), _) => RulesState::RolledBack { at },
                 (None, Some(live)) => compare_rules(live),
@@ -187,18 +253,67 @@ pub fn assess(
                     reason: "the live firewall was not read".to_string(),
                 },
             };
-            findings.extend(rules_finding(record, &state));
-            // Without autofw's rules loaded, nothing is dropped or opened by
-            // them: comparing listeners with them would only mislead.
-            if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
-                findings.extend(listener_findings(scan, record));
-                if let Some(LiveRules::Iptables(families)) = live {
-                    findings.extend(accepts_before_autofw(families));
+            // After a rollback: are the rules it restored (an earlier
+            // apply's) what is loaded? Then they are what status checks.
+            let restored = match (&state, around.restored) {
+                (RulesState::RolledBack { at }, Some((before, before_live))) => {
+                    match compare_rules(before_live) {
+                        RulesState::Live | RulesState::Unverified { .. } => {
+                            live_now = Live::Restored {
+                                applied_at: before.applied_at,
+                                rolled_back_at: *at,
+                                of_apply: record.applied_at,
+                            };
+                            Some((before, before_live))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match restored {
+                Some((before, before_live)) => {
+                    findings.extend(listener_findings(scan, before));
+                    if let LiveRules::Iptables(families) = before_live {
+                        findings.extend(accepts_before_autofw(families));
+                    }
+                }
+                None => {
+                    findings.extend(rules_finding(record, &state));
+                    live_now = match (&state, &record.life) {
+                        (RulesState::Live | RulesState::Unverified { .. }, Life::Confirmed(c)) => {
+                            Live::Confirmed {
+                                applied_at: record.applied_at,
+                                confirmed_at: c.at,
+                            }
+                        }
+                        (RulesState::Live | RulesState::Unverified { .. }, Life::Loaded(l)) => {
+                            Live::InWindow {
+                                applied_at: record.applied_at,
+                                deadline: l.deadline,
+                            }
+                        }
+                        (RulesState::Changed { .. }, _) => Live::Unrecorded,
+                        _ => Live::NoRules,
+                    };
+                    // Without autofw's rules loaded, nothing is dropped or
+                    // opened by them: comparing listeners with them would
+                    // only mislead.
+                    if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
+                        findings.extend(listener_findings(scan, record));
+                        if let Some(LiveRules::Iptables(families)) = live {
+                            findings.extend(accepts_before_autofw(families));
+                        }
+                    }
                 }
             }
             Some(state)
         }
     };
+    if let Some(other) = around.other_backend {
+        let (message, fix) = wording::other_backend(other, record.map(|r| r.backend()));
+        findings.push(Finding::new(Kind::OtherBackend, message, fix));
+    }
     if let Some(window) = window {
         if !window.same_boot || !window.watchdog_alive {
             findings.push(unguarded(window));
@@ -207,7 +322,11 @@ pub fn assess(
         }
     }
     sort_findings(&mut findings);
-    Assessment { rules, findings }
+    Assessment {
+        rules,
+        live: live_now,
+        findings,
+    }
 }
 
 /// What concerns the rules as a whole first, then listeners by port.
@@ -701,6 +820,81 @@ mod tests {
         });
         let a = assess(&now, Some(&persisted), Some(&live), None);
         assert!(a.findings[0].fix.contains("autofw restore"));
+    }
+
+    /// The issue's repro: apply; confirm; apply; rollback. The first
+    /// apply's rules are loaded exactly: named, not "not-live".
+    #[test]
+    fn after_a_rollback_the_rules_it_restored_are_named_not_missing() {
+        let first = record();
+        let mut second = record();
+        second.applied_at = 1_700_000_100;
+        second.life = crate::record::Life::RolledBack(crate::record::RolledBack {
+            at: 1_700_000_160,
+            why: crate::record::Why::RollbackCommand,
+            persisted: false,
+        });
+        let live = live_as_applied();
+        let around = Around {
+            restored: Some((&first, &live)),
+            ..Around::default()
+        };
+        let a = assess_host(&applied_host(), Some(&second), None, None, &around);
+        assert_eq!(a.findings, vec![]);
+        assert_eq!(
+            a.live,
+            Live::Restored {
+                applied_at: 1_700_000_000,
+                rolled_back_at: 1_700_000_160,
+                of_apply: 1_700_000_100,
+            }
+        );
+        assert_eq!(
+            wording::live(&a.live),
+            "the rules of the apply at 2023-11-14T22:13:20Z, restored by the rollback at \
+             2023-11-14T22:16:00Z of the apply at 2023-11-14T22:15:00Z"
+        );
+        // Restored rules that are not loaded any more: not-live, as before.
+        let gone = LiveRules::Nft {
+            table: None,
+            expected: Some(TABLE.into()),
+        };
+        let around = Around {
+            restored: Some((&first, &gone)),
+            ..Around::default()
+        };
+        let a = assess_host(&applied_host(), Some(&second), None, None, &around);
+        assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
+        assert_eq!(a.live, Live::NoRules);
+    }
+
+    #[test]
+    fn a_disabled_host_and_the_other_backends_rules_are_said() {
+        let around = Around {
+            disabled_at: Some(1_700_000_200),
+            ..Around::default()
+        };
+        let a = assess_host(&applied_host(), Some(&record()), None, None, &around);
+        assert_eq!(kinds(&a), vec![(Kind::Disabled, None)]);
+        assert_eq!(a.live, Live::Disabled { at: 1_700_000_200 });
+        assert!(a.findings[0].fix.contains("autofw apply --confirm"));
+        let around = Around {
+            other_backend: Some(crate::record::Backend::Iptables),
+            ..Around::default()
+        };
+        let a = assess_host(
+            &applied_host(),
+            Some(&record()),
+            Some(&live_as_applied()),
+            None,
+            &around,
+        );
+        assert_eq!(kinds(&a), vec![(Kind::OtherBackend, None)]);
+        assert!(
+            a.findings[0].message.contains("AUTOFW-* chains (iptables)"),
+            "{}",
+            a.findings[0].message
+        );
     }
 
     #[test]

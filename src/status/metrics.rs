@@ -175,6 +175,7 @@ mod tests {
             None,
             Assessment {
                 rules: None,
+                live: crate::status::drift::Live::NothingApplied,
                 findings,
             },
         )

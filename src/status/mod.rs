@@ -30,7 +30,7 @@ use crate::firewall::backend::compare::LiveRules;
 use crate::firewall::other_filters as foreign;
 use crate::firewall::read_live;
 use crate::propose::gather::read_recorded_blocklist;
-use crate::record::AppliedRecord;
+use crate::record::{AppliedRecord, Backend};
 use crate::record::{Remaining, RollbackWindow};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
@@ -76,7 +76,33 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         Some(r) if r.rolled_back_at().is_none() => Some(read_live(r)?),
         _ => None,
     };
-    let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
+    // After a rollback: the rules it restored, if autofw recorded them.
+    let previous = match &record {
+        Some(r) if r.rolled_back_at().is_some() => state.read_previous()?,
+        _ => None,
+    };
+    let previous_live = match &previous {
+        Some(p) => Some(read_live(p)?),
+        None => None,
+    };
+    let disabled = crate::firewall::apply::disable::read(&state)?;
+    let around = drift::Around {
+        disabled_at: disabled.map(|d| d.at),
+        restored: previous.as_ref().zip(previous_live.as_ref()),
+        // Against the rules that should be live: after a rollback, those
+        // it restored (which may well be of the other backend).
+        other_backend: other_backend_loaded(match &record {
+            Some(r) if r.rolled_back_at().is_some() => previous.as_ref(),
+            r => r.as_ref(),
+        }),
+    };
+    let mut assessment = drift::assess_host(
+        &scan,
+        record.as_ref(),
+        live.as_ref(),
+        window.as_ref(),
+        &around,
+    );
     if let Some(check) = match (&record, &live) {
         (Some(r), Some(live)) => read_blocklist(r, live)?,
         _ => None,
@@ -224,6 +250,22 @@ fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
         then: given.policy_digest.clone(),
         now,
     })
+}
+
+/// Are autofw's own rules of the other backend than `record`'s loaded?
+/// A tool that is not installed holds none.
+fn other_backend_loaded(record: Option<&AppliedRecord>) -> Option<Backend> {
+    use crate::firewall::backend::{exec, iptables, nft};
+    let nft_has = || exec::tool_exists("nft") && nft::autofw_table_exists().unwrap_or(false);
+    let iptables_has = || {
+        iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
+            && iptables::has_autofw_rules().unwrap_or(false)
+    };
+    match record.map(|r| r.backend()) {
+        Some(Backend::Iptables) if nft_has() => Some(Backend::Nft),
+        Some(Backend::Nft) if iptables_has() => Some(Backend::Iptables),
+        _ => None,
+    }
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::drift::{Assessment, Finding, WindowState};
+use super::drift::{Assessment, Finding, Live, WindowState};
 use crate::firewall::backend::compare::RulesState;
 use crate::human::{count, thousands, utc};
 use crate::record::{AppliedRecord, Backend, BlocklistRecord, ClosedPort, OpenedPort};
@@ -29,6 +29,9 @@ pub struct Report {
     /// Whether autofw's rules are loaded as applied; `null` when nothing
     /// was applied.
     pub rules: Option<RulesState>,
+    /// Whose rules are live: the confirmed ones, those a rollback restored
+    /// (and from which apply), those in a window, none, or unrecorded ones.
+    pub live: Live,
     pub findings: Vec<Finding>,
 }
 
@@ -73,6 +76,7 @@ impl Report {
             }),
             window,
             rules: assessment.rules,
+            live: assessment.live,
             findings: assessment.findings,
         }
     }
@@ -210,6 +214,9 @@ pub fn text(report: &Report) -> String {
             },
         );
     }
+    // Whose rules the firewall holds, named: after a rollback, the apply
+    // whose rules it restored.
+    line("live", &super::wording::live(&report.live));
     out.push('\n');
     if report.findings.is_empty() {
         out.push_str(
@@ -302,6 +309,10 @@ mod tests {
             window,
             Assessment {
                 rules: Some(RulesState::Live),
+                live: Live::Confirmed {
+                    applied_at: 1_700_000_000,
+                    confirmed_at: 1_700_000_030,
+                },
                 findings,
             },
         )
@@ -318,6 +329,8 @@ mod tests {
              left closed:     21/tcp ftp: kept closed by --block ftp\n\
              rollback window: none open\n\
              live rules:      loaded, exactly as applied\n\
+             live:            the confirmed rules of the apply at 2023-11-14T22:13:20Z \
+             (confirmed at 2023-11-14T22:13:50Z)\n\
              \n\
              no drift: every listener beyond loopback is opened or closed as applied, every \
              opened port still has its listener, and the rules are loaded as applied\n"

@@ -2,7 +2,7 @@
 //! [`drift`](super::drift) to put in a finding. Pure; the words are part of
 //! the contract (docs/status.md), so they live in one place.
 
-use super::drift::WindowState;
+use super::drift::{Live, WindowState};
 use crate::firewall::backend::iptables::input_order::AcceptBefore;
 use crate::firewall::other_filters::verdict::{ForeignDrop, legacy_note};
 use crate::human::{count, plural, utc};
@@ -20,6 +20,76 @@ pub fn nothing_applied() -> Words {
         "review the rules with `autofw propose`, then load them with \
          `autofw apply --confirm --persist`; if autofw keeps its state elsewhere, \
          pass --state-dir"
+            .to_string(),
+    )
+}
+
+/// Whose rules are live, for the `live:` line.
+pub fn live(live: &Live) -> String {
+    match live {
+        Live::NothingApplied => "no autofw rules: nothing was ever applied here".to_string(),
+        Live::Confirmed {
+            applied_at,
+            confirmed_at,
+        } => format!(
+            "the confirmed rules of the apply at {} (confirmed at {})",
+            utc(*applied_at),
+            utc(*confirmed_at)
+        ),
+        Live::InWindow {
+            applied_at,
+            deadline,
+        } => format!(
+            "the rules of the apply at {}, still in their rollback window (rolled back at {} \
+             unless confirmed)",
+            utc(*applied_at),
+            utc(*deadline)
+        ),
+        Live::Restored {
+            applied_at,
+            rolled_back_at,
+            of_apply,
+        } => format!(
+            "the rules of the apply at {}, restored by the rollback at {} of the apply at {}",
+            utc(*applied_at),
+            utc(*rolled_back_at),
+            utc(*of_apply)
+        ),
+        Live::Unrecorded => "autofw's rules, but not as any apply recorded them (changed by \
+                             hand or by another tool)"
+            .to_string(),
+        Live::NoRules => "no autofw rules are loaded".to_string(),
+        Live::Disabled { at } => format!("no autofw rules: disabled at {}", utc(*at)),
+    }
+}
+
+pub fn disabled(at: u64) -> Words {
+    (
+        format!(
+            "autofw is disabled: `autofw disable` at {} removed its rules and its boot hook, \
+             so autofw filters nothing on this host (the policy and the state are kept)",
+            utc(at)
+        ),
+        "`autofw apply --confirm --persist` brings the rules back".to_string(),
+    )
+}
+
+pub fn other_backend(other: Backend, this: Option<Backend>) -> Words {
+    let what = match other {
+        Backend::Nft => "table inet autofw (nft)",
+        Backend::Iptables => "AUTOFW-* chains (iptables)",
+    };
+    let whose = match this {
+        Some(this) => format!("the last apply's {this} rules"),
+        None => "the rules autofw recorded".to_string(),
+    };
+    (
+        format!(
+            "autofw's own {what} are still loaded, left by an earlier apply with the {other} \
+             backend: they drop what {whose} open, and are not what this report checks"
+        ),
+        "`autofw apply --confirm` (with the backend you use) removes them in the same step; \
+         `autofw disable` removes both"
             .to_string(),
     )
 }

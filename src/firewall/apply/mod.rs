@@ -492,9 +492,10 @@ struct Pending {
 
 /// The records an apply rewrites before it loads anything: the applied
 /// record, the snapshot, the saved ruleset and both blocklist files.
-fn rewritten_records(state: &StateDir) -> [PathBuf; 5] {
+fn rewritten_records(state: &StateDir) -> [PathBuf; 6] {
     [
         state.applied_path(),
+        state.previous_path(),
         state.snapshot_path(),
         state.saved_ruleset_path(),
         state.snapshot_sets_path(),
@@ -553,6 +554,16 @@ impl Pending {
             given: Some(given(args, policy_source)),
             life: Life::Loaded(Loaded { deadline }),
         };
+        // The rules live now, which a rollback of this apply restores: the
+        // last apply's, unless it was rolled back (then what that rollback
+        // restored, already in previous.json).
+        match state.read_applied() {
+            Ok(Some(last)) if last.rolled_back_at().is_none() => {
+                write_json(&state.previous_path(), &last)?
+            }
+            Ok(Some(_)) => {}
+            _ => crate::state::remove_if_exists(&state.previous_path())?,
+        }
         state.write_applied(&record)?;
         let window = RollbackWindow {
             deadline,
