@@ -588,6 +588,10 @@ pub struct ApplyArgs {
     /// After confirmation, save the ruleset and install a boot hook.
     #[arg(long)]
     pub persist: bool,
+    /// Print the whole proposal too, before the diff (apply shows the
+    /// summary and the diff; `autofw propose` shows the proposal alone).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     #[command(flatten)]
     pub root: RootArgs,
     #[command(flatten)]
@@ -767,6 +771,7 @@ impl From<ApplyArgs> for firewall::apply::ApplyOptions {
             no_wait: args.no_wait,
             guard: args.guard,
             persist: args.persist,
+            verbose: args.verbose,
             root: args.root.root,
             state_dir: args.state.state_dir,
         }

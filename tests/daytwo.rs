@@ -421,13 +421,17 @@ fn apply_starts_with_what_opens_and_closes_and_why() {
         .find("  CLOSES:       80/tcp http: nothing listens on it now")
         .expect(&said);
     let closes_8443 = said
-        .find("  CLOSES:       8443/tcp: opened by `--allow 8443/tcp` at the last apply")
+        .find("  CLOSES:       8443/tcp https-alt: opened by `--allow 8443/tcp` at the last apply")
         .expect(&said);
     assert!(
         said.contains("  opens:        443/tcp https: allowed by --allow https"),
         "{said}"
     );
     assert!(said.contains("  stays open:   5622/tcp ssh"), "{said}");
+    assert!(
+        said.contains("  removes:      autofw's nft rules (table inet autofw)"),
+        "{said}"
+    );
     let diff = said.find("--- live").expect(&said);
     assert!(closes_http < diff && closes_8443 < diff, "{said}");
     assert!(

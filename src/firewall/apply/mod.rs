@@ -76,6 +76,8 @@ pub struct ApplyOptions {
     pub guard: Option<std::net::SocketAddr>,
     /// Persist for boot once confirmed, under `root`.
     pub persist: bool,
+    /// Print the whole proposal too (not only the summary and the diff).
+    pub verbose: bool,
     pub root: PathBuf,
     pub state_dir: PathBuf,
 }
@@ -94,6 +96,9 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     }
     exec::require_root("autofw apply")?;
     exec::require_tools(crate::firewall::tools(args.backend))?;
+    if args.confirm {
+        refuse_open_window(&args.state_dir)?;
+    }
 
     let (scan, choices) = propose::gather::gather(&args.policy)?;
     let mut proposal = propose::build(&scan, &choices);
@@ -125,17 +130,6 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         Backend::Iptables => None,
     };
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
-    // What a rollback of this apply would put back, and the command that
-    // gives the same choices again: for what the operator is told at the end.
-    let last = state.read_applied().ok().flatten();
-    let ending = Ending {
-        timeout: args.timeout,
-        before: describe_before(
-            last.as_ref(),
-            plan.parts.iter().any(|p| !p.before.trim().is_empty()),
-        ),
-        again: command_again(args, &given(args, choices.policy_source.as_ref())),
-    };
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
     let ports =
@@ -152,9 +146,43 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         };
         guard.explain(&scan, &choices, &listed);
     }
-    let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
+    let last = state.read_applied().ok().flatten();
+    // What a rollback of this apply would put back, and the command that
+    // gives the same choices again: for what the operator is told at the end.
+    let ending = Ending {
+        timeout: args.timeout,
+        before: describe_before(
+            last.as_ref(),
+            plan.parts.iter().any(|p| !p.before.trim().is_empty()),
+        ),
+        again: command_again(args, &given(args, choices.policy_source.as_ref())),
+    };
+    let summary = summarize_apply(
+        &SummaryInputs {
+            last: last.as_ref(),
+            // After a rollback, the rules it restored are what is live.
+            restored: state.read_previous().ok().flatten(),
+            autofw_loaded: plan.parts.iter().any(|p| !p.before.trim().is_empty()),
+        },
+        proposal.ruleset(),
+        &at_apply.listening,
+        &choices.table,
+        &guard,
+    );
+    let mut summary = summary;
+    summary.removes = other_backend_rules(args.backend);
+    let report = |outcome| {
+        let mut report = Report::new(outcome, &plan, &rules, &proposal, &guard);
+        report.summary = Some(summary.clone());
+        report
+    };
     if !args.json {
-        print_plan(&rules, &plan);
+        print!("{}", summary::text(&summary));
+        if args.verbose {
+            println!();
+            print_proposal(&rules, &plan);
+        }
+        print_diffs(&rules, &plan);
     }
     for warning in &other_filters {
         eprintln!(
@@ -172,7 +200,10 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         if let Some(problem) = &lockout {
             eprintln!("autofw: warning: {problem}. {}", guard.advice());
         }
-        println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
+        println!(
+            "dry run: nothing was changed; run `{}` to apply these rules",
+            ending.again
+        );
         return Ok(exit::OK);
     }
     if let Some(problem) = lockout {
@@ -209,11 +240,16 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         )));
     }
 
-    if args.no_wait && !plan.changed() && already_kept(args, &rules)? {
+    // Nothing to change: no prompt, no window (a window over the same
+    // rules would only risk rolling back what is kept).
+    if !plan.changed() && already_kept(args, &rules)? {
         if args.json {
             report(Outcome::Unchanged).print()?;
         } else {
-            println!("unchanged: the live rules already are this proposal; nothing was loaded");
+            println!(
+                "unchanged: nothing to change: the live rules already are this proposal; \
+                 nothing was loaded and no rollback window was opened"
+            );
         }
         return Ok(exit::OK);
     }
@@ -796,11 +832,10 @@ fn decided_elsewhere(state: &StateDir, ending: &Ending) -> anyhow::Result<u8> {
     }
 }
 
-/// Print the rules as they will be loaded, then what changes in the live
-/// firewall (a unified diff of autofw's part of it). A sharded blocklist's
-/// 64 sets and chains alike show as one line each way
+/// Print the rules as they will be loaded (`--verbose`): a sharded
+/// blocklist's 64 sets and chains alike show as one line each way
 /// ([`fold_numbered_runs`]); `--json` has them whole.
-fn print_plan(rules: &Rules, plan: &Plan) {
+fn print_proposal(rules: &Rules, plan: &Plan) {
     match rules {
         Rules::Nft { text } => println!("{}", fold_numbered_runs(text.trim_end()).trim_end()),
         Rules::Iptables { v4, v6, ipsets } => {
@@ -816,6 +851,11 @@ fn print_plan(rules: &Rules, plan: &Plan) {
             }
         }
     }
+}
+
+/// What changes in the live firewall: a unified diff of autofw's part of
+/// it, after the summary.
+fn print_diffs(rules: &Rules, plan: &Plan) {
     let whose = match rules {
         Rules::Nft { .. } => "",
         Rules::Iptables { .. } => " (autofw's part)",
@@ -836,6 +876,93 @@ fn print_plan(rules: &Rules, plan: &Plan) {
             println!("# {}", set.line());
         }
     }
+}
+
+/// `--confirm` while a rollback window is open and guarded: refused before
+/// anything is worked out or printed (the plan would be against rules that
+/// may be rolled back in a moment). A window whose watchdog is gone is
+/// left to the check under the apply lock, which says so.
+fn refuse_open_window(state_dir: &Path) -> anyhow::Result<()> {
+    let state = StateDir::new(state_dir);
+    if !state.root().is_dir() {
+        return Ok(());
+    }
+    state.check_trusted()?;
+    let Some(window) = state.read_window()? else {
+        return Ok(());
+    };
+    if !state.watchdog_alive()? {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "a rollback window is open: the rules loaded by apply pid {} are rolled back at {} \
+         unless confirmed. End it first with `autofw confirm{}` (from a new login) or \
+         `autofw rollback{}`, then apply again; nothing was changed",
+        window.apply_pid,
+        crate::human::utc(window.deadline),
+        state_flag(state_dir),
+        state_flag(state_dir)
+    )))
+}
+
+/// autofw's own rules of the other backend than `backend`, if loaded:
+/// this apply removes them ([`remove_other_backend`]).
+fn other_backend_rules(backend: Backend) -> Option<String> {
+    use crate::firewall::backend::nft;
+    match backend {
+        Backend::Iptables => (exec::tool_exists("nft")
+            && nft::autofw_table_exists().unwrap_or(false))
+        .then(|| "autofw's nft rules (table inet autofw)".to_string()),
+        Backend::Nft => (iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
+            && iptables::has_autofw_rules().unwrap_or(false))
+        .then(|| "autofw's iptables rules (the AUTOFW-* chains and jumps)".to_string()),
+    }
+}
+
+/// What the summary is made from, besides the proposal.
+struct SummaryInputs<'a> {
+    last: Option<&'a AppliedRecord>,
+    /// `previous.json`: the rules a rollback of the last apply restored.
+    restored: Option<AppliedRecord>,
+    /// autofw's rules are loaded now (the plan's "before" is not empty).
+    autofw_loaded: bool,
+}
+
+/// The summary every apply starts with ([`summary`]): against the record
+/// of the rules loaded now (the last apply's; after a rollback, those it
+/// restored), and the SSH session the guard checked.
+fn summarize_apply(
+    inputs: &SummaryInputs<'_>,
+    ruleset: &crate::propose::Ruleset,
+    listening: &[crate::record::ListeningPort],
+    table: &crate::services::ServiceTable,
+    guard: &Guard,
+) -> summary::Summary {
+    let live_record = match inputs.last {
+        _ if !inputs.autofw_loaded => None,
+        Some(last) if last.rolled_back_at().is_some() => inputs.restored.as_ref(),
+        last => last,
+    };
+    let no_flags = Vec::new();
+    let before = live_record.map(|record| summary::Before {
+        opened: &record.opened,
+        allow_flags: record.given.as_ref().map_or(&no_flags, |g| &g.allow),
+    });
+    let session = match (guard.verdict, guard.client, guard.port) {
+        (plan::Verdict::NoSession, _, _) | (_, None, _) | (_, _, None) => None,
+        (verdict, Some(client), Some(port)) => Some(summary::Session {
+            client,
+            port,
+            admitted: verdict == plan::Verdict::Admitted,
+        }),
+    };
+    summary::summarize(&summary::Facts {
+        before,
+        ruleset,
+        listening,
+        table,
+        session,
+    })
 }
 
 fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {

@@ -394,6 +394,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocklist: Vec<SetChange>,
     pub warnings: Vec<String>,
+    /// What opens, what closes and why, what stays closed, the SSH
+    /// session: what every apply says first ([`super::summary`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<super::summary::Summary>,
 }
 
 impl Report {
@@ -415,6 +419,7 @@ impl Report {
             opened: opened_ports(proposal.ruleset()),
             blocklist: plan.blocklist.clone(),
             warnings: proposal.warnings().to_vec(),
+            summary: None,
         }
     }
 

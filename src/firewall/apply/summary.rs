@@ -80,6 +80,10 @@ pub struct Summary {
     /// The operator's SSH session, said as a sentence; `None` without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// autofw's own rules of the other backend, removed in the same step
+    /// (`autofw's nft rules (table inet autofw)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removes: Option<String>,
 }
 
 impl Summary {
@@ -153,6 +157,7 @@ pub fn summarize(facts: &Facts<'_>) -> Summary {
         stays_closed,
         stays_open,
         session: facts.session.map(session_sentence),
+        removes: None,
     }
 }
 
@@ -292,6 +297,11 @@ pub fn text(summary: &Summary) -> String {
     }
     for line in &summary.stays_closed {
         out.push_str(&format!("  stays closed: {}: {}\n", line.name(), line.why));
+    }
+    if let Some(removes) = &summary.removes {
+        out.push_str(&format!(
+            "  removes:      {removes}, in the same step (a rollback puts them back)\n"
+        ));
     }
     if let Some(session) = &summary.session {
         out.push_str(&format!("  {session}\n"));
