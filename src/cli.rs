@@ -590,7 +590,7 @@ pub struct ApplyArgs {
     pub persist: bool,
     /// Print the whole proposal too, before the diff (apply shows the
     /// summary and the diff; `autofw propose` shows the proposal alone).
-    #[arg(long, short = 'v')]
+    #[arg(long)]
     pub verbose: bool,
     #[command(flatten)]
     pub root: RootArgs,

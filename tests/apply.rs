@@ -286,11 +286,13 @@ fn second_concurrent_apply_is_refused() {
     let during = host.server.ruleset();
     let second = host.apply(&["--timeout", "30", "--block", "http"]);
     assert_eq!(second.status.code(), Some(4), "{}", show(&second));
+    // Refused before a plan is worked out or printed (issue 19).
     assert!(
-        text(&second.stderr).contains("another `autofw apply` is running"),
+        text(&second.stderr).contains("a rollback window is open"),
         "{}",
         show(&second)
     );
+    assert_eq!(text(&second.stdout), "", "{}", show(&second));
     assert_eq!(host.server.ruleset(), during);
     // `no` at the first apply's prompt rolls back at once.
     let mut first = first;

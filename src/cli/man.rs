@@ -36,17 +36,17 @@ const FILES: [(&str, &str, &[&str]); 9] = [
     (
         "/var/lib/autofw/",
         "state directory (0700): the ruleset saved before the last apply, the lock, the rollback window, the apply record",
-        &["autofw", "apply", "confirm", "rollback", "status"],
+        &["autofw", "apply", "confirm", "rollback", "status", "disable"],
     ),
     (
         "/etc/autofw/rules.nft",
         "the confirmed nftables ruleset, loaded at boot",
-        &["autofw", "apply", "confirm", "restore", "unpersist"],
+        &["autofw", "apply", "confirm", "restore", "unpersist", "disable"],
     ),
     (
         "/etc/autofw/rules.v4, /etc/autofw/rules.v6, /etc/autofw/ipsets",
         "the confirmed iptables rulesets and blocklist sets, loaded at boot",
-        &["autofw", "apply", "confirm", "restore", "unpersist"],
+        &["autofw", "apply", "confirm", "restore", "unpersist", "disable"],
     ),
     (
         "/etc/autofw/persist.json",
@@ -56,7 +56,7 @@ const FILES: [(&str, &str, &[&str]); 9] = [
     (
         "/lib/systemd/system/autofw.service, autofw-iptables.service",
         "the boot hooks: they load the files above with nft or iptables-restore, never autofw; apply --persist enables one (the sysinit.target.wants link)",
-        &["autofw", "apply", "confirm", "unpersist"],
+        &["autofw", "apply", "confirm", "unpersist", "disable"],
     ),
     (
         "/etc/network/if-pre-up.d/autofw",
@@ -166,6 +166,10 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "unpersist" => &[(
             "autofw unpersist",
             "nothing of autofw's is loaded at the next boot",
+        )],
+        "disable" => &[(
+            "autofw disable",
+            "no autofw rules now nor at boot; `autofw apply --confirm` brings them back",
         )],
         "status" => &[
             (
