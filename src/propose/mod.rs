@@ -224,7 +224,34 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
             l.proto, l.address
         )));
     }
+    // A device name becomes `iifname "NAME"` / `-i NAME`: only a name the
+    // kernel could have given an interface.
+    for l in &scan.listeners {
+        for (field, name) in [("device", &l.device), ("interface", &l.interface)] {
+            if let Some(name) = name.as_deref().filter(|n| !is_interface_name(n)) {
+                return Err(bad_input(format!(
+                    "saved scan {origin}: listener {} {} port {} has {field} `{}`, which is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)",
+                    l.proto,
+                    l.address,
+                    l.port,
+                    crate::terminal::escape_controls(name)
+                )));
+            }
+        }
+    }
     Ok(scan)
+}
+
+/// A name Linux could give an interface (`dev_valid_name`: 1 to 15 bytes,
+/// no `/`, `:` or blank, not `.` or `..`), narrowed to what names are made
+/// of in practice, so that it needs no escaping in any rule language.
+fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
 }
 
 /// Build the proposal: pure, no host access.

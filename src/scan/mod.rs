@@ -66,7 +66,10 @@ pub struct ScanOptions {
 /// owners from `/proc`, names from `names` (the caller's
 /// [`host::read_service_table`], which `propose` also needs for its specs).
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
-    let sockets = read_live_sockets(source)?;
+    let (sockets, from_proc) = read_live_sockets(source)?;
+    if from_proc {
+        eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+    }
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
     let accounts = read_accounts(Path::new("/etc"));
     let mut listeners = core::listeners(sockets, &owners, names, &accounts);
@@ -93,6 +96,10 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     })
 }
 
+/// Said when the sockets came from `/proc/net`: it has no column for the
+/// device a socket is bound to.
+pub const PROC_KNOWS_NO_DEVICES: &str = "the sockets were read from /proc/net, which does not say which device a socket is bound to (`0.0.0.0%virbr0` as sock_diag shows it): a socket bound to a device shows as listening on every interface, and propose opens its port on every interface";
+
 /// `UID_MIN` and the account names, from `login.defs` and `passwd` in `dir`
 /// (`/etc`, or a fixture directory); missing files leave the defaults.
 fn read_accounts(dir: &Path) -> core::Accounts {
@@ -105,7 +112,8 @@ fn read_accounts(dir: &Path) -> core::Accounts {
 /// [`owners::parse_owner_map`]), `processes` (see
 /// [`owners::parse_process_facts`]), `login.defs`, `passwd`,
 /// `ip_local_port_range` (a copy of the sysctl), `addresses`
-/// (`ADDRESS INTERFACE` lines), and the kernel's and systemd's own words:
+/// (`ADDRESS INTERFACE` lines), `devices` (`INODE DEVICE` lines: the device
+/// a socket is bound to, which `/proc/net` does not say), and the kernel's and systemd's own words:
 /// `ip-link.json`, `wg-listen-port`, `nfsd-portlist`,
 /// `systemctl-list-sockets` (see `fixtures/kernel/README.md`). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
@@ -120,6 +128,13 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     let mut sockets = Vec::new();
     for table in Table::ALL {
         sockets.extend(procnet::read_table(dir, table).map_err(|e| bad_input(e.to_string()))?);
+    }
+    let device_file = dir.join("devices");
+    if let Ok(text) = std::fs::read_to_string(&device_file) {
+        let devices = parse_devices(&text, &device_file.display().to_string())?;
+        for socket in &mut sockets {
+            socket.device = devices.get(&socket.inode).cloned();
+        }
     }
     let owner_file = dir.join("owners");
     let mut owners = match std::fs::read_to_string(&owner_file) {
@@ -176,6 +191,30 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     })
 }
 
+/// A fixture's `devices` file: `INODE DEVICE` per line, `#` comments.
+fn parse_devices(text: &str, file: &str) -> anyhow::Result<std::collections::HashMap<u64, String>> {
+    let mut devices = std::collections::HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [inode, device] if inode.parse::<u64>().is_ok() => {
+                devices.insert(inode.parse()?, device.to_string());
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "`{file}` line {}: expected `INODE DEVICE`, found `{line}`",
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(devices)
+}
+
 /// A fixture's `addresses` file: `ADDRESS INTERFACE` per line (what
 /// `ip -br addr` shows, one address a line), `#` comments.
 fn parse_addresses(
@@ -207,15 +246,21 @@ fn parse_addresses(
 /// The listener candidates of all four tables. `Auto` takes netlink (the
 /// faster, measured in docs/scan.md) and falls back to `/proc/net` for any
 /// table netlink cannot dump (no sock_diag, a kernel without `udp_diag`).
-fn read_live_sockets(source: SocketSource) -> anyhow::Result<Vec<SocketEntry>> {
+/// Also says whether any table came from `/proc/net` (which knows no
+/// devices).
+fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, bool)> {
     let proc_net = Path::new("/proc/net");
     let from_proc = |table: Table| {
         procnet::read_table(proc_net, table).map_err(|e| host_failure(e.to_string()))
     };
     let mut sockets = Vec::new();
+    let mut any_from_proc = false;
     for table in Table::ALL {
         let entries = match source {
-            SocketSource::Proc => from_proc(table)?,
+            SocketSource::Proc => {
+                any_from_proc = true;
+                from_proc(table)?
+            }
             SocketSource::Netlink => match netlink::dump(table) {
                 Ok(entries) => entries,
                 // IPv6 is off: no table to read, and nothing listens there.
@@ -229,12 +274,15 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<Vec<SocketEntry>> {
             },
             SocketSource::Auto => match netlink::dump(table) {
                 Ok(entries) => entries,
-                Err(_) => from_proc(table)?,
+                Err(_) => {
+                    any_from_proc = true;
+                    from_proc(table)?
+                }
             },
         };
         sockets.extend(entries);
     }
-    Ok(sockets)
+    Ok((sockets, any_from_proc))
 }
 
 /// The inodes worth looking for in the fd walk, sorted for binary search.

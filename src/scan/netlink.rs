@@ -66,6 +66,8 @@ pub fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
     socket.send(&out, 0)?;
 
     let mut entries = Vec::new();
+    // Device names by index, each asked of the kernel once.
+    let mut devices: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
     let mut buffer = vec![0u8; RECV_BUFFER];
     loop {
         let size = socket.recv(&mut &mut buffer[..], 0)?;
@@ -85,6 +87,17 @@ pub fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
             match message.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
                     let id = &response.header.socket_id;
+                    // `idiag_if`: the device the socket is bound to
+                    // (`SO_BINDTODEVICE`, a link-local scope), 0 for none.
+                    let device = match id.interface_id {
+                        0 => None,
+                        index => Some(
+                            devices
+                                .entry(index)
+                                .or_insert_with(|| super::interfaces::name_of_index(index))
+                                .clone(),
+                        ),
+                    };
                     entries.push(SocketEntry {
                         proto,
                         local: (id.source_address, id.source_port).into(),
@@ -92,6 +105,7 @@ pub fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
                         state: response.header.state,
                         inode: u64::from(response.header.inode),
                         uid: response.header.uid,
+                        device,
                     });
                 }
                 NetlinkPayload::Done(_) => return Ok(entries),

@@ -191,6 +191,8 @@ fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
         state,
         inode,
         uid,
+        // `/proc/net` does not say which device a socket is bound to.
+        device: None,
     })
 }
 
@@ -261,6 +263,7 @@ mod tests {
                 state: TCP_LISTEN,
                 inode: 15321,
                 uid: 110,
+                device: None,
             }]
         );
     }

@@ -261,6 +261,7 @@ mod tests {
                 proto: Proto::Tcp,
                 port: 22,
                 service: "ssh".into(),
+                interfaces: Vec::new(),
             }],
             ruleset: "table inet autofw {}".into(),
             ruleset_v6: None,
