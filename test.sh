@@ -52,6 +52,8 @@ PACKAGES=(
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
   nginx samba redis-server postgresql
+  # dnsmasq as libvirt runs it: DHCP bound to a bridge (0.0.0.0%virbr0:67)
+  dnsmasq-base
 )
 
 export DEBIAN_FRONTEND=noninteractive
