@@ -359,6 +359,24 @@ mod tests {
         assert_eq!(got, [(9100, Some("eth1"), false), (45969, None, true)]);
         assert_eq!(scan.host.local_port_range, Some((32768, 60999)));
 
+        // `devices` gives a socket the device it is bound to (by inode).
+        write("devices", "# INODE DEVICE\n2 virbr0\n");
+        let scan = scan_saved(dir.path()).unwrap();
+        let devices: Vec<Option<&str>> = scan
+            .listeners
+            .iter()
+            .map(|l| l.device.as_deref())
+            .collect();
+        assert_eq!(devices, [None, Some("virbr0")]);
+        assert_eq!(scan.listeners[1].address_text(), "0.0.0.0%virbr0");
+        write("devices", "virbr0 2\n");
+        let e = scan_saved(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("devices` line 1: expected `INODE DEVICE`, found `virbr0 2`"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("devices")).unwrap();
+
         write("addresses", "10.9.0.5\n");
         let e = scan_saved(dir.path()).unwrap_err().to_string();
         assert!(
