@@ -57,7 +57,18 @@ impl KvmHost {
     /// script does not configure the address: the lease is what counts.
     fn guest_gets_a_lease(&self) -> bool {
         let out = self.guest.run(&[
-            "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "8", "-T", "1", "-s",
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "8",
+            "-T",
+            "1",
+            "-s",
             "/bin/true",
         ]);
         out.status.success() && String::from_utf8_lossy(&out.stderr).contains("obtained")
@@ -141,7 +152,8 @@ fn dnsmasq_on_a_bridge(backend: &str) {
     };
     assert!(proposed.contains(rule), "{proposed}");
     assert!(
-        !proposed.contains("\tudp dport 67 accept") && !proposed.contains("INPUT -p udp --dport 67"),
+        !proposed.contains("\tudp dport 67 accept")
+            && !proposed.contains("INPUT -p udp --dport 67"),
         "67/udp opened on every interface:\n{proposed}"
     );
 

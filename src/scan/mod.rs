@@ -25,6 +25,7 @@ pub mod interfaces;
 pub mod kernel;
 pub mod nat;
 pub mod netlink;
+pub mod nft_nat;
 pub mod owners;
 pub mod procnet;
 pub mod render;
@@ -362,11 +363,8 @@ mod tests {
         // `devices` gives a socket the device it is bound to (by inode).
         write("devices", "# INODE DEVICE\n2 virbr0\n");
         let scan = scan_saved(dir.path()).unwrap();
-        let devices: Vec<Option<&str>> = scan
-            .listeners
-            .iter()
-            .map(|l| l.device.as_deref())
-            .collect();
+        let devices: Vec<Option<&str>> =
+            scan.listeners.iter().map(|l| l.device.as_deref()).collect();
         assert_eq!(devices, [None, Some("virbr0")]);
         assert_eq!(scan.listeners[1].address_text(), "0.0.0.0%virbr0");
         write("devices", "virbr0 2\n");
