@@ -256,7 +256,19 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, 
     };
     let mut sockets = Vec::new();
     let mut any_from_proc = false;
+    // Both TCP tables in one kernel walk where the kernel answers that.
+    let tcp_done = source != SocketSource::Proc
+        && match netlink::dump_tcp_both_families() {
+            Ok(entries) => {
+                sockets.extend(entries);
+                true
+            }
+            Err(_) => false,
+        };
     for table in Table::ALL {
+        if tcp_done && table.proto() == crate::model::Proto::Tcp {
+            continue;
+        }
         let entries = match source {
             SocketSource::Proc => {
                 any_from_proc = true;
