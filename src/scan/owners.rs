@@ -9,6 +9,16 @@
 //! listener inodes we care about, and the processes shared out between
 //! threads. Processes that cannot be read (not root) are counted, never
 //! silently skipped; kernel threads hold no descriptors and are not counted.
+//!
+//! What it does not do, because it need not: walk threads (`/proc` lists
+//! thread groups only, and a thread shares its process's descriptor table,
+//! so `/proc/PID/task/TID/fd` would only repeat `/proc/PID/fd`), nor walk
+//! this scan's own process (it holds no listener). What it cannot skip:
+//! `/proc` has no cheaper way to tell that a process holds no socket than
+//! reading its descriptors (no count of sockets per process; the link's
+//! mode only says read/write), so a process with 16 open files costs its
+//! 16 `readlinkat`s, and the busy benchmark host's 40,000 connections cost
+//! 40,000 (docs/scan.md has the figures).
 
 use super::core::{Owners, ProcessFacts};
 use super::procnet::LineError;
@@ -221,8 +231,11 @@ fn list_pids(proc: BorrowedFd<'_>) -> rustix::io::Result<Vec<u32>> {
     let mut buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
     let mut entries = RawDir::new(&dir, &mut buffer[..]);
     let mut pids = Vec::new();
+    let this = std::process::id();
     while let Some(entry) = entries.next() {
-        if let Some(pid) = parse_pid(entry?.file_name().to_bytes()) {
+        if let Some(pid) = parse_pid(entry?.file_name().to_bytes())
+            && pid != this
+        {
             pids.push(pid);
         }
     }

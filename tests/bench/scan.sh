@@ -124,7 +124,7 @@ for entry in "${seed_listeners[@]}"; do
   set -- $entry
   name=$1
   shift
-  in_seed python3 tests/support/listen.py --name "$name" "$@" >"$WORK/seed-$name" &
+  ip netns exec "$SEED" python3 tests/support/listen.py --name "$name" "$@" >"$WORK/seed-$name" &
   disown $! # killed by cleanup, through the namespace's pids
 done
 for entry in "${seed_listeners[@]}"; do
@@ -151,7 +151,7 @@ in_busy sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "building the busy host: $CONNECTIONS connections, $FILLERS extra processes, $LISTENERS listeners..."
-in_busy python3 tests/bench/busy_host.py "$CONNECTIONS" "$FILLERS" "$LISTENERS" >"$WORK/ready" &
+ip netns exec "$BUSY" python3 tests/bench/busy_host.py "$CONNECTIONS" "$FILLERS" "$LISTENERS" >"$WORK/ready" &
 busy=$!
 disown "$busy" # killed by cleanup, through the namespace's pids
 for _ in $(seq 600); do
