@@ -11,7 +11,7 @@
 //! with no NAT, scan starts no process (issue 20). Whether nf_tables holds a
 //! nat chain (native nft, iptables-nft) is asked over netlink
 //! ([`super::nft_nat`]); the legacy tables are named in `/proc/net`.
-//! `firewall::exec`, the one place
+//! `firewall::backend::exec`, the one place
 //! that changes the firewall, sits above scan in the import order, so scan
 //! spawns its readers itself ([`super::host::read_tool`], which also runs
 //! `ip`, `wg` and `systemctl` for the kernel's sockets).

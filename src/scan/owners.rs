@@ -12,8 +12,8 @@
 //!
 //! What it does not do, because it need not: walk threads (`/proc` lists
 //! thread groups only, and a thread shares its process's descriptor table,
-//! so `/proc/PID/task/TID/fd` would only repeat `/proc/PID/fd`), nor walk
-//! this scan's own process (it holds no listener). What it cannot skip:
+//! so `/proc/PID/task/TID/fd` would only repeat `/proc/PID/fd`). What it
+//! cannot skip:
 //! `/proc` has no cheaper way to tell that a process holds no socket than
 //! reading its descriptors (no count of sockets per process; the link's
 //! mode only says read/write), so a process with 16 open files costs its
@@ -231,11 +231,8 @@ fn list_pids(proc: BorrowedFd<'_>) -> rustix::io::Result<Vec<u32>> {
     let mut buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
     let mut entries = RawDir::new(&dir, &mut buffer[..]);
     let mut pids = Vec::new();
-    let this = std::process::id();
     while let Some(entry) = entries.next() {
-        if let Some(pid) = parse_pid(entry?.file_name().to_bytes())
-            && pid != this
-        {
+        if let Some(pid) = parse_pid(entry?.file_name().to_bytes()) {
             pids.push(pid);
         }
     }
