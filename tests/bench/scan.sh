@@ -14,7 +14,9 @@
 #
 # Usage (as root): tests/bench/scan.sh
 #   env: CONNECTIONS (20000), FILLERS (500), LISTENERS (50), RUNS (20),
-#        AUTOFW (a built autofw; default: builds target/release/autofw)
+#        AUTOFW (a built autofw; default: builds target/release/autofw),
+#        AUTOFW_BEFORE (another build, e.g. of main, timed in the same
+#        rounds as "autofw scan --all (before)")
 #
 # Each host lives in a throwaway network namespace; the fd walk of every
 # tool covers the whole machine's processes, so the hosts are measured one
@@ -94,6 +96,9 @@ commands=(
   "netstat -tulnp|netstat -tulnp"
   "true (one process start)|/bin/true"
 )
+if [[ -n ${AUTOFW_BEFORE:-} ]]; then
+  commands+=("autofw scan --all (before)|$AUTOFW_BEFORE scan --all")
+fi
 machine() {
   echo "$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l) processes and $(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) open descriptors on the machine, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
