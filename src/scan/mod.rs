@@ -175,10 +175,13 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     }
     let local_port_range = read("ip_local_port_range").and_then(|t| host::parse_port_range(&t));
     core::mark_client_sockets(&mut listeners, local_port_range);
-    if let Some(text) = read("addresses") {
-        let addresses = parse_addresses(&text, &dir.join("addresses").display().to_string())?;
-        core::attach_interfaces(&mut listeners, &addresses);
-    }
+    // Without `addresses`, sockets bound to a device still get it as their
+    // interface, and a bridge's or `lo`'s exposure.
+    let addresses = match read("addresses") {
+        Some(text) => parse_addresses(&text, &dir.join("addresses").display().to_string())?,
+        None => Default::default(),
+    };
+    core::attach_interfaces(&mut listeners, &addresses);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
@@ -348,6 +351,7 @@ pub fn run(args: &ScanOptions, other_filters: &dyn Fn() -> Vec<String>) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Exposure;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0500090A:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
     const UDP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n   0: 00000000:B391 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 0\n";
@@ -372,13 +376,29 @@ mod tests {
         assert_eq!(got, [(9100, Some("eth1"), false), (45969, None, true)]);
         assert_eq!(scan.host.local_port_range, Some((32768, 60999)));
 
-        // `devices` gives a socket the device it is bound to (by inode).
+        // `devices` gives a socket the device it is bound to (by inode):
+        // a bridge's, so not public, with or without `addresses`.
         write("devices", "# INODE DEVICE\n2 virbr0\n");
-        let scan = scan_saved(dir.path()).unwrap();
-        let devices: Vec<Option<&str>> =
-            scan.listeners.iter().map(|l| l.device.as_deref()).collect();
-        assert_eq!(devices, [None, Some("virbr0")]);
-        assert_eq!(scan.listeners[1].address_text(), "0.0.0.0%virbr0");
+        for with_addresses in [true, false] {
+            if !with_addresses {
+                std::fs::remove_file(dir.path().join("addresses")).unwrap();
+            }
+            let scan = scan_saved(dir.path()).unwrap();
+            let devices: Vec<(Option<&str>, Option<&str>, Exposure)> = scan
+                .listeners
+                .iter()
+                .map(|l| (l.device.as_deref(), l.interface.as_deref(), l.exposure))
+                .collect();
+            let exporter = with_addresses.then_some("eth1");
+            assert_eq!(
+                devices,
+                [
+                    (None, exporter, Exposure::Private),
+                    (Some("virbr0"), Some("virbr0"), Exposure::Private)
+                ]
+            );
+            assert_eq!(scan.listeners[1].address_text(), "0.0.0.0%virbr0");
+        }
         write("devices", "virbr0 2\n");
         let e = scan_saved(dir.path()).unwrap_err().to_string();
         assert!(
