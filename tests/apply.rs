@@ -73,11 +73,11 @@ fn confirmed_apply_lets_services_in_and_drops_the_rest() {
         &std::fs::read_to_string(Path::new(&host.state()).join("applied.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(record["confirmed"], true);
-    assert_eq!(record["backend"], "nft");
-    assert_eq!(record["persisted"], false);
+    assert_eq!(record["life"]["state"], "confirmed");
+    assert_eq!(record["rules"]["backend"], "nft");
+    assert_eq!(record["life"]["persisted"], false);
     assert!(
-        record["ruleset"]
+        record["rules"]["text"]
             .as_str()
             .unwrap()
             .contains("table inet autofw")

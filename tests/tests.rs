@@ -17,6 +17,7 @@ mod harness;
 mod monitoring;
 mod papercuts;
 mod persist;
+mod podman;
 mod policy;
 mod propose;
 mod scan;

@@ -667,7 +667,7 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
         let node = r.closed.iter().find(|c| c.port == 3000).unwrap();
         assert_eq!(
             node.reason,
-            "run by node as user alice (uid 1000): not a system account (UID_MIN is 1000)"
+            "socket created by user alice (uid 1000): not a system account (UID_MIN is 1000)"
         );
         assert_eq!(node.to_open.as_deref(), Some("--allow 3000/tcp"));
         let nobody = r.closed.iter().find(|c| c.port == 6380).unwrap();

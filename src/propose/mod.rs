@@ -299,7 +299,10 @@ fn scan_warnings(scan: &Scan) -> Vec<String> {
     let mut warnings = Vec::new();
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
-        let n = crate::human::count(unreadable, "process", "processes");
+        let mut n = crate::human::count(unreadable, "process", "processes");
+        if let Some(named) = scan.unreadable_named() {
+            n = format!("{n}, {named},");
+        }
         let consequence = "so some listeners may have no owner and be named by port only";
         warnings.push(match scan.as_root {
             Some(true) => format!(

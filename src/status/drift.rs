@@ -180,7 +180,7 @@ pub fn assess(
             None
         }
         Some(record) => {
-            let state = match (record.rolled_back_at, live) {
+            let state = match (record.rolled_back_at(), live) {
                 (Some(at), _) => RulesState::RolledBack { at },
                 (None, Some(live)) => compare_rules(live),
                 (None, None) => RulesState::Unverified {
@@ -349,16 +349,16 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         .iter()
         .map(|o| ((o.port, o.proto), o))
         .collect();
-    let then: Option<BTreeMap<(u16, Proto), &ListeningPort>> = record
+    let then: BTreeMap<(u16, Proto), &ListeningPort> = record
         .listening
-        .as_ref()
-        .map(|ports| ports.iter().map(|p| ((p.port, p.proto), p)).collect());
+        .iter()
+        .map(|p| ((p.port, p.proto), p))
+        .collect();
     // Closed on purpose: left closed by the proposal although it listened
     // beyond loopback then (`--block`, or risky). A loopback-only listener
     // that now faces the network was never a choice.
     let kept_closed = |key: &(u16, Proto)| {
-        record.closed.iter().any(|c| (c.port, c.proto) == *key)
-            && then.as_ref().is_none_or(|then| then.contains_key(key))
+        record.closed.iter().any(|c| (c.port, c.proto) == *key) && then.contains_key(key)
     };
 
     let mut findings = Vec::new();
@@ -381,10 +381,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
                 ));
                 continue;
             }
-            let accepted_then = then
-                .as_ref()
-                .and_then(|then| then.get(&key))
-                .is_some_and(|p| p.risky);
+            let accepted_then = then.get(&key).is_some_and(|p| p.risky);
             if group.risky && !accepted_then {
                 let (message, fix) = wording::risky_exposed(group, &spec);
                 findings.push(listener_finding(
@@ -425,7 +422,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         }
         // Opened ahead of its service (`--allow` while nothing listened):
         // as it was when applied, so not drift.
-        if then.as_ref().is_some_and(|then| !then.contains_key(&key)) {
+        if !then.contains_key(&key) {
             continue;
         }
         let (port, proto) = key;
@@ -449,7 +446,7 @@ mod tests {
     use super::*;
     use crate::firewall::backend::compare::FamilyRules;
     use crate::model::Listener;
-    use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
+    use crate::record::{AtApply, ClosedPort, OpenedPort};
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
@@ -517,18 +514,18 @@ mod tests {
         let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: Backend::Nft,
+            rules: crate::record::Rules::Nft {
+                text: String::new(),
+            },
             opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
-            ruleset: String::new(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: true,
-            rolled_back_at: None,
-            persisted: false,
             closed,
-            listening: Some(listening),
+            listening,
             blocklist: None,
             given: None,
+            life: crate::record::Life::Confirmed(crate::record::Confirmed {
+                at: 1_700_000_030,
+                persisted: false,
+            }),
         }
     }
 
@@ -576,7 +573,7 @@ mod tests {
         let proposal = crate::propose::build(&then, &crate::propose::Choices::default());
         let mut rec = record();
         rec.opened = crate::record::opened_ports(proposal.ruleset());
-        rec.listening = Some(crate::record::listening_ports(&then));
+        rec.listening = crate::record::listening_ports(&then);
         let dhcp_opened = rec.opened.iter().find(|o| o.port == 67).unwrap();
         assert_eq!(dhcp_opened.interfaces, ["virbr0"]);
         let live = live_as_applied();
@@ -727,18 +724,6 @@ mod tests {
             None,
         );
         assert!(a.findings.iter().all(|f| f.port != Some(8443)));
-        // A record from before status existed cannot tell: it reports it.
-        let mut old = record();
-        old.listening = None;
-        old.closed = Vec::new();
-        let a = assess(&applied_host(), Some(&old), Some(&live_as_applied()), None);
-        assert_eq!(
-            kinds(&a),
-            vec![
-                (Kind::UnopenedListener, Some(21)),
-                (Kind::StaleHole, Some(8443))
-            ]
-        );
     }
 
     #[test]
@@ -778,7 +763,7 @@ mod tests {
             service: "redis".into(),
             interfaces: Vec::new(),
         });
-        rec.listening = Some(crate::record::listening_ports(&then));
+        rec.listening = crate::record::listening_ports(&then);
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
@@ -797,7 +782,10 @@ mod tests {
         assert!(a.findings[0].message.contains("table inet autofw is gone"));
         assert!(a.findings[0].fix.contains("--persist"));
         let mut persisted = record();
-        persisted.persisted = true;
+        persisted.life = crate::record::Life::Confirmed(crate::record::Confirmed {
+            at: 1_700_000_030,
+            persisted: true,
+        });
         let a = assess(&now, Some(&persisted), Some(&live), None);
         assert!(a.findings[0].fix.contains("autofw restore"));
     }
@@ -805,8 +793,11 @@ mod tests {
     #[test]
     fn a_rolled_back_apply_is_not_live() {
         let mut rec = record();
-        rec.rolled_back_at = Some(1_700_000_060);
-        rec.confirmed = false;
+        rec.life = crate::record::Life::RolledBack(crate::record::RolledBack {
+            at: 1_700_000_060,
+            why: crate::record::Why::Expired,
+            persisted: false,
+        });
         let a = assess(&applied_host(), Some(&rec), None, None);
         assert_eq!(a.rules, Some(RulesState::RolledBack { at: 1_700_000_060 }));
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
@@ -936,7 +927,11 @@ mod tests {
     #[test]
     fn an_accept_before_autofws_jump_is_drift() {
         let mut record = record();
-        record.backend = Backend::Iptables;
+        record.rules = crate::record::Rules::Iptables {
+            v4: String::new(),
+            v6: String::new(),
+            ipsets: None,
+        };
         let early = SAVE_V4.replace(
             "-A INPUT -j AUTOFW-INPUT",
             "-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n-A INPUT -j AUTOFW-INPUT",
@@ -1052,7 +1047,7 @@ mod tests {
         let rec = AppliedRecord {
             opened: crate::record::opened_ports(proposal.ruleset()),
             closed: at.closed,
-            listening: Some(at.listening),
+            listening: at.listening,
             ..record()
         };
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);

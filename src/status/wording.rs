@@ -28,7 +28,7 @@ pub fn nothing_applied() -> Words {
 fn the_rules(record: &AppliedRecord) -> String {
     format!(
         "autofw's {} rules applied {}",
-        record.backend,
+        record.backend(),
         utc(record.applied_at)
     )
 }
@@ -42,7 +42,7 @@ pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
             the_rules(record),
             utc(at)
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw apply --confirm` to protect this host again; note that the persisted \
              ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
                 .to_string()
@@ -58,18 +58,18 @@ pub fn missing(record: &AppliedRecord) -> Words {
             "{} are not loaded: {} (flushed by hand or by another tool, or the host \
              rebooted{})",
             the_rules(record),
-            if record.backend == Backend::Iptables {
+            if record.backend() == Backend::Iptables {
                 "the AUTOFW-INPUT chains are gone"
             } else {
                 "table inet autofw is gone"
             },
-            if record.persisted {
+            if record.persisted() {
                 " and the boot hook did not load them"
             } else {
                 ", and they were never persisted"
             }
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw restore` loads the persisted rules again; check the boot hook \
              (/usr/share/doc/autofw/persist.md)"
                 .to_string()
@@ -87,7 +87,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             "{} are loaded, but not as applied: {} edited by hand or by another \
              tool ({} of the listing {})",
             the_rules(record),
-            if record.backend == Backend::Iptables {
+            if record.backend() == Backend::Iptables {
                 "the AUTOFW-INPUT chains or the built-in policies were"
             } else {
                 "table inet autofw was"
