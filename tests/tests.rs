@@ -8,6 +8,7 @@ mod acceptance;
 mod apply;
 mod blocklist;
 mod daytwo;
+mod device;
 mod docker;
 mod fleet;
 mod foreign;

@@ -363,6 +363,7 @@ mod tests {
                 proto: Proto::Tcp,
                 port,
                 service: service.to_string(),
+                interfaces: Vec::new(),
             })
             .collect()
     }
