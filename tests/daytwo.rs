@@ -497,3 +497,191 @@ fn nothing_to_change_opens_no_window_and_a_second_apply_refuses_first() {
     assert!(!state.join("window.json").exists());
     assert_eq!(applied_json(&host.state())["life"]["state"], "confirmed");
 }
+
+/// Nothing is loaded that status does not report: autofw's nft table is
+/// there exactly when status names live nft rules, its iptables chains
+/// exactly when it names live iptables rules.
+fn loaded_as_status_says(host: &Host, status: &serde_json::Value, step: &str) {
+    let live_state = status["live"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rules_live = matches!(live_state.as_str(), "confirmed" | "in-window" | "restored");
+    let backend = match live_state.as_str() {
+        // After a rollback, the restored rules are the previous apply's.
+        "restored" => "nft",
+        _ => status["applied"]["backend"].as_str().unwrap_or_default(),
+    };
+    let nft = host.server.ruleset().contains("table inet autofw");
+    let iptables = iptables_save(&host.server).contains("AUTOFW-INPUT");
+    assert_eq!(
+        nft,
+        rules_live && backend == "nft",
+        "{step}: nft\n{status:#}"
+    );
+    assert_eq!(
+        iptables,
+        rules_live && backend == "iptables",
+        "{step}: iptables\n{status:#}"
+    );
+    assert!(
+        !kinds(status).contains(&"other-backend".to_string()),
+        "{step}\n{status:#}"
+    );
+}
+
+/// The acceptance: an operator's week on a namespace host, each
+/// step's output saying what happened and why, status right after each.
+#[test]
+fn an_operators_week() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("d2week");
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap().to_string();
+    let policy = root.path().join("etc/autofw/policy.toml");
+    let state = host.state();
+    let status = |step: &str, expected: &str| {
+        let s = status_json(&host);
+        assert_eq!(s["live"]["state"], expected, "{step}\n{s:#}");
+        loaded_as_status_says(&host, &s, step);
+        s
+    };
+    let confirmed_apply = |extra: &[&str]| -> String {
+        let mut args = vec!["--timeout", "30", "--root", &r];
+        args.extend_from_slice(extra);
+        let apply = host.apply_in_background(&args);
+        text(&host.confirm_and_finish(apply).stdout)
+    };
+
+    // Monday: allow https through the policy, apply, confirm.
+    let out = autofw_in(
+        &host,
+        &["allow", "https", "--policy", policy.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("autofw apply --confirm"),
+        "{}",
+        show(&out)
+    );
+    let said = confirmed_apply(&[]);
+    assert!(
+        said.contains("opens:        443/tcp https: allowed by"),
+        "{said}"
+    );
+    assert!(
+        said.contains("not persisted: they last until the next reboot"),
+        "{said}"
+    );
+    status("monday", "confirmed");
+
+    // Tuesday: a one-off --allow; the policy's 443 stays open.
+    let said = confirmed_apply(&["--allow", "9100/tcp"]);
+    assert!(said.contains("opens:        9100/tcp"), "{said}");
+    assert!(said.contains("443/tcp https"), "{said}");
+    assert!(!said.contains("CLOSES"), "{said}");
+    status("tuesday", "confirmed");
+
+    // Wednesday: nginx stopped; the next apply says why 80 and 9100 close.
+    write_scan(&host.dir.path().join("scan.json"), &[("ssh", "sshd", 5622)]);
+    let said = confirmed_apply(&[]);
+    assert!(
+        said.contains("CLOSES:       80/tcp http: nothing listens on it now"),
+        "{said}"
+    );
+    assert!(
+        said.contains("9100/tcp")
+            && said.contains("opened by `--allow 9100/tcp` at the last apply"),
+        "{said}"
+    );
+    status("wednesday", "confirmed");
+
+    // Thursday: an apply with nothing to change opens no window.
+    let out = Autofw::new(&[
+        "apply",
+        "--confirm",
+        "--from",
+        &host.scan(),
+        "--state-dir",
+        &state,
+        "--root",
+        &r,
+    ])
+    .inside(&host.server)
+    .output();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("nothing to change"),
+        "{}",
+        show(&out)
+    );
+    assert!(!Path::new(&state).join("window.json").exists());
+    status("thursday", "confirmed");
+
+    // Friday: an apply rolled back; status names the rules it restored.
+    let apply = host.apply_in_background(&["--timeout", "30", "--root", &r, "--allow", "9999/tcp"]);
+    let out = autofw_in(&host, &["rollback", "--state-dir", &state]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = finish(apply);
+    assert!(text(&out.stderr).contains("rolled back"), "{}", show(&out));
+    let s = status("friday", "restored");
+    assert!(!kinds(&s).contains(&"not-live".to_string()), "{s:#}");
+
+    // Saturday: confirm twice (a retried script).
+    let apply = host.apply_in_background(&["--timeout", "30", "--root", &r, "--allow", "9999/tcp"]);
+    host.confirm_and_finish(apply);
+    let again = host.confirm();
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    assert!(
+        text(&again.stdout).contains("already confirmed"),
+        "{}",
+        show(&again)
+    );
+    status("saturday", "confirmed");
+
+    // Sunday: a switch to iptables removes the nft table in the same step.
+    let said = confirmed_apply(&["--backend", "iptables"]);
+    assert!(said.contains("removes:      autofw's nft rules"), "{said}");
+    let s = status("sunday", "confirmed");
+    assert_eq!(s["applied"]["backend"], "iptables");
+
+    // Monday again: disable; nothing of autofw is loaded, status says so.
+    let out = autofw_in(&host, &["disable", "--state-dir", &state, "--root", &r]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("UNFILTERED now"),
+        "{}",
+        show(&out)
+    );
+    status("disabled", "disabled");
+
+    // A lockout refused over SSH: nothing changes, status unchanged.
+    let remote = format!(
+        "{} apply --confirm --yes --block ssh --from {} --state-dir {state} --root {r}",
+        autofw_bin(),
+        host.scan()
+    );
+    let out = host.ssh().command(&host.client, &remote).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("refusing to lock you out"),
+        "{}",
+        show(&out)
+    );
+    status("lockout refused", "disabled");
+
+    // The drop log, as its own help says.
+    let out = autofw_in(&host, &["log", "--since", "-24h"]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    // An expired window over SSH: said, and the host stays disabled.
+    let mut screen = apply_over_ssh(&host, &format!("--timeout 3 --root {r}"));
+    assert_eq!(screen.end(30), Some(1), "{}", screen.text());
+    let said = screen.text();
+    assert!(said.contains("no confirmation within 3 s"), "{said}");
+    assert!(said.contains("live now: "), "{said}");
+    assert!(!said.contains("is held"), "{said}");
+    status("expired", "disabled");
+}

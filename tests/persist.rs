@@ -152,7 +152,13 @@ fn systemd_hook_and_unpersist_remove_only_what_was_installed() {
     // The second apply changes something: one with nothing to change
     // opens no window and persists nothing new (issue 19).
     for extra in [&[][..], &["--allow", "8443/tcp"][..]] {
-        let mut args = vec!["--timeout", "30", "--persist", "--root", r.to_str().unwrap()];
+        let mut args = vec![
+            "--timeout",
+            "30",
+            "--persist",
+            "--root",
+            r.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         let apply = host.apply_in_background(&args);
         host.confirm_and_finish(apply);

@@ -36,17 +36,33 @@ const FILES: [(&str, &str, &[&str]); 9] = [
     (
         "/var/lib/autofw/",
         "state directory (0700): the ruleset saved before the last apply, the lock, the rollback window, the apply record",
-        &["autofw", "apply", "confirm", "rollback", "status", "disable"],
+        &[
+            "autofw", "apply", "confirm", "rollback", "status", "disable",
+        ],
     ),
     (
         "/etc/autofw/rules.nft",
         "the confirmed nftables ruleset, loaded at boot",
-        &["autofw", "apply", "confirm", "restore", "unpersist", "disable"],
+        &[
+            "autofw",
+            "apply",
+            "confirm",
+            "restore",
+            "unpersist",
+            "disable",
+        ],
     ),
     (
         "/etc/autofw/rules.v4, /etc/autofw/rules.v6, /etc/autofw/ipsets",
         "the confirmed iptables rulesets and blocklist sets, loaded at boot",
-        &["autofw", "apply", "confirm", "restore", "unpersist", "disable"],
+        &[
+            "autofw",
+            "apply",
+            "confirm",
+            "restore",
+            "unpersist",
+            "disable",
+        ],
     ),
     (
         "/etc/autofw/persist.json",
