@@ -180,7 +180,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         print!("{}", summary::text(&summary));
         if args.verbose {
             println!();
-            print_proposal(&rules, &plan);
+            print_proposal(&rules);
         }
         print_diffs(&rules, &plan);
     }
@@ -835,7 +835,7 @@ fn decided_elsewhere(state: &StateDir, ending: &Ending) -> anyhow::Result<u8> {
 /// Print the rules as they will be loaded (`--verbose`): a sharded
 /// blocklist's 64 sets and chains alike show as one line each way
 /// ([`fold_numbered_runs`]); `--json` has them whole.
-fn print_proposal(rules: &Rules, plan: &Plan) {
+fn print_proposal(rules: &Rules) {
     match rules {
         Rules::Nft { text } => println!("{}", fold_numbered_runs(text.trim_end()).trim_end()),
         Rules::Iptables { v4, v6, ipsets } => {
@@ -846,9 +846,6 @@ fn print_proposal(rules: &Rules, plan: &Plan) {
                 );
             }
             println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
-            for note in &plan.placement {
-                println!("# {}", crate::terminal::escape_controls(note));
-            }
         }
     }
 }
@@ -856,6 +853,10 @@ fn print_proposal(rules: &Rules, plan: &Plan) {
 /// What changes in the live firewall: a unified diff of autofw's part of
 /// it, after the summary.
 fn print_diffs(rules: &Rules, plan: &Plan) {
+    // iptables: where the jump goes among the live INPUT rules.
+    for note in &plan.placement {
+        println!("# {}", crate::terminal::escape_controls(note));
+    }
     let whose = match rules {
         Rules::Nft { .. } => "",
         Rules::Iptables { .. } => " (autofw's part)",
