@@ -127,8 +127,9 @@ pub fn say(disabled: &Disabled, listening: &[String], state_dir: &Path) -> Strin
             "UNFILTERED now: autofw no longer filters; these listen beyond loopback and are \
              reachable from any address (unless another firewall on this host drops them):\n",
         );
+        // Process names are any process's to set: shown escaped.
         for port in listening {
-            out.push_str(&format!("  - {port}\n"));
+            out.push_str(&format!("  - {}\n", crate::terminal::escape_controls(port)));
         }
     }
     let state_flag = if state_dir == Path::new(crate::state::DEFAULT_DIR) {

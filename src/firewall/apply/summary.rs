@@ -306,7 +306,11 @@ pub fn text(summary: &Summary) -> String {
     if let Some(session) = &summary.session {
         out.push_str(&format!("  {session}\n"));
     }
-    out
+    // The reasons quote process names, which any process can set: what
+    // a terminal would act on is shown escaped.
+    out.lines()
+        .map(|line| crate::terminal::escape_controls(line) + "\n")
+        .collect()
 }
 
 #[cfg(test)]
