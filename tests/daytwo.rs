@@ -312,6 +312,13 @@ fn status_after_a_rollback_names_the_confirmed_rules_it_restored() {
     let apply = host.apply_in_background(&["--timeout", "30", "--allow", "9999/tcp"]);
     let out = autofw_in(&host, &["rollback", "--state-dir", &host.state()]);
     assert!(out.status.success(), "{}", show(&out));
+    // The rollback says what is live now: the first apply's rules.
+    assert!(
+        text(&out.stdout).contains("live now: the rules of the apply at "),
+        "{}",
+        show(&out)
+    );
+    assert!(text(&out.stdout).contains(", confirmed at "), "{}", show(&out));
     let _ = finish(apply);
     assert_eq!(host.server.ruleset(), confirmed);
 

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::outcome::{apply_again, exactness, kept_text, report_dead, warn_unrecorded};
+use super::outcome::{
+    apply_again, describe_before, exactness, kept_text, report_dead, warn_unrecorded,
+};
 use super::undo::Undo;
 use super::window::{self, Confirmed, Deciding};
 use crate::error::{exit, host_failure};
@@ -77,6 +79,23 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     println!(
         "rolled back: the ruleset saved before the last apply is restored{}",
         exactness(&done)
+    );
+    // What that is: the rules recorded as live when that apply took its
+    // snapshot (previous.json), or none of autofw's.
+    let snapshot_had_autofw = undo
+        .snapshot
+        .nft
+        .as_ref()
+        .is_some_and(|n| n.autofw_table.is_some())
+        || undo
+            .snapshot
+            .iptables
+            .as_ref()
+            .is_some_and(|i| i.v4.contains("AUTOFW-INPUT") || i.v6.contains("AUTOFW-INPUT"));
+    let previous = state.read_previous().ok().flatten();
+    println!(
+        "live now: {}",
+        describe_before(previous.as_ref(), snapshot_had_autofw)
     );
     warn_unrecorded(&done);
     if done.record.as_ref().is_some_and(|r| r.persisted()) {
