@@ -188,8 +188,8 @@ pub fn assess(
             // them: comparing listeners with them would only mislead.
             if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
                 findings.extend(listener_findings(scan, record));
-                if let Some(LiveRules::Iptables(families)) = live {
-                    findings.extend(accepts_before_autofw(families));
+                if let Some(live) = live {
+                    findings.extend(accepts_before_autofw(live.iptables_families()));
                 }
             }
             Some(state)

@@ -22,12 +22,12 @@ pub mod wording;
 
 use std::io::Write;
 
-use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::netlink;
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::backend::compare::LiveRules;
-use crate::firewall::other_filters as foreign;
-use crate::firewall::read_live;
+use crate::firewall::backend::live_rules;
+use crate::firewall::other_filters;
 use crate::propose::gather::read_recorded_blocklist;
 use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};
@@ -40,7 +40,7 @@ use render::Report;
 /// What `autofw status` was asked for.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
-    pub format: Format,
+    pub format: OutputFormat,
     /// Write the report there (atomically) instead of stdout.
     pub out: Option<std::path::PathBuf>,
     pub state_dir: std::path::PathBuf,
@@ -48,7 +48,7 @@ pub struct StatusOptions {
 
 /// How status reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum OutputFormat {
     /// For people.
     Text,
     /// One JSON object (docs/json-schema.md).
@@ -72,7 +72,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
+        Some(r) if r.rolled_back_at.is_none() => Some(live_rules(r, &state)?),
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
@@ -86,11 +86,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // The other filters on the host, judged with autofw's rules as loaded.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => foreign::check(&rules, &foreign::ports_of(&record.opened)),
-            Err(_) => foreign::Check::default(),
+            Ok(rules) => other_filters::check(&rules, &other_filters::ports_of(&record.opened)),
+            Err(_) => other_filters::Check::default(),
         },
-        _ => foreign::Check {
-            legacy: foreign::legacy_summary(),
+        _ => other_filters::Check {
+            legacy: other_filters::legacy_summary(),
             ..Default::default()
         },
     };
@@ -109,9 +109,9 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     );
     let format = args.format;
     let text = match format {
-        Format::Text => render::text(&report),
-        Format::Json => render::json(&report),
-        Format::Prometheus => metrics::prometheus(&report),
+        OutputFormat::Text => render::text(&report),
+        OutputFormat::Json => render::json(&report),
+        OutputFormat::Prometheus => metrics::prometheus(&report),
     };
     match &args.out {
         Some(path) => write_report(path, &text)?,
@@ -122,7 +122,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         }
     }
     // The metrics carry the drift: a timer that wrote them did its job.
-    Ok(if report.drift && format != Format::Prometheus {
+    Ok(if report.drift && format != OutputFormat::Prometheus {
         exit::NEGATIVE
     } else {
         exit::OK
@@ -184,10 +184,10 @@ fn read_blocklist(
     let Some(recorded) = &record.blocklist else {
         return Ok(None);
     };
-    if !matches!(live, LiveRules::Nft { table: Some(_), .. }) {
+    if !live.has_nft_table() {
         return Ok(None);
     }
-    let live = nft_sets::read_live()?.map(|sets| sets.summaries());
+    let live = netlink::live_sets()?.map(|sets| sets.summaries());
     let files = read_recorded_blocklist(&recorded.files, &recorded.inline, recorded.skip_bad_lines)
         .map(|sets| sets.summaries())
         .map_err(|e| format!("{e:#}"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::outcome::{exactness, report_dead, warn_unrecorded};
 use super::window::{self, Confirmed};
 use crate::error::exit;
-use crate::firewall::Snapshot;
+use crate::firewall::backend::Snapshot;
 use crate::firewall::backend::exec;
 use crate::state::StateDir;
 
@@ -54,7 +54,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     state.check_trusted()?;
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
-        exec::require_tools(crate::firewall::tools(snapshot.backend))?;
+        exec::require_tools(snapshot.backend.tools())?;
     }
     let done = window::roll_back(&state)?;
     println!(

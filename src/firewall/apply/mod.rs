@@ -13,37 +13,36 @@
 pub mod answer;
 pub mod decide;
 pub mod guard;
+mod load;
 pub mod outcome;
 pub mod plan;
 pub mod restore;
 pub mod survival;
+mod wait;
 pub mod watchdog;
 pub mod window;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
-use crate::firewall::Snapshot;
-use crate::firewall::backend::{exec, iptables};
+use crate::firewall::backend::{self, exec};
+use crate::firewall::other_filters;
 use crate::human::{fold_numbered_runs, unified_diff};
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
-    opened_ports,
+    AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules, opened_ports,
 };
-use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
-use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
-use outcome::{report_dead, report_kept, report_rollback};
-use plan::{Guard, Outcome, Plan, Report, WindowReport};
-use window::Confirmed;
+use crate::state::StateDir;
+use answer::{Answers, is_yes};
+use load::{BlocklistLoad, ToLoad, save_and_load};
+use plan::{ApplyOutcome, Guard, Plan, Report, WindowReport};
+use wait::wait_for_decision;
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
-const POLL: Duration = Duration::from_millis(100);
 
 /// What `autofw apply` was asked for.
 #[derive(Debug, Clone)]
@@ -72,115 +71,151 @@ pub struct ApplyOptions {
     pub state_dir: PathBuf,
 }
 
-pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
-    if args.timeout == 0 || args.timeout > MAX_TIMEOUT {
-        return Err(bad_input(format!(
-            "--timeout {} is out of range: give the seconds to wait for confirmation, 1 to {MAX_TIMEOUT}",
-            args.timeout
-        )));
-    }
-    if args.json && args.confirm && !args.no_wait {
-        return Err(bad_input(
-            "--json with --confirm needs --no-wait: a JSON report cannot wait at a prompt",
-        ));
-    }
-    exec::require_root("autofw apply")?;
-    exec::require_tools(crate::firewall::tools(args.backend))?;
+/// What this run does, from the flags, checked once before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No `--confirm`: print the plan, change nothing.
+    DryRun,
+    /// `--confirm`: load the rules with a rollback window.
+    Load {
+        /// Ask `Apply these rules?` first (not with `--yes` or `--no-wait`).
+        ask: bool,
+        /// `--no-wait`: return once loaded; else wait for the decision.
+        wait: bool,
+    },
+}
 
-    let (scan, choices) = propose::gather::gather(&args.policy)?;
-    let mut proposal = propose::build(&scan, &choices);
-    let rules = Rules::render(&proposal, args.backend);
-    let at_apply = AtApply::of(&scan, proposal.ruleset());
-    // nft: the blocklist's elements are loaded apart from the rules.
-    let sets = (args.backend == Backend::Nft && proposal.blocklist().enabled)
-        .then(|| SetContents::of(proposal.blocklist()));
-    let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
-        files: choices.blocklist_paths.clone(),
-        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
-        skip_bad_lines: args.policy.skip_bad_lines,
-        sets: sets.summaries(),
-        refreshed_at: None,
-    });
-    let state = StateDir::new(&args.state_dir);
-    // What autofw loaded last into the live sets: the plan's "before", and
-    // what the snapshot saves for a rollback (also when this proposal has
-    // no blocklist: then the kernel need not be read to save the old one).
-    let recorded = match args.backend {
-        Backend::Nft => crate::firewall::recorded_sets(&state),
-        Backend::Iptables => None,
-    };
-    let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
-    // Other filters on this host that would drop what these rules open:
-    // said after the plan, and in the JSON report's warnings.
-    let ports =
-        crate::firewall::other_filters::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    let other_filters = crate::firewall::other_filters::check(&rules, &ports).warnings();
-    for warning in &other_filters {
-        proposal.add_warning(warning.clone());
-    }
-    let guard = Guard::check(&proposal, args.guard);
-    let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
-    if !args.json {
-        print_plan(&rules, &plan);
-    }
-    for warning in &other_filters {
-        eprintln!(
-            "autofw: warning: {}",
-            crate::terminal::escape_controls(warning)
-        );
-    }
-    let lockout = guard.problem();
-
-    if !args.confirm {
-        if args.json {
-            report(Outcome::DryRun).print()?;
-            return Ok(exit::OK);
-        }
-        if let Some(problem) = &lockout {
-            eprintln!("autofw: warning: {problem}");
-        }
-        println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
-        return Ok(exit::OK);
-    }
-    if let Some(problem) = lockout {
-        if !args.force {
-            if args.json {
-                report(Outcome::Refused).print()?;
-            }
-            return Err(refused(format!(
-                "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
-                 or pass --force if you have another way in (a console)",
-                guard.port.unwrap_or(22)
+impl Mode {
+    fn of(args: &ApplyOptions) -> anyhow::Result<Mode> {
+        if args.timeout == 0 || args.timeout > MAX_TIMEOUT {
+            return Err(bad_input(format!(
+                "--timeout {} is out of range: give the seconds to wait for confirmation, 1 to {MAX_TIMEOUT}",
+                args.timeout
             )));
         }
-        eprintln!("autofw: warning: --force given: {problem}");
+        if args.json && args.confirm && !args.no_wait {
+            return Err(bad_input(
+                "--json with --confirm needs --no-wait: a JSON report cannot wait at a prompt",
+            ));
+        }
+        Ok(match args.confirm {
+            false => Mode::DryRun,
+            true => Mode::Load {
+                ask: !args.yes && !args.no_wait,
+                wait: !args.no_wait,
+            },
+        })
     }
+}
+
+/// Everything apply works out before it changes anything: the proposal,
+/// its rules, what loading them would change, and the lockout guard.
+struct Prepared {
+    proposal: Proposal,
+    rules: Rules,
+    /// The rules as people read them before they are loaded.
+    shown: String,
+    at_apply: AtApply,
+    /// nft: the blocklist's elements, loaded apart from the rules.
+    sets: Option<SetContents>,
+    /// What the record keeps of the blocklist.
+    blocklist: Option<BlocklistRecord>,
+    /// What autofw loaded last into the live sets ([`Backend::recorded_sets`]).
+    recorded: Option<SetContents>,
+    plan: Plan,
+    guard: Guard,
+    /// Other filters on this host that would drop what these rules open.
+    other_filters: Vec<String>,
+}
+
+impl Prepared {
+    fn new(args: &ApplyOptions, state: &StateDir) -> anyhow::Result<Prepared> {
+        let (scan, choices) = propose::gather::gather(&args.policy)?;
+        let mut proposal = propose::build(&scan, &choices);
+        let rules = Rules::render(&proposal, args.backend);
+        // Rendered now: the warnings added below are not in the rules loaded.
+        let shown = backend::for_people(&proposal, args.backend);
+        let at_apply = AtApply::of(&scan, proposal.ruleset());
+        let sets = (args.backend.loads_sets_apart() && proposal.blocklist().enabled)
+            .then(|| SetContents::of(proposal.blocklist()));
+        let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
+            files: choices.blocklist_paths.clone(),
+            inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+            skip_bad_lines: args.policy.skip_bad_lines,
+            sets: sets.summaries(),
+            refreshed_at: None,
+        });
+        // What autofw loaded last into the live sets: the plan's "before", and
+        // what the snapshot saves for a rollback (also when this proposal has
+        // no blocklist: then the kernel need not be read to save the old one).
+        let recorded = args.backend.recorded_sets(state);
+        let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
+        // Said after the plan, and in the JSON report's warnings.
+        let ports = other_filters::ports_of(&opened_ports(proposal.ruleset()));
+        let other_filters = other_filters::check(&rules, &ports).warnings();
+        for warning in &other_filters {
+            proposal.add_warning(warning.clone());
+        }
+        let guard = Guard::check(&proposal, args.guard);
+        Ok(Prepared {
+            proposal,
+            rules,
+            shown,
+            at_apply,
+            sets,
+            blocklist,
+            recorded,
+            plan,
+            guard,
+            other_filters,
+        })
+    }
+
+    fn report(&self, outcome: ApplyOutcome) -> Report {
+        Report::new(
+            outcome,
+            &self.plan,
+            &self.rules,
+            &self.proposal,
+            &self.guard,
+        )
+    }
+
+    /// The plan for people (not with `--json`), then the other filters'
+    /// warnings.
+    fn show(&self, json: bool) {
+        if !json {
+            print_plan(&self.shown, &self.rules, &self.plan);
+        }
+        for warning in &self.other_filters {
+            eprintln!(
+                "autofw: warning: {}",
+                crate::terminal::escape_controls(warning)
+            );
+        }
+    }
+}
+
+pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
+    let mode = Mode::of(args)?;
+    exec::require_root("autofw apply")?;
+    exec::require_tools(args.backend.tools())?;
+    let state = StateDir::new(&args.state_dir);
+    let prepared = Prepared::new(args, &state)?;
+    prepared.show(args.json);
+    let Mode::Load { ask, wait } = mode else {
+        return dry_run(args, &prepared);
+    };
+    check_lockout(args, &prepared)?;
 
     state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
-    if let Some(window) = state.read_window()? {
-        // We hold the apply lock, so its watchdog, which would hold it too,
-        // is gone: that window can no longer be confirmed.
-        let restarted = window.remaining(&clock::now()?) == Remaining::OtherBoot;
-        return Err(refused(format!(
-            "an earlier apply (pid {}) left a rollback window that was never decided, and its \
-             watchdog is gone{}: those rules can no longer be confirmed. Run `autofw rollback{}` \
-             to put back the rules saved before that apply and close it, then apply again; \
-             nothing was changed",
-            window.apply_pid,
-            if restarted {
-                " (the machine restarted since)"
-            } else {
-                ""
-            },
-            state_flag(&args.state_dir)
-        )));
-    }
+    refuse_undecided_window(args, &state)?;
 
-    if args.no_wait && !plan.changed() && already_kept(args, &rules)? {
+    if !wait && !prepared.plan.changed() && already_kept(args, &prepared.rules)? {
         if args.json {
-            report(Outcome::Unchanged).print()?;
+            prepared.report(ApplyOutcome::Unchanged).print()?;
         } else {
             println!("unchanged: the live rules already are this proposal; nothing was loaded");
         }
@@ -188,49 +223,12 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     }
 
     let mut input = Answers::start();
-    if !args.yes && !args.no_wait {
-        eprint!("Apply these rules? [y/N] ");
-        let _ = std::io::stderr().flush();
-        match input.ask_stdin() {
-            Some(answer) if is_yes(&answer) => {}
-            Some(_) => return Err(refused("the operator said no; nothing was changed")),
-            None => return Err(refused("no answer (end of input); nothing was changed")),
-        }
+    if ask {
+        ask_to_apply(&mut input)?;
     }
-
-    // Save, open the window, load: all under the decision lock, so that a
-    // `confirm` or `rollback` run meanwhile waits for the load to finish
-    // (or fail) instead of deciding a window whose rules are not loaded yet.
-    let deciding = state.lock_window()?;
-    let pending = Pending::save(
-        &state,
-        args,
-        &rules,
-        &proposal,
-        at_apply,
-        BlocklistLoad {
-            sets: sets.as_ref(),
-            recorded: recorded.as_ref(),
-            record: blocklist,
-        },
-    )?;
-    let window = match pending.open_window(&state, &lock) {
-        Ok(window) => window,
-        Err(err) => {
-            pending.abandon(&state);
-            return Err(err);
-        }
-    };
-    if let Err(err) = crate::firewall::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
-        pending.abandon(&state);
-        return Err(err.context(
-            "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
-        ));
-    }
-    drop(deciding);
-    report_accepts_before_jump(&rules);
-    if args.no_wait {
-        return report_loaded(args, &window, report(Outcome::Loaded));
+    let (window, pending) = save_and_load(args, &state, &lock, prepared.to_load())?;
+    if !wait {
+        return report_loaded(args, &window, prepared.report(ApplyOutcome::Loaded));
     }
     let terminal = input.listen_to_terminal();
     eprintln!(
@@ -250,12 +248,84 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     wait_for_decision(&state, &window, &pending.snapshot, &mut input)
 }
 
-/// On iptables, other tools' INPUT rules that still accept before autofw's
-/// jump (one inserted between the save and the load): said, not undone.
-fn report_accepts_before_jump(rules: &Rules) {
-    if let Rules::Iptables { .. } = rules {
-        for warning in iptables::accepts_before_jump().unwrap_or_default() {
-            eprintln!("autofw: warning: {warning}");
+/// No `--confirm`: the report or the closing line; nothing changed.
+fn dry_run(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<u8> {
+    if args.json {
+        prepared.report(ApplyOutcome::DryRun).print()?;
+        return Ok(exit::OK);
+    }
+    if let Some(problem) = prepared.guard.problem() {
+        eprintln!("autofw: warning: {problem}");
+    }
+    println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
+    Ok(exit::OK)
+}
+
+/// The lockout guard: refuse rules that would not let this session's
+/// connection in, unless `--force`.
+fn check_lockout(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<()> {
+    let Some(problem) = prepared.guard.problem() else {
+        return Ok(());
+    };
+    if !args.force {
+        if args.json {
+            prepared.report(ApplyOutcome::Refused).print()?;
+        }
+        return Err(refused(format!(
+            "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
+             or pass --force if you have another way in (a console)",
+            prepared.guard.port.unwrap_or(22)
+        )));
+    }
+    eprintln!("autofw: warning: --force given: {problem}");
+    Ok(())
+}
+
+/// Refuse while an earlier window is still open. We hold the apply lock,
+/// so its watchdog, which would hold it too, is gone: that window can no
+/// longer be confirmed.
+fn refuse_undecided_window(args: &ApplyOptions, state: &StateDir) -> anyhow::Result<()> {
+    let Some(window) = state.read_window()? else {
+        return Ok(());
+    };
+    let restarted = window.remaining(&clock::now()?) == Remaining::OtherBoot;
+    Err(refused(format!(
+        "an earlier apply (pid {}) left a rollback window that was never decided, and its \
+         watchdog is gone{}: those rules can no longer be confirmed. Run `autofw rollback{}` \
+         to put back the rules saved before that apply and close it, then apply again; \
+         nothing was changed",
+        window.apply_pid,
+        if restarted {
+            " (the machine restarted since)"
+        } else {
+            ""
+        },
+        state_flag(&args.state_dir)
+    )))
+}
+
+/// `Apply these rules? [y/N]` on standard input; anything but yes refuses.
+fn ask_to_apply(input: &mut Answers) -> anyhow::Result<()> {
+    eprint!("Apply these rules? [y/N] ");
+    let _ = std::io::stderr().flush();
+    match input.ask_stdin() {
+        Some(answer) if is_yes(&answer) => Ok(()),
+        Some(_) => Err(refused("the operator said no; nothing was changed")),
+        None => Err(refused("no answer (end of input); nothing was changed")),
+    }
+}
+
+impl Prepared {
+    fn to_load(&self) -> ToLoad<'_> {
+        ToLoad {
+            rules: &self.rules,
+            proposal: &self.proposal,
+            at_apply: self.at_apply.clone(),
+            blocklist: BlocklistLoad {
+                sets: self.sets.as_ref(),
+                recorded: self.recorded.as_ref(),
+                record: self.blocklist.clone(),
+            },
         }
     }
 }
@@ -311,261 +381,18 @@ fn report_loaded(
     Ok(exit::OK)
 }
 
-/// The blocklist side of an apply (nft): the sets to load, what autofw
-/// loaded last (the live sets, for the snapshot), and what to record.
-struct BlocklistLoad<'a> {
-    sets: Option<&'a SetContents>,
-    recorded: Option<&'a SetContents>,
-    record: Option<BlocklistRecord>,
-}
-
-/// What is saved before the change, and how to undo the bookkeeping if the
-/// change never happens.
-struct Pending {
-    snapshot: Snapshot,
-    window: RollbackWindow,
-    /// Each record an apply rewrites, with its bytes before (`None`: it
-    /// did not exist).
-    previous: Vec<(PathBuf, Option<Vec<u8>>)>,
-}
-
-/// The records an apply rewrites before it loads anything: the applied
-/// record, the snapshot, the saved ruleset and both blocklist files.
-fn rewritten_records(state: &StateDir) -> [PathBuf; 5] {
-    [
-        state.applied_path(),
-        state.snapshot_path(),
-        state.saved_ruleset_path(),
-        state.snapshot_sets_path(),
-        state.applied_sets_path(),
-    ]
-}
-
-impl Pending {
-    /// Save the live ruleset and record what is about to be loaded.
-    fn save(
-        state: &StateDir,
-        args: &ApplyOptions,
-        rules: &Rules,
-        proposal: &Proposal,
-        at_apply: AtApply,
-        blocklist: BlocklistLoad<'_>,
-    ) -> anyhow::Result<Pending> {
-        let BlocklistLoad {
-            sets,
-            recorded,
-            record: blocklist,
-        } = blocklist;
-        let previous = rewritten_records(state)
-            .into_iter()
-            .map(|path| {
-                let bytes = std::fs::read(&path).ok();
-                (path, bytes)
-            })
-            .collect();
-        let snapshot = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
-        match sets {
-            Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
-            None => crate::state::remove_if_exists(&state.applied_sets_path())?,
-        }
-        write_json(&state.snapshot_path(), &snapshot)?;
-        write_private(
-            &state.saved_ruleset_path(),
-            snapshot
-                .nft_ruleset
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
-        let (ruleset, ruleset_v6, ipsets) = match rules {
-            Rules::Nft { text } => (text.clone(), None, None),
-            Rules::Iptables { v4, v6, ipsets } => (v4.clone(), Some(v6.clone()), ipsets.clone()),
-        };
-        state.write_applied(&AppliedRecord {
-            applied_at: now_secs(),
-            backend: args.backend,
-            opened: opened_ports(proposal.ruleset()),
-            ruleset,
-            ruleset_v6,
-            ipsets,
-            confirmed: false,
-            rolled_back_at: None,
-            persisted: false,
-            closed: at_apply.closed,
-            listening: Some(at_apply.listening),
-            blocklist,
-        })?;
-        // The deadline is on the boot clock; the wall-clock one, rounded up,
-        // is for people to read.
-        let now = clock::now()?;
-        let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
-        let window = RollbackWindow {
-            deadline,
-            deadline_boottime_ms: now.millis + args.timeout * 1000,
-            boot_id: now.boot_id,
-            watchdog_pid: 0,
-            id: format!("{}-{}", now_millis(), std::process::id()),
-            apply_pid: std::process::id(),
-            // Absolute: `autofw confirm` may run from another directory.
-            persist_root: match args.persist {
-                true => Some(
-                    std::path::absolute(&args.root)
-                        .map_err(|e| bad_input(format!("--root {}: {e}", args.root.display())))?,
-                ),
-                false => None,
-            },
-        };
-        Ok(Pending {
-            snapshot,
-            window,
-            previous,
-        })
+/// Print the rules as they will be loaded (rendered for people: a sharded
+/// blocklist's 64 alike sets and chains show as one line each way;
+/// `--json` has them whole), then what changes in the live firewall (a
+/// unified diff of autofw's part of it, as the firewall lists it, with
+/// alike runs folded by [`fold_numbered_runs`]).
+fn print_plan(shown: &str, rules: &Rules, plan: &Plan) {
+    print!("{shown}");
+    // iptables: where the jump goes among the live INPUT rules.
+    for note in &plan.placement {
+        println!("# {}", crate::terminal::escape_controls(note));
     }
-
-    /// Write the window and start its watchdog; returns the window with the
-    /// watchdog's pid.
-    fn open_window(
-        &self,
-        state: &StateDir,
-        lock: &crate::state::FileLock,
-    ) -> anyhow::Result<RollbackWindow> {
-        let mut window = self.window.clone();
-        state.write_window(&window)?;
-        window.watchdog_pid = watchdog::spawn(state, lock)?;
-        state.write_window(&window)?;
-        Ok(window)
-    }
-
-    /// Nothing was loaded: close the window (its watchdog then exits) and put
-    /// the records of the previous apply back, so `autofw rollback` still
-    /// undoes that one.
-    fn abandon(&self, state: &StateDir) {
-        let _ = state.remove_window();
-        for (path, previous) in &self.previous {
-            let _ = match previous {
-                Some(bytes) => write_private(path, bytes),
-                None => crate::state::remove_if_exists(path),
-            };
-        }
-    }
-}
-
-/// Wait until the window is decided, by whoever decides first.
-fn wait_for_decision(
-    state: &StateDir,
-    window: &RollbackWindow,
-    snapshot: &Snapshot,
-    input: &mut Answers,
-) -> anyhow::Result<u8> {
-    let terminal = input.has_terminal();
-    if terminal {
-        prompt_keep();
-    }
-    let mut said_stdin_cannot_keep = false;
-    loop {
-        match state.read_window() {
-            Ok(Some(open)) if open.id == window.id => {}
-            Ok(_) => return decided_elsewhere(state),
-            // Unreadable (a failing disk): the deadline below still holds.
-            Err(_) => {}
-        }
-        if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
-            eprintln!("\nautofw: no confirmation before the deadline");
-            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
-                e.context(
-                    "the deadline passed but putting back the old rules failed; the watchdog \
-                     keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
-                     tries now)",
-                )
-            })?;
-            match rolled {
-                Some(done) => return Ok(report_rollback(&done)),
-                None => return decided_elsewhere(state),
-            }
-        }
-        match input.poll(POLL) {
-            Polled::Line(answer, From::Stdin) if is_yes(&answer) => {
-                if !said_stdin_cannot_keep {
-                    eprintln!(
-                        "\nautofw: a `yes` on standard input does not keep the rules (it may \
-                         have been typed before they were loaded): {}",
-                        if terminal {
-                            "answer on the terminal, or run `autofw confirm` from a new login"
-                        } else {
-                            "run `autofw confirm` from a new login"
-                        }
-                    );
-                    said_stdin_cannot_keep = true;
-                }
-            }
-            Polled::Line(answer, From::Terminal) if is_yes(&answer) => match window::confirm(state)
-            {
-                Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
-                Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
-                Ok(Confirmed::Dead { reasons, rollback }) => {
-                    return report_dead(&reasons, rollback);
-                }
-                // Confirmed, but persisting failed: say so (exit 3).
-                Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
-                    return Err(err);
-                }
-                Err(_) => return decided_elsewhere(state),
-            },
-            Polled::Line(answer, _) if is_no(&answer) => {
-                let done = window::roll_back_to(state, snapshot)?;
-                return Ok(report_rollback(&done));
-            }
-            Polled::Line(_, From::Terminal) => prompt_keep(),
-            Polled::Line(_, From::Stdin) => {}
-            Polled::Eof => eprintln!(
-                "\nautofw: end of input is not a confirmation; the window stays open for \
-                 `autofw confirm` from another session until the deadline"
-            ),
-            Polled::Nothing => {}
-        }
-    }
-}
-
-/// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
-/// decided: report what they decided.
-fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
-    let record = state.read_applied()?;
-    match record {
-        Some(r) if r.confirmed => {
-            eprintln!();
-            Ok(report_kept(r.persisted.then(Default::default)))
-        }
-        _ => {
-            eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
-            Ok(exit::NEGATIVE)
-        }
-    }
-}
-
-/// Print the rules as they will be loaded, then what changes in the live
-/// firewall (a unified diff of autofw's part of it). A sharded blocklist's
-/// 64 sets and chains alike show as one line each way
-/// ([`fold_numbered_runs`]); `--json` has them whole.
-fn print_plan(rules: &Rules, plan: &Plan) {
-    match rules {
-        Rules::Nft { text } => println!("{}", fold_numbered_runs(text.trim_end()).trim_end()),
-        Rules::Iptables { v4, v6, ipsets } => {
-            if let Some(sets) = ipsets {
-                println!(
-                    "{}\n",
-                    crate::propose::render_iptables::ipsets_for_people(sets)
-                );
-            }
-            println!("{}\n\n{}", v4.trim_end(), v6.trim_end());
-            for note in &plan.placement {
-                println!("# {}", crate::terminal::escape_controls(note));
-            }
-        }
-    }
-    let whose = match rules {
-        Rules::Nft { .. } => "",
-        Rules::Iptables { .. } => " (autofw's part)",
-    };
+    let whose = backend::whose(rules.backend());
     for part in &plan.parts {
         print_diff(
             &format!("live {}{whose}", part.name),

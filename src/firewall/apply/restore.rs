@@ -21,8 +21,8 @@ pub fn run(root: &Path) -> anyhow::Result<u8> {
     })?;
     let rules = persisted_rules(&files, &manifest)?;
     exec::require_root("autofw restore")?;
-    exec::require_tools(crate::firewall::tools(rules.backend()))?;
-    crate::firewall::load(&rules, None, None)?;
+    exec::require_tools(rules.backend().tools())?;
+    crate::firewall::backend::load(&rules, None, None)?;
     // The blocklist's elements, one bounded `nft -f` a batch file.
     for path in blocklist_batch_files(&manifest) {
         let full = files.under(&path.to_string_lossy());

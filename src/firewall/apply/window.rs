@@ -14,7 +14,7 @@ use super::survival::{self, RulesNow, WindowFacts};
 use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::refused;
-use crate::firewall::Snapshot;
+use crate::firewall::backend::Snapshot;
 use crate::firewall::backend::compare::{RulesState, compare_rules};
 use crate::propose::render_nft::element_batches;
 use crate::record::{AppliedRecord, Remaining};
@@ -121,7 +121,7 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
 /// Are the rules of the last apply what is loaded now? Read the way
 /// `status` reads them.
 fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    let live = crate::firewall::read_live(record, state)?;
+    let live = crate::firewall::backend::live_rules(record, state)?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,

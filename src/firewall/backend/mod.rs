@@ -1,9 +1,379 @@
-//! The two backends, nft ([`nft`]) and iptables ([`iptables`]): save,
-//! atomic load, exact undo; [`exec`] is the only place that spawns the
-//! tools that change the firewall, [`compare`] holds live rules against
-//! applied ones.
+//! The two backends, nft ([`nft`]) and iptables ([`iptables`]), behind
+//! one face: this file is what the rest of autofw calls on either (load,
+//! snapshot and undo, the live rules, what a plan compares, what people
+//! read), and, above `persist` in the import order, the only place outside
+//! the two folders that tells them apart (below it, the record and the boot
+//! files do). [`exec`] is the only place that spawns the tools that
+//! change the firewall; [`compare`] holds live rules against applied ones.
 
 pub mod compare;
 pub mod exec;
 pub mod iptables;
 pub mod nft;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::blocklist::SetContents;
+use crate::blocklist::netlink;
+use crate::error::host_failure;
+use crate::propose::render_iptables::ipsets_for_people;
+use crate::propose::{Format, Proposal, Target};
+use crate::record::{AppliedRecord, Backend, Rules};
+use crate::state::StateDir;
+use compare::{FamilyRules, LiveRules};
+use iptables::filter_view::FilterView;
+
+/// Load `rules` into the live firewall, one transaction per family, then
+/// the blocklist `sets` (nft: their elements, in one more transaction over
+/// netlink). `saved` is the snapshot taken before, which tells iptables
+/// what to keep, and what is put back if the elements are refused.
+pub fn load(
+    rules: &Rules,
+    sets: Option<&SetContents>,
+    saved: Option<&Snapshot>,
+) -> anyhow::Result<()> {
+    match rules {
+        Rules::Nft { text } => {
+            nft::load(text)?;
+            let Some(sets) = sets.filter(|s| !s.is_empty()) else {
+                return Ok(());
+            };
+            if let Err(err) = netlink::fill(sets) {
+                let undone = match saved {
+                    Some(saved) => saved
+                        .restore()
+                        .map(|_| "the previous rules and blocklist were put back")
+                        .unwrap_or(
+                            "and putting the previous rules back failed too: run `autofw rollback`",
+                        ),
+                    None => "the rules are loaded with empty blocklist sets",
+                };
+                return Err(err.context(format!("loading the blocklist failed; {undone}")));
+            }
+            Ok(())
+        }
+        Rules::Iptables { v4, v6, ipsets } => iptables::load(
+            v4,
+            v6,
+            ipsets.as_deref(),
+            saved.and_then(|s| s.iptables.as_ref()),
+        ),
+    }
+}
+
+/// What the firewall needs to know of a backend that the record does not.
+impl Backend {
+    /// The tools it needs, checked before anything changes.
+    pub fn tools(self) -> &'static [&'static str] {
+        match self {
+            Backend::Nft => &["nft"],
+            Backend::Iptables => &iptables::TOOLS,
+        }
+    }
+
+    /// Are the blocklist's elements loaded apart from the rules? nft: yes,
+    /// over netlink ([`crate::blocklist::netlink`]), in a transaction of
+    /// their own; iptables: no, its `ipset restore` input is part of the rules.
+    pub fn loads_sets_apart(self) -> bool {
+        match self {
+            Backend::Nft => true,
+            Backend::Iptables => false,
+        }
+    }
+
+    /// The backend that loads propose's `format`.
+    pub fn for_format(format: Format) -> Backend {
+        match format {
+            Format::Nft => Backend::Nft,
+            Format::Iptables | Format::Ip6tables => Backend::Iptables,
+        }
+    }
+
+    /// What autofw owns of the live firewall, for messages: `table inet
+    /// autofw`, or `the AUTOFW-INPUT chains` (plural).
+    pub fn own_part(self) -> (&'static str, bool) {
+        match self {
+            Backend::Nft => ("table inet autofw", false),
+            Backend::Iptables => ("the AUTOFW-INPUT chains", true),
+        }
+    }
+
+    /// The blocklist sets as autofw last loaded them ([`recorded_sets`]);
+    /// `None` on iptables, whose sets are part of its rules (`ipset`).
+    pub fn recorded_sets(self, state: &StateDir) -> Option<SetContents> {
+        match self {
+            Backend::Nft => recorded_sets(state),
+            Backend::Iptables => None,
+        }
+    }
+}
+
+/// Warnings once `rules` are loaded. iptables: other tools' INPUT rules
+/// that still accept before autofw's jump (one inserted between the save
+/// and the load): said, not undone. nft: none.
+pub fn warnings_after_load(rules: &Rules) -> Vec<String> {
+    match rules {
+        Rules::Iptables { .. } => iptables::accepts_before_jump().unwrap_or_default(),
+        Rules::Nft { .. } => Vec::new(),
+    }
+}
+
+/// One part of the firewall that autofw owns, before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    /// `table inet autofw`, `iptables` or `ip6tables`.
+    pub name: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+/// The parts `rules` would change, as the firewall lists them now and as it
+/// will list them once loaded (nft: in a scratch namespace; the text as
+/// written if none can be made, which then always counts as a change),
+/// and, on iptables, where the INPUT jump goes among the live rules, said
+/// per family.
+pub fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
+    let mut placement = Vec::new();
+    let parts = match rules {
+        Rules::Nft { text } => vec![Part {
+            name: "table inet autofw",
+            before: nft::live_autofw_table()?.unwrap_or_default(),
+            after: nft::canonical(text).unwrap_or_else(|| text.clone()),
+        }],
+        Rules::Iptables { v4, v6, ipsets } => {
+            let listed = iptables::canonical(v4, v6, ipsets.as_deref());
+            let (new_v4, new_v6) = match &listed {
+                Some((a, b)) => (a.as_str(), b.as_str()),
+                None => (v4.as_str(), v6.as_str()),
+            };
+            let mut parts = Vec::new();
+            for (family, text, name) in [
+                (iptables::V4, new_v4, "iptables"),
+                (iptables::V6, new_v6, "ip6tables"),
+            ] {
+                let saved = iptables::save_family(family)?;
+                placement.extend(iptables::input_order::placement(&saved).describe(name));
+                let live = FilterView::parse(&saved);
+                let mut new = FilterView::parse(text);
+                // Policies the proposal does not set stay as they are.
+                for (chain, policy) in &live.policies {
+                    new.policies.entry(chain.clone()).or_insert(policy.clone());
+                }
+                new.has_jump |= live.has_jump;
+                parts.push(Part {
+                    name,
+                    before: live.summary(),
+                    after: new.summary(),
+                });
+            }
+            parts
+        }
+    };
+    Ok((parts, placement))
+}
+
+/// The rules as apply shows them before loading, rendered from the model
+/// for people ([`Target::Summary`]): nft's script with a sharded
+/// blocklist's alike sets and chains folded into one line each way;
+/// iptables' ipsets summed up when long, then both families' rules.
+pub fn for_people(proposal: &Proposal, backend: Backend) -> String {
+    match backend {
+        Backend::Nft => format!(
+            "{}\n",
+            proposal.render_for(Format::Nft, Target::Summary).trim_end()
+        ),
+        Backend::Iptables => {
+            let mut out = String::new();
+            if let Some(sets) = ipsets_for_people(proposal.ruleset()) {
+                out.push_str(&format!("{sets}\n\n"));
+            }
+            out.push_str(&format!(
+                "{}\n\n{}\n",
+                proposal
+                    .render_for(Format::Iptables, Target::Summary)
+                    .trim_end(),
+                proposal
+                    .render_for(Format::Ip6tables, Target::Summary)
+                    .trim_end()
+            ));
+            out
+        }
+    }
+}
+
+/// How the diff names the part: on iptables autofw owns only part of each
+/// table.
+pub fn whose(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Nft => "",
+        Backend::Iptables => " (autofw's part)",
+    }
+}
+
+/// The live firewall as it was before an apply: what rollback puts back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub backend: Backend,
+    /// `nft -t -s list ruleset` before the apply, when nft is installed: the
+    /// reference that a rollback is checked against, byte for byte.
+    pub nft_ruleset: Option<String>,
+    pub nft: Option<nft::Saved>,
+    pub iptables: Option<iptables::Saved>,
+    /// The elements of the live blocklist sets before the apply, kept in
+    /// their own compact file (`SetContents::to_text`), not in this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sets_file: Option<PathBuf>,
+}
+
+impl Snapshot {
+    /// Save what loading `rules` will change (and the whole nft ruleset, to
+    /// check the rollback against): for iptables, the policies the rules
+    /// set and the forwarding state, so that undo puts back only what autofw
+    /// changed. The live blocklist sets' elements go to `sets_file`, if
+    /// there are any.
+    pub fn take(
+        rules: &Rules,
+        sets_file: &Path,
+        recorded: Option<&SetContents>,
+    ) -> anyhow::Result<Snapshot> {
+        let backend = rules.backend();
+        let nft_ruleset = if exec::tool_exists("nft") {
+            Some(nft::live_ruleset()?)
+        } else {
+            None
+        };
+        Ok(Snapshot {
+            backend,
+            nft: match (backend, &nft_ruleset) {
+                // One listing is both the reference and autofw's table.
+                (Backend::Nft, Some(ruleset)) => Some(nft::save(ruleset)),
+                (Backend::Nft, None) => Some(nft::save(&nft::live_ruleset()?)),
+                (Backend::Iptables, _) => None,
+            },
+            nft_ruleset,
+            iptables: match rules {
+                Rules::Iptables { v4, v6, .. } => Some(iptables::save(v4, v6)?),
+                Rules::Nft { .. } => None,
+            },
+            sets_file: match backend {
+                Backend::Nft => save_sets(sets_file, recorded)?,
+                Backend::Iptables => None,
+            },
+        })
+    }
+
+    /// Undo the apply: only autofw's own table, chains and policies.
+    pub fn restore(&self) -> anyhow::Result<()> {
+        if let Some(saved) = &self.nft {
+            nft::restore(saved)?;
+            if let Some(path) = &self.sets_file {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    host_failure(format!(
+                        "cannot read the saved blocklist elements {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let sets =
+                    SetContents::parse_text(&text, &path.display().to_string()).map_err(|e| {
+                        host_failure(format!("the saved blocklist elements are damaged: {e}"))
+                    })?;
+                netlink::fill(&sets)?;
+            }
+        }
+        if let Some(saved) = &self.iptables {
+            iptables::restore(saved)?;
+        }
+        Ok(())
+    }
+
+    /// After a restore: does the live ruleset equal the saved one? `None`
+    /// when it cannot be checked (no nft). A difference means something else
+    /// changed the firewall during the window; it is reported, not undone.
+    pub fn matches_live(&self) -> Option<bool> {
+        let saved = self.nft_ruleset.as_ref()?;
+        nft::live_ruleset().ok().map(|live| &live == saved)
+    }
+}
+
+/// The blocklist sets as autofw last loaded them (apply or refresh), when
+/// the record says they are live: `applied-sets.txt`, checked against the
+/// record's counts and digests. `None` otherwise (then the caller reads the
+/// kernel). Reading the kernel is exact but costs about 0.6 s at a million
+/// elements even spread over 64 hash sets (the kernel restarts a set's walk
+/// for every 32 KiB dump message; docs/design.md); apply and refresh run under the apply
+/// lock, and only they change these sets, so the record is what is live
+/// unless someone edited the sets by hand, which `status` reports and
+/// refresh's fallback repairs.
+pub fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
+    let record = state.read_applied().ok()??;
+    let blocklist = record.blocklist.as_ref()?;
+    if record.rolled_back_at.is_some() || !nft::autofw_table_exists().ok()? {
+        return None;
+    }
+    let path = state.applied_sets_path();
+    let text = std::fs::read_to_string(&path).ok()?;
+    let sets = SetContents::parse_text(&text, &path.display().to_string()).ok()?;
+    (sets.summaries() == blocklist.sets).then_some(sets)
+}
+
+/// Save the live blocklist sets to `path` (when they hold anything): the
+/// recorded content when there is one, else read from the kernel.
+fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(sets) = recorded {
+        crate::state::write_private(path, sets.to_text().as_bytes())?;
+        return Ok(Some(path.to_path_buf()));
+    }
+    if !nft::autofw_table_exists()? {
+        return Ok(None);
+    }
+    match netlink::live_sets()? {
+        Some(sets) if !sets.is_empty() => {
+            crate::state::write_private(path, sets.to_text().as_bytes())?;
+            Ok(Some(path.to_path_buf()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Read what the live firewall holds of autofw's rules, and how the applied
+/// rules list once loaded, for the backend the record names.
+pub fn live_rules(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
+    match record
+        .rules()
+        .map_err(|problem| state.damaged_record(problem))?
+    {
+        Rules::Nft { text } => {
+            exec::require_tools(Backend::Nft.tools())?;
+            let table = nft::live_autofw_table()?;
+            // Only worth a scratch namespace when there is a table to compare.
+            let expected = match &table {
+                Some(_) => nft::canonical(&text),
+                None => None,
+            };
+            Ok(LiveRules::Nft { table, expected })
+        }
+        Rules::Iptables { v4, v6, ipsets } => {
+            exec::require_tools(Backend::Iptables.tools())?;
+            let expected = iptables::canonical(&v4, &v6, ipsets.as_deref());
+            let (expected_v4, expected_v6) = match expected {
+                Some((v4, v6)) => (Some(v4), Some(v6)),
+                None => (None, None),
+            };
+            Ok(LiveRules::Iptables(vec![
+                FamilyRules {
+                    name: "iptables".to_string(),
+                    live: iptables::save_family(iptables::V4)?,
+                    applied: v4,
+                    expected: expected_v4,
+                },
+                FamilyRules {
+                    name: "ip6tables".to_string(),
+                    live: iptables::save_family(iptables::V6)?,
+                    applied: v6,
+                    expected: expected_v6,
+                },
+            ]))
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The change itself: save the live firewall and record what is about to
+//! be loaded, open the rollback window with its watchdog, load, all under
+//! the decision lock; when anything fails, the records are put back as
+//! they were, so `autofw rollback` still undoes the previous apply.
+
+use std::path::PathBuf;
+
+use super::ApplyOptions;
+use super::watchdog;
+use crate::blocklist::SetContents;
+use crate::clock;
+use crate::error::bad_input;
+use crate::firewall::backend::{self, Snapshot};
+use crate::propose::Proposal;
+use crate::record::{AppliedRecord, AtApply, BlocklistRecord, RollbackWindow, Rules, opened_ports};
+use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
+
+/// What [`save_and_load`] needs of the prepared apply.
+pub(super) struct ToLoad<'a> {
+    pub(super) rules: &'a Rules,
+    pub(super) proposal: &'a Proposal,
+    pub(super) at_apply: AtApply,
+    pub(super) blocklist: BlocklistLoad<'a>,
+}
+
+/// Save, open the window, load: all under the decision lock, so that a
+/// `confirm` or `rollback` run meanwhile waits for the load to finish (or
+/// fail) instead of deciding a window whose rules are not loaded yet.
+/// When anything fails, the bookkeeping is put back as it was.
+pub(super) fn save_and_load(
+    args: &ApplyOptions,
+    state: &StateDir,
+    lock: &crate::state::FileLock,
+    load: ToLoad<'_>,
+) -> anyhow::Result<(RollbackWindow, Pending)> {
+    let deciding = state.lock_window()?;
+    let sets = load.blocklist.sets;
+    let pending = Pending::save(
+        state,
+        args,
+        load.rules,
+        load.proposal,
+        load.at_apply,
+        load.blocklist,
+    )?;
+    let window = match pending.open_window(state, lock) {
+        Ok(window) => window,
+        Err(err) => {
+            pending.abandon(state);
+            return Err(err);
+        }
+    };
+    if let Err(err) = backend::load(load.rules, sets, Some(&pending.snapshot)) {
+        pending.abandon(state);
+        return Err(err.context(
+            "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
+        ));
+    }
+    drop(deciding);
+    report_after_load(load.rules);
+    Ok((window, pending))
+}
+
+/// What the backend says once the rules are loaded (iptables: other
+/// tools' rules that accept before autofw's jump).
+fn report_after_load(rules: &Rules) {
+    for warning in backend::warnings_after_load(rules) {
+        eprintln!("autofw: warning: {warning}");
+    }
+}
+
+/// The blocklist side of an apply (nft): the sets to load, what autofw
+/// loaded last (the live sets, for the snapshot), and what to record.
+pub(super) struct BlocklistLoad<'a> {
+    pub(super) sets: Option<&'a SetContents>,
+    pub(super) recorded: Option<&'a SetContents>,
+    pub(super) record: Option<BlocklistRecord>,
+}
+
+/// What is saved before the change, and how to undo the bookkeeping if the
+/// change never happens.
+pub(super) struct Pending {
+    pub(super) snapshot: Snapshot,
+    window: RollbackWindow,
+    /// Each record an apply rewrites, with its bytes before (`None`: it
+    /// did not exist).
+    previous: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+/// The records an apply rewrites before it loads anything: the applied
+/// record, the snapshot, the saved ruleset and both blocklist files.
+fn rewritten_records(state: &StateDir) -> [PathBuf; 5] {
+    [
+        state.applied_path(),
+        state.snapshot_path(),
+        state.saved_ruleset_path(),
+        state.snapshot_sets_path(),
+        state.applied_sets_path(),
+    ]
+}
+
+impl Pending {
+    /// Save the live ruleset and record what is about to be loaded.
+    fn save(
+        state: &StateDir,
+        args: &ApplyOptions,
+        rules: &Rules,
+        proposal: &Proposal,
+        at_apply: AtApply,
+        blocklist: BlocklistLoad<'_>,
+    ) -> anyhow::Result<Pending> {
+        let BlocklistLoad {
+            sets,
+            recorded,
+            record: blocklist,
+        } = blocklist;
+        let previous = rewritten_records(state)
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).ok();
+                (path, bytes)
+            })
+            .collect();
+        let snapshot = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
+        match sets {
+            Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
+            None => crate::state::remove_if_exists(&state.applied_sets_path())?,
+        }
+        write_json(&state.snapshot_path(), &snapshot)?;
+        write_private(
+            &state.saved_ruleset_path(),
+            snapshot
+                .nft_ruleset
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        let (ruleset, ruleset_v6, ipsets) = rules.record_texts();
+        state.write_applied(&AppliedRecord {
+            applied_at: now_secs(),
+            backend: args.backend,
+            opened: opened_ports(proposal.ruleset()),
+            ruleset,
+            ruleset_v6,
+            ipsets,
+            confirmed: false,
+            rolled_back_at: None,
+            persisted: false,
+            closed: at_apply.closed,
+            listening: Some(at_apply.listening),
+            blocklist,
+        })?;
+        // The deadline is on the boot clock; the wall-clock one, rounded up,
+        // is for people to read.
+        let now = clock::now()?;
+        let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
+        let window = RollbackWindow {
+            deadline,
+            deadline_boottime_ms: now.millis + args.timeout * 1000,
+            boot_id: now.boot_id,
+            watchdog_pid: 0,
+            id: format!("{}-{}", now_millis(), std::process::id()),
+            apply_pid: std::process::id(),
+            // Absolute: `autofw confirm` may run from another directory.
+            persist_root: match args.persist {
+                true => Some(
+                    std::path::absolute(&args.root)
+                        .map_err(|e| bad_input(format!("--root {}: {e}", args.root.display())))?,
+                ),
+                false => None,
+            },
+        };
+        Ok(Pending {
+            snapshot,
+            window,
+            previous,
+        })
+    }
+
+    /// Write the window and start its watchdog; returns the window with the
+    /// watchdog's pid.
+    fn open_window(
+        &self,
+        state: &StateDir,
+        lock: &crate::state::FileLock,
+    ) -> anyhow::Result<RollbackWindow> {
+        let mut window = self.window.clone();
+        state.write_window(&window)?;
+        window.watchdog_pid = watchdog::spawn(state, lock)?;
+        state.write_window(&window)?;
+        Ok(window)
+    }
+
+    /// Nothing was loaded: close the window (its watchdog then exits) and put
+    /// the records of the previous apply back, so `autofw rollback` still
+    /// undoes that one.
+    fn abandon(&self, state: &StateDir) {
+        let _ = state.remove_window();
+        for (path, previous) in &self.previous {
+            let _ = match previous {
+                Some(bytes) => write_private(path, bytes),
+                None => crate::state::remove_if_exists(path),
+            };
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! After the load: wait until the window is decided, by whoever decides
+//! first (the operator on the terminal, `autofw confirm` or `rollback` from
+//! another login, the deadline).
+
+use std::time::Duration;
+
+use super::answer::{Answers, Channel, Polled, is_no, is_yes, prompt_keep};
+use super::outcome::{report_dead, report_kept, report_rollback};
+use super::window::{self, Confirmed};
+use crate::clock;
+use crate::error::exit;
+use crate::firewall::backend::Snapshot;
+use crate::record::{Remaining, RollbackWindow};
+use crate::state::StateDir;
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Wait until the window is decided, by whoever decides first.
+pub(super) fn wait_for_decision(
+    state: &StateDir,
+    window: &RollbackWindow,
+    snapshot: &Snapshot,
+    input: &mut Answers,
+) -> anyhow::Result<u8> {
+    let terminal = input.has_terminal();
+    if terminal {
+        prompt_keep();
+    }
+    let mut said_stdin_cannot_keep = false;
+    loop {
+        match state.read_window() {
+            Ok(Some(open)) if open.id == window.id => {}
+            Ok(_) => return decided_elsewhere(state),
+            // Unreadable (a failing disk): the deadline below still holds.
+            Err(_) => {}
+        }
+        if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
+            eprintln!("\nautofw: no confirmation before the deadline");
+            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
+                e.context(
+                    "the deadline passed but putting back the old rules failed; the watchdog \
+                     keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
+                     tries now)",
+                )
+            })?;
+            match rolled {
+                Some(done) => return Ok(report_rollback(&done)),
+                None => return decided_elsewhere(state),
+            }
+        }
+        match input.poll(POLL) {
+            Polled::Line(answer, Channel::Stdin) if is_yes(&answer) => {
+                if !said_stdin_cannot_keep {
+                    eprintln!(
+                        "\nautofw: a `yes` on standard input does not keep the rules (it may \
+                         have been typed before they were loaded): {}",
+                        if terminal {
+                            "answer on the terminal, or run `autofw confirm` from a new login"
+                        } else {
+                            "run `autofw confirm` from a new login"
+                        }
+                    );
+                    said_stdin_cannot_keep = true;
+                }
+            }
+            Polled::Line(answer, Channel::Terminal) if is_yes(&answer) => {
+                match window::confirm(state) {
+                    Ok(Confirmed::Kept { persisted }) => return Ok(report_kept(persisted)),
+                    Ok(Confirmed::TooLate(done)) => return Ok(report_rollback(&done)),
+                    Ok(Confirmed::Dead { reasons, rollback }) => {
+                        return report_dead(&reasons, rollback);
+                    }
+                    // Confirmed, but persisting failed: say so (exit 3).
+                    Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
+                        return Err(err);
+                    }
+                    Err(_) => return decided_elsewhere(state),
+                }
+            }
+            Polled::Line(answer, _) if is_no(&answer) => {
+                let done = window::roll_back_to(state, snapshot)?;
+                return Ok(report_rollback(&done));
+            }
+            Polled::Line(_, Channel::Terminal) => prompt_keep(),
+            Polled::Line(_, Channel::Stdin) => {}
+            Polled::Eof => eprintln!(
+                "\nautofw: end of input is not a confirmation; the window stays open for \
+                 `autofw confirm` from another session until the deadline"
+            ),
+            Polled::Nothing => {}
+        }
+    }
+}
+
+/// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
+/// decided: report what they decided.
+fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
+    let record = state.read_applied()?;
+    match record {
+        Some(r) if r.confirmed => {
+            eprintln!();
+            Ok(report_kept(r.persisted.then(Default::default)))
+        }
+        _ => {
+            eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+            Ok(exit::NEGATIVE)
+        }
+    }
+}
