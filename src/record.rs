@@ -31,6 +31,16 @@ impl Backend {
             Backend::Iptables => "iptables",
         }
     }
+
+    /// Are the blocklist's elements loaded apart from the rules? nft: yes,
+    /// over netlink ([`crate::blocklist::netlink`]), in a transaction of
+    /// their own; iptables: no, its `ipset restore` input is part of the rules.
+    pub fn loads_sets_apart(self) -> bool {
+        match self {
+            Backend::Nft => true,
+            Backend::Iptables => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Backend {

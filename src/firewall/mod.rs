@@ -1,6 +1,7 @@
 //! Everything that changes the live firewall, by job:
 //! - [`backend`]: nft and iptables (save, atomic load, exact undo, reading
-//!   the live rules), and [`backend::exec`], the only place that spawns them;
+//!   the live rules), and [`backend::exec`], the only place that spawns the
+//!   tools that change rules (docs/design.md lists the read-only spawns);
 //! - [`apply`]: the apply transaction: what would change, the lockout
 //!   guard, the rollback window, the operator's answers, `confirm` and
 //!   `rollback`, the detached watchdog, and loading the persisted rules at

@@ -372,10 +372,13 @@ fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
 /// million-entry list.
 pub fn ipsets_for_people(ruleset: &Ruleset) -> Option<String> {
     const SHOWN_WHOLE: usize = 40;
-    let whole = ipset_restore(ruleset)?;
+    if ruleset.blocklist.is_empty() {
+        return None;
+    }
     let sets = ipsets(ruleset);
     let lines: usize = sets.iter().map(|set| 2 + set.nets.len()).sum();
     if lines <= SHOWN_WHOLE {
+        let whole = ipset_restore(ruleset)?;
         return Some(format!(
             "# ipset restore -exist (loaded first)\n{}",
             whole.trim_end()

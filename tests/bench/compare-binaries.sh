@@ -218,7 +218,8 @@ EOF
     s=$(basename "$scan" .json)
     for backend in nft iptables; do
       for setup in empty others; do
-        for extra in "" "--json" "--policy $repo/fixtures/policies/admin.toml" "--policy $repo/fixtures/policies/admin.toml --json"; do
+        for extra in "" "--json" "--policy $repo/fixtures/policies/admin.toml" \
+          "--policy $repo/fixtures/policies/admin.toml --json" "--blocklist 203.0.113.7 --blocklist 2001:db8:bad::/48"; do
           ns_case "apply-dry-$s-$backend-$setup-${extra//[^a-z]/}" "$setup" \
             "\$AUTOFW apply --from $repo/$scan --backend $backend --state-dir state $extra"
         done

@@ -113,8 +113,9 @@ impl Mode {
 struct Prepared {
     proposal: Proposal,
     rules: Rules,
-    /// The rules as people read them before they are loaded.
-    shown: String,
+    /// The rules as people read them before they are loaded (not with
+    /// `--json`).
+    shown: Option<String>,
     at_apply: AtApply,
     /// nft: the blocklist's elements, loaded apart from the rules.
     sets: Option<SetContents>,
@@ -134,7 +135,7 @@ impl Prepared {
         let mut proposal = propose::build(&scan, &choices);
         let rules = Rules::render(&proposal, args.backend);
         // Rendered now: the warnings added below are not in the rules loaded.
-        let shown = backend::for_people(&proposal, args.backend);
+        let shown = (!args.json).then(|| backend::for_people(&proposal, args.backend));
         let at_apply = AtApply::of(&scan, proposal.ruleset());
         let sets = (args.backend.loads_sets_apart() && proposal.blocklist().enabled)
             .then(|| SetContents::of(proposal.blocklist()));
@@ -183,9 +184,9 @@ impl Prepared {
 
     /// The plan for people (not with `--json`), then the other filters'
     /// warnings.
-    fn show(&self, json: bool) {
-        if !json {
-            print_plan(&self.shown, &self.rules, &self.plan);
+    fn show(&self) {
+        if let Some(shown) = &self.shown {
+            print_plan(shown, &self.rules, &self.plan);
         }
         for warning in &self.other_filters {
             eprintln!(
@@ -202,7 +203,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     exec::require_tools(args.backend.tools())?;
     let state = StateDir::new(&args.state_dir);
     let prepared = Prepared::new(args, &state)?;
-    prepared.show(args.json);
+    prepared.show();
     let Mode::Load { ask, wait } = mode else {
         return dry_run(args, &prepared);
     };

@@ -72,16 +72,6 @@ impl Backend {
         }
     }
 
-    /// Are the blocklist's elements loaded apart from the rules? nft: yes,
-    /// over netlink ([`crate::blocklist::netlink`]), in a transaction of
-    /// their own; iptables: no, its `ipset restore` input is part of the rules.
-    pub fn loads_sets_apart(self) -> bool {
-        match self {
-            Backend::Nft => true,
-            Backend::Iptables => false,
-        }
-    }
-
     /// The backend that loads propose's `format`.
     pub fn for_format(format: Format) -> Backend {
         match format {
