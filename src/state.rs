@@ -8,7 +8,11 @@
 //!   apply (and its window) at a time;
 //! - `window.lock`: flock held for the few milliseconds in which confirm,
 //!   rollback or the watchdog decide, so exactly one of them decides;
-//! - `before-apply.nft`: `nft -t -s list ruleset` as it was before the last apply;
+//! - `before-apply.nft`: `nft -t -s list ruleset` as it was before the last
+//!   apply, for the operator to read (autofw itself checks a rollback against
+//!   the same text kept in `snapshot.json`);
+//! - `snapshot-sets.txt`: the blocklist elements before the last apply;
+//! - `applied-sets.txt`: the blocklist elements the last apply or refresh loaded;
 //! - `snapshot.json`: everything rollback needs to undo the last apply;
 //! - `applied.json`: [`AppliedRecord`], what the last apply loaded;
 //! - `window.json`: [`RollbackWindow`], present while a window is open;
@@ -57,7 +61,8 @@ impl StateDir {
     pub fn window_lock_path(&self) -> PathBuf {
         self.root.join("window.lock")
     }
-    /// The live ruleset as it was before the last apply (`nft -t -s list ruleset`).
+    /// The live ruleset as it was before the last apply (`nft -t -s list
+    /// ruleset`), in plain text for the operator: autofw never reads it.
     pub fn saved_ruleset_path(&self) -> PathBuf {
         self.root.join("before-apply.nft")
     }
@@ -170,6 +175,28 @@ impl StateDir {
         })
     }
 
+    /// Make an existing directory that others may read (0755) root-only, as
+    /// [`StateDir::ensure`] does for apply: what the commands that only use
+    /// the directory (rollback, confirm, `blocklist refresh`) do after
+    /// [`StateDir::check_trusted`]. Never fails: a rollback must work on a
+    /// read-only filesystem too, so a directory that cannot be changed is a
+    /// warning.
+    pub fn tighten(&self) {
+        let Ok(meta) = std::fs::symlink_metadata(&self.root) else {
+            return;
+        };
+        if !meta.is_dir() || meta.file_type().is_symlink() || meta.mode() & 0o077 == 0 {
+            return;
+        }
+        if let Err(e) = std::fs::set_permissions(&self.root, Permissions::from_mode(0o700)) {
+            eprintln!(
+                "autofw: warning: cannot make the state directory {} root-only (mode {:o}): {e}",
+                self.root.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+
     /// Take the apply lock without waiting: a second apply is refused (exit 4)
     /// while the first one, or the watchdog of its window, runs.
     pub fn lock_apply(&self) -> anyhow::Result<FileLock> {
@@ -241,15 +268,6 @@ impl StateDir {
         }
     }
 
-    /// An apply record this autofw cannot use: like a damaged state file,
-    /// a host problem (exit 3), with the file named.
-    pub fn damaged_record(&self, problem: &str) -> anyhow::Error {
-        host_failure(format!(
-            "{} {problem}; it was not written by this version of autofw, or it is damaged",
-            self.applied_path().display()
-        ))
-    }
-
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
         read_json(&self.applied_path())
     }
@@ -269,17 +287,14 @@ impl StateDir {
     /// Append one line to the watchdog's log, if it can be written (a full
     /// disk must not stop a rollback, so this never fails).
     pub fn log_watchdog(&self, line: &str) {
-        let _ = append_line(
-            &self.watchdog_log_path(),
-            &format!("{} {line}\n", now_secs()),
-        );
+        let _ = append_line(&self.watchdog_log_path(), &stamped(line));
     }
 
     /// A line that says why the watchdog cannot do its job yet: to its log,
     /// or, when the state directory cannot be written, to
     /// [`Self::fallback_log_path`] (status reads both). Never fails.
     pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
-        let line = format!("{} {line}\n", now_secs());
+        let line = stamped(line);
         if append_line(&self.watchdog_log_path(), &line).is_ok() {
             return;
         }
@@ -298,14 +313,30 @@ impl StateDir {
             .filter_map(|p| read_nofollow(p).ok())
             .filter_map(|text| text.lines().last().map(str::to_string))
             .collect();
-        // Lines start with the time in seconds: the later one wins.
-        lines.sort_by_key(|l| {
-            l.split_whitespace()
-                .next()
-                .and_then(|t| t.parse::<u64>().ok())
-        });
+        // Lines start with their time: the later one wins.
+        lines.sort_by_key(|l| line_time(l));
         lines.pop()
     }
+}
+
+/// A watchdog log line: its time in RFC 3339 UTC (`2026-12-02T13:50:07Z`),
+/// as status and the operator read it, then the line.
+fn stamped(line: &str) -> String {
+    format!("{} {line}\n", crate::human::utc(now_secs()))
+}
+
+/// The time a watchdog log line starts with, in seconds since the epoch:
+/// RFC 3339, or the bare seconds of logs written before.
+fn line_time(line: &str) -> Option<u64> {
+    let first = line.split_whitespace().next()?;
+    if let Ok(secs) = first.parse::<u64>() {
+        return Some(secs);
+    }
+    humantime::parse_rfc3339(first)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// Where watchdogs log when their state directory cannot be written.
@@ -518,17 +549,24 @@ mod tests {
     fn record(backend: Backend) -> AppliedRecord {
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend,
+            rules: match backend {
+                Backend::Nft => crate::record::Rules::Nft {
+                    text: "table inet autofw {}\n".to_string(),
+                },
+                Backend::Iptables => crate::record::Rules::Iptables {
+                    v4: "*filter\nCOMMIT\n".to_string(),
+                    v6: "*filter\nCOMMIT\n".to_string(),
+                    ipsets: None,
+                },
+            },
             opened: Vec::new(),
-            ruleset: "table inet autofw {}\n".to_string(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: false,
-            rolled_back_at: None,
-            persisted: false,
             closed: Vec::new(),
-            listening: None,
+            listening: Vec::new(),
             blocklist: None,
+            given: None,
+            life: crate::record::Life::Loaded(crate::record::Loaded {
+                deadline: 1_700_000_060,
+            }),
         }
     }
 
@@ -577,9 +615,15 @@ mod tests {
     fn an_iptables_record_without_its_ipv6_half_is_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
-        let problem = record(Backend::Iptables).rules().unwrap_err();
-        let err = state.damaged_record(problem);
-        assert!(format!("{err}").contains("applied.json names the iptables backend"));
+        let mut json = serde_json::to_value(record(Backend::Iptables)).unwrap();
+        json["rules"].as_object_mut().unwrap().remove("v6");
+        write_private(&state.applied_path(), json.to_string().as_bytes()).unwrap();
+        let err = state.read_applied().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("applied.json is damaged") && message.contains("`v6`"),
+            "{message}"
+        );
         assert_eq!(
             crate::error::exit_code_for(&err),
             std::process::ExitCode::from(crate::error::exit::HOST)
@@ -599,6 +643,27 @@ mod tests {
         );
         drop(first);
         state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn watchdog_lines_carry_rfc3339_utc_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.log_watchdog("window 1 armed");
+        let log = std::fs::read_to_string(state.watchdog_log_path()).unwrap();
+        let (time, rest) = log.split_once(' ').unwrap();
+        assert_eq!(rest, "window 1 armed\n");
+        assert!(time.ends_with('Z') && time.len() == 20, "{log}");
+        let secs = humantime::parse_rfc3339(time)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(now_secs().abs_diff(secs) < 5, "{log}");
+        // Read back against a line in the old format: the later one wins.
+        assert_eq!(line_time("1700000000 old"), Some(1_700_000_000));
+        assert_eq!(line_time("2023-11-14T22:13:21Z new"), Some(1_700_000_001));
+        assert_eq!(state.last_watchdog_line("1").unwrap(), log.trim_end());
     }
 
     #[test]

@@ -73,11 +73,11 @@ fn confirmed_apply_lets_services_in_and_drops_the_rest() {
         &std::fs::read_to_string(Path::new(&host.state()).join("applied.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(record["confirmed"], true);
-    assert_eq!(record["backend"], "nft");
-    assert_eq!(record["persisted"], false);
+    assert_eq!(record["life"]["state"], "confirmed");
+    assert_eq!(record["rules"]["backend"], "nft");
+    assert_eq!(record["life"]["persisted"], false);
     assert!(
-        record["ruleset"]
+        record["rules"]["text"]
             .as_str()
             .unwrap()
             .contains("table inet autofw")
@@ -145,6 +145,15 @@ fn sigkill_of_apply_during_the_window_still_rolls_back() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
+    // Each line starts with its time as people read it: RFC 3339 UTC.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in text.lines() {
+        let time = line.split(' ').next().unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -345,8 +345,8 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
         // --check --diff showed exactly what is now loaded.
         assert_eq!(&host.table(), expected, "{}", host.name);
         let record = host.applied();
-        assert_eq!(record["confirmed"], true, "{record}");
-        assert_eq!(record["persisted"], true, "{record}");
+        assert_eq!(record["life"]["state"], "confirmed", "{record}");
+        assert_eq!(record["life"]["persisted"], true, "{record}");
         assert!(!host.state().join("window.json").exists());
     }
     assert_eq!(probe_tcp(&fleet.ctl, web.addr, 80), Probe::Open);
@@ -384,7 +384,10 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
     // Rules that would lock the controller out: refused before any change.
     let (out, refused) = fleet.play(&repo().join("tests/fleet/lockout.yml"), &[]);
     assert!(!out.status.success(), "{}", show(&out));
-    for host in ["web1", "db1"] {
+    for (host, addr, ctl) in [
+        ("web1", "192.0.2.1", "192.0.2.2"),
+        ("db1", "198.51.100.1", "198.51.100.2"),
+    ] {
         let result = task(&refused, "SSH only from elsewhere", host);
         let msg = result["msg"].as_str().unwrap();
         assert!(
@@ -392,8 +395,35 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
             "{result}"
         );
         assert_eq!(result["lockout"]["verdict"], "locked-out", "{result}");
+        // The controller's own connection, not `(--guard)` for a play that
+        // set no guard; the cause and a fix in the module's options; one
+        // line, and no ruleset in the failure.
+        for part in [
+            format!("the controller's SSH connection, from {ctl} to {addr} port 5622"),
+            "because `source: ssh=203.0.113.0/24` admits only 203.0.113.0/24 to tcp/5622"
+                .to_string(),
+            format!("To get in: give `source: ssh=203.0.113.0/24,{ctl}` instead"),
+        ] {
+            assert!(msg.contains(&part), "{part:?} not in {msg}");
+        }
+        assert!(!msg.contains("--guard") && !msg.contains('\n'), "{msg}");
+        assert!(result.get("before").is_none() && result.get("after").is_none());
+        assert_eq!(result["lockout"]["fixed"], true, "{result}");
     }
     assert_eq!(fleet.rulesets(), kept, "the guard let a change through");
+    // The fixes, made as said (each host's controller address added):
+    // the guard admits the play on both hosts.
+    let fixed = r#"{"lockout_source": ["ssh=203.0.113.0/24,192.0.2.2,198.51.100.2"]}"#;
+    let (out, passed) = fleet.play(
+        &repo().join("tests/fleet/lockout.yml"),
+        &["--check", "-e", fixed],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    for host in ["web1", "db1"] {
+        let result = task(&passed, "SSH only from elsewhere", host);
+        assert_eq!(result["lockout"]["verdict"], "admitted", "{result}");
+    }
+    assert_eq!(fleet.rulesets(), kept, "check mode changed a host");
 
     // A deliberately wrong play (ssh blocked, guard overridden): loaded, the
     // new login fails, the run fails saying so, and both hosts roll back.
@@ -457,7 +487,7 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
             "{loaded} {kept}"
         );
         assert!(host.table().contains("8443"));
-        assert_eq!(host.applied()["confirmed"], true);
+        assert_eq!(host.applied()["life"]["state"], "confirmed");
     }
 }
 

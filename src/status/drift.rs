@@ -64,6 +64,9 @@ pub enum Kind {
     Changed,
     /// The live blocklist sets differ from what was loaded or from the files.
     BlocklistDiffers,
+    /// The policy file changed (or appeared, or went) since the apply: the
+    /// live rules do not follow it yet.
+    PolicyChanged,
     /// On iptables, another tool's INPUT rule accepts before autofw's jump:
     /// what it matches bypasses autofw's rules.
     AcceptBeforeAutofw,
@@ -93,6 +96,7 @@ impl Kind {
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
             Kind::BlocklistDiffers => "blocklist-differs",
+            Kind::PolicyChanged => "policy-changed",
             Kind::AcceptBeforeAutofw => "accept-before-autofw",
             Kind::ForeignDrop => "foreign-drop",
             Kind::LegacyRules => "legacy-rules",
@@ -176,7 +180,7 @@ pub fn assess(
             None
         }
         Some(record) => {
-            let state = match (record.rolled_back_at, live) {
+            let state = match (record.rolled_back_at(), live) {
                 (Some(at), _) => RulesState::RolledBack { at },
                 (None, Some(live)) => compare_rules(live),
                 (None, None) => RulesState::Unverified {
@@ -320,16 +324,16 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         .iter()
         .map(|o| ((o.port, o.proto), o.service.as_str()))
         .collect();
-    let then: Option<BTreeMap<(u16, Proto), &ListeningPort>> = record
+    let then: BTreeMap<(u16, Proto), &ListeningPort> = record
         .listening
-        .as_ref()
-        .map(|ports| ports.iter().map(|p| ((p.port, p.proto), p)).collect());
+        .iter()
+        .map(|p| ((p.port, p.proto), p))
+        .collect();
     // Closed on purpose: left closed by the proposal although it listened
     // beyond loopback then (`--block`, or risky). A loopback-only listener
     // that now faces the network was never a choice.
     let kept_closed = |key: &(u16, Proto)| {
-        record.closed.iter().any(|c| (c.port, c.proto) == *key)
-            && then.as_ref().is_none_or(|then| then.contains_key(key))
+        record.closed.iter().any(|c| (c.port, c.proto) == *key) && then.contains_key(key)
     };
 
     let mut findings = Vec::new();
@@ -337,10 +341,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         let (port, proto) = key;
         let spec = format!("{port}/{proto}");
         if opened.contains_key(&key) {
-            let accepted_then = then
-                .as_ref()
-                .and_then(|then| then.get(&key))
-                .is_some_and(|p| p.risky);
+            let accepted_then = then.get(&key).is_some_and(|p| p.risky);
             if group.risky && !accepted_then {
                 let (message, fix) = wording::risky_exposed(group, &spec);
                 findings.push(listener_finding(
@@ -380,7 +381,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         }
         // Opened ahead of its service (`--allow` while nothing listened):
         // as it was when applied, so not drift.
-        if then.as_ref().is_some_and(|then| !then.contains_key(&key)) {
+        if !then.contains_key(&key) {
             continue;
         }
         let (port, proto) = key;
@@ -404,7 +405,7 @@ mod tests {
     use super::*;
     use crate::firewall::backend::compare::FamilyRules;
     use crate::model::Listener;
-    use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
+    use crate::record::{AtApply, ClosedPort, OpenedPort};
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
@@ -471,17 +472,18 @@ mod tests {
         let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: Backend::Nft,
+            rules: crate::record::Rules::Nft {
+                text: String::new(),
+            },
             opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
-            ruleset: String::new(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: true,
-            rolled_back_at: None,
-            persisted: false,
             closed,
-            listening: Some(listening),
+            listening,
             blocklist: None,
+            given: None,
+            life: crate::record::Life::Confirmed(crate::record::Confirmed {
+                at: 1_700_000_030,
+                persisted: false,
+            }),
         }
     }
 
@@ -547,7 +549,8 @@ mod tests {
         );
         assert!(f.message.contains("silently does not work"));
         assert!(
-            f.fix.contains("autofw apply --confirm --allow 8080/tcp"),
+            f.fix
+                .contains("`autofw allow 8080/tcp`, then `autofw apply --confirm`"),
             "{}",
             f.fix
         );
@@ -635,18 +638,6 @@ mod tests {
             None,
         );
         assert!(a.findings.iter().all(|f| f.port != Some(8443)));
-        // A record from before status existed cannot tell: it reports it.
-        let mut old = record();
-        old.listening = None;
-        old.closed = Vec::new();
-        let a = assess(&applied_host(), Some(&old), Some(&live_as_applied()), None);
-        assert_eq!(
-            kinds(&a),
-            vec![
-                (Kind::UnopenedListener, Some(21)),
-                (Kind::StaleHole, Some(8443))
-            ]
-        );
     }
 
     #[test]
@@ -685,7 +676,7 @@ mod tests {
             port: 6379,
             service: "redis".into(),
         });
-        rec.listening = Some(crate::record::listening_ports(&then));
+        rec.listening = crate::record::listening_ports(&then);
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
@@ -704,7 +695,10 @@ mod tests {
         assert!(a.findings[0].message.contains("table inet autofw is gone"));
         assert!(a.findings[0].fix.contains("--persist"));
         let mut persisted = record();
-        persisted.persisted = true;
+        persisted.life = crate::record::Life::Confirmed(crate::record::Confirmed {
+            at: 1_700_000_030,
+            persisted: true,
+        });
         let a = assess(&now, Some(&persisted), Some(&live), None);
         assert!(a.findings[0].fix.contains("autofw restore"));
     }
@@ -712,8 +706,11 @@ mod tests {
     #[test]
     fn a_rolled_back_apply_is_not_live() {
         let mut rec = record();
-        rec.rolled_back_at = Some(1_700_000_060);
-        rec.confirmed = false;
+        rec.life = crate::record::Life::RolledBack(crate::record::RolledBack {
+            at: 1_700_000_060,
+            why: crate::record::Why::Expired,
+            persisted: false,
+        });
         let a = assess(&applied_host(), Some(&rec), None, None);
         assert_eq!(a.rules, Some(RulesState::RolledBack { at: 1_700_000_060 }));
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
@@ -843,7 +840,11 @@ mod tests {
     #[test]
     fn an_accept_before_autofws_jump_is_drift() {
         let mut record = record();
-        record.backend = Backend::Iptables;
+        record.rules = crate::record::Rules::Iptables {
+            v4: String::new(),
+            v6: String::new(),
+            ipsets: None,
+        };
         let early = SAVE_V4.replace(
             "-A INPUT -j AUTOFW-INPUT",
             "-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n-A INPUT -j AUTOFW-INPUT",
@@ -959,7 +960,7 @@ mod tests {
         let rec = AppliedRecord {
             opened: crate::record::opened_ports(proposal.ruleset()),
             closed: at.closed,
-            listening: Some(at.listening),
+            listening: at.listening,
             ..record()
         };
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);

@@ -16,6 +16,7 @@
 pub mod blocklist;
 pub mod drift;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod timer;
 pub mod wording;
@@ -72,7 +73,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at.is_none() => Some(live_rules(r, &state)?),
+        Some(r) if r.rolled_back_at().is_none() => Some(live_rules(r)?),
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
@@ -83,12 +84,18 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         // Among the findings about the rules as a whole (with_foreign sorts).
         assessment.findings.extend(blocklist::findings(&check));
     }
+    if let Some(finding) = record
+        .as_ref()
+        .and_then(policy_check)
+        .and_then(|check| policy::finding(&check))
+    {
+        assessment.findings.push(finding);
+    }
     // The other filters on the host, judged with autofw's rules as loaded.
     let check = match (&record, &live) {
-        (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => other_filters::check(&rules, &other_filters::ports_of(&record.opened)),
-            Err(_) => other_filters::Check::default(),
-        },
+        (Some(record), Some(_)) => {
+            other_filters::check(&record.rules, &other_filters::ports_of(&record.opened))
+        }
         _ => other_filters::Check {
             legacy: other_filters::legacy_summary(),
             ..Default::default()
@@ -196,6 +203,27 @@ fn read_blocklist(
         live,
         files,
     }))
+}
+
+/// The policy file the last apply read (or looked for), then and now.
+/// `None` for a rolled-back apply (its rules are not expected live) and for
+/// records from before the choices were kept.
+fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
+    if record.rolled_back_at().is_some() {
+        return None;
+    }
+    let given = record.given.as_ref()?;
+    let path = given.policy.clone()?;
+    let now = match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(crate::propose::policy_edit::text_digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    Some(policy::PolicyCheck {
+        path,
+        then: given.policy_digest.clone(),
+        now,
+    })
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -28,7 +28,7 @@ pub fn nothing_applied() -> Words {
 fn the_rules(record: &AppliedRecord) -> String {
     format!(
         "autofw's {} rules applied {}",
-        record.backend,
+        record.backend(),
         utc(record.applied_at)
     )
 }
@@ -42,7 +42,7 @@ pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
             the_rules(record),
             utc(at)
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw apply --confirm` to protect this host again; note that the persisted \
              ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
                 .to_string()
@@ -58,19 +58,19 @@ pub fn missing(record: &AppliedRecord) -> Words {
             "{} are not loaded: {} (flushed by hand or by another tool, or the host \
              rebooted{})",
             the_rules(record),
-            match record.backend.own_part() {
+            match record.backend().own_part() {
                 (part, true) => format!("{part} are gone"),
                 (part, false) => format!("{part} is gone"),
             },
-            if record.persisted {
+            if record.persisted() {
                 " and the boot hook did not load them"
             } else {
                 ", and they were never persisted"
             }
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw restore` loads the persisted rules again; check the boot hook \
-             (docs/persist.md)"
+             (/usr/share/doc/autofw/persist.md)"
                 .to_string()
         } else {
             "`autofw apply --confirm --persist` loads them again and keeps them across reboots"
@@ -86,7 +86,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             "{} are loaded, but not as applied: {} edited by hand or by another \
              tool ({} of the listing {})",
             the_rules(record),
-            match record.backend.own_part() {
+            match record.backend().own_part() {
                 (part, true) => format!("{part} or the built-in policies were"),
                 (part, false) => format!("{part} was"),
             },
@@ -94,7 +94,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             plural(changed, "differs", "differ"),
         ),
         "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
-         changes with --allow/--block or the policy file, docs/policy.md); \
+         changes with --allow/--block or the policy file, /usr/share/doc/autofw/policy.md); \
          `autofw rollback` removes them"
             .to_string(),
     )
@@ -161,7 +161,7 @@ pub fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
         format!(
             "bind it to 127.0.0.1 (or ::1); or let only the hosts that need it in \
              (`[service.\"{spec}\"] sources = [...]` in the policy file, \
-             docs/policy.md); or close it: `autofw apply --confirm --block {spec}`"
+             /usr/share/doc/autofw/policy.md); or close it: `autofw apply --confirm --block {spec}`"
         ),
     )
 }
@@ -206,9 +206,9 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
             group.addresses_text()
         ),
         format!(
-            "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
-             --block you applied before); or keep it closed on purpose with \
-             `--block {spec}`; or stop it if it should not run"
+            "open it: `autofw allow {spec}`, then `autofw apply --confirm` (in the policy, \
+             later applies keep it open); or keep it closed on purpose: `autofw block \
+             {spec}`, then apply; or stop it if it should not run"
         ),
     )
 }

@@ -6,13 +6,19 @@
 use std::path::PathBuf;
 
 use super::ApplyOptions;
+use super::undo::{Snapshot, Undo};
 use super::watchdog;
+use super::window::{self, Deciding};
 use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::bad_input;
-use crate::firewall::backend::{self, Snapshot};
-use crate::propose::Proposal;
-use crate::record::{AppliedRecord, AtApply, BlocklistRecord, RollbackWindow, Rules, opened_ports};
+use crate::firewall::backend::{self, LoadFailure};
+use crate::propose::choices::PolicySource;
+use crate::propose::{self, Proposal};
+use crate::record::{
+    AppliedRecord, AtApply, BlocklistRecord, GivenChoices, Life, Loaded, RollbackWindow, Rules,
+    Why, opened_ports,
+};
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 
 /// What [`save_and_load`] needs of the prepared apply.
@@ -21,12 +27,15 @@ pub(super) struct ToLoad<'a> {
     pub(super) proposal: &'a Proposal,
     pub(super) at_apply: AtApply,
     pub(super) blocklist: BlocklistLoad<'a>,
+    /// The policy file read, for the record's given choices.
+    pub(super) policy_source: Option<&'a PolicySource>,
 }
 
 /// Save, open the window, load: all under the decision lock, so that a
 /// `confirm` or `rollback` run meanwhile waits for the load to finish (or
 /// fail) instead of deciding a window whose rules are not loaded yet.
-/// When anything fails, the bookkeeping is put back as it was.
+/// When the rules are refused, the bookkeeping is put back as it was; when
+/// only the blocklist's elements are, the previous rules are put back.
 pub(super) fn save_and_load(
     args: &ApplyOptions,
     state: &StateDir,
@@ -42,6 +51,7 @@ pub(super) fn save_and_load(
         load.proposal,
         load.at_apply,
         load.blocklist,
+        load.policy_source,
     )?;
     let window = match pending.open_window(state, lock) {
         Ok(window) => window,
@@ -50,11 +60,33 @@ pub(super) fn save_and_load(
             return Err(err);
         }
     };
-    if let Err(err) = backend::load(load.rules, sets, Some(&pending.snapshot)) {
-        pending.abandon(state);
-        return Err(err.context(
-            "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
-        ));
+    match backend::load(load.rules, sets, pending.undo.snapshot.iptables.as_ref()) {
+        Ok(()) => {}
+        Err(LoadFailure::Rules(err)) => {
+            pending.abandon(state);
+            return Err(err.context(
+                "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
+            ));
+        }
+        // The rules are in, their blocklist is not: put back what was there.
+        Err(LoadFailure::Sets(err)) => {
+            let decided = Deciding::held(&deciding);
+            return match window::roll_back(&decided, state, &pending.undo, Why::LoadFailed, None) {
+                Ok(_) => {
+                    pending.abandon(state);
+                    Err(err
+                        .context("loading the blocklist failed; the previous rules and blocklist were put back")
+                        .context("the firewall refused the new rules; nothing was changed (the tool's own message follows)"))
+                }
+                // The window stays open: its watchdog rolls back at the deadline.
+                Err(undo_err) => Err(err.context(format!(
+                    "loading the blocklist failed, and putting the previous rules back failed \
+                     too ({undo_err:#}); the watchdog (pid {}) tries again at the deadline, in {} s, \
+                     or run `autofw rollback`",
+                    window.watchdog_pid, args.timeout
+                ))),
+            };
+        }
     }
     drop(deciding);
     report_after_load(load.rules);
@@ -69,6 +101,35 @@ fn report_after_load(rules: &Rules) {
     }
 }
 
+/// Every choice this apply was given, for its record.
+fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
+    let flags = &args.policy;
+    GivenChoices {
+        allow: flags.allow.clone(),
+        block: flags.block.clone(),
+        limit: flags.limit.clone(),
+        source: flags.source.clone(),
+        blocklist: flags.blocklist.clone(),
+        skip_bad_lines: flags.skip_bad_lines,
+        // The default looked for, when it did not exist: status then tells
+        // a policy written since from none at all.
+        policy: match policy {
+            Some(p) => Some(p.path.clone()),
+            None if flags.no_policy => None,
+            None => {
+                let default = propose::gather::default_policy(flags.root.as_deref());
+                Some(std::path::absolute(&default).unwrap_or(default))
+            }
+        },
+        policy_digest: policy.map(|p| p.digest.clone()),
+        no_policy: flags.no_policy,
+        from: flags
+            .from
+            .as_ref()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+    }
+}
+
 /// The blocklist side of an apply (nft): the sets to load, what autofw
 /// loaded last (the live sets, for the snapshot), and what to record.
 pub(super) struct BlocklistLoad<'a> {
@@ -80,7 +141,8 @@ pub(super) struct BlocklistLoad<'a> {
 /// What is saved before the change, and how to undo the bookkeeping if the
 /// change never happens.
 pub(super) struct Pending {
-    pub(super) snapshot: Snapshot,
+    /// What a rollback of this apply needs, held in memory.
+    pub(super) undo: Undo,
     window: RollbackWindow,
     /// Each record an apply rewrites, with its bytes before (`None`: it
     /// did not exist).
@@ -108,6 +170,7 @@ impl Pending {
         proposal: &Proposal,
         at_apply: AtApply,
         blocklist: BlocklistLoad<'_>,
+        policy_source: Option<&PolicySource>,
     ) -> anyhow::Result<Pending> {
         let BlocklistLoad {
             sets,
@@ -121,7 +184,7 @@ impl Pending {
                 (path, bytes)
             })
             .collect();
-        let snapshot = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
+        let (snapshot, saved_sets) = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
         match sets {
             Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
             None => crate::state::remove_if_exists(&state.applied_sets_path())?,
@@ -135,25 +198,21 @@ impl Pending {
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
-        let (ruleset, ruleset_v6, ipsets) = rules.record_texts();
-        state.write_applied(&AppliedRecord {
-            applied_at: now_secs(),
-            backend: args.backend,
-            opened: opened_ports(proposal.ruleset()),
-            ruleset,
-            ruleset_v6,
-            ipsets,
-            confirmed: false,
-            rolled_back_at: None,
-            persisted: false,
-            closed: at_apply.closed,
-            listening: Some(at_apply.listening),
-            blocklist,
-        })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.
         let now = clock::now()?;
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
+        let record = AppliedRecord {
+            applied_at: now_secs(),
+            rules: rules.clone(),
+            opened: opened_ports(proposal.ruleset()),
+            closed: at_apply.closed,
+            listening: at_apply.listening,
+            blocklist,
+            given: Some(given(args, policy_source)),
+            life: Life::Loaded(Loaded { deadline }),
+        };
+        state.write_applied(&record)?;
         let window = RollbackWindow {
             deadline,
             deadline_boottime_ms: now.millis + args.timeout * 1000,
@@ -171,7 +230,11 @@ impl Pending {
             },
         };
         Ok(Pending {
-            snapshot,
+            undo: Undo {
+                snapshot,
+                sets: saved_sets,
+                record: Some(record),
+            },
             window,
             previous,
         })

@@ -18,6 +18,7 @@ pub mod outcome;
 pub mod plan;
 pub mod restore;
 pub mod survival;
+pub mod undo;
 mod wait;
 pub mod watchdog;
 pub mod window;
@@ -31,6 +32,7 @@ use crate::error::{bad_input, exit, refused};
 use crate::firewall::backend::{self, exec};
 use crate::firewall::other_filters;
 use crate::human::{fold_numbered_runs, unified_diff};
+use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
     AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules, opened_ports,
@@ -127,6 +129,8 @@ struct Prepared {
     guard: Guard,
     /// Other filters on this host that would drop what these rules open.
     other_filters: Vec<String>,
+    /// The policy file read, for the record's given choices.
+    policy_source: Option<PolicySource>,
 }
 
 impl Prepared {
@@ -141,11 +145,18 @@ impl Prepared {
             .then(|| SetContents::of(proposal.blocklist()));
         let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
             files: choices.blocklist_paths.clone(),
-            inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+            inline: choices
+                .blocklist
+                .iter()
+                .map(|n| n.value.to_string())
+                .collect(),
             skip_bad_lines: args.policy.skip_bad_lines,
             sets: sets.summaries(),
             refreshed_at: None,
         });
+        // Before anything is read from the state directory: the dry run's
+        // plan is read from it too (the sets autofw loaded last).
+        state.check_trusted()?;
         // What autofw loaded last into the live sets: the plan's "before", and
         // what the snapshot saves for a rollback (also when this proposal has
         // no blocklist: then the kernel need not be read to save the old one).
@@ -157,7 +168,14 @@ impl Prepared {
         for warning in &other_filters {
             proposal.add_warning(warning.clone());
         }
-        let guard = Guard::check(&proposal, args.guard);
+        let mut guard = Guard::check(&proposal, args.guard);
+        if let Some(client) = guard.client.filter(|_| guard.problem().is_some()) {
+            let listed = match proposal.blocklist().contains(client) {
+                true => guard::listing(&choices.blocklist_paths, client),
+                false => Vec::new(),
+            };
+            guard.explain(&scan, &choices, &listed);
+        }
         Ok(Prepared {
             proposal,
             rules,
@@ -169,6 +187,7 @@ impl Prepared {
             plan,
             guard,
             other_filters,
+            policy_source: choices.policy_source.clone(),
         })
     }
 
@@ -209,7 +228,6 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     };
     check_lockout(args, &prepared)?;
 
-    state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
     refuse_undecided_window(args, &state)?;
@@ -246,7 +264,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
              autofw: `no` on standard input, or `autofw rollback`, rolls back now."
         }
     );
-    wait_for_decision(&state, &window, &pending.snapshot, &mut input)
+    wait_for_decision(&state, &window, &pending.undo, &mut input)
 }
 
 /// No `--confirm`: the report or the closing line; nothing changed.
@@ -256,7 +274,7 @@ fn dry_run(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if let Some(problem) = prepared.guard.problem() {
-        eprintln!("autofw: warning: {problem}");
+        eprintln!("autofw: warning: {problem}. {}", prepared.guard.advice());
     }
     println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
     Ok(exit::OK)
@@ -273,9 +291,8 @@ fn check_lockout(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<()>
             prepared.report(ApplyOutcome::Refused).print()?;
         }
         return Err(refused(format!(
-            "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
-             or pass --force if you have another way in (a console)",
-            prepared.guard.port.unwrap_or(22)
+            "{problem}; nothing was changed. {}",
+            prepared.guard.advice()
         )));
     }
     eprintln!("autofw: warning: --force given: {problem}");
@@ -327,6 +344,7 @@ impl Prepared {
                 recorded: self.recorded.as_ref(),
                 record: self.blocklist.clone(),
             },
+            policy_source: self.policy_source.as_ref(),
         }
     }
 }

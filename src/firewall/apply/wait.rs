@@ -1,16 +1,17 @@
 //! After the load: wait until the window is decided, by whoever decides
 //! first (the operator on the terminal, `autofw confirm` or `rollback` from
-//! another login, the deadline).
+//! another login, Ctrl-C, the deadline).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::answer::{Answers, Channel, Polled, is_no, is_yes, prompt_keep};
 use super::outcome::{report_dead, report_kept, report_rollback};
-use super::window::{self, Confirmed};
+use super::undo::Undo;
+use super::window::{self, Confirmed, Deciding};
 use crate::clock;
 use crate::error::exit;
-use crate::firewall::backend::Snapshot;
-use crate::record::{Remaining, RollbackWindow};
+use crate::record::{Life, Remaining, RollbackWindow, Why};
 use crate::state::StateDir;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -19,9 +20,12 @@ const POLL: Duration = Duration::from_millis(100);
 pub(super) fn wait_for_decision(
     state: &StateDir,
     window: &RollbackWindow,
-    snapshot: &Snapshot,
+    undo: &Undo,
     input: &mut Answers,
 ) -> anyhow::Result<u8> {
+    let roll_back =
+        |why| window::roll_back(&Deciding::take(state)?, state, undo, why, Some(&window.id));
+    let interrupted = catch_interrupt();
     let terminal = input.has_terminal();
     if terminal {
         prompt_keep();
@@ -34,9 +38,16 @@ pub(super) fn wait_for_decision(
             // Unreadable (a failing disk): the deadline below still holds.
             Err(_) => {}
         }
+        if interrupted.load(Ordering::Relaxed) {
+            eprintln!("\nautofw: interrupted: rolling back now");
+            return match roll_back(Why::Interrupted)? {
+                Some(done) => Ok(report_rollback(&done)),
+                None => decided_elsewhere(state),
+            };
+        }
         if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
             eprintln!("\nautofw: no confirmation before the deadline");
-            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
+            let rolled = roll_back(Why::Expired).map_err(|e| {
                 e.context(
                     "the deadline passed but putting back the old rules failed; the watchdog \
                      keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
@@ -71,15 +82,17 @@ pub(super) fn wait_for_decision(
                         return report_dead(&reasons, rollback);
                     }
                     // Confirmed, but persisting failed: say so (exit 3).
-                    Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
+                    Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed()) => {
                         return Err(err);
                     }
                     Err(_) => return decided_elsewhere(state),
                 }
             }
             Polled::Line(answer, _) if is_no(&answer) => {
-                let done = window::roll_back_to(state, snapshot)?;
-                return Ok(report_rollback(&done));
+                return match roll_back(Why::OperatorSaidNo)? {
+                    Some(done) => Ok(report_rollback(&done)),
+                    None => decided_elsewhere(state),
+                };
             }
             Polled::Line(_, Channel::Terminal) => prompt_keep(),
             Polled::Line(_, Channel::Stdin) => {}
@@ -92,17 +105,45 @@ pub(super) fn wait_for_decision(
     }
 }
 
+/// Ctrl-C while apply waits for the decision: a flag the wait loop reads,
+/// so the rules are rolled back now (as `no` would) instead of apply dying
+/// and leaving them to the watchdog's deadline.
+fn catch_interrupt() -> &'static AtomicBool {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_sigint(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    &INTERRUPTED
+}
+
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
 fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
-    let record = state.read_applied()?;
-    match record {
-        Some(r) if r.confirmed => {
+    match state.read_applied()?.map(|r| r.life) {
+        Some(Life::Confirmed(kept)) => {
             eprintln!();
-            Ok(report_kept(r.persisted.then(Default::default)))
+            Ok(report_kept(kept.persisted.then(Default::default)))
         }
-        _ => {
+        Some(Life::RolledBack(_)) => {
             eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+            Ok(exit::NEGATIVE)
+        }
+        // The window's file is gone but nothing was recorded (removed by
+        // hand, or the record replaced): say only what is known.
+        _ => {
+            eprintln!(
+                "\nautofw: the rollback window was closed, but no decision was recorded; \
+                 `autofw status` shows what is loaded, `autofw rollback` puts back the ruleset \
+                 saved before this apply"
+            );
             Ok(exit::NEGATIVE)
         }
     }

@@ -180,7 +180,8 @@ fn load(layer: &Layer) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Layer::Autofw { rules } => crate::firewall::backend::load(rules, None, None),
+        Layer::Autofw { rules } => crate::firewall::backend::load(rules, None, None)
+            .map_err(crate::firewall::backend::LoadFailure::into_error),
     }
 }
 
