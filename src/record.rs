@@ -97,18 +97,44 @@ impl Rules {
     }
 }
 
-/// The ports a proposal opens, for apply's record and `status`, sorted.
+/// The ports a proposal opens, for apply's record and `status`, sorted,
+/// each with the interfaces its rules are limited to (none when any of its
+/// rules takes every interface).
 pub fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
+    use crate::propose::ruleset::{Action, Match};
     let mut ports: Vec<OpenedPort> = ruleset
         .services()
         .map(|(proto, port, service)| OpenedPort {
             proto,
             port,
             service: service.to_string(),
+            interfaces: Vec::new(),
         })
         .collect();
     ports.sort_by_key(|p| (p.port, p.proto));
     ports.dedup();
+    for opened in &mut ports {
+        let mut interfaces = Vec::new();
+        for rule in ruleset.input.iter().filter(|r| r.action == Action::Accept) {
+            if let Match::Service {
+                proto, port, bound, ..
+            } = &rule.matches
+                && (*proto, *port) == (opened.proto, opened.port)
+            {
+                match bound.as_ref().and_then(|b| b.interface.clone()) {
+                    Some(interface) => interfaces.push(interface),
+                    // One rule takes any interface: so does the port.
+                    None => {
+                        interfaces.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        interfaces.sort();
+        interfaces.dedup();
+        opened.interfaces = interfaces;
+    }
     ports
 }
 
@@ -161,6 +187,11 @@ pub struct OpenedPort {
     pub proto: Proto,
     pub port: u16,
     pub service: String,
+    /// The only interfaces its rules take it from (`iifname`: a socket
+    /// bound to a device, or to a private address); empty when it is open
+    /// on every interface, and in records written before autofw kept this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
 }
 
 /// A listener that an applied ruleset left closed, and why (propose's

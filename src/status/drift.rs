@@ -21,9 +21,9 @@ use crate::firewall::backend::compare::RulesState;
 use crate::firewall::backend::compare::{FamilyRules, LiveRules, compare_rules};
 use crate::firewall::backend::iptables::input_order;
 use crate::firewall::other_filters::verdict::ForeignDrop;
-use crate::model::{Proto, Scan};
+use crate::model::{Exposure, Proto, Scan};
 use crate::propose::group::{self, PortGroup};
-use crate::record::{AppliedRecord, ListeningPort};
+use crate::record::{AppliedRecord, ListeningPort, OpenedPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -317,12 +317,37 @@ fn listener_finding(
     }
 }
 
+/// Where a listener on `key` now takes packets that rules limited to
+/// `interfaces` do not admit: `0.0.0.0%virbr1` (bound to another device),
+/// `0.0.0.0` (every interface). `None` when the rules take every interface,
+/// or every listener is on one of theirs. A listener's interface is its
+/// device, or for a private or link-local address the one holding it, as
+/// propose matched it.
+fn outside_interfaces(scan: &Scan, key: (u16, Proto), interfaces: &[String]) -> Option<String> {
+    if interfaces.is_empty() {
+        return None;
+    }
+    scan.listeners
+        .iter()
+        .filter(|l| (l.port, l.proto) == key)
+        .filter(|l| l.exposure != Exposure::Loopback && !l.client_socket)
+        .find(|l| {
+            let on = match (&l.device, l.exposure) {
+                (Some(device), _) => Some(device),
+                (None, Exposure::Private | Exposure::LinkLocal) => l.interface.as_ref(),
+                (None, _) => None,
+            };
+            on.is_none_or(|name| !interfaces.contains(name))
+        })
+        .map(|l| l.address_text())
+}
+
 fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
     let now = group::beyond_loopback(scan);
-    let opened: BTreeMap<(u16, Proto), &str> = record
+    let opened: BTreeMap<(u16, Proto), &OpenedPort> = record
         .opened
         .iter()
-        .map(|o| ((o.port, o.proto), o.service.as_str()))
+        .map(|o| ((o.port, o.proto), o))
         .collect();
     let then: BTreeMap<(u16, Proto), &ListeningPort> = record
         .listening
@@ -340,7 +365,22 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
     for (&key, group) in &now {
         let (port, proto) = key;
         let spec = format!("{port}/{proto}");
-        if opened.contains_key(&key) {
+        if let Some(open) = opened.get(&key) {
+            // Opened on some interfaces only (a socket bound to a device or
+            // a private address then): a listener now reached from others
+            // is not open there.
+            if let Some(place) = outside_interfaces(scan, key, &open.interfaces) {
+                let (message, fix) =
+                    wording::opened_elsewhere(group, &spec, &place, &open.interfaces);
+                findings.push(listener_finding(
+                    Kind::UnopenedListener,
+                    key,
+                    group,
+                    message,
+                    fix,
+                ));
+                continue;
+            }
             let accepted_then = then.get(&key).is_some_and(|p| p.risky);
             if group.risky && !accepted_then {
                 let (message, fix) = wording::risky_exposed(group, &spec);
@@ -375,7 +415,8 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         ));
     }
 
-    for (&key, &service) in &opened {
+    for (&key, open) in &opened {
+        let service = open.service.as_str();
         if now.contains_key(&key) {
             continue;
         }
@@ -449,6 +490,7 @@ mod tests {
                 proto: Proto::Tcp,
                 port,
                 service: service.to_string(),
+                interfaces: Vec::new(),
             })
             .collect()
     }
@@ -510,6 +552,50 @@ mod tests {
         );
         assert_eq!(a.rules, Some(RulesState::Live));
         assert_eq!(a.findings, vec![]);
+    }
+
+    /// dnsmasq's DHCP was bound to virbr0 when applied, so 67/udp is open
+    /// on virbr0 only. Bound there still: no drift. Bound to another bridge,
+    /// or to every interface: the rules do not take it there, said so.
+    #[test]
+    fn a_listener_moved_off_the_device_its_port_was_opened_on_is_drift() {
+        let dhcp = |device: Option<&str>| {
+            let mut l = listener(Proto::Udp, "0.0.0.0", 67, "dhcp", "dnsmasq");
+            l.device = device.map(str::to_string);
+            l.interface = l.device.clone();
+            if l.device.is_some() {
+                l.exposure = crate::model::Exposure::Private;
+            }
+            l
+        };
+        let mut then = applied_host();
+        then.listeners.push(dhcp(Some("virbr0")));
+        let proposal = crate::propose::build(&then, &crate::propose::Choices::default());
+        let mut rec = record();
+        rec.opened = crate::record::opened_ports(proposal.ruleset());
+        rec.listening = crate::record::listening_ports(&then);
+        let dhcp_opened = rec.opened.iter().find(|o| o.port == 67).unwrap();
+        assert_eq!(dhcp_opened.interfaces, ["virbr0"]);
+        let live = live_as_applied();
+        let a = assess(&then, Some(&rec), Some(&live), None);
+        assert_eq!(kinds(&a), vec![], "{:?}", a.findings);
+        for (device, place) in [(Some("virbr1"), "0.0.0.0%virbr1"), (None, "0.0.0.0")] {
+            let mut now = applied_host();
+            now.listeners.push(dhcp(device));
+            let a = assess(&now, Some(&rec), Some(&live), None);
+            assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(67))]);
+            let message = &a.findings[0].message;
+            assert!(
+                message.contains(&format!("listens on {place} port 67/udp"))
+                    && message.contains("open 67/udp only on virbr0"),
+                "{message}"
+            );
+        }
+        // A record from before autofw kept interfaces: as it was.
+        rec.opened.iter_mut().for_each(|o| o.interfaces.clear());
+        let mut now = applied_host();
+        now.listeners.push(dhcp(Some("virbr1")));
+        assert_eq!(kinds(&assess(&now, Some(&rec), Some(&live), None)), vec![]);
     }
 
     #[test]
@@ -675,6 +761,7 @@ mod tests {
             proto: Proto::Tcp,
             port: 6379,
             service: "redis".into(),
+            interfaces: Vec::new(),
         });
         rec.listening = crate::record::listening_ports(&then);
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);

@@ -263,6 +263,7 @@ mod tests {
                 proto: Proto::Tcp,
                 port: 22,
                 service: "ssh".into(),
+                interfaces: Vec::new(),
             }],
             life: crate::record::Life::Confirmed(crate::record::Confirmed {
                 at: 1_700_000_030,

@@ -213,6 +213,29 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
     )
 }
 
+/// A listener now on interfaces that the rules opening its port do not
+/// take (it was bound to a device, or a private address, when applied).
+pub fn opened_elsewhere(
+    group: &PortGroup,
+    spec: &str,
+    place: &str,
+    interfaces: &[String],
+) -> Words {
+    let on = interfaces.join(", ");
+    (
+        format!(
+            "{} listens on {place} port {spec}, but the applied rules open {spec} only on {on}: \
+             from any other interface the firewall drops it",
+            group.describe(),
+        ),
+        format!(
+            "if it should be reached there, propose again and apply: `autofw apply --confirm` \
+             (with the --policy and --block you applied before); if it should listen on {on} \
+             only, bind it there again"
+        ),
+    )
+}
+
 /// Another tool's INPUT rule that accepts before autofw's jump (iptables).
 pub fn accept_before_autofw(family: &str, accept: &AcceptBefore) -> Words {
     (

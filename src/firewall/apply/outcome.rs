@@ -71,7 +71,8 @@ pub fn exactness(done: &RolledBack) -> &'static str {
         Some(true) => " (identical to the saved one)",
         Some(false) => {
             "; note: the live ruleset differs from the saved one outside autofw's rules: \
-             something else changed it during the window, and that was left alone"
+             another tool (Docker, netavark, fail2ban, ...) changed its own rules since that \
+             apply, and autofw left them alone"
         }
         None => "",
     }
