@@ -431,7 +431,7 @@ pub struct ScanArgs {
 
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
+pub enum FormatArg {
     /// One `table inet autofw`, loadable with `nft -f`.
     #[default]
     Nft,
@@ -490,8 +490,8 @@ pub struct ProposeArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Ruleset format.
-    #[arg(long, value_enum, default_value_t = Format::Nft)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Nft)]
+    pub format: FormatArg,
     /// Write the ruleset to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -506,7 +506,7 @@ pub struct ProposeArgs {
 
 /// Which firewall `apply` drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Backend {
+pub enum BackendArg {
     /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
     #[default]
     Nft,
@@ -561,8 +561,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
     /// Firewall backend.
-    #[arg(long, value_enum, default_value_t = Backend::Nft)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendArg::Nft)]
+    pub backend: BackendArg,
     /// Apply even if the lockout guard says this SSH session would be cut off.
     #[arg(long)]
     pub force: bool,
@@ -606,8 +606,8 @@ pub struct StatusArgs {
     /// Output format. `prometheus` writes node_exporter's textfile-collector
     /// format (/usr/share/doc/autofw/status.md) and exits 0 whenever it wrote the metrics:
     /// drift is in the metrics, not in the exit status.
-    #[arg(long, value_enum, default_value_t = StatusFormat::Text, conflicts_with = "json")]
-    pub format: StatusFormat,
+    #[arg(long, value_enum, default_value_t = StatusFormatArg::Text, conflicts_with = "json")]
+    pub format: StatusFormatArg,
     /// Write the report to FILE (temp file, then rename: a collector never
     /// reads half a file) instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -624,7 +624,7 @@ pub struct WatchdogArgs {
 
 /// How `status` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum StatusFormat {
+pub enum StatusFormatArg {
     /// For people.
     #[default]
     Text,
@@ -696,21 +696,21 @@ impl From<SocketSource> for scan::SocketSource {
     }
 }
 
-impl From<Format> for propose::Format {
-    fn from(format: Format) -> Self {
+impl From<FormatArg> for propose::Format {
+    fn from(format: FormatArg) -> Self {
         match format {
-            Format::Nft => propose::Format::Nft,
-            Format::Iptables => propose::Format::Iptables,
-            Format::Ip6tables => propose::Format::Ip6tables,
+            FormatArg::Nft => propose::Format::Nft,
+            FormatArg::Iptables => propose::Format::Iptables,
+            FormatArg::Ip6tables => propose::Format::Ip6tables,
         }
     }
 }
 
-impl From<Backend> for record::Backend {
-    fn from(backend: Backend) -> Self {
+impl From<BackendArg> for record::Backend {
+    fn from(backend: BackendArg) -> Self {
         match backend {
-            Backend::Nft => record::Backend::Nft,
-            Backend::Iptables => record::Backend::Iptables,
+            BackendArg::Nft => record::Backend::Nft,
+            BackendArg::Iptables => record::Backend::Iptables,
         }
     }
 }
@@ -782,7 +782,7 @@ impl From<StatusArgs> for status::StatusOptions {
     fn from(args: StatusArgs) -> Self {
         status::StatusOptions {
             format: if args.json {
-                status::Format::Json
+                status::OutputFormat::Json
             } else {
                 args.format.into()
             },
@@ -792,12 +792,12 @@ impl From<StatusArgs> for status::StatusOptions {
     }
 }
 
-impl From<StatusFormat> for status::Format {
-    fn from(format: StatusFormat) -> Self {
+impl From<StatusFormatArg> for status::OutputFormat {
+    fn from(format: StatusFormatArg) -> Self {
         match format {
-            StatusFormat::Text => status::Format::Text,
-            StatusFormat::Json => status::Format::Json,
-            StatusFormat::Prometheus => status::Format::Prometheus,
+            StatusFormatArg::Text => status::OutputFormat::Text,
+            StatusFormatArg::Json => status::OutputFormat::Json,
+            StatusFormatArg::Prometheus => status::OutputFormat::Prometheus,
         }
     }
 }

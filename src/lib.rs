@@ -5,8 +5,9 @@
 //!   and classifies what it finds (pure core) into a [`model::Scan`];
 //! - [`propose`] turns a scan and the operator's choices into a ruleset model
 //!   and renders it as nft or iptables-restore text (pure core);
-//! - [`firewall`] is the only place that runs `nft`/`iptables-restore`, and
-//!   holds apply, the rollback watchdog and the lock;
+//! - [`firewall`] is the only place that runs the tools that change rules
+//!   (`nft -f`, `iptables-restore`, `ipset`), and holds apply, the rollback
+//!   watchdog and the lock;
 //! - [`persist`] writes the boot files, [`status`] compares rules and listeners.
 //!
 //! This file only wires the subcommands to those modules.

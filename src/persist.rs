@@ -165,13 +165,8 @@ pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result
     make_dir(&files.dir(), 0o700)?;
     // On iptables the files insert the INPUT jump first (boot_hook).
     let rules = &boot_hook::rules_for_boot(rules);
-    let texts: Vec<&String> = match rules {
-        Rules::Nft { text } => vec![text],
-        Rules::Iptables { v4, v6, ipsets } => [Some(v4), Some(v6), ipsets.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect(),
-    };
+    let (text, v6, ipsets) = rules.record_texts();
+    let texts: Vec<String> = [Some(text), v6, ipsets].into_iter().flatten().collect();
     let mut installed = Vec::new();
     for (path, text) in BootFiles::rules_files(rules.backend()).iter().zip(texts) {
         let target = files.under(path);
@@ -217,7 +212,7 @@ pub fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Res
     let Some(mut manifest) = files.read_manifest()? else {
         return Ok(false);
     };
-    if manifest.backend != Backend::Nft {
+    if !manifest.backend.loads_sets_apart() {
         return Ok(false);
     }
     let old = blocklist_batch_files(&manifest);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::blocklist::SetSummary;
 use crate::model::{Proto, Scan};
-use crate::propose::{Format, Proposal, Ruleset, group};
+use crate::propose::{Format, Proposal, Ruleset, Target, group};
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
 /// record; a record naming any other is damaged (read as such, exit 3, by
@@ -29,6 +29,16 @@ impl Backend {
         match self {
             Backend::Nft => "nft",
             Backend::Iptables => "iptables",
+        }
+    }
+
+    /// Are the blocklist's elements loaded apart from the rules? nft: yes,
+    /// over netlink ([`crate::blocklist::netlink`]), in a transaction of
+    /// their own; iptables: no, its `ipset restore` input is part of the rules.
+    pub fn loads_sets_apart(self) -> bool {
+        match self {
+            Backend::Nft => true,
+            Backend::Iptables => false,
         }
     }
 }
@@ -60,7 +70,7 @@ impl Rules {
             // The blocklist sets are declared empty: apply adds their
             // elements in one transaction of its own (blocklist::netlink).
             Backend::Nft => Rules::Nft {
-                text: proposal.render_nft_table(),
+                text: proposal.render_for(Format::Nft, Target::Load),
             },
             Backend::Iptables => Rules::Iptables {
                 v4: proposal.render(Format::Iptables),
@@ -74,6 +84,15 @@ impl Rules {
         match self {
             Rules::Nft { .. } => Backend::Nft,
             Rules::Iptables { .. } => Backend::Iptables,
+        }
+    }
+
+    /// The texts as [`AppliedRecord`] keeps them (`ruleset`, `ruleset_v6`,
+    /// `ipsets`); [`AppliedRecord::rules`] reads them back.
+    pub fn record_texts(&self) -> (String, Option<String>, Option<String>) {
+        match self {
+            Rules::Nft { text } => (text.clone(), None, None),
+            Rules::Iptables { v4, v6, ipsets } => (v4.clone(), Some(v6.clone()), ipsets.clone()),
         }
     }
 }

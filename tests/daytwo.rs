@@ -318,7 +318,11 @@ fn status_after_a_rollback_names_the_confirmed_rules_it_restored() {
         "{}",
         show(&out)
     );
-    assert!(text(&out.stdout).contains(", confirmed at "), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains(", confirmed at "),
+        "{}",
+        show(&out)
+    );
     let _ = finish(apply);
     assert_eq!(host.server.ruleset(), confirmed);
 

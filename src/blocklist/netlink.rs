@@ -19,7 +19,7 @@ use crate::blocklist::{
     FamilySets, Key, SHARDS, SetContents, SetKind, address_set_name, address_shards, set_name,
 };
 use crate::error::host_failure;
-use crate::firewall::backend::nft::TABLE;
+use crate::propose::render_nft::TABLE;
 use crate::propose::ruleset::Family;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -353,7 +353,7 @@ fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<(FamilySets<K>, 
 
 /// The live content of the four blocklist sets; `None` when autofw's table
 /// has no blocklist sets.
-pub fn read_live() -> anyhow::Result<Option<SetContents>> {
+pub fn live_sets() -> anyhow::Result<Option<SetContents>> {
     let v4 = read_family::<u32>(Family::Ipv4)?;
     let v6 = read_family::<u128>(Family::Ipv6)?;
     let shards = match (&v4, &v6) {

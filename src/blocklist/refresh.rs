@@ -15,14 +15,14 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::netlink as nft_sets;
+use super::netlink;
 use crate::blocklist::{SETS, SetContents, parse_entry, set_name, summary_line};
 use crate::error::{bad_input, exit, host_failure, refused};
 use crate::firewall::apply::guard;
 use crate::firewall::backend::{exec, nft};
 use crate::propose::gather::read_recorded_blocklist;
 use crate::propose::render_nft::element_batches;
-use crate::record::{Backend, BlocklistRecord};
+use crate::record::BlocklistRecord;
 use crate::state::{StateDir, now_secs, write_private};
 
 /// What `autofw blocklist refresh` was asked for.
@@ -57,7 +57,7 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
             "the last apply was rolled back or never confirmed; nothing to refresh",
         ));
     }
-    if record.backend() != Backend::Nft {
+    if !record.backend().loads_sets_apart() {
         return Err(bad_input(
             "blocklist refresh works with the nft backend; with iptables, apply again",
         ));
@@ -90,15 +90,15 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
     // nothing, and the exact (slower) way reads the kernel first.
     // The elements go where the live sets keep them (`shards`), whatever
     // layout the files alone would get.
-    let (changes, shards) = match crate::firewall::recorded_sets(&state)
-        .map(|live| (nft_sets::update(&live, &new), live.shards))
+    let (changes, shards) = match crate::firewall::backend::recorded_sets(&state)
+        .map(|live| (netlink::update(&live, &new), live.shards))
     {
         Some((Ok(changes), shards)) => (changes, shards),
         _ => {
-            let live = nft_sets::read_live()?.ok_or_else(|| {
+            let live = netlink::live_sets()?.ok_or_else(|| {
                 host_failure("the live table has no blocklist sets (edited by hand?); apply again")
             })?;
-            (nft_sets::update(&live, &new)?, live.shards)
+            (netlink::update(&live, &new)?, live.shards)
         }
     };
     new.shards = shards;

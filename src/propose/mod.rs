@@ -32,6 +32,7 @@ pub mod spec;
 pub mod text;
 
 pub use choices::Choices;
+pub use render_nft::Target;
 pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
@@ -119,12 +120,17 @@ impl Proposal {
     /// With a blocklist, the iptables formats match ipsets that must be
     /// loaded first: see [`Proposal::ipset_restore`].
     pub fn render(&self, format: Format) -> String {
+        self.render_for(format, Target::File)
+    }
+
+    /// The one renderer, for each place the text goes ([`Target`]): the
+    /// proposal file; what apply loads and persist saves (nft: the
+    /// blocklist sets declared empty, their elements loaded apart,
+    /// [`Proposal::blocklist`]); the summary apply shows people. The
+    /// iptables texts are the same for every target.
+    pub fn render_for(&self, format: Format, target: Target) -> String {
         match format {
-            Format::Nft => render_nft::render(
-                &self.ruleset,
-                &self.header(format),
-                render_nft::Elements::Inline,
-            ),
+            Format::Nft => render_nft::render(&self.ruleset, &self.header(format), target),
             Format::Iptables => {
                 render_iptables::render(&self.ruleset, Family::Ipv4, &self.header(format))
             }
@@ -132,16 +138,6 @@ impl Proposal {
                 render_iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
             }
         }
-    }
-
-    /// The nft script with the blocklist sets declared empty: what apply
-    /// loads before adding the elements in batches ([`Proposal::blocklist`]).
-    pub fn render_nft_table(&self) -> String {
-        render_nft::render(
-            &self.ruleset,
-            &self.header(Format::Nft),
-            render_nft::Elements::Separate,
-        )
     }
 
     /// The merged blocklist.

@@ -203,8 +203,10 @@ fn preview(
         Some(from) => read_saved_scan(from)?,
         None => crate::scan::scan_host(crate::scan::SocketSource::Auto, &table)?,
     };
-    let before = build(&scan, &old_choices).render_nft_table();
-    let after = build(&scan, &new_choices).render_nft_table();
+    let before = build(&scan, &old_choices)
+        .render_for(crate::propose::Format::Nft, crate::propose::Target::Load);
+    let after = build(&scan, &new_choices)
+        .render_for(crate::propose::Format::Nft, crate::propose::Target::Load);
     Ok(policy_edit::rule_changes(&before, &after))
 }
 

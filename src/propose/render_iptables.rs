@@ -342,24 +342,40 @@ pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
         return None;
     }
     let mut out = String::new();
-    let v4 = ranges_as_cidrs(&ruleset.blocklist.ipv4);
-    let v6 = ranges_as_cidrs(&ruleset.blocklist.ipv6);
-    for (family, nets, inet) in [(Family::Ipv4, v4, "inet"), (Family::Ipv6, v6, "inet6")] {
-        if nets.is_empty() {
-            continue;
-        }
-        let name = ipset_name(family);
-        let maxelem = nets.len().max(65536);
-        let _ = writeln!(
-            out,
-            "create {name} hash:net family {inet} maxelem {maxelem}"
-        );
-        let _ = writeln!(out, "flush {name}");
-        for net in nets {
-            let _ = writeln!(out, "add {name} {net}");
+    for set in ipsets(ruleset) {
+        let _ = writeln!(out, "create {}", set.create);
+        let _ = writeln!(out, "flush {}", set.name);
+        for net in &set.nets {
+            let _ = writeln!(out, "add {} {net}", set.name);
         }
     }
     Some(out)
+}
+
+/// One blocklist ipset: its name, the rest of its `create` line, its blocks.
+struct Ipset {
+    name: &'static str,
+    create: String,
+    nets: Vec<String>,
+}
+
+/// The blocklist's ipsets, a family with nothing to block left out.
+fn ipsets(ruleset: &Ruleset) -> Vec<Ipset> {
+    let v4 = ranges_as_cidrs(&ruleset.blocklist.ipv4);
+    let v6 = ranges_as_cidrs(&ruleset.blocklist.ipv6);
+    [(Family::Ipv4, v4, "inet"), (Family::Ipv6, v6, "inet6")]
+        .into_iter()
+        .filter(|(_, nets, _)| !nets.is_empty())
+        .map(|(family, nets, inet)| {
+            let name = ipset_name(family);
+            let maxelem = nets.len().max(65536);
+            Ipset {
+                name,
+                create: format!("{name} hash:net family {inet} maxelem {maxelem}"),
+                nets,
+            }
+        })
+        .collect()
 }
 
 /// ipset's hash:net takes CIDR blocks only: a merged range becomes the
@@ -372,48 +388,83 @@ fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
         .collect()
 }
 
-/// The `ipset restore` input as apply shows it: whole when short, else
-/// one line a set with its count, so the output scales with the rules and
-/// not with a million-entry list.
-pub fn ipsets_for_people(sets: &str) -> String {
+/// The blocklist's ipsets as apply shows them (`None` without a
+/// blocklist): the `ipset restore` input whole when short, else one line a
+/// set with its count, so the output scales with the rules and not with a
+/// million-entry list.
+pub fn ipsets_for_people(ruleset: &Ruleset) -> Option<String> {
     const SHOWN_WHOLE: usize = 40;
-    if sets.lines().count() <= SHOWN_WHOLE {
-        return format!("# ipset restore -exist (loaded first)\n{}", sets.trim_end());
+    if ruleset.blocklist.is_empty() {
+        return None;
+    }
+    let sets = ipsets(ruleset);
+    let lines: usize = sets.iter().map(|set| 2 + set.nets.len()).sum();
+    if lines <= SHOWN_WHOLE {
+        let whole = ipset_restore(ruleset)?;
+        return Some(format!(
+            "# ipset restore -exist (loaded first)\n{}",
+            whole.trim_end()
+        ));
     }
     let mut out = String::from("# ipset restore -exist (loaded first):");
-    for line in sets.lines() {
-        if let Some(create) = line.strip_prefix("create ") {
-            let name = create.split_whitespace().next().unwrap_or_default();
-            let prefix = format!("add {name} ");
-            let entries = sets.lines().filter(|l| l.starts_with(&prefix)).count();
-            out.push_str(&format!(
-                "\n#   {}: {} entries",
-                create.trim(),
-                crate::human::thousands(entries)
-            ));
-        }
+    for set in &sets {
+        out.push_str(&format!(
+            "\n#   {}: {} entries",
+            set.create,
+            crate::human::thousands(set.nets.len())
+        ));
     }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
 mod ipsets_tests {
     use super::*;
+    use crate::blocklist::Ranges;
+
+    fn ruleset(v4: Vec<(u32, u32)>, v6: Vec<(u128, u128)>) -> Ruleset {
+        Ruleset {
+            input: Vec::new(),
+            forward: Forward::LeaveAlone {
+                reason: String::new(),
+            },
+            published: None,
+            blocklist: Blocklist {
+                enabled: true,
+                shards: 1,
+                ipv4: Ranges::merge(v4),
+                ipv6: Ranges::merge(v6),
+            },
+            closed: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 
     #[test]
     fn a_long_ipset_input_is_shown_as_counts() {
-        let mut sets = String::from("create autofw-block-v4 hash:net family inet maxelem 65536\n");
-        for i in 0..100 {
-            sets.push_str(&format!("add autofw-block-v4 10.0.0.{i}\n"));
-        }
-        sets.push_str("create autofw-block-v6 hash:net family inet6 maxelem 65536\n");
+        // 100 single addresses, every other one, so none merge.
+        let v4 = (0..100u32)
+            .map(|i| (0x0a00_0000 + 2 * i, 0x0a00_0000 + 2 * i))
+            .collect();
         assert_eq!(
-            ipsets_for_people(&sets),
+            ipsets_for_people(&ruleset(v4, vec![(1, 1)])).unwrap(),
             "# ipset restore -exist (loaded first):\n\
              #   autofw-block-v4 hash:net family inet maxelem 65536: 100 entries\n\
-             #   autofw-block-v6 hash:net family inet6 maxelem 65536: 0 entries"
+             #   autofw-block-v6 hash:net family inet6 maxelem 65536: 1 entries"
         );
-        let short = "create s hash:net family inet\nadd s 10.0.0.1\n";
-        assert!(ipsets_for_people(short).ends_with("add s 10.0.0.1"));
+        let short = ruleset(vec![(0x0a00_0001, 0x0a00_0001)], Vec::new());
+        let shown = ipsets_for_people(&short).unwrap();
+        assert_eq!(
+            shown,
+            format!(
+                "# ipset restore -exist (loaded first)\n{}",
+                ipset_restore(&short).unwrap().trim_end()
+            )
+        );
+        assert!(
+            shown.ends_with("add autofw-block-v4 10.0.0.1/32"),
+            "{shown}"
+        );
+        assert_eq!(ipsets_for_people(&ruleset(Vec::new(), Vec::new())), None);
     }
 }

@@ -15,15 +15,25 @@ use std::fmt::Write;
 pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "autofw";
 
-/// Whether the blocklist sets are written with their elements.
+/// Where the rendered script goes; one renderer writes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Elements {
-    /// In the script (`autofw propose`): loadable by hand with `nft -f`.
-    Inline,
-    /// Declared empty: apply adds the elements in bounded batches after the
-    /// table is loaded, so no nft process ever holds the whole list.
-    Separate,
+pub enum Target {
+    /// The proposal file (`autofw propose`): the blocklist sets with their
+    /// elements, loadable by hand with `nft -f`.
+    File,
+    /// What apply loads and persist saves for boot: the sets declared
+    /// empty; apply adds the elements in bounded batches after the table is
+    /// loaded, so no nft process ever holds the whole list.
+    Load,
+    /// What apply shows people before loading: as [`Target::Load`], with a
+    /// sharded blocklist's alike sets and chains written as the first, one
+    /// line `# … 62 more like it (blocklist_v4_01 to blocklist_v4_62)`, and
+    /// the last, so the output scales with the rules, not the shards.
+    Summary,
 }
+
+/// Shards written whole in a [`Target::Summary`]; more are folded.
+const SHOWN_SHARDS: u32 = 7;
 
 /// The dynamic set that meters one port's new connections per source.
 fn meter_set(proto: Proto, port: u16, family: Family) -> String {
@@ -159,7 +169,7 @@ fn meter_timeout(r: &Rate) -> &'static str {
 }
 
 /// Render the whole script.
-pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> String {
+pub fn render(ruleset: &Ruleset, header: &[String], target: Target) -> String {
     let mut out = String::new();
     // The contract with apply: these two lines first, so that the script
     // creates the table if missing, then deletes it, then defines it anew, in
@@ -173,7 +183,7 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
     out.push_str(&format!("table {FAMILY} {TABLE} {{\n"));
 
     if ruleset.blocklist.enabled {
-        blocklist_sets(&mut out, &ruleset.blocklist, elements);
+        blocklist_sets(&mut out, &ruleset.blocklist, target);
     }
 
     for rule in &ruleset.input {
@@ -220,7 +230,7 @@ pub fn render(ruleset: &Ruleset, header: &[String], elements: Elements) -> Strin
         } = rule.matches
             && shards > 1
         {
-            shard_chains(&mut out, family, shards, rule);
+            shard_chains(&mut out, family, shards, rule, target);
         }
     }
 
@@ -287,8 +297,8 @@ fn declare_set(
 
 /// The blocklist's sets: per family the single addresses (one hash set, or
 /// [`crate::blocklist::SHARDS`] of them) and the networks (an interval set).
-fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
-    let inline = elements == Elements::Inline;
+fn blocklist_sets(out: &mut String, blocklist: &Blocklist, target: Target) {
+    let inline = target == Target::File;
     for (family, kind) in SETS {
         match kind {
             SetKind::Addresses => {
@@ -316,8 +326,13 @@ fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
                     "single addresses: a hash set, one lookup per packet".to_string()
                 };
                 out.push_str(&comment_lines(&format!("blocklist, {what}"), "\t"));
-                for (name, listed) in addresses {
-                    declare_set(out, &name, family, kind, sharded, &listed);
+                let names: Vec<&str> = addresses.iter().map(|(name, _)| name.as_str()).collect();
+                for (i, (name, listed)) in addresses.iter().enumerate() {
+                    match shown(target, i, &names) {
+                        Shown::Whole => declare_set(out, name, family, kind, sharded, listed),
+                        Shown::Folded(line) => out.push_str(&line),
+                        Shown::Not => {}
+                    }
                 }
                 if !out.ends_with("\n\n") {
                     out.push('\n');
@@ -388,13 +403,49 @@ fn shard_dispatch(out: &mut String, family: Family, shards: u32, label: &str) {
 }
 
 /// One chain a shard, named as its set: the blocklist rule on that set.
-fn shard_chains(out: &mut String, family: Family, shards: u32, rule: &Rule) {
+fn shard_chains(out: &mut String, family: Family, shards: u32, rule: &Rule, target: Target) {
     out.push('\n');
-    for shard in 0..shards {
-        let name = address_set_name(family, shard, shards);
-        let matches = format!("{} @{name}", saddr(family));
-        let _ = writeln!(out, "\tchain {name} {{ {}; }}", with_action(matches, rule));
+    let names: Vec<String> = (0..shards)
+        .map(|shard| address_set_name(family, shard, shards))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for (i, name) in names.iter().enumerate() {
+        match shown(target, i, &names) {
+            Shown::Whole => {
+                let matches = format!("{} @{name}", saddr(family));
+                let _ = writeln!(out, "\tchain {name} {{ {}; }}", with_action(matches, rule));
+            }
+            Shown::Folded(line) => out.push_str(&line),
+            Shown::Not => {}
+        }
     }
+}
+
+/// How the `i`th of alike shard lines `names` is written.
+enum Shown {
+    Whole,
+    /// The one line that stands for the shards between the first and the last.
+    Folded(String),
+    Not,
+}
+
+/// [`Target::Summary`] writes the first and the last of more than
+/// [`SHOWN_SHARDS`] alike shards, and one line for those between; every
+/// other target writes them all.
+fn shown(target: Target, i: usize, names: &[&str]) -> Shown {
+    let n = names.len();
+    if target != Target::Summary || n <= SHOWN_SHARDS as usize || i == 0 || i == n - 1 {
+        return Shown::Whole;
+    }
+    if i > 1 {
+        return Shown::Not;
+    }
+    Shown::Folded(format!(
+        "\t# … {} more like it ({} to {})\n",
+        n - 2,
+        names[1],
+        names[n - 2]
+    ))
 }
 
 /// The most elements one boot file carries: the boot hook loads each file

@@ -204,8 +204,9 @@ pub struct Around<'a> {
     /// After a rollback: the record of the rules it restored
     /// (`previous.json`), and the live rules read for it.
     pub restored: Option<(&'a AppliedRecord, &'a LiveRules)>,
-    /// autofw's own rules of this other backend are loaded too.
-    pub other_backend: Option<crate::record::Backend>,
+    /// autofw's own rules of the other backend are loaded too, said for
+    /// people (`autofw's iptables rules (the AUTOFW-* chains and jumps)`).
+    pub other_backend: Option<&'a str>,
 }
 
 /// Assess drift. `live` is what the firewall holds (the edge reads it only
@@ -274,9 +275,7 @@ pub fn assess_host(
             match restored {
                 Some((before, before_live)) => {
                     findings.extend(listener_findings(scan, before));
-                    if let LiveRules::Iptables(families) = before_live {
-                        findings.extend(accepts_before_autofw(families));
-                    }
+                    findings.extend(accepts_before_autofw(before_live.iptables_families()));
                 }
                 None => {
                     findings.extend(rules_finding(record, &state));
@@ -301,8 +300,8 @@ pub fn assess_host(
                     // only mislead.
                     if !matches!(state, RulesState::Missing | RulesState::RolledBack { .. }) {
                         findings.extend(listener_findings(scan, record));
-                        if let Some(LiveRules::Iptables(families)) = live {
-                            findings.extend(accepts_before_autofw(families));
+                        if let Some(live) = live {
+                            findings.extend(accepts_before_autofw(live.iptables_families()));
                         }
                     }
                 }
@@ -966,7 +965,7 @@ mod tests {
         assert_eq!(a.live, Live::Disabled { at: 1_700_000_200 });
         assert!(a.findings[0].fix.contains("autofw apply --confirm"));
         let around = Around {
-            other_backend: Some(crate::record::Backend::Iptables),
+            other_backend: Some("autofw's iptables rules (the AUTOFW-* chains and jumps)"),
             ..Around::default()
         };
         let a = assess_host(
@@ -978,7 +977,9 @@ mod tests {
         );
         assert_eq!(kinds(&a), vec![(Kind::OtherBackend, None)]);
         assert!(
-            a.findings[0].message.contains("AUTOFW-* chains (iptables)"),
+            a.findings[0]
+                .message
+                .contains("the AUTOFW-* chains and jumps"),
             "{}",
             a.findings[0].message
         );

@@ -23,14 +23,14 @@ pub mod wording;
 
 use std::io::Write;
 
-use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::netlink;
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
 use crate::firewall::backend::compare::LiveRules;
-use crate::firewall::other_filters as foreign;
-use crate::firewall::read_live;
+use crate::firewall::backend::live_rules;
+use crate::firewall::other_filters;
 use crate::propose::gather::read_recorded_blocklist;
-use crate::record::{AppliedRecord, Backend};
+use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
@@ -41,7 +41,7 @@ use render::Report;
 /// What `autofw status` was asked for.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
-    pub format: Format,
+    pub format: OutputFormat,
     /// Write the report there (atomically) instead of stdout.
     pub out: Option<std::path::PathBuf>,
     pub state_dir: std::path::PathBuf,
@@ -49,7 +49,7 @@ pub struct StatusOptions {
 
 /// How status reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum OutputFormat {
     /// For people.
     Text,
     /// One JSON object (docs/json-schema.md).
@@ -73,7 +73,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at().is_none() => Some(read_live(r)?),
+        Some(r) if r.rolled_back_at().is_none() => Some(live_rules(r)?),
         _ => None,
     };
     // After a rollback: the rules it restored, if autofw recorded them.
@@ -82,7 +82,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         _ => None,
     };
     let previous_live = match &previous {
-        Some(p) => Some(read_live(p)?),
+        Some(p) => Some(live_rules(p)?),
         None => None,
     };
     let disabled = crate::firewall::apply::disable::read(&state)?;
@@ -91,10 +91,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         restored: previous.as_ref().zip(previous_live.as_ref()),
         // Against the rules that should be live: after a rollback, those
         // it restored (which may well be of the other backend).
-        other_backend: other_backend_loaded(match &record {
+        other_backend: match &record {
             Some(r) if r.rolled_back_at().is_some() => previous.as_ref(),
             r => r.as_ref(),
-        }),
+        }
+        .and_then(|r| crate::firewall::backend::other_loaded(r.backend())),
     };
     let mut assessment = drift::assess_host(
         &scan,
@@ -120,10 +121,10 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // The other filters on the host, judged with autofw's rules as loaded.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => {
-            foreign::check(&record.rules, &foreign::ports_of(&record.opened))
+            other_filters::check(&record.rules, &other_filters::ports_of(&record.opened))
         }
-        _ => foreign::Check {
-            legacy: foreign::legacy_summary(),
+        _ => other_filters::Check {
+            legacy: other_filters::legacy_summary(),
             ..Default::default()
         },
     };
@@ -142,9 +143,9 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     );
     let format = args.format;
     let text = match format {
-        Format::Text => render::text(&report),
-        Format::Json => render::json(&report),
-        Format::Prometheus => metrics::prometheus(&report),
+        OutputFormat::Text => render::text(&report),
+        OutputFormat::Json => render::json(&report),
+        OutputFormat::Prometheus => metrics::prometheus(&report),
     };
     match &args.out {
         Some(path) => write_report(path, &text)?,
@@ -155,7 +156,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         }
     }
     // The metrics carry the drift: a timer that wrote them did its job.
-    Ok(if report.drift && format != Format::Prometheus {
+    Ok(if report.drift && format != OutputFormat::Prometheus {
         exit::NEGATIVE
     } else {
         exit::OK
@@ -217,10 +218,10 @@ fn read_blocklist(
     let Some(recorded) = &record.blocklist else {
         return Ok(None);
     };
-    if !matches!(live, LiveRules::Nft { table: Some(_), .. }) {
+    if !live.has_nft_table() {
         return Ok(None);
     }
-    let live = nft_sets::read_live()?.map(|sets| sets.summaries());
+    let live = netlink::live_sets()?.map(|sets| sets.summaries());
     let files = read_recorded_blocklist(&recorded.files, &recorded.inline, recorded.skip_bad_lines)
         .map(|sets| sets.summaries())
         .map_err(|e| format!("{e:#}"));
@@ -250,22 +251,6 @@ fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
         then: given.policy_digest.clone(),
         now,
     })
-}
-
-/// Are autofw's own rules of the other backend than `record`'s loaded?
-/// A tool that is not installed holds none.
-fn other_backend_loaded(record: Option<&AppliedRecord>) -> Option<Backend> {
-    use crate::firewall::backend::{exec, iptables, nft};
-    let nft_has = || exec::tool_exists("nft") && nft::autofw_table_exists().unwrap_or(false);
-    let iptables_has = || {
-        iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
-            && iptables::has_autofw_rules().unwrap_or(false)
-    };
-    match record.map(|r| r.backend()) {
-        Some(Backend::Iptables) if nft_has() => Some(Backend::Nft),
-        Some(Backend::Nft) if iptables_has() => Some(Backend::Iptables),
-        _ => None,
-    }
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -7,7 +7,7 @@ use crate::firewall::backend::iptables::input_order::AcceptBefore;
 use crate::firewall::other_filters::verdict::{ForeignDrop, legacy_note};
 use crate::human::{count, plural, utc};
 use crate::propose::group::PortGroup;
-use crate::record::{AppliedRecord, Backend};
+use crate::record::AppliedRecord;
 
 /// A finding's message and its fix.
 pub type Words = (String, String);
@@ -74,19 +74,15 @@ pub fn disabled(at: u64) -> Words {
     )
 }
 
-pub fn other_backend(other: Backend, this: Option<Backend>) -> Words {
-    let what = match other {
-        Backend::Nft => "table inet autofw (nft)",
-        Backend::Iptables => "AUTOFW-* chains (iptables)",
-    };
+pub fn other_backend(what: &str, this: Option<crate::record::Backend>) -> Words {
     let whose = match this {
         Some(this) => format!("the last apply's {this} rules"),
         None => "the rules autofw recorded".to_string(),
     };
     (
         format!(
-            "autofw's own {what} are still loaded, left by an earlier apply with the {other} \
-             backend: they drop what {whose} open, and are not what this report checks"
+            "{what} are still loaded, left by an earlier apply with the other backend: they \
+             drop what {whose} open, and are not what this report checks"
         ),
         "`autofw apply --confirm` (with the backend you use) removes them in the same step; \
          `autofw disable` removes both"
@@ -128,10 +124,9 @@ pub fn missing(record: &AppliedRecord) -> Words {
             "{} are not loaded: {} (flushed by hand or by another tool, or the host \
              rebooted{})",
             the_rules(record),
-            if record.backend() == Backend::Iptables {
-                "the AUTOFW-INPUT chains are gone"
-            } else {
-                "table inet autofw is gone"
+            match record.backend().own_part() {
+                (part, true) => format!("{part} are gone"),
+                (part, false) => format!("{part} is gone"),
             },
             if record.persisted() {
                 " and the boot hook did not load them"
@@ -157,10 +152,9 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             "{} are loaded, but not as applied: {} edited by hand or by another \
              tool ({} of the listing {})",
             the_rules(record),
-            if record.backend() == Backend::Iptables {
-                "the AUTOFW-INPUT chains or the built-in policies were"
-            } else {
-                "table inet autofw was"
+            match record.backend().own_part() {
+                (part, true) => format!("{part} or the built-in policies were"),
+                (part, false) => format!("{part} was"),
             },
             count(changed, "line", "lines"),
             plural(changed, "differs", "differ"),

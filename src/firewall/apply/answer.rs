@@ -37,7 +37,7 @@ pub fn is_no(answer: &str) -> bool {
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+pub enum Channel {
     /// The terminal, read after the load: may keep the rules.
     Terminal,
     /// Standard input that is not a terminal: may only roll back.
@@ -45,7 +45,7 @@ pub enum From {
 }
 
 pub enum Polled {
-    Line(String, From),
+    Line(String, Channel),
     /// Standard input ended.
     Eof,
     Nothing,
@@ -55,8 +55,8 @@ pub enum Polled {
 /// called, from the terminal, each read on a thread so that the window can
 /// be watched while waiting.
 pub struct Answers {
-    tx: mpsc::Sender<Option<(String, From)>>,
-    rx: mpsc::Receiver<Option<(String, From)>>,
+    tx: mpsc::Sender<Option<(String, Channel)>>,
+    rx: mpsc::Receiver<Option<(String, Channel)>>,
     stdin_is_terminal: bool,
     stdin_eof: bool,
     terminal: bool,
@@ -74,7 +74,7 @@ impl Answers {
             std::thread::spawn(move || {
                 for line in std::io::stdin().lock().lines() {
                     let Ok(line) = line else { break };
-                    if tx.send(Some((line, From::Stdin))).is_err() {
+                    if tx.send(Some((line, Channel::Stdin))).is_err() {
                         return;
                     }
                 }
@@ -107,7 +107,7 @@ impl Answers {
         }
         loop {
             match self.rx.recv() {
-                Ok(Some((line, From::Stdin))) => return Some(line),
+                Ok(Some((line, Channel::Stdin))) => return Some(line),
                 Ok(Some(_)) => continue,
                 _ => {
                     self.stdin_eof = true;
@@ -130,7 +130,7 @@ impl Answers {
         std::thread::spawn(move || {
             for line in BufReader::new(tty).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(Some((line, From::Terminal))).is_err() {
+                if tx.send(Some((line, Channel::Terminal))).is_err() {
                     return;
                 }
             }

@@ -73,7 +73,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     state.tighten();
     let deciding = Deciding::take(&state)?;
     let undo = Undo::read_for_rollback(&state)?;
-    exec::require_tools(crate::firewall::tools(undo.snapshot.backend))?;
+    exec::require_tools(undo.snapshot.backend.tools())?;
     let done = window::roll_back(&deciding, &state, &undo, Why::RollbackCommand, None)?
         .ok_or_else(|| host_failure("nothing was rolled back"))?;
     println!(
@@ -82,20 +82,10 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     );
     // What that is: the rules recorded as live when that apply took its
     // snapshot (previous.json), or none of autofw's.
-    let snapshot_had_autofw = undo
-        .snapshot
-        .nft
-        .as_ref()
-        .is_some_and(|n| n.autofw_table.is_some())
-        || undo
-            .snapshot
-            .iptables
-            .as_ref()
-            .is_some_and(|i| i.v4.contains("AUTOFW-INPUT") || i.v6.contains("AUTOFW-INPUT"));
     let previous = state.read_previous().ok().flatten();
     println!(
         "live now: {}",
-        describe_before(previous.as_ref(), snapshot_had_autofw)
+        describe_before(previous.as_ref(), undo.snapshot.held_autofw())
     );
     warn_unrecorded(&done);
     if done.record.as_ref().is_some_and(|r| r.persisted()) {

@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{exit, refused};
-use crate::firewall::backend::{exec, iptables, nft};
+use crate::firewall::backend::{self, exec};
 use crate::propose::group;
-use crate::record::Rules;
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs, read_json, remove_if_exists, write_json};
 
@@ -66,23 +65,10 @@ pub fn run(args: &DisableOptions) -> anyhow::Result<u8> {
     // No apply may start while the rules go.
     let _lock = state.lock_apply()?;
     let record = state.read_applied()?;
-    let mut removed = Vec::new();
-    if exec::tool_exists("nft") && nft::remove_table()? {
-        removed.push("nft table inet autofw (and its blocklist sets)".to_string());
-    }
-    if iptables::TOOLS.iter().all(|t| exec::tool_exists(t)) {
-        let set = match record.as_ref().map(|r| &r.rules) {
-            Some(Rules::Iptables { v4, v6, .. }) => Some(iptables::PoliciesSet::of(v4, v6)),
-            _ => None,
-        };
-        if iptables::remove_autofw(set.as_ref())? {
-            removed.push(
-                "iptables and ip6tables AUTOFW-* chains, their jumps, the policies autofw set, \
-                 its ipsets"
-                    .to_string(),
-            );
-        }
-    }
+    let removed = backend::remove_all(record.as_ref().map(|r| &r.rules))?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let boot_files = crate::persist::remove_boot_files(&args.root)?.unwrap_or_default();
     let disabled = Disabled {
         at: now_secs(),

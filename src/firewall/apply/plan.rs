@@ -8,12 +8,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::guard as session;
+use super::guard;
 use crate::blocklist::Listed;
-use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::netlink;
 use crate::blocklist::{SETS, SetContents, delta, set_name, summary_line};
-use crate::firewall::backend::iptables::filter_view::FilterView;
-use crate::firewall::backend::iptables::{self, input_order};
 use crate::firewall::backend::nft;
 use crate::model::Scan;
 use crate::propose::lockout::{self, Cause};
@@ -21,14 +19,7 @@ use crate::propose::ruleset::Arrival;
 use crate::propose::{Choices, Proposal};
 use crate::record::{OpenedPort, Rules, opened_ports};
 
-/// One part of the firewall that autofw owns, before and after.
-#[derive(Debug, Clone, Serialize)]
-pub struct Part {
-    /// `table inet autofw`, `iptables` or `ip6tables`.
-    pub name: &'static str,
-    pub before: String,
-    pub after: String,
-}
+pub use crate::firewall::backend::Part;
 
 /// Every part the backend touches.
 #[derive(Debug, Clone)]
@@ -107,55 +98,20 @@ impl Plan {
     /// loaded (in a scratch namespace; the text as written if none can be
     /// made, which then always counts as a change).
     /// `recorded`: the blocklist sets as autofw last loaded them
-    /// ([`crate::firewall::recorded_sets`]); the kernel is read when there is none.
+    /// ([`crate::firewall::backend::recorded_sets`]); the kernel is read when there is none.
     pub fn of(
         rules: &Rules,
         sets: Option<&SetContents>,
         recorded: Option<&SetContents>,
     ) -> anyhow::Result<Plan> {
-        let mut placement = Vec::new();
-        let parts = match rules {
-            Rules::Nft { text } => vec![Part {
-                name: "table inet autofw",
-                before: nft::live_autofw_table()?.unwrap_or_default(),
-                after: nft::canonical(text).unwrap_or_else(|| text.clone()),
-            }],
-            Rules::Iptables { v4, v6, ipsets } => {
-                let listed = iptables::canonical(v4, v6, ipsets.as_deref());
-                let (new_v4, new_v6) = match &listed {
-                    Some((a, b)) => (a.as_str(), b.as_str()),
-                    None => (v4.as_str(), v6.as_str()),
-                };
-                let mut parts = Vec::new();
-                for (family, text, name) in [
-                    (iptables::V4, new_v4, "iptables"),
-                    (iptables::V6, new_v6, "ip6tables"),
-                ] {
-                    let saved = iptables::save_family(family)?;
-                    placement.extend(input_order::placement(&saved).describe(name));
-                    let live = FilterView::parse(&saved);
-                    let mut new = FilterView::parse(text);
-                    // Policies the proposal does not set stay as they are.
-                    for (chain, policy) in &live.policies {
-                        new.policies.entry(chain.clone()).or_insert(policy.clone());
-                    }
-                    new.has_jump |= live.has_jump;
-                    parts.push(Part {
-                        name,
-                        before: live.summary(),
-                        after: new.summary(),
-                    });
-                }
-                parts
-            }
-        };
+        let (parts, placement) = crate::firewall::backend::parts(rules)?;
         let blocklist = match sets {
             Some(sets) => {
                 // The kernel is read (and the ruleset listed to see whether
                 // there is a table to read) only when nothing is recorded.
                 let read = match recorded {
                     Some(_) => None,
-                    None if nft::autofw_table_exists()? => nft_sets::read_live()?,
+                    None if nft::autofw_table_exists()? => netlink::live_sets()?,
                     None => None,
                 };
                 SetChange::all(sets, recorded.or(read.as_ref()))
@@ -195,7 +151,7 @@ impl Plan {
 /// The lockout guard's answer about one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum GuardVerdict {
     /// The new rules accept a new connection like this one.
     Admitted,
     /// They would not: apply refuses unless `--force`.
@@ -207,7 +163,7 @@ pub enum Verdict {
 /// Which connection the guard checked, and what it found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Guard {
-    pub verdict: Verdict,
+    pub verdict: GuardVerdict,
     pub client: Option<IpAddr>,
     /// The server address the connection reached (unknown for `--guard`):
     /// a rule bound to one address admits only connections to it.
@@ -234,17 +190,17 @@ impl Guard {
     /// Check `explicit` (`--guard`), or else the SSH session apply runs in.
     pub fn check(proposal: &Proposal, explicit: Option<std::net::SocketAddr>) -> Guard {
         let session = match explicit {
-            Some(addr) => Some(session::SshSession {
+            Some(addr) => Some(guard::SshSession {
                 client: addr.ip().to_canonical(),
                 server: None,
                 server_port: addr.port(),
                 source: "--guard".to_string(),
             }),
-            None => session::current(),
+            None => guard::current(),
         };
         let Some(session) = session else {
             return Guard {
-                verdict: Verdict::NoSession,
+                verdict: GuardVerdict::NoSession,
                 client: None,
                 server: None,
                 port: None,
@@ -263,7 +219,7 @@ impl Guard {
                 .cloned()
         });
         let admitted = proposal.admits(Arrival {
-            proto: session::SshSession::PROTO,
+            proto: guard::SshSession::PROTO,
             port: session.server_port,
             source: session.client,
             destination: session.server,
@@ -271,9 +227,9 @@ impl Guard {
         });
         Guard {
             verdict: if admitted {
-                Verdict::Admitted
+                GuardVerdict::Admitted
             } else {
-                Verdict::LockedOut
+                GuardVerdict::LockedOut
             },
             client: Some(session.client),
             server: session.server,
@@ -288,7 +244,8 @@ impl Guard {
     /// Locked out: find why, and the fixes that let the connection in
     /// (`listed`: the blocklist files' lines that list the client).
     pub fn explain(&mut self, scan: &Scan, choices: &Choices, listed: &[Listed]) {
-        let (Verdict::LockedOut, Some(client), Some(port)) = (self.verdict, self.client, self.port)
+        let (GuardVerdict::LockedOut, Some(client), Some(port)) =
+            (self.verdict, self.client, self.port)
         else {
             return;
         };
@@ -327,7 +284,7 @@ impl Guard {
 
     /// Why the guard refuses, or `None` when it does not.
     pub fn problem(&self) -> Option<String> {
-        let (Verdict::LockedOut, Some(client), Some(port), Some(source)) =
+        let (GuardVerdict::LockedOut, Some(client), Some(port), Some(source)) =
             (self.verdict, self.client, self.port, &self.source)
         else {
             return None;
@@ -353,7 +310,7 @@ impl Guard {
 /// What `apply --json` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum ApplyOutcome {
     /// No `--confirm`: nothing was changed.
     DryRun,
     /// The lockout guard refused; nothing was changed (exit 4).
@@ -377,7 +334,7 @@ pub struct WindowReport {
 /// The one object `apply --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub outcome: Outcome,
+    pub outcome: ApplyOutcome,
     /// Whether loading the proposal changes the live firewall (`Loaded`
     /// implies true; `Unchanged` false).
     pub changed: bool,
@@ -402,7 +359,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(
-        outcome: Outcome,
+        outcome: ApplyOutcome,
         plan: &Plan,
         rules: &Rules,
         proposal: &Proposal,

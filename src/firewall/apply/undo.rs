@@ -10,10 +10,10 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::netlink;
 use crate::blocklist::{SetContents, SetSummary};
 use crate::error::{host_failure, refused};
-use crate::firewall::backend::{exec, iptables, nft};
+use crate::firewall::backend::{self, exec, iptables, nft};
 use crate::record::{AppliedRecord, Backend, Rules};
 use crate::state::{StateDir, open_nofollow, read_json};
 
@@ -34,6 +34,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Did the firewall hold any of autofw's rules when this was taken (an
+    /// nft table, or AUTOFW chains)? What a rollback restores is then
+    /// autofw's rules, not a host without them.
+    pub fn held_autofw(&self) -> bool {
+        self.nft.as_ref().is_some_and(|n| n.autofw_table.is_some())
+            || self
+                .iptables
+                .as_ref()
+                .is_some_and(|i| i.v4.contains("AUTOFW-INPUT") || i.v6.contains("AUTOFW-INPUT"))
+    }
+
     /// Save what loading `rules` will change (and the whole nft ruleset, to
     /// check the rollback against): for iptables, the policies the rules
     /// set and the forwarding state, so that undo puts back only what autofw
@@ -50,49 +61,29 @@ impl Snapshot {
         } else {
             None
         };
-        // autofw's own rules of the other backend (an earlier apply with
-        // it): this apply removes them in the same step, so they are saved
-        // too, and a rollback puts both back.
-        let other_nft = backend == Backend::Iptables
-            && nft_ruleset
-                .as_deref()
-                .is_some_and(|r| nft::table_block(r).is_some());
-        let other_iptables = backend == Backend::Nft
-            && iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
-            && iptables::has_autofw_rules()?;
-        let sets = match backend {
-            Backend::Nft => save_sets(sets_file, recorded)?,
-            Backend::Iptables if other_nft => save_sets(sets_file, None)?,
-            Backend::Iptables => None,
+        // One nft listing is both the reference and autofw's table; autofw's
+        // own rules of the other backend (an earlier apply with it) are
+        // saved too: this apply removes them in the same step, and a
+        // rollback puts both back.
+        let (nft, iptables) = backend::save_for_undo(rules, nft_ruleset.as_deref())?;
+        let sets = match backend.loads_sets_apart() {
+            true => save_sets(sets_file, recorded)?,
+            // The other backend's nft table: its blocklist elements too.
+            false if nft.as_ref().is_some_and(|n| n.autofw_table.is_some()) => {
+                save_sets(sets_file, None)?
+            }
+            false => None,
         };
         let snapshot = Snapshot {
             backend,
-            nft: match (backend, &nft_ruleset) {
-                // One listing is both the reference and autofw's table.
-                (Backend::Nft, Some(ruleset)) => Some(nft::save(ruleset)),
-                (Backend::Nft, None) => Some(nft::save(&nft::live_ruleset()?)),
-                (Backend::Iptables, Some(ruleset)) if other_nft => Some(nft::save(ruleset)),
-                (Backend::Iptables, _) => None,
-            },
+            nft,
             nft_ruleset,
-            iptables: match rules {
-                Rules::Iptables { v4, v6, .. } => Some(iptables::save(v4, v6)?),
-                // Removing them leaves the built-in policies at ACCEPT:
-                // the undo puts back whichever it finds so.
-                Rules::Nft { .. } if other_iptables => {
-                    Some(iptables::save(ALL_ACCEPT, ALL_ACCEPT)?)
-                }
-                Rules::Nft { .. } => None,
-            },
+            iptables,
             sets: sets.as_ref().map(held_sets).unwrap_or_default(),
         };
         Ok((snapshot, sets))
     }
 }
-
-/// The built-in policies as removing autofw's iptables rules leaves them.
-const ALL_ACCEPT: &str =
-    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
 
 /// The summaries of the sets that hold elements: an empty set and a set
 /// that does not exist hold the same, nothing.
@@ -109,7 +100,7 @@ fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Opti
     let sets = match recorded {
         Some(sets) => Some(sets.clone()),
         None if !nft::autofw_table_exists()? => None,
-        None => nft_sets::read_live()?,
+        None => netlink::live_sets()?,
     };
     match sets.filter(|s| !s.is_empty()) {
         Some(sets) => {
@@ -176,7 +167,7 @@ impl Undo {
                 e.context("putting back the previous table inet autofw failed; the rules of the apply are still loaded")
             })?;
             if let Some(sets) = &self.sets {
-                nft_sets::fill(sets).map_err(|e| {
+                netlink::fill(sets).map_err(|e| {
                     e.context(
                         "the previous table inet autofw is back, but loading its blocklist \
                          elements failed: its blocklist sets are empty",
@@ -201,7 +192,7 @@ impl Undo {
         if &live != saved {
             return Some(false);
         }
-        let live_sets = match nft_sets::read_live() {
+        let live_sets = match netlink::live_sets() {
             Ok(sets) => sets.as_ref().map(held_sets).unwrap_or_default(),
             Err(_) => return None,
         };

@@ -26,6 +26,21 @@ pub enum LiveRules {
     Iptables(Vec<FamilyRules>),
 }
 
+impl LiveRules {
+    /// iptables: each family's live and applied rules; empty on nft.
+    pub fn iptables_families(&self) -> &[FamilyRules] {
+        match self {
+            LiveRules::Iptables(families) => families,
+            LiveRules::Nft { .. } => &[],
+        }
+    }
+
+    /// Is autofw's nft table loaded (where the blocklist sets live)?
+    pub fn has_nft_table(&self) -> bool {
+        matches!(self, LiveRules::Nft { table: Some(_), .. })
+    }
+}
+
 /// One iptables family's live and applied rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FamilyRules {

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::verdict::{Outcome, Verdict};
+use super::verdict::{Probe, ProbeVerdict};
 use crate::error::host_failure;
 use crate::firewall::backend::exec::run_tool;
-use crate::firewall::backend::iptables;
 use crate::model::Proto;
+use crate::record::Rules;
 
 /// The scratch namespace's addresses (documentation ranges).
 pub const SERVER_V4: &str = "203.0.113.1";
@@ -35,7 +35,7 @@ const PATIENCE: Duration = Duration::from_millis(1500);
 
 /// What to load, in order, and which ports to probe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
+pub struct JudgeRequest {
     /// The server side's interface name: the host's uplink's, so rules
     /// that match it (`-i eth0`) apply.
     pub interface: String,
@@ -59,28 +59,24 @@ pub enum Layer {
     },
     /// `ipset restore -exist`: sets iptables rules match.
     Ipset { text: String },
-    /// autofw's iptables proposal, loaded as apply loads it (the jump
+    /// autofw's rules, loaded as apply loads them (on iptables, the jump
     /// placed among the rules already loaded).
-    AutofwIptables {
-        v4: String,
-        v6: String,
-        ipsets: Option<String>,
-    },
+    Autofw { rules: Rules },
 }
 
 /// The judge's answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Judged {
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<Probe>,
     /// Layers the scratch namespace refused, with the tool's message.
     pub load_errors: Vec<String>,
 }
 
-/// `autofw judge`: read a [`Plan`] on stdin, answer [`Judged`] on stdout.
+/// `autofw judge`: read a [`JudgeRequest`] on stdin, answer [`Judged`] on stdout.
 pub fn run() -> anyhow::Result<u8> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let plan: Plan = serde_json::from_str(&input)
+    let plan: JudgeRequest = serde_json::from_str(&input)
         .map_err(|e| host_failure(format!("autofw judge: bad plan: {e}")))?;
     let judged = judge(&plan)?;
     let mut out = std::io::stdout().lock();
@@ -92,7 +88,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     run_tool("ip", args, None).map(|_| ())
 }
 
-fn judge(plan: &Plan) -> anyhow::Result<Judged> {
+fn judge(plan: &JudgeRequest) -> anyhow::Result<Judged> {
     // Refuse to run in a namespace with interfaces: this must be a fresh
     // scratch namespace, never the host's.
     let links = run_tool("ip", &["-o", "link", "show"], None)?;
@@ -184,7 +180,8 @@ fn load(layer: &Layer) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Layer::AutofwIptables { v4, v6, ipsets } => iptables::load(v4, v6, ipsets.as_deref(), None),
+        Layer::Autofw { rules } => crate::firewall::backend::load(rules, None, None)
+            .map_err(crate::firewall::backend::LoadFailure::into_error),
     }
 }
 
@@ -203,14 +200,14 @@ fn echo(socket: UdpSocket, stop: Arc<AtomicBool>) {
 
 /// Probe every port over IPv4 and IPv6 at once (threads inherit the
 /// calling thread's namespace: the client's).
-fn probe_all(probes: &[(Proto, u16)]) -> Vec<Outcome> {
+fn probe_all(probes: &[(Proto, u16)]) -> Vec<Probe> {
     let handles: Vec<_> = probes
         .iter()
         .flat_map(|&(proto, port)| [(proto, port, false), (proto, port, true)])
         .map(|(proto, port, v6)| {
             std::thread::spawn(move || {
                 let server: IpAddr = if v6 { SERVER_V6 } else { SERVER_V4 }.parse().unwrap();
-                Outcome {
+                Probe {
                     proto,
                     port,
                     v6,
@@ -222,7 +219,7 @@ fn probe_all(probes: &[(Proto, u16)]) -> Vec<Outcome> {
     handles.into_iter().filter_map(|h| h.join().ok()).collect()
 }
 
-fn probe(proto: Proto, to: SocketAddr) -> Verdict {
+fn probe(proto: Proto, to: SocketAddr) -> ProbeVerdict {
     use std::io::ErrorKind::{ConnectionRefused, HostUnreachable, NetworkUnreachable};
     let refused = |e: &std::io::Error| {
         matches!(
@@ -233,9 +230,9 @@ fn probe(proto: Proto, to: SocketAddr) -> Verdict {
     };
     match proto {
         Proto::Tcp => match TcpStream::connect_timeout(&to, PATIENCE) {
-            Ok(_) => Verdict::Open,
-            Err(e) if refused(&e) => Verdict::Rejected,
-            Err(_) => Verdict::Dropped,
+            Ok(_) => ProbeVerdict::Open,
+            Err(e) if refused(&e) => ProbeVerdict::Rejected,
+            Err(_) => ProbeVerdict::Dropped,
         },
         Proto::Udp => {
             let any: SocketAddr = if to.is_ipv6() {
@@ -244,17 +241,17 @@ fn probe(proto: Proto, to: SocketAddr) -> Verdict {
                 SocketAddr::from(([0u8; 4], 0))
             };
             let Ok(socket) = UdpSocket::bind(any) else {
-                return Verdict::Dropped;
+                return ProbeVerdict::Dropped;
             };
             let _ = socket.set_read_timeout(Some(PATIENCE));
             if socket.connect(to).is_err() || socket.send(b"autofw judge").is_err() {
-                return Verdict::Dropped;
+                return ProbeVerdict::Dropped;
             }
             let mut buf = [0u8; 64];
             match socket.recv(&mut buf) {
-                Ok(_) => Verdict::Open,
-                Err(e) if refused(&e) => Verdict::Rejected,
-                Err(_) => Verdict::Dropped,
+                Ok(_) => ProbeVerdict::Open,
+                Err(e) if refused(&e) => ProbeVerdict::Rejected,
+                Err(_) => ProbeVerdict::Dropped,
             }
         }
     }

@@ -17,9 +17,9 @@ use crate::model::Proto;
 use crate::propose::{Format, Proposal};
 use crate::record::{Backend, Rules};
 use filters::{Foreign, LiveFilters};
-use judge::{Judged, Layer, Plan};
+use judge::{JudgeRequest, Judged, Layer};
 pub use verdict::ForeignDrop;
-use verdict::Verdict;
+use verdict::ProbeVerdict;
 
 /// autofw's own table, which is never foreign.
 const AUTOFW_TABLE: &str = "inet autofw";
@@ -56,7 +56,7 @@ impl Check {
 }
 
 /// Read the live filters. Root only (the caller checks).
-pub fn read_live() -> anyhow::Result<LiveFilters> {
+pub fn live_filters() -> anyhow::Result<LiveFilters> {
     let nft_ruleset = if tool_exists("nft") {
         Some(ruleset_but_autofw()?)
     } else {
@@ -146,10 +146,7 @@ pub fn legacy_notes() -> Vec<String> {
 /// propose's warnings about other filters: what they drop of `proposal`,
 /// loaded as `format` says.
 pub fn proposal_warnings(proposal: &Proposal, format: Format) -> Vec<String> {
-    let backend = match format {
-        Format::Nft => Backend::Nft,
-        Format::Iptables | Format::Ip6tables => Backend::Iptables,
-    };
+    let backend = Backend::for_format(format);
     let ports = ports_of(&crate::record::opened_ports(proposal.ruleset()));
     check(&Rules::render(proposal, backend), &ports).warnings()
 }
@@ -176,7 +173,7 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
     if !rustix::process::geteuid().is_root() {
         return check;
     }
-    let live = match read_live() {
+    let live = match live_filters() {
         Ok(live) => live,
         Err(err) => {
             check.notes.push(format!(
@@ -230,7 +227,11 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
     }
     // Only a port the whole host stops can be a foreign drop: when every
     // probe got in, autofw's rules alone need no judging of their own.
-    if together.outcomes.iter().all(|o| o.verdict == Verdict::Open) {
+    if together
+        .outcomes
+        .iter()
+        .all(|o| o.verdict == ProbeVerdict::Open)
+    {
         return check;
     }
     let alone = match run(layers(&[])) {
@@ -265,13 +266,8 @@ fn names(foreign: &[Foreign]) -> String {
 }
 
 fn autofw_layer(rules: &Rules) -> Layer {
-    match rules {
-        Rules::Nft { text } => Layer::Nft { text: text.clone() },
-        Rules::Iptables { v4, v6, ipsets } => Layer::AutofwIptables {
-            v4: v4.clone(),
-            v6: v6.clone(),
-            ipsets: ipsets.clone(),
-        },
+    Layer::Autofw {
+        rules: rules.clone(),
     }
 }
 
@@ -317,7 +313,7 @@ fn layer_of(foreign: &Foreign) -> Layer {
 
 /// Run `autofw judge` in a scratch network namespace.
 fn run_judge(layers: Vec<Layer>, ports: &[(Proto, u16)]) -> anyhow::Result<Judged> {
-    let plan = Plan {
+    let plan = JudgeRequest {
         interface: uplink(),
         layers,
         probes: ports.to_vec(),

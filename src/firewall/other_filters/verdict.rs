@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// What a probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum ProbeVerdict {
     Open,
     Rejected,
     Dropped,
@@ -21,21 +21,22 @@ pub enum Verdict {
 
 /// One probe's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
+pub struct Probe {
     pub proto: Proto,
     pub port: u16,
     pub v6: bool,
-    pub verdict: Verdict,
+    pub verdict: ProbeVerdict,
 }
 
 /// Ports autofw's rules alone accept and the whole host does not.
-pub fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
+pub fn suspects(alone: &[Probe], together: &[Probe]) -> Vec<Probe> {
     together
         .iter()
-        .filter(|o| o.verdict != Verdict::Open)
+        .filter(|o| o.verdict != ProbeVerdict::Open)
         .filter(|o| {
             alone.iter().any(|a| {
-                (a.proto, a.port, a.v6) == (o.proto, o.port, o.v6) && a.verdict == Verdict::Open
+                (a.proto, a.port, a.v6) == (o.proto, o.port, o.v6)
+                    && a.verdict == ProbeVerdict::Open
             })
         })
         .copied()
@@ -45,16 +46,14 @@ pub fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
 /// Which foreign filter (index into the list) stops each suspect, from one
 /// run per filter (`per_filter[i]`: filter `i` with autofw's rules). `None`
 /// when no filter alone stops it (only their combination does).
-pub fn attribute(
-    suspects: &[Outcome],
-    per_filter: &[Vec<Outcome>],
-) -> Vec<(Outcome, Option<usize>)> {
+pub fn attribute(suspects: &[Probe], per_filter: &[Vec<Probe>]) -> Vec<(Probe, Option<usize>)> {
     suspects
         .iter()
         .map(|s| {
             let by = per_filter.iter().position(|run| {
                 run.iter().any(|o| {
-                    (o.proto, o.port, o.v6) == (s.proto, s.port, s.v6) && o.verdict != Verdict::Open
+                    (o.proto, o.port, o.v6) == (s.proto, s.port, s.v6)
+                        && o.verdict != ProbeVerdict::Open
                 })
             });
             (*s, by)
@@ -81,7 +80,7 @@ type Families = (bool, bool);
 
 /// The messages, one per filter and verdict: "iptables-nft's filter INPUT
 /// (policy drop) drops tcp/80 that autofw opens".
-pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) -> Vec<ForeignDrop> {
+pub fn messages(foreign: &[Foreign], attributed: &[(Probe, Option<usize>)]) -> Vec<ForeignDrop> {
     let mut groups: BTreeMap<Stopper, BTreeMap<(u16, Proto), Families>> = BTreeMap::new();
     for (o, by) in attributed {
         let who = match by {
@@ -95,7 +94,7 @@ pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) ->
                     .join(", ")
             ),
         };
-        let verb = if o.verdict == Verdict::Rejected {
+        let verb = if o.verdict == ProbeVerdict::Rejected {
             "rejects"
         } else {
             "drops"
@@ -161,8 +160,8 @@ pub fn legacy_note(summary: &[String], effect: &str) -> String {
 mod tests {
     use super::*;
 
-    fn o(port: u16, v6: bool, verdict: Verdict) -> Outcome {
-        Outcome {
+    fn o(port: u16, v6: bool, verdict: ProbeVerdict) -> Probe {
+        Probe {
             proto: Proto::Tcp,
             port,
             v6,
@@ -176,17 +175,17 @@ mod tests {
     #[test]
     fn a_left_over_policy_drop_is_named_with_the_ports_it_stops() {
         let alone = [
-            o(22, false, Verdict::Open),
-            o(80, false, Verdict::Open),
-            o(80, true, Verdict::Open),
+            o(22, false, ProbeVerdict::Open),
+            o(80, false, ProbeVerdict::Open),
+            o(80, true, ProbeVerdict::Open),
         ];
         let together = [
-            o(22, false, Verdict::Open),
-            o(80, false, Verdict::Dropped),
-            o(80, true, Verdict::Open),
+            o(22, false, ProbeVerdict::Open),
+            o(80, false, ProbeVerdict::Dropped),
+            o(80, true, ProbeVerdict::Open),
         ];
         let s = suspects(&alone, &together);
-        assert_eq!(s, [o(80, false, Verdict::Dropped)]);
+        assert_eq!(s, [o(80, false, ProbeVerdict::Dropped)]);
         let foreign = [Foreign::IptablesNft {
             v4: UFW_LEFTOVER.into(),
             v6: String::new(),
@@ -202,8 +201,8 @@ mod tests {
 
     #[test]
     fn a_port_autofw_itself_drops_is_not_blamed_on_others() {
-        let alone = [o(80, false, Verdict::Dropped)];
-        let together = [o(80, false, Verdict::Dropped)];
+        let alone = [o(80, false, ProbeVerdict::Dropped)];
+        let together = [o(80, false, ProbeVerdict::Dropped)];
         assert!(suspects(&alone, &together).is_empty());
     }
 
@@ -223,9 +222,9 @@ mod tests {
         let drops = messages(
             &foreign,
             &[
-                (o(80, false, Verdict::Dropped), Some(0)),
-                (o(443, true, Verdict::Rejected), Some(1)),
-                (o(8080, false, Verdict::Dropped), None),
+                (o(80, false, ProbeVerdict::Dropped), Some(0)),
+                (o(443, true, ProbeVerdict::Rejected), Some(1)),
+                (o(8080, false, ProbeVerdict::Dropped), None),
             ],
         );
         let texts: Vec<&str> = drops.iter().map(|d| d.message.as_str()).collect();
