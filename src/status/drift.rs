@@ -267,6 +267,12 @@ pub fn assess_host(
                             };
                             Some((before, before_live))
                         }
+                        // autofw's rules are loaded, but not as that apply
+                        // (nor the rolled-back one) recorded them.
+                        RulesState::Changed { .. } => {
+                            live_now = Live::Unrecorded;
+                            None
+                        }
                         _ => None,
                     }
                 }
@@ -293,6 +299,7 @@ pub fn assess_host(
                             }
                         }
                         (RulesState::Changed { .. }, _) => Live::Unrecorded,
+                        _ if live_now == Live::Unrecorded => Live::Unrecorded,
                         _ => Live::NoRules,
                     };
                     // Without autofw's rules loaded, nothing is dropped or
