@@ -207,6 +207,9 @@ pub struct Around<'a> {
     /// autofw's own rules of the other backend are loaded too, said for
     /// people (`autofw's iptables rules (the AUTOFW-* chains and jumps)`).
     pub other_backend: Option<&'a str>,
+    /// Nothing was applied (or recorded) here, yet autofw's rules are
+    /// loaded: by hand, or a state directory other than this one.
+    pub unrecorded_rules: bool,
 }
 
 /// Assess drift. `live` is what the firewall holds (the edge reads it only
@@ -243,7 +246,10 @@ pub fn assess_host(
         (_, None) => {
             let (message, fix) = wording::nothing_applied();
             findings.push(Finding::new(Kind::NothingApplied, message, fix));
-            live_now = Live::NothingApplied;
+            live_now = match around.unrecorded_rules {
+                true => Live::Unrecorded,
+                false => Live::NothingApplied,
+            };
             None
         }
         (_, Some(record)) => {
@@ -959,6 +965,18 @@ mod tests {
         let a = assess_host(&applied_host(), Some(&second), None, None, &around);
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
         assert_eq!(a.live, Live::NoRules);
+    }
+
+    #[test]
+    fn autofw_rules_with_no_record_are_unrecorded() {
+        let around = Around {
+            unrecorded_rules: true,
+            ..Around::default()
+        };
+        let a = assess_host(&applied_host(), None, None, None, &around);
+        assert_eq!(a.live, Live::Unrecorded);
+        assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
+        assert!(wording::live(&a.live).contains("not as any apply recorded them"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::firewall::backend::compare::LiveRules;
 use crate::firewall::backend::live_rules;
 use crate::firewall::other_filters;
 use crate::propose::gather::read_recorded_blocklist;
-use crate::record::AppliedRecord;
+use crate::record::{AppliedRecord, Backend};
 use crate::record::{Remaining, RollbackWindow};
 use crate::scan::SocketSource;
 use crate::state::{StateDir, now_secs};
@@ -96,6 +96,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
             r => r.as_ref(),
         }
         .and_then(|r| crate::firewall::backend::other_loaded(r.backend())),
+        // No record: are autofw's rules loaded all the same (either backend)?
+        unrecorded_rules: record.is_none()
+            && [Backend::Nft, Backend::Iptables]
+                .into_iter()
+                .any(|b| crate::firewall::backend::other_loaded(b).is_some()),
     };
     let mut assessment = drift::assess_host(
         &scan,
