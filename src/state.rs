@@ -82,6 +82,12 @@ impl StateDir {
     pub fn window_path(&self) -> PathBuf {
         self.root.join("window.json")
     }
+    /// The other filters' last verdict (`firewall::other_filters`), keyed
+    /// by a digest of everything it judged: `status` reuses it while
+    /// nothing changed, and runs no scratch namespace.
+    pub fn judged_path(&self) -> PathBuf {
+        self.root.join("other-filters.json")
+    }
     /// What the detached watchdog did, one line per event.
     pub fn watchdog_log_path(&self) -> PathBuf {
         self.root.join("watchdog.log")
@@ -261,6 +267,16 @@ impl StateDir {
     }
     pub fn write_window(&self, window: &RollbackWindow) -> anyhow::Result<()> {
         write_json(&self.window_path(), window)
+    }
+    /// The cached verdict of the other filters, if any (trusted as every
+    /// record here: root's, not a symlink).
+    pub fn read_judged<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        read_json(&self.judged_path())
+    }
+    /// Replace the cached verdict (atomic, 0600), in a directory that
+    /// exists already: a cache is no reason to create the state directory.
+    pub fn write_judged<T: Serialize>(&self, judged: &T) -> anyhow::Result<()> {
+        write_json(&self.judged_path(), judged)
     }
     pub fn remove_window(&self) -> anyhow::Result<()> {
         remove_if_exists(&self.window_path())
@@ -529,6 +545,7 @@ mod tests {
             closed: Vec::new(),
             listening: None,
             blocklist: None,
+            openings: None,
         }
     }
 

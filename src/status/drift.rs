@@ -482,6 +482,7 @@ mod tests {
             closed,
             listening: Some(listening),
             blocklist: None,
+            openings: None,
         }
     }
 

@@ -84,9 +84,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         assessment.findings.extend(blocklist::findings(&check));
     }
     // The other filters on the host, judged with autofw's rules as loaded.
+    // The verdict is cached in the state directory: a status with nothing
+    // changed (filters, rules, probes) judges nothing again.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => foreign::check(&rules, &foreign::ports_of(&record.opened)),
+            Ok(rules) => foreign::check(&rules, &record.openings(), Some(&state)),
             Err(_) => foreign::Check::default(),
         },
         _ => foreign::Check {
@@ -94,19 +96,21 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
             ..Default::default()
         },
     };
+    let judged = (record.is_some() && live.is_some()).then(|| check.report());
     // A check that could not be made is said, or "no drift" would also
     // cover filters that were never judged (propose and apply say it too).
     for note in &check.notes {
         eprintln!("autofw: note: {}", crate::terminal::escape_controls(note));
     }
     let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
-    let report = Report::new(
+    let mut report = Report::new(
         state.root().to_path_buf(),
         now,
         record.as_ref(),
         window,
         assessment,
     );
+    report.other_filters = judged;
     let format = args.format;
     let text = match format {
         Format::Text => render::text(&report),

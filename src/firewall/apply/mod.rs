@@ -112,14 +112,19 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
-    let ports =
-        crate::firewall::other_filters::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    let other_filters = crate::firewall::other_filters::check(&rules, &ports).warnings();
+    // A confirmed apply keeps the verdict for status (the same rules and
+    // filters then need no judging again); a dry run writes nothing.
+    let openings = crate::record::openings(proposal.ruleset());
+    let judged =
+        crate::firewall::other_filters::check(&rules, &openings, args.confirm.then_some(&state));
+    let other_filters = judged.warnings();
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
     let guard = Guard::check(&proposal, args.guard);
-    let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
+    let report = |outcome| {
+        Report::new(outcome, &plan, &rules, &proposal, &guard).with_other_filters(judged.report())
+    };
     if !args.json {
         print_plan(&rules, &plan);
     }
@@ -394,6 +399,7 @@ impl Pending {
             closed: at_apply.closed,
             listening: Some(at_apply.listening),
             blocklist,
+            openings: Some(crate::record::openings(proposal.ruleset())),
         })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.
