@@ -88,13 +88,14 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // changed (filters, rules, probes) judges nothing again.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => foreign::check(&rules, &record.openings(), Some(&state)),
+            Ok(rules) => {
+                let check = foreign::check(&rules, &record.openings(), Some(&state));
+                check.keep(&state);
+                check
+            }
             Err(_) => foreign::Check::default(),
         },
-        _ => foreign::Check {
-            legacy: foreign::legacy_summary(),
-            ..Default::default()
-        },
+        _ => foreign::Check::legacy_only(foreign::legacy_summary()),
     };
     let judged = (record.is_some() && live.is_some()).then(|| check.report());
     // A check that could not be made is said, or "no drift" would also

@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod fail2ban;
 pub mod host;
+pub mod libvirt;
 pub mod nginx;
 pub mod postgres;
 pub mod redis;
@@ -19,6 +20,7 @@ pub mod ssh;
 pub use daemon::*;
 pub use fail2ban::*;
 pub use host::*;
+pub use libvirt::*;
 pub use nginx::start_nginx;
 pub use postgres::start_postgres;
 pub use redis::start_redis;

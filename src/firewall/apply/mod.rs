@@ -112,7 +112,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
-    // A confirmed apply keeps the verdict for status (the same rules and
+    // Once loaded, the verdict is kept for status (the same rules and
     // filters then need no judging again); a dry run writes nothing.
     let openings = crate::record::openings(proposal.ruleset());
     let judged =
@@ -233,6 +233,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         ));
     }
     drop(deciding);
+    judged.keep(&state);
     report_accepts_before_jump(&rules);
     if args.no_wait {
         return report_loaded(args, &window, report(Outcome::Loaded));

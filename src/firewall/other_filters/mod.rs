@@ -40,6 +40,9 @@ pub struct Check {
     pub ports: Vec<PortJudgement>,
     /// Where the verdict comes from.
     pub verdict: Origin,
+    /// The digest of what a verdict made now judged: [`Check::keep`]
+    /// stores it under this key.
+    key: Option<String>,
 }
 
 /// Where a [`Check`]'s verdict comes from: `other_filters.verdict` in
@@ -78,6 +81,32 @@ pub struct Report {
 }
 
 impl Check {
+    /// Nothing judged, only the legacy tables summed up.
+    pub fn legacy_only(legacy: Vec<String>) -> Check {
+        Check {
+            legacy,
+            ..Check::default()
+        }
+    }
+
+    /// Keep a verdict judged now in `state` (`other-filters.json`) for the
+    /// next check of the same filters, rules and probes. Only a cache: a
+    /// state directory that cannot be written (read-only, full, not there)
+    /// costs the next check one more judging, nothing else.
+    pub fn keep(&self, state: &StateDir) {
+        let (Origin::Judged, Some(key)) = (self.verdict, &self.key) else {
+            return;
+        };
+        if state.root().is_dir() {
+            let _ = state.write_judged(&Cached {
+                key: key.clone(),
+                drops: self.drops.clone(),
+                notes: self.notes.clone(),
+                ports: self.ports.clone(),
+            });
+        }
+    }
+
     pub fn report(&self) -> Report {
         Report {
             verdict: self.verdict,
@@ -223,7 +252,7 @@ pub fn legacy_summary() -> Vec<String> {
 /// loaded already), judged by the kernel in scratch namespaces. `openings`
 /// are where the rules admit new connections. With `cache`, a verdict on
 /// exactly the same filters, rules and probes is taken from that state
-/// directory instead of judged again, and a new one is kept there. Needs
+/// directory instead of judged again ([`Check::keep`] keeps a new one). Needs
 /// root; without it, or without the tools, the check says why it was not
 /// made.
 pub fn check(rules: &Rules, openings: &[Opening], cache: Option<&StateDir>) -> Check {
@@ -280,16 +309,7 @@ pub fn check(rules: &Rules, openings: &[Opening], cache: Option<&StateDir>) -> C
     check.ports = by_rule;
     check.verdict = Origin::Judged;
     judge_now(&mut check, &foreign, sets, &autofw, &probes, &interface);
-    if let (Some(state), Origin::Judged) = (cache, check.verdict) {
-        // Only a cache: a state directory that cannot be written (read-only,
-        // full) costs the next status one more judging, nothing else.
-        let _ = state.write_judged(&Cached {
-            key,
-            drops: check.drops.clone(),
-            notes: check.notes.clone(),
-            ports: check.ports.clone(),
-        });
-    }
+    check.key = Some(key);
     check
 }
 
