@@ -52,6 +52,9 @@ PACKAGES=(
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
   nginx samba redis-server postgresql
+  # dnsmasq as libvirt starts it on a KVM host (tests/support/libvirt.rs);
+  # -base: the binary without a service of its own.
+  dnsmasq-base
 )
 
 export DEBIAN_FRONTEND=noninteractive

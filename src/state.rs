@@ -15,6 +15,8 @@
 //! - `watchdog.lock`: flock held by the watchdog itself for as long as it
 //!   runs, so anyone can tell it is alive by trying it (a pid can be reused);
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
+//! - `other-filters.json`: the other filters' last verdict, keyed by a
+//!   digest of what it judged (`firewall::other_filters`): only a cache.
 //!
 //! Lock files are opened read-only: flock needs no write access, and a
 //! rollback must still work when this directory's filesystem has become

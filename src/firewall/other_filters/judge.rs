@@ -259,9 +259,9 @@ fn probe_batch(client: &Client, batch: &[Probe]) -> anyhow::Result<Vec<Outcome>>
     let mut udp = Vec::new();
     for (proto, port) in ports {
         match proto {
-            Proto::Tcp => tcp.push(listen(port, |a| TcpListener::bind(a))?),
+            Proto::Tcp => tcp.push(listen(port, TcpListener::bind)?),
             Proto::Udp => {
-                let socket = listen(port, |a| UdpSocket::bind(a))?;
+                let socket = listen(port, UdpSocket::bind)?;
                 socket.set_nonblocking(true)?;
                 udp.push(socket);
             }
