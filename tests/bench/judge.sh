@@ -58,7 +58,8 @@ ip netns add "$NS"
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns ip link set lo up
 # The uplink, as the tests' hosts have it.
-in_ns ip link add eth0 type dummy
+in_ns ip link add eth0 type veth peer name uplink-peer
+in_ns ip link set uplink-peer up
 in_ns ip addr add 192.0.2.1/24 dev eth0
 in_ns ip link set eth0 up
 in_ns sysctl -qw net.ipv4.ip_forward=1

@@ -243,31 +243,41 @@ pub fn has_foreign_rules(save: &str) -> bool {
 
 const AUTOFW_JUMP: &str = "-A INPUT -j AUTOFW-INPUT";
 
+/// The native nft tables that can filter: every table of family ip, ip6 or
+/// inet with a base chain on the input or prerouting hook, but autofw's own
+/// (`autofw_table`) and those iptables-nft manages (named in its saves,
+/// `iptables_nft`: the iptables layer judges those). Works on a terse
+/// listing too, so the edge lists in full only these.
+pub fn native_tables<'a>(
+    ruleset: &'a str,
+    iptables_nft: &[String; 2],
+    autofw_table: &str,
+) -> impl Iterator<Item = NftTable> + 'a {
+    let managed: Vec<String> = [("ip", &iptables_nft[0]), ("ip6", &iptables_nft[1])]
+        .iter()
+        .flat_map(|(family, save)| {
+            saved_tables(save)
+                .into_iter()
+                .map(move |t| format!("{family} {t}"))
+        })
+        .collect();
+    let autofw_table = autofw_table.to_string();
+    nft_tables(ruleset).into_iter().filter(move |table| {
+        let id = format!("{} {}", table.family, table.name);
+        id != autofw_table
+            && !managed.contains(&id)
+            && matches!(table.family.as_str(), "ip" | "ip6" | "inet")
+            && !input_chains(&table.text).is_empty()
+    })
+}
+
 /// The foreign filters among the live ones: every native table but
 /// autofw's (`inet autofw`) and iptables-nft's, iptables-nft's tables if
 /// they filter anything, and legacy tables with rules.
 pub fn foreign(live: &LiveFilters, autofw_table: &str) -> Vec<Foreign> {
     let mut out = Vec::new();
-    let managed: Vec<String> = [
-        ("ip", &live.iptables_nft[0]),
-        ("ip6", &live.iptables_nft[1]),
-    ]
-    .iter()
-    .flat_map(|(family, save)| {
-        saved_tables(save)
-            .into_iter()
-            .map(move |t| format!("{family} {t}"))
-    })
-    .collect();
-    for table in nft_tables(live.nft_ruleset.as_deref().unwrap_or_default()) {
-        let id = format!("{} {}", table.family, table.name);
-        if id == autofw_table
-            || managed.contains(&id)
-            || !matches!(table.family.as_str(), "ip" | "ip6" | "inet")
-            || input_chains(&table.text).is_empty()
-        {
-            continue;
-        }
+    let ruleset = live.nft_ruleset.as_deref().unwrap_or_default();
+    for table in native_tables(ruleset, &live.iptables_nft, autofw_table) {
         out.push(Foreign::NftTable {
             family: table.family,
             name: table.name,

@@ -110,56 +110,51 @@ pub fn run() -> anyhow::Result<u8> {
     Ok(crate::error::exit::OK)
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    run_tool("ip", args, None).map(|_| ())
+/// `ip -batch -`: several `ip` commands in one process (each process start
+/// costs milliseconds on a loaded host), run in the calling thread's
+/// network namespace.
+fn ip_batch(commands: &[String]) -> anyhow::Result<()> {
+    run_tool("ip", &["-batch", "-"], Some(&(commands.join("\n") + "\n"))).map(|_| ())
+}
+
+/// The interfaces of the calling thread's network namespace
+/// (`/proc/thread-self/net/dev` follows it).
+fn interfaces() -> anyhow::Result<usize> {
+    let dev = std::fs::read_to_string("/proc/thread-self/net/dev").map_err(|e| {
+        host_failure(format!(
+            "autofw judge: cannot read /proc/thread-self/net/dev: {e}"
+        ))
+    })?;
+    Ok(dev.lines().skip(2).filter(|l| l.contains(':')).count())
 }
 
 fn judge(plan: &Plan) -> anyhow::Result<Judged> {
     // Refuse to run in a namespace with interfaces: this must be a fresh
     // scratch namespace, never the host's.
-    let links = run_tool("ip", &["-o", "link", "show"], None)?;
-    if links.lines().count() != 1 {
+    if interfaces()? != 1 {
         return Err(host_failure(
             "autofw judge runs only in a fresh network namespace (started by autofw under `unshare --net`)",
         ));
     }
-    ip(&["link", "set", "lo", "up"])?;
     let client = Client::start()?;
     let iface = plan.interface.as_str();
-    ip(&[
-        "link",
-        "add",
-        iface,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "client0",
-        "netns",
-        &client.tid.to_string(),
+    ip_batch(&[
+        "link set lo up".to_string(),
+        format!(
+            "link add {iface} type veth peer name client0 netns {}",
+            client.tid
+        ),
+        format!("addr add {SERVER_V4}/24 dev {iface}"),
+        format!("addr add {SERVER_V6}/64 dev {iface} nodad"),
+        format!("link set {iface} up"),
     ])?;
-    ip(&["addr", "add", &format!("{SERVER_V4}/24"), "dev", iface])?;
-    ip(&[
-        "addr",
-        "add",
-        &format!("{SERVER_V6}/64"),
-        "dev",
-        iface,
-        "nodad",
-    ])?;
-    ip(&["link", "set", iface, "up"])?;
     client.run(|| {
-        ip(&["link", "set", "lo", "up"])?;
-        ip(&["addr", "add", &format!("{CLIENT_V4}/24"), "dev", "client0"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("{CLIENT_V6}/64"),
-            "dev",
-            "client0",
-            "nodad",
-        ])?;
-        ip(&["link", "set", "client0", "up"])
+        ip_batch(&[
+            "link set lo up".to_string(),
+            format!("addr add {CLIENT_V4}/24 dev client0"),
+            format!("addr add {CLIENT_V6}/64 dev client0 nodad"),
+            "link set client0 up".to_string(),
+        ])
     })?;
 
     let mut judged = Judged::default();
@@ -295,8 +290,8 @@ fn probe_batch(client: &Client, batch: &[Probe]) -> anyhow::Result<Vec<Outcome>>
             }))
             .collect();
         let timeout = Timespec {
-            tv_sec: 0,
-            tv_nsec: i64::try_from(left.as_nanos()).unwrap_or(0),
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(0),
+            tv_nsec: i64::from(left.subsec_nanos()),
         };
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}

@@ -138,11 +138,6 @@ impl Check {
 
 /// Read the live filters. Root only (the caller checks).
 pub fn read_live() -> anyhow::Result<LiveFilters> {
-    let nft_ruleset = if tool_exists("nft") {
-        Some(ruleset_but_autofw()?)
-    } else {
-        None
-    };
     let save = |tool: &str| {
         if tool_exists(tool) {
             run_tool(tool, &[], None).unwrap_or_default()
@@ -151,6 +146,11 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
         }
     };
     let iptables_nft = [save("iptables-nft-save"), save("ip6tables-nft-save")];
+    let nft_ruleset = if tool_exists("nft") {
+        Some(native_tables(&iptables_nft)?)
+    } else {
+        None
+    };
     let (legacy, legacy_unreadable) = read_legacy();
     let ipsets = if tool_exists("ipset") {
         run_tool("ipset", &["save"], None).ok()
@@ -166,18 +166,19 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
     })
 }
 
-/// Every nft table but autofw's own, with their set elements, as `nft -s
-/// list ruleset` lists them: one `nft list table` each, found in the terse
-/// listing. autofw's table is never foreign, and a million-entry blocklist
-/// in it would cost nft 6 s and 360 MB to list (docs/propose.md). A table
-/// gone between the two listings filters nothing any more.
-fn ruleset_but_autofw() -> anyhow::Result<String> {
+/// The native nft tables that can filter (`filters::native_tables`: not
+/// autofw's, not iptables-nft's, with an input or prerouting base chain),
+/// with their set elements, as `nft -s list ruleset` lists them: one `nft
+/// list table` each, found in the terse listing. autofw's table is never
+/// foreign, and a million-entry blocklist in it would cost nft 6 s and 360
+/// MB to list (docs/propose.md); iptables-nft's tables are judged from
+/// `iptables-nft-save`, and listing them through nft (which translates
+/// every xt match) took 200 ms on a loaded KVM host. A table gone between
+/// the two listings filters nothing any more.
+fn native_tables(iptables_nft: &[String; 2]) -> anyhow::Result<String> {
     let terse = crate::firewall::backend::nft::live_ruleset()?;
     let mut out = String::new();
-    for table in filters::nft_tables(&terse) {
-        if format!("{} {}", table.family, table.name) == AUTOFW_TABLE {
-            continue;
-        }
+    for table in filters::native_tables(&terse, iptables_nft, AUTOFW_TABLE) {
         let args = ["-s", "list", "table", &table.family, &table.name];
         if let Ok(text) = run_tool("nft", &args, None) {
             out.push_str(&text);
