@@ -17,6 +17,8 @@
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
 //! - `other-filters.json`: the other filters' last verdict, keyed by a
 //!   digest of what it judged (`firewall::other_filters`): only a cache.
+//! - `applied-listing.json`: how nft lists the applied rules, keyed by a
+//!   digest of their text (`firewall::read_live`): only a cache.
 //!
 //! Lock files are opened read-only: flock needs no write access, and a
 //! rollback must still work when this directory's filesystem has become
@@ -89,6 +91,12 @@ impl StateDir {
     /// nothing changed, and runs no scratch namespace.
     pub fn judged_path(&self) -> PathBuf {
         self.root.join("other-filters.json")
+    }
+    /// How nft lists the applied rules once loaded, keyed by a digest of
+    /// their text: `status` compares the live table with it without a
+    /// scratch namespace while the two are the same.
+    pub fn applied_listing_path(&self) -> PathBuf {
+        self.root.join("applied-listing.json")
     }
     /// What the detached watchdog did, one line per event.
     pub fn watchdog_log_path(&self) -> PathBuf {
@@ -279,6 +287,15 @@ impl StateDir {
     /// exists already: a cache is no reason to create the state directory.
     pub fn write_judged<T: Serialize>(&self, judged: &T) -> anyhow::Result<()> {
         write_json(&self.judged_path(), judged)
+    }
+    /// The cached listing of the applied rules, if any (trusted as every
+    /// record here).
+    pub fn read_applied_listing<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        read_json(&self.applied_listing_path())
+    }
+    /// Replace the cached listing (atomic, 0600).
+    pub fn write_applied_listing<T: Serialize>(&self, listing: &T) -> anyhow::Result<()> {
+        write_json(&self.applied_listing_path(), listing)
     }
     pub fn remove_window(&self) -> anyhow::Result<()> {
         remove_if_exists(&self.window_path())

@@ -593,12 +593,17 @@ fn a_kvm_host_is_judged_without_waiting_and_status_reuses_the_verdict() {
     let first = status("after apply");
     assert_eq!(first["other_filters"]["verdict"], "cached", "{first:#}");
     assert_eq!(judged_ports(&first).len(), ports.len(), "{first:#}");
+    let namespaces = std::fs::read_to_string(&count).unwrap().lines().count();
     let second = status("nothing changed");
     assert_eq!(second["other_filters"]["verdict"], "cached", "{second:#}");
+    assert_eq!(second["rules"]["state"], "live", "{second:#}");
+    assert_eq!(judgings(&count), after_apply, "status ran the judge");
+    // Nor any other scratch namespace: the applied rules' listing is kept
+    // too while the live table lists the same.
     assert_eq!(
-        judgings(&count),
-        after_apply,
-        "status ran a scratch namespace"
+        std::fs::read_to_string(&count).unwrap().lines().count(),
+        namespaces,
+        "status ran a scratch namespace with nothing changed"
     );
     assert!(
         std::path::Path::new(&state)

@@ -200,6 +200,38 @@ fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Opti
 
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names.
+/// How nft lists `text` once loaded (what the live table is compared
+/// with). Listing it takes a scratch namespace (`nft::canonical`, about
+/// 0.1 s on a loaded host), so the listing is kept in the state directory
+/// (`applied-listing.json`) under a digest of the text, and taken from there
+/// only when it is exactly the live table's listing: then the table is as
+/// applied, whatever nft's version. Any difference (drift, or an nft that
+/// lists differently since an upgrade) lists the text again, so a kept
+/// listing can never make a change, or a false one, out of a format. Only a
+/// cache: one that cannot be written costs the next status a namespace.
+fn expected_listing(state: &StateDir, text: &str, live: &str) -> Option<String> {
+    #[derive(Serialize, Deserialize)]
+    struct Listed {
+        key: String,
+        listing: String,
+    }
+    let key = other_filters::filters::digest(text);
+    if let Ok(Some(kept)) = state.read_applied_listing::<Listed>()
+        && kept.key == key
+        && kept.listing == live
+    {
+        return Some(kept.listing);
+    }
+    let listing = nft::canonical(text)?;
+    if state.root().is_dir() {
+        let _ = state.write_applied_listing(&Listed {
+            key,
+            listing: listing.clone(),
+        });
+    }
+    Some(listing)
+}
+
 pub fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<LiveRules> {
     match record
         .rules()
@@ -210,7 +242,7 @@ pub fn read_live(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<Liv
             let table = nft::live_autofw_table()?;
             // Only worth a scratch namespace when there is a table to compare.
             let expected = match &table {
-                Some(_) => nft::canonical(&text),
+                Some(live) => expected_listing(state, &text, live),
                 None => None,
             };
             Ok(LiveRules::Nft { table, expected })
