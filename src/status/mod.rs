@@ -9,8 +9,9 @@
 //! - this file: the edges, reading the state directory, the socket tables,
 //!   the live firewall (through `firewall::backend::nft`/`iptables`) and the process
 //!   table. Status only reads: it never changes the firewall, and of the
-//!   state directory it writes only the other filters' cached verdict
-//!   (`other-filters.json`, atomically; never the directory itself). It
+//!   state directory it writes only two caches, the other filters' verdict
+//!   and the applied rules' listing (atomically; never the directory
+//!   itself). It
 //!   waits for no lock (it only tries the watchdog's to see whether it is
 //!   held), so it is safe to run from cron or a monitoring agent, even
 //!   during an apply.

@@ -16,7 +16,8 @@
 #   propose                 `autofw propose` (live scan, judged)
 #   apply (dry run)         `autofw apply --json`
 #   status (judging)        `autofw status --json` with the cached verdict
-#                           removed first: the judge runs
+#                           removed first: the judge runs (the applied
+#                           rules' kept listing stays)
 #   status (cached)         `autofw status --json` with nothing changed
 #                           since the last: the verdict from the state dir
 # against the goals of issue 20 (0.3 s, 0.3 s, 0.3 s, 0.1 s). With OLD=PATH
@@ -120,6 +121,7 @@ no-resolv
 no-hosts
 EOF
 in_ns dnsmasq --keep-in-foreground --log-facility="$WORK/dnsmasq.log" --conf-file="$WORK/default.conf" &
+disown
 
 # Docker's chains, as dockerd makes them with iptables-nft.
 in_ns iptables -N DOCKER
@@ -143,10 +145,13 @@ for i in 1 2; do
   echo "$(date '+%Y/%m/%d %H:%M:%S') [error] 4243#4243: *$i user \"admin\": password mismatch, client: 198.51.100.9, server: _, request: \"GET / HTTP/1.1\", host: \"192.0.2.1\"" >>"$F2B/nginx-error.log"
 done
 in_ns fail2ban-server -f -x -c "$F2B" -s "$F2B/fail2ban.sock" -p "$F2B/fail2ban.pid" >/dev/null 2>&1 &
+disown
 
 # Public services.
 in_ns socat TCP6-LISTEN:22,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
+disown
 in_ns socat TCP6-LISTEN:80,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
+disown
 
 ready() {
   in_ns ss -Htln | grep -q '198.51.100.1:53' \
