@@ -71,5 +71,10 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Completions(args) => cli::generate::completions(args.shell),
         Command::Generate(args) => cli::generate::run(&args),
         Command::Judge => firewall::other_filters::judge::run(),
+        Command::Allow(args) => propose::policy_write::run(&args.allow()),
+        Command::Block(args) => propose::policy_write::run(&args.block()),
+        Command::Limit(args) => propose::policy_write::run(&args.into()),
+        Command::Source(args) => propose::policy_write::run(&args.into()),
+        Command::Forget(args) => propose::policy_write::run(&args.into()),
     }
 }

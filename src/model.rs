@@ -120,6 +120,12 @@ pub struct Listener {
     /// The container that publishes the port, as Docker or podman names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The account (name, or uid) whose rootless container engine publishes
+    /// the port: podman's `rootlessport` or rootless Docker's `rootlesskit`
+    /// holds it on the host for that user's containers. The listener is
+    /// then named `rootless-container`, not by its port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_container: Option<String>,
 }
 
 impl Listener {
@@ -145,6 +151,7 @@ impl Listener {
             unit: None,
             forwarded_to: None,
             container: None,
+            rootless_container: None,
         }
     }
 }
@@ -179,6 +186,11 @@ pub struct Scan {
     /// sockets show with no owner. Said to the user, never silently dropped.
     #[serde(default)]
     pub unreadable_processes: usize,
+    /// Those of them the scan could name: each pid, with its `comm` where
+    /// even that was readable, so the operator knows which process to look
+    /// at. Empty in older scans and in fixtures that only count them.
+    #[serde(default)]
+    pub unreadable: Vec<UnreadableProcess>,
     /// Whether the host routes (containers, VMs): decides what `propose`
     /// does with FORWARD. Part of the scan so that `propose --from FILE`
     /// drafts for the machine the scan came from.
@@ -193,6 +205,55 @@ pub struct Scan {
     /// processes is worded (a missing sudo, or a hardened `/proc`).
     #[serde(default)]
     pub as_root: Option<bool>,
+}
+
+/// A process whose file descriptors the scan could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableProcess {
+    pub pid: u32,
+    /// `/proc/PID/comm`, when it could be read.
+    #[serde(default)]
+    pub program: Option<String>,
+}
+
+/// How many named processes [`Scan::unreadable_named`] lists before it says
+/// "and N more".
+const UNREADABLE_NAMED: usize = 5;
+
+impl Scan {
+    /// The unreadable processes the scan could name, for the note that
+    /// counts them: `pid 4242 (openvpn)`, `pids 4242 (openvpn), 4250 and 3
+    /// more`; `None` when it named none.
+    pub fn unreadable_named(&self) -> Option<String> {
+        let named = &self.unreadable;
+        if named.is_empty() {
+            return None;
+        }
+        let mut items: Vec<String> = named
+            .iter()
+            .take(UNREADABLE_NAMED)
+            .map(|p| match &p.program {
+                Some(program) => format!("{} ({program})", p.pid),
+                None => p.pid.to_string(),
+            })
+            .collect();
+        let more = self.unreadable_processes.max(named.len()) - items.len();
+        let prefix = if items.len() == 1 && more == 0 {
+            "pid"
+        } else {
+            "pids"
+        };
+        let last = if more > 0 {
+            format!("{more} more")
+        } else {
+            items.pop().unwrap_or_default()
+        };
+        Some(if items.is_empty() {
+            format!("{prefix} {last}")
+        } else {
+            format!("{prefix} {} and {last}", items.join(", "))
+        })
+    }
 }
 
 /// Facts about the host, beyond its sockets, that shape the ruleset.
@@ -231,4 +292,36 @@ pub fn is_routing_bridge(name: &str) -> bool {
     ROUTING_BRIDGES
         .iter()
         .any(|prefix| name.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_processes_are_named_up_to_five() {
+        let process = |pid: u32, program: Option<&str>| UnreadableProcess {
+            pid,
+            program: program.map(str::to_string),
+        };
+        let mut scan = Scan {
+            unreadable_processes: 1,
+            ..Scan::default()
+        };
+        assert_eq!(scan.unreadable_named(), None, "counted, not named");
+        scan.unreadable = vec![process(4242, Some("openvpn"))];
+        assert_eq!(scan.unreadable_named().unwrap(), "pid 4242 (openvpn)");
+        scan.unreadable.push(process(4250, None));
+        scan.unreadable_processes = 2;
+        assert_eq!(
+            scan.unreadable_named().unwrap(),
+            "pids 4242 (openvpn) and 4250"
+        );
+        scan.unreadable = (1..=7).map(|pid| process(pid, Some("x"))).collect();
+        scan.unreadable_processes = 9;
+        assert_eq!(
+            scan.unreadable_named().unwrap(),
+            "pids 1 (x), 2 (x), 3 (x), 4 (x), 5 (x) and 4 more"
+        );
+    }
 }

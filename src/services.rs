@@ -176,6 +176,16 @@ const RISKY: &[&str] = &[
     "kibana",
 ];
 
+/// The programs that hold a rootless container engine's published ports
+/// on the host, as the user who runs it: podman's `rootlessport` and
+/// rootless Docker's `rootlesskit`. Their sockets are ordinary host sockets
+/// (packets cross INPUT), unlike `docker-proxy`'s, which stand for a DNAT.
+pub const ROOTLESS_PROXIES: &[&str] = &["rootlessport", "rootlesskit"];
+
+/// The name of a port a user's rootless container publishes: it says what
+/// the port is, where its number (8081, `tproxy`) would mislead.
+pub const ROOTLESS_CONTAINER: &str = "rootless-container";
+
 /// Is this service one that should not face the network (see [`RISKY`])?
 pub fn is_risky(service: &str) -> bool {
     RISKY.contains(&service)
@@ -268,6 +278,12 @@ impl ServiceTable {
     /// The name of the service on `proto`/`port`, by port alone.
     pub fn name_of_port(&self, proto: Proto, port: u16) -> Option<&str> {
         self.by_port.get(&(proto, port)).map(String::as_str)
+    }
+
+    /// Every name the table knows (built-in and `/etc/services`), for
+    /// "did you mean" hints.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 
     /// The ports a service name means (`https` → 443/tcp, 443/udp).

@@ -295,7 +295,8 @@ fn man_pages_one_per_command_with_the_sections_a_sysadmin_expects() {
     assert!(out.status.success(), "{}", show(&out));
     let help = text(&Autofw::new(&["--help"]).output().stdout);
     for command in [
-        "scan", "propose", "apply", "confirm", "rollback", "status", "log",
+        "scan", "propose", "apply", "confirm", "rollback", "status", "log", "allow", "block",
+        "limit", "source", "forget",
     ] {
         assert!(help.contains(&format!("  {command} ")), "{help}");
         let page = dir.path().join(format!("autofw-{command}.8"));

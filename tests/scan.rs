@@ -557,3 +557,61 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
         );
     }
 }
+
+/// Root without `CAP_SYS_PTRACE` (a container's root: Docker drops it)
+/// cannot read the descriptors of a process that dropped privileges (the
+/// kernel marks it non-dumpable). A real OpenVPN running as nobody is such
+/// a process: the scan names it, pid and comm, in its note and its JSON,
+/// instead of only counting it (issue 20). Its socket is still listed,
+/// with no owner.
+#[test]
+fn namespace_scan_as_root_names_the_process_it_could_not_read() {
+    if !require_root() {
+        return;
+    }
+    let server = Netns::new("scan-unread");
+    let openvpn = start_openvpn_server(&server, 1194);
+    let pid = openvpn.pid();
+    let without_ptrace = ["setpriv", "--bounding-set=-sys_ptrace"];
+    let out = Autofw::new(&["scan", "--json"])
+        .inside(&server)
+        .through(&without_ptrace)
+        .output();
+    let scan = json_of(&out);
+    assert_eq!(scan["as_root"], true);
+    let unread = scan["unreadable"].as_array().unwrap();
+    assert!(
+        unread.contains(&serde_json::json!({"pid": pid, "program": "openvpn"})),
+        "{unread:?}"
+    );
+    let count = scan["unreadable_processes"].as_u64().unwrap();
+    assert!(count >= 1 && count as usize >= unread.len(), "{count}");
+    let vpn = scan["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 1194)
+        .unwrap();
+    assert_eq!(vpn["owners"], serde_json::json!([]), "{vpn:#}");
+    // The note names it when it is among the first five (other processes
+    // of this machine may be non-dumpable too).
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not be read even as root"),
+        "{stderr}"
+    );
+    let position = unread.iter().position(|p| p["pid"] == pid).unwrap();
+    if position < 5 {
+        assert!(stderr.contains(&format!("{pid} (openvpn)")), "{stderr}");
+    }
+    // With the capability, the same scan reads it.
+    let scan = json_of(&server.autofw(&["scan", "--json"]));
+    assert!(
+        !scan["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == pid),
+        "{scan:#}"
+    );
+}

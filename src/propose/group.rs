@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Programs whose listening socket only stands in for a port that Docker
-/// publishes with DNAT (the packets then cross FORWARD, not INPUT).
-pub const DOCKER_PROXIES: &[&str] = &["docker-proxy", "rootlesskit", "rootlessport"];
+/// publishes with DNAT (the packets then cross FORWARD, not INPUT). Not
+/// the rootless engines' forwarders (`services::ROOTLESS_PROXIES`): theirs
+/// are the host's sockets, which INPUT governs.
+pub const DOCKER_PROXIES: &[&str] = &["docker-proxy"];
 
 /// Every listener on one (proto, port), merged.
 #[derive(Debug, Default)]

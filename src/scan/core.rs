@@ -6,8 +6,8 @@
 //! [`super::netlink`], [`super::owners`]) hand in plain values, so every rule
 //! is tested on fixtures and literals.
 
-use crate::model::{Exposure, Listener, Owner, Proto};
-use crate::services::{ServiceTable, is_risky_listener};
+use crate::model::{Exposure, Listener, Owner, Proto, UnreadableProcess};
+use crate::services::{ROOTLESS_CONTAINER, ROOTLESS_PROXIES, ServiceTable, is_risky_listener};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -71,6 +71,8 @@ pub struct Owners {
     /// Processes whose descriptors could not be read: their sockets show
     /// with fewer owners, or none.
     pub unreadable: usize,
+    /// Those of them known by pid (and comm, where readable).
+    pub unreadable_processes: Vec<UnreadableProcess>,
 }
 
 impl Owners {
@@ -225,6 +227,7 @@ pub fn listeners(
                 .into_iter()
                 .collect();
             let proven: Vec<&str> = proven.into_iter().collect();
+            let rootless_proxy = proven.iter().any(|p| ROOTLESS_PROXIES.contains(p));
             listener.service = names.name_listener(proto, port, &proven);
             // Say why a known program name was not taken.
             let all: Vec<&str> = programs.iter().map(String::as_str).collect();
@@ -234,6 +237,17 @@ pub fn listeners(
                         format!("not named after `{}` (pid {}): {why}", o.program, o.pid)
                     })
                 });
+            }
+            // A user's rootless container: its engine's port forwarder holds
+            // the port on the host, as that user.
+            if rootless_proxy && !crate::trust::is_system_account(group.uid, accounts.uid_min) {
+                let account = listener
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| group.uid.to_string());
+                listener.service = ROOTLESS_CONTAINER.to_string();
+                listener.name_note = None;
+                listener.rootless_container = Some(account);
             }
             listener.risky = is_risky_listener(&listener.service, exposure);
             listener
@@ -373,6 +387,55 @@ mod tests {
             (by_port(22).uid, by_port(22).user.as_deref()),
             (Some(0), None)
         );
+    }
+
+    #[test]
+    fn a_users_rootless_container_is_said_to_be_one() {
+        // podman's rootlessport for alice on 8081 (tproxy by its number,
+        // as Debian's /etc/services says),
+        // the same program run by root on 8082, and a python3 of alice's
+        // calling itself rootlessport on 8083.
+        let mut sockets = vec![
+            entry(Proto::Tcp, "0.0.0.0:8081", "0.0.0.0:0", TCP_LISTEN, 1),
+            entry(Proto::Tcp, "0.0.0.0:8082", "0.0.0.0:0", TCP_LISTEN, 2),
+            entry(Proto::Tcp, "0.0.0.0:8083", "0.0.0.0:0", TCP_LISTEN, 3),
+        ];
+        sockets[0].uid = 1000;
+        sockets[2].uid = 1000;
+        let mut owners = Owners::default();
+        owners.add(1, 10, "rootlessport");
+        owners.add(2, 20, "rootlessport");
+        owners.add(3, 30, "rootlessport");
+        let facts = |uid, exe: &str| ProcessFacts {
+            uid: Some(uid),
+            exe: Some(exe.to_string()),
+            exe_root_only: true,
+        };
+        owners
+            .processes
+            .insert(10, facts(1000, "/usr/libexec/podman/rootlessport"));
+        owners
+            .processes
+            .insert(20, facts(0, "/usr/libexec/podman/rootlessport"));
+        owners.processes.insert(30, facts(1000, "/usr/bin/python3"));
+        let accounts = Accounts::from_texts(None, Some("alice:x:1000:1000::/home/alice:/bin/sh\n"));
+        let names = ServiceTable::with_etc_services("tproxy 8081/tcp # Transparent Proxy\n");
+        let got = listeners(sockets, &owners, &names, &accounts);
+        let by_port = |port| got.iter().find(|l| l.port == port).unwrap();
+        let alice = by_port(8081);
+        assert_eq!(
+            (alice.service.as_str(), alice.rootless_container.as_deref()),
+            ("rootless-container", Some("alice"))
+        );
+        assert_ne!(
+            by_port(8082).service,
+            "rootless-container",
+            "root's is no user's container"
+        );
+        assert_eq!(by_port(8082).rootless_container, None);
+        assert_eq!(by_port(8083).service, "unknown", "an unproven name");
+        assert_eq!(by_port(8083).rootless_container, None);
+        assert_eq!(names.name_listener(Proto::Tcp, 8081, &[]), "tproxy");
     }
 
     #[test]

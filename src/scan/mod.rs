@@ -87,6 +87,7 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
+        unreadable: owners.unreadable_processes,
         host,
         uid_min: Some(accounts.uid_min),
         as_root: Some(rustix::process::geteuid().is_root()),
@@ -166,6 +167,7 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
+        unreadable: owners.unreadable_processes,
         host: HostFacts {
             local_port_range,
             ..HostFacts::default()

@@ -12,6 +12,7 @@
 
 use super::core::{Owners, ProcessFacts};
 use super::procnet::LineError;
+use crate::model::UnreadableProcess;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
@@ -73,10 +74,18 @@ pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
         }
         unreadable.extend(found.unreadable);
     }
-    owners.unreadable = unreadable
+    unreadable.sort_unstable();
+    // Name each one (comm is world-readable unless /proc hides the
+    // process): the note then says which process to look at.
+    owners.unreadable_processes = unreadable
         .into_iter()
         .filter(|&pid| !is_kernel_thread(pid))
-        .count();
+        .map(|pid| UnreadableProcess {
+            pid,
+            program: read_comm(proc.as_fd(), pid),
+        })
+        .collect();
+    owners.unreadable = owners.unreadable_processes.len();
     for pid in owner_pids {
         match read_comm(proc.as_fd(), pid) {
             Some(comm) => {
@@ -338,7 +347,9 @@ fn is_kernel_thread(pid: u32) -> bool {
 
 /// Parse a saved owner map (the fixture stand-in for the walk): lines of
 /// `INODE PID PROGRAM` (PROGRAM is the rest of the line, as comm may hold
-/// spaces), and at most one `unreadable COUNT`. `#` starts a comment.
+/// spaces), at most one `unreadable COUNT`, and `unreadable-process PID
+/// [PROGRAM]` for each one known by pid (the count is at least their
+/// number). `#` starts a comment.
 pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
     let mut owners = Owners::default();
     for (index, line) in text.lines().enumerate() {
@@ -361,6 +372,18 @@ pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
             continue;
         }
         let program = fields.next().map(str::trim).unwrap_or("");
+        if first == "unreadable-process" {
+            let pid = second.and_then(|n| n.parse().ok()).ok_or_else(|| {
+                error(format!(
+                    "expected `unreadable-process PID [PROGRAM]`, found `{line}`"
+                ))
+            })?;
+            owners.unreadable_processes.push(UnreadableProcess {
+                pid,
+                program: (!program.is_empty()).then(|| program.to_string()),
+            });
+            continue;
+        }
         let (Ok(inode), Some(Ok(pid))) = (first.parse::<u64>(), second.map(str::parse::<u32>))
         else {
             return Err(error(format!(
@@ -379,6 +402,7 @@ pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
         }
         owners.add(inode, pid, program);
     }
+    owners.unreadable = owners.unreadable.max(owners.unreadable_processes.len());
     Ok(owners)
 }
 
@@ -421,9 +445,34 @@ mod tests {
 
     #[test]
     fn owner_map() {
-        let text = "# inode pid program\n15321 296 mysqld\n16001 449 sendmail: MTA\n16001 450 sendmail: MTA  # child\nunreadable 3\n";
+        let text = "# inode pid program\n15321 296 mysqld\n16001 449 sendmail: MTA\n16001 450 sendmail: MTA  # child\nunreadable 3\nunreadable-process 4242 open vpn\nunreadable-process 4243\n";
         let owners = parse_owner_map(text, "owners").unwrap();
         assert_eq!(owners.unreadable, 3);
+        assert_eq!(
+            owners.unreadable_processes,
+            [
+                UnreadableProcess {
+                    pid: 4242,
+                    program: Some("open vpn".into())
+                },
+                UnreadableProcess {
+                    pid: 4243,
+                    program: None
+                }
+            ]
+        );
+        let named_only = parse_owner_map("unreadable-process 7 a\nunreadable-process 8 b\n", "o");
+        assert_eq!(
+            named_only.unwrap().unreadable,
+            2,
+            "the count covers the named"
+        );
+        assert!(
+            parse_owner_map("unreadable-process x\n", "o")
+                .unwrap_err()
+                .to_string()
+                .contains("expected `unreadable-process PID [PROGRAM]`")
+        );
         assert_eq!(owners.programs[&449], "sendmail: MTA");
         assert_eq!(
             owners.pids_by_inode[&16001]

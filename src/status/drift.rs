@@ -64,6 +64,9 @@ pub enum Kind {
     Changed,
     /// The live blocklist sets differ from what was loaded or from the files.
     BlocklistDiffers,
+    /// The policy file changed (or appeared, or went) since the apply: the
+    /// live rules do not follow it yet.
+    PolicyChanged,
     /// On iptables, another tool's INPUT rule accepts before autofw's jump:
     /// what it matches bypasses autofw's rules.
     AcceptBeforeAutofw,
@@ -93,6 +96,7 @@ impl Kind {
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
             Kind::BlocklistDiffers => "blocklist-differs",
+            Kind::PolicyChanged => "policy-changed",
             Kind::AcceptBeforeAutofw => "accept-before-autofw",
             Kind::ForeignDrop => "foreign-drop",
             Kind::LegacyRules => "legacy-rules",
@@ -483,6 +487,7 @@ mod tests {
             listening: Some(listening),
             blocklist: None,
             openings: None,
+            given: None,
         }
     }
 
@@ -548,7 +553,8 @@ mod tests {
         );
         assert!(f.message.contains("silently does not work"));
         assert!(
-            f.fix.contains("autofw apply --confirm --allow 8080/tcp"),
+            f.fix
+                .contains("`autofw allow 8080/tcp`, then `autofw apply --confirm`"),
             "{}",
             f.fix
         );

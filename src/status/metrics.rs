@@ -15,11 +15,12 @@ use super::render::Report;
 use crate::firewall::backend::compare::RulesState;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 12] = [
+const KINDS: [Kind; 13] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
     Kind::BlocklistDiffers,
+    Kind::PolicyChanged,
     Kind::AcceptBeforeAutofw,
     Kind::ForeignDrop,
     Kind::LegacyRules,
@@ -58,7 +59,7 @@ pub fn prometheus(report: &Report) -> String {
     family(
         &mut out,
         "autofw_drift_findings",
-        "Drift findings by kind (docs/status.md lists the kinds).",
+        "Drift findings by kind (/usr/share/doc/autofw/status.md lists the kinds).",
         &by_kind
             .into_iter()
             .map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), n))

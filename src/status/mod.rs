@@ -19,6 +19,7 @@
 pub mod blocklist;
 pub mod drift;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod timer;
 pub mod wording;
@@ -85,6 +86,13 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     } {
         // Among the findings about the rules as a whole (with_foreign sorts).
         assessment.findings.extend(blocklist::findings(&check));
+    }
+    if let Some(finding) = record
+        .as_ref()
+        .and_then(policy_check)
+        .and_then(|check| policy::finding(&check))
+    {
+        assessment.findings.push(finding);
     }
     // The other filters on the host, judged with autofw's rules as loaded.
     // The verdict is cached in the state directory: a status with nothing
@@ -204,6 +212,27 @@ fn read_blocklist(
         live,
         files,
     }))
+}
+
+/// The policy file the last apply read (or looked for), then and now.
+/// `None` for a rolled-back apply (its rules are not expected live) and for
+/// records from before the choices were kept.
+fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
+    if record.rolled_back_at.is_some() {
+        return None;
+    }
+    let given = record.given.as_ref()?;
+    let path = given.policy.clone()?;
+    let now = match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(crate::propose::policy_edit::text_digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    Some(policy::PolicyCheck {
+        path,
+        then: given.policy_digest.clone(),
+        now,
+    })
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -284,6 +284,7 @@ mod tests {
             listening: Some(Vec::new()),
             blocklist: None,
             openings: None,
+            given: None,
         }
     }
 

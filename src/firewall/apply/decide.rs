@@ -16,6 +16,8 @@ use crate::state::StateDir;
 pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(state_dir);
+    state.check_trusted()?;
+    state.tighten();
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
@@ -52,6 +54,7 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
     state.check_trusted()?;
+    state.tighten();
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
         exec::require_tools(crate::firewall::tools(snapshot.backend))?;

@@ -30,10 +30,11 @@ use crate::error::{bad_input, exit, refused};
 use crate::firewall::Snapshot;
 use crate::firewall::backend::{exec, iptables};
 use crate::human::{fold_numbered_runs, unified_diff};
+use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
-    opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Remaining, RollbackWindow,
+    Rules, opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
@@ -96,12 +97,19 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         .then(|| SetContents::of(proposal.blocklist()));
     let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
         files: choices.blocklist_paths.clone(),
-        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+        inline: choices
+            .blocklist
+            .iter()
+            .map(|n| n.value.to_string())
+            .collect(),
         skip_bad_lines: args.policy.skip_bad_lines,
         sets: sets.summaries(),
         refreshed_at: None,
     });
     let state = StateDir::new(&args.state_dir);
+    // Before anything is read from it: the dry run's plan is read from it
+    // too (the sets autofw loaded last).
+    state.check_trusted()?;
     // What autofw loaded last into the live sets: the plan's "before", and
     // what the snapshot saves for a rollback (also when this proposal has
     // no blocklist: then the kernel need not be read to save the old one).
@@ -121,7 +129,14 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
-    let guard = Guard::check(&proposal, args.guard);
+    let mut guard = Guard::check(&proposal, args.guard);
+    if let Some(client) = guard.client.filter(|_| guard.problem().is_some()) {
+        let listed = match proposal.blocklist().contains(client) {
+            true => guard::listing(&choices.blocklist_paths, client),
+            false => Vec::new(),
+        };
+        guard.explain(&scan, &choices, &listed);
+    }
     let report = |outcome| {
         Report::new(outcome, &plan, &rules, &proposal, &guard).with_other_filters(judged.report())
     };
@@ -142,7 +157,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         if let Some(problem) = &lockout {
-            eprintln!("autofw: warning: {problem}");
+            eprintln!("autofw: warning: {problem}. {}", guard.advice());
         }
         println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
         return Ok(exit::OK);
@@ -153,15 +168,13 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
                 report(Outcome::Refused).print()?;
             }
             return Err(refused(format!(
-                "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
-                 or pass --force if you have another way in (a console)",
-                guard.port.unwrap_or(22)
+                "{problem}; nothing was changed. {}",
+                guard.advice()
             )));
         }
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
@@ -218,6 +231,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             recorded: recorded.as_ref(),
             record: blocklist,
         },
+        choices.policy_source.as_ref(),
     )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
@@ -254,6 +268,35 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         }
     );
     wait_for_decision(&state, &window, &pending.snapshot, &mut input)
+}
+
+/// Every choice this apply was given, for its record.
+fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
+    let flags = &args.policy;
+    GivenChoices {
+        allow: flags.allow.clone(),
+        block: flags.block.clone(),
+        limit: flags.limit.clone(),
+        source: flags.source.clone(),
+        blocklist: flags.blocklist.clone(),
+        skip_bad_lines: flags.skip_bad_lines,
+        // The default looked for, when it did not exist: status then tells
+        // a policy written since from none at all.
+        policy: match policy {
+            Some(p) => Some(p.path.clone()),
+            None if flags.no_policy => None,
+            None => {
+                let default = propose::gather::default_policy(flags.root.as_deref());
+                Some(std::path::absolute(&default).unwrap_or(default))
+            }
+        },
+        policy_digest: policy.map(|p| p.digest.clone()),
+        no_policy: flags.no_policy,
+        from: flags
+            .from
+            .as_ref()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+    }
 }
 
 /// On iptables, other tools' INPUT rules that still accept before autofw's
@@ -356,6 +399,7 @@ impl Pending {
         proposal: &Proposal,
         at_apply: AtApply,
         blocklist: BlocklistLoad<'_>,
+        policy_source: Option<&PolicySource>,
     ) -> anyhow::Result<Pending> {
         let BlocklistLoad {
             sets,
@@ -401,6 +445,7 @@ impl Pending {
             listening: Some(at_apply.listening),
             blocklist,
             openings: Some(crate::record::openings(proposal.ruleset())),
+            given: Some(given(args, policy_source)),
         })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.
