@@ -120,7 +120,7 @@ dhcp-leasefile=$WORK/default.leases
 no-resolv
 no-hosts
 EOF
-in_ns dnsmasq --keep-in-foreground --log-facility="$WORK/dnsmasq.log" --conf-file="$WORK/default.conf" &
+ip netns exec "$NS" dnsmasq --keep-in-foreground --log-facility="$WORK/dnsmasq.log" --conf-file="$WORK/default.conf" &
 disown
 
 # Docker's chains, as dockerd makes them with iptables-nft.
@@ -144,13 +144,13 @@ for i in 1 2; do
   echo "$(date +%Y-%m-%dT%H:%M:%S.%6N%:z) server sshd[4242]: Failed password for root from 203.0.113.7 port 5002$i ssh2" >>"$F2B/auth.log"
   echo "$(date '+%Y/%m/%d %H:%M:%S') [error] 4243#4243: *$i user \"admin\": password mismatch, client: 198.51.100.9, server: _, request: \"GET / HTTP/1.1\", host: \"192.0.2.1\"" >>"$F2B/nginx-error.log"
 done
-in_ns fail2ban-server -f -x -c "$F2B" -s "$F2B/fail2ban.sock" -p "$F2B/fail2ban.pid" >/dev/null 2>&1 &
+ip netns exec "$NS" fail2ban-server -f -x -c "$F2B" -s "$F2B/fail2ban.sock" -p "$F2B/fail2ban.pid" >/dev/null 2>&1 &
 disown
 
 # Public services.
-in_ns socat TCP6-LISTEN:22,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
+ip netns exec "$NS" socat TCP6-LISTEN:22,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
 disown
-in_ns socat TCP6-LISTEN:80,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
+ip netns exec "$NS" socat TCP6-LISTEN:80,fork,reuseaddr,ipv6only=0 EXEC:/bin/true &
 disown
 
 ready() {
