@@ -152,7 +152,13 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
         None
     };
     let (legacy, legacy_unreadable) = read_legacy();
-    let ipsets = if tool_exists("ipset") {
+    // The sets matter only to iptables rules that match one (`ipset_layer`):
+    // without such a rule, one process less.
+    let matches_sets = iptables_nft
+        .iter()
+        .chain(&legacy)
+        .any(|save| save.contains("--match-set"));
+    let ipsets = if matches_sets && tool_exists("ipset") {
         run_tool("ipset", &["save"], None).ok()
     } else {
         None
