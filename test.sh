@@ -50,16 +50,16 @@ fi
 #   port must stay open, in tests/trust.rs); podman and netavark
 #   (tests/podman.rs: Debian 12's rootful podman with netavark's iptables
 #   driver in a namespace, whose published ports the iptables backend must
-#   govern although its FORWARD never jumps to DOCKER-USER).
+#   govern although its FORWARD never jumps to DOCKER-USER); dnsmasq-base
+#   (tests/support/dnsmasq.rs: dnsmasq as libvirt starts it, DHCP bound to
+#   a bridge as 0.0.0.0%virbr0:67, in tests/device.rs; the -base package
+#   ships no service to start).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba redis-server postgresql openvpn podman netavark
-  # dnsmasq as libvirt starts it on a KVM host (tests/support/libvirt.rs);
-  # -base: the binary without a service of its own.
-  dnsmasq-base
+  nginx samba redis-server postgresql openvpn podman netavark dnsmasq-base
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -98,6 +98,14 @@ pub struct Listener {
     /// `iifname` when the address is private or link-local.
     #[serde(default)]
     pub interface: Option<String>,
+    /// The device the socket is bound to (`SO_BINDTODEVICE`, or an IPv6
+    /// link-local address's scope): the kernel delivers it only packets
+    /// that arrive on that interface, whatever its address says. dnsmasq,
+    /// as libvirt starts it, binds DHCP as `0.0.0.0%virbr0:67`. Read from
+    /// sock_diag (`idiag_if`); `/proc/net` cannot tell, so scans read from
+    /// there have none. `propose` matches it with `iifname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// An unconnected UDP socket of a process on an ephemeral port: a
     /// resolver's or an NTP client's, not a service (see docs/scan.md).
     /// Hidden by `scan` without `--all`; `propose` opens nothing for it.
@@ -146,6 +154,7 @@ impl Listener {
             owners: Vec::new(),
             name_note: None,
             interface: None,
+            device: None,
             client_socket: false,
             kernel: None,
             unit: None,
@@ -286,6 +295,17 @@ pub const ROUTING_BRIDGES: &[&str] = &[
     "cni",
     "kube-bridge",
 ];
+
+impl Listener {
+    /// `0.0.0.0`, or `0.0.0.0%virbr0` for a socket bound to a device (as
+    /// `ss` writes it).
+    pub fn address_text(&self) -> String {
+        match &self.device {
+            Some(device) => format!("{}%{device}", self.address),
+            None => self.address.to_string(),
+        }
+    }
+}
 
 /// Is this interface a bridge that containers or VMs route through?
 pub fn is_routing_bridge(name: &str) -> bool {

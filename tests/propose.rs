@@ -4,7 +4,13 @@
 
 use crate::support::*;
 
-const SCANS: &[&str] = &["seed-host", "docker-host", "risky-host", "ipv6-host"];
+const SCANS: &[&str] = &[
+    "seed-host",
+    "docker-host",
+    "risky-host",
+    "ipv6-host",
+    "kvm-host",
+];
 const FORMATS: &[&str] = &["nft", "iptables", "ip6tables"];
 
 /// Fixture paths are relative to the crate root, where [`autofw`] runs, so

@@ -7,6 +7,7 @@ mod support;
 mod acceptance;
 mod apply;
 mod blocklist;
+mod device;
 mod docker;
 mod fleet;
 mod foreign;

@@ -255,7 +255,34 @@ pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
             l.proto, l.address
         )));
     }
+    // A device name becomes `iifname "NAME"` / `-i NAME`: only a name the
+    // kernel could have given an interface.
+    for l in &scan.listeners {
+        for (field, name) in [("device", &l.device), ("interface", &l.interface)] {
+            if let Some(name) = name.as_deref().filter(|n| !is_interface_name(n)) {
+                return Err(bad_input(format!(
+                    "saved scan {origin}: listener {} {} port {} has {field} `{}`, which is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)",
+                    l.proto,
+                    l.address,
+                    l.port,
+                    crate::terminal::escape_controls(name)
+                )));
+            }
+        }
+    }
     Ok(scan)
+}
+
+/// A name Linux could give an interface (`dev_valid_name`: 1 to 15 bytes,
+/// no `/`, `:` or blank, not `.` or `..`), narrowed to what names are made
+/// of in practice, so that it needs no escaping in any rule language.
+fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
 }
 
 /// Build the proposal: pure, no host access.
@@ -347,5 +374,30 @@ mod tests {
             "{:?}",
             proposal.warnings()
         );
+    }
+
+    /// A device name becomes `iifname "NAME"`: a saved scan's must be one
+    /// the kernel could have given.
+    #[test]
+    fn a_saved_scans_device_must_be_an_interface_name() {
+        let with = |device: &str| {
+            format!(
+                r#"{{"listeners": [{{"proto": "udp", "address": "0.0.0.0", "port": 67,
+                "exposure": "private", "service": "dhcp", "process": "dnsmasq", "pids": [7],
+                "risky": false, "device": "{device}"}}]}}"#
+            )
+        };
+        let scan = parse_saved_scan(&with("virbr0"), "kvm.json").unwrap();
+        assert_eq!(scan.listeners[0].device.as_deref(), Some("virbr0"));
+        for bad in ["", "a-name-of-16-chr", "eth0 accept", "x\\\"y", ".."] {
+            let e = parse_saved_scan(&with(bad), "kvm.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("saved scan kvm.json: listener udp 0.0.0.0 port 67 has device `")
+                    && e.ends_with("which is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

@@ -163,7 +163,7 @@ fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String>
             hashlimit_name(*proto, *port)
         ))],
         Match::OverRate { .. } => vec![],
-        Match::Service { bound: Some(b), .. } if b.family() != family => vec![],
+        Match::Service { bound: Some(b), .. } if b.excludes(family) => vec![],
         Match::Service {
             proto,
             port,
@@ -180,7 +180,9 @@ fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String>
                     if let Some(interface) = &b.interface {
                         to.push_str(&format!("-i {} ", quoted(interface, 15)));
                     }
-                    to.push_str(&format!("-d {} ", b.address.to_canonical()));
+                    if let Some(address) = b.address {
+                        to.push_str(&format!("-d {} ", address.to_canonical()));
+                    }
                     to
                 }
                 None => String::new(),
@@ -285,7 +287,7 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
     }
     for open in &guard.open {
         let comment = format!("-m comment --comment {}", quoted(&open.label, 255));
-        if open.bound.as_ref().is_some_and(|b| b.family() != family) {
+        if open.bound.as_ref().is_some_and(|b| b.excludes(family)) {
             continue;
         }
         let mut port = String::new();
@@ -298,8 +300,8 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
             "-p {p} -m conntrack --ctproto {p}",
             p = open.proto
         ));
-        if let Some(bound) = &open.bound {
-            port.push_str(&format!(" --ctorigdst {}", bound.address.to_canonical()));
+        if let Some(address) = open.bound.as_ref().and_then(|b| b.address) {
+            port.push_str(&format!(" --ctorigdst {}", address.to_canonical()));
         }
         port.push_str(&format!(" --ctorigdstport {}", open.port));
         match open.family {

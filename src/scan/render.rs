@@ -55,7 +55,8 @@ pub fn table(listeners: &[Listener]) -> String {
     }
     let rows = listeners.iter().map(|l| Row {
         proto: l.proto.to_string(),
-        address: l.address.to_string(),
+        // `0.0.0.0%virbr0` for a socket bound to a device, as `ss` shows it.
+        address: escape_controls(&l.address_text()).into_owned(),
         port: l.port,
         // Names are whatever a process, an account or an interface called
         // itself: escaped for the terminal.

@@ -76,7 +76,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
+        Some(r) if r.rolled_back_at().is_none() => Some(read_live(r, Some(&state))?),
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
@@ -98,14 +98,11 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // The verdict is cached in the state directory: a status with nothing
     // changed (filters, rules, probes) judges nothing again.
     let check = match (&record, &live) {
-        (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => {
-                let check = foreign::check(&rules, &record.openings(), Some(&state));
-                check.keep(&state);
-                check
-            }
-            Err(_) => foreign::Check::default(),
-        },
+        (Some(record), Some(_)) => {
+            let check = foreign::check(&record.rules, &record.openings(), Some(&state));
+            check.keep(&state);
+            check
+        }
         _ => foreign::Check::legacy_only(foreign::legacy_summary()),
     };
     let judged = (record.is_some() && live.is_some()).then(|| check.report());
@@ -218,7 +215,7 @@ fn read_blocklist(
 /// `None` for a rolled-back apply (its rules are not expected live) and for
 /// records from before the choices were kept.
 fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
-    if record.rolled_back_at.is_some() {
+    if record.rolled_back_at().is_some() {
         return None;
     }
     let given = record.given.as_ref()?;

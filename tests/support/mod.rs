@@ -6,6 +6,7 @@
 //! panics. Nothing here touches the host's own network namespace or firewall.
 
 pub mod daemon;
+pub mod dnsmasq;
 pub mod fail2ban;
 pub mod host;
 pub mod libvirt;
@@ -19,6 +20,7 @@ pub mod smbd;
 pub mod ssh;
 
 pub use daemon::*;
+pub use dnsmasq::*;
 pub use fail2ban::*;
 pub use host::*;
 pub use libvirt::*;

@@ -116,7 +116,7 @@ pub fn scratch_reach(
             let reaches = |o: &&Opening| {
                 (o.sources.is_empty() || o.sources.iter().any(|n| n.contains(&from)))
                     && o.bound.as_ref().is_none_or(|b| {
-                        b.address.to_canonical() == to
+                        b.address.is_none_or(|a| a.to_canonical() == to)
                             && b.interface.as_deref().is_none_or(|n| n == interface)
                     })
             };
@@ -143,7 +143,9 @@ pub fn scratch_reach(
 fn reach(o: &Opening) -> String {
     let mut parts = Vec::new();
     if let Some(b) = &o.bound {
-        parts.push(format!("to {}", b.address));
+        if let Some(address) = b.address {
+            parts.push(format!("to {address}"));
+        }
         if let Some(dev) = &b.interface {
             parts.push(format!("on {dev}"));
         }
@@ -340,7 +342,7 @@ mod tests {
         ];
         let bound = |addr: &str, dev: Option<&str>| {
             Some(Bound {
-                address: addr.parse().unwrap(),
+                address: Some(addr.parse().unwrap()),
                 interface: dev.map(str::to_string),
             })
         };
@@ -418,6 +420,32 @@ mod tests {
             [(Proto::Udp, 67, false)]
         );
         assert_eq!(scratch_reach(&on_uplink, "ens3", client, server).0, []);
+        // libvirt's DHCP: a wildcard bound to the bridge (`0.0.0.0%virbr0`),
+        // both families, any address, that device only.
+        let dhcp = [Opening {
+            bound: Some(Bound {
+                address: None,
+                interface: Some("virbr0".into()),
+            }),
+            ..Opening::anyone(Proto::Udp, 67)
+        }];
+        let (probes, by_rule) = scratch_reach(&dhcp, "eth0", client, server);
+        assert_eq!(probes, []);
+        let rules: Vec<(Family, Option<&str>)> = by_rule
+            .iter()
+            .map(|p| (p.family, p.rule.as_deref()))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (Family::Ipv4, Some("on virbr0")),
+                (Family::Ipv6, Some("on virbr0"))
+            ]
+        );
+        assert_eq!(
+            scratch_reach(&dhcp, "virbr0", client, server).0,
+            [(Proto::Udp, 67, false), (Proto::Udp, 67, true)]
+        );
     }
 
     const UFW_LEFTOVER: &str =
