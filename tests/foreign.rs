@@ -545,24 +545,40 @@ fn a_kvm_host_is_judged_without_waiting_and_status_reuses_the_verdict() {
     let report = json_of(&dry);
     assert_eq!(report["other_filters"]["verdict"], "judged", "{report:#}");
     let ports = judged_ports(&report);
-    // DNS only to virbr0's addresses: judged by the rule, in each family
-    // that has an opening.
-    let dns: Vec<_> = ports.iter().filter(|p| p.1 == 53).collect();
+    // DNS only to virbr0's addresses, DHCP only on virbr0 (dnsmasq's
+    // `0.0.0.0%virbr0`): judged by the rule, in each family that has an
+    // opening.
+    let scoped = |p: &&(String, u64, String, serde_json::Value)| p.1 == 53 || p.1 == 67;
+    let by_rule: Vec<_> = ports.iter().filter(scoped).collect();
     assert!(
-        dns.iter().any(|p| p.0 == "tcp" && p.2 == "ipv4")
-            && dns.iter().any(|p| p.0 == "udp" && p.2 == "ipv4")
-            && dns
+        by_rule
+            .iter()
+            .any(|p| p.0 == "tcp" && p.1 == 53 && p.2 == "ipv4")
+            && by_rule
                 .iter()
-                .all(|p| p.3["judged"] == "by-rule"
-                    && p.3["rule"].as_str().unwrap().starts_with("to ")),
+                .any(|p| p.0 == "udp" && p.1 == 53 && p.2 == "ipv4")
+            && by_rule.iter().any(|p| p.0 == "udp" && p.1 == 67)
+            && by_rule.iter().all(|p| p.3["judged"] == "by-rule")
+            && by_rule
+                .iter()
+                .filter(|p| p.1 == 53)
+                .all(|p| p.3["rule"].as_str().unwrap().starts_with("to "))
+            && by_rule
+                .iter()
+                .filter(|p| p.1 == 67)
+                .all(|p| p.3["rule"] == "on virbr0"),
         "{report:#}"
     );
     // Everything else was probed and answered: no probe waited for a
     // silence (that is the only way to a `dropped` verdict).
-    let probed: Vec<_> = ports.iter().filter(|p| p.1 != 53).collect();
+    let probed: Vec<_> = ports.iter().filter(|p| !scoped(p)).collect();
     assert!(
-        probed.iter().any(|p| p.0 == "tcp" && p.1 == 5622)
-            && probed.iter().any(|p| p.0 == "udp" && p.1 == 67),
+        probed
+            .iter()
+            .any(|p| p.0 == "tcp" && p.1 == 5622 && p.2 == "ipv4")
+            && probed
+                .iter()
+                .any(|p| p.0 == "tcp" && p.1 == 5622 && p.2 == "ipv6"),
         "{report:#}"
     );
     for p in &probed {
