@@ -210,6 +210,7 @@ impl Pending {
             listening: at_apply.listening,
             blocklist,
             given: Some(given(args, policy_source)),
+            openings: Some(crate::record::openings(proposal.ruleset())),
             life: Life::Loaded(Loaded { deadline }),
         };
         state.write_applied(&record)?;

@@ -34,9 +34,7 @@ use crate::firewall::other_filters;
 use crate::human::{fold_numbered_runs, unified_diff};
 use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
-use crate::record::{
-    AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules, opened_ports,
-};
+use crate::record::{AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules};
 use crate::state::StateDir;
 use answer::{Answers, is_yes};
 use load::{BlocklistLoad, ToLoad, save_and_load};
@@ -129,6 +127,8 @@ struct Prepared {
     guard: Guard,
     /// Other filters on this host that would drop what these rules open.
     other_filters: Vec<String>,
+    /// The judge's verdict on them, kept for status once the rules load.
+    judged: other_filters::Check,
     /// The policy file read, for the record's given choices.
     policy_source: Option<PolicySource>,
 }
@@ -162,9 +162,12 @@ impl Prepared {
         // no blocklist: then the kernel need not be read to save the old one).
         let recorded = args.backend.recorded_sets(state);
         let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
-        // Said after the plan, and in the JSON report's warnings.
-        let ports = other_filters::ports_of(&opened_ports(proposal.ruleset()));
-        let other_filters = other_filters::check(&rules, &ports).warnings();
+        // Said after the plan, and in the JSON report's warnings. Once
+        // loaded, the verdict is kept for status (the same rules and filters
+        // then need no judging again); a dry run writes nothing.
+        let openings = crate::record::openings(proposal.ruleset());
+        let judged = other_filters::check(&rules, &openings, args.confirm.then_some(state));
+        let other_filters = judged.warnings();
         for warning in &other_filters {
             proposal.add_warning(warning.clone());
         }
@@ -187,6 +190,7 @@ impl Prepared {
             plan,
             guard,
             other_filters,
+            judged,
             policy_source: choices.policy_source.clone(),
         })
     }
@@ -199,6 +203,7 @@ impl Prepared {
             &self.proposal,
             &self.guard,
         )
+        .with_other_filters(self.judged.report())
     }
 
     /// The plan for people (not with `--json`), then the other filters'
@@ -246,6 +251,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         ask_to_apply(&mut input)?;
     }
     let (window, pending) = save_and_load(args, &state, &lock, prepared.to_load())?;
+    prepared.judged.keep(&state);
     if !wait {
         return report_loaded(args, &window, prepared.report(ApplyOutcome::Loaded));
     }
