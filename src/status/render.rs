@@ -33,6 +33,12 @@ pub struct Report {
     /// (and from which apply), those in a window, none, or unrecorded ones.
     pub live: Live,
     pub findings: Vec<Finding>,
+    /// How the host's other filters were judged against autofw's rules:
+    /// `verdict` (`judged`, `cached`, `not-needed`, `unchecked`) and each
+    /// opened port's judgement (docs/foreign.md). Absent when nothing was
+    /// applied or the rules are not loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_filters: Option<crate::firewall::other_filters::Report>,
 }
 
 /// What the last apply loaded (the parts of `applied.json` a person or a
@@ -78,6 +84,7 @@ impl Report {
             rules: assessment.rules,
             live: assessment.live,
             findings: assessment.findings,
+            other_filters: None,
         }
     }
 }
@@ -284,6 +291,7 @@ mod tests {
             }],
             listening: Vec::new(),
             blocklist: None,
+            openings: None,
             given: None,
         }
     }

@@ -232,6 +232,7 @@ impl Pending {
             listening: at_apply.listening,
             blocklist,
             given: Some(given(args, policy_source)),
+            openings: Some(crate::record::openings(proposal.ruleset())),
             life: Life::Loaded(Loaded { deadline }),
         };
         // The rules live now, which a rollback of this apply restores: the

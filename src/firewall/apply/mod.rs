@@ -38,7 +38,7 @@ use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
     AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Remaining, RollbackWindow,
-    Rules, opened_ports,
+    Rules,
 };
 use crate::state::StateDir;
 use answer::{Answers, is_yes};
@@ -137,6 +137,8 @@ struct Prepared {
     guard: Guard,
     /// Other filters on this host that would drop what these rules open.
     other_filters: Vec<String>,
+    /// The judge's verdict on them, kept for status once the rules load.
+    judged: other_filters::Check,
     /// The policy file read, for the record's given choices.
     policy_source: Option<PolicySource>,
     /// The record of the last apply.
@@ -176,9 +178,12 @@ impl Prepared {
         // no blocklist: then the kernel need not be read to save the old one).
         let recorded = args.backend.recorded_sets(state);
         let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
-        // Said after the plan, and in the JSON report's warnings.
-        let ports = other_filters::ports_of(&opened_ports(proposal.ruleset()));
-        let other_filters = other_filters::check(&rules, &ports).warnings();
+        // Said after the plan, and in the JSON report's warnings. Once
+        // loaded, the verdict is kept for status (the same rules and filters
+        // then need no judging again); a dry run writes nothing.
+        let openings = crate::record::openings(proposal.ruleset());
+        let judged = other_filters::check(&rules, &openings, args.confirm.then_some(state));
+        let other_filters = judged.warnings();
         for warning in &other_filters {
             proposal.add_warning(warning.clone());
         }
@@ -223,6 +228,7 @@ impl Prepared {
             plan,
             guard,
             other_filters,
+            judged,
             policy_source: choices.policy_source.clone(),
             last,
             summary,
@@ -237,7 +243,8 @@ impl Prepared {
             &self.rules,
             &self.proposal,
             &self.guard,
-        );
+        )
+        .with_other_filters(self.judged.report());
         report.summary = Some(self.summary.clone());
         report
     }
@@ -301,6 +308,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         ask_to_apply(&mut input)?;
     }
     let (window, pending) = save_and_load(args, &state, &lock, prepared.to_load())?;
+    prepared.judged.keep(&state);
     if !wait {
         return report_loaded(args, &window, prepared.report(ApplyOutcome::Loaded));
     }
