@@ -13,7 +13,7 @@ use super::rules::{Opening, base_rules, forward_for, log_and_drop, service_rules
 use super::ruleset::*;
 use super::spec::{Given, Spec};
 use crate::model::{Exposure, Listener, Proto, Scan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the decisions so far have opened, left closed and have to say.
 #[derive(Default)]
@@ -83,24 +83,26 @@ fn listening_groups(scan: &Scan, choices: &Choices) -> Groups {
                 || first_match(&choices.allow, (l.proto, l.port, &l.service), choices).is_some()
         })
         .collect();
-    let has_wildcard = |proto: Proto, port: u16| {
-        wanted.iter().any(|l| {
-            l.proto == proto && l.port == port && l.address.to_canonical().is_unspecified()
-        })
-    };
-    let mut groups = Groups::new();
+    // Ports with a wildcard listener, looked up once per listener: a scan
+    // per listener was quadratic (issue 21).
+    let wildcard: BTreeSet<(Proto, u16)> = wanted
+        .iter()
+        .filter(|l| l.address.to_canonical().is_unspecified())
+        .map(|l| (l.proto, l.port))
+        .collect();
+    let mut members: BTreeMap<(u16, Proto, Option<Bound>), Vec<&Listener>> = BTreeMap::new();
     for &l in &wanted {
-        let bound = if has_wildcard(l.proto, l.port) {
+        let bound = if wildcard.contains(&(l.proto, l.port)) {
             None
         } else {
             Some(bound_of(l))
         };
-        groups
-            .entry((l.port, l.proto, bound))
-            .or_default()
-            .add(l, scan.uid_min);
+        members.entry((l.port, l.proto, bound)).or_default().push(l);
     }
-    groups
+    members
+        .into_iter()
+        .map(|(key, listeners)| (key, PortGroup::of(listeners, scan.uid_min)))
+        .collect()
 }
 
 /// What a listener bound to one address is matched by: that destination,
@@ -309,27 +311,28 @@ fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided:
 
 /// Loopback-only listeners get no rule; say so, so the review is complete.
 fn note_loopback_only(scan: &Scan, groups: &Groups, decided: &mut Decisions) {
+    // Every listener of each (proto, port), and the ports already decided:
+    // looked up, not searched, for each listener (issue 21).
+    let mut by_port: BTreeMap<(Proto, u16), Vec<&Listener>> = BTreeMap::new();
     for l in &scan.listeners {
-        let seen = groups
-            .keys()
-            .any(|&(port, proto, _)| (port, proto) == (l.port, l.proto))
-            || decided
-                .openings
-                .iter()
-                .any(|o| o.proto == l.proto && o.port == l.port)
-            || decided
-                .closed
-                .iter()
-                .any(|c| c.proto == l.proto && c.port == l.port);
-        if l.exposure == Exposure::Loopback && !seen {
-            let mut group = PortGroup::default();
-            for same in scan
-                .listeners
-                .iter()
-                .filter(|o| o.proto == l.proto && o.port == l.port)
-            {
-                group.add(same, scan.uid_min);
-            }
+        by_port.entry((l.proto, l.port)).or_default().push(l);
+    }
+    let mut seen: BTreeSet<(Proto, u16)> = groups
+        .keys()
+        .map(|&(port, proto, _)| (proto, port))
+        .chain(decided.openings.iter().map(|o| (o.proto, o.port)))
+        .chain(decided.closed.iter().map(|c| (c.proto, c.port)))
+        .collect();
+    for l in &scan.listeners {
+        if l.exposure == Exposure::Loopback && seen.insert((l.proto, l.port)) {
+            let group = PortGroup::of(
+                by_port
+                    .get(&(l.proto, l.port))
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+                scan.uid_min,
+            );
             decided.closed.push(Closed {
                 proto: l.proto,
                 port: l.port,
