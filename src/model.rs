@@ -63,6 +63,9 @@ impl fmt::Display for Exposure {
 pub struct Listener {
     pub proto: Proto,
     pub address: IpAddr,
+    /// Never 0 (nothing listens there): a saved scan saying so is refused
+    /// where it says it, with its line.
+    #[serde(deserialize_with = "listening_port")]
     pub port: u16,
     pub exposure: Exposure,
     /// Common service name (`ssh`, `http`, ...) or `unknown`.
@@ -120,6 +123,16 @@ pub struct Listener {
     /// The container that publishes the port, as Docker or podman names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+}
+
+/// A listener's port from a saved scan: 1 to 65535.
+fn listening_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    match u16::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "a listener has port 0, which nothing can listen on",
+        )),
+        port => Ok(port),
+    }
 }
 
 impl Listener {

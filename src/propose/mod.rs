@@ -35,6 +35,7 @@ pub use ruleset::Ruleset;
 
 use crate::error::bad_input;
 use crate::model::Scan;
+use crate::terminal::excerpt_of;
 use ruleset::Family;
 use std::path::PathBuf;
 
@@ -213,18 +214,20 @@ impl Proposal {
 
 /// Parse the text of a saved scan; `origin` names it in errors.
 pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
-    let scan: Scan = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json's message ends in its position; it may quote the input
+        // (an unknown field or variant): an excerpt, escaped.
+        let full = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        let message = excerpt_of(full.strip_suffix(&position).unwrap_or(&full), 240);
+        let at = match e.line() {
+            0 => String::new(),
+            line => format!(", line {line}, column {}", e.column()),
+        };
         bad_input(format!(
-            "saved scan {origin}: {e}; expected the output of `autofw scan --json`"
+            "saved scan {origin}{at}: {message}; expected the output of `autofw scan --json`"
         ))
-    })?;
-    if let Some(l) = scan.listeners.iter().find(|l| l.port == 0) {
-        return Err(bad_input(format!(
-            "saved scan {origin}: listener {} {} has port 0, which nothing can listen on",
-            l.proto, l.address
-        )));
-    }
-    Ok(scan)
+    })
 }
 
 /// Build the proposal: pure, no host access.

@@ -8,6 +8,7 @@ use super::rate::Rate;
 use super::spec::{Given, Spec, parse_net};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
+use crate::terminal::{excerpt, excerpt_of};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,6 +48,26 @@ struct ServiceSection {
     limit_burst: Option<Spanned<u32>>,
 }
 
+/// toml's error, said as autofw says input errors: file, line and column,
+/// what is wrong, and the line. toml's own text would quote the whole line
+/// raw (a 10 MB line, escape sequences): its message and the line are
+/// excerpts here.
+fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> anyhow::Error {
+    let message = excerpt_of(e.message().trim_end(), 240);
+    let Some(span) = e.span() else {
+        return bad_input(format!("policy file {origin}: {message}"));
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let column = text[line_start..start].chars().count() + 1;
+    bad_input(format!(
+        "policy file {origin}, line {}, column {column}: {message}; the line: `{}`",
+        line_of(text, start),
+        excerpt(text[line_start..line_end].trim_end_matches('\r'))
+    ))
+}
+
 /// Line number (1-based) of a byte offset in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
@@ -70,13 +91,7 @@ pub struct Policy {
 
 /// Parse the text of a policy file; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::Result<Policy> {
-    let file: PolicyFile = toml::from_str(text).map_err(|e| {
-        // toml's message names line and column; keep it, lead with the file.
-        bad_input(format!(
-            "policy file {origin}: {}",
-            e.to_string().trim_end()
-        ))
-    })?;
+    let file: PolicyFile = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
     let at = |span: std::ops::Range<usize>| format!("{origin}:{}", line_of(text, span.start));
     let spec = |s: &Spanned<String>, key: &str| -> anyhow::Result<Given<Spec>> {
         let place = at(s.span());
@@ -103,9 +118,10 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
         });
     }
     for (key, section) in &file.service {
+        let shown_key = excerpt(key);
         let place = at(section.span());
         let spec = Spec::parse(key, table)
-            .map_err(|e| bad_input(format!("{place}: in `[service.{key}]`: {e}")))?;
+            .map_err(|e| bad_input(format!("{place}: in `[service.{shown_key}]`: {e}")))?;
         let section = section.get_ref();
         let sources = match &section.sources {
             None => None,
@@ -114,28 +130,27 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
                 for s in list {
                     nets.push(parse_net(s.get_ref()).map_err(|e| {
                         bad_input(format!(
-                            "{}: in `[service.{key}] sources`: {e}",
+                            "{}: in `[service.{shown_key}] sources`: {e}",
                             at(s.span())
                         ))
                     })?);
                 }
                 if nets.is_empty() {
                     return Err(bad_input(format!(
-                        "{place}: `[service.{key}] sources` is empty, which would admit no one; \
-                         list networks, or use `block = [\"{key}\"]` to close it"
+                        "{place}: `[service.{shown_key}] sources` is empty, which would admit no one; \
+                         list networks, or use `block = [\"{shown_key}\"]` to close it"
                     )));
                 }
                 Some(nets)
             }
         };
         let burst = match &section.limit_burst {
-            Some(b) if *b.get_ref() == 0 => {
-                return Err(bad_input(format!(
-                    "{}: `[service.{key}] limit_burst` must be at least 1",
+            Some(b) => Some(Rate::check_burst(*b.get_ref()).map_err(|e| {
+                bad_input(format!(
+                    "{}: `[service.{shown_key}] limit_burst` {e}",
                     at(b.span())
-                )));
-            }
-            Some(b) => Some(*b.get_ref()),
+                ))
+            })?),
             None => None,
         };
         let limit = match &section.limit {
@@ -150,12 +165,12 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
                     }),
                     toml::Value::String(rate) => Some(
                         Rate::parse(rate, burst.unwrap_or(Rate::UFW_LIKE.burst)).map_err(|e| {
-                            bad_input(format!("{where_}: in `[service.{key}] limit`: {e}"))
+                            bad_input(format!("{where_}: in `[service.{shown_key}] limit`: {e}"))
                         })?,
                     ),
                     _ => {
                         return Err(bad_input(format!(
-                            "{where_}: `[service.{key}] limit` must be true, false or a rate like \"10/minute\""
+                            "{where_}: `[service.{shown_key}] limit` must be true, false or a rate like \"10/minute\""
                         )));
                     }
                 }

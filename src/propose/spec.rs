@@ -3,6 +3,7 @@
 
 use crate::model::Proto;
 use crate::services::ServiceTable;
+use crate::terminal::excerpt;
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
@@ -43,16 +44,21 @@ impl Spec {
             Some((head, "udp")) => (head, Some(Proto::Udp)),
             Some((_, other)) => {
                 return Err(format!(
-                    "unknown protocol `{other}` in `{text}`; use `/tcp` or `/udp`"
+                    "unknown protocol `{}` in `{}`; use `/tcp` or `/udp`",
+                    excerpt(other),
+                    excerpt(text)
                 ));
             }
             None => (text, None),
         };
         if head.bytes().all(|b| b.is_ascii_digit()) {
             // All digits: a port. Parse wide so that 70000 says "over 65535".
-            let port: u64 = head
-                .parse()
-                .map_err(|_| format!("port `{head}` is out of range; ports are 1 to 65535"))?;
+            let port: u64 = head.parse().map_err(|_| {
+                format!(
+                    "port `{}` is out of range; ports are 1 to 65535",
+                    excerpt(head)
+                )
+            })?;
             if port == 0 || port > 65535 {
                 return Err(format!("port {port} is out of range; ports are 1 to 65535"));
             }
@@ -63,12 +69,14 @@ impl Spec {
         }
         if proto.is_some() {
             return Err(format!(
-                "`{text}`: a protocol goes with a port number (`8443/tcp`), not a service name"
+                "`{}`: a protocol goes with a port number (`8443/tcp`), not a service name",
+                excerpt(text)
             ));
         }
         if table.ports_of(head).is_none() {
             return Err(format!(
-                "unknown service `{head}`; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`"
+                "unknown service `{}`; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`",
+                excerpt(head)
             ));
         }
         Ok(Spec::Name(head.to_string()))
@@ -117,11 +125,15 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
         return Ok(IpNet::from(addr));
     }
     let net: IpNet = text.parse().map_err(|_| {
-        format!("`{text}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)")
+        format!(
+            "`{}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)",
+            excerpt(text)
+        )
     })?;
     if net.trunc() != net {
         return Err(format!(
-            "`{text}` has host bits set under its /{} mask; did you mean `{}`?",
+            "`{}` has host bits set under its /{} mask; did you mean `{}`?",
+            excerpt(text),
             net.prefix_len(),
             net.trunc()
         ));
