@@ -12,6 +12,7 @@ mod fleet;
 mod foreign;
 mod forwarded;
 mod harness;
+mod hostile;
 mod monitoring;
 mod persist;
 mod propose;
