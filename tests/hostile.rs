@@ -16,11 +16,25 @@ const AS_LIMIT: &str = "--as=1073741824";
 
 /// `autofw args` under [`AS_LIMIT`], timed.
 fn run_limited(args: &[&str]) -> (Output, Duration) {
+    bounded(Autofw::new(args).through(&["prlimit", AS_LIMIT, "--"]))
+}
+
+/// Run it, killed (by pid) after 20 s: a reader that hangs on a FIFO
+/// fails the test instead of hanging it.
+fn bounded(autofw: Autofw) -> (Output, Duration) {
     let started = Instant::now();
-    let out = Autofw::new(args)
-        .through(&["prlimit", AS_LIMIT, "--"])
-        .output();
-    (out, started.elapsed())
+    let child = autofw.spawn(std::process::Stdio::null());
+    let pid = child.id();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(child.wait_with_output()));
+    match receive.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => (out.unwrap(), started.elapsed()),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let out = receive.recv().unwrap().unwrap();
+            panic!("still running after 20 s, killed: {}", show(&out));
+        }
+    }
 }
 
 /// The special files each input is tried with, and how autofw names them.
@@ -147,12 +161,11 @@ fn a_recorded_blocklist_file_turned_special_fails_status_and_refresh_at_once() {
                 &root,
             ],
         ] {
-            let started = Instant::now();
-            let out = Autofw::new(&args)
-                .inside(&ns)
-                .through(&["prlimit", AS_LIMIT, "--"])
-                .output();
-            let took = started.elapsed();
+            let (out, took) = bounded(
+                Autofw::new(&args)
+                    .inside(&ns)
+                    .through(&["prlimit", AS_LIMIT, "--"]),
+            );
             // status's drift checks scan the host: allow it that.
             let limit = Duration::from_secs(if args[0] == "status" { 5 } else { 1 });
             // status reports it as drift (exit 1, a finding naming the
@@ -512,6 +525,9 @@ fn fuzzed_policy_blocklist_and_saved_scan_are_bad_input_with_file_and_line() {
         "{ran} fuzzed inputs ({refused} refused as bad input) in {:?}",
         started.elapsed()
     );
-    assert!(refused > ran / 2, "the mutations should mostly break the input");
+    assert!(
+        refused > ran / 2,
+        "the mutations should mostly break the input"
+    );
     assert_eq!(failed, 0, "{failed} of {ran} fuzzed inputs failed (above)");
 }
