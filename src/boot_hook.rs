@@ -32,7 +32,7 @@ pub const IPSETS: &str = "/etc/autofw/ipsets";
 /// a script loaded earlier in boot then comes after it and cannot let past
 /// what autofw drops; fail2ban starts later and inserts its chains ahead
 /// anyway. (apply places the jump among the live rules instead,
-/// `firewall::input_order`: at boot there is nothing to read yet.)
+/// `firewall::backend::iptables::input_order`: at boot there is nothing to read yet.)
 pub const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
 
 /// `rules` as saved for boot: on iptables, the INPUT jump inserted first.

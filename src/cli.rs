@@ -22,6 +22,32 @@ Exit codes:
   3  the host could not do it: not root, nft/iptables missing, nft refused the rules
   4  refused for safety: lockout guard, another apply running, operator said no";
 
+const CONFIRM_EXIT_CODES: &str = "\
+Exit codes:
+  0  the rules are kept (and saved for boot if apply was given --persist)
+  1  too late: the deadline had passed, and the rules were rolled back
+  3  the host could not do it: not root, the state directory or the boot files not writable
+  4  refused: no open window to confirm, or the window did not survive (a restart, a dead
+     watchdog, its rules no longer loaded): the rules from before that apply are back";
+
+const ROLLBACK_EXIT_CODES: &str = "\
+Exit codes:
+  0  the ruleset saved before the last apply is loaded again
+  3  the host could not do it: not root, nft/iptables missing or refusing the saved rules
+  4  refused: nothing to roll back (no apply saved a ruleset in --state-dir), or an apply is
+     loading its rules right now";
+
+const RESTORE_EXIT_CODES: &str = "\
+Exit codes:
+  0  the persisted ruleset is loaded
+  3  the host could not do it: nothing persisted under --root, not root, nft/iptables
+     missing or refusing the rules";
+
+const UNPERSIST_EXIT_CODES: &str = "\
+Exit codes:
+  0  what apply --persist installed is removed (or nothing was installed)
+  3  the host could not do it: a file could not be removed, or the manifest is damaged";
+
 /// Close a Linux server down to exactly the services it runs.
 ///
 /// The usual flow: `autofw scan` to see what listens, `autofw propose` to
@@ -85,13 +111,17 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Apply(ApplyArgs),
     /// Keep the rules loaded by the last `apply` (run it from a new SSH login).
+    #[command(after_help = CONFIRM_EXIT_CODES)]
     Confirm(StateArgs),
     /// Restore the ruleset saved before the last `apply`.
+    #[command(after_help = ROLLBACK_EXIT_CODES)]
     Rollback(StateArgs),
     /// Load the persisted ruleset now (the boot hook loads the same files
     /// with nft or iptables-restore, without autofw).
+    #[command(after_help = RESTORE_EXIT_CODES)]
     Restore(RootArgs),
     /// Remove what `apply --persist` installed, and nothing else.
+    #[command(after_help = UNPERSIST_EXIT_CODES)]
     Unpersist(RootArgs),
     /// Show what autofw applied and any drift between listeners and rules.
     ///
@@ -108,6 +138,66 @@ pub enum Command {
     ///   autofw status --json > /run/autofw-status.json || alert
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Open services or ports in the policy file, like `ufw allow`
+    ///
+    /// Adds each SPEC (a name, `https`, or `PORT[/tcp|udp]`; several, or a
+    /// comma list) to `allow` in /etc/autofw/policy.toml, taking it off
+    /// `block`. The file is created when missing and edited in place: your
+    /// comments, order and spacing stay. The result is checked before it is
+    /// written; nothing is loaded until `autofw apply --confirm`. Prints
+    /// what changed in the file and what that would change in the firewall.
+    ///
+    /// Examples:
+    ///   autofw allow https
+    ///   autofw allow 8443/tcp,9100/tcp
+    ///   autofw allow https --policy ./policy.toml
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Allow(EditSpecsArgs),
+    /// Keep services or ports closed in the policy file, like `ufw deny`
+    ///
+    /// Adds each SPEC to `block` in /etc/autofw/policy.toml (taking it off
+    /// `allow`): closed even while something listens there. Edited in
+    /// place, checked, nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw block ftp
+    ///   autofw block 11211,6379/tcp
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Block(EditSpecsArgs),
+    /// Rate-limit new connections to a service in the policy file, like
+    /// `ufw limit`
+    ///
+    /// Sets `[service.SPEC] limit` in /etc/autofw/policy.toml: `true` (a
+    /// burst of 5, then 10 a minute per source address), or RATE
+    /// (`N/second|minute|hour`). Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw limit ssh
+    ///   autofw limit 53/udp=20/second
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Limit(LimitArgs),
+    /// Let only these networks reach a service, in the policy file
+    ///
+    /// Adds the networks to `[service.SPEC] sources` in
+    /// /etc/autofw/policy.toml: only they may connect (a family with none
+    /// listed is closed for it). `autofw forget SPEC=NET` takes one off.
+    /// Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw source ssh=192.0.2.0/24,2001:db8:1::/48
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Source(SourceArgs),
+    /// Remove what the policy file says of a service or port
+    ///
+    /// Takes SPEC off `allow` and `block` and removes its `[service.SPEC]`
+    /// section; with `=NET[,NET]`, only those networks from its `sources`.
+    /// Comments elsewhere stay. Nothing loaded until `autofw apply --confirm`.
+    ///
+    /// Examples:
+    ///   autofw forget 8443/tcp
+    ///   autofw forget ssh=198.51.100.0/24
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Forget(ForgetArgs),
     /// Manage the applied blocklist: `autofw blocklist refresh`.
     #[command(subcommand)]
     Blocklist(BlocklistCommand),
@@ -147,6 +237,107 @@ pub enum Command {
     Judge,
 }
 
+/// What every policy-editing command takes.
+#[derive(Debug, Args, Clone)]
+pub struct EditArgs {
+    /// Edit this policy file instead of /etc/autofw/policy.toml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Edit DIR/etc/autofw/policy.toml (the default policy of `apply --root DIR`).
+    #[arg(long, value_name = "DIR", conflicts_with = "policy")]
+    pub root: Option<PathBuf>,
+    /// Preview the firewall change from a saved `autofw scan --json`
+    /// instead of scanning this host.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Print one JSON object: the changes, the file's diff, the rule lines
+    /// added and removed, the next step.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EditSpecsArgs {
+    /// Service names or `PORT[/tcp|udp]`, or comma lists of them.
+    #[arg(value_name = "SPEC", required = true)]
+    pub specs: Vec<String>,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// The service, and optionally its rate (`ssh`, `53/udp=20/second`).
+    #[arg(value_name = "SPEC[=RATE]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The service and the networks that may reach it.
+    #[arg(value_name = "SPEC=NET[,NET...]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The service or port; with `=NET[,NET]`, only those sources.
+    #[arg(value_name = "SPEC[=NET,...]")]
+    pub spec: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+impl EditArgs {
+    fn options(self, edit: propose::policy_edit::Edit) -> propose::policy_write::EditOptions {
+        propose::policy_write::EditOptions {
+            edit,
+            policy: self.policy,
+            root: self.root,
+            from: self.from,
+            json: self.json,
+        }
+    }
+}
+
+impl EditSpecsArgs {
+    /// `autofw allow`'s options.
+    pub fn allow(self) -> propose::policy_write::EditOptions {
+        self.edit
+            .options(propose::policy_edit::Edit::Allow(self.specs))
+    }
+    /// `autofw block`'s options.
+    pub fn block(self) -> propose::policy_write::EditOptions {
+        self.edit
+            .options(propose::policy_edit::Edit::Block(self.specs))
+    }
+}
+
+impl From<LimitArgs> for propose::policy_write::EditOptions {
+    fn from(args: LimitArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Limit(args.spec))
+    }
+}
+
+impl From<SourceArgs> for propose::policy_write::EditOptions {
+    fn from(args: SourceArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Source(args.spec))
+    }
+}
+
+impl From<ForgetArgs> for propose::policy_write::EditOptions {
+    fn from(args: ForgetArgs) -> Self {
+        args.edit
+            .options(propose::policy_edit::Edit::Forget(args.spec))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BlocklistCommand {
     /// Re-read the applied policy's blocklist files and bring the live sets
@@ -156,10 +347,11 @@ pub enum BlocklistCommand {
     /// transaction: no rule changes and there is no rollback window. Takes
     /// the apply lock (refused during an apply or its window). A line that
     /// does not parse changes nothing and is named (file:line), unless
-    /// --skip-bad-lines. When the rules are persisted, the boot files get
-    /// the new list too. For cron:
+    /// --skip-bad-lines. From an SSH session, a list that holds the
+    /// session's own address is refused (--force). When the rules are
+    /// persisted, the boot files get the new list too. For cron:
     ///   17 * * * *  root  curl -fsS -o /etc/autofw/drop.new https://www.spamhaus.org/drop/drop.txt && mv /etc/autofw/drop.new /etc/autofw/drop.txt && autofw blocklist refresh
-    /// (a systemd timer in docs/apply.md)
+    /// (a systemd timer in /usr/share/doc/autofw/apply.md)
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Refresh(RefreshArgs),
 }
@@ -170,18 +362,23 @@ pub struct RefreshArgs {
     /// (counted and reported) instead of failing on the first one.
     #[arg(long)]
     pub skip_bad_lines: bool,
+    /// Load the new list even when it holds the address of the SSH session
+    /// this runs in (which it would cut off, with every new login from there).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub root: RootArgs,
 }
 
-impl From<RefreshArgs> for firewall::refresh::RefreshOptions {
+impl From<RefreshArgs> for crate::blocklist::refresh::RefreshOptions {
     fn from(args: RefreshArgs) -> Self {
-        firewall::refresh::RefreshOptions {
+        crate::blocklist::refresh::RefreshOptions {
             state_dir: args.state.state_dir,
             skip_bad_lines: args.skip_bad_lines,
             root: args.root.root,
+            force: args.force,
         }
     }
 }
@@ -203,7 +400,7 @@ pub struct ScanArgs {
     /// Show every listener, loopback-only ones included.
     #[arg(long)]
     pub all: bool,
-    /// Print JSON for scripts (schema in docs/json-schema.md).
+    /// Print JSON for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
     /// Where to read the socket tables from.
@@ -211,7 +408,7 @@ pub struct ScanArgs {
     pub source: SocketSource,
     /// Read saved tables (tcp, tcp6, udp, udp6, owners) from DIR instead of
     /// this host: for tests and for drafting from another machine's /proc/net
-    /// (format in docs/scan.md).
+    /// (format in /usr/share/doc/autofw/scan.md).
     #[arg(long, value_name = "DIR", hide = true)]
     pub fixture: Option<PathBuf>,
 }
@@ -232,10 +429,12 @@ pub enum Format {
 #[derive(Debug, Args, Default, Clone)]
 pub struct PolicyArgs {
     /// Open a service or port even if nothing listens on it yet:
-    /// a name (`https`) or `PORT[/tcp|udp]` (`8443/tcp`). Repeatable.
+    /// a name (`https`) or `PORT[/tcp|udp]` (`8443/tcp`). Repeatable, or a
+    /// comma list (`ssh,http`).
     #[arg(long, value_name = "SPEC")]
     pub allow: Vec<String>,
-    /// Keep a service or port closed even though it listens. Repeatable.
+    /// Keep a service or port closed even though it listens. Repeatable,
+    /// or a comma list.
     #[arg(long, value_name = "SPEC")]
     pub block: Vec<String>,
     /// Rate-limit new connections per source address, like `ufw limit`
@@ -253,9 +452,14 @@ pub struct PolicyArgs {
     /// in the policy file's `[blocklist] files`.
     #[arg(long, value_name = "ADDR|NET")]
     pub blocklist: Vec<String>,
-    /// A TOML policy file (format in docs/policy.md).
+    /// A TOML policy file (format in /usr/share/doc/autofw/policy.md),
+    /// instead of /etc/autofw/policy.toml, which is read whenever it exists.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Read no policy file, not even /etc/autofw/policy.toml: the flags
+    /// alone decide.
+    #[arg(long, conflicts_with = "policy")]
+    pub no_policy: bool,
     /// Skip blocklist lines that are not an address, network or range
     /// (counted and reported) instead of failing on the first one.
     #[arg(long)]
@@ -357,7 +561,7 @@ pub struct ApplyArgs {
     pub force: bool,
     /// Print one JSON object instead of the plan: whether the rules would
     /// change, autofw's part of the firewall before and after, the lockout
-    /// guard's verdict, the rollback window (docs/json-schema.md). With
+    /// guard's verdict, the rollback window (/usr/share/doc/autofw/json-schema.md). With
     /// --confirm it needs --no-wait.
     #[arg(long)]
     pub json: bool,
@@ -385,11 +589,11 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print one JSON object for scripts (schema in docs/json-schema.md).
+    /// Print one JSON object for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
     /// Output format. `prometheus` writes node_exporter's textfile-collector
-    /// format (docs/status.md) and exits 0 whenever it wrote the metrics:
+    /// format (/usr/share/doc/autofw/status.md) and exits 0 whenever it wrote the metrics:
     /// drift is in the metrics, not in the exit status.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text, conflicts_with = "json")]
     pub format: StatusFormat,
@@ -427,12 +631,17 @@ pub struct LogArgs {
     pub file: Option<PathBuf>,
     /// How far back `journalctl -k` reads (its --since syntax: `-1h`,
     /// `-24h`, `today`). Not used with --file or /dev/kmsg.
-    #[arg(long, value_name = "WHEN", default_value = "-1h")]
+    #[arg(
+        long,
+        value_name = "WHEN",
+        default_value = "-1h",
+        allow_hyphen_values = true
+    )]
     pub since: String,
     /// How many ports and sources to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
-    /// Print one JSON object for scripts (schema in docs/json-schema.md).
+    /// Print one JSON object for scripts (schema in /usr/share/doc/autofw/json-schema.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -516,6 +725,8 @@ impl From<PolicyArgs> for propose::PolicyOptions {
             blocklist: args.blocklist,
             skip_bad_lines: args.skip_bad_lines,
             policy: args.policy,
+            no_policy: args.no_policy,
+            root: None,
             from: args.from,
         }
     }
@@ -535,8 +746,11 @@ impl From<ProposeArgs> for propose::ProposeOptions {
 
 impl From<ApplyArgs> for firewall::apply::ApplyOptions {
     fn from(args: ApplyArgs) -> Self {
+        // The default policy is looked for under --root, as the boot files are.
+        let mut policy: propose::PolicyOptions = args.policy.into();
+        policy.root = Some(args.root.root.clone());
         firewall::apply::ApplyOptions {
-            policy: args.policy.into(),
+            policy,
             confirm: args.confirm,
             yes: args.yes,
             timeout: args.timeout,

@@ -123,7 +123,8 @@ pub fn read_text(path: &Path, kind: Kind) -> anyhow::Result<String> {
 }
 
 /// [`read_text`], with a missing file `None` (the optional files of a
-/// saved scan directory).
+/// saved scan directory, a policy file `autofw allow` creates, the policy
+/// file status compares with the one applied).
 pub fn read_text_if_exists(path: &Path, kind: Kind) -> anyhow::Result<Option<String>> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -1,5 +1,5 @@
 //! The words of an `iptables-save` line, as the shell would split them,
-//! shared by the INPUT jump's placement (`firewall::input_order`) and the
+//! shared by the INPUT jump's placement (`firewall::backend::iptables::input_order`) and the
 //! DNAT reader (`scan::forwarded::iptables`).
 
 /// Split one `iptables-save` line into words, as the shell would: quoted

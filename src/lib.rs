@@ -11,6 +11,7 @@
 //!
 //! This file only wires the subcommands to those modules.
 
+pub mod blocklist;
 pub mod boot_hook;
 pub mod cli;
 pub mod clock;
@@ -65,23 +66,28 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         // What the host's other filters do is judged by firewall tools,
         // which scan and propose sit below: it is passed in.
-        Command::Scan(args) => scan::run(&args.into(), &firewall::foreign::legacy_notes),
+        Command::Scan(args) => scan::run(&args.into(), &firewall::other_filters::legacy_notes),
         Command::Propose(args) => {
-            propose::gather::run(&args.into(), &firewall::foreign::proposal_warnings)
+            propose::gather::run(&args.into(), &firewall::other_filters::proposal_warnings)
         }
         Command::Apply(args) => firewall::apply::run(&args.into()),
-        Command::Confirm(args) => firewall::decide::confirm(&args.state_dir),
-        Command::Rollback(args) => firewall::decide::rollback(&args.state_dir),
-        Command::Watchdog(args) => firewall::watchdog::run(&args.state.state_dir),
-        Command::Restore(args) => firewall::restore::run(&args.root),
+        Command::Confirm(args) => firewall::apply::decide::confirm(&args.state_dir),
+        Command::Rollback(args) => firewall::apply::decide::rollback(&args.state_dir),
+        Command::Watchdog(args) => firewall::apply::watchdog::run(&args.state.state_dir),
+        Command::Restore(args) => firewall::apply::restore::run(&args.root),
         Command::Unpersist(args) => persist::unpersist(&args.root),
         Command::Status(args) => status::run(&args.into()),
         Command::Blocklist(cli::BlocklistCommand::Refresh(args)) => {
-            firewall::refresh::run(&args.into())
+            blocklist::refresh::run(&args.into())
         }
         Command::Log(args) => droplog::run(&args.into()),
         Command::Completions(args) => cli::generate::completions(args.shell),
         Command::Generate(args) => cli::generate::run(&args),
-        Command::Judge => firewall::foreign::judge::run(),
+        Command::Judge => firewall::other_filters::judge::run(),
+        Command::Allow(args) => propose::policy_write::run(&args.allow()),
+        Command::Block(args) => propose::policy_write::run(&args.block()),
+        Command::Limit(args) => propose::policy_write::run(&args.into()),
+        Command::Source(args) => propose::policy_write::run(&args.into()),
+        Command::Forget(args) => propose::policy_write::run(&args.into()),
     }
 }

@@ -6,7 +6,7 @@
 //! `--root DIR` puts every file under DIR instead of `/`, for tests and for
 //! building images.
 //!
-//! Only [`crate::firewall::window::confirm`] calls [`persist`]: an
+//! Only [`crate::firewall::apply::window::confirm`] calls [`persist`]: an
 //! unconfirmed ruleset never reaches the boot files, so a reboot can never
 //! bring back a lockout. Every file is written atomically (temp + fsync +
 //! rename), root-only, and the previous rules are kept as `*.prev`. A

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use crate::blocklist::SetSummary;
 use crate::model::{Proto, Scan};
-use crate::propose::blocklist::SetSummary;
 use crate::propose::{Format, Proposal, Ruleset, group};
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
@@ -59,7 +59,7 @@ impl Rules {
     pub fn render(proposal: &Proposal, backend: Backend) -> Rules {
         match backend {
             // The blocklist sets are declared empty: apply adds their
-            // elements in one transaction of its own (firewall::nft_sets).
+            // elements in one transaction of its own (blocklist::netlink).
             Backend::Nft => Rules::Nft {
                 text: proposal.render_nft_table(),
             },
@@ -208,6 +208,10 @@ pub struct AppliedRecord {
     /// directory's `applied-sets.txt`). `None` without a blocklist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocklist: Option<BlocklistRecord>,
+    /// Every choice the apply was given, flags and policy file. `None` in
+    /// records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<GivenChoices>,
 }
 
 /// The blocklist of an applied policy: enough for `autofw blocklist
@@ -304,4 +308,38 @@ impl RollbackWindow {
             Remaining::Left(self.deadline_boottime_ms - now.millis)
         }
     }
+}
+
+/// Every choice an apply was given, as given: the one-off flags, and the
+/// policy file with a digest of the text it read. What the operator meant,
+/// beside what it made (`opened`, `closed`): status tells from it whether
+/// the policy changed since, and a later apply what was one-off.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GivenChoices {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocklist: Vec<String>,
+    #[serde(default)]
+    pub skip_bad_lines: bool,
+    /// The policy file read (absolute), the default one included; or the
+    /// default looked for when it did not exist (then no digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+    /// `policy_edit::text_digest` of the policy text the apply read; `None`
+    /// when there was no file to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
+    /// `--no-policy`: the default policy file was not read on purpose.
+    #[serde(default)]
+    pub no_policy: bool,
+    /// `--from FILE`: a saved scan instead of this host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
 }

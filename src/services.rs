@@ -270,6 +270,12 @@ impl ServiceTable {
         self.by_port.get(&(proto, port)).map(String::as_str)
     }
 
+    /// Every name the table knows (built-in and `/etc/services`), for
+    /// "did you mean" hints.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     /// The ports a service name means (`https` → 443/tcp, 443/udp).
     pub fn ports_of(&self, name: &str) -> Option<&[(Proto, u16)]> {
         self.by_name.get(name).map(Vec::as_slice)

@@ -170,6 +170,28 @@ impl StateDir {
         })
     }
 
+    /// Make an existing directory that others may read (0755) root-only, as
+    /// [`StateDir::ensure`] does for apply: what the commands that only use
+    /// the directory (rollback, confirm, `blocklist refresh`) do after
+    /// [`StateDir::check_trusted`]. Never fails: a rollback must work on a
+    /// read-only filesystem too, so a directory that cannot be changed is a
+    /// warning.
+    pub fn tighten(&self) {
+        let Ok(meta) = std::fs::symlink_metadata(&self.root) else {
+            return;
+        };
+        if !meta.is_dir() || meta.file_type().is_symlink() || meta.mode() & 0o077 == 0 {
+            return;
+        }
+        if let Err(e) = std::fs::set_permissions(&self.root, Permissions::from_mode(0o700)) {
+            eprintln!(
+                "autofw: warning: cannot make the state directory {} root-only (mode {:o}): {e}",
+                self.root.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+
     /// Take the apply lock without waiting: a second apply is refused (exit 4)
     /// while the first one, or the watchdog of its window, runs.
     pub fn lock_apply(&self) -> anyhow::Result<FileLock> {
@@ -269,17 +291,14 @@ impl StateDir {
     /// Append one line to the watchdog's log, if it can be written (a full
     /// disk must not stop a rollback, so this never fails).
     pub fn log_watchdog(&self, line: &str) {
-        let _ = append_line(
-            &self.watchdog_log_path(),
-            &format!("{} {line}\n", now_secs()),
-        );
+        let _ = append_line(&self.watchdog_log_path(), &stamped(line));
     }
 
     /// A line that says why the watchdog cannot do its job yet: to its log,
     /// or, when the state directory cannot be written, to
     /// [`Self::fallback_log_path`] (status reads both). Never fails.
     pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
-        let line = format!("{} {line}\n", now_secs());
+        let line = stamped(line);
         if append_line(&self.watchdog_log_path(), &line).is_ok() {
             return;
         }
@@ -298,14 +317,30 @@ impl StateDir {
             .filter_map(|p| read_nofollow(p).ok())
             .filter_map(|text| text.lines().last().map(str::to_string))
             .collect();
-        // Lines start with the time in seconds: the later one wins.
-        lines.sort_by_key(|l| {
-            l.split_whitespace()
-                .next()
-                .and_then(|t| t.parse::<u64>().ok())
-        });
+        // Lines start with their time: the later one wins.
+        lines.sort_by_key(|l| line_time(l));
         lines.pop()
     }
+}
+
+/// A watchdog log line: its time in RFC 3339 UTC (`2026-12-02T13:50:07Z`),
+/// as status and the operator read it, then the line.
+fn stamped(line: &str) -> String {
+    format!("{} {line}\n", crate::human::utc(now_secs()))
+}
+
+/// The time a watchdog log line starts with, in seconds since the epoch:
+/// RFC 3339, or the bare seconds of logs written before.
+fn line_time(line: &str) -> Option<u64> {
+    let first = line.split_whitespace().next()?;
+    if let Ok(secs) = first.parse::<u64>() {
+        return Some(secs);
+    }
+    humantime::parse_rfc3339(first)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// Where watchdogs log when their state directory cannot be written.
@@ -529,6 +564,7 @@ mod tests {
             closed: Vec::new(),
             listening: None,
             blocklist: None,
+            given: None,
         }
     }
 
@@ -599,6 +635,27 @@ mod tests {
         );
         drop(first);
         state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn watchdog_lines_carry_rfc3339_utc_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.log_watchdog("window 1 armed");
+        let log = std::fs::read_to_string(state.watchdog_log_path()).unwrap();
+        let (time, rest) = log.split_once(' ').unwrap();
+        assert_eq!(rest, "window 1 armed\n");
+        assert!(time.ends_with('Z') && time.len() == 20, "{log}");
+        let secs = humantime::parse_rfc3339(time)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(now_secs().abs_diff(secs) < 5, "{log}");
+        // Read back against a line in the old format: the later one wins.
+        assert_eq!(line_time("1700000000 old"), Some(1_700_000_000));
+        assert_eq!(line_time("2023-11-14T22:13:21Z new"), Some(1_700_000_001));
+        assert_eq!(state.last_watchdog_line("1").unwrap(), log.trim_end());
     }
 
     #[test]

@@ -145,6 +145,15 @@ fn sigkill_of_apply_during_the_window_still_rolls_back() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
+    // Each line starts with its time as people read it: RFC 3339 UTC.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in text.lines() {
+        let time = line.split(' ').next().unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -63,7 +63,7 @@ impl Host {
     fn table(&self) -> String {
         let out = self
             .ns
-            .run(&["nft", "-s", "list", "table", "inet", "autofw"]);
+            .run(&["nft", "-t", "-s", "list", "table", "inet", "autofw"]);
         text(&out.stdout)
     }
     fn applied(&self) -> Value {
@@ -114,10 +114,16 @@ impl Fleet {
             });
         }
         let mut inventory = String::new();
-        for (group, host) in [("web", &hosts[0]), ("db", &hosts[1])] {
+        // web1 rate-limits ssh (as the example's bastion does): its meter
+        // then holds the controller's address once the play has logged in,
+        // which the check-mode diff must not show (it is the terse listing).
+        for (group, host, extra) in [
+            ("web", &hosts[0], " autofw_limit='[\"ssh=60/minute\"]'"),
+            ("db", &hosts[1], ""),
+        ] {
             inventory.push_str(&format!(
                 "[{group}]\n{} ansible_host={} ansible_ssh_private_key_file={} \
-                 autofw_binary={} autofw_state_dir={} autofw_root={} autofw_timeout=20\n\n",
+                 autofw_binary={} autofw_state_dir={} autofw_root={} autofw_timeout=20{extra}\n\n",
                 host.name,
                 host.addr,
                 host.ssh.client_key().display(),
@@ -187,8 +193,13 @@ impl Fleet {
         (out, report)
     }
 
+    /// Each host's rules, terse: web1's ssh meter fills and empties on its
+    /// own as the play logs in (elements are state, not rules).
     fn rulesets(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.ns.ruleset()).collect()
+        self.hosts
+            .iter()
+            .map(|h| h.ns.ok(&["nft", "-t", "-s", "list", "ruleset"]))
+            .collect()
     }
 }
 
@@ -373,7 +384,10 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
     // Rules that would lock the controller out: refused before any change.
     let (out, refused) = fleet.play(&repo().join("tests/fleet/lockout.yml"), &[]);
     assert!(!out.status.success(), "{}", show(&out));
-    for host in ["web1", "db1"] {
+    for (host, addr, ctl) in [
+        ("web1", "192.0.2.1", "192.0.2.2"),
+        ("db1", "198.51.100.1", "198.51.100.2"),
+    ] {
         let result = task(&refused, "SSH only from elsewhere", host);
         let msg = result["msg"].as_str().unwrap();
         assert!(
@@ -381,8 +395,35 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
             "{result}"
         );
         assert_eq!(result["lockout"]["verdict"], "locked-out", "{result}");
+        // The controller's own connection, not `(--guard)` for a play that
+        // set no guard; the cause and a fix in the module's options; one
+        // line, and no ruleset in the failure.
+        for part in [
+            format!("the controller's SSH connection, from {ctl} to {addr} port 5622"),
+            "because `source: ssh=203.0.113.0/24` admits only 203.0.113.0/24 to tcp/5622"
+                .to_string(),
+            format!("To get in: give `source: ssh=203.0.113.0/24,{ctl}` instead"),
+        ] {
+            assert!(msg.contains(&part), "{part:?} not in {msg}");
+        }
+        assert!(!msg.contains("--guard") && !msg.contains('\n'), "{msg}");
+        assert!(result.get("before").is_none() && result.get("after").is_none());
+        assert_eq!(result["lockout"]["fixed"], true, "{result}");
     }
     assert_eq!(fleet.rulesets(), kept, "the guard let a change through");
+    // The fixes, made as said (each host's controller address added):
+    // the guard admits the play on both hosts.
+    let fixed = r#"{"lockout_source": ["ssh=203.0.113.0/24,192.0.2.2,198.51.100.2"]}"#;
+    let (out, passed) = fleet.play(
+        &repo().join("tests/fleet/lockout.yml"),
+        &["--check", "-e", fixed],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    for host in ["web1", "db1"] {
+        let result = task(&passed, "SSH only from elsewhere", host);
+        assert_eq!(result["lockout"]["verdict"], "admitted", "{result}");
+    }
+    assert_eq!(fleet.rulesets(), kept, "check mode changed a host");
 
     // A deliberately wrong play (ssh blocked, guard overridden): loaded, the
     // new login fails, the run fails saying so, and both hosts roll back.

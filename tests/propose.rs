@@ -25,28 +25,104 @@ fn propose(scan: &str, format: &str, extra: &[&str]) -> String {
     Autofw::new(&args).stdout()
 }
 
-#[test]
-fn snapshots_of_every_fixture_in_every_format() {
-    for scan in SCANS {
-        for format in FORMATS {
-            let text = propose(scan, format, &[]);
-            insta::assert_snapshot!(format!("{scan}.{format}"), text);
+/// One test per rendered ruleset, so one mismatch does not hide the others:
+/// each checks `tests/snapshots/tests__propose__NAME.snap`.
+macro_rules! snapshot {
+    ($test:ident, $scan:literal, $format:literal, $name:literal) => {
+        snapshot!($test, $scan, $format, $name, &[]);
+    };
+    ($test:ident, $scan:literal, $format:literal, $name:literal, $extra:expr) => {
+        #[test]
+        fn $test() {
+            let extra: &[&str] = $extra;
+            insta::assert_snapshot!($name, propose($scan, $format, extra));
         }
-    }
+    };
 }
 
-#[test]
-fn snapshots_with_a_policy_file() {
-    let policy = policy_path("admin.toml");
-    for format in FORMATS {
-        let text = propose(
-            "seed-host",
-            format,
-            &["--policy", &policy, "--allow", "mysql"],
-        );
-        insta::assert_snapshot!(format!("seed-host-admin.{format}"), text);
-    }
-}
+snapshot!(snapshot_seed_host_nft, "seed-host", "nft", "seed-host.nft");
+snapshot!(
+    snapshot_seed_host_iptables,
+    "seed-host",
+    "iptables",
+    "seed-host.iptables"
+);
+snapshot!(
+    snapshot_seed_host_ip6tables,
+    "seed-host",
+    "ip6tables",
+    "seed-host.ip6tables"
+);
+snapshot!(
+    snapshot_docker_host_nft,
+    "docker-host",
+    "nft",
+    "docker-host.nft"
+);
+snapshot!(
+    snapshot_docker_host_iptables,
+    "docker-host",
+    "iptables",
+    "docker-host.iptables"
+);
+snapshot!(
+    snapshot_docker_host_ip6tables,
+    "docker-host",
+    "ip6tables",
+    "docker-host.ip6tables"
+);
+snapshot!(
+    snapshot_risky_host_nft,
+    "risky-host",
+    "nft",
+    "risky-host.nft"
+);
+snapshot!(
+    snapshot_risky_host_iptables,
+    "risky-host",
+    "iptables",
+    "risky-host.iptables"
+);
+snapshot!(
+    snapshot_risky_host_ip6tables,
+    "risky-host",
+    "ip6tables",
+    "risky-host.ip6tables"
+);
+snapshot!(snapshot_ipv6_host_nft, "ipv6-host", "nft", "ipv6-host.nft");
+snapshot!(
+    snapshot_ipv6_host_iptables,
+    "ipv6-host",
+    "iptables",
+    "ipv6-host.iptables"
+);
+snapshot!(
+    snapshot_ipv6_host_ip6tables,
+    "ipv6-host",
+    "ip6tables",
+    "ipv6-host.ip6tables"
+);
+snapshot!(
+    snapshot_admin_policy_nft,
+    "seed-host",
+    "nft",
+    "seed-host-admin.nft",
+    &["--policy", &policy_path("admin.toml"), "--allow", "mysql"]
+);
+snapshot!(
+    snapshot_admin_policy_iptables,
+    "seed-host",
+    "iptables",
+    "seed-host-admin.iptables",
+    &["--policy", &policy_path("admin.toml"), "--allow", "mysql"]
+);
+snapshot!(
+    snapshot_admin_policy_ip6tables,
+    "seed-host",
+    "ip6tables",
+    "seed-host-admin.ip6tables",
+    &["--policy", &policy_path("admin.toml"), "--allow", "mysql"]
+);
 
 /// `--source`, `--limit` and `--blocklist` are the policy file's
 /// `[service.SPEC]` and `[blocklist]` on the command line: the same choices

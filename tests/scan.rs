@@ -166,7 +166,7 @@ fn malformed_tables_name_the_file_and_line() {
     let cases = [
         (
             "address",
-            "tcp` line 5: malformed entry (Failed to parse port (\"01XB\")",
+            "tcp` line 5: local_address `00000000:01XB` is not 8 or 32 hex digits, a colon and a 4-digit hex port",
         ),
         ("truncated", "udp` line 3: expected at least 10 fields"),
         (

@@ -198,7 +198,7 @@ fn a_new_public_listener_is_drift_until_the_rules_open_it() {
     assert!(stdout.contains("unopened-listener 8080/tcp"), "{stdout}");
     assert!(stdout.contains("silently does not work"), "{stdout}");
     assert!(
-        stdout.contains("autofw apply --confirm --allow 8080/tcp"),
+        stdout.contains("`autofw allow 8080/tcp`, then `autofw apply --confirm`"),
         "{stdout}"
     );
     let (code, report) = server.status_json();
@@ -470,5 +470,8 @@ fn help_documents_the_exit_status() {
         help.contains("Exit status 0: no drift; 1: drift found"),
         "{help}"
     );
-    assert!(help.contains("docs/json-schema.md"), "{help}");
+    assert!(
+        help.contains("/usr/share/doc/autofw/json-schema.md"),
+        "{help}"
+    );
 }

@@ -5,7 +5,7 @@
 //! EXIT STATUS, FILES, EXAMPLES and SEE ALSO. Pure: returns roff text.
 
 use clap::Command;
-use roff::{Roff, bold, roman};
+use roff::{Roff, bold, italic, roman};
 
 /// Section 8: autofw administers the system and runs as root.
 pub const SECTION: &str = "8";
@@ -65,8 +65,10 @@ const FILES: [(&str, &str, &[&str]); 9] = [
     ),
     (
         "/etc/autofw/policy.toml",
-        "a policy file, by convention (--policy); format in /usr/share/doc/autofw/policy.md",
-        &["propose", "apply"],
+        "the policy: read by propose, apply and status when it exists (--policy FILE for another, --no-policy for none); edited by allow, block, limit, source and forget; format in /usr/share/doc/autofw/policy.md",
+        &[
+            "autofw", "propose", "apply", "status", "allow", "block", "limit", "source", "forget",
+        ],
     ),
     (
         "/lib/systemd/system/autofw-status.timer, autofw-status.service",
@@ -138,6 +140,23 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
                 "hosts without nftables",
             ),
         ],
+        "allow" => &[
+            ("autofw allow https", "open it in /etc/autofw/policy.toml"),
+            ("autofw allow 8443/tcp,9100/tcp", "several at once"),
+        ],
+        "block" => &[("autofw block ftp", "keep it closed even while it listens")],
+        "limit" => &[(
+            "autofw limit ssh",
+            "like ufw limit: 5 at once, then 10 a minute per source",
+        )],
+        "source" => &[(
+            "autofw source ssh=192.0.2.0/24,2001:db8:1::/48",
+            "ssh only from the admin networks",
+        )],
+        "forget" => &[(
+            "autofw forget 8443/tcp",
+            "the policy says nothing of it any more",
+        )],
         "confirm" => &[("autofw confirm", "from a new SSH login, within the window")],
         "rollback" => &[("autofw rollback", "the ruleset from before the last apply")],
         "restore" => &[(
@@ -203,7 +222,7 @@ fn page(cmd: &Command, key: &str, subcommands: &[Command]) -> (String, String) {
     // Writing to a Vec cannot fail.
     let _ = man.render_title(&mut out);
     let _ = man.render_name_section(&mut out);
-    let _ = man.render_synopsis_section(&mut out);
+    let _ = synopsis(cmd, key).to_writer(&mut out);
     let _ = man.render_description_section(&mut out);
     let _ = man.render_options_section(&mut out);
     if !subcommands.is_empty() {
@@ -221,6 +240,67 @@ fn page(cmd: &Command, key: &str, subcommands: &[Command]) -> (String, String) {
         man.get_filename(),
         String::from_utf8_lossy(&out).into_owned(),
     )
+}
+
+/// SYNOPSIS with each option's argument named (`[--state-dir DIR]`,
+/// `[--allow SPEC]...`), which clap_mangen's leaves out (`[--state-dir]`).
+fn synopsis(cmd: &Command, key: &str) -> Roff {
+    let name = if key == "autofw" {
+        "autofw".to_string()
+    } else {
+        format!("autofw {key}")
+    };
+    let mut line = vec![bold(name)];
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let takes_value = arg.get_action().takes_values();
+        let repeats = matches!(arg.get_action(), clap::ArgAction::Append)
+            || arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+        // A value from a list (`--backend nft|iptables`) shows the list.
+        let choices: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let value = match arg.get_value_names() {
+            _ if !choices.is_empty() && choices.len() <= 4 => choices.join("|"),
+            Some(names) => names.join(" "),
+            None => arg.get_id().as_str().to_uppercase(),
+        };
+        let (open, close) = if arg.is_required_set() {
+            ("", "")
+        } else {
+            ("[", "]")
+        };
+        line.push(roman(format!(" {open}")));
+        if arg.is_positional() {
+            line.push(italic(value));
+        } else {
+            let flag = match (arg.get_short(), arg.get_long()) {
+                (Some(short), Some(long)) => format!("-{short}|--{long}"),
+                (None, Some(long)) => format!("--{long}"),
+                (Some(short), None) => format!("-{short}"),
+                (None, None) => continue,
+            };
+            line.push(bold(flag));
+            if takes_value {
+                line.push(roman(" "));
+                line.push(italic(value));
+            }
+        }
+        line.push(roman(close));
+        if repeats {
+            line.push(roman("..."));
+        }
+    }
+    if cmd.has_subcommands() {
+        line.push(roman(" "));
+        line.push(italic("COMMAND"));
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text(line);
+    roff
 }
 
 fn item(roff: &mut Roff, tag: &str, text: &str) {
@@ -289,4 +369,41 @@ fn see_also(roff: &mut Roff, key: &str, subcommands: &[Command]) {
     roff.text([roman(
         "The documentation in /usr/share/doc/autofw/ (design, policy file, status findings, JSON schemas).",
     )]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn synopsis_names_each_options_argument() {
+        let pages = pages(crate::cli::Cli::command());
+        let page = |name: &str| {
+            pages
+                .iter()
+                .find(|(file, _)| file == name)
+                .map(|(_, text)| text.clone())
+                .unwrap()
+        };
+        let confirm = page("autofw-confirm.8");
+        assert!(
+            confirm.contains("[\\fB\\-\\-state\\-dir\\fR \\fIDIR\\fR]"),
+            "{confirm}"
+        );
+        let apply = page("autofw-apply.8");
+        for option in [
+            "allow\\fR \\fISPEC\\fR]...",
+            "timeout\\fR \\fISECONDS\\fR]",
+            "backend\\fR \\fInft|iptables\\fR]",
+            "confirm\\fR]",
+        ] {
+            assert!(apply.contains(option), "{option} in {apply}");
+        }
+        let allow = page("autofw-allow.8");
+        assert!(
+            allow.contains("\\fIspec\\fR") || allow.contains("\\fISPEC\\fR..."),
+            "{allow}"
+        );
+    }
 }

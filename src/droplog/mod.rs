@@ -2,6 +2,7 @@
 //! (docs/log.md). This file is the edge: it reads the log from a file,
 //! `journalctl -k`, or /dev/kmsg; [`summary`] counts, pure.
 
+pub mod counter;
 pub mod summary;
 
 use std::io::{Read, Write};
@@ -36,7 +37,12 @@ pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
         None => (kmsg()?, "the kernel ring buffer (/dev/kmsg)".to_string()),
     };
     let log = String::from_utf8_lossy(&log);
-    let summary = summary::summarise(log.lines(), args.top, &read_service_table());
+    let mut summary = summary::summarise(log.lines(), args.top, &read_service_table());
+    // This host's log: the live counter tells an empty log from no drops.
+    if args.file.is_none() {
+        summary.counted = live_drop_counter();
+        summary.note = counter::unlogged_note(summary.drops, summary.counted, first_netns());
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"
     } else {
@@ -46,6 +52,36 @@ pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(exit::OK)
+}
+
+/// The packets autofw's drop rule counted, from the live ruleset: nft's
+/// table, else the iptables backend's chains (both families). `None` when
+/// it cannot be read (not root, no tool, no autofw rules): only a hint.
+fn live_drop_counter() -> Option<u64> {
+    use crate::firewall::backend::exec::{run_tool, tool_exists};
+    if tool_exists("nft")
+        && let Some(n) = crate::firewall::backend::nft::terse_ruleset_json()
+            .ok()
+            .as_ref()
+            .and_then(counter::nft_drop_packets)
+    {
+        return Some(n);
+    }
+    ["iptables-save", "ip6tables-save"]
+        .into_iter()
+        .filter(|tool| tool_exists(tool))
+        .filter_map(|tool| run_tool(tool, &["-c", "-t", "filter"], None).ok())
+        .filter_map(|save| counter::iptables_drop_packets(&save))
+        .reduce(|a, b| a + b)
+}
+
+/// Is this the host's first network namespace? The nf_log_all_netns
+/// sysctl exists only there. `None` without netfilter's sysctls at all.
+fn first_netns() -> Option<bool> {
+    let netfilter = Path::new("/proc/sys/net/netfilter");
+    netfilter
+        .is_dir()
+        .then(|| netfilter.join("nf_log_all_netns").exists())
 }
 
 fn journal(since: &str) -> anyhow::Result<Vec<u8>> {

@@ -68,6 +68,14 @@ pub struct Summary {
     pub unreadable: usize,
     pub ports: Vec<PortCount>,
     pub sources: Vec<SourceCount>,
+    /// Packets the live drop rule counted since the rules were loaded
+    /// (every one, not a sample); absent when not read (a `--file`, no
+    /// rules loaded, not root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted: Option<u64>,
+    /// Why nothing is logged although the rule drops, and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,6 +169,8 @@ pub fn summarise<'a>(
         unreadable,
         ports,
         sources,
+        counted: None,
+        note: None,
     }
 }
 
@@ -204,6 +214,9 @@ pub fn text(summary: &Summary, read_from: &str) -> String {
                 s.drops
             ));
         }
+    }
+    if let Some(note) = &summary.note {
+        out.push_str(&format!("\nnote: {note}\n"));
     }
     if summary.unreadable > 0 {
         out.push_str(&format!(

@@ -1,39 +1,31 @@
-//! Everything that changes the live firewall: running `nft` and
-//! `iptables-restore` ([`exec`], the only place that spawns them), the two
-//! backends ([`nft`], [`iptables`]), apply with its rollback window
-//! ([`apply`], [`window`]), the detached [`watchdog`], and the SSH session
-//! detection behind the lockout guard ([`session`]), and loading the
-//! persisted rules at boot ([`restore`]); what the host's other filters do
-//! to autofw's rules ([`foreign`]).
+//! Everything that changes the live firewall, by job:
+//! - [`backend`]: nft and iptables (save, atomic load, exact undo, reading
+//!   the live rules), and [`backend::exec`], the only place that spawns them;
+//! - [`apply`]: the apply transaction: what would change, the lockout
+//!   guard, the rollback window, the operator's answers, `confirm` and
+//!   `rollback`, the detached watchdog, and loading the persisted rules at
+//!   boot (`autofw restore`);
+//! - [`other_filters`]: the host's other filters (ufw, firewalld, Docker,
+//!   iptables-legacy) read back, and the judge that says what they do to
+//!   autofw's rules.
+//!
+//! This file holds what the rest calls on either backend: load, snapshot
+//! and undo, reading the live rules.
 
-pub mod answer;
 pub mod apply;
-pub mod compare;
-pub mod decide;
-pub mod exec;
-pub mod filter_view;
-pub mod foreign;
-pub mod input_order;
-pub mod iptables;
-pub mod nft;
-pub mod nft_sets;
-pub mod outcome;
-pub mod plan;
-pub mod refresh;
-pub mod restore;
-pub mod session;
-pub mod survival;
-pub mod watchdog;
-pub mod window;
+pub mod backend;
+pub mod other_filters;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+use crate::blocklist::SetContents;
+use crate::blocklist::netlink as nft_sets;
 use crate::error::host_failure;
-use crate::propose::blocklist::SetContents;
 use crate::record::{AppliedRecord, Backend, Rules};
 use crate::state::StateDir;
-use compare::{FamilyRules, LiveRules};
+use backend::compare::{FamilyRules, LiveRules};
+use backend::{exec, iptables, nft};
 
 /// Load `rules` into the live firewall, one transaction per family, then
 /// the blocklist `sets` (nft: their elements, in one more transaction over

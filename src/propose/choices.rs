@@ -3,11 +3,11 @@
 //! [`Choices`]. Pure: the texts come in as values, and every error names the
 //! flag or `file:line` it came from.
 
-use super::blocklist::{Collected, Ranges};
 use super::policy_file::Policy;
 use super::rate::Rate;
 use super::ruleset::Blocklist;
 use super::spec::{Given, Spec, parse_net};
+use crate::blocklist::{Collected, Ranges};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
 use ipnet::IpNet;
@@ -19,6 +19,9 @@ pub struct ServicePolicy {
     pub spec: Spec,
     /// Only these networks may connect; `None` means anyone.
     pub sources: Option<Vec<IpNet>>,
+    /// Where `sources` was given (`--source ssh=...`, `policy.toml:8`): the
+    /// lockout guard names it, and the fix is made there.
+    pub sources_place: Option<String>,
     /// New connections per source address above this rate are dropped.
     pub limit: Option<Rate>,
     /// Where it was written, for messages.
@@ -35,8 +38,8 @@ pub struct Choices {
     /// Per-service source restrictions and rate limits, in file order.
     pub services: Vec<ServicePolicy>,
     /// Addresses and networks whose packets are all dropped: the policy's
-    /// `addresses` and `--blocklist` (few, as written).
-    pub blocklist: Vec<IpNet>,
+    /// `addresses` and `--blocklist` (few, as written), each with its place.
+    pub blocklist: Vec<Given<IpNet>>,
     /// The entries of the `[blocklist] files` (up to millions, as integers).
     pub blocklist_lists: Collected,
     /// `[blocklist] files` named at least one file: the sets exist even
@@ -46,6 +49,18 @@ pub struct Choices {
     pub blocklist_paths: Vec<std::path::PathBuf>,
     /// Names ↔ ports, for specs.
     pub table: ServiceTable,
+    /// The policy file read, if any: what apply records.
+    pub policy_source: Option<PolicySource>,
+}
+
+/// The policy file a run read: where, and a digest of the text it read
+/// (status tells from it whether the file changed since the apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    /// Absolute.
+    pub path: std::path::PathBuf,
+    /// `policy_edit::text_digest` of the text read.
+    pub digest: String,
 }
 
 impl Default for Choices {
@@ -59,6 +74,7 @@ impl Default for Choices {
             blocklist_files_named: false,
             blocklist_paths: Vec::new(),
             table: ServiceTable::builtin(),
+            policy_source: None,
         }
     }
 }
@@ -87,7 +103,8 @@ impl Choices {
             (cli_allow, "--allow", &mut allow),
             (cli_block, "--block", &mut block),
         ] {
-            for text in texts {
+            // `--allow ssh,http` is `--allow ssh --allow http`.
+            for text in &super::spec::split_specs(texts) {
                 let value = Spec::parse(text, &table)
                     .map_err(|e| bad_input(format!("{flag} {text}: {e}")))?;
                 out.push(Given {
@@ -107,6 +124,7 @@ impl Choices {
             blocklist_files_named: !policy.blocklist_files.is_empty(),
             blocklist_paths: Vec::new(),
             table,
+            policy_source: None,
         })
     }
 
@@ -147,10 +165,16 @@ impl Choices {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| bad_input(format!("{place}: {e}")))?;
             self.set_from_flag(spec, &place, "sources", |p| &mut p.sources, nets)?;
+            if let Some(policy) = self.services.iter_mut().find(|p| p.place.ends_with(&place)) {
+                policy.sources_place = Some(place);
+            }
         }
         for text in blocklist {
             let net = parse_net(text).map_err(|e| bad_input(format!("--blocklist {text}: {e}")))?;
-            self.blocklist.push(net);
+            self.blocklist.push(Given {
+                value: net,
+                place: format!("--blocklist {text}"),
+            });
         }
         Ok(())
     }
@@ -189,6 +213,7 @@ impl Choices {
                 self.services.push(ServicePolicy {
                     spec,
                     sources: None,
+                    sources_place: None,
                     limit: None,
                     place: place.to_string(),
                 });
@@ -205,14 +230,14 @@ impl Choices {
         let mut v4 = self.blocklist_lists.v4.clone();
         let mut v6 = self.blocklist_lists.v6.clone();
         for net in &self.blocklist {
-            match net {
+            match net.value {
                 IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
         Blocklist {
             enabled: self.blocklist_files_named || !self.blocklist.is_empty(),
-            shards: super::blocklist::shards_for(self.blocklist_files_named),
+            shards: crate::blocklist::shards_for(self.blocklist_files_named),
             ipv4: Ranges::merge(v4),
             ipv6: Ranges::merge(v6),
         }
@@ -238,6 +263,25 @@ mod tests {
         );
         let e = Choices::merge(&[], &["0/tcp".into()], Policy::default(), table()).unwrap_err();
         assert!(format!("{e:#}").contains("--block 0/tcp: port 0"), "{e:#}");
+    }
+
+    #[test]
+    fn comma_lists_are_one_spec_each() {
+        let c = Choices::merge(
+            &["ssh,http".into(), "8443/tcp".into()],
+            &["ftp, 11211".into()],
+            Policy::default(),
+            table(),
+        )
+        .unwrap();
+        let places: Vec<_> = c.allow.iter().map(|g| g.place.as_str()).collect();
+        assert_eq!(places, ["--allow ssh", "--allow http", "--allow 8443/tcp"]);
+        assert_eq!(c.block.len(), 2);
+        let e = Choices::merge(&["ssh,htps".into()], &[], Policy::default(), table()).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("--allow htps: unknown service"),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -268,7 +312,12 @@ mod tests {
             .find(|s| s.place == "--limit 53/udp=20/second")
             .unwrap();
         assert_eq!(dns.limit.map(|r| (r.count, r.per)), Some((20, Per::Second)));
-        assert_eq!(c.blocklist, vec![parse_net("198.51.100.7").unwrap()]);
+        assert_eq!(c.blocklist[0].value, parse_net("198.51.100.7").unwrap());
+        assert_eq!(c.blocklist[0].place, "--blocklist 198.51.100.7");
+        assert_eq!(
+            ssh.sources_place.as_deref(),
+            Some("--source ssh=192.0.2.0/24,2001:db8:1::/48")
+        );
     }
 
     #[test]
@@ -306,14 +355,17 @@ mod tests {
             "2001:db8::1",
             "2001:db8::/64",
         ] {
-            c.blocklist.push(parse_net(n).unwrap());
+            c.blocklist.push(Given {
+                value: parse_net(n).unwrap(),
+                place: "test".to_string(),
+            });
         }
         let b = c.blocklist();
         let v4: Vec<_> = b
             .ipv4
             .ranges()
             .iter()
-            .map(|&(a, z)| crate::propose::blocklist::nft_element(a, z))
+            .map(|&(a, z)| crate::blocklist::nft_element(a, z))
             .collect();
         assert_eq!(v4, ["198.51.100.7", "203.0.113.0/24"]);
         assert_eq!(b.ipv6.len(), 1);

@@ -157,6 +157,16 @@ fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: 
             ""
         };
         if let Some(block) = first_match(&choices.block, key, choices) {
+            // Block wins; both given is likely a slip, so it is said.
+            if let Some(allow) = first_match(&choices.allow, key, choices) {
+                let warning = format!(
+                    "{port}/{proto} ({service}) is both allowed ({}) and blocked ({}): kept closed",
+                    allow.place, block.place
+                );
+                if !decided.warnings.contains(&warning) {
+                    decided.warnings.push(warning);
+                }
+            }
             decided.closed.push(Closed {
                 proto,
                 port,
@@ -522,6 +532,17 @@ mod tests {
         // `--allow ssh` opens the port sshd listens on, not 22.
         let r = build_ruleset(&scan(), &choices(&["ssh"], &[], ""));
         assert!(!admits(&r, Proto::Tcp, 22, any));
+        // A listening service both allowed and blocked: closed, said once.
+        let r = build_ruleset(&scan(), &choices(&["ssh"], &["ssh"], ""));
+        let both: Vec<_> = r
+            .warnings
+            .iter()
+            .filter(|w| w.contains("both allowed"))
+            .collect();
+        assert_eq!(
+            both,
+            ["5622/tcp (ssh) is both allowed (--allow ssh) and blocked (--block ssh): kept closed"]
+        );
         // A name that is both allowed and blocked stays closed, with a warning.
         let r = build_ruleset(&scan(), &choices(&["http"], &["80/tcp"], ""));
         assert!(!admits(&r, Proto::Tcp, 80, any));
@@ -743,10 +764,12 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
         let a = build_ruleset(&s, &choices(&["8443", "https"], &[], ""));
         s.listeners.reverse();
         let mut c = choices(&["https", "8443"], &[], "");
-        c.blocklist = vec![
-            parse_net("198.51.100.0/24").unwrap(),
-            parse_net("192.0.2.1").unwrap(),
-        ];
+        c.blocklist = ["198.51.100.0/24", "192.0.2.1"]
+            .map(|n| Given {
+                value: parse_net(n).unwrap(),
+                place: format!("--blocklist {n}"),
+            })
+            .to_vec();
         let b = build_ruleset(&s, &c);
         c.blocklist.reverse();
         let b2 = build_ruleset(&s, &c);

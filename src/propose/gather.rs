@@ -2,10 +2,10 @@
 //! files and a saved scan (or scanning this host), and writing the output.
 //! Everything these read is handed, as text, to the pure parsers.
 
-use super::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use super::choices::Choices;
 use super::policy_file::{Policy, parse_policy};
 use super::{Format, PolicyOptions, Proposal, ProposeOptions, build, parse_saved_scan};
+use crate::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use crate::error::{bad_input, host_failure};
 use crate::input::{self, Kind};
 use crate::model::Scan;
@@ -28,16 +28,61 @@ pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
     Ok((scan, choices))
 }
 
-/// Read the policy file (and its blocklist files) named on the command line
-/// and merge it with the flags.
+/// The policy file these options name: `--policy FILE`; none with
+/// `--no-policy`; else the default, `/etc/autofw/policy.toml` (under
+/// `--root` where a command has one), when it exists. The default is read
+/// by every command, so that what `autofw allow` wrote is what the next
+/// `apply` does, whatever one-off flags it is given.
+pub fn policy_path(args: &PolicyOptions) -> Option<std::path::PathBuf> {
+    if let Some(path) = &args.policy {
+        return Some(path.clone());
+    }
+    if args.no_policy {
+        return None;
+    }
+    let default = default_policy(args.root.as_deref());
+    default.exists().then_some(default)
+}
+
+/// `/etc/autofw/policy.toml` under `root` (`/` when none).
+pub fn default_policy(root: Option<&Path>) -> std::path::PathBuf {
+    root.unwrap_or(Path::new("/"))
+        .join(super::DEFAULT_POLICY.trim_start_matches('/'))
+}
+
+/// Read the policy file (and its blocklist files) the options name, and
+/// merge it with the flags.
 pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
+    let path = policy_path(args);
+    let text = match &path {
+        Some(path) => Some(input::read_text(path, Kind::Policy)?),
+        None => None,
+    };
+    let policy = match (&path, &text) {
+        (Some(path), Some(text)) => Some((text.as_str(), path.as_path())),
+        _ => None,
+    };
+    choices_from(args, table, policy)
+}
+
+/// The choices of the flags in `args` and of `policy`, a policy file's text
+/// and where it is (its blocklist files are read relative to it).
+pub fn choices_from(
+    args: &PolicyOptions,
+    table: ServiceTable,
+    policy_text: Option<(&str, &Path)>,
+) -> anyhow::Result<Choices> {
     let mut policy = Policy::default();
     let mut lists = Collected::default();
     let mut list_paths = Vec::new();
-    if let Some(path) = &args.policy {
-        let text = input::read_text(path, Kind::Policy)?;
+    let mut source = None;
+    if let Some((text, path)) = policy_text {
         let origin = crate::terminal::path(path);
-        policy = parse_policy(&text, &origin, &table)?;
+        policy = parse_policy(text, &origin, &table)?;
+        source = Some(super::choices::PolicySource {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            digest: super::policy_edit::text_digest(text.as_bytes()),
+        });
         let base = path.parent().unwrap_or(Path::new("."));
         for file in &policy.blocklist_files {
             let list_path = std::path::absolute(base.join(&file.value))
@@ -52,6 +97,7 @@ pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result
     report_skipped(&lists);
     choices.blocklist_lists = lists;
     choices.blocklist_paths = list_paths;
+    choices.policy_source = source;
     Ok(choices)
 }
 
@@ -116,6 +162,15 @@ pub fn run(
     for w in proposal.warnings() {
         eprintln!("autofw: warning: {}", escape_controls(w));
     }
+    // An operator who loads the IPv4 half alone leaves IPv6 open.
+    if let Some(other) = super::other_family(args.format)
+        && !args.json
+    {
+        eprintln!(
+            "autofw: note: {}",
+            other.replacen("This is", "the output is", 1)
+        );
+    }
     if let Some(path) = &args.ipset {
         let sets = proposal.ipset_restore().ok_or_else(|| {
             bad_input("--ipset: this proposal has no blocklist, so there is no ipset to write")
@@ -162,6 +217,6 @@ pub fn read_recorded_blocklist(
     Ok(SetContents {
         v4: FamilySets::of(&Ranges::merge(lists.v4)),
         v6: FamilySets::of(&Ranges::merge(lists.v6)),
-        shards: super::blocklist::shards_for(!files.is_empty()),
+        shards: crate::blocklist::shards_for(!files.is_empty()),
     })
 }

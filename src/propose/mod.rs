@@ -14,13 +14,14 @@
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
-pub mod blocklist;
-pub mod blocklist_format;
 pub mod choices;
 pub mod draft;
 pub mod gather;
 pub mod group;
+pub mod lockout;
+pub mod policy_edit;
 pub mod policy_file;
+pub mod policy_write;
 pub mod published;
 pub mod rate;
 pub mod render_iptables;
@@ -38,6 +39,10 @@ use crate::model::Scan;
 use crate::terminal::excerpt_of;
 use ruleset::Family;
 use std::path::PathBuf;
+
+/// The policy file every command reads when it exists, and that `autofw
+/// allow|block|limit|source|forget` edit (docs/policy.md).
+pub const DEFAULT_POLICY: &str = "/etc/autofw/policy.toml";
 
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,8 +70,13 @@ pub struct PolicyOptions {
     pub source: Vec<String>,
     /// `--blocklist ADDR|NET`.
     pub blocklist: Vec<String>,
-    /// The TOML policy file.
+    /// `--policy FILE`: the TOML policy file, instead of the default.
     pub policy: Option<PathBuf>,
+    /// `--no-policy`: not even the default policy file.
+    pub no_policy: bool,
+    /// Where the default policy is looked for: `ROOT/etc/autofw/policy.toml`
+    /// (apply's `--root`); `/` when `None`.
+    pub root: Option<PathBuf>,
     /// Skip (count) malformed blocklist lines instead of failing.
     pub skip_bad_lines: bool,
     /// A saved `scan --json` to read instead of scanning this host.
@@ -192,8 +202,13 @@ impl Proposal {
         let mut lines = vec![
             "autofw proposal: a default-drop whitelist for the services this host runs. Review it before loading it.".to_string(),
             load.to_string(),
-            "Or let `autofw apply --confirm` load it, with an automatic rollback unless you confirm.".to_string(),
         ];
+        if let Some(other) = other_family(format) {
+            lines.push(other.to_string());
+        }
+        lines.push(
+            "Or let `autofw apply --confirm` load it, with an automatic rollback unless you confirm.".to_string(),
+        );
         if !self.ruleset.closed.is_empty() {
             lines.push(String::new());
             lines.push("Left closed:".to_string());
@@ -209,6 +224,22 @@ impl Proposal {
         }
         lines.push(String::new());
         lines
+    }
+}
+
+/// What an iptables-format proposal leaves out: the other family, which
+/// has its own tables and its own restore tool (`None` for nft, whose
+/// `inet` table holds both). Without it that family stays as it was,
+/// unfiltered if nothing else filters it.
+pub fn other_family(format: Format) -> Option<&'static str> {
+    match format {
+        Format::Nft => None,
+        Format::Iptables => Some(
+            "This is IPv4 only: IPv6 needs its own rules, `autofw propose --format ip6tables` (loaded with ip6tables-restore --noflush); `apply --backend iptables` loads both.",
+        ),
+        Format::Ip6tables => Some(
+            "This is IPv6 only: IPv4 needs its own rules, `autofw propose --format iptables` (loaded with iptables-restore --noflush); `apply --backend iptables` loads both.",
+        ),
     }
 }
 

@@ -84,7 +84,7 @@ pub struct Policy {
     pub allow: Vec<Given<Spec>>,
     pub block: Vec<Given<Spec>>,
     pub services: Vec<ServicePolicy>,
-    pub blocklist: Vec<IpNet>,
+    pub blocklist: Vec<Given<IpNet>>,
     /// `[blocklist] files`, as written (relative to the policy file).
     pub blocklist_files: Vec<Given<String>>,
 }
@@ -109,7 +109,10 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
     for s in &file.blocklist.addresses {
         let net = parse_net(s.get_ref())
             .map_err(|e| bad_input(format!("{}: in `blocklist.addresses`: {e}", at(s.span()))))?;
-        policy.blocklist.push(net);
+        policy.blocklist.push(Given {
+            value: net,
+            place: at(s.span()),
+        });
     }
     for s in &file.blocklist.files {
         policy.blocklist_files.push(Given {
@@ -123,6 +126,11 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
         let spec = Spec::parse(key, table)
             .map_err(|e| bad_input(format!("{place}: in `[service.{shown_key}]`: {e}")))?;
         let section = section.get_ref();
+        let sources_place = section
+            .sources
+            .as_ref()
+            .and_then(|list| list.first())
+            .map(|s| at(s.span()));
         let sources = match &section.sources {
             None => None,
             Some(list) => {
@@ -179,6 +187,7 @@ pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::R
         policy.services.push(ServicePolicy {
             spec,
             sources,
+            sources_place,
             limit,
             place,
         });

@@ -8,10 +8,10 @@
 //! no sets of its own, so the set is loaded first with `ipset restore`
 //! from [`ipset_restore`].
 
-use super::blocklist::{Key, Ranges, SetKind, cidrs};
 use super::rate::Rate;
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
+use crate::blocklist::{Key, Ranges, SetKind, cidrs};
 use crate::model::Proto;
 use std::fmt::Write;
 
@@ -32,7 +32,7 @@ pub const DOCKER_USER: &str = "DOCKER-USER";
 /// The line that hooks the published-ports chain into the top of
 /// DOCKER-USER. apply declares DOCKER-USER first when it is missing, and
 /// leaves this line out when the live DOCKER-USER already has the jump
-/// (`firewall::filter_view::fit_to_live`).
+/// (`firewall::backend::iptables::filter_view::fit_to_live`).
 pub const DOCKER_USER_JUMP: &str =
     "-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 

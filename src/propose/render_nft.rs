@@ -2,12 +2,12 @@
 //! (both families in one table, so IPv6 can never be forgotten), replaced in
 //! one transaction, touching no other table.
 
-use super::blocklist::{
-    Key, SETS, SetContents, SetKind, address_set_name, address_shards, nft_element, set_name,
-};
 use super::rate::{Per, Rate};
 use super::ruleset::*;
 use super::text::{comment_lines, quoted};
+use crate::blocklist::{
+    Key, SETS, SetContents, SetKind, address_set_name, address_shards, nft_element, set_name,
+};
 use crate::model::Proto;
 use std::fmt::Write;
 
@@ -284,7 +284,7 @@ fn declare_set(
 }
 
 /// The blocklist's sets: per family the single addresses (one hash set, or
-/// [`super::blocklist::SHARDS`] of them) and the networks (an interval set).
+/// [`crate::blocklist::SHARDS`] of them) and the networks (an interval set).
 fn blocklist_sets(out: &mut String, blocklist: &Blocklist, elements: Elements) {
     let inline = elements == Elements::Inline;
     for (family, kind) in SETS {
@@ -508,7 +508,7 @@ fn published_chains(guard: &PublishedGuard) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::propose::blocklist::{FamilySets, SHARDS};
+    use crate::blocklist::{FamilySets, SHARDS};
 
     fn sets(v4: Vec<u32>, networks: Vec<(u32, u32)>, shards: u32) -> SetContents {
         SetContents {

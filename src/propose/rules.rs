@@ -2,10 +2,10 @@
 //! rules of one opened port (limits, sources), the log and drop at the end,
 //! and the FORWARD policy. Pure.
 
-use super::blocklist::{SETS, SetKind};
 use super::choices::ServicePolicy;
 use super::rate::{Per, Rate};
 use super::ruleset::*;
+use crate::blocklist::{SETS, SetKind};
 use crate::model::{Proto, Scan};
 
 /// Prefix of the kernel log line for dropped packets (iptables allows 29 bytes).

@@ -5,8 +5,8 @@
 //! [`Ruleset::admits`] walks the same list, so apply's lockout guard reasons
 //! about exactly what gets loaded. Serialized as-is by `propose --json`.
 
-use super::blocklist::{Ranges, SetKind, nft_element};
 use super::rate::Rate;
+use crate::blocklist::{Ranges, SetKind, nft_element};
 use crate::model::Proto;
 use ipnet::IpNet;
 use serde::Serialize;
@@ -277,7 +277,7 @@ pub struct Blocklist {
     /// empty, so that `autofw blocklist refresh` only ever changes elements.
     pub enabled: bool,
     /// Hash sets that hold a family's single addresses in nft: 1, or
-    /// [`super::blocklist::SHARDS`] for lists from files.
+    /// [`crate::blocklist::SHARDS`] for lists from files.
     pub shards: u32,
     pub ipv4: Ranges<u32>,
     pub ipv6: Ranges<u128>,
@@ -349,6 +349,14 @@ impl Ruleset {
     /// counts as arriving on `lo`. A source under an `OverRate` limit is
     /// taken to be within it (one new connection).
     pub fn admits(&self, arrival: Arrival<'_>) -> bool {
+        self.verdict(arrival)
+            .is_some_and(|rule| rule.action == Action::Accept)
+    }
+
+    /// The rule that decides this new connection: the first that accepts or
+    /// drops it (`None`: none does, and the chain's policy drops it). What
+    /// the lockout guard explains a refusal from.
+    pub fn verdict(&self, arrival: Arrival<'_>) -> Option<&Rule> {
         let Arrival {
             proto,
             port,
@@ -359,7 +367,7 @@ impl Ruleset {
         let source = source.to_canonical();
         let destination = destination.map(|d| d.to_canonical());
         let family = Family::of(&source);
-        for rule in &self.input {
+        self.input.iter().find(|rule| {
             let hit = match &rule.matches {
                 Match::Loopback => source.is_loopback(),
                 Match::Blocklisted { family: f, kind } => {
@@ -392,15 +400,8 @@ impl Ruleset {
                 }
                 Match::Any => true,
             };
-            if hit {
-                match rule.action {
-                    Action::Accept => return true,
-                    Action::Drop => return false,
-                    Action::Log { .. } => {}
-                }
-            }
-        }
-        false
+            hit && !matches!(rule.action, Action::Log { .. })
+        })
     }
 
     /// The service rules, in order.

@@ -74,8 +74,12 @@ impl Spec {
             ));
         }
         if table.ports_of(head).is_none() {
+            let hint = match closest_name(head, table) {
+                Some(name) => format!(" (did you mean `{name}`?)"),
+                None => String::new(),
+            };
             return Err(format!(
-                "unknown service `{}`; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`",
+                "unknown service `{}`{hint}; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`",
                 excerpt(head)
             ));
         }
@@ -107,6 +111,64 @@ impl Spec {
             Spec::Port { port, proto: None } => vec![(Proto::Tcp, *port), (Proto::Udp, *port)],
         }
     }
+}
+
+/// The known service name nearest to a mistyped one: at most two edits
+/// away (one for names of four letters or fewer, so `ftp` does not become
+/// `tftp` and `ssh` is not suggested for `ssl`), the nearest first, then one
+/// that starts as typed (`htps` is `https`, not `ftps`: people rarely slip
+/// on the first letter), then the shortest, then alphabetical, so the hint
+/// is the same on every run.
+fn closest_name<'t>(typed: &str, table: &'t ServiceTable) -> Option<&'t str> {
+    let most = if typed.chars().count() <= 4 { 1 } else { 2 };
+    table
+        .names()
+        .map(|name| (edit_distance(typed, name), name))
+        .filter(|&(d, _)| d <= most)
+        .min_by_key(|&(d, name)| (d, !same_start(typed, name), name.len(), name))
+        .map(|(_, name)| name)
+}
+
+fn same_start(a: &str, b: &str) -> bool {
+    a.chars().next() == b.chars().next()
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), with a
+/// swap of two neighbours counting one (`htpts`): typing slips.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// SPEC arguments that may each be a comma list (`--allow ssh,http`), one
+/// spec each, as ufw and firewall-cmd take them.
+pub fn split_specs(args: &[String]) -> Vec<String> {
+    args.iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A spec and where the operator gave it (`--allow`, `policy.toml:3`).
@@ -180,7 +242,36 @@ mod tests {
         assert!(err("0").contains("port 0 is out of range"), "{}", err("0"));
         assert!(err("65536/tcp").contains("port 65536 is out of range"));
         assert!(err("99999999999999999999").contains("out of range"));
-        assert!(err("htps").contains("unknown service `htps`"));
+        assert!(err("htps").contains("unknown service `htps` (did you mean `https`?)"));
+        assert!(
+            err("sshh").contains("(did you mean `ssh`?)"),
+            "{}",
+            err("sshh")
+        );
+        assert!(
+            err("postgress").contains("(did you mean `postgresql`?)"),
+            "{}",
+            err("postgress")
+        );
+        assert!(
+            err("htpts").contains("(did you mean `https`?)"),
+            "{}",
+            err("htpts")
+        );
+        // With /etc/services' `ftps` as near as `https`, the one that
+        // starts as typed.
+        let etc = ServiceTable::with_etc_services("ftps 990/tcp\n");
+        assert!(
+            Spec::parse("htps", &etc)
+                .unwrap_err()
+                .contains("(did you mean `https`?)")
+        );
+        // Nothing near: no guess.
+        assert!(
+            !err("frobnicate").contains("did you mean"),
+            "{}",
+            err("frobnicate")
+        );
         assert!(err("80/sctp").contains("unknown protocol `sctp`"));
         assert!(err("ssh/tcp").contains("goes with a port number"));
         assert!(err("").contains("empty"));

@@ -7,7 +7,7 @@
 //! `iptables-save -t nat`, `ip6tables-save -t nat`, and
 //! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
 //! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
-//! just as live). `firewall::exec`, the one place
+//! just as live). `firewall::backend::exec`, the one place
 //! that changes the firewall, sits above scan in the import order, so scan
 //! spawns its readers itself ([`super::host::read_tool`], which also runs
 //! `ip`, `wg` and `systemctl` for the kernel's sockets).

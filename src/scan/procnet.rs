@@ -151,8 +151,31 @@ fn line_state(line: &str) -> Result<u8, String> {
     }
 }
 
+/// Check that an address field is the kernel's `HEXADDR:HEXPORT` (8 or 32
+/// hex digits, a colon, 4 hex digits), so a bad one is reported in autofw's
+/// words rather than procfs's. (The family is checked after parsing.)
+fn check_address(field: &str, which: &str, line: &str) -> Result<(), String> {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    match field.split_once(':') {
+        Some((addr, port))
+            if matches!(addr.len(), 8 | 32) && hex(addr) && port.len() == 4 && hex(port) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{which} `{}` is not 8 or 32 hex digits, a colon and a 4-digit hex port: `{}`",
+            excerpt(field),
+            excerpt(line)
+        )),
+    }
+}
+
 /// Parse one data line with procfs (which wants a header line first).
 fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
+    let mut fields = line.split_ascii_whitespace().skip(1);
+    for which in ["local_address", "rem_address"] {
+        check_address(fields.next().unwrap_or(""), which, line)?;
+    }
     let text = format!("sl\n{line}");
     let info = procfs::current_system_info();
     // TCP and UDP rows are two procfs types with the same fields.
@@ -290,8 +313,12 @@ mod tests {
             "{header}\n   0: 0100007F:ZZZZ 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1 1\n"
         );
         let e = err(&bad_port, Table::Tcp);
-        assert!(e.starts_with("`fx/tcp` line 2: malformed entry"), "{e}");
-        assert!(e.contains("ZZZZ"), "{e}");
+        assert!(
+            e.starts_with(
+                "`fx/tcp` line 2: local_address `0100007F:ZZZZ` is not 8 or 32 hex digits"
+            ),
+            "{e}"
+        );
 
         let short = format!("{header}\n   0: 0100007F:0016 00000000:0000 0A\n");
         let e = err(&short, Table::Tcp);

@@ -1,12 +1,12 @@
 //! Status of the blocklist sets, cheap at a million entries: each set is
-//! compared by element count and digest (`propose::blocklist::digest`),
+//! compared by element count and digest (`blocklist::digest`),
 //! never element by element, between what apply or the last refresh loaded
 //! (the record), what the kernel holds, and what the files say now. Pure.
 
 use super::drift::{Finding, Kind};
 use super::wording;
+use crate::blocklist::SetSummary;
 use crate::human::thousands;
-use crate::propose::blocklist::SetSummary;
 
 /// What the edge read for the blocklist of an applied policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The drift core: what differs between what autofw applied, what the live
-//! firewall holds ([`compare`](crate::firewall::compare)), and what listens now. Pure:
+//! firewall holds ([`compare`](crate::firewall::backend::compare)), and what listens now. Pure:
 //! it takes values the edge read (the live [`Scan`], the [`AppliedRecord`],
 //! the live rules as text) and returns [`Finding`]s, so every case is tested
 //! on plain values.
@@ -17,10 +17,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::wording;
-use crate::firewall::compare::RulesState;
-use crate::firewall::compare::{FamilyRules, LiveRules, compare_rules};
-use crate::firewall::foreign::verdict::ForeignDrop;
-use crate::firewall::input_order;
+use crate::firewall::backend::compare::RulesState;
+use crate::firewall::backend::compare::{FamilyRules, LiveRules, compare_rules};
+use crate::firewall::backend::iptables::input_order;
+use crate::firewall::other_filters::verdict::ForeignDrop;
 use crate::model::{Proto, Scan};
 use crate::propose::group::{self, PortGroup};
 use crate::record::{AppliedRecord, ListeningPort};
@@ -64,6 +64,9 @@ pub enum Kind {
     Changed,
     /// The live blocklist sets differ from what was loaded or from the files.
     BlocklistDiffers,
+    /// The policy file changed (or appeared, or went) since the apply: the
+    /// live rules do not follow it yet.
+    PolicyChanged,
     /// On iptables, another tool's INPUT rule accepts before autofw's jump:
     /// what it matches bypasses autofw's rules.
     AcceptBeforeAutofw,
@@ -93,6 +96,7 @@ impl Kind {
             Kind::NotLive => "not-live",
             Kind::Changed => "changed",
             Kind::BlocklistDiffers => "blocklist-differs",
+            Kind::PolicyChanged => "policy-changed",
             Kind::AcceptBeforeAutofw => "accept-before-autofw",
             Kind::ForeignDrop => "foreign-drop",
             Kind::LegacyRules => "legacy-rules",
@@ -402,7 +406,7 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::compare::FamilyRules;
+    use crate::firewall::backend::compare::FamilyRules;
     use crate::model::Listener;
     use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
 
@@ -482,6 +486,7 @@ mod tests {
             closed,
             listening: Some(listening),
             blocklist: None,
+            given: None,
         }
     }
 
@@ -547,7 +552,8 @@ mod tests {
         );
         assert!(f.message.contains("silently does not work"));
         assert!(
-            f.fix.contains("autofw apply --confirm --allow 8080/tcp"),
+            f.fix
+                .contains("`autofw allow 8080/tcp`, then `autofw apply --confirm`"),
             "{}",
             f.fix
         );

@@ -12,14 +12,15 @@ use std::fmt::Write;
 
 use super::drift::Kind;
 use super::render::Report;
-use crate::firewall::compare::RulesState;
+use crate::firewall::backend::compare::RulesState;
 
 /// The finding kinds this autofw knows, in their JSON spelling.
-const KINDS: [Kind; 12] = [
+const KINDS: [Kind; 13] = [
     Kind::NothingApplied,
     Kind::NotLive,
     Kind::Changed,
     Kind::BlocklistDiffers,
+    Kind::PolicyChanged,
     Kind::AcceptBeforeAutofw,
     Kind::ForeignDrop,
     Kind::LegacyRules,
@@ -58,7 +59,7 @@ pub fn prometheus(report: &Report) -> String {
     family(
         &mut out,
         "autofw_drift_findings",
-        "Drift findings by kind (docs/status.md lists the kinds).",
+        "Drift findings by kind (/usr/share/doc/autofw/status.md lists the kinds).",
         &by_kind
             .into_iter()
             .map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), n))
@@ -183,7 +184,7 @@ mod tests {
     fn the_blocklist_sets_are_counted() {
         let mut r = report(&[]);
         assert!(!prometheus(&r).contains("autofw_blocklist"));
-        let set = |name: &str, entries| crate::propose::blocklist::SetSummary {
+        let set = |name: &str, entries| crate::blocklist::SetSummary {
             name: name.to_string(),
             entries,
             digest: "0".to_string(),

@@ -2,12 +2,12 @@
 //! and the drift between the live listeners and the live rules
 //! (docs/status.md).
 //!
-//! - `firewall::compare` (shared with confirm): live rules against applied ones, pure;
+//! - `firewall::backend::compare` (shared with confirm): live rules against applied ones, pure;
 //! - [`drift`]: the pure core: scan + apply record + live rules → findings,
 //!   worded by [`wording`];
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
-//!   the live firewall (through `firewall::nft`/`iptables`) and the process
+//!   the live firewall (through `firewall::backend::nft`/`iptables`) and the process
 //!   table. Status only reads: it never changes the firewall or the state
 //!   directory (it waits for no lock, creates no file; it only tries the
 //!   watchdog's lock to see whether it is held), so it is safe to run
@@ -16,16 +16,19 @@
 pub mod blocklist;
 pub mod drift;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod timer;
 pub mod wording;
 
 use std::io::Write;
 
+use crate::blocklist::netlink as nft_sets;
 use crate::clock;
 use crate::error::{bad_input, exit, host_failure};
-use crate::firewall::compare::LiveRules;
-use crate::firewall::{foreign, nft_sets, read_live};
+use crate::firewall::backend::compare::LiveRules;
+use crate::firewall::other_filters as foreign;
+use crate::firewall::read_live;
 use crate::propose::gather::read_recorded_blocklist;
 use crate::record::AppliedRecord;
 use crate::record::{Remaining, RollbackWindow};
@@ -80,6 +83,13 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     } {
         // Among the findings about the rules as a whole (with_foreign sorts).
         assessment.findings.extend(blocklist::findings(&check));
+    }
+    if let Some(finding) = record
+        .as_ref()
+        .and_then(policy_check)
+        .and_then(|check| policy::finding(&check))
+    {
+        assessment.findings.push(finding);
     }
     // The other filters on the host, judged with autofw's rules as loaded.
     let check = match (&record, &live) {
@@ -194,6 +204,28 @@ fn read_blocklist(
         live,
         files,
     }))
+}
+
+/// The policy file the last apply read (or looked for), then and now.
+/// `None` for a rolled-back apply (its rules are not expected live) and for
+/// records from before the choices were kept.
+fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
+    if record.rolled_back_at.is_some() {
+        return None;
+    }
+    let given = record.given.as_ref()?;
+    let path = given.policy.clone()?;
+    // Read as propose read it (its digest is of that text: a UTF-8 byte
+    // order mark dropped).
+    let now = match crate::input::read_text_if_exists(&path, crate::input::Kind::Policy) {
+        Ok(text) => Ok(text.map(|t| crate::propose::policy_edit::text_digest(t.as_bytes()))),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    Some(policy::PolicyCheck {
+        path,
+        then: given.policy_digest.clone(),
+        now,
+    })
 }
 
 /// The open window, with whether the processes guarding it still run,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::drift::{Assessment, Finding, WindowState};
-use crate::firewall::compare::RulesState;
+use crate::firewall::backend::compare::RulesState;
 use crate::human::{count, thousands, utc};
 use crate::record::{AppliedRecord, Backend, BlocklistRecord, ClosedPort, OpenedPort};
 
@@ -276,6 +276,7 @@ mod tests {
             }],
             listening: Some(Vec::new()),
             blocklist: None,
+            given: None,
         }
     }
 
@@ -325,7 +326,7 @@ mod tests {
 
     #[test]
     fn the_blocklist_is_one_line_of_counts() {
-        let set = |name: &str, entries| crate::propose::blocklist::SetSummary {
+        let set = |name: &str, entries| crate::blocklist::SetSummary {
             name: name.to_string(),
             entries,
             digest: "0".to_string(),

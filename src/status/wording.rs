@@ -3,8 +3,8 @@
 //! the contract (docs/status.md), so they live in one place.
 
 use super::drift::WindowState;
-use crate::firewall::foreign::verdict::{ForeignDrop, legacy_note};
-use crate::firewall::input_order::AcceptBefore;
+use crate::firewall::backend::iptables::input_order::AcceptBefore;
+use crate::firewall::other_filters::verdict::{ForeignDrop, legacy_note};
 use crate::human::{count, plural, utc};
 use crate::propose::group::PortGroup;
 use crate::record::{AppliedRecord, Backend};
@@ -71,7 +71,7 @@ pub fn missing(record: &AppliedRecord) -> Words {
         ),
         if record.persisted {
             "`autofw restore` loads the persisted rules again; check the boot hook \
-             (docs/persist.md)"
+             (/usr/share/doc/autofw/persist.md)"
                 .to_string()
         } else {
             "`autofw apply --confirm --persist` loads them again and keeps them across reboots"
@@ -96,7 +96,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             plural(changed, "differs", "differ"),
         ),
         "`autofw apply --confirm` loads the rules autofw would write now (make lasting \
-         changes with --allow/--block or the policy file, docs/policy.md); \
+         changes with --allow/--block or the policy file, /usr/share/doc/autofw/policy.md); \
          `autofw rollback` removes them"
             .to_string(),
     )
@@ -163,7 +163,7 @@ pub fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
         format!(
             "bind it to 127.0.0.1 (or ::1); or let only the hosts that need it in \
              (`[service.\"{spec}\"] sources = [...]` in the policy file, \
-             docs/policy.md); or close it: `autofw apply --confirm --block {spec}`"
+             /usr/share/doc/autofw/policy.md); or close it: `autofw apply --confirm --block {spec}`"
         ),
     )
 }
@@ -208,9 +208,9 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
             group.addresses_text()
         ),
         format!(
-            "open it: `autofw apply --confirm --allow {spec}` (with the --policy and \
-             --block you applied before); or keep it closed on purpose with \
-             `--block {spec}`; or stop it if it should not run"
+            "open it: `autofw allow {spec}`, then `autofw apply --confirm` (in the policy, \
+             later applies keep it open); or keep it closed on purpose: `autofw block \
+             {spec}`, then apply; or stop it if it should not run"
         ),
     )
 }

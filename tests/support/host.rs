@@ -50,6 +50,10 @@ impl Host {
             .to_string_lossy()
             .into_owned()
     }
+    /// The host's sshd, to log in to it from the client as an operator.
+    pub fn ssh(&self) -> &Ssh {
+        &self._ssh
+    }
     pub fn state(&self) -> String {
         self.dir.path().join("state").to_string_lossy().into_owned()
     }

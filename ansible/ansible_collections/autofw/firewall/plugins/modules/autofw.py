@@ -145,8 +145,8 @@ options:
   guard:
     description:
       - The connection the lockout guard checks, as C(CLIENT:PORT) seen from
-        the managed host (V(192.0.2.2:22), V([2001:db8::2]:22)).
-        the SSH connection this task runs over (by default).
+        the managed host (V(192.0.2.2:22), V([2001:db8::2]:22)). Without
+        it, autofw checks the SSH connection this task runs over itself.
     type: str
   fail_on_drift:
     description: With O(state=status), fail the task when drift is found.
@@ -269,18 +269,26 @@ rolled_back:
 before:
   description: V(applied) - autofw's part of the live firewall before,
     as the firewall lists it (empty when there was none).
-  returned: state is applied
+  returned: state is applied and the task did not fail
   type: str
 after:
   description: V(applied) - the same once the new rules are loaded.
-  returned: state is applied
+  returned: state is applied and the task did not fail
   type: str
 lockout:
   description: V(applied) - the lockout guard's verdict (C(admitted),
-    C(locked-out), C(no-session)) and the connection it checked.
+    C(locked-out), C(no-session)) and the connection it checked (C(source)
+    says where it learnt it - C(SSH_CONNECTION), the sshd socket under
+    become, or C(--guard) for O(guard)). When locked out, C(causes) lists
+    what drops the connection, each with the change that removes it (in
+    autofw's flags, which the module's options of the same name take), and
+    C(fixed) whether those changes together let it in.
   returned: state is applied
   type: dict
-  sample: {"verdict": "admitted", "client": "192.0.2.2", "port": 22, "source": "--guard"}
+  sample: {"verdict": "locked-out", "client": "192.0.2.2", "server": "192.0.2.1", "port": 22,
+           "source": "SSH_CONNECTION", "causes": [{"cause": "`--source ssh=203.0.113.0/24`
+           admits only 203.0.113.0/24 to tcp/22", "fix": "give `--source
+           ssh=203.0.113.0/24,192.0.2.2` instead"}], "fixed": true}
 opened:
   description: V(applied) - the ports the new rules accept new connections
     to (what C(autofw status) checks later).
@@ -351,18 +359,48 @@ def ssh_connection():
 
 
 def guard_of(module):
-    """The connection the lockout guard checks: the option, or this task's
-    own SSH connection as the host sees it (client address, server port)."""
-    if module.params["guard"]:
-        return module.params["guard"]
-    parts = (ssh_connection() or "").split()
-    if len(parts) == 4:
-        client, port = parts[0], parts[3]
-        if ":" in client:
-            client = "[%s]" % client
-        return "%s:%s" % (client, port)
-    # Under become, sudo drops SSH_CONNECTION: autofw finds sshd's socket.
-    return None
+    """The connection the lockout guard checks when the play names one.
+    Otherwise autofw checks this task's own login itself: the module's
+    SSH_CONNECTION (inherited), or, under become where sudo drops it, the
+    socket of the sshd the module descends from. Either way it knows the
+    server address too, and names the connection for what it is."""
+    return module.params["guard"]
+
+
+# autofw's fixes name its flags; a play sets the module's options.
+FLAG_OPTIONS = (("`--source ", "`source: "), ("`--block ", "`block: "),
+                ("`--allow ", "`allow: "), ("`--blocklist ", "`blocklist: "))
+
+
+def as_options(text):
+    for flag, option in FLAG_OPTIONS:
+        text = text.replace(flag, option)
+    return text
+
+
+def refusal(lockout, given):
+    """The guard's refusal in one line: whose connection, what drops it
+    (where it was given) and what lets it in; the details stay in the
+    result's lockout."""
+    to = "to %s port %s" % (lockout["server"], lockout["port"]) if lockout.get("server") \
+        else "to port %s" % lockout["port"]
+    if given:
+        whose = "the connection given by guard, from %s %s" % (lockout["client"], to)
+    else:
+        whose = "the controller's SSH connection, from %s %s as the host sees it (%s)" % (
+            lockout["client"], to, lockout["source"])
+    causes = lockout.get("causes") or []
+    why = "; ".join(as_options(c["cause"]) for c in causes)
+    fixes = ", and ".join(as_options(c["fix"]) for c in causes)
+    msg = ("refused before any change: the new rules would lock the controller out: "
+           "%s would be dropped" % whose)
+    if why:
+        msg += ", because %s" % why
+    if fixes and lockout.get("fixed"):
+        msg += ". To get in: %s; or set force: true if you have another way in" % fixes
+    else:
+        msg += ". Set force: true only if you have another way in"
+    return msg + ". Nothing was changed."
 
 
 def choice_args(module):
@@ -431,15 +469,14 @@ def applied(module, binary):
                               before_header="live autofw rules", after_header="new autofw rules")
     verdict = report["lockout"]["verdict"]
     if verdict == "locked-out" and not p["force"]:
-        lockout = report["lockout"]
-        result.pop("pending")
-        module.fail_json(
-            msg="refused before any change: the new rules would lock the controller out: "
-                "a new SSH connection from %s to tcp/%s (%s) would be dropped. Nothing was changed. "
-                "Open that port to that address (allow, source), or set force if you have "
-                "another way in" % (lockout["client"], lockout["port"], lockout["source"]),
-            **result)
+        # One readable line; the rulesets stay out of a failure (a check-mode
+        # run with --diff shows them).
+        for key in ("pending", "before", "after", "diff"):
+            result.pop(key, None)
+        module.fail_json(msg=refusal(report["lockout"], bool(p["guard"])), **result)
     if rc != EXIT_OK:
+        for key in ("before", "after", "diff"):
+            result.pop(key, None)
         fail(module, "autofw apply", argv, rc, out, err, **result)
     module.exit_json(**result)
 

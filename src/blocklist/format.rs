@@ -4,9 +4,9 @@
 //! Each line becomes an integer range of its family; merging them is
 //! `blocklist.rs`'s job.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::blocklist::Key;
+use super::Key;
 use crate::terminal::excerpt;
 
 /// What one list file (or the command line) contributed, before merging.
@@ -34,6 +34,64 @@ impl Collected {
 pub enum Entry {
     V4(u32, u32),
     V6(u128, u128),
+}
+
+impl Entry {
+    /// Does this entry list `addr` (IPv4-mapped IPv6 as IPv4, as the rules
+    /// see it)?
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self, addr.to_canonical()) {
+            (Entry::V4(a, b), IpAddr::V4(x)) => (*a..=*b).contains(&u32::from(x)),
+            (Entry::V6(a, b), IpAddr::V6(x)) => (*a..=*b).contains(&u128::from(x)),
+            _ => false,
+        }
+    }
+}
+
+/// A line of a blocklist file that lists an address, and its entry as
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub file: String,
+    pub line: usize,
+    pub entry: String,
+}
+
+impl Listed {
+    /// `file:line`.
+    pub fn place(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+/// The lines of a list file's text whose entry lists `addr`, read as
+/// [`parse_list`] reads them (a line it would refuse lists nothing): what
+/// the lockout guard names when a blocklist would drop the operator.
+pub fn lines_listing(text: &str, origin: &str, addr: IpAddr) -> Vec<Listed> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let entry = line_entry(line)?;
+            parse_entry(entry)
+                .ok()
+                .filter(|e| e.contains(addr))
+                .map(|_| Listed {
+                    file: origin.to_string(),
+                    line: i + 1,
+                    entry: entry.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// A line's entry: the text before a `#` or `;` comment, trimmed; `None`
+/// for a blank or comment line.
+fn line_entry(line: &str) -> Option<&str> {
+    let entry = match line.find(['#', ';']) {
+        Some(at) => &line[..at],
+        None => line,
+    };
+    Some(entry.trim()).filter(|e| !e.is_empty())
 }
 
 /// Parse one entry: `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`, or
@@ -123,14 +181,9 @@ pub fn parse_list(
     into: &mut Collected,
 ) -> Result<(), String> {
     for (i, line) in text.lines().enumerate() {
-        let entry = match line.find(['#', ';']) {
-            Some(at) => &line[..at],
-            None => line,
-        };
-        let entry = entry.trim();
-        if entry.is_empty() {
+        let Some(entry) = line_entry(line) else {
             continue;
-        }
+        };
         let parsed = match entry.split_once(char::is_whitespace) {
             // FireHOL and DROP put nothing after the entry but a comment.
             Some((first, rest)) if !rest.trim().is_empty() => Err(format!(
@@ -154,4 +207,32 @@ pub fn parse_list(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lines_listing_an_address_are_named_with_file_and_line() {
+        let text = "# DROP list\n198.51.100.7\n203.0.113.0/24 ; SBL1\n\n2001:db8::/32\n\
+                    203.0.113.1-203.0.113.9\nnot an address\n";
+        let at = |addr: &str| {
+            lines_listing(text, "drop.txt", addr.parse().unwrap())
+                .into_iter()
+                .map(|l| format!("{} {}", l.place(), l.entry))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            at("203.0.113.5"),
+            [
+                "drop.txt:3 203.0.113.0/24",
+                "drop.txt:6 203.0.113.1-203.0.113.9"
+            ]
+        );
+        assert_eq!(at("198.51.100.7"), ["drop.txt:2 198.51.100.7"]);
+        assert_eq!(at("::ffff:198.51.100.7"), ["drop.txt:2 198.51.100.7"]);
+        assert_eq!(at("2001:db8::5"), ["drop.txt:5 2001:db8::/32"]);
+        assert!(at("192.0.2.1").is_empty());
+    }
 }

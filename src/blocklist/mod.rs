@@ -9,14 +9,18 @@
 //! IPv6) so that a million entries cost a few megabytes, not a million
 //! `String`s: docs/propose.md has the measurements.
 
+pub mod format;
+pub mod netlink;
+pub mod refresh;
+
 use crate::human::thousands;
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::ruleset::Family;
+use crate::propose::ruleset::Family;
 
-pub use super::blocklist_format::{Collected, Entry, parse_entry, parse_list};
+pub use format::{Collected, Entry, Listed, lines_listing, parse_entry, parse_list};
 
 /// An address as an integer: `u32` (IPv4) or `u128` (IPv6).
 pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
@@ -332,7 +336,19 @@ impl Default for SetContents {
 }
 
 impl SetContents {
-    pub fn of(blocklist: &super::ruleset::Blocklist) -> SetContents {
+    /// Is `addr` in one of the sets (IPv4-mapped IPv6 as IPv4)?
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        fn listed<K: Key>(sets: &FamilySets<K>, key: K) -> bool {
+            let i = sets.networks.partition_point(|(start, _)| *start <= key);
+            sets.addresses.binary_search(&key).is_ok() || (i > 0 && sets.networks[i - 1].1 >= key)
+        }
+        match addr.to_canonical() {
+            std::net::IpAddr::V4(a) => listed(&self.v4, u32::from(a)),
+            std::net::IpAddr::V6(a) => listed(&self.v6, u128::from(a)),
+        }
+    }
+
+    pub fn of(blocklist: &crate::propose::ruleset::Blocklist) -> SetContents {
         SetContents {
             v4: FamilySets::of(&blocklist.ipv4),
             v6: FamilySets::of(&blocklist.ipv6),
@@ -599,6 +615,45 @@ mod tests {
     }
 
     #[test]
+    fn set_contents_know_which_addresses_they_list() {
+        let mut lists = Collected::default();
+        parse_list(
+            "198.51.100.7\n203.0.113.0/24\n192.0.2.10-192.0.2.20\n2001:db8::/48\n2001:db8:1::1\n",
+            "t",
+            false,
+            &mut lists,
+        )
+        .unwrap();
+        let sets = SetContents {
+            v4: FamilySets::of(&Ranges::merge(lists.v4)),
+            v6: FamilySets::of(&Ranges::merge(lists.v6)),
+            shards: 1,
+        };
+        let listed = |a: &str| sets.contains(a.parse().unwrap());
+        for a in [
+            "198.51.100.7",
+            "203.0.113.0",
+            "203.0.113.255",
+            "192.0.2.15",
+            "192.0.2.20",
+        ] {
+            assert!(listed(a), "{a}");
+        }
+        for a in ["::ffff:198.51.100.7", "2001:db8::5", "2001:db8:1::1"] {
+            assert!(listed(a), "{a}");
+        }
+        for a in [
+            "198.51.100.6",
+            "192.0.2.21",
+            "192.0.2.9",
+            "203.0.114.0",
+            "2001:db8:1::2",
+        ] {
+            assert!(!listed(a), "{a}");
+        }
+    }
+
+    #[test]
     fn saved_sets_say_how_they_were_stored() {
         let text = "# shards 64\n# set blocklist_v4\n192.0.2.3\n";
         let sets = SetContents::parse_text(text, "t").unwrap();
@@ -709,7 +764,7 @@ mod tests {
             &mut c,
         )
         .unwrap();
-        let b = super::super::ruleset::Blocklist {
+        let b = crate::propose::ruleset::Blocklist {
             enabled: true,
             shards: SHARDS,
             ipv4: Ranges::merge(c.v4),

@@ -7,7 +7,9 @@
 //! process, read from `/proc`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
+use crate::blocklist::{Listed, lines_listing};
 use crate::model::Proto;
 
 /// The connection an SSH session came in on.
@@ -53,6 +55,21 @@ pub fn parse_ssh_connection(value: &str) -> Option<SshSession> {
         server_port: server_port.parse().ok().filter(|p| *p != 0)?,
         source: "SSH_CONNECTION".to_string(),
     })
+}
+
+/// The lines of the blocklist files that list `client`, for a refusal to
+/// name (read again: only when the guard refuses, and the lists hold only
+/// ranges, not where they came from). A file that cannot be read now
+/// names nothing.
+pub fn listing(files: &[PathBuf], client: IpAddr) -> Vec<Listed> {
+    files
+        .iter()
+        .filter_map(|path| {
+            let text = crate::input::read_text(path, crate::input::Kind::Blocklist).ok()?;
+            Some(lines_listing(&text, &crate::terminal::path(path), client))
+        })
+        .flatten()
+        .collect()
 }
 
 /// Walk up the parent chain to the first process named `sshd*` and find the

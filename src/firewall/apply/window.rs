@@ -10,12 +10,12 @@ use std::path::PathBuf;
 
 use std::fs::File;
 
-use super::Snapshot;
-use super::compare::{RulesState, compare_rules};
 use super::survival::{self, RulesNow, WindowFacts};
+use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::refused;
-use crate::propose::blocklist::SetContents;
+use crate::firewall::Snapshot;
+use crate::firewall::backend::compare::{RulesState, compare_rules};
 use crate::propose::render_nft::element_batches;
 use crate::record::{AppliedRecord, Remaining};
 use crate::state::{HeldLock, StateDir, now_secs, read_json};
@@ -121,7 +121,7 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
 /// Are the rules of the last apply what is loaded now? Read the way
 /// `status` reads them.
 fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    let live = super::read_live(record, state)?;
+    let live = crate::firewall::read_live(record, state)?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,

@@ -15,11 +15,11 @@ use std::os::fd::AsRawFd;
 
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use super::nft::TABLE;
-use crate::error::host_failure;
-use crate::propose::blocklist::{
+use crate::blocklist::{
     FamilySets, Key, SHARDS, SetContents, SetKind, address_set_name, address_shards, set_name,
 };
+use crate::error::host_failure;
+use crate::firewall::backend::nft::TABLE;
 use crate::propose::ruleset::Family;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -346,7 +346,7 @@ fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<(FamilySets<K>, 
     addresses.sort_unstable();
     let sets = FamilySets {
         addresses,
-        networks: crate::propose::blocklist::ranges_from_bounds(bounds),
+        networks: crate::blocklist::ranges_from_bounds(bounds),
     };
     Ok(Some((sets, shards)))
 }
@@ -405,14 +405,14 @@ fn update_family<K: Key>(
     new: &FamilySets<K>,
     shards: u32,
 ) -> [(usize, usize); 2] {
-    let (add, del) = crate::propose::blocklist::delta(&live.addresses, &new.addresses);
+    let (add, del) = crate::blocklist::delta(&live.addresses, &new.addresses);
     for (name, keys) in address_shards(family, &del, shards) {
         t.delete_addresses(&name, &keys);
     }
     for (name, keys) in address_shards(family, &add, shards) {
         t.add_addresses(&name, &keys);
     }
-    let net_change = crate::propose::blocklist::delta(&live.networks, &new.networks);
+    let net_change = crate::blocklist::delta(&live.networks, &new.networks);
     if live.networks != new.networks {
         let name = set_name(family, SetKind::Networks);
         t.flush(name);

@@ -29,7 +29,7 @@ pub struct Saved {
 
 /// `nft -t -s list ruleset`: the whole live ruleset without counters and
 /// without set elements (a blocklist's million elements are compared by
-/// count and digest, [`super::nft_sets`], not listed as text).
+/// count and digest, [`crate::blocklist::netlink`], not listed as text).
 pub fn live_ruleset() -> anyhow::Result<String> {
     run_tool("nft", &["-t", "-s", "list", "ruleset"], None)
 }

@@ -12,7 +12,7 @@ pub mod filters;
 pub mod judge;
 pub mod verdict;
 
-use super::exec::{run_tool, tool_exists};
+use crate::firewall::backend::exec::{run_tool, tool_exists};
 use crate::model::Proto;
 use crate::propose::{Format, Proposal};
 use crate::record::{Backend, Rules};
@@ -91,7 +91,7 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
 /// in it would cost nft 6 s and 360 MB to list (docs/propose.md). A table
 /// gone between the two listings filters nothing any more.
 fn ruleset_but_autofw() -> anyhow::Result<String> {
-    let terse = super::nft::live_ruleset()?;
+    let terse = crate::firewall::backend::nft::live_ruleset()?;
     let mut out = String::new();
     for table in filters::nft_tables(&terse) {
         if format!("{} {}", table.family, table.name) == AUTOFW_TABLE {

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::verdict::{Outcome, Verdict};
 use crate::error::host_failure;
-use crate::firewall::exec::run_tool;
-use crate::firewall::iptables;
+use crate::firewall::backend::exec::run_tool;
+use crate::firewall::backend::iptables;
 use crate::model::Proto;
 
 /// The scratch namespace's addresses (documentation ranges).

@@ -10,25 +10,37 @@
 //! input, the death of this process or of the SSH session, ends in the saved
 //! ruleset being put back at the deadline.
 
+pub mod answer;
+pub mod decide;
+pub mod guard;
+pub mod outcome;
+pub mod plan;
+pub mod restore;
+pub mod survival;
+pub mod watchdog;
+pub mod window;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
-use super::outcome::{report_dead, report_kept, report_rollback};
-use super::plan::{Guard, Outcome, Plan, Report, WindowReport};
-use super::window::{self, Confirmed};
-use super::{Snapshot, exec, iptables, watchdog};
+use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
+use crate::firewall::Snapshot;
+use crate::firewall::backend::{exec, iptables};
 use crate::human::{fold_numbered_runs, unified_diff};
-use crate::propose::blocklist::SetContents;
+use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, Remaining, RollbackWindow, Rules,
-    opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Remaining, RollbackWindow,
+    Rules, opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
+use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
+use outcome::{report_dead, report_kept, report_rollback};
+use plan::{Guard, Outcome, Plan, Report, WindowReport};
+use window::Confirmed;
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
@@ -74,7 +86,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         ));
     }
     exec::require_root("autofw apply")?;
-    exec::require_tools(super::tools(args.backend))?;
+    exec::require_tools(crate::firewall::tools(args.backend))?;
 
     let (scan, choices) = propose::gather::gather(&args.policy)?;
     let mut proposal = propose::build(&scan, &choices);
@@ -85,28 +97,43 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         .then(|| SetContents::of(proposal.blocklist()));
     let blocklist = sets.as_ref().map(|sets| BlocklistRecord {
         files: choices.blocklist_paths.clone(),
-        inline: choices.blocklist.iter().map(ToString::to_string).collect(),
+        inline: choices
+            .blocklist
+            .iter()
+            .map(|n| n.value.to_string())
+            .collect(),
         skip_bad_lines: args.policy.skip_bad_lines,
         sets: sets.summaries(),
         refreshed_at: None,
     });
     let state = StateDir::new(&args.state_dir);
+    // Before anything is read from it: the dry run's plan is read from it
+    // too (the sets autofw loaded last).
+    state.check_trusted()?;
     // What autofw loaded last into the live sets: the plan's "before", and
     // what the snapshot saves for a rollback (also when this proposal has
     // no blocklist: then the kernel need not be read to save the old one).
     let recorded = match args.backend {
-        Backend::Nft => super::recorded_sets(&state),
+        Backend::Nft => crate::firewall::recorded_sets(&state),
         Backend::Iptables => None,
     };
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
-    let ports = super::foreign::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    let other_filters = super::foreign::check(&rules, &ports).warnings();
+    let ports =
+        crate::firewall::other_filters::ports_of(&crate::record::opened_ports(proposal.ruleset()));
+    let other_filters = crate::firewall::other_filters::check(&rules, &ports).warnings();
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
-    let guard = Guard::check(&proposal, args.guard);
+    let mut guard = Guard::check(&proposal, args.guard);
+    if let Some(client) = guard.client.filter(|_| guard.problem().is_some()) {
+        let listed = match proposal.blocklist().contains(client) {
+            true => guard::listing(&choices.blocklist_paths, client),
+            false => Vec::new(),
+        };
+        guard.explain(&scan, &choices, &listed);
+    }
     let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
     if !args.json {
         print_plan(&rules, &plan);
@@ -125,7 +152,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         if let Some(problem) = &lockout {
-            eprintln!("autofw: warning: {problem}");
+            eprintln!("autofw: warning: {problem}. {}", guard.advice());
         }
         println!("dry run: nothing was changed; run `autofw apply --confirm` to apply these rules");
         return Ok(exit::OK);
@@ -136,15 +163,13 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
                 report(Outcome::Refused).print()?;
             }
             return Err(refused(format!(
-                "{problem}; nothing was changed. Open that port (for instance --allow {}/tcp), \
-                 or pass --force if you have another way in (a console)",
-                guard.port.unwrap_or(22)
+                "{problem}; nothing was changed. {}",
+                guard.advice()
             )));
         }
         eprintln!("autofw: warning: --force given: {problem}");
     }
 
-    state.check_trusted()?;
     state.ensure()?;
     let lock = state.lock_apply()?;
     if let Some(window) = state.read_window()? {
@@ -201,6 +226,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             recorded: recorded.as_ref(),
             record: blocklist,
         },
+        choices.policy_source.as_ref(),
     )?;
     let window = match pending.open_window(&state, &lock) {
         Ok(window) => window,
@@ -209,11 +235,22 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = super::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
+    if let Err(err) = crate::firewall::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
         pending.abandon(&state);
-        return Err(err.context(
-            "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
-        ));
+        // Name the policy file the rules were drafted with: a value in it
+        // is the likeliest cause (the parser checks what it knows the
+        // kernel refuses, and may not know everything).
+        let drafted = match &choices.policy_source {
+            Some(policy) => format!(
+                " drafted with the policy file {}",
+                crate::terminal::path(&policy.path)
+            ),
+            None => String::new(),
+        };
+        return Err(err.context(format!(
+            "the firewall refused the new rules{drafted}; nothing was changed (the tool's own \
+             message follows)"
+        )));
     }
     drop(deciding);
     report_accepts_before_jump(&rules);
@@ -236,6 +273,35 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         }
     );
     wait_for_decision(&state, &window, &pending.snapshot, &mut input)
+}
+
+/// Every choice this apply was given, for its record.
+fn given(args: &ApplyOptions, policy: Option<&PolicySource>) -> GivenChoices {
+    let flags = &args.policy;
+    GivenChoices {
+        allow: flags.allow.clone(),
+        block: flags.block.clone(),
+        limit: flags.limit.clone(),
+        source: flags.source.clone(),
+        blocklist: flags.blocklist.clone(),
+        skip_bad_lines: flags.skip_bad_lines,
+        // The default looked for, when it did not exist: status then tells
+        // a policy written since from none at all.
+        policy: match policy {
+            Some(p) => Some(p.path.clone()),
+            None if flags.no_policy => None,
+            None => {
+                let default = propose::gather::default_policy(flags.root.as_deref());
+                Some(std::path::absolute(&default).unwrap_or(default))
+            }
+        },
+        policy_digest: policy.map(|p| p.digest.clone()),
+        no_policy: flags.no_policy,
+        from: flags
+            .from
+            .as_ref()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+    }
 }
 
 /// On iptables, other tools' INPUT rules that still accept before autofw's
@@ -338,6 +404,7 @@ impl Pending {
         proposal: &Proposal,
         at_apply: AtApply,
         blocklist: BlocklistLoad<'_>,
+        policy_source: Option<&PolicySource>,
     ) -> anyhow::Result<Pending> {
         let BlocklistLoad {
             sets,
@@ -382,6 +449,7 @@ impl Pending {
             closed: at_apply.closed,
             listening: Some(at_apply.listening),
             blocklist,
+            given: Some(given(args, policy_source)),
         })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.

@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use super::outcome::{exactness, report_dead, warn_unrecorded};
 use super::window::{self, Confirmed};
-use super::{Snapshot, exec};
 use crate::error::exit;
+use crate::firewall::Snapshot;
+use crate::firewall::backend::exec;
 use crate::state::StateDir;
 
 /// `autofw confirm`: keep the rules of the open window.
 pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(state_dir);
+    state.check_trusted()?;
+    state.tighten();
     match window::confirm(&state)? {
         Confirmed::Kept { persisted } => {
             println!("confirmed: the rules loaded by the last apply are kept");
@@ -51,9 +54,10 @@ pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
     state.check_trusted()?;
+    state.tighten();
     let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
     if let Some(snapshot) = &snapshot {
-        exec::require_tools(super::tools(snapshot.backend))?;
+        exec::require_tools(crate::firewall::tools(snapshot.backend))?;
     }
     let done = window::roll_back(&state)?;
     println!(

@@ -1,7 +1,7 @@
 //! `iptables-save` text reduced to what autofw owns (the policies of the
 //! built-in chains, the `AUTOFW-*` chains and their rules, the INPUT jump),
 //! and the `iptables-restore --noflush` scripts computed from it. Pure: the
-//! backend ([`super::iptables`]) runs the tools, status compares with it.
+//! backend ([`super`]) runs the tools, status compares with it.
 
 use std::collections::BTreeMap;
 

@@ -63,7 +63,7 @@ pub fn spawn(state: &StateDir, lock: &FileLock) -> anyhow::Result<u32> {
             .to_string_lossy()
             .into_owned(),
     ];
-    if systemd_runs() && super::exec::tool_exists("systemd-run") {
+    if systemd_runs() && crate::firewall::backend::exec::tool_exists("systemd-run") {
         let unit = format!("autofw-watchdog-{}", std::process::id());
         let mut cmd = Command::new("systemd-run");
         cmd.args(["--scope", "--quiet", "--collect", "--unit", &unit, "--"])

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::filter_view::FilterView;
+use super::iptables::filter_view::FilterView;
 use crate::human::unified_diff;
 
 /// What the live firewall holds of autofw's rules, and what it should hold,

@@ -8,11 +8,17 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::filter_view::FilterView;
-use super::{input_order, iptables, nft, nft_sets, session};
-use crate::propose::Proposal;
-use crate::propose::blocklist::{SETS, SetContents, delta, set_name, summary_line};
+use super::guard as session;
+use crate::blocklist::Listed;
+use crate::blocklist::netlink as nft_sets;
+use crate::blocklist::{SETS, SetContents, delta, set_name, summary_line};
+use crate::firewall::backend::iptables::filter_view::FilterView;
+use crate::firewall::backend::iptables::{self, input_order};
+use crate::firewall::backend::nft;
+use crate::model::Scan;
+use crate::propose::lockout::{self, Cause};
 use crate::propose::ruleset::Arrival;
+use crate::propose::{Choices, Proposal};
 use crate::record::{OpenedPort, Rules, opened_ports};
 
 /// One part of the firewall that autofw owns, before and after.
@@ -101,7 +107,7 @@ impl Plan {
     /// loaded (in a scratch namespace; the text as written if none can be
     /// made, which then always counts as a change).
     /// `recorded`: the blocklist sets as autofw last loaded them
-    /// ([`super::recorded_sets`]); the kernel is read when there is none.
+    /// ([`crate::firewall::recorded_sets`]); the kernel is read when there is none.
     pub fn of(
         rules: &Rules,
         sets: Option<&SetContents>,
@@ -210,6 +216,18 @@ pub struct Guard {
     pub port: Option<u16>,
     /// Where the connection was learnt: `--guard`, `SSH_CONNECTION`, sshd's socket.
     pub source: Option<String>,
+    /// Locked out: what drops the connection, each where it was given, and
+    /// the change that removes it ([`Guard::explain`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+    /// Locked out: whether the fixes together let the connection in (they
+    /// are checked by drafting the rules again with them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<bool>,
+    /// The interface the server address is on (where the session's packets
+    /// arrive), for asking the rules again.
+    #[serde(skip)]
+    interface: Option<String>,
 }
 
 impl Guard {
@@ -231,6 +249,9 @@ impl Guard {
                 server: None,
                 port: None,
                 source: None,
+                causes: Vec::new(),
+                fixed: None,
+                interface: None,
             };
         };
         // The interface holding the server address: where the session's
@@ -258,6 +279,49 @@ impl Guard {
             server: session.server,
             port: Some(session.server_port),
             source: Some(session.source),
+            causes: Vec::new(),
+            fixed: None,
+            interface,
+        }
+    }
+
+    /// Locked out: find why, and the fixes that let the connection in
+    /// (`listed`: the blocklist files' lines that list the client).
+    pub fn explain(&mut self, scan: &Scan, choices: &Choices, listed: &[Listed]) {
+        let (Verdict::LockedOut, Some(client), Some(port)) = (self.verdict, self.client, self.port)
+        else {
+            return;
+        };
+        let arrival = lockout::ssh_arrival(port, client, self.server, self.interface.as_deref());
+        let explanation = lockout::explain(scan, choices, arrival, listed);
+        self.causes = explanation.causes;
+        self.fixed = Some(explanation.fixed);
+    }
+
+    /// The causes, and the fixes that let the connection in, as the
+    /// refusal says them after [`Guard::problem`].
+    pub fn advice(&self) -> String {
+        let force = "pass --force if you have another way in (a console)";
+        let causes = self
+            .causes
+            .iter()
+            .map(|c| c.cause.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let fixes = self
+            .causes
+            .iter()
+            .map(|c| c.fix.as_str())
+            .collect::<Vec<_>>()
+            .join(", and ");
+        match (self.causes.is_empty(), self.fixed) {
+            (false, Some(true)) => {
+                format!("Because {causes}. To get in: {fixes}; or {force}")
+            }
+            (false, _) => format!(
+                "Because {causes}; autofw found no change of the choices that lets it in                  beyond that; {force}"
+            ),
+            (true, _) => format!("autofw found no change of the choices that lets it in; {force}"),
         }
     }
 

@@ -17,14 +17,16 @@
 //! deletes what is then empty and accepts everything, so that
 //! `nft -t -s list ruleset` also comes back as it was.
 
+pub mod filter_view;
+pub mod input_order;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::exec::{run_tool, tool_exists};
-use super::filter_view::{FilterView, PolicyUndo, fit_to_live, undo_script};
-use super::input_order;
 use crate::error::host_failure;
+use filter_view::{FilterView, PolicyUndo, fit_to_live, undo_script};
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use super::exec;
 use crate::error::host_failure;
+use crate::firewall::backend::exec;
 use crate::persist::{BootFiles, blocklist_batch_files, persisted_rules};
 
 /// `autofw restore`: load the persisted ruleset now.
@@ -21,8 +21,8 @@ pub fn run(root: &Path) -> anyhow::Result<u8> {
     })?;
     let rules = persisted_rules(&files, &manifest)?;
     exec::require_root("autofw restore")?;
-    exec::require_tools(super::tools(rules.backend()))?;
-    super::load(&rules, None, None)?;
+    exec::require_tools(crate::firewall::tools(rules.backend()))?;
+    crate::firewall::load(&rules, None, None)?;
     // The blocklist's elements, one bounded `nft -f` a batch file.
     for path in blocklist_batch_files(&manifest) {
         let full = files.under(&path.to_string_lossy());
