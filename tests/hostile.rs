@@ -531,3 +531,67 @@ fn fuzzed_policy_blocklist_and_saved_scan_are_bad_input_with_file_and_line() {
     );
     assert_eq!(failed, 0, "{failed} of {ran} fuzzed inputs failed (above)");
 }
+
+/// When the firewall refuses the rules anyway (a value the parser does not
+/// know the kernel refuses), apply's error names the policy file they were
+/// drafted with. An `nft` that refuses every load into this namespace (as
+/// the kernel refused `limit_burst = 4294967295` before the parser checked
+/// it) stands in for the kernel; in a namespace this test creates.
+#[test]
+fn a_refused_load_names_the_policy_file() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("hostile-nft");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    write_scan(Path::new(&path("scan.json")), &[("ssh", "sshd", 22)]);
+    std::fs::write(path("policy.toml"), "[service.ssh]\nlimit = true\n").unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let netns = ns.ok(&["readlink", "/proc/self/ns/net"]);
+    std::fs::write(
+        bin.join("nft"),
+        format!(
+            "#!/bin/sh\nhere=$(readlink /proc/self/ns/net)\n\
+             for a in \"$@\"; do if [ \"$a\" = -f ] && [ \"$here\" = '{}' ]; then \
+             echo '/dev/stdin:9:16-60: Error: Could not process rule: Value too large for defined data type' >&2; \
+             exit 1; fi; done\nexec /usr/sbin/nft \"$@\"\n",
+            netns.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("nft"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = ns
+        .command("env")
+        .arg(format!(
+            "PATH={}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap()
+        ))
+        .args([autofw_bin(), "apply", "--confirm", "--yes", "--no-wait"])
+        .args([
+            "--from",
+            &path("scan.json"),
+            "--policy",
+            &path("policy.toml"),
+        ])
+        .args(["--state-dir", &path("state")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the firewall refused the new rules drafted with the policy file {}",
+            path("policy.toml")
+        )) && err.contains("Value too large"),
+        "{err}"
+    );
+    assert!(!ns.ruleset().contains("autofw"), "{}", ns.ruleset());
+}
