@@ -10,6 +10,7 @@ use super::spec::{Given, Spec, parse_net};
 use crate::blocklist::{Collected, Ranges};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
+use crate::terminal::excerpt;
 use ipnet::IpNet;
 
 /// What the policy says about one service: who may reach it, how fast.
@@ -106,7 +107,7 @@ impl Choices {
             // `--allow ssh,http` is `--allow ssh --allow http`.
             for text in &super::spec::split_specs(texts) {
                 let value = Spec::parse(text, &table)
-                    .map_err(|e| bad_input(format!("{flag} {text}: {e}")))?;
+                    .map_err(|e| bad_input(format!("{flag} {}: {e}", excerpt(text))))?;
                 out.push(Given {
                     value,
                     place: format!("{flag} {text}"),
@@ -170,7 +171,8 @@ impl Choices {
             }
         }
         for text in blocklist {
-            let net = parse_net(text).map_err(|e| bad_input(format!("--blocklist {text}: {e}")))?;
+            let net = parse_net(text)
+                .map_err(|e| bad_input(format!("--blocklist {}: {e}", excerpt(text))))?;
             self.blocklist.push(Given {
                 value: net,
                 place: format!("--blocklist {text}"),
