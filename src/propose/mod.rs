@@ -319,7 +319,12 @@ mod tests {
         let mut listeners = Vec::with_capacity(n);
         let mut push = |proto, address: IpAddr, port: u16, exposure, i: usize| {
             let mut l = Listener::bare(proto, address, port, exposure);
-            l.service = if i.is_multiple_of(3) { "unknown" } else { "http" }.to_string();
+            l.service = if i.is_multiple_of(3) {
+                "unknown"
+            } else {
+                "http"
+            }
+            .to_string();
             l.process = format!("srv{}", i % 50);
             l.pids = vec![i as u32 + 1];
             l.uid = Some(0);
@@ -327,7 +332,13 @@ mod tests {
             l.client_socket = i.is_multiple_of(97);
             listeners.push(l);
         };
-        let proto = |i: usize| if i.is_multiple_of(2) { Proto::Tcp } else { Proto::Udp };
+        let proto = |i: usize| {
+            if i.is_multiple_of(2) {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            }
+        };
         for i in 0..20_000 {
             let address = IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | i as u128));
             push(Proto::Tcp, address, 8080, Exposure::Public, i);
