@@ -214,6 +214,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hostile_line_is_quoted_short_and_escaped() {
+        let mut text = "198.51.100.7\n".to_string();
+        text.push_str(&"\x1b[2J\u{202e}".repeat(2_000_000));
+        text.push('\n');
+        let e = parse_list(&text, "drop.txt", false, &mut Collected::default()).unwrap_err();
+        assert!(e.starts_with("drop.txt:2: `\\x1b[2J\\u{202e}"), "{e}");
+        assert!(
+            e.contains("…(14000000 bytes)") && e.len() < 1_000,
+            "{} bytes",
+            e.len()
+        );
+        assert!(!e.contains('\x1b') && !e.contains('\u{202e}'), "{e}");
+    }
+
+    #[test]
     fn the_lines_listing_an_address_are_named_with_file_and_line() {
         let text = "# DROP list\n198.51.100.7\n203.0.113.0/24 ; SBL1\n\n2001:db8::/32\n\
                     203.0.113.1-203.0.113.9\nnot an address\n";

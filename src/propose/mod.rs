@@ -428,6 +428,38 @@ mod tests {
     }
 
     #[test]
+    fn hostile_saved_scans_are_refused_where_they_go_wrong_in_a_short_message() {
+        let listener = |process: &str, port: u32| {
+            format!(
+                "{{\"listeners\": [\n{{\"proto\": \"tcp\", \"address\": \"0.0.0.0\", \"port\": {port},\n\
+                 \"exposure\": \"public\", \"service\": \"x\", \"process\": \"{process}\", \"pids\": [7],\n\
+                 \"risky\": false}}]}}"
+            )
+        };
+        let err = |text: &str| format!("{:#}", parse_saved_scan(text, "s.json").unwrap_err());
+        // A 1 MB process name: no scan writes it; refused at its line.
+        let e = err(&listener(&"a".repeat(1 << 20), 22));
+        assert!(e.starts_with("saved scan s.json, line 3, column "), "{e}");
+        assert!(
+            e.contains("a text of 1048576 bytes") && e.len() < 300,
+            "{e}"
+        );
+        let e = err(&listener("sshd", 0));
+        assert!(e.starts_with("saved scan s.json, line 2, column "), "{e}");
+        assert!(e.contains("port 0"), "{e}");
+        // An unknown variant is quoted escaped and cut.
+        let e = err(&format!(
+            "{{\"listeners\": [{{\"proto\": \"\\u001b[2J{}\"}}]}}",
+            "x".repeat(100_000)
+        ));
+        assert!(
+            e.contains("unknown variant `\\x1b[2Jxxx") && e.len() < 600,
+            "{e}"
+        );
+        assert!(!e.contains('\x1b'), "{e}");
+    }
+
+    #[test]
     fn a_scan_without_uids_is_read_as_before_with_a_note() {
         let text = r#"{"listeners": [{"proto": "tcp", "address": "0.0.0.0", "port": 3000,
             "exposure": "public", "service": "unknown", "process": "node", "pids": [7],

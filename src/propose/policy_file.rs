@@ -250,6 +250,28 @@ limit_burst = 9
     }
 
     #[test]
+    fn toml_errors_quote_the_line_escaped_and_short() {
+        let t = table();
+        let err = |text: &str| format!("{:#}", parse_policy(text, "p.toml", &t).unwrap_err());
+        let e = err(&format!(
+            "allow = [\"ssh\"]\n\u{feff}x\x1b[2J = 1{}\n",
+            "y".repeat(1 << 20)
+        ));
+        assert!(e.starts_with("policy file p.toml, line 2, column "), "{e}");
+        assert!(
+            e.contains("\\u{feff}x\\x1b[2J") && e.len() < 1_000,
+            "{} bytes: {e}",
+            e.len()
+        );
+        assert!(!e.contains('\x1b') && !e.contains('\u{feff}'), "{e}");
+        // A value toml decodes (an escape in a string) is quoted escaped.
+        let e = err("allow = [\"\\u001b[2J\\u202e\"]\n");
+        assert!(e.contains("unknown service `\\x1b[2J\\u{202e}`"), "{e}");
+        let e = err("[service.\"\\u001b[31m\"]\nlimit = true\n");
+        assert!(!e.contains('\x1b') && e.contains("\\x1b[31m"), "{e}");
+    }
+
+    #[test]
     fn policy_errors_name_file_line_and_problem() {
         let t = table();
         let err = |text: &str| format!("{:#}", parse_policy(text, "p.toml", &t).unwrap_err());
