@@ -71,7 +71,7 @@ fn special_files_as_any_input_fail_at_once() {
     let dir = tmp.path();
     let scan = "fixtures/scans/seed-host.json";
     for (path, is) in specials(dir) {
-        // --policy, --from, log --file.
+        // --policy, --from, log --file, the policy file `autofw allow` edits.
         for (what, args) in [
             (
                 "--policy",
@@ -79,6 +79,7 @@ fn special_files_as_any_input_fail_at_once() {
             ),
             ("--from", vec!["propose", "--from", &path]),
             ("log --file", vec!["log", "--file", &path]),
+            ("allow --policy", vec!["allow", "ssh", "--policy", &path]),
         ] {
             let (out, took) = run_limited(&args);
             assert_refused(&format!("{what} {path}"), &out, took, &path, is);
