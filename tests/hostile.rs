@@ -187,6 +187,7 @@ fn a_recorded_blocklist_file_turned_special_fails_status_and_refresh_at_once() {
                 "{args:?}: {}",
                 show(&out)
             );
+            eprintln!("{args:?} on {make}: {took:?}");
             assert!(took < limit, "{args:?} on {make} took {took:?}");
         }
         assert_eq!(
@@ -475,10 +476,13 @@ fn fuzzed_policy_blocklist_and_saved_scan_are_bad_input_with_file_and_line() {
         };
         let mut argv = vec!["propose"];
         argv.extend(args.iter().map(String::as_str));
+        let case_started = Instant::now();
         let out = Autofw::new(&argv).output();
+        let took = case_started.elapsed();
         ran += 1;
         let err = text(&out.stderr);
         let problem = match out.status.code() {
+            _ if took > Duration::from_secs(2) => Some(format!("took {took:?}")),
             Some(0) => {
                 // Still valid after mutation: whatever it says is escaped.
                 let shown = controls(&text(&out.stdout));
@@ -595,4 +599,46 @@ fn a_refused_load_names_the_policy_file() {
         "{err}"
     );
     assert!(!ns.ruleset().contains("autofw"), "{}", ns.ruleset());
+}
+
+/// The same for values given on the command line: whatever is quoted back
+/// is escaped and short, and the flag is named.
+#[test]
+fn fuzzed_flag_values_are_quoted_escaped_and_short() {
+    let scan = "fixtures/scans/seed-host.json";
+    let mut rng = Rng(0x0021_f1a9);
+    let seeds: &[&[u8]] = &[
+        b"ssh",
+        b"8443/tcp",
+        b"198.51.100.7",
+        b"ssh=10/minute",
+        b"ssh=192.0.2.0/24",
+    ];
+    let flags = ["--allow", "--block", "--blocklist", "--limit", "--source"];
+    for case in 0..60 {
+        let flag = flags[case % flags.len()];
+        let value =
+            String::from_utf8_lossy(&mutate(&mut rng, seeds[case % seeds.len()])).into_owned();
+        // An argument cannot hold NUL.
+        let value = value.replace('\0', "");
+        let started = Instant::now();
+        let out = Autofw::new(&["propose", "--from", scan, flag, &value]).output();
+        let took = started.elapsed();
+        // A 100 KB value once took 20 s (the did-you-mean's edit distance).
+        assert!(took < Duration::from_secs(2), "case {case} took {took:?}");
+        let err = text(&out.stderr);
+        match out.status.code() {
+            Some(0) => {}
+            Some(2) => {
+                assert!(err.contains(flag), "case {case}: {err}");
+                assert!(err.len() < 1_000, "case {case}: {} bytes", err.len());
+                assert!(
+                    controls(&err).is_empty(),
+                    "case {case}: {:?}",
+                    controls(&err)
+                );
+            }
+            code => panic!("case {case}: exit {code:?}: {err}"),
+        }
+    }
 }

@@ -110,7 +110,7 @@ impl Choices {
                     .map_err(|e| bad_input(format!("{flag} {}: {e}", excerpt(text))))?;
                 out.push(Given {
                     value,
-                    place: format!("{flag} {text}"),
+                    place: format!("{flag} {}", excerpt(text)),
                 });
             }
         }
@@ -141,7 +141,7 @@ impl Choices {
         blocklist: &[String],
     ) -> anyhow::Result<()> {
         for text in limits {
-            let place = format!("--limit {text}");
+            let place = format!("--limit {}", excerpt(text));
             let (spec, rate) = match text.split_once('=') {
                 Some((spec, rate)) => (spec, Some(rate)),
                 None => (text.as_str(), None),
@@ -154,7 +154,7 @@ impl Choices {
             self.set_from_flag(spec, &place, "a limit", |p| &mut p.limit, rate)?;
         }
         for text in sources {
-            let place = format!("--source {text}");
+            let place = format!("--source {}", excerpt(text));
             let (spec, nets) = text.split_once('=').ok_or_else(|| {
                 bad_input(format!(
                     "{place}: expected SPEC=NET[,NET...], e.g. `ssh=192.0.2.0/24`"
@@ -175,7 +175,7 @@ impl Choices {
                 .map_err(|e| bad_input(format!("--blocklist {}: {e}", excerpt(text))))?;
             self.blocklist.push(Given {
                 value: net,
-                place: format!("--blocklist {text}"),
+                place: format!("--blocklist {}", excerpt(text)),
             });
         }
         Ok(())

@@ -120,9 +120,14 @@ impl Spec {
 /// on the first letter), then the shortest, then alphabetical, so the hint
 /// is the same on every run.
 fn closest_name<'t>(typed: &str, table: &'t ServiceTable) -> Option<&'t str> {
-    let most = if typed.chars().count() <= 4 { 1 } else { 2 };
+    let typed_len = typed.chars().count();
+    let most = if typed_len <= 4 { 1 } else { 2 };
     table
         .names()
+        // The distance is at least the difference in length: a name that
+        // far off is skipped unmeasured, so a 100 KB value costs no
+        // 100 KB × name matrices (issue 21: 20 s for `--allow` of 100 KB).
+        .filter(|name| name.chars().count().abs_diff(typed_len) <= most)
         .map(|name| (edit_distance(typed, name), name))
         .filter(|&(d, _)| d <= most)
         .min_by_key(|&(d, name)| (d, !same_start(typed, name), name.len(), name))
