@@ -45,13 +45,21 @@ fi
 #   (tests/support/redis.rs: the cache of the forwarded, status and apply
 #   tests, as user redis); postgresql (tests/support/postgres.rs: the
 #   database of the fleet's db1 and of status, initdb'd in a temporary
-#   directory and run as user postgres).
+#   directory and run as user postgres); openvpn (tests/support/openvpn.rs:
+#   a server that drops to `user nobody` after root created its port, whose
+#   port must stay open, in tests/trust.rs); podman and netavark
+#   (tests/podman.rs: Debian 12's rootful podman with netavark's iptables
+#   driver in a namespace, whose published ports the iptables backend must
+#   govern although its FORWARD never jumps to DOCKER-USER); dnsmasq-base
+#   (tests/support/dnsmasq.rs: dnsmasq as libvirt starts it, DHCP bound to
+#   a bridge as 0.0.0.0%virbr0:67, in tests/device.rs; the -base package
+#   ships no service to start).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba redis-server postgresql
+  nginx samba redis-server postgresql openvpn podman netavark dnsmasq-base
 )
 
 export DEBIAN_FRONTEND=noninteractive

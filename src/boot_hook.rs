@@ -113,8 +113,33 @@ macro_rules! drop_jump {
 const DROP_JUMP_V4: &[&str] = drop_jump!("/usr/sbin/iptables");
 const DROP_JUMP_V6: &[&str] = drop_jump!("/usr/sbin/ip6tables");
 
-/// Delete the DOCKER-USER jump into the published-ports chain (propose's
-/// `DOCKER_USER_JUMP`), as the INPUT jump is deleted: the restore inserts it.
+/// Delete the jump from mangle's FORWARD into the published-ports guard
+/// (propose's `GUARD_JUMP`), as the INPUT jump is deleted: the restore
+/// inserts it.
+macro_rules! drop_guard_jump {
+    ($iptables:literal) => {
+        &[
+            $iptables,
+            "-w",
+            "-t",
+            "mangle",
+            "-D",
+            "FORWARD",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "DNAT",
+            "-j",
+            PUBLISHED_CHAIN,
+        ]
+    };
+}
+const DROP_GUARD_JUMP_V4: &[&str] = drop_guard_jump!("/usr/sbin/iptables");
+const DROP_GUARD_JUMP_V6: &[&str] = drop_guard_jump!("/usr/sbin/ip6tables");
+
+/// Delete the DOCKER-USER jump into the published-ports chain that rules
+/// saved by an autofw before issue 20 insert (propose's
+/// `DOCKER_USER_JUMP`), for the same reason.
 macro_rules! drop_docker_jump {
     ($iptables:literal) => {
         &[
@@ -135,8 +160,10 @@ const DROP_DOCKER_JUMP_V4: &[&str] = drop_docker_jump!("/usr/sbin/iptables");
 const DROP_DOCKER_JUMP_V6: &[&str] = drop_docker_jump!("/usr/sbin/ip6tables");
 
 /// Create DOCKER-USER (empty: at boot Docker has not started yet) when the
-/// saved rules (`$rules`) jump from it, and only then: `find` runs the
-/// second `-exec` only if `grep` found the chain. Creating, never declaring
+/// saved rules (`$rules`) jump from it, as rules saved by an autofw before
+/// issue 20 do, and only then: `find` runs the second `-exec` only if
+/// `grep` found the chain (rules saved since hook the guard into mangle's
+/// FORWARD and never name it). Creating, never declaring
 /// in the rules file: a declaration would flush Docker's chain on a restart
 /// of the unit.
 macro_rules! make_docker_user {
@@ -151,7 +178,7 @@ macro_rules! make_docker_user {
             "-exec",
             "/usr/bin/grep",
             "-q",
-            PUBLISHED_CHAIN,
+            DOCKER_USER,
             "{}",
             "\\;",
             "-exec",
@@ -222,10 +249,21 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
                 why: "the same for IPv6",
             },
             BootCommand {
+                argv: DROP_GUARD_JUMP_V4,
+                may_fail: true,
+                why: "drop the jump from mangle's FORWARD into autofw's published-ports \
+                      guard loaded before, for the same reason; fails harmlessly when there is none",
+            },
+            BootCommand {
+                argv: DROP_GUARD_JUMP_V6,
+                may_fail: true,
+                why: "the same for IPv6",
+            },
+            BootCommand {
                 argv: DROP_DOCKER_JUMP_V4,
                 may_fail: true,
-                why: "drop the jump from Docker's DOCKER-USER into autofw's published-ports \
-                      chain loaded before, for the same reason; fails harmlessly when there is none",
+                why: "the same for the jump from Docker's DOCKER-USER that rules saved by an \
+                      older autofw insert; fails harmlessly when there is none",
             },
             BootCommand {
                 argv: DROP_DOCKER_JUMP_V6,
@@ -235,8 +273,9 @@ pub fn commands(backend: Backend) -> Vec<BootCommand> {
             BootCommand {
                 argv: MAKE_DOCKER_USER_V4,
                 may_fail: true,
-                why: "create DOCKER-USER when the saved rules jump from it and Docker has not \
-                      started yet (Docker keeps a chain that exists, and jumps to it first)",
+                why: "create DOCKER-USER when the saved rules jump from it (rules saved by an \
+                      older autofw) and Docker has not started yet (Docker keeps a chain that \
+                      exists, and jumps to it first)",
             },
             BootCommand {
                 argv: MAKE_DOCKER_USER_V6,
@@ -402,10 +441,12 @@ mod tests {
             [
                 "-/usr/sbin/iptables -w -D INPUT -j AUTOFW-INPUT",
                 "-/usr/sbin/ip6tables -w -D INPUT -j AUTOFW-INPUT",
+                "-/usr/sbin/iptables -w -t mangle -D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
+                "-/usr/sbin/ip6tables -w -t mangle -D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
                 "-/usr/sbin/iptables -w -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
                 "-/usr/sbin/ip6tables -w -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED",
-                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v4 -exec /usr/bin/grep -q AUTOFW-PUBLISHED {} \\; -exec /usr/sbin/iptables -w -N DOCKER-USER \\;",
-                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v6 -exec /usr/bin/grep -q AUTOFW-PUBLISHED {} \\; -exec /usr/sbin/ip6tables -w -N DOCKER-USER \\;",
+                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v4 -exec /usr/bin/grep -q DOCKER-USER {} \\; -exec /usr/sbin/iptables -w -N DOCKER-USER \\;",
+                "-/usr/bin/find /etc/autofw -maxdepth 1 -name rules.v6 -exec /usr/bin/grep -q DOCKER-USER {} \\; -exec /usr/sbin/ip6tables -w -N DOCKER-USER \\;",
                 "-/usr/sbin/ipset restore -exist -file /etc/autofw/ipsets",
                 "/usr/sbin/iptables-restore -w --noflush /etc/autofw/rules.v4",
                 "/usr/sbin/ip6tables-restore -w --noflush /etc/autofw/rules.v6",

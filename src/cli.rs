@@ -97,7 +97,8 @@ pub enum Command {
     /// your session dies. Only an answer typed on the terminal after the load
     /// keeps the rules: anything typed earlier is discarded, and a `yes` on
     /// standard input (`yes |`, a script) never keeps them; without a
-    /// terminal only `autofw confirm` does. A window that did not survive (a
+    /// terminal only `autofw confirm` does; `no`, or Ctrl-C, while it waits
+    /// rolls back at once. A window that did not survive (a
     /// restart, a killed watchdog, its rules no longer loaded) cannot be
     /// confirmed. From an SSH session, a ruleset that would not let that
     /// session's port in is refused (--force).

@@ -105,8 +105,20 @@ pub struct Listener {
     /// The interface holding `address`, for a listener bound to one
     /// address (not a wildcard, not loopback): `propose` matches it with
     /// `iifname` when the address is private or link-local.
-    #[serde(default, deserialize_with = "short_text_opt")]
+    #[serde(default, deserialize_with = "interface_name_opt")]
     pub interface: Option<String>,
+    /// The device the socket is bound to (`SO_BINDTODEVICE`, or an IPv6
+    /// link-local address's scope): the kernel delivers it only packets
+    /// that arrive on that interface, whatever its address says. dnsmasq,
+    /// as libvirt starts it, binds DHCP as `0.0.0.0%virbr0:67`. Read from
+    /// sock_diag (`idiag_if`); `/proc/net` cannot tell, so scans read from
+    /// there have none. `propose` matches it with `iifname`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interface_name_opt"
+    )]
+    pub device: Option<String>,
     /// An unconnected UDP socket of a process on an ephemeral port: a
     /// resolver's or an NTP client's, not a service (see docs/scan.md).
     /// Hidden by `scan` without `--all`; `propose` opens nothing for it.
@@ -145,6 +157,12 @@ pub struct Listener {
         deserialize_with = "short_text_opt"
     )]
     pub container: Option<String>,
+    /// The account (name, or uid) whose rootless container engine publishes
+    /// the port: podman's `rootlessport` or rootless Docker's `rootlesskit`
+    /// holds it on the host for that user's containers. The listener is
+    /// then named `rootless-container`, not by its port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_container: Option<String>,
 }
 
 /// The longest text a saved scan may hold in one field: a path (an
@@ -175,6 +193,31 @@ fn short_text_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
     }
 }
 
+/// An interface name from a saved scan: it becomes `iifname "NAME"` /
+/// `-i NAME`, so only a name the kernel could have given an interface,
+/// refused where it is (serde_json then names its line and column).
+fn interface_name_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(name) if !is_interface_name(&name) => Err(serde::de::Error::custom(format!(
+            "`{}` is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)",
+            crate::terminal::excerpt(&name)
+        ))),
+        name => Ok(name),
+    }
+}
+
+/// A name Linux could give an interface (`dev_valid_name`: 1 to 15 bytes,
+/// no `/`, `:` or blank, not `.` or `..`), narrowed to what names are made
+/// of in practice, so that it needs no escaping in any rule language.
+pub fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+}
+
 /// A listener's port from a saved scan: 1 to 65535.
 fn listening_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     match u16::deserialize(d)? {
@@ -203,11 +246,13 @@ impl Listener {
             owners: Vec::new(),
             name_note: None,
             interface: None,
+            device: None,
             client_socket: false,
             kernel: None,
             unit: None,
             forwarded_to: None,
             container: None,
+            rootless_container: None,
         }
     }
 }
@@ -243,6 +288,11 @@ pub struct Scan {
     /// sockets show with no owner. Said to the user, never silently dropped.
     #[serde(default)]
     pub unreadable_processes: usize,
+    /// Those of them the scan could name: each pid, with its `comm` where
+    /// even that was readable, so the operator knows which process to look
+    /// at. Empty in older scans and in fixtures that only count them.
+    #[serde(default)]
+    pub unreadable: Vec<UnreadableProcess>,
     /// Whether the host routes (containers, VMs): decides what `propose`
     /// does with FORWARD. Part of the scan so that `propose --from FILE`
     /// drafts for the machine the scan came from.
@@ -257,6 +307,55 @@ pub struct Scan {
     /// processes is worded (a missing sudo, or a hardened `/proc`).
     #[serde(default)]
     pub as_root: Option<bool>,
+}
+
+/// A process whose file descriptors the scan could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableProcess {
+    pub pid: u32,
+    /// `/proc/PID/comm`, when it could be read.
+    #[serde(default)]
+    pub program: Option<String>,
+}
+
+/// How many named processes [`Scan::unreadable_named`] lists before it says
+/// "and N more".
+const UNREADABLE_NAMED: usize = 5;
+
+impl Scan {
+    /// The unreadable processes the scan could name, for the note that
+    /// counts them: `pid 4242 (openvpn)`, `pids 4242 (openvpn), 4250 and 3
+    /// more`; `None` when it named none.
+    pub fn unreadable_named(&self) -> Option<String> {
+        let named = &self.unreadable;
+        if named.is_empty() {
+            return None;
+        }
+        let mut items: Vec<String> = named
+            .iter()
+            .take(UNREADABLE_NAMED)
+            .map(|p| match &p.program {
+                Some(program) => format!("{} ({program})", p.pid),
+                None => p.pid.to_string(),
+            })
+            .collect();
+        let more = self.unreadable_processes.max(named.len()) - items.len();
+        let prefix = if items.len() == 1 && more == 0 {
+            "pid"
+        } else {
+            "pids"
+        };
+        let last = if more > 0 {
+            format!("{more} more")
+        } else {
+            items.pop().unwrap_or_default()
+        };
+        Some(if items.is_empty() {
+            format!("{prefix} {last}")
+        } else {
+            format!("{prefix} {} and {last}", items.join(", "))
+        })
+    }
 }
 
 /// Facts about the host, beyond its sockets, that shape the ruleset.
@@ -290,9 +389,52 @@ pub const ROUTING_BRIDGES: &[&str] = &[
     "kube-bridge",
 ];
 
+impl Listener {
+    /// `0.0.0.0`, or `0.0.0.0%virbr0` for a socket bound to a device (as
+    /// `ss` writes it).
+    pub fn address_text(&self) -> String {
+        match &self.device {
+            Some(device) => format!("{}%{device}", self.address),
+            None => self.address.to_string(),
+        }
+    }
+}
+
 /// Is this interface a bridge that containers or VMs route through?
 pub fn is_routing_bridge(name: &str) -> bool {
     ROUTING_BRIDGES
         .iter()
         .any(|prefix| name.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_processes_are_named_up_to_five() {
+        let process = |pid: u32, program: Option<&str>| UnreadableProcess {
+            pid,
+            program: program.map(str::to_string),
+        };
+        let mut scan = Scan {
+            unreadable_processes: 1,
+            ..Scan::default()
+        };
+        assert_eq!(scan.unreadable_named(), None, "counted, not named");
+        scan.unreadable = vec![process(4242, Some("openvpn"))];
+        assert_eq!(scan.unreadable_named().unwrap(), "pid 4242 (openvpn)");
+        scan.unreadable.push(process(4250, None));
+        scan.unreadable_processes = 2;
+        assert_eq!(
+            scan.unreadable_named().unwrap(),
+            "pids 4242 (openvpn) and 4250"
+        );
+        scan.unreadable = (1..=7).map(|pid| process(pid, Some("x"))).collect();
+        scan.unreadable_processes = 9;
+        assert_eq!(
+            scan.unreadable_named().unwrap(),
+            "pids 1 (x), 2 (x), 3 (x), 4 (x), 5 (x) and 4 more"
+        );
+    }
 }

@@ -50,7 +50,6 @@ pub enum Rules {
     Iptables {
         v4: String,
         v6: String,
-        #[serde(default)]
         ipsets: Option<String>,
     },
 }
@@ -79,18 +78,44 @@ impl Rules {
     }
 }
 
-/// The ports a proposal opens, for apply's record and `status`, sorted.
+/// The ports a proposal opens, for apply's record and `status`, sorted,
+/// each with the interfaces its rules are limited to (none when any of its
+/// rules takes every interface).
 pub fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
+    use crate::propose::ruleset::{Action, Match};
     let mut ports: Vec<OpenedPort> = ruleset
         .services()
         .map(|(proto, port, service)| OpenedPort {
             proto,
             port,
             service: service.to_string(),
+            interfaces: Vec::new(),
         })
         .collect();
     ports.sort_by_key(|p| (p.port, p.proto));
     ports.dedup();
+    for opened in &mut ports {
+        let mut interfaces = Vec::new();
+        for rule in ruleset.input.iter().filter(|r| r.action == Action::Accept) {
+            if let Match::Service {
+                proto, port, bound, ..
+            } = &rule.matches
+                && (*proto, *port) == (opened.proto, opened.port)
+            {
+                match bound.as_ref().and_then(|b| b.interface.clone()) {
+                    Some(interface) => interfaces.push(interface),
+                    // One rule takes any interface: so does the port.
+                    None => {
+                        interfaces.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        interfaces.sort();
+        interfaces.dedup();
+        opened.interfaces = interfaces;
+    }
     ports
 }
 
@@ -143,6 +168,11 @@ pub struct OpenedPort {
     pub proto: Proto,
     pub port: u16,
     pub service: String,
+    /// The only interfaces its rules take it from (`iifname`: a socket
+    /// bound to a device, or to a private address); empty when it is open
+    /// on every interface, and in records written before autofw kept this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
 }
 
 /// A listener that an applied ruleset left closed, and why (propose's
@@ -166,52 +196,202 @@ pub struct ListeningPort {
     pub risky: bool,
 }
 
-/// What `apply` loaded, for `status` and `rollback`.
+/// What `apply` loaded, for `status`, `confirm`, `rollback` and `blocklist
+/// refresh`: the rules as the backend loaded them, and where their rollback
+/// window stands ([`Life`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedRecord {
     /// Seconds since the Unix epoch.
     pub applied_at: u64,
-    pub backend: Backend,
+    /// The rules exactly as they were loaded, one text per family and tool
+    /// (the blocklist sets' elements are in `applied-sets.txt`, their counts
+    /// and digests in `blocklist`).
+    pub rules: Rules,
     pub opened: Vec<OpenedPort>,
-    /// The rendered ruleset exactly as it was loaded (for `iptables`, the
-    /// IPv4 `iptables-restore` input; the IPv6 one is in `ruleset_v6`).
-    pub ruleset: String,
-    /// The `ip6tables-restore` input, for the `iptables` backend only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ruleset_v6: Option<String>,
-    /// The `ipset restore` input of the blocklist sets, for the `iptables`
-    /// backend with a blocklist only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipsets: Option<String>,
-    /// True once the operator confirmed it; false while the window is open or
-    /// after a rollback.
-    pub confirmed: bool,
-    /// Seconds since the epoch at which it was rolled back, if it was.
-    #[serde(default)]
-    pub rolled_back_at: Option<u64>,
-    /// True once it was saved for boot (`apply --persist`, after confirmation).
-    #[serde(default)]
-    pub persisted: bool,
     /// Listeners the ruleset left closed on purpose or because they needed no
-    /// rule, so that `status` does not report a choice as drift. Empty in
-    /// records written before `status` existed.
-    #[serde(default)]
+    /// rule, so that `status` does not report a choice as drift.
     pub closed: Vec<ClosedPort>,
     /// Every (proto, port) a listener beyond loopback held at apply time:
     /// `status` reports what changed since, not what was so then (a port
     /// opened ahead of its service is not a stale hole; a database opened on
-    /// purpose is not news). `None` in records written before `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<ListeningPort>>,
+    /// purpose is not news).
+    pub listening: Vec<ListeningPort>,
     /// Where the blocklist came from and what its sets held when loaded:
     /// counts and digests, never the elements (those are in the state
     /// directory's `applied-sets.txt`). `None` without a blocklist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocklist: Option<BlocklistRecord>,
     /// Every choice the apply was given, flags and policy file. `None` in
     /// records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given: Option<GivenChoices>,
+    /// Loaded with a window open, confirmed, or rolled back (and why).
+    pub life: Life,
+}
+
+impl AppliedRecord {
+    pub fn backend(&self) -> Backend {
+        self.rules.backend()
+    }
+    /// Kept by the operator (and not rolled back since).
+    pub fn confirmed(&self) -> bool {
+        matches!(self.life, Life::Confirmed(_))
+    }
+    /// When it was rolled back, if it was.
+    pub fn rolled_back_at(&self) -> Option<u64> {
+        match &self.life {
+            Life::RolledBack(r) => Some(r.at),
+            _ => None,
+        }
+    }
+    /// Whether the boot files hold these rules (saved after confirmation;
+    /// a rollback leaves them, `autofw unpersist` removes them).
+    pub fn persisted(&self) -> bool {
+        match &self.life {
+            Life::Loaded(_) => false,
+            Life::Confirmed(c) => c.persisted,
+            Life::RolledBack(r) => r.persisted,
+        }
+    }
+}
+
+/// The life of an apply's rules, one state at a time: loaded with a window
+/// open until a deadline, then confirmed or rolled back (with why). Each
+/// state carries what is true of it and nothing else, so "confirmed and
+/// rolled back" cannot be written; the moves between them are the
+/// functions below, which refuse the moves that make no sense.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Life {
+    Loaded(Loaded),
+    Confirmed(Confirmed),
+    RolledBack(RolledBack),
+}
+
+/// Loaded, its window open: rolled back at the deadline unless confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Loaded {
+    /// Seconds since the epoch of the deadline, for people to read (the
+    /// deadline itself is on the boot clock, in `window.json`).
+    pub deadline: u64,
+}
+
+/// Kept by the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmed {
+    /// Seconds since the epoch.
+    pub at: u64,
+    /// Saved for boot (`apply --persist`, after confirmation).
+    pub persisted: bool,
+}
+
+/// Put back to what was loaded before the apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolledBack {
+    /// Seconds since the epoch.
+    pub at: u64,
+    pub why: Why,
+    /// The boot files still hold these rules (they were confirmed and
+    /// persisted before `autofw rollback`; only `autofw unpersist` removes
+    /// them).
+    pub persisted: bool,
+}
+
+/// Why rules were rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Why {
+    /// Nobody confirmed before the deadline (the watchdog, apply, or a
+    /// `confirm` that came too late).
+    Expired,
+    /// `no` at apply's prompt.
+    OperatorSaidNo,
+    /// Ctrl-C (SIGINT) while apply waited for the decision.
+    Interrupted,
+    /// `autofw rollback`.
+    RollbackCommand,
+    /// The window did not survive (a restart, a dead watchdog, the rules no
+    /// longer loaded), found by `confirm`.
+    DidNotSurvive,
+    /// The kernel refused the blocklist's elements after the rules loaded.
+    LoadFailed,
+}
+
+/// A move the life of an apply does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Only a loaded window can be confirmed.
+    NotLoaded,
+    /// Kept rules are rolled back only by `autofw rollback`: a deadline, a
+    /// prompt or a failed load belongs to a window that is over.
+    AlreadyConfirmed,
+    /// Persisting belongs to confirmed rules only.
+    NotConfirmed,
+}
+
+impl Loaded {
+    pub fn confirm(self, at: u64) -> Confirmed {
+        Confirmed {
+            at,
+            persisted: false,
+        }
+    }
+    pub fn roll_back(self, at: u64, why: Why) -> RolledBack {
+        RolledBack {
+            at,
+            why,
+            persisted: false,
+        }
+    }
+}
+
+impl Confirmed {
+    pub fn persist(self) -> Confirmed {
+        Confirmed {
+            persisted: true,
+            ..self
+        }
+    }
+    /// `autofw rollback` of kept rules (the only way to roll them back).
+    pub fn roll_back_by_command(self, at: u64) -> RolledBack {
+        RolledBack {
+            at,
+            why: Why::RollbackCommand,
+            persisted: self.persisted,
+        }
+    }
+}
+
+impl Life {
+    pub fn confirm(self, at: u64) -> Result<Life, Refusal> {
+        match self {
+            Life::Loaded(loaded) => Ok(Life::Confirmed(loaded.confirm(at))),
+            _ => Err(Refusal::NotLoaded),
+        }
+    }
+
+    pub fn persist(self) -> Result<Life, Refusal> {
+        match self {
+            Life::Confirmed(confirmed) => Ok(Life::Confirmed(confirmed.persist())),
+            _ => Err(Refusal::NotConfirmed),
+        }
+    }
+
+    /// The state after a rollback for `why`. Rules already rolled back stay
+    /// as recorded (`autofw rollback` may put the saved ruleset back again,
+    /// which changes nothing that was not changed by hand since).
+    pub fn roll_back(self, at: u64, why: Why) -> Result<Life, Refusal> {
+        match (self, why) {
+            (Life::Loaded(loaded), why) => Ok(Life::RolledBack(loaded.roll_back(at, why))),
+            (Life::Confirmed(confirmed), Why::RollbackCommand) => {
+                Ok(Life::RolledBack(confirmed.roll_back_by_command(at)))
+            }
+            (Life::Confirmed(_), _) => Err(Refusal::AlreadyConfirmed),
+            (rolled @ Life::RolledBack(_), _) => Ok(rolled),
+        }
+    }
 }
 
 /// The blocklist of an applied policy: enough for `autofw blocklist
@@ -223,31 +403,12 @@ pub struct BlocklistRecord {
     /// The policy's `addresses` and `--blocklist` entries, as written.
     pub inline: Vec<String>,
     /// `--skip-bad-lines` was given.
-    #[serde(default)]
     pub skip_bad_lines: bool,
     /// Each set's count and digest as last loaded (apply or refresh).
     pub sets: Vec<SetSummary>,
     /// Seconds since the epoch of the last refresh, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<u64>,
-}
-
-impl AppliedRecord {
-    /// The rules it loaded, rebuilt (what persist saves). `Err` says what
-    /// is missing from a damaged record.
-    pub fn rules(&self) -> Result<Rules, &'static str> {
-        match (self.backend, &self.ruleset_v6) {
-            (Backend::Iptables, Some(v6)) => Ok(Rules::Iptables {
-                v4: self.ruleset.clone(),
-                v6: v6.clone(),
-                ipsets: self.ipsets.clone(),
-            }),
-            (Backend::Iptables, None) => Err("names the iptables backend but has no IPv6 ruleset"),
-            (Backend::Nft, _) => Ok(Rules::Nft {
-                text: self.ruleset.clone(),
-            }),
-        }
-    }
 }
 
 /// An open rollback window.
@@ -258,22 +419,17 @@ pub struct RollbackWindow {
     pub deadline: u64,
     /// The deadline on `CLOCK_BOOTTIME` (milliseconds), which NTP never
     /// steps; only meaningful in the boot `boot_id` (crate::clock).
-    #[serde(default)]
     pub deadline_boottime_ms: u64,
     /// The boot in which the window was opened. A window from another boot
     /// is dead: the restart dropped its rules, and nothing guards it.
-    #[serde(default)]
     pub boot_id: String,
     /// Pid of the detached watchdog process (0 until it has started).
     pub watchdog_pid: u32,
     /// Identifies this window, so a late watchdog never acts on a newer one.
-    #[serde(default)]
     pub id: String,
     /// Pid of the `apply` that opened it.
-    #[serde(default)]
     pub apply_pid: u32,
     /// `--persist --root DIR`: persist under DIR once confirmed, not before.
-    #[serde(default)]
     pub persist_root: Option<PathBuf>,
 }
 
@@ -342,4 +498,112 @@ pub struct GivenChoices {
     /// `--from FILE`: a saved scan instead of this host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded() -> Life {
+        Life::Loaded(Loaded { deadline: 100 })
+    }
+
+    const ALL: [Why; 6] = [
+        Why::Expired,
+        Why::OperatorSaidNo,
+        Why::Interrupted,
+        Why::RollbackCommand,
+        Why::DidNotSurvive,
+        Why::LoadFailed,
+    ];
+
+    #[test]
+    fn a_loaded_window_is_confirmed_or_rolled_back_for_any_reason() {
+        assert_eq!(
+            loaded().confirm(50),
+            Ok(Life::Confirmed(Confirmed {
+                at: 50,
+                persisted: false
+            }))
+        );
+        for why in ALL {
+            assert_eq!(
+                loaded().roll_back(60, why),
+                Ok(Life::RolledBack(RolledBack {
+                    at: 60,
+                    why,
+                    persisted: false
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn confirmed_rules_are_rolled_back_only_by_the_rollback_command() {
+        let kept = loaded().confirm(50).unwrap().persist().unwrap();
+        for why in ALL {
+            let next = kept.clone().roll_back(70, why);
+            if why == Why::RollbackCommand {
+                // The boot files still hold them: the record says so.
+                assert_eq!(
+                    next,
+                    Ok(Life::RolledBack(RolledBack {
+                        at: 70,
+                        why,
+                        persisted: true
+                    }))
+                );
+            } else {
+                // The watchdog's deadline, a late `no`, a dead-window check:
+                // none of them may undo a confirmation.
+                assert_eq!(next, Err(Refusal::AlreadyConfirmed), "{why:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rolled_back_rules_are_neither_confirmed_nor_persisted_and_stay_as_recorded() {
+        let rolled = loaded().roll_back(60, Why::Expired).unwrap();
+        assert_eq!(rolled.clone().confirm(70), Err(Refusal::NotLoaded));
+        assert_eq!(rolled.clone().persist(), Err(Refusal::NotConfirmed));
+        assert_eq!(loaded().persist(), Err(Refusal::NotConfirmed));
+        assert_eq!(
+            loaded().confirm(1).unwrap().confirm(2),
+            Err(Refusal::NotLoaded)
+        );
+        // `autofw rollback` again: the first rollback stays the record.
+        assert_eq!(
+            rolled.clone().roll_back(90, Why::RollbackCommand),
+            Ok(rolled)
+        );
+    }
+
+    #[test]
+    fn the_record_says_one_state_with_what_it_needs() {
+        let record = AppliedRecord {
+            applied_at: 1,
+            rules: Rules::Nft {
+                text: "table inet autofw {}\n".into(),
+            },
+            opened: Vec::new(),
+            closed: Vec::new(),
+            listening: Vec::new(),
+            blocklist: None,
+            given: None,
+            life: loaded().roll_back(60, Why::OperatorSaidNo).unwrap(),
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            json["life"],
+            serde_json::json!({"state": "rolled-back", "at": 60, "why": "operator-said-no", "persisted": false})
+        );
+        assert_eq!(json["rules"]["backend"], "nft");
+        assert_eq!(record.rolled_back_at(), Some(60));
+        assert!(!record.confirmed() && !record.persisted());
+        // "confirmed and rolled back" cannot be written, nor read.
+        let mut both = json.clone();
+        both["life"]["state"] = "confirmed".into();
+        let parsed: Result<AppliedRecord, _> = serde_json::from_value(both);
+        assert!(parsed.is_err_and(|e| e.to_string().contains("`why`")));
+    }
 }

@@ -176,6 +176,16 @@ const RISKY: &[&str] = &[
     "kibana",
 ];
 
+/// The programs that hold a rootless container engine's published ports
+/// on the host, as the user who runs it: podman's `rootlessport` and
+/// rootless Docker's `rootlesskit`. Their sockets are ordinary host sockets
+/// (packets cross INPUT), unlike `docker-proxy`'s, which stand for a DNAT.
+pub const ROOTLESS_PROXIES: &[&str] = &["rootlessport", "rootlesskit"];
+
+/// The name of a port a user's rootless container publishes: it says what
+/// the port is, where its number (8081, `tproxy`) would mislead.
+pub const ROOTLESS_CONTAINER: &str = "rootless-container";
+
 /// Is this service one that should not face the network (see [`RISKY`])?
 pub fn is_risky(service: &str) -> bool {
     RISKY.contains(&service)

@@ -8,7 +8,11 @@
 //!   apply (and its window) at a time;
 //! - `window.lock`: flock held for the few milliseconds in which confirm,
 //!   rollback or the watchdog decide, so exactly one of them decides;
-//! - `before-apply.nft`: `nft -t -s list ruleset` as it was before the last apply;
+//! - `before-apply.nft`: `nft -t -s list ruleset` as it was before the last
+//!   apply, for the operator to read (autofw itself checks a rollback against
+//!   the same text kept in `snapshot.json`);
+//! - `snapshot-sets.txt`: the blocklist elements before the last apply;
+//! - `applied-sets.txt`: the blocklist elements the last apply or refresh loaded;
 //! - `snapshot.json`: everything rollback needs to undo the last apply;
 //! - `applied.json`: [`AppliedRecord`], what the last apply loaded;
 //! - `window.json`: [`RollbackWindow`], present while a window is open;
@@ -57,7 +61,8 @@ impl StateDir {
     pub fn window_lock_path(&self) -> PathBuf {
         self.root.join("window.lock")
     }
-    /// The live ruleset as it was before the last apply (`nft -t -s list ruleset`).
+    /// The live ruleset as it was before the last apply (`nft -t -s list
+    /// ruleset`), in plain text for the operator: autofw never reads it.
     pub fn saved_ruleset_path(&self) -> PathBuf {
         self.root.join("before-apply.nft")
     }
@@ -261,15 +266,6 @@ impl StateDir {
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
             Err(e) => Err(host_failure(format!("cannot lock {}: {e}", path.display()))),
         }
-    }
-
-    /// An apply record this autofw cannot use: like a damaged state file,
-    /// a host problem (exit 3), with the file named.
-    pub fn damaged_record(&self, problem: &str) -> anyhow::Error {
-        host_failure(format!(
-            "{} {problem}; it was not written by this version of autofw, or it is damaged",
-            self.applied_path().display()
-        ))
     }
 
     pub fn read_applied(&self) -> anyhow::Result<Option<AppliedRecord>> {
@@ -553,18 +549,24 @@ mod tests {
     fn record(backend: Backend) -> AppliedRecord {
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend,
+            rules: match backend {
+                Backend::Nft => crate::record::Rules::Nft {
+                    text: "table inet autofw {}\n".to_string(),
+                },
+                Backend::Iptables => crate::record::Rules::Iptables {
+                    v4: "*filter\nCOMMIT\n".to_string(),
+                    v6: "*filter\nCOMMIT\n".to_string(),
+                    ipsets: None,
+                },
+            },
             opened: Vec::new(),
-            ruleset: "table inet autofw {}\n".to_string(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: false,
-            rolled_back_at: None,
-            persisted: false,
             closed: Vec::new(),
-            listening: None,
+            listening: Vec::new(),
             blocklist: None,
             given: None,
+            life: crate::record::Life::Loaded(crate::record::Loaded {
+                deadline: 1_700_000_060,
+            }),
         }
     }
 
@@ -613,9 +615,15 @@ mod tests {
     fn an_iptables_record_without_its_ipv6_half_is_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
-        let problem = record(Backend::Iptables).rules().unwrap_err();
-        let err = state.damaged_record(problem);
-        assert!(format!("{err}").contains("applied.json names the iptables backend"));
+        let mut json = serde_json::to_value(record(Backend::Iptables)).unwrap();
+        json["rules"].as_object_mut().unwrap().remove("v6");
+        write_private(&state.applied_path(), json.to_string().as_bytes()).unwrap();
+        let err = state.read_applied().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("applied.json is damaged") && message.contains("`v6`"),
+            "{message}"
+        );
         assert_eq!(
             crate::error::exit_code_for(&err),
             std::process::ExitCode::from(crate::error::exit::HOST)

@@ -4,12 +4,16 @@
 //! executable, `UID_MIN`), this module only reasons about them.
 //!
 //! An expert opens a port for a daemon the administrator installed, not for
-//! whatever a user left listening. On Linux that line is the account: system
-//! accounts (root, and uids below `UID_MIN` that packages create) run
-//! daemons; ordinary users (from `UID_MIN` up) and `nobody` do not. And a
-//! process's name proves nothing by itself: any user can call a process
-//! `sshd` with `prctl(PR_SET_NAME)`, so a name is taken from the program
-//! only when the executable agrees.
+//! whatever a user left listening. On Linux that line is the account that
+//! created the socket: system accounts (root, and uids below `UID_MIN` that
+//! packages create) start daemons; ordinary users (from `UID_MIN` up) and
+//! `nobody` do not. Which account a daemon's processes run as *later* does
+//! not move the line: nginx's workers, OpenVPN with `user nobody`, dnsmasq
+//! with `user=dnsmasq` drop to an unprivileged account after root created
+//! their sockets, as hardening guides ask ([`judge_owners`] lists the
+//! cases). And a process's name proves nothing by itself: any user can call
+//! a process `sshd` with `prctl(PR_SET_NAME)`, so a name is taken from the
+//! program only when the executable agrees.
 
 use crate::model::{Listener, Owner};
 use std::collections::HashMap;
@@ -114,23 +118,52 @@ pub fn program_name_problem(owner: &Owner) -> Option<String> {
 /// The verdict on who holds a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerTrust {
-    /// Root or system accounts only: opened by default.
+    /// The administrator's: opened by default.
     System,
     /// The scan recorded no uids (saved before autofw did): judged as before,
     /// on the service alone.
     Unrecorded,
-    /// An ordinary user or `nobody` holds it: left closed unless allowed.
+    /// A user or `nobody` created the socket, or holds a root-created one
+    /// with no program of the administrator's beside it: left closed unless
+    /// allowed.
     NotSystem { reason: String },
 }
 
 /// Whom to trust: may `propose` open this listener without being asked?
 ///
-/// Only when the socket's uid and the effective uid of every process
-/// holding it are system accounts ([`is_system_account`] under `uid_min`,
-/// the scanned host's `UID_MIN`). With no readable owner (a kernel socket,
-/// an unreadable process) the socket's uid decides. A scan without uids
-/// (`uid_min` or the socket's uid missing) is [`OwnerTrust::Unrecorded`].
-/// The reason names the account, for the operator deciding to `--allow` it.
+/// The line is drawn at the socket's creation, which the socket's uid
+/// records (the kernel sets it from the creator's fsuid and never changes
+/// it): a socket created by an ordinary user (from `uid_min` up) or by
+/// `nobody` is never opened unasked, whoever holds it now. A socket created
+/// by root or a system account is the administrator's when every process
+/// holding it runs as a system account, or when one of them runs a program
+/// that proves its name ([`program_name_problem`]: a root-owned,
+/// non-interpreter executable of that name): then the holders that run as
+/// `nobody`, `www-data` or any other account dropped to it after root
+/// created the socket, as hardening guides ask, and do not demote it.
+///
+/// The cases this decides, each a unit test below:
+/// - nginx without a `user` line: the master (root) creates 80 and 443,
+///   the workers run as `nobody` and hold them too: opened (the master's
+///   and the workers' `/usr/sbin/nginx` proves the name).
+/// - OpenVPN with `user nobody` / `group nogroup`: root creates 1194, then
+///   the one process becomes `nobody`: opened (`/usr/sbin/openvpn`).
+/// - dnsmasq with `user=dnsmasq`: root creates 53 and 67, the process
+///   becomes the `dnsmasq` system account: opened.
+/// - a systemd socket unit whose service has `User=alice`: PID 1 (root,
+///   `/usr/lib/systemd/systemd`) created the socket and keeps holding it:
+///   opened, as the unit file is root's to write.
+/// - the impostor: a process of `nobody` (or of a user) that creates its own
+///   socket, whatever it calls itself and whatever executable it runs: its
+///   socket's uid is 65534 (or the user's), closed.
+/// - a root-created socket held only by a `nobody` or user process whose
+///   name nothing proves (an interpreter, a program in a home directory):
+///   closed, as nothing shows it is the administrator's daemon.
+///
+/// With no readable owner (a kernel socket, an unreadable process) the
+/// socket's uid decides. A scan without uids (`uid_min` or the socket's uid
+/// missing) is [`OwnerTrust::Unrecorded`]. The reason names the account,
+/// for the operator deciding to `--allow` it.
 pub fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
     let (Some(uid_min), Some(socket_uid)) = (uid_min, listener.uid) else {
         return OwnerTrust::Unrecorded;
@@ -147,30 +180,46 @@ pub fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
             format!("not a system account (UID_MIN is {uid_min})")
         }
     };
-    for owner in &listener.owners {
-        if let Some(uid) = owner.uid
-            && !is_system_account(uid, uid_min)
-        {
-            return OwnerTrust::NotSystem {
-                reason: format!(
-                    "run by {} as {}: {}",
-                    owner.program,
-                    account(uid, owner.user.as_deref()),
-                    why_not(uid)
-                ),
-            };
-        }
-    }
     if !is_system_account(socket_uid, uid_min) {
         return OwnerTrust::NotSystem {
             reason: format!(
-                "owned by {}: {}",
+                "socket created by {}: {}",
                 account(socket_uid, listener.user.as_deref()),
                 why_not(socket_uid)
             ),
         };
     }
-    OwnerTrust::System
+    let stranger = listener.owners.iter().find(|owner| {
+        owner
+            .uid
+            .is_some_and(|uid| !is_system_account(uid, uid_min))
+    });
+    let Some(stranger) = stranger else {
+        return OwnerTrust::System;
+    };
+    if listener
+        .owners
+        .iter()
+        .any(|owner| program_name_problem(owner).is_none())
+    {
+        // The administrator's program, some of whose processes dropped
+        // privileges after root (or a system account) created the socket.
+        return OwnerTrust::System;
+    }
+    let uid = stranger.uid.unwrap_or_default();
+    OwnerTrust::NotSystem {
+        reason: format!(
+            "run by {} as {}: {}; the socket is {}'s, but no process holding it runs \
+             a root-owned program of its own name",
+            stranger.program,
+            account(uid, stranger.user.as_deref()),
+            why_not(uid),
+            listener
+                .user
+                .as_deref()
+                .map_or_else(|| format!("uid {socket_uid}"), |name| name.to_string()),
+        ),
+    }
 }
 
 /// The program names of `listener` that may name it. Owners recorded with
@@ -322,52 +371,152 @@ mod tests {
         );
     }
 
+    fn with_pid(mut owner: Owner, pid: u32) -> Owner {
+        owner.pid = pid;
+        owner
+    }
+
+    fn not_system(verdict: OwnerTrust) -> String {
+        match verdict {
+            OwnerTrust::NotSystem { reason } => reason,
+            other => panic!("expected NotSystem, got {other:?}"),
+        }
+    }
+
+    const MIN: Option<u32> = Some(1000);
+
+    /// nginx with no `user` line: the master creates the sockets as root,
+    /// the workers (holding them too) run as nobody, its compiled-in default.
     #[test]
-    fn owners_decide_then_the_socket() {
+    fn nginx_default_workers_as_nobody() {
+        let master = owner("nginx", 0, "/usr/sbin/nginx", true);
+        let worker = with_pid(owner("nginx", NOBODY, "/usr/sbin/nginx", true), 101);
+        let l = listener(Some(0), vec![master, worker.clone(), with_pid(worker, 102)]);
+        assert_eq!(judge_owners(&l, MIN), OwnerTrust::System);
+        // Debian's `user www-data;`: the same, with a system account.
+        let www = owner("nginx", 33, "/usr/sbin/nginx", true);
+        let l = listener(
+            Some(0),
+            vec![owner("nginx", 0, "/usr/sbin/nginx", true), www],
+        );
+        assert_eq!(judge_owners(&l, MIN), OwnerTrust::System);
+    }
+
+    /// OpenVPN with `user nobody` / `group nogroup`: one process, root when
+    /// it created 1194/udp, nobody ever since.
+    #[test]
+    fn openvpn_user_nobody() {
+        let openvpn = owner("openvpn", NOBODY, "/usr/sbin/openvpn", true);
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![openvpn]), MIN),
+            OwnerTrust::System
+        );
+    }
+
+    /// dnsmasq with `user=dnsmasq`: root creates 53 and 67, the process
+    /// becomes a system account.
+    #[test]
+    fn dnsmasq_user_dnsmasq() {
+        let dnsmasq = owner("dnsmasq", 108, "/usr/sbin/dnsmasq", true);
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![dnsmasq]), MIN),
+            OwnerTrust::System
+        );
+    }
+
+    /// A socket unit: PID 1 creates the socket as root and keeps it; the
+    /// service it starts with `User=alice` (a program in her home) holds it
+    /// as well. The unit file is root's to write: opened.
+    #[test]
+    fn socket_unit_passing_roots_socket_to_a_user_service() {
+        let systemd = with_pid(owner("systemd", 0, "/usr/lib/systemd/systemd", true), 1);
+        let app = owner("app", 1000, "/home/alice/app", false);
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![systemd, app.clone()]), MIN),
+            OwnerTrust::System
+        );
+        // Without PID 1 beside it, nothing proves the user's process is the
+        // administrator's: closed, naming the account.
+        assert_eq!(
+            not_system(judge_owners(&listener(Some(0), vec![app]), MIN)),
+            "run by app as uid 1000: not a system account (UID_MIN is 1000); the socket is \
+             uid 0's, but no process holding it runs a root-owned program of its own name"
+        );
+    }
+
+    /// The impostor: nobody creates its own socket. Neither a name, nor an
+    /// interpreter calling itself sshd, nor even root's nginx binary run as
+    /// nobody makes it the administrator's.
+    #[test]
+    fn the_nobody_impostor_stays_closed() {
+        let fake = owner("sshd", NOBODY, "/usr/bin/python3", true);
+        let mut l = listener(Some(NOBODY), vec![fake]);
+        l.user = Some("nobody".into());
+        assert_eq!(
+            not_system(judge_owners(&l, MIN)),
+            "socket created by user nobody (uid 65534): the account for unprivileged work, \
+             never a daemon an administrator installed"
+        );
+        let real_binary = owner("nginx", NOBODY, "/usr/sbin/nginx", true);
+        assert!(matches!(
+            judge_owners(&listener(Some(NOBODY), vec![real_binary]), MIN),
+            OwnerTrust::NotSystem { .. }
+        ));
+        // A root-created socket passed to nobody's interpreter only.
+        let python = owner("python3", NOBODY, "/usr/bin/python3.11", true);
+        let reason = not_system(judge_owners(&listener(Some(0), vec![python]), MIN));
+        assert!(
+            reason.starts_with("run by python3 as uid 65534: the account"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_socket_decides_then_the_holders() {
         let root = owner("sshd", 0, "/usr/sbin/sshd", true);
         let alice = owner("node", 1000, "/usr/bin/node", true);
-        let nobody = owner("sshd", NOBODY, "/usr/bin/python3", true);
         let system = owner("redis-server", 110, "/usr/bin/redis-server", true);
-        let min = Some(1000);
         assert_eq!(
-            judge_owners(&listener(Some(0), vec![root.clone()]), min),
+            judge_owners(&listener(Some(0), vec![root.clone()]), MIN),
             OwnerTrust::System
         );
         assert_eq!(
-            judge_owners(&listener(Some(110), vec![system]), min),
+            judge_owners(&listener(Some(110), vec![system]), MIN),
             OwnerTrust::System
         );
-        let OwnerTrust::NotSystem { reason } =
-            judge_owners(&listener(Some(1000), vec![alice.clone()]), min)
-        else {
-            panic!()
-        };
+        // A root interpreter (a script root runs) is root's, as before.
         assert_eq!(
-            reason,
-            "run by node as uid 1000: not a system account (UID_MIN is 1000)"
+            judge_owners(
+                &listener(Some(0), vec![owner("python3", 0, "/usr/bin/python3", true)]),
+                MIN
+            ),
+            OwnerTrust::System
         );
-        // A root process that holds a socket a user opened and passed on.
+        assert_eq!(
+            not_system(judge_owners(&listener(Some(1000), vec![alice]), MIN)),
+            "socket created by uid 1000: not a system account (UID_MIN is 1000)"
+        );
+        // A root process that holds a socket a user created and passed on.
         let mut user = listener(Some(1000), vec![root.clone()]);
         user.user = Some("alice".into());
         assert_eq!(
-            judge_owners(&user, min),
-            OwnerTrust::NotSystem {
-                reason: "owned by user alice (uid 1000): not a system account (UID_MIN is 1000)"
-                    .into()
-            }
+            not_system(judge_owners(&user, MIN)),
+            "socket created by user alice (uid 1000): not a system account (UID_MIN is 1000)"
         );
-        // One untrusted holder among trusted ones is enough.
-        assert!(matches!(
-            judge_owners(&listener(Some(0), vec![root.clone(), nobody]), min),
-            OwnerTrust::NotSystem { reason } if reason.contains("unprivileged")
-        ));
+        // Root's sshd handed its socket to a nobody process: root's doing,
+        // and sshd proves its name.
+        let nobody = owner("sshd", NOBODY, "/usr/bin/python3", true);
+        assert_eq!(
+            judge_owners(&listener(Some(0), vec![root.clone(), nobody]), MIN),
+            OwnerTrust::System
+        );
         // No owner readable: the socket's uid decides (a kernel socket is root's).
         assert_eq!(
-            judge_owners(&listener(Some(0), vec![]), min),
+            judge_owners(&listener(Some(0), vec![]), MIN),
             OwnerTrust::System
         );
         assert!(matches!(
-            judge_owners(&listener(Some(NOBODY), vec![]), min),
+            judge_owners(&listener(Some(NOBODY), vec![]), MIN),
             OwnerTrust::NotSystem { .. }
         ));
         // A host whose UID_MIN is 500 makes uid 600 a user.
@@ -377,7 +526,7 @@ mod tests {
         ));
         // Older scans carry no uids.
         assert_eq!(
-            judge_owners(&listener(None, vec![root.clone()]), min),
+            judge_owners(&listener(None, vec![root.clone()]), MIN),
             OwnerTrust::Unrecorded
         );
         assert_eq!(

@@ -73,11 +73,11 @@ fn confirmed_apply_lets_services_in_and_drops_the_rest() {
         &std::fs::read_to_string(Path::new(&host.state()).join("applied.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(record["confirmed"], true);
-    assert_eq!(record["backend"], "nft");
-    assert_eq!(record["persisted"], false);
+    assert_eq!(record["life"]["state"], "confirmed");
+    assert_eq!(record["rules"]["backend"], "nft");
+    assert_eq!(record["life"]["persisted"], false);
     assert!(
-        record["ruleset"]
+        record["rules"]["text"]
             .as_str()
             .unwrap()
             .contains("table inet autofw")
@@ -184,6 +184,42 @@ fn foreign_tables_survive_apply_and_rollback() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(text(&out.stdout).contains("identical"), "{}", show(&out));
     assert_eq!(host.server.ruleset(), before);
+}
+
+/// An engine that rewrites its own rules weeks after a confirmed apply
+/// (netavark does, as containers come and go) is not said to have changed
+/// them "during the window": the rollback names what happened, and leaves
+/// the engine's rules alone.
+#[test]
+fn rollback_after_another_tool_changed_its_rules_says_since_that_apply() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("since");
+    let apply = host.apply_in_background(&["--timeout", "30"]);
+    host.confirm_and_finish(apply);
+    // After the confirm: an engine writes a table of its own.
+    host.server.ok(&["nft", "add", "table", "inet", "netavark"]);
+    host.server.ok(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "netavark",
+        "forward",
+        "{ type filter hook forward priority filter; policy accept; }",
+    ]);
+    let out = host
+        .server
+        .autofw(&["rollback", "--state-dir", &host.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("since that apply"), "{}", show(&out));
+    assert!(!said.contains("during the window"), "{}", show(&out));
+    assert!(
+        host.server.ruleset().contains("table inet netavark"),
+        "the engine's table was touched"
+    );
 }
 
 #[test]

@@ -345,8 +345,8 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
         // --check --diff showed exactly what is now loaded.
         assert_eq!(&host.table(), expected, "{}", host.name);
         let record = host.applied();
-        assert_eq!(record["confirmed"], true, "{record}");
-        assert_eq!(record["persisted"], true, "{record}");
+        assert_eq!(record["life"]["state"], "confirmed", "{record}");
+        assert_eq!(record["life"]["persisted"], true, "{record}");
         assert!(!host.state().join("window.json").exists());
     }
     assert_eq!(probe_tcp(&fleet.ctl, web.addr, 80), Probe::Open);
@@ -487,7 +487,7 @@ fn fleet_playbook_over_ssh_check_apply_confirm_idempotent_guard_rollback_and_dri
             "{loaded} {kept}"
         );
         assert!(host.table().contains("8443"));
-        assert_eq!(host.applied()["confirmed"], true);
+        assert_eq!(host.applied()["life"]["state"], "confirmed");
     }
 }
 

@@ -191,46 +191,77 @@ fn plain_dnat_ports_obey_the_proposal() {
     assert_eq!(nat_table(server), nat_before);
 }
 
+/// The guard's jump as `iptables-save -t mangle` lists it.
+const GUARD_JUMP: &str = "-A FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// A plain DNAT with no engine on the iptables backend (issue 20: the guard
+/// used to hang off Docker's DOCKER-USER, which only Docker's FORWARD jumps
+/// to). The guard sits in mangle's FORWARD: it governs the forwards with no
+/// DOCKER-USER anywhere, holds when something later inserts an accept of
+/// DNATed connections at the top of filter's FORWARD (as netavark and CNI
+/// do for their own chains when they restart), its absence is drift, and
+/// rollback leaves every table as it was.
 #[test]
-fn plain_dnat_on_the_iptables_backend_jumps_from_docker_user_only() {
+fn plain_dnat_on_the_iptables_backend_is_guarded_from_mangle_forward() {
     if !require_root() {
         return;
     }
     let routed = Routed::new("fwdipt");
     let (server, client) = (&routed.server, &routed.client);
-    // Docker's FORWARD → DOCKER-USER hook, and forwards with iptables-nft.
     for cmd in [
-        "iptables -N DOCKER-USER",
-        "iptables -A DOCKER-USER -j RETURN",
-        "iptables -A FORWARD -j DOCKER-USER",
         "iptables -t nat -A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.88.0.2:80",
         "iptables -t nat -A PREROUTING -i eth0 -p tcp --dport 6379 -j DNAT --to-destination 10.88.0.2:6379",
         "iptables -t nat -A POSTROUTING -s 10.88.0.0/24 -o eth0 -j MASQUERADE",
     ] {
         server.sh_ok(cmd);
     }
-    let before = server.sh_ok(r"iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'");
+    let save_all = r"iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'";
+    let before = server.sh_ok(save_all);
+    assert_eq!(probe_tcp(client, SERVER_V4, 6379), Probe::Open);
     let out = routed.apply_confirmed(&["--backend", "iptables"]);
-    let saved = server.sh_ok("iptables-save -t filter");
-    assert!(
-        saved.contains(
-            ":DOCKER-USER - [0:0]\n"
-        ) && saved.contains("-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n-A DOCKER-USER -j RETURN"),
-        "the one jump, at the top of DOCKER-USER:\n{saved}\n{}",
+    let mangle = server.sh_ok("iptables-save -t mangle");
+    assert_eq!(
+        mangle.matches(GUARD_JUMP).count(),
+        1,
+        "the one jump, in mangle's FORWARD:\n{mangle}\n{}",
         show(&out)
+    );
+    assert!(
+        !server
+            .sh_ok("iptables-save -t filter")
+            .contains("DOCKER-USER"),
+        "no DOCKER-USER made on a host without Docker"
     );
     assert_eq!(probe_tcp(client, SERVER_V4, 8080), Probe::Open);
     assert_eq!(probe_tcp(client, SERVER_V4, 6379), Probe::Dropped);
     assert_eq!(probe_tcp(&routed.guest, CLIENT_V4, 9000), Probe::Open);
     let status = server.autofw(&["status", "--state-dir", &routed.state()]);
     assert_eq!(status.status.code(), Some(0), "{}", show(&status));
-    let out = server.autofw(&["rollback", "--state-dir", &routed.state()]);
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        server.sh_ok(r"iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'"),
-        before
+
+    // An engine (re)starting puts its accept first in filter's FORWARD:
+    // mangle's FORWARD has run before it.
+    server.sh_ok("iptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT");
+    assert_eq!(probe_tcp(client, SERVER_V4, 6379), Probe::Dropped);
+    assert_eq!(probe_tcp(client, SERVER_V4, 8080), Probe::Open);
+    server.sh_ok("iptables -D FORWARD -m conntrack --ctstate DNAT -j ACCEPT");
+
+    // The guard's jump gone: drift, and the forward is reachable.
+    server.sh_ok(&format!(
+        "iptables -t mangle {}",
+        GUARD_JUMP.replacen("-A", "-D", 1)
+    ));
+    let status = server.autofw(&["status", "--state-dir", &routed.state()]);
+    assert_eq!(status.status.code(), Some(1), "{}", show(&status));
+    assert!(
+        text(&status.stdout).contains(GUARD_JUMP),
+        "the diff names the missing jump: {}",
+        show(&status)
     );
     assert_eq!(probe_tcp(client, SERVER_V4, 6379), Probe::Open);
+
+    let out = server.autofw(&["rollback", "--state-dir", &routed.state()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(server.sh_ok(save_all), before);
 }
 
 #[test]
@@ -283,11 +314,11 @@ fn scan_reads_legacy_and_native_dnats_once_each() {
     );
 }
 
-/// The iptables boot hook loads the guard before Docker starts: it creates
-/// DOCKER-USER for the jump (Docker keeps a chain that exists), and a
-/// restart of the unit leaves one jump, not two.
+/// The iptables boot hook loads the guard into mangle's FORWARD (no
+/// DOCKER-USER needed: Docker need not have started), and a restart of the
+/// unit leaves one jump, not two.
 #[test]
-fn iptables_boot_hook_creates_docker_user_for_the_guard() {
+fn iptables_boot_hook_loads_the_guard_into_mangle_once() {
     if !require_root() {
         return;
     }
@@ -301,12 +332,20 @@ fn iptables_boot_hook_creates_docker_user_for_the_guard() {
         routed.apply_confirmed(&["--backend", "iptables", "--persist", "--root", r]);
     }
     let fresh = Netns::new("fwdreboot");
-    let jump = "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
     for boot in 0..2 {
         crate::persist::boot_with_unit(&fresh, root.path(), "autofw-iptables.service");
-        let saved = fresh.sh_ok("iptables-save -t filter");
-        assert_eq!(saved.matches(jump).count(), 1, "boot {boot}:\n{saved}");
-        assert!(saved.contains(":AUTOFW-PUBLISHED - [0:0]"), "{saved}");
-        assert!(saved.contains("--ctorigdstport 8080"), "{saved}");
+        let mangle = fresh.sh_ok("iptables-save -t mangle");
+        assert_eq!(
+            mangle.matches(GUARD_JUMP).count(),
+            1,
+            "boot {boot}:\n{mangle}"
+        );
+        assert!(mangle.contains(":AUTOFW-PUBLISHED - [0:0]"), "{mangle}");
+        assert!(mangle.contains("--ctorigdstport 8080"), "{mangle}");
+        assert!(
+            !fresh
+                .sh_ok("iptables-save -t filter")
+                .contains("DOCKER-USER")
+        );
     }
 }

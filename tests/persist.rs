@@ -41,7 +41,10 @@ fn confirmed_persist_survives_the_reboot_exactly() {
         assert!(confirmed.contains("tcp dport 5622 accept"), "{confirmed}");
         let record =
             std::fs::read_to_string(Path::new(&host.state()).join("applied.json")).unwrap();
-        assert!(record.contains("\"persisted\": true"), "{record}");
+        assert!(
+            record.contains("\"state\": \"confirmed\"") && record.contains("\"persisted\": true"),
+            "{record}"
+        );
     } // the namespace is gone: "the reboot"
     let rules = root.path().join("etc/autofw/rules.nft");
     assert_eq!(mode(&rules), 0o600);

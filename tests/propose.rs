@@ -4,7 +4,13 @@
 
 use crate::support::*;
 
-const SCANS: &[&str] = &["seed-host", "docker-host", "risky-host", "ipv6-host"];
+const SCANS: &[&str] = &[
+    "seed-host",
+    "docker-host",
+    "risky-host",
+    "ipv6-host",
+    "kvm-host",
+];
 const FORMATS: &[&str] = &["nft", "iptables", "ip6tables"];
 
 /// Fixture paths are relative to the crate root, where [`autofw`] runs, so
@@ -272,7 +278,9 @@ fn docker_hosts_keep_forwarding_but_published_ports_obey_the_proposal() {
     let text = propose("docker-host", "iptables", &[]);
     assert!(!text.contains(":FORWARD"), "{text}");
     assert!(
-        text.contains("-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED"),
+        text.contains("*mangle\n")
+            && text.contains("-I FORWARD 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED")
+            && !text.contains("DOCKER-USER"),
         "{text}"
     );
     let text = propose("seed-host", "iptables", &[]);

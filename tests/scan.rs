@@ -557,3 +557,165 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
         );
     }
 }
+
+/// Issue 20: a host with no NAT rules starts no process to find that out
+/// (nf_tables is asked over netlink, the legacy tables are named in
+/// /proc/net), and where there is a nat table, only the readers of its
+/// kind run and its DNAT is still found. Every reader is a logging wrapper
+/// of the real tool, on a PATH of nothing else.
+#[test]
+fn scan_runs_the_nat_readers_only_where_a_nat_table_is() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("spawned");
+    let readers = [
+        "nft",
+        "iptables-save",
+        "ip6tables-save",
+        "iptables-legacy-save",
+        "ip6tables-legacy-save",
+    ];
+    for tool in readers {
+        let wrapper = dir.path().join(tool);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho {tool} >>{}\nexec /usr/sbin/{tool} \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let path = format!("PATH={}", dir.path().display());
+    let scan = |ns: &Netns| {
+        let _ = std::fs::remove_file(&log);
+        let out = Autofw::new(&["scan", "--json"])
+            .inside(ns)
+            .through(&["env", &path])
+            .output();
+        let json = json_of(&out);
+        let forwarded: Vec<String> = json["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| {
+                l["forwarded_to"]
+                    .as_str()
+                    .map(|to| format!("{} {to}", l["port"]))
+            })
+            .collect();
+        let spawned = std::fs::read_to_string(&log).unwrap_or_default();
+        let mut spawned: Vec<String> = spawned.lines().map(str::to_string).collect();
+        spawned.sort();
+        (spawned, forwarded)
+    };
+
+    let plain = Netns::new("nonat");
+    // A filter table is not NAT.
+    plain.sh_ok(
+        "nft 'add table inet f; add chain inet f input { type filter hook input priority 0; }'",
+    );
+    plain.sh_ok("iptables-nft -A INPUT -p tcp --dport 9 -j DROP");
+    assert_eq!(scan(&plain), (vec![], vec![]));
+
+    let v6 = Netns::new("nat6");
+    v6.sh_ok("ip6tables-nft -t nat -A PREROUTING -p tcp --dport 7006 -j DNAT --to-destination [2001:db8::6]:76");
+    assert_eq!(
+        scan(&v6),
+        (
+            vec!["ip6tables-save".to_string(), "nft".to_string()],
+            vec!["7006 [2001:db8::6]:76".to_string()]
+        )
+    );
+
+    let native = Netns::new("natinet");
+    native.sh_ok("nft 'add table inet fw; add chain inet fw pre { type nat hook prerouting priority dstnat; }; add rule inet fw pre tcp dport 7007 dnat ip to 192.0.2.7:77'");
+    assert_eq!(
+        scan(&native),
+        (
+            vec!["nft".to_string()],
+            vec!["7007 192.0.2.7:77".to_string()]
+        )
+    );
+
+    let legacy = Netns::new("natlegacy");
+    legacy.sh_ok("iptables-legacy -t nat -A PREROUTING -p tcp --dport 7008 -j DNAT --to-destination 192.0.2.8:78");
+    let (spawned, forwarded) = scan(&legacy);
+    // `iptables-save` may be the legacy one (Debian's alternatives): it runs
+    // too. The second iptables-legacy-save is the other-filters note's
+    // (legacy tables hold rules: scan says so).
+    assert_eq!(
+        spawned,
+        [
+            "iptables-legacy-save",
+            "iptables-legacy-save",
+            "iptables-save"
+        ]
+    );
+    assert_eq!(forwarded, ["7008 192.0.2.8:78"]);
+}
+
+/// Root without `CAP_SYS_PTRACE` (a container's root: Docker drops it)
+/// cannot read the descriptors of a process that dropped privileges (the
+/// kernel marks it non-dumpable). A real OpenVPN running as nobody is such
+/// a process: the scan names it, pid and comm, in its note and its JSON,
+/// instead of only counting it (issue 20). Its socket is still listed,
+/// with no owner.
+#[test]
+fn namespace_scan_as_root_names_the_process_it_could_not_read() {
+    if !require_root() {
+        return;
+    }
+    let server = Netns::new("scan-unread");
+    let openvpn = start_openvpn_server(&server, 1194);
+    let pid = openvpn.pid();
+    let without_ptrace = ["setpriv", "--bounding-set=-sys_ptrace"];
+    let out = Autofw::new(&["scan", "--json"])
+        .inside(&server)
+        .through(&without_ptrace)
+        .output();
+    let scan = json_of(&out);
+    assert_eq!(scan["as_root"], true);
+    let unread = scan["unreadable"].as_array().unwrap();
+    assert!(
+        unread.contains(&serde_json::json!({"pid": pid, "program": "openvpn"})),
+        "{unread:?}"
+    );
+    let count = scan["unreadable_processes"].as_u64().unwrap();
+    assert!(count >= 1 && count as usize >= unread.len(), "{count}");
+    let vpn = scan["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 1194)
+        .unwrap();
+    assert_eq!(vpn["owners"], serde_json::json!([]), "{vpn:#}");
+    // The note names it when it is among the first five (other processes
+    // of this machine may be non-dumpable too).
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not be read even as root"),
+        "{stderr}"
+    );
+    let position = unread.iter().position(|p| p["pid"] == pid).unwrap();
+    if position < 5 {
+        assert!(stderr.contains(&format!("{pid} (openvpn)")), "{stderr}");
+    }
+    // With the capability, the same scan reads it.
+    let scan = json_of(&server.autofw(&["scan", "--json"]));
+    assert!(
+        !scan["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == pid),
+        "{scan:#}"
+    );
+}

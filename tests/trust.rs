@@ -421,7 +421,11 @@ fn the_proposal_opens_only_what_an_expert_would_nft() {
             "--allow 3000/tcp",
         ),
         ("6379/tcp", "redis listens beyond loopback", "--allow redis"),
-        ("6380/tcp", "as user nobody (uid 65534)", "--allow 6380/tcp"),
+        (
+            "6380/tcp",
+            "created by user nobody (uid 65534)",
+            "--allow 6380/tcp",
+        ),
         ("4789/udp", "vxlan listens beyond loopback", "--allow vxlan"),
     ] {
         let line = stderr
@@ -614,4 +618,120 @@ fn socket_units_and_kernel_sockets_name_their_listeners() {
         "{stderr}"
     );
     assert!(!stderr.contains("owner unknown"), "{stderr}");
+}
+
+/// Issue 20's regression: daemons that drop privileges keep their ports.
+/// A real nginx with no `user` line (the master creates 80 as root, its
+/// workers run as `nobody`, nginx's compiled-in default) and a real OpenVPN
+/// with `user nobody` / `group nogroup` (root creates 1194/udp and tun0,
+/// then the one process becomes nobody) are the administrator's: after
+/// `apply`, a neighbour reaches nginx and brings an OpenVPN tunnel up
+/// through them. Beside them the impostor, listen.py started *as* nobody
+/// and calling itself nginx on 8080 (its socket created by nobody), stays
+/// closed. Under the old rule (every holder a system account) 80 and 1194
+/// were closed and this test fails at the first probe after apply.
+#[test]
+fn daemons_that_drop_privileges_keep_their_ports() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("trust-drop-s");
+    let public = Netns::new("trust-drop-c");
+    link(&server, &public);
+    let _nginx = start_nginx_as(&server, &["0.0.0.0:80", "[::]:80"], None);
+    let openvpn = start_openvpn_server(&server, 1194);
+    let script = listen_py().display().to_string();
+    server.spawn(&[
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "/usr/bin/python3",
+        &script,
+        "--name",
+        "nginx",
+        "tcp:0.0.0.0:8080",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            server.ok(&["ss", "-Htln"]).contains(":8080 ")
+        }),
+        "the impostor did not start"
+    );
+    for port in [80, 8080] {
+        assert_eq!(probe_tcp(&public, SERVER_V4, port), Probe::Open, "{port}");
+    }
+
+    // What the scan records: the sockets' creators, and who holds them now.
+    let scan = json_of(&server.autofw(&["scan", "--json"]));
+    let web = listener(&scan, "tcp", "0.0.0.0", 80);
+    assert_eq!((&web["uid"], &web["service"]), (&0.into(), &"http".into()));
+    let holders: Vec<(&Value, &Value)> = web["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (&o["program"], &o["uid"]))
+        .collect();
+    assert!(
+        holders.contains(&(&"nginx".into(), &0.into()))
+            && holders.contains(&(&"nginx".into(), &65534.into())),
+        "the master as root, a worker as nobody: {web:#}"
+    );
+    let vpn = listener(&scan, "udp", "0.0.0.0", 1194);
+    assert_eq!(
+        (
+            &vpn["uid"],
+            &vpn["owners"][0]["program"],
+            &vpn["owners"][0]["uid"]
+        ),
+        (&0.into(), &"openvpn".into(), &65534.into()),
+        "{vpn:#}"
+    );
+    let fake = listener(&scan, "tcp", "0.0.0.0", 8080);
+    assert_eq!(
+        (&fake["uid"], &fake["user"]),
+        (&65534.into(), &"nobody".into())
+    );
+
+    let out = server.autofw(&["propose"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    for port in ["80/tcp", "1194/udp"] {
+        assert!(
+            !stderr.lines().any(|l| l.contains(&format!(" {port} "))),
+            "{port} left closed: {stderr}"
+        );
+    }
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" 8080/tcp "))
+        .unwrap_or_else(|| panic!("8080 not left closed: {stderr}"));
+    assert!(
+        line.contains("socket created by user nobody (uid 65534)")
+            && line.ends_with("to open it: --allow 8080/tcp"),
+        "{line}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let out = server.autofw(&["apply", "--confirm", "--no-wait", "--state-dir", &state]);
+    assert!(out.status.success(), "{}", show(&out));
+    let confirm = server.autofw(&["confirm", "--state-dir", &state]);
+    assert!(confirm.status.success(), "{}", show(&confirm));
+
+    assert_eq!(probe_tcp(&public, SERVER_V4, 80), Probe::Open, "nginx v4");
+    assert_eq!(probe_tcp(&public, SERVER_V6, 80), Probe::Open, "nginx v6");
+    assert_eq!(
+        probe_tcp(&public, SERVER_V4, 8080),
+        Probe::Dropped,
+        "impostor"
+    );
+    let _client = start_openvpn_client(&public, &openvpn, SERVER_V4, 1194);
+    assert!(
+        tunnel_answers(&public, Duration::from_secs(10)),
+        "no ping through the OpenVPN tunnel after apply; server log:\n{}",
+        openvpn.log()
+    );
+    let rules = server.ruleset();
+    assert!(rules.contains("udp dport 1194 accept"), "{rules}");
 }

@@ -175,7 +175,9 @@ fn a_window_killed_by_a_restart_cannot_be_confirmed() {
         window_json(&state).is_none(),
         "the dead window is still open"
     );
-    assert!(applied_json(&state)["rolled_back_at"].is_u64());
+    let life = &applied_json(&state)["life"];
+    assert_eq!(life["state"], "rolled-back", "{life}");
+    assert_eq!(life["why"], "did-not-survive", "{life}");
     // A second confirm has nothing to confirm.
     let again = autofw_env(&host, &["confirm", "--state-dir", &state], &hook);
     assert_eq!(again.status.code(), Some(4), "{}", show(&again));
@@ -429,7 +431,8 @@ fn rollback_restores_when_the_state_dir_turns_read_only() {
         "the watchdog did not record the rollback once it could"
     );
     let record = applied_json(&seen(keeper));
-    assert!(record["rolled_back_at"].is_u64(), "{record}");
+    assert_eq!(record["life"]["state"], "rolled-back", "{record}");
+    assert_eq!(record["life"]["why"], "expired", "{record}");
     assert_eq!(host.server.ruleset(), before);
 }
 
@@ -493,7 +496,7 @@ fn typed_ahead_yes_on_a_terminal_does_not_keep_the_rules() {
         "the typed-ahead yes kept the rules:\n{}",
         shown()
     );
-    assert_eq!(applied_json(&state)["confirmed"], false);
+    assert_eq!(applied_json(&state)["life"]["state"], "loaded");
     assert!(
         shown().contains("anything typed before this was discarded"),
         "{}",
@@ -507,7 +510,7 @@ fn typed_ahead_yes_on_a_terminal_does_not_keep_the_rules() {
         shown()
     );
     let _ = child.wait();
-    assert_eq!(applied_json(&state)["confirmed"], true);
+    assert_eq!(applied_json(&state)["life"]["state"], "confirmed");
     assert!(host.server.ruleset().contains("table inet autofw"));
 }
 
@@ -689,4 +692,306 @@ fn an_untrusted_state_dir_is_refused() {
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
     assert!(text(&out.stderr).contains("is a symlink"), "{}", show(&out));
     assert_eq!(host.server.ruleset(), applied);
+}
+
+// ---------------------------------------------------------------------
+// Issue 21, point 2: a rollback restores from what it holds. Every saved
+// file it needs is read and checked before anything is loaded; the
+// watchdog reads them when its window opens, so a file damaged during the
+// window cannot stop it.
+
+/// A namespace whose autofw rules and blocklist (list A) were confirmed,
+/// next to another tool's table with a set of its own: `first` is that
+/// firewall, which every rollback below must give back exactly.
+struct Saved {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    first: Firewall,
+}
+
+/// The whole firewall: the ruleset without counters or elements, and every
+/// element of every set (of any table), sorted: hash sets list their
+/// elements in an order of their own, which a restore need not keep.
+#[derive(Debug, PartialEq, Eq)]
+struct Firewall {
+    ruleset: String,
+    elements: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+fn firewall(ns: &Netns) -> Firewall {
+    let json: serde_json::Value =
+        serde_json::from_str(&ns.ok(&["nft", "-j", "list", "ruleset"])).unwrap();
+    let mut elements = std::collections::BTreeMap::new();
+    for set in json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("set"))
+    {
+        let name = format!("{} {} {}", set["family"], set["table"], set["name"]);
+        let elems: std::collections::BTreeSet<String> = set["elem"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        elements.insert(name, elems);
+    }
+    Firewall {
+        ruleset: ns.ok(&["nft", "-t", "-s", "list", "ruleset"]),
+        elements,
+    }
+}
+
+/// A blocklist in a downloaded list's format: `v4` single addresses of
+/// 10.0.0.0/8 and some of 2001:db8:ff00::/40 (list data only: no traffic
+/// goes there), spread over every hash set, and two networks.
+fn blocklist_text(seed: u32, v4: u32) -> String {
+    let mut text = String::from("; a test list\n203.0.113.0/25\n2001:db8:ee00::/48\n");
+    for i in 0..v4 {
+        let n = seed * 1_000_003 + i * 3;
+        text.push_str(&format!(
+            "10.{}.{}.{}\n",
+            (n >> 16) & 0xff,
+            (n >> 8) & 0xff,
+            n & 0xff
+        ));
+    }
+    for i in 0..(v4 / 5) {
+        text.push_str(&format!("2001:db8:ff00::{:x}:{:x}\n", seed, i * 3));
+    }
+    text
+}
+
+impl Saved {
+    fn new(tag: &str) -> Saved {
+        let ns = Netns::new(tag);
+        let dir = tempfile::tempdir().unwrap();
+        write_scan(&dir.path().join("scan.json"), &[("ssh", "sshd", 22)]);
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            "[blocklist]\nfiles = [\"list.txt\"]\n",
+        )
+        .unwrap();
+        ns.sh_ok(
+            "nft -f - <<'E'\ntable ip other {\n set banned { type ipv4_addr; elements = { 192.0.2.5, 192.0.2.6 } }\n chain input { type filter hook input priority -10; ip saddr @banned drop; }\n}\nE",
+        );
+        let saved = Saved {
+            ns,
+            dir,
+            first: Firewall {
+                ruleset: String::new(),
+                elements: Default::default(),
+            },
+        };
+        let out = saved.apply(1, 600);
+        assert!(out.status.success(), "{}", show(&out));
+        let out = saved.autofw(&["confirm"]);
+        assert!(out.status.success(), "{}", show(&out));
+        saved.wait_for_no_watchdog();
+        let first = firewall(&saved.ns);
+        assert!(
+            first.elements.values().map(|e| e.len()).sum::<usize>() > 600,
+            "{first:?}"
+        );
+        Saved { first, ..saved }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn state(&self) -> String {
+        self.path("state")
+    }
+
+    fn autofw(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        let state = self.state();
+        all.extend(["--state-dir", &state]);
+        self.ns.autofw(&all)
+    }
+
+    /// `apply --no-wait` of the blocklist numbered `seed`, its window open
+    /// for `timeout` seconds.
+    fn apply(&self, seed: u32, timeout: u32) -> Output {
+        std::fs::write(self.path("list.txt"), blocklist_text(seed, 700)).unwrap();
+        let (scan, policy, timeout) = (
+            self.path("scan.json"),
+            self.path("policy.toml"),
+            timeout.to_string(),
+        );
+        self.autofw(&[
+            "apply",
+            "--confirm",
+            "--yes",
+            "--no-wait",
+            "--timeout",
+            &timeout,
+            "--from",
+            &scan,
+            "--policy",
+            &policy,
+        ])
+    }
+
+    /// The watchdog of the last window has exited (and released the lock).
+    fn wait_for_no_watchdog(&self) {
+        let lock = Path::new(&self.state()).join("watchdog.lock");
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                let out = Command::new("flock")
+                    .args(["-n", "-s"])
+                    .arg(&lock)
+                    .arg("true")
+                    .output()
+                    .unwrap();
+                out.status.success()
+            }),
+            "the watchdog did not exit"
+        );
+    }
+}
+
+/// How a saved file is damaged, and the file.
+const DAMAGES: [(&str, &str); 5] = [
+    ("snapshot-sets.txt", "emptied"),
+    ("snapshot-sets.txt", "cut in half"),
+    ("snapshot-sets.txt", "garbled"),
+    ("snapshot-sets.txt", "missing"),
+    ("applied.json", "garbled"),
+];
+
+fn damage(path: &Path, how: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    match how {
+        "emptied" => std::fs::write(path, b"").unwrap(),
+        "cut in half" => std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap(),
+        "garbled" => {
+            let mut garbled = bytes.clone();
+            for b in garbled.iter_mut().skip(bytes.len() / 3).step_by(7) {
+                *b = b'#';
+            }
+            garbled.splice(0..0, b"\x00garbage{".iter().copied());
+            std::fs::write(path, garbled).unwrap();
+        }
+        "missing" => std::fs::remove_file(path).unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+/// `autofw rollback` with each saved file damaged: exit 3 naming the file,
+/// the firewall exactly as it was (not half restored); with the file
+/// whole again, the rollback puts back the first firewall exactly, every
+/// set element included, and only then says "identical".
+#[test]
+fn rollback_with_a_damaged_saved_file_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let saved = Saved::new("rbdamaged");
+    for (file, how) in DAMAGES {
+        let out = saved.apply(2, 600);
+        assert!(out.status.success(), "{}", show(&out));
+        let during = firewall(&saved.ns);
+        assert_ne!(during, saved.first);
+        // The plain-text copy for the operator is the ruleset before.
+        assert_eq!(
+            std::fs::read_to_string(Path::new(&saved.state()).join("before-apply.nft")).unwrap(),
+            saved.first.ruleset
+        );
+        let path = Path::new(&saved.state()).join(file);
+        let whole = std::fs::read(&path).unwrap();
+        damage(&path, how);
+
+        let out = saved.autofw(&["rollback"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{file} {how}: {}", show(&out));
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("nothing was changed"),
+            "{file} {how}: {err}"
+        );
+        assert!(
+            firewall(&saved.ns) == during,
+            "{file} {how}: the firewall changed"
+        );
+
+        std::fs::write(&path, &whole).unwrap();
+        let out = saved.autofw(&["rollback"]);
+        assert!(out.status.success(), "{file} {how}: {}", show(&out));
+        assert!(
+            text(&out.stdout).contains("(identical to the saved one)"),
+            "{file} {how}: {}",
+            show(&out)
+        );
+        assert!(
+            firewall(&saved.ns) == saved.first,
+            "{file} {how}: not the first firewall"
+        );
+        let record = applied_json(&saved.state());
+        assert_eq!(record["life"]["why"], "rollback-command", "{record}");
+        saved.wait_for_no_watchdog();
+    }
+}
+
+/// The watchdog with each saved file damaged during its window: it read
+/// them when the window opened, so at the deadline it puts back the first
+/// firewall exactly, every set element included, and records it.
+#[test]
+fn the_watchdog_restores_from_memory_whatever_happens_to_the_saved_files() {
+    if !require_root() {
+        return;
+    }
+    let saved = Saved::new("wddamaged");
+    for (file, how) in DAMAGES {
+        let out = saved.apply(3, 2);
+        assert!(out.status.success(), "{}", show(&out));
+        assert_ne!(firewall(&saved.ns), saved.first);
+        damage(&Path::new(&saved.state()).join(file), how);
+        let window = Path::new(&saved.state()).join("window.json");
+        assert!(
+            wait_until(Duration::from_secs(15), || !window.exists()),
+            "{file} {how}: the watchdog did not close the window; its log:\n{}",
+            std::fs::read_to_string(Path::new(&saved.state()).join("watchdog.log"))
+                .unwrap_or_default()
+        );
+        assert!(
+            firewall(&saved.ns) == saved.first,
+            "{file} {how}: not the first firewall"
+        );
+        let log = std::fs::read_to_string(Path::new(&saved.state()).join("watchdog.log")).unwrap();
+        let last = log.lines().rev().nth(1).unwrap_or_default();
+        assert!(
+            last.contains("ruleset identical to the saved one: yes"),
+            "{file} {how}: {log}"
+        );
+        let record = applied_json(&saved.state());
+        assert_eq!(record["life"]["why"], "expired", "{file} {how}: {record}");
+        saved.wait_for_no_watchdog();
+    }
+}
+
+/// Ctrl-C while apply waits for the decision rolls back now, as `no`
+/// would, and the record says why.
+#[test]
+fn ctrl_c_at_the_prompt_rolls_back_now() {
+    if !require_root() {
+        return;
+    }
+    let host = Host::new("ctrlc");
+    let before = host.server.ruleset();
+    let apply = apply_loaded(&host, &["--timeout", "600"], &[]);
+    // SAFETY: kill(2) of the apply this test started.
+    unsafe { libc::kill(apply.id() as i32, libc::SIGINT) };
+    let out = apply.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("interrupted: rolling back now"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(host.server.ruleset(), before);
+    let state = host.state();
+    assert!(window_json(&state).is_none());
+    assert_eq!(applied_json(&state)["life"]["why"], "interrupted");
 }

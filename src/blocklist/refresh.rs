@@ -52,12 +52,12 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
     let mut record = state.read_applied()?.ok_or_else(|| {
         refused("nothing to refresh: no rules were applied (run `autofw apply --confirm --policy FILE`)")
     })?;
-    if !record.confirmed {
+    if !record.confirmed() {
         return Err(refused(
             "the last apply was rolled back or never confirmed; nothing to refresh",
         ));
     }
-    if record.backend != Backend::Nft {
+    if record.backend() != Backend::Nft {
         return Err(bad_input(
             "blocklist refresh works with the nft backend; with iptables, apply again",
         ));
@@ -115,7 +115,7 @@ pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
             summary_line(set_name(family, kind), summary.entries, Some(*change))
         );
     }
-    if record.persisted {
+    if record.persisted() {
         match crate::persist::replace_blocklist_batches(&args.root, &element_batches(&new))? {
             true => println!(
                 "the boot files under {} hold the new list",

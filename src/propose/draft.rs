@@ -85,10 +85,11 @@ fn listening_groups(scan: &Scan, specs: &Specs<'_>) -> Groups {
         .filter(|l| !l.client_socket || specs.allow.first((l.proto, l.port, &l.service)).is_some())
         .collect();
     // Ports with a wildcard listener, looked up once per listener: a scan
-    // per listener was quadratic (issue 21).
+    // per listener was quadratic (issue 21). A wildcard bound to a device
+    // is not everywhere: it is its device's.
     let wildcard: BTreeSet<(Proto, u16)> = wanted
         .iter()
-        .filter(|l| l.address.to_canonical().is_unspecified())
+        .filter(|l| l.address.to_canonical().is_unspecified() && l.device.is_none())
         .map(|l| (l.proto, l.port))
         .collect();
     let mut members: BTreeMap<(u16, Proto, Option<Bound>), Vec<&Listener>> = BTreeMap::new();
@@ -109,14 +110,24 @@ fn listening_groups(scan: &Scan, specs: &Specs<'_>) -> Groups {
 /// What a listener bound to one address is matched by: that destination,
 /// and for a private or link-local address also the interface holding it
 /// (when the scan recorded it). A public address is reached from anywhere,
-/// so its interface adds nothing.
+/// so its interface adds nothing. A listener bound to a device takes only
+/// what arrives on it, whatever its exposure: matched by that device, and
+/// by its address unless that is a wildcard (`0.0.0.0%virbr0:67`, then
+/// both families, as any wildcard's rule).
 fn bound_of(l: &Listener) -> Bound {
+    let address = l.address.to_canonical();
+    if let Some(device) = &l.device {
+        return Bound {
+            address: (!address.is_unspecified()).then_some(address),
+            interface: Some(device.clone()),
+        };
+    }
     let interface = match l.exposure {
         Exposure::Private | Exposure::LinkLocal => l.interface.clone(),
         Exposure::Public | Exposure::Loopback => None,
     };
     Bound {
-        address: l.address.to_canonical(),
+        address: Some(address),
         interface,
     }
 }
@@ -282,7 +293,12 @@ fn decide_listening(
             why.push_str(", published by Docker (see the warning)");
         }
         if exposure != Exposure::Public {
-            why.push_str(&format!(", {exposure} address"));
+            // A wildcard bound to a device is as exposed as its link.
+            let what = match bound {
+                Some(Bound { address: None, .. }) => "link",
+                _ => "address",
+            };
+            why.push_str(&format!(", {exposure} {what}"));
         }
         if let Some(place) = explicit.as_ref().filter(|_| group.risky) {
             why.push_str(&format!(", risky but opened by {place}"));
@@ -292,15 +308,17 @@ fn decide_listening(
             ));
         }
         if let Some(b) = bound {
-            match &b.interface {
-                Some(interface) => why.push_str(&format!(
-                    "; bound to {} on {interface}: only packets for that address arriving on {interface}",
-                    b.address
+            match (&b.address, &b.interface) {
+                (Some(address), Some(interface)) => why.push_str(&format!(
+                    "; bound to {address} on {interface}: only packets for that address arriving on {interface}"
                 )),
-                None => why.push_str(&format!(
-                    "; bound to {}: only packets for that address",
-                    b.address
+                (Some(address), None) => why.push_str(&format!(
+                    "; bound to {address}: only packets for that address"
                 )),
+                (None, Some(interface)) => why.push_str(&format!(
+                    "; bound to device {interface}: only packets arriving on {interface}"
+                )),
+                (None, None) => {}
             }
         }
         if let (Some(distrust), Some(place)) = (&group.distrust, &explicit) {
@@ -727,7 +745,7 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
         let node = r.closed.iter().find(|c| c.port == 3000).unwrap();
         assert_eq!(
             node.reason,
-            "run by node as user alice (uid 1000): not a system account (UID_MIN is 1000)"
+            "socket created by user alice (uid 1000): not a system account (UID_MIN is 1000)"
         );
         assert_eq!(node.to_open.as_deref(), Some("--allow 3000/tcp"));
         let nobody = r.closed.iter().find(|c| c.port == 6380).unwrap();
@@ -817,6 +835,71 @@ addresses = ["192.0.2.66", "2001:db8:bad::/48"]
         ));
         let r = build_ruleset(&wild, &choices(&[], &[], ""));
         assert!(admits(&r, Proto::Tcp, 9100, ip("198.51.100.9")));
+    }
+
+    /// dnsmasq as libvirt starts it: DHCP on `0.0.0.0%virbr0:67` (and a
+    /// second network's on virbr1), DHCPv6 on `[::]%virbr0:547`. Each is
+    /// opened on its own device only, in both families; an unbound
+    /// wildcard on the same port opens it everywhere, as before.
+    #[test]
+    fn device_bound_listeners_are_opened_on_their_device_only() {
+        let mut s = scan();
+        let on = |address: &str, port, device: &str| {
+            let mut l = listener(Proto::Udp, address, port, "dhcp", "dnsmasq");
+            l.device = Some(device.into());
+            l.interface = Some(device.into());
+            l.exposure = Exposure::Private;
+            l
+        };
+        s.listeners.extend([
+            on("0.0.0.0", 67, "virbr0"),
+            on("0.0.0.0", 67, "virbr1"),
+            on("::", 547, "virbr0"),
+            on("192.168.122.1", 53, "virbr0"),
+        ]);
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        let arrive = |port, source: &str, destination: &str, interface| {
+            r.admits(Arrival {
+                proto: Proto::Udp,
+                port,
+                source: ip(source),
+                destination: Some(ip(destination)),
+                interface,
+            })
+        };
+        assert!(arrive(67, "0.0.0.0", "255.255.255.255", Some("virbr0")));
+        assert!(arrive(67, "192.0.2.50", "192.0.2.1", Some("virbr1")));
+        assert!(!arrive(67, "198.51.100.9", "203.0.113.10", Some("eth0")));
+        assert!(!arrive(67, "198.51.100.9", "203.0.113.10", None));
+        assert!(arrive(547, "fe80::5", "ff02::1:2", Some("virbr0")));
+        assert!(!arrive(547, "2001:db8::9", "2001:db8::10", Some("eth0")));
+        // Bound to an address and a device: both.
+        assert!(arrive(53, "192.168.122.5", "192.168.122.1", Some("virbr0")));
+        assert!(!arrive(53, "192.168.122.5", "192.168.122.1", Some("eth0")));
+        assert!(!arrive(
+            53,
+            "192.168.122.5",
+            "192.168.122.9",
+            Some("virbr0")
+        ));
+        let dhcp: Vec<&Rule> = r
+            .input
+            .iter()
+            .filter(|rule| matches!(rule.matches, Match::Service { port: 67, .. }))
+            .collect();
+        assert_eq!(dhcp.len(), 2, "one rule per device");
+        assert!(
+            dhcp[0]
+                .reason
+                .ends_with("private link; bound to device virbr0: only packets arriving on virbr0"),
+            "{}",
+            dhcp[0].reason
+        );
+        // Something listening on 0.0.0.0:67 unbound takes it from anywhere.
+        s.listeners
+            .push(listener(Proto::Udp, "0.0.0.0", 67, "dhcp", "dhcpd"));
+        let r = build_ruleset(&s, &choices(&[], &[], ""));
+        assert!(admits(&r, Proto::Udp, 67, ip("198.51.100.9")));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Programs whose listening socket only stands in for a port that Docker
-/// publishes with DNAT (the packets then cross FORWARD, not INPUT).
-pub const DOCKER_PROXIES: &[&str] = &["docker-proxy", "rootlesskit", "rootlessport"];
+/// publishes with DNAT (the packets then cross FORWARD, not INPUT). Not
+/// the rootless engines' forwarders (`services::ROOTLESS_PROXIES`): theirs
+/// are the host's sockets, which INPUT governs.
+pub const DOCKER_PROXIES: &[&str] = &["docker-proxy"];
 
 /// Every listener on one (proto, port), merged.
 #[derive(Debug, Default)]
@@ -18,6 +20,9 @@ pub struct PortGroup {
     pids: Vec<u32>,
     /// Where it listens, sorted.
     pub addresses: Vec<IpAddr>,
+    /// The same as people read it: `0.0.0.0%virbr0` for a socket bound to
+    /// a device, sorted.
+    places: Vec<String>,
     /// The widest exposure of its listeners.
     pub exposure: Option<Exposure>,
     /// A database, cache or admin service (scan's `risky`).
@@ -54,6 +59,7 @@ impl PortGroup {
         self.kernel.extend(l.kernel.clone());
         self.units.extend(l.unit.clone());
         self.addresses.push(l.address);
+        self.places.push(l.address_text());
         self.exposure = self.exposure.max(Some(l.exposure));
         self.risky |= l.risky;
         // Only a proven name: any process can call itself docker-proxy.
@@ -85,6 +91,7 @@ impl PortGroup {
             &mut self.units,
             &mut self.forwarded_to,
             &mut self.containers,
+            &mut self.places,
         ] {
             v.sort_unstable();
             v.dedup();
@@ -158,10 +165,9 @@ impl PortGroup {
         }
     }
 
-    /// `192.0.2.1, 2001:db8::1`.
+    /// `192.0.2.1, 2001:db8::1`, `0.0.0.0%virbr0`.
     pub fn addresses_text(&self) -> String {
-        let addresses: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
-        addresses.join(", ")
+        self.places.join(", ")
     }
 }
 

@@ -275,7 +275,10 @@ fn scan_warnings(scan: &Scan) -> Vec<String> {
     let mut warnings = Vec::new();
     let unreadable = scan.unreadable_processes;
     if unreadable > 0 {
-        let n = crate::human::count(unreadable, "process", "processes");
+        let mut n = crate::human::count(unreadable, "process", "processes");
+        if let Some(named) = scan.unreadable_named() {
+            n = format!("{n}, {named},");
+        }
         let consequence = "so some listeners may have no owner and be named by port only";
         warnings.push(match scan.as_root {
             Some(true) => format!(
@@ -503,5 +506,33 @@ mod tests {
             "{:?}",
             proposal.warnings()
         );
+    }
+
+    /// A device name becomes `iifname "NAME"`: a saved scan's must be one
+    /// the kernel could have given.
+    #[test]
+    fn a_saved_scans_device_must_be_an_interface_name() {
+        let with = |device: &str| {
+            format!(
+                r#"{{"listeners": [{{"proto": "udp", "address": "0.0.0.0", "port": 67,
+                "exposure": "private", "service": "dhcp", "process": "dnsmasq", "pids": [7],
+                "risky": false, "device": "{device}"}}]}}"#
+            )
+        };
+        let scan = parse_saved_scan(&with("virbr0"), "kvm.json").unwrap();
+        assert_eq!(scan.listeners[0].device.as_deref(), Some("virbr0"));
+        for bad in ["", "a-name-of-16-chr", "eth0 accept", "x\\\"y", ".."] {
+            let e = parse_saved_scan(&with(bad), "kvm.json")
+                .unwrap_err()
+                .to_string();
+            // Refused where it is, with its line and column.
+            assert!(
+                e.starts_with("saved scan kvm.json, line 3, column ")
+                    && e.contains(
+                        "is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)"
+                    ),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! Rendering a [`Ruleset`] as `iptables-restore --noflush` (IPv4) or
 //! `ip6tables-restore --noflush` (IPv6) input, for hosts without nftables.
 //!
-//! Only autofw's own chain (`AUTOFW-INPUT`) is declared, and so flushed; the
-//! built-in chains get their policies and one jump line, and every other
-//! chain (Docker's, fail2ban's) is left as it is. The blocklist is matched
+//! Only autofw's own chains are declared, and so flushed: `AUTOFW-INPUT` in
+//! the filter table and, on a host that routes, the published-ports guard
+//! `AUTOFW-PUBLISHED` in the mangle table ([`GUARD_JUMP`] says why there).
+//! The built-in chains get their policies and one jump line each, and every
+//! other chain (Docker's, netavark's, fail2ban's) is left as it is. The blocklist is matched
 //! with `-m set` against an ipset (one hash lookup per packet): iptables has
 //! no sets of its own, so the set is loaded first with `ipset restore`
 //! from [`ipset_restore`].
@@ -22,21 +24,39 @@ pub const INPUT_CHAIN: &str = "AUTOFW-INPUT";
 /// the live INPUT already has it).
 pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
 
-/// autofw's chain for forwarded (DNAT) ports, jumped to from DOCKER-USER.
+/// autofw's chain for forwarded (DNAT) ports, in the mangle table, jumped
+/// to from mangle's FORWARD ([`GUARD_JUMP`]).
 pub const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
 
-/// The chain Docker jumps to first from FORWARD, and keeps for its users:
-/// the one place in Docker's chains autofw writes to (see [`DOCKER_USER_JUMP`]).
+/// The line that hooks the published-ports chain into the mangle table's
+/// FORWARD. Why mangle: its forward hook (priority -150) runs after the nat
+/// prerouting hook has DNATed a connection's first packet (so conntrack's
+/// `DNAT` state and original port are known) and before the filter table's
+/// FORWARD (priority 0), where every engine accepts what it publishes:
+/// Docker (`DOCKER-USER`, `DOCKER`), netavark (`NETAVARK_FORWARD`), CNI
+/// (`CNI-FORWARD`), each inserting its own jumps at the top of filter's
+/// FORWARD whenever it (re)starts. No engine writes to mangle's FORWARD, so
+/// nothing they re-insert can come first. (raw and mangle PREROUTING run
+/// before the DNAT: a new connection is not yet `DNAT` there.) apply leaves
+/// the line out when the live mangle FORWARD already has it
+/// (`firewall::backend::iptables::filter_view::fit_to_live`).
+pub const GUARD_JUMP: &str = "-I FORWARD 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// The same jump as `iptables-save -t mangle` lists it.
+pub const GUARD_JUMP_SAVED: &str = "-A FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// Docker's chain, which an autofw before issue 20 hooked the guard into
+/// (in the filter table): only Docker's FORWARD jumps there, so netavark's
+/// and CNI's published ports and plain DNATs went unguarded. apply and the
+/// boot hook take that old jump (and the filter table's old chain) out.
 pub const DOCKER_USER: &str = "DOCKER-USER";
 
-/// The line that hooks the published-ports chain into the top of
-/// DOCKER-USER. apply declares DOCKER-USER first when it is missing, and
-/// leaves this line out when the live DOCKER-USER already has the jump
-/// (`firewall::backend::iptables::filter_view::fit_to_live`).
+/// The old jump, as an undo puts it back (a rollback to rules an older
+/// autofw applied).
 pub const DOCKER_USER_JUMP: &str =
     "-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
-/// The same jump as `iptables-save` lists it.
+/// The old jump, as `iptables-save` lists it.
 pub const DOCKER_USER_JUMP_SAVED: &str =
     "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
@@ -143,7 +163,7 @@ fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String>
             hashlimit_name(*proto, *port)
         ))],
         Match::OverRate { .. } => vec![],
-        Match::Service { bound: Some(b), .. } if b.family() != family => vec![],
+        Match::Service { bound: Some(b), .. } if b.excludes(family) => vec![],
         Match::Service {
             proto,
             port,
@@ -160,7 +180,9 @@ fn rule_lines(rule: &Rule, family: Family, blocklist: &Blocklist) -> Vec<String>
                     if let Some(interface) = &b.interface {
                         to.push_str(&format!("-i {} ", quoted(interface, 15)));
                     }
-                    to.push_str(&format!("-d {} ", b.address.to_canonical()));
+                    if let Some(address) = b.address {
+                        to.push_str(&format!("-d {} ", address.to_canonical()));
+                    }
                     to
                 }
                 None => String::new(),
@@ -227,9 +249,6 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     ));
     out.push_str(":OUTPUT ACCEPT [0:0]\n");
     let _ = writeln!(out, ":{INPUT_CHAIN} - [0:0]");
-    if ruleset.published.is_some() {
-        let _ = writeln!(out, ":{PUBLISHED_CHAIN} - [0:0]");
-    }
     for rule in &ruleset.input {
         let lines = rule_lines(rule, family, &ruleset.blocklist);
         if lines.is_empty() {
@@ -242,31 +261,33 @@ pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     }
     out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
     let _ = writeln!(out, "{JUMP_LINE}");
+    out.push_str("COMMIT\n");
     if let Some(guard) = &ruleset.published {
         out.push_str(&published_lines(guard, family));
     }
-    out.push_str("COMMIT\n");
     out
 }
 
-/// The published-ports chain and its one jump from DOCKER-USER: new DNATed
-/// connections from outside the bridges return for the opened ports and are
-/// dropped otherwise (never accepted: Docker's FORWARD rules still decide
-/// what passes).
+/// The mangle table's published-ports chain and its one jump from mangle's
+/// FORWARD (see [`GUARD_JUMP`]): new DNATed connections from outside the
+/// bridges return for the opened ports and are dropped otherwise (never
+/// accepted: the engines' FORWARD rules still decide what passes).
 fn published_lines(guard: &PublishedGuard, family: Family) -> String {
     let mut out = String::new();
     let c = PUBLISHED_CHAIN;
+    out.push_str("*mangle\n");
     out.push_str(&comment_lines(
         &format!("FORWARD, published ports: {}", guard.reason),
         "",
     ));
+    let _ = writeln!(out, ":{c} - [0:0]");
     let _ = writeln!(out, "-A {c} -m conntrack ! --ctstate NEW -j RETURN");
     for bridge in &guard.bridges {
         let _ = writeln!(out, "-A {c} -i {bridge}+ -j RETURN");
     }
     for open in &guard.open {
         let comment = format!("-m comment --comment {}", quoted(&open.label, 255));
-        if open.bound.as_ref().is_some_and(|b| b.family() != family) {
+        if open.bound.as_ref().is_some_and(|b| b.excludes(family)) {
             continue;
         }
         let mut port = String::new();
@@ -279,8 +300,8 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
             "-p {p} -m conntrack --ctproto {p}",
             p = open.proto
         ));
-        if let Some(bound) = &open.bound {
-            port.push_str(&format!(" --ctorigdst {}", bound.address.to_canonical()));
+        if let Some(address) = open.bound.as_ref().and_then(|b| b.address) {
+            port.push_str(&format!(" --ctorigdst {}", address.to_canonical()));
         }
         port.push_str(&format!(" --ctorigdstport {}", open.port));
         match open.family {
@@ -306,10 +327,11 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
         "-A {c} -m comment --comment \"published-closed\" -j DROP"
     );
     out.push_str(&comment_lines(
-        "hook it into the top of Docker's DOCKER-USER (FORWARD jumps there first); loaded by hand, DOCKER-USER must exist (Docker creates it); `autofw apply` creates it if missing",
+        "hook it into the top of mangle's FORWARD: it runs after the DNAT and before every engine's FORWARD rules in the filter table (Docker, podman's netavark, CNI), which no engine restart can change",
         "",
     ));
-    let _ = writeln!(out, "{DOCKER_USER_JUMP}");
+    let _ = writeln!(out, "{GUARD_JUMP}");
+    out.push_str("COMMIT\n");
     out
 }
 

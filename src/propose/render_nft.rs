@@ -118,11 +118,13 @@ fn statement(rule: &Rule) -> String {
                 if let Some(interface) = &bound.interface {
                     m.push_str(&format!("iifname {} ", quoted(interface, 15)));
                 }
-                let daddr = match bound.family() {
-                    Family::Ipv4 => "ip daddr",
-                    Family::Ipv6 => "ip6 daddr",
-                };
-                m.push_str(&format!("{daddr} {} ", bound.address.to_canonical()));
+                if let Some(address) = bound.address {
+                    let daddr = match Family::of(&address) {
+                        Family::Ipv4 => "ip daddr",
+                        Family::Ipv6 => "ip6 daddr",
+                    };
+                    m.push_str(&format!("{daddr} {} ", address.to_canonical()));
+                }
             }
             if let Some(family) = family {
                 let nets: Vec<String> = sources.iter().map(ToString::to_string).collect();
@@ -473,14 +475,16 @@ fn published_chains(guard: &PublishedGuard) -> String {
             if let Some(interface) = &bound.interface {
                 m.push_str(&format!("iifname {} ", quoted(interface, 15)));
             }
-            let family = match bound.family() {
-                Family::Ipv4 => "ip",
-                Family::Ipv6 => "ip6",
-            };
-            m.push_str(&format!(
-                "ct original {family} daddr {} ",
-                bound.address.to_canonical()
-            ));
+            if let Some(address) = bound.address {
+                let family = match Family::of(&address) {
+                    Family::Ipv4 => "ip",
+                    Family::Ipv6 => "ip6",
+                };
+                m.push_str(&format!(
+                    "ct original {family} daddr {} ",
+                    address.to_canonical()
+                ));
+            }
         }
         if let Some(family) = open.family {
             let nets: Vec<String> = open.sources.iter().map(ToString::to_string).collect();

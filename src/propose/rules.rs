@@ -255,7 +255,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
             let place = policy.map(|p| p.place.as_str()).unwrap_or("");
             for family in [Family::Ipv4, Family::Ipv6] {
                 // A listener bound to one address takes one family only.
-                if bound.as_ref().is_some_and(|b| b.family() != family) {
+                if bound.as_ref().is_some_and(|b| b.excludes(family)) {
                     continue;
                 }
                 let nets: Vec<_> = sources

@@ -134,14 +134,19 @@ pub enum Match {
     Any,
 }
 
-/// Where a listener bound to one address takes packets: that destination,
-/// and for a private or link-local address the interface that holds it.
+/// Where a listener bound to one address or one device takes packets: that
+/// destination, and for a private or link-local address the interface that
+/// holds it; for a socket bound to a device (`0.0.0.0%virbr0`), that device
+/// (and the address, if it is bound to one too).
 /// Linux accepts a packet for any local address on any interface (the weak
 /// host model), so without this a neighbour on the public link could reach
 /// a service bound to the private network by routing to its address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Bound {
-    pub address: IpAddr,
+    /// `None` for a wildcard bound to a device: any address, both families
+    /// (as a wildcard listener's rule), on that device only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
     /// Matched by name (`iifname`), not index: the boot hook loads the
     /// rules before the interfaces exist.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,8 +154,14 @@ pub struct Bound {
 }
 
 impl Bound {
-    pub fn family(&self) -> Family {
-        Family::of(&self.address)
+    /// The one family its address takes, or `None` (no address: both).
+    pub fn family(&self) -> Option<Family> {
+        self.address.as_ref().map(Family::of)
+    }
+
+    /// Whether a rule for this bound does not apply in `family`.
+    pub fn excludes(&self, family: Family) -> bool {
+        self.family().is_some_and(|f| f != family)
     }
 }
 
@@ -392,7 +403,8 @@ impl Ruleset {
                         && f.is_none_or(|f| f == family)
                         && (sources.is_empty() || sources.iter().any(|n| n.contains(&source)))
                         && bound.as_ref().is_none_or(|b| {
-                            Some(b.address.to_canonical()) == destination
+                            b.address
+                                .is_none_or(|a| Some(a.to_canonical()) == destination)
                                 && b.interface
                                     .as_deref()
                                     .is_none_or(|name| interface == Some(name))

@@ -6,8 +6,8 @@
 //! [`super::netlink`], [`super::owners`]) hand in plain values, so every rule
 //! is tested on fixtures and literals.
 
-use crate::model::{Exposure, Listener, Owner, Proto};
-use crate::services::{ServiceTable, is_risky_listener};
+use crate::model::{Exposure, Listener, Owner, Proto, UnreadableProcess};
+use crate::services::{ROOTLESS_CONTAINER, ROOTLESS_PROXIES, ServiceTable, is_risky_listener};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -30,6 +30,9 @@ pub struct SocketEntry {
     pub inode: u64,
     /// The uid that created the socket (the kernel's `sock_i_uid`).
     pub uid: u32,
+    /// The device the socket is bound to (sock_diag's `idiag_if`, named);
+    /// `None` when it is bound to none, or the reader cannot tell (`/proc`).
+    pub device: Option<String>,
 }
 
 /// Can a socket in `state` be a listener at all? The state alone decides for
@@ -71,6 +74,8 @@ pub struct Owners {
     /// Processes whose descriptors could not be read: their sockets show
     /// with fewer owners, or none.
     pub unreadable: usize,
+    /// Those of them known by pid (and comm, where readable).
+    pub unreadable_processes: Vec<UnreadableProcess>,
 }
 
 impl Owners {
@@ -179,10 +184,18 @@ pub fn listeners(
         pids: BTreeSet<u32>,
         uid: u32,
     }
-    let mut groups: BTreeMap<(Proto, u16, IpAddr), Group> = BTreeMap::new();
+    // Sockets bound to different devices are different listeners: two
+    // libvirt networks each have a dnsmasq on `0.0.0.0%virbrN:67`.
+    type Key = (Proto, u16, IpAddr, Option<String>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     for socket in sockets.into_iter().filter(SocketEntry::is_listener) {
         let group = groups
-            .entry((socket.proto, socket.local.port(), socket.local.ip()))
+            .entry((
+                socket.proto,
+                socket.local.port(),
+                socket.local.ip(),
+                socket.device,
+            ))
             .or_default();
         // The highest uid: if any socket of the endpoint is a user's, that
         // one decides trust.
@@ -193,7 +206,7 @@ pub fn listeners(
     }
     groups
         .into_iter()
-        .map(|((proto, port, address), group)| {
+        .map(|((proto, port, address, device), group)| {
             let owner_list: Vec<Owner> = group
                 .pids
                 .iter()
@@ -219,12 +232,14 @@ pub fn listeners(
                 uid: Some(group.uid),
                 user: accounts.user(Some(group.uid)),
                 owners: owner_list,
+                device,
                 ..Listener::bare(proto, address, port, exposure)
             };
             let proven: BTreeSet<&str> = crate::trust::trusted_programs(&listener)
                 .into_iter()
                 .collect();
             let proven: Vec<&str> = proven.into_iter().collect();
+            let rootless_proxy = proven.iter().any(|p| ROOTLESS_PROXIES.contains(p));
             listener.service = names.name_listener(proto, port, &proven);
             // Say why a known program name was not taken.
             let all: Vec<&str> = programs.iter().map(String::as_str).collect();
@@ -234,6 +249,17 @@ pub fn listeners(
                         format!("not named after `{}` (pid {}): {why}", o.program, o.pid)
                     })
                 });
+            }
+            // A user's rootless container: its engine's port forwarder holds
+            // the port on the host, as that user.
+            if rootless_proxy && !crate::trust::is_system_account(group.uid, accounts.uid_min) {
+                let account = listener
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| group.uid.to_string());
+                listener.service = ROOTLESS_CONTAINER.to_string();
+                listener.name_note = None;
+                listener.rootless_container = Some(account);
             }
             listener.risky = is_risky_listener(&listener.service, exposure);
             listener
@@ -270,15 +296,49 @@ pub fn mark_client_sockets(listeners: &mut [Listener], local_port_range: Option<
 
 /// Record the interface holding each listener's address (`addresses`:
 /// local address → interface), for listeners bound to one address: a
-/// wildcard is on every interface, loopback needs no rule.
+/// wildcard is on every interface, loopback needs no rule. A listener bound
+/// to a device takes packets from that device only: its interface is the
+/// device, and its exposure is the device's ([`device_exposure`]) where
+/// that is narrower than its address's.
 pub fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr, String>) {
     for l in listeners {
+        if let Some(device) = &l.device {
+            l.interface = Some(device.clone());
+            let exposure = l.exposure.min(device_exposure(device, addresses));
+            if exposure != l.exposure {
+                l.exposure = exposure;
+                l.risky = !l.client_socket && is_risky_listener(&l.service, exposure);
+            }
+            continue;
+        }
         let address = l.address.to_canonical();
         if address.is_unspecified() || l.exposure == Exposure::Loopback {
             continue;
         }
         l.interface = addresses.get(&address).cloned();
     }
+}
+
+/// Who can reach a socket bound to `device`: only what arrives on it.
+/// Loopback for `lo`; private for a bridge that containers or VMs route
+/// through ([`crate::model::is_routing_bridge`]: its far side is the
+/// host's own guests, whatever addresses it holds); otherwise the widest
+/// exposure of the addresses the device holds (a link holding only private
+/// addresses is a private link). A device holding no address is taken to
+/// be public: nothing says who is on it.
+pub fn device_exposure(device: &str, addresses: &BTreeMap<IpAddr, String>) -> Exposure {
+    if device == "lo" {
+        return Exposure::Loopback;
+    }
+    if crate::model::is_routing_bridge(device) {
+        return Exposure::Private;
+    }
+    addresses
+        .iter()
+        .filter(|(_, name)| *name == device)
+        .map(|(address, _)| classify(*address))
+        .max()
+        .unwrap_or(Exposure::Public)
 }
 
 #[cfg(test)]
@@ -297,6 +357,7 @@ mod tests {
             state,
             inode,
             uid: 0,
+            device: None,
         }
     }
 
@@ -373,6 +434,55 @@ mod tests {
             (by_port(22).uid, by_port(22).user.as_deref()),
             (Some(0), None)
         );
+    }
+
+    #[test]
+    fn a_users_rootless_container_is_said_to_be_one() {
+        // podman's rootlessport for alice on 8081 (tproxy by its number,
+        // as Debian's /etc/services says),
+        // the same program run by root on 8082, and a python3 of alice's
+        // calling itself rootlessport on 8083.
+        let mut sockets = vec![
+            entry(Proto::Tcp, "0.0.0.0:8081", "0.0.0.0:0", TCP_LISTEN, 1),
+            entry(Proto::Tcp, "0.0.0.0:8082", "0.0.0.0:0", TCP_LISTEN, 2),
+            entry(Proto::Tcp, "0.0.0.0:8083", "0.0.0.0:0", TCP_LISTEN, 3),
+        ];
+        sockets[0].uid = 1000;
+        sockets[2].uid = 1000;
+        let mut owners = Owners::default();
+        owners.add(1, 10, "rootlessport");
+        owners.add(2, 20, "rootlessport");
+        owners.add(3, 30, "rootlessport");
+        let facts = |uid, exe: &str| ProcessFacts {
+            uid: Some(uid),
+            exe: Some(exe.to_string()),
+            exe_root_only: true,
+        };
+        owners
+            .processes
+            .insert(10, facts(1000, "/usr/libexec/podman/rootlessport"));
+        owners
+            .processes
+            .insert(20, facts(0, "/usr/libexec/podman/rootlessport"));
+        owners.processes.insert(30, facts(1000, "/usr/bin/python3"));
+        let accounts = Accounts::from_texts(None, Some("alice:x:1000:1000::/home/alice:/bin/sh\n"));
+        let names = ServiceTable::with_etc_services("tproxy 8081/tcp # Transparent Proxy\n");
+        let got = listeners(sockets, &owners, &names, &accounts);
+        let by_port = |port| got.iter().find(|l| l.port == port).unwrap();
+        let alice = by_port(8081);
+        assert_eq!(
+            (alice.service.as_str(), alice.rootless_container.as_deref()),
+            ("rootless-container", Some("alice"))
+        );
+        assert_ne!(
+            by_port(8082).service,
+            "rootless-container",
+            "root's is no user's container"
+        );
+        assert_eq!(by_port(8082).rootless_container, None);
+        assert_eq!(by_port(8083).service, "unknown", "an unproven name");
+        assert_eq!(by_port(8083).rootless_container, None);
+        assert_eq!(names.name_listener(Proto::Tcp, 8081, &[]), "tproxy");
     }
 
     #[test]
@@ -457,6 +567,60 @@ mod tests {
                 (80, Some("eth0")),
                 (9100, Some("eth1")),
                 (9101, Some("eth1"))
+            ]
+        );
+    }
+
+    /// A socket bound to a device is its own listener, reached only from
+    /// that device: a routing bridge's (even with a public address) or a
+    /// private link's is not public; `lo`'s is loopback; a public link's
+    /// stays public.
+    #[test]
+    fn device_bound_sockets_are_exposed_as_their_device() {
+        let bound = |local: &str, inode, device: &str| SocketEntry {
+            device: Some(device.to_string()),
+            ..entry(Proto::Udp, local, "0.0.0.0:0", TCP_CLOSE, inode)
+        };
+        let sockets = vec![
+            bound("0.0.0.0:67", 1, "virbr0"),
+            bound("0.0.0.0:67", 2, "virbr1"),
+            entry(Proto::Udp, "0.0.0.0:67", "0.0.0.0:0", TCP_CLOSE, 3),
+            bound("0.0.0.0:161", 4, "eth1"),
+            bound("0.0.0.0:162", 5, "eth0"),
+            bound("0.0.0.0:163", 6, "lo"),
+            bound("0.0.0.0:164", 7, "dummy0"),
+        ];
+        let mut got = listeners(
+            sockets,
+            &Owners::default(),
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        let addresses: BTreeMap<IpAddr, String> = [
+            ("192.0.2.1", "virbr0"),
+            ("10.9.0.5", "eth1"),
+            ("fe80::1", "eth1"),
+            ("203.0.113.10", "eth0"),
+        ]
+        .into_iter()
+        .map(|(a, i)| (ip(a), i.to_string()))
+        .collect();
+        attach_interfaces(&mut got, &addresses);
+        let found: Vec<(u16, String, Exposure, Option<&str>)> = got
+            .iter()
+            .map(|l| (l.port, l.address_text(), l.exposure, l.interface.as_deref()))
+            .collect();
+        use Exposure::*;
+        assert_eq!(
+            found,
+            [
+                (67, "0.0.0.0".into(), Public, None),
+                (67, "0.0.0.0%virbr0".into(), Private, Some("virbr0")),
+                (67, "0.0.0.0%virbr1".into(), Private, Some("virbr1")),
+                (161, "0.0.0.0%eth1".into(), Private, Some("eth1")),
+                (162, "0.0.0.0%eth0".into(), Public, Some("eth0")),
+                (163, "0.0.0.0%lo".into(), Loopback, Some("lo")),
+                (164, "0.0.0.0%dummy0".into(), Public, Some("dummy0")),
             ]
         );
     }

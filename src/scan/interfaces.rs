@@ -46,6 +46,24 @@ pub fn local_addresses() -> BTreeMap<IpAddr, String> {
     found
 }
 
+/// The name of the interface with index `index` (`if_indextoname(3)`), as
+/// sock_diag reports a socket's bound device by index. A device removed
+/// since the socket was bound has no name: `if<INDEX>`, which no rule's
+/// `iifname` will ever match (as nothing arrives on a device that is gone).
+pub fn name_of_index(index: u32) -> String {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer is IF_NAMESIZE bytes, as if_indextoname requires;
+    // on success it holds a NUL-terminated name, read only then.
+    unsafe {
+        if libc::if_indextoname(index, buffer.as_mut_ptr()).is_null() {
+            return format!("if{index}");
+        }
+        std::ffi::CStr::from_ptr(buffer.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +76,6 @@ mod tests {
             Some(&"lo".to_string()),
             "{addresses:?}"
         );
+        assert_eq!(name_of_index(1), "lo");
     }
 }

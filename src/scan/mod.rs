@@ -25,6 +25,7 @@ pub mod interfaces;
 pub mod kernel;
 pub mod nat;
 pub mod netlink;
+pub mod nft_nat;
 pub mod owners;
 pub mod procnet;
 pub mod render;
@@ -67,7 +68,10 @@ pub struct ScanOptions {
 /// owners from `/proc`, names from `names` (the caller's
 /// [`host::read_service_table`], which `propose` also needs for its specs).
 pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
-    let sockets = read_live_sockets(source)?;
+    let (sockets, from_proc) = read_live_sockets(source)?;
+    if from_proc {
+        eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+    }
     let owners = owners::walk_proc(&listener_inodes(&sockets))?;
     let accounts = read_accounts(Path::new("/etc"));
     let mut listeners = core::listeners(sockets, &owners, names, &accounts);
@@ -88,11 +92,16 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
+        unreadable: owners.unreadable_processes,
         host,
         uid_min: Some(accounts.uid_min),
         as_root: Some(rustix::process::geteuid().is_root()),
     })
 }
+
+/// Said when the sockets came from `/proc/net`: it has no column for the
+/// device a socket is bound to.
+pub const PROC_KNOWS_NO_DEVICES: &str = "the sockets were read from /proc/net, which does not say which device a socket is bound to (`0.0.0.0%virbr0` as sock_diag shows it): a socket bound to a device shows as listening on every interface, and propose opens its port on every interface";
 
 /// `UID_MIN` and the account names, from `login.defs` and `passwd` in `dir`
 /// (`/etc`, or a fixture directory); missing files leave the defaults.
@@ -115,7 +124,8 @@ fn read_saved_accounts(dir: &Path) -> anyhow::Result<core::Accounts> {
 /// [`owners::parse_owner_map`]), `processes` (see
 /// [`owners::parse_process_facts`]), `login.defs`, `passwd`,
 /// `ip_local_port_range` (a copy of the sysctl), `addresses`
-/// (`ADDRESS INTERFACE` lines), and the kernel's and systemd's own words:
+/// (`ADDRESS INTERFACE` lines), `devices` (`INODE DEVICE` lines: the device
+/// a socket is bound to, which `/proc/net` does not say), and the kernel's and systemd's own words:
 /// `ip-link.json`, `wg-listen-port`, `nfsd-portlist`,
 /// `systemctl-list-sockets` (see `fixtures/kernel/README.md`). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
@@ -149,6 +159,12 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             }
         }
     }
+    if let Some(text) = read("devices")? {
+        let devices = parse_devices(&text, &shown("devices"))?;
+        for socket in &mut sockets {
+            socket.device = devices.get(&socket.inode).cloned();
+        }
+    }
     let mut owners = match read("owners")? {
         Some(text) => owners::parse_owner_map(&text, &shown("owners"))
             .map_err(|e| bad_input(e.to_string()))?,
@@ -178,13 +194,17 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     }
     let local_port_range = read("ip_local_port_range")?.and_then(|t| host::parse_port_range(&t));
     core::mark_client_sockets(&mut listeners, local_port_range);
-    if let Some(text) = read("addresses")? {
-        let addresses = parse_addresses(&text, &dir.join("addresses").display().to_string())?;
-        core::attach_interfaces(&mut listeners, &addresses);
-    }
+    // Without `addresses`, sockets bound to a device still get it as their
+    // interface, and a bridge's or `lo`'s exposure.
+    let addresses = match read("addresses")? {
+        Some(text) => parse_addresses(&text, &shown("addresses"))?,
+        None => Default::default(),
+    };
+    core::attach_interfaces(&mut listeners, &addresses);
     Ok(Scan {
         listeners,
         unreadable_processes: owners.unreadable,
+        unreadable: owners.unreadable_processes,
         host: HostFacts {
             local_port_range,
             ..HostFacts::default()
@@ -193,6 +213,30 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
         // Saved tables say nothing of who read them.
         as_root: None,
     })
+}
+
+/// A fixture's `devices` file: `INODE DEVICE` per line, `#` comments.
+fn parse_devices(text: &str, file: &str) -> anyhow::Result<std::collections::HashMap<u64, String>> {
+    let mut devices = std::collections::HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [inode, device] if inode.parse::<u64>().is_ok() => {
+                devices.insert(inode.parse()?, device.to_string());
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "`{file}` line {}: expected `INODE DEVICE`, found `{line}`",
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(devices)
 }
 
 /// A fixture's `addresses` file: `ADDRESS INTERFACE` per line (what
@@ -226,15 +270,33 @@ fn parse_addresses(
 /// The listener candidates of all four tables. `Auto` takes netlink (the
 /// faster, measured in docs/scan.md) and falls back to `/proc/net` for any
 /// table netlink cannot dump (no sock_diag, a kernel without `udp_diag`).
-fn read_live_sockets(source: SocketSource) -> anyhow::Result<Vec<SocketEntry>> {
+/// Also says whether any table came from `/proc/net` (which knows no
+/// devices).
+fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, bool)> {
     let proc_net = Path::new("/proc/net");
     let from_proc = |table: Table| {
         procnet::read_table(proc_net, table).map_err(|e| host_failure(e.to_string()))
     };
     let mut sockets = Vec::new();
+    let mut any_from_proc = false;
+    // Both TCP tables in one kernel walk where the kernel answers that.
+    let tcp_done = source != SocketSource::Proc
+        && match netlink::dump_tcp_both_families() {
+            Ok(entries) => {
+                sockets.extend(entries);
+                true
+            }
+            Err(_) => false,
+        };
     for table in Table::ALL {
+        if tcp_done && table.proto() == crate::model::Proto::Tcp {
+            continue;
+        }
         let entries = match source {
-            SocketSource::Proc => from_proc(table)?,
+            SocketSource::Proc => {
+                any_from_proc = true;
+                from_proc(table)?
+            }
             SocketSource::Netlink => match netlink::dump(table) {
                 Ok(entries) => entries,
                 // IPv6 is off: no table to read, and nothing listens there.
@@ -248,12 +310,15 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<Vec<SocketEntry>> {
             },
             SocketSource::Auto => match netlink::dump(table) {
                 Ok(entries) => entries,
-                Err(_) => from_proc(table)?,
+                Err(_) => {
+                    any_from_proc = true;
+                    from_proc(table)?
+                }
             },
         };
         sockets.extend(entries);
     }
-    Ok(sockets)
+    Ok((sockets, any_from_proc))
 }
 
 /// The inodes worth looking for in the fd walk, sorted for binary search.
@@ -306,6 +371,7 @@ pub fn run(args: &ScanOptions, other_filters: &dyn Fn() -> Vec<String>) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Exposure;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0500090A:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
     const UDP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n   0: 00000000:B391 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 0\n";
@@ -329,6 +395,37 @@ mod tests {
             .collect();
         assert_eq!(got, [(9100, Some("eth1"), false), (45969, None, true)]);
         assert_eq!(scan.host.local_port_range, Some((32768, 60999)));
+
+        // `devices` gives a socket the device it is bound to (by inode):
+        // a bridge's, so not public, with or without `addresses`.
+        write("devices", "# INODE DEVICE\n2 virbr0\n");
+        for with_addresses in [true, false] {
+            if !with_addresses {
+                std::fs::remove_file(dir.path().join("addresses")).unwrap();
+            }
+            let scan = scan_saved(dir.path()).unwrap();
+            let devices: Vec<(Option<&str>, Option<&str>, Exposure)> = scan
+                .listeners
+                .iter()
+                .map(|l| (l.device.as_deref(), l.interface.as_deref(), l.exposure))
+                .collect();
+            let exporter = with_addresses.then_some("eth1");
+            assert_eq!(
+                devices,
+                [
+                    (None, exporter, Exposure::Private),
+                    (Some("virbr0"), Some("virbr0"), Exposure::Private)
+                ]
+            );
+            assert_eq!(scan.listeners[1].address_text(), "0.0.0.0%virbr0");
+        }
+        write("devices", "virbr0 2\n");
+        let e = scan_saved(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("devices` line 1: expected `INODE DEVICE`, found `virbr0 2`"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("devices")).unwrap();
 
         write("addresses", "10.9.0.5\n");
         let e = scan_saved(dir.path()).unwrap_err().to_string();

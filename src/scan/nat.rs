@@ -7,7 +7,11 @@
 //! `iptables-save -t nat`, `ip6tables-save -t nat`, and
 //! `iptables-legacy-save`/`ip6tables-legacy-save` where the legacy nat table
 //! is loaded (`/proc/net/ip_tables_names`): rules in the legacy tables are
-//! just as live). `firewall::backend::exec`, the one place
+//! just as live). Each runs only where it could find a nat table: on a host
+//! with no NAT, scan starts no process (issue 20). Whether nf_tables holds a
+//! nat chain (native nft, iptables-nft) is asked over netlink
+//! ([`super::nft_nat`]); the legacy tables are named in `/proc/net`.
+//! `firewall::backend::exec`, the one place
 //! that changes the firewall, sits above scan in the import order, so scan
 //! spawns its readers itself ([`super::host::read_tool`], which also runs
 //! `ip`, `wg` and `systemctl` for the kernel's sockets).
@@ -20,6 +24,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// nf_tables families (`NFPROTO_*`), as [`super::nft_nat`] reports them.
+const NFPROTO_INET: u8 = 1;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 
 /// What the nat tables and the engines said.
 #[derive(Debug, Default)]
@@ -43,34 +52,45 @@ pub fn read_nat_facts() -> NatFacts {
         );
         return facts;
     }
+    let legacy_nat = |names: &str| {
+        std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l.trim() == "nat"))
+    };
+    let legacy_v4 = legacy_nat("/proc/net/ip_tables_names");
+    let legacy_v6 = legacy_nat("/proc/net/ip6_tables_names");
+    // The families with an nf_tables nat chain; if nf_tables cannot be
+    // asked, read as if every family had one.
+    let nat_families = super::nft_nat::nat_chain_families()
+        .unwrap_or_else(|_| [NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6].into());
     // Terse (`-t`): named sets without their elements (the DNAT rules keep
     // their inline sets). A million-entry blocklist otherwise makes this
     // listing 40 s and 630 MB (docs/propose.md).
-    if let Some(result) = read_tool("nft", &["-j", "-t", "list", "ruleset"]) {
+    if !nat_families.is_empty()
+        && let Some(result) = read_tool("nft", &["-j", "-t", "list", "ruleset"])
+    {
         match result.and_then(|json| parse_nft_ruleset(&json)) {
             Ok(forwards) => facts.forwards.extend(forwards),
             Err(e) => facts.notes.push(format!("forwarded ports: {e}")),
         }
     }
-    for (program, ipv6, legacy_tables) in [
-        ("iptables-save", false, None),
-        ("ip6tables-save", true, None),
+    // `iptables-save` is iptables-nft (a `nat` table of family ip) or, where
+    // the alternatives say so, iptables-legacy: either could have a table.
+    // Asking iptables-legacy for a table that is not loaded would load the
+    // legacy nat module into the kernel: only read one that exists.
+    for (program, ipv6, has_nat) in [
         (
-            "iptables-legacy-save",
+            "iptables-save",
             false,
-            Some("/proc/net/ip_tables_names"),
+            nat_families.contains(&NFPROTO_IPV4) || legacy_v4,
         ),
         (
-            "ip6tables-legacy-save",
+            "ip6tables-save",
             true,
-            Some("/proc/net/ip6_tables_names"),
+            nat_families.contains(&NFPROTO_IPV6) || legacy_v6,
         ),
+        ("iptables-legacy-save", false, legacy_v4),
+        ("ip6tables-legacy-save", true, legacy_v6),
     ] {
-        // Asking iptables-legacy for a table that is not loaded would load
-        // the legacy nat module into the kernel: only read one that exists.
-        if let Some(names) = legacy_tables
-            && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l.trim() == "nat"))
-        {
+        if !has_nat {
             continue;
         }
         match read_tool(program, &["-t", "nat"]) {

@@ -9,9 +9,20 @@
 //! listener inodes we care about, and the processes shared out between
 //! threads. Processes that cannot be read (not root) are counted, never
 //! silently skipped; kernel threads hold no descriptors and are not counted.
+//!
+//! What it does not do, because it need not: walk threads (`/proc` lists
+//! thread groups only, and a thread shares its process's descriptor table,
+//! so `/proc/PID/task/TID/fd` would only repeat `/proc/PID/fd`). What it
+//! cannot skip:
+//! `/proc` has no cheaper way to tell that a process holds no socket than
+//! reading its descriptors (no count of sockets per process; the link's
+//! mode only says read/write), so a process with 16 open files costs its
+//! 16 `readlinkat`s, and the busy benchmark host's 40,000 connections cost
+//! 40,000 (docs/scan.md has the figures).
 
 use super::core::{Owners, ProcessFacts};
 use super::procnet::LineError;
+use crate::model::UnreadableProcess;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
@@ -73,10 +84,18 @@ pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
         }
         unreadable.extend(found.unreadable);
     }
-    owners.unreadable = unreadable
+    unreadable.sort_unstable();
+    // Name each one (comm is world-readable unless /proc hides the
+    // process): the note then says which process to look at.
+    owners.unreadable_processes = unreadable
         .into_iter()
         .filter(|&pid| !is_kernel_thread(pid))
-        .count();
+        .map(|pid| UnreadableProcess {
+            pid,
+            program: read_comm(proc.as_fd(), pid),
+        })
+        .collect();
+    owners.unreadable = owners.unreadable_processes.len();
     for pid in owner_pids {
         match read_comm(proc.as_fd(), pid) {
             Some(comm) => {
@@ -150,30 +169,45 @@ fn walk_process(
         Ok(fd) => fd,
         Err(e) => return visit_error(e),
     };
+    // A batch of fewer entries than a full buffer holds was the last: procfs
+    // fills the buffer until the descriptors run out, and an fd entry takes
+    // at most 32 bytes (19 of header, a name of at most 10 digits and its
+    // NUL, aligned to 8). Stopping there saves each process the call that
+    // would return nothing.
+    let full_batch = dir_buffer.len() / 32 - 1;
     let mut entries = RawDir::new(&fd_dir, dir_buffer);
+    let mut in_batch = 0;
     let mut link = [0u8; 64];
     while let Some(entry) = entries.next() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => return visit_error(e),
         };
+        in_batch += 1;
         let name = entry.file_name();
-        if name.to_bytes().first() == Some(&b'.') {
-            continue;
+        if name.to_bytes().first() != Some(&b'.') {
+            match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
+                Ok(length) => {
+                    if let Some(inode) = socket_inode(&link[..length.min(link.len())])
+                        && wanted.binary_search(&inode).is_ok()
+                    {
+                        sockets.push((inode, pid));
+                    }
+                }
+                // Closed since the listing.
+                Err(Errno::NOENT) => {}
+                Err(e) => {
+                    if visit_error(e) == Visit::Unreadable {
+                        return Visit::Unreadable;
+                    }
+                }
+            }
         }
-        let length = match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
-            Ok(length) => length,
-            // Closed since the listing.
-            Err(Errno::NOENT) => continue,
-            Err(e) => match visit_error(e) {
-                Visit::Unreadable => return Visit::Unreadable,
-                _ => continue,
-            },
-        };
-        if let Some(inode) = socket_inode(&link[..length.min(link.len())])
-            && wanted.binary_search(&inode).is_ok()
-        {
-            sockets.push((inode, pid));
+        if entries.is_buffer_empty() {
+            if in_batch < full_batch {
+                break;
+            }
+            in_batch = 0;
         }
     }
     Visit::Read
@@ -338,7 +372,9 @@ fn is_kernel_thread(pid: u32) -> bool {
 
 /// Parse a saved owner map (the fixture stand-in for the walk): lines of
 /// `INODE PID PROGRAM` (PROGRAM is the rest of the line, as comm may hold
-/// spaces), and at most one `unreadable COUNT`. `#` starts a comment.
+/// spaces), at most one `unreadable COUNT`, and `unreadable-process PID
+/// [PROGRAM]` for each one known by pid (the count is at least their
+/// number). `#` starts a comment.
 pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
     let mut owners = Owners::default();
     for (index, line) in text.lines().enumerate() {
@@ -361,6 +397,18 @@ pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
             continue;
         }
         let program = fields.next().map(str::trim).unwrap_or("");
+        if first == "unreadable-process" {
+            let pid = second.and_then(|n| n.parse().ok()).ok_or_else(|| {
+                error(format!(
+                    "expected `unreadable-process PID [PROGRAM]`, found `{line}`"
+                ))
+            })?;
+            owners.unreadable_processes.push(UnreadableProcess {
+                pid,
+                program: (!program.is_empty()).then(|| program.to_string()),
+            });
+            continue;
+        }
         let (Ok(inode), Some(Ok(pid))) = (first.parse::<u64>(), second.map(str::parse::<u32>))
         else {
             return Err(error(format!(
@@ -379,6 +427,7 @@ pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
         }
         owners.add(inode, pid, program);
     }
+    owners.unreadable = owners.unreadable.max(owners.unreadable_processes.len());
     Ok(owners)
 }
 
@@ -421,9 +470,34 @@ mod tests {
 
     #[test]
     fn owner_map() {
-        let text = "# inode pid program\n15321 296 mysqld\n16001 449 sendmail: MTA\n16001 450 sendmail: MTA  # child\nunreadable 3\n";
+        let text = "# inode pid program\n15321 296 mysqld\n16001 449 sendmail: MTA\n16001 450 sendmail: MTA  # child\nunreadable 3\nunreadable-process 4242 open vpn\nunreadable-process 4243\n";
         let owners = parse_owner_map(text, "owners").unwrap();
         assert_eq!(owners.unreadable, 3);
+        assert_eq!(
+            owners.unreadable_processes,
+            [
+                UnreadableProcess {
+                    pid: 4242,
+                    program: Some("open vpn".into())
+                },
+                UnreadableProcess {
+                    pid: 4243,
+                    program: None
+                }
+            ]
+        );
+        let named_only = parse_owner_map("unreadable-process 7 a\nunreadable-process 8 b\n", "o");
+        assert_eq!(
+            named_only.unwrap().unreadable,
+            2,
+            "the count covers the named"
+        );
+        assert!(
+            parse_owner_map("unreadable-process x\n", "o")
+                .unwrap_err()
+                .to_string()
+                .contains("expected `unreadable-process PID [PROGRAM]`")
+        );
         assert_eq!(owners.programs[&449], "sendmail: MTA");
         assert_eq!(
             owners.pids_by_inode[&16001]
@@ -482,5 +556,32 @@ mod tests {
         assert_eq!(facts.uid, Some(rustix::process::geteuid().as_raw()));
         assert!(facts.exe.as_deref().is_some_and(|exe| exe.starts_with('/')));
         assert!(walk_proc(&[]).unwrap().pids_by_inode.is_empty());
+    }
+
+    /// A process with more descriptors than one `getdents64` batch holds
+    /// (32 KiB: about 1,300 entries) is read to the end: the socket past
+    /// the first batch is found.
+    #[test]
+    fn walk_reads_every_batch_of_a_large_fd_table() {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let want = 4096;
+        if limit.current.is_some_and(|c| c < want) {
+            let raised = rustix::process::Rlimit {
+                current: Some(limit.maximum.map_or(want, |m| m.min(want))),
+                maximum: limit.maximum,
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, raised).unwrap();
+        }
+        let files: Vec<std::fs::File> = (0..3000)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        assert!(listener.as_raw_fd() > 3000);
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).unwrap();
+        let inode = socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
+        let owners = walk_proc(&[inode]).unwrap();
+        assert!(owners.pids_by_inode[&inode].contains(&std::process::id()));
+        drop(files);
     }
 }

@@ -214,6 +214,8 @@ fn parse_line(line: &str, table: Table) -> Result<SocketEntry, String> {
         state,
         inode,
         uid,
+        // `/proc/net` does not say which device a socket is bound to.
+        device: None,
     })
 }
 
@@ -284,6 +286,7 @@ mod tests {
                 state: TCP_LISTEN,
                 inode: 15321,
                 uid: 110,
+                device: None,
             }]
         );
     }

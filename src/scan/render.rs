@@ -55,7 +55,8 @@ pub fn table(listeners: &[Listener]) -> String {
     }
     let rows = listeners.iter().map(|l| Row {
         proto: l.proto.to_string(),
-        address: l.address.to_string(),
+        // `0.0.0.0%virbr0` for a socket bound to a device, as `ss` shows it.
+        address: escape_controls(&l.address_text()).into_owned(),
         port: l.port,
         // Names are whatever a process, an account or an interface called
         // itself: escaped for the terminal.
@@ -101,6 +102,9 @@ fn note_cell(l: &Listener) -> String {
     }
     if let Some(kernel) = &l.kernel {
         notes.push(format!("kernel: {kernel}"));
+    }
+    if let Some(account) = &l.rootless_container {
+        notes.push(format!("rootless container of {account}"));
     }
     if let Some(unit) = &l.unit {
         notes.push(format!("socket activation: {unit}"));
@@ -186,7 +190,10 @@ pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     }
     if scan.unreadable_processes > 0 {
         let n = scan.unreadable_processes;
-        let what = count(n, "process", "processes");
+        let mut what = count(n, "process", "processes");
+        if let Some(named) = scan.unreadable_named() {
+            what = format!("{what}, {named},");
+        }
         notes.push(if as_root {
             format!(
                 "{what} could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
@@ -246,6 +253,16 @@ mod tests {
             ]
         );
         assert!(notes(&s, &s, true)[0].contains("even as root"));
+        // Named where the walk knew them.
+        let mut named = s.clone();
+        named.unreadable = vec![crate::model::UnreadableProcess {
+            pid: 4242,
+            program: Some("openvpn".into()),
+        }];
+        assert_eq!(
+            notes(&named, &named, true)[0],
+            "1 process, pid 4242 (openvpn), could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
+        );
         assert_eq!(
             notes(&Scan::default(), &Scan::default(), false),
             Vec::<String>::new()

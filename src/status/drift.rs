@@ -21,9 +21,9 @@ use crate::firewall::backend::compare::RulesState;
 use crate::firewall::backend::compare::{FamilyRules, LiveRules, compare_rules};
 use crate::firewall::backend::iptables::input_order;
 use crate::firewall::other_filters::verdict::ForeignDrop;
-use crate::model::{Proto, Scan};
+use crate::model::{Exposure, Proto, Scan};
 use crate::propose::group::{self, PortGroup};
-use crate::record::{AppliedRecord, ListeningPort};
+use crate::record::{AppliedRecord, ListeningPort, OpenedPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,7 +180,7 @@ pub fn assess(
             None
         }
         Some(record) => {
-            let state = match (record.rolled_back_at, live) {
+            let state = match (record.rolled_back_at(), live) {
                 (Some(at), _) => RulesState::RolledBack { at },
                 (None, Some(live)) => compare_rules(live),
                 (None, None) => RulesState::Unverified {
@@ -317,34 +317,71 @@ fn listener_finding(
     }
 }
 
+/// Where a listener on `key` now takes packets that rules limited to
+/// `interfaces` do not admit: `0.0.0.0%virbr1` (bound to another device),
+/// `0.0.0.0` (every interface). `None` when the rules take every interface,
+/// or every listener is on one of theirs. A listener's interface is its
+/// device, or for a private or link-local address the one holding it, as
+/// propose matched it.
+fn outside_interfaces(scan: &Scan, key: (u16, Proto), interfaces: &[String]) -> Option<String> {
+    if interfaces.is_empty() {
+        return None;
+    }
+    scan.listeners
+        .iter()
+        .filter(|l| (l.port, l.proto) == key)
+        .filter(|l| l.exposure != Exposure::Loopback && !l.client_socket)
+        .find(|l| {
+            let on = match (&l.device, l.exposure) {
+                (Some(device), _) => Some(device),
+                (None, Exposure::Private | Exposure::LinkLocal) => l.interface.as_ref(),
+                (None, _) => None,
+            };
+            on.is_none_or(|name| !interfaces.contains(name))
+        })
+        .map(|l| l.address_text())
+}
+
 fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
     let now = group::beyond_loopback(scan);
-    let opened: BTreeMap<(u16, Proto), &str> = record
+    let opened: BTreeMap<(u16, Proto), &OpenedPort> = record
         .opened
         .iter()
-        .map(|o| ((o.port, o.proto), o.service.as_str()))
+        .map(|o| ((o.port, o.proto), o))
         .collect();
-    let then: Option<BTreeMap<(u16, Proto), &ListeningPort>> = record
+    let then: BTreeMap<(u16, Proto), &ListeningPort> = record
         .listening
-        .as_ref()
-        .map(|ports| ports.iter().map(|p| ((p.port, p.proto), p)).collect());
+        .iter()
+        .map(|p| ((p.port, p.proto), p))
+        .collect();
     // Closed on purpose: left closed by the proposal although it listened
     // beyond loopback then (`--block`, or risky). A loopback-only listener
     // that now faces the network was never a choice.
     let kept_closed = |key: &(u16, Proto)| {
-        record.closed.iter().any(|c| (c.port, c.proto) == *key)
-            && then.as_ref().is_none_or(|then| then.contains_key(key))
+        record.closed.iter().any(|c| (c.port, c.proto) == *key) && then.contains_key(key)
     };
 
     let mut findings = Vec::new();
     for (&key, group) in &now {
         let (port, proto) = key;
         let spec = format!("{port}/{proto}");
-        if opened.contains_key(&key) {
-            let accepted_then = then
-                .as_ref()
-                .and_then(|then| then.get(&key))
-                .is_some_and(|p| p.risky);
+        if let Some(open) = opened.get(&key) {
+            // Opened on some interfaces only (a socket bound to a device or
+            // a private address then): a listener now reached from others
+            // is not open there.
+            if let Some(place) = outside_interfaces(scan, key, &open.interfaces) {
+                let (message, fix) =
+                    wording::opened_elsewhere(group, &spec, &place, &open.interfaces);
+                findings.push(listener_finding(
+                    Kind::UnopenedListener,
+                    key,
+                    group,
+                    message,
+                    fix,
+                ));
+                continue;
+            }
+            let accepted_then = then.get(&key).is_some_and(|p| p.risky);
             if group.risky && !accepted_then {
                 let (message, fix) = wording::risky_exposed(group, &spec);
                 findings.push(listener_finding(
@@ -378,13 +415,14 @@ fn listener_findings(scan: &Scan, record: &AppliedRecord) -> Vec<Finding> {
         ));
     }
 
-    for (&key, &service) in &opened {
+    for (&key, open) in &opened {
+        let service = open.service.as_str();
         if now.contains_key(&key) {
             continue;
         }
         // Opened ahead of its service (`--allow` while nothing listened):
         // as it was when applied, so not drift.
-        if then.as_ref().is_some_and(|then| !then.contains_key(&key)) {
+        if !then.contains_key(&key) {
             continue;
         }
         let (port, proto) = key;
@@ -408,7 +446,7 @@ mod tests {
     use super::*;
     use crate::firewall::backend::compare::FamilyRules;
     use crate::model::Listener;
-    use crate::record::{AtApply, Backend, ClosedPort, OpenedPort};
+    use crate::record::{AtApply, ClosedPort, OpenedPort};
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
@@ -452,6 +490,7 @@ mod tests {
                 proto: Proto::Tcp,
                 port,
                 service: service.to_string(),
+                interfaces: Vec::new(),
             })
             .collect()
     }
@@ -475,18 +514,18 @@ mod tests {
         let listening = crate::record::listening_ports(&then);
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: Backend::Nft,
+            rules: crate::record::Rules::Nft {
+                text: String::new(),
+            },
             opened: opened(&[(22, "ssh"), (80, "http"), (8443, "https-alt")]),
-            ruleset: String::new(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: true,
-            rolled_back_at: None,
-            persisted: false,
             closed,
-            listening: Some(listening),
+            listening,
             blocklist: None,
             given: None,
+            life: crate::record::Life::Confirmed(crate::record::Confirmed {
+                at: 1_700_000_030,
+                persisted: false,
+            }),
         }
     }
 
@@ -513,6 +552,50 @@ mod tests {
         );
         assert_eq!(a.rules, Some(RulesState::Live));
         assert_eq!(a.findings, vec![]);
+    }
+
+    /// dnsmasq's DHCP was bound to virbr0 when applied, so 67/udp is open
+    /// on virbr0 only. Bound there still: no drift. Bound to another bridge,
+    /// or to every interface: the rules do not take it there, said so.
+    #[test]
+    fn a_listener_moved_off_the_device_its_port_was_opened_on_is_drift() {
+        let dhcp = |device: Option<&str>| {
+            let mut l = listener(Proto::Udp, "0.0.0.0", 67, "dhcp", "dnsmasq");
+            l.device = device.map(str::to_string);
+            l.interface = l.device.clone();
+            if l.device.is_some() {
+                l.exposure = crate::model::Exposure::Private;
+            }
+            l
+        };
+        let mut then = applied_host();
+        then.listeners.push(dhcp(Some("virbr0")));
+        let proposal = crate::propose::build(&then, &crate::propose::Choices::default());
+        let mut rec = record();
+        rec.opened = crate::record::opened_ports(proposal.ruleset());
+        rec.listening = crate::record::listening_ports(&then);
+        let dhcp_opened = rec.opened.iter().find(|o| o.port == 67).unwrap();
+        assert_eq!(dhcp_opened.interfaces, ["virbr0"]);
+        let live = live_as_applied();
+        let a = assess(&then, Some(&rec), Some(&live), None);
+        assert_eq!(kinds(&a), vec![], "{:?}", a.findings);
+        for (device, place) in [(Some("virbr1"), "0.0.0.0%virbr1"), (None, "0.0.0.0")] {
+            let mut now = applied_host();
+            now.listeners.push(dhcp(device));
+            let a = assess(&now, Some(&rec), Some(&live), None);
+            assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(67))]);
+            let message = &a.findings[0].message;
+            assert!(
+                message.contains(&format!("listens on {place} port 67/udp"))
+                    && message.contains("open 67/udp only on virbr0"),
+                "{message}"
+            );
+        }
+        // A record from before autofw kept interfaces: as it was.
+        rec.opened.iter_mut().for_each(|o| o.interfaces.clear());
+        let mut now = applied_host();
+        now.listeners.push(dhcp(Some("virbr1")));
+        assert_eq!(kinds(&assess(&now, Some(&rec), Some(&live), None)), vec![]);
     }
 
     #[test]
@@ -641,18 +724,6 @@ mod tests {
             None,
         );
         assert!(a.findings.iter().all(|f| f.port != Some(8443)));
-        // A record from before status existed cannot tell: it reports it.
-        let mut old = record();
-        old.listening = None;
-        old.closed = Vec::new();
-        let a = assess(&applied_host(), Some(&old), Some(&live_as_applied()), None);
-        assert_eq!(
-            kinds(&a),
-            vec![
-                (Kind::UnopenedListener, Some(21)),
-                (Kind::StaleHole, Some(8443))
-            ]
-        );
     }
 
     #[test]
@@ -690,8 +761,9 @@ mod tests {
             proto: Proto::Tcp,
             port: 6379,
             service: "redis".into(),
+            interfaces: Vec::new(),
         });
-        rec.listening = Some(crate::record::listening_ports(&then));
+        rec.listening = crate::record::listening_ports(&then);
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);
         assert_eq!(a.findings, vec![]);
     }
@@ -710,7 +782,10 @@ mod tests {
         assert!(a.findings[0].message.contains("table inet autofw is gone"));
         assert!(a.findings[0].fix.contains("--persist"));
         let mut persisted = record();
-        persisted.persisted = true;
+        persisted.life = crate::record::Life::Confirmed(crate::record::Confirmed {
+            at: 1_700_000_030,
+            persisted: true,
+        });
         let a = assess(&now, Some(&persisted), Some(&live), None);
         assert!(a.findings[0].fix.contains("autofw restore"));
     }
@@ -718,8 +793,11 @@ mod tests {
     #[test]
     fn a_rolled_back_apply_is_not_live() {
         let mut rec = record();
-        rec.rolled_back_at = Some(1_700_000_060);
-        rec.confirmed = false;
+        rec.life = crate::record::Life::RolledBack(crate::record::RolledBack {
+            at: 1_700_000_060,
+            why: crate::record::Why::Expired,
+            persisted: false,
+        });
         let a = assess(&applied_host(), Some(&rec), None, None);
         assert_eq!(a.rules, Some(RulesState::RolledBack { at: 1_700_000_060 }));
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
@@ -849,7 +927,11 @@ mod tests {
     #[test]
     fn an_accept_before_autofws_jump_is_drift() {
         let mut record = record();
-        record.backend = Backend::Iptables;
+        record.rules = crate::record::Rules::Iptables {
+            v4: String::new(),
+            v6: String::new(),
+            ipsets: None,
+        };
         let early = SAVE_V4.replace(
             "-A INPUT -j AUTOFW-INPUT",
             "-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n-A INPUT -j AUTOFW-INPUT",
@@ -965,7 +1047,7 @@ mod tests {
         let rec = AppliedRecord {
             opened: crate::record::opened_ports(proposal.ruleset()),
             closed: at.closed,
-            listening: Some(at.listening),
+            listening: at.listening,
             ..record()
         };
         let a = assess(&then, Some(&rec), Some(&live_as_applied()), None);

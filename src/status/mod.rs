@@ -73,7 +73,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at.is_none() => Some(read_live(r, &state)?),
+        Some(r) if r.rolled_back_at().is_none() => Some(read_live(r)?),
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
@@ -93,10 +93,9 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     }
     // The other filters on the host, judged with autofw's rules as loaded.
     let check = match (&record, &live) {
-        (Some(record), Some(_)) => match record.rules() {
-            Ok(rules) => foreign::check(&rules, &foreign::ports_of(&record.opened)),
-            Err(_) => foreign::Check::default(),
-        },
+        (Some(record), Some(_)) => {
+            foreign::check(&record.rules, &foreign::ports_of(&record.opened))
+        }
         _ => foreign::Check {
             legacy: foreign::legacy_summary(),
             ..Default::default()
@@ -210,7 +209,7 @@ fn read_blocklist(
 /// `None` for a rolled-back apply (its rules are not expected live) and for
 /// records from before the choices were kept.
 fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
-    if record.rolled_back_at.is_some() {
+    if record.rolled_back_at().is_some() {
         return None;
     }
     let given = record.given.as_ref()?;

@@ -63,10 +63,10 @@ impl Report {
             state_dir,
             applied: record.map(|r| Applied {
                 applied_at: r.applied_at,
-                backend: r.backend,
-                confirmed: r.confirmed,
-                rolled_back_at: r.rolled_back_at,
-                persisted: r.persisted,
+                backend: r.backend(),
+                confirmed: r.confirmed(),
+                rolled_back_at: r.rolled_back_at(),
+                persisted: r.persisted(),
                 opened: r.opened.clone(),
                 closed: r.closed.clone(),
                 blocklist: r.blocklist.clone(),
@@ -256,25 +256,26 @@ mod tests {
     fn record() -> AppliedRecord {
         AppliedRecord {
             applied_at: 1_700_000_000,
-            backend: Backend::Nft,
+            rules: crate::record::Rules::Nft {
+                text: "table inet autofw {}".into(),
+            },
             opened: vec![OpenedPort {
                 proto: Proto::Tcp,
                 port: 22,
                 service: "ssh".into(),
+                interfaces: Vec::new(),
             }],
-            ruleset: "table inet autofw {}".into(),
-            ruleset_v6: None,
-            ipsets: None,
-            confirmed: true,
-            rolled_back_at: None,
-            persisted: true,
+            life: crate::record::Life::Confirmed(crate::record::Confirmed {
+                at: 1_700_000_030,
+                persisted: true,
+            }),
             closed: vec![ClosedPort {
                 proto: Proto::Tcp,
                 port: 21,
                 service: "ftp".into(),
                 reason: "kept closed by --block ftp".into(),
             }],
-            listening: Some(Vec::new()),
+            listening: Vec::new(),
             blocklist: None,
             given: None,
         }

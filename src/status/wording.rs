@@ -28,7 +28,7 @@ pub fn nothing_applied() -> Words {
 fn the_rules(record: &AppliedRecord) -> String {
     format!(
         "autofw's {} rules applied {}",
-        record.backend,
+        record.backend(),
         utc(record.applied_at)
     )
 }
@@ -42,7 +42,7 @@ pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
             the_rules(record),
             utc(at)
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw apply --confirm` to protect this host again; note that the persisted \
              ruleset still loads at boot (`autofw unpersist` if you meant to remove it)"
                 .to_string()
@@ -58,18 +58,18 @@ pub fn missing(record: &AppliedRecord) -> Words {
             "{} are not loaded: {} (flushed by hand or by another tool, or the host \
              rebooted{})",
             the_rules(record),
-            if record.backend == Backend::Iptables {
+            if record.backend() == Backend::Iptables {
                 "the AUTOFW-INPUT chains are gone"
             } else {
                 "table inet autofw is gone"
             },
-            if record.persisted {
+            if record.persisted() {
                 " and the boot hook did not load them"
             } else {
                 ", and they were never persisted"
             }
         ),
-        if record.persisted {
+        if record.persisted() {
             "`autofw restore` loads the persisted rules again; check the boot hook \
              (/usr/share/doc/autofw/persist.md)"
                 .to_string()
@@ -87,7 +87,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
             "{} are loaded, but not as applied: {} edited by hand or by another \
              tool ({} of the listing {})",
             the_rules(record),
-            if record.backend == Backend::Iptables {
+            if record.backend() == Backend::Iptables {
                 "the AUTOFW-INPUT chains or the built-in policies were"
             } else {
                 "table inet autofw was"
@@ -211,6 +211,29 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
             "open it: `autofw allow {spec}`, then `autofw apply --confirm` (in the policy, \
              later applies keep it open); or keep it closed on purpose: `autofw block \
              {spec}`, then apply; or stop it if it should not run"
+        ),
+    )
+}
+
+/// A listener now on interfaces that the rules opening its port do not
+/// take (it was bound to a device, or a private address, when applied).
+pub fn opened_elsewhere(
+    group: &PortGroup,
+    spec: &str,
+    place: &str,
+    interfaces: &[String],
+) -> Words {
+    let on = interfaces.join(", ");
+    (
+        format!(
+            "{} listens on {place} port {spec}, but the applied rules open {spec} only on {on}: \
+             from any other interface the firewall drops it",
+            group.describe(),
+        ),
+        format!(
+            "if it should be reached there, propose again and apply: `autofw apply --confirm` \
+             (with the --policy and --block you applied before); if it should listen on {on} \
+             only, bind it there again"
         ),
     )
 }

@@ -6,9 +6,11 @@
 //! panics. Nothing here touches the host's own network namespace or firewall.
 
 pub mod daemon;
+pub mod dnsmasq;
 pub mod fail2ban;
 pub mod host;
 pub mod nginx;
+pub mod openvpn;
 pub mod postgres;
 pub mod redis;
 pub mod runner;
@@ -17,9 +19,11 @@ pub mod smbd;
 pub mod ssh;
 
 pub use daemon::*;
+pub use dnsmasq::*;
 pub use fail2ban::*;
 pub use host::*;
-pub use nginx::start_nginx;
+pub use nginx::{start_nginx, start_nginx_as};
+pub use openvpn::*;
 pub use postgres::start_postgres;
 pub use redis::start_redis;
 pub use runner::*;

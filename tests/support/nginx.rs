@@ -8,16 +8,26 @@ use std::time::Duration;
 
 /// Start nginx in `ns` listening on each of `addresses` (nginx's own
 /// `listen` syntax, as `ss` prints it: `0.0.0.0:80`, `[::]:80`,
-/// `[2001:db8::1]:443`), and wait until every one listens.
+/// `[2001:db8::1]:443`), and wait until every one listens. Its workers run
+/// as `www-data`, as Debian's own configuration says.
 pub fn start_nginx(ns: &Netns, addresses: &[&str]) -> Daemon {
+    start_nginx_as(ns, addresses, Some("www-data"))
+}
+
+/// [`start_nginx`] with the workers' `user` line of choice; `None` writes
+/// none, so the workers run as nginx's compiled-in default, `nobody`
+/// (Debian builds nginx without `--user`), as on a host whose
+/// configuration left the line out.
+pub fn start_nginx_as(ns: &Netns, addresses: &[&str], user: Option<&str>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let listen: String = addresses
         .iter()
         .map(|a| format!("        listen {a};\n"))
         .collect();
+    let user = user.map_or_else(String::new, |user| format!("user {user};\n"));
     let config = format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser www-data;\n\
+        "daemon off;\nmaster_process on;\nworker_processes 1;\n{user}\
          pid {d}/nginx.pid;\nlock_file {d}/nginx.lock;\nerror_log stderr;\n\
          events {{}}\n\
          http {{\n    access_log off;\n\

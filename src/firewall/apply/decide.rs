@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::outcome::{exactness, report_dead, warn_unrecorded};
-use super::window::{self, Confirmed};
-use crate::error::exit;
-use crate::firewall::Snapshot;
+use super::undo::Undo;
+use super::window::{self, Confirmed, Deciding};
+use crate::error::{exit, host_failure};
 use crate::firewall::backend::exec;
+use crate::record::Why;
 use crate::state::StateDir;
 
 /// `autofw confirm`: keep the rules of the open window.
@@ -50,22 +51,24 @@ pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
 }
 
 /// `autofw rollback`: put back the ruleset saved before the last apply.
+/// Everything the restore needs is read and checked first: a damaged saved
+/// file stops it before anything changes (exit 3, naming the file).
 pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
-    state.check_trusted()?;
+    window::require_state_dir(&state, "roll back")?;
     state.tighten();
-    let snapshot: Option<Snapshot> = crate::state::read_json(&state.snapshot_path())?;
-    if let Some(snapshot) = &snapshot {
-        exec::require_tools(crate::firewall::tools(snapshot.backend))?;
-    }
-    let done = window::roll_back(&state)?;
+    let deciding = Deciding::take(&state)?;
+    let undo = Undo::read_for_rollback(&state)?;
+    exec::require_tools(crate::firewall::tools(undo.snapshot.backend))?;
+    let done = window::roll_back(&deciding, &state, &undo, Why::RollbackCommand, None)?
+        .ok_or_else(|| host_failure("nothing was rolled back"))?;
     println!(
         "rolled back: the ruleset saved before the last apply is restored{}",
         exactness(&done)
     );
     warn_unrecorded(&done);
-    if state.read_applied()?.is_some_and(|r| r.persisted) {
+    if done.record.as_ref().is_some_and(|r| r.persisted()) {
         println!(
             "note: the persisted boot ruleset is unchanged; run `autofw unpersist` so it is not loaded at boot"
         );

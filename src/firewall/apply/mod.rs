@@ -17,30 +17,33 @@ pub mod outcome;
 pub mod plan;
 pub mod restore;
 pub mod survival;
+pub mod undo;
 pub mod watchdog;
 pub mod window;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::blocklist::SetContents;
 use crate::clock;
 use crate::error::{bad_input, exit, refused};
-use crate::firewall::Snapshot;
+use crate::firewall::LoadFailure;
 use crate::firewall::backend::{exec, iptables};
 use crate::human::{fold_numbered_runs, unified_diff};
 use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
-    AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Remaining, RollbackWindow,
-    Rules, opened_ports,
+    AppliedRecord, AtApply, Backend, BlocklistRecord, GivenChoices, Life, Loaded, Remaining,
+    RollbackWindow, Rules, Why, opened_ports,
 };
 use crate::state::{StateDir, now_millis, now_secs, write_json, write_private};
 use answer::{Answers, From, Polled, is_no, is_yes, prompt_keep};
 use outcome::{report_dead, report_kept, report_rollback};
 use plan::{Guard, Outcome, Plan, Report, WindowReport};
-use window::Confirmed;
+use undo::{Snapshot, Undo};
+use window::{Confirmed, Deciding};
 
 /// The longest window we accept: a day. Longer is a typo, not a plan.
 const MAX_TIMEOUT: u64 = 86_400;
@@ -235,22 +238,49 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
             return Err(err);
         }
     };
-    if let Err(err) = crate::firewall::load(&rules, sets.as_ref(), Some(&pending.snapshot)) {
-        pending.abandon(&state);
-        // Name the policy file the rules were drafted with: a value in it
-        // is the likeliest cause (the parser checks what it knows the
-        // kernel refuses, and may not know everything).
-        let drafted = match &choices.policy_source {
-            Some(policy) => format!(
-                " drafted with the policy file {}",
-                crate::terminal::path(&policy.path)
-            ),
-            None => String::new(),
-        };
-        return Err(err.context(format!(
-            "the firewall refused the new rules{drafted}; nothing was changed (the tool's own \
-             message follows)"
-        )));
+    // Name the policy file the rules were drafted with: a value in it is
+    // the likeliest cause (the parser checks what it knows the kernel
+    // refuses, and may not know everything).
+    let drafted = match &choices.policy_source {
+        Some(policy) => format!(
+            " drafted with the policy file {}",
+            crate::terminal::path(&policy.path)
+        ),
+        None => String::new(),
+    };
+    match crate::firewall::load(
+        &rules,
+        sets.as_ref(),
+        pending.undo.snapshot.iptables.as_ref(),
+    ) {
+        Ok(()) => {}
+        Err(LoadFailure::Rules(err)) => {
+            pending.abandon(&state);
+            return Err(err.context(format!(
+                "the firewall refused the new rules{drafted}; nothing was changed (the tool's own \
+                 message follows)"
+            )));
+        }
+        // The rules are in, their blocklist is not: put back what was there.
+        Err(LoadFailure::Sets(err)) => {
+            let decided = Deciding::held(&deciding);
+            return match window::roll_back(&decided, &state, &pending.undo, Why::LoadFailed, None)
+            {
+                Ok(_) => {
+                    pending.abandon(&state);
+                    Err(err
+                        .context("loading the blocklist failed; the previous rules and blocklist were put back")
+                        .context(format!("the firewall refused the new rules{drafted}; nothing was changed (the tool's own message follows)")))
+                }
+                // The window stays open: its watchdog rolls back at the deadline.
+                Err(undo_err) => Err(err.context(format!(
+                    "loading the blocklist failed, and putting the previous rules back failed \
+                     too ({undo_err:#}); the watchdog (pid {}) tries again at the deadline, in {} s, \
+                     or run `autofw rollback`",
+                    window.watchdog_pid, args.timeout
+                ))),
+            };
+        }
     }
     drop(deciding);
     report_accepts_before_jump(&rules);
@@ -272,7 +302,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
              autofw: `no` on standard input, or `autofw rollback`, rolls back now."
         }
     );
-    wait_for_decision(&state, &window, &pending.snapshot, &mut input)
+    wait_for_decision(&state, &window, &pending.undo, &mut input)
 }
 
 /// Every choice this apply was given, for its record.
@@ -376,7 +406,8 @@ struct BlocklistLoad<'a> {
 /// What is saved before the change, and how to undo the bookkeeping if the
 /// change never happens.
 struct Pending {
-    snapshot: Snapshot,
+    /// What a rollback of this apply needs, held in memory.
+    undo: Undo,
     window: RollbackWindow,
     /// Each record an apply rewrites, with its bytes before (`None`: it
     /// did not exist).
@@ -418,7 +449,7 @@ impl Pending {
                 (path, bytes)
             })
             .collect();
-        let snapshot = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
+        let (snapshot, saved_sets) = Snapshot::take(rules, &state.snapshot_sets_path(), recorded)?;
         match sets {
             Some(sets) => write_private(&state.applied_sets_path(), sets.to_text().as_bytes())?,
             None => crate::state::remove_if_exists(&state.applied_sets_path())?,
@@ -432,29 +463,21 @@ impl Pending {
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
-        let (ruleset, ruleset_v6, ipsets) = match rules {
-            Rules::Nft { text } => (text.clone(), None, None),
-            Rules::Iptables { v4, v6, ipsets } => (v4.clone(), Some(v6.clone()), ipsets.clone()),
-        };
-        state.write_applied(&AppliedRecord {
-            applied_at: now_secs(),
-            backend: args.backend,
-            opened: opened_ports(proposal.ruleset()),
-            ruleset,
-            ruleset_v6,
-            ipsets,
-            confirmed: false,
-            rolled_back_at: None,
-            persisted: false,
-            closed: at_apply.closed,
-            listening: Some(at_apply.listening),
-            blocklist,
-            given: Some(given(args, policy_source)),
-        })?;
         // The deadline is on the boot clock; the wall-clock one, rounded up,
         // is for people to read.
         let now = clock::now()?;
         let deadline = (now_millis() + args.timeout * 1000).div_ceil(1000);
+        let record = AppliedRecord {
+            applied_at: now_secs(),
+            rules: rules.clone(),
+            opened: opened_ports(proposal.ruleset()),
+            closed: at_apply.closed,
+            listening: at_apply.listening,
+            blocklist,
+            given: Some(given(args, policy_source)),
+            life: Life::Loaded(Loaded { deadline }),
+        };
+        state.write_applied(&record)?;
         let window = RollbackWindow {
             deadline,
             deadline_boottime_ms: now.millis + args.timeout * 1000,
@@ -472,7 +495,11 @@ impl Pending {
             },
         };
         Ok(Pending {
-            snapshot,
+            undo: Undo {
+                snapshot,
+                sets: saved_sets,
+                record: Some(record),
+            },
             window,
             previous,
         })
@@ -510,9 +537,12 @@ impl Pending {
 fn wait_for_decision(
     state: &StateDir,
     window: &RollbackWindow,
-    snapshot: &Snapshot,
+    undo: &Undo,
     input: &mut Answers,
 ) -> anyhow::Result<u8> {
+    let roll_back =
+        |why| window::roll_back(&Deciding::take(state)?, state, undo, why, Some(&window.id));
+    let interrupted = catch_interrupt();
     let terminal = input.has_terminal();
     if terminal {
         prompt_keep();
@@ -525,9 +555,16 @@ fn wait_for_decision(
             // Unreadable (a failing disk): the deadline below still holds.
             Err(_) => {}
         }
+        if interrupted.load(Ordering::Relaxed) {
+            eprintln!("\nautofw: interrupted: rolling back now");
+            return match roll_back(Why::Interrupted)? {
+                Some(done) => Ok(report_rollback(&done)),
+                None => decided_elsewhere(state),
+            };
+        }
         if !matches!(window.remaining(&clock::now()?), Remaining::Left(_)) {
             eprintln!("\nautofw: no confirmation before the deadline");
-            let rolled = window::roll_back_if_open(state, &window.id, snapshot).map_err(|e| {
+            let rolled = roll_back(Why::Expired).map_err(|e| {
                 e.context(
                     "the deadline passed but putting back the old rules failed; the watchdog \
                      keeps retrying (`autofw status` shows where it stands, `autofw rollback` \
@@ -562,14 +599,16 @@ fn wait_for_decision(
                     return report_dead(&reasons, rollback);
                 }
                 // Confirmed, but persisting failed: say so (exit 3).
-                Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed) => {
+                Err(err) if state.read_applied()?.is_some_and(|r| r.confirmed()) => {
                     return Err(err);
                 }
                 Err(_) => return decided_elsewhere(state),
             },
             Polled::Line(answer, _) if is_no(&answer) => {
-                let done = window::roll_back_to(state, snapshot)?;
-                return Ok(report_rollback(&done));
+                return match roll_back(Why::OperatorSaidNo)? {
+                    Some(done) => Ok(report_rollback(&done)),
+                    None => decided_elsewhere(state),
+                };
             }
             Polled::Line(_, From::Terminal) => prompt_keep(),
             Polled::Line(_, From::Stdin) => {}
@@ -582,17 +621,45 @@ fn wait_for_decision(
     }
 }
 
+/// Ctrl-C while apply waits for the decision: a flag the wait loop reads,
+/// so the rules are rolled back now (as `no` would) instead of apply dying
+/// and leaving them to the watchdog's deadline.
+fn catch_interrupt() -> &'static AtomicBool {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_sigint(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    &INTERRUPTED
+}
+
 /// Someone else (`autofw confirm`, `autofw rollback`, the watchdog)
 /// decided: report what they decided.
 fn decided_elsewhere(state: &StateDir) -> anyhow::Result<u8> {
-    let record = state.read_applied()?;
-    match record {
-        Some(r) if r.confirmed => {
+    match state.read_applied()?.map(|r| r.life) {
+        Some(Life::Confirmed(kept)) => {
             eprintln!();
-            Ok(report_kept(r.persisted.then(Default::default)))
+            Ok(report_kept(kept.persisted.then(Default::default)))
         }
-        _ => {
+        Some(Life::RolledBack(_)) => {
             eprintln!("\nautofw: rolled back: the ruleset saved before this apply was restored");
+            Ok(exit::NEGATIVE)
+        }
+        // The window's file is gone but nothing was recorded (removed by
+        // hand, or the record replaced): say only what is known.
+        _ => {
+            eprintln!(
+                "\nautofw: the rollback window was closed, but no decision was recorded; \
+                 `autofw status` shows what is loaded, `autofw rollback` puts back the ruleset \
+                 saved before this apply"
+            );
             Ok(exit::NEGATIVE)
         }
     }

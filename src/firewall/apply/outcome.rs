@@ -27,9 +27,15 @@ pub fn warn_unrecorded(done: &RolledBack) {
     if let Some(why) = &done.unrecorded {
         eprintln!(
             "autofw: warning: the old rules ARE back, but autofw could not record that in its \
-             state directory ({why}). Until it can, `autofw status` shows the window as still \
-             open and the watchdog keeps retrying; make the state directory writable again \
-             (is its filesystem read-only or full?)"
+             state directory ({why}). {}; make the state directory writable again \
+             (is its filesystem read-only or full?)",
+            if done.window_open {
+                "Until it can, `autofw status` shows the window as still open and the watchdog \
+                 keeps retrying"
+            } else {
+                "Until it can, `autofw status` shows the last apply as it was before this \
+                 rollback; run `autofw rollback` again once it can be written"
+            }
         );
     }
 }
@@ -65,7 +71,8 @@ pub fn exactness(done: &RolledBack) -> &'static str {
         Some(true) => " (identical to the saved one)",
         Some(false) => {
             "; note: the live ruleset differs from the saved one outside autofw's rules: \
-             something else changed it during the window, and that was left alone"
+             another tool (Docker, netavark, fail2ban, ...) changed its own rules since that \
+             apply, and autofw left them alone"
         }
         None => "",
     }

@@ -22,7 +22,7 @@ pub fn run(root: &Path) -> anyhow::Result<u8> {
     let rules = persisted_rules(&files, &manifest)?;
     exec::require_root("autofw restore")?;
     exec::require_tools(crate::firewall::tools(rules.backend()))?;
-    crate::firewall::load(&rules, None, None)?;
+    crate::firewall::load(&rules, None, None).map_err(crate::firewall::LoadFailure::into_error)?;
     // The blocklist's elements, one bounded `nft -f` a batch file.
     for path in blocklist_batch_files(&manifest) {
         let full = files.under(&path.to_string_lossy());

@@ -17,8 +17,10 @@
 //!   it is alive by trying that lock (a pid can be reused);
 //! - it counts down on `CLOCK_BOOTTIME` (crate::clock: NTP never steps it)
 //!   and checks `window.json` every 100 ms;
-//! - it reads everything a rollback needs (the snapshot, the decision lock
-//!   file) when it starts: at the deadline it restores from memory first and
+//! - it reads and checks everything a rollback needs (the snapshot, the
+//!   saved blocklist elements, the apply record, the decision lock file)
+//!   when it starts, and does not arm if any is damaged: at the deadline it
+//!   restores from memory first and
 //!   records in the state directory after, retrying with backoff, and
 //!   saying why in its log, until the old rules are back (or someone else
 //!   decided), so a read-only or full state directory delays only the
@@ -33,10 +35,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::window;
+use super::undo::Undo;
+use super::window::{self, Deciding};
 use crate::clock;
 use crate::error::{exit, host_failure};
-use crate::record::Remaining;
+use crate::record::{Remaining, Why};
 use crate::state::{FileLock, StateDir};
 
 const POLL: Duration = Duration::from_millis(100);
@@ -145,7 +148,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let window = state
         .read_window()?
         .ok_or_else(|| host_failure("watchdog: no rollback window is open"))?;
-    let snapshot = window::saved_snapshot(&state)?;
+    let undo = Undo::read_for_rollback(&state)?;
     let decision_lock = state.open_window_lock()?;
     let _alive = state.lock_watchdog()?;
     // Lines go to the state directory's log; once something went wrong they
@@ -197,13 +200,25 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     let done = loop {
-        match window::roll_back_if_open_with(&decision_lock, &state, &window.id, &snapshot) {
+        let decided = Deciding::on_file(&decision_lock).and_then(|deciding| {
+            window::roll_back(&deciding, &state, &undo, Why::Expired, Some(&window.id))
+        });
+        match decided {
             Ok(Some(done)) => break done,
-            Ok(None) => return Ok(exit::OK),
+            Ok(None) => {
+                log(&format!(
+                    "window {} was decided by someone else at the deadline",
+                    window.id
+                ));
+                return Ok(exit::OK);
+            }
             Err(e) => {
+                // The error says where the firewall stands (the apply's
+                // rules still loaded, or the old table back without its
+                // blocklist elements).
                 alarm(&format!(
-                    "DEADLINE PASSED BUT THE RULES ARE STILL LOADED: rollback attempt {attempt} \
-                     failed: {e:#}; retrying in {} s",
+                    "DEADLINE PASSED, NOT ROLLED BACK YET: rollback attempt {attempt} failed: \
+                     {e:#}; retrying in {} s",
                     backoff.as_secs()
                 ));
                 std::thread::sleep(backoff);
@@ -223,7 +238,7 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     ));
     // Then the bookkeeping, for as long as it takes: until it is recorded,
     // the window looks open, and confirm refuses it (its rules are gone).
-    let mut unrecorded = done.unrecorded;
+    let mut unrecorded = done.unrecorded.clone();
     let mut backoff = FIRST_BACKOFF;
     while let Some(why) = unrecorded {
         alarm(&format!(
@@ -234,10 +249,10 @@ pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
         ));
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(MAX_BACKOFF);
-        unrecorded = match window::record_rollback_if_open(&decision_lock, &state, &window.id) {
-            Ok(_) => None,
-            Err(e) => Some(format!("{e:#}")),
-        };
+        let recorded = Deciding::on_file(&decision_lock).and_then(|deciding| {
+            window::record_if_open(&deciding, &state, &window.id, done.record.as_ref())
+        });
+        unrecorded = recorded.err().map(|e| format!("{e:#}"));
     }
     log(&format!("window {} closed", window.id));
     Ok(exit::OK)

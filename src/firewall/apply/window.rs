@@ -6,29 +6,36 @@
 //! `window.lock` and ends by removing `window.json`, so a second party finds
 //! the window closed and does nothing.
 
+use std::fs::File;
 use std::path::PathBuf;
 
-use std::fs::File;
-
 use super::survival::{self, RulesNow, WindowFacts};
+use super::undo::Undo;
 use crate::blocklist::SetContents;
 use crate::clock;
-use crate::error::refused;
-use crate::firewall::Snapshot;
+use crate::error::{host_failure, refused};
 use crate::firewall::backend::compare::{RulesState, compare_rules};
 use crate::propose::render_nft::element_batches;
-use crate::record::{AppliedRecord, Remaining};
-use crate::state::{HeldLock, StateDir, now_secs, read_json};
+use crate::record::{AppliedRecord, Refusal, Remaining, Why};
+use crate::state::{FileLock, HeldLock, StateDir, now_secs};
 
 /// What a rollback found and did.
 #[derive(Debug)]
 pub struct RolledBack {
-    /// Whether `nft -t -s list ruleset` now equals the one saved before the
-    /// apply (`None`: nft is not installed, so it cannot be compared).
+    /// Whether the live firewall now equals the one saved before the apply:
+    /// `nft -t -s list ruleset` byte for byte, and each blocklist set by
+    /// count and digest (`None`: nft is not installed, so it cannot be
+    /// compared).
     pub exact: Option<bool>,
     /// The old rules are back, but the state directory could not record it
-    /// (read-only, full): why. Its records still show the window open.
+    /// (read-only, full): why. Its records still show what they showed.
     pub unrecorded: Option<String>,
+    /// A rollback window was open: its watchdog keeps trying to record the
+    /// rollback (`unrecorded`).
+    pub window_open: bool,
+    /// The apply record as the rollback left it (what is written, or is
+    /// still to be written when `unrecorded`).
+    pub record: Option<AppliedRecord>,
 }
 
 /// The outcome of `confirm`.
@@ -47,20 +54,65 @@ pub enum Confirmed {
     },
 }
 
+/// Proof that the caller holds the decision lock (`window.lock`): a
+/// decision is only ever made under it.
+pub struct Deciding<'a> {
+    _lock: Lock<'a>,
+}
+
+enum Lock<'a> {
+    /// Taken now, by path.
+    Taken { _lock: FileLock },
+    /// Taken on a lock file opened earlier (the watchdog's).
+    OnFile { _lock: HeldLock<'a> },
+    /// Held already by the caller (apply, from the save through the load).
+    Held { _lock: &'a FileLock },
+}
+
+impl Deciding<'static> {
+    /// Take the decision lock, waiting for it.
+    pub fn take(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
+        Ok(Deciding {
+            _lock: Lock::Taken {
+                _lock: state.lock_window()?,
+            },
+        })
+    }
+}
+
+impl<'a> Deciding<'a> {
+    /// Take it on the lock file the watchdog opened when it started, so a
+    /// decision needs nothing opened in the state directory.
+    pub fn on_file(file: &'a File) -> anyhow::Result<Deciding<'a>> {
+        Ok(Deciding {
+            _lock: Lock::OnFile {
+                _lock: HeldLock::take(file)?,
+            },
+        })
+    }
+
+    /// The lock the caller took and still holds.
+    pub fn held(lock: &'a FileLock) -> Deciding<'a> {
+        Deciding {
+            _lock: Lock::Held { _lock: lock },
+        }
+    }
+}
+
 /// Keep the rules of the open window; persist them if apply was asked to.
 /// Persisting happens here and only here, after the decision, and only
 /// for a window that survived with its rules loaded: an unconfirmed or
 /// untested ruleset never reaches the boot files.
 pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     require_state_dir(state, "confirm")?;
-    let _lock = state.lock_window()?;
+    let deciding = Deciding::take(state)?;
     let Some(window) = state.read_window()? else {
         return Err(match state.read_applied()? {
-            Some(record) if record.rolled_back_at.is_some() => refused(format!(
+            Some(record) if record.rolled_back_at().is_some() => refused(format!(
                 "nothing to confirm: the rules applied at {} were already rolled back; run `autofw apply --confirm` again",
                 crate::human::utc(record.applied_at)
             )),
-            Some(record) if record.confirmed => {
+            Some(record) if record.confirmed() => {
                 refused("nothing to confirm: the last apply is already confirmed")
             }
             _ => refused(format!(
@@ -69,10 +121,15 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
             )),
         });
     };
-    let snapshot = saved_snapshot(state)?;
     let remaining = window.remaining(&clock::now()?);
     if remaining == Remaining::Passed {
-        return Ok(Confirmed::TooLate(roll_back_locked(state, &snapshot)?));
+        let undo = Undo::read_for_rollback(state)?;
+        return match roll_back(&deciding, state, &undo, Why::Expired, Some(&window.id))? {
+            Some(done) => Ok(Confirmed::TooLate(done)),
+            None => Err(refused(
+                "nothing to confirm: the last apply is already confirmed",
+            )),
+        };
     }
     let mut record = state
         .read_applied()?
@@ -80,48 +137,86 @@ pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     let facts = WindowFacts {
         same_boot: remaining != Remaining::OtherBoot,
         watchdog_alive: state.watchdog_alive()?,
-        rules: rules_now(state, &record)?,
+        rules: rules_now(&record)?,
     };
     let reasons = survival::why_not_confirmable(&facts);
     if !reasons.is_empty() {
-        let rollback = roll_back_locked(state, &snapshot).map_err(|e| format!("{e:#}"));
+        let rollback = Undo::read_for_rollback(state)
+            .and_then(|undo| {
+                roll_back(
+                    &deciding,
+                    state,
+                    &undo,
+                    Why::DidNotSurvive,
+                    Some(&window.id),
+                )
+            })
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|done| done.ok_or_else(|| "the last apply is already confirmed".into()));
         return Ok(Confirmed::Dead { reasons, rollback });
     }
-    record.confirmed = true;
+    record.life = match record.life.clone().confirm(now_secs()) {
+        Ok(life) => life,
+        // Rolled back (or kept) already, and only the window's file was
+        // left behind: it is over.
+        Err(_) => {
+            state.remove_window()?;
+            return Err(refused(format!(
+                "nothing to confirm: the rules applied at {} were already {}",
+                crate::human::utc(record.applied_at),
+                if record.confirmed() {
+                    "confirmed"
+                } else {
+                    "rolled back; run `autofw apply --confirm` again"
+                }
+            )));
+        }
+    };
     state.write_applied(&record)?;
     state.remove_window()?;
     let mut persisted = None;
     if let Some(root) = &window.persist_root {
-        let rules = record
-            .rules()
-            .map_err(|problem| state.damaged_record(problem))?;
-        let batches = match std::fs::read_to_string(state.applied_sets_path()) {
-            Ok(text) if record.blocklist.is_some() => {
-                let origin = state.applied_sets_path().display().to_string();
-                let sets = SetContents::parse_text(&text, &origin)
-                    .map_err(|problem| state.damaged_record(&problem))?;
-                element_batches(&sets)
-            }
-            _ => Vec::new(),
+        let batches = match record.blocklist {
+            Some(_) => element_batches(&applied_sets(state)?),
+            None => Vec::new(),
         };
-        crate::persist::persist(root, &rules, &batches).map_err(|e| {
+        crate::persist::persist(root, &record.rules, &batches).map_err(|e| {
             e.context(format!(
                 "the rules are confirmed and stay loaded, but persisting them under {} failed; \
                  fix that and run `autofw apply --confirm --persist` again",
                 root.display()
             ))
         })?;
-        record.persisted = true;
+        if let Ok(life) = record.life.clone().persist() {
+            record.life = life;
+        }
         state.write_applied(&record)?;
         persisted = Some(root.clone());
     }
     Ok(Confirmed::Kept { persisted })
 }
 
+/// `applied-sets.txt`: the blocklist elements the last apply or refresh
+/// loaded, for the boot files.
+fn applied_sets(state: &StateDir) -> anyhow::Result<SetContents> {
+    let path = state.applied_sets_path();
+    let damaged = |why: String| {
+        host_failure(format!(
+            "the rules are confirmed and stay loaded, but the blocklist elements they loaded \
+             ({}) {why}, so nothing was persisted; run `autofw apply --confirm --persist` again",
+            path.display()
+        ))
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| damaged(format!("cannot be read: {e}")))?;
+    SetContents::parse_text(&text, &path.display().to_string())
+        .map_err(|e| damaged(format!("are damaged: {e}")))
+}
+
 /// Are the rules of the last apply what is loaded now? Read the way
 /// `status` reads them.
-fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    let live = crate::firewall::read_live(record, state)?;
+fn rules_now(record: &AppliedRecord) -> anyhow::Result<RulesNow> {
+    let live = crate::firewall::read_live(record)?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,
@@ -129,67 +224,89 @@ fn rules_now(state: &StateDir, record: &AppliedRecord) -> anyhow::Result<RulesNo
     })
 }
 
-/// Roll back now (`autofw rollback`), window or not, from the saved snapshot.
-pub fn roll_back(state: &StateDir) -> anyhow::Result<RolledBack> {
-    require_state_dir(state, "roll back")?;
-    let _lock = state.lock_window()?;
-    let snapshot = saved_snapshot(state)?;
-    roll_back_locked(state, &snapshot)
-}
-
-/// Roll back now to `snapshot` (`no` at apply's prompt), window or not.
-pub fn roll_back_to(state: &StateDir, snapshot: &Snapshot) -> anyhow::Result<RolledBack> {
-    let _lock = state.lock_window()?;
-    roll_back_locked(state, snapshot)
-}
-
-/// Roll back to `snapshot` if the window `id` is still open (the deadline
-/// passed). `None` when someone else already decided.
-pub fn roll_back_if_open(
+/// The one way rules are rolled back, whoever decides it (the deadline, in
+/// the watchdog or in apply; `no` or Ctrl-C at apply's prompt; `autofw
+/// rollback`; a `confirm` that found the window dead or too late; a
+/// blocklist the kernel refused): under the decision lock, with everything
+/// the restore needs already read and checked (`undo`).
+///
+/// With `window`, only while that window is still open: `None` when
+/// someone else decided first, or when the record says its rules were
+/// confirmed (the window's file was all that was left of it: it is removed,
+/// the rules stay). The record's next state is worked out before anything
+/// changes; then the old rules are put back, from memory; then the
+/// bookkeeping is written, which may fail without undoing the restore
+/// (`RolledBack::unrecorded`).
+pub fn roll_back(
+    _deciding: &Deciding<'_>,
     state: &StateDir,
-    id: &str,
-    snapshot: &Snapshot,
+    undo: &Undo,
+    why: Why,
+    window: Option<&str>,
 ) -> anyhow::Result<Option<RolledBack>> {
-    let _lock = state.lock_window()?;
-    if_open(state, id, snapshot)
-}
-
-/// The same, for the watchdog: with the decision lock file it opened when
-/// it started, so the decision needs nothing opened in the state directory.
-pub fn roll_back_if_open_with(
-    lock: &File,
-    state: &StateDir,
-    id: &str,
-    snapshot: &Snapshot,
-) -> anyhow::Result<Option<RolledBack>> {
-    let _lock = HeldLock::take(lock)?;
-    if_open(state, id, snapshot)
-}
-
-/// After a rollback that could not be recorded: record it now, if the
-/// window `id` is still open. `Ok(true)` once the window is closed (by this
-/// or by someone else).
-pub fn record_rollback_if_open(lock: &File, state: &StateDir, id: &str) -> anyhow::Result<bool> {
-    let _lock = HeldLock::take(lock)?;
-    match state.read_window()? {
-        Some(window) if window.id == id => record_rollback(state).map(|()| true),
-        _ => Ok(true),
-    }
-}
-
-fn if_open(state: &StateDir, id: &str, snapshot: &Snapshot) -> anyhow::Result<Option<RolledBack>> {
-    match state.read_window() {
-        Ok(Some(window)) if window.id == id => roll_back_locked(state, snapshot).map(Some),
-        Ok(_) => Ok(None),
+    let window_open = match (window, state.read_window()) {
+        (Some(id), Ok(Some(open))) => open.id == id,
+        (Some(_), Ok(None)) => false,
+        (None, Ok(open)) => open.is_some(),
         // The window cannot be read (a failing disk): the deadline passed
         // and nobody closed it as far as anyone can tell, so restore.
-        Err(_) => roll_back_locked(state, snapshot).map(Some),
+        (_, Err(_)) => true,
+    };
+    if window.is_some() && !window_open {
+        return Ok(None);
+    }
+    // The latest record: the state directory's, else the one held.
+    let current = match state.read_applied() {
+        Ok(Some(record)) => Some(record),
+        _ => undo.record.clone(),
+    };
+    let next = match current {
+        None => None,
+        Some(mut record) => match record.life.clone().roll_back(now_secs(), why) {
+            Ok(life) => {
+                record.life = life;
+                Some(record)
+            }
+            Err(Refusal::AlreadyConfirmed) if window.is_some() => {
+                let _ = state.remove_window();
+                return Ok(None);
+            }
+            Err(_) => {
+                return Err(refused(
+                    "the rules of the last apply were confirmed; only `autofw rollback` puts \
+                     back the ruleset saved before it",
+                ));
+            }
+        },
+    };
+    undo.restore()?;
+    let exact = undo.matches_live();
+    let unrecorded = record(state, next.as_ref()).err().map(|e| format!("{e:#}"));
+    Ok(Some(RolledBack {
+        exact,
+        unrecorded,
+        window_open,
+        record: next,
+    }))
+}
+
+/// After a rollback that could not be recorded: record it now (`next`,
+/// the record it left), if the window `id` is still open.
+pub fn record_if_open(
+    _deciding: &Deciding<'_>,
+    state: &StateDir,
+    id: &str,
+    next: Option<&AppliedRecord>,
+) -> anyhow::Result<()> {
+    match state.read_window()? {
+        Some(window) if window.id == id => record(state, next),
+        _ => Ok(()),
     }
 }
 
 /// A state directory that does not exist means no apply ever ran with it:
 /// say that, rather than fail to open a lock file in it.
-fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
+pub fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
     state.check_trusted()?;
     if state.root().is_dir() {
         return Ok(());
@@ -201,31 +318,10 @@ fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
     )))
 }
 
-/// The snapshot the last apply saved.
-pub fn saved_snapshot(state: &StateDir) -> anyhow::Result<Snapshot> {
-    read_json(&state.snapshot_path())?.ok_or_else(|| {
-        refused(format!(
-            "nothing to roll back: no apply has saved a ruleset in {}",
-            state.root().display()
-        ))
-    })
-}
-
-/// Restore first, record after: the old rules come back even when the
-/// state directory cannot be written.
-fn roll_back_locked(state: &StateDir, snapshot: &Snapshot) -> anyhow::Result<RolledBack> {
-    snapshot.restore()?;
-    let exact = snapshot.matches_live();
-    let unrecorded = record_rollback(state).err().map(|e| format!("{e:#}"));
-    Ok(RolledBack { exact, unrecorded })
-}
-
-/// Mark the apply rolled back and close the window.
-fn record_rollback(state: &StateDir) -> anyhow::Result<()> {
-    if let Some(mut record) = state.read_applied()? {
-        record.confirmed = false;
-        record.rolled_back_at = Some(now_secs());
-        state.write_applied(&record)?;
+/// Write the record a rollback left, and close the window.
+fn record(state: &StateDir, next: Option<&AppliedRecord>) -> anyhow::Result<()> {
+    if let Some(record) = next {
+        state.write_applied(record)?;
     }
     state.remove_window()
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::human::count;
-use crate::propose::render_iptables::DOCKER_USER_JUMP_SAVED;
+use crate::propose::render_iptables::{DOCKER_USER_JUMP_SAVED, GUARD_JUMP_SAVED};
 
 /// What the edge read of the live filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,8 +235,10 @@ pub fn has_foreign_rules(save: &str) -> bool {
         !(rule.starts_with("AUTOFW-")
             || line == AUTOFW_JUMP
             || rule.ends_with("-j AUTOFW-INPUT")
-            // The published-ports guard's jump, in a DOCKER-USER that
-            // autofw may have created itself (a host with plain DNAT).
+            // The published-ports guard's jump from mangle's FORWARD, and
+            // its older place, in a DOCKER-USER that autofw may have
+            // created itself (a host with plain DNAT).
+            || line == GUARD_JUMP_SAVED
             || line == DOCKER_USER_JUMP_SAVED)
     })
 }

@@ -1,13 +1,16 @@
 //! `iptables-save` text reduced to what autofw owns (the policies of the
-//! built-in chains, the `AUTOFW-*` chains and their rules, the INPUT jump),
+//! built-in chains, the `AUTOFW-*` chains and their rules, the INPUT jump;
+//! in the mangle table the published-ports guard and its FORWARD jump),
 //! and the `iptables-restore --noflush` scripts computed from it. Pure: the
-//! backend ([`super`]) runs the tools, status compares with it.
+//! backend ([`super`]) runs the tools (`iptables-save -t filter` then `-t
+//! mangle`), status compares with it.
 
 use std::collections::BTreeMap;
 
 use super::input_order;
 use crate::propose::render_iptables::{
-    DOCKER_USER, DOCKER_USER_JUMP, DOCKER_USER_JUMP_SAVED, JUMP_LINE,
+    DOCKER_USER, DOCKER_USER_JUMP, DOCKER_USER_JUMP_SAVED, GUARD_JUMP, GUARD_JUMP_SAVED, JUMP_LINE,
+    PUBLISHED_CHAIN,
 };
 
 const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
@@ -15,44 +18,74 @@ const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
 /// The proposal made loadable on the live table: the INPUT jump placed
 /// among the live INPUT's rules ([`input_order::with_placed_jump`]: after
 /// those that cannot accept, before the first that can; left out when it is
-/// already there); DOCKER-USER declared when it does not exist (declaring
-/// flushes, so never when it does: its rules are the operator's); the
-/// DOCKER-USER jump left out when it is there. The two jumps live in
-/// different chains and are placed independently: INPUT's by the rules
-/// already in INPUT, DOCKER-USER's always first in DOCKER-USER.
+/// already there); the guard's jump from mangle's FORWARD left out when it
+/// is there; where the live table still has the guard as an autofw before
+/// issue 20 hooked it (a jump from Docker's DOCKER-USER into a filter-table
+/// `AUTOFW-PUBLISHED`), that jump and chain taken out, Docker's chain left;
+/// a guard loaded earlier that this proposal does not have (the host no
+/// longer routes) taken out.
 pub fn fit_to_live(proposal: &str, live_save: &str) -> String {
     let fitted = input_order::with_placed_jump(proposal, JUMP_LINE, live_save);
-    if !fitted.lines().any(|l| l.trim() == DOCKER_USER_JUMP) {
-        return fitted;
-    }
     let live = FilterView::parse(live_save);
+    let has_mangle = fitted.lines().any(|l| l.trim() == "*mangle");
     let mut out = String::new();
+    let mut table = "";
     for line in fitted.lines() {
-        if line.trim() == DOCKER_USER_JUMP && live.has_docker_jump {
+        let trimmed = line.trim();
+        if trimmed.starts_with('*') {
+            table = trimmed;
+        }
+        if table == "*mangle" && trimmed == GUARD_JUMP && live.has_guard_jump {
             continue;
+        }
+        if table == "*filter" && trimmed == "COMMIT" {
+            if live.has_docker_jump {
+                out.push_str(&format!("-D {}\n", &DOCKER_USER_JUMP_SAVED[3..]));
+            }
+            if live.chains.iter().any(|c| c == PUBLISHED_CHAIN) {
+                out.push_str(&format!(
+                    ":{PUBLISHED_CHAIN} - [0:0]\n-X {PUBLISHED_CHAIN}\n"
+                ));
+            }
         }
         out.push_str(line);
         out.push('\n');
-        if line.trim() == "*filter" && !live.docker_user {
-            out.push_str(&format!(":{DOCKER_USER} - [0:0]\n"));
+    }
+    if !has_mangle && (live.has_guard_jump || !live.guard_chains.is_empty()) {
+        out.push_str("*mangle\n");
+        if live.has_guard_jump {
+            out.push_str(&format!("-D {}\n", &GUARD_JUMP_SAVED[3..]));
         }
+        for chain in &live.guard_chains {
+            out.push_str(&format!(":{chain} - [0:0]\n-X {chain}\n"));
+        }
+        out.push_str("COMMIT\n");
     }
     out
 }
 
-/// The filter table of an `iptables-save`, reduced to what autofw may touch.
+/// An `iptables-save` (filter and mangle tables) reduced to what autofw may
+/// touch.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FilterView {
-    /// Built-in chain → policy (absent table: none listed).
+    /// Built-in chain → policy, of the filter table (absent table: none
+    /// listed).
     pub policies: BTreeMap<String, String>,
-    /// AUTOFW-* chains, in the order declared.
+    /// AUTOFW-* chains of the filter table, in the order declared.
     pub chains: Vec<String>,
-    /// `-A AUTOFW-...` lines, in order.
+    /// `-A AUTOFW-...` lines of the filter table, in order.
     pub rules: Vec<String>,
     pub has_jump: bool,
+    /// AUTOFW-* chains of the mangle table (the published-ports guard).
+    pub guard_chains: Vec<String>,
+    /// `-A AUTOFW-...` lines of the mangle table, in order.
+    pub guard_rules: Vec<String>,
+    /// mangle's FORWARD jumps to the guard ([`GUARD_JUMP_SAVED`]).
+    pub has_guard_jump: bool,
     /// Docker's DOCKER-USER chain exists.
     pub docker_user: bool,
-    /// DOCKER-USER jumps to autofw's published-ports chain.
+    /// DOCKER-USER jumps to a filter-table published-ports chain: the guard
+    /// as an autofw before issue 20 hooked it.
     pub has_docker_jump: bool,
     /// DOCKER-USER has rules other than that jump, or some chain jumps to
     /// it: it is not autofw's to delete.
@@ -62,47 +95,72 @@ pub struct FilterView {
 impl FilterView {
     pub fn parse(save: &str) -> FilterView {
         let mut view = FilterView::default();
-        let mut in_filter = false;
+        let mut table = "";
         for line in save.lines().map(str::trim) {
-            if line.starts_with('*') {
-                in_filter = line == "*filter";
+            if let Some(name) = line.strip_prefix('*') {
+                table = name;
                 continue;
             }
-            if !in_filter || line.starts_with('#') {
+            if line.starts_with('#') {
                 continue;
             }
-            if let Some(decl) = line.strip_prefix(':') {
-                let mut parts = decl.split_whitespace();
-                let (Some(name), Some(policy)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                if BUILTIN.contains(&name) {
-                    view.policies.insert(name.to_string(), policy.to_string());
-                } else if is_autofw_chain(name) {
-                    view.chains.push(name.to_string());
-                } else if name == DOCKER_USER {
-                    view.docker_user = true;
-                }
-            } else if line == JUMP_LINE {
-                view.has_jump = true;
-            } else if line == DOCKER_USER_JUMP_SAVED {
-                view.has_docker_jump = true;
-            } else if line.starts_with(&format!("-A {DOCKER_USER} "))
-                || line.ends_with(&format!("-j {DOCKER_USER}"))
-                || line.contains(&format!("-j {DOCKER_USER} "))
-            {
-                view.docker_user_in_use = true;
-            } else if let Some(rest) = line.strip_prefix("-A ")
-                && rest.split_whitespace().next().is_some_and(is_autofw_chain)
-            {
-                view.rules.push(line.to_string());
+            match table {
+                "filter" => view.parse_filter_line(line),
+                "mangle" => view.parse_mangle_line(line),
+                _ => {}
             }
         }
         view
     }
 
+    fn parse_filter_line(&mut self, line: &str) {
+        if let Some(decl) = line.strip_prefix(':') {
+            let mut parts = decl.split_whitespace();
+            let (Some(name), Some(policy)) = (parts.next(), parts.next()) else {
+                return;
+            };
+            if BUILTIN.contains(&name) {
+                self.policies.insert(name.to_string(), policy.to_string());
+            } else if is_autofw_chain(name) {
+                self.chains.push(name.to_string());
+            } else if name == DOCKER_USER {
+                self.docker_user = true;
+            }
+        } else if line == JUMP_LINE {
+            self.has_jump = true;
+        } else if line == DOCKER_USER_JUMP_SAVED {
+            self.has_docker_jump = true;
+        } else if line.starts_with(&format!("-A {DOCKER_USER} "))
+            || line.ends_with(&format!("-j {DOCKER_USER}"))
+            || line.contains(&format!("-j {DOCKER_USER} "))
+        {
+            self.docker_user_in_use = true;
+        } else if let Some(rest) = line.strip_prefix("-A ")
+            && rest.split_whitespace().next().is_some_and(is_autofw_chain)
+        {
+            self.rules.push(line.to_string());
+        }
+    }
+
+    fn parse_mangle_line(&mut self, line: &str) {
+        if let Some(decl) = line.strip_prefix(':') {
+            if let Some(name) = decl.split_whitespace().next()
+                && is_autofw_chain(name)
+            {
+                self.guard_chains.push(name.to_string());
+            }
+        } else if line == GUARD_JUMP_SAVED {
+            self.has_guard_jump = true;
+        } else if let Some(rest) = line.strip_prefix("-A ")
+            && rest.split_whitespace().next().is_some_and(is_autofw_chain)
+        {
+            self.guard_rules.push(line.to_string());
+        }
+    }
+
     /// The lines a dry-run diff compares: policies, autofw's chains, rules
-    /// and jump, without counters.
+    /// and jumps, without counters; the mangle table's part after a
+    /// `*mangle` line, when there is one.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for (chain, policy) in &self.policies {
@@ -122,6 +180,20 @@ impl FilterView {
         for rule in &self.rules {
             out.push_str(rule);
             out.push('\n');
+        }
+        if self.has_guard_jump || !self.guard_chains.is_empty() || !self.guard_rules.is_empty() {
+            out.push_str("*mangle\n");
+            for chain in &self.guard_chains {
+                out.push_str(&format!(":{chain} -\n"));
+            }
+            if self.has_guard_jump {
+                out.push_str(GUARD_JUMP_SAVED);
+                out.push('\n');
+            }
+            for rule in &self.guard_rules {
+                out.push_str(rule);
+                out.push('\n');
+            }
         }
         out
     }
@@ -180,21 +252,10 @@ pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<Stri
             lines.push(format!("-X {DOCKER_USER}"));
         }
     }
-    let mut all: Vec<&String> = live.chains.iter().collect();
-    all.extend(saved.chains.iter().filter(|c| !live.chains.contains(c)));
-    let unchanged = live.chains == saved.chains && live.rules == saved.rules;
-    if !unchanged {
-        // Declaring a chain creates or flushes it; then drop the new ones
-        // and refill the old ones.
-        lines.extend(all.iter().map(|c| format!(":{c} - [0:0]")));
-        lines.extend(
-            live.chains
-                .iter()
-                .filter(|c| !saved.chains.contains(c))
-                .map(|c| format!("-X {c}")),
-        );
-        lines.extend(saved.rules.iter().cloned());
-    }
+    lines.extend(chains_back(
+        (&saved.chains, &saved.rules),
+        (&live.chains, &live.rules),
+    ));
     if saved.has_jump && !live.has_jump {
         lines.push(JUMP_LINE.to_string());
     }
@@ -204,10 +265,50 @@ pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<Stri
         }
         lines.push(DOCKER_USER_JUMP.to_string());
     }
-    if lines.is_empty() {
-        return None;
+
+    let mut mangle = Vec::new();
+    if live.has_guard_jump && !saved.has_guard_jump {
+        mangle.push(format!("-D {}", &GUARD_JUMP_SAVED[3..]));
     }
-    Some(format!("*filter\n{}\nCOMMIT\n", lines.join("\n")))
+    mangle.extend(chains_back(
+        (&saved.guard_chains, &saved.guard_rules),
+        (&live.guard_chains, &live.guard_rules),
+    ));
+    if saved.has_guard_jump && !live.has_guard_jump {
+        mangle.push(GUARD_JUMP.to_string());
+    }
+
+    let mut script = String::new();
+    for (table, lines) in [("filter", lines), ("mangle", mangle)] {
+        if !lines.is_empty() {
+            script.push_str(&format!("*{table}\n{}\nCOMMIT\n", lines.join("\n")));
+        }
+    }
+    (!script.is_empty()).then_some(script)
+}
+
+/// The lines that make one table's autofw chains and rules `saved` again
+/// from `live` (each a pair of chains and rules): nothing when they are the
+/// same; otherwise every chain declared (which creates or flushes it), the
+/// new ones deleted, the saved rules refilled.
+fn chains_back(
+    (saved_chains, saved_rules): (&[String], &[String]),
+    (live_chains, live_rules): (&[String], &[String]),
+) -> Vec<String> {
+    if live_chains == saved_chains && live_rules == saved_rules {
+        return Vec::new();
+    }
+    let mut all: Vec<&String> = live_chains.iter().collect();
+    all.extend(saved_chains.iter().filter(|c| !live_chains.contains(c)));
+    let mut lines: Vec<String> = all.iter().map(|c| format!(":{c} - [0:0]")).collect();
+    lines.extend(
+        live_chains
+            .iter()
+            .filter(|c| !saved_chains.contains(c))
+            .map(|c| format!("-X {c}")),
+    );
+    lines.extend(saved_rules.iter().cloned());
+    lines
 }
 
 #[cfg(test)]
@@ -269,48 +370,137 @@ mod tests {
 
     const DOCKER_LIVE: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 192.0.2.9/32 -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n";
 
-    #[test]
-    fn docker_user_is_declared_only_when_missing_and_the_jump_undone_exactly() {
-        let proposal = format!(
-            "*filter\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
-        );
-        // Docker's chain exists: never declared (that would flush the operator's rules).
-        let fitted = fit_to_live(&proposal, DOCKER_LIVE);
-        assert!(!fitted.contains(":DOCKER-USER"), "{fitted}");
-        assert!(fitted.contains(DOCKER_USER_JUMP), "{fitted}");
-        // No Docker: created.
-        let fitted = fit_to_live(&proposal, FRESH);
-        assert!(
-            fitted.starts_with("*filter\n:DOCKER-USER - [0:0]\n"),
-            "{fitted}"
-        );
-        // Already jumping: not a second time.
-        let applied = DOCKER_LIVE.replace(
-            "-A DOCKER-USER -s",
-            &format!("{DOCKER_USER_JUMP_SAVED}\n-A DOCKER-USER -s"),
-        );
-        assert!(!fit_to_live(&proposal, &applied).contains(DOCKER_USER_JUMP));
+    /// A proposal on a host that routes: the guard in mangle.
+    fn guarded_proposal() -> String {
+        format!(
+            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n{JUMP_LINE}\nCOMMIT\n\
+             *mangle\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{GUARD_JUMP}\nCOMMIT\n"
+        )
+    }
 
-        // Undo on Docker's host: only the jump goes; Docker's rules stay.
-        let live = applied.replace(
-            ":DOCKER-USER - [0:0]\n",
-            ":DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n",
-        ) + "";
-        let script = undo_script(DOCKER_LIVE, &live, by_autofw(&input_drop())).unwrap();
+    /// How iptables-save lists `guarded_proposal` loaded on `filter`'s host.
+    fn guarded_live(filter: &str) -> String {
+        let filter = filter.replace(
+            "COMMIT\n",
+            &format!(":AUTOFW-INPUT - [0:0]\n{JUMP_LINE}\nCOMMIT\n"),
+        );
+        format!(
+            "{filter}*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n\
+             {GUARD_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+        )
+    }
+
+    #[test]
+    fn the_guard_hooks_into_mangle_forward_once_and_is_undone_exactly() {
+        // Docker's host or a plain one: the same text, Docker's chains untouched.
+        for live in [DOCKER_LIVE, FRESH] {
+            let fitted = fit_to_live(&guarded_proposal(), live);
+            assert!(!fitted.contains("DOCKER-USER"), "{fitted}");
+            assert!(
+                fitted.ends_with(&format!("*mangle\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{GUARD_JUMP}\nCOMMIT\n")),
+                "{fitted}"
+            );
+        }
+        // Already jumping (an engine restarted since, or a second apply):
+        // not a second time; the chain is refilled in place.
+        let applied = guarded_live(DOCKER_LIVE);
+        let view = FilterView::parse(&applied);
+        assert!(view.has_guard_jump && view.has_jump);
+        assert_eq!(view.guard_chains, ["AUTOFW-PUBLISHED"]);
+        assert_eq!(
+            view.chains,
+            ["AUTOFW-INPUT"],
+            "mangle's chain is not filter's"
+        );
+        assert!(
+            !view.policies.contains_key("PREROUTING"),
+            "mangle's policies are not autofw's"
+        );
+        let again = fit_to_live(&guarded_proposal(), &applied);
+        assert!(!again.contains(GUARD_JUMP), "{again}");
+        assert!(
+            again.contains("*mangle\n:AUTOFW-PUBLISHED - [0:0]\n"),
+            "{again}"
+        );
+
+        // Undo on Docker's host: the jump and the chain go, Docker's rules stay.
+        let script = undo_script(DOCKER_LIVE, &applied, by_autofw(&input_drop())).unwrap();
         assert_eq!(
             script,
-            "*filter\n-D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+            "*filter\n-D INPUT -j AUTOFW-INPUT\n:AUTOFW-INPUT - [0:0]\n-X AUTOFW-INPUT\nCOMMIT\n\
+             *mangle\n-D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
         );
-        // Undo where autofw created DOCKER-USER: the chain goes too.
+        // A rollback to it puts the guard back.
+        let script = undo_script(&applied, DOCKER_LIVE, by_autofw(&input_drop())).unwrap();
+        assert!(
+            script.ends_with(&format!("*mangle\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{GUARD_JUMP}\nCOMMIT\n")),
+            "{script}"
+        );
+        // The guard gone from the live table is a difference to put back.
+        let missing = applied.replace(&format!("{GUARD_JUMP_SAVED}\n"), "");
+        assert_ne!(
+            FilterView::parse(&missing).summary(),
+            FilterView::parse(&applied).summary()
+        );
+    }
+
+    #[test]
+    fn a_guard_the_proposal_no_longer_has_is_taken_out() {
+        // The host stopped routing: the proposal has no mangle part.
+        let proposal =
+            format!("*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n{JUMP_LINE}\nCOMMIT\n");
+        let fitted = fit_to_live(&proposal, &guarded_live(FRESH));
+        assert!(
+            fitted.ends_with(
+                "*mangle\n-D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n\
+                 :AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+            ),
+            "{fitted}"
+        );
+        assert!(!fit_to_live(&proposal, FRESH).contains("*mangle"));
+    }
+
+    /// Where an autofw before issue 20 put the guard: a filter-table chain
+    /// jumped to from Docker's DOCKER-USER (which it created on a host
+    /// without Docker).
+    const OLD_GUARD: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n-A DOCKER-USER -j RETURN\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n";
+
+    #[test]
+    fn the_guard_in_docker_user_moves_to_mangle_and_back_on_rollback() {
+        let fitted = fit_to_live(&guarded_proposal(), OLD_GUARD);
+        assert!(
+            fitted.contains(
+                "-D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n\
+                 :AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n*mangle\n"
+            ),
+            "{fitted}"
+        );
+        assert!(fitted.contains(GUARD_JUMP), "{fitted}");
+        assert!(!fitted.contains("-X DOCKER-USER"), "Docker's chain stays");
+        // Loaded: the old place is gone, the new one there. Rolling back
+        // puts the old one back as it was.
         let live = format!(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:AUTOFW-INPUT - [0:0]\n-A INPUT -j AUTOFW-INPUT\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\nCOMMIT\n\
+             *mangle\n:FORWARD ACCEPT [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{GUARD_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+        );
+        let script = undo_script(OLD_GUARD, &live, by_autofw(&input_drop())).unwrap();
+        assert_eq!(
+            script,
+            format!(
+                "*filter\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n\
+                 *mangle\n-D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+            )
+        );
+        // Undo of an old apply where autofw created DOCKER-USER: the chain
+        // goes too, unless Docker uses it.
+        let old_live = format!(
             "*filter\n:DOCKER-USER - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{DOCKER_USER_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
         );
-        let script = undo_script(FRESH, &live, by_autofw(&input_drop())).unwrap();
+        let script = undo_script(FRESH, &old_live, by_autofw(&input_drop())).unwrap();
         assert!(script.contains("-X DOCKER-USER\n"), "{script}");
-        // ... unless Docker has started since and uses it.
-        let live = live.replace("COMMIT", "-A FORWARD -j DOCKER-USER\nCOMMIT");
+        let used = old_live.replace("COMMIT", "-A FORWARD -j DOCKER-USER\nCOMMIT");
         assert!(
-            !undo_script(FRESH, &live, by_autofw(&input_drop()))
+            !undo_script(FRESH, &used, by_autofw(&input_drop()))
                 .unwrap()
                 .contains("-X DOCKER-USER")
         );
@@ -352,7 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn on_docker_the_input_jump_is_placed_and_the_docker_user_jump_goes_first() {
+    fn on_docker_the_input_jump_is_placed_and_the_guard_jump_goes_into_mangle() {
         // fail2ban's drop-only chain and an old accept in INPUT, Docker's
         // DOCKER-USER with the operator's rule.
         let live = DOCKER_LIVE
@@ -363,16 +553,12 @@ mod tests {
              -A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n\
              -A FORWARD -j DOCKER-USER\n-A f2b-sshd -s 203.0.113.7/32 -j DROP\n",
             );
-        let proposal = format!(
-            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{JUMP_LINE}\n\
-             -A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
-        );
-        let fitted = fit_to_live(&proposal, &live);
+        let fitted = fit_to_live(&guarded_proposal(), &live);
         assert_eq!(
             fitted,
             format!(
-                "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n\
-                 -I INPUT 2 -j AUTOFW-INPUT\n-A AUTOFW-PUBLISHED -j DROP\n{DOCKER_USER_JUMP}\nCOMMIT\n"
+                "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-I INPUT 2 -j AUTOFW-INPUT\nCOMMIT\n\
+                 *mangle\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n{GUARD_JUMP}\nCOMMIT\n"
             )
         );
         // Docker started during the window (forwarding turned on) on a host
@@ -381,8 +567,9 @@ mod tests {
         let set = proposal_policies();
         let applied = format!(
             "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n\
-             :AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n{JUMP_LINE}\n-A FORWARD -j DOCKER-USER\n\
-             {DOCKER_USER_JUMP_SAVED}\n-A DOCKER-USER -j RETURN\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
+             :AUTOFW-INPUT - [0:0]\n{JUMP_LINE}\n-A FORWARD -j DOCKER-USER\n\
+             -A DOCKER-USER -j RETURN\nCOMMIT\n\
+             *mangle\n:AUTOFW-PUBLISHED - [0:0]\n{GUARD_JUMP_SAVED}\n-A AUTOFW-PUBLISHED -j DROP\nCOMMIT\n"
         );
         let undo = PolicyUndo {
             set: Some(&set),
@@ -392,8 +579,9 @@ mod tests {
         assert_eq!(
             script,
             "*filter\n:INPUT ACCEPT [0:0]\n-D INPUT -j AUTOFW-INPUT\n\
-             -D DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n\
-             :AUTOFW-INPUT - [0:0]\n:AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-INPUT\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
+             :AUTOFW-INPUT - [0:0]\n-X AUTOFW-INPUT\nCOMMIT\n\
+             *mangle\n-D FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED\n\
+             :AUTOFW-PUBLISHED - [0:0]\n-X AUTOFW-PUBLISHED\nCOMMIT\n"
         );
     }
 }

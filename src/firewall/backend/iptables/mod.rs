@@ -5,7 +5,9 @@
 //! autofw owns the `AUTOFW-*` chains of the filter table, the one jump
 //! `-j AUTOFW-INPUT` in INPUT (placed by [`input_order`] before the first
 //! foreign rule that can accept), and the policies of the built-in chains
-//! it sets. Undo puts exactly those back as saved, by `--noflush` restore,
+//! it sets; on a host that routes, the published-ports guard
+//! `AUTOFW-PUBLISHED` in the mangle table and its one jump from mangle's
+//! FORWARD. Undo puts exactly those back as saved, by `--noflush` restore,
 //! so Docker's DOCKER-* chains and fail2ban's f2b-* chains are never
 //! flushed, and a policy another tool set in the window stays.
 //! (Restoring a whole `iptables-save` instead is what iptables-apply does:
@@ -59,9 +61,11 @@ pub const TOOLS: [&str; 4] = [
 /// What the iptables backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
-    /// `iptables-save -t filter` before the apply.
+    /// `iptables-save -t filter` and `-t mangle` before the apply
+    /// ([`save_family`]; snapshots from before the guard moved to mangle
+    /// hold the filter table alone).
     pub v4: String,
-    /// `ip6tables-save -t filter` before the apply.
+    /// The same of `ip6tables-save`.
     pub v6: String,
     /// On iptables-nft with nft installed: the `family table` and
     /// `family table chain` names that existed before, so undo can remove
@@ -114,8 +118,18 @@ impl Forwarding {
     }
 }
 
+/// What autofw reads of one family: `iptables-save -t filter`, then `-t
+/// mangle` (the published-ports guard's table). Neither creates its table
+/// when it does not exist. A mangle table that cannot be read (a legacy
+/// kernel without `iptable_mangle`) reads as empty: nothing of autofw's can
+/// be there, and loading a guard there fails on its own, with the tool's
+/// words.
 pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
-    run_tool(family.save, &["-t", "filter"], None)
+    let mut save = run_tool(family.save, &["-t", "filter"], None)?;
+    if let Ok(mangle) = run_tool(family.save, &["-t", "mangle"], None) {
+        save.push_str(&mangle);
+    }
+    Ok(save)
 }
 
 /// Save the live filter tables before loading `v4` and `v6`.
@@ -272,8 +286,8 @@ fn restore_family(family: FamilyTools, saved: &str, policies: PolicyUndo) -> any
     Ok(())
 }
 
-/// How `iptables-save -t filter` and `ip6tables-save -t filter` list `v4`
-/// and `v6` once loaded: restore them in a throwaway network namespace
+/// How `iptables-save -t filter -t mangle` ([`save_family`]) and the same
+/// of `ip6tables-save` list `v4` and `v6` once loaded: restore them in a throwaway network namespace
 /// (`unshare --net`) and save them there. `iptables-save` spells rules its
 /// own way (`-m tcp`, unquoted comments, `5/sec`), so this is what `status`
 /// compares the live chains with. The blocklist ipsets the rules match are
@@ -284,7 +298,6 @@ pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, St
     /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
     const MAX_ARG: usize = 120 * 1024;
     const SPLIT: &str = "#autofw-ip6tables-save";
-    // The scratch namespace has no Docker: DOCKER-USER is declared there.
     let (v4, v6) = (&fit_to_live(v4, ""), &fit_to_live(v6, ""));
     let creates: String = ipsets
         .unwrap_or_default()
@@ -301,8 +314,10 @@ pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, St
          printf '%s' \"$2\" | {r4}\n\
          printf '%s' \"$3\" | {r6}\n\
          {s4} -t filter\n\
+         {s4} -t mangle\n\
          echo '{SPLIT}'\n\
-         {s6} -t filter\n",
+         {s6} -t filter\n\
+         {s6} -t mangle\n",
         r4 = V4.restore,
         r6 = V6.restore,
         s4 = V4.save,
@@ -352,20 +367,23 @@ fn nft_objects() -> anyhow::Result<BTreeSet<String>> {
     Ok(set)
 }
 
-/// Delete the filter tables and base chains that did not exist before the
-/// apply and are now empty and accept everything (iptables-nft created them
-/// for autofw's rules). Anything with a rule in it is left alone.
+/// Delete the filter and mangle tables and base chains that did not exist
+/// before the apply and are now empty and accept everything (iptables-nft
+/// created them for autofw's rules). Anything with a rule in it is left
+/// alone.
 fn remove_created_empty(before: &BTreeSet<String>) -> anyhow::Result<()> {
     let mut script = String::new();
     for family in [V4.nft, V6.nft] {
-        let table = format!("{family} filter");
-        let Ok(json) = run_tool("nft", &["-j", "list", "table", family, "filter"], None) else {
-            continue; // no such table now
-        };
-        let value: Value = serde_json::from_str(&json)
-            .map_err(|e| host_failure(format!("cannot parse `nft -j list table`: {e}")))?;
-        let plan = empty_leftovers(&value, family, before.contains(&table), before);
-        script.push_str(&plan);
+        for name in ["filter", "mangle"] {
+            let table = format!("{family} {name}");
+            let Ok(json) = run_tool("nft", &["-j", "list", "table", family, name], None) else {
+                continue; // no such table now
+            };
+            let value: Value = serde_json::from_str(&json)
+                .map_err(|e| host_failure(format!("cannot parse `nft -j list table`: {e}")))?;
+            let plan = empty_leftovers(&value, &table, before.contains(&table), before);
+            script.push_str(&plan);
+        }
     }
     if !script.is_empty() {
         run_tool("nft", &["-f", "-"], Some(&script))?;
@@ -373,10 +391,11 @@ fn remove_created_empty(before: &BTreeSet<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pure part of [`remove_created_empty`] for one `nft -j list table`.
+/// The pure part of [`remove_created_empty`] for one `nft -j list table`
+/// of `table` (`ip filter`, `ip6 mangle`).
 pub fn empty_leftovers(
     table_json: &Value,
-    family: &str,
+    table: &str,
     table_existed: bool,
     before: &BTreeSet<String>,
 ) -> String {
@@ -403,16 +422,16 @@ pub fn empty_leftovers(
         c["hook"].is_string()
             && c["policy"] == "accept"
             && !busy.contains(name)
-            && !before.contains(&format!("{family} filter {name}"))
+            && !before.contains(&format!("{table} {name}"))
     };
     if !table_existed && !other_objects && chains.iter().all(removable) {
-        return format!("delete table {family} filter\n");
+        return format!("delete table {table}\n");
     }
     chains
         .iter()
         .filter(|c| removable(c))
         .filter_map(|c| c["handle"].as_u64())
-        .map(|h| format!("delete chain {family} filter handle {h}\n"))
+        .map(|h| format!("delete chain {table} handle {h}\n"))
         .collect()
 }
 
@@ -425,15 +444,18 @@ mod tests {
         let json: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
             {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}}]}"#).unwrap();
         assert_eq!(
-            empty_leftovers(&json, "ip", false, &BTreeSet::new()),
+            empty_leftovers(&json, "ip filter", false, &BTreeSet::new()),
             "delete table ip filter\n"
         );
         let before: BTreeSet<String> =
             ["ip filter".to_string(), "ip filter INPUT".to_string()].into();
-        assert_eq!(empty_leftovers(&json, "ip", true, &before), "");
+        assert_eq!(empty_leftovers(&json, "ip filter", true, &before), "");
         let busy: Value = serde_json::from_str(r#"{"nftables": [{"table": {"family": "ip", "name": "filter"}},
             {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "hook": "input", "policy": "accept"}},
             {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2}}]}"#).unwrap();
-        assert_eq!(empty_leftovers(&busy, "ip", false, &BTreeSet::new()), "");
+        assert_eq!(
+            empty_leftovers(&busy, "ip filter", false, &BTreeSet::new()),
+            ""
+        );
     }
 }

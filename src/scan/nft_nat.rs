@@ -1,0 +1,155 @@
+//! Whether nf_tables holds any nat chain, asked over netlink
+//! (`NFT_MSG_GETCHAIN` dump) instead of by spawning `nft`: on a host with no
+//! NAT, scan then starts no process at all (issue 20: the three readers
+//! `nat.rs` used to run on every scan were half of a small host's scan).
+//!
+//! A DNAT can only sit in a chain of type `nat` (nft refuses `dnat` in any
+//! other, and iptables-nft's `nat` table is made of such chains), reached
+//! from a base chain of that type: no base chain of type `nat` in a family,
+//! no forwarded port in it. Only base chains carry a type, so the answer is
+//! the families that have one.
+//!
+//! The message walking mirrors `firewall/nft_sets.rs` (which writes and
+//! reads set elements the same way); scan sits below firewall in the import
+//! order, so it keeps its own few lines.
+
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+use std::collections::BTreeSet;
+use std::io;
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// The nf_tables families (`NFPROTO_*`: 1 inet, 2 ip, 10 ip6, ...) that
+/// hold a base chain of type `nat`, in this network namespace. An error
+/// when nf_tables cannot be asked (not root, no netlink): the caller then
+/// reads the rules as if NAT could be there.
+pub fn nat_chain_families() -> io::Result<BTreeSet<u8>> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    // nlmsghdr + nfgenmsg (family 0: every family).
+    let mut request = Vec::with_capacity(20);
+    request.extend_from_slice(&20u32.to_ne_bytes());
+    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN).to_ne_bytes());
+    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes());
+    request.extend_from_slice(&0u32.to_ne_bytes());
+    request.extend_from_slice(&[0, 0, 0, 0]);
+    socket.send(&request, 0)?;
+
+    let mut families = BTreeSet::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let size = socket.recv(&mut &mut buffer[..], 0)?;
+        if size == 0 {
+            return Err(invalid("the chain listing ended early"));
+        }
+        for (kind, payload) in messages(&buffer[..size]) {
+            match kind {
+                NLMSG_DONE => return Ok(families),
+                NLMSG_ERROR => {
+                    let code = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
+                    if code != 0 {
+                        return Err(io::Error::from_raw_os_error(-code));
+                    }
+                }
+                k if k == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN => {
+                    if let Some(family) = nat_chain_family(payload) {
+                        families.insert(family);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The family of a `NEWCHAIN` message's chain if it is a base chain of
+/// type `nat`: nfgenmsg (family, version, resource id), then attributes.
+fn nat_chain_family(payload: &[u8]) -> Option<u8> {
+    let family = *payload.first()?;
+    attributes(payload.get(4..)?)
+        .any(|(kind, value)| {
+            kind == NFTA_CHAIN_TYPE && value.split(|b| *b == 0).next() == Some(b"nat")
+        })
+        .then_some(family)
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// `(type, payload)` of each netlink message in a datagram.
+fn messages(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        if len < 16 || len > data.len() {
+            return None;
+        }
+        let kind = u16::from_ne_bytes(data[4..6].try_into().ok()?);
+        let payload = &data[16..len];
+        data = &data[align(len).min(data.len())..];
+        Some((kind, payload))
+    })
+}
+
+/// `(type, value)` of each attribute, the nested/byte-order bits masked off.
+fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u16::from_ne_bytes(data.get(..2)?.try_into().ok()?) as usize;
+        if len < 4 || len > data.len() {
+            return None;
+        }
+        let kind = u16::from_ne_bytes(data[2..4].try_into().ok()?) & NLA_TYPE_MASK;
+        let value = &data[4..len];
+        data = &data[align(len).min(data.len())..];
+        Some((kind, value))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `NEWCHAIN` payload as the kernel sends it: nfgenmsg, then the
+    /// table, name and (for a base chain) type attributes.
+    fn chain(family: u8, kind: Option<&str>) -> Vec<u8> {
+        let mut payload = vec![family, 0, 0, 0];
+        let mut put = |attr: u16, value: &[u8]| {
+            let len = 4 + value.len();
+            payload.extend_from_slice(&(len as u16).to_ne_bytes());
+            payload.extend_from_slice(&attr.to_ne_bytes());
+            payload.extend_from_slice(value);
+            payload.resize(align(payload.len()), 0);
+        };
+        put(1, b"nat\0");
+        put(3, b"PREROUTING\0");
+        if let Some(kind) = kind {
+            put(NFTA_CHAIN_TYPE, format!("{kind}\0").as_bytes());
+        }
+        payload
+    }
+
+    #[test]
+    fn only_base_chains_of_type_nat_count() {
+        assert_eq!(nat_chain_family(&chain(2, Some("nat"))), Some(2));
+        assert_eq!(nat_chain_family(&chain(10, Some("nat"))), Some(10));
+        assert_eq!(nat_chain_family(&chain(1, Some("filter"))), None);
+        // A regular chain (no type), even in a table called nat.
+        assert_eq!(nat_chain_family(&chain(2, None)), None);
+        assert_eq!(nat_chain_family(&[]), None);
+    }
+}
