@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use crate::blocklist::SetSummary;
 use crate::model::{Proto, Scan};
+use crate::propose::ruleset::{Action, Bound, Family, Match};
 use crate::propose::{Format, Proposal, Ruleset, group};
+use ipnet::IpNet;
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
 /// record; a record naming any other is damaged (read as such, exit 3, by
@@ -119,6 +121,67 @@ pub fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
     ports
 }
 
+/// Where one accept rule of the proposal admits new connections to a
+/// service: its family, sources, and the address (and interface) a listener
+/// bound to one address takes them on. Recorded so that the other-filters
+/// judge can tell, from the record alone, which ports a probe from its
+/// scratch namespace's address cannot reach through autofw's own rules
+/// (`firewall::other_filters`): those it judges by the rule, not by waiting
+/// for a probe's silence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    pub proto: Proto,
+    pub port: u16,
+    /// Only this family, or both when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    /// Only from these networks, or from anyone when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<Bound>,
+}
+
+impl Opening {
+    /// An opening to anyone: what a record written before openings were
+    /// recorded says of each opened port.
+    pub fn anyone(proto: Proto, port: u16) -> Opening {
+        Opening {
+            proto,
+            port,
+            family: None,
+            sources: Vec::new(),
+            bound: None,
+        }
+    }
+}
+
+/// The accept rules of a proposal's services, in order.
+pub fn openings(ruleset: &Ruleset) -> Vec<Opening> {
+    ruleset
+        .input
+        .iter()
+        .filter(|rule| rule.action == Action::Accept)
+        .filter_map(|rule| match &rule.matches {
+            Match::Service {
+                proto,
+                port,
+                family,
+                sources,
+                bound,
+                ..
+            } => Some(Opening {
+                proto: *proto,
+                port: *port,
+                family: *family,
+                sources: sources.clone(),
+                bound: bound.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What apply records, besides the rules, so that status can tell drift from
 /// the state the rules were made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +283,11 @@ pub struct AppliedRecord {
     /// counts and digests, never the elements (those are in the state
     /// directory's `applied-sets.txt`). `None` without a blocklist.
     pub blocklist: Option<BlocklistRecord>,
+    /// Where each service's accept rule admits new connections (see
+    /// [`Opening`]). `None` in records written before it was recorded:
+    /// then every opened port counts as open to anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openings: Option<Vec<Opening>>,
     /// Every choice the apply was given, flags and policy file. `None` in
     /// records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -411,6 +479,21 @@ pub struct BlocklistRecord {
     pub refreshed_at: Option<u64>,
 }
 
+impl AppliedRecord {
+    /// The recorded openings, or, in an older record, every opened port
+    /// open to anyone.
+    pub fn openings(&self) -> Vec<Opening> {
+        match &self.openings {
+            Some(openings) => openings.clone(),
+            None => self
+                .opened
+                .iter()
+                .map(|o| Opening::anyone(o.proto, o.port))
+                .collect(),
+        }
+    }
+}
+
 /// An open rollback window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackWindow {
@@ -590,6 +673,7 @@ mod tests {
             listening: Vec::new(),
             blocklist: None,
             given: None,
+            openings: None,
             life: loaded().roll_back(60, Why::OperatorSaidNo).unwrap(),
         };
         let json = serde_json::to_value(&record).unwrap();

@@ -19,6 +19,10 @@
 //! - `watchdog.lock`: flock held by the watchdog itself for as long as it
 //!   runs, so anyone can tell it is alive by trying it (a pid can be reused);
 //! - `watchdog.log`: what the detached watchdog did (it has no terminal).
+//! - `other-filters.json`: the other filters' last verdict, keyed by a
+//!   digest of what it judged (`firewall::other_filters`): only a cache.
+//! - `applied-listing.json`: how nft lists the applied rules, keyed by a
+//!   digest of their text (`firewall::read_live`): only a cache.
 //!
 //! Lock files are opened read-only: flock needs no write access, and a
 //! rollback must still work when this directory's filesystem has become
@@ -86,6 +90,18 @@ impl StateDir {
     /// Present while a rollback window is open: [`RollbackWindow`] as JSON.
     pub fn window_path(&self) -> PathBuf {
         self.root.join("window.json")
+    }
+    /// The other filters' last verdict (`firewall::other_filters`), keyed
+    /// by a digest of everything it judged: `status` reuses it while
+    /// nothing changed, and runs no scratch namespace.
+    pub fn judged_path(&self) -> PathBuf {
+        self.root.join("other-filters.json")
+    }
+    /// How nft lists the applied rules once loaded, keyed by a digest of
+    /// their text: `status` compares the live table with it without a
+    /// scratch namespace while the two are the same.
+    pub fn applied_listing_path(&self) -> PathBuf {
+        self.root.join("applied-listing.json")
     }
     /// What the detached watchdog did, one line per event.
     pub fn watchdog_log_path(&self) -> PathBuf {
@@ -279,6 +295,25 @@ impl StateDir {
     }
     pub fn write_window(&self, window: &RollbackWindow) -> anyhow::Result<()> {
         write_json(&self.window_path(), window)
+    }
+    /// The cached verdict of the other filters, if any (trusted as every
+    /// record here: root's, not a symlink).
+    pub fn read_judged<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        read_json(&self.judged_path())
+    }
+    /// Replace the cached verdict (atomic, 0600), in a directory that
+    /// exists already: a cache is no reason to create the state directory.
+    pub fn write_judged<T: Serialize>(&self, judged: &T) -> anyhow::Result<()> {
+        write_json(&self.judged_path(), judged)
+    }
+    /// The cached listing of the applied rules, if any (trusted as every
+    /// record here).
+    pub fn read_applied_listing<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        read_json(&self.applied_listing_path())
+    }
+    /// Replace the cached listing (atomic, 0600).
+    pub fn write_applied_listing<T: Serialize>(&self, listing: &T) -> anyhow::Result<()> {
+        write_json(&self.applied_listing_path(), listing)
     }
     pub fn remove_window(&self) -> anyhow::Result<()> {
         remove_if_exists(&self.window_path())
@@ -563,6 +598,7 @@ mod tests {
             closed: Vec::new(),
             listening: Vec::new(),
             blocklist: None,
+            openings: None,
             given: None,
             life: crate::record::Life::Loaded(crate::record::Loaded {
                 deadline: 1_700_000_060,

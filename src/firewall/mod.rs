@@ -19,8 +19,10 @@ pub mod other_filters;
 use crate::blocklist::SetContents;
 use crate::blocklist::netlink as nft_sets;
 use crate::record::{AppliedRecord, Backend, Rules};
+use crate::state::StateDir;
 use backend::compare::{FamilyRules, LiveRules};
 use backend::{exec, iptables, nft};
+use serde::{Deserialize, Serialize};
 
 /// Why a load failed, and so where the firewall stands.
 #[derive(Debug)]
@@ -95,14 +97,46 @@ pub fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
 
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names.
-pub fn read_live(record: &AppliedRecord) -> anyhow::Result<LiveRules> {
+/// How nft lists `text` once loaded (what the live table is compared
+/// with). Listing it takes a scratch namespace (`nft::canonical`, about
+/// 0.1 s on a loaded host), so the listing is kept in the state directory
+/// (`applied-listing.json`) under a digest of the text, and taken from there
+/// only when it is exactly the live table's listing: then the table is as
+/// applied, whatever nft's version. Any difference (drift, or an nft that
+/// lists differently since an upgrade) lists the text again, so a kept
+/// listing can never make a change, or a false one, out of a format. Only a
+/// cache: one that cannot be written costs the next status a namespace.
+fn expected_listing(state: Option<&StateDir>, text: &str, live: &str) -> Option<String> {
+    #[derive(Serialize, Deserialize)]
+    struct Listed {
+        key: String,
+        listing: String,
+    }
+    let key = other_filters::filters::digest(text);
+    if let Some(Ok(Some(kept))) = state.map(|s| s.read_applied_listing::<Listed>())
+        && kept.key == key
+        && kept.listing == live
+    {
+        return Some(kept.listing);
+    }
+    let listing = nft::canonical(text)?;
+    if let Some(state) = state.filter(|s| s.root().is_dir()) {
+        let _ = state.write_applied_listing(&Listed {
+            key,
+            listing: listing.clone(),
+        });
+    }
+    Some(listing)
+}
+
+pub fn read_live(record: &AppliedRecord, cache: Option<&StateDir>) -> anyhow::Result<LiveRules> {
     match &record.rules {
         Rules::Nft { text } => {
             exec::require_tools(&["nft"])?;
             let table = nft::live_autofw_table()?;
             // Only worth a scratch namespace when there is a table to compare.
             let expected = match &table {
-                Some(_) => nft::canonical(text),
+                Some(live) => expected_listing(cache, text, live),
                 None => None,
             };
             Ok(LiveRules::Nft { table, expected })

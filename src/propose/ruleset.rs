@@ -9,12 +9,12 @@ use super::rate::Rate;
 use crate::blocklist::{Ranges, SetKind, nft_element};
 use crate::model::Proto;
 use ipnet::IpNet;
-use serde::Serialize;
 use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// An IP family, for rules that apply to one only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
@@ -141,7 +141,7 @@ pub enum Match {
 /// Linux accepts a packet for any local address on any interface (the weak
 /// host model), so without this a neighbour on the public link could reach
 /// a service bound to the private network by routing to its address.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Bound {
     /// `None` for a wildcard bound to a device: any address, both families
     /// (as a wildcard listener's rule), on that device only.
@@ -149,7 +149,7 @@ pub struct Bound {
     pub address: Option<IpAddr>,
     /// Matched by name (`iifname`), not index: the boot hook loads the
     /// rules before the interfaces exist.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
 }
 

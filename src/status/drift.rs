@@ -521,6 +521,7 @@ mod tests {
             closed,
             listening,
             blocklist: None,
+            openings: None,
             given: None,
             life: crate::record::Life::Confirmed(crate::record::Confirmed {
                 at: 1_700_000_030,

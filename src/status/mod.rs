@@ -8,10 +8,13 @@
 //! - [`render`]: the report as text or JSON, pure;
 //! - this file: the edges, reading the state directory, the socket tables,
 //!   the live firewall (through `firewall::backend::nft`/`iptables`) and the process
-//!   table. Status only reads: it never changes the firewall or the state
-//!   directory (it waits for no lock, creates no file; it only tries the
-//!   watchdog's lock to see whether it is held), so it is safe to run
-//!   from cron or a monitoring agent, even during an apply.
+//!   table. Status only reads: it never changes the firewall, and of the
+//!   state directory it writes only two caches, the other filters' verdict
+//!   and the applied rules' listing (atomically; never the directory
+//!   itself). It
+//!   waits for no lock (it only tries the watchdog's to see whether it is
+//!   held), so it is safe to run from cron or a monitoring agent, even
+//!   during an apply.
 
 pub mod blocklist;
 pub mod drift;
@@ -73,7 +76,7 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         crate::scan::scan_host(SocketSource::Auto, &crate::scan::host::read_service_table())?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
-        Some(r) if r.rolled_back_at().is_none() => Some(read_live(r)?),
+        Some(r) if r.rolled_back_at().is_none() => Some(read_live(r, Some(&state))?),
         _ => None,
     };
     let mut assessment = drift::assess(&scan, record.as_ref(), live.as_ref(), window.as_ref());
@@ -92,28 +95,31 @@ pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         assessment.findings.push(finding);
     }
     // The other filters on the host, judged with autofw's rules as loaded.
+    // The verdict is cached in the state directory: a status with nothing
+    // changed (filters, rules, probes) judges nothing again.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => {
-            foreign::check(&record.rules, &foreign::ports_of(&record.opened))
+            let check = foreign::check(&record.rules, &record.openings(), Some(&state));
+            check.keep(&state);
+            check
         }
-        _ => foreign::Check {
-            legacy: foreign::legacy_summary(),
-            ..Default::default()
-        },
+        _ => foreign::Check::legacy_only(foreign::legacy_summary()),
     };
+    let judged = (record.is_some() && live.is_some()).then(|| check.report());
     // A check that could not be made is said, or "no drift" would also
     // cover filters that were never judged (propose and apply say it too).
     for note in &check.notes {
         eprintln!("autofw: note: {}", crate::terminal::escape_controls(note));
     }
     let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
-    let report = Report::new(
+    let mut report = Report::new(
         state.root().to_path_buf(),
         now,
         record.as_ref(),
         window,
         assessment,
     );
+    report.other_filters = judged;
     let format = args.format;
     let text = match format {
         Format::Text => render::text(&report),

@@ -30,6 +30,12 @@ pub struct Report {
     /// was applied.
     pub rules: Option<RulesState>,
     pub findings: Vec<Finding>,
+    /// How the host's other filters were judged against autofw's rules:
+    /// `verdict` (`judged`, `cached`, `not-needed`, `unchecked`) and each
+    /// opened port's judgement (docs/foreign.md). Absent when nothing was
+    /// applied or the rules are not loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_filters: Option<crate::firewall::other_filters::Report>,
 }
 
 /// What the last apply loaded (the parts of `applied.json` a person or a
@@ -74,6 +80,7 @@ impl Report {
             window,
             rules: assessment.rules,
             findings: assessment.findings,
+            other_filters: None,
         }
     }
 }
@@ -277,6 +284,7 @@ mod tests {
             }],
             listening: Vec::new(),
             blocklist: None,
+            openings: None,
             given: None,
         }
     }

@@ -123,9 +123,12 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let plan = Plan::of(&rules, sets.as_ref(), recorded.as_ref())?;
     // Other filters on this host that would drop what these rules open:
     // said after the plan, and in the JSON report's warnings.
-    let ports =
-        crate::firewall::other_filters::ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    let other_filters = crate::firewall::other_filters::check(&rules, &ports).warnings();
+    // Once loaded, the verdict is kept for status (the same rules and
+    // filters then need no judging again); a dry run writes nothing.
+    let openings = crate::record::openings(proposal.ruleset());
+    let judged =
+        crate::firewall::other_filters::check(&rules, &openings, args.confirm.then_some(&state));
+    let other_filters = judged.warnings();
     for warning in &other_filters {
         proposal.add_warning(warning.clone());
     }
@@ -137,7 +140,9 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         };
         guard.explain(&scan, &choices, &listed);
     }
-    let report = |outcome| Report::new(outcome, &plan, &rules, &proposal, &guard);
+    let report = |outcome| {
+        Report::new(outcome, &plan, &rules, &proposal, &guard).with_other_filters(judged.report())
+    };
     if !args.json {
         print_plan(&rules, &plan);
     }
@@ -283,6 +288,7 @@ pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         }
     }
     drop(deciding);
+    judged.keep(&state);
     report_accepts_before_jump(&rules);
     if args.no_wait {
         return report_loaded(args, &window, report(Outcome::Loaded));
@@ -475,6 +481,7 @@ impl Pending {
             listening: at_apply.listening,
             blocklist,
             given: Some(given(args, policy_source)),
+            openings: Some(crate::record::openings(proposal.ruleset())),
             life: Life::Loaded(Loaded { deadline }),
         };
         state.write_applied(&record)?;

@@ -394,9 +394,18 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocklist: Vec<SetChange>,
     pub warnings: Vec<String>,
+    /// How the host's other filters were judged against these rules, port
+    /// by port (docs/foreign.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_filters: Option<crate::firewall::other_filters::Report>,
 }
 
 impl Report {
+    pub fn with_other_filters(mut self, judged: crate::firewall::other_filters::Report) -> Report {
+        self.other_filters = Some(judged);
+        self
+    }
+
     pub fn new(
         outcome: Outcome,
         plan: &Plan,
@@ -415,6 +424,7 @@ impl Report {
             opened: opened_ports(proposal.ruleset()),
             blocklist: plan.blocklist.clone(),
             warnings: proposal.warnings().to_vec(),
+            other_filters: None,
         }
     }
 

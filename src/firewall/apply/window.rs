@@ -216,7 +216,7 @@ fn applied_sets(state: &StateDir) -> anyhow::Result<SetContents> {
 /// Are the rules of the last apply what is loaded now? Read the way
 /// `status` reads them.
 fn rules_now(record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    let live = crate::firewall::read_live(record)?;
+    let live = crate::firewall::read_live(record, None)?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,

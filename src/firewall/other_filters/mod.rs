@@ -12,14 +12,16 @@ pub mod filters;
 pub mod judge;
 pub mod verdict;
 
+use serde::{Deserialize, Serialize};
+
 use crate::firewall::backend::exec::{run_tool, tool_exists};
-use crate::model::Proto;
 use crate::propose::{Format, Proposal};
-use crate::record::{Backend, Rules};
+use crate::record::{Backend, Opening, Rules};
+use crate::state::StateDir;
 use filters::{Foreign, LiveFilters};
 use judge::{Judged, Layer, Plan};
 pub use verdict::ForeignDrop;
-use verdict::Verdict;
+use verdict::{PortJudgement, Probe, Verdict};
 
 /// autofw's own table, which is never foreign.
 const AUTOFW_TABLE: &str = "inet autofw";
@@ -33,6 +35,84 @@ pub struct Check {
     pub legacy: Vec<String>,
     /// What could not be judged, and why.
     pub notes: Vec<String>,
+    /// How each opened port was judged, per family (empty when there was
+    /// nothing to judge).
+    pub ports: Vec<PortJudgement>,
+    /// Where the verdict comes from.
+    pub verdict: Origin,
+    /// The digest of what a verdict made now judged: [`Check::keep`]
+    /// stores it under this key.
+    key: Option<String>,
+}
+
+/// Where a [`Check`]'s verdict comes from: `other_filters.verdict` in
+/// `status --json` and `apply --json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// No other filter, or no opened port: nothing to judge.
+    #[default]
+    NotNeeded,
+    /// Judged now, in a scratch namespace.
+    Judged,
+    /// The state directory's cached verdict: nothing it judged changed.
+    Cached,
+    /// The check could not be made (the notes say why).
+    Unchecked,
+}
+
+/// What the state directory keeps of a verdict (`other-filters.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    /// A digest of everything judged: the other filters' rules (without
+    /// counters and timestamps), autofw's rules, the probes, the uplink's
+    /// name and this autofw's version.
+    key: String,
+    drops: Vec<ForeignDrop>,
+    notes: Vec<String>,
+    ports: Vec<PortJudgement>,
+}
+
+/// The `other_filters` part of `status --json` and `apply --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub verdict: Origin,
+    pub ports: Vec<PortJudgement>,
+}
+
+impl Check {
+    /// Nothing judged, only the legacy tables summed up.
+    pub fn legacy_only(legacy: Vec<String>) -> Check {
+        Check {
+            legacy,
+            ..Check::default()
+        }
+    }
+
+    /// Keep a verdict judged now in `state` (`other-filters.json`) for the
+    /// next check of the same filters, rules and probes. Only a cache: a
+    /// state directory that cannot be written (read-only, full, not there)
+    /// costs the next check one more judging, nothing else.
+    pub fn keep(&self, state: &StateDir) {
+        let (Origin::Judged, Some(key)) = (self.verdict, &self.key) else {
+            return;
+        };
+        if state.root().is_dir() {
+            let _ = state.write_judged(&Cached {
+                key: key.clone(),
+                drops: self.drops.clone(),
+                notes: self.notes.clone(),
+                ports: self.ports.clone(),
+            });
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        Report {
+            verdict: self.verdict,
+            ports: self.ports.clone(),
+        }
+    }
 }
 
 impl Check {
@@ -44,6 +124,7 @@ impl Check {
             .iter()
             .map(|d| format!("{}; to resolve it: {}", d.message, d.fix))
             .collect();
+        out.extend(verdict::by_rule_note(&self.ports));
         if !self.legacy.is_empty() && !self.drops.iter().any(|d| d.legacy) {
             out.push(verdict::legacy_note(
                 &self.legacy,
@@ -57,11 +138,6 @@ impl Check {
 
 /// Read the live filters. Root only (the caller checks).
 pub fn read_live() -> anyhow::Result<LiveFilters> {
-    let nft_ruleset = if tool_exists("nft") {
-        Some(ruleset_but_autofw()?)
-    } else {
-        None
-    };
     let save = |tool: &str| {
         if tool_exists(tool) {
             run_tool(tool, &[], None).unwrap_or_default()
@@ -70,8 +146,19 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
         }
     };
     let iptables_nft = [save("iptables-nft-save"), save("ip6tables-nft-save")];
+    let nft_ruleset = if tool_exists("nft") {
+        Some(native_tables(&iptables_nft)?)
+    } else {
+        None
+    };
     let (legacy, legacy_unreadable) = read_legacy();
-    let ipsets = if tool_exists("ipset") {
+    // The sets matter only to iptables rules that match one (`ipset_layer`):
+    // without such a rule, one process less.
+    let matches_sets = iptables_nft
+        .iter()
+        .chain(&legacy)
+        .any(|save| save.contains("--match-set"));
+    let ipsets = if matches_sets && tool_exists("ipset") {
         run_tool("ipset", &["save"], None).ok()
     } else {
         None
@@ -85,18 +172,19 @@ pub fn read_live() -> anyhow::Result<LiveFilters> {
     })
 }
 
-/// Every nft table but autofw's own, with their set elements, as `nft -s
-/// list ruleset` lists them: one `nft list table` each, found in the terse
-/// listing. autofw's table is never foreign, and a million-entry blocklist
-/// in it would cost nft 6 s and 360 MB to list (docs/propose.md). A table
-/// gone between the two listings filters nothing any more.
-fn ruleset_but_autofw() -> anyhow::Result<String> {
+/// The native nft tables that can filter (`filters::native_tables`: not
+/// autofw's, not iptables-nft's, with an input or prerouting base chain),
+/// with their set elements, as `nft -s list ruleset` lists them: one `nft
+/// list table` each, found in the terse listing. autofw's table is never
+/// foreign, and a million-entry blocklist in it would cost nft 6 s and 360
+/// MB to list (docs/propose.md); iptables-nft's tables are judged from
+/// `iptables-nft-save`, and listing them through nft (which translates
+/// every xt match) took 200 ms on a loaded KVM host. A table gone between
+/// the two listings filters nothing any more.
+fn native_tables(iptables_nft: &[String; 2]) -> anyhow::Result<String> {
     let terse = crate::firewall::backend::nft::live_ruleset()?;
     let mut out = String::new();
-    for table in filters::nft_tables(&terse) {
-        if format!("{} {}", table.family, table.name) == AUTOFW_TABLE {
-            continue;
-        }
+    for table in filters::native_tables(&terse, iptables_nft, AUTOFW_TABLE) {
         let args = ["-s", "list", "table", &table.family, &table.name];
         if let Ok(text) = run_tool("nft", &args, None) {
             out.push_str(&text);
@@ -150,8 +238,8 @@ pub fn proposal_warnings(proposal: &Proposal, format: Format) -> Vec<String> {
         Format::Nft => Backend::Nft,
         Format::Iptables | Format::Ip6tables => Backend::Iptables,
     };
-    let ports = ports_of(&crate::record::opened_ports(proposal.ruleset()));
-    check(&Rules::render(proposal, backend), &ports).warnings()
+    let openings = crate::record::openings(proposal.ruleset());
+    check(&Rules::render(proposal, backend), &openings, None).warnings()
 }
 
 /// Legacy tables with rules, summed up (root only; empty otherwise).
@@ -168,10 +256,13 @@ pub fn legacy_summary() -> Vec<String> {
 }
 
 /// What the host's other filters do to `rules` (autofw's, to be loaded or
-/// loaded already), judged by the kernel in scratch namespaces. `ports`
-/// are the ports the rules open. Needs root; without it, or without the
-/// tools, the check says why it was not made.
-pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
+/// loaded already), judged by the kernel in scratch namespaces. `openings`
+/// are where the rules admit new connections. With `cache`, a verdict on
+/// exactly the same filters, rules and probes is taken from that state
+/// directory instead of judged again ([`Check::keep`] keeps a new one). Needs
+/// root; without it, or without the tools, the check says why it was not
+/// made.
+pub fn check(rules: &Rules, openings: &[Opening], cache: Option<&StateDir>) -> Check {
     let mut check = Check::default();
     if !rustix::process::geteuid().is_root() {
         return check;
@@ -179,6 +270,7 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
     let live = match read_live() {
         Ok(live) => live,
         Err(err) => {
+            check.verdict = Origin::Unchecked;
             check.notes.push(format!(
                 "the host's other filters could not be read: {err:#}"
             ));
@@ -187,10 +279,11 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
     };
     check.legacy = filters::legacy_summary(&live);
     let foreign = filters::foreign(&live, AUTOFW_TABLE);
-    if foreign.is_empty() || ports.is_empty() {
+    if foreign.is_empty() || openings.is_empty() {
         return check;
     }
     if let Some(missing) = judge::TOOLS.iter().find(|t| !tool_exists(t)) {
+        check.verdict = Origin::Unchecked;
         check.notes.push(format!(
             "the other filters ({}) were not checked against autofw's rules: `{missing}` is not \
              installed",
@@ -198,30 +291,104 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
         ));
         return check;
     }
+    let interface = uplink();
+    let (probes, by_rule) =
+        verdict::scratch_reach(openings, &interface, judge::CLIENT, judge::SERVER);
     let autofw = autofw_layer(rules);
     let sets = ipset_layer(&live, &foreign);
+    let every_layer: Vec<Layer> = sets
+        .iter()
+        .cloned()
+        .chain(foreign.iter().map(layer_of))
+        .chain([autofw.clone()])
+        .collect();
+    let key = cache_key(&every_layer, &probes, &interface);
+    if let Some(cached) = cache
+        .and_then(|state| state.read_judged::<Cached>().ok().flatten())
+        .filter(|c| c.key == key)
+    {
+        check.drops = cached.drops;
+        check.notes = cached.notes;
+        check.ports = cached.ports;
+        check.verdict = Origin::Cached;
+        return check;
+    }
+    check.ports = by_rule;
+    check.verdict = Origin::Judged;
+    judge_now(&mut check, &foreign, sets, &autofw, &probes, &interface);
+    check.key = Some(key);
+    check
+}
+
+/// A digest of everything a verdict depends on (see [`Cached::key`]).
+fn cache_key(layers: &[Layer], probes: &[Probe], interface: &str) -> String {
+    let mut judged = format!(
+        "autofw {} deadline {}ms interface {interface}\nprobes {}\n",
+        env!("CARGO_PKG_VERSION"),
+        judge::DEADLINE.as_millis(),
+        serde_json::to_string(probes).unwrap_or_default()
+    );
+    for layer in layers {
+        let (kind, texts): (&str, Vec<&str>) = match layer {
+            Layer::Nft { text } => ("nft", vec![text]),
+            Layer::Ipset { text } => ("ipset", vec![text]),
+            Layer::Iptables {
+                restore_v4,
+                restore_v6,
+                v4,
+                v6,
+            } => ("iptables", vec![restore_v4, v4, restore_v6, v6]),
+            Layer::AutofwIptables { v4, v6, ipsets } => (
+                "autofw-iptables",
+                vec![v4, v6, ipsets.as_deref().unwrap_or_default()],
+            ),
+        };
+        judged.push_str(&format!("--- {kind}\n"));
+        for text in texts {
+            judged.push_str(&filters::stable(text));
+            judged.push_str("--\n");
+        }
+    }
+    filters::digest(&judged)
+}
+
+/// Judge in scratch namespaces: autofw's rules with every other filter,
+/// then, only when that stops a probe, alone, then with each filter.
+fn judge_now(
+    check: &mut Check,
+    foreign: &[Foreign],
+    sets: Option<Layer>,
+    autofw: &Layer,
+    probes: &[Probe],
+    interface: &str,
+) {
+    if probes.is_empty() {
+        return;
+    }
     let layers = |filters: &[&Foreign]| -> Vec<Layer> {
         let mut layers: Vec<Layer> = sets.iter().cloned().collect();
         layers.extend(filters.iter().map(|f| layer_of(f)));
         layers.push(autofw.clone());
         layers
     };
-    let run = |layers: Vec<Layer>| run_judge(layers, ports);
-    let unchecked = |err: anyhow::Error| {
-        format!(
+    let run = |layers: Vec<Layer>| run_judge(layers, probes, interface);
+    let unchecked = |check: &mut Check, err: anyhow::Error| {
+        check.verdict = Origin::Unchecked;
+        check.notes.push(format!(
             "the other filters ({}) could not be checked against autofw's rules in a scratch \
              network namespace: {err:#}",
-            names(&foreign)
-        )
+            names(foreign)
+        ));
     };
     let all: Vec<&Foreign> = foreign.iter().collect();
     let together = match run(layers(&all)) {
         Ok(together) => together,
-        Err(err) => {
-            check.notes.push(unchecked(err));
-            return check;
-        }
+        Err(err) => return unchecked(check, err),
     };
+    check
+        .ports
+        .extend(together.outcomes.iter().map(PortJudgement::probed));
+    check.ports.sort_by_key(|p| (p.port, p.proto, p.family));
     for error in &together.load_errors {
         check.notes.push(format!(
             "part of the other filters could not be loaded into the scratch namespace, so the \
@@ -231,29 +398,28 @@ pub fn check(rules: &Rules, ports: &[(Proto, u16)]) -> Check {
     // Only a port the whole host stops can be a foreign drop: when every
     // probe got in, autofw's rules alone need no judging of their own.
     if together.outcomes.iter().all(|o| o.verdict == Verdict::Open) {
-        return check;
+        return;
     }
     let alone = match run(layers(&[])) {
         Ok(alone) => alone,
-        Err(err) => {
-            check.notes.push(unchecked(err));
-            return check;
-        }
+        Err(err) => return unchecked(check, err),
     };
     let suspects = verdict::suspects(&alone.outcomes, &together.outcomes);
     if suspects.is_empty() {
-        return check;
+        return;
     }
-    let per_filter: Vec<_> = if foreign.len() == 1 {
-        vec![together.outcomes.clone()]
+    let mut per_filter = Vec::new();
+    if foreign.len() == 1 {
+        per_filter.push(together.outcomes.clone());
     } else {
-        foreign
-            .iter()
-            .map(|f| run(layers(&[f])).map(|j| j.outcomes).unwrap_or_default())
-            .collect()
-    };
-    check.drops = verdict::messages(&foreign, &verdict::attribute(&suspects, &per_filter));
-    check
+        for f in foreign {
+            match run(layers(&[f])) {
+                Ok(judged) => per_filter.push(judged.outcomes),
+                Err(err) => return unchecked(check, err),
+            }
+        }
+    }
+    check.drops = verdict::messages(foreign, &verdict::attribute(&suspects, &per_filter));
 }
 
 fn names(foreign: &[Foreign]) -> String {
@@ -316,11 +482,11 @@ fn layer_of(foreign: &Foreign) -> Layer {
 }
 
 /// Run `autofw judge` in a scratch network namespace.
-fn run_judge(layers: Vec<Layer>, ports: &[(Proto, u16)]) -> anyhow::Result<Judged> {
+fn run_judge(layers: Vec<Layer>, probes: &[Probe], interface: &str) -> anyhow::Result<Judged> {
     let plan = Plan {
-        interface: uplink(),
+        interface: interface.to_string(),
         layers,
-        probes: ports.to_vec(),
+        probes: probes.to_vec(),
     };
     let exe = std::env::current_exe()?;
     let exe = exe.to_string_lossy();
@@ -346,9 +512,4 @@ fn uplink() -> String {
         })
         .next()
         .unwrap_or_else(|| "eth0".to_string())
-}
-
-/// The ports a ruleset opens, as the judge probes them.
-pub fn ports_of(opened: &[crate::record::OpenedPort]) -> Vec<(Proto, u16)> {
-    opened.iter().map(|o| (o.proto, o.port)).collect()
 }
