@@ -483,6 +483,26 @@ fn nothing_to_change_opens_no_window_and_a_second_apply_refuses_first() {
     assert_eq!(second.status.code(), Some(4), "{}", show(&second));
     assert_eq!(text(&second.stdout), "", "{}", show(&second));
     assert!(text(&second.stderr).contains("window"), "{}", show(&second));
+    // disable refuses too while the window is open: it would pull the
+    // rules from under the window's decision.
+    let root = tempfile::tempdir().unwrap();
+    let disable = autofw_in(
+        &host,
+        &[
+            "disable",
+            "--state-dir",
+            &host.state(),
+            "--root",
+            root.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(disable.status.code(), Some(4), "{}", show(&disable));
+    assert!(
+        text(&disable.stderr).contains("a rollback window is open"),
+        "{}",
+        show(&disable)
+    );
+    assert!(host.server.ruleset().contains("table inet autofw"));
     host.confirm_and_finish(apply);
 
     let state = Path::new(&host.state()).to_path_buf();
