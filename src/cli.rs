@@ -7,6 +7,7 @@
 //! touches the system (reading a policy file, the live host), happens later.
 
 use crate::{droplog, firewall, propose, record, scan, state, status};
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -501,8 +502,34 @@ pub enum BackendArg {
 #[derive(Debug, Args, Clone)]
 pub struct StateArgs {
     /// Where autofw keeps saved rulesets, the lock and the rollback window.
-    #[arg(long, value_name = "DIR", default_value = state::DEFAULT_DIR)]
+    #[arg(long, value_name = "DIR", default_value = state::DEFAULT_DIR,
+          value_parser = clap::builder::OsStringValueParser::new().try_map(utf8_state_dir))]
     pub state_dir: PathBuf,
+}
+
+/// `--state-dir` must be UTF-8: apply hands it to the watchdog it starts,
+/// and records and messages carry it as text. Refused here, as bad input
+/// (exit 2), rather than as a watchdog that did not start.
+fn utf8_state_dir(dir: std::ffi::OsString) -> Result<PathBuf, String> {
+    match dir.into_string() {
+        Ok(dir) => Ok(PathBuf::from(dir)),
+        Err(dir) => Err(format!(
+            "`{}` is not UTF-8; give the state directory a UTF-8 path",
+            crate::terminal::escape_controls(&dir.to_string_lossy())
+        )),
+    }
+}
+
+/// `--guard CLIENT:PORT`: port 0 is no SSH port (no connection can come in
+/// on it), so it is bad input, not a lockout.
+fn guard_connection(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+        "expected CLIENT:PORT, e.g. `192.0.2.2:22` or `[2001:db8::2]:22`".to_string()
+    })?;
+    if addr.port() == 0 {
+        return Err("port 0 is no port a connection comes in on; ports are 1 to 65535".into());
+    }
+    Ok(addr)
 }
 
 #[derive(Debug, Args, Clone)]
@@ -550,7 +577,7 @@ pub struct ApplyArgs {
     /// connection from CLIENT to tcp/PORT (`192.0.2.2:22`,
     /// `[2001:db8::2]:22`), instead of the SSH session apply runs in. For
     /// automation that knows its controller's address and port.
-    #[arg(long, value_name = "CLIENT:PORT")]
+    #[arg(long, value_name = "CLIENT:PORT", value_parser = guard_connection)]
     pub guard: Option<std::net::SocketAddr>,
     /// After confirmation, save the ruleset and install a boot hook.
     #[arg(long)]

@@ -20,6 +20,7 @@ pub mod droplog;
 pub mod error;
 pub mod firewall;
 pub mod human;
+pub mod input;
 pub mod iptables_save;
 pub mod model;
 pub mod persist;
@@ -38,12 +39,24 @@ use std::process::ExitCode;
 
 /// Parse the command line, run it, print any error once, and map to an exit code.
 pub fn main_with_exit_code() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version: clap prints them to stdout.
+        Err(err) if !err.use_stderr() => err.exit(),
+        // clap quotes the argument it refuses as given: escaped here.
+        Err(err) => {
+            eprint!("{}", terminal::escape_listing(&err.render().to_string()));
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(error::exit::BAD_INPUT));
+        }
+    };
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("autofw: {err:#}");
+            // Messages quote input (files, names, other tools' words), each
+            // escaped where it is quoted; this catches anything missed,
+            // keeping the lines and tabs of a multi-line message.
+            eprintln!("autofw: {}", terminal::escape_listing(&format!("{err:#}")));
             error::exit_code_for(&err)
         }
     }

@@ -63,12 +63,17 @@ impl fmt::Display for Exposure {
 pub struct Listener {
     pub proto: Proto,
     pub address: IpAddr,
+    /// Never 0 (nothing listens there): a saved scan saying so is refused
+    /// where it says it, with its line.
+    #[serde(deserialize_with = "listening_port")]
     pub port: u16,
     pub exposure: Exposure,
     /// Common service name (`ssh`, `http`, ...) or `unknown`.
+    #[serde(deserialize_with = "short_text")]
     pub service: String,
     /// The owning program names joined by `,` (`sshd`), or empty when no
     /// owner could be read.
+    #[serde(deserialize_with = "short_text")]
     pub process: String,
     /// Every owning pid, ascending.
     pub pids: Vec<u32>,
@@ -82,7 +87,7 @@ pub struct Listener {
     #[serde(default)]
     pub uid: Option<u32>,
     /// The account name of `uid` on the scanned host, if it has one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "short_text_opt")]
     pub user: Option<String>,
     /// Every process holding the socket, with who runs it and what it runs.
     /// Empty for kernel sockets, unreadable processes and older scans.
@@ -91,12 +96,16 @@ pub struct Listener {
     /// Why the listener is not named after its program although the program
     /// name is a known one (`sshd` run by python3): a name is only taken from
     /// a program that can prove it (see `trust::program_name_problem`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "short_text_opt"
+    )]
     pub name_note: Option<String>,
     /// The interface holding `address`, for a listener bound to one
     /// address (not a wildcard, not loopback): `propose` matches it with
     /// `iifname` when the address is private or link-local.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "interface_name_opt")]
     pub interface: Option<String>,
     /// The device the socket is bound to (`SO_BINDTODEVICE`, or an IPv6
     /// link-local address's scope): the kernel delivers it only packets
@@ -104,7 +113,11 @@ pub struct Listener {
     /// as libvirt starts it, binds DHCP as `0.0.0.0%virbr0:67`. Read from
     /// sock_diag (`idiag_if`); `/proc/net` cannot tell, so scans read from
     /// there have none. `propose` matches it with `iifname`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interface_name_opt"
+    )]
     pub device: Option<String>,
     /// An unconnected UDP socket of a process on an ephemeral port: a
     /// resolver's or an NTP client's, not a service (see docs/scan.md).
@@ -114,19 +127,35 @@ pub struct Listener {
     /// What in the kernel holds a socket no process holds (`VXLAN device
     /// vx0 (VNI 42)...`, WireGuard, nfsd): never "owner unknown" when the
     /// kernel can say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "short_text_opt"
+    )]
     pub kernel: Option<String>,
     /// The systemd socket unit that declared a socket PID 1 holds for
     /// socket activation (`ssh.socket`); it names the service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "short_text_opt"
+    )]
     pub unit: Option<String>,
     /// Where the host forwards this port (`172.17.0.2:80`): a DNAT in a nat
     /// prerouting hook sends its packets through FORWARD, not INPUT. `None`
     /// for an ordinary listener.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "short_text_opt"
+    )]
     pub forwarded_to: Option<String>,
     /// The container that publishes the port, as Docker or podman names it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "short_text_opt"
+    )]
     pub container: Option<String>,
     /// The account (name, or uid) whose rootless container engine publishes
     /// the port: podman's `rootlessport` or rootless Docker's `rootlesskit`
@@ -134,6 +163,69 @@ pub struct Listener {
     /// then named `rootless-container`, not by its port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootless_container: Option<String>,
+}
+
+/// The longest text a saved scan may hold in one field: a path (an
+/// executable's, at most `PATH_MAX`) is the longest a scan writes; process
+/// and interface names are 15 bytes. A longer one was not written by
+/// `autofw scan`, and would be quoted whole in rules and messages.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// A text field of a saved scan, refused past [`MAX_FIELD_BYTES`] where it
+/// is (serde_json then names its line and column).
+fn short_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.len() {
+        n if n > MAX_FIELD_BYTES => Err(serde::de::Error::custom(format!(
+            "a text of {n} bytes, where a scan writes at most {MAX_FIELD_BYTES}"
+        ))),
+        _ => Ok(text),
+    }
+}
+
+fn short_text_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) if text.len() > MAX_FIELD_BYTES => Err(serde::de::Error::custom(format!(
+            "a text of {} bytes, where a scan writes at most {MAX_FIELD_BYTES}",
+            text.len()
+        ))),
+        text => Ok(text),
+    }
+}
+
+/// An interface name from a saved scan: it becomes `iifname "NAME"` /
+/// `-i NAME`, so only a name the kernel could have given an interface,
+/// refused where it is (serde_json then names its line and column).
+fn interface_name_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(name) if !is_interface_name(&name) => Err(serde::de::Error::custom(format!(
+            "`{}` is not an interface name (1 to 15 characters, letters, digits and `-_.@+`)",
+            crate::terminal::excerpt(&name)
+        ))),
+        name => Ok(name),
+    }
+}
+
+/// A name Linux could give an interface (`dev_valid_name`: 1 to 15 bytes,
+/// no `/`, `:` or blank, not `.` or `..`), narrowed to what names are made
+/// of in practice, so that it needs no escaping in any rule language.
+pub fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+}
+
+/// A listener's port from a saved scan: 1 to 65535.
+fn listening_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    match u16::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "a listener has port 0, which nothing can listen on",
+        )),
+        port => Ok(port),
+    }
 }
 
 impl Listener {
@@ -171,15 +263,16 @@ pub struct Owner {
     pub pid: u32,
     /// `/proc/PID/comm`: what the process calls itself (any process can
     /// change it, so it names a service only when its executable agrees).
+    #[serde(deserialize_with = "short_text")]
     pub program: String,
     /// The effective uid, from `/proc/PID/status`.
     #[serde(default)]
     pub uid: Option<u32>,
     /// The account name of `uid` on the scanned host, if it has one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "short_text_opt")]
     pub user: Option<String>,
     /// Where `/proc/PID/exe` points, if it could be read.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "short_text_opt")]
     pub exe: Option<String>,
     /// The executable is owned by root and writable by no one else, so only
     /// root could have put this program there.

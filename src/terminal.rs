@@ -2,9 +2,15 @@
 //! process can call itself anything with `prctl(PR_SET_NAME)`), interface
 //! names, comments in other tools' rules: none of it is autofw's, and an
 //! escape sequence in it would rewrite the operator's screen (hide a line,
-//! fake a prompt, retitle the window). Pure.
+//! fake a prompt, retitle the window). Input files and arguments echoed
+//! in a message go the same way, cut to a short excerpt ([`excerpt`]): a
+//! 10 MB line is not a message. Pure.
 
 use std::borrow::Cow;
+use std::path::Path;
+
+/// The most characters of input a message quotes.
+pub const EXCERPT_CHARS: usize = 80;
 
 /// `text` with every control character written as an escape (`\x1b`, `\n`,
 /// `\u{202e}`), so that it shows as what it is and cannot act on the
@@ -19,6 +25,29 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 /// and tabs are kept as they are; every other control is escaped.
 pub fn escape_listing(text: &str) -> Cow<'_, str> {
     escape(text, |c| c == '\n' || c == '\t')
+}
+
+/// Input quoted in a message (a line of a file, a value, a name): escaped
+/// as [`escape_controls`] does, and cut after [`EXCERPT_CHARS`] characters
+/// with the whole length said (`…(10485760 bytes)`), so that a hostile file
+/// can neither act on the terminal nor flood it.
+pub fn excerpt(text: &str) -> String {
+    excerpt_of(text, EXCERPT_CHARS)
+}
+
+/// [`excerpt`] with another length, for a parser's own message, which
+/// quotes the input inside words worth keeping.
+pub fn excerpt_of(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => escape_controls(text).into_owned(),
+        Some((cut, _)) => format!("{}…({} bytes)", escape_controls(&text[..cut]), text.len()),
+    }
+}
+
+/// A path as a message shows it: escaped (a file name may hold anything but
+/// `/` and NUL), not cut, as the operator needs all of it to find the file.
+pub fn path(path: &Path) -> String {
+    escape_controls(&path.to_string_lossy()).into_owned()
 }
 
 fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
@@ -71,6 +100,34 @@ mod tests {
         );
         assert!(!shown.chars().any(needs_escape));
         assert_eq!(escape_controls(&shown), shown, "idempotent");
+    }
+
+    #[test]
+    fn excerpts_are_escaped_and_cut_with_the_length_said() {
+        assert_eq!(excerpt("198.51.100.7"), "198.51.100.7");
+        assert_eq!(
+            excerpt("a\0b\x1bc\rd\u{202e}e\u{feff}"),
+            "a\\x00b\\x1bc\\rd\\u{202e}e\\u{feff}"
+        );
+        let long = "é".repeat(10_000_000 / 2);
+        let shown = excerpt(&long);
+        assert_eq!(
+            shown,
+            format!("{}…(10000000 bytes)", "é".repeat(EXCERPT_CHARS))
+        );
+        // Escapes expand, but only from the cut excerpt: bounded.
+        let evil = "\u{202e}".repeat(1_000_000);
+        assert!(
+            excerpt(&evil).len() < EXCERPT_CHARS * 9 + 30,
+            "{}",
+            excerpt(&evil).len()
+        );
+        assert!(!excerpt(&evil).chars().any(needs_escape));
+        assert_eq!(excerpt_of("abcdef", 3), "abc…(6 bytes)");
+        assert_eq!(
+            path(Path::new("/tmp/\x1b[2Jlist\n.txt")),
+            "/tmp/\\x1b[2Jlist\\n.txt"
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ fn log_of_a_missing_file_says_so() {
     let out = Autofw::new(&["log", "--file", "/nonexistent/kern.log"]).output();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
-        text(&out.stderr).starts_with("autofw: cannot read the kernel log /nonexistent/kern.log"),
+        text(&out.stderr).starts_with("autofw: cannot read kernel log /nonexistent/kern.log"),
         "{}",
         show(&out)
     );

@@ -14,6 +14,7 @@ mod foreign;
 mod forwarded;
 mod guard;
 mod harness;
+mod hostile;
 mod monitoring;
 mod papercuts;
 mod persist;

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::Key;
+use crate::terminal::excerpt;
 
 /// What one list file (or the command line) contributed, before merging.
 #[derive(Debug, Clone, Default)]
@@ -100,20 +101,23 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
     if let Some((a, b)) = text.split_once('-') {
         let (Ok(a), Ok(b)) = (parse_entry(a.trim()), parse_entry(b.trim())) else {
             return Err(format!(
-                "`{text}` is not an IP address, network or `first-last` range"
+                "`{}` is not an IP address, network or `first-last` range",
+                excerpt(text)
             ));
         };
         return match (a, b) {
             (Entry::V4(a, _), Entry::V4(_, b)) if a <= b => Ok(Entry::V4(a, b)),
             (Entry::V6(a, _), Entry::V6(_, b)) if a <= b => Ok(Entry::V6(a, b)),
             _ => Err(format!(
-                "`{text}` is not a range (expected `first-last`, same family, first ≤ last)"
+                "`{}` is not a range (expected `first-last`, same family, first ≤ last)",
+                excerpt(text)
             )),
         };
     }
     let bad = || {
         format!(
-            "`{text}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)"
+            "`{}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)",
+            excerpt(text)
         )
     };
     let (addr, prefix) = match text.split_once('/') {
@@ -160,7 +164,10 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
 }
 
 fn host_bits_error(text: &str, start: &str, prefix: u32) -> String {
-    format!("`{text}` has host bits set under its /{prefix} mask; did you mean `{start}/{prefix}`?")
+    format!(
+        "`{}` has host bits set under its /{prefix} mask; did you mean `{start}/{prefix}`?",
+        excerpt(text)
+    )
 }
 
 /// Parse a list file's text into `into`. `origin` names the file in errors
@@ -180,8 +187,10 @@ pub fn parse_list(
         let parsed = match entry.split_once(char::is_whitespace) {
             // FireHOL and DROP put nothing after the entry but a comment.
             Some((first, rest)) if !rest.trim().is_empty() => Err(format!(
-                "`{entry}`: expected one address or network a line, found `{}` after `{first}`",
-                rest.trim()
+                "`{}`: expected one address or network a line, found `{}` after `{}`",
+                excerpt(entry),
+                excerpt(rest.trim()),
+                excerpt(first)
             )),
             _ => parse_entry(entry),
         };
@@ -203,6 +212,21 @@ pub fn parse_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_line_is_quoted_short_and_escaped() {
+        let mut text = "198.51.100.7\n".to_string();
+        text.push_str(&"\x1b[2J\u{202e}".repeat(2_000_000));
+        text.push('\n');
+        let e = parse_list(&text, "drop.txt", false, &mut Collected::default()).unwrap_err();
+        assert!(e.starts_with("drop.txt:2: `\\x1b[2J\\u{202e}"), "{e}");
+        assert!(
+            e.contains("…(14000000 bytes)") && e.len() < 1_000,
+            "{} bytes",
+            e.len()
+        );
+        assert!(!e.contains('\x1b') && !e.contains('\u{202e}'), "{e}");
+    }
 
     #[test]
     fn the_lines_listing_an_address_are_named_with_file_and_line() {

@@ -27,13 +27,8 @@ pub struct LogOptions {
 pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
     let (log, read_from) = match &args.file {
         Some(file) => (
-            std::fs::read(file).map_err(|e| {
-                bad_input(format!(
-                    "cannot read the kernel log {}: {e}",
-                    file.display()
-                ))
-            })?,
-            file.display().to_string(),
+            crate::input::read_bytes(file, crate::input::Kind::KernelLog)?,
+            crate::terminal::path(file),
         ),
         None if Path::new("/run/systemd/journal/socket").exists() => (
             journal(&args.since)?,

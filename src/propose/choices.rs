@@ -10,6 +10,7 @@ use super::spec::{Given, Spec, parse_net};
 use crate::blocklist::{Collected, Ranges};
 use crate::error::bad_input;
 use crate::services::ServiceTable;
+use crate::terminal::excerpt;
 use ipnet::IpNet;
 
 /// What the policy says about one service: who may reach it, how fast.
@@ -106,10 +107,10 @@ impl Choices {
             // `--allow ssh,http` is `--allow ssh --allow http`.
             for text in &super::spec::split_specs(texts) {
                 let value = Spec::parse(text, &table)
-                    .map_err(|e| bad_input(format!("{flag} {text}: {e}")))?;
+                    .map_err(|e| bad_input(format!("{flag} {}: {e}", excerpt(text))))?;
                 out.push(Given {
                     value,
-                    place: format!("{flag} {text}"),
+                    place: format!("{flag} {}", excerpt(text)),
                 });
             }
         }
@@ -140,7 +141,7 @@ impl Choices {
         blocklist: &[String],
     ) -> anyhow::Result<()> {
         for text in limits {
-            let place = format!("--limit {text}");
+            let place = format!("--limit {}", excerpt(text));
             let (spec, rate) = match text.split_once('=') {
                 Some((spec, rate)) => (spec, Some(rate)),
                 None => (text.as_str(), None),
@@ -153,7 +154,7 @@ impl Choices {
             self.set_from_flag(spec, &place, "a limit", |p| &mut p.limit, rate)?;
         }
         for text in sources {
-            let place = format!("--source {text}");
+            let place = format!("--source {}", excerpt(text));
             let (spec, nets) = text.split_once('=').ok_or_else(|| {
                 bad_input(format!(
                     "{place}: expected SPEC=NET[,NET...], e.g. `ssh=192.0.2.0/24`"
@@ -170,10 +171,11 @@ impl Choices {
             }
         }
         for text in blocklist {
-            let net = parse_net(text).map_err(|e| bad_input(format!("--blocklist {text}: {e}")))?;
+            let net = parse_net(text)
+                .map_err(|e| bad_input(format!("--blocklist {}: {e}", excerpt(text))))?;
             self.blocklist.push(Given {
                 value: net,
-                place: format!("--blocklist {text}"),
+                place: format!("--blocklist {}", excerpt(text)),
             });
         }
         Ok(())

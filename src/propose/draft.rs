@@ -13,7 +13,7 @@ use super::rules::{Opening, base_rules, forward_for, log_and_drop, service_rules
 use super::ruleset::*;
 use super::spec::{Given, Spec};
 use crate::model::{Exposure, Listener, Proto, Scan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the decisions so far have opened, left closed and have to say.
 #[derive(Default)]
@@ -35,14 +35,18 @@ fn open_flag(service: &str, proto: Proto, port: u16) -> String {
 /// Build the ruleset for `scan` under `choices`.
 pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
-    let groups = listening_groups(scan, choices);
+    let specs = Specs {
+        allow: SpecIndex::new(&choices.allow, choices),
+        block: SpecIndex::new(&choices.block, choices),
+    };
+    let groups = listening_groups(scan, &specs);
     let mut decided = Decisions::default();
     let forward = forward_for(scan);
     // On a host that routes, the published-ports guard governs forwarded
     // ports; elsewhere FORWARD drops them all.
     let guarded = matches!(forward, Forward::LeaveAlone { .. });
-    decide_listening(&groups, choices, guarded, &mut decided);
-    open_allowed_silent(scan, &groups, choices, &mut decided);
+    decide_listening(&groups, choices, &specs, guarded, &mut decided);
+    open_allowed_silent(scan, &groups, choices, &specs, &mut decided);
     decided.openings.sort_by_key(|o| (o.port, o.proto));
     note_loopback_only(scan, &groups, &mut decided);
     decided.closed.sort_by_key(|c| (c.port, c.proto));
@@ -73,38 +77,34 @@ type Groups = BTreeMap<(u16, Proto, Option<Bound>), PortGroup>;
 /// they listen: a port with a wildcard listener is one group (every address
 /// takes it), otherwise each bound address is its own group, so its rule
 /// can match that address ([`bound_of`]).
-fn listening_groups(scan: &Scan, choices: &Choices) -> Groups {
+fn listening_groups(scan: &Scan, specs: &Specs<'_>) -> Groups {
     let wanted: Vec<&Listener> = scan
         .listeners
         .iter()
         .filter(|l| l.exposure != Exposure::Loopback)
-        .filter(|l| {
-            !l.client_socket
-                || first_match(&choices.allow, (l.proto, l.port, &l.service), choices).is_some()
-        })
+        .filter(|l| !l.client_socket || specs.allow.first((l.proto, l.port, &l.service)).is_some())
         .collect();
-    // A wildcard bound to a device is not everywhere: it is its device's.
-    let has_wildcard = |proto: Proto, port: u16| {
-        wanted.iter().any(|l| {
-            l.proto == proto
-                && l.port == port
-                && l.address.to_canonical().is_unspecified()
-                && l.device.is_none()
-        })
-    };
-    let mut groups = Groups::new();
+    // Ports with a wildcard listener, looked up once per listener: a scan
+    // per listener was quadratic (issue 21). A wildcard bound to a device
+    // is not everywhere: it is its device's.
+    let wildcard: BTreeSet<(Proto, u16)> = wanted
+        .iter()
+        .filter(|l| l.address.to_canonical().is_unspecified() && l.device.is_none())
+        .map(|l| (l.proto, l.port))
+        .collect();
+    let mut members: BTreeMap<(u16, Proto, Option<Bound>), Vec<&Listener>> = BTreeMap::new();
     for &l in &wanted {
-        let bound = if has_wildcard(l.proto, l.port) {
+        let bound = if wildcard.contains(&(l.proto, l.port)) {
             None
         } else {
             Some(bound_of(l))
         };
-        groups
-            .entry((l.port, l.proto, bound))
-            .or_default()
-            .add(l, scan.uid_min);
+        members.entry((l.port, l.proto, bound)).or_default().push(l);
     }
-    groups
+    members
+        .into_iter()
+        .map(|(key, listeners)| (key, PortGroup::of(listeners, scan.uid_min)))
+        .collect()
 }
 
 /// What a listener bound to one address is matched by: that destination,
@@ -132,20 +132,73 @@ fn bound_of(l: &Listener) -> Bound {
     }
 }
 
-/// The first of `specs` that names (proto, port, service).
-fn first_match<'a>(
+/// `--allow` or `--block` specs, looked up by port and by name: the first
+/// that names (proto, port, service), as [`Spec::matches`] decides, without
+/// trying each spec in turn. A policy may list every port, and a scan
+/// many listeners; comparing each with each was quadratic (issue 21: 65,535
+/// allowed ports took 5 s in release).
+struct SpecIndex<'a> {
     specs: &'a [Given<Spec>],
-    (proto, port, service): (Proto, u16, &str),
-    choices: &Choices,
-) -> Option<&'a Given<Spec>> {
-    specs
-        .iter()
-        .find(|s| s.value.matches(proto, port, service, &choices.table))
+    /// (proto, port) → the first spec naming it: a port spec (a bare port
+    /// names both protocols), or a name whose well-known ports include it.
+    by_port: BTreeMap<(Proto, u16), usize>,
+    /// A service name → the first spec naming it.
+    by_name: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> SpecIndex<'a> {
+    fn new(specs: &'a [Given<Spec>], choices: &Choices) -> Self {
+        let mut by_port = BTreeMap::new();
+        let mut by_name = BTreeMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match &spec.value {
+                Spec::Name(name) => {
+                    by_name.entry(name.as_str()).or_insert(i);
+                    for &key in choices.table.ports_of(name).unwrap_or_default() {
+                        by_port.entry(key).or_insert(i);
+                    }
+                }
+                Spec::Port { port, proto } => {
+                    for p in proto.map_or(vec![Proto::Tcp, Proto::Udp], |p| vec![p]) {
+                        by_port.entry((p, *port)).or_insert(i);
+                    }
+                }
+            }
+        }
+        SpecIndex {
+            specs,
+            by_port,
+            by_name,
+        }
+    }
+
+    /// The first spec that names (proto, port, service).
+    fn first(&self, (proto, port, service): (Proto, u16, &str)) -> Option<&'a Given<Spec>> {
+        let by_port = self.by_port.get(&(proto, port));
+        let by_name = self.by_name.get(service);
+        let first = match (by_port, by_name) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        first.map(|&i| &self.specs[i])
+    }
+}
+
+/// The allow and block specs, indexed once per ruleset.
+struct Specs<'a> {
+    allow: SpecIndex<'a>,
+    block: SpecIndex<'a>,
 }
 
 /// Each listening (proto, port): kept closed by `--block`, kept closed as
 /// risky, or opened.
-fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: &mut Decisions) {
+fn decide_listening(
+    groups: &Groups,
+    choices: &Choices,
+    specs: &Specs<'_>,
+    guarded: bool,
+    decided: &mut Decisions,
+) {
     for ((port, proto, bound), group) in groups {
         let (port, proto) = (*port, *proto);
         // A risky service bound to a private or link-local address is the
@@ -168,9 +221,9 @@ fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: 
         } else {
             ""
         };
-        if let Some(block) = first_match(&choices.block, key, choices) {
+        if let Some(block) = specs.block.first(key) {
             // Block wins; both given is likely a slip, so it is said.
-            if let Some(allow) = first_match(&choices.allow, key, choices) {
+            if let Some(allow) = specs.allow.first(key) {
                 let warning = format!(
                     "{port}/{proto} ({service}) is both allowed ({}) and blocked ({}): kept closed",
                     allow.place, block.place
@@ -190,17 +243,15 @@ fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: 
             continue;
         }
         // A `[service.X] sources` section is an explicit, restricted opening.
-        let explicit = first_match(&choices.allow, key, choices)
-            .map(|a| a.place.clone())
-            .or_else(|| {
-                choices
-                    .services
-                    .iter()
-                    .find(|s| {
-                        s.sources.is_some() && s.spec.matches(proto, port, &service, &choices.table)
-                    })
-                    .map(|s| s.place.clone())
-            });
+        let explicit = specs.allow.first(key).map(|a| a.place.clone()).or_else(|| {
+            choices
+                .services
+                .iter()
+                .find(|s| {
+                    s.sources.is_some() && s.spec.matches(proto, port, &service, &choices.table)
+                })
+                .map(|s| s.place.clone())
+        });
         if let Some(distrust) = group.distrust.as_ref().filter(|_| explicit.is_none()) {
             decided.closed.push(Closed {
                 proto,
@@ -284,21 +335,49 @@ fn decide_listening(groups: &Groups, choices: &Choices, guarded: bool, decided: 
 }
 
 /// Allowed specs that no listener matched open the spec's own ports.
-fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided: &mut Decisions) {
+fn open_allowed_silent(
+    scan: &Scan,
+    groups: &Groups,
+    choices: &Choices,
+    specs: &Specs<'_>,
+    decided: &mut Decisions,
+) {
     let table = &choices.table;
+    // Looked up, not searched, for each allowed spec (issue 21): the ports
+    // that listen and their services, the ports opened so far, the ports
+    // anything (loopback too) listens on.
+    let listening_ports: BTreeSet<(Proto, u16)> = groups
+        .keys()
+        .map(|&(port, proto, _)| (proto, port))
+        .collect();
+    let listening_services: BTreeSet<&str> = groups.values().map(|g| g.service()).collect();
+    let mut opened: BTreeSet<(Proto, u16)> =
+        decided.openings.iter().map(|o| (o.proto, o.port)).collect();
+    let anywhere: BTreeSet<(Proto, u16)> =
+        scan.listeners.iter().map(|l| (l.proto, l.port)).collect();
     for allow in &choices.allow {
-        let listening = groups
-            .iter()
-            .any(|(&(port, proto, _), g)| allow.value.matches(proto, port, g.service(), table));
+        // As `Spec::matches` against every group: a port spec by port (a
+        // bare port either protocol), a name by a group's service or by one
+        // of the name's well-known ports.
+        let listening = match &allow.value {
+            Spec::Name(name) => {
+                listening_services.contains(name.as_str())
+                    || table
+                        .ports_of(name)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|key| listening_ports.contains(key))
+            }
+            Spec::Port { port, proto } => proto
+                .map_or(vec![Proto::Tcp, Proto::Udp], |p| vec![p])
+                .into_iter()
+                .any(|p| listening_ports.contains(&(p, *port))),
+        };
         if listening {
             continue;
         }
         for (proto, port) in allow.value.default_ports(table) {
-            if decided
-                .openings
-                .iter()
-                .any(|o| o.proto == proto && o.port == port)
-            {
+            if opened.contains(&(proto, port)) {
                 continue;
             }
             let service = match &allow.value {
@@ -308,17 +387,14 @@ fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided:
                     .unwrap_or("unknown")
                     .to_string(),
             };
-            if let Some(block) = first_match(&choices.block, (proto, port, &service), choices) {
+            if let Some(block) = specs.block.first((proto, port, &service)) {
                 decided.warnings.push(format!(
                     "{port}/{proto} is both allowed ({}) and blocked ({}): kept closed",
                     allow.place, block.place
                 ));
                 continue;
             }
-            let on_loopback = scan
-                .listeners
-                .iter()
-                .any(|l| l.proto == proto && l.port == port);
+            let on_loopback = anywhere.contains(&(proto, port));
             let why = if on_loopback {
                 format!(
                     "allowed by {}; it listens on loopback only, so nothing answers from outside yet",
@@ -327,6 +403,7 @@ fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided:
             } else {
                 format!("allowed by {}; nothing listens there yet", allow.place)
             };
+            opened.insert((proto, port));
             decided.openings.push(Opening {
                 proto,
                 port,
@@ -340,27 +417,28 @@ fn open_allowed_silent(scan: &Scan, groups: &Groups, choices: &Choices, decided:
 
 /// Loopback-only listeners get no rule; say so, so the review is complete.
 fn note_loopback_only(scan: &Scan, groups: &Groups, decided: &mut Decisions) {
+    // Every listener of each (proto, port), and the ports already decided:
+    // looked up, not searched, for each listener (issue 21).
+    let mut by_port: BTreeMap<(Proto, u16), Vec<&Listener>> = BTreeMap::new();
     for l in &scan.listeners {
-        let seen = groups
-            .keys()
-            .any(|&(port, proto, _)| (port, proto) == (l.port, l.proto))
-            || decided
-                .openings
-                .iter()
-                .any(|o| o.proto == l.proto && o.port == l.port)
-            || decided
-                .closed
-                .iter()
-                .any(|c| c.proto == l.proto && c.port == l.port);
-        if l.exposure == Exposure::Loopback && !seen {
-            let mut group = PortGroup::default();
-            for same in scan
-                .listeners
-                .iter()
-                .filter(|o| o.proto == l.proto && o.port == l.port)
-            {
-                group.add(same, scan.uid_min);
-            }
+        by_port.entry((l.proto, l.port)).or_default().push(l);
+    }
+    let mut seen: BTreeSet<(Proto, u16)> = groups
+        .keys()
+        .map(|&(port, proto, _)| (proto, port))
+        .chain(decided.openings.iter().map(|o| (o.proto, o.port)))
+        .chain(decided.closed.iter().map(|c| (c.proto, c.port)))
+        .collect();
+    for l in &scan.listeners {
+        if l.exposure == Exposure::Loopback && seen.insert((l.proto, l.port)) {
+            let group = PortGroup::of(
+                by_port
+                    .get(&(l.proto, l.port))
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+                scan.uid_min,
+            );
             decided.closed.push(Closed {
                 proto: l.proto,
                 port: l.port,

@@ -7,6 +7,7 @@ use super::policy_file::{Policy, parse_policy};
 use super::{Format, PolicyOptions, Proposal, ProposeOptions, build, parse_saved_scan};
 use crate::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, parse_list};
 use crate::error::{bad_input, host_failure};
+use crate::input::{self, Kind};
 use crate::model::Scan;
 use crate::scan::SocketSource;
 use crate::services::ServiceTable;
@@ -53,13 +54,10 @@ pub fn default_policy(root: Option<&Path>) -> std::path::PathBuf {
 /// merge it with the flags.
 pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
     let path = policy_path(args);
-    let text =
-        match &path {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                bad_input(format!("cannot read policy file {}: {e}", path.display()))
-            })?),
-            None => None,
-        };
+    let text = match &path {
+        Some(path) => Some(input::read_text(path, Kind::Policy)?),
+        None => None,
+    };
     let policy = match (&path, &text) {
         (Some(path), Some(text)) => Some((text.as_str(), path.as_path())),
         _ => None,
@@ -79,7 +77,7 @@ pub fn choices_from(
     let mut list_paths = Vec::new();
     let mut source = None;
     if let Some((text, path)) = policy_text {
-        let origin = path.display().to_string();
+        let origin = crate::terminal::path(path);
         policy = parse_policy(text, &origin, &table)?;
         source = Some(super::choices::PolicySource {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
@@ -89,15 +87,8 @@ pub fn choices_from(
         for file in &policy.blocklist_files {
             let list_path = std::path::absolute(base.join(&file.value))
                 .unwrap_or_else(|_| base.join(&file.value));
-            let read = read_blocklist_file(&list_path, args.skip_bad_lines, &mut lists)
+            read_blocklist_file(&list_path, args.skip_bad_lines, &mut lists)
                 .with_context(|| format!("blocklist file named at {}", file.place))?;
-            read.map_err(|e| {
-                bad_input(format!(
-                    "{}: cannot read blocklist file {}: {e}",
-                    file.place,
-                    list_path.display()
-                ))
-            })?;
             list_paths.push(list_path);
         }
     }
@@ -110,20 +101,16 @@ pub fn choices_from(
     Ok(choices)
 }
 
-/// Read and parse one blocklist file into `into`. The outer `Err` is a
-/// malformed line (bad input, `file:line` named); the inner one a file that
-/// cannot be read, for the caller to word.
+/// Read and parse one blocklist file into `into`. A file that cannot be
+/// read (missing, not a regular file, past its cap, not UTF-8) and a
+/// malformed line (`file:line` named) are both bad input.
 pub fn read_blocklist_file(
     path: &Path,
     skip_bad_lines: bool,
     into: &mut Collected,
-) -> anyhow::Result<Result<(), std::io::Error>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => return Ok(Err(e)),
-    };
-    parse_list(&text, &path.display().to_string(), skip_bad_lines, into).map_err(bad_input)?;
-    Ok(Ok(()))
+) -> anyhow::Result<()> {
+    let text = input::read_text(path, Kind::Blocklist)?;
+    parse_list(&text, &crate::terminal::path(path), skip_bad_lines, into).map_err(bad_input)
 }
 
 /// `--skip-bad-lines`: say how many lines were skipped, and the first.
@@ -138,9 +125,8 @@ pub fn report_skipped(lists: &Collected) {
 
 /// A saved `scan --json`, checked enough that a bad file gets a clear error.
 pub fn read_saved_scan(path: &Path) -> anyhow::Result<Scan> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("cannot read saved scan {}: {e}", path.display())))?;
-    parse_saved_scan(&text, &path.display().to_string())
+    let text = input::read_text(path, Kind::SavedScan)?;
+    parse_saved_scan(&text, &crate::terminal::path(path))
 }
 
 /// `autofw propose`. `other_filters` says what the host's other packet
@@ -216,17 +202,16 @@ pub fn read_recorded_blocklist(
 ) -> anyhow::Result<SetContents> {
     let mut lists = Collected::default();
     for text in inline {
-        let entry = parse_entry(text)
-            .map_err(|e| bad_input(format!("recorded blocklist entry {text}: {e}")))?;
+        let entry = parse_entry(text).map_err(|e| {
+            bad_input(format!(
+                "recorded blocklist entry {}: {e}",
+                crate::terminal::excerpt(text)
+            ))
+        })?;
         lists.push(entry);
     }
     for path in files {
-        read_blocklist_file(path, skip_bad_lines, &mut lists)?.map_err(|e| {
-            bad_input(format!(
-                "cannot read blocklist file {}: {e}",
-                path.display()
-            ))
-        })?;
+        read_blocklist_file(path, skip_bad_lines, &mut lists)?;
     }
     report_skipped(&lists);
     Ok(SetContents {

@@ -44,7 +44,8 @@ pub struct PortGroup {
 
 impl PortGroup {
     /// Add a listener; `uid_min` is the scan's, for the trust judgement.
-    pub fn add(&mut self, l: &Listener, uid_min: Option<u32>) {
+    /// The lists stay unsorted until [`PortGroup::of`] tidies them.
+    fn add(&mut self, l: &Listener, uid_min: Option<u32>) {
         if self.distrust.is_none()
             && let OwnerTrust::NotSystem { reason } = trust::judge_owners(l, uid_min)
         {
@@ -67,6 +68,22 @@ impl PortGroup {
             .any(|p| DOCKER_PROXIES.contains(p));
         self.forwarded_to.extend(l.forwarded_to.clone());
         self.containers.extend(l.container.clone());
+    }
+
+    /// Every listener of `listeners` in one group, its lists sorted and
+    /// without repeats. Sorted once, after the last listener: sorting on
+    /// every `add` made a port held by many listeners quadratic (issue 21).
+    pub fn of<'a>(listeners: impl IntoIterator<Item = &'a Listener>, uid_min: Option<u32>) -> Self {
+        let mut group = PortGroup::default();
+        for l in listeners {
+            group.add(l, uid_min);
+        }
+        group.tidy();
+        group
+    }
+
+    /// Sort and deduplicate what `add` collected.
+    fn tidy(&mut self) {
         for v in [
             &mut self.services,
             &mut self.programs,
@@ -76,12 +93,12 @@ impl PortGroup {
             &mut self.containers,
             &mut self.places,
         ] {
-            v.sort();
+            v.sort_unstable();
             v.dedup();
         }
         self.pids.sort_unstable();
         self.pids.dedup();
-        self.addresses.sort();
+        self.addresses.sort_unstable();
         self.addresses.dedup();
     }
 
@@ -158,14 +175,14 @@ impl PortGroup {
 /// sockets are not services: their port moves with every restart, so they
 /// are neither opened nor drift.
 pub fn beyond_loopback(scan: &Scan) -> BTreeMap<(u16, Proto), PortGroup> {
-    let mut groups: BTreeMap<(u16, Proto), PortGroup> = BTreeMap::new();
+    let mut members: BTreeMap<(u16, Proto), Vec<&Listener>> = BTreeMap::new();
     for l in &scan.listeners {
         if l.exposure != Exposure::Loopback && !l.client_socket {
-            groups
-                .entry((l.port, l.proto))
-                .or_default()
-                .add(l, scan.uid_min);
+            members.entry((l.port, l.proto)).or_default().push(l);
         }
     }
-    groups
+    members
+        .into_iter()
+        .map(|(key, listeners)| (key, PortGroup::of(listeners, scan.uid_min)))
+        .collect()
 }

@@ -8,7 +8,7 @@
 use super::gather::{choices_from, default_policy, read_saved_scan};
 use super::policy_edit::{self, Edit, Edited};
 use super::{PolicyOptions, build};
-use crate::error::{bad_input, exit, host_failure};
+use crate::error::{exit, host_failure};
 use crate::human::unified_diff;
 use crate::terminal::escape_controls;
 use serde::Serialize;
@@ -61,23 +61,12 @@ pub fn run(args: &EditOptions) -> anyhow::Result<u8> {
     // A policy kept elsewhere (a checkout) and linked here is edited where
     // it lives, not replaced by a file.
     let path = std::fs::canonicalize(&path).unwrap_or(path);
-    let (old, exists) = match std::fs::read(&path) {
-        Ok(bytes) => (
-            String::from_utf8(bytes).map_err(|_| {
-                bad_input(format!(
-                    "policy file {} is not UTF-8 text; it is unchanged",
-                    path.display()
-                ))
-            })?,
-            true,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
-        Err(e) => {
-            return Err(host_failure(format!(
-                "cannot read policy file {}: {e}",
-                path.display()
-            )));
-        }
+    // Read as every input is (a FIFO or device refused, capped, UTF-8
+    // named by line); an error leaves the file unchanged.
+    let (old, exists) = match crate::input::read_text_if_exists(&path, crate::input::Kind::Policy)?
+    {
+        Some(text) => (text, true),
+        None => (String::new(), false),
     };
     let table = crate::scan::host::read_service_table();
     let origin = path.display().to_string();

@@ -3,6 +3,7 @@
 
 use crate::model::Proto;
 use crate::services::ServiceTable;
+use crate::terminal::excerpt;
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
@@ -43,16 +44,21 @@ impl Spec {
             Some((head, "udp")) => (head, Some(Proto::Udp)),
             Some((_, other)) => {
                 return Err(format!(
-                    "unknown protocol `{other}` in `{text}`; use `/tcp` or `/udp`"
+                    "unknown protocol `{}` in `{}`; use `/tcp` or `/udp`",
+                    excerpt(other),
+                    excerpt(text)
                 ));
             }
             None => (text, None),
         };
         if head.bytes().all(|b| b.is_ascii_digit()) {
             // All digits: a port. Parse wide so that 70000 says "over 65535".
-            let port: u64 = head
-                .parse()
-                .map_err(|_| format!("port `{head}` is out of range; ports are 1 to 65535"))?;
+            let port: u64 = head.parse().map_err(|_| {
+                format!(
+                    "port `{}` is out of range; ports are 1 to 65535",
+                    excerpt(head)
+                )
+            })?;
             if port == 0 || port > 65535 {
                 return Err(format!("port {port} is out of range; ports are 1 to 65535"));
             }
@@ -63,7 +69,8 @@ impl Spec {
         }
         if proto.is_some() {
             return Err(format!(
-                "`{text}`: a protocol goes with a port number (`8443/tcp`), not a service name"
+                "`{}`: a protocol goes with a port number (`8443/tcp`), not a service name",
+                excerpt(text)
             ));
         }
         if table.ports_of(head).is_none() {
@@ -72,7 +79,8 @@ impl Spec {
                 None => String::new(),
             };
             return Err(format!(
-                "unknown service `{head}`{hint}; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`"
+                "unknown service `{}`{hint}; use a name from /etc/services (`https`, `ssh`) or `PORT[/tcp|udp]`",
+                excerpt(head)
             ));
         }
         Ok(Spec::Name(head.to_string()))
@@ -112,9 +120,14 @@ impl Spec {
 /// on the first letter), then the shortest, then alphabetical, so the hint
 /// is the same on every run.
 fn closest_name<'t>(typed: &str, table: &'t ServiceTable) -> Option<&'t str> {
-    let most = if typed.chars().count() <= 4 { 1 } else { 2 };
+    let typed_len = typed.chars().count();
+    let most = if typed_len <= 4 { 1 } else { 2 };
     table
         .names()
+        // The distance is at least the difference in length: a name that
+        // far off is skipped unmeasured, so a 100 KB value costs no
+        // 100 KB × name matrices (issue 21: 20 s for `--allow` of 100 KB).
+        .filter(|name| name.chars().count().abs_diff(typed_len) <= most)
         .map(|name| (edit_distance(typed, name), name))
         .filter(|&(d, _)| d <= most)
         .min_by_key(|&(d, name)| (d, !same_start(typed, name), name.len(), name))
@@ -179,11 +192,15 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
         return Ok(IpNet::from(addr));
     }
     let net: IpNet = text.parse().map_err(|_| {
-        format!("`{text}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)")
+        format!(
+            "`{}` is not an IP address or network (expected e.g. `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`)",
+            excerpt(text)
+        )
     })?;
     if net.trunc() != net {
         return Err(format!(
-            "`{text}` has host bits set under its /{} mask; did you mean `{}`?",
+            "`{}` has host bits set under its /{} mask; did you mean `{}`?",
+            excerpt(text),
             net.prefix_len(),
             net.trunc()
         ));

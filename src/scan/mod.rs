@@ -35,6 +35,7 @@ pub use self::core::classify;
 use self::core::{Owners, SocketEntry};
 use self::procnet::Table;
 use crate::error::{bad_input, exit, host_failure};
+use crate::input::Kind;
 use crate::model::{HostFacts, Scan};
 use crate::services::ServiceTable;
 use std::io::Write;
@@ -109,6 +110,15 @@ fn read_accounts(dir: &Path) -> core::Accounts {
     core::Accounts::from_texts(read("login.defs").as_deref(), read("passwd").as_deref())
 }
 
+/// The same from a saved directory, each file read as input.
+fn read_saved_accounts(dir: &Path) -> anyhow::Result<core::Accounts> {
+    let read = |name: &str| crate::input::read_text_if_exists(&dir.join(name), Kind::SavedTable);
+    Ok(core::Accounts::from_texts(
+        read("login.defs")?.as_deref(),
+        read("passwd")?.as_deref(),
+    ))
+}
+
 /// Scan saved tables instead of the host: `dir` holds `tcp`, `udp` and
 /// optionally `tcp6`, `udp6` (copies of `/proc/net/*`), `owners` (see
 /// [`owners::parse_owner_map`]), `processes` (see
@@ -127,59 +137,67 @@ pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
             dir.display()
         )));
     }
+    // Every file through `input`: a fixture directory is named by whoever
+    // runs this, and may hold a FIFO or a device as well as a file.
+    let read = |name: &str| crate::input::read_text_if_exists(&dir.join(name), Kind::SavedTable);
+    let shown = |name: &str| crate::terminal::path(&dir.join(name));
     let mut sockets = Vec::new();
     for table in Table::ALL {
-        sockets.extend(procnet::read_table(dir, table).map_err(|e| bad_input(e.to_string()))?);
+        let name = table.file_name();
+        match read(name)? {
+            Some(text) => sockets.extend(
+                procnet::parse_table(text.as_bytes(), table, &shown(name))
+                    .map_err(|e| bad_input(e.to_string()))?,
+            ),
+            // A missing IPv6 table means IPv6 is off.
+            None if table.is_v6() => {}
+            None => {
+                return Err(bad_input(format!(
+                    "cannot read saved table {}: it does not exist",
+                    shown(name)
+                )));
+            }
+        }
     }
-    let device_file = dir.join("devices");
-    if let Ok(text) = std::fs::read_to_string(&device_file) {
-        let devices = parse_devices(&text, &device_file.display().to_string())?;
+    if let Some(text) = read("devices")? {
+        let devices = parse_devices(&text, &shown("devices"))?;
         for socket in &mut sockets {
             socket.device = devices.get(&socket.inode).cloned();
         }
     }
-    let owner_file = dir.join("owners");
-    let mut owners = match std::fs::read_to_string(&owner_file) {
-        Ok(text) => owners::parse_owner_map(&text, &owner_file.display().to_string())
+    let mut owners = match read("owners")? {
+        Some(text) => owners::parse_owner_map(&text, &shown("owners"))
             .map_err(|e| bad_input(e.to_string()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Owners::default(),
-        Err(e) => {
-            return Err(bad_input(format!(
-                "cannot read `{}`: {e}",
-                owner_file.display()
-            )));
-        }
+        None => Owners::default(),
     };
-    let process_file = dir.join("processes");
-    if let Ok(text) = std::fs::read_to_string(&process_file) {
-        owners.processes = owners::parse_process_facts(&text, &process_file.display().to_string())
+    if let Some(text) = read("processes")? {
+        owners.processes = owners::parse_process_facts(&text, &shown("processes"))
             .map_err(|e| bad_input(e.to_string()))?;
     }
-    let accounts = read_accounts(dir);
+    let accounts = read_saved_accounts(dir)?;
     let names = ServiceTable::builtin();
     let mut listeners = core::listeners(sockets, &owners, &names, &accounts);
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let mut kernel_sockets = Vec::new();
-    if let Some(json) = read("ip-link.json") {
+    if let Some(json) = read("ip-link.json")? {
         kernel_sockets
             .extend(kernel::tunnels_of_ip_link(&json).map_err(|e| {
                 bad_input(format!("`{}`: {e}", dir.join("ip-link.json").display()))
             })?);
     }
     kernel_sockets
-        .extend(read("wg-listen-port").map_or_else(Vec::new, |t| kernel::wireguard_of_wg(&t)));
+        .extend(read("wg-listen-port")?.map_or_else(Vec::new, |t| kernel::wireguard_of_wg(&t)));
     kernel_sockets
-        .extend(read("nfsd-portlist").map_or_else(Vec::new, |t| kernel::nfsd_of_portlist(&t)));
+        .extend(read("nfsd-portlist")?.map_or_else(Vec::new, |t| kernel::nfsd_of_portlist(&t)));
     kernel::describe_kernel_sockets(&mut listeners, &kernel_sockets);
-    if let Some(text) = read("systemctl-list-sockets") {
+    if let Some(text) = read("systemctl-list-sockets")? {
         kernel::name_socket_units(&mut listeners, &kernel::parse_list_sockets(&text), &names);
     }
-    let local_port_range = read("ip_local_port_range").and_then(|t| host::parse_port_range(&t));
+    let local_port_range = read("ip_local_port_range")?.and_then(|t| host::parse_port_range(&t));
     core::mark_client_sockets(&mut listeners, local_port_range);
     // Without `addresses`, sockets bound to a device still get it as their
     // interface, and a bridge's or `lo`'s exposure.
-    let addresses = match read("addresses") {
-        Some(text) => parse_addresses(&text, &dir.join("addresses").display().to_string())?,
+    let addresses = match read("addresses")? {
+        Some(text) => parse_addresses(&text, &shown("addresses"))?,
         None => Default::default(),
     };
     core::attach_interfaces(&mut listeners, &addresses);

@@ -220,10 +220,11 @@ fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
     }
     let given = record.given.as_ref()?;
     let path = given.policy.clone()?;
-    let now = match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(crate::propose::policy_edit::text_digest(&bytes))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
+    // Read as propose read it (its digest is of that text: a UTF-8 byte
+    // order mark dropped).
+    let now = match crate::input::read_text_if_exists(&path, crate::input::Kind::Policy) {
+        Ok(text) => Ok(text.map(|t| crate::propose::policy_edit::text_digest(t.as_bytes()))),
+        Err(e) => Err(format!("{e:#}")),
     };
     Some(policy::PolicyCheck {
         path,

@@ -65,8 +65,8 @@ pub fn listing(files: &[PathBuf], client: IpAddr) -> Vec<Listed> {
     files
         .iter()
         .filter_map(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            Some(lines_listing(&text, &path.display().to_string(), client))
+            let text = crate::input::read_text(path, crate::input::Kind::Blocklist).ok()?;
+            Some(lines_listing(&text, &crate::terminal::path(path), client))
         })
         .flatten()
         .collect()

@@ -60,13 +60,24 @@ pub(super) fn save_and_load(
             return Err(err);
         }
     };
+    // Name the policy file the rules were drafted with: a value in it is
+    // the likeliest cause (the parser checks what it knows the kernel
+    // refuses, and may not know everything).
+    let drafted = match load.policy_source {
+        Some(policy) => format!(
+            " drafted with the policy file {}",
+            crate::terminal::path(&policy.path)
+        ),
+        None => String::new(),
+    };
     match backend::load(load.rules, sets, pending.undo.snapshot.iptables.as_ref()) {
         Ok(()) => {}
         Err(LoadFailure::Rules(err)) => {
             pending.abandon(state);
-            return Err(err.context(
-                "the firewall refused the new rules; nothing was changed (the tool's own message follows)",
-            ));
+            return Err(err.context(format!(
+                "the firewall refused the new rules{drafted}; nothing was changed (the tool's own \
+                 message follows)"
+            )));
         }
         // The rules are in, their blocklist is not: put back what was there.
         Err(LoadFailure::Sets(err)) => {
@@ -76,7 +87,7 @@ pub(super) fn save_and_load(
                     pending.abandon(state);
                     Err(err
                         .context("loading the blocklist failed; the previous rules and blocklist were put back")
-                        .context("the firewall refused the new rules; nothing was changed (the tool's own message follows)"))
+                        .context(format!("the firewall refused the new rules{drafted}; nothing was changed (the tool's own message follows)")))
                 }
                 // The window stays open: its watchdog rolls back at the deadline.
                 Err(undo_err) => Err(err.context(format!(
