@@ -74,6 +74,18 @@ pub fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
     }
 }
 
+/// The texts of `rules` under the name the judge's cache key gives them:
+/// `nft` (the script), `autofw-iptables` (v4, v6, the ipsets or nothing).
+pub fn keyed_texts(rules: &Rules) -> (&'static str, Vec<&str>) {
+    match rules {
+        Rules::Nft { text } => ("nft", vec![text]),
+        Rules::Iptables { v4, v6, ipsets } => (
+            "autofw-iptables",
+            vec![v4, v6, ipsets.as_deref().unwrap_or_default()],
+        ),
+    }
+}
+
 /// What the firewall needs to know of a backend that the record does not.
 impl Backend {
     /// The tools it needs, checked before anything changes.

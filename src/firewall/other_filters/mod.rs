@@ -326,7 +326,6 @@ fn cache_key(layers: &[Layer], probes: &[Probe], interface: &str) -> String {
         serde_json::to_string(probes).unwrap_or_default()
     );
     for layer in layers {
-        let autofw;
         let (kind, texts): (&str, Vec<&str>) = match layer {
             Layer::Nft { text } => ("nft", vec![text]),
             Layer::Ipset { text } => ("ipset", vec![text]),
@@ -336,10 +335,7 @@ fn cache_key(layers: &[Layer], probes: &[Probe], interface: &str) -> String {
                 v4,
                 v6,
             } => ("iptables", vec![restore_v4, v4, restore_v6, v6]),
-            Layer::Autofw { rules } => {
-                autofw = serde_json::to_string(rules).unwrap_or_default();
-                ("autofw", vec![autofw.as_str()])
-            }
+            Layer::Autofw { rules } => crate::firewall::backend::keyed_texts(rules),
         };
         judged.push_str(&format!("--- {kind}\n"));
         for text in texts {
