@@ -579,6 +579,7 @@ fn summarize_apply(
     let before = live_record.map(|record| summary::Before {
         opened: &record.opened,
         allow_flags: record.given.as_ref().map_or(&no_flags, |g| &g.allow),
+        listening: &record.listening,
     });
     let session = match (guard.verdict, guard.client, guard.port) {
         (plan::GuardVerdict::NoSession, _, _) | (_, None, _) | (_, _, None) => None,

@@ -23,6 +23,8 @@ pub struct Before<'a> {
     pub opened: &'a [OpenedPort],
     /// The one-off `--allow` specs that apply was given (comma lists as typed).
     pub allow_flags: &'a [String],
+    /// What listened beyond loopback when it was applied.
+    pub listening: &'a [ListeningPort],
 }
 
 /// The operator's SSH session, as the lockout guard judged it.
@@ -223,9 +225,20 @@ fn why_closes(facts: &Facts<'_>, proto: Proto, port: u16, service: &str) -> Stri
         );
     }
     if !listens {
-        return "nothing listens on it now (it was open for a listener, or an --allow of \
-                the policy since removed)"
-            .to_string();
+        let listened = facts.before.and_then(|b| {
+            b.listening
+                .iter()
+                .find(|l| (l.proto, l.port) == (proto, port))
+        });
+        return match listened {
+            Some(l) => format!(
+                "nothing listens on it now ({} listened at the last apply)",
+                l.service
+            ),
+            None => "nothing listens on it now, and neither this apply's flags nor the \
+                     policy allow it any more"
+                .to_string(),
+        };
     }
     match closed {
         Some(c) => match &c.to_open {
@@ -406,6 +419,7 @@ mod tests {
 
     #[test]
     fn a_stopped_daemon_closes_its_port_and_says_nothing_listens() {
+        let then = listening_ports(&scan(true));
         let was = opened(&[(80, "http"), (5622, "ssh")]);
         let s = summary(
             &scan(false),
@@ -414,6 +428,7 @@ mod tests {
             Some(Before {
                 opened: &was,
                 allow_flags: &[],
+                listening: &then,
             }),
             Some(SESSION),
         );
@@ -431,13 +446,17 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  CLOSES:       80/tcp http: nothing listens on it now"),
+            text.contains(
+                "  CLOSES:       80/tcp http: nothing listens on it now (http listened at the last \
+                 apply)"
+            ),
             "{text}"
         );
     }
 
     #[test]
     fn a_one_off_allow_not_given_again_is_named_as_the_reason() {
+        let then = listening_ports(&scan(true));
         let was = opened(&[(5622, "ssh"), (8443, "unknown")]);
         let flags = vec!["http,8443/tcp".to_string()];
         let s = summary(
@@ -447,6 +466,7 @@ mod tests {
             Some(Before {
                 opened: &was,
                 allow_flags: &flags,
+                listening: &then,
             }),
             None,
         );
@@ -466,6 +486,7 @@ mod tests {
 
     #[test]
     fn a_block_closes_a_listening_port_and_says_blocked() {
+        let then = listening_ports(&scan(true));
         let was = opened(&[(80, "http"), (5622, "ssh")]);
         let s = summary(
             &scan(true),
@@ -474,6 +495,7 @@ mod tests {
             Some(Before {
                 opened: &was,
                 allow_flags: &[],
+                listening: &then,
             }),
             None,
         );
@@ -483,6 +505,7 @@ mod tests {
 
     #[test]
     fn an_allow_opens_and_what_listens_closed_stays_closed_with_why() {
+        let then = listening_ports(&scan(true));
         let was = opened(&[(80, "http"), (5622, "ssh")]);
         let s = summary(
             &scan(true),
@@ -491,6 +514,7 @@ mod tests {
             Some(Before {
                 opened: &was,
                 allow_flags: &[],
+                listening: &then,
             }),
             Some(SESSION),
         );
@@ -522,6 +546,7 @@ mod tests {
 
     #[test]
     fn nothing_to_change_is_said_in_one_line() {
+        let then = listening_ports(&scan(true));
         let was = opened(&[(80, "http"), (5622, "ssh")]);
         let s = summary(
             &scan(true),
@@ -530,6 +555,7 @@ mod tests {
             Some(Before {
                 opened: &was,
                 allow_flags: &[],
+                listening: &then,
             }),
             Some(Session {
                 admitted: false,
