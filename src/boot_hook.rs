@@ -16,16 +16,16 @@ use crate::record::{Backend, Rules};
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
 /// a hook file from `/etc` only if it still carries it.
-pub const MARKER: &str =
+pub(crate) const MARKER: &str =
     "# autofw's boot hook: loads the rules `autofw apply --persist` saved; it never runs autofw.";
 
 /// Where the saved rules live at boot (what `persist` writes).
-pub const NFT_RULES: &str = "/etc/autofw/rules.nft";
-pub const IPTABLES_RULES_V4: &str = "/etc/autofw/rules.v4";
-pub const IPTABLES_RULES_V6: &str = "/etc/autofw/rules.v6";
+pub(crate) const NFT_RULES: &str = "/etc/autofw/rules.nft";
+pub(crate) const IPTABLES_RULES_V4: &str = "/etc/autofw/rules.v4";
+pub(crate) const IPTABLES_RULES_V6: &str = "/etc/autofw/rules.v6";
 /// The blocklist sets of the iptables rules (`ipset restore` input), written
 /// only with a blocklist.
-pub const IPSETS: &str = "/etc/autofw/ipsets";
+pub(crate) const IPSETS: &str = "/etc/autofw/ipsets";
 
 /// How the saved iptables files hook autofw's chain into INPUT: inserted
 /// first, not appended (the rendered [`JUMP_LINE`]). An accept that ufw or
@@ -33,10 +33,10 @@ pub const IPSETS: &str = "/etc/autofw/ipsets";
 /// what autofw drops; fail2ban starts later and inserts its chains ahead
 /// anyway. (apply places the jump among the live rules instead,
 /// `firewall::backend::iptables::input_order`: at boot there is nothing to read yet.)
-pub const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
+pub(crate) const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
 
 /// `rules` as saved for boot: on iptables, the INPUT jump inserted first.
-pub fn rules_for_boot(rules: &Rules) -> Rules {
+pub(crate) fn rules_for_boot(rules: &Rules) -> Rules {
     match rules {
         Rules::Nft { .. } => rules.clone(),
         Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
@@ -50,7 +50,7 @@ pub fn rules_for_boot(rules: &Rules) -> Rules {
 /// Saved boot files read back as apply renders them, so that they compare
 /// equal to a proposal and `autofw restore` places the jump as apply does.
 /// Files saved before the jump was inserted already hold the rendered line.
-pub fn rules_from_boot(rules: Rules) -> Rules {
+pub(crate) fn rules_from_boot(rules: Rules) -> Rules {
     match rules {
         Rules::Nft { .. } => rules,
         Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
@@ -82,7 +82,7 @@ fn replace_line(text: &str, from: &str, to: &str) -> String {
 /// The unit of each backend: `autofw.service` (nftables) or
 /// `autofw-iptables.service`. Two fixed units rather than one rendered per
 /// host, so that a package can ship them.
-pub fn unit_name(backend: Backend) -> &'static str {
+pub(crate) fn unit_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Nft => "autofw.service",
         Backend::Iptables => "autofw-iptables.service",
@@ -90,11 +90,11 @@ pub fn unit_name(backend: Backend) -> &'static str {
 }
 
 /// Every backend, for the package's `generate units`.
-pub const BACKENDS: [Backend; 2] = [Backend::Nft, Backend::Iptables];
+pub(crate) const BACKENDS: [Backend; 2] = [Backend::Nft, Backend::Iptables];
 
 /// One command the hook runs, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootCommand {
+pub(crate) struct BootCommand {
     /// Absolute program path, then its arguments. Fixed strings: no quoting.
     pub argv: &'static [&'static str],
     /// A failure is expected and harmless (systemd's `-` prefix).
@@ -218,7 +218,7 @@ const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
 ];
 
 /// What loads a backend's saved rules at boot.
-pub fn commands(backend: Backend) -> Vec<BootCommand> {
+pub(crate) fn commands(backend: Backend) -> Vec<BootCommand> {
     match backend {
         Backend::Nft => vec![
             BootCommand {
@@ -361,7 +361,7 @@ WantedBy=sysinit.target
 /// before each interface comes up (loading is idempotent) and never fails
 /// the interface: a server reached only over the network must come up even
 /// if the firewall cannot be loaded.
-pub fn ifupdown_script(backend: Backend) -> String {
+pub(crate) fn ifupdown_script(backend: Backend) -> String {
     let mut body = String::new();
     for command in commands(backend) {
         body.push_str(&wrap_comment(command.why));

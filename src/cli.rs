@@ -11,8 +11,8 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-pub mod generate;
-pub mod man;
+pub(crate) mod generate;
+pub(crate) mod man;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -61,7 +61,7 @@ Exit codes:
 /// rollback, `autofw confirm` from a second SSH login to keep it.
 #[derive(Debug, Parser)]
 #[command(name = "autofw", version, after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }

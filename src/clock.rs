@@ -9,17 +9,17 @@
 //! apply, confirm, the watchdog and status all read it through here.
 
 use crate::error::host_failure;
-pub use crate::record::BootTime;
+pub(crate) use crate::record::BootTime;
 
 /// Where the kernel says which boot this is.
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Test hook: read the boot id from this file instead of [`BOOT_ID`], so a
 /// test can fake "the machine restarted" without restarting the machine.
-pub const BOOT_ID_ENV: &str = "AUTOFW_TEST_BOOT_ID_FILE";
+pub(crate) const BOOT_ID_ENV: &str = "AUTOFW_TEST_BOOT_ID_FILE";
 
 /// Now, on the boot clock.
-pub fn now() -> anyhow::Result<BootTime> {
+pub(crate) fn now() -> anyhow::Result<BootTime> {
     Ok(BootTime {
         boot_id: boot_id()?,
         millis: boottime_millis(),
@@ -27,7 +27,7 @@ pub fn now() -> anyhow::Result<BootTime> {
 }
 
 /// This boot's id.
-pub fn boot_id() -> anyhow::Result<String> {
+pub(crate) fn boot_id() -> anyhow::Result<String> {
     let path = std::env::var_os(BOOT_ID_ENV)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| BOOT_ID.into());
@@ -37,7 +37,7 @@ pub fn boot_id() -> anyhow::Result<String> {
 }
 
 /// Milliseconds of `CLOCK_BOOTTIME`.
-pub fn boottime_millis() -> u64 {
+pub(crate) fn boottime_millis() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

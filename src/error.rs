@@ -7,23 +7,23 @@
 use std::process::ExitCode;
 
 /// Exit codes, documented in `--help` and `docs/design.md`.
-pub mod exit {
+pub(crate) mod exit {
     /// Success: the scan ran, the rules were kept, no drift.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A negative answer that is not an error: drift found, rules rolled back.
-    pub const NEGATIVE: u8 = 1;
+    pub(crate) const NEGATIVE: u8 = 1;
     /// Bad input: a flag, spec, policy file or fixture that does not parse.
-    pub const BAD_INPUT: u8 = 2;
+    pub(crate) const BAD_INPUT: u8 = 2;
     /// The host could not do it: not root, a missing tool, `nft` refused.
-    pub const HOST: u8 = 3;
+    pub(crate) const HOST: u8 = 3;
     /// Refused for safety: lockout guard, another apply running, operator said no.
-    pub const REFUSED: u8 = 4;
+    pub(crate) const REFUSED: u8 = 4;
 }
 
 /// A failure whose kind decides the exit code. Messages are lowercase and
 /// name the thing that is wrong; the fix goes in the message too.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -33,7 +33,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Failure::BadInput(_) => exit::BAD_INPUT,
             Failure::Host(_) => exit::HOST,
@@ -43,19 +43,19 @@ impl Failure {
 }
 
 /// Shorthands that build an `anyhow::Error` carrying a [`Failure`].
-pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     Failure::BadInput(msg.into()).into()
 }
-pub fn host_failure(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn host_failure(msg: impl Into<String>) -> anyhow::Error {
     Failure::Host(msg.into()).into()
 }
-pub fn refused(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn refused(msg: impl Into<String>) -> anyhow::Error {
     Failure::Refused(msg.into()).into()
 }
 
 /// The exit code for an error: the first [`Failure`] in its chain decides;
 /// anything else (I/O, an unexpected state) counts as a host failure.
-pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     let code = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<Failure>())
@@ -65,7 +65,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
 }
 
 /// True when the error is a closed stdout (`autofw scan | head`): not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

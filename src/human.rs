@@ -5,17 +5,17 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 /// `one` or `many`, by `n`: `plural(n, "is", "are")`.
-pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
 /// `1 process`, `2 processes`.
-pub fn count(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", plural(n, one, many))
 }
 
 /// `1,000,000`: counts as operators read them.
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -28,12 +28,12 @@ pub fn thousands(n: usize) -> String {
 }
 
 /// Seconds since the epoch as `2026-11-25T07:50:50Z`.
-pub fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 /// A unified diff of two listings, `context` lines around each change.
-pub fn unified_diff(
+pub(crate) fn unified_diff(
     old_name: &str,
     new_name: &str,
     old: &str,
@@ -52,7 +52,7 @@ pub fn unified_diff(
 /// shown as the first block, one `# … N more like it` line and the last.
 /// Lossless in what it shows: a block that differs in anything else breaks
 /// the run and is printed.
-pub fn fold_numbered_runs(text: &str) -> String {
+pub(crate) fn fold_numbered_runs(text: &str) -> String {
     /// Runs shorter than this are printed whole.
     const MIN_RUN: usize = 8;
     let lines: Vec<&str> = text.lines().collect();

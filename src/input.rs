@@ -20,7 +20,7 @@ const MIB: u64 = 1 << 20;
 
 /// What a file is for: names it in messages and decides its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `--policy`: a few hundred lines written by hand.
     Policy,
     /// A blocklist file, given in a policy or recorded by apply.
@@ -35,7 +35,7 @@ pub enum Kind {
 
 impl Kind {
     /// How messages call it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Policy => "policy file",
             Kind::Blocklist => "blocklist file",
@@ -60,7 +60,7 @@ impl Kind {
     /// - a kernel log is counted line by line; 256 MiB is about two million
     ///   drop lines (filter a longer log with `grep 'autofw'` first);
     /// - a saved socket table holds one socket per 150 bytes: 64 MiB.
-    pub fn cap(self) -> u64 {
+    pub(crate) fn cap(self) -> u64 {
         match self {
             Kind::Policy => MIB,
             Kind::Blocklist | Kind::SavedScan | Kind::KernelLog => 256 * MIB,
@@ -74,7 +74,7 @@ impl Kind {
 }
 
 /// The bytes of a file of `kind` at `path`.
-pub fn read_bytes(path: &Path, kind: Kind) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_bytes(path: &Path, kind: Kind) -> anyhow::Result<Vec<u8>> {
     let shown = terminal::path(path);
     let what = kind.name();
     let cannot = |e: std::io::Error| bad_input(format!("cannot read {what} {shown}: {e}"));
@@ -111,7 +111,7 @@ pub fn read_bytes(path: &Path, kind: Kind) -> anyhow::Result<Vec<u8>> {
 
 /// The text of a file of `kind` at `path`: UTF-8 (a UTF-8 byte order mark,
 /// as some Windows editors write, is dropped), without NUL bytes.
-pub fn read_text(path: &Path, kind: Kind) -> anyhow::Result<String> {
+pub(crate) fn read_text(path: &Path, kind: Kind) -> anyhow::Result<String> {
     let bytes = read_bytes(path, kind)?;
     text_of(bytes).map_err(|problem| {
         bad_input(format!(
@@ -125,7 +125,7 @@ pub fn read_text(path: &Path, kind: Kind) -> anyhow::Result<String> {
 /// [`read_text`], with a missing file `None` (the optional files of a
 /// saved scan directory, a policy file `autofw allow` creates, the policy
 /// file status compares with the one applied).
-pub fn read_text_if_exists(path: &Path, kind: Kind) -> anyhow::Result<Option<String>> {
+pub(crate) fn read_text_if_exists(path: &Path, kind: Kind) -> anyhow::Result<Option<String>> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         _ => read_text(path, kind).map(Some),

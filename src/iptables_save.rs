@@ -4,7 +4,7 @@
 
 /// Split one `iptables-save` line into words, as the shell would: quoted
 /// comments (`--comment "a \"b\""`) stay one word.
-pub fn words(line: &str) -> Vec<String> {
+pub(crate) fn words(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
     let mut in_word = false;

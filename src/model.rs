@@ -169,7 +169,7 @@ pub struct Listener {
 /// executable's, at most `PATH_MAX`) is the longest a scan writes; process
 /// and interface names are 15 bytes. A longer one was not written by
 /// `autofw scan`, and would be quoted whole in rules and messages.
-pub const MAX_FIELD_BYTES: usize = 4096;
+pub(crate) const MAX_FIELD_BYTES: usize = 4096;
 
 /// A text field of a saved scan, refused past [`MAX_FIELD_BYTES`] where it
 /// is (serde_json then names its line and column).
@@ -209,7 +209,7 @@ fn interface_name_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
 /// A name Linux could give an interface (`dev_valid_name`: 1 to 15 bytes,
 /// no `/`, `:` or blank, not `.` or `..`), narrowed to what names are made
 /// of in practice, so that it needs no escaping in any rule language.
-pub fn is_interface_name(name: &str) -> bool {
+pub(crate) fn is_interface_name(name: &str) -> bool {
     (1..=15).contains(&name.len())
         && name != "."
         && name != ".."
@@ -376,7 +376,7 @@ pub struct HostFacts {
 
 /// Bridge name prefixes that Docker, libvirt, LXD/Incus, LXC, podman and
 /// Kubernetes CNI plugins create: traffic to their guests crosses FORWARD.
-pub const ROUTING_BRIDGES: &[&str] = &[
+pub(crate) const ROUTING_BRIDGES: &[&str] = &[
     "docker",
     "br-",
     "virbr",
@@ -401,7 +401,7 @@ impl Listener {
 }
 
 /// Is this interface a bridge that containers or VMs route through?
-pub fn is_routing_bridge(name: &str) -> bool {
+pub(crate) fn is_routing_bridge(name: &str) -> bool {
     ROUTING_BRIDGES
         .iter()
         .any(|prefix| name.starts_with(prefix))

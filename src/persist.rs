@@ -32,7 +32,7 @@ const OLD_MARKER: &str = "# Installed by `autofw apply --persist`; `autofw unper
 /// Which boot hook a host gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Hook {
+pub(crate) enum Hook {
     /// `/etc/systemd/system/autofw.service`, enabled for sysinit.target.
     Systemd,
     /// `/etc/network/if-pre-up.d/autofw` (ifupdown), as the seed article does.
@@ -41,7 +41,7 @@ pub enum Hook {
 
 /// What `--persist` installed: read by `restore` and `unpersist`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub backend: Backend,
     pub hook: Hook,
     /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
@@ -51,26 +51,26 @@ pub struct Manifest {
 
 /// The boot files of one root.
 #[derive(Debug, Clone)]
-pub struct BootFiles {
+pub(crate) struct BootFiles {
     root: PathBuf,
 }
 
 impl BootFiles {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         BootFiles { root: root.into() }
     }
     /// `path` (absolute, as seen at boot) under this root.
-    pub fn under(&self, path: &str) -> PathBuf {
+    pub(crate) fn under(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
     }
-    pub fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.under("/etc/autofw")
     }
-    pub fn manifest(&self) -> PathBuf {
+    pub(crate) fn manifest(&self) -> PathBuf {
         self.under("/etc/autofw/persist.json")
     }
     /// The rules files of a backend, as seen at boot.
-    pub fn rules_files(backend: Backend) -> &'static [&'static str] {
+    pub(crate) fn rules_files(backend: Backend) -> &'static [&'static str] {
         match backend {
             Backend::Nft => &[boot_hook::NFT_RULES],
             // The ipsets file is written only with a blocklist.
@@ -82,19 +82,19 @@ impl BootFiles {
         }
     }
     /// Where an admin's (and autofw's own, without the package) units live.
-    pub const ETC_UNITS: &'static str = "/etc/systemd/system";
+    pub(crate) const ETC_UNITS: &'static str = "/etc/systemd/system";
     /// Where a package installs units (Debian 12 ships them in /lib).
-    pub const PACKAGED_UNITS: [&'static str; 2] =
+    pub(crate) const PACKAGED_UNITS: [&'static str; 2] =
         ["/lib/systemd/system", "/usr/lib/systemd/system"];
     /// The directory of the enabling links, as `systemctl enable` makes them.
-    pub const WANTS: &'static str = "/etc/systemd/system/sysinit.target.wants";
-    pub const IFUP: &'static str = "/etc/network/if-pre-up.d/autofw";
+    pub(crate) const WANTS: &'static str = "/etc/systemd/system/sysinit.target.wants";
+    pub(crate) const IFUP: &'static str = "/etc/network/if-pre-up.d/autofw";
 
     /// The unit autofw writes when no package ships it.
-    pub fn etc_unit(backend: Backend) -> String {
+    pub(crate) fn etc_unit(backend: Backend) -> String {
         format!("{}/{}", Self::ETC_UNITS, boot_hook::unit_name(backend))
     }
-    pub fn unit_link(backend: Backend) -> String {
+    pub(crate) fn unit_link(backend: Backend) -> String {
         format!("{}/{}", Self::WANTS, boot_hook::unit_name(backend))
     }
     /// The unit a package installed under this root, if any.
@@ -110,7 +110,7 @@ impl BootFiles {
     }
 
     /// systemd where it runs (for `/`), or where the image has it installed.
-    pub fn hook(&self) -> Hook {
+    pub(crate) fn hook(&self) -> Hook {
         let systemd = if self.is_live_root() {
             Path::new("/run/systemd/system").is_dir()
         } else {
@@ -129,7 +129,7 @@ impl BootFiles {
         }
     }
 
-    pub fn read_manifest(&self) -> anyhow::Result<Option<Manifest>> {
+    pub(crate) fn read_manifest(&self) -> anyhow::Result<Option<Manifest>> {
         read_json(&self.manifest())
     }
 }
@@ -138,12 +138,12 @@ impl BootFiles {
 /// `/etc/autofw/blocklist-0001.nft`. Each holds at most
 /// `render_nft::BATCH` elements and is loaded by its own `nft -f`, after
 /// the rules file (which declares the sets empty).
-pub fn blocklist_batch_path(n: usize) -> PathBuf {
+pub(crate) fn blocklist_batch_path(n: usize) -> PathBuf {
     PathBuf::from(format!("/etc/autofw/blocklist-{:04}.nft", n + 1))
 }
 
 /// The blocklist batch files a manifest lists, in load order.
-pub fn blocklist_batch_files(manifest: &Manifest) -> Vec<PathBuf> {
+pub(crate) fn blocklist_batch_files(manifest: &Manifest) -> Vec<PathBuf> {
     let mut batches: Vec<PathBuf> = manifest
         .installed
         .iter()
@@ -160,7 +160,7 @@ pub fn blocklist_batch_files(manifest: &Manifest) -> Vec<PathBuf> {
 /// Save `rules` for boot under `root` and install the boot hook, with the
 /// blocklist's elements as `batches` (nft `add element` scripts), one file
 /// each.
-pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result<Manifest> {
+pub(crate) fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result<Manifest> {
     let files = BootFiles::new(root);
     make_dir(&files.dir(), 0o700)?;
     // On iptables the files insert the INPUT jump first (boot_hook).
@@ -207,7 +207,7 @@ pub fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result
 /// After `autofw blocklist refresh`: replace the persisted blocklist batch
 /// files with `batches`, keeping the rules and the hook. `false` when
 /// nothing (or no nft ruleset) is persisted under `root`.
-pub fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Result<bool> {
+pub(crate) fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyhow::Result<bool> {
     let files = BootFiles::new(root);
     let Some(mut manifest) = files.read_manifest()? else {
         return Ok(false);
@@ -360,7 +360,7 @@ fn systemctl_daemon_reload() {
 
 /// The rules persisted under `root`, if any (apply `--no-wait` compares them
 /// with what it would persist, to tell "nothing to do" from a change).
-pub fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
+pub(crate) fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
     let files = BootFiles::new(root);
     match files.read_manifest()? {
         Some(manifest) => persisted_rules(&files, &manifest).map(Some),
@@ -369,7 +369,7 @@ pub fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
 }
 
 /// Read the persisted rules of a manifest.
-pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
+pub(crate) fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
     let read = |path: &str| {
         std::fs::read_to_string(files.under(path)).map_err(|e| {
             host_failure(format!(
@@ -403,7 +403,7 @@ pub fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result
 
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.
 /// The live rules stay as they are.
-pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
+pub(crate) fn unpersist(root: &Path) -> anyhow::Result<u8> {
     match remove_boot_files(root)? {
         None => println!(
             "nothing to remove: autofw has persisted nothing under {}",
@@ -422,7 +422,7 @@ pub fn unpersist(root: &Path) -> anyhow::Result<u8> {
 /// Remove what `apply --persist` installed under `root` (the boot hook and
 /// the saved rules), and nothing else: `None` when nothing was persisted,
 /// else the files removed. `unpersist` and `disable` share it.
-pub fn remove_boot_files(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
+pub(crate) fn remove_boot_files(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
     let files = BootFiles::new(root);
     let Some(manifest) = files.read_manifest()? else {
         return Ok(None);

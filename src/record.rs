@@ -102,7 +102,7 @@ impl Rules {
 /// The ports a proposal opens, for apply's record and `status`, sorted,
 /// each with the interfaces its rules are limited to (none when any of its
 /// rules takes every interface).
-pub fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
+pub(crate) fn opened_ports(ruleset: &Ruleset) -> Vec<OpenedPort> {
     use crate::propose::ruleset::{Action, Match};
     let mut ports: Vec<OpenedPort> = ruleset
         .services()
@@ -176,7 +176,7 @@ impl Opening {
 }
 
 /// The accept rules of a proposal's services, in order.
-pub fn openings(ruleset: &Ruleset) -> Vec<Opening> {
+pub(crate) fn openings(ruleset: &Ruleset) -> Vec<Opening> {
     ruleset
         .input
         .iter()
@@ -204,7 +204,7 @@ pub fn openings(ruleset: &Ruleset) -> Vec<Opening> {
 /// What apply records, besides the rules, so that status can tell drift from
 /// the state the rules were made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AtApply {
+pub(crate) struct AtApply {
     /// The proposal's closed listeners, with why.
     pub closed: Vec<ClosedPort>,
     /// The (proto, port)s that listeners beyond loopback held, sorted.
@@ -213,7 +213,7 @@ pub struct AtApply {
 
 impl AtApply {
     /// From the scan the proposal was built from, and the proposal.
-    pub fn of(scan: &Scan, ruleset: &Ruleset) -> AtApply {
+    pub(crate) fn of(scan: &Scan, ruleset: &Ruleset) -> AtApply {
         let closed = ruleset
             .closed
             .iter()
@@ -232,7 +232,7 @@ impl AtApply {
 }
 
 /// The (proto, port)s that listeners beyond loopback hold in `scan`, sorted.
-pub fn listening_ports(scan: &Scan) -> Vec<ListeningPort> {
+pub(crate) fn listening_ports(scan: &Scan) -> Vec<ListeningPort> {
     group::beyond_loopback(scan)
         .into_iter()
         .map(|((port, proto), g)| ListeningPort {
@@ -644,7 +644,7 @@ impl GivenChoices {
 
 /// `word` as a POSIX shell reads it back: as is when it holds only safe
 /// characters, else in single quotes.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         word.to_string()

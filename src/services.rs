@@ -180,20 +180,20 @@ const RISKY: &[&str] = &[
 /// on the host, as the user who runs it: podman's `rootlessport` and
 /// rootless Docker's `rootlesskit`. Their sockets are ordinary host sockets
 /// (packets cross INPUT), unlike `docker-proxy`'s, which stand for a DNAT.
-pub const ROOTLESS_PROXIES: &[&str] = &["rootlessport", "rootlesskit"];
+pub(crate) const ROOTLESS_PROXIES: &[&str] = &["rootlessport", "rootlesskit"];
 
 /// The name of a port a user's rootless container publishes: it says what
 /// the port is, where its number (8081, `tproxy`) would mislead.
-pub const ROOTLESS_CONTAINER: &str = "rootless-container";
+pub(crate) const ROOTLESS_CONTAINER: &str = "rootless-container";
 
 /// Is this service one that should not face the network (see [`RISKY`])?
-pub fn is_risky(service: &str) -> bool {
+pub(crate) fn is_risky(service: &str) -> bool {
     RISKY.contains(&service)
 }
 
 /// Is a listener of `service` at `exposure` flagged risky: a risky service
 /// that more than this host can reach (loopback-only is never risky).
-pub fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
+pub(crate) fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
     exposure != Exposure::Loopback && is_risky(service)
 }
 

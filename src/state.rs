@@ -42,7 +42,7 @@ use crate::error::{host_failure, refused};
 use crate::record::{AppliedRecord, RollbackWindow};
 
 /// Where the state lives unless `--state-dir` says otherwise.
-pub const DEFAULT_DIR: &str = "/var/lib/autofw";
+pub(crate) const DEFAULT_DIR: &str = "/var/lib/autofw";
 
 /// Paths inside the state directory, in one place so every module agrees.
 #[derive(Debug, Clone)]
@@ -397,7 +397,7 @@ fn line_time(line: &str) -> Option<u64> {
 }
 
 /// Where watchdogs log when their state directory cannot be written.
-pub const FALLBACK_LOG_DIR: &str = "/run/autofw";
+pub(crate) const FALLBACK_LOG_DIR: &str = "/run/autofw";
 
 fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     let mut f = OpenOptions::new()
@@ -411,7 +411,7 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 
 /// Why a file or directory with this owner and mode cannot be trusted with
 /// what root will run, if it cannot.
-pub fn untrusted(uid: u32, mode: u32) -> Option<String> {
+pub(crate) fn untrusted(uid: u32, mode: u32) -> Option<String> {
     if uid != 0 {
         return Some(format!("it is owned by uid {uid}, not by root"));
     }
@@ -429,7 +429,7 @@ pub fn untrusted(uid: u32, mode: u32) -> Option<String> {
 
 /// Open for reading without following a symlink in the last component:
 /// a file planted as a link in the state directory is not read as root.
-pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_nofollow(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -465,12 +465,12 @@ impl FileLock {
 /// An exclusive flock on a lock file that stays open after it is released:
 /// the watchdog opens `window.lock` once and locks it for each decision.
 /// Unlocks on drop (closing a duplicate descriptor would not).
-pub struct HeldLock<'a> {
+pub(crate) struct HeldLock<'a> {
     file: &'a File,
 }
 
 impl<'a> HeldLock<'a> {
-    pub fn take(file: &'a File) -> anyhow::Result<HeldLock<'a>> {
+    pub(crate) fn take(file: &'a File) -> anyhow::Result<HeldLock<'a>> {
         rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| host_failure(format!("cannot lock the decision lock: {e}")))?;
         Ok(HeldLock { file })
@@ -508,7 +508,7 @@ fn open_lock_file(path: &Path) -> anyhow::Result<File> {
 /// Write `bytes` to `path` so that a reader (or a crash) sees either the old
 /// file or the new one, never a torn one: a temporary file in the same
 /// directory, fsync, rename, fsync of the directory. The file is 0600.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -532,7 +532,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Read a JSON record that root will act on: not through a symlink
 /// (O_NOFOLLOW), and only if root owns it and only root can write it.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
     let mut file = match open_nofollow(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -565,13 +565,13 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> 
     })
 }
 
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot encode state as JSON")?;
     text.push('\n');
     write_private(path, text.as_bytes())
 }
 
-pub fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -583,7 +583,7 @@ pub fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -591,7 +591,7 @@ pub fn now_secs() -> u64 {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

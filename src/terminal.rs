@@ -10,20 +10,20 @@ use std::borrow::Cow;
 use std::path::Path;
 
 /// The most characters of input a message quotes.
-pub const EXCERPT_CHARS: usize = 80;
+pub(crate) const EXCERPT_CHARS: usize = 80;
 
 /// `text` with every control character written as an escape (`\x1b`, `\n`,
 /// `\u{202e}`), so that it shows as what it is and cannot act on the
 /// terminal. Covers C0 and C1 controls, DEL, and the Unicode bidi and
 /// invisible format characters that reorder or hide text. Idempotent:
 /// backslashes are left as they are, so escaping twice changes nothing.
-pub fn escape_controls(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
     escape(text, |_| false)
 }
 
 /// The same for a listing of several lines (a ruleset, a diff): newlines
 /// and tabs are kept as they are; every other control is escaped.
-pub fn escape_listing(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_listing(text: &str) -> Cow<'_, str> {
     escape(text, |c| c == '\n' || c == '\t')
 }
 
@@ -31,13 +31,13 @@ pub fn escape_listing(text: &str) -> Cow<'_, str> {
 /// as [`escape_controls`] does, and cut after [`EXCERPT_CHARS`] characters
 /// with the whole length said (`…(10485760 bytes)`), so that a hostile file
 /// can neither act on the terminal nor flood it.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     excerpt_of(text, EXCERPT_CHARS)
 }
 
 /// [`excerpt`] with another length, for a parser's own message, which
 /// quotes the input inside words worth keeping.
-pub fn excerpt_of(text: &str, max_chars: usize) -> String {
+pub(crate) fn excerpt_of(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         None => escape_controls(text).into_owned(),
         Some((cut, _)) => format!("{}…({} bytes)", escape_controls(&text[..cut]), text.len()),
@@ -46,7 +46,7 @@ pub fn excerpt_of(text: &str, max_chars: usize) -> String {
 
 /// A path as a message shows it: escaped (a file name may hold anything but
 /// `/` and NUL), not cut, as the operator needs all of it to find the file.
-pub fn path(path: &Path) -> String {
+pub(crate) fn path(path: &Path) -> String {
     escape_controls(&path.to_string_lossy()).into_owned()
 }
 

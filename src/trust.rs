@@ -20,11 +20,11 @@ use std::collections::HashMap;
 
 /// `UID_MIN` when `/etc/login.defs` does not say (Debian, Ubuntu, Fedora,
 /// Arch all ship 1000).
-pub const DEFAULT_UID_MIN: u32 = 1000;
+pub(crate) const DEFAULT_UID_MIN: u32 = 1000;
 
 /// `nobody`: the account for work that should have no privileges, which
 /// makes what it runs the least trusted of all, whatever `UID_MIN` says.
-pub const NOBODY: u32 = 65534;
+pub(crate) const NOBODY: u32 = 65534;
 
 /// Programs that run whatever script they are given: that one is called
 /// `sshd` says nothing about what it runs. Matched on the executable's
@@ -36,7 +36,7 @@ const INTERPRETERS: &[&str] = &[
 ];
 
 /// The `UID_MIN` of a `/etc/login.defs` text, if it sets one.
-pub fn uid_min_of_login_defs(text: &str) -> Option<u32> {
+pub(crate) fn uid_min_of_login_defs(text: &str) -> Option<u32> {
     text.lines().find_map(|line| {
         let mut fields = line.split('#').next()?.split_whitespace();
         match (fields.next(), fields.next()) {
@@ -48,7 +48,7 @@ pub fn uid_min_of_login_defs(text: &str) -> Option<u32> {
 
 /// uid → account name, from an `/etc/passwd` text (lines that do not parse
 /// are skipped: the file is the host's, not the operator's input).
-pub fn users_of_passwd(text: &str) -> HashMap<u32, String> {
+pub(crate) fn users_of_passwd(text: &str) -> HashMap<u32, String> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split(':');
@@ -61,12 +61,12 @@ pub fn users_of_passwd(text: &str) -> HashMap<u32, String> {
 
 /// Is `uid` an account that daemons run as: root, or a system account below
 /// `uid_min`, and never `nobody`?
-pub fn is_system_account(uid: u32, uid_min: u32) -> bool {
+pub(crate) fn is_system_account(uid: u32, uid_min: u32) -> bool {
     uid != NOBODY && (uid == 0 || uid < uid_min)
 }
 
 /// Is this executable (a basename) an interpreter, with or without a version?
-pub fn is_interpreter(basename: &str) -> bool {
+pub(crate) fn is_interpreter(basename: &str) -> bool {
     INTERPRETERS.iter().any(|name| {
         basename
             .strip_prefix(name)
@@ -79,7 +79,7 @@ pub fn is_interpreter(basename: &str) -> bool {
 /// `/proc/PID/exe`, that file is root-owned and writable by no one else,
 /// and it is not an interpreter. Daemons that retitle themselves
 /// (`sendmail: MTA`) are matched on the head of the title.
-pub fn program_name_problem(owner: &Owner) -> Option<String> {
+pub(crate) fn program_name_problem(owner: &Owner) -> Option<String> {
     let Some(exe) = owner.exe.as_deref() else {
         return Some(format!(
             "its executable could not be read, so the name `{}` is unproven",
@@ -117,7 +117,7 @@ pub fn program_name_problem(owner: &Owner) -> Option<String> {
 
 /// The verdict on who holds a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OwnerTrust {
+pub(crate) enum OwnerTrust {
     /// The administrator's: opened by default.
     System,
     /// The scan recorded no uids (saved before autofw did): judged as before,
@@ -164,7 +164,7 @@ pub enum OwnerTrust {
 /// socket's uid decides. A scan without uids (`uid_min` or the socket's uid
 /// missing) is [`OwnerTrust::Unrecorded`]. The reason names the account,
 /// for the operator deciding to `--allow` it.
-pub fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
+pub(crate) fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
     let (Some(uid_min), Some(socket_uid)) = (uid_min, listener.uid) else {
         return OwnerTrust::Unrecorded;
     };
@@ -225,7 +225,7 @@ pub fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTrust {
 /// The program names of `listener` that may name it. Owners recorded with
 /// their executables must prove their name ([`program_name_problem`]); a
 /// scan without owner details (older `--json`) keeps its process names.
-pub fn trusted_programs(listener: &Listener) -> Vec<&str> {
+pub(crate) fn trusted_programs(listener: &Listener) -> Vec<&str> {
     if listener.owners.is_empty() {
         return listener
             .process

@@ -3,8 +3,8 @@
 //! restored exactly in a fresh namespace ("the reboot"), removed exactly.
 
 use crate::support::*;
-use autofw::boot_hook::systemd_unit;
-use autofw::record::Backend;
+use autofw::Backend;
+use autofw::systemd_unit;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

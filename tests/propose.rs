@@ -483,9 +483,9 @@ fn the_kernel_accepts_every_proposal() {
 /// apply's lockout guard asks `Proposal::admits`; it must say what the
 /// kernel does. Probe a mix of ports from the client and compare.
 fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Netns) {
-    use autofw::model::Proto;
-    let scan = autofw::propose::gather::read_saved_scan(scan_file).unwrap();
-    let proposal = autofw::propose::build(&scan, &autofw::propose::Choices::default());
+    use autofw::Proto;
+    let scan = autofw::read_saved_scan(scan_file).unwrap();
+    let proposal = autofw::build(&scan, &autofw::Choices::default());
     let mut targets = Vec::new();
     for (addr, client_addr) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
         for port in [22, 25, 953, 3306, 5622, 8080] {
@@ -495,7 +495,7 @@ fn assert_admits_agrees_with_the_kernel(scan_file: &std::path::Path, client: &Ne
     let probes: Vec<(&str, u16)> = targets.iter().map(|(a, p, _)| (*a, *p)).collect();
     let got = probe_all(client, &probes);
     for ((addr, port, client_addr), probe) in targets.iter().zip(got) {
-        let admitted = proposal.admits(autofw::propose::ruleset::Arrival {
+        let admitted = proposal.admits(autofw::Arrival {
             proto: Proto::Tcp,
             port: *port,
             source: client_addr.parse().unwrap(),
@@ -687,17 +687,17 @@ fn assert_policy_holds(loader: &str) {
         "{loader}: the 4th ssh connection in a burst should be rate-limited"
     );
     // apply's lockout guard sees the same: the admin address in, the others out.
-    let args = autofw::propose::PolicyOptions {
+    let args = autofw::PolicyOptions {
         policy: Some(policy.clone()),
         from: Some(scan_file.clone()),
         ..Default::default()
     };
-    let (scan, choices) = autofw::propose::gather::gather(&args).unwrap();
-    let proposal = autofw::propose::build(&scan, &choices);
+    let (scan, choices) = autofw::gather(&args).unwrap();
+    let proposal = autofw::build(&scan, &choices);
     let ssh = |src: &str| {
         let source: std::net::IpAddr = src.parse().unwrap();
-        proposal.admits(autofw::propose::ruleset::Arrival {
-            proto: autofw::model::Proto::Tcp,
+        proposal.admits(autofw::Arrival {
+            proto: autofw::Proto::Tcp,
             port: 5622,
             source,
             destination: if source.is_ipv4() {

@@ -51,15 +51,16 @@ impl Entry {
 /// A line of a blocklist file that lists an address, and its entry as
 /// written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub file: String,
     pub line: usize,
     pub entry: String,
 }
 
 impl Listed {
-    /// `file:line`.
-    pub fn place(&self) -> String {
+    /// `file:line` (the tests' way to name a listing line).
+    #[cfg(test)]
+    fn place(&self) -> String {
         format!("{}:{}", self.file, self.line)
     }
 }
@@ -67,7 +68,7 @@ impl Listed {
 /// The lines of a list file's text whose entry lists `addr`, read as
 /// [`parse_list`] reads them (a line it would refuse lists nothing): what
 /// the lockout guard names when a blocklist would drop the operator.
-pub fn lines_listing(text: &str, origin: &str, addr: IpAddr) -> Vec<Listed> {
+pub(crate) fn lines_listing(text: &str, origin: &str, addr: IpAddr) -> Vec<Listed> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
@@ -97,7 +98,7 @@ fn line_entry(line: &str) -> Option<&str> {
 /// Parse one entry: `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/32`, or
 /// `a-b`. A network with host bits set is refused (it is usually a typo for
 /// a host or a different network).
-pub fn parse_entry(text: &str) -> Result<Entry, String> {
+pub(crate) fn parse_entry(text: &str) -> Result<Entry, String> {
     if let Some((a, b)) = text.split_once('-') {
         let (Ok(a), Ok(b)) = (parse_entry(a.trim()), parse_entry(b.trim())) else {
             return Err(format!(
@@ -174,7 +175,7 @@ fn host_bits_error(text: &str, start: &str, prefix: u32) -> String {
 /// (`file:line: ...`). Comments start at `#` or `;` (Spamhaus DROP's
 /// `1.10.16.0/20 ; SBL256894`); blank lines are skipped. A line that is
 /// not an entry is an error, or, with `skip_bad`, counted in `into`.
-pub fn parse_list(
+pub(crate) fn parse_list(
     text: &str,
     origin: &str,
     skip_bad: bool,

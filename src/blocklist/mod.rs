@@ -9,9 +9,9 @@
 //! IPv6) so that a million entries cost a few megabytes, not a million
 //! `String`s: docs/propose.md has the measurements.
 
-pub mod format;
-pub mod netlink;
-pub mod refresh;
+pub(crate) mod format;
+pub(crate) mod netlink;
+pub(crate) mod refresh;
 
 use crate::human::thousands;
 use serde::Serialize;
@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::propose::ruleset::Family;
 
-pub use format::{Collected, Entry, Listed, lines_listing, parse_entry, parse_list};
+pub(crate) use format::{Collected, Entry, Listed, lines_listing, parse_entry, parse_list};
 
 /// An address as an integer: `u32` (IPv4) or `u128` (IPv6).
 pub trait Key: Copy + Ord + Eq + std::fmt::Debug + Default {
@@ -179,7 +179,7 @@ impl<K: Key> Ranges<K> {
 
 /// The smallest CIDR blocks that cover `start..=end` exactly, as text
 /// (`198.51.100.0/24`); for ipset and for showing a range.
-pub fn cidrs<K: Key>(start: K, end: K) -> Vec<String> {
+pub(crate) fn cidrs<K: Key>(start: K, end: K) -> Vec<String> {
     let mut out = Vec::new();
     let mut at = start;
     loop {
@@ -200,7 +200,7 @@ pub fn cidrs<K: Key>(start: K, end: K) -> Vec<String> {
 
 /// A range as nft writes an element: `a`, `a/p` when it is one CIDR block,
 /// `a-b` otherwise.
-pub fn nft_element<K: Key>(start: K, end: K) -> String {
+pub(crate) fn nft_element<K: Key>(start: K, end: K) -> String {
     if start == end {
         return start.show();
     }
@@ -222,7 +222,7 @@ pub enum SetKind {
 }
 
 /// The nft set of a family and kind.
-pub fn set_name(family: Family, kind: SetKind) -> &'static str {
+pub(crate) fn set_name(family: Family, kind: SetKind) -> &'static str {
     match (family, kind) {
         (Family::Ipv4, SetKind::Addresses) => "blocklist_v4",
         (Family::Ipv6, SetKind::Addresses) => "blocklist_v6",
@@ -239,17 +239,17 @@ pub fn set_name(family: Family, kind: SetKind) -> &'static str {
 /// for every 32 KiB message it sends: one set of a million takes about 23 s,
 /// 64 sets of 15,600 about 0.6 s (docs/propose.md). The few addresses of
 /// `--blocklist` and a policy's `addresses` stay in one set.
-pub const SHARDS: u32 = 64;
+pub(crate) const SHARDS: u32 = 64;
 
 /// The number of hash sets for single addresses: [`SHARDS`] when blocklist
 /// files are named, else one.
-pub fn shards_for(files_named: bool) -> u32 {
+pub(crate) fn shards_for(files_named: bool) -> u32 {
     if files_named { SHARDS } else { 1 }
 }
 
 /// The hash set that holds `shard`'s single addresses of `family`:
 /// `blocklist_v4` unsharded, `blocklist_v4_07` when sharded.
-pub fn address_set_name(family: Family, shard: u32, shards: u32) -> String {
+pub(crate) fn address_set_name(family: Family, shard: u32, shards: u32) -> String {
     let name = set_name(family, SetKind::Addresses);
     if shards <= 1 {
         name.to_string()
@@ -260,7 +260,11 @@ pub fn address_set_name(family: Family, shard: u32, shards: u32) -> String {
 
 /// Sorted addresses split over `shards` hash sets by their low bits, each
 /// part still sorted, named as [`address_set_name`] names them.
-pub fn address_shards<K: Key>(family: Family, sorted: &[K], shards: u32) -> Vec<(String, Vec<K>)> {
+pub(crate) fn address_shards<K: Key>(
+    family: Family,
+    sorted: &[K],
+    shards: u32,
+) -> Vec<(String, Vec<K>)> {
     let shards = shards.max(1);
     let mut parts: Vec<Vec<K>> = vec![Vec::new(); shards as usize];
     for &key in sorted {
@@ -274,7 +278,7 @@ pub fn address_shards<K: Key>(family: Family, sorted: &[K], shards: u32) -> Vec<
 }
 
 /// Every blocklist set, in the order they are declared and summarised.
-pub const SETS: [(Family, SetKind); 4] = [
+pub(crate) const SETS: [(Family, SetKind); 4] = [
     (Family::Ipv4, SetKind::Addresses),
     (Family::Ipv4, SetKind::Networks),
     (Family::Ipv6, SetKind::Addresses),
@@ -454,7 +458,7 @@ impl SetContents {
 /// start, then the address after the last flagged as the end. An end with
 /// no start before it (nft's leading `0 end` element) starts nothing; a
 /// start with no end runs to the last address.
-pub fn ranges_from_bounds<K: Key>(mut bounds: Vec<(K, bool)>) -> Vec<(K, K)> {
+pub(crate) fn ranges_from_bounds<K: Key>(mut bounds: Vec<(K, bool)>) -> Vec<(K, K)> {
     // At one key an end sorts before a start (an end closes the range before).
     bounds.sort_unstable_by_key(|&(k, end)| (k, !end));
     let mut out = Vec::new();
@@ -505,7 +509,7 @@ fn max_key<K: Key>() -> K {
 /// An order-independent fingerprint of a set's content: FNV-1a over the
 /// sorted elements. Status compares live sets with the files by count and
 /// this, without storing a million elements anywhere.
-pub fn digest<K: Key>(sorted_ranges: impl Iterator<Item = (K, K)>) -> String {
+pub(crate) fn digest<K: Key>(sorted_ranges: impl Iterator<Item = (K, K)>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut buf = Vec::with_capacity(32);
     for (a, b) in sorted_ranges {
@@ -522,7 +526,7 @@ pub fn digest<K: Key>(sorted_ranges: impl Iterator<Item = (K, K)>) -> String {
 
 /// What `sorted_old` lacks of `sorted_new` (to add) and has beyond it (to
 /// delete): one merge walk over two sorted slices.
-pub fn delta<T: Ord + Copy>(sorted_old: &[T], sorted_new: &[T]) -> (Vec<T>, Vec<T>) {
+pub(crate) fn delta<T: Ord + Copy>(sorted_old: &[T], sorted_new: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut add, mut del) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < sorted_old.len() || j < sorted_new.len() {
@@ -573,7 +577,7 @@ impl SetSummary {
 }
 
 /// `blocklist_v4: 1,000,000 entries, +12 −3 since the live set`.
-pub fn summary_line(name: &str, entries: usize, change: Option<(usize, usize)>) -> String {
+pub(crate) fn summary_line(name: &str, entries: usize, change: Option<(usize, usize)>) -> String {
     let mut s = format!("{name}: {} entries", thousands(entries));
     if let Some((added, removed)) = change {
         let _ = write!(

@@ -353,7 +353,7 @@ fn read_family<K: Key>(family: Family) -> anyhow::Result<Option<(FamilySets<K>, 
 
 /// The live content of the four blocklist sets; `None` when autofw's table
 /// has no blocklist sets.
-pub fn live_sets() -> anyhow::Result<Option<SetContents>> {
+pub(crate) fn live_sets() -> anyhow::Result<Option<SetContents>> {
     let v4 = read_family::<u32>(Family::Ipv4)?;
     let v6 = read_family::<u128>(Family::Ipv6)?;
     let shards = match (&v4, &v6) {
@@ -369,7 +369,7 @@ pub fn live_sets() -> anyhow::Result<Option<SetContents>> {
 
 /// Fill the (empty) blocklist sets with `content`, in one transaction,
 /// each single address in the hash set its shard names.
-pub fn fill(content: &SetContents) -> anyhow::Result<()> {
+pub(crate) fn fill(content: &SetContents) -> anyhow::Result<()> {
     let mut t = Transaction::new();
     fill_family(&mut t, Family::Ipv4, &content.v4, content.shards);
     fill_family(&mut t, Family::Ipv6, &content.v6, content.shards);
@@ -388,7 +388,7 @@ fn fill_family<K: Key>(t: &mut Transaction, family: Family, sets: &FamilySets<K>
 /// and deleting the gone; an interval set that changed at all is emptied
 /// and refilled (its elements are networks, few even in long lists).
 /// Returns the `(added, removed)` count of each set.
-pub fn update(live: &SetContents, new: &SetContents) -> anyhow::Result<Vec<(usize, usize)>> {
+pub(crate) fn update(live: &SetContents, new: &SetContents) -> anyhow::Result<Vec<(usize, usize)>> {
     let mut t = Transaction::new();
     let changes = [
         update_family(&mut t, Family::Ipv4, &live.v4, &new.v4, live.shards),

@@ -27,7 +27,7 @@ use crate::state::{StateDir, now_secs, write_private};
 
 /// What `autofw blocklist refresh` was asked for.
 #[derive(Debug, Clone)]
-pub struct RefreshOptions {
+pub(crate) struct RefreshOptions {
     pub state_dir: PathBuf,
     /// Skip malformed lines (counted) even if the apply did not.
     pub skip_bad_lines: bool,
@@ -37,7 +37,7 @@ pub struct RefreshOptions {
     pub force: bool,
 }
 
-pub fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
     exec::require_root("autofw blocklist refresh")?;
     let state = StateDir::new(&args.state_dir);
     state.check_trusted()?;

@@ -19,7 +19,7 @@ use crate::status::timer;
 
 /// `autofw completions SHELL`: the script on stdout. Rendered first, then
 /// written: clap_complete panics on a write error, and `| head` is not one.
-pub fn completions(shell: Shell) -> anyhow::Result<u8> {
+pub(crate) fn completions(shell: Shell) -> anyhow::Result<u8> {
     let (_, script) = completion(shell);
     let mut out = std::io::stdout().lock();
     out.write_all(&script)?;
@@ -38,7 +38,7 @@ fn completable() -> clap::Command {
 
 /// The completion script for `shell`, and the file name its Debian
 /// directory expects.
-pub fn completion(shell: Shell) -> (String, Vec<u8>) {
+pub(crate) fn completion(shell: Shell) -> (String, Vec<u8>) {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut completable(), "autofw", &mut script);
     let name = match shell {
@@ -51,7 +51,7 @@ pub fn completion(shell: Shell) -> (String, Vec<u8>) {
 }
 
 /// `autofw generate WHAT DIR`.
-pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
     let files: Vec<(String, Vec<u8>)> = match args.what {
         Generated::Man => man::pages(Cli::command())
             .into_iter()

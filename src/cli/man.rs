@@ -8,7 +8,7 @@ use clap::Command;
 use roff::{Roff, bold, italic, roman};
 
 /// Section 8: autofw administers the system and runs as root.
-pub const SECTION: &str = "8";
+pub(crate) const SECTION: &str = "8";
 
 /// The exit codes every command shares (docs/design.md).
 const EXIT_STATUS: [(&str, &str); 5] = [
@@ -218,7 +218,7 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
 }
 
 /// Every page: (file name, roff text). `cli` is `Cli::command()`.
-pub fn pages(cli: Command) -> Vec<(String, String)> {
+pub(crate) fn pages(cli: Command) -> Vec<(String, String)> {
     let mut cli = cli.disable_help_subcommand(true);
     cli.build();
     let subcommands: Vec<Command> = cli

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// The packets counted by `table inet autofw`'s final `counter drop`
 /// (comment `drop`) in its input chain; `None` when the listing has no
 /// such rule (no autofw table, or the iptables backend).
-pub fn nft_drop_packets(ruleset: &Value) -> Option<u64> {
+pub(crate) fn nft_drop_packets(ruleset: &Value) -> Option<u64> {
     let items = ruleset.get("nftables")?.as_array()?;
     items
         .iter()
@@ -32,7 +32,7 @@ pub fn nft_drop_packets(ruleset: &Value) -> Option<u64> {
 
 /// The packets counted by `AUTOFW-INPUT`'s final DROP (comment `drop`) in
 /// an `iptables-save -c` (or `ip6tables-save -c`) listing.
-pub fn iptables_drop_packets(save: &str) -> Option<u64> {
+pub(crate) fn iptables_drop_packets(save: &str) -> Option<u64> {
     save.lines()
         .filter(|line| {
             line.contains("-A AUTOFW-INPUT ")
@@ -49,7 +49,7 @@ pub fn iptables_drop_packets(save: &str) -> Option<u64> {
 /// Why the log is empty although the rule dropped, and what to do: said
 /// when no drop is logged and the counter is above zero. `first_netns`:
 /// whether this is the host's first network namespace (`None`: unknown).
-pub fn unlogged_note(
+pub(crate) fn unlogged_note(
     logged: usize,
     counted: Option<u64>,
     first_netns: Option<bool>,

@@ -2,8 +2,8 @@
 //! (docs/log.md). This file is the edge: it reads the log from a file,
 //! `journalctl -k`, or /dev/kmsg; [`summary`] counts, pure.
 
-pub mod counter;
-pub mod summary;
+pub(crate) mod counter;
+pub(crate) mod summary;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use crate::scan::host::read_service_table;
 
 /// What `autofw log` was asked for.
 #[derive(Debug, Clone)]
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     /// A saved kernel log instead of this host's.
     pub file: Option<PathBuf>,
     /// `journalctl --since` (with journald only).
@@ -24,7 +24,7 @@ pub struct LogOptions {
     pub json: bool,
 }
 
-pub fn run(args: &LogOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &LogOptions) -> anyhow::Result<u8> {
     let (log, read_from) = match &args.file {
         Some(file) => (
             crate::input::read_bytes(file, crate::input::Kind::KernelLog)?,

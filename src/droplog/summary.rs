@@ -19,7 +19,7 @@ use crate::services::ServiceTable;
 
 /// One logged drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     pub source: IpAddr,
     /// `tcp`, `udp`, `icmp`, `icmpv6`, or the kernel's word in lower case.
     pub proto: String,
@@ -30,7 +30,7 @@ pub struct Dropped {
 /// One line, if it is a drop autofw logged and can be read.
 /// `Err(())` for a line with the prefix that does not parse (counted, so a
 /// format change shows instead of silently counting nothing).
-pub fn parse_line(line: &str) -> Option<Result<Dropped, ()>> {
+pub(crate) fn parse_line(line: &str) -> Option<Result<Dropped, ()>> {
     let prefix = LOG_PREFIX.trim_end();
     let at = line.find(prefix)?;
     let fields: BTreeMap<&str, &str> = line[at + prefix.len()..]
@@ -61,7 +61,7 @@ pub fn parse_line(line: &str) -> Option<Result<Dropped, ()>> {
 
 /// What was dropped, most first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Logged drops read.
     pub drops: usize,
     /// Lines with autofw's prefix that could not be read.
@@ -79,7 +79,7 @@ pub struct Summary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortCount {
+pub(crate) struct PortCount {
     pub proto: String,
     /// `null` for ICMP and fragments.
     pub port: Option<u16>,
@@ -91,7 +91,7 @@ pub struct PortCount {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SourceCount {
+pub(crate) struct SourceCount {
     pub address: IpAddr,
     pub drops: usize,
     /// The ports it was dropped on, most first (`3306/tcp`, `icmp`).
@@ -108,7 +108,7 @@ fn target(d: &Dropped) -> String {
 /// Count `lines` (any text; lines without the prefix are skipped) and keep
 /// the `top` ports and sources. Ties are broken by port, then address, so
 /// the output is stable.
-pub fn summarise<'a>(
+pub(crate) fn summarise<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     top: usize,
     services: &ServiceTable,
@@ -175,7 +175,7 @@ pub fn summarise<'a>(
 }
 
 /// The summary for people: two short tables.
-pub fn text(summary: &Summary, read_from: &str) -> String {
+pub(crate) fn text(summary: &Summary, read_from: &str) -> String {
     let mut out = String::new();
     if summary.drops == 0 {
         out.push_str(&format!(

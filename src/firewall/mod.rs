@@ -10,6 +10,6 @@
 //!   iptables-legacy) read back, and the judge that says what they do to
 //!   autofw's rules.
 
-pub mod apply;
-pub mod backend;
-pub mod other_filters;
+pub(crate) mod apply;
+pub(crate) mod backend;
+pub(crate) mod other_filters;

@@ -33,7 +33,7 @@ fn open_flag(service: &str, proto: Proto, port: u16) -> String {
 }
 
 /// Build the ruleset for `scan` under `choices`.
-pub fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
+pub(crate) fn build_ruleset(scan: &Scan, choices: &Choices) -> Ruleset {
     // Listeners the world can reach, one group per (proto, port).
     let specs = Specs {
         allow: SpecIndex::new(&choices.allow, choices),

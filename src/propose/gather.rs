@@ -33,7 +33,7 @@ pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
 /// `--root` where a command has one), when it exists. The default is read
 /// by every command, so that what `autofw allow` wrote is what the next
 /// `apply` does, whatever one-off flags it is given.
-pub fn policy_path(args: &PolicyOptions) -> Option<std::path::PathBuf> {
+pub(crate) fn policy_path(args: &PolicyOptions) -> Option<std::path::PathBuf> {
     if let Some(path) = &args.policy {
         return Some(path.clone());
     }
@@ -45,14 +45,14 @@ pub fn policy_path(args: &PolicyOptions) -> Option<std::path::PathBuf> {
 }
 
 /// `/etc/autofw/policy.toml` under `root` (`/` when none).
-pub fn default_policy(root: Option<&Path>) -> std::path::PathBuf {
+pub(crate) fn default_policy(root: Option<&Path>) -> std::path::PathBuf {
     root.unwrap_or(Path::new("/"))
         .join(super::DEFAULT_POLICY.trim_start_matches('/'))
 }
 
 /// Read the policy file (and its blocklist files) the options name, and
 /// merge it with the flags.
-pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
+pub(crate) fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result<Choices> {
     let path = policy_path(args);
     let text = match &path {
         Some(path) => Some(input::read_text(path, Kind::Policy)?),
@@ -67,7 +67,7 @@ pub fn read_choices(args: &PolicyOptions, table: ServiceTable) -> anyhow::Result
 
 /// The choices of the flags in `args` and of `policy`, a policy file's text
 /// and where it is (its blocklist files are read relative to it).
-pub fn choices_from(
+pub(crate) fn choices_from(
     args: &PolicyOptions,
     table: ServiceTable,
     policy_text: Option<(&str, &Path)>,
@@ -104,7 +104,7 @@ pub fn choices_from(
 /// Read and parse one blocklist file into `into`. A file that cannot be
 /// read (missing, not a regular file, past its cap, not UTF-8) and a
 /// malformed line (`file:line` named) are both bad input.
-pub fn read_blocklist_file(
+pub(crate) fn read_blocklist_file(
     path: &Path,
     skip_bad_lines: bool,
     into: &mut Collected,
@@ -114,7 +114,7 @@ pub fn read_blocklist_file(
 }
 
 /// `--skip-bad-lines`: say how many lines were skipped, and the first.
-pub fn report_skipped(lists: &Collected) {
+pub(crate) fn report_skipped(lists: &Collected) {
     if let Some(first) = &lists.first_skipped {
         eprintln!(
             "autofw: warning: skipped {} malformed blocklist line(s) (--skip-bad-lines); the first: {first}",
@@ -133,7 +133,7 @@ pub fn read_saved_scan(path: &Path) -> anyhow::Result<Scan> {
 /// filters would do to the proposal (passed in: judging it runs firewall
 /// tools, which this module does not); it is asked only on the host itself,
 /// not for a scan saved elsewhere.
-pub fn run(
+pub(crate) fn run(
     args: &ProposeOptions,
     other_filters: &dyn Fn(&Proposal, Format) -> Vec<String>,
 ) -> anyhow::Result<u8> {
@@ -195,7 +195,7 @@ pub fn run(
 /// do): its files and inline entries, merged into the content of the four
 /// sets. A malformed line is bad input naming `file:line`; an unreadable
 /// file, too.
-pub fn read_recorded_blocklist(
+pub(crate) fn read_recorded_blocklist(
     files: &[std::path::PathBuf],
     inline: &[String],
     skip_bad_lines: bool,

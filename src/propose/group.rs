@@ -10,11 +10,11 @@ use std::net::IpAddr;
 /// publishes with DNAT (the packets then cross FORWARD, not INPUT). Not
 /// the rootless engines' forwarders (`services::ROOTLESS_PROXIES`): theirs
 /// are the host's sockets, which INPUT governs.
-pub const DOCKER_PROXIES: &[&str] = &["docker-proxy"];
+pub(crate) const DOCKER_PROXIES: &[&str] = &["docker-proxy"];
 
 /// Every listener on one (proto, port), merged.
 #[derive(Debug, Default)]
-pub struct PortGroup {
+pub(crate) struct PortGroup {
     services: Vec<String>,
     programs: Vec<String>,
     pids: Vec<u32>,
@@ -73,7 +73,10 @@ impl PortGroup {
     /// Every listener of `listeners` in one group, its lists sorted and
     /// without repeats. Sorted once, after the last listener: sorting on
     /// every `add` made a port held by many listeners quadratic (issue 21).
-    pub fn of<'a>(listeners: impl IntoIterator<Item = &'a Listener>, uid_min: Option<u32>) -> Self {
+    pub(crate) fn of<'a>(
+        listeners: impl IntoIterator<Item = &'a Listener>,
+        uid_min: Option<u32>,
+    ) -> Self {
         let mut group = PortGroup::default();
         for l in listeners {
             group.add(l, uid_min);
@@ -103,7 +106,7 @@ impl PortGroup {
     }
 
     /// The name to call it by: a known name over `unknown`.
-    pub fn service(&self) -> &str {
+    pub(crate) fn service(&self) -> &str {
         self.services
             .iter()
             .find(|s| *s != "unknown")
@@ -114,7 +117,7 @@ impl PortGroup {
     /// `sshd, pid 630` / `dovecot, pids 261, 262` / `systemd for
     /// ssh.socket, pid 1` / `the kernel: VXLAN device ...` / `owner unknown` /
     /// `container cache, forwarded to 172.17.0.3:6379`.
-    pub fn owner(&self) -> String {
+    pub(crate) fn owner(&self) -> String {
         let forwarded = self.forwarding();
         let programs = if !self.programs.is_empty() {
             let mut programs = self.programs.join(", ");
@@ -158,7 +161,7 @@ impl PortGroup {
     }
 
     /// `http (nginx, pid 12)` or `an unnamed service (stray, pid 13)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.service() {
             "unknown" => format!("an unnamed service ({})", self.owner()),
             service => format!("{service} ({})", self.owner()),
@@ -166,7 +169,7 @@ impl PortGroup {
     }
 
     /// `192.0.2.1, 2001:db8::1`, `0.0.0.0%virbr0`.
-    pub fn addresses_text(&self) -> String {
+    pub(crate) fn addresses_text(&self) -> String {
         self.places.join(", ")
     }
 }
@@ -174,7 +177,7 @@ impl PortGroup {
 /// Services beyond loopback, one group per (port, proto), sorted. Client
 /// sockets are not services: their port moves with every restart, so they
 /// are neither opened nor drift.
-pub fn beyond_loopback(scan: &Scan) -> BTreeMap<(u16, Proto), PortGroup> {
+pub(crate) fn beyond_loopback(scan: &Scan) -> BTreeMap<(u16, Proto), PortGroup> {
     let mut members: BTreeMap<(u16, Proto), Vec<&Listener>> = BTreeMap::new();
     for l in &scan.listeners {
         if l.exposure != Exposure::Loopback && !l.client_socket {

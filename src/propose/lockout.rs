@@ -22,7 +22,7 @@ use std::net::IpAddr;
 /// One reason the new rules drop the connection, and the change that
 /// removes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Cause {
+pub(crate) struct Cause {
     /// What drops it, and where it was given.
     pub cause: String,
     /// The change to the choices that removes this cause.
@@ -31,7 +31,7 @@ pub struct Cause {
 
 /// The causes, in the order the rules meet them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub causes: Vec<Cause>,
     /// With every fix made, the drafted rules admit the connection.
     pub fixed: bool,
@@ -45,7 +45,7 @@ const MAX_STEPS: usize = 8;
 /// Explain why the rules drafted from `scan` and `choices` drop `arrival`.
 /// `listed`: the lines of the blocklist files that list its source (the
 /// caller reads the files; [`crate::blocklist::lines_listing`]).
-pub fn explain(
+pub(crate) fn explain(
     scan: &Scan,
     choices: &Choices,
     arrival: Arrival<'_>,
@@ -258,7 +258,7 @@ fn net_text(net: &IpNet) -> String {
 }
 
 /// The one connection the guard asks about: TCP to `port` from `client`.
-pub fn ssh_arrival<'a>(
+pub(crate) fn ssh_arrival<'a>(
     port: u16,
     client: IpAddr,
     server: Option<IpAddr>,

@@ -14,26 +14,26 @@
 //! output); everything else is pure and deterministic: the same scan and choices give byte-identical
 //! output.
 
-pub mod choices;
-pub mod draft;
-pub mod gather;
-pub mod group;
-pub mod lockout;
-pub mod policy_edit;
-pub mod policy_file;
-pub mod policy_write;
-pub mod published;
-pub mod rate;
-pub mod render_iptables;
-pub mod render_nft;
-pub mod rules;
-pub mod ruleset;
-pub mod spec;
-pub mod text;
+pub(crate) mod choices;
+pub(crate) mod draft;
+pub(crate) mod gather;
+pub(crate) mod group;
+pub(crate) mod lockout;
+pub(crate) mod policy_edit;
+pub(crate) mod policy_file;
+pub(crate) mod policy_write;
+pub(crate) mod published;
+pub(crate) mod rate;
+pub(crate) mod render_iptables;
+pub(crate) mod render_nft;
+pub(crate) mod rules;
+pub(crate) mod ruleset;
+pub(crate) mod spec;
+pub(crate) mod text;
 
 pub use choices::Choices;
-pub use render_nft::Target;
-pub use ruleset::Ruleset;
+pub(crate) use render_nft::Target;
+pub(crate) use ruleset::Ruleset;
 
 use crate::error::bad_input;
 use crate::model::Scan;
@@ -43,7 +43,7 @@ use std::path::PathBuf;
 
 /// The policy file every command reads when it exists, and that `autofw
 /// allow|block|limit|source|forget` edit (docs/policy.md).
-pub const DEFAULT_POLICY: &str = "/etc/autofw/policy.toml";
+pub(crate) const DEFAULT_POLICY: &str = "/etc/autofw/policy.toml";
 
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +86,7 @@ pub struct PolicyOptions {
 
 /// What `autofw propose` was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct ProposeOptions {
+pub(crate) struct ProposeOptions {
     pub policy: PolicyOptions,
     pub format: Format,
     /// Write the ruleset here instead of stdout.
@@ -227,7 +227,7 @@ impl Proposal {
 /// has its own tables and its own restore tool (`None` for nft, whose
 /// `inet` table holds both). Without it that family stays as it was,
 /// unfiltered if nothing else filters it.
-pub fn other_family(format: Format) -> Option<&'static str> {
+pub(crate) fn other_family(format: Format) -> Option<&'static str> {
     match format {
         Format::Nft => None,
         Format::Iptables => Some(
@@ -240,7 +240,7 @@ pub fn other_family(format: Format) -> Option<&'static str> {
 }
 
 /// Parse the text of a saved scan; `origin` names it in errors.
-pub fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
+pub(crate) fn parse_saved_scan(text: &str, origin: &str) -> anyhow::Result<Scan> {
     serde_json::from_str(text).map_err(|e| {
         // serde_json's message ends in its position; it may quote the input
         // (an unknown field or variant): an excerpt, escaped.

@@ -14,7 +14,7 @@ use crate::services::ServiceTable;
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 /// The first lines of a policy file that an edit creates.
-pub const HEADER: &str = "\
+pub(crate) const HEADER: &str = "\
 # autofw policy: what to open and keep closed beyond what `autofw scan` finds.
 # Format: /usr/share/doc/autofw/policy.md. `autofw allow|block|limit|source|forget`
 # edit this file and keep your comments; edit it by hand as well.
@@ -51,7 +51,7 @@ impl Edit {
 
 /// The file after an edit, and what changed in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edited {
+pub(crate) struct Edited {
     pub text: String,
     /// One line per change (`allow https`, `take 8443/tcp off block`).
     pub changes: Vec<String>,
@@ -60,7 +60,7 @@ pub struct Edited {
 }
 
 impl Edited {
-    pub fn changed(&self, old: &str) -> bool {
+    pub(crate) fn changed(&self, old: &str) -> bool {
         self.text != old
     }
 }
@@ -69,7 +69,12 @@ impl Edited {
 /// exist yet: it gets [`HEADER`]). `origin` names the file in errors. The
 /// result parses as a policy, or this is an error and nothing is to be
 /// written.
-pub fn edit(old: &str, origin: &str, edit: &Edit, table: &ServiceTable) -> anyhow::Result<Edited> {
+pub(crate) fn edit(
+    old: &str,
+    origin: &str,
+    edit: &Edit,
+    table: &ServiceTable,
+) -> anyhow::Result<Edited> {
     let base = if old.trim().is_empty() { HEADER } else { old };
     let mut doc: DocumentMut = base.parse().map_err(|e: toml_edit::TomlError| {
         bad_input(format!(
@@ -563,7 +568,7 @@ fn split_first_line(text: &str) -> (&str, Option<&str>) {
 /// The rule lines `after` adds to `before` and removes from it, both nft
 /// texts of a proposal: what an edit would change in the firewall. Comments
 /// (the header's "Left closed" list), blank lines and braces are left out.
-pub fn rule_changes(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn rule_changes(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
     let (mut added, mut removed) = (Vec::new(), Vec::new());
     for change in similar::TextDiff::from_lines(before, after).iter_all_changes() {
         let line = change.value().trim();
@@ -582,7 +587,7 @@ pub fn rule_changes(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
 /// An order-dependent fingerprint of a file's bytes (FNV-1a, 64 bits, as
 /// the blocklist digests): enough for apply's record and status to tell
 /// whether the policy changed since, not a security measure.
-pub fn text_digest(bytes: &[u8]) -> String {
+pub(crate) fn text_digest(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         h ^= u64::from(*byte);

@@ -90,7 +90,11 @@ pub struct Policy {
 }
 
 /// Parse the text of a policy file; `origin` names it in errors.
-pub fn parse_policy(text: &str, origin: &str, table: &ServiceTable) -> anyhow::Result<Policy> {
+pub(crate) fn parse_policy(
+    text: &str,
+    origin: &str,
+    table: &ServiceTable,
+) -> anyhow::Result<Policy> {
     let file: PolicyFile = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
     // Where each line starts, found once: counting the newlines before each
     // value made a policy of 55,000 inline addresses take 7.6 s (issue 21).

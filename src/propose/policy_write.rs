@@ -53,7 +53,7 @@ struct FirewallChange {
     removed: Vec<String>,
 }
 
-pub fn run(args: &EditOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &EditOptions) -> anyhow::Result<u8> {
     let path = args
         .policy
         .clone()

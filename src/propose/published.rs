@@ -12,7 +12,7 @@ use crate::model::ROUTING_BRIDGES;
 
 /// The guard for a ruleset whose FORWARD is `forward` and INPUT `input`:
 /// `None` when FORWARD drops everything (nothing is routed to guard).
-pub fn guard_for(forward: &Forward, input: &[Rule]) -> Option<PublishedGuard> {
+pub(crate) fn guard_for(forward: &Forward, input: &[Rule]) -> Option<PublishedGuard> {
     if matches!(forward, Forward::Drop { .. }) {
         return None;
     }

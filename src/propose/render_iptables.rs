@@ -18,15 +18,15 @@ use crate::model::Proto;
 use std::fmt::Write;
 
 /// autofw's chain, jumped to from INPUT.
-pub const INPUT_CHAIN: &str = "AUTOFW-INPUT";
+pub(crate) const INPUT_CHAIN: &str = "AUTOFW-INPUT";
 
 /// The line that hooks autofw's chain into INPUT (apply leaves it out when
 /// the live INPUT already has it).
-pub const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
+pub(crate) const JUMP_LINE: &str = "-A INPUT -j AUTOFW-INPUT";
 
 /// autofw's chain for forwarded (DNAT) ports, in the mangle table, jumped
 /// to from mangle's FORWARD ([`GUARD_JUMP`]).
-pub const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
+pub(crate) const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
 
 /// The line that hooks the published-ports chain into the mangle table's
 /// FORWARD. Why mangle: its forward hook (priority -150) runs after the nat
@@ -40,28 +40,29 @@ pub const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
 /// before the DNAT: a new connection is not yet `DNAT` there.) apply leaves
 /// the line out when the live mangle FORWARD already has it
 /// (`firewall::backend::iptables::filter_view::fit_to_live`).
-pub const GUARD_JUMP: &str = "-I FORWARD 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+pub(crate) const GUARD_JUMP: &str = "-I FORWARD 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// The same jump as `iptables-save -t mangle` lists it.
-pub const GUARD_JUMP_SAVED: &str = "-A FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+pub(crate) const GUARD_JUMP_SAVED: &str =
+    "-A FORWARD -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// Docker's chain, which an autofw before issue 20 hooked the guard into
 /// (in the filter table): only Docker's FORWARD jumps there, so netavark's
 /// and CNI's published ports and plain DNATs went unguarded. apply and the
 /// boot hook take that old jump (and the filter table's old chain) out.
-pub const DOCKER_USER: &str = "DOCKER-USER";
+pub(crate) const DOCKER_USER: &str = "DOCKER-USER";
 
 /// The old jump, as an undo puts it back (a rollback to rules an older
 /// autofw applied).
-pub const DOCKER_USER_JUMP: &str =
+pub(crate) const DOCKER_USER_JUMP: &str =
     "-I DOCKER-USER 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// The old jump, as `iptables-save` lists it.
-pub const DOCKER_USER_JUMP_SAVED: &str =
+pub(crate) const DOCKER_USER_JUMP_SAVED: &str =
     "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// The ipset that holds a family's blocklist.
-pub fn ipset_name(family: Family) -> &'static str {
+pub(crate) fn ipset_name(family: Family) -> &'static str {
     family.pick("autofw-block-v4", "autofw-block-v6")
 }
 
@@ -207,7 +208,7 @@ fn hashlimit_name(proto: Proto, port: u16) -> String {
 }
 
 /// Render the `iptables-restore --noflush` input for one family.
-pub fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
+pub(crate) fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
     let mut out = String::new();
     for line in header {
         out.push_str(&comment_lines(line, ""));
@@ -337,7 +338,7 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
 
 /// `ipset restore` input that creates (or refills) the blocklist sets, or
 /// `None` when there is no blocklist.
-pub fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
+pub(crate) fn ipset_restore(ruleset: &Ruleset) -> Option<String> {
     if ruleset.blocklist.is_empty() {
         return None;
     }
@@ -392,7 +393,7 @@ fn ranges_as_cidrs<K: Key>(ranges: &Ranges<K>) -> Vec<String> {
 /// blocklist): the `ipset restore` input whole when short, else one line a
 /// set with its count, so the output scales with the rules and not with a
 /// million-entry list.
-pub fn ipsets_for_people(ruleset: &Ruleset) -> Option<String> {
+pub(crate) fn ipsets_for_people(ruleset: &Ruleset) -> Option<String> {
     const SHOWN_WHOLE: usize = 40;
     if ruleset.blocklist.is_empty() {
         return None;

@@ -12,8 +12,8 @@ use crate::model::Proto;
 use std::fmt::Write;
 
 /// autofw's one table: the only one apply replaces and rollback undoes.
-pub const FAMILY: &str = "inet";
-pub const TABLE: &str = "autofw";
+pub(crate) const FAMILY: &str = "inet";
+pub(crate) const TABLE: &str = "autofw";
 
 /// Where the rendered script goes; one renderer writes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn meter_timeout(r: &Rate) -> &'static str {
 }
 
 /// Render the whole script.
-pub fn render(ruleset: &Ruleset, header: &[String], target: Target) -> String {
+pub(crate) fn render(ruleset: &Ruleset, header: &[String], target: Target) -> String {
     let mut out = String::new();
     // The contract with apply: these two lines first, so that the script
     // creates the table if missing, then deletes it, then defines it anew, in
@@ -451,13 +451,13 @@ fn shown(target: Target, i: usize, names: &[&str]) -> Shown {
 /// The most elements one boot file carries: the boot hook loads each file
 /// with its own `nft -f`, so none holds the whole list (nft needs about 380
 /// bytes per element while parsing).
-pub const BATCH: usize = 50_000;
+pub(crate) const BATCH: usize = 50_000;
 
 /// Boot files of at most [`BATCH`] elements each: `add element inet autofw
 /// SET { ... }` commands for every non-empty set, a set's elements split
 /// over files where a file fills up. What the boot hook loads after the
 /// table (docs/persist.md).
-pub fn element_batches(sets: &SetContents) -> Vec<String> {
+pub(crate) fn element_batches(sets: &SetContents) -> Vec<String> {
     let mut named = shown_shards(Family::Ipv4, &sets.v4.addresses, sets.shards);
     named.push((
         set_name(Family::Ipv4, SetKind::Networks).to_string(),

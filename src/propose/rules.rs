@@ -9,7 +9,7 @@ use crate::blocklist::{SETS, SetKind};
 use crate::model::{Proto, Scan};
 
 /// Prefix of the kernel log line for dropped packets (iptables allows 29 bytes).
-pub const LOG_PREFIX: &str = "autofw drop: ";
+pub(crate) const LOG_PREFIX: &str = "autofw drop: ";
 
 /// Echo requests accepted per second from everyone together: enough for any
 /// monitoring, too few to be a flood amplifier.
@@ -20,17 +20,17 @@ const ECHO_RATE: Rate = Rate {
 };
 
 /// Prefix of the kernel log line for dropped forwarded (published) connections.
-pub const PUBLISHED_LOG_PREFIX: &str = "autofw drop published: ";
+pub(crate) const PUBLISHED_LOG_PREFIX: &str = "autofw drop published: ";
 
 /// Drop log lines per minute: the log stays readable under a port scan.
-pub const LOG_RATE: Rate = Rate {
+pub(crate) const LOG_RATE: Rate = Rate {
     count: 5,
     per: Per::Minute,
     burst: 10,
 };
 
 /// One port the ruleset opens, before it becomes rules.
-pub struct Opening {
+pub(crate) struct Opening {
     pub proto: Proto,
     pub port: u16,
     pub service: String,
@@ -39,7 +39,7 @@ pub struct Opening {
     pub bound: Option<Bound>,
 }
 
-pub fn rule(matches: Match, action: Action, label: &str, reason: impl Into<String>) -> Rule {
+pub(crate) fn rule(matches: Match, action: Action, label: &str, reason: impl Into<String>) -> Rule {
     Rule {
         matches,
         action,
@@ -82,7 +82,7 @@ fn ping(family: Family) -> Rule {
 }
 
 /// The rules every proposal starts with, before the services.
-pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
+pub(crate) fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
     let mut rules = vec![rule(
         Match::Loopback,
         Action::Accept,
@@ -200,7 +200,7 @@ pub fn base_rules(blocklist: &Blocklist) -> Vec<Rule> {
 
 /// The rules for one opened port: per-source rate limits first (they drop),
 /// then the accepts, per family when the sources are restricted.
-pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule> {
+pub(crate) fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<Rule> {
     let Opening {
         proto,
         port,
@@ -290,7 +290,7 @@ pub fn service_rules(opening: &Opening, policy: Option<&ServicePolicy>) -> Vec<R
 }
 
 /// FORWARD: drop, unless the host routes for containers or VMs.
-pub fn forward_for(scan: &Scan) -> Forward {
+pub(crate) fn forward_for(scan: &Scan) -> Forward {
     let host = &scan.host;
     let mut because = Vec::new();
     if !host.bridges.is_empty() {
@@ -320,7 +320,7 @@ pub fn forward_for(scan: &Scan) -> Forward {
 }
 
 /// The last two INPUT rules: log (rate-limited), then drop.
-pub fn log_and_drop() -> [Rule; 2] {
+pub(crate) fn log_and_drop() -> [Rule; 2] {
     [
         rule(
             Match::Limited { limit: LOG_RATE },

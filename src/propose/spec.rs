@@ -167,7 +167,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// SPEC arguments that may each be a comma list (`--allow ssh,http`), one
 /// spec each, as ufw and firewall-cmd take them.
-pub fn split_specs(args: &[String]) -> Vec<String> {
+pub(crate) fn split_specs(args: &[String]) -> Vec<String> {
     args.iter()
         .flat_map(|a| a.split(','))
         .map(str::trim)
@@ -186,7 +186,7 @@ pub struct Given<T> {
 /// Parse an address (`198.51.100.7`, a host) or network (`203.0.113.0/24`).
 /// Host bits under the mask are an error: `203.0.113.5/24` is almost always
 /// a typo, and silently widening it would block or admit more than meant.
-pub fn parse_net(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(addr));

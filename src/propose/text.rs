@@ -6,7 +6,7 @@
 use crate::terminal::escape_controls;
 
 /// Printable ASCII only; anything else becomes `?`.
-pub fn sanitize(text: &str) -> String {
+pub(crate) fn sanitize(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
@@ -20,7 +20,7 @@ pub fn sanitize(text: &str) -> String {
 
 /// A double-quoted string for nft or iptables: sanitized, quotes and
 /// backslashes removed, at most `max` bytes (nft comments: 128 with the NUL).
-pub fn quoted(text: &str, max: usize) -> String {
+pub(crate) fn quoted(text: &str, max: usize) -> String {
     let mut clean: String = sanitize(text)
         .chars()
         .filter(|c| *c != '"' && *c != '\\')
@@ -30,7 +30,7 @@ pub fn quoted(text: &str, max: usize) -> String {
 }
 
 /// `text` as `# ` comment lines under `indent`, wrapped near 80 columns.
-pub fn comment_lines(text: &str, indent: &str) -> String {
+pub(crate) fn comment_lines(text: &str, indent: &str) -> String {
     const WIDTH: usize = 78;
     let mut out = String::new();
     let mut line = String::new();

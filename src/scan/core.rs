@@ -14,13 +14,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// Kernel socket states (`include/net/tcp_states.h`). `/proc/net/*` and
 /// sock_diag both report them, for UDP too: a connected UDP socket is
 /// `TCP_ESTABLISHED`, an unconnected one `TCP_CLOSE`.
-pub const TCP_ESTABLISHED: u8 = 1;
-pub const TCP_CLOSE: u8 = 7;
-pub const TCP_LISTEN: u8 = 10;
+#[cfg(test)]
+pub(crate) const TCP_ESTABLISHED: u8 = 1;
+pub(crate) const TCP_CLOSE: u8 = 7;
+pub(crate) const TCP_LISTEN: u8 = 10;
 
 /// One row of a kernel socket table, from `/proc/net/*` or sock_diag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketEntry {
+pub(crate) struct SocketEntry {
     pub proto: Proto,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -39,7 +40,7 @@ pub struct SocketEntry {
 /// TCP; UDP also needs an unset peer ([`SocketEntry::is_listener`]). Shared
 /// by the `/proc` reader (to skip the 20,000 established lines of a busy host
 /// without parsing them) and the netlink request (to filter in the kernel).
-pub fn may_listen(proto: Proto, state: u8) -> bool {
+pub(crate) fn may_listen(proto: Proto, state: u8) -> bool {
     match proto {
         Proto::Tcp => state == TCP_LISTEN,
         Proto::Udp => state == TCP_CLOSE,
@@ -51,7 +52,7 @@ impl SocketEntry {
     /// socket that called `connect()` only takes datagrams from its peer
     /// (a resolver's query socket): it has a remote address and port and
     /// state ESTABLISHED, and is not a service anyone can reach.
-    pub fn is_listener(&self) -> bool {
+    pub(crate) fn is_listener(&self) -> bool {
         may_listen(self.proto, self.state)
             && match self.proto {
                 Proto::Tcp => true,
@@ -62,7 +63,7 @@ impl SocketEntry {
 
 /// Who owns which sockets: what the fd walk (or a saved owner map) found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Owners {
+pub(crate) struct Owners {
     /// Socket inode → every pid that holds it open (a shared listening
     /// socket has several: a master and its workers).
     pub pids_by_inode: HashMap<u64, BTreeSet<u32>>,
@@ -80,7 +81,7 @@ pub struct Owners {
 
 impl Owners {
     /// Record that `pid` (running `program`) holds socket `inode`.
-    pub fn add(&mut self, inode: u64, pid: u32, program: &str) {
+    pub(crate) fn add(&mut self, inode: u64, pid: u32, program: &str) {
         self.pids_by_inode.entry(inode).or_default().insert(pid);
         self.programs
             .entry(pid)
@@ -90,7 +91,7 @@ impl Owners {
 
 /// What the scan learnt about one owning process, beyond its name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessFacts {
+pub(crate) struct ProcessFacts {
     /// Effective uid (`/proc/PID/status`).
     pub uid: Option<u32>,
     /// `/proc/PID/exe`'s target.
@@ -101,7 +102,7 @@ pub struct ProcessFacts {
 
 /// What the host says about its accounts: `UID_MIN` and uid → name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     pub uid_min: u32,
     pub users: HashMap<u32, String>,
 }
@@ -109,7 +110,7 @@ pub struct Accounts {
 impl Accounts {
     /// From the texts of `/etc/login.defs` and `/etc/passwd` (either may be
     /// missing: `UID_MIN` is then 1000, and uids go unnamed).
-    pub fn from_texts(login_defs: Option<&str>, passwd: Option<&str>) -> Accounts {
+    pub(crate) fn from_texts(login_defs: Option<&str>, passwd: Option<&str>) -> Accounts {
         Accounts {
             uid_min: login_defs
                 .and_then(crate::trust::uid_min_of_login_defs)
@@ -129,7 +130,7 @@ impl Accounts {
 /// (`::ffff:127.0.0.1`) is classified as its IPv4 address; wildcards
 /// (`0.0.0.0`, `::`) are public, and so are the documentation ranges, so a
 /// test host in a namespace behaves like a real VPS.
-pub fn classify(ip: IpAddr) -> Exposure {
+pub(crate) fn classify(ip: IpAddr) -> Exposure {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -173,7 +174,7 @@ fn classify_v6(ip: Ipv6Addr) -> Exposure {
 /// `name_note` says why.
 /// Sorted by proto, port, then address, so the same host always prints the
 /// same way.
-pub fn listeners(
+pub(crate) fn listeners(
     sockets: impl IntoIterator<Item = SocketEntry>,
     owners: &Owners,
     names: &ServiceTable,
@@ -276,7 +277,10 @@ const EPHEMERAL_PORT_SERVERS: &[&str] = &["mosh-server"];
 /// dnsmasq's upstream queries, an NTP client: the kernel picked the port),
 /// unless its program is known to serve there. A socket no process holds is
 /// the kernel's, and the kernel's sockets are services (VXLAN, WireGuard).
-pub fn mark_client_sockets(listeners: &mut [Listener], local_port_range: Option<(u16, u16)>) {
+pub(crate) fn mark_client_sockets(
+    listeners: &mut [Listener],
+    local_port_range: Option<(u16, u16)>,
+) {
     let Some((low, high)) = local_port_range else {
         return;
     };
@@ -300,7 +304,7 @@ pub fn mark_client_sockets(listeners: &mut [Listener], local_port_range: Option<
 /// to a device takes packets from that device only: its interface is the
 /// device, and its exposure is the device's ([`device_exposure`]) where
 /// that is narrower than its address's.
-pub fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr, String>) {
+pub(crate) fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr, String>) {
     for l in listeners {
         if let Some(device) = &l.device {
             l.interface = Some(device.clone());
@@ -326,7 +330,7 @@ pub fn attach_interfaces(listeners: &mut [Listener], addresses: &BTreeMap<IpAddr
 /// exposure of the addresses the device holds (a link holding only private
 /// addresses is a private link). A device holding no address is taken to
 /// be public: nothing says who is on it.
-pub fn device_exposure(device: &str, addresses: &BTreeMap<IpAddr, String>) -> Exposure {
+pub(crate) fn device_exposure(device: &str, addresses: &BTreeMap<IpAddr, String>) -> Exposure {
     if device == "lo" {
         return Exposure::Loopback;
     }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 /// show`), WireGuard (`wg show all listen-port`, when wireguard-tools is
 /// installed), the NFS server (`/proc/fs/nfsd/portlist`). What cannot be
 /// read adds nothing: those sockets are then named by port.
-pub fn read_kernel_sockets() -> Vec<KernelSocket> {
+pub(crate) fn read_kernel_sockets() -> Vec<KernelSocket> {
     let mut found = Vec::new();
     if let Some(json) = output_of("ip", &["-d", "-j", "link", "show"]) {
         found.extend(kernel::tunnels_of_ip_link(&json).unwrap_or_default());
@@ -29,7 +29,7 @@ pub fn read_kernel_sockets() -> Vec<KernelSocket> {
 
 /// systemd's view of the sockets it listens on for units (socket
 /// activation), from `systemctl`. Empty where systemd does not run.
-pub fn read_socket_units() -> Vec<SocketUnit> {
+pub(crate) fn read_socket_units() -> Vec<SocketUnit> {
     output_of(
         "systemctl",
         &[
@@ -79,7 +79,7 @@ pub(super) fn read_tool(program: &str, args: &[&str]) -> Option<Result<String, S
 /// Read the facts of this host. What cannot be read counts as off or
 /// absent: a host without IPv6 has no `net/ipv6` sysctls, a container may
 /// have no `/sys`.
-pub fn read_host_facts() -> HostFacts {
+pub(crate) fn read_host_facts() -> HostFacts {
     let on = |path: &str| std::fs::read_to_string(path).is_ok_and(|value| value.trim() == "1");
     let ip_forward =
         on("/proc/sys/net/ipv4/ip_forward") || on("/proc/sys/net/ipv6/conf/all/forwarding");
@@ -93,7 +93,7 @@ pub fn read_host_facts() -> HostFacts {
 }
 
 /// `ip_local_port_range`'s text (`32768\t60999\n`) as (low, high).
-pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+pub(crate) fn parse_port_range(text: &str) -> Option<(u16, u16)> {
     let mut fields = text.split_whitespace().map(str::parse::<u16>);
     match (fields.next(), fields.next()) {
         (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
@@ -115,7 +115,7 @@ fn routing_bridges(class_net: &Path) -> Vec<String> {
 
 /// The service table for this host: the built-in one under `/etc/services`
 /// if that can be read.
-pub fn read_service_table() -> ServiceTable {
+pub(crate) fn read_service_table() -> ServiceTable {
     match std::fs::read_to_string("/etc/services") {
         Ok(text) => ServiceTable::with_etc_services(&text),
         Err(_) => ServiceTable::builtin(),

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 /// Every address of this network namespace and the interface holding it.
 /// An address held by several interfaces (anycast, a misconfiguration) keeps
 /// the first, in the kernel's order. Empty if the list cannot be read.
-pub fn local_addresses() -> BTreeMap<IpAddr, String> {
+pub(crate) fn local_addresses() -> BTreeMap<IpAddr, String> {
     let mut found = BTreeMap::new();
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `list` with a linked list that we only read,
@@ -50,7 +50,7 @@ pub fn local_addresses() -> BTreeMap<IpAddr, String> {
 /// sock_diag reports a socket's bound device by index. A device removed
 /// since the socket was bound has no name: `if<INDEX>`, which no rule's
 /// `iifname` will ever match (as nothing arrives on a device that is gone).
-pub fn name_of_index(index: u32) -> String {
+pub(crate) fn name_of_index(index: u32) -> String {
     let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: the buffer is IF_NAMESIZE bytes, as if_indextoname requires;
     // on success it holds a NUL-terminated name, read only then.

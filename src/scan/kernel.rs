@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// A listening socket the kernel itself holds, and what holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelSocket {
+pub(crate) struct KernelSocket {
     pub proto: Proto,
     pub port: u16,
     /// The service name it is listed under (`vxlan`, `wireguard`, `nfs`).
@@ -29,7 +29,7 @@ pub struct KernelSocket {
 
 /// The VXLAN and GENEVE devices in `ip -d -j link show` output, with their
 /// UDP ports, and the WireGuard devices (whose ports `wg` tells).
-pub fn tunnels_of_ip_link(json: &str) -> Result<Vec<KernelSocket>, String> {
+pub(crate) fn tunnels_of_ip_link(json: &str) -> Result<Vec<KernelSocket>, String> {
     let links: Vec<serde_json::Value> =
         serde_json::from_str(json).map_err(|e| format!("not `ip -j link` output: {e}"))?;
     let mut found = Vec::new();
@@ -60,7 +60,7 @@ pub fn tunnels_of_ip_link(json: &str) -> Result<Vec<KernelSocket>, String> {
 }
 
 /// `wg show all listen-port` output: `wg0\t51820` per device.
-pub fn wireguard_of_wg(text: &str) -> Vec<KernelSocket> {
+pub(crate) fn wireguard_of_wg(text: &str) -> Vec<KernelSocket> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -76,7 +76,7 @@ pub fn wireguard_of_wg(text: &str) -> Vec<KernelSocket> {
 }
 
 /// `/proc/fs/nfsd/portlist` (`tcp 2049`, `udp 2049`): the kernel NFS server.
-pub fn nfsd_of_portlist(text: &str) -> Vec<KernelSocket> {
+pub(crate) fn nfsd_of_portlist(text: &str) -> Vec<KernelSocket> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -96,7 +96,7 @@ pub fn nfsd_of_portlist(text: &str) -> Vec<KernelSocket> {
 /// the port of a tunnel or server the kernel runs, is named and flagged
 /// after it (VXLAN and GENEVE are risky: anyone who reaches them injects
 /// frames into the bridged network; WireGuard authenticates every packet).
-pub fn describe_kernel_sockets(listeners: &mut [Listener], kernel: &[KernelSocket]) {
+pub(crate) fn describe_kernel_sockets(listeners: &mut [Listener], kernel: &[KernelSocket]) {
     for l in listeners.iter_mut().filter(|l| l.pids.is_empty()) {
         if let Some(k) = kernel
             .iter()
@@ -111,7 +111,7 @@ pub fn describe_kernel_sockets(listeners: &mut [Listener], kernel: &[KernelSocke
 
 /// A socket systemd listens on for a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketUnit {
+pub(crate) struct SocketUnit {
     pub proto: Proto,
     pub local: SocketAddr,
     /// `ssh.socket`.
@@ -122,7 +122,7 @@ pub struct SocketUnit {
 /// --no-pager` output: `LISTEN TYPE UNIT ACTIVATES...`, one socket a line.
 /// Only IP sockets are kept (`[::]:22 Stream ssh.socket ssh.service`); unix
 /// paths, netlink and FIFOs are not listeners a firewall sees.
-pub fn parse_list_sockets(text: &str) -> Vec<SocketUnit> {
+pub(crate) fn parse_list_sockets(text: &str) -> Vec<SocketUnit> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -140,7 +140,7 @@ pub fn parse_list_sockets(text: &str) -> Vec<SocketUnit> {
 }
 
 /// Is this listener held by systemd itself (PID 1), for socket activation?
-pub fn held_by_systemd(l: &Listener) -> bool {
+pub(crate) fn held_by_systemd(l: &Listener) -> bool {
     l.owners
         .iter()
         .any(|o| o.pid == 1 && o.program == "systemd")
@@ -149,7 +149,11 @@ pub fn held_by_systemd(l: &Listener) -> bool {
 /// Name the listeners PID 1 holds after the socket unit that declared them
 /// (`ssh.socket` → ssh), falling back to the port when the unit's name says
 /// nothing known. The unit is recorded in `unit`.
-pub fn name_socket_units(listeners: &mut [Listener], units: &[SocketUnit], names: &ServiceTable) {
+pub(crate) fn name_socket_units(
+    listeners: &mut [Listener],
+    units: &[SocketUnit],
+    names: &ServiceTable,
+) {
     for l in listeners.iter_mut().filter(|l| held_by_systemd(l)) {
         let same_address = |u: &&SocketUnit| {
             let (a, b): (IpAddr, IpAddr) = (u.local.ip().to_canonical(), l.address.to_canonical());

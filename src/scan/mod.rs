@@ -18,19 +18,17 @@
 //!
 //! Other commands call [`scan_host`].
 
-pub mod core;
-pub mod forwarded;
-pub mod host;
-pub mod interfaces;
-pub mod kernel;
-pub mod nat;
-pub mod netlink;
-pub mod nft_nat;
-pub mod owners;
-pub mod procnet;
-pub mod render;
-
-pub use self::core::classify;
+pub(crate) mod core;
+pub(crate) mod forwarded;
+pub(crate) mod host;
+pub(crate) mod interfaces;
+pub(crate) mod kernel;
+pub(crate) mod nat;
+pub(crate) mod netlink;
+pub(crate) mod nft_nat;
+pub(crate) mod owners;
+pub(crate) mod procnet;
+pub(crate) mod render;
 
 use self::core::{Owners, SocketEntry};
 use self::procnet::Table;
@@ -43,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 /// Where socket tables are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SocketSource {
+pub(crate) enum SocketSource {
     /// netlink sock_diag, filtered to listeners in the kernel; /proc if that fails.
     #[default]
     Auto,
@@ -55,7 +53,7 @@ pub enum SocketSource {
 
 /// What `autofw scan` was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct ScanOptions {
+pub(crate) struct ScanOptions {
     /// Show loopback-only listeners too.
     pub all: bool,
     pub json: bool,
@@ -67,7 +65,7 @@ pub struct ScanOptions {
 /// Scan this host (the current network namespace): sockets from `source`,
 /// owners from `/proc`, names from `names` (the caller's
 /// [`host::read_service_table`], which `propose` also needs for its specs).
-pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
+pub(crate) fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
     let (sockets, from_proc) = read_live_sockets(source)?;
     if from_proc {
         eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
@@ -101,7 +99,7 @@ pub fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<S
 
 /// Said when the sockets came from `/proc/net`: it has no column for the
 /// device a socket is bound to.
-pub const PROC_KNOWS_NO_DEVICES: &str = "the sockets were read from /proc/net, which does not say which device a socket is bound to (`0.0.0.0%virbr0` as sock_diag shows it): a socket bound to a device shows as listening on every interface, and propose opens its port on every interface";
+pub(crate) const PROC_KNOWS_NO_DEVICES: &str = "the sockets were read from /proc/net, which does not say which device a socket is bound to (`0.0.0.0%virbr0` as sock_diag shows it): a socket bound to a device shows as listening on every interface, and propose opens its port on every interface";
 
 /// `UID_MIN` and the account names, from `login.defs` and `passwd` in `dir`
 /// (`/etc`, or a fixture directory); missing files leave the defaults.
@@ -130,7 +128,7 @@ fn read_saved_accounts(dir: &Path) -> anyhow::Result<core::Accounts> {
 /// `systemctl-list-sockets` (see `fixtures/kernel/README.md`). Names come from the built-in table only,
 /// and host facts are left empty, so the result does not depend on the
 /// machine the tests run on.
-pub fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
+pub(crate) fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
     if !dir.is_dir() {
         return Err(bad_input(format!(
             "`{}` is not a directory of saved socket tables (tcp, tcp6, udp, udp6, owners)",
@@ -336,7 +334,10 @@ fn listener_inodes(sockets: &[SocketEntry]) -> Vec<u64> {
 /// `autofw scan`. `other_filters` gives notes about the host's other packet
 /// filters (passed in: reading them runs firewall tools, which this module
 /// does not).
-pub fn run(args: &ScanOptions, other_filters: &dyn Fn() -> Vec<String>) -> anyhow::Result<u8> {
+pub(crate) fn run(
+    args: &ScanOptions,
+    other_filters: &dyn Fn() -> Vec<String>,
+) -> anyhow::Result<u8> {
     let scan = match &args.fixture {
         Some(_) if args.source == SocketSource::Netlink => {
             return Err(bad_input(

@@ -32,7 +32,7 @@ const NFPROTO_IPV6: u8 = 10;
 
 /// What the nat tables and the engines said.
 #[derive(Debug, Default)]
-pub struct NatFacts {
+pub(crate) struct NatFacts {
     pub forwards: Vec<Forward>,
     pub published: Vec<Published>,
     /// Why some forwarded ports may be missing (a table that could not be read).
@@ -41,7 +41,7 @@ pub struct NatFacts {
 
 /// Every DNAT the kernel holds in a nat prerouting hook of this network
 /// namespace, and the ports the engines publish.
-pub fn read_nat_facts() -> NatFacts {
+pub(crate) fn read_nat_facts() -> NatFacts {
     let mut facts = NatFacts::default();
     // The nat tables are root's to read: one note, not one per tool.
     if !rustix::process::geteuid().is_root() {

@@ -26,7 +26,7 @@ const RECV_BUFFER: usize = 32 * 1024;
 
 /// Dump the sockets of `table` whose state can be a listener (the kernel
 /// filters by state; the core still checks UDP peers).
-pub fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
     let proto = table.proto();
     let (family, socket_id) = if table.is_v6() {
         (AF_INET6, SocketId::new_v6())
@@ -136,7 +136,7 @@ const INET_DIAG_MSG_LEN: usize = 72;
 /// names none: the kernel takes it as `AF_UNSPEC`, both in one walk. An
 /// error when the kernel does not answer it; the caller then asks per
 /// family.
-pub fn dump_tcp_both_families() -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn dump_tcp_both_families() -> io::Result<Vec<SocketEntry>> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;

@@ -31,7 +31,7 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 /// hold a base chain of type `nat`, in this network namespace. An error
 /// when nf_tables cannot be asked (not root, no netlink): the caller then
 /// reads the rules as if NAT could be there.
-pub fn nat_chain_families() -> io::Result<BTreeSet<u8>> {
+pub(crate) fn nat_chain_families() -> io::Result<BTreeSet<u8>> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     // nlmsghdr + nfgenmsg (family 0: every family).

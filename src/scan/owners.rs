@@ -46,7 +46,7 @@ const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// Find the owners of the sockets whose inodes are in `wanted` (sorted) by
 /// walking `/proc`. Only the `/proc` directory itself failing is an error.
-pub fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
+pub(crate) fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
     let proc = rustix::fs::open(
         "/proc",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -221,7 +221,7 @@ fn visit_error(e: Errno) -> Visit {
 }
 
 /// `socket:[12345]` → 12345; anything else (files, pipes) → None.
-pub fn socket_inode(link: &[u8]) -> Option<u64> {
+pub(crate) fn socket_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
     if digits.is_empty() || digits.len() > 20 {
         return None;
@@ -312,7 +312,7 @@ fn read_process_facts(pid: u32) -> ProcessFacts {
 }
 
 /// The effective uid in a `/proc/PID/status` text (`Uid: real effective saved fs`).
-pub fn effective_uid(status: &str) -> Option<u32> {
+pub(crate) fn effective_uid(status: &str) -> Option<u32> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("Uid:"))?
@@ -325,7 +325,7 @@ pub fn effective_uid(status: &str) -> Option<u32> {
 /// Parse a saved process list (the fixture stand-in for what the walk reads
 /// of each owner): lines of `PID UID EXE [root-only]`, `root-only` saying the
 /// executable is root's alone. `#` starts a comment.
-pub fn parse_process_facts(
+pub(crate) fn parse_process_facts(
     text: &str,
     file: &str,
 ) -> Result<HashMap<u32, ProcessFacts>, LineError> {
@@ -375,7 +375,7 @@ fn is_kernel_thread(pid: u32) -> bool {
 /// spaces), at most one `unreadable COUNT`, and `unreadable-process PID
 /// [PROGRAM]` for each one known by pid (the count is at least their
 /// number). `#` starts a comment.
-pub fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
+pub(crate) fn parse_owner_map(text: &str, file: &str) -> Result<Owners, LineError> {
     let mut owners = Owners::default();
     for (index, line) in text.lines().enumerate() {
         let error = |problem: String| LineError {

@@ -17,7 +17,7 @@ use std::path::Path;
 
 /// One of the four kernel socket tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     Tcp,
     Tcp6,
     Udp,
@@ -25,10 +25,10 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Tcp, Table::Tcp6, Table::Udp, Table::Udp6];
+    pub(crate) const ALL: [Table; 4] = [Table::Tcp, Table::Tcp6, Table::Udp, Table::Udp6];
 
     /// The file name under `/proc/net/` (and in a fixture directory).
-    pub fn file_name(self) -> &'static str {
+    pub(crate) fn file_name(self) -> &'static str {
         match self {
             Table::Tcp => "tcp",
             Table::Tcp6 => "tcp6",
@@ -37,14 +37,14 @@ impl Table {
         }
     }
 
-    pub fn proto(self) -> Proto {
+    pub(crate) fn proto(self) -> Proto {
         match self {
             Table::Tcp | Table::Tcp6 => Proto::Tcp,
             Table::Udp | Table::Udp6 => Proto::Udp,
         }
     }
 
-    pub fn is_v6(self) -> bool {
+    pub(crate) fn is_v6(self) -> bool {
         matches!(self, Table::Tcp6 | Table::Udp6)
     }
 }
@@ -52,7 +52,7 @@ impl Table {
 /// A socket table or owner map that does not parse: which file, which
 /// line, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
+pub(crate) struct LineError {
     pub file: String,
     /// 1-based; 0 when the file could not be read at all.
     pub line: usize,
@@ -77,7 +77,7 @@ const FIELDS_TO_INODE: usize = 10;
 
 /// Parse one table from `reader`; `file` names it in errors. Returns the
 /// entries whose state can be a listener; the caller's core decides the rest.
-pub fn parse_table<R: BufRead>(
+pub(crate) fn parse_table<R: BufRead>(
     mut reader: R,
     table: Table,
     file: &str,
@@ -242,7 +242,7 @@ fn excerpt(line: &str) -> String {
 
 /// Read `table` from `dir` (`/proc/net`, or a fixture directory). A missing
 /// IPv6 table means IPv6 is off: empty, not an error. A missing IPv4 one is.
-pub fn read_table(dir: &Path, table: Table) -> Result<Vec<SocketEntry>, LineError> {
+pub(crate) fn read_table(dir: &Path, table: Table) -> Result<Vec<SocketEntry>, LineError> {
     let path = dir.join(table.file_name());
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,

@@ -14,7 +14,7 @@ const PIDS_SHOWN: usize = 4;
 /// The scan as it is shown: without `all`, loopback-only listeners (nothing
 /// outside the host can reach them) and client sockets (not services) are
 /// left out, for the table and JSON alike.
-pub fn visible(scan: &Scan, all: bool) -> Scan {
+pub(crate) fn visible(scan: &Scan, all: bool) -> Scan {
     Scan {
         listeners: scan
             .listeners
@@ -49,7 +49,7 @@ struct Row {
 }
 
 /// A table with one row per listener, or a sentence when there is none.
-pub fn table(listeners: &[Listener]) -> String {
+pub(crate) fn table(listeners: &[Listener]) -> String {
     if listeners.is_empty() {
         return "no listeners found\n".to_string();
     }
@@ -155,7 +155,7 @@ fn pids_cell(pids: &[u32]) -> String {
 }
 
 /// The `scan --json` document (schema in docs/json-schema.md).
-pub fn json(scan: &Scan) -> serde_json::Result<String> {
+pub(crate) fn json(scan: &Scan) -> serde_json::Result<String> {
     let mut text = serde_json::to_string_pretty(scan)?;
     text.push('\n');
     Ok(text)
@@ -163,7 +163,7 @@ pub fn json(scan: &Scan) -> serde_json::Result<String> {
 
 /// What stderr should say about what the output leaves out. `as_root` says
 /// whether the scan ran as root: the fix for unreadable processes differs.
-pub fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
+pub(crate) fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
     // `shown` is `scan` filtered: what it lacks of a kind is what was hidden.
     let hidden = |kind: fn(&Listener) -> bool| {

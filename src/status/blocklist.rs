@@ -10,7 +10,7 @@ use crate::human::thousands;
 
 /// What the edge read for the blocklist of an applied policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlocklistCheck {
+pub(crate) struct BlocklistCheck {
     /// What the record says was loaded last.
     pub recorded: Vec<SetSummary>,
     /// What the kernel holds now; `None` when the sets are missing.
@@ -39,7 +39,7 @@ fn differing(a: &[SetSummary], b: &[SetSummary], a_name: &str, b_name: &str) -> 
 /// The findings: live sets that are not what was loaded (changed by hand,
 /// flushed), and files that no longer match the live sets (a refresh that
 /// failed or has not run yet).
-pub fn findings(check: &BlocklistCheck) -> Vec<Finding> {
+pub(crate) fn findings(check: &BlocklistCheck) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(live) = &check.live else {
         // The rules finding (not-live, changed) already says the table is gone.

@@ -27,7 +27,7 @@ use crate::record::{AppliedRecord, Life, ListeningPort, OpenedPort};
 
 /// An open rollback window, with what the edge found in the process table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WindowState {
+pub(crate) struct WindowState {
     /// Seconds since the epoch at which the rules roll back.
     pub deadline: u64,
     /// Seconds until then (on the boot clock, which NTP never steps); 0
@@ -55,7 +55,7 @@ pub struct WindowState {
 /// What kind of drift a finding is, named kebab-case (`stale-hole`) in text
 /// and JSON alike ([`Kind::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// No apply recorded: autofw protects nothing here.
     NothingApplied,
     /// `autofw disable` removed autofw's rules and boot hook.
@@ -94,7 +94,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::NothingApplied => "nothing-applied",
             Kind::Disabled => "disabled",
@@ -123,7 +123,7 @@ impl Serialize for Kind {
 
 /// One thing that differs, said plainly, with how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub kind: Kind,
     pub message: String,
     pub fix: String,
@@ -146,7 +146,7 @@ pub struct Finding {
 
 impl Finding {
     /// A finding about the rules as a whole (no port, no listener).
-    pub fn new(kind: Kind, message: String, fix: String) -> Finding {
+    pub(crate) fn new(kind: Kind, message: String, fix: String) -> Finding {
         Finding {
             kind,
             message,
@@ -164,7 +164,7 @@ impl Finding {
 /// The outcome: the state of the rules (when something was applied), what
 /// is live, and the findings, rules first, then listeners by port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assessment {
+pub(crate) struct Assessment {
     pub rules: Option<RulesState>,
     pub live: Live,
     pub findings: Vec<Finding>,
@@ -174,7 +174,7 @@ pub struct Assessment {
 /// recorded them. Tagged `state` in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-pub enum Live {
+pub(crate) enum Live {
     /// Nothing was ever applied here.
     NothingApplied,
     /// The rules of the last apply, kept (`confirmed_at`).
@@ -198,7 +198,7 @@ pub enum Live {
 
 /// What status knows beside the last apply and its live rules.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Around<'a> {
+pub(crate) struct Around<'a> {
     /// `autofw disable` ran at this time and no apply was confirmed since.
     pub disabled_at: Option<u64>,
     /// After a rollback: the record of the rules it restored
@@ -212,10 +212,11 @@ pub struct Around<'a> {
     pub unrecorded_rules: bool,
 }
 
-/// Assess drift. `live` is what the firewall holds (the edge reads it only
-/// when an apply is recorded and was not rolled back); `window` is the open
-/// rollback window, if any.
-pub fn assess(
+/// Assess drift with nothing else found around the host (the tests' entry;
+/// status itself calls [`assess_host`]). `live` is what the firewall holds;
+/// `window` is the open rollback window, if any.
+#[cfg(test)]
+pub(crate) fn assess(
     scan: &Scan,
     record: Option<&AppliedRecord>,
     live: Option<&LiveRules>,
@@ -226,7 +227,7 @@ pub fn assess(
 
 /// [`assess`], with what else status found ([`Around`]): a disabled host,
 /// the rules a rollback restored, the other backend's rules.
-pub fn assess_host(
+pub(crate) fn assess_host(
     scan: &Scan,
     record: Option<&AppliedRecord>,
     live: Option<&LiveRules>,
@@ -358,7 +359,7 @@ fn sort_findings(findings: &mut [Finding]) {
 /// scratch namespace): each drop of an opened port, and legacy tables with
 /// rules (drift even when they drop nothing autofw opens: nothing else
 /// shows them).
-pub fn with_foreign(
+pub(crate) fn with_foreign(
     mut assessment: Assessment,
     drops: &[ForeignDrop],
     legacy: &[String],
@@ -581,7 +582,7 @@ mod tests {
 
     fn listener(proto: Proto, address: &str, port: u16, service: &str, process: &str) -> Listener {
         let address: IpAddr = address.parse().unwrap();
-        let exposure = crate::scan::classify(address);
+        let exposure = crate::scan::core::classify(address);
         Listener {
             service: service.to_string(),
             process: process.to_string(),

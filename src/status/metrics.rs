@@ -44,7 +44,7 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-pub fn prometheus(report: &Report) -> String {
+pub(crate) fn prometheus(report: &Report) -> String {
     let mut out = String::new();
     family(
         &mut out,

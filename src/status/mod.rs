@@ -16,13 +16,13 @@
 //!   held), so it is safe to run from cron or a monitoring agent, even
 //!   during an apply.
 
-pub mod blocklist;
-pub mod drift;
-pub mod metrics;
-pub mod policy;
-pub mod render;
-pub mod timer;
-pub mod wording;
+pub(crate) mod blocklist;
+pub(crate) mod drift;
+pub(crate) mod metrics;
+pub(crate) mod policy;
+pub(crate) mod render;
+pub(crate) mod timer;
+pub(crate) mod wording;
 
 use std::io::Write;
 
@@ -43,7 +43,7 @@ use render::Report;
 
 /// What `autofw status` was asked for.
 #[derive(Debug, Clone)]
-pub struct StatusOptions {
+pub(crate) struct StatusOptions {
     pub format: OutputFormat,
     /// Write the report there (atomically) instead of stdout.
     pub out: Option<std::path::PathBuf>,
@@ -52,7 +52,7 @@ pub struct StatusOptions {
 
 /// How status reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// For people.
     Text,
     /// One JSON object (docs/json-schema.md).
@@ -62,7 +62,7 @@ pub enum OutputFormat {
     Prometheus,
 }
 
-pub fn run(args: &StatusOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     let state = StateDir::new(&args.state_dir);
     check_readable(&state)?;
     state.check_trusted()?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The policy file an apply read (or looked for), then and now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyCheck {
+pub(crate) struct PolicyCheck {
     pub path: PathBuf,
     /// Its digest at apply; `None`: there was no file.
     pub then: Option<String>,
@@ -18,7 +18,7 @@ pub struct PolicyCheck {
 }
 
 /// The finding, if the file is not what the rules were made from.
-pub fn finding(check: &PolicyCheck) -> Option<Finding> {
+pub(crate) fn finding(check: &PolicyCheck) -> Option<Finding> {
     let path = check.path.display();
     let root = root_of(&check.path)
         .filter(|root| root != Path::new(""))

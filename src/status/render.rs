@@ -16,7 +16,7 @@ use crate::record::{AppliedRecord, Backend, BlocklistRecord, ClosedPort, OpenedP
 
 /// Everything `status` says; serialized as-is by `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// True when there is at least one finding (exit status 1).
     pub drift: bool,
     /// Seconds since the epoch at which the host was checked.
@@ -44,7 +44,7 @@ pub struct Report {
 /// What the last apply loaded (the parts of `applied.json` a person or a
 /// script wants; the ruleset text itself stays in the state directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub applied_at: u64,
     pub backend: Backend,
     pub confirmed: bool,
@@ -59,7 +59,7 @@ pub struct Applied {
 }
 
 impl Report {
-    pub fn new(
+    pub(crate) fn new(
         state_dir: PathBuf,
         checked_at: u64,
         record: Option<&AppliedRecord>,
@@ -115,7 +115,7 @@ fn blocklist_line(b: &BlocklistRecord) -> String {
 }
 
 /// The report as one pretty JSON object.
-pub fn json(report: &Report) -> String {
+pub(crate) fn json(report: &Report) -> String {
     // Plain data with string keys: serializing cannot fail.
     serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
 }
@@ -124,7 +124,7 @@ pub fn json(report: &Report) -> String {
 const LABEL: usize = 17;
 
 /// The report for people: a few labelled lines, then the findings.
-pub fn text(report: &Report) -> String {
+pub(crate) fn text(report: &Report) -> String {
     let mut out = String::new();
     // An empty label continues the line above.
     let mut line = |label: &str, value: &str| {

@@ -4,13 +4,13 @@
 //! enable them. Pure: returns the unit texts.
 
 /// node_exporter's textfile directory on Debian (`prometheus-node-exporter`).
-pub const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
-pub const SERVICE_NAME: &str = "autofw-status.service";
-pub const TIMER_NAME: &str = "autofw-status.timer";
+pub(crate) const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+pub(crate) const SERVICE_NAME: &str = "autofw-status.service";
+pub(crate) const TIMER_NAME: &str = "autofw-status.timer";
 
 /// The oneshot service the timer starts. It does nothing where the
 /// collector's directory does not exist (node_exporter not installed).
-pub fn service_unit() -> String {
+pub(crate) fn service_unit() -> String {
     format!(
         "[Unit]
 Description=autofw status as Prometheus metrics (node_exporter textfile collector)
@@ -31,7 +31,7 @@ IOSchedulingClass=idle
 
 /// Every five minutes, from two minutes after boot. Disabled until the
 /// operator runs `systemctl enable --now autofw-status.timer`.
-pub fn timer_unit() -> String {
+pub(crate) fn timer_unit() -> String {
     "[Unit]
 Description=Write autofw status metrics for Prometheus every 5 minutes
 Documentation=man:autofw-status(8)

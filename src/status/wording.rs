@@ -10,9 +10,9 @@ use crate::propose::group::PortGroup;
 use crate::record::AppliedRecord;
 
 /// A finding's message and its fix.
-pub type Words = (String, String);
+pub(crate) type Words = (String, String);
 
-pub fn nothing_applied() -> Words {
+pub(crate) fn nothing_applied() -> Words {
     (
         "autofw has not applied any rules on this host (no record of an apply in the \
          state directory): nothing here is autofw's to check"
@@ -25,7 +25,7 @@ pub fn nothing_applied() -> Words {
 }
 
 /// Whose rules are live, for the `live:` line.
-pub fn live(live: &Live) -> String {
+pub(crate) fn live(live: &Live) -> String {
     match live {
         Live::NothingApplied => "no autofw rules: nothing was ever applied here".to_string(),
         Live::Confirmed {
@@ -63,7 +63,7 @@ pub fn live(live: &Live) -> String {
     }
 }
 
-pub fn disabled(at: u64) -> Words {
+pub(crate) fn disabled(at: u64) -> Words {
     (
         format!(
             "autofw is disabled: `autofw disable` at {} removed its rules and its boot hook, \
@@ -74,7 +74,7 @@ pub fn disabled(at: u64) -> Words {
     )
 }
 
-pub fn other_backend(what: &str, this: Option<crate::record::Backend>) -> Words {
+pub(crate) fn other_backend(what: &str, this: Option<crate::record::Backend>) -> Words {
     let whose = match this {
         Some(this) => format!("the last apply's {this} rules"),
         None => "the rules autofw recorded".to_string(),
@@ -99,7 +99,7 @@ fn the_rules(record: &AppliedRecord) -> String {
     )
 }
 
-pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
+pub(crate) fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
     (
         format!(
             "{} are not loaded: they were rolled back at {} (by `autofw rollback`, or \
@@ -118,7 +118,7 @@ pub fn rolled_back(record: &AppliedRecord, at: u64) -> Words {
     )
 }
 
-pub fn missing(record: &AppliedRecord) -> Words {
+pub(crate) fn missing(record: &AppliedRecord) -> Words {
     (
         format!(
             "{} are not loaded: {} (flushed by hand or by another tool, or the host \
@@ -146,7 +146,7 @@ pub fn missing(record: &AppliedRecord) -> Words {
 }
 
 /// `changed`: how many lines of the listing differ.
-pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
+pub(crate) fn changed(record: &AppliedRecord, changed: usize) -> Words {
     (
         format!(
             "{} are loaded, but not as applied: {} edited by hand or by another \
@@ -166,7 +166,7 @@ pub fn changed(record: &AppliedRecord, changed: usize) -> Words {
     )
 }
 
-pub fn unguarded(window: &WindowState) -> Words {
+pub(crate) fn unguarded(window: &WindowState) -> Words {
     let what = if !window.same_boot {
         "the machine restarted since that apply opened its rollback window: the restart dropped \
          its unconfirmed rules and its watchdog"
@@ -196,7 +196,7 @@ pub fn unguarded(window: &WindowState) -> Words {
     )
 }
 
-pub fn overdue(window: &WindowState) -> Words {
+pub(crate) fn overdue(window: &WindowState) -> Words {
     (
         format!(
             "the rollback deadline passed {} s ago ({}), but the window is still open: its \
@@ -215,7 +215,7 @@ pub fn overdue(window: &WindowState) -> Words {
     )
 }
 
-pub fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
+pub(crate) fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
     (
         format!(
             "{} listens on {} port {spec}, and the firewall accepts new \
@@ -232,7 +232,7 @@ pub fn risky_exposed(group: &PortGroup, spec: &str) -> Words {
     )
 }
 
-pub fn docker_published(group: &PortGroup, spec: &str) -> Words {
+pub(crate) fn docker_published(group: &PortGroup, spec: &str) -> Words {
     (
         format!(
             "{spec} is published by Docker ({}): Docker forwards it with its own DNAT \
@@ -248,7 +248,7 @@ pub fn docker_published(group: &PortGroup, spec: &str) -> Words {
     )
 }
 
-pub fn risky_unopened(group: &PortGroup, spec: &str) -> Words {
+pub(crate) fn risky_unopened(group: &PortGroup, spec: &str) -> Words {
     (
         format!(
             "{} listens on {} port {spec}, beyond loopback, which for a database, \
@@ -263,7 +263,7 @@ pub fn risky_unopened(group: &PortGroup, spec: &str) -> Words {
     )
 }
 
-pub fn unopened(group: &PortGroup, spec: &str) -> Words {
+pub(crate) fn unopened(group: &PortGroup, spec: &str) -> Words {
     (
         format!(
             "{} listens on {} port {spec}, but the firewall drops it: a service \
@@ -281,7 +281,7 @@ pub fn unopened(group: &PortGroup, spec: &str) -> Words {
 
 /// A listener now on interfaces that the rules opening its port do not
 /// take (it was bound to a device, or a private address, when applied).
-pub fn opened_elsewhere(
+pub(crate) fn opened_elsewhere(
     group: &PortGroup,
     spec: &str,
     place: &str,
@@ -303,7 +303,7 @@ pub fn opened_elsewhere(
 }
 
 /// Another tool's INPUT rule that accepts before autofw's jump (iptables).
-pub fn accept_before_autofw(family: &str, accept: &AcceptBefore) -> Words {
+pub(crate) fn accept_before_autofw(family: &str, accept: &AcceptBefore) -> Words {
     (
         accept.describe(family),
         format!(
@@ -316,12 +316,12 @@ pub fn accept_before_autofw(family: &str, accept: &AcceptBefore) -> Words {
 }
 
 /// Another filter drops ports autofw opens (the judge's words).
-pub fn foreign_drop(drop: &ForeignDrop) -> Words {
+pub(crate) fn foreign_drop(drop: &ForeignDrop) -> Words {
     (drop.message.clone(), drop.fix.clone())
 }
 
 /// iptables-legacy tables with rules that drop nothing autofw opens.
-pub fn legacy_rules(summary: &[String]) -> Words {
+pub(crate) fn legacy_rules(summary: &[String]) -> Words {
     (
         legacy_note(summary, "they drop none of the ports autofw opens now"),
         "remove them if nothing needs them (`iptables-legacy-save` shows them; \
@@ -332,7 +332,7 @@ pub fn legacy_rules(summary: &[String]) -> Words {
 }
 
 /// An opened port nothing listens on beyond loopback any more.
-pub fn stale_hole(spec: &str, service: &str, on_loopback: bool) -> Words {
+pub(crate) fn stale_hole(spec: &str, service: &str, on_loopback: bool) -> Words {
     let named = |unnamed: &'static str| {
         if service == "unknown" {
             unnamed
@@ -361,7 +361,7 @@ pub fn stale_hole(spec: &str, service: &str, on_loopback: bool) -> Words {
 }
 
 /// Live blocklist sets that are not what apply or the last refresh loaded.
-pub fn blocklist_changed(sets: &[String]) -> Words {
+pub(crate) fn blocklist_changed(sets: &[String]) -> Words {
     (
         format!(
             "the live blocklist {} not what autofw loaded: {}",
@@ -373,7 +373,7 @@ pub fn blocklist_changed(sets: &[String]) -> Words {
 }
 
 /// Blocklist files that no longer parse (a refresh would fail on them).
-pub fn blocklist_unreadable(problem: &str) -> Words {
+pub(crate) fn blocklist_unreadable(problem: &str) -> Words {
     (
         format!("the blocklist files no longer read cleanly: {problem}"),
         "fix the file (or refresh with --skip-bad-lines); the live sets keep the last good list"
@@ -382,7 +382,7 @@ pub fn blocklist_unreadable(problem: &str) -> Words {
 }
 
 /// Blocklist files whose content the live sets do not hold.
-pub fn blocklist_stale(sets: &[String]) -> Words {
+pub(crate) fn blocklist_stale(sets: &[String]) -> Words {
     (
         format!(
             "the blocklist files changed since the live sets were loaded (a refresh failed or \

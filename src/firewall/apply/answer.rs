@@ -21,30 +21,30 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Ask again whether to keep the rules.
-pub fn prompt_keep() {
+pub(crate) fn prompt_keep() {
     eprint!("Keep these rules? [yes/no] ");
     let _ = std::io::stderr().flush();
 }
 
 /// `y` or `yes`, any case.
-pub fn is_yes(answer: &str) -> bool {
+pub(crate) fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 /// `n` or `no`, any case.
-pub fn is_no(answer: &str) -> bool {
+pub(crate) fn is_no(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
 }
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
+pub(crate) enum Channel {
     /// The terminal, read after the load: may keep the rules.
     Terminal,
     /// Standard input that is not a terminal: may only roll back.
     Stdin,
 }
 
-pub enum Polled {
+pub(crate) enum Polled {
     Line(String, Channel),
     /// Standard input ended.
     Eof,
@@ -54,7 +54,7 @@ pub enum Polled {
 /// Lines from standard input and, once [`Answers::listen_to_terminal`] was
 /// called, from the terminal, each read on a thread so that the window can
 /// be watched while waiting.
-pub struct Answers {
+pub(crate) struct Answers {
     tx: mpsc::Sender<Option<(String, Channel)>>,
     rx: mpsc::Receiver<Option<(String, Channel)>>,
     stdin_is_terminal: bool,
@@ -66,7 +66,7 @@ impl Answers {
     /// Start reading standard input, unless it is a terminal: then it is
     /// read only for `Apply these rules?` ([`Answers::ask_stdin`]), so that
     /// no thread holds back what the operator types later.
-    pub fn start() -> Answers {
+    pub(crate) fn start() -> Answers {
         let (tx, rx) = mpsc::channel();
         let stdin_is_terminal = std::io::stdin().is_terminal();
         if !stdin_is_terminal {
@@ -92,7 +92,7 @@ impl Answers {
 
     /// One line from standard input (the answer to `Apply these rules?`);
     /// `None` at its end.
-    pub fn ask_stdin(&mut self) -> Option<String> {
+    pub(crate) fn ask_stdin(&mut self) -> Option<String> {
         if self.stdin_is_terminal {
             // A terminal gives one line per read: nothing typed after it is
             // consumed here.
@@ -119,7 +119,7 @@ impl Answers {
 
     /// After the load: discard what was typed on the terminal so far, and
     /// from now on read answers from it. `false` when there is no terminal.
-    pub fn listen_to_terminal(&mut self) -> bool {
+    pub(crate) fn listen_to_terminal(&mut self) -> bool {
         let Some(tty) = open_terminal() else {
             return false;
         };
@@ -140,12 +140,12 @@ impl Answers {
     }
 
     /// Whether [`Answers::listen_to_terminal`] found a terminal.
-    pub fn has_terminal(&self) -> bool {
+    pub(crate) fn has_terminal(&self) -> bool {
         self.terminal
     }
 
     /// The next answer, waiting at most `timeout`.
-    pub fn poll(&mut self, timeout: Duration) -> Polled {
+    pub(crate) fn poll(&mut self, timeout: Duration) -> Polled {
         match self.rx.recv_timeout(timeout) {
             Ok(Some((line, from))) => Polled::Line(line, from),
             Ok(None) => {

@@ -16,7 +16,7 @@ use crate::record::Why;
 use crate::state::StateDir;
 
 /// `autofw confirm`: keep the rules of the open window.
-pub fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
+pub(crate) fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw confirm")?;
     let state = StateDir::new(state_dir);
     state.check_trusted()?;
@@ -66,7 +66,7 @@ fn persist_hint(state: &StateDir) -> String {
 /// `autofw rollback`: put back the ruleset saved before the last apply.
 /// Everything the restore needs is read and checked first: a damaged saved
 /// file stops it before anything changes (exit 3, naming the file).
-pub fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
+pub(crate) fn rollback(state_dir: &Path) -> anyhow::Result<u8> {
     exec::require_root("autofw rollback")?;
     let state = StateDir::new(state_dir);
     window::require_state_dir(&state, "roll back")?;

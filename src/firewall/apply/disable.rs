@@ -18,7 +18,7 @@ use crate::state::{StateDir, now_secs, read_json, remove_if_exists, write_json};
 
 /// What `autofw disable` was asked for.
 #[derive(Debug, Clone)]
-pub struct DisableOptions {
+pub(crate) struct DisableOptions {
     pub state_dir: PathBuf,
     /// Where the boot files are (`apply --persist --root`).
     pub root: PathBuf,
@@ -27,7 +27,7 @@ pub struct DisableOptions {
 /// `disabled.json`: when autofw was disabled and what that removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Disabled {
+pub(crate) struct Disabled {
     /// Seconds since the epoch.
     pub at: u64,
     /// What was loaded and removed, said for people (`nft table inet
@@ -37,21 +37,21 @@ pub struct Disabled {
     pub boot_files: Vec<PathBuf>,
 }
 
-pub fn path(state: &StateDir) -> PathBuf {
+pub(crate) fn path(state: &StateDir) -> PathBuf {
     state.root().join("disabled.json")
 }
 
 /// The host's `disabled.json`, if autofw is disabled.
-pub fn read(state: &StateDir) -> anyhow::Result<Option<Disabled>> {
+pub(crate) fn read(state: &StateDir) -> anyhow::Result<Option<Disabled>> {
     read_json(&path(state))
 }
 
 /// An apply loaded rules again: autofw is no longer disabled.
-pub fn clear(state: &StateDir) -> anyhow::Result<()> {
+pub(crate) fn clear(state: &StateDir) -> anyhow::Result<()> {
     remove_if_exists(&path(state))
 }
 
-pub fn run(args: &DisableOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &DisableOptions) -> anyhow::Result<u8> {
     exec::require_root("autofw disable")?;
     let state = StateDir::new(&args.state_dir);
     state.check_trusted()?;
@@ -88,7 +88,7 @@ pub fn run(args: &DisableOptions) -> anyhow::Result<u8> {
 
 /// What disable says: what went, what stays, what is unfiltered now, and
 /// the way back.
-pub fn say(disabled: &Disabled, listening: &[String], state_dir: &Path) -> String {
+pub(crate) fn say(disabled: &Disabled, listening: &[String], state_dir: &Path) -> String {
     let mut out = String::new();
     if disabled.removed.is_empty() {
         out.push_str("disabled: no autofw rules were loaded; none removed\n");

@@ -14,7 +14,7 @@ use crate::model::Proto;
 
 /// The connection an SSH session came in on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshSession {
+pub(crate) struct SshSession {
     pub client: IpAddr,
     /// The address the client connected to (rules for a listener bound to
     /// one address match it); unknown for `--guard CLIENT:PORT`.
@@ -26,11 +26,11 @@ pub struct SshSession {
 
 impl SshSession {
     /// The protocol the guard asks the proposal about.
-    pub const PROTO: Proto = Proto::Tcp;
+    pub(crate) const PROTO: Proto = Proto::Tcp;
 }
 
 /// The SSH session this process runs in, if any.
-pub fn current() -> Option<SshSession> {
+pub(crate) fn current() -> Option<SshSession> {
     if let Some(session) = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|v| parse_ssh_connection(&v))
@@ -42,7 +42,7 @@ pub fn current() -> Option<SshSession> {
 
 /// Parse `SSH_CONNECTION`. IPv4-mapped IPv6 clients become IPv4, as the
 /// ruleset sees them.
-pub fn parse_ssh_connection(value: &str) -> Option<SshSession> {
+pub(crate) fn parse_ssh_connection(value: &str) -> Option<SshSession> {
     let parts: Vec<&str> = value.split_whitespace().collect();
     let [client, _client_port, server, server_port] = parts.as_slice() else {
         return None;
@@ -61,7 +61,7 @@ pub fn parse_ssh_connection(value: &str) -> Option<SshSession> {
 /// name (read again: only when the guard refuses, and the lists hold only
 /// ranges, not where they came from). A file that cannot be read now
 /// names nothing.
-pub fn listing(files: &[PathBuf], client: IpAddr) -> Vec<Listed> {
+pub(crate) fn listing(files: &[PathBuf], client: IpAddr) -> Vec<Listed> {
     files
         .iter()
         .filter_map(|path| {

@@ -10,20 +10,20 @@
 //! input, the death of this process or of the SSH session, ends in the saved
 //! ruleset being put back at the deadline.
 
-pub mod answer;
-pub mod decide;
-pub mod disable;
-pub mod guard;
+pub(crate) mod answer;
+pub(crate) mod decide;
+pub(crate) mod disable;
+pub(crate) mod guard;
 mod load;
-pub mod outcome;
-pub mod plan;
-pub mod restore;
-pub mod summary;
-pub mod survival;
-pub mod undo;
+pub(crate) mod outcome;
+pub(crate) mod plan;
+pub(crate) mod restore;
+pub(crate) mod summary;
+pub(crate) mod survival;
+pub(crate) mod undo;
 mod wait;
-pub mod watchdog;
-pub mod window;
+pub(crate) mod watchdog;
+pub(crate) mod window;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ const DEFAULT_TIMEOUT: u64 = 60;
 
 /// What `autofw apply` was asked for.
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     pub policy: PolicyOptions,
     /// Actually apply (after a prompt); without it, a dry run.
     pub confirm: bool,
@@ -270,7 +270,7 @@ impl Prepared {
     }
 }
 
-pub fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
+pub(crate) fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
     let mode = Mode::of(args)?;
     exec::require_root("autofw apply")?;
     exec::require_tools(args.backend.tools())?;

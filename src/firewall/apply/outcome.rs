@@ -10,7 +10,7 @@ use crate::human::utc;
 use crate::record::{AppliedRecord, Life, Why};
 
 /// The old rules are back, but the records could not say so.
-pub fn warn_unrecorded(done: &RolledBack) {
+pub(crate) fn warn_unrecorded(done: &RolledBack) {
     if let Some(why) = &done.unrecorded {
         eprintln!(
             "autofw: warning: the old rules ARE back, but autofw could not record that in its \
@@ -29,7 +29,10 @@ pub fn warn_unrecorded(done: &RolledBack) {
 
 /// confirm found a window that did not survive: say what happened and where
 /// the firewall stands, for a tired operator.
-pub fn report_dead(reasons: &[&str], rollback: Result<RolledBack, String>) -> anyhow::Result<u8> {
+pub(crate) fn report_dead(
+    reasons: &[&str],
+    rollback: Result<RolledBack, String>,
+) -> anyhow::Result<u8> {
     eprintln!("autofw: NOT confirmed: the rollback window of that apply did not survive:");
     for reason in reasons {
         eprintln!("autofw:   - {reason}");
@@ -53,7 +56,7 @@ pub fn report_dead(reasons: &[&str], rollback: Result<RolledBack, String>) -> an
     }
 }
 
-pub fn exactness(done: &RolledBack) -> &'static str {
+pub(crate) fn exactness(done: &RolledBack) -> &'static str {
     match done.exact {
         Some(true) => " (identical to the saved one)",
         Some(false) => {
@@ -69,7 +72,7 @@ pub fn exactness(done: &RolledBack) -> &'static str {
 /// long the window was, what was live before it (what a rollback puts
 /// back), and the command that gives the same choices again.
 #[derive(Debug, Clone)]
-pub struct Ending {
+pub(crate) struct Ending {
     pub timeout: u64,
     /// What a rollback of this apply puts back ([`describe_before`]).
     pub before: String,
@@ -80,7 +83,7 @@ pub struct Ending {
 /// What was live before an apply, as a rollback of it puts it back: no
 /// autofw rules at all, the rules of the last apply (kept, or in their own
 /// window), or autofw's rules as they were.
-pub fn describe_before(record: Option<&AppliedRecord>, autofw_loaded: bool) -> String {
+pub(crate) fn describe_before(record: Option<&AppliedRecord>, autofw_loaded: bool) -> String {
     if !autofw_loaded {
         return "no autofw rules: the firewall as it was before autofw loaded any (or after \
                 `autofw disable`)"
@@ -103,7 +106,7 @@ pub fn describe_before(record: Option<&AppliedRecord>, autofw_loaded: bool) -> S
 }
 
 /// The window ran out: why, when, what is live now, the next step.
-pub fn expired_text(ending: &Ending, rolled_back_at: Option<u64>, exact: &str) -> String {
+pub(crate) fn expired_text(ending: &Ending, rolled_back_at: Option<u64>, exact: &str) -> String {
     let when = match rolled_back_at {
         Some(at) => format!("rolled back at {}", utc(at)),
         None => "rolled back".to_string(),
@@ -120,7 +123,7 @@ pub fn expired_text(ending: &Ending, rolled_back_at: Option<u64>, exact: &str) -
 
 /// A rollback decided here (`no`, Ctrl-C, the deadline) or elsewhere:
 /// what happened, what is live now.
-pub fn report_ended(ending: &Ending, done: &RolledBack) -> u8 {
+pub(crate) fn report_ended(ending: &Ending, done: &RolledBack) -> u8 {
     let why = done.record.as_ref().and_then(|r| match &r.life {
         Life::RolledBack(rolled) => Some((rolled.why, rolled.at)),
         _ => None,
@@ -141,7 +144,7 @@ pub fn report_ended(ending: &Ending, done: &RolledBack) -> u8 {
 
 /// What `confirm` says of kept rules, and what a confirm without
 /// `--persist` leaves to do: they last until reboot.
-pub fn kept_text(persisted: Option<&Path>, again_persisted: &str) -> String {
+pub(crate) fn kept_text(persisted: Option<&Path>, again_persisted: &str) -> String {
     match persisted {
         Some(root) => format!(
             "persisted under {}: they will be loaded again at boot\n",
@@ -156,7 +159,11 @@ pub fn kept_text(persisted: Option<&Path>, again_persisted: &str) -> String {
 
 /// `autofw apply --confirm --persist` with the choices of the apply in
 /// `record`, for a confirm that persisted nothing.
-pub fn apply_again(record: Option<&AppliedRecord>, state_dir: &Path, persist: bool) -> String {
+pub(crate) fn apply_again(
+    record: Option<&AppliedRecord>,
+    state_dir: &Path,
+    persist: bool,
+) -> String {
     let mut words = vec!["autofw apply --confirm".to_string()];
     if persist {
         words.push("--persist".to_string());

@@ -19,11 +19,11 @@ use crate::propose::ruleset::Arrival;
 use crate::propose::{Choices, Proposal};
 use crate::record::{OpenedPort, Rules, opened_ports};
 
-pub use crate::firewall::backend::Part;
+pub(crate) use crate::firewall::backend::Part;
 
 /// Every part the backend touches.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub parts: Vec<Part>,
     /// The blocklist sets (nft), by count and change, not by element.
     pub blocklist: Vec<SetChange>,
@@ -35,7 +35,7 @@ pub struct Plan {
 /// One blocklist set: `blocklist_v4: 1,000,000 entries, +12 −3 since the
 /// live set`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SetChange {
+pub(crate) struct SetChange {
     pub name: &'static str,
     /// Elements after loading (an address, or a merged network or range).
     pub entries: usize,
@@ -47,13 +47,13 @@ pub struct SetChange {
 }
 
 impl SetChange {
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         summary_line(self.name, self.entries, Some((self.added, self.removed)))
             + if self.live { "" } else { " (no live set yet)" }
     }
 
     /// Each set of `new` against the live content, if any.
-    pub fn all(new: &SetContents, live: Option<&SetContents>) -> Vec<SetChange> {
+    pub(crate) fn all(new: &SetContents, live: Option<&SetContents>) -> Vec<SetChange> {
         let empty = SetContents::default();
         let old = live.unwrap_or(&empty);
         let counts = [
@@ -99,7 +99,7 @@ impl Plan {
     /// made, which then always counts as a change).
     /// `recorded`: the blocklist sets as autofw last loaded them
     /// ([`crate::firewall::backend::recorded_sets`]); the kernel is read when there is none.
-    pub fn of(
+    pub(crate) fn of(
         rules: &Rules,
         sets: Option<&SetContents>,
         recorded: Option<&SetContents>,
@@ -126,7 +126,7 @@ impl Plan {
     }
 
     /// Would loading the proposal change the live firewall?
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         self.parts.iter().any(|p| p.before != p.after)
             || self
                 .blocklist
@@ -151,7 +151,7 @@ impl Plan {
 /// The lockout guard's answer about one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum GuardVerdict {
+pub(crate) enum GuardVerdict {
     /// The new rules accept a new connection like this one.
     Admitted,
     /// They would not: apply refuses unless `--force`.
@@ -162,7 +162,7 @@ pub enum GuardVerdict {
 
 /// Which connection the guard checked, and what it found.
 #[derive(Debug, Clone, Serialize)]
-pub struct Guard {
+pub(crate) struct Guard {
     pub verdict: GuardVerdict,
     pub client: Option<IpAddr>,
     /// The server address the connection reached (unknown for `--guard`):
@@ -188,7 +188,7 @@ pub struct Guard {
 
 impl Guard {
     /// Check `explicit` (`--guard`), or else the SSH session apply runs in.
-    pub fn check(proposal: &Proposal, explicit: Option<std::net::SocketAddr>) -> Guard {
+    pub(crate) fn check(proposal: &Proposal, explicit: Option<std::net::SocketAddr>) -> Guard {
         let session = match explicit {
             Some(addr) => Some(guard::SshSession {
                 client: addr.ip().to_canonical(),
@@ -243,7 +243,7 @@ impl Guard {
 
     /// Locked out: find why, and the fixes that let the connection in
     /// (`listed`: the blocklist files' lines that list the client).
-    pub fn explain(&mut self, scan: &Scan, choices: &Choices, listed: &[Listed]) {
+    pub(crate) fn explain(&mut self, scan: &Scan, choices: &Choices, listed: &[Listed]) {
         let (GuardVerdict::LockedOut, Some(client), Some(port)) =
             (self.verdict, self.client, self.port)
         else {
@@ -257,7 +257,7 @@ impl Guard {
 
     /// The causes, and the fixes that let the connection in, as the
     /// refusal says them after [`Guard::problem`].
-    pub fn advice(&self) -> String {
+    pub(crate) fn advice(&self) -> String {
         let force = "pass --force if you have another way in (a console)";
         let causes = self
             .causes
@@ -283,7 +283,7 @@ impl Guard {
     }
 
     /// Why the guard refuses, or `None` when it does not.
-    pub fn problem(&self) -> Option<String> {
+    pub(crate) fn problem(&self) -> Option<String> {
         let (GuardVerdict::LockedOut, Some(client), Some(port), Some(source)) =
             (self.verdict, self.client, self.port, &self.source)
         else {
@@ -310,7 +310,7 @@ impl Guard {
 /// What `apply --json` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ApplyOutcome {
+pub(crate) enum ApplyOutcome {
     /// No `--confirm`: nothing was changed.
     DryRun,
     /// The lockout guard refused; nothing was changed (exit 4).
@@ -324,7 +324,7 @@ pub enum ApplyOutcome {
 
 /// The open rollback window, for whoever must confirm it in time.
 #[derive(Debug, Clone, Serialize)]
-pub struct WindowReport {
+pub(crate) struct WindowReport {
     /// Seconds since the Unix epoch.
     pub deadline: u64,
     pub watchdog_pid: u32,
@@ -333,7 +333,7 @@ pub struct WindowReport {
 
 /// The one object `apply --json` prints.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcome: ApplyOutcome,
     /// Whether loading the proposal changes the live firewall (`Loaded`
     /// implies true; `Unchanged` false).
@@ -362,12 +362,15 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn with_other_filters(mut self, judged: crate::firewall::other_filters::Report) -> Report {
+    pub(crate) fn with_other_filters(
+        mut self,
+        judged: crate::firewall::other_filters::Report,
+    ) -> Report {
         self.other_filters = Some(judged);
         self
     }
 
-    pub fn new(
+    pub(crate) fn new(
         outcome: ApplyOutcome,
         plan: &Plan,
         rules: &Rules,
@@ -391,7 +394,7 @@ impl Report {
     }
 
     /// Print on stdout; a closed stdout is an error the caller returns.
-    pub fn print(&self) -> anyhow::Result<()> {
+    pub(crate) fn print(&self) -> anyhow::Result<()> {
         use std::io::Write;
         // Plain data with string keys: serializing cannot fail.
         let json = serde_json::to_string_pretty(self).unwrap_or_default();

@@ -11,7 +11,7 @@ use crate::firewall::backend::exec;
 use crate::persist::{BootFiles, blocklist_batch_files, persisted_rules};
 
 /// `autofw restore`: load the persisted ruleset now.
-pub fn run(root: &Path) -> anyhow::Result<u8> {
+pub(crate) fn run(root: &Path) -> anyhow::Result<u8> {
     let files = BootFiles::new(root);
     let manifest = files.read_manifest()?.ok_or_else(|| {
         host_failure(format!(

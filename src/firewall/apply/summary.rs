@@ -18,7 +18,7 @@ use crate::services::ServiceTable;
 
 /// What autofw's rules loaded now open, and what that apply was given.
 #[derive(Debug, Clone, Copy)]
-pub struct Before<'a> {
+pub(crate) struct Before<'a> {
     /// The ports the live rules open (the apply record of the rules loaded now).
     pub opened: &'a [OpenedPort],
     /// The one-off `--allow` specs that apply was given (comma lists as typed).
@@ -29,7 +29,7 @@ pub struct Before<'a> {
 
 /// The operator's SSH session, as the lockout guard judged it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     pub client: IpAddr,
     pub port: u16,
     /// The new rules accept a new connection from `client` to `port`.
@@ -38,7 +38,7 @@ pub struct Session {
 
 /// Everything the summary is made from.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// `None`: no autofw rules are loaded now (the first apply, after
     /// `autofw disable`, or a rollback to before autofw).
     pub before: Option<Before<'a>>,
@@ -51,7 +51,7 @@ pub struct Facts<'a> {
 
 /// One port in the summary, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Line {
+pub(crate) struct Line {
     pub proto: Proto,
     pub port: u16,
     pub service: String,
@@ -70,7 +70,7 @@ impl Line {
 
 /// The summary, as `apply --json` reports it (`summary`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Opened by these rules and not by the rules loaded now.
     pub opens: Vec<Line>,
     /// Opened by the rules loaded now, closed by these.
@@ -90,13 +90,13 @@ pub struct Summary {
 
 impl Summary {
     /// Nothing opens and nothing closes.
-    pub fn no_port_changes(&self) -> bool {
+    pub(crate) fn no_port_changes(&self) -> bool {
         self.opens.is_empty() && self.closes.is_empty()
     }
 }
 
 /// Work the summary out.
-pub fn summarize(facts: &Facts<'_>) -> Summary {
+pub(crate) fn summarize(facts: &Facts<'_>) -> Summary {
     let after = opened_after(facts.ruleset);
     let before: Vec<(Proto, u16, &str)> = match facts.before {
         Some(b) => b
@@ -283,7 +283,7 @@ fn session_sentence(session: Session) -> String {
 }
 
 /// The summary for people: a heading, then one line per port.
-pub fn text(summary: &Summary) -> String {
+pub(crate) fn text(summary: &Summary) -> String {
     let mut out = String::new();
     if summary.no_port_changes() {
         out.push_str("summary: no port opens or closes\n");

@@ -9,7 +9,7 @@
 /// What autofw's part of the live firewall holds, next to what the window
 /// loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RulesNow {
+pub(crate) enum RulesNow {
     /// Loaded as applied (or present, where the exact listing cannot be
     /// compared).
     AsApplied,
@@ -21,7 +21,7 @@ pub enum RulesNow {
 
 /// The facts about an open window that decide whether it can be confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowFacts {
+pub(crate) struct WindowFacts {
     pub same_boot: bool,
     pub watchdog_alive: bool,
     pub rules: RulesNow,
@@ -29,7 +29,7 @@ pub struct WindowFacts {
 
 /// Why a window can no longer be confirmed, in the operator's words; empty
 /// when it can.
-pub fn why_not_confirmable(facts: &WindowFacts) -> Vec<&'static str> {
+pub(crate) fn why_not_confirmable(facts: &WindowFacts) -> Vec<&'static str> {
     let mut reasons = Vec::new();
     if !facts.same_boot {
         reasons.push("the machine restarted since that apply (this is a new boot)");

@@ -19,7 +19,7 @@ use crate::state::{StateDir, open_nofollow, read_json};
 
 /// The live firewall as it was before an apply: what rollback puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub backend: Backend,
     /// `nft -t -s list ruleset` before the apply, when nft is installed: the
     /// reference that a rollback is checked against, byte for byte (also
@@ -37,7 +37,7 @@ impl Snapshot {
     /// Did the firewall hold any of autofw's rules when this was taken (an
     /// nft table, or AUTOFW chains)? What a rollback restores is then
     /// autofw's rules, not a host without them.
-    pub fn held_autofw(&self) -> bool {
+    pub(crate) fn held_autofw(&self) -> bool {
         self.nft.as_ref().is_some_and(|n| n.autofw_table.is_some())
             || self
                 .iptables
@@ -50,7 +50,7 @@ impl Snapshot {
     /// set and the forwarding state, so that undo puts back only what autofw
     /// changed. The live blocklist sets' elements (`recorded`, or read from
     /// the kernel) are written to `sets_file` and returned.
-    pub fn take(
+    pub(crate) fn take(
         rules: &Rules,
         sets_file: &Path,
         recorded: Option<&SetContents>,
@@ -113,7 +113,7 @@ fn save_sets(path: &Path, recorded: Option<&SetContents>) -> anyhow::Result<Opti
 
 /// Everything a rollback needs, in memory and checked.
 #[derive(Debug, Clone)]
-pub struct Undo {
+pub(crate) struct Undo {
     pub snapshot: Snapshot,
     /// The blocklist elements before the apply, matching `snapshot.sets`.
     pub sets: Option<SetContents>,
@@ -126,7 +126,7 @@ impl Undo {
     /// Read and check everything a rollback of the last apply needs. `None`
     /// when no apply saved a snapshot; an error naming the file when one of
     /// them is damaged (nothing has changed then).
-    pub fn read(state: &StateDir) -> anyhow::Result<Option<Undo>> {
+    pub(crate) fn read(state: &StateDir) -> anyhow::Result<Option<Undo>> {
         let Some(snapshot) = read_json::<Snapshot>(&state.snapshot_path())? else {
             return Ok(None);
         };
@@ -147,7 +147,7 @@ impl Undo {
 
     /// [`Self::read`], for a command that must roll back: no snapshot is
     /// "nothing to roll back" (exit 4), a damaged file says nothing changed.
-    pub fn read_for_rollback(state: &StateDir) -> anyhow::Result<Undo> {
+    pub(crate) fn read_for_rollback(state: &StateDir) -> anyhow::Result<Undo> {
         Undo::read(state)
             .map_err(|e| e.context("cannot roll back; nothing was changed"))?
             .ok_or_else(|| {
@@ -161,7 +161,7 @@ impl Undo {
     /// Put the firewall back as it was before the apply: only autofw's own
     /// table (and its blocklist elements), chains and policies. An error
     /// says where the firewall stands.
-    pub fn restore(&self) -> anyhow::Result<()> {
+    pub(crate) fn restore(&self) -> anyhow::Result<()> {
         if let Some(saved) = &self.snapshot.nft {
             nft::restore(saved).map_err(|e| {
                 e.context("putting back the previous table inet autofw failed; the rules of the apply are still loaded")
@@ -186,7 +186,7 @@ impl Undo {
     /// count and digest? `None` when it cannot be checked (no nft). A
     /// difference means something else changed the firewall during the
     /// window; it is reported, not undone.
-    pub fn matches_live(&self) -> Option<bool> {
+    pub(crate) fn matches_live(&self) -> Option<bool> {
         let saved = self.snapshot.nft_ruleset.as_ref()?;
         let live = nft::live_ruleset().ok()?;
         if &live != saved {

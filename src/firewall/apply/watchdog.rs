@@ -52,7 +52,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Start the watchdog for the window in `state` and wait until it is armed.
 /// Returns its pid.
-pub fn spawn(state: &StateDir, lock: &FileLock) -> anyhow::Result<u32> {
+pub(crate) fn spawn(state: &StateDir, lock: &FileLock) -> anyhow::Result<u32> {
     let exe = std::env::current_exe().map_err(|e| {
         host_failure(format!(
             "cannot find the autofw binary to start the watchdog: {e}"
@@ -133,7 +133,7 @@ fn start(mut cmd: Command, lock: &FileLock) -> anyhow::Result<u32> {
 
 /// `autofw watchdog`: wait for the deadline of the open window, then roll
 /// back unless someone decided first.
-pub fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
+pub(crate) fn run(state_dir: &std::path::Path) -> anyhow::Result<u8> {
     let state = StateDir::new(state_dir);
     // No terminal to be hung up on, but be explicit: only SIGKILL (or an
     // orderly SIGTERM from an admin) stops a watchdog.

@@ -21,7 +21,7 @@ use crate::state::{FileLock, HeldLock, StateDir, now_secs};
 
 /// What a rollback found and did.
 #[derive(Debug)]
-pub struct RolledBack {
+pub(crate) struct RolledBack {
     /// Whether the live firewall now equals the one saved before the apply:
     /// `nft -t -s list ruleset` byte for byte, and each blocklist set by
     /// count and digest (`None`: nft is not installed, so it cannot be
@@ -40,7 +40,7 @@ pub struct RolledBack {
 
 /// The outcome of `confirm`.
 #[derive(Debug)]
-pub enum Confirmed {
+pub(crate) enum Confirmed {
     /// No window is open, and the last apply was confirmed already (at
     /// `at`, persisted or not): nothing to do.
     Already { at: u64, persisted: bool },
@@ -59,7 +59,7 @@ pub enum Confirmed {
 
 /// Proof that the caller holds the decision lock (`window.lock`): a
 /// decision is only ever made under it.
-pub struct Deciding<'a> {
+pub(crate) struct Deciding<'a> {
     _lock: Lock<'a>,
 }
 
@@ -74,7 +74,7 @@ enum Lock<'a> {
 
 impl Deciding<'static> {
     /// Take the decision lock, waiting for it.
-    pub fn take(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
+    pub(crate) fn take(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
         Ok(Deciding {
             _lock: Lock::Taken {
                 _lock: state.lock_window()?,
@@ -83,7 +83,7 @@ impl Deciding<'static> {
     }
 
     /// The same, without saying that it waits (apply at its deadline).
-    pub fn take_quietly(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
+    pub(crate) fn take_quietly(state: &StateDir) -> anyhow::Result<Deciding<'static>> {
         Ok(Deciding {
             _lock: Lock::Taken {
                 _lock: state.lock_window_quietly()?,
@@ -95,7 +95,7 @@ impl Deciding<'static> {
 impl<'a> Deciding<'a> {
     /// Take it on the lock file the watchdog opened when it started, so a
     /// decision needs nothing opened in the state directory.
-    pub fn on_file(file: &'a File) -> anyhow::Result<Deciding<'a>> {
+    pub(crate) fn on_file(file: &'a File) -> anyhow::Result<Deciding<'a>> {
         Ok(Deciding {
             _lock: Lock::OnFile {
                 _lock: HeldLock::take(file)?,
@@ -104,7 +104,7 @@ impl<'a> Deciding<'a> {
     }
 
     /// The lock the caller took and still holds.
-    pub fn held(lock: &'a FileLock) -> Deciding<'a> {
+    pub(crate) fn held(lock: &'a FileLock) -> Deciding<'a> {
         Deciding {
             _lock: Lock::Held { _lock: lock },
         }
@@ -115,7 +115,7 @@ impl<'a> Deciding<'a> {
 /// Persisting happens here and only here, after the decision, and only
 /// for a window that survived with its rules loaded: an unconfirmed or
 /// untested ruleset never reaches the boot files.
-pub fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
+pub(crate) fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     require_state_dir(state, "confirm")?;
     let deciding = Deciding::take(state)?;
     let Some(window) = state.read_window()? else {
@@ -256,7 +256,7 @@ fn rules_now(record: &AppliedRecord) -> anyhow::Result<RulesNow> {
 /// changes; then the old rules are put back, from memory; then the
 /// bookkeeping is written, which may fail without undoing the restore
 /// (`RolledBack::unrecorded`).
-pub fn roll_back(
+pub(crate) fn roll_back(
     _deciding: &Deciding<'_>,
     state: &StateDir,
     undo: &Undo,
@@ -311,7 +311,7 @@ pub fn roll_back(
 
 /// After a rollback that could not be recorded: record it now (`next`,
 /// the record it left), if the window `id` is still open.
-pub fn record_if_open(
+pub(crate) fn record_if_open(
     _deciding: &Deciding<'_>,
     state: &StateDir,
     id: &str,
@@ -325,7 +325,7 @@ pub fn record_if_open(
 
 /// A state directory that does not exist means no apply ever ran with it:
 /// say that, rather than fail to open a lock file in it.
-pub fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
+pub(crate) fn require_state_dir(state: &StateDir, what: &str) -> anyhow::Result<()> {
     state.check_trusted()?;
     if state.root().is_dir() {
         return Ok(());

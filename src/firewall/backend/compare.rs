@@ -12,7 +12,7 @@ use crate::human::unified_diff;
 /// What the live firewall holds of autofw's rules, and what it should hold,
 /// as the edge read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveRules {
+pub(crate) enum LiveRules {
     Nft {
         /// autofw's table as `nft -t -s list ruleset` lists it (no set
         /// elements: [`super::nft::live_autofw_table`]); `None` when there is
@@ -28,7 +28,7 @@ pub enum LiveRules {
 
 impl LiveRules {
     /// iptables: each family's live and applied rules; empty on nft.
-    pub fn iptables_families(&self) -> &[FamilyRules] {
+    pub(crate) fn iptables_families(&self) -> &[FamilyRules] {
         match self {
             LiveRules::Iptables(families) => families,
             LiveRules::Nft { .. } => &[],
@@ -36,14 +36,14 @@ impl LiveRules {
     }
 
     /// Is autofw's nft table loaded (where the blocklist sets live)?
-    pub fn has_nft_table(&self) -> bool {
+    pub(crate) fn has_nft_table(&self) -> bool {
         matches!(self, LiveRules::Nft { table: Some(_), .. })
     }
 }
 
 /// One iptables family's live and applied rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyRules {
+pub(crate) struct FamilyRules {
     /// `iptables` or `ip6tables`, for messages.
     pub name: String,
     /// `iptables-save -t filter` of the live host.
@@ -58,7 +58,7 @@ pub struct FamilyRules {
 /// Whether autofw's rules are loaded as they were applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-pub enum RulesState {
+pub(crate) enum RulesState {
     /// Loaded, exactly as applied.
     Live,
     /// Loaded, but not compared rule by rule, for `reason`.
@@ -76,7 +76,7 @@ pub enum RulesState {
 }
 
 /// Compare the live rules with the applied ones.
-pub fn compare_rules(live: &LiveRules) -> RulesState {
+pub(crate) fn compare_rules(live: &LiveRules) -> RulesState {
     match live {
         LiveRules::Nft { table: None, .. } => RulesState::Missing,
         LiveRules::Nft {

@@ -9,7 +9,11 @@ use std::process::{Command, Stdio};
 
 /// Run `program args`, feeding `stdin` if given. Returns stdout on success;
 /// on failure, an error carrying the tool's own stderr.
-pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn run_tool(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<String> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(if stdin.is_some() {
@@ -52,7 +56,7 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Re
 }
 
 /// Is `program` on `PATH` (as an executable file)?
-pub fn tool_exists(program: &str) -> bool {
+pub(crate) fn tool_exists(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let Some(path) = std::env::var_os("PATH") else {
         return false;
@@ -64,7 +68,7 @@ pub fn tool_exists(program: &str) -> bool {
 }
 
 /// Fail, before anything changes, when a tool a command needs is missing.
-pub fn require_tools(programs: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn require_tools(programs: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = programs
         .iter()
         .copied()
@@ -89,7 +93,7 @@ pub fn require_tools(programs: &[&str]) -> anyhow::Result<()> {
 
 /// Changing the firewall needs root (CAP_NET_ADMIN); say so up front rather
 /// than let nft fail halfway with "Operation not permitted".
-pub fn require_root(what: &str) -> anyhow::Result<()> {
+pub(crate) fn require_root(what: &str) -> anyhow::Result<()> {
     if rustix::process::geteuid().is_root() {
         Ok(())
     } else {

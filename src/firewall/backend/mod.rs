@@ -6,10 +6,10 @@
 //! files do). [`exec`] is the only place that spawns the tools that
 //! change the firewall; [`compare`] holds live rules against applied ones.
 
-pub mod compare;
-pub mod exec;
-pub mod iptables;
-pub mod nft;
+pub(crate) mod compare;
+pub(crate) mod exec;
+pub(crate) mod iptables;
+pub(crate) mod nft;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ use iptables::filter_view::FilterView;
 
 /// Why a load failed, and so where the firewall stands.
 #[derive(Debug)]
-pub enum LoadFailure {
+pub(crate) enum LoadFailure {
     /// The rules were refused: nothing changed (one transaction per family;
     /// iptables undoes IPv4 itself when IPv6 fails).
     Rules(anyhow::Error),
@@ -34,7 +34,7 @@ pub enum LoadFailure {
 }
 
 impl LoadFailure {
-    pub fn into_error(self) -> anyhow::Error {
+    pub(crate) fn into_error(self) -> anyhow::Error {
         match self {
             LoadFailure::Rules(e) | LoadFailure::Sets(e) => e,
         }
@@ -45,7 +45,7 @@ impl LoadFailure {
 /// the blocklist `sets` (nft: their elements, in one more transaction over
 /// netlink). `keep` is the iptables part of the snapshot taken before,
 /// which tells iptables what to keep.
-pub fn load(
+pub(crate) fn load(
     rules: &Rules,
     sets: Option<&SetContents>,
     keep: Option<&iptables::Saved>,
@@ -67,7 +67,7 @@ pub fn load(
 /// Load `rules` into a firewall that holds no autofw rules yet (the
 /// judge's scratch namespace): nft needs no look at a live table to empty
 /// in place first.
-pub fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
+pub(crate) fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
     match rules {
         Rules::Nft { text } => exec::run_tool("nft", &["-f", "-"], Some(text)).map(|_| ()),
         Rules::Iptables { v4, v6, ipsets } => iptables::load(v4, v6, ipsets.as_deref(), None),
@@ -76,7 +76,7 @@ pub fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
 
 /// The texts of `rules` under the name the judge's cache key gives them:
 /// `nft` (the script), `autofw-iptables` (v4, v6, the ipsets or nothing).
-pub fn keyed_texts(rules: &Rules) -> (&'static str, Vec<&str>) {
+pub(crate) fn keyed_texts(rules: &Rules) -> (&'static str, Vec<&str>) {
     match rules {
         Rules::Nft { text } => ("nft", vec![text]),
         Rules::Iptables { v4, v6, ipsets } => (
@@ -128,7 +128,7 @@ impl Backend {
 /// the rollback's check) when there is one; iptables: the policies the
 /// rules set and the forwarding state, so that undo puts back only what
 /// autofw changed.
-pub fn save_for_undo(
+pub(crate) fn save_for_undo(
     rules: &Rules,
     ruleset: Option<&str>,
 ) -> anyhow::Result<(Option<nft::Saved>, Option<iptables::Saved>)> {
@@ -164,7 +164,7 @@ pub fn save_for_undo(
 /// rules load, so they neither drop what these open nor hide from
 /// `status`. `last`: the rules of the last apply, whose iptables policies
 /// are the ones to put back.
-pub fn remove_other(rules: &Rules, last: Option<&Rules>) -> anyhow::Result<()> {
+pub(crate) fn remove_other(rules: &Rules, last: Option<&Rules>) -> anyhow::Result<()> {
     match rules {
         Rules::Nft { .. } => {
             if iptables::TOOLS.iter().all(|t| exec::tool_exists(t)) {
@@ -187,7 +187,7 @@ pub fn remove_other(rules: &Rules, last: Option<&Rules>) -> anyhow::Result<()> {
 /// `autofw disable`: autofw's rules of both backends removed (`last`: the
 /// rules of the last apply, whose iptables policies go back); what was
 /// removed, said for people.
-pub fn remove_all(last: Option<&Rules>) -> anyhow::Result<Vec<&'static str>> {
+pub(crate) fn remove_all(last: Option<&Rules>) -> anyhow::Result<Vec<&'static str>> {
     let mut removed = Vec::new();
     if exec::tool_exists("nft") && nft::remove_table()? {
         removed.push("nft table inet autofw (and its blocklist sets)");
@@ -209,7 +209,7 @@ pub fn remove_all(last: Option<&Rules>) -> anyhow::Result<Vec<&'static str>> {
 
 /// What [`remove_other`] would remove now, said for people; `None` when
 /// autofw has no rules of the other backend than `backend` loaded.
-pub fn other_loaded(backend: Backend) -> Option<&'static str> {
+pub(crate) fn other_loaded(backend: Backend) -> Option<&'static str> {
     match backend {
         Backend::Iptables => (exec::tool_exists("nft")
             && nft::autofw_table_exists().unwrap_or(false))
@@ -227,7 +227,7 @@ const ALL_ACCEPT: &str =
 /// Warnings once `rules` are loaded. iptables: other tools' INPUT rules
 /// that still accept before autofw's jump (one inserted between the save
 /// and the load): said, not undone. nft: none.
-pub fn warnings_after_load(rules: &Rules) -> Vec<String> {
+pub(crate) fn warnings_after_load(rules: &Rules) -> Vec<String> {
     match rules {
         Rules::Iptables { .. } => iptables::accepts_before_jump().unwrap_or_default(),
         Rules::Nft { .. } => Vec::new(),
@@ -236,7 +236,7 @@ pub fn warnings_after_load(rules: &Rules) -> Vec<String> {
 
 /// One part of the firewall that autofw owns, before and after.
 #[derive(Debug, Clone, Serialize)]
-pub struct Part {
+pub(crate) struct Part {
     /// `table inet autofw`, `iptables` or `ip6tables`.
     pub name: &'static str,
     pub before: String,
@@ -248,7 +248,7 @@ pub struct Part {
 /// written if none can be made, which then always counts as a change),
 /// and, on iptables, where the INPUT jump goes among the live rules, said
 /// per family.
-pub fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
+pub(crate) fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
     let mut placement = Vec::new();
     let parts = match rules {
         Rules::Nft { text } => vec![Part {
@@ -292,7 +292,7 @@ pub fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
 /// for people ([`Target::Summary`]): nft's script with a sharded
 /// blocklist's alike sets and chains folded into one line each way;
 /// iptables' ipsets summed up when long, then both families' rules.
-pub fn for_people(proposal: &Proposal, backend: Backend) -> String {
+pub(crate) fn for_people(proposal: &Proposal, backend: Backend) -> String {
     match backend {
         Backend::Nft => format!(
             "{}\n",
@@ -319,7 +319,7 @@ pub fn for_people(proposal: &Proposal, backend: Backend) -> String {
 
 /// How the diff names the part: on iptables autofw owns only part of each
 /// table.
-pub fn whose(backend: Backend) -> &'static str {
+pub(crate) fn whose(backend: Backend) -> &'static str {
     match backend {
         Backend::Nft => "",
         Backend::Iptables => " (autofw's part)",
@@ -335,7 +335,7 @@ pub fn whose(backend: Backend) -> &'static str {
 /// lock, and only they change these sets, so the record is what is live
 /// unless someone edited the sets by hand, which `status` reports and
 /// refresh's fallback repairs.
-pub fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
+pub(crate) fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContents> {
     let record = state.read_applied().ok()??;
     let blocklist = record.blocklist.as_ref()?;
     if record.rolled_back_at().is_some() || !nft::autofw_table_exists().ok()? {
@@ -382,7 +382,10 @@ fn expected_listing(state: Option<&StateDir>, text: &str, live: &str) -> Option<
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names. `cache`: the
 /// state directory that keeps the nft listing ([`expected_listing`]).
-pub fn live_rules(record: &AppliedRecord, cache: Option<&StateDir>) -> anyhow::Result<LiveRules> {
+pub(crate) fn live_rules(
+    record: &AppliedRecord,
+    cache: Option<&StateDir>,
+) -> anyhow::Result<LiveRules> {
     match &record.rules {
         Rules::Nft { text } => {
             exec::require_tools(Backend::Nft.tools())?;

@@ -15,7 +15,7 @@ use crate::propose::render_iptables::{DOCKER_USER_JUMP_SAVED, GUARD_JUMP_SAVED};
 
 /// What the edge read of the live filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveFilters {
+pub(crate) struct LiveFilters {
     /// `nft -s list ruleset`; `None` without nft.
     pub nft_ruleset: Option<String>,
     /// `iptables-nft-save` and `ip6tables-nft-save` (every table); empty
@@ -35,7 +35,7 @@ pub struct LiveFilters {
 /// messages name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Foreign {
+pub(crate) enum Foreign {
     /// A native nft table (`family name`), its listing.
     NftTable {
         family: String,
@@ -51,7 +51,7 @@ pub enum Foreign {
 impl Foreign {
     /// How a message names this filter's drop of a `v6` packet:
     /// "iptables-nft's filter INPUT (policy drop)".
-    pub fn dropper(&self, v6: bool) -> String {
+    pub(crate) fn dropper(&self, v6: bool) -> String {
         match self {
             Foreign::NftTable { family, name, text } => {
                 let chains = input_chains(text);
@@ -91,7 +91,7 @@ impl Foreign {
     }
 
     /// How to resolve a drop by this filter of what autofw opens.
-    pub fn resolution(&self, what: &str) -> String {
+    pub(crate) fn resolution(&self, what: &str) -> String {
         match self {
             Foreign::NftTable { family, name, .. } => format!(
                 "either remove that table (`nft delete table {family} {name}`, and whatever loads \
@@ -113,7 +113,7 @@ impl Foreign {
     }
 
     /// A short name for lists: "table inet filter", "iptables-nft".
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Foreign::NftTable { family, name, .. } => format!("nftables' table {family} {name}"),
             Foreign::IptablesNft { .. } => "iptables-nft".to_string(),
@@ -172,14 +172,14 @@ fn input_chains(table: &str) -> Vec<(String, String)> {
 
 /// A top-level table block of an nft listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NftTable {
+pub(crate) struct NftTable {
     pub family: String,
     pub name: String,
     pub text: String,
 }
 
 /// Split `nft list ruleset` into its tables.
-pub fn nft_tables(ruleset: &str) -> Vec<NftTable> {
+pub(crate) fn nft_tables(ruleset: &str) -> Vec<NftTable> {
     let mut tables = Vec::new();
     let mut current: Option<NftTable> = None;
     for line in ruleset.lines() {
@@ -218,7 +218,7 @@ fn saved_tables(save: &str) -> Vec<&str> {
 /// Does an `iptables-save` hold anything that filters, beyond autofw's own
 /// chains, jump and policies? A table that only lists built-in chains with
 /// policy ACCEPT (or only autofw's part) changes nothing.
-pub fn has_foreign_rules(save: &str) -> bool {
+pub(crate) fn has_foreign_rules(save: &str) -> bool {
     save.lines().map(str::trim).any(|line| {
         if let Some(decl) = line.strip_prefix(':') {
             let mut parts = decl.split_whitespace();
@@ -250,7 +250,7 @@ const AUTOFW_JUMP: &str = "-A INPUT -j AUTOFW-INPUT";
 /// (`autofw_table`) and those iptables-nft manages (named in its saves,
 /// `iptables_nft`: the iptables layer judges those). Works on a terse
 /// listing too, so the edge lists in full only these.
-pub fn native_tables<'a>(
+pub(crate) fn native_tables<'a>(
     ruleset: &'a str,
     iptables_nft: &[String; 2],
     autofw_table: &str,
@@ -276,7 +276,7 @@ pub fn native_tables<'a>(
 /// The foreign filters among the live ones: every native table but
 /// autofw's (`inet autofw`) and iptables-nft's, iptables-nft's tables if
 /// they filter anything, and legacy tables with rules.
-pub fn foreign(live: &LiveFilters, autofw_table: &str) -> Vec<Foreign> {
+pub(crate) fn foreign(live: &LiveFilters, autofw_table: &str) -> Vec<Foreign> {
     let mut out = Vec::new();
     let ruleset = live.nft_ruleset.as_deref().unwrap_or_default();
     for table in native_tables(ruleset, &live.iptables_nft, autofw_table) {
@@ -303,7 +303,7 @@ pub fn foreign(live: &LiveFilters, autofw_table: &str) -> Vec<Foreign> {
 /// forwarded port to a backend that is not there, down FORWARD, and read as
 /// a drop on the input path. What is forwarded is the published-ports
 /// guard's to decide (FORWARD), not the input path's.
-pub fn without_nat(save: &str) -> String {
+pub(crate) fn without_nat(save: &str) -> String {
     let mut out = String::new();
     let mut in_nat = false;
     for line in save.split_inclusive('\n') {
@@ -324,7 +324,7 @@ pub fn without_nat(save: &str) -> String {
 /// What scan says of iptables-legacy: tables with rules, per family, as
 /// `iptables-legacy: filter (INPUT policy DROP, 2 rules)`; and tables the
 /// kernel lists but no tool could show.
-pub fn legacy_summary(live: &LiveFilters) -> Vec<String> {
+pub(crate) fn legacy_summary(live: &LiveFilters) -> Vec<String> {
     let mut out = Vec::new();
     for (tool, save) in [
         ("iptables-legacy", &live.legacy[0]),
@@ -372,7 +372,7 @@ pub fn legacy_summary(live: &LiveFilters) -> Vec<String> {
 /// (`[12:3456]`), an nft element's `expires 9m58s`, and an ipset entry's
 /// remaining `timeout` and its `packets`/`bytes`. What is left decides what
 /// the filter does, so it is what a cached verdict is keyed on.
-pub fn stable(text: &str) -> String {
+pub(crate) fn stable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         if line.trim_start().starts_with('#') {
@@ -408,7 +408,7 @@ pub fn stable(text: &str) -> String {
 /// FNV-1a (64 bits) of `text`, in hex: the key of a cached verdict. Not a
 /// defence against forgery (only root writes the rules and the state
 /// directory), only a fingerprint of what was judged.
-pub fn digest(text: &str) -> String {
+pub(crate) fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {
         h ^= u64::from(byte);

@@ -33,16 +33,16 @@ use crate::model::Proto;
 use crate::record::Rules;
 
 /// The scratch namespace's addresses (documentation ranges).
-pub const SERVER_V4: &str = "203.0.113.1";
-pub const CLIENT_V4: &str = "203.0.113.2";
-pub const SERVER_V6: &str = "2001:db8:a0f::1";
-pub const CLIENT_V6: &str = "2001:db8:a0f::2";
+pub(crate) const SERVER_V4: &str = "203.0.113.1";
+pub(crate) const CLIENT_V4: &str = "203.0.113.2";
+pub(crate) const SERVER_V6: &str = "2001:db8:a0f::1";
+pub(crate) const CLIENT_V6: &str = "2001:db8:a0f::2";
 /// The same, as addresses: (IPv4, IPv6).
-pub const CLIENT: [IpAddr; 2] = [
+pub(crate) const CLIENT: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(203, 0, 113, 2)),
     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa0f, 0, 0, 0, 0, 2)),
 ];
-pub const SERVER: [IpAddr; 2] = [
+pub(crate) const SERVER: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa0f, 0, 0, 0, 0, 1)),
 ];
@@ -51,13 +51,13 @@ pub const SERVER: [IpAddr; 2] = [
 /// comes back in well under a millisecond (the kernel answers a SYN from
 /// the listen queue; datagrams are echoed by this same loop), so this is
 /// about a hundred times the slowest answer seen on a loaded 2-core host.
-pub const DEADLINE: Duration = Duration::from_millis(250);
+pub(crate) const DEADLINE: Duration = Duration::from_millis(250);
 /// File descriptors kept back from the probes (stdio, the tools' pipes).
 const SPARE_FDS: u64 = 64;
 
 /// What to load, in order, and which ports to probe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JudgeRequest {
+pub(crate) struct JudgeRequest {
     /// The server side's interface name: the host's uplink's, so rules
     /// that match it (`-i eth0`) apply.
     pub interface: String,
@@ -68,7 +68,7 @@ pub struct JudgeRequest {
 /// One filter to load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Layer {
+pub(crate) enum Layer {
     /// `nft -f -`.
     Nft { text: String },
     /// A full `iptables-restore` per family with these tools
@@ -88,14 +88,14 @@ pub enum Layer {
 
 /// The judge's answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Judged {
+pub(crate) struct Judged {
     pub outcomes: Vec<Outcome>,
     /// Layers the scratch namespace refused, with the tool's message.
     pub load_errors: Vec<String>,
 }
 
 /// `autofw judge`: read a [`JudgeRequest`] on stdin, answer [`Judged`] on stdout.
-pub fn run() -> anyhow::Result<u8> {
+pub(crate) fn run() -> anyhow::Result<u8> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let plan: JudgeRequest = serde_json::from_str(&input)
@@ -487,4 +487,4 @@ impl Client {
 }
 
 /// The tools the judge needs besides the filters' own.
-pub const TOOLS: [&str; 2] = ["ip", "unshare"];
+pub(crate) const TOOLS: [&str; 2] = ["ip", "unshare"];

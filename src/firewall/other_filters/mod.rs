@@ -8,9 +8,9 @@
 //! - [`verdict`]: probes → who drops what, in words, pure;
 //! - this file: the edges, reading the live filters and running the judge.
 
-pub mod filters;
-pub mod judge;
-pub mod verdict;
+pub(crate) mod filters;
+pub(crate) mod judge;
+pub(crate) mod verdict;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ use crate::record::{Backend, Opening, Rules};
 use crate::state::StateDir;
 use filters::{Foreign, LiveFilters};
 use judge::{JudgeRequest, Judged, Layer};
-pub use verdict::ForeignDrop;
+pub(crate) use verdict::ForeignDrop;
 use verdict::{PortJudgement, Probe, Verdict};
 
 /// autofw's own table, which is never foreign.
@@ -28,7 +28,7 @@ const AUTOFW_TABLE: &str = "inet autofw";
 
 /// What the other filters do to autofw's rules.
 #[derive(Debug, Clone, Default)]
-pub struct Check {
+pub(crate) struct Check {
     /// Each filter that drops or rejects ports autofw opens.
     pub drops: Vec<ForeignDrop>,
     /// iptables-legacy tables with rules, summed up (scan's note).
@@ -49,7 +49,7 @@ pub struct Check {
 /// `status --json` and `apply --json`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Origin {
+pub(crate) enum Origin {
     /// No other filter, or no opened port: nothing to judge.
     #[default]
     NotNeeded,
@@ -75,14 +75,14 @@ struct Cached {
 
 /// The `other_filters` part of `status --json` and `apply --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub verdict: Origin,
     pub ports: Vec<PortJudgement>,
 }
 
 impl Check {
     /// Nothing judged, only the legacy tables summed up.
-    pub fn legacy_only(legacy: Vec<String>) -> Check {
+    pub(crate) fn legacy_only(legacy: Vec<String>) -> Check {
         Check {
             legacy,
             ..Check::default()
@@ -93,7 +93,7 @@ impl Check {
     /// next check of the same filters, rules and probes. Only a cache: a
     /// state directory that cannot be written (read-only, full, not there)
     /// costs the next check one more judging, nothing else.
-    pub fn keep(&self, state: &StateDir) {
+    pub(crate) fn keep(&self, state: &StateDir) {
         let (Origin::Judged, Some(key)) = (self.verdict, &self.key) else {
             return;
         };
@@ -107,7 +107,7 @@ impl Check {
         }
     }
 
-    pub fn report(&self) -> Report {
+    pub(crate) fn report(&self) -> Report {
         Report {
             verdict: self.verdict,
             ports: self.ports.clone(),
@@ -118,7 +118,7 @@ impl Check {
 impl Check {
     /// Warnings for propose and apply: the drops, then legacy tables that
     /// drop nothing autofw opens (still worth knowing: they are invisible).
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .drops
             .iter()
@@ -137,7 +137,7 @@ impl Check {
 }
 
 /// Read the live filters. Root only (the caller checks).
-pub fn live_filters() -> anyhow::Result<LiveFilters> {
+pub(crate) fn live_filters() -> anyhow::Result<LiveFilters> {
     let save = |tool: &str| {
         if tool_exists(tool) {
             run_tool(tool, &[], None).unwrap_or_default()
@@ -220,7 +220,7 @@ fn read_legacy() -> ([String; 2], Vec<String>) {
 }
 
 /// scan's notes about other filters: iptables-legacy tables with rules.
-pub fn legacy_notes() -> Vec<String> {
+pub(crate) fn legacy_notes() -> Vec<String> {
     let legacy = legacy_summary();
     if legacy.is_empty() {
         return Vec::new();
@@ -233,14 +233,14 @@ pub fn legacy_notes() -> Vec<String> {
 
 /// propose's warnings about other filters: what they drop of `proposal`,
 /// loaded as `format` says.
-pub fn proposal_warnings(proposal: &Proposal, format: Format) -> Vec<String> {
+pub(crate) fn proposal_warnings(proposal: &Proposal, format: Format) -> Vec<String> {
     let backend = Backend::for_format(format);
     let openings = crate::record::openings(proposal.ruleset());
     check(&Rules::render(proposal, backend), &openings, None).warnings()
 }
 
 /// Legacy tables with rules, summed up (root only; empty otherwise).
-pub fn legacy_summary() -> Vec<String> {
+pub(crate) fn legacy_summary() -> Vec<String> {
     if !rustix::process::geteuid().is_root() {
         return Vec::new();
     }
@@ -259,7 +259,7 @@ pub fn legacy_summary() -> Vec<String> {
 /// directory instead of judged again ([`Check::keep`] keeps a new one). Needs
 /// root; without it, or without the tools, the check says why it was not
 /// made.
-pub fn check(rules: &Rules, openings: &[Opening], cache: Option<&StateDir>) -> Check {
+pub(crate) fn check(rules: &Rules, openings: &[Opening], cache: Option<&StateDir>) -> Check {
     let mut check = Check::default();
     if !rustix::process::geteuid().is_root() {
         return check;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// What a probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Open,
     Rejected,
     Dropped,
@@ -24,7 +24,7 @@ pub enum Verdict {
 
 /// One probe's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub proto: Proto,
     pub port: u16,
     pub v6: bool,
@@ -36,12 +36,12 @@ pub struct Outcome {
 }
 
 /// One port in one family to probe: (proto, port, IPv6).
-pub type Probe = (Proto, u16, bool);
+pub(crate) type Probe = (Proto, u16, bool);
 
 /// How the judge decided one opened port in one family: what `status
 /// --json` and `apply --json` show as `other_filters.ports`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortJudgement {
+pub(crate) struct PortJudgement {
     pub proto: Proto,
     pub port: u16,
     pub family: Family,
@@ -64,13 +64,13 @@ pub struct PortJudgement {
 /// See [`PortJudgement::judged`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Judging {
+pub(crate) enum Judging {
     Probed,
     ByRule,
 }
 
 impl PortJudgement {
-    pub fn probed(o: &Outcome) -> PortJudgement {
+    pub(crate) fn probed(o: &Outcome) -> PortJudgement {
         PortJudgement {
             proto: o.proto,
             port: o.port,
@@ -94,7 +94,7 @@ fn family(v6: bool) -> Family {
 /// network or family. Those are judged by the rule and not probed: a probe
 /// would only wait out the deadline, and autofw's rules alone would drop it
 /// as well, so no other filter could be blamed for it.
-pub fn scratch_reach(
+pub(crate) fn scratch_reach(
     openings: &[Opening],
     interface: &str,
     client: [IpAddr; 2],
@@ -159,7 +159,7 @@ fn reach(o: &Opening) -> String {
 
 /// The note that says which ports were judged by autofw's rule, not by a
 /// probe: "tcp/53 (to 192.168.122.1 on virbr0), udp/67 (IPv4: on virbr0)".
-pub fn by_rule_note(ports: &[PortJudgement]) -> Option<String> {
+pub(crate) fn by_rule_note(ports: &[PortJudgement]) -> Option<String> {
     let mut by_port: BTreeMap<(u16, Proto), Vec<&PortJudgement>> = BTreeMap::new();
     for p in ports.iter().filter(|p| p.judged == Judging::ByRule) {
         by_port.entry((p.port, p.proto)).or_default().push(p);
@@ -187,7 +187,7 @@ pub fn by_rule_note(ports: &[PortJudgement]) -> Option<String> {
 }
 
 /// Ports autofw's rules alone accept and the whole host does not.
-pub fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
+pub(crate) fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
     together
         .iter()
         .filter(|o| o.verdict != Verdict::Open)
@@ -203,7 +203,7 @@ pub fn suspects(alone: &[Outcome], together: &[Outcome]) -> Vec<Outcome> {
 /// Which foreign filter (index into the list) stops each suspect, from one
 /// run per filter (`per_filter[i]`: filter `i` with autofw's rules). `None`
 /// when no filter alone stops it (only their combination does).
-pub fn attribute(
+pub(crate) fn attribute(
     suspects: &[Outcome],
     per_filter: &[Vec<Outcome>],
 ) -> Vec<(Outcome, Option<usize>)> {
@@ -223,7 +223,7 @@ pub fn attribute(
 /// One thing to tell the operator: what stops which ports, and how to
 /// resolve it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForeignDrop {
+pub(crate) struct ForeignDrop {
     pub message: String,
     pub fix: String,
     /// The filter is iptables-legacy's.
@@ -239,7 +239,10 @@ type Families = (bool, bool);
 
 /// The messages, one per filter and verdict: "iptables-nft's filter INPUT
 /// (policy drop) drops tcp/80 that autofw opens".
-pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) -> Vec<ForeignDrop> {
+pub(crate) fn messages(
+    foreign: &[Foreign],
+    attributed: &[(Outcome, Option<usize>)],
+) -> Vec<ForeignDrop> {
     let mut groups: BTreeMap<Stopper, BTreeMap<(u16, Proto), Families>> = BTreeMap::new();
     for (o, by) in attributed {
         let who = match by {
@@ -307,7 +310,7 @@ pub fn messages(foreign: &[Foreign], attributed: &[(Outcome, Option<usize>)]) ->
 }
 
 /// "iptables-legacy tables hold rules (...): {effect}, but ... invisible".
-pub fn legacy_note(summary: &[String], effect: &str) -> String {
+pub(crate) fn legacy_note(summary: &[String], effect: &str) -> String {
     format!(
         "iptables-legacy tables hold rules ({}): {effect}, but they filter packets too, and \
          `nft list ruleset` does not show them (`iptables-legacy-save` does)",

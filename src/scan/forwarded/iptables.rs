@@ -39,7 +39,7 @@ fn parse_to_destination(text: &str) -> Option<(IpAddr, Option<(u16, u16)>)> {
 /// The forwarded ports of one `iptables-save -t nat` (or, with `ipv6`,
 /// `ip6tables-save -t nat`) text: DNAT rules in chains that PREROUTING
 /// reaches. `ipv6` gives the wildcard of a rule that matches any address.
-pub fn parse_iptables_nat(save: &str, ipv6: bool) -> Vec<Forward> {
+pub(crate) fn parse_iptables_nat(save: &str, ipv6: bool) -> Vec<Forward> {
     let mut in_nat = false;
     let mut rules: Vec<Vec<String>> = Vec::new();
     for line in save.lines().map(str::trim) {

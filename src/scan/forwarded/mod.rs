@@ -19,11 +19,11 @@
 //! REDIRECT (to this host) is left out: it lands in INPUT, where the listener
 //! it redirects to is seen and governed already.
 
-pub mod iptables;
-pub mod nft;
+pub(crate) mod iptables;
+pub(crate) mod nft;
 
-pub use iptables::parse_iptables_nat;
-pub use nft::parse_nft_ruleset;
+pub(crate) use iptables::parse_iptables_nat;
+pub(crate) use nft::parse_nft_ruleset;
 
 use super::core::classify;
 use crate::model::{Listener, Proto};
@@ -38,7 +38,7 @@ const MAX_RANGE: u32 = 1024;
 
 /// One port the host forwards: `proto` `address`:`port` → `to`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Forward {
+pub(crate) struct Forward {
     pub proto: Proto,
     /// The destination address the rule matches, or the family's wildcard
     /// (`0.0.0.0`, `::`) when it matches any.
@@ -51,7 +51,7 @@ pub struct Forward {
 /// A port that a container engine (Docker, podman) says it publishes, with
 /// the container's name and image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     pub proto: Proto,
     pub port: u16,
     pub container: String,
@@ -135,7 +135,7 @@ pub(crate) fn forwards_of_rule(
 /// The ports Docker's (or podman's Docker-compatible) `GET /containers/json`
 /// says are published. Anything unexpected gives an empty list: container
 /// names are a courtesy, never a reason to fail a scan.
-pub fn parse_containers(json: &str) -> Vec<Published> {
+pub(crate) fn parse_containers(json: &str) -> Vec<Published> {
     let Ok(Value::Array(containers)) = serde_json::from_str::<Value>(json) else {
         return Vec::new();
     };
@@ -203,7 +203,7 @@ fn container_service(
 /// two); the others become listeners of their own, with no process. Every
 /// forwarded port that an engine publishes gets the container's name, and
 /// the service the container runs. Sorted as [`super::core::listeners`] sorts.
-pub fn join(
+pub(crate) fn join(
     mut listeners: Vec<Listener>,
     forwards: &[Forward],
     published: &[Published],

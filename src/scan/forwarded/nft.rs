@@ -15,7 +15,7 @@ type Chains = BTreeMap<String, Vec<Vec<Value>>>;
 /// The forwarded ports of `nft -j -t list ruleset`: `dnat` statements in nat
 /// chains hooked at prerouting, or reached from one. iptables-nft rules (an
 /// opaque `xt` DNAT) are left to [`parse_iptables_nat`].
-pub fn parse_nft_ruleset(json: &str) -> Result<Vec<Forward>, String> {
+pub(crate) fn parse_nft_ruleset(json: &str) -> Result<Vec<Forward>, String> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| format!("cannot parse `nft -j -t list ruleset`: {e}"))?;
     let items = value["nftables"].as_array().cloned().unwrap_or_default();

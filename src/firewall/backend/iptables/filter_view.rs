@@ -24,7 +24,7 @@ const BUILTIN: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
 /// `AUTOFW-PUBLISHED`), that jump and chain taken out, Docker's chain left;
 /// a guard loaded earlier that this proposal does not have (the host no
 /// longer routes) taken out.
-pub fn fit_to_live(proposal: &str, live_save: &str) -> String {
+pub(crate) fn fit_to_live(proposal: &str, live_save: &str) -> String {
     let fitted = input_order::with_placed_jump(proposal, JUMP_LINE, live_save);
     let live = FilterView::parse(live_save);
     let has_mangle = fitted.lines().any(|l| l.trim() == "*mangle");
@@ -67,7 +67,7 @@ pub fn fit_to_live(proposal: &str, live_save: &str) -> String {
 /// An `iptables-save` (filter and mangle tables) reduced to what autofw may
 /// touch.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct FilterView {
+pub(crate) struct FilterView {
     /// Built-in chain → policy, of the filter table (absent table: none
     /// listed).
     pub policies: BTreeMap<String, String>,
@@ -93,7 +93,7 @@ pub struct FilterView {
 }
 
 impl FilterView {
-    pub fn parse(save: &str) -> FilterView {
+    pub(crate) fn parse(save: &str) -> FilterView {
         let mut view = FilterView::default();
         let mut table = "";
         for line in save.lines().map(str::trim) {
@@ -161,7 +161,7 @@ impl FilterView {
     /// The lines a dry-run diff compares: policies, autofw's chains, rules
     /// and jumps, without counters; the mangle table's part after a
     /// `*mangle` line, when there is one.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut out = String::new();
         for (chain, policy) in &self.policies {
             out.push_str(&format!(":{chain} {policy}\n"));
@@ -205,7 +205,7 @@ fn is_autofw_chain(name: &str) -> bool {
 
 /// What undo may change of the built-in chain policies.
 #[derive(Debug, Clone, Copy)]
-pub struct PolicyUndo<'a> {
+pub(crate) struct PolicyUndo<'a> {
     /// The policies the loaded rules set (`None`: unknown, put back all).
     pub set: Option<&'a BTreeMap<String, String>>,
     /// This family's IP forwarding was off at the apply and is on now:
@@ -223,7 +223,7 @@ pub struct PolicyUndo<'a> {
 /// differs from the saved one) and it is still what the apply set: Docker
 /// sets `FORWARD DROP` when it starts, and putting back ACCEPT over it
 /// would make every container routable.
-pub fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<String> {
+pub(crate) fn undo_script(saved: &str, live: &str, policies: PolicyUndo) -> Option<String> {
     let saved = FilterView::parse(saved);
     let live = FilterView::parse(live);
     let mut lines = Vec::new();

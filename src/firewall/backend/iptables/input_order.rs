@@ -143,7 +143,7 @@ fn is_autofw_jump(rule: &SavedRule) -> bool {
 
 /// How autofw's jump is to be placed in a live INPUT chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// 1-based position in INPUT (counting without autofw's own jump):
     /// `iptables -I INPUT {position}`.
     pub position: usize,
@@ -158,7 +158,7 @@ pub struct Placement {
 }
 
 /// Where the jump goes in the INPUT chain of `live_save`.
-pub fn placement(live_save: &str) -> Placement {
+pub(crate) fn placement(live_save: &str) -> Placement {
     let filter = Filter::parse(live_save);
     let mut others = Vec::new();
     let mut jump_at = Vec::new();
@@ -184,7 +184,7 @@ pub fn placement(live_save: &str) -> Placement {
 /// `-A INPUT -j AUTOFW-INPUT` put where [`placement`] says: left out when the
 /// live jump is already there, else any misplaced jump deleted and one
 /// inserted at the position, in the same transaction.
-pub fn with_placed_jump(proposal: &str, jump_line: &str, live_save: &str) -> String {
+pub(crate) fn with_placed_jump(proposal: &str, jump_line: &str, live_save: &str) -> String {
     let place = placement(live_save);
     let jump = jump_line
         .strip_prefix("-A INPUT ")
@@ -210,7 +210,7 @@ pub fn with_placed_jump(proposal: &str, jump_line: &str, live_save: &str) -> Str
 /// The INPUT rules before autofw's jump that can accept a packet, which then
 /// never reaches autofw's rules. Empty when there is no jump (nothing of
 /// autofw's is loaded to bypass).
-pub fn accepts_before_jump(live_save: &str) -> Vec<AcceptBefore> {
+pub(crate) fn accepts_before_jump(live_save: &str) -> Vec<AcceptBefore> {
     let filter = Filter::parse(live_save);
     let input = filter.input();
     let Some(jump) = input.iter().position(is_autofw_jump) else {
@@ -229,7 +229,7 @@ pub fn accepts_before_jump(live_save: &str) -> Vec<AcceptBefore> {
 
 /// A foreign INPUT rule that accepts before autofw's chain is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptBefore {
+pub(crate) struct AcceptBefore {
     /// Its 1-based rule number in INPUT (`iptables -D INPUT {number}`).
     pub number: usize,
     /// As `iptables-save` lists it.
@@ -239,7 +239,7 @@ pub struct AcceptBefore {
 impl Placement {
     /// What apply's plan says about where the jump goes in `family`'s INPUT
     /// (`iptables`, `ip6tables`); `None` when INPUT holds no other rule.
-    pub fn describe(&self, family: &str) -> Option<String> {
+    pub(crate) fn describe(&self, family: &str) -> Option<String> {
         if self.after.is_empty() && self.before.is_none() {
             return None;
         }
@@ -271,7 +271,7 @@ impl Placement {
 
 impl AcceptBefore {
     /// The warning apply prints and the message status gives, for `family`.
-    pub fn describe(&self, family: &str) -> String {
+    pub(crate) fn describe(&self, family: &str) -> String {
         format!(
             "{family} INPUT rule {} (`{}`) accepts before autofw's chain sees the packet: \
              what it matches stays open whatever autofw's rules say",

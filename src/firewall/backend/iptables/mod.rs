@@ -19,8 +19,8 @@
 //! deletes what is then empty and accepts everything, so that
 //! `nft -t -s list ruleset` also comes back as it was.
 
-pub mod filter_view;
-pub mod input_order;
+pub(crate) mod filter_view;
+pub(crate) mod input_order;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,26 +32,26 @@ use filter_view::{FilterView, PolicyUndo, fit_to_live, undo_script};
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]
-pub struct FamilyTools {
+pub(crate) struct FamilyTools {
     pub save: &'static str,
     pub restore: &'static str,
     /// The nft family iptables-nft uses for it.
     pub nft: &'static str,
 }
 
-pub const V4: FamilyTools = FamilyTools {
+pub(crate) const V4: FamilyTools = FamilyTools {
     save: "iptables-save",
     restore: "iptables-restore",
     nft: "ip",
 };
-pub const V6: FamilyTools = FamilyTools {
+pub(crate) const V6: FamilyTools = FamilyTools {
     save: "ip6tables-save",
     restore: "ip6tables-restore",
     nft: "ip6",
 };
 
 /// The tools this backend runs.
-pub const TOOLS: [&str; 4] = [
+pub(crate) const TOOLS: [&str; 4] = [
     "iptables-save",
     "iptables-restore",
     "ip6tables-save",
@@ -60,7 +60,7 @@ pub const TOOLS: [&str; 4] = [
 
 /// What the iptables backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Saved {
+pub(crate) struct Saved {
     /// `iptables-save -t filter` and `-t mangle` before the apply
     /// ([`save_family`]; snapshots from before the guard moved to mangle
     /// hold the filter table alone).
@@ -87,13 +87,13 @@ pub struct Saved {
 
 /// Built-in chain → policy, as the loaded `iptables-restore` text declares.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoliciesSet {
+pub(crate) struct PoliciesSet {
     pub v4: BTreeMap<String, String>,
     pub v6: BTreeMap<String, String>,
 }
 
 impl PoliciesSet {
-    pub fn of(v4: &str, v6: &str) -> PoliciesSet {
+    pub(crate) fn of(v4: &str, v6: &str) -> PoliciesSet {
         PoliciesSet {
             v4: FilterView::parse(v4).policies,
             v6: FilterView::parse(v6).policies,
@@ -103,7 +103,7 @@ impl PoliciesSet {
 
 /// `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Forwarding {
+pub(crate) struct Forwarding {
     pub v4: bool,
     pub v6: bool,
 }
@@ -124,7 +124,7 @@ impl Forwarding {
 /// kernel without `iptable_mangle`) reads as empty: nothing of autofw's can
 /// be there, and loading a guard there fails on its own, with the tool's
 /// words.
-pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
+pub(crate) fn save_family(family: FamilyTools) -> anyhow::Result<String> {
     let mut save = run_tool(family.save, &["-t", "filter"], None)?;
     if let Ok(mangle) = run_tool(family.save, &["-t", "mangle"], None) {
         save.push_str(&mangle);
@@ -133,7 +133,7 @@ pub fn save_family(family: FamilyTools) -> anyhow::Result<String> {
 }
 
 /// Save the live filter tables before loading `v4` and `v6`.
-pub fn save(v4: &str, v6: &str) -> anyhow::Result<Saved> {
+pub(crate) fn save(v4: &str, v6: &str) -> anyhow::Result<Saved> {
     Ok(Saved {
         policies_set: Some(PoliciesSet::of(v4, v6)),
         forwarding: Some(Forwarding::read()),
@@ -197,7 +197,12 @@ fn restore_ipsets(saved: &str) -> anyhow::Result<()> {
 ///
 /// The blocklist ipsets, if any, are loaded first (the rules match them);
 /// `ipset restore -exist` creates or refills them.
-pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> anyhow::Result<()> {
+pub(crate) fn load(
+    v4: &str,
+    v6: &str,
+    ipsets: Option<&str>,
+    saved: Option<&Saved>,
+) -> anyhow::Result<()> {
     if let Some(sets) = ipsets {
         super::exec::require_tools(&["ipset"])?;
         run_tool("ipset", &["restore", "-exist"], Some(sets))?;
@@ -232,7 +237,7 @@ pub fn load(v4: &str, v6: &str, ipsets: Option<&str>, saved: Option<&Saved>) -> 
 
 /// The live INPUT rules, in both families, that accept before autofw's jump
 /// (so what they match bypasses autofw), said as warnings.
-pub fn accepts_before_jump() -> anyhow::Result<Vec<String>> {
+pub(crate) fn accepts_before_jump() -> anyhow::Result<Vec<String>> {
     let mut found = Vec::new();
     for (family, name) in [(V4, "iptables"), (V6, "ip6tables")] {
         for accept in input_order::accepts_before_jump(&save_family(family)?) {
@@ -246,7 +251,7 @@ pub fn accepts_before_jump() -> anyhow::Result<Vec<String>> {
 /// then remove empty leftovers iptables-nft created. A built-in chain's
 /// policy goes back only if autofw set it and it is still as set; a FORWARD
 /// DROP stays where the family's forwarding was turned on in the window.
-pub fn restore(saved: &Saved) -> anyhow::Result<()> {
+pub(crate) fn restore(saved: &Saved) -> anyhow::Result<()> {
     let (then, now) = (saved.forwarding, Forwarding::read());
     let sets = saved.policies_set.as_ref();
     for (family, text, set, turned_on) in [
@@ -294,7 +299,7 @@ fn restore_family(family: FamilyTools, saved: &str, policies: PolicyUndo) -> any
 /// created there empty (only their `create` lines are passed): the rules
 /// need them to exist, not their elements. `None` when no scratch namespace
 /// can be made, or the text is too large to pass as an argument.
-pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, String)> {
+pub(crate) fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, String)> {
     /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
     const MAX_ARG: usize = 120 * 1024;
     const SPLIT: &str = "#autofw-ip6tables-save";
@@ -334,7 +339,7 @@ pub fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, St
 }
 
 /// Is `iptables` the nf_tables variant (iptables-nft)?
-pub fn uses_nf_tables() -> anyhow::Result<bool> {
+pub(crate) fn uses_nf_tables() -> anyhow::Result<bool> {
     let version = run_tool(V4.restore, &["--version"], None)?;
     Ok(version.contains("nf_tables") && tool_exists("nft"))
 }
@@ -393,7 +398,7 @@ fn remove_created_empty(before: &BTreeSet<String>) -> anyhow::Result<()> {
 
 /// The pure part of [`remove_created_empty`] for one `nft -j list table`
 /// of `table` (`ip filter`, `ip6 mangle`).
-pub fn empty_leftovers(
+pub(crate) fn empty_leftovers(
     table_json: &Value,
     table: &str,
     table_existed: bool,
@@ -436,7 +441,7 @@ pub fn empty_leftovers(
 }
 
 /// Does either family's filter table hold autofw's chains or its jump?
-pub fn has_autofw_rules() -> anyhow::Result<bool> {
+pub(crate) fn has_autofw_rules() -> anyhow::Result<bool> {
     for family in [V4, V6] {
         let view = FilterView::parse(&save_family(family)?);
         if view.has_jump || !view.chains.is_empty() || view.has_docker_jump {
@@ -452,7 +457,7 @@ pub fn has_autofw_rules() -> anyhow::Result<bool> {
 /// autofw at all". Only the built-in policies autofw set (`set`, from the
 /// rules it loaded; `INPUT DROP` when unknown) go back to ACCEPT: a FORWARD
 /// DROP that Docker set stays. Returns whether anything was removed.
-pub fn remove_autofw(set: Option<&PoliciesSet>) -> anyhow::Result<bool> {
+pub(crate) fn remove_autofw(set: Option<&PoliciesSet>) -> anyhow::Result<bool> {
     let input_drop: BTreeMap<String, String> = [("INPUT".to_string(), "DROP".to_string())].into();
     let mut removed = false;
     for (family, policies) in [(V4, set.map(|s| &s.v4)), (V6, set.map(|s| &s.v6))] {

@@ -16,11 +16,11 @@ use serde_json::Value;
 use super::exec::run_tool;
 use crate::error::host_failure;
 
-pub use crate::propose::render_nft::{FAMILY, TABLE};
+pub(crate) use crate::propose::render_nft::{FAMILY, TABLE};
 
 /// What the nft backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Saved {
+pub(crate) struct Saved {
     /// `nft -t -s list table inet autofw` before the apply (set elements
     /// are kept apart, see `Snapshot::sets_file`); `None` when the table
     /// did not exist.
@@ -30,7 +30,7 @@ pub struct Saved {
 /// `nft -t -s list ruleset`: the whole live ruleset without counters and
 /// without set elements (a blocklist's million elements are compared by
 /// count and digest, [`crate::blocklist::netlink`], not listed as text).
-pub fn live_ruleset() -> anyhow::Result<String> {
+pub(crate) fn live_ruleset() -> anyhow::Result<String> {
     run_tool("nft", &["-t", "-s", "list", "ruleset"], None)
 }
 
@@ -41,7 +41,7 @@ pub fn live_ruleset() -> anyhow::Result<String> {
 /// for `list tables` and `list table` even under `-t` (a million-entry
 /// blocklist makes those 60 s and 640 MB), but not for a terse
 /// `list ruleset` (10 ms, 5 MB, measured; docs/propose.md).
-pub fn terse_ruleset_json() -> anyhow::Result<Value> {
+pub(crate) fn terse_ruleset_json() -> anyhow::Result<Value> {
     let json = run_tool("nft", &["-j", "-t", "list", "ruleset"], None)?;
     serde_json::from_str(&json)
         .map_err(|e| host_failure(format!("cannot parse `nft -j -t list ruleset`: {e}")))
@@ -49,7 +49,7 @@ pub fn terse_ruleset_json() -> anyhow::Result<Value> {
 
 /// Does `table inet autofw` exist? Asked through JSON so that no message
 /// text is parsed.
-pub fn autofw_table_exists() -> anyhow::Result<bool> {
+pub(crate) fn autofw_table_exists() -> anyhow::Result<bool> {
     Ok(has_autofw_table(&terse_ruleset_json()?))
 }
 
@@ -62,13 +62,13 @@ fn has_autofw_table(ruleset_json: &Value) -> bool {
 /// The live autofw table as `nft -t -s` lists it (no counters, no set
 /// elements), if it exists: its block of `nft -t -s list ruleset` (see
 /// [`terse_ruleset_json`] for why not `list table`).
-pub fn live_autofw_table() -> anyhow::Result<Option<String>> {
+pub(crate) fn live_autofw_table() -> anyhow::Result<Option<String>> {
     Ok(table_block(&live_ruleset()?))
 }
 
 /// The `table inet autofw { ... }` block of a ruleset listing: from its
 /// opening line to the `}` that closes it at the start of a line.
-pub fn table_block(ruleset: &str) -> Option<String> {
+pub(crate) fn table_block(ruleset: &str) -> Option<String> {
     let open = format!("table {FAMILY} {TABLE} {{");
     let mut out = String::new();
     let mut inside = false;
@@ -88,7 +88,7 @@ pub fn table_block(ruleset: &str) -> Option<String> {
 }
 
 /// What undo needs, from `nft -t -s list ruleset` taken before the apply.
-pub fn save(ruleset: &str) -> Saved {
+pub(crate) fn save(ruleset: &str) -> Saved {
     Saved {
         autofw_table: table_block(ruleset),
     }
@@ -100,7 +100,7 @@ pub fn save(ruleset: &str) -> Saved {
 /// already exists, that line is swapped for commands that empty it in place,
 /// so the table keeps its position (see the module doc). Either way it is one
 /// `nft -f`: on error nothing changed and nft's message is returned.
-pub fn load(proposal: &str) -> anyhow::Result<()> {
+pub(crate) fn load(proposal: &str) -> anyhow::Result<()> {
     let live = terse_ruleset_json()?;
     let script = if has_autofw_table(&live) {
         let clear = clear_commands(&live)?;
@@ -112,7 +112,7 @@ pub fn load(proposal: &str) -> anyhow::Result<()> {
 }
 
 /// Put `table inet autofw` back as it was before the apply.
-pub fn restore(saved: &Saved) -> anyhow::Result<()> {
+pub(crate) fn restore(saved: &Saved) -> anyhow::Result<()> {
     let live = terse_ruleset_json()?;
     let script = match (&saved.autofw_table, has_autofw_table(&live)) {
         (None, false) => return Ok(()),
@@ -130,7 +130,7 @@ pub fn restore(saved: &Saved) -> anyhow::Result<()> {
 /// diff compares with the live table, so the diff shows real changes, not
 /// formatting. `None` when no scratch namespace can be made (then the caller
 /// diffs the proposal text as written).
-pub fn canonical(proposal: &str) -> Option<String> {
+pub(crate) fn canonical(proposal: &str) -> Option<String> {
     run_tool(
         "unshare",
         &[
@@ -150,7 +150,7 @@ pub fn canonical(proposal: &str) -> Option<String> {
 /// object, flowtable and chain by handle (handles need no quoting). Rules go
 /// first, so nothing still refers to a chain or set when it is deleted;
 /// chains go last, after the verdict maps that may jump to them.
-pub fn clear_commands(ruleset_json: &Value) -> anyhow::Result<String> {
+pub(crate) fn clear_commands(ruleset_json: &Value) -> anyhow::Result<String> {
     let mut first = Vec::new();
     let mut chains = Vec::new();
     let ours = |obj: &Value| obj["family"] == FAMILY && obj["table"] == TABLE;
@@ -190,7 +190,7 @@ fn without_delete_table(proposal: &str) -> String {
 
 /// `(kind, object)` for each entry of an `nft -j` listing.
 /// `(kind, object)` of every entry of an `nft -j` listing: `("table", {...})`.
-pub fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
+pub(crate) fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
     value["nftables"]
         .as_array()
         .into_iter()
@@ -202,7 +202,7 @@ pub fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
 /// `autofw disable` (and an apply with the iptables backend): delete
 /// `table inet autofw`, with its sets, if it exists. One `nft -f`. Returns
 /// whether there was one.
-pub fn remove_table() -> anyhow::Result<bool> {
+pub(crate) fn remove_table() -> anyhow::Result<bool> {
     if !has_autofw_table(&terse_ruleset_json()?) {
         return Ok(false);
     }
