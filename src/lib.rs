@@ -23,6 +23,7 @@ mod human;
 mod input;
 mod iptables_save;
 mod model;
+mod nfnetlink;
 mod persist;
 mod propose;
 mod record;

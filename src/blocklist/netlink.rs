@@ -19,6 +19,7 @@ use crate::blocklist::{
     FamilySets, Key, SHARDS, SetContents, SetKind, address_set_name, address_shards, set_name,
 };
 use crate::error::host_failure;
+use crate::nfnetlink::{attributes, messages};
 use crate::propose::render_nft::TABLE;
 use crate::propose::ruleset::Family;
 
@@ -45,7 +46,6 @@ const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// An attribute's length is a u16: keep each message's element list well
 /// under 64 KiB.
@@ -488,34 +488,6 @@ fn recv(socket: &Socket, buf: &mut [u8], flags: libc::c_int) -> anyhow::Result<O
     }
 }
 
-/// `(type, payload)` of each netlink message in a datagram.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?) as usize;
-        if len < 16 || len > data.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes(data[4..6].try_into().ok()?);
-        let payload = &data[16..len];
-        data = &data[align(len).min(data.len())..];
-        Some((kind, payload))
-    })
-}
-
-/// `(type, value)` of each attribute, the nested/byte-order bits masked off.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = u16::from_ne_bytes(data.get(..2)?.try_into().ok()?) as usize;
-        if len < 4 || len > data.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes(data[2..4].try_into().ok()?) & NLA_TYPE_MASK;
-        let value = &data[4..len];
-        data = &data[align(len).min(data.len())..];
-        Some((kind, value))
-    })
-}
-
 /// The problem an `NLMSG_ERROR` reports, or `None` for an acknowledgement.
 fn error_of(payload: &[u8]) -> Option<String> {
     let code = i32::from_ne_bytes(payload.get(..4)?.try_into().ok()?);
@@ -540,10 +512,6 @@ fn error_of(payload: &[u8]) -> Option<String> {
         }
     }
     Some(text)
-}
-
-fn align(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 fn begin_attr(buf: &mut Vec<u8>, kind: u16) -> usize {

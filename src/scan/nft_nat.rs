@@ -9,10 +9,10 @@
 //! no forwarded port in it. Only base chains carry a type, so the answer is
 //! the families that have one.
 //!
-//! The message walking mirrors `firewall/nft_sets.rs` (which writes and
-//! reads set elements the same way); scan sits below firewall in the import
-//! order, so it keeps its own few lines.
+//! The message walking is `crate::nfnetlink`'s, shared with
+//! `blocklist/netlink.rs` (which writes and reads set elements).
 
+use crate::nfnetlink::{attributes, messages};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 use std::collections::BTreeSet;
 use std::io;
@@ -25,7 +25,6 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NFTA_CHAIN_TYPE: u16 = 7;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The nf_tables families (`NFPROTO_*`: 1 inet, 2 ip, 10 ip6, ...) that
 /// hold a base chain of type `nat`, in this network namespace. An error
@@ -88,41 +87,10 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn align(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// `(type, payload)` of each netlink message in a datagram.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?) as usize;
-        if len < 16 || len > data.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes(data[4..6].try_into().ok()?);
-        let payload = &data[16..len];
-        data = &data[align(len).min(data.len())..];
-        Some((kind, payload))
-    })
-}
-
-/// `(type, value)` of each attribute, the nested/byte-order bits masked off.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = u16::from_ne_bytes(data.get(..2)?.try_into().ok()?) as usize;
-        if len < 4 || len > data.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes(data[2..4].try_into().ok()?) & NLA_TYPE_MASK;
-        let value = &data[4..len];
-        data = &data[align(len).min(data.len())..];
-        Some((kind, value))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nfnetlink::align;
 
     /// A `NEWCHAIN` payload as the kernel sends it: nfgenmsg, then the
     /// table, name and (for a base chain) type attributes.
