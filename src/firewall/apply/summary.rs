@@ -404,6 +404,26 @@ mod tests {
         })
     }
 
+    /// The summary after a last apply on `scan(true)` that opened `was`,
+    /// given these one-off `--allow` flags.
+    fn since(
+        was: &[(u16, &str)],
+        allow_flags: &[String],
+        now: &Scan,
+        allow: &[&str],
+        block: &[&str],
+        session: Option<Session>,
+    ) -> Summary {
+        let then = listening_ports(&scan(true));
+        let was = opened(was);
+        let before = Before {
+            opened: &was,
+            allow_flags,
+            listening: &then,
+        };
+        summary(now, allow, block, Some(before), session)
+    }
+
     fn ports(lines: &[Line]) -> Vec<String> {
         lines
             .iter()
@@ -419,17 +439,12 @@ mod tests {
 
     #[test]
     fn a_stopped_daemon_closes_its_port_and_says_nothing_listens() {
-        let then = listening_ports(&scan(true));
-        let was = opened(&[(80, "http"), (5622, "ssh")]);
-        let s = summary(
+        let s = since(
+            &[(80, "http"), (5622, "ssh")],
+            &[],
             &scan(false),
             &[],
             &[],
-            Some(Before {
-                opened: &was,
-                allow_flags: &[],
-                listening: &then,
-            }),
             Some(SESSION),
         );
         assert!(s.opens.is_empty(), "{s:?}");
@@ -456,18 +471,13 @@ mod tests {
 
     #[test]
     fn a_one_off_allow_not_given_again_is_named_as_the_reason() {
-        let then = listening_ports(&scan(true));
-        let was = opened(&[(5622, "ssh"), (8443, "unknown")]);
         let flags = vec!["http,8443/tcp".to_string()];
-        let s = summary(
+        let s = since(
+            &[(5622, "ssh"), (8443, "unknown")],
+            &flags,
             &scan(true),
             &[],
             &[],
-            Some(Before {
-                opened: &was,
-                allow_flags: &flags,
-                listening: &then,
-            }),
             None,
         );
         assert_eq!(ports(&s.closes), ["8443/tcp"]);
@@ -486,17 +496,12 @@ mod tests {
 
     #[test]
     fn a_block_closes_a_listening_port_and_says_blocked() {
-        let then = listening_ports(&scan(true));
-        let was = opened(&[(80, "http"), (5622, "ssh")]);
-        let s = summary(
+        let s = since(
+            &[(80, "http"), (5622, "ssh")],
+            &[],
             &scan(true),
             &[],
             &["http"],
-            Some(Before {
-                opened: &was,
-                allow_flags: &[],
-                listening: &then,
-            }),
             None,
         );
         assert_eq!(ports(&s.closes), ["80/tcp"]);
@@ -505,17 +510,12 @@ mod tests {
 
     #[test]
     fn an_allow_opens_and_what_listens_closed_stays_closed_with_why() {
-        let then = listening_ports(&scan(true));
-        let was = opened(&[(80, "http"), (5622, "ssh")]);
-        let s = summary(
+        let s = since(
+            &[(80, "http"), (5622, "ssh")],
+            &[],
             &scan(true),
             &["https"],
             &[],
-            Some(Before {
-                opened: &was,
-                allow_flags: &[],
-                listening: &then,
-            }),
             Some(SESSION),
         );
         assert_eq!(ports(&s.opens), ["443/tcp", "443/udp"]);
@@ -546,17 +546,12 @@ mod tests {
 
     #[test]
     fn nothing_to_change_is_said_in_one_line() {
-        let then = listening_ports(&scan(true));
-        let was = opened(&[(80, "http"), (5622, "ssh")]);
-        let s = summary(
+        let s = since(
+            &[(80, "http"), (5622, "ssh")],
+            &[],
             &scan(true),
             &[],
             &[],
-            Some(Before {
-                opened: &was,
-                allow_flags: &[],
-                listening: &then,
-            }),
             Some(Session {
                 admitted: false,
                 ..SESSION
