@@ -139,6 +139,27 @@ struct Editor<'a> {
 }
 
 impl Editor<'_> {
+    /// `SPEC=NET[,NET]` of `source` and `forget`: the spec as written and
+    /// parsed, and the networks parsed, in that order (a bad spec is the
+    /// one named when both are bad).
+    fn spec_and_networks<'t>(
+        &self,
+        text: &'t str,
+        command: &str,
+    ) -> anyhow::Result<(&'t str, Spec, Vec<String>)> {
+        let (spec_text, nets) = spec_and_nets(text, command)?;
+        let spec = self.spec(spec_text)?;
+        let nets = nets
+            .iter()
+            .map(|n| {
+                parse_net(n)
+                    .map(|net| net.to_string())
+                    .map_err(|e| bad_input(format!("`{text}`: {e}")))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((spec_text, spec, nets))
+    }
+
     fn spec(&self, text: &str) -> anyhow::Result<Spec> {
         Spec::parse(text, self.table).map_err(|e| bad_input(format!("`{text}`: {e}")))
     }
@@ -307,16 +328,7 @@ impl Editor<'_> {
     }
 
     fn source(&mut self, text: &str) -> anyhow::Result<()> {
-        let (spec_text, nets) = spec_and_nets(text, "source")?;
-        let spec = self.spec(spec_text)?;
-        let nets = nets
-            .iter()
-            .map(|n| {
-                parse_net(n)
-                    .map(|net| net.to_string())
-                    .map_err(|e| bad_input(format!("`{text}`: {e}")))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (spec_text, spec, nets) = self.spec_and_networks(text, "source")?;
         let origin = self.origin.to_string();
         let section = self.service_section(&spec)?;
         if !section.contains_key("sources") {
@@ -376,16 +388,7 @@ impl Editor<'_> {
 
     /// `forget SPEC=NET[,NET]`: those networks off the spec's `sources`.
     fn forget_sources(&mut self, text: &str) -> anyhow::Result<()> {
-        let (spec_text, nets) = spec_and_nets(text, "forget")?;
-        let spec = self.spec(spec_text)?;
-        let nets = nets
-            .iter()
-            .map(|n| {
-                parse_net(n)
-                    .map(|net| net.to_string())
-                    .map_err(|e| bad_input(format!("`{text}`: {e}")))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (spec_text, spec, nets) = self.spec_and_networks(text, "forget")?;
         let origin = self.origin.to_string();
         let array = self
             .service_key(&spec)
