@@ -353,6 +353,23 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The listeners of `sockets`, no owner known, with each address's
+    /// interface (`(address, interface)` pairs) attached.
+    fn with_interfaces(sockets: Vec<SocketEntry>, addresses: &[(&str, &str)]) -> Vec<Listener> {
+        let mut got = listeners(
+            sockets,
+            &Owners::default(),
+            &ServiceTable::builtin(),
+            &Accounts::from_texts(None, None),
+        );
+        let addresses: BTreeMap<IpAddr, String> = addresses
+            .iter()
+            .map(|&(a, i)| (ip(a), i.to_string()))
+            .collect();
+        attach_interfaces(&mut got, &addresses);
+        got
+    }
+
     fn entry(proto: Proto, local: &str, remote: &str, state: u8, inode: u64) -> SocketEntry {
         SocketEntry {
             proto,
@@ -544,21 +561,14 @@ mod tests {
             entry(Proto::Tcp, "127.0.0.1:25", "0.0.0.0:0", TCP_LISTEN, 4),
             entry(Proto::Tcp, "[fe80::1]:80", "[::]:0", TCP_LISTEN, 5),
         ];
-        let mut got = listeners(
+        let got = with_interfaces(
             sockets,
-            &Owners::default(),
-            &ServiceTable::builtin(),
-            &Accounts::from_texts(None, None),
+            &[
+                ("10.9.0.5", "eth1"),
+                ("127.0.0.1", "lo"),
+                ("fe80::1", "eth0"),
+            ],
         );
-        let addresses: BTreeMap<IpAddr, String> = [
-            ("10.9.0.5", "eth1"),
-            ("127.0.0.1", "lo"),
-            ("fe80::1", "eth0"),
-        ]
-        .into_iter()
-        .map(|(a, i)| (ip(a), i.to_string()))
-        .collect();
-        attach_interfaces(&mut got, &addresses);
         let found: Vec<(u16, Option<&str>)> = got
             .iter()
             .map(|l| (l.port, l.interface.as_deref()))
@@ -594,22 +604,15 @@ mod tests {
             bound("0.0.0.0:163", 6, "lo"),
             bound("0.0.0.0:164", 7, "dummy0"),
         ];
-        let mut got = listeners(
+        let got = with_interfaces(
             sockets,
-            &Owners::default(),
-            &ServiceTable::builtin(),
-            &Accounts::from_texts(None, None),
+            &[
+                ("192.0.2.1", "virbr0"),
+                ("10.9.0.5", "eth1"),
+                ("fe80::1", "eth1"),
+                ("203.0.113.10", "eth0"),
+            ],
         );
-        let addresses: BTreeMap<IpAddr, String> = [
-            ("192.0.2.1", "virbr0"),
-            ("10.9.0.5", "eth1"),
-            ("fe80::1", "eth1"),
-            ("203.0.113.10", "eth0"),
-        ]
-        .into_iter()
-        .map(|(a, i)| (ip(a), i.to_string()))
-        .collect();
-        attach_interfaces(&mut got, &addresses);
         let found: Vec<(u16, String, Exposure, Option<&str>)> = got
             .iter()
             .map(|l| (l.port, l.address_text(), l.exposure, l.interface.as_deref()))
