@@ -215,26 +215,7 @@ pub(crate) fn scan_saved(dir: &Path) -> anyhow::Result<Scan> {
 
 /// A fixture's `devices` file: `INODE DEVICE` per line, `#` comments.
 fn parse_devices(text: &str, file: &str) -> anyhow::Result<std::collections::HashMap<u64, String>> {
-    let mut devices = std::collections::HashMap::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [inode, device] if inode.parse::<u64>().is_ok() => {
-                devices.insert(inode.parse()?, device.to_string());
-            }
-            _ => {
-                return Err(bad_input(format!(
-                    "`{file}` line {}: expected `INODE DEVICE`, found `{line}`",
-                    index + 1
-                )));
-            }
-        }
-    }
-    Ok(devices)
+    parse_pairs(text, file, "INODE DEVICE")
 }
 
 /// A fixture's `addresses` file: `ADDRESS INTERFACE` per line (what
@@ -243,26 +224,37 @@ fn parse_addresses(
     text: &str,
     file: &str,
 ) -> anyhow::Result<std::collections::BTreeMap<std::net::IpAddr, String>> {
-    let mut addresses = std::collections::BTreeMap::new();
+    parse_pairs(text, file, "ADDRESS INTERFACE")
+}
+
+/// A fixture file of `KEY NAME` lines, `#` comments: each key parsed; a
+/// line that is not two fields, or whose key does not parse, is named with
+/// the form `expected`. A key given twice keeps its last name.
+fn parse_pairs<K: std::str::FromStr, C: FromIterator<(K, String)>>(
+    text: &str,
+    file: &str,
+    expected: &str,
+) -> anyhow::Result<C> {
+    let mut pairs = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [address, interface] if address.parse::<std::net::IpAddr>().is_ok() => {
-                addresses.insert(address.parse()?, interface.to_string());
-            }
-            _ => {
-                return Err(bad_input(format!(
-                    "`{file}` line {}: expected `ADDRESS INTERFACE`, found `{line}`",
-                    index + 1
-                )));
-            }
-        }
+        let pair = match fields.as_slice() {
+            [key, name] => key.parse::<K>().ok().map(|key| (key, name.to_string())),
+            _ => None,
+        };
+        let Some(pair) = pair else {
+            return Err(bad_input(format!(
+                "`{file}` line {}: expected `{expected}`, found `{line}`",
+                index + 1
+            )));
+        };
+        pairs.push(pair);
     }
-    Ok(addresses)
+    Ok(pairs.into_iter().collect())
 }
 
 /// The listener candidates of all four tables. `Auto` takes netlink (the
@@ -376,6 +368,25 @@ mod tests {
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0500090A:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
     const UDP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n   0: 00000000:B391 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 0\n";
+
+    /// The fixture's `devices` and `addresses` files: comments and blank
+    /// lines skipped, a bad line named with the form it should have.
+    #[test]
+    fn fixture_pair_files_are_read_and_bad_lines_named() {
+        let devices = parse_devices("# inode device\n\n7 virbr0 # dhcp\n", "d").unwrap();
+        assert_eq!(devices.get(&7).map(String::as_str), Some("virbr0"));
+        let addresses = parse_addresses("192.0.2.1 eth0\n", "a").unwrap();
+        assert_eq!(addresses.len(), 1);
+        let e = parse_devices("x virbr0\n", "d").unwrap_err().to_string();
+        assert_eq!(e, "`d` line 1: expected `INODE DEVICE`, found `x virbr0`");
+        let e = parse_addresses("\n192.0.2.1\n", "a")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`a` line 2: expected `ADDRESS INTERFACE`, found `192.0.2.1`"
+        );
+    }
 
     /// A saved host whose `addresses` and `ip_local_port_range` give the
     /// exporter on 10.9.0.5 its interface and make dig's socket a client's.
