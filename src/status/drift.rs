@@ -671,6 +671,12 @@ mod tests {
         }
     }
 
+    /// The first finding's message says `text` (the message shown when not).
+    fn assert_first_says(a: &Assessment, text: &str) {
+        let message = &a.findings[0].message;
+        assert!(message.contains(text), "{message}");
+    }
+
     fn kinds(a: &Assessment) -> Vec<(Kind, Option<u16>)> {
         a.findings.iter().map(|f| (f.kind, f.port)).collect()
     }
@@ -736,7 +742,7 @@ mod tests {
         let a = assess(&applied_host(), None, None, None);
         assert_eq!(a.rules, None);
         assert_eq!(kinds(&a), vec![(Kind::NothingApplied, None)]);
-        assert!(a.findings[0].message.contains("has not applied any rules"));
+        assert_first_says(&a, "has not applied any rules");
     }
 
     #[test]
@@ -794,7 +800,7 @@ mod tests {
         )));
         let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
         assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(3306))]);
-        assert!(a.findings[0].message.contains("almost always an accident"));
+        assert_first_says(&a, "almost always an accident");
         assert!(
             !a.findings[0].fix.contains("--allow"),
             "never advise opening a database"
@@ -825,7 +831,7 @@ mod tests {
         ));
         let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
         assert_eq!(kinds(&a), vec![(Kind::UnopenedListener, Some(9000))]);
-        assert!(a.findings[0].message.contains("published by Docker"));
+        assert_first_says(&a, "published by Docker");
     }
 
     #[test]
@@ -844,7 +850,7 @@ mod tests {
             .push(listener(Proto::Tcp, "127.0.0.1", 80, "http", "nginx"));
         let a = assess(&now, Some(&record()), Some(&live_as_applied()), None);
         assert_eq!(kinds(&a), vec![(Kind::StaleHole, Some(80))]);
-        assert!(a.findings[0].message.contains("only a loopback listener"));
+        assert_first_says(&a, "only a loopback listener");
     }
 
     #[test]
@@ -912,7 +918,7 @@ mod tests {
         let a = assess(&now, Some(&record()), Some(&live), None);
         assert_eq!(a.rules, Some(RulesState::Missing));
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
-        assert!(a.findings[0].message.contains("table inet autofw is gone"));
+        assert_first_says(&a, "table inet autofw is gone");
         assert!(a.findings[0].fix.contains("--persist"));
         let mut persisted = record();
         persisted.life = crate::record::Life::Confirmed(crate::record::Confirmed {
@@ -1003,13 +1009,7 @@ mod tests {
             &around,
         );
         assert_eq!(kinds(&a), vec![(Kind::OtherBackend, None)]);
-        assert!(
-            a.findings[0]
-                .message
-                .contains("the AUTOFW-* chains and jumps"),
-            "{}",
-            a.findings[0].message
-        );
+        assert_first_says(&a, "the AUTOFW-* chains and jumps");
     }
 
     #[test]
@@ -1023,13 +1023,7 @@ mod tests {
         let a = assess(&applied_host(), Some(&rec), None, None);
         assert_eq!(a.rules, Some(RulesState::RolledBack { at: 1_700_000_060 }));
         assert_eq!(kinds(&a), vec![(Kind::NotLive, None)]);
-        assert!(
-            a.findings[0]
-                .message
-                .contains("rolled back at 2023-11-14T22:14:20Z"),
-            "{}",
-            a.findings[0].message
-        );
+        assert_first_says(&a, "rolled back at 2023-11-14T22:14:20Z");
     }
 
     #[test]
@@ -1049,13 +1043,7 @@ mod tests {
         );
         let diff = a.findings[0].diff.as_deref().unwrap();
         assert!(diff.contains("+\t\ttcp dport 9999 accept"), "{diff}");
-        assert!(
-            a.findings[0]
-                .message
-                .contains("(1 line of the listing differs)"),
-            "{}",
-            a.findings[0].message
-        );
+        assert_first_says(&a, "(1 line of the listing differs)");
     }
 
     #[test]
@@ -1210,7 +1198,7 @@ mod tests {
             Some(&window),
         );
         assert_eq!(kinds(&a), vec![(Kind::UnguardedWindow, None)]);
-        assert!(a.findings[0].message.contains("watchdog (pid 4242)"));
+        assert_first_says(&a, "watchdog (pid 4242)");
         window.watchdog_alive = true;
         let a = assess(
             &applied_host(),
@@ -1242,7 +1230,7 @@ mod tests {
             Some(&window),
         );
         assert_eq!(kinds(&a), vec![(Kind::RollbackOverdue, None)]);
-        assert!(a.findings[0].message.contains("Read-only file system"));
+        assert_first_says(&a, "Read-only file system");
     }
 
     #[test]
