@@ -139,21 +139,7 @@ impl Dockerd {
 
     /// The busybox image, from a tarball (no registry).
     fn import_busybox(&self) {
-        let root = self.dir.join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("www")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-        std::fs::write(root.join("www/index.html"), "hello from web\n").unwrap();
-        let tar = self.dir.join("busybox.tar");
-        run_ok(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .arg("-cf")
-                .arg(&tar)
-                .arg("."),
-        );
+        let tar = busybox_tarball(&self.dir);
         self.docker_ok(&["import", tar.to_str().unwrap(), IMAGE]);
     }
 
@@ -193,6 +179,28 @@ impl Drop for Dockerd {
         // what is left is plain files.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A busybox root filesystem (`sh`, and `/www/index.html` saying `hello
+/// from web`) as a tarball under `dir`: the image both engines import (no
+/// registry).
+pub fn busybox_tarball(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("www/index.html"), "hello from web\n").unwrap();
+    let tar = dir.join("busybox.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+    );
+    tar
 }
 
 /// Does an HTTP GET from `client` get `hello from web`?

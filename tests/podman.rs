@@ -14,7 +14,7 @@
 //! written). Containers are removed and every process in the namespace
 //! killed by pid, even on failure.
 
-use crate::docker::{cgroup_mounts, web_answers};
+use crate::docker::{busybox_tarball, cgroup_mounts, web_answers};
 use crate::support::*;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -82,21 +82,7 @@ impl Podman {
 
     /// The busybox image, from a tarball (no registry).
     fn import_busybox(&self) {
-        let root = self.dir.join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("www")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-        std::fs::write(root.join("www/index.html"), "hello from web\n").unwrap();
-        let tar = self.dir.join("busybox.tar");
-        run_ok(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .arg("-cf")
-                .arg(&tar)
-                .arg("."),
-        );
+        let tar = busybox_tarball(&self.dir);
         self.podman_ok(&["import", tar.to_str().unwrap(), IMAGE]);
     }
 
