@@ -87,17 +87,7 @@ pub(crate) fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
             match message.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
                     let id = &response.header.socket_id;
-                    // `idiag_if`: the device the socket is bound to
-                    // (`SO_BINDTODEVICE`, a link-local scope), 0 for none.
-                    let device = match id.interface_id {
-                        0 => None,
-                        index => Some(
-                            devices
-                                .entry(index)
-                                .or_insert_with(|| super::interfaces::name_of_index(index))
-                                .clone(),
-                        ),
-                    };
+                    let device = bound_device(id.interface_id, &mut devices);
                     entries.push(SocketEntry {
                         proto,
                         local: (id.source_address, id.source_port).into(),
@@ -216,15 +206,7 @@ fn parse_inet_diag_msg(
             _ => None,
         }
     };
-    let device = match u32_at(40) {
-        0 => None,
-        index => Some(
-            devices
-                .entry(index)
-                .or_insert_with(|| super::interfaces::name_of_index(index))
-                .clone(),
-        ),
-    };
+    let device = bound_device(u32_at(40), devices);
     Some(SocketEntry {
         proto: crate::model::Proto::Tcp,
         local: (address_at(8)?, port_at(4)).into(),
@@ -234,6 +216,23 @@ fn parse_inet_diag_msg(
         uid: u32_at(64),
         device,
     })
+}
+
+/// `idiag_if`: the device the socket is bound to (`SO_BINDTODEVICE`, a
+/// link-local scope), 0 for none; each index's name asked of the kernel once.
+fn bound_device(
+    index: u32,
+    devices: &mut std::collections::HashMap<u32, String>,
+) -> Option<String> {
+    match index {
+        0 => None,
+        index => Some(
+            devices
+                .entry(index)
+                .or_insert_with(|| super::interfaces::name_of_index(index))
+                .clone(),
+        ),
+    }
 }
 
 fn invalid(what: &str) -> io::Error {
