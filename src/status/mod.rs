@@ -85,7 +85,7 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         _ => None,
     };
     let previous_live = match &previous {
-        Some(p) => Some(live_rules(p, None)?),
+        Some(p) => Some(live_rules(p, Some(&state))?),
         None => None,
     };
     let disabled = crate::firewall::apply::disable::read(&state)?;
