@@ -510,18 +510,16 @@ fn max_key<K: Key>() -> K {
 /// sorted elements. Status compares live sets with the files by count and
 /// this, without storing a million elements anywhere.
 pub(crate) fn digest<K: Key>(sorted_ranges: impl Iterator<Item = (K, K)>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
     let mut buf = Vec::with_capacity(32);
     for (a, b) in sorted_ranges {
         buf.clear();
         a.put_be(&mut buf);
         b.put_be(&mut buf);
-        for byte in &buf {
-            h ^= u64::from(*byte);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.write(&buf);
     }
-    format!("{h:016x}")
+    format!("{:016x}", h.finish())
 }
 
 /// What `sorted_old` lacks of `sorted_new` (to add) and has beyond it (to

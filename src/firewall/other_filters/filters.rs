@@ -409,12 +409,10 @@ pub(crate) fn stable(text: &str) -> String {
 /// defence against forgery (only root writes the rules and the state
 /// directory), only a fingerprint of what was judged.
 pub(crate) fn digest(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}:{}", text.len())
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(text.as_bytes());
+    format!("{:016x}:{}", h.finish(), text.len())
 }
 
 #[cfg(test)]
