@@ -128,7 +128,9 @@ fn closest_name<'t>(typed: &str, table: &'t ServiceTable) -> Option<&'t str> {
         // far off is skipped unmeasured, so a 100 KB value costs no
         // 100 KB × name matrices (issue 21: 20 s for `--allow` of 100 KB).
         .filter(|name| name.chars().count().abs_diff(typed_len) <= most)
-        .map(|name| (edit_distance(typed, name), name))
+        // Levenshtein with a swap of two neighbours counting one (`htpts`):
+        // typing slips (strsim's optimal string alignment, as clap uses).
+        .map(|name| (strsim::osa_distance(typed, name), name))
         .filter(|&(d, _)| d <= most)
         .min_by_key(|&(d, name)| (d, !same_start(typed, name), name.len(), name))
         .map(|(_, name)| name)
@@ -136,33 +138,6 @@ fn closest_name<'t>(typed: &str, table: &'t ServiceTable) -> Option<&'t str> {
 
 fn same_start(a: &str, b: &str) -> bool {
     a.chars().next() == b.chars().next()
-}
-
-/// Levenshtein distance (insertions, deletions, substitutions), with a
-/// swap of two neighbours counting one (`htpts`): typing slips.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// SPEC arguments that may each be a comma list (`--allow ssh,http`), one
