@@ -231,13 +231,11 @@ fn procfs_problem(err: &procfs::ProcError, line: &str) -> String {
     format!("malformed entry ({detail}): `{}`", excerpt(line))
 }
 
-/// The line as it can be quoted in an error: trimmed, and cut if long.
+/// The line as it can be quoted in an error: trimmed, escaped and cut as
+/// every quoted input is ([`crate::terminal::excerpt_of`]; a saved table is
+/// an input file like any other).
 fn excerpt(line: &str) -> String {
-    let line = line.trim();
-    match line.char_indices().nth(100) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line.to_string(),
-    }
+    crate::terminal::excerpt_of(line.trim(), 100)
 }
 
 /// Read `table` from `dir` (`/proc/net`, or a fixture directory). A missing
@@ -307,6 +305,16 @@ mod tests {
         parse_table(text.as_bytes(), table, "fx/tcp")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn quoted_lines_are_escaped_and_cut() {
+        let header = TCP.lines().next().unwrap();
+        let hostile = format!("{header}\n   0: \x1b[2J\u{202e}{}\n", "x".repeat(500));
+        let e = err(&hostile, Table::Tcp);
+        assert!(!e.contains('\x1b') && !e.contains('\u{202e}'), "{e:?}");
+        assert!(e.contains("bytes)"), "{e}");
+        assert!(e.len() < 400, "{} bytes", e.len());
     }
 
     #[test]
