@@ -198,28 +198,33 @@ pub(crate) fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
 }
 
 /// Port ↔ name lookups: the host's `/etc/services` under the built-in table.
+///
+/// Built for the one lookup every scan makes, name by port: a sorted list
+/// whose names point into the file's text (no allocation per entry).
+/// Lookups by name (`--allow https`, "did you mean") build their map on
+/// first use: `/etc/services` has some 600 lines, and building both maps up
+/// front was a tenth of a small host's scan (docs/scan.md).
 #[derive(Debug, Clone)]
 pub struct ServiceTable {
-    by_port: HashMap<(Proto, u16), String>,
-    by_name: HashMap<String, Vec<(Proto, u16)>>,
+    /// (proto, port) → name, sorted, each key once: the built-in name, else
+    /// the file's first.
+    by_port: Vec<((Proto, u16), Name)>,
+    /// The `/etc/services` text the table was made with, if any.
+    file: Option<String>,
+    by_name: std::sync::OnceLock<HashMap<String, Vec<(Proto, u16)>>>,
+}
+
+/// A service name: built in, or the bytes `start..end` of the file's text.
+#[derive(Debug, Clone, Copy)]
+enum Name {
+    Builtin(&'static str),
+    File(usize, usize),
 }
 
 impl ServiceTable {
     /// Only the built-in table (a host with no `/etc/services`).
     pub fn builtin() -> Self {
-        let mut table = ServiceTable {
-            by_port: HashMap::new(),
-            by_name: HashMap::new(),
-        };
-        for &(name, tcp, udp) in BUILTIN {
-            for &port in tcp {
-                table.insert(name, Proto::Tcp, port);
-            }
-            for &port in udp {
-                table.insert(name, Proto::Udp, port);
-            }
-        }
-        table
+        Self::with_file(None)
     }
 
     /// The built-in table, plus every entry of an `/etc/services` text that
@@ -227,68 +232,91 @@ impl ServiceTable {
     /// says `domain` where operators say `dns`). Lines that do not parse are
     /// skipped: the file is the host's, not the operator's input.
     pub fn with_etc_services(text: &str) -> Self {
-        let mut table = Self::builtin();
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or("");
-            let mut fields = line.split_whitespace();
-            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            let Some((port, proto)) = port_proto.split_once('/') else {
-                continue;
-            };
-            let Ok(port) = port.parse::<u16>() else {
-                continue;
-            };
-            let Some(proto) = Proto::from_name(proto) else {
-                continue;
-            };
-            if !table.by_port.contains_key(&(proto, port)) {
-                table.insert(name, proto, port);
-            }
-            // The file's own name and aliases (`domain`, `www`) find the port too.
-            for alias in fields {
-                table
-                    .by_name
-                    .entry(alias.to_string())
-                    .or_default()
-                    .push((proto, port));
-            }
-            table
-                .by_name
-                .entry(name.to_string())
-                .or_default()
-                .push((proto, port));
-        }
-        for ports in table.by_name.values_mut() {
-            ports.sort();
-            ports.dedup();
-        }
-        table
+        Self::with_file(Some(text.to_string()))
     }
 
-    fn insert(&mut self, name: &str, proto: Proto, port: u16) {
-        self.by_port.insert((proto, port), name.to_string());
-        let ports = self.by_name.entry(name.to_string()).or_default();
-        if !ports.contains(&(proto, port)) {
-            ports.push((proto, port));
+    fn with_file(file: Option<String>) -> Self {
+        let mut by_port: Vec<((Proto, u16), Name)> = Vec::with_capacity(1024);
+        for &(name, tcp, udp) in BUILTIN {
+            by_port.extend(tcp.iter().map(|&port| ((Proto::Tcp, port), Name::Builtin(name))));
+            by_port.extend(udp.iter().map(|&port| ((Proto::Udp, port), Name::Builtin(name))));
         }
+        if let Some(text) = &file {
+            for entry in entries(text) {
+                by_port.push(((entry.proto, entry.port), Name::File(entry.name.0, entry.name.1)));
+            }
+        }
+        // Stable: for a key given more than once, the first (built in,
+        // then in the file's order) stays.
+        by_port.sort_by_key(|&(key, _)| key);
+        by_port.dedup_by_key(|&mut (key, _)| key);
+        ServiceTable {
+            by_port,
+            file,
+            by_name: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Name → ports: the built-in names, then every name and alias of the
+    /// file (each list sorted when there is a file).
+    fn by_name(&self) -> &HashMap<String, Vec<(Proto, u16)>> {
+        self.by_name.get_or_init(|| {
+            let mut by_name: HashMap<String, Vec<(Proto, u16)>> = HashMap::new();
+            for &(name, tcp, udp) in BUILTIN {
+                let ports = by_name.entry(name.to_string()).or_default();
+                for key in tcp
+                    .iter()
+                    .map(|&port| (Proto::Tcp, port))
+                    .chain(udp.iter().map(|&port| (Proto::Udp, port)))
+                {
+                    if !ports.contains(&key) {
+                        ports.push(key);
+                    }
+                }
+            }
+            let Some(text) = &self.file else {
+                return by_name;
+            };
+            for entry in entries(text) {
+                let key = (entry.proto, entry.port);
+                // The file's own name and aliases (`domain`, `www`) find the port too.
+                for alias in entry.aliases.split_whitespace() {
+                    by_name.entry(alias.to_string()).or_default().push(key);
+                }
+                by_name
+                    .entry(text[entry.name.0..entry.name.1].to_string())
+                    .or_default()
+                    .push(key);
+            }
+            for ports in by_name.values_mut() {
+                ports.sort();
+                ports.dedup();
+            }
+            by_name
+        })
     }
 
     /// The name of the service on `proto`/`port`, by port alone.
     pub fn name_of_port(&self, proto: Proto, port: u16) -> Option<&str> {
-        self.by_port.get(&(proto, port)).map(String::as_str)
+        let at = self
+            .by_port
+            .binary_search_by_key(&(proto, port), |&(key, _)| key)
+            .ok()?;
+        Some(match self.by_port[at].1 {
+            Name::Builtin(name) => name,
+            Name::File(start, end) => self.file.as_deref()?.get(start..end)?,
+        })
     }
 
     /// Every name the table knows (built-in and `/etc/services`), for
     /// "did you mean" hints.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        self.by_name().keys().map(String::as_str)
     }
 
     /// The ports a service name means (`https` → 443/tcp, 443/udp).
     pub fn ports_of(&self, name: &str) -> Option<&[(Proto, u16)]> {
-        self.by_name.get(name).map(Vec::as_slice)
+        self.by_name().get(name).map(Vec::as_slice)
     }
 
     /// Name a listener: by its programs first, by port second, else `unknown`.
@@ -318,6 +346,40 @@ impl ServiceTable {
         }
         self.name_listener(proto, port, &[stem])
     }
+}
+
+/// One line of `/etc/services`: `NAME PORT/PROTO [ALIAS...] [# comment]`.
+struct Entry<'a> {
+    /// Where the name lies in the text (start, end).
+    name: (usize, usize),
+    port: u16,
+    proto: Proto,
+    /// The rest of the line: the aliases, whitespace-separated.
+    aliases: &'a str,
+}
+
+/// The lines of an `/etc/services` text that parse, in order.
+fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
+    let base = text.as_ptr() as usize;
+    text.lines().filter_map(move |line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let name = fields.next()?;
+        let (port, proto) = fields.next()?.split_once('/')?;
+        let port = port.parse::<u16>().ok()?;
+        let proto = Proto::from_name(proto)?;
+        let start = name.as_ptr() as usize - base;
+        let rest = fields.next().map_or("", |first| {
+            let at = first.as_ptr() as usize - line.as_ptr() as usize;
+            &line[at..]
+        });
+        Some(Entry {
+            name: (start, start + name.len()),
+            port,
+            proto,
+            aliases: rest,
+        })
+    })
 }
 
 /// The services a program serves, most usual first.

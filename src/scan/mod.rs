@@ -65,15 +65,65 @@ pub(crate) struct ScanOptions {
 /// Scan this host (the current network namespace): sockets from `source`,
 /// owners from `/proc`, names from `names` (the caller's
 /// [`host::read_service_table`], which `propose` also needs for its specs).
+///
+/// What does not depend on the sockets (accounts, forwarding and bridges,
+/// addresses, NAT) is read on a second thread meanwhile: on a small host
+/// those reads are a fifth of a scan, and the socket dumps and the fd walk
+/// wait on the kernel, not on them (docs/scan.md, "Measurements").
 pub(crate) fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
-    let (sockets, from_proc) = read_live_sockets(source)?;
-    if from_proc {
-        eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+    std::thread::scope(|scope| {
+        let side = std::thread::Builder::new()
+            .name("scan-facts".into())
+            .spawn_scoped(scope, HostSide::read);
+        let (sockets, from_proc) = read_live_sockets(source)?;
+        if from_proc {
+            eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+        }
+        let owners = owners::walk_proc(&listener_inodes(&sockets))?;
+        // No second thread to be had (a process limit): read them here.
+        let side = match side {
+            Ok(thread) => thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread reading the host's facts failed"))?,
+            Err(_) => HostSide::read(),
+        };
+        Ok(listeners_of_host(sockets, owners, names, side))
+    })
+}
+
+/// What a scan reads of the host beside its sockets and their owners.
+struct HostSide {
+    accounts: core::Accounts,
+    host: HostFacts,
+    addresses: std::collections::BTreeMap<std::net::IpAddr, String>,
+    nat: nat::NatFacts,
+}
+
+impl HostSide {
+    fn read() -> Self {
+        HostSide {
+            accounts: read_accounts(Path::new("/etc")),
+            host: host::read_host_facts(),
+            addresses: interfaces::local_addresses(),
+            nat: nat::read_nat_facts(),
+        }
     }
-    let owners = owners::walk_proc(&listener_inodes(&sockets))?;
-    let accounts = read_accounts(Path::new("/etc"));
+}
+
+/// The scan of this host from its sockets, their owners and the rest.
+fn listeners_of_host(
+    sockets: Vec<SocketEntry>,
+    owners: Owners,
+    names: &ServiceTable,
+    side: HostSide,
+) -> Scan {
+    let HostSide {
+        accounts,
+        host,
+        addresses,
+        nat,
+    } = side;
     let mut listeners = core::listeners(sockets, &owners, names, &accounts);
-    let host = host::read_host_facts();
     if listeners.iter().any(|l| l.pids.is_empty()) {
         kernel::describe_kernel_sockets(&mut listeners, &host::read_kernel_sockets());
     }
@@ -81,20 +131,19 @@ pub(crate) fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::R
         kernel::name_socket_units(&mut listeners, &host::read_socket_units(), names);
     }
     core::mark_client_sockets(&mut listeners, host.local_port_range);
-    core::attach_interfaces(&mut listeners, &interfaces::local_addresses());
-    let nat = nat::read_nat_facts();
+    core::attach_interfaces(&mut listeners, &addresses);
     for note in &nat.notes {
         eprintln!("autofw: note: {note}");
     }
     let listeners = forwarded::join(listeners, &nat.forwards, &nat.published, names);
-    Ok(Scan {
+    Scan {
         listeners,
         unreadable_processes: owners.unreadable,
         unreadable: owners.unreadable_processes,
         host,
         uid_min: Some(accounts.uid_min),
         as_root: Some(rustix::process::geteuid().is_root()),
-    })
+    }
 }
 
 /// Said when the sockets came from `/proc/net`: it has no column for the

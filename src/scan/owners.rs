@@ -24,7 +24,7 @@ use super::core::{Owners, ProcessFacts};
 use super::procnet::LineError;
 use crate::model::UnreadableProcess;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{Mode, OFlags, RawDir};
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -36,9 +36,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// At most this many threads walk: the work is kernel-bound and shares
 /// locks on the process list, so more threads stop paying off quickly.
 const MAX_THREADS: usize = 4;
-/// Processes a thread takes at a time: small, so one process with 10,000
-/// descriptors does not leave the other thread idle.
+/// Processes per thread: a thread costs about as much to start (and to
+/// wake a sleeping CPU for) as walking some dozens of small processes, so
+/// a host with fewer processes than this (the seed VPS has about 75) is
+/// walked by the main thread alone.
+const PROCESSES_PER_THREAD: usize = 128;
+/// Processes a thread takes at a time: small, so that one slow process does
+/// not leave the other threads idle.
 const CHUNK: usize = 4;
+/// A process with more descriptors than this is a large one: it is walked
+/// after the others, in ranges of this many descriptor numbers shared out
+/// between threads (the busy host's servers hold 5,000 each; walked whole,
+/// one thread would still be at it when the others are done).
+const RANGE: usize = 1024;
 /// `getdents64` buffer per thread.
 const DIR_BUFFER: usize = 32 * 1024;
 /// `PF_KTHREAD` in `/proc/PID/stat`'s flags.
@@ -60,31 +70,30 @@ pub(crate) fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
     let pids = list_pids(proc.as_fd())
         .map_err(|e| anyhow::anyhow!("cannot list the processes in `/proc`: {e}"))?;
 
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS)
-        .min(pids.len().div_ceil(64).max(1));
+    // Linux 6.2 and later give the number of open descriptors as the size
+    // of `/proc/PID/fd` (ours holds at least `/proc`); earlier ones say 0.
+    let counts_descriptors = rustix::fs::statat(proc.as_fd(), c"self/fd", AtFlags::empty())
+        .is_ok_and(|stat| stat.st_size > 0);
+    // First every process but the large ones, then the large ones in
+    // ranges: each stage shared out between as many threads as it is worth.
     let next = AtomicUsize::new(0);
-    let results: Vec<Found> = std::thread::scope(|scope| {
-        let walkers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| walk_share(proc.as_fd(), &pids, &next, wanted)))
-            .collect();
-        walkers
-            .into_iter()
-            .filter_map(|walker| walker.join().ok())
-            .collect()
+    let mut found = in_threads(pids.len().div_ceil(PROCESSES_PER_THREAD), || {
+        walk_share(proc.as_fd(), counts_descriptors, &pids, &next, wanted)
     });
-
-    let mut owner_pids = BTreeSet::new();
-    let mut unreadable = Vec::new();
-    for found in results {
-        for &(inode, pid) in &found.sockets {
-            owners.pids_by_inode.entry(inode).or_default().insert(pid);
-            owner_pids.insert(pid);
-        }
-        unreadable.extend(found.unreadable);
+    let large: Vec<Large> = found.iter_mut().flat_map(|f| f.large.drain(..)).collect();
+    if !large.is_empty() {
+        let counts: Vec<usize> = large.iter().map(|l| l.count).collect();
+        let pieces = pieces(&counts, RANGE);
+        let next = AtomicUsize::new(0);
+        found.extend(in_threads(pieces.len(), || {
+            walk_pieces(&large, &pieces, &next, wanted)
+        }));
     }
-    unreadable.sort_unstable();
+    let (sockets, unreadable) = merge(found);
+    for (inode, pid) in sockets {
+        owners.pids_by_inode.entry(inode).or_default().insert(pid);
+    }
+    let owner_pids: BTreeSet<u32> = owners.pids_by_inode.values().flatten().copied().collect();
     // Name each one (comm is world-readable unless /proc hides the
     // process): the note then says which process to look at.
     owners.unreadable_processes = unreadable
@@ -100,7 +109,9 @@ pub(crate) fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
         match read_comm(proc.as_fd(), pid) {
             Some(comm) => {
                 owners.programs.insert(pid, comm);
-                owners.processes.insert(pid, read_process_facts(pid));
+                owners
+                    .processes
+                    .insert(pid, read_process_facts(proc.as_fd(), pid));
             }
             // Exited since the walk: it no longer holds the socket.
             None => {
@@ -113,16 +124,119 @@ pub(crate) fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
     Ok(owners)
 }
 
-/// What one thread found: (inode, pid) for each wanted socket, and the
-/// processes it could not read.
+/// Run `walk` on up to `useful` threads (at most the CPUs we may use, and
+/// [`MAX_THREADS`]), the calling thread being one of them, and collect what
+/// each found. One thread: no thread is started (nor the CPUs counted).
+fn in_threads(useful: usize, walk: impl Fn() -> Found + Sync) -> Vec<Found> {
+    let threads = if useful <= 1 {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+            .min(useful)
+    };
+    if threads == 1 {
+        return vec![walk()];
+    }
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(&walk)).collect();
+        let mut found = vec![walk()];
+        found.extend(helpers.into_iter().filter_map(|helper| helper.join().ok()));
+        found
+    })
+}
+
+/// What one thread found: (inode, pid) for each wanted socket, the
+/// processes it could not read, and the large processes it left for later
+/// (their descriptor directories open).
 #[derive(Default)]
 struct Found {
     sockets: Vec<(u64, u32)>,
     unreadable: Vec<u32>,
+    large: Vec<Large>,
 }
 
-/// Take chunks of `pids` until none are left, and walk each process.
-fn walk_share(proc: BorrowedFd<'_>, pids: &[u32], next: &AtomicUsize, wanted: &[u64]) -> Found {
+/// A process with more than [`RANGE`] descriptors, walked in pieces.
+struct Large {
+    pid: u32,
+    /// Its `/proc/PID/fd`, shared by the threads that walk its pieces (only
+    /// through `readlinkat`: listing it moves the directory offset, so a
+    /// piece that lists opens a directory of its own).
+    dir: OwnedFd,
+    /// How many descriptors it had open when looked at.
+    count: usize,
+}
+
+/// One piece of the walk of the large processes (indexes into their list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// The descriptors numbered `start..end`.
+    Numbers {
+        process: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Every descriptor numbered `from` or more: with `from` its count, the
+    /// ones past the holes below it.
+    Rest { process: usize, from: usize },
+}
+
+/// Cut the large processes (their descriptor counts) into pieces: `0..count`
+/// in ranges of `range` numbers, then what lies beyond `count`. Together
+/// they cover every descriptor number of every process, each once. The
+/// ranges come first, largest work first, so that no thread is left with a
+/// long piece at the end.
+fn pieces(counts: &[usize], range: usize) -> Vec<Piece> {
+    let range = range.max(1);
+    let mut pieces = Vec::new();
+    for (process, &count) in counts.iter().enumerate() {
+        for start in (0..count).step_by(range) {
+            pieces.push(Piece::Numbers {
+                process,
+                start,
+                end: (start + range).min(count),
+            });
+        }
+    }
+    pieces.extend(
+        counts
+            .iter()
+            .enumerate()
+            .map(|(process, &count)| Piece::Rest {
+                process,
+                from: count,
+            }),
+    );
+    pieces
+}
+
+/// What the threads found, together: every (inode, pid) any of them saw
+/// (a socket held by several processes, or found in several pieces of one,
+/// keeps every holder), and the unreadable processes, each once, by pid.
+fn merge(found: Vec<Found>) -> (Vec<(u64, u32)>, Vec<u32>) {
+    let mut sockets = Vec::new();
+    let mut unreadable = Vec::new();
+    for found in found {
+        sockets.extend(found.sockets);
+        unreadable.extend(found.unreadable);
+    }
+    sockets.sort_unstable();
+    sockets.dedup();
+    unreadable.sort_unstable();
+    unreadable.dedup();
+    (sockets, unreadable)
+}
+
+/// Take chunks of `pids` until none are left, and walk each process (the
+/// large ones are only opened, and left for [`walk_pieces`]).
+fn walk_share(
+    proc: BorrowedFd<'_>,
+    counts_descriptors: bool,
+    pids: &[u32],
+    next: &AtomicUsize,
+    wanted: &[u64],
+) -> Found {
     let mut found = Found::default();
     let mut dir_buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
     loop {
@@ -131,16 +245,63 @@ fn walk_share(proc: BorrowedFd<'_>, pids: &[u32], next: &AtomicUsize, wanted: &[
             return found;
         }
         for &pid in &pids[start..(start + CHUNK).min(pids.len())] {
-            if walk_process(proc, pid, wanted, &mut dir_buffer, &mut found.sockets)
-                == Visit::Unreadable
-            {
+            let visit = walk_process(
+                proc,
+                counts_descriptors,
+                pid,
+                wanted,
+                &mut dir_buffer,
+                &mut found,
+            );
+            if visit == Visit::Unreadable {
                 found.unreadable.push(pid);
             }
         }
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// Take pieces of the large processes until none are left, and walk each.
+fn walk_pieces(large: &[Large], pieces: &[Piece], next: &AtomicUsize, wanted: &[u64]) -> Found {
+    let mut found = Found::default();
+    let mut dir_buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&piece) = pieces.get(index) else {
+            return found;
+        };
+        let (process, visit) = match piece {
+            Piece::Numbers {
+                process,
+                start,
+                end,
+            } => {
+                let Large { pid, dir, .. } = &large[process];
+                let walk = Walk {
+                    dir: dir.as_fd(),
+                    shared: true,
+                    pid: *pid,
+                    wanted,
+                };
+                (process, walk.numbers(start, end, &mut dir_buffer, &mut found.sockets))
+            }
+            Piece::Rest { process, from } => {
+                let Large { pid, dir, .. } = &large[process];
+                let walk = Walk {
+                    dir: dir.as_fd(),
+                    shared: true,
+                    pid: *pid,
+                    wanted,
+                };
+                (process, walk.listed_from(from, usize::MAX, &mut dir_buffer, &mut found.sockets))
+            }
+        };
+        if visit == Visit::Unreadable {
+            found.unreadable.push(large[process].pid);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Visit {
     Read,
     /// Exited while we looked: it holds nothing any more.
@@ -148,19 +309,21 @@ enum Visit {
     Unreadable,
 }
 
-/// Walk one process's descriptors, adding (inode, pid) for wanted sockets.
+/// Walk one process's descriptors, adding (inode, pid) for wanted sockets;
+/// a large one is only opened and counted, and left in `found.large`.
 fn walk_process(
     proc: BorrowedFd<'_>,
+    counts_descriptors: bool,
     pid: u32,
     wanted: &[u64],
     dir_buffer: &mut [MaybeUninit<u8>],
-    sockets: &mut Vec<(u64, u32)>,
+    found: &mut Found,
 ) -> Visit {
     let mut path = [0u8; 32];
     let Some(path) = proc_path(&mut path, pid, "fd") else {
         return Visit::Unreadable;
     };
-    let fd_dir: OwnedFd = match rustix::fs::openat(
+    let dir: OwnedFd = match rustix::fs::openat(
         proc,
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -169,48 +332,166 @@ fn walk_process(
         Ok(fd) => fd,
         Err(e) => return visit_error(e),
     };
-    // A batch of fewer entries than a full buffer holds was the last: procfs
-    // fills the buffer until the descriptors run out, and an fd entry takes
-    // at most 32 bytes (19 of header, a name of at most 10 digits and its
-    // NUL, aligned to 8). Stopping there saves each process the call that
-    // would return nothing.
-    let full_batch = dir_buffer.len() / 32 - 1;
-    let mut entries = RawDir::new(&fd_dir, dir_buffer);
-    let mut in_batch = 0;
-    let mut link = [0u8; 64];
-    while let Some(entry) = entries.next() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => return visit_error(e),
-        };
-        in_batch += 1;
-        let name = entry.file_name();
-        if name.to_bytes().first() != Some(&b'.') {
-            match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
-                Ok(length) => {
-                    if let Some(inode) = socket_inode(&link[..length.min(link.len())])
-                        && wanted.binary_search(&inode).is_ok()
-                    {
-                        sockets.push((inode, pid));
+    // The number of open descriptors (0: none, or not counted).
+    let count = rustix::fs::fstat(&dir).map_or(0, |stat| usize::try_from(stat.st_size).unwrap_or(0));
+    if count > RANGE {
+        found.large.push(Large { pid, dir, count });
+        return Visit::Read;
+    }
+    let walk = Walk {
+        dir: dir.as_fd(),
+        shared: false,
+        pid,
+        wanted,
+    };
+    if count == 0 {
+        // No descriptors (a kernel thread), or a kernel that does not count.
+        if counts_descriptors {
+            return Visit::Read;
+        }
+        return walk.listed_from(0, usize::MAX, dir_buffer, &mut found.sockets);
+    }
+    walk.numbers(0, count, dir_buffer, &mut found.sockets)
+}
+
+/// The walk of one process's descriptor directory.
+struct Walk<'a> {
+    dir: BorrowedFd<'a>,
+    /// Other threads use `dir` too (a large process's pieces): a listing
+    /// then opens a directory of its own, as listing moves the offset.
+    shared: bool,
+    pid: u32,
+    wanted: &'a [u64],
+}
+
+/// What asking for one descriptor number found.
+enum Descriptor {
+    Open,
+    /// No descriptor by that number (or the process is gone).
+    Missing,
+    Unreadable,
+}
+
+impl Walk<'_> {
+    /// Look at descriptor `number` (`readlinkat` relative to the directory:
+    /// no path walk from `/`, no allocation), and note it if it is a wanted
+    /// socket.
+    fn look(&self, name: &CStr, sockets: &mut Vec<(u64, u32)>) -> Descriptor {
+        let mut link = [0u8; 64];
+        match rustix::fs::readlinkat_raw(self.dir, name, &mut link[..]) {
+            Ok(length) => {
+                if let Some(inode) = socket_inode(&link[..length.min(link.len())])
+                    && self.wanted.binary_search(&inode).is_ok()
+                {
+                    sockets.push((inode, self.pid));
+                }
+                Descriptor::Open
+            }
+            // Closed since, or never open.
+            Err(Errno::NOENT) => Descriptor::Missing,
+            Err(e) if visit_error(e) == Visit::Gone => Descriptor::Missing,
+            Err(_) => Descriptor::Unreadable,
+        }
+    }
+
+    /// The descriptors numbered `start..end`, asked for by number: a
+    /// process's descriptors are mostly the lowest numbers (the kernel
+    /// hands out the lowest free one), and asking for them saves listing
+    /// the directory (`getdents64` costs about as much per descriptor as
+    /// the `readlinkat` itself: it looks up each entry's dentry). Where
+    /// more numbers turn out missing than open (a sparse table, a process
+    /// that exited), the rest of the range is listed instead. `start..end`
+    /// within the count of open descriptors, the ones beyond `end` are as
+    /// many as the numbers missing below it: those are listed when any are.
+    fn numbers(
+        &self,
+        start: usize,
+        end: usize,
+        dir_buffer: &mut [MaybeUninit<u8>],
+        sockets: &mut Vec<(u64, u32)>,
+    ) -> Visit {
+        let mut missing = 0;
+        let mut name = [0u8; 24];
+        for number in start..end {
+            match self.look(fd_name(&mut name, number), sockets) {
+                Descriptor::Open => {}
+                Descriptor::Unreadable => return Visit::Unreadable,
+                Descriptor::Missing => {
+                    missing += 1;
+                    if missing > 16 && missing > (number - start) / 2 {
+                        return self.listed_from(number + 1, end, dir_buffer, sockets);
                     }
                 }
-                // Closed since the listing.
-                Err(Errno::NOENT) => {}
-                Err(e) => {
-                    if visit_error(e) == Visit::Unreadable {
+            }
+        }
+        Visit::Read
+    }
+
+    /// The descriptors numbered `from..end`, by listing the directory from
+    /// there (the offset in `/proc/PID/fd` is the descriptor number plus 2,
+    /// for `.` and `..`).
+    fn listed_from(
+        &self,
+        from: usize,
+        end: usize,
+        dir_buffer: &mut [MaybeUninit<u8>],
+        sockets: &mut Vec<(u64, u32)>,
+    ) -> Visit {
+        let own;
+        let listing = if self.shared {
+            own = match rustix::fs::openat(
+                self.dir,
+                c".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) => return visit_error(e),
+            };
+            own.as_fd()
+        } else {
+            self.dir
+        };
+        let offset = u64::try_from(from).unwrap_or(u64::MAX).saturating_add(2);
+        if from > 0
+            && let Err(e) = rustix::fs::seek(listing, SeekFrom::Start(offset))
+        {
+            return visit_error(e);
+        }
+        // A batch of fewer entries than a full buffer holds was the last:
+        // procfs fills the buffer until the descriptors run out, and an fd
+        // entry takes at most 32 bytes (19 of header, a name of at most 10
+        // digits and its NUL, aligned to 8). Stopping there saves the call
+        // that would return nothing.
+        let full_batch = dir_buffer.len() / 32 - 1;
+        let mut entries = RawDir::new(listing, dir_buffer);
+        let mut in_batch = 0;
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => return visit_error(e),
+            };
+            in_batch += 1;
+            let name = entry.file_name();
+            match parse_number(name.to_bytes()) {
+                Some(number) if number as usize >= end => break,
+                Some(_) => {
+                    if let Descriptor::Unreadable = self.look(name, sockets) {
                         return Visit::Unreadable;
                     }
                 }
+                // `.` and `..`.
+                None => {}
+            }
+            if entries.is_buffer_empty() {
+                if in_batch < full_batch {
+                    break;
+                }
+                in_batch = 0;
             }
         }
-        if entries.is_buffer_empty() {
-            if in_batch < full_batch {
-                break;
-            }
-            in_batch = 0;
-        }
+        Visit::Read
     }
-    Visit::Read
 }
 
 fn visit_error(e: Errno) -> Visit {
@@ -218,6 +499,22 @@ fn visit_error(e: Errno) -> Visit {
         Errno::NOENT | Errno::SRCH => Visit::Gone,
         _ => Visit::Unreadable,
     }
+}
+
+/// `number` as a C string in `buffer`, without allocating.
+fn fd_name(buffer: &mut [u8; 24], number: usize) -> &CStr {
+    let mut at = buffer.len() - 1;
+    buffer[at] = 0;
+    let mut rest = number;
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    CStr::from_bytes_with_nul(&buffer[at..]).unwrap_or(c"")
 }
 
 /// `socket:[12345]` → 12345; anything else (files, pipes) → None.
@@ -256,15 +553,16 @@ fn list_pids(proc: BorrowedFd<'_>) -> rustix::io::Result<Vec<u32>> {
     let mut entries = RawDir::new(&dir, &mut buffer[..]);
     let mut pids = Vec::new();
     while let Some(entry) = entries.next() {
-        if let Some(pid) = parse_pid(entry?.file_name().to_bytes()) {
+        if let Some(pid) = parse_number(entry?.file_name().to_bytes()) {
             pids.push(pid);
         }
     }
     Ok(pids)
 }
 
-/// A `/proc` entry name that is a pid (`1234`), not `self`, `net`, ...
-fn parse_pid(name: &[u8]) -> Option<u32> {
+/// A `/proc` entry name that is a pid (`1234`), not `self`, `net`, ...;
+/// also a descriptor's name in `/proc/PID/fd`.
+fn parse_number(name: &[u8]) -> Option<u32> {
     if name.is_empty() {
         return None;
     }
@@ -288,26 +586,47 @@ fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
 }
 
 /// Who runs `pid` and what it runs: the effective uid from
-/// `/proc/PID/status`, and `/proc/PID/exe` with its owner and mode. Only the
-/// few processes that hold listeners are read, so plain `std::fs` will do.
-fn read_process_facts(pid: u32) -> ProcessFacts {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| effective_uid(&status));
-    let exe_link = format!("/proc/{pid}/exe");
-    let exe = std::fs::read_link(&exe_link)
-        .ok()
+/// `/proc/PID/status`, and `/proc/PID/exe` with its owner and mode, each
+/// relative to the open `/proc`.
+fn read_process_facts(proc: BorrowedFd<'_>, pid: u32) -> ProcessFacts {
+    let mut path = [0u8; 32];
+    // A status that is not UTF-8 (a comm cut inside a character) gives no
+    // uid, as a text read of it would.
+    let uid = proc_path(&mut path, pid, "status")
+        .and_then(|path| read_all(proc, path))
+        .and_then(|status| effective_uid(std::str::from_utf8(&status).ok()?));
+    let exe_link = proc_path(&mut path, pid, "exe");
+    let exe = exe_link
+        .and_then(|link| rustix::fs::readlinkat(proc, link, Vec::new()).ok())
         .map(|path| path.to_string_lossy().into_owned());
     // The metadata of the file the process runs (through the magic link,
     // which works even when the file was deleted or lives in another mount
     // namespace).
     let exe_root_only = exe.is_some()
-        && std::fs::metadata(&exe_link).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
+        && exe_link.is_some_and(|link| {
+            rustix::fs::statat(proc, link, AtFlags::empty())
+                .is_ok_and(|stat| stat.st_uid == 0 && stat.st_mode & 0o022 == 0)
+        });
     ProcessFacts {
         uid,
         exe,
         exe_root_only,
+    }
+}
+
+/// The whole of a small `/proc` file, relative to the open `/proc`: one
+/// read for most (procfs generates the text on the first).
+fn read_all(proc: BorrowedFd<'_>, path: &CStr) -> Option<Vec<u8>> {
+    let fd =
+        rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = rustix::io::read(&fd, &mut chunk[..]).ok()?;
+        if read == 0 {
+            return Some(text);
+        }
+        text.extend_from_slice(&chunk[..read.min(chunk.len())]);
     }
 }
 
@@ -452,11 +771,11 @@ mod tests {
 
     #[test]
     fn pids_in_proc() {
-        assert_eq!(parse_pid(b"1"), Some(1));
-        assert_eq!(parse_pid(b"4194304"), Some(4_194_304));
-        assert_eq!(parse_pid(b"self"), None);
-        assert_eq!(parse_pid(b""), None);
-        assert_eq!(parse_pid(b"99999999999"), None);
+        assert_eq!(parse_number(b"1"), Some(1));
+        assert_eq!(parse_number(b"4194304"), Some(4_194_304));
+        assert_eq!(parse_number(b"self"), None);
+        assert_eq!(parse_number(b""), None);
+        assert_eq!(parse_number(b"99999999999"), None);
     }
 
     #[test]
