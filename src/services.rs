@@ -238,12 +238,21 @@ impl ServiceTable {
     fn with_file(file: Option<String>) -> Self {
         let mut by_port: Vec<((Proto, u16), Name)> = Vec::with_capacity(1024);
         for &(name, tcp, udp) in BUILTIN {
-            by_port.extend(tcp.iter().map(|&port| ((Proto::Tcp, port), Name::Builtin(name))));
-            by_port.extend(udp.iter().map(|&port| ((Proto::Udp, port), Name::Builtin(name))));
+            by_port.extend(
+                tcp.iter()
+                    .map(|&port| ((Proto::Tcp, port), Name::Builtin(name))),
+            );
+            by_port.extend(
+                udp.iter()
+                    .map(|&port| ((Proto::Udp, port), Name::Builtin(name))),
+            );
         }
         if let Some(text) = &file {
             for entry in entries(text) {
-                by_port.push(((entry.proto, entry.port), Name::File(entry.name.0, entry.name.1)));
+                by_port.push((
+                    (entry.proto, entry.port),
+                    Name::File(entry.name.0, entry.name.1),
+                ));
             }
         }
         // Stable: for a key given more than once, the first (built in,

@@ -185,18 +185,25 @@ enum Piece {
 /// Cut the large processes (their descriptor counts) into pieces: `0..count`
 /// in ranges of `range` numbers, then what lies beyond `count`. Together
 /// they cover every descriptor number of every process, each once. The
-/// ranges come first, largest work first, so that no thread is left with a
-/// long piece at the end.
+/// ranges go round the processes (the first range of each, then the
+/// second, ...): threads taking pieces in turn then walk different
+/// processes, as two threads in one process's table contend for its locks
+/// (`fget_task` takes the task lock: measured, the walk was no faster with
+/// two threads than with one). The pieces beyond `count`, short, come last.
 fn pieces(counts: &[usize], range: usize) -> Vec<Piece> {
     let range = range.max(1);
     let mut pieces = Vec::new();
-    for (process, &count) in counts.iter().enumerate() {
-        for start in (0..count).step_by(range) {
-            pieces.push(Piece::Numbers {
-                process,
-                start,
-                end: (start + range).min(count),
-            });
+    let rounds = counts.iter().max().map_or(0, |&most| most.div_ceil(range));
+    for round in 0..rounds {
+        let start = round * range;
+        for (process, &count) in counts.iter().enumerate() {
+            if start < count {
+                pieces.push(Piece::Numbers {
+                    process,
+                    start,
+                    end: (start + range).min(count),
+                });
+            }
         }
     }
     pieces.extend(
@@ -282,7 +289,16 @@ fn walk_pieces(large: &[Large], pieces: &[Piece], next: &AtomicUsize, wanted: &[
                     pid: *pid,
                     wanted,
                 };
-                (process, walk.numbers(start, end, &mut dir_buffer, &mut found.sockets))
+                // What lies beyond the count is the `Rest` piece's.
+                let mut missing = 0;
+                let visit = walk.numbers(
+                    start,
+                    end,
+                    &mut dir_buffer,
+                    &mut found.sockets,
+                    &mut missing,
+                );
+                (process, visit)
             }
             Piece::Rest { process, from } => {
                 let Large { pid, dir, .. } = &large[process];
@@ -292,7 +308,10 @@ fn walk_pieces(large: &[Large], pieces: &[Piece], next: &AtomicUsize, wanted: &[
                     pid: *pid,
                     wanted,
                 };
-                (process, walk.listed_from(from, usize::MAX, &mut dir_buffer, &mut found.sockets))
+                (
+                    process,
+                    walk.listed_from(from, usize::MAX, &mut dir_buffer, &mut found.sockets),
+                )
             }
         };
         if visit == Visit::Unreadable {
@@ -333,7 +352,8 @@ fn walk_process(
         Err(e) => return visit_error(e),
     };
     // The number of open descriptors (0: none, or not counted).
-    let count = rustix::fs::fstat(&dir).map_or(0, |stat| usize::try_from(stat.st_size).unwrap_or(0));
+    let count =
+        rustix::fs::fstat(&dir).map_or(0, |stat| usize::try_from(stat.st_size).unwrap_or(0));
     if count > RANGE {
         found.large.push(Large { pid, dir, count });
         return Visit::Read;
@@ -351,7 +371,15 @@ fn walk_process(
         }
         return walk.listed_from(0, usize::MAX, dir_buffer, &mut found.sockets);
     }
-    walk.numbers(0, count, dir_buffer, &mut found.sockets)
+    let mut missing = 0;
+    match walk.numbers(0, count, dir_buffer, &mut found.sockets, &mut missing) {
+        // As many descriptors lie above the count as numbers below it
+        // were missing: list them.
+        Visit::Read if missing > 0 => {
+            walk.listed_from(count, usize::MAX, dir_buffer, &mut found.sockets)
+        }
+        visit => visit,
+    }
 }
 
 /// The walk of one process's descriptor directory.
@@ -400,25 +428,27 @@ impl Walk<'_> {
     /// the directory (`getdents64` costs about as much per descriptor as
     /// the `readlinkat` itself: it looks up each entry's dentry). Where
     /// more numbers turn out missing than open (a sparse table, a process
-    /// that exited), the rest of the range is listed instead. `start..end`
-    /// within the count of open descriptors, the ones beyond `end` are as
-    /// many as the numbers missing below it: those are listed when any are.
+    /// that exited), the rest of the range is listed instead. Adds the
+    /// numbers found missing to `missing`: the caller looks past `end` for
+    /// as many.
     fn numbers(
         &self,
         start: usize,
         end: usize,
         dir_buffer: &mut [MaybeUninit<u8>],
         sockets: &mut Vec<(u64, u32)>,
+        missing: &mut usize,
     ) -> Visit {
-        let mut missing = 0;
+        let mut here = 0;
         let mut name = [0u8; 24];
         for number in start..end {
             match self.look(fd_name(&mut name, number), sockets) {
                 Descriptor::Open => {}
                 Descriptor::Unreadable => return Visit::Unreadable,
                 Descriptor::Missing => {
-                    missing += 1;
-                    if missing > 16 && missing > (number - start) / 2 {
+                    *missing += 1;
+                    here += 1;
+                    if here > 16 && here > (number - start) / 2 {
                         return self.listed_from(number + 1, end, dir_buffer, sockets);
                     }
                 }
@@ -877,30 +907,156 @@ mod tests {
         assert!(walk_proc(&[]).unwrap().pids_by_inode.is_empty());
     }
 
+    /// Raise this process's descriptor limit to at least `want` (root may).
+    fn raise_fd_limit(want: u64) {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current.is_some_and(|c| c < want) {
+            let maximum = limit.maximum.map(|m| m.max(want));
+            let raised = Rlimit {
+                current: Some(want),
+                maximum,
+            };
+            setrlimit(Resource::Nofile, raised).unwrap();
+        }
+    }
+
+    /// `socket` moved to a descriptor numbered `at` or more, far above
+    /// what this process has open (so only a listing past the count finds
+    /// it), and inherited by children unless `private`.
+    fn moved_up(socket: impl AsFd, at: i32, private: bool) -> OwnedFd {
+        let mut high = rustix::io::fcntl_dupfd_cloexec(&socket, at).unwrap();
+        if !private {
+            rustix::io::dup3(&socket, &mut high, rustix::io::DupFlags::empty()).unwrap();
+        }
+        high
+    }
+
+    fn inode_of(socket: impl AsFd) -> u64 {
+        use std::os::fd::AsRawFd;
+        let link =
+            std::fs::read_link(format!("/proc/self/fd/{}", socket.as_fd().as_raw_fd())).unwrap();
+        socket_inode(link.as_os_str().as_encoded_bytes()).unwrap()
+    }
+
+    /// The descriptors are asked for by number up to the count of open
+    /// ones; a socket held only above that count (a hole below it), here
+    /// and in a child that inherited it, is still found, with both holders.
+    /// (Walking `0..count` alone, as a first version did, finds neither.)
+    #[test]
+    fn walk_finds_sockets_above_the_count_and_every_holder() {
+        raise_fd_limit(4096);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = inode_of(&listener);
+        let inherited = moved_up(&listener, 3000, false);
+        drop(listener);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Only the child keeps it from now on in this process's children;
+        // ours is CLOEXEC again for the rest of the tests.
+        let high = moved_up(&inherited, 3000, true);
+        drop(inherited);
+        let owners = walk_proc(&[inode]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let holders = &owners.unwrap().pids_by_inode[&inode];
+        assert!(holders.contains(&std::process::id()), "{holders:?}");
+        assert!(holders.contains(&child.id()), "{holders:?}");
+        drop(high);
+    }
+
+    /// The pieces of the large processes cover each one's numbers below
+    /// its count exactly once, then everything above it; neighbouring
+    /// pieces belong to different processes (two threads in one table
+    /// contend for its locks).
+    #[test]
+    fn pieces_cover_every_number_once_round_the_processes() {
+        let counts = [1025, 3000, 2048, 1];
+        let pieces = pieces(&counts, 1024);
+        let mut seen: Vec<Vec<u32>> = counts.iter().map(|&c| vec![0; c]).collect();
+        let mut rests = vec![None; counts.len()];
+        for piece in &pieces {
+            match *piece {
+                Piece::Numbers {
+                    process,
+                    start,
+                    end,
+                } => {
+                    assert!(start < end && end - start <= 1024, "{piece:?}");
+                    for number in start..end {
+                        seen[process][number] += 1;
+                    }
+                }
+                Piece::Rest { process, from } => {
+                    assert_eq!(rests[process].replace(from), None, "{piece:?}");
+                }
+            }
+        }
+        for (process, numbers) in seen.iter().enumerate() {
+            assert!(numbers.iter().all(|&n| n == 1), "process {process}");
+            assert_eq!(rests[process], Some(counts[process]));
+        }
+        let process_of = |piece: &Piece| match *piece {
+            Piece::Numbers { process, .. } | Piece::Rest { process, .. } => process,
+        };
+        assert_ne!(process_of(&pieces[0]), process_of(&pieces[1]));
+        assert!(matches!(pieces.last(), Some(Piece::Rest { .. })));
+        assert!(super::pieces(&[], 1024).is_empty());
+    }
+
+    /// Every holder any thread found is kept (a socket shared by processes
+    /// walked on different threads, or found in two pieces of one);
+    /// unreadable processes are named once.
+    #[test]
+    fn merge_keeps_every_holder() {
+        let found = |sockets: &[(u64, u32)], unreadable: &[u32]| Found {
+            sockets: sockets.to_vec(),
+            unreadable: unreadable.to_vec(),
+            large: Vec::new(),
+        };
+        let (sockets, unreadable) = merge(vec![
+            found(&[(7, 100), (9, 100)], &[5, 3]),
+            found(&[(7, 200), (7, 100)], &[5]),
+            found(&[], &[]),
+        ]);
+        assert_eq!(sockets, [(7, 100), (7, 200), (9, 100)]);
+        assert_eq!(unreadable, [3, 5]);
+    }
+
+    #[test]
+    fn descriptor_names() {
+        let mut buffer = [0u8; 24];
+        assert_eq!(fd_name(&mut buffer, 0), c"0");
+        assert_eq!(fd_name(&mut buffer, 1024), c"1024");
+        assert_eq!(fd_name(&mut buffer, usize::MAX), c"18446744073709551615");
+    }
+
     /// A process with more descriptors than one `getdents64` batch holds
     /// (32 KiB: about 1,300 entries) is read to the end: the socket past
     /// the first batch is found.
     #[test]
     fn walk_reads_every_batch_of_a_large_fd_table() {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let want = 4096;
-        if limit.current.is_some_and(|c| c < want) {
-            let raised = rustix::process::Rlimit {
-                current: Some(limit.maximum.map_or(want, |m| m.min(want))),
-                maximum: limit.maximum,
-            };
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, raised).unwrap();
-        }
+        raise_fd_limit(8192);
         let files: Vec<std::fs::File> = (0..3000)
             .map(|_| std::fs::File::open("/dev/null").unwrap())
             .collect();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         use std::os::fd::AsRawFd;
         assert!(listener.as_raw_fd() > 3000);
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).unwrap();
-        let inode = socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
+        let inode = inode_of(&listener);
+        // A large process (more than `RANGE` descriptors): walked in
+        // pieces, the socket in one of the later ranges.
+        let owners = walk_proc(&[inode]).unwrap();
+        assert!(owners.pids_by_inode[&inode].contains(&std::process::id()));
+        // Held only far above the count: found by the piece past it.
+        let high = moved_up(&listener, 6000, true);
+        drop(listener);
         let owners = walk_proc(&[inode]).unwrap();
         assert!(owners.pids_by_inode[&inode].contains(&std::process::id()));
         drop(files);
+        drop(high);
     }
 }
