@@ -66,29 +66,18 @@ pub(crate) struct ScanOptions {
 /// owners from `/proc`, names from `names` (the caller's
 /// [`host::read_service_table`], which `propose` also needs for its specs).
 ///
-/// What does not depend on the sockets (accounts, forwarding and bridges,
-/// addresses, NAT) is read on a second thread meanwhile: on a small host
-/// those reads are a fifth of a scan, and the socket dumps and the fd walk
-/// wait on the kernel, not on them (docs/scan.md, "Measurements").
+/// All on this thread: reading the host's other facts on a second one
+/// beside the walk was measured slower on a small host (2.29 against
+/// 2.14 ms: starting a thread, and waking a CPU for it in a VM, costs more
+/// than those reads).
 pub(crate) fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
-    std::thread::scope(|scope| {
-        let side = std::thread::Builder::new()
-            .name("scan-facts".into())
-            .spawn_scoped(scope, HostSide::read);
-        let (sockets, from_proc) = read_live_sockets(source)?;
-        if from_proc {
-            eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
-        }
-        let owners = owners::walk_proc(&listener_inodes(&sockets))?;
-        // No second thread to be had (a process limit): read them here.
-        let side = match side {
-            Ok(thread) => thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("the thread reading the host's facts failed"))?,
-            Err(_) => HostSide::read(),
-        };
-        Ok(listeners_of_host(sockets, owners, names, side))
-    })
+    let (sockets, from_proc) = read_live_sockets(source)?;
+    if from_proc {
+        eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+    }
+    let owners = owners::walk_proc(&listener_inodes(&sockets))?;
+    let side = HostSide::read();
+    Ok(listeners_of_host(sockets, owners, names, side))
 }
 
 /// What a scan reads of the host beside its sockets and their owners.
@@ -318,9 +307,10 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, 
     };
     let mut sockets = Vec::new();
     let mut any_from_proc = false;
+    let mut diag = netlink::Diag::default();
     // Both TCP tables in one kernel walk where the kernel answers that.
     let tcp_done = source != SocketSource::Proc
-        && match netlink::dump_tcp_both_families() {
+        && match diag.dump_tcp_both_families() {
             Ok(entries) => {
                 sockets.extend(entries);
                 true
@@ -336,7 +326,7 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, 
                 any_from_proc = true;
                 from_proc(table)?
             }
-            SocketSource::Netlink => match netlink::dump(table) {
+            SocketSource::Netlink => match diag.dump(table) {
                 Ok(entries) => entries,
                 // IPv6 is off: no table to read, and nothing listens there.
                 Err(_) if table.is_v6() && !proc_net.join("if_inet6").exists() => Vec::new(),
@@ -347,7 +337,7 @@ fn read_live_sockets(source: SocketSource) -> anyhow::Result<(Vec<SocketEntry>, 
                     )));
                 }
             },
-            SocketSource::Auto => match netlink::dump(table) {
+            SocketSource::Auto => match diag.dump(table) {
                 Ok(entries) => entries,
                 Err(_) => {
                     any_from_proc = true;

@@ -24,9 +24,70 @@ use std::io;
 /// it has seen us read with, so a large one means fewer round trips.
 const RECV_BUFFER: usize = 32 * 1024;
 
-/// Dump the sockets of `table` whose state can be a listener (the kernel
-/// filters by state; the core still checks UDP peers).
-pub(crate) fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
+/// One sock_diag socket for a scan's dumps, one after the other (each
+/// socket costs four calls to set up), and one receive buffer. A dump that
+/// fails leaves the socket unused: the next dump opens another, so nothing
+/// left of the failed one is read as the next one's answer.
+#[derive(Default)]
+pub(crate) struct Diag {
+    socket: Option<Socket>,
+    buffer: Vec<u8>,
+}
+
+impl Diag {
+    /// Dump the sockets of `table` whose state can be a listener (the
+    /// kernel filters by state; the core still checks UDP peers).
+    pub(crate) fn dump(&mut self, table: Table) -> io::Result<Vec<SocketEntry>> {
+        let socket = self.socket.take();
+        let (socket, result) = dump(socket, &mut self.buffer, table);
+        self.socket = socket.filter(|_| result.is_ok());
+        result
+    }
+
+    /// The listening TCP sockets of both families in one dump (see
+    /// [`dump_tcp_both_families`]).
+    pub(crate) fn dump_tcp_both_families(&mut self) -> io::Result<Vec<SocketEntry>> {
+        let socket = self.socket.take();
+        let (socket, result) = dump_tcp_both_families(socket, &mut self.buffer);
+        self.socket = socket.filter(|_| result.is_ok());
+        result
+    }
+}
+
+/// `socket`, or a new sock_diag socket if there is none.
+fn diag_socket(socket: Option<Socket>) -> io::Result<Socket> {
+    if let Some(socket) = socket {
+        return Ok(socket);
+    }
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// `buffer`, at least [`RECV_BUFFER`] long.
+fn receive_buffer(buffer: &mut Vec<u8>) -> &mut [u8] {
+    if buffer.len() < RECV_BUFFER {
+        buffer.resize(RECV_BUFFER, 0);
+    }
+    &mut buffer[..]
+}
+
+/// [`Diag::dump`], on `socket` (or a new one), handing the socket back.
+fn dump(
+    socket: Option<Socket>,
+    buffer: &mut Vec<u8>,
+    table: Table,
+) -> (Option<Socket>, io::Result<Vec<SocketEntry>>) {
+    let socket = match diag_socket(socket) {
+        Ok(socket) => socket,
+        Err(e) => return (None, Err(e)),
+    };
+    let result = dump_on(&socket, receive_buffer(buffer), table);
+    (Some(socket), result)
+}
+
+fn dump_on(socket: &Socket, buffer: &mut [u8], table: Table) -> io::Result<Vec<SocketEntry>> {
     let proto = table.proto();
     let (family, socket_id) = if table.is_v6() {
         (AF_INET6, SocketId::new_v6())
@@ -42,10 +103,6 @@ pub(crate) fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
         crate::model::Proto::Tcp => StateFlags::LISTEN,
         crate::model::Proto::Udp => StateFlags::CLOSE,
     };
-
-    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
 
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -68,7 +125,6 @@ pub(crate) fn dump(table: Table) -> io::Result<Vec<SocketEntry>> {
     let mut entries = Vec::new();
     // Device names by index, each asked of the kernel once.
     let mut devices: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
-    let mut buffer = vec![0u8; RECV_BUFFER];
     loop {
         let size = socket.recv(&mut &mut buffer[..], 0)?;
         if size == 0 {
@@ -126,10 +182,19 @@ const INET_DIAG_MSG_LEN: usize = 72;
 /// names none: the kernel takes it as `AF_UNSPEC`, both in one walk. An
 /// error when the kernel does not answer it; the caller then asks per
 /// family.
-pub(crate) fn dump_tcp_both_families() -> io::Result<Vec<SocketEntry>> {
-    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+fn dump_tcp_both_families(
+    socket: Option<Socket>,
+    buffer: &mut Vec<u8>,
+) -> (Option<Socket>, io::Result<Vec<SocketEntry>>) {
+    let socket = match diag_socket(socket) {
+        Ok(socket) => socket,
+        Err(e) => return (None, Err(e)),
+    };
+    let result = dump_tcp_on(&socket, receive_buffer(buffer));
+    (Some(socket), result)
+}
+
+fn dump_tcp_on(socket: &Socket, buffer: &mut [u8]) -> io::Result<Vec<SocketEntry>> {
     // nlmsghdr, then struct inet_diag_req: family, src_len, dst_len, ext,
     // the socket id (48 bytes, zero: any), states, dbs.
     let length = 16 + 4 + 48 + 4 + 4;
@@ -148,7 +213,6 @@ pub(crate) fn dump_tcp_both_families() -> io::Result<Vec<SocketEntry>> {
 
     let mut entries = Vec::new();
     let mut devices: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
-    let mut buffer = vec![0u8; RECV_BUFFER];
     loop {
         let size = socket.recv(&mut &mut buffer[..], 0)?;
         if size == 0 {

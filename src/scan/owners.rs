@@ -98,7 +98,7 @@ pub(crate) fn walk_proc(wanted: &[u64]) -> anyhow::Result<Owners> {
     // process): the note then says which process to look at.
     owners.unreadable_processes = unreadable
         .into_iter()
-        .filter(|&pid| !is_kernel_thread(pid))
+        .filter(|&pid| !is_kernel_thread(proc.as_fd(), pid))
         .map(|pid| UnreadableProcess {
             pid,
             program: read_comm(proc.as_fd(), pid),
@@ -713,10 +713,23 @@ pub(crate) fn parse_process_facts(
 
 /// Kernel threads hold no descriptors; not being able to read theirs (as a
 /// non-root user) hides nothing, so they are not counted as unreadable.
-fn is_kernel_thread(pid: u32) -> bool {
-    procfs::process::Process::new(pid as i32)
-        .and_then(|process| process.stat())
-        .is_ok_and(|stat| stat.flags & PF_KTHREAD != 0)
+fn is_kernel_thread(proc: BorrowedFd<'_>, pid: u32) -> bool {
+    let mut path = [0u8; 32];
+    proc_path(&mut path, pid, "stat")
+        .and_then(|path| read_all(proc, path))
+        .and_then(|stat| stat_flags(&stat))
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// The flags of a `/proc/PID/stat` line: the 9th field, the 7th after the
+/// comm's closing parenthesis (a comm may hold spaces and parentheses).
+fn stat_flags(stat: &[u8]) -> Option<u32> {
+    let after_comm = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let field = after_comm
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|field| !field.is_empty())
+        .nth(6)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// Parse a saved owner map (the fixture stand-in for the walk): lines of
@@ -1024,6 +1037,24 @@ mod tests {
         ]);
         assert_eq!(sockets, [(7, 100), (7, 200), (9, 100)]);
         assert_eq!(unreadable, [3, 5]);
+    }
+
+    #[test]
+    fn kernel_threads_by_their_flags() {
+        let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0\n";
+        assert_eq!(stat_flags(kthreadd), Some(2_129_984));
+        assert!(stat_flags(kthreadd).unwrap() & PF_KTHREAD != 0);
+        let odd = b"7 (a) b (c) S 1 7 7 0 -1 4194560 0 0\n";
+        assert_eq!(stat_flags(odd), Some(4_194_560));
+        assert_eq!(stat_flags(b"7 (a) S 1"), None);
+        let proc =
+            rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        assert!(!is_kernel_thread(proc.as_fd(), std::process::id()));
+        // Pid 2 is kthreadd where /proc shows the host's processes (not in
+        // a container's pid namespace).
+        if std::fs::read_to_string("/proc/2/comm").is_ok_and(|comm| comm == "kthreadd\n") {
+            assert!(is_kernel_thread(proc.as_fd(), 2));
+        }
     }
 
     #[test]
