@@ -101,7 +101,7 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         .and_then(|r| crate::firewall::backend::other_loaded(r.backend())),
         // No record: are autofw's rules loaded all the same (either backend)?
         unrecorded_rules: record.is_none()
-            && [Backend::Nft, Backend::Iptables]
+            && Backend::ALL
                 .into_iter()
                 .any(|b| crate::firewall::backend::other_loaded(b).is_some()),
     };

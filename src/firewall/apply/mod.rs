@@ -527,7 +527,7 @@ fn refuse_open_window(state_dir: &Path) -> anyhow::Result<()> {
 /// that following one does not close what a flag opened.
 fn command_again(args: &ApplyOptions, given: &GivenChoices) -> String {
     let mut words = vec!["autofw apply --confirm".to_string()];
-    if args.backend != Backend::Nft {
+    if args.backend != Backend::default() {
         words.push(format!("--backend {}", args.backend));
     }
     words.extend(given.flags());

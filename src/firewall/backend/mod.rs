@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocklist::SetContents;
 use crate::blocklist::netlink;
-use crate::propose::render_iptables::ipsets_for_people;
+use crate::propose::render_iptables::{Hooks, ipsets_for_people};
 use crate::propose::{Format, Proposal, Target};
 use crate::record::{AppliedRecord, Backend, Rules};
 use crate::state::StateDir;
 use compare::{FamilyRules, LiveRules};
 use iptables::filter_view::FilterView;
+use std::borrow::Cow;
 
 /// Why a load failed, and so where the firewall stands.
 #[derive(Debug)]
@@ -76,12 +77,16 @@ pub(crate) fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
 
 /// The texts of `rules` under the name the judge's cache key gives them:
 /// `nft` (the script), `autofw-iptables` (v4, v6, the ipsets or nothing).
-pub(crate) fn keyed_texts(rules: &Rules) -> (&'static str, Vec<&str>) {
+pub(crate) fn keyed_texts(rules: &Rules) -> (&'static str, Vec<Cow<'_, str>>) {
     match rules {
-        Rules::Nft { text } => ("nft", vec![text]),
+        Rules::Nft { text } => ("nft", vec![text.into()]),
         Rules::Iptables { v4, v6, ipsets } => (
             "autofw-iptables",
-            vec![v4, v6, ipsets.as_deref().unwrap_or_default()],
+            vec![
+                v4.render(Hooks::Proposal).into(),
+                v6.render(Hooks::Proposal).into(),
+                ipsets.as_deref().unwrap_or_default().into(),
+            ],
         ),
     }
 }
@@ -144,7 +149,7 @@ pub(crate) fn save_for_undo(
             let other = match iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
                 && iptables::has_autofw_rules()?
             {
-                true => Some(iptables::save(ALL_ACCEPT, ALL_ACCEPT)?),
+                true => Some(iptables::save(iptables::PoliciesSet::all_accept())?),
                 false => None,
             };
             Ok((Some(saved), other))
@@ -154,7 +159,10 @@ pub(crate) fn save_for_undo(
             let other = ruleset
                 .filter(|r| nft::table_block(r).is_some())
                 .map(nft::save);
-            Ok((other, Some(iptables::save(v4, v6)?)))
+            Ok((
+                other,
+                Some(iptables::save(iptables::PoliciesSet::of(v4, v6))?),
+            ))
         }
     }
 }
@@ -220,10 +228,6 @@ pub(crate) fn other_loaded(backend: Backend) -> Option<&'static str> {
     }
 }
 
-/// The built-in policies as removing autofw's iptables rules leaves them.
-const ALL_ACCEPT: &str =
-    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-
 /// Warnings once `rules` are loaded. iptables: other tools' INPUT rules
 /// that still accept before autofw's jump (one inserted between the save
 /// and the load): said, not undone. nft: none.
@@ -258,14 +262,14 @@ pub(crate) fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
         }],
         Rules::Iptables { v4, v6, ipsets } => {
             let listed = iptables::canonical(v4, v6, ipsets.as_deref());
-            let (new_v4, new_v6) = match &listed {
-                Some((a, b)) => (a.as_str(), b.as_str()),
-                None => (v4.as_str(), v6.as_str()),
+            let (new_v4, new_v6) = match listed {
+                Some(listed) => listed,
+                None => (v4.render(Hooks::Proposal), v6.render(Hooks::Proposal)),
             };
             let mut parts = Vec::new();
             for (family, text, name) in [
-                (iptables::V4, new_v4, "iptables"),
-                (iptables::V6, new_v6, "ip6tables"),
+                (iptables::V4, &new_v4, "iptables"),
+                (iptables::V6, &new_v6, "ip6tables"),
             ] {
                 let saved = iptables::save_family(family)?;
                 placement.extend(iptables::input_order::placement(&saved).describe(name));
@@ -408,13 +412,13 @@ pub(crate) fn live_rules(
                 FamilyRules {
                     name: "iptables".to_string(),
                     live: iptables::save_family(iptables::V4)?,
-                    applied: v4.clone(),
+                    applied: v4.render(Hooks::Proposal),
                     expected: expected_v4,
                 },
                 FamilyRules {
                     name: "ip6tables".to_string(),
                     live: iptables::save_family(iptables::V6)?,
-                    applied: v6.clone(),
+                    applied: v6.render(Hooks::Proposal),
                     expected: expected_v6,
                 },
             ]))
