@@ -213,10 +213,10 @@ pub struct Opening {
     pub bound: Option<Bound>,
 }
 
+#[cfg(test)]
 impl Opening {
-    /// An opening to anyone: what a record written before openings were
-    /// recorded says of each opened port.
-    pub fn anyone(proto: Proto, port: u16) -> Opening {
+    /// An opening to anyone, for tests.
+    pub(crate) fn anyone(proto: Proto, port: u16) -> Opening {
         Opening {
             proto,
             port,
@@ -355,14 +355,10 @@ pub struct AppliedRecord {
     /// directory's `applied-sets.txt`). `None` without a blocklist.
     pub blocklist: Option<BlocklistRecord>,
     /// Where each service's accept rule admits new connections (see
-    /// [`Opening`]). `None` in records written before it was recorded:
-    /// then every opened port counts as open to anyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openings: Option<Vec<Opening>>,
-    /// Every choice the apply was given, flags and policy file. `None` in
-    /// records written before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given: Option<GivenChoices>,
+    /// [`Opening`]).
+    pub openings: Vec<Opening>,
+    /// Every choice the apply was given, flags and policy file.
+    pub given: GivenChoices,
     /// Loaded with a window open, confirmed, or rolled back (and why).
     pub life: Life,
 }
@@ -548,21 +544,6 @@ pub struct BlocklistRecord {
     /// Seconds since the epoch of the last refresh, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<u64>,
-}
-
-impl AppliedRecord {
-    /// The recorded openings, or, in an older record, every opened port
-    /// open to anyone.
-    pub fn openings(&self) -> Vec<Opening> {
-        match &self.openings {
-            Some(openings) => openings.clone(),
-            None => self
-                .opened
-                .iter()
-                .map(|o| Opening::anyone(o.proto, o.port))
-                .collect(),
-        }
-    }
 }
 
 /// An open rollback window.
@@ -794,8 +775,8 @@ mod tests {
             closed: Vec::new(),
             listening: Vec::new(),
             blocklist: None,
-            given: None,
-            openings: None,
+            given: Default::default(),
+            openings: Vec::new(),
             life: loaded().roll_back(60, Why::OperatorSaidNo).unwrap(),
         };
         let json = serde_json::to_value(&record).unwrap();

@@ -611,8 +611,8 @@ mod tests {
             closed: Vec::new(),
             listening: Vec::new(),
             blocklist: None,
-            openings: None,
-            given: None,
+            openings: Vec::new(),
+            given: Default::default(),
             life: crate::record::Life::Loaded(crate::record::Loaded {
                 deadline: 1_700_000_060,
             }),

@@ -653,8 +653,8 @@ mod tests {
             closed,
             listening,
             blocklist: None,
-            openings: None,
-            given: None,
+            openings: Vec::new(),
+            given: Default::default(),
             life: crate::record::Life::Confirmed(crate::record::Confirmed {
                 at: 1_700_000_030,
                 persisted: false,

@@ -575,10 +575,9 @@ fn summarize_apply(
         Some(last) if last.rolled_back_at().is_some() => inputs.restored.as_ref(),
         last => last,
     };
-    let no_flags = Vec::new();
     let before = live_record.map(|record| summary::Before {
         opened: &record.opened,
-        allow_flags: record.given.as_ref().map_or(&no_flags, |g| &g.allow),
+        allow_flags: &record.given.allow,
         listening: &record.listening,
     });
     let session = match (guard.verdict, guard.client, guard.port) {
