@@ -413,6 +413,15 @@ mod tests {
     }
 
     #[test]
+    fn the_iptables_unit_names_the_files_it_loads() {
+        assert_eq!(
+            IPTABLES.loads,
+            format!("{IPTABLES_RULES_V4} and {IPTABLES_RULES_V6}")
+        );
+        assert_eq!(NFT.loads, NFT_RULES);
+    }
+
+    #[test]
     fn no_command_names_autofw_itself() {
         for plan in [&NFT, &IPTABLES] {
             for command in plan.commands {

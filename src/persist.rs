@@ -50,9 +50,8 @@ pub(crate) struct Manifest {
     /// The rules the files were rendered from, typed, so that `restore`
     /// loads them as apply does (the INPUT jump placed among the live
     /// rules, not inserted first as at boot) without reading rendered text
-    /// back. `None` in a manifest written before autofw kept them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules: Option<Rules>,
+    /// back.
+    pub rules: Rules,
 }
 
 /// The boot files of one root.
@@ -177,7 +176,7 @@ pub(crate) fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow:
         hook,
         installed,
         persisted_at: now_secs(),
-        rules: Some(rules.clone()),
+        rules: rules.clone(),
     };
     // Files an earlier persist installed that this one did not (another
     // backend or hook): they are ours, and would only confuse the next boot.
@@ -369,12 +368,7 @@ pub(crate) fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
 /// rules nobody confirmed in a form nobody reviewed.
 pub(crate) fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
     let again = "run `autofw apply --confirm --persist` again";
-    let Some(rules) = &manifest.rules else {
-        return Err(host_failure(format!(
-            "{} was written by an older autofw and does not hold the rules; {again}",
-            files.manifest().display()
-        )));
-    };
+    let rules = &manifest.rules;
     for (path, text) in rules
         .backend()
         .boot()

@@ -86,7 +86,10 @@ impl Host {
         if !applied_rules_within(&self.server, &self.state(), Duration::from_secs(30)) {
             let _ = child.kill();
             let out = child.wait_with_output().expect("apply's output");
-            panic!("apply did not open its window and load its rules: {}", show(&out));
+            panic!(
+                "apply did not open its window and load its rules: {}",
+                show(&out)
+            );
         }
         child
     }
