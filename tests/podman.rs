@@ -12,12 +12,13 @@
 //!
 //! Every podman command runs through `nsenter` into one holder process
 //! started in the namespace, whose private mount namespace has the cgroup
-//! hierarchies and a tmpfs on `/run/netns` (where rootful podman bind-mounts
-//! its containers' network namespaces: the host's own `/run/netns` is never
-//! written). The network plugins run in that network namespace, so their
-//! iptables rules are the namespace's, never the host's. Containers are
-//! removed and every process in the namespace killed by pid, even on
-//! failure.
+//! hierarchies, a tmpfs on `/run` (where rootful podman bind-mounts its
+//! containers' network namespaces, `/run/netns`, and keeps netavark's
+//! leases and the OCI runtime's state: the host's own `/run` is never
+//! written) and an overlay on `/var/lib` ([`var_lib_overlay`]). The
+//! network stacks run in that network namespace, so their iptables rules
+//! are the namespace's, never the host's. Containers are removed and every
+//! process in the namespace killed by pid, even on failure.
 
 use crate::docker::{busybox_tarball, cgroup_mounts, web_answers};
 use crate::support::*;
@@ -60,26 +61,22 @@ impl Network {
             Network::Cni => "CNI-HOSTPORT-DNAT",
         }
     }
+}
 
-    /// Mounts the stack needs in the holder's mount namespace. CNI keeps
-    /// its state under `/var/lib/cni` (`host-local`'s leases, libcni's
-    /// result cache), with no flag to move it: an overlay on `/var/lib`
-    /// whose upper layer is a tmpfs under the test's directory takes those
-    /// writes, so the host's `/var/lib` is never written.
-    fn mounts(self, dir: &Path) -> String {
-        match self {
-            Network::Netavark => String::new(),
-            Network::Cni => {
-                let v = dir.join("varlib");
-                std::fs::create_dir(&v).unwrap();
-                let v = v.display();
-                format!(
-                    "mount -t tmpfs tmpfs {v}\nmkdir {v}/upper {v}/work\n\
-                     mount -t overlay overlay -o lowerdir=/var/lib,upperdir={v}/upper,workdir={v}/work /var/lib\n"
-                )
-            }
-        }
-    }
+/// An overlay on `/var/lib` in the holder's mount namespace, its upper
+/// layer a tmpfs under the test's directory. What podman and its network
+/// stack keep there with no flag to move it (CNI's `/var/lib/cni`:
+/// `host-local`'s leases and libcni's result cache; the image library's
+/// `/var/lib/containers/cache` blob cache) is written there, so the host's
+/// `/var/lib` is not.
+fn var_lib_overlay(dir: &Path) -> String {
+    let v = dir.join("varlib");
+    std::fs::create_dir(&v).unwrap();
+    let v = v.display();
+    format!(
+        "mount -t tmpfs tmpfs {v}\nmkdir {v}/upper {v}/work\n\
+         mount -t overlay overlay -o lowerdir=/var/lib,upperdir={v}/upper,workdir={v}/work /var/lib\n"
+    )
 }
 
 /// A rootful podman whose every command runs in the holder's namespaces.
@@ -98,9 +95,9 @@ impl Podman {
             .keep();
         let ready = dir.join("ready");
         let script = format!(
-            "set -e\n{}mount -t tmpfs tmpfs /run/netns\n{}touch {}\nexec sleep 3600\n",
+            "set -e\n{}mount -t tmpfs tmpfs /run\nmkdir /run/netns\n{}touch {}\nexec sleep 3600\n",
             cgroup_mounts(),
-            network.mounts(&dir),
+            var_lib_overlay(&dir),
             ready.display()
         );
         let holder = ns
@@ -140,6 +137,8 @@ impl Podman {
                 &format!("{d}/run"),
             ])
             .args(["--tmpdir", &format!("{d}/tmp")])
+            // The image copy's scratch files (`$TMPDIR`, else `/var/tmp`).
+            .env("TMPDIR", format!("{d}/tmp"))
             .args(["--network-config-dir", &format!("{d}/net")])
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .args(["--storage-driver", "vfs"])
