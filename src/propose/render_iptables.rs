@@ -423,9 +423,10 @@ pub(crate) fn script(ruleset: &Ruleset, family: Family, header: &[String]) -> Sc
 }
 
 /// The mangle table's published-ports chain, to be jumped to from mangle's
-/// FORWARD (see [`GUARD_JUMP`]; [`Script::render`] writes the jump): new DNATed connections from outside the
-/// bridges return for the opened ports and are dropped otherwise (never
-/// accepted: the engines' FORWARD rules still decide what passes).
+/// FORWARD (see [`GUARD_JUMP`]; [`Script::render`] writes the jump): new
+/// DNATed connections from outside the bridges return for the opened ports
+/// and are dropped otherwise (never accepted: the engines' FORWARD rules
+/// still decide what passes).
 fn published_lines(guard: &PublishedGuard, family: Family) -> String {
     let mut out = String::new();
     let c = PUBLISHED_CHAIN;
@@ -615,6 +616,11 @@ mod ipsets_tests {
         );
         assert_eq!(ipsets_for_people(&ruleset(Vec::new(), Vec::new())), None);
     }
+}
+
+#[cfg(test)]
+mod hooks_tests {
+    use super::*;
 
     #[test]
     fn hooks_are_written_for_where_the_script_goes() {
