@@ -60,6 +60,10 @@ PACKAGES=(
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
   nginx samba redis-server postgresql openvpn podman netavark dnsmasq-base
+  # podman's other network stack (tests/podman.rs runs it with
+  # --network-backend cni): with netavark installed, podman's dependency on
+  # container-network-stack does not pull it in
+  containernetworking-plugins
 )
 
 export DEBIAN_FRONTEND=noninteractive

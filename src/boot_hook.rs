@@ -11,8 +11,7 @@
 //! `apply --persist` then writes only the rules files and the enabling link
 //! (docs/persist.md).
 
-use crate::propose::render_iptables::{DOCKER_USER, INPUT_CHAIN, JUMP_LINE, PUBLISHED_CHAIN};
-use crate::record::{Backend, Rules};
+use crate::propose::render_iptables::{DOCKER_USER, INPUT_CHAIN, PUBLISHED_CHAIN};
 
 /// The first comment line of every hook autofw renders: `unpersist` removes
 /// a hook file from `/etc` only if it still carries it.
@@ -27,70 +26,24 @@ pub(crate) const IPTABLES_RULES_V6: &str = "/etc/autofw/rules.v6";
 /// only with a blocklist.
 pub(crate) const IPSETS: &str = "/etc/autofw/ipsets";
 
-/// How the saved iptables files hook autofw's chain into INPUT: inserted
-/// first, not appended (the rendered [`JUMP_LINE`]). An accept that ufw or
-/// a script loaded earlier in boot then comes after it and cannot let past
-/// what autofw drops; fail2ban starts later and inserts its chains ahead
-/// anyway. (apply places the jump among the live rules instead,
-/// `firewall::backend::iptables::input_order`: at boot there is nothing to read yet.)
-pub(crate) const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
-
-/// `rules` as saved for boot: on iptables, the INPUT jump inserted first.
-pub(crate) fn rules_for_boot(rules: &Rules) -> Rules {
-    match rules {
-        Rules::Nft { .. } => rules.clone(),
-        Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
-            v4: replace_line(v4, JUMP_LINE, BOOT_JUMP_LINE),
-            v6: replace_line(v6, JUMP_LINE, BOOT_JUMP_LINE),
-            ipsets: ipsets.clone(),
-        },
-    }
+/// What one backend's boot hook is: its unit, the files it loads, and the
+/// commands that load them. One constant per backend ([`NFT`],
+/// [`IPTABLES`]); `record::Backend::boot` picks it.
+#[derive(Debug)]
+pub(crate) struct BootPlan {
+    /// `autofw.service` (nftables) or `autofw-iptables.service`: two fixed
+    /// units rather than one rendered per host, so that a package can ship
+    /// them.
+    pub unit: &'static str,
+    /// The saved rules, as seen at boot, in the order of
+    /// `record::Rules::boot_texts` (the ipsets file is written only with a
+    /// blocklist).
+    pub rules_files: &'static [&'static str],
+    /// The files named in the unit's description.
+    pub loads: &'static str,
+    /// What loads the saved rules, in order.
+    pub commands: &'static [BootCommand],
 }
-
-/// Saved boot files read back as apply renders them, so that they compare
-/// equal to a proposal and `autofw restore` places the jump as apply does.
-/// Files saved before the jump was inserted already hold the rendered line.
-pub(crate) fn rules_from_boot(rules: Rules) -> Rules {
-    match rules {
-        Rules::Nft { .. } => rules,
-        Rules::Iptables { v4, v6, ipsets } => Rules::Iptables {
-            v4: replace_line(&v4, BOOT_JUMP_LINE, JUMP_LINE),
-            v6: replace_line(&v6, BOOT_JUMP_LINE, JUMP_LINE),
-            ipsets,
-        },
-    }
-}
-
-/// `text` with every line that is `from` (surrounding blanks aside)
-/// replaced by `to`; every other byte kept.
-fn replace_line(text: &str, from: &str, to: &str) -> String {
-    text.split_inclusive('\n')
-        .map(|line| {
-            let (body, end) = match line.strip_suffix('\n') {
-                Some(body) => (body, "\n"),
-                None => (line, ""),
-            };
-            if body.trim() == from {
-                format!("{to}{end}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect()
-}
-
-/// The unit of each backend: `autofw.service` (nftables) or
-/// `autofw-iptables.service`. Two fixed units rather than one rendered per
-/// host, so that a package can ship them.
-pub(crate) fn unit_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Nft => "autofw.service",
-        Backend::Iptables => "autofw-iptables.service",
-    }
-}
-
-/// Every backend, for the package's `generate units`.
-pub(crate) const BACKENDS: [Backend; 2] = [Backend::Nft, Backend::Iptables];
 
 /// One command the hook runs, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,111 +170,119 @@ const LOAD_BLOCKLIST_BATCHES: &[&str] = &[
     "+",
 ];
 
-/// What loads a backend's saved rules at boot.
-pub(crate) fn commands(backend: Backend) -> Vec<BootCommand> {
-    match backend {
-        Backend::Nft => vec![
-            BootCommand {
-                argv: &["/usr/sbin/nft", "-f", NFT_RULES],
-                may_fail: false,
-                why: "one transaction that replaces table inet autofw (blocklist sets declared, \
-                      empty) and touches no other table",
-            },
-            BootCommand {
-                argv: LOAD_BLOCKLIST_BATCHES,
-                may_fail: false,
-                why: "the blocklist's elements: one nft process a batch file \
-                      (persist::blocklist_batch_path, at most 50,000 elements each), so none \
-                      holds a million-entry list; finds nothing without a blocklist; a batch \
-                      that fails leaves the others loaded and fails the unit",
-            },
-        ],
-        Backend::Iptables => vec![
-            BootCommand {
-                argv: DROP_JUMP_V4,
-                may_fail: true,
-                why: "drop a jump loaded before (restarted unit, second interface), so the \
-                      restore below does not add a second one; fails harmlessly when there is none",
-            },
-            BootCommand {
-                argv: DROP_JUMP_V6,
-                may_fail: true,
-                why: "the same for IPv6",
-            },
-            BootCommand {
-                argv: DROP_GUARD_JUMP_V4,
-                may_fail: true,
-                why: "drop the jump from mangle's FORWARD into autofw's published-ports \
-                      guard loaded before, for the same reason; fails harmlessly when there is none",
-            },
-            BootCommand {
-                argv: DROP_GUARD_JUMP_V6,
-                may_fail: true,
-                why: "the same for IPv6",
-            },
-            BootCommand {
-                argv: DROP_DOCKER_JUMP_V4,
-                may_fail: true,
-                why: "the same for the jump from Docker's DOCKER-USER that rules saved by an \
-                      older autofw insert; fails harmlessly when there is none",
-            },
-            BootCommand {
-                argv: DROP_DOCKER_JUMP_V6,
-                may_fail: true,
-                why: "the same for IPv6",
-            },
-            BootCommand {
-                argv: MAKE_DOCKER_USER_V4,
-                may_fail: true,
-                why: "create DOCKER-USER when the saved rules jump from it (rules saved by an \
-                      older autofw) and Docker has not started yet (Docker keeps a chain that \
-                      exists, and jumps to it first)",
-            },
-            BootCommand {
-                argv: MAKE_DOCKER_USER_V6,
-                may_fail: true,
-                why: "the same for IPv6",
-            },
-            BootCommand {
-                argv: &["/usr/sbin/ipset", "restore", "-exist", "-file", IPSETS],
-                may_fail: true,
-                why: "the blocklist sets, before the rules that match them; the file exists \
-                      only with a blocklist (if these sets fail to load, the rules that match \
-                      them fail below, and the unit with them)",
-            },
-            BootCommand {
-                argv: &[
-                    "/usr/sbin/iptables-restore",
-                    "-w",
-                    "--noflush",
-                    IPTABLES_RULES_V4,
-                ],
-                may_fail: false,
-                why: "autofw's AUTOFW-* chains, the INPUT jump (inserted first, before any \
-                      accept loaded earlier in boot) and the policies; other chains are left \
-                      as they are",
-            },
-            BootCommand {
-                argv: &[
-                    "/usr/sbin/ip6tables-restore",
-                    "-w",
-                    "--noflush",
-                    IPTABLES_RULES_V6,
-                ],
-                may_fail: false,
-                why: "the same for IPv6",
-            },
-        ],
-    }
-}
+/// nftables' boot hook.
+pub(crate) const NFT: BootPlan = BootPlan {
+    unit: "autofw.service",
+    rules_files: &[NFT_RULES],
+    loads: NFT_RULES,
+    commands: &[
+        BootCommand {
+            argv: &["/usr/sbin/nft", "-f", NFT_RULES],
+            may_fail: false,
+            why: "one transaction that replaces table inet autofw (blocklist sets declared, \
+              empty) and touches no other table",
+        },
+        BootCommand {
+            argv: LOAD_BLOCKLIST_BATCHES,
+            may_fail: false,
+            why: "the blocklist's elements: one nft process a batch file \
+              (persist::blocklist_batch_path, at most 50,000 elements each), so none \
+              holds a million-entry list; finds nothing without a blocklist; a batch \
+              that fails leaves the others loaded and fails the unit",
+        },
+    ],
+};
+
+/// iptables' boot hook.
+pub(crate) const IPTABLES: BootPlan = BootPlan {
+    unit: "autofw-iptables.service",
+    rules_files: &[IPTABLES_RULES_V4, IPTABLES_RULES_V6, IPSETS],
+    loads: "/etc/autofw/rules.v4 and /etc/autofw/rules.v6",
+    commands: &[
+        BootCommand {
+            argv: DROP_JUMP_V4,
+            may_fail: true,
+            why: "drop a jump loaded before (restarted unit, second interface), so the \
+              restore below does not add a second one; fails harmlessly when there is none",
+        },
+        BootCommand {
+            argv: DROP_JUMP_V6,
+            may_fail: true,
+            why: "the same for IPv6",
+        },
+        BootCommand {
+            argv: DROP_GUARD_JUMP_V4,
+            may_fail: true,
+            why: "drop the jump from mangle's FORWARD into autofw's published-ports \
+              guard loaded before, for the same reason; fails harmlessly when there is none",
+        },
+        BootCommand {
+            argv: DROP_GUARD_JUMP_V6,
+            may_fail: true,
+            why: "the same for IPv6",
+        },
+        BootCommand {
+            argv: DROP_DOCKER_JUMP_V4,
+            may_fail: true,
+            why: "the same for the jump from Docker's DOCKER-USER that rules saved by an \
+              older autofw insert; fails harmlessly when there is none",
+        },
+        BootCommand {
+            argv: DROP_DOCKER_JUMP_V6,
+            may_fail: true,
+            why: "the same for IPv6",
+        },
+        BootCommand {
+            argv: MAKE_DOCKER_USER_V4,
+            may_fail: true,
+            why: "create DOCKER-USER when the saved rules jump from it (rules saved by an \
+              older autofw) and Docker has not started yet (Docker keeps a chain that \
+              exists, and jumps to it first)",
+        },
+        BootCommand {
+            argv: MAKE_DOCKER_USER_V6,
+            may_fail: true,
+            why: "the same for IPv6",
+        },
+        BootCommand {
+            argv: &["/usr/sbin/ipset", "restore", "-exist", "-file", IPSETS],
+            may_fail: true,
+            why: "the blocklist sets, before the rules that match them; the file exists \
+              only with a blocklist (if these sets fail to load, the rules that match \
+              them fail below, and the unit with them)",
+        },
+        BootCommand {
+            argv: &[
+                "/usr/sbin/iptables-restore",
+                "-w",
+                "--noflush",
+                IPTABLES_RULES_V4,
+            ],
+            may_fail: false,
+            why: "autofw's AUTOFW-* chains, the INPUT jump (inserted first, before any \
+              accept loaded earlier in boot) and the policies; other chains are left \
+              as they are",
+        },
+        BootCommand {
+            argv: &[
+                "/usr/sbin/ip6tables-restore",
+                "-w",
+                "--noflush",
+                IPTABLES_RULES_V6,
+            ],
+            may_fail: false,
+            why: "the same for IPv6",
+        },
+    ],
+};
 
 /// The systemd unit of a backend: loaded before the network like
 /// `nftables.service`, and after it and `netfilter-persistent` (whose
 /// `flush ruleset` / full restore would otherwise wipe autofw's rules), and
 /// again whenever they restart.
-pub fn systemd_unit(backend: Backend) -> String {
+pub(crate) fn systemd_unit(plan: &BootPlan) -> String {
     let mut exec = String::new();
-    for command in commands(backend) {
+    for command in plan.commands {
         exec.push_str(&wrap_comment(command.why));
         exec.push_str(&format!(
             "ExecStart={}{}\n",
@@ -329,10 +290,7 @@ pub fn systemd_unit(backend: Backend) -> String {
             command.argv.join(" ")
         ));
     }
-    let rules = match backend {
-        Backend::Nft => NFT_RULES.to_string(),
-        Backend::Iptables => format!("{IPTABLES_RULES_V4} and {IPTABLES_RULES_V6}"),
-    };
+    let rules = plan.loads;
     format!(
         "{MARKER}
 # Enabled by `autofw apply --confirm --persist` once the rules are confirmed
@@ -361,9 +319,9 @@ WantedBy=sysinit.target
 /// before each interface comes up (loading is idempotent) and never fails
 /// the interface: a server reached only over the network must come up even
 /// if the firewall cannot be loaded.
-pub(crate) fn ifupdown_script(backend: Backend) -> String {
+pub(crate) fn ifupdown_script(plan: &BootPlan) -> String {
     let mut body = String::new();
-    for command in commands(backend) {
+    for command in plan.commands {
         body.push_str(&wrap_comment(command.why));
         let line = command.argv.join(" ");
         if command.may_fail {
@@ -409,7 +367,7 @@ mod tests {
 
     #[test]
     fn nft_unit_loads_the_saved_file_before_the_network_and_never_runs_autofw() {
-        let unit = systemd_unit(Backend::Nft);
+        let unit = systemd_unit(&NFT);
         assert!(unit.contains("Before=network-pre.target"));
         assert!(unit.contains("Wants=network-pre.target"));
         assert!(
@@ -431,7 +389,7 @@ mod tests {
 
     #[test]
     fn iptables_unit_loads_sets_then_both_families_without_flushing() {
-        let unit = systemd_unit(Backend::Iptables);
+        let unit = systemd_unit(&IPTABLES);
         let exec: Vec<&str> = unit
             .lines()
             .filter_map(|l| l.strip_prefix("ExecStart="))
@@ -455,37 +413,18 @@ mod tests {
     }
 
     #[test]
-    fn saved_iptables_files_insert_the_jump_first_and_read_back_as_rendered() {
-        let v4 = "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n# hook autofw's chain into INPUT\n-A INPUT -j AUTOFW-INPUT\nCOMMIT\n";
-        let rules = Rules::Iptables {
-            v4: v4.to_string(),
-            v6: v4.to_string(),
-            ipsets: None,
-        };
-        let Rules::Iptables { v4: saved, .. } = rules_for_boot(&rules) else {
-            unreachable!()
-        };
-        assert!(
-            saved.contains("\n-I INPUT 1 -j AUTOFW-INPUT\nCOMMIT\n"),
-            "{saved}"
+    fn the_iptables_unit_names_the_files_it_loads() {
+        assert_eq!(
+            IPTABLES.loads,
+            format!("{IPTABLES_RULES_V4} and {IPTABLES_RULES_V6}")
         );
-        assert!(BOOT_JUMP_LINE.ends_with(&format!("-j {INPUT_CHAIN}")));
-        assert!(!saved.contains("-A INPUT"), "{saved}");
-        // The chain's own rules are appended as before.
-        assert!(saved.contains("-A AUTOFW-INPUT -p tcp"), "{saved}");
-        assert_eq!(rules_from_boot(rules_for_boot(&rules)), rules);
-        // A file saved before (the jump appended) reads back unchanged.
-        assert_eq!(rules_from_boot(rules.clone()), rules);
-        let nft = Rules::Nft {
-            text: "table inet autofw {}\n".to_string(),
-        };
-        assert_eq!(rules_for_boot(&nft), nft);
+        assert_eq!(NFT.loads, NFT_RULES);
     }
 
     #[test]
     fn no_command_names_autofw_itself() {
-        for backend in BACKENDS {
-            for command in commands(backend) {
+        for plan in [&NFT, &IPTABLES] {
+            for command in plan.commands {
                 assert!(
                     command.argv[0].starts_with("/usr/sbin/") || command.argv[0] == "/usr/bin/find",
                     "{command:?}"
@@ -497,12 +436,12 @@ mod tests {
 
     #[test]
     fn script_never_fails_the_interface() {
-        let script = ifupdown_script(Backend::Nft);
+        let script = ifupdown_script(&NFT);
         assert!(script.contains(
             "/usr/sbin/nft -f /etc/autofw/rules.nft || failed \"/usr/sbin/nft -f /etc/autofw/rules.nft\""
         ));
         assert!(script.trim_end().ends_with("exit 0"));
-        let script = ifupdown_script(Backend::Iptables);
+        let script = ifupdown_script(&IPTABLES);
         assert!(script.contains("-D INPUT -j AUTOFW-INPUT 2>/dev/null || true"));
     }
 

@@ -505,16 +505,6 @@ pub struct ProposeArgs {
     pub ipset: Option<PathBuf>,
 }
 
-/// Which firewall `apply` drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum BackendArg {
-    /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
-    #[default]
-    Nft,
-    /// iptables-restore and ip6tables-restore, for hosts without nftables.
-    Iptables,
-}
-
 #[derive(Debug, Args, Clone)]
 pub struct StateArgs {
     /// Where autofw keeps saved rulesets, the lock and the rollback window.
@@ -588,8 +578,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
     /// Firewall backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Nft)]
-    pub backend: BackendArg,
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: record::Backend,
     /// Apply even if the lockout guard says this SSH session would be cut off.
     #[arg(long)]
     pub force: bool,
@@ -733,15 +723,6 @@ impl From<FormatArg> for propose::Format {
     }
 }
 
-impl From<BackendArg> for record::Backend {
-    fn from(backend: BackendArg) -> Self {
-        match backend {
-            BackendArg::Nft => record::Backend::Nft,
-            BackendArg::Iptables => record::Backend::Iptables,
-        }
-    }
-}
-
 impl From<ScanArgs> for scan::ScanOptions {
     fn from(args: ScanArgs) -> Self {
         scan::ScanOptions {
@@ -792,7 +773,7 @@ impl From<ApplyArgs> for firewall::apply::ApplyOptions {
             confirm: args.confirm,
             yes: args.yes,
             timeout: args.timeout,
-            backend: args.backend.into(),
+            backend: args.backend,
             force: args.force,
             json: args.json,
             no_wait: args.no_wait,

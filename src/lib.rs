@@ -38,12 +38,17 @@ mod trust;
 /// proposal's model (checked against what the kernel admits) and the boot
 /// unit's text. Everything else is crate-private, and `unreachable_pub` is
 /// on (Cargo.toml), so the compiler reports what nothing uses.
-pub use boot_hook::systemd_unit;
 pub use model::Proto;
 pub use propose::gather::{gather, read_saved_scan};
 pub use propose::ruleset::Arrival;
 pub use propose::{Choices, PolicyOptions, build};
 pub use record::Backend;
+
+/// The systemd unit that loads `backend`'s saved rules at boot, as the
+/// package ships it.
+pub fn systemd_unit(backend: Backend) -> String {
+    boot_hook::systemd_unit(backend.boot())
+}
 
 use clap::Parser;
 use cli::{Cli, Command};

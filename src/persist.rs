@@ -47,6 +47,11 @@ pub(crate) struct Manifest {
     /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
     pub installed: Vec<PathBuf>,
     pub persisted_at: u64,
+    /// The rules the files were rendered from, typed, so that `restore`
+    /// loads them as apply does (the INPUT jump placed among the live
+    /// rules, not inserted first as at boot) without reading rendered text
+    /// back.
+    pub rules: Rules,
 }
 
 /// The boot files of one root.
@@ -69,18 +74,6 @@ impl BootFiles {
     pub(crate) fn manifest(&self) -> PathBuf {
         self.under("/etc/autofw/persist.json")
     }
-    /// The rules files of a backend, as seen at boot.
-    pub(crate) fn rules_files(backend: Backend) -> &'static [&'static str] {
-        match backend {
-            Backend::Nft => &[boot_hook::NFT_RULES],
-            // The ipsets file is written only with a blocklist.
-            Backend::Iptables => &[
-                boot_hook::IPTABLES_RULES_V4,
-                boot_hook::IPTABLES_RULES_V6,
-                boot_hook::IPSETS,
-            ],
-        }
-    }
     /// Where an admin's (and autofw's own, without the package) units live.
     pub(crate) const ETC_UNITS: &'static str = "/etc/systemd/system";
     /// Where a package installs units (Debian 12 ships them in /lib).
@@ -92,16 +85,16 @@ impl BootFiles {
 
     /// The unit autofw writes when no package ships it.
     pub(crate) fn etc_unit(backend: Backend) -> String {
-        format!("{}/{}", Self::ETC_UNITS, boot_hook::unit_name(backend))
+        format!("{}/{}", Self::ETC_UNITS, backend.boot().unit)
     }
     pub(crate) fn unit_link(backend: Backend) -> String {
-        format!("{}/{}", Self::WANTS, boot_hook::unit_name(backend))
+        format!("{}/{}", Self::WANTS, backend.boot().unit)
     }
     /// The unit a package installed under this root, if any.
     fn packaged_unit(&self, backend: Backend) -> Option<String> {
         Self::PACKAGED_UNITS
             .iter()
-            .map(|dir| format!("{dir}/{}", boot_hook::unit_name(backend)))
+            .map(|dir| format!("{dir}/{}", backend.boot().unit))
             .find(|unit| self.under(unit).is_file())
     }
 
@@ -163,12 +156,10 @@ pub(crate) fn blocklist_batch_files(manifest: &Manifest) -> Vec<PathBuf> {
 pub(crate) fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow::Result<Manifest> {
     let files = BootFiles::new(root);
     make_dir(&files.dir(), 0o700)?;
-    // On iptables the files insert the INPUT jump first (boot_hook).
-    let rules = &boot_hook::rules_for_boot(rules);
-    let (text, v6, ipsets) = rules.record_texts();
-    let texts: Vec<String> = [Some(text), v6, ipsets].into_iter().flatten().collect();
+    // On iptables the files insert the INPUT jump first (Hooks::Boot).
+    let texts = rules.boot_texts();
     let mut installed = Vec::new();
-    for (path, text) in BootFiles::rules_files(rules.backend()).iter().zip(texts) {
+    for (path, text) in rules.backend().boot().rules_files.iter().zip(texts) {
         let target = files.under(path);
         if let Ok(previous) = std::fs::read(&target) {
             write_private(&prev_of(&target), &previous)?;
@@ -185,6 +176,7 @@ pub(crate) fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow:
         hook,
         installed,
         persisted_at: now_secs(),
+        rules: rules.clone(),
     };
     // Files an earlier persist installed that this one did not (another
     // backend or hook): they are ours, and would only confuse the next boot.
@@ -257,7 +249,7 @@ fn install_hook(files: &BootFiles, hook: Hook, backend: Backend) -> anyhow::Resu
                     let unit = BootFiles::etc_unit(backend);
                     let path = files.under(&unit);
                     make_dir(path.parent().expect("unit path has a parent"), 0o755)?;
-                    write_private(&path, boot_hook::systemd_unit(backend).as_bytes())?;
+                    write_private(&path, boot_hook::systemd_unit(backend.boot()).as_bytes())?;
                     installed.push(PathBuf::from(&unit));
                     unit
                 }
@@ -272,7 +264,10 @@ fn install_hook(files: &BootFiles, hook: Hook, backend: Backend) -> anyhow::Resu
         Hook::Ifupdown => {
             let script = files.under(BootFiles::IFUP);
             make_dir(script.parent().expect("script path has a parent"), 0o755)?;
-            write_private(&script, boot_hook::ifupdown_script(backend).as_bytes())?;
+            write_private(
+                &script,
+                boot_hook::ifupdown_script(backend.boot()).as_bytes(),
+            )?;
             // run-parts only runs executable files; root-only is enough.
             std::fs::set_permissions(&script, Permissions::from_mode(0o700))
                 .map_err(|e| host_failure(format!("cannot chmod {}: {e}", script.display())))?;
@@ -307,8 +302,8 @@ fn is_hook_file(path: &Path) -> bool {
 
 /// Is `target` one of the places an autofw unit lives?
 fn is_autofw_unit(target: &Path) -> bool {
-    boot_hook::BACKENDS.iter().any(|&backend| {
-        let name = boot_hook::unit_name(backend);
+    Backend::ALL.iter().any(|&backend| {
+        let name = backend.boot().unit;
         std::iter::once(BootFiles::ETC_UNITS)
             .chain(BootFiles::PACKAGED_UNITS)
             .any(|dir| target == Path::new(dir).join(name))
@@ -368,37 +363,36 @@ pub(crate) fn persisted(root: &Path) -> anyhow::Result<Option<Rules>> {
     }
 }
 
-/// Read the persisted rules of a manifest.
+/// The persisted rules of a manifest, as autofw saved them: the files must
+/// still hold exactly what they were rendered as, or `restore` would load
+/// rules nobody confirmed in a form nobody reviewed.
 pub(crate) fn persisted_rules(files: &BootFiles, manifest: &Manifest) -> anyhow::Result<Rules> {
-    let read = |path: &str| {
-        std::fs::read_to_string(files.under(path)).map_err(|e| {
+    let again = "run `autofw apply --confirm --persist` again";
+    let rules = &manifest.rules;
+    for (path, text) in rules
+        .backend()
+        .boot()
+        .rules_files
+        .iter()
+        .zip(rules.boot_texts())
+    {
+        let full = files.under(path);
+        let on_disk = std::fs::read_to_string(&full).map_err(|e| {
             host_failure(format!(
-                "cannot read the persisted ruleset {}: {e}; run `autofw apply --confirm --persist` again",
-                files.under(path).display()
+                "cannot read the persisted ruleset {}: {e}; {again}",
+                full.display()
             ))
-        })
-    };
-    match manifest.backend {
-        Backend::Nft => Ok(Rules::Nft {
-            text: read(BootFiles::rules_files(Backend::Nft)[0])?,
-        }),
-        Backend::Iptables => {
-            let [v4, v6, ipsets] = BootFiles::rules_files(Backend::Iptables) else {
-                unreachable!("three iptables files")
-            };
-            let listed = |path: &str| manifest.installed.iter().any(|p| p == Path::new(path));
-            // As apply renders them: the boot files insert the jump first.
-            Ok(boot_hook::rules_from_boot(Rules::Iptables {
-                v4: read(v4)?,
-                v6: read(v6)?,
-                ipsets: if listed(ipsets) {
-                    Some(read(ipsets)?)
-                } else {
-                    None
-                },
-            }))
+        })?;
+        if on_disk != text {
+            return Err(host_failure(format!(
+                "the persisted ruleset {} is not what autofw saved there (changed by hand?): \
+                 autofw loads only the rules it persisted; load that file with the \
+                 firewall's own tool, or {again}",
+                full.display()
+            )));
         }
     }
+    Ok(rules.clone())
 }
 
 /// `autofw unpersist`: remove what `--persist` installed, and nothing else.

@@ -7,15 +7,17 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::blocklist::SetSummary;
+use crate::boot_hook::{self, BootPlan};
 use crate::model::{Proto, Scan};
+use crate::propose::render_iptables::{Hooks, Script};
 use crate::propose::ruleset::{Action, Bound, Family, Match};
-use crate::propose::{Format, Proposal, Ruleset, Target, group};
+use crate::propose::{Format, Proposal, Ruleset, Target, group, render_nft};
 use ipnet::IpNet;
 
 /// Which firewall apply drives. Stored as `nft` or `iptables` in every
 /// record; a record naming any other is damaged (read as such, exit 3, by
 /// `state::read_json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// nftables: one atomic `nft -f` that replaces only `table inet autofw`.
@@ -26,6 +28,18 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend, for what concerns each (the package's units, a look
+    /// for autofw's rules of either).
+    pub const ALL: [Backend; 2] = [Backend::Nft, Backend::Iptables];
+
+    /// Its boot hook: the unit, the files it loads and how.
+    pub(crate) fn boot(self) -> &'static BootPlan {
+        match self {
+            Backend::Nft => &boot_hook::NFT,
+            Backend::Iptables => &boot_hook::IPTABLES,
+        }
+    }
+
     /// The name in records and messages: `nft`, `iptables`.
     pub fn name(self) -> &'static str {
         match self {
@@ -51,17 +65,22 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// A rendered ruleset for one backend: what apply loads and persist saves.
+/// A ruleset for one backend, as typed parts: what apply loads and persist
+/// saves, each rendered for where it goes ([`Rules::boot_texts`], and the
+/// backend's load) without editing text that was rendered for elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "lowercase")]
 pub enum Rules {
-    /// One `nft -f` script that replaces `table inet autofw`.
+    /// The definition of `table inet autofw` ([`Target::Load`]): a load
+    /// empties a live table in place and refills it with this, or replaces
+    /// the table with it ([`render_nft::replacing`]) where there is none.
     Nft { text: String },
-    /// `iptables-restore` and `ip6tables-restore --noflush` input, and the
-    /// `ipset restore` input of the blocklist sets they match, if any.
+    /// Each family's `iptables-restore --noflush` input without its hooks
+    /// into the built-in chains ([`Script`]), and the `ipset restore` input
+    /// of the blocklist sets they match, if any.
     Iptables {
-        v4: String,
-        v6: String,
+        v4: Script,
+        v6: Script,
         ipsets: Option<String>,
     },
 }
@@ -75,8 +94,8 @@ impl Rules {
                 text: proposal.render_for(Format::Nft, Target::Load),
             },
             Backend::Iptables => Rules::Iptables {
-                v4: proposal.render(Format::Iptables),
-                v6: proposal.render(Format::Ip6tables),
+                v4: proposal.iptables_script(Family::Ipv4),
+                v6: proposal.iptables_script(Family::Ipv6),
                 ipsets: proposal.ipset_restore(),
             },
         }
@@ -89,12 +108,45 @@ impl Rules {
         }
     }
 
-    /// The texts as [`AppliedRecord`] keeps them (`ruleset`, `ruleset_v6`,
-    /// `ipsets`); [`AppliedRecord::rules`] reads them back.
-    pub fn record_texts(&self) -> (String, Option<String>, Option<String>) {
+    /// The texts of the boot files, in the order of the backend's
+    /// [`BootPlan::rules_files`] (the ipsets file only with a blocklist):
+    /// nft's script replaces the table; iptables' insert the INPUT jump
+    /// first ([`Hooks::Boot`]).
+    pub fn boot_texts(&self) -> Vec<String> {
         match self {
-            Rules::Nft { text } => (text.clone(), None, None),
-            Rules::Iptables { v4, v6, ipsets } => (v4.clone(), Some(v6.clone()), ipsets.clone()),
+            Rules::Nft { text } => vec![render_nft::replacing(text)],
+            Rules::Iptables { v4, v6, ipsets } => [
+                Some(v4.render(Hooks::Boot)),
+                Some(v6.render(Hooks::Boot)),
+                ipsets.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Rules {
+    /// A small ruleset of `backend`, for the tests of what stores and
+    /// compares rules.
+    pub(crate) fn example(backend: Backend) -> Rules {
+        match backend {
+            Backend::Nft => Rules::Nft {
+                text: "table inet autofw {}\n".to_string(),
+            },
+            Backend::Iptables => {
+                let script = Script {
+                    filter: "*filter\n".to_string(),
+                    guard: None,
+                };
+                Rules::Iptables {
+                    v4: script.clone(),
+                    v6: script,
+                    ipsets: None,
+                }
+            }
         }
     }
 }
@@ -161,10 +213,10 @@ pub struct Opening {
     pub bound: Option<Bound>,
 }
 
+#[cfg(test)]
 impl Opening {
-    /// An opening to anyone: what a record written before openings were
-    /// recorded says of each opened port.
-    pub fn anyone(proto: Proto, port: u16) -> Opening {
+    /// An opening to anyone, for tests.
+    pub(crate) fn anyone(proto: Proto, port: u16) -> Opening {
         Opening {
             proto,
             port,
@@ -303,14 +355,10 @@ pub struct AppliedRecord {
     /// directory's `applied-sets.txt`). `None` without a blocklist.
     pub blocklist: Option<BlocklistRecord>,
     /// Where each service's accept rule admits new connections (see
-    /// [`Opening`]). `None` in records written before it was recorded:
-    /// then every opened port counts as open to anyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openings: Option<Vec<Opening>>,
-    /// Every choice the apply was given, flags and policy file. `None` in
-    /// records written before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given: Option<GivenChoices>,
+    /// [`Opening`]).
+    pub openings: Vec<Opening>,
+    /// Every choice the apply was given, flags and policy file.
+    pub given: GivenChoices,
     /// Loaded with a window open, confirmed, or rolled back (and why).
     pub life: Life,
 }
@@ -496,21 +544,6 @@ pub struct BlocklistRecord {
     /// Seconds since the epoch of the last refresh, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<u64>,
-}
-
-impl AppliedRecord {
-    /// The recorded openings, or, in an older record, every opened port
-    /// open to anyone.
-    pub fn openings(&self) -> Vec<Opening> {
-        match &self.openings {
-            Some(openings) => openings.clone(),
-            None => self
-                .opened
-                .iter()
-                .map(|o| Opening::anyone(o.proto, o.port))
-                .collect(),
-        }
-    }
 }
 
 /// An open rollback window.
@@ -742,8 +775,8 @@ mod tests {
             closed: Vec::new(),
             listening: Vec::new(),
             blocklist: None,
-            given: None,
-            openings: None,
+            given: Default::default(),
+            openings: Vec::new(),
             life: loaded().roll_back(60, Why::OperatorSaidNo).unwrap(),
         };
         let json = serde_json::to_value(&record).unwrap();

@@ -606,22 +606,13 @@ mod tests {
     fn record(backend: Backend) -> AppliedRecord {
         AppliedRecord {
             applied_at: 1_700_000_000,
-            rules: match backend {
-                Backend::Nft => crate::record::Rules::Nft {
-                    text: "table inet autofw {}\n".to_string(),
-                },
-                Backend::Iptables => crate::record::Rules::Iptables {
-                    v4: "*filter\nCOMMIT\n".to_string(),
-                    v6: "*filter\nCOMMIT\n".to_string(),
-                    ipsets: None,
-                },
-            },
+            rules: crate::record::Rules::example(backend),
             opened: Vec::new(),
             closed: Vec::new(),
             listening: Vec::new(),
             blocklist: None,
-            openings: None,
-            given: None,
+            openings: Vec::new(),
+            given: Default::default(),
             life: crate::record::Life::Loaded(crate::record::Loaded {
                 deadline: 1_700_000_060,
             }),

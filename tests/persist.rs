@@ -65,6 +65,23 @@ fn confirmed_persist_survives_the_reboot_exactly() {
     // Idempotent: ifupdown runs the hook once per interface.
     assert!(fresh.autofw(&["restore", "--root", r]).status.success());
     assert_eq!(fresh.ruleset(), confirmed);
+    // A boot file changed by hand is not what was confirmed: restore
+    // refuses, naming it, and loads nothing.
+    let mut edited = std::fs::read_to_string(&rules).unwrap();
+    edited.push_str("# edited by hand\n");
+    std::fs::write(&rules, edited).unwrap();
+    let other = Netns::new("edited");
+    let out = other.autofw(&["restore", "--root", r]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{} is not what autofw saved there",
+            rules.display()
+        )),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(other.ruleset(), "");
 }
 
 #[test]

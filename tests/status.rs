@@ -7,6 +7,7 @@
 
 use crate::support::*;
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, SystemTime};
@@ -432,6 +433,35 @@ fn iptables_backend_drift() {
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["applied"]["backend"], "iptables");
     assert_eq!(report["rules"]["state"], "live");
+
+    // The listing of the applied rules is kept: a status with nothing
+    // changed lists nothing again. With an `unshare` that fails first in
+    // PATH (no scratch namespace can be made) the rules still read as live,
+    // not as "unverified".
+    assert!(
+        Path::new(&server.state())
+            .join("applied-listing.json")
+            .exists()
+    );
+    let shims = tempfile::tempdir().unwrap();
+    let unshare = shims.path().join("unshare");
+    std::fs::write(&unshare, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&unshare, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        shims.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = server
+        .ns
+        .command("env")
+        .args([&format!("PATH={path}"), autofw_bin(), "status", "--json"])
+        .args(["--state-dir", &server.state()])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", show(&out)));
+    assert_eq!(report["rules"]["state"], "live", "{report:#}");
 
     server.ns.ok(&[
         "iptables",

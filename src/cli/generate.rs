@@ -15,6 +15,7 @@ use super::man;
 use crate::boot_hook;
 use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::{exit, host_failure};
+use crate::record::Backend;
 use crate::status::timer;
 
 /// `autofw completions SHELL`: the script on stdout. Rendered first, then
@@ -62,12 +63,13 @@ pub(crate) fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
             .map(completion)
             .collect(),
         Generated::Units => {
-            let mut units: Vec<(String, Vec<u8>)> = boot_hook::BACKENDS
+            let mut units: Vec<(String, Vec<u8>)> = Backend::ALL
                 .iter()
-                .map(|&b| {
+                .map(|b| {
+                    let boot = b.boot();
                     (
-                        boot_hook::unit_name(b).to_string(),
-                        boot_hook::systemd_unit(b).into_bytes(),
+                        boot.unit.to_string(),
+                        boot_hook::systemd_unit(boot).into_bytes(),
                     )
                 })
                 .collect();

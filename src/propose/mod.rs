@@ -128,17 +128,27 @@ impl Proposal {
     /// proposal file; what apply loads and persist saves (nft: the
     /// blocklist sets declared empty, their elements loaded apart,
     /// [`Proposal::blocklist`]); the summary apply shows people. The
-    /// iptables texts are the same for every target.
+    /// iptables texts are the same for every target (their hooks differ
+    /// only between the file, the boot files and a live load:
+    /// [`Proposal::iptables_script`]).
     pub fn render_for(&self, format: Format, target: Target) -> String {
         match format {
             Format::Nft => render_nft::render(&self.ruleset, &self.header(format), target),
-            Format::Iptables => {
-                render_iptables::render(&self.ruleset, Family::Ipv4, &self.header(format))
-            }
-            Format::Ip6tables => {
-                render_iptables::render(&self.ruleset, Family::Ipv6, &self.header(format))
-            }
+            Format::Iptables => self
+                .iptables_script(Family::Ipv4)
+                .render(render_iptables::Hooks::Proposal),
+            Format::Ip6tables => self
+                .iptables_script(Family::Ipv6)
+                .render(render_iptables::Hooks::Proposal),
         }
+    }
+
+    /// The iptables rules of `family` as typed parts, hooked into the
+    /// built-in chains only when rendered for where they go
+    /// ([`render_iptables::Script::render`]).
+    pub(crate) fn iptables_script(&self, family: Family) -> render_iptables::Script {
+        let format = family.pick(Format::Iptables, Format::Ip6tables);
+        render_iptables::script(&self.ruleset, family, &self.header(format))
     }
 
     /// The merged blocklist.

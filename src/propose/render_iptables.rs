@@ -15,6 +15,7 @@ use super::ruleset::*;
 use super::text::{comment_lines, quoted};
 use crate::blocklist::{Key, Ranges, SetKind, cidrs};
 use crate::model::Proto;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// autofw's chain, jumped to from INPUT.
@@ -39,7 +40,7 @@ pub(crate) const PUBLISHED_CHAIN: &str = "AUTOFW-PUBLISHED";
 /// nothing they re-insert can come first. (raw and mangle PREROUTING run
 /// before the DNAT: a new connection is not yet `DNAT` there.) apply leaves
 /// the line out when the live mangle FORWARD already has it
-/// (`firewall::backend::iptables::filter_view::fit_to_live`).
+/// ([`Hooks::Live`]).
 pub(crate) const GUARD_JUMP: &str = "-I FORWARD 1 -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
 
 /// The same jump as `iptables-save -t mangle` lists it.
@@ -60,6 +61,156 @@ pub(crate) const DOCKER_USER_JUMP: &str =
 /// The old jump, as `iptables-save` lists it.
 pub(crate) const DOCKER_USER_JUMP_SAVED: &str =
     "-A DOCKER-USER -m conntrack --ctstate DNAT -j AUTOFW-PUBLISHED";
+
+/// How the boot files hook autofw's chain into INPUT: inserted first, not
+/// appended. An accept that ufw or a script loaded earlier in boot then
+/// comes after it and cannot let past what autofw drops; fail2ban starts
+/// later and inserts its chains ahead anyway. (apply places the jump among
+/// the live rules instead, [`LiveFit`]: at boot there is nothing to read
+/// yet.)
+pub(crate) const BOOT_JUMP_LINE: &str = "-I INPUT 1 -j AUTOFW-INPUT";
+
+/// One family's rules for `iptables-restore --noflush`, as typed parts:
+/// what autofw declares in the filter table and, on a host that routes, in
+/// the mangle table. The lines that hook them into the built-in chains are
+/// not part of it: [`Script::render`] writes them for where the text goes
+/// ([`Hooks`]), so no rendered text is ever edited afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Script {
+    /// The header comments, `*filter`, the policies, autofw's chain and its
+    /// rules: everything of the filter table but the INPUT jump and `COMMIT`.
+    pub filter: String,
+    /// `*mangle` and the published-ports guard's chain, without its jump
+    /// from FORWARD and `COMMIT`; `None` when the host does not route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
+}
+
+/// Where a [`Script`] goes, which decides how its chains are hooked in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hooks<'a> {
+    /// The proposal file (and what records and comparisons read): the jump
+    /// appended to INPUT ([`JUMP_LINE`]), the guard's inserted first in
+    /// mangle's FORWARD ([`GUARD_JUMP`]).
+    Proposal,
+    /// The boot files: the INPUT jump inserted first ([`BOOT_JUMP_LINE`]);
+    /// the boot hook deletes any loaded before.
+    Boot,
+    /// A load onto the live tables, fitted to what they hold ([`LiveFit`]).
+    Live(&'a LiveFit),
+}
+
+/// What a load must do beyond the script's own lines, read from the live
+/// tables by the iptables backend: where the INPUT jump goes, which hooks
+/// are already there, and what an older autofw left that this one takes out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct LiveFit {
+    pub input_jump: InputJump,
+    /// mangle's FORWARD already jumps to the guard: the jump is not added
+    /// again.
+    pub guard_jump_loaded: bool,
+    /// Docker's DOCKER-USER jumps to a filter-table `AUTOFW-PUBLISHED` (the
+    /// guard as an autofw before issue 20 hooked it): the jump is deleted.
+    pub old_docker_jump: bool,
+    /// The filter table holds that old `AUTOFW-PUBLISHED`: it is deleted.
+    pub old_filter_guard: bool,
+    /// autofw's chains in the mangle table, to delete (with the jump) when
+    /// this script has no guard (the host no longer routes).
+    pub mangle_chains: Vec<String>,
+}
+
+/// Where the INPUT jump goes in a live INPUT chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputJump {
+    /// Exactly one jump is there, where it belongs: none is added.
+    Placed,
+    /// Delete the `misplaced` jumps there are, then insert one at this
+    /// 1-based `position` (after the rules that cannot accept, before the
+    /// first that can), in the same transaction.
+    Insert { position: usize, misplaced: usize },
+}
+
+impl Default for InputJump {
+    /// An empty INPUT: the jump goes first.
+    fn default() -> Self {
+        InputJump::Insert {
+            position: 1,
+            misplaced: 0,
+        }
+    }
+}
+
+impl Script {
+    /// The `iptables-restore --noflush` input for where it goes.
+    pub(crate) fn render(&self, hooks: Hooks) -> String {
+        let fit = match hooks {
+            Hooks::Live(fit) => Some(fit),
+            Hooks::Proposal | Hooks::Boot => None,
+        };
+        let mut out = self.filter.clone();
+        out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
+        let jump = JUMP_LINE
+            .strip_prefix("-A INPUT ")
+            .expect("the jump line appends to INPUT");
+        match hooks {
+            Hooks::Proposal => {
+                let _ = writeln!(out, "{JUMP_LINE}");
+            }
+            Hooks::Boot => {
+                let _ = writeln!(out, "{BOOT_JUMP_LINE}");
+            }
+            Hooks::Live(fit) => match fit.input_jump {
+                InputJump::Placed => {}
+                InputJump::Insert {
+                    position,
+                    misplaced,
+                } => {
+                    for _ in 0..misplaced {
+                        let _ = writeln!(out, "-D INPUT {jump}");
+                    }
+                    let _ = writeln!(out, "-I INPUT {position} {jump}");
+                }
+            },
+        }
+        if let Some(fit) = fit {
+            if fit.old_docker_jump {
+                let _ = writeln!(out, "-D {}", &DOCKER_USER_JUMP_SAVED[3..]);
+            }
+            if fit.old_filter_guard {
+                let _ = writeln!(out, ":{PUBLISHED_CHAIN} - [0:0]\n-X {PUBLISHED_CHAIN}");
+            }
+        }
+        out.push_str("COMMIT\n");
+        match &self.guard {
+            Some(guard) => {
+                out.push_str(guard);
+                out.push_str(&comment_lines(
+                    "hook it into the top of mangle's FORWARD: it runs after the DNAT and before every engine's FORWARD rules in the filter table (Docker, podman's netavark, CNI), which no engine restart can change",
+                    "",
+                ));
+                if !fit.is_some_and(|f| f.guard_jump_loaded) {
+                    let _ = writeln!(out, "{GUARD_JUMP}");
+                }
+                out.push_str("COMMIT\n");
+            }
+            None => {
+                if let Some(fit) = fit
+                    && (fit.guard_jump_loaded || !fit.mangle_chains.is_empty())
+                {
+                    out.push_str("*mangle\n");
+                    if fit.guard_jump_loaded {
+                        let _ = writeln!(out, "-D {}", &GUARD_JUMP_SAVED[3..]);
+                    }
+                    for chain in &fit.mangle_chains {
+                        let _ = writeln!(out, ":{chain} - [0:0]\n-X {chain}");
+                    }
+                    out.push_str("COMMIT\n");
+                }
+            }
+        }
+        out
+    }
+}
 
 /// The ipset that holds a family's blocklist.
 pub(crate) fn ipset_name(family: Family) -> &'static str {
@@ -207,8 +358,10 @@ fn hashlimit_name(proto: Proto, port: u16) -> String {
     format!("afw-{proto}-{port}")
 }
 
-/// Render the `iptables-restore --noflush` input for one family.
-pub(crate) fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> String {
+/// One family's `iptables-restore --noflush` input, without the lines that
+/// hook autofw's chains into the built-in ones: those depend on where the
+/// text goes ([`Hooks`]), and [`Script::render`] writes them.
+pub(crate) fn script(ruleset: &Ruleset, family: Family, header: &[String]) -> Script {
     let mut out = String::new();
     for line in header {
         out.push_str(&comment_lines(line, ""));
@@ -260,19 +413,20 @@ pub(crate) fn render(ruleset: &Ruleset, family: Family, header: &[String]) -> St
             let _ = writeln!(out, "-A {INPUT_CHAIN} {line}");
         }
     }
-    out.push_str(&comment_lines("hook autofw's chain into INPUT", ""));
-    let _ = writeln!(out, "{JUMP_LINE}");
-    out.push_str("COMMIT\n");
-    if let Some(guard) = &ruleset.published {
-        out.push_str(&published_lines(guard, family));
+    Script {
+        filter: out,
+        guard: ruleset
+            .published
+            .as_ref()
+            .map(|guard| published_lines(guard, family)),
     }
-    out
 }
 
-/// The mangle table's published-ports chain and its one jump from mangle's
-/// FORWARD (see [`GUARD_JUMP`]): new DNATed connections from outside the
-/// bridges return for the opened ports and are dropped otherwise (never
-/// accepted: the engines' FORWARD rules still decide what passes).
+/// The mangle table's published-ports chain, to be jumped to from mangle's
+/// FORWARD (see [`GUARD_JUMP`]; [`Script::render`] writes the jump): new
+/// DNATed connections from outside the bridges return for the opened ports
+/// and are dropped otherwise (never accepted: the engines' FORWARD rules
+/// still decide what passes).
 fn published_lines(guard: &PublishedGuard, family: Family) -> String {
     let mut out = String::new();
     let c = PUBLISHED_CHAIN;
@@ -327,12 +481,6 @@ fn published_lines(guard: &PublishedGuard, family: Family) -> String {
         out,
         "-A {c} -m comment --comment \"published-closed\" -j DROP"
     );
-    out.push_str(&comment_lines(
-        "hook it into the top of mangle's FORWARD: it runs after the DNAT and before every engine's FORWARD rules in the filter table (Docker, podman's netavark, CNI), which no engine restart can change",
-        "",
-    ));
-    let _ = writeln!(out, "{GUARD_JUMP}");
-    out.push_str("COMMIT\n");
     out
 }
 
@@ -467,5 +615,57 @@ mod ipsets_tests {
             "{shown}"
         );
         assert_eq!(ipsets_for_people(&ruleset(Vec::new(), Vec::new())), None);
+    }
+}
+
+#[cfg(test)]
+mod hooks_tests {
+    use super::*;
+
+    #[test]
+    fn hooks_are_written_for_where_the_script_goes() {
+        let script = Script {
+            filter: "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n\
+                     -A AUTOFW-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+                .to_string(),
+            guard: Some(
+                "*mangle\n:AUTOFW-PUBLISHED - [0:0]\n-A AUTOFW-PUBLISHED -j DROP\n".to_string(),
+            ),
+        };
+        // The proposal file: appended to INPUT, inserted first in FORWARD.
+        let file = script.render(Hooks::Proposal);
+        assert!(
+            file.contains(&format!("\n{JUMP_LINE}\nCOMMIT\n*mangle\n")),
+            "{file}"
+        );
+        assert!(
+            file.ends_with(&format!("\n{GUARD_JUMP}\nCOMMIT\n")),
+            "{file}"
+        );
+        // Boot: the INPUT jump inserted first, and only that differs.
+        let boot = script.render(Hooks::Boot);
+        assert!(
+            boot.contains(&format!("\n{BOOT_JUMP_LINE}\nCOMMIT\n")),
+            "{boot}"
+        );
+        assert!(!boot.contains("-A INPUT "), "{boot}");
+        assert_eq!(boot.replace(BOOT_JUMP_LINE, JUMP_LINE), file);
+        // Live, both hooks already there: neither is added again, and the
+        // chains are still declared (so flushed and refilled).
+        let hooked = LiveFit {
+            input_jump: InputJump::Placed,
+            guard_jump_loaded: true,
+            ..LiveFit::default()
+        };
+        let live = script.render(Hooks::Live(&hooked));
+        assert!(!live.contains("-j AUTOFW-INPUT\n"), "{live}");
+        assert!(!live.contains("-j AUTOFW-PUBLISHED\n"), "{live}");
+        assert!(
+            live.contains(":AUTOFW-INPUT - [0:0]\n")
+                && live.contains(":AUTOFW-PUBLISHED - [0:0]\n")
+        );
+        // Live, an empty host: the jump inserted first, like boot's.
+        let fresh = script.render(Hooks::Live(&LiveFit::default()));
+        assert_eq!(fresh, boot);
     }
 }

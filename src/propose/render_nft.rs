@@ -21,11 +21,14 @@ pub enum Target {
     /// The proposal file (`autofw propose`): the blocklist sets with their
     /// elements, loadable by hand with `nft -f`.
     File,
-    /// What apply loads and persist saves for boot: the sets declared
-    /// empty; apply adds the elements in bounded batches after the table is
-    /// loaded, so no nft process ever holds the whole list.
+    /// What apply loads and persist saves for boot: the table's definition
+    /// alone (the load or the boot file replaces the table with it,
+    /// [`replacing`]), the sets declared empty; apply adds the elements in
+    /// bounded batches after the table is loaded, so no nft process ever
+    /// holds the whole list.
     Load,
-    /// What apply shows people before loading: as [`Target::Load`], with a
+    /// What apply shows people before loading: as [`Target::File`] but with
+    /// the sets declared empty, and a
     /// sharded blocklist's alike sets and chains written as the first, one
     /// line `# … 62 more like it (blocklist_v4_01 to blocklist_v4_62)`, and
     /// the last, so the output scales with the rules, not the shards.
@@ -168,15 +171,28 @@ fn meter_timeout(r: &Rate) -> &'static str {
     }
 }
 
-/// Render the whole script.
+/// `table` (a definition of `table inet autofw`, [`Target::Load`]) as a
+/// script that replaces the table whether it exists or not: it creates the
+/// table if missing, then deletes it, then defines it anew, in one
+/// transaction. The proposal file, the boot file and a load onto a host
+/// without the table are this; a load onto a live table empties it in place
+/// instead (`firewall::backend::nft`).
+pub(crate) fn replacing(table: &str) -> String {
+    format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n\n{table}")
+}
+
+/// Render the script for `target`.
 pub(crate) fn render(ruleset: &Ruleset, header: &[String], target: Target) -> String {
+    let table = render_table(ruleset, header, target);
+    match target {
+        Target::Load => table,
+        Target::File | Target::Summary => replacing(&table),
+    }
+}
+
+/// The header comments and the table's definition.
+fn render_table(ruleset: &Ruleset, header: &[String], target: Target) -> String {
     let mut out = String::new();
-    // The contract with apply: these two lines first, so that the script
-    // creates the table if missing, then deletes it, then defines it anew, in
-    // one transaction.
-    out.push_str(&format!(
-        "table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n\n"
-    ));
     for line in header {
         out.push_str(&comment_lines(line, ""));
     }

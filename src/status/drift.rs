@@ -653,8 +653,8 @@ mod tests {
             closed,
             listening,
             blocklist: None,
-            openings: None,
-            given: None,
+            openings: Vec::new(),
+            given: Default::default(),
             life: crate::record::Life::Confirmed(crate::record::Confirmed {
                 at: 1_700_000_030,
                 persisted: false,
@@ -1137,11 +1137,7 @@ mod tests {
     #[test]
     fn an_accept_before_autofws_jump_is_drift() {
         let mut record = record();
-        record.rules = crate::record::Rules::Iptables {
-            v4: String::new(),
-            v6: String::new(),
-            ipsets: None,
-        };
+        record.rules = crate::record::Rules::example(crate::record::Backend::Iptables);
         let early = SAVE_V4.replace(
             "-A INPUT -j AUTOFW-INPUT",
             "-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n-A INPUT -j AUTOFW-INPUT",

@@ -101,7 +101,7 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         .and_then(|r| crate::firewall::backend::other_loaded(r.backend())),
         // No record: are autofw's rules loaded all the same (either backend)?
         unrecorded_rules: record.is_none()
-            && [Backend::Nft, Backend::Iptables]
+            && Backend::ALL
                 .into_iter()
                 .any(|b| crate::firewall::backend::other_loaded(b).is_some()),
     };
@@ -131,7 +131,7 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // changed (filters, rules, probes) judges nothing again.
     let check = match (&record, &live) {
         (Some(record), Some(_)) => {
-            let check = other_filters::check(&record.rules, &record.openings(), Some(&state));
+            let check = other_filters::check(&record.rules, &record.openings, Some(&state));
             check.keep(&state);
             check
         }
@@ -245,12 +245,12 @@ fn read_blocklist(
 
 /// The policy file the last apply read (or looked for), then and now.
 /// `None` for a rolled-back apply (its rules are not expected live) and for
-/// records from before the choices were kept.
+/// one that read no policy file.
 fn policy_check(record: &AppliedRecord) -> Option<policy::PolicyCheck> {
     if record.rolled_back_at().is_some() {
         return None;
     }
-    let given = record.given.as_ref()?;
+    let given = &record.given;
     let path = given.policy.clone()?;
     // Read as propose read it (its digest is of that text: a UTF-8 byte
     // order mark dropped).

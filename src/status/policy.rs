@@ -27,14 +27,15 @@ pub(crate) fn finding(check: &PolicyCheck) -> Option<Finding> {
         "autofw apply --confirm{} --no-policy",
         root.as_deref().unwrap_or("")
     );
-    let apply = match (&root, check.path == Path::new(DEFAULT_POLICY)) {
-        (_, true) => "autofw apply --confirm".to_string(),
-        (Some(root), false) => format!("autofw apply --confirm{root}"),
-        (None, false) => format!("autofw apply --confirm --policy {path}"),
+    // The flags after `autofw apply`, the same for the dry run and the load.
+    let flags = match (&root, check.path == Path::new(DEFAULT_POLICY)) {
+        (_, true) => String::new(),
+        (Some(root), false) => root.clone(),
+        (None, false) => format!(" --policy {path}"),
     };
+    let apply = format!("autofw apply --confirm{flags}");
     let review = format!(
-        "review the change with `{}` (a dry run), then load it: `{apply}`",
-        apply.replace(" --confirm", "")
+        "review the change with `autofw apply{flags}` (a dry run), then load it: `{apply}`"
     );
     let (message, fix) = match (&check.then, &check.now) {
         (Some(then), Ok(Some(now))) if then == now => return None,

@@ -291,8 +291,8 @@ mod tests {
             }],
             listening: Vec::new(),
             blocklist: None,
-            openings: None,
-            given: None,
+            openings: Vec::new(),
+            given: Default::default(),
         }
     }
 

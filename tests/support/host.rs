@@ -79,9 +79,18 @@ impl Host {
     }
     /// The same, started in the background with stdin held open (an operator
     /// who does not answer); returns once the rules are loaded.
+    /// Waits up to 30 s (a loaded CI machine), and on failure shows what
+    /// apply said.
     pub fn apply_in_background(&self, extra: &[&str]) -> Child {
-        let child = self.apply_command(extra).spawn(Stdio::piped());
-        wait_for_applied_rules(&self.server, &self.state(), Duration::from_secs(10));
+        let mut child = self.apply_command(extra).spawn(Stdio::piped());
+        if !applied_rules_within(&self.server, &self.state(), Duration::from_secs(30)) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("apply's output");
+            panic!(
+                "apply did not open its window and load its rules: {}",
+                show(&out)
+            );
+        }
         child
     }
     pub fn confirm(&self) -> Output {

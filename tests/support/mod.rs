@@ -344,17 +344,29 @@ pub fn ping(client: &Netns, addr: &str) -> bool {
 /// Wait until an `apply --state-dir STATE` running in `ns` has opened its
 /// rollback window and loaded its rules (either backend), within `timeout`.
 pub fn wait_for_applied_rules(ns: &Netns, state: &str, timeout: Duration) {
-    let window = Path::new(state).join("window.json");
     assert!(
-        wait_until(timeout, || window.exists() && {
-            let rules = ns.ruleset();
-            rules.contains("table inet autofw") || rules.contains("AUTOFW-INPUT")
-        }),
+        applied_rules_within(ns, state, timeout),
         "apply did not open its window and load its rules"
     );
+}
+
+/// Whether an `apply --state-dir STATE` running in `ns` opened its rollback
+/// window and loaded its rules within `timeout` (then after a moment for
+/// the load to finish).
+pub fn applied_rules_within(ns: &Netns, state: &str, timeout: Duration) -> bool {
+    let window = Path::new(state).join("window.json");
+    let loaded = wait_until(timeout, || {
+        window.exists() && {
+            let rules = ns.ruleset();
+            rules.contains("table inet autofw") || rules.contains("AUTOFW-INPUT")
+        }
+    });
     // window.json is written just before the load, and the iptables backend
     // loads IPv4 then IPv6: let the load finish.
-    std::thread::sleep(Duration::from_millis(300));
+    if loaded {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    loaded
 }
 
 /// Output bytes as text, for assertions.

@@ -242,8 +242,8 @@ impl Pending {
             closed: at_apply.closed,
             listening: at_apply.listening,
             blocklist,
-            given: Some(given(args, policy_source)),
-            openings: Some(crate::record::openings(proposal.ruleset())),
+            given: given(args, policy_source),
+            openings: crate::record::openings(proposal.ruleset()),
             life: Life::Loaded(Loaded { deadline }),
         };
         // The rules live now, which a rollback of this apply restores: the

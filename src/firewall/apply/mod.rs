@@ -527,7 +527,7 @@ fn refuse_open_window(state_dir: &Path) -> anyhow::Result<()> {
 /// that following one does not close what a flag opened.
 fn command_again(args: &ApplyOptions, given: &GivenChoices) -> String {
     let mut words = vec!["autofw apply --confirm".to_string()];
-    if args.backend != Backend::Nft {
+    if args.backend != Backend::default() {
         words.push(format!("--backend {}", args.backend));
     }
     words.extend(given.flags());
@@ -575,10 +575,9 @@ fn summarize_apply(
         Some(last) if last.rolled_back_at().is_some() => inputs.restored.as_ref(),
         last => last,
     };
-    let no_flags = Vec::new();
     let before = live_record.map(|record| summary::Before {
         opened: &record.opened,
-        allow_flags: record.given.as_ref().map_or(&no_flags, |g| &g.allow),
+        allow_flags: &record.given.allow,
         listening: &record.listening,
     });
     let session = match (guard.verdict, guard.client, guard.port) {

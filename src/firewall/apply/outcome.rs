@@ -169,12 +169,10 @@ pub(crate) fn apply_again(
         words.push("--persist".to_string());
     }
     if let Some(record) = record {
-        if record.backend() != crate::record::Backend::Nft {
+        if record.backend() != crate::record::Backend::default() {
             words.push(format!("--backend {}", record.backend()));
         }
-        if let Some(given) = &record.given {
-            words.extend(given.flags());
-        }
+        words.extend(record.given.flags());
     }
     if state_dir != Path::new(crate::state::DEFAULT_DIR) {
         words.push(format!(

@@ -154,7 +154,7 @@ pub(crate) fn confirm(state: &StateDir) -> anyhow::Result<Confirmed> {
     let facts = WindowFacts {
         same_boot: remaining != Remaining::OtherBoot,
         watchdog_alive: state.watchdog_alive()?,
-        rules: rules_now(&record)?,
+        rules: rules_now(&record, state)?,
     };
     let reasons = survival::why_not_confirmable(&facts);
     if !reasons.is_empty() {
@@ -233,9 +233,10 @@ fn applied_sets(state: &StateDir) -> anyhow::Result<SetContents> {
 }
 
 /// Are the rules of the last apply what is loaded now? Read the way
-/// `status` reads them.
-fn rules_now(record: &AppliedRecord) -> anyhow::Result<RulesNow> {
-    let live = crate::firewall::backend::live_rules(record, None)?;
+/// `status` reads them, with the listing it keeps in `state` (once a status
+/// or a confirm listed these rules, none needs a scratch namespace again).
+fn rules_now(record: &AppliedRecord, state: &StateDir) -> anyhow::Result<RulesNow> {
+    let live = crate::firewall::backend::live_rules(record, Some(state))?;
     Ok(match compare_rules(&live) {
         RulesState::Live | RulesState::Unverified { .. } => RulesNow::AsApplied,
         RulesState::Missing | RulesState::RolledBack { .. } => RulesNow::Missing,

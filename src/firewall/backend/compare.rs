@@ -166,6 +166,15 @@ fn compare_iptables(families: &[FamilyRules]) -> RulesState {
     }
 }
 
+/// Do `expected` and `live` (`iptables-save` of one family) hold autofw's
+/// part alike, as [`compare_rules`] judges it: the built-in policies
+/// `applied` (the restore input) declares, autofw's chains, the jump, the
+/// rules in order.
+pub(crate) fn same_part(expected: &str, live: &str, applied: &str) -> bool {
+    let declared = FilterView::parse(applied).policies;
+    view_of(FilterView::parse(expected), &declared) == view_of(FilterView::parse(live), &declared)
+}
+
 /// The lines of a filter table that autofw owns, in a form two saves can be
 /// compared in: the declared policies, autofw's chains (sorted), the jump,
 /// the rules in order.

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocklist::SetContents;
 use crate::blocklist::netlink;
-use crate::propose::render_iptables::ipsets_for_people;
+use crate::propose::render_iptables::{Hooks, ipsets_for_people};
 use crate::propose::{Format, Proposal, Target};
 use crate::record::{AppliedRecord, Backend, Rules};
 use crate::state::StateDir;
 use compare::{FamilyRules, LiveRules};
 use iptables::filter_view::FilterView;
+use std::borrow::Cow;
 
 /// Why a load failed, and so where the firewall stands.
 #[derive(Debug)]
@@ -76,12 +77,16 @@ pub(crate) fn load_fresh(rules: &Rules) -> anyhow::Result<()> {
 
 /// The texts of `rules` under the name the judge's cache key gives them:
 /// `nft` (the script), `autofw-iptables` (v4, v6, the ipsets or nothing).
-pub(crate) fn keyed_texts(rules: &Rules) -> (&'static str, Vec<&str>) {
+pub(crate) fn keyed_texts(rules: &Rules) -> (&'static str, Vec<Cow<'_, str>>) {
     match rules {
-        Rules::Nft { text } => ("nft", vec![text]),
+        Rules::Nft { text } => ("nft", vec![text.into()]),
         Rules::Iptables { v4, v6, ipsets } => (
             "autofw-iptables",
-            vec![v4, v6, ipsets.as_deref().unwrap_or_default()],
+            vec![
+                v4.render(Hooks::Proposal).into(),
+                v6.render(Hooks::Proposal).into(),
+                ipsets.as_deref().unwrap_or_default().into(),
+            ],
         ),
     }
 }
@@ -144,7 +149,7 @@ pub(crate) fn save_for_undo(
             let other = match iptables::TOOLS.iter().all(|t| exec::tool_exists(t))
                 && iptables::has_autofw_rules()?
             {
-                true => Some(iptables::save(ALL_ACCEPT, ALL_ACCEPT)?),
+                true => Some(iptables::save(iptables::PoliciesSet::all_accept())?),
                 false => None,
             };
             Ok((Some(saved), other))
@@ -154,7 +159,10 @@ pub(crate) fn save_for_undo(
             let other = ruleset
                 .filter(|r| nft::table_block(r).is_some())
                 .map(nft::save);
-            Ok((other, Some(iptables::save(v4, v6)?)))
+            Ok((
+                other,
+                Some(iptables::save(iptables::PoliciesSet::of(v4, v6))?),
+            ))
         }
     }
 }
@@ -220,10 +228,6 @@ pub(crate) fn other_loaded(backend: Backend) -> Option<&'static str> {
     }
 }
 
-/// The built-in policies as removing autofw's iptables rules leaves them.
-const ALL_ACCEPT: &str =
-    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-
 /// Warnings once `rules` are loaded. iptables: other tools' INPUT rules
 /// that still accept before autofw's jump (one inserted between the save
 /// and the load): said, not undone. nft: none.
@@ -258,14 +262,14 @@ pub(crate) fn parts(rules: &Rules) -> anyhow::Result<(Vec<Part>, Vec<String>)> {
         }],
         Rules::Iptables { v4, v6, ipsets } => {
             let listed = iptables::canonical(v4, v6, ipsets.as_deref());
-            let (new_v4, new_v6) = match &listed {
-                Some((a, b)) => (a.as_str(), b.as_str()),
-                None => (v4.as_str(), v6.as_str()),
+            let (new_v4, new_v6) = match listed {
+                Some(listed) => listed,
+                None => (v4.render(Hooks::Proposal), v6.render(Hooks::Proposal)),
             };
             let mut parts = Vec::new();
             for (family, text, name) in [
-                (iptables::V4, new_v4, "iptables"),
-                (iptables::V6, new_v6, "ip6tables"),
+                (iptables::V4, &new_v4, "iptables"),
+                (iptables::V6, &new_v6, "ip6tables"),
             ] {
                 let saved = iptables::save_family(family)?;
                 placement.extend(iptables::input_order::placement(&saved).describe(name));
@@ -347,33 +351,44 @@ pub(crate) fn recorded_sets(state: &crate::state::StateDir) -> Option<SetContent
     (sets.summaries() == blocklist.sets).then_some(sets)
 }
 
-/// How nft lists `text` once loaded (what the live table is compared
-/// with). Listing it takes a scratch namespace (`nft::canonical`, about
-/// 0.1 s on a loaded host), so the listing is kept in the state directory
-/// (`applied-listing.json`) under a digest of the text, and taken from there
-/// only when it is exactly the live table's listing: then the table is as
-/// applied, whatever nft's version. Any difference (drift, or an nft that
-/// lists differently since an upgrade) lists the text again, so a kept
-/// listing can never make a change, or a false one, out of a format. Only a
-/// cache: one that cannot be written costs the next status a namespace.
-fn expected_listing(state: Option<&StateDir>, text: &str, live: &str) -> Option<String> {
+/// How the firewall lists the applied rules once loaded (what the live
+/// rules are compared with). Listing them takes a scratch namespace
+/// (`nft::canonical`, `iptables::canonical`: about 0.1 s on a loaded
+/// host), so the listing is kept in the state directory
+/// (`applied-listing.json`) under a digest of the rules' texts (`keyed`),
+/// and taken from there only when `matches_live` says it is what the live
+/// firewall holds: then the rules are as applied, whatever the tool's
+/// version. Any difference (drift, or a tool that lists differently since
+/// an upgrade) lists the rules again (`list`), so a kept listing can never
+/// make a change, or a false one, out of a format. Only a cache: one that
+/// cannot be written costs the next status a namespace.
+fn kept_or_listed<L>(
+    state: Option<&StateDir>,
+    keyed: &str,
+    matches_live: impl Fn(&L) -> bool,
+    list: impl FnOnce() -> Option<L>,
+) -> Option<L>
+where
+    L: Serialize + serde::de::DeserializeOwned,
+{
     #[derive(Serialize, Deserialize)]
-    struct Listed {
+    struct Listed<L> {
         key: String,
-        listing: String,
+        listing: L,
     }
-    let key = crate::firewall::other_filters::filters::digest(text);
-    if let Some(Ok(Some(kept))) = state.map(|s| s.read_applied_listing::<Listed>())
+    let key = crate::firewall::other_filters::filters::digest(keyed);
+    // Another backend's listing, or a damaged file, reads as nothing kept.
+    if let Some(Ok(Some(kept))) = state.map(|s| s.read_applied_listing::<Listed<L>>())
         && kept.key == key
-        && kept.listing == live
+        && matches_live(&kept.listing)
     {
         return Some(kept.listing);
     }
-    let listing = nft::canonical(text)?;
+    let listing = list()?;
     if let Some(state) = state.filter(|s| s.root().is_dir()) {
         let _ = state.write_applied_listing(&Listed {
             key,
-            listing: listing.clone(),
+            listing: &listing,
         });
     }
     Some(listing)
@@ -381,7 +396,7 @@ fn expected_listing(state: Option<&StateDir>, text: &str, live: &str) -> Option<
 
 /// Read what the live firewall holds of autofw's rules, and how the applied
 /// rules list once loaded, for the backend the record names. `cache`: the
-/// state directory that keeps the nft listing ([`expected_listing`]).
+/// state directory that keeps the listing ([`kept_or_listed`]).
 pub(crate) fn live_rules(
     record: &AppliedRecord,
     cache: Option<&StateDir>,
@@ -392,29 +407,55 @@ pub(crate) fn live_rules(
             let table = nft::live_autofw_table()?;
             // Only worth a scratch namespace when there is a table to compare.
             let expected = match &table {
-                Some(live) => expected_listing(cache, text, live),
+                Some(live) => kept_or_listed(
+                    cache,
+                    text,
+                    |kept: &String| kept == live,
+                    || nft::canonical(text),
+                ),
                 None => None,
             };
             Ok(LiveRules::Nft { table, expected })
         }
         Rules::Iptables { v4, v6, ipsets } => {
             exec::require_tools(Backend::Iptables.tools())?;
-            let expected = iptables::canonical(v4, v6, ipsets.as_deref());
+            let applied = [v4.render(Hooks::Proposal), v6.render(Hooks::Proposal)];
+            let live = [
+                iptables::save_family(iptables::V4)?,
+                iptables::save_family(iptables::V6)?,
+            ];
+            let keyed = format!(
+                "{}\n--\n{}\n--\n{}",
+                applied[0],
+                applied[1],
+                ipsets.as_deref().unwrap_or_default()
+            );
+            let expected = kept_or_listed(
+                cache,
+                &keyed,
+                |kept: &(String, String)| {
+                    compare::same_part(&kept.0, &live[0], &applied[0])
+                        && compare::same_part(&kept.1, &live[1], &applied[1])
+                },
+                || iptables::canonical(v4, v6, ipsets.as_deref()),
+            );
             let (expected_v4, expected_v6) = match expected {
                 Some((v4, v6)) => (Some(v4), Some(v6)),
                 None => (None, None),
             };
+            let [live_v4, live_v6] = live;
+            let [applied_v4, applied_v6] = applied;
             Ok(LiveRules::Iptables(vec![
                 FamilyRules {
                     name: "iptables".to_string(),
-                    live: iptables::save_family(iptables::V4)?,
-                    applied: v4.clone(),
+                    live: live_v4,
+                    applied: applied_v4,
                     expected: expected_v4,
                 },
                 FamilyRules {
                     name: "ip6tables".to_string(),
-                    live: iptables::save_family(iptables::V6)?,
-                    applied: v6.clone(),
+                    live: live_v6,
+                    applied: applied_v6,
                     expected: expected_v6,
                 },
             ]))

@@ -13,6 +13,7 @@ pub(crate) mod judge;
 pub(crate) mod verdict;
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::firewall::backend::exec::{run_tool, tool_exists};
 use crate::propose::{Format, Proposal};
@@ -326,20 +327,23 @@ fn cache_key(layers: &[Layer], probes: &[Probe], interface: &str) -> String {
         serde_json::to_string(probes).unwrap_or_default()
     );
     for layer in layers {
-        let (kind, texts): (&str, Vec<&str>) = match layer {
-            Layer::Nft { text } => ("nft", vec![text]),
-            Layer::Ipset { text } => ("ipset", vec![text]),
+        let (kind, texts): (&str, Vec<Cow<str>>) = match layer {
+            Layer::Nft { text } => ("nft", vec![text.into()]),
+            Layer::Ipset { text } => ("ipset", vec![text.into()]),
             Layer::Iptables {
                 restore_v4,
                 restore_v6,
                 v4,
                 v6,
-            } => ("iptables", vec![restore_v4, v4, restore_v6, v6]),
+            } => (
+                "iptables",
+                [restore_v4, v4, restore_v6, v6].map(|t| t.into()).into(),
+            ),
             Layer::Autofw { rules } => crate::firewall::backend::keyed_texts(rules),
         };
         judged.push_str(&format!("--- {kind}\n"));
         for text in texts {
-            judged.push_str(&filters::stable(text));
+            judged.push_str(&filters::stable(&text));
             judged.push_str("--\n");
         }
     }

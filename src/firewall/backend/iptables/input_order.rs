@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::human::count;
 use crate::iptables_save::words;
+use crate::propose::render_iptables::InputJump;
 use crate::terminal::escape_controls;
 
 /// autofw's chain, and the rule that hooks it into INPUT.
@@ -157,6 +158,21 @@ pub(crate) struct Placement {
     pub existing_jumps: usize,
 }
 
+impl Placement {
+    /// What a load does about the jump: nothing when it is in place, else
+    /// delete the misplaced ones and insert it at the position.
+    pub(crate) fn input_jump(&self) -> InputJump {
+        if self.already_there {
+            InputJump::Placed
+        } else {
+            InputJump::Insert {
+                position: self.position,
+                misplaced: self.existing_jumps,
+            }
+        }
+    }
+}
+
 /// Where the jump goes in the INPUT chain of `live_save`.
 pub(crate) fn placement(live_save: &str) -> Placement {
     let filter = Filter::parse(live_save);
@@ -178,33 +194,6 @@ pub(crate) fn placement(live_save: &str) -> Placement {
         already_there: jump_at == [index],
         existing_jumps: jump_at.len(),
     }
-}
-
-/// `iptables-restore --noflush` input of the proposal with its trailing
-/// `-A INPUT -j AUTOFW-INPUT` put where [`placement`] says: left out when the
-/// live jump is already there, else any misplaced jump deleted and one
-/// inserted at the position, in the same transaction.
-pub(crate) fn with_placed_jump(proposal: &str, jump_line: &str, live_save: &str) -> String {
-    let place = placement(live_save);
-    let jump = jump_line
-        .strip_prefix("-A INPUT ")
-        .expect("the jump line appends to INPUT");
-    let mut out = String::new();
-    for line in proposal.lines() {
-        if line.trim() != jump_line {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        if place.already_there {
-            continue;
-        }
-        for _ in 0..place.existing_jumps {
-            out.push_str(&format!("-D INPUT {jump}\n"));
-        }
-        out.push_str(&format!("-I INPUT {} {jump}\n", place.position));
-    }
-    out
 }
 
 /// The INPUT rules before autofw's jump that can accept a packet, which then
@@ -344,23 +333,23 @@ mod tests {
 
     #[test]
     fn a_jump_in_place_is_kept_and_a_misplaced_one_moved() {
-        let proposal =
-            format!("*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n{JUMP}\nCOMMIT\n");
         let in_place = save(F2B, &format!("{F2B_RULES}{JUMP}\n-A INPUT -j ACCEPT\n"));
         assert!(placement(&in_place).already_there);
-        assert_eq!(
-            with_placed_jump(&proposal, JUMP, &in_place),
-            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\nCOMMIT\n"
-        );
+        assert_eq!(placement(&in_place).input_jump(), InputJump::Placed);
         let behind = save(F2B, &format!("{F2B_RULES}-A INPUT -j ACCEPT\n{JUMP}\n"));
         assert_eq!(
-            with_placed_jump(&proposal, JUMP, &behind),
-            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-D INPUT -j AUTOFW-INPUT\n\
-             -I INPUT 2 -j AUTOFW-INPUT\nCOMMIT\n"
+            placement(&behind).input_jump(),
+            InputJump::Insert {
+                position: 2,
+                misplaced: 1
+            }
         );
         assert_eq!(
-            with_placed_jump(&proposal, JUMP, ""),
-            "*filter\n:INPUT DROP [0:0]\n:AUTOFW-INPUT - [0:0]\n-I INPUT 1 -j AUTOFW-INPUT\nCOMMIT\n"
+            placement("").input_jump(),
+            InputJump::Insert {
+                position: 1,
+                misplaced: 0
+            }
         );
     }
 

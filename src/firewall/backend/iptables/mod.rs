@@ -28,7 +28,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::exec::{run_tool, tool_exists};
 use crate::error::host_failure;
-use filter_view::{FilterView, PolicyUndo, fit_to_live, undo_script};
+use crate::propose::render_iptables::{Hooks, Script};
+use filter_view::{FilterView, PolicyUndo, live_fit, undo_script};
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy)]
@@ -93,10 +94,24 @@ pub(crate) struct PoliciesSet {
 }
 
 impl PoliciesSet {
-    pub(crate) fn of(v4: &str, v6: &str) -> PoliciesSet {
+    /// The policies the rules of each family set.
+    pub(crate) fn of(v4: &Script, v6: &Script) -> PoliciesSet {
         PoliciesSet {
-            v4: FilterView::parse(v4).policies,
-            v6: FilterView::parse(v6).policies,
+            v4: FilterView::parse(&v4.filter).policies,
+            v6: FilterView::parse(&v6.filter).policies,
+        }
+    }
+
+    /// Every built-in chain's policy ACCEPT, in both families: what
+    /// removing autofw's iptables rules leaves.
+    pub(crate) fn all_accept() -> PoliciesSet {
+        let accept: BTreeMap<String, String> = ["INPUT", "FORWARD", "OUTPUT"]
+            .into_iter()
+            .map(|chain| (chain.to_string(), "ACCEPT".to_string()))
+            .collect();
+        PoliciesSet {
+            v4: accept.clone(),
+            v6: accept,
         }
     }
 }
@@ -132,10 +147,10 @@ pub(crate) fn save_family(family: FamilyTools) -> anyhow::Result<String> {
     Ok(save)
 }
 
-/// Save the live filter tables before loading `v4` and `v6`.
-pub(crate) fn save(v4: &str, v6: &str) -> anyhow::Result<Saved> {
+/// Save the live filter tables before loading rules that set `policies`.
+pub(crate) fn save(policies: PoliciesSet) -> anyhow::Result<Saved> {
     Ok(Saved {
-        policies_set: Some(PoliciesSet::of(v4, v6)),
+        policies_set: Some(policies),
         forwarding: Some(Forwarding::read()),
         v4: save_family(V4)?,
         v6: save_family(V6)?,
@@ -198,8 +213,8 @@ fn restore_ipsets(saved: &str) -> anyhow::Result<()> {
 /// The blocklist ipsets, if any, are loaded first (the rules match them);
 /// `ipset restore -exist` creates or refills them.
 pub(crate) fn load(
-    v4: &str,
-    v6: &str,
+    v4: &Script,
+    v6: &Script,
     ipsets: Option<&str>,
     saved: Option<&Saved>,
 ) -> anyhow::Result<()> {
@@ -207,8 +222,8 @@ pub(crate) fn load(
         super::exec::require_tools(&["ipset"])?;
         run_tool("ipset", &["restore", "-exist"], Some(sets))?;
     }
-    let v4 = fit_to_live(v4, &save_family(V4)?);
-    let v6 = fit_to_live(v6, &save_family(V6)?);
+    let v4 = v4.render(Hooks::Live(&live_fit(&save_family(V4)?)));
+    let v6 = v6.render(Hooks::Live(&live_fit(&save_family(V6)?)));
     let loaded = run_tool(V4.restore, &["--test", "--noflush"], Some(&v4))
         .and_then(|_| run_tool(V6.restore, &["--test", "--noflush"], Some(&v6)))
         .and_then(|_| run_tool(V4.restore, &["--noflush"], Some(&v4)));
@@ -299,11 +314,19 @@ fn restore_family(family: FamilyTools, saved: &str, policies: PolicyUndo) -> any
 /// created there empty (only their `create` lines are passed): the rules
 /// need them to exist, not their elements. `None` when no scratch namespace
 /// can be made, or the text is too large to pass as an argument.
-pub(crate) fn canonical(v4: &str, v6: &str, ipsets: Option<&str>) -> Option<(String, String)> {
+pub(crate) fn canonical(
+    v4: &Script,
+    v6: &Script,
+    ipsets: Option<&str>,
+) -> Option<(String, String)> {
     /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
     const MAX_ARG: usize = 120 * 1024;
     const SPLIT: &str = "#autofw-ip6tables-save";
-    let (v4, v6) = (&fit_to_live(v4, ""), &fit_to_live(v6, ""));
+    let empty = live_fit("");
+    let (v4, v6) = (
+        &v4.render(Hooks::Live(&empty)),
+        &v6.render(Hooks::Live(&empty)),
+    );
     let creates: String = ipsets
         .unwrap_or_default()
         .lines()

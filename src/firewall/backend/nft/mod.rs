@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::exec::run_tool;
 use crate::error::host_failure;
 
-pub(crate) use crate::propose::render_nft::{FAMILY, TABLE};
+pub(crate) use crate::propose::render_nft::{FAMILY, TABLE, replacing};
 
 /// What the nft backend needs to undo an apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,19 +94,17 @@ pub(crate) fn save(ruleset: &str) -> Saved {
     }
 }
 
-/// Load a proposal (propose's nft text) in one transaction.
-///
-/// The proposal replaces the table with `delete table`; when the table
-/// already exists, that line is swapped for commands that empty it in place,
-/// so the table keeps its position (see the module doc). Either way it is one
-/// `nft -f`: on error nothing changed and nft's message is returned.
-pub(crate) fn load(proposal: &str) -> anyhow::Result<()> {
+/// Load autofw's table (its definition, `record::Rules::Nft`) in one
+/// transaction. When the table exists it is emptied in place first, so it
+/// keeps its position (see the module doc); otherwise the script replaces
+/// it ([`replacing`]). Either way it is one `nft -f`: on error nothing
+/// changed and nft's message is returned.
+pub(crate) fn load(table: &str) -> anyhow::Result<()> {
     let live = terse_ruleset_json()?;
     let script = if has_autofw_table(&live) {
-        let clear = clear_commands(&live)?;
-        format!("{clear}{}", without_delete_table(proposal))
+        format!("{}{table}", clear_commands(&live)?)
     } else {
-        proposal.to_string()
+        replacing(table)
     };
     run_tool("nft", &["-f", "-"], Some(&script)).map(|_| ())
 }
@@ -177,18 +175,6 @@ pub(crate) fn clear_commands(ruleset_json: &Value) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// The proposal without its `delete table inet autofw` line (the table is
-/// emptied in place instead).
-fn without_delete_table(proposal: &str) -> String {
-    let target = format!("delete table {FAMILY} {TABLE}");
-    proposal
-        .lines()
-        .filter(|line| line.trim().trim_end_matches(';').trim() != target)
-        .map(|line| format!("{line}\n"))
-        .collect()
-}
-
-/// `(kind, object)` for each entry of an `nft -j` listing.
 /// `(kind, object)` of every entry of an `nft -j` listing: `("table", {...})`.
 pub(crate) fn objects(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
     value["nftables"]
@@ -244,14 +230,5 @@ mod tests {
             "table inet autofw {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n"
         );
         assert_eq!(table_block("table ip nat {\n}\n"), None);
-    }
-
-    #[test]
-    fn drops_only_the_delete_table_line() {
-        let text = "table inet autofw\ndelete table inet autofw\ntable inet autofw {\n}\n";
-        assert_eq!(
-            without_delete_table(text),
-            "table inet autofw\ntable inet autofw {\n}\n"
-        );
     }
 }
