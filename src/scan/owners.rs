@@ -999,8 +999,8 @@ mod tests {
                     end,
                 } => {
                     assert!(start < end && end - start <= 1024, "{piece:?}");
-                    for number in start..end {
-                        seen[process][number] += 1;
+                    for seen in &mut seen[process][start..end] {
+                        *seen += 1;
                     }
                 }
                 Piece::Rest { process, from } => {
