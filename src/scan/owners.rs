@@ -351,10 +351,16 @@ fn walk_process(
         Ok(fd) => fd,
         Err(e) => return visit_error(e),
     };
-    // The number of open descriptors (0: none, or not counted).
-    let count =
-        rustix::fs::fstat(&dir).map_or(0, |stat| usize::try_from(stat.st_size).unwrap_or(0));
-    if count > RANGE {
+    // The number of open descriptors (0: none, or not counted); `None`
+    // when the kernel would not say (an LSM refusing the `stat`): listed.
+    let count = match rustix::fs::fstat(&dir) {
+        Ok(stat) => Some(usize::try_from(stat.st_size).unwrap_or(0)),
+        Err(e) if visit_error(e) == Visit::Gone => return Visit::Gone,
+        Err(_) => None,
+    };
+    if let Some(count) = count
+        && count > RANGE
+    {
         found.large.push(Large { pid, dir, count });
         return Visit::Read;
     }
@@ -364,13 +370,13 @@ fn walk_process(
         pid,
         wanted,
     };
-    if count == 0 {
-        // No descriptors (a kernel thread), or a kernel that does not count.
-        if counts_descriptors {
-            return Visit::Read;
-        }
-        return walk.listed_from(0, usize::MAX, dir_buffer, &mut found.sockets);
-    }
+    let count = match count {
+        // No descriptors (a kernel thread, a zombie).
+        Some(0) if counts_descriptors => return Visit::Read,
+        Some(count) if count > 0 => count,
+        // A kernel that does not count, or would not say.
+        _ => return walk.listed_from(0, usize::MAX, dir_buffer, &mut found.sockets),
+    };
     let mut missing = 0;
     match walk.numbers(0, count, dir_buffer, &mut found.sockets, &mut missing) {
         // As many descriptors lie above the count as numbers below it
@@ -978,6 +984,66 @@ mod tests {
         let holders = &owners.unwrap().pids_by_inode[&inode];
         assert!(holders.contains(&std::process::id()), "{holders:?}");
         assert!(holders.contains(&child.id()), "{holders:?}");
+        drop(high);
+    }
+
+    /// The two ways through one table, on our own: listing it (what a
+    /// kernel before 6.2, which does not count descriptors, gets for every
+    /// process), from an offset and up to a bound; and asking by number,
+    /// which in a range of mostly missing numbers turns to listing the
+    /// rest of it.
+    #[test]
+    fn listing_and_asking_by_number_find_the_same_socket() {
+        raise_fd_limit(8192);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = inode_of(&listener);
+        let high = moved_up(&listener, 7000, true);
+        drop(listener);
+        use std::os::fd::AsRawFd;
+        let at = usize::try_from(high.as_raw_fd()).unwrap();
+        let dir = rustix::fs::open(
+            "/proc/self/fd",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let me = std::process::id();
+        let wanted = [inode];
+        for shared in [false, true] {
+            let walk = Walk {
+                dir: dir.as_fd(),
+                shared,
+                pid: me,
+                wanted: &wanted,
+            };
+            let mut buffer = vec![MaybeUninit::<u8>::uninit(); DIR_BUFFER];
+            let mut sockets = Vec::new();
+            let listed = |from, end, sockets: &mut Vec<_>, buffer: &mut Vec<_>| {
+                sockets.clear();
+                walk.listed_from(from, end, buffer, sockets)
+            };
+            assert_eq!(
+                listed(0, usize::MAX, &mut sockets, &mut buffer),
+                Visit::Read
+            );
+            assert_eq!(sockets, [(inode, me)]);
+            assert_eq!(listed(at, at + 1, &mut sockets, &mut buffer), Visit::Read);
+            assert_eq!(sockets, [(inode, me)]);
+            assert_eq!(
+                listed(at + 1, usize::MAX, &mut sockets, &mut buffer),
+                Visit::Read
+            );
+            assert!(sockets.is_empty());
+            assert_eq!(listed(0, at, &mut sockets, &mut buffer), Visit::Read);
+            assert!(sockets.is_empty());
+            // 6000..7100 is nearly all holes: asked for by number until
+            // they outnumber the open ones, then listed.
+            let (mut missing, mut sockets) = (0, Vec::new());
+            let visit = walk.numbers(6000, 7100, &mut buffer, &mut sockets, &mut missing);
+            assert_eq!(visit, Visit::Read);
+            assert_eq!(sockets, [(inode, me)]);
+            assert!(missing > 16, "{missing}");
+        }
         drop(high);
     }
 
