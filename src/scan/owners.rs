@@ -290,14 +290,7 @@ fn walk_pieces(large: &[Large], pieces: &[Piece], next: &AtomicUsize, wanted: &[
                     wanted,
                 };
                 // What lies beyond the count is the `Rest` piece's.
-                let mut missing = 0;
-                let visit = walk.numbers(
-                    start,
-                    end,
-                    &mut dir_buffer,
-                    &mut found.sockets,
-                    &mut missing,
-                );
+                let visit = walk.numbers(start, end, &mut dir_buffer, &mut found.sockets);
                 (process, visit)
             }
             Piece::Rest { process, from } => {
@@ -377,15 +370,7 @@ fn walk_process(
         // A kernel that does not count, or would not say.
         _ => return walk.listed_from(0, usize::MAX, dir_buffer, &mut found.sockets),
     };
-    let mut missing = 0;
-    match walk.numbers(0, count, dir_buffer, &mut found.sockets, &mut missing) {
-        // As many descriptors lie above the count as numbers below it
-        // were missing: list them.
-        Visit::Read if missing > 0 => {
-            walk.listed_from(count, usize::MAX, dir_buffer, &mut found.sockets)
-        }
-        visit => visit,
-    }
+    walk.whole(count, dir_buffer, &mut found.sockets)
 }
 
 /// The walk of one process's descriptor directory.
@@ -428,33 +413,56 @@ impl Walk<'_> {
         }
     }
 
-    /// The descriptors numbered `start..end`, asked for by number: a
+    /// A process's `count` descriptors, asked for by number from 0: a
     /// process's descriptors are mostly the lowest numbers (the kernel
     /// hands out the lowest free one), and asking for them saves listing
     /// the directory (`getdents64` costs about as much per descriptor as
-    /// the `readlinkat` itself: it looks up each entry's dentry). Where
-    /// more numbers turn out missing than open (a sparse table, a process
-    /// that exited), the rest of the range is listed instead. Adds the
-    /// numbers found missing to `missing`: the caller looks past `end` for
-    /// as many.
+    /// the `readlinkat` itself: it looks up each entry's dentry). At the
+    /// first number missing (a missing one costs more than an open one: the
+    /// kernel sets up a dentry to find nothing) the rest is listed, below
+    /// the count and above it: the usual table is `0..n` dense, then a few
+    /// high numbers (a shell's 255, a daemon's saved descriptors), so that
+    /// listing holds a few entries.
+    fn whole(
+        &self,
+        count: usize,
+        dir_buffer: &mut [MaybeUninit<u8>],
+        sockets: &mut Vec<(u64, u32)>,
+    ) -> Visit {
+        let mut name = [0u8; 24];
+        for number in 0..count {
+            match self.look(fd_name(&mut name, number), sockets) {
+                Descriptor::Open => {}
+                Descriptor::Unreadable => return Visit::Unreadable,
+                Descriptor::Missing => {
+                    return self.listed_from(number + 1, usize::MAX, dir_buffer, sockets);
+                }
+            }
+        }
+        Visit::Read
+    }
+
+    /// The descriptors numbered `start..end` of a large process, asked for
+    /// by number (as [`Walk::whole`]); where more numbers turn out missing
+    /// than open (a sparse table, a process that exited), the rest of the
+    /// range is listed instead. What lies beyond the count is another
+    /// piece's.
     fn numbers(
         &self,
         start: usize,
         end: usize,
         dir_buffer: &mut [MaybeUninit<u8>],
         sockets: &mut Vec<(u64, u32)>,
-        missing: &mut usize,
     ) -> Visit {
-        let mut here = 0;
+        let mut missing = 0;
         let mut name = [0u8; 24];
         for number in start..end {
             match self.look(fd_name(&mut name, number), sockets) {
                 Descriptor::Open => {}
                 Descriptor::Unreadable => return Visit::Unreadable,
                 Descriptor::Missing => {
-                    *missing += 1;
-                    here += 1;
-                    if here > 16 && here > (number - start) / 2 {
+                    missing += 1;
+                    if missing > 16 && missing > (number - start) / 2 {
                         return self.listed_from(number + 1, end, dir_buffer, sockets);
                     }
                 }
@@ -1038,11 +1046,14 @@ mod tests {
             assert!(sockets.is_empty());
             // 6000..7100 is nearly all holes: asked for by number until
             // they outnumber the open ones, then listed.
-            let (mut missing, mut sockets) = (0, Vec::new());
-            let visit = walk.numbers(6000, 7100, &mut buffer, &mut sockets, &mut missing);
+            let mut sockets = Vec::new();
+            let visit = walk.numbers(6000, 7100, &mut buffer, &mut sockets);
             assert_eq!(visit, Visit::Read);
             assert_eq!(sockets, [(inode, me)]);
-            assert!(missing > 16, "{missing}");
+            // By number from 0, the first hole turns to listing the rest.
+            sockets.clear();
+            assert_eq!(walk.whole(at + 1, &mut buffer, &mut sockets), Visit::Read);
+            assert_eq!(sockets, [(inode, me)]);
         }
         drop(high);
     }
