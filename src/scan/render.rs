@@ -5,6 +5,8 @@
 use crate::human::count;
 use crate::model::{Exposure, Listener, Scan};
 use crate::terminal::escape_controls;
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
 
 /// At most this many pids in a table cell; JSON has them all.
 const PIDS_SHOWN: usize = 4;
@@ -24,78 +26,64 @@ pub(crate) fn visible(scan: &Scan, all: bool) -> Scan {
     }
 }
 
-/// The table's columns.
-const HEADER: [&str; 9] = [
-    "PROTO", "ADDRESS", "PORT", "SERVICE", "USER", "PROCESS", "PIDS", "EXPOSURE", "NOTE",
-];
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "PROTO")]
+    proto: String,
+    #[tabled(rename = "ADDRESS")]
+    address: String,
+    #[tabled(rename = "PORT")]
+    port: u16,
+    #[tabled(rename = "SERVICE")]
+    service: String,
+    #[tabled(rename = "USER")]
+    user: String,
+    #[tabled(rename = "PROCESS")]
+    process: String,
+    #[tabled(rename = "PIDS")]
+    pids: String,
+    #[tabled(rename = "EXPOSURE")]
+    exposure: String,
+    #[tabled(rename = "NOTE")]
+    note: String,
+}
 
 /// A table with one row per listener, or a sentence when there is none.
 pub(crate) fn table(listeners: &[Listener]) -> String {
     if listeners.is_empty() {
         return "no listeners found\n".to_string();
     }
-    let rows: Vec<[String; 9]> = listeners.iter().map(row).collect();
-    lay_out(&HEADER, &rows)
-}
-
-/// One listener's cells, in [`HEADER`]'s order.
-fn row(l: &Listener) -> [String; 9] {
-    [
-        l.proto.to_string(),
+    let rows = listeners.iter().map(|l| Row {
+        proto: l.proto.to_string(),
         // `0.0.0.0%virbr0` for a socket bound to a device, as `ss` shows it.
-        escape_controls(&l.address_text()).into_owned(),
-        l.port.to_string(),
+        address: escape_controls(&l.address_text()).into_owned(),
+        port: l.port,
         // Names are whatever a process, an account or an interface called
         // itself: escaped for the terminal.
-        escape_controls(&l.service).into_owned(),
-        escape_controls(&user_cell(l)).into_owned(),
-        if l.process.is_empty() && l.kernel.is_some() {
+        service: escape_controls(&l.service).into_owned(),
+        user: escape_controls(&user_cell(l)).into_owned(),
+        process: if l.process.is_empty() && l.kernel.is_some() {
             "[kernel]".to_string()
         } else if l.process.is_empty() {
             "-".to_string()
         } else {
             escape_controls(&l.process).into_owned()
         },
-        pids_cell(&l.pids),
-        l.exposure.to_string(),
-        escape_controls(&note_cell(l)).into_owned(),
-    ]
-}
-
-/// Lay cells out as `ss` does (and as tabled's `Style::blank`, which this
-/// replaces, did: its layout of a small host's table was a twentieth of a
-/// scan): each column as wide as its widest cell in terminal columns
-/// (`unicode-width`: a CJK character takes two, a combining accent none),
-/// every cell left-aligned with one blank either side, columns one blank
-/// apart. The cells are escaped, so each is one line. Trailing blanks are
-/// cut: they only get in the way of people copying from a terminal.
-fn lay_out<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    use unicode_width::UnicodeWidthStr;
-    let mut widths = header.map(UnicodeWidthStr::width);
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.width());
-        }
-    }
-    let mut text = String::new();
-    let mut line = String::new();
-    let mut push = |cells: [&str; N]| {
-        line.clear();
-        for (column, (cell, &width)) in cells.iter().zip(&widths).enumerate() {
-            if column > 0 {
-                line.push(' ');
-            }
-            line.push(' ');
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', width - cell.width() + 1));
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    };
-    push(*header);
-    for row in rows {
-        push(row.each_ref().map(String::as_str));
-    }
+        pids: pids_cell(&l.pids),
+        exposure: l.exposure.to_string(),
+        note: escape_controls(&note_cell(l)).into_owned(),
+    });
+    let mut table = Table::new(rows);
+    table.with(Style::blank());
+    let mut text = table.to_string();
+    // Style::blank pads every line to the widest; trailing blanks only get
+    // in the way of people copying from a terminal.
+    text = text
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.push('\n');
     text
 }
 
@@ -304,60 +292,6 @@ mod tests {
             ]
         );
         assert_eq!(notes(&s, &visible(&s, true), true), Vec::<String>::new());
-    }
-
-    /// What tabled's `Style::blank` made of the same cells, lines cut of
-    /// their trailing blanks: the layout `lay_out` replaced.
-    fn tabled_layout(rows: &[[String; 9]]) -> String {
-        let mut builder = tabled::builder::Builder::default();
-        builder.push_record(HEADER);
-        for row in rows {
-            builder.push_record(row.clone());
-        }
-        let mut table = builder.build();
-        table.with(tabled::settings::Style::blank());
-        let mut text = table
-            .to_string()
-            .lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n");
-        text.push('\n');
-        text
-    }
-
-    /// The table is laid out byte for byte as tabled laid it out, with
-    /// cells of every width: empty, wide (CJK, emoji), combining accents,
-    /// escaped controls, blanks that are not spaces, long notes.
-    #[test]
-    fn the_layout_is_tabled_s() {
-        let cells = [
-            "",
-            "tcp",
-            "2001:db8::1",
-            "0.0.0.0%virbr0",
-            "名前",
-            "😀x",
-            "e\u{301}te",
-            "\\x1b[31m",
-            "a\u{a0}",
-            "\u{3000}",
-            "x\u{200b}",
-            "ａｂｃ",
-            "-",
-            "[kernel]",
-            "risky: database on the network; forwarded to 172.17.0.2:6379",
-        ];
-        let mut rows = Vec::new();
-        for (i, _) in cells.iter().enumerate() {
-            rows.push(std::array::from_fn(|column| {
-                cells[(i * 7 + column * 3) % cells.len()].to_string()
-            }));
-            assert_eq!(lay_out(&HEADER, &rows), tabled_layout(&rows), "{rows:?}");
-        }
-        let listeners = visible(&scan(), true).listeners;
-        let rows: Vec<[String; 9]> = listeners.iter().map(row).collect();
-        assert_eq!(table(&listeners), tabled_layout(&rows));
     }
 
     #[test]
