@@ -19,6 +19,7 @@
 //! Other commands call [`scan_host`].
 
 pub(crate) mod core;
+pub(crate) mod fd_walk;
 pub(crate) mod forwarded;
 pub(crate) mod host;
 pub(crate) mod interfaces;
