@@ -1,58 +1,20 @@
 //! The command line, as clap derive types. Doc comments here are `--help`.
 //!
 //! Arguments in two stages, as ripgrep does: this file holds what the user
-//! typed, and turns it into each module's own options type
-//! ([`scan::ScanOptions`], [`propose::ProposeOptions`], ...). Nothing below
-//! `lib.rs` knows clap exists. Validating those options, and anything that
-//! touches the system (reading a policy file, the live host), happens later.
+//! typed, [`convert`] turns it into each module's own options type. Nothing
+//! below `lib.rs` knows clap exists. Validating those options, and anything
+//! that touches the system (a policy file, the live host), happens later.
 
 use crate::{droplog, firewall, propose, record, scan, state, status};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use exit_codes::*;
 use std::path::PathBuf;
 
+mod convert;
+mod exit_codes;
 pub(crate) mod generate;
 pub(crate) mod man;
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success (rules kept, no drift)
-  1  a negative answer: drift found, or the rules were rolled back
-  2  bad input: a flag, service spec, policy file or saved scan that does not parse
-  3  the host could not do it: not root, nft/iptables missing, nft refused the rules
-  4  refused for safety: lockout guard, another apply running, operator said no";
-
-const CONFIRM_EXIT_CODES: &str = "\
-Exit codes:
-  0  the rules are kept (and saved for boot if apply was given --persist)
-  1  too late: the deadline had passed, and the rules were rolled back
-  3  the host could not do it: not root, the state directory or the boot files not writable
-  4  refused: no open window to confirm, or the window did not survive (a restart, a dead
-     watchdog, its rules no longer loaded): the rules from before that apply are back";
-
-const ROLLBACK_EXIT_CODES: &str = "\
-Exit codes:
-  0  the ruleset saved before the last apply is loaded again
-  3  the host could not do it: not root, nft/iptables missing or refusing the saved rules
-  4  refused: nothing to roll back (no apply saved a ruleset in --state-dir), or an apply is
-     loading its rules right now";
-
-const RESTORE_EXIT_CODES: &str = "\
-Exit codes:
-  0  the persisted ruleset is loaded
-  3  the host could not do it: nothing persisted under --root, not root, nft/iptables
-     missing or refusing the rules";
-
-const UNPERSIST_EXIT_CODES: &str = "\
-Exit codes:
-  0  what apply --persist installed is removed (or nothing was installed)
-  3  the host could not do it: a file could not be removed, or the manifest is damaged";
-
-const DISABLE_EXIT_CODES: &str = "\
-Exit codes:
-  0  autofw's rules and boot hook are removed (or there were none)
-  3  the host could not do it: a firewall tool or a file failed
-  4  refused: a rollback window is open, or an apply runs";
 
 /// Close a Linux server down to exactly the services it runs.
 ///
@@ -309,52 +271,6 @@ pub struct ForgetArgs {
     pub edit: EditArgs,
 }
 
-impl EditArgs {
-    fn options(self, edit: propose::policy_edit::Edit) -> propose::policy_write::EditOptions {
-        propose::policy_write::EditOptions {
-            edit,
-            policy: self.policy,
-            root: self.root,
-            from: self.from,
-            json: self.json,
-        }
-    }
-}
-
-impl EditSpecsArgs {
-    /// `autofw allow`'s options.
-    pub fn allow(self) -> propose::policy_write::EditOptions {
-        self.edit
-            .options(propose::policy_edit::Edit::Allow(self.specs))
-    }
-    /// `autofw block`'s options.
-    pub fn block(self) -> propose::policy_write::EditOptions {
-        self.edit
-            .options(propose::policy_edit::Edit::Block(self.specs))
-    }
-}
-
-impl From<LimitArgs> for propose::policy_write::EditOptions {
-    fn from(args: LimitArgs) -> Self {
-        args.edit
-            .options(propose::policy_edit::Edit::Limit(args.spec))
-    }
-}
-
-impl From<SourceArgs> for propose::policy_write::EditOptions {
-    fn from(args: SourceArgs) -> Self {
-        args.edit
-            .options(propose::policy_edit::Edit::Source(args.spec))
-    }
-}
-
-impl From<ForgetArgs> for propose::policy_write::EditOptions {
-    fn from(args: ForgetArgs) -> Self {
-        args.edit
-            .options(propose::policy_edit::Edit::Forget(args.spec))
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum BlocklistCommand {
     /// Re-read the applied policy's blocklist files and bring the live sets
@@ -387,17 +303,6 @@ pub struct RefreshArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub root: RootArgs,
-}
-
-impl From<RefreshArgs> for crate::blocklist::refresh::RefreshOptions {
-    fn from(args: RefreshArgs) -> Self {
-        crate::blocklist::refresh::RefreshOptions {
-            state_dir: args.state.state_dir,
-            skip_bad_lines: args.skip_bad_lines,
-            root: args.root.root,
-            force: args.force,
-        }
-    }
 }
 
 /// Where socket tables are read from.
@@ -544,15 +449,6 @@ pub struct DisableArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub root: RootArgs,
-}
-
-impl From<DisableArgs> for firewall::apply::disable::DisableOptions {
-    fn from(args: DisableArgs) -> Self {
-        firewall::apply::disable::DisableOptions {
-            state_dir: args.state.state_dir,
-            root: args.root.root,
-        }
-    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -702,121 +598,3 @@ pub struct GenerateArgs {
 }
 
 // The second stage: what the user typed → each module's options.
-
-impl From<SocketSource> for scan::SocketSource {
-    fn from(source: SocketSource) -> Self {
-        match source {
-            SocketSource::Auto => scan::SocketSource::Auto,
-            SocketSource::Netlink => scan::SocketSource::Netlink,
-            SocketSource::Proc => scan::SocketSource::Proc,
-        }
-    }
-}
-
-impl From<FormatArg> for propose::Format {
-    fn from(format: FormatArg) -> Self {
-        match format {
-            FormatArg::Nft => propose::Format::Nft,
-            FormatArg::Iptables => propose::Format::Iptables,
-            FormatArg::Ip6tables => propose::Format::Ip6tables,
-        }
-    }
-}
-
-impl From<ScanArgs> for scan::ScanOptions {
-    fn from(args: ScanArgs) -> Self {
-        scan::ScanOptions {
-            all: args.all,
-            json: args.json,
-            source: args.source.into(),
-            fixture: args.fixture,
-        }
-    }
-}
-
-impl From<PolicyArgs> for propose::PolicyOptions {
-    fn from(args: PolicyArgs) -> Self {
-        propose::PolicyOptions {
-            allow: args.allow,
-            block: args.block,
-            limit: args.limit,
-            source: args.source,
-            blocklist: args.blocklist,
-            skip_bad_lines: args.skip_bad_lines,
-            policy: args.policy,
-            no_policy: args.no_policy,
-            root: None,
-            from: args.from,
-        }
-    }
-}
-
-impl From<ProposeArgs> for propose::ProposeOptions {
-    fn from(args: ProposeArgs) -> Self {
-        propose::ProposeOptions {
-            policy: args.policy.into(),
-            format: args.format.into(),
-            out: args.out,
-            json: args.json,
-            ipset: args.ipset,
-        }
-    }
-}
-
-impl From<ApplyArgs> for firewall::apply::ApplyOptions {
-    fn from(args: ApplyArgs) -> Self {
-        // The default policy is looked for under --root, as the boot files are.
-        let mut policy: propose::PolicyOptions = args.policy.into();
-        policy.root = Some(args.root.root.clone());
-        firewall::apply::ApplyOptions {
-            policy,
-            confirm: args.confirm,
-            yes: args.yes,
-            timeout: args.timeout,
-            backend: args.backend,
-            force: args.force,
-            json: args.json,
-            no_wait: args.no_wait,
-            guard: args.guard,
-            persist: args.persist,
-            verbose: args.verbose,
-            root: args.root.root,
-            state_dir: args.state.state_dir,
-        }
-    }
-}
-
-impl From<StatusArgs> for status::StatusOptions {
-    fn from(args: StatusArgs) -> Self {
-        status::StatusOptions {
-            format: if args.json {
-                status::OutputFormat::Json
-            } else {
-                args.format.into()
-            },
-            out: args.out,
-            state_dir: args.state.state_dir,
-        }
-    }
-}
-
-impl From<StatusFormatArg> for status::OutputFormat {
-    fn from(format: StatusFormatArg) -> Self {
-        match format {
-            StatusFormatArg::Text => status::OutputFormat::Text,
-            StatusFormatArg::Json => status::OutputFormat::Json,
-            StatusFormatArg::Prometheus => status::OutputFormat::Prometheus,
-        }
-    }
-}
-
-impl From<LogArgs> for droplog::LogOptions {
-    fn from(args: LogArgs) -> Self {
-        droplog::LogOptions {
-            file: args.file,
-            since: args.since,
-            top: args.top,
-            json: args.json,
-        }
-    }
-}

@@ -33,7 +33,6 @@ use crate::clock;
 use crate::error::{bad_input, exit, refused};
 use crate::firewall::backend::{self, exec};
 use crate::firewall::other_filters;
-use crate::human::{fold_numbered_runs, unified_diff};
 use crate::propose::choices::PolicySource;
 use crate::propose::{self, PolicyOptions, Proposal};
 use crate::record::{
@@ -259,7 +258,7 @@ impl Prepared {
                 println!();
                 print!("{shown}");
             }
-            print_diffs(&self.rules, &self.plan);
+            plan::print_diffs(&self.rules, &self.plan);
         }
         for warning in &self.other_filters {
             eprintln!(
@@ -467,34 +466,6 @@ fn report_loaded(
     Ok(exit::OK)
 }
 
-/// What changes in the live firewall, after the summary: where the
-/// iptables jump goes among the live INPUT rules, then a unified diff of
-/// autofw's part of it, as the firewall lists it, with alike runs folded
-/// by [`fold_numbered_runs`].
-fn print_diffs(rules: &Rules, plan: &Plan) {
-    // iptables: where the jump goes among the live INPUT rules.
-    for note in &plan.placement {
-        println!("# {}", crate::terminal::escape_controls(note));
-    }
-    let whose = backend::whose(rules.backend());
-    for part in &plan.parts {
-        print_diff(
-            &format!("live {}{whose}", part.name),
-            &format!("new {}{whose}", part.name),
-            &part.before,
-            &part.after,
-        );
-    }
-    // The blocklist sets: their size and change, never their elements, so
-    // the output scales with the rules, not the list.
-    if !plan.blocklist.is_empty() {
-        println!();
-        for set in &plan.blocklist {
-            println!("# {}", set.line());
-        }
-    }
-}
-
 /// `--confirm` while a rollback window is open and guarded: refused before
 /// anything is worked out or printed (the plan would be against rules that
 /// may be rolled back in a moment). A window whose watchdog is gone is
@@ -595,23 +566,4 @@ fn summarize_apply(
         table,
         session,
     })
-}
-
-fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
-    println!();
-    if old == new {
-        println!("# {old_name}: no change");
-        return;
-    }
-    // The live side may hold any text another tool or a hand edit put there.
-    print!(
-        "{}",
-        crate::terminal::escape_listing(&unified_diff(
-            old_name,
-            new_name,
-            &fold_numbered_runs(old),
-            &fold_numbered_runs(new),
-            3
-        ))
-    );
 }

@@ -13,6 +13,7 @@ use crate::blocklist::Listed;
 use crate::blocklist::netlink;
 use crate::blocklist::{SETS, SetContents, delta, set_name, summary_line};
 use crate::firewall::backend::nft;
+use crate::human::{fold_numbered_runs, unified_diff};
 use crate::model::Scan;
 use crate::propose::lockout::{self, Cause};
 use crate::propose::ruleset::Arrival;
@@ -401,4 +402,53 @@ impl Report {
         writeln!(std::io::stdout(), "{json}")?;
         Ok(())
     }
+}
+
+/// What changes in the live firewall, after the summary: where the
+/// iptables jump goes among the live INPUT rules, then a unified diff of
+/// autofw's part of it, as the firewall lists it, with alike runs folded
+/// by [`fold_numbered_runs`].
+pub(super) fn print_diffs(rules: &Rules, plan: &Plan) {
+    // iptables: where the jump goes among the live INPUT rules.
+    for note in &plan.placement {
+        println!("# {}", crate::terminal::escape_controls(note));
+    }
+    let whose = crate::firewall::backend::whose(rules.backend());
+    for part in &plan.parts {
+        print_diff(
+            &format!("live {}{whose}", part.name),
+            &format!("new {}{whose}", part.name),
+            &part.before,
+            &part.after,
+        );
+    }
+    // The blocklist sets: their size and change, never their elements, so
+    // the output scales with the rules, not the list.
+    if !plan.blocklist.is_empty() {
+        println!();
+        for set in &plan.blocklist {
+            println!("# {}", set.line());
+        }
+    }
+}
+
+/// One part's unified diff, live → new, alike runs folded; or that it does
+/// not change.
+fn print_diff(old_name: &str, new_name: &str, old: &str, new: &str) {
+    println!();
+    if old == new {
+        println!("# {old_name}: no change");
+        return;
+    }
+    // The live side may hold any text another tool or a hand edit put there.
+    print!(
+        "{}",
+        crate::terminal::escape_listing(&unified_diff(
+            old_name,
+            new_name,
+            &fold_numbered_runs(old),
+            &fold_numbered_runs(new),
+            3
+        ))
+    );
 }
