@@ -42,12 +42,12 @@ pub(crate) enum Hook {
 /// What `--persist` installed: read by `restore` and `unpersist`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Manifest {
-    pub backend: Backend,
     pub hook: Hook,
     /// Absolute paths as seen from the target root (`/etc/autofw/rules.nft`).
     pub installed: Vec<PathBuf>,
     pub persisted_at: u64,
-    /// The rules the files were rendered from, typed, so that `restore`
+    /// The rules the files were rendered from (and so their backend), typed,
+    /// so that `restore`
     /// loads them as apply does (the INPUT jump placed among the live
     /// rules, not inserted first as at boot) without reading rendered text
     /// back.
@@ -172,7 +172,6 @@ pub(crate) fn persist(root: &Path, rules: &Rules, batches: &[String]) -> anyhow:
     let hook = files.hook();
     installed.extend(install_hook(&files, hook, rules.backend())?);
     let manifest = Manifest {
-        backend: rules.backend(),
         hook,
         installed,
         persisted_at: now_secs(),
@@ -204,7 +203,7 @@ pub(crate) fn replace_blocklist_batches(root: &Path, batches: &[String]) -> anyh
     let Some(mut manifest) = files.read_manifest()? else {
         return Ok(false);
     };
-    if !manifest.backend.loads_sets_apart() {
+    if !manifest.rules.backend().loads_sets_apart() {
         return Ok(false);
     }
     let old = blocklist_batch_files(&manifest);

@@ -561,7 +561,7 @@ fn a_manifest_naming_an_unknown_backend_is_exit_3_naming_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("persist.json"),
-        r#"{"backend": "pf", "hook": "ifupdown", "installed": [], "persisted_at": 1}"#,
+        r#"{"hook": "ifupdown", "installed": [], "persisted_at": 1, "rules": {"backend": "pf", "text": ""}}"#,
     )
     .unwrap();
     let ns = Netns::new("unknown-backend");

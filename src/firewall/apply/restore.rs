@@ -31,7 +31,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<u8> {
     }
     println!(
         "loaded the {} ruleset persisted at {} from {}",
-        manifest.backend,
+        manifest.rules.backend(),
         manifest.persisted_at,
         files.dir().display()
     );
