@@ -38,8 +38,11 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod watchdog_log;
+
 use crate::error::{host_failure, refused};
 use crate::record::{AppliedRecord, RollbackWindow};
+pub(crate) use watchdog_log::FALLBACK_LOG_DIR;
 
 /// Where the state lives unless `--state-dir` says otherwise.
 pub(crate) const DEFAULT_DIR: &str = "/var/lib/autofw";
@@ -213,11 +216,28 @@ impl StateDir {
         }
     }
 
-    /// Take the apply lock without waiting: a second apply is refused (exit 4)
-    /// while the first one, or the watchdog of its window, runs.
+    /// Take the apply lock: a second apply is refused (exit 4) while the
+    /// first one, or the watchdog of its window, runs. A watchdog whose
+    /// window just closed (`confirm`, `rollback`) lets go within its poll,
+    /// so an apply right after one waits for that (up to 2 s) instead.
     pub fn lock_apply(&self) -> anyhow::Result<FileLock> {
         let file = open_lock_file(&self.lock_path())?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        let take =
+            || rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+        let mut taken = take();
+        if taken == Err(rustix::io::Errno::WOULDBLOCK)
+            && matches!(self.read_window(), Ok(None))
+            && self.watchdog_alive().unwrap_or(false)
+        {
+            for _ in 0..200 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                taken = take();
+                if taken != Err(rustix::io::Errno::WOULDBLOCK) {
+                    break;
+                }
+            }
+        }
+        match taken {
             Ok(()) => Ok(FileLock { file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(refused(format!(
                 "another `autofw apply` is running, or its rollback window is open (lock {} is held); \
@@ -340,73 +360,6 @@ impl StateDir {
     pub fn remove_window(&self) -> anyhow::Result<()> {
         remove_if_exists(&self.window_path())
     }
-
-    /// Append one line to the watchdog's log, if it can be written (a full
-    /// disk must not stop a rollback, so this never fails).
-    pub fn log_watchdog(&self, line: &str) {
-        let _ = append_line(&self.watchdog_log_path(), &stamped(line));
-    }
-
-    /// A line that says why the watchdog cannot do its job yet: to its log,
-    /// or, when the state directory cannot be written, to
-    /// [`Self::fallback_log_path`] (status reads both). Never fails.
-    pub fn alarm_watchdog(&self, window_id: &str, line: &str) {
-        let line = stamped(line);
-        if append_line(&self.watchdog_log_path(), &line).is_ok() {
-            return;
-        }
-        let fallback = Self::fallback_log_path(window_id);
-        if let Some(dir) = fallback.parent() {
-            let _ = DirBuilder::new().recursive(true).mode(0o700).create(dir);
-        }
-        let _ = append_line(&fallback, &line);
-    }
-
-    /// The last line the watchdog of window `id` logged, from whichever of
-    /// its two logs was written last.
-    pub fn last_watchdog_line(&self, window_id: &str) -> Option<String> {
-        let mut lines: Vec<String> = [self.watchdog_log_path(), Self::fallback_log_path(window_id)]
-            .iter()
-            .filter_map(|p| read_nofollow(p).ok())
-            .filter_map(|text| text.lines().last().map(str::to_string))
-            .collect();
-        // Lines start with their time: the later one wins.
-        lines.sort_by_key(|l| line_time(l));
-        lines.pop()
-    }
-}
-
-/// A watchdog log line: its time in RFC 3339 UTC (`2026-12-02T13:50:07Z`),
-/// as status and the operator read it, then the line.
-fn stamped(line: &str) -> String {
-    format!("{} {line}\n", crate::human::utc(now_secs()))
-}
-
-/// The time a watchdog log line starts with, in seconds since the epoch:
-/// RFC 3339, or the bare seconds of logs written before.
-fn line_time(line: &str) -> Option<u64> {
-    let first = line.split_whitespace().next()?;
-    if let Ok(secs) = first.parse::<u64>() {
-        return Some(secs);
-    }
-    humantime::parse_rfc3339(first)
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
-}
-
-/// Where watchdogs log when their state directory cannot be written.
-pub(crate) const FALLBACK_LOG_DIR: &str = "/run/autofw";
-
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all(line.as_bytes())
 }
 
 /// Why a file or directory with this owner and mode cannot be trusted with
@@ -680,6 +633,26 @@ mod tests {
     }
 
     #[test]
+    fn an_apply_waits_for_the_watchdog_of_a_window_that_just_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        // A watchdog on its way out: it holds the apply lock (inherited) and
+        // its own, and its window is gone (confirmed or rolled back).
+        let held = state.lock_apply().unwrap();
+        let alive = state.lock_watchdog().unwrap();
+        let exiting = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(alive);
+            drop(held);
+        });
+        let start = std::time::Instant::now();
+        let lock = state.lock_apply();
+        assert!(lock.is_ok(), "{:#}", lock.err().unwrap());
+        assert!(start.elapsed() >= std::time::Duration::from_millis(250));
+        exiting.join().unwrap();
+    }
+
+    #[test]
     fn the_apply_lock_is_exclusive_and_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
@@ -692,27 +665,6 @@ mod tests {
         );
         drop(first);
         state.lock_apply().unwrap();
-    }
-
-    #[test]
-    fn watchdog_lines_carry_rfc3339_utc_times() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::new(dir.path());
-        state.log_watchdog("window 1 armed");
-        let log = std::fs::read_to_string(state.watchdog_log_path()).unwrap();
-        let (time, rest) = log.split_once(' ').unwrap();
-        assert_eq!(rest, "window 1 armed\n");
-        assert!(time.ends_with('Z') && time.len() == 20, "{log}");
-        let secs = humantime::parse_rfc3339(time)
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert!(now_secs().abs_diff(secs) < 5, "{log}");
-        // Read back against a line in the old format: the later one wins.
-        assert_eq!(line_time("1700000000 old"), Some(1_700_000_000));
-        assert_eq!(line_time("2023-11-14T22:13:21Z new"), Some(1_700_000_001));
-        assert_eq!(state.last_watchdog_line("1").unwrap(), log.trim_end());
     }
 
     #[test]
