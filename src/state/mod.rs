@@ -47,6 +47,10 @@ pub(crate) use watchdog_log::FALLBACK_LOG_DIR;
 /// Where the state lives unless `--state-dir` says otherwise.
 pub(crate) const DEFAULT_DIR: &str = "/var/lib/autofw";
 
+/// How long an apply (or refresh, or disable) waits for the apply lock
+/// while no rollback window is open (see [`StateDir::lock_apply`]).
+const APPLY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Paths inside the state directory, in one place so every module agrees.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -216,38 +220,50 @@ impl StateDir {
         }
     }
 
-    /// Take the apply lock: a second apply is refused (exit 4) while the
-    /// first one, or the watchdog of its window, runs. A watchdog whose
-    /// window just closed (`confirm`, `rollback`) lets go within its poll,
-    /// so an apply right after one waits for that (up to 2 s) instead.
+    /// Take the apply lock: a second apply is refused (exit 4) while a
+    /// rollback window is open. With no window open, whoever holds the lock
+    /// is short-lived: an apply still planning or loading (it opens its
+    /// window or ends), a refresh, a disable, or the watchdog of a window
+    /// that just closed (`confirm`, `rollback`: it lets go within its poll,
+    /// but a loaded machine can keep it from running for a while). So the
+    /// apply waits for the lock (up to [`APPLY_LOCK_WAIT`]), saying so
+    /// after half a second, and refuses at once if a window opens meanwhile.
     pub fn lock_apply(&self) -> anyhow::Result<FileLock> {
+        self.lock_apply_within(APPLY_LOCK_WAIT)
+    }
+
+    fn lock_apply_within(&self, wait: std::time::Duration) -> anyhow::Result<FileLock> {
         let file = open_lock_file(&self.lock_path())?;
-        let take =
-            || rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
-        let mut taken = take();
-        if taken == Err(rustix::io::Errno::WOULDBLOCK)
-            && matches!(self.read_window(), Ok(None))
-            && self.watchdog_alive().unwrap_or(false)
-        {
-            for _ in 0..200 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                taken = take();
-                if taken != Err(rustix::io::Errno::WOULDBLOCK) {
-                    break;
+        let start = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(FileLock { file }),
+                Err(rustix::io::Errno::WOULDBLOCK) => {}
+                Err(e) => {
+                    return Err(host_failure(format!(
+                        "cannot lock {}: {e}",
+                        self.lock_path().display()
+                    )));
                 }
             }
-        }
-        match taken {
-            Ok(()) => Ok(FileLock { file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(refused(format!(
-                "another `autofw apply` is running, or its rollback window is open (lock {} is held); \
-                 wait for it, or end its window with `autofw confirm` or `autofw rollback`",
-                self.lock_path().display()
-            ))),
-            Err(e) => Err(host_failure(format!(
-                "cannot lock {}: {e}",
-                self.lock_path().display()
-            ))),
+            let window_open = !matches!(self.read_window(), Ok(None));
+            if window_open || start.elapsed() >= wait {
+                return Err(refused(format!(
+                    "another `autofw apply` is running, or its rollback window is open (lock {} is held); \
+                     wait for it, or end its window with `autofw confirm` or `autofw rollback`",
+                    self.lock_path().display()
+                )));
+            }
+            if !said && start.elapsed() >= std::time::Duration::from_millis(500) {
+                eprintln!(
+                    "autofw: waiting: another apply, refresh or disable is running, or the watchdog \
+                     of a window that just closed is exiting ({} is held)",
+                    self.lock_path().display()
+                );
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -633,16 +649,15 @@ mod tests {
     }
 
     #[test]
-    fn an_apply_waits_for_the_watchdog_of_a_window_that_just_closed() {
+    fn an_apply_waits_for_a_holder_with_no_window_such_as_an_exiting_watchdog() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
         // A watchdog on its way out: it holds the apply lock (inherited) and
-        // its own, and its window is gone (confirmed or rolled back).
+        // its window is gone (confirmed or rolled back); it has already let
+        // go of its own lock, so it no longer looks alive.
         let held = state.lock_apply().unwrap();
-        let alive = state.lock_watchdog().unwrap();
         let exiting = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(300));
-            drop(alive);
             drop(held);
         });
         let start = std::time::Instant::now();
@@ -657,7 +672,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
         let first = state.lock_apply().unwrap();
-        let err = state.lock_apply().unwrap_err();
+        let start = std::time::Instant::now();
+        let err = state
+            .lock_apply_within(std::time::Duration::from_millis(200))
+            .unwrap_err();
+        assert!(start.elapsed() >= std::time::Duration::from_millis(200));
         assert!(format!("{err}").contains("another `autofw apply` is running"));
         assert_eq!(
             crate::error::exit_code_for(&err),
@@ -665,6 +684,28 @@ mod tests {
         );
         drop(first);
         state.lock_apply().unwrap();
+    }
+
+    #[test]
+    fn an_open_window_refuses_a_second_apply_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let _first = state.lock_apply().unwrap();
+        state
+            .write_window(&RollbackWindow {
+                deadline: 0,
+                deadline_boottime_ms: 0,
+                boot_id: "b".into(),
+                watchdog_pid: 1,
+                id: "w".into(),
+                apply_pid: 1,
+                persist_root: None,
+            })
+            .unwrap();
+        let start = std::time::Instant::now();
+        let err = state.lock_apply().unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert!(format!("{err}").contains("rollback window is open"));
     }
 
     #[test]
