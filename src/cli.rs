@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 mod convert;
 mod exit_codes;
+mod scan_args;
+pub(crate) use scan_args::*;
 pub(crate) mod generate;
 pub(crate) mod man;
 
@@ -305,35 +307,6 @@ pub struct RefreshArgs {
     pub root: RootArgs,
 }
 
-/// Where socket tables are read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum SocketSource {
-    /// netlink sock_diag, filtered to listeners in the kernel; /proc if that fails.
-    #[default]
-    Auto,
-    /// netlink sock_diag only.
-    Netlink,
-    /// /proc/net/{tcp,tcp6,udp,udp6} only.
-    Proc,
-}
-
-#[derive(Debug, Args)]
-pub struct ScanArgs {
-    /// Show every listener, loopback-only ones included.
-    #[arg(long)]
-    pub all: bool,
-    /// Print JSON for scripts (schema in /usr/share/doc/autofw/json-schema.md).
-    #[arg(long)]
-    pub json: bool,
-    /// Where to read the socket tables from.
-    #[arg(long, value_enum, default_value_t = SocketSource::Auto)]
-    pub source: SocketSource,
-    /// Read saved tables (tcp, tcp6, udp, udp6, owners) from DIR instead of
-    /// this host: for tests and for drafting from another machine's /proc/net
-    /// (format in /usr/share/doc/autofw/scan.md).
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub fixture: Option<PathBuf>,
-}
 
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -362,11 +362,19 @@ fn namespace_scan_lists_exactly_what_ss_lists() {
     let netlink = json_of(&server.autofw(&["scan", "--all", "--json", "--source", "netlink"]));
     let proc = json_of(&server.autofw(&["scan", "--all", "--json", "--source", "proc"]));
     let auto = json_of(&server.autofw(&["scan", "--all", "--json"]));
+    // The holders from the kernel's task_file iterator, and from the walk
+    // of /proc alone, whatever the machine's process count makes `auto`.
+    let iterator = json_of(&server.autofw(&["scan", "--all", "--json", "--owners-from", "bpf"]));
+    let walk = json_of(&server.autofw(&["scan", "--all", "--json", "--owners-from", "proc"]));
 
     // Same sockets, same owners (pids and programs) as ss, whichever source.
     assert_eq!(owned_from_scan(&netlink), ss, "netlink vs ss");
+    assert_eq!(owned_from_scan(&iterator), ss, "the iterator vs ss");
+    assert_eq!(owned_from_scan(&walk), ss, "the /proc walk vs ss");
     assert_eq!(summary(&proc), summary(&netlink), "proc vs netlink");
     assert_eq!(summary(&auto), summary(&netlink), "auto vs netlink");
+    assert_eq!(summary(&iterator), summary(&netlink), "iterator vs netlink");
+    assert_eq!(summary(&walk), summary(&netlink), "walk vs netlink");
 
     let lines = summary(&netlink);
     let pids_of = |needle: &str| -> String {

@@ -79,6 +79,16 @@ impl From<SocketSource> for scan::SocketSource {
     }
 }
 
+impl From<OwnerSourceArg> for scan::OwnerSource {
+    fn from(source: OwnerSourceArg) -> Self {
+        match source {
+            OwnerSourceArg::Auto => scan::OwnerSource::Auto,
+            OwnerSourceArg::Proc => scan::OwnerSource::Walk,
+            OwnerSourceArg::Bpf => scan::OwnerSource::Iterator,
+        }
+    }
+}
+
 impl From<FormatArg> for propose::Format {
     fn from(format: FormatArg) -> Self {
         match format {
@@ -95,6 +105,7 @@ impl From<ScanArgs> for scan::ScanOptions {
             all: args.all,
             json: args.json,
             source: args.source.into(),
+            owners_from: args.owners_from.into(),
             fixture: args.fixture,
         }
     }

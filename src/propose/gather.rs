@@ -9,7 +9,7 @@ use crate::blocklist::{Collected, FamilySets, Ranges, SetContents, parse_entry, 
 use crate::error::{bad_input, host_failure};
 use crate::input::{self, Kind};
 use crate::model::Scan;
-use crate::scan::SocketSource;
+use crate::scan::{OwnerSource, SocketSource};
 use crate::services::ServiceTable;
 use crate::terminal::escape_controls;
 use anyhow::Context;
@@ -23,7 +23,7 @@ pub fn gather(args: &PolicyOptions) -> anyhow::Result<(Scan, Choices)> {
     let choices = read_choices(args, crate::scan::host::read_service_table())?;
     let scan = match &args.from {
         Some(path) => read_saved_scan(path)?,
-        None => crate::scan::scan_host(SocketSource::Auto, &choices.table)?,
+        None => crate::scan::scan_host(SocketSource::Auto, OwnerSource::Auto, &choices.table)?,
     };
     Ok((scan, choices))
 }

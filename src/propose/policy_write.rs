@@ -190,7 +190,11 @@ fn preview(
     let new_choices = choices_from(&flags, table.clone(), Some((new, path)))?;
     let scan = match &args.from {
         Some(from) => read_saved_scan(from)?,
-        None => crate::scan::scan_host(crate::scan::SocketSource::Auto, &table)?,
+        None => crate::scan::scan_host(
+            crate::scan::SocketSource::Auto,
+            crate::scan::OwnerSource::Auto,
+            &table,
+        )?,
     };
     let before = build(&scan, &old_choices)
         .render_for(crate::propose::Format::Nft, crate::propose::Target::Load);

@@ -24,6 +24,8 @@ pub(crate) mod forwarded;
 pub(crate) mod host;
 pub(crate) mod interfaces;
 pub(crate) mod kernel;
+mod btf;
+mod task_files;
 pub(crate) mod nat;
 pub(crate) mod netlink;
 pub(crate) mod nft_nat;
@@ -52,6 +54,20 @@ pub(crate) enum SocketSource {
     Proc,
 }
 
+/// How the holders of the listening sockets are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OwnerSource {
+    /// The kernel's `task_file` iterator on a host with many processes
+    /// (where it is faster), the `/proc` walk otherwise or where the
+    /// iterator cannot run.
+    #[default]
+    Auto,
+    /// Walk `/proc/PID/fd` only.
+    Walk,
+    /// The iterator only.
+    Iterator,
+}
+
 /// What `autofw scan` was asked for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ScanOptions {
@@ -59,6 +75,7 @@ pub(crate) struct ScanOptions {
     pub all: bool,
     pub json: bool,
     pub source: SocketSource,
+    pub owners_from: OwnerSource,
     /// Saved tables to read instead of this host.
     pub fixture: Option<PathBuf>,
 }
@@ -71,12 +88,16 @@ pub(crate) struct ScanOptions {
 /// beside the walk was measured slower on a small host (2.29 against
 /// 2.14 ms: starting a thread, and waking a CPU for it in a VM, costs more
 /// than those reads).
-pub(crate) fn scan_host(source: SocketSource, names: &ServiceTable) -> anyhow::Result<Scan> {
+pub(crate) fn scan_host(
+    source: SocketSource,
+    owners_from: OwnerSource,
+    names: &ServiceTable,
+) -> anyhow::Result<Scan> {
     let (sockets, from_proc) = read_live_sockets(source)?;
     if from_proc {
         eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
     }
-    let owners = owners::walk_proc(&listener_inodes(&sockets))?;
+    let owners = owners::find_owners(&listener_inodes(&sockets), owners_from)?;
     let side = HostSide::read();
     Ok(listeners_of_host(sockets, owners, names, side))
 }
@@ -377,7 +398,7 @@ pub(crate) fn run(
             ));
         }
         Some(dir) => scan_saved(dir)?,
-        None => scan_host(args.source, &host::read_service_table())?,
+        None => scan_host(args.source, args.owners_from, &host::read_service_table())?,
     };
     let shown = render::visible(&scan, args.all);
     let text = if args.json {
