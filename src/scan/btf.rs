@@ -29,12 +29,29 @@ pub(super) struct IteratorFacts {
     pub(super) task_tgid: u32,
 }
 
-/// The type section and the strings of one BTF blob, and where each type
-/// starts (index: type id - 1).
+/// The type section and the strings of one BTF blob.
 struct Types<'a> {
     types: &'a [u8],
     strings: &'a [u8],
-    starts: Vec<u32>,
+}
+
+/// One type: its id, where it starts in the type section, its name
+/// offset and info word.
+#[derive(Clone, Copy)]
+struct Type {
+    id: u32,
+    at: usize,
+    name: u32,
+    info: u32,
+}
+
+impl Type {
+    fn kind(&self) -> u32 {
+        (self.info >> 24) & 0x1f
+    }
+    fn count(&self) -> usize {
+        (self.info & 0xffff) as usize
+    }
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
@@ -44,46 +61,45 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 /// The facts, from the bytes of `/sys/kernel/btf/vmlinux`.
 pub(super) fn iterator_facts(blob: &[u8]) -> Result<IteratorFacts, String> {
     let types = Types::read(blob)?;
-    let mut wanted = [
-        (KIND_STRUCT, &b"file"[..], None),
-        (KIND_STRUCT, b"inode", None),
-        (KIND_STRUCT, b"task_struct", None),
-        (KIND_FUNC, b"bpf_iter_task_file", None),
+    let wanted: [(u32, &[u8]); 4] = [
+        (KIND_STRUCT, b"file"),
+        (KIND_STRUCT, b"inode"),
+        (KIND_STRUCT, b"task_struct"),
+        (KIND_FUNC, b"bpf_iter_task_file"),
     ];
-    for id in 1..=types.starts.len() as u32 {
-        let (name, info) = types.header(id).ok_or("a type runs past the type section")?;
-        let kind = (info >> 24) & 0x1f;
-        for (want_kind, want_name, found) in wanted.iter_mut() {
-            // A struct with no members is a forward declaration.
-            if found.is_none()
-                && kind == *want_kind
-                && (kind == KIND_FUNC || info & 0xffff > 0)
-                && types.name(name) == Some(*want_name)
-            {
-                *found = Some(id);
+    let mut found: [Option<Type>; 4] = [None; 4];
+    types.each(|ty| {
+        let kind = ty.kind();
+        // A struct with no members is a forward declaration.
+        if kind == KIND_FUNC || (kind == KIND_STRUCT && ty.count() > 0) {
+            let name = types.name(ty.name);
+            for (slot, (want_kind, want_name)) in found.iter_mut().zip(&wanted) {
+                if slot.is_none() && kind == *want_kind && name == Some(*want_name) {
+                    *slot = Some(ty);
+                }
             }
         }
-    }
-    let id = |i: usize| {
-        wanted[i].2.ok_or_else(|| {
+        found.iter().any(Option::is_none)
+    })?;
+    let ty = |i: usize| {
+        found[i].ok_or_else(|| {
             format!(
                 "the kernel's BTF has no {}",
                 String::from_utf8_lossy(wanted[i].1)
             )
         })
     };
-    let member = |id: u32, name: &str| {
+    let member = |ty: Type, name: &str| {
         types
-            .member_offset(id, name.as_bytes(), 0)
+            .member_offset(ty, name.as_bytes(), 0)
             .ok_or_else(|| format!("the kernel's BTF has no member {name}"))
     };
-    let (file, inode, task) = (id(0)?, id(1)?, id(2)?);
     Ok(IteratorFacts {
-        iterator_function: id(3)?,
-        file_inode: member(file, "f_inode")?,
-        inode_mode: member(inode, "i_mode")?,
-        inode_number: member(inode, "i_ino")?,
-        task_tgid: member(task, "tgid")?,
+        iterator_function: ty(3)?.id,
+        file_inode: member(ty(0)?, "f_inode")?,
+        inode_mode: member(ty(1)?, "i_mode")?,
+        inode_number: member(ty(1)?, "i_ino")?,
+        task_tgid: member(ty(2)?, "tgid")?,
     })
 }
 
@@ -93,22 +109,38 @@ impl<'a> Types<'a> {
         if magic != Some(MAGIC) {
             return Err("not BTF (no 0xeb9f magic)".into());
         }
-        let field = |at| u32_at(blob, at).map(|v| v as usize).ok_or("a short BTF header");
+        let field = |at| {
+            u32_at(blob, at)
+                .map(|v| v as usize)
+                .ok_or("a short BTF header")
+        };
         let (header, type_off, type_len, str_off, str_len) =
             (field(4)?, field(8)?, field(12)?, field(16)?, field(20)?);
         let section = |off: usize, len: usize| {
             let start = header.checked_add(off)?;
             blob.get(start..start.checked_add(len)?)
         };
-        let types = section(type_off, type_len).ok_or("the type section runs past the end")?;
-        let strings = section(str_off, str_len).ok_or("the strings run past the end")?;
-        let mut starts = Vec::with_capacity(type_len / 16);
+        Ok(Types {
+            types: section(type_off, type_len).ok_or("the type section runs past the end")?,
+            strings: section(str_off, str_len).ok_or("the strings run past the end")?,
+        })
+    }
+
+    /// Call `visit` with each type in order, while it returns true.
+    fn each(&self, mut visit: impl FnMut(Type) -> bool) -> Result<(), String> {
         let mut at = 0;
-        while at < types.len() {
-            starts.push(at as u32);
-            let info = u32_at(types, at + 4).ok_or("a type runs past the type section")?;
-            let count = (info & 0xffff) as usize;
-            at += 12 + match (info >> 24) & 0x1f {
+        let mut id = 1;
+        while at < self.types.len() {
+            let (Some(name), Some(info)) = (u32_at(self.types, at), u32_at(self.types, at + 4))
+            else {
+                return Err("a type runs past the type section".into());
+            };
+            let ty = Type { id, at, name, info };
+            if !visit(ty) {
+                return Ok(());
+            }
+            let count = ty.count();
+            at += 12 + match ty.kind() {
                 // INT, VAR, DECL_TAG: one u32.
                 1 | 14 | 17 => 4,
                 // ARRAY: struct btf_array.
@@ -122,18 +154,23 @@ impl<'a> Types<'a> {
                 2 | 7..=12 | 16 | 18 => 0,
                 kind => return Err(format!("an unknown BTF kind {kind}")),
             };
+            id += 1;
         }
-        Ok(Types {
-            types,
-            strings,
-            starts,
-        })
+        Ok(())
     }
 
-    /// A type's name offset and info word.
-    fn header(&self, id: u32) -> Option<(u32, u32)> {
-        let at = *self.starts.get(id.checked_sub(1)? as usize)? as usize;
-        Some((u32_at(self.types, at)?, u32_at(self.types, at + 4)?))
+    /// The type with this id (another pass: only an anonymous member
+    /// asks for one).
+    fn by_id(&self, id: u32) -> Option<Type> {
+        let mut found = None;
+        self.each(|ty| {
+            if ty.id == id {
+                found = Some(ty);
+            }
+            ty.id < id
+        })
+        .ok()?;
+        found
     }
 
     fn name(&self, offset: u32) -> Option<&'a [u8]> {
@@ -141,33 +178,41 @@ impl<'a> Types<'a> {
         Some(&rest[..rest.iter().position(|&c| c == 0)?])
     }
 
-    /// The byte offset of member `name` of struct or union `id`, looking
-    /// into its anonymous structs and unions (`depth` bounds a loop in
-    /// damaged data).
-    fn member_offset(&self, id: u32, name: &[u8], depth: u32) -> Option<u32> {
-        let (_, info) = self.header(id)?;
-        let kind = (info >> 24) & 0x1f;
-        if depth > 8 || (kind != KIND_STRUCT && kind != KIND_UNION) {
-            return None;
-        }
-        let start = *self.starts.get(id as usize - 1)? as usize + 12;
-        for index in 0..(info & 0xffff) as usize {
-            let at = start + index * 12;
-            let (member_name, member_type) = (u32_at(self.types, at)?, u32_at(self.types, at + 4)?);
+    /// The members of struct or union `ty`: (name offset, type id, byte
+    /// offset), `None` where one runs past the type section.
+    fn members(&self, ty: Type) -> impl Iterator<Item = Option<(u32, u32, u32)>> + '_ {
+        (0..ty.count()).map(move |index| {
+            let at = ty.at + 12 + index * 12;
             let mut bits = u32_at(self.types, at + 8)?;
             // With kind_flag, the top 8 bits are a bitfield's size.
-            if info >> 31 == 1 {
+            if ty.info >> 31 == 1 {
                 bits &= 0x00ff_ffff;
             }
-            let found = if member_name == 0 {
-                self.member_offset(member_type, name, depth + 1)
-            } else if self.name(member_name) == Some(name) {
-                Some(0)
-            } else {
-                None
-            };
-            if let Some(inner) = found {
-                return (bits / 8).checked_add(inner);
+            Some((u32_at(self.types, at)?, u32_at(self.types, at + 4)?, bits / 8))
+        })
+    }
+
+    /// The byte offset of member `name` of struct or union `ty`: its own
+    /// members first, then inside its anonymous structs and unions
+    /// (`depth` bounds a loop in damaged data).
+    fn member_offset(&self, ty: Type, name: &[u8], depth: u32) -> Option<u32> {
+        if depth > 8 || (ty.kind() != KIND_STRUCT && ty.kind() != KIND_UNION) {
+            return None;
+        }
+        for member in self.members(ty) {
+            let (member_name, _, offset) = member?;
+            if member_name != 0 && self.name(member_name) == Some(name) {
+                return Some(offset);
+            }
+        }
+        for member in self.members(ty) {
+            let (member_name, member_type, offset) = member?;
+            if member_name == 0
+                && let Some(inner) = self
+                    .by_id(member_type)
+                    .and_then(|inner| self.member_offset(inner, name, depth + 1))
+            {
+                return offset.checked_add(inner);
             }
         }
         None

@@ -96,12 +96,14 @@ fn read_facts() -> Result<IteratorFacts, String> {
         .len() as usize;
     // SAFETY: a private read-only mapping of a file the kernel never
     // changes while it runs; the slice does not outlive the mapping.
+    // Populated at once: 1,300 page faults one by one cost more than the
+    // pass over the types (measured 1.7 against 2.6 ms and up).
     let mapped = unsafe {
         rustix::mm::mmap(
             std::ptr::null_mut(),
             len,
             rustix::mm::ProtFlags::READ,
-            rustix::mm::MapFlags::PRIVATE,
+            rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::POPULATE,
             &file,
             0,
         )
