@@ -564,6 +564,19 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
             text(&out.stderr)
         );
     }
+    // The kernel's task_file iterator needs root: asked for by name, it is
+    // a host failure that says so and what to use instead.
+    let out = Autofw::new(&["scan", "--owners-from", "bpf"])
+        .inside(&server)
+        .through(AS_NOBODY)
+        .output();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("needs root: CAP_BPF and CAP_PERFMON")
+            && said.contains("`--owners-from proc` walks /proc instead"),
+        "{said}"
+    );
 }
 
 /// Issue 20: a host with no NAT rules starts no process to find that out

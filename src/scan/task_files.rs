@@ -213,8 +213,17 @@ fn run_iterator(program: &[u64], iterator_function: u32) -> Result<Vec<u8>, Stri
     let loaded = bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
         let said = log.iter().position(|&c| c == 0).unwrap_or(0);
         let said = String::from_utf8_lossy(&log[..said]);
-        let last = said.lines().last().unwrap_or_default();
-        format!("the kernel refused the task_file iterator program: {e} {last}")
+        let needs = match e.raw_os_error() {
+            Some(libc::EPERM) => " (loading it needs root: CAP_BPF and CAP_PERFMON)",
+            _ => "",
+        };
+        match said.lines().rfind(|line| !line.trim().is_empty()) {
+            Some(last) => format!(
+                "the kernel refused the task_file iterator program: {e}{needs}; its verifier said: {}",
+                last.trim()
+            ),
+            None => format!("the kernel refused the task_file iterator program: {e}{needs}"),
+        }
     })?;
     // BPF_LINK_CREATE: prog_fd, target_fd, attach_type.
     let mut attr = [0u8; 64];
