@@ -198,7 +198,7 @@ fn run_iterator(program: &[u64], iterator_function: u32) -> Result<Vec<u8>, Stri
     let license = c"GPL";
     let mut log = vec![0u8; 4096];
     // union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license,
-    // log_level, log_size, log_buf, ..., expected_attach_type (68),
+    // log_level, log_size, log_buf, ..., prog_name (48), expected_attach_type (68),
     // attach_btf_id (108).
     let mut attr = [0u8; 128];
     put(&mut attr, 0, &BPF_PROG_TYPE_TRACING.to_le_bytes());
@@ -208,6 +208,9 @@ fn run_iterator(program: &[u64], iterator_function: u32) -> Result<Vec<u8>, Stri
     put(&mut attr, 24, &1u32.to_le_bytes());
     put(&mut attr, 28, &(log.len() as u32).to_le_bytes());
     put(&mut attr, 32, &(log.as_mut_ptr() as u64).to_le_bytes());
+    // prog_name (48, 16 bytes): what `bpftool prog show` lists while the
+    // scan runs, so an administrator who sees it knows whose it is.
+    put(&mut attr, 48, b"autofw_scan\0");
     put(&mut attr, 68, &BPF_TRACE_ITER.to_le_bytes());
     put(&mut attr, 108, &iterator_function.to_le_bytes());
     let loaded = bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
