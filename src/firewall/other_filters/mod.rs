@@ -139,9 +139,14 @@ impl Check {
 
 /// Read the live filters. Root only (the caller checks).
 pub(crate) fn live_filters() -> anyhow::Result<LiveFilters> {
+    // A failing save reads as no rules (a kernel without that family), but
+    // once more first: a dump can be interrupted on a busy host, and a
+    // filter missed here is a drop propose never warns about.
     let save = |tool: &str| {
         if tool_exists(tool) {
-            run_tool(tool, &[], None).unwrap_or_default()
+            run_tool(tool, &[], None)
+                .or_else(|_| run_tool(tool, &[], None))
+                .unwrap_or_default()
         } else {
             String::new()
         }
