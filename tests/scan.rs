@@ -579,6 +579,47 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
     );
 }
 
+/// The kernel's task_file iterator reports the kernel's own pids, so in a
+/// pid namespace of its own (a container's) scan walks that namespace's
+/// /proc instead; asked for the iterator by name, it says why not. (Fails
+/// if the check is fooled by a /proc the namespace mounted itself.)
+#[test]
+fn in_a_pid_namespace_the_owners_come_from_its_own_proc() {
+    if !require_root() {
+        return;
+    }
+    let mut server = Netns::new("scan-pidns");
+    // A listener: with none, there are no holders to look for.
+    let script = listen_py().display().to_string();
+    server.spawn(&["python3", &script, "--name", "webd", "tcp:0.0.0.0:8000"]);
+    assert!(wait_until(Duration::from_secs(5), || server
+        .ok(&["ss", "-Htln"])
+        .contains(":8000")));
+    let in_pid_namespace = &["unshare", "--pid", "--fork", "--mount-proc"];
+    let out = Autofw::new(&["scan", "--owners-from", "bpf"])
+        .inside(&server)
+        .through(in_pid_namespace)
+        .output();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a pid namespace of its own"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Autofw::new(&["scan", "--all", "--json"])
+        .inside(&server)
+        .through(in_pid_namespace)
+        .output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Its /proc shows none of the host's processes: the listener is seen,
+    // its holder is not.
+    assert!(
+        summary(&json_of(&out)).contains(&"tcp 0.0.0.0 8000 public unknown  []".to_string()),
+        "{:#?}",
+        summary(&json_of(&out))
+    );
+}
+
 /// Issue 20: a host with no NAT rules starts no process to find that out
 /// (nf_tables is asked over netlink, the legacy tables are named in
 /// /proc/net), and where there is a nat table, only the readers of its

@@ -8,11 +8,12 @@
 //! hosts with many processes, and walks `/proc` when it cannot be used.
 //!
 //! The program (25 instructions, written out below: there is no BPF
-//! compiler in this build) runs once per open file of every process. For a
-//! socket (`S_IFSOCK` in the inode's mode) it writes 16 bytes: the inode
-//! number, the process id (the thread group's: the iterator visits a
-//! process's descriptor table once, not once per thread) and the
-//! descriptor number. It only reads kernel memory through BTF-typed
+//! compiler in this build) runs once per open file of every process and
+//! writes 16 bytes for it: the inode number if it is a socket (`S_IFSOCK`
+//! in the inode's mode), else 0; the process id (the thread group's: the
+//! iterator visits a process's descriptor table once, not once per
+//! thread); the descriptor number. Every file, so that the caller knows
+//! which processes it saw. It only reads kernel memory through BTF-typed
 //! pointers, which the verifier checks; it changes nothing, is attached
 //! nowhere, and is gone when its descriptors close at the end of the scan.
 //!
@@ -52,6 +53,11 @@ pub(super) struct Seen {
 /// The holders of the sockets in `wanted` (sorted); or why the iterator
 /// cannot be used here.
 pub(super) fn socket_holders(wanted: &[u64]) -> Result<Seen, String> {
+    // Before the BTF is read (2 ms): a user's scan on a large host would
+    // pay it on every run only to be refused.
+    if !rustix::process::geteuid().is_root() {
+        return Err("the task_file iterator needs root: CAP_BPF and CAP_PERFMON".into());
+    }
     if !in_initial_pid_namespace()? {
         return Err("scan runs in a pid namespace of its own".into());
     }
@@ -75,15 +81,15 @@ pub(super) fn socket_holders(wanted: &[u64]) -> Result<Seen, String> {
     Ok(seen)
 }
 
-/// `NSpid:` in our own status lists one pid per namespace we are in.
+/// The kernel gives the initial pid namespace a fixed inode number
+/// (`PROC_PID_INIT_INO`); `NSpid:` in `/proc/self/status` would not do, as
+/// it counts namespaces only from the one that mounted `/proc`, which in a
+/// container is the container's own.
 fn in_initial_pid_namespace() -> Result<bool, String> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
-    let nspid = status
-        .lines()
-        .find_map(|line| line.strip_prefix("NSpid:"))
-        .ok_or("this kernel does not say which pid namespace scan runs in")?;
-    Ok(nspid.split_whitespace().count() == 1)
+    const PROC_PID_INIT_INO: u64 = 0xefff_fffc;
+    let stat = rustix::fs::stat("/proc/self/ns/pid")
+        .map_err(|e| format!("cannot tell which pid namespace scan runs in: {e}"))?;
+    Ok(stat.st_ino == PROC_PID_INIT_INO)
 }
 
 /// The kernel's BTF, mapped (Linux 6.15 and later) or read.
