@@ -30,7 +30,21 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+/// The whole command line with every subcommand's arguments (deferred in
+/// `Cli::command()`), for the man pages. Building would also add clap's
+/// `help` subcommand, which has no page: it is left out.
+pub(crate) fn full_command() -> clap::Command {
+    let mut command = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    command.build();
+    command
+}
+
+/// The subcommands. Each one's arguments are built only when it is the one
+/// given (`defer`): a scan does not build apply's fifty arguments, which was
+/// a tenth of a small host's scan (docs/scan.md). What shows every
+/// subcommand whole (man pages, completions) uses [`full_command`].
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// List listening sockets, who owns them, and who can reach them
     /// (replaces `netstat -tunlp`).
@@ -218,7 +232,9 @@ pub enum Command {
     Judge,
 }
 
-/// What every policy-editing command takes.
+// What every policy-editing command takes. (A `//` comment: a doc comment
+// on a flattened struct would become the `about` of every subcommand that
+// flattens it, the subcommands' arguments being built deferred.)
 #[derive(Debug, Args, Clone)]
 pub struct EditArgs {
     /// Edit this policy file instead of /etc/autofw/policy.toml.
@@ -320,7 +336,8 @@ pub enum FormatArg {
     Ip6tables,
 }
 
-/// The operator's choices, shared by `propose` and `apply`.
+// The operator's choices, shared by `propose` and `apply` (a `//` comment,
+// as `EditArgs`'s).
 #[derive(Debug, Args, Default, Clone)]
 pub struct PolicyArgs {
     /// Open a service or port even if nothing listens on it yet:

@@ -8,12 +8,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::man;
 use crate::boot_hook;
-use crate::cli::{Cli, GenerateArgs, Generated};
+use crate::cli::{Cli, GenerateArgs, Generated, full_command};
 use crate::error::{exit, host_failure};
 use crate::record::Backend;
 use crate::status::timer;
@@ -31,7 +30,10 @@ pub(crate) fn completions(shell: Shell) -> anyhow::Result<u8> {
 /// The command line without its internal (hidden) subcommands, which
 /// clap_complete would otherwise offer at `autofw <TAB>`.
 fn completable() -> clap::Command {
-    let full = Cli::command();
+    // Unbuilt: each clone keeps its deferred arguments, which
+    // clap_complete builds with the new root (built subcommands would not
+    // get their names under it).
+    let full = <Cli as clap::CommandFactory>::command();
     clap::Command::new("autofw")
         .version(env!("CARGO_PKG_VERSION"))
         .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
@@ -54,7 +56,7 @@ pub(crate) fn completion(shell: Shell) -> (String, Vec<u8>) {
 /// `autofw generate WHAT DIR`.
 pub(crate) fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
     let files: Vec<(String, Vec<u8>)> = match args.what {
-        Generated::Man => man::pages(Cli::command())
+        Generated::Man => man::pages(full_command())
             .into_iter()
             .map(|(name, text)| (name, text.into_bytes()))
             .collect(),
@@ -95,4 +97,31 @@ fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         println!("{}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each subcommand's arguments are deferred; once built, its `about`
+    /// must still be its own. A doc comment on a flattened `Args` struct
+    /// would replace it (apply's help said "The operator's choices, shared
+    /// by `propose` and `apply`").
+    #[test]
+    fn building_the_deferred_arguments_keeps_each_subcommands_about() {
+        let deferred = <Cli as clap::CommandFactory>::command();
+        let built = full_command();
+        for sub in deferred.get_subcommands() {
+            let whole = built.find_subcommand(sub.get_name()).unwrap();
+            assert_eq!(
+                whole.get_about().map(ToString::to_string),
+                sub.get_about().map(ToString::to_string),
+                "{}",
+                sub.get_name()
+            );
+            assert!(whole.get_arguments().count() >= sub.get_arguments().count());
+        }
+        let apply = built.find_subcommand("apply").unwrap();
+        assert!(apply.get_arguments().any(|a| a.get_id() == "confirm"));
+    }
 }

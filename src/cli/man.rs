@@ -217,7 +217,7 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Every page: (file name, roff text). `cli` is `Cli::command()`.
+/// Every page: (file name, roff text). `cli` is `full_command()`.
 pub(crate) fn pages(cli: Command) -> Vec<(String, String)> {
     let mut cli = cli.disable_help_subcommand(true);
     cli.build();
@@ -394,11 +394,10 @@ fn see_also(roff: &mut Roff, key: &str, subcommands: &[Command]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn synopsis_names_each_options_argument() {
-        let pages = pages(crate::cli::Cli::command());
+        let pages = pages(crate::cli::full_command());
         let page = |name: &str| {
             pages
                 .iter()
