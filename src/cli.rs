@@ -323,7 +323,6 @@ pub struct RefreshArgs {
     pub root: RootArgs,
 }
 
-
 /// Output format of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum FormatArg {

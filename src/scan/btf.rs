@@ -140,20 +140,21 @@ impl<'a> Types<'a> {
                 return Ok(());
             }
             let count = ty.count();
-            at += 12 + match ty.kind() {
-                // INT, VAR, DECL_TAG: one u32.
-                1 | 14 | 17 => 4,
-                // ARRAY: struct btf_array.
-                3 => 12,
-                // STRUCT, UNION, DATASEC, ENUM64: 12 bytes per entry.
-                4 | 5 | 15 | 19 => count * 12,
-                // ENUM, FUNC_PROTO: 8 bytes per entry.
-                6 | 13 => count * 8,
-                // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC,
-                // FLOAT, TYPE_TAG: nothing after the header.
-                2 | 7..=12 | 16 | 18 => 0,
-                kind => return Err(format!("an unknown BTF kind {kind}")),
-            };
+            at += 12
+                + match ty.kind() {
+                    // INT, VAR, DECL_TAG: one u32.
+                    1 | 14 | 17 => 4,
+                    // ARRAY: struct btf_array.
+                    3 => 12,
+                    // STRUCT, UNION, DATASEC, ENUM64: 12 bytes per entry.
+                    4 | 5 | 15 | 19 => count * 12,
+                    // ENUM, FUNC_PROTO: 8 bytes per entry.
+                    6 | 13 => count * 8,
+                    // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC,
+                    // FLOAT, TYPE_TAG: nothing after the header.
+                    2 | 7..=12 | 16 | 18 => 0,
+                    kind => return Err(format!("an unknown BTF kind {kind}")),
+                };
             id += 1;
         }
         Ok(())
@@ -188,7 +189,11 @@ impl<'a> Types<'a> {
             if ty.info >> 31 == 1 {
                 bits &= 0x00ff_ffff;
             }
-            Some((u32_at(self.types, at)?, u32_at(self.types, at + 4)?, bits / 8))
+            Some((
+                u32_at(self.types, at)?,
+                u32_at(self.types, at + 4)?,
+                bits / 8,
+            ))
         })
     }
 
@@ -237,8 +242,17 @@ mod tests {
             at
         };
         let names: Vec<u32> = [
-            "file", "f_inode", "pad", "inode", "i_mode", "i_ino", "x", "task_struct", "tgid",
-            "bpf_iter_task_file", "int",
+            "file",
+            "f_inode",
+            "pad",
+            "inode",
+            "i_mode",
+            "i_ino",
+            "x",
+            "task_struct",
+            "tgid",
+            "bpf_iter_task_file",
+            "int",
         ]
         .iter()
         .map(|s| name(s))
@@ -267,7 +281,13 @@ mod tests {
         let mut blob = Vec::new();
         blob.extend_from_slice(&MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
-        for v in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             blob.extend_from_slice(&v.to_le_bytes());
         }
         blob.extend_from_slice(&types);

@@ -18,20 +18,20 @@
 //!
 //! Other commands call [`scan_host`].
 
+mod btf;
 pub(crate) mod core;
 pub(crate) mod fd_walk;
 pub(crate) mod forwarded;
 pub(crate) mod host;
 pub(crate) mod interfaces;
 pub(crate) mod kernel;
-mod btf;
-mod task_files;
 pub(crate) mod nat;
 pub(crate) mod netlink;
 pub(crate) mod nft_nat;
 pub(crate) mod owners;
 pub(crate) mod procnet;
 pub(crate) mod render;
+mod task_files;
 
 use self::core::{Owners, SocketEntry};
 use self::procnet::Table;

@@ -3,11 +3,11 @@
 //! holder (its name, account, executable), and the saved owner map that
 //! stands in for the walk in fixtures.
 
-use super::core::{Owners, ProcessFacts};
 use super::OwnerSource;
+use super::core::{Owners, ProcessFacts};
 use super::fd_walk::{self, DIR_BUFFER};
-use super::task_files;
 use super::procnet::LineError;
+use super::task_files;
 use crate::model::UnreadableProcess;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, RawDir};

@@ -155,30 +155,30 @@ fn program(facts: &IteratorFacts) -> Vec<u64> {
     let jump = |from: i16, to: i16| to - from - 1;
     let field = |offset: u32| offset as i16;
     vec![
-        insn(0xbf, 6, 1, 0, 0),                                  // 0: r6 = ctx
-        insn(0x79, 7, 6, 24, 0),                                 // r7 = ctx->file
-        insn(0x15, 7, 0, jump(2, EXIT), 0),                      // no file: done
-        insn(0x79, 9, 6, 8, 0),                                  // r9 = ctx->task
-        insn(0x15, 9, 0, jump(4, EXIT), 0),                      // no task: done
-        insn(0xb7, 2, 0, 0, 0),                                  // r2 = 0 (no socket)
-        insn(0x79, 8, 7, field(facts.file_inode), 0),            // r8 = file->f_inode
-        insn(0x15, 8, 0, jump(7, STORE), 0),                     // no inode: store
-        insn(0x69, 1, 8, field(facts.inode_mode), 0),            // r1 = inode->i_mode
-        insn(0x57, 1, 0, 0, 0o170000),                           // r1 &= S_IFMT
-        insn(0x55, 1, 0, jump(10, STORE), 0o140000),             // not S_IFSOCK: store
-        insn(0x79, 2, 8, field(facts.inode_number), 0),          // r2 = inode->i_ino
-        insn(0x7b, 10, 2, -16, 0),                               // 12: record[0..8] = r2
-        insn(0x61, 1, 9, field(facts.task_tgid), 0),             // r1 = task->tgid
-        insn(0x63, 10, 1, -8, 0),                                // record[8..12] = pid
-        insn(0x61, 1, 6, 16, 0),                                 // r1 = ctx->fd
-        insn(0x63, 10, 1, -4, 0),                                // record[12..16] = fd
-        insn(0x79, 1, 6, 0, 0),                                  // r1 = ctx->meta
-        insn(0x79, 1, 1, 0, 0),                                  // r1 = meta->seq
-        insn(0xbf, 2, 10, 0, 0),                                 // r2 = the record
-        insn(0x07, 2, 0, 0, -16),                                //
-        insn(0xb7, 3, 0, 0, RECORD as i32),                      // r3 = its length
-        insn(0x85, 0, 0, 0, HELPER_SEQ_WRITE),                   // bpf_seq_write
-        insn(0xb7, 0, 0, 0, 0),                                  // 23: return 0
+        insn(0xbf, 6, 1, 0, 0),                         // 0: r6 = ctx
+        insn(0x79, 7, 6, 24, 0),                        // r7 = ctx->file
+        insn(0x15, 7, 0, jump(2, EXIT), 0),             // no file: done
+        insn(0x79, 9, 6, 8, 0),                         // r9 = ctx->task
+        insn(0x15, 9, 0, jump(4, EXIT), 0),             // no task: done
+        insn(0xb7, 2, 0, 0, 0),                         // r2 = 0 (no socket)
+        insn(0x79, 8, 7, field(facts.file_inode), 0),   // r8 = file->f_inode
+        insn(0x15, 8, 0, jump(7, STORE), 0),            // no inode: store
+        insn(0x69, 1, 8, field(facts.inode_mode), 0),   // r1 = inode->i_mode
+        insn(0x57, 1, 0, 0, 0o170000),                  // r1 &= S_IFMT
+        insn(0x55, 1, 0, jump(10, STORE), 0o140000),    // not S_IFSOCK: store
+        insn(0x79, 2, 8, field(facts.inode_number), 0), // r2 = inode->i_ino
+        insn(0x7b, 10, 2, -16, 0),                      // 12: record[0..8] = r2
+        insn(0x61, 1, 9, field(facts.task_tgid), 0),    // r1 = task->tgid
+        insn(0x63, 10, 1, -8, 0),                       // record[8..12] = pid
+        insn(0x61, 1, 6, 16, 0),                        // r1 = ctx->fd
+        insn(0x63, 10, 1, -4, 0),                       // record[12..16] = fd
+        insn(0x79, 1, 6, 0, 0),                         // r1 = ctx->meta
+        insn(0x79, 1, 1, 0, 0),                         // r1 = meta->seq
+        insn(0xbf, 2, 10, 0, 0),                        // r2 = the record
+        insn(0x07, 2, 0, 0, -16),                       //
+        insn(0xb7, 3, 0, 0, RECORD as i32),             // r3 = its length
+        insn(0x85, 0, 0, 0, HELPER_SEQ_WRITE),          // bpf_seq_write
+        insn(0xb7, 0, 0, 0, 0),                         // 23: return 0
         insn(0x95, 0, 0, 0, 0),
     ]
 }

@@ -72,12 +72,11 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
         Some(w) => Some(window_state(&state, &w)?),
         None => None,
     };
-    let scan =
-        crate::scan::scan_host(
-            SocketSource::Auto,
-            crate::scan::OwnerSource::Auto,
-            &crate::scan::host::read_service_table(),
-        )?;
+    let scan = crate::scan::scan_host(
+        SocketSource::Auto,
+        crate::scan::OwnerSource::Auto,
+        &crate::scan::host::read_service_table(),
+    )?;
     // A rolled-back apply is not expected to be loaded: no need to look.
     let live = match &record {
         Some(r) if r.rolled_back_at().is_none() => Some(live_rules(r, Some(&state))?),

@@ -76,12 +76,11 @@ pub(crate) fn run(args: &DisableOptions) -> anyhow::Result<u8> {
         boot_files,
     };
     write_json(&path(&state), &disabled)?;
-    let scan =
-        crate::scan::scan_host(
-            SocketSource::Auto,
-            crate::scan::OwnerSource::Auto,
-            &crate::scan::host::read_service_table(),
-        )?;
+    let scan = crate::scan::scan_host(
+        SocketSource::Auto,
+        crate::scan::OwnerSource::Auto,
+        &crate::scan::host::read_service_table(),
+    )?;
     let listening: Vec<String> = group::beyond_loopback(&scan)
         .iter()
         .map(|((port, proto), g)| format!("{port}/{proto} {} ({})", g.service(), g.owner()))
