@@ -2,8 +2,10 @@
 //! listening sockets ([`super::owners`] reads what it needs of each holder).
 //!
 //! The walk is nearly all of a scan's time (it is also nearly all of
-//! `ss -tulnp`'s), so it is built for speed: one `openat` per process
-//! relative to an open `/proc`, `getdents64` into a reused buffer, one
+//! `ss -tulnp`'s), so it is built for speed: one `statat` per process
+//! relative to an open `/proc` (its descriptor count: a kernel thread
+//! costs nothing more), one `openat` of those that hold descriptors,
+//! `getdents64` into a reused buffer, one
 //! `readlinkat` per descriptor relative to the open fd directory (no path
 //! walk from `/`, no allocation per descriptor), a binary search in the few
 //! listener inodes we care about, and the processes shared out between
