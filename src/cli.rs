@@ -30,19 +30,10 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
-/// The whole command line with every subcommand's arguments (deferred in
-/// `Cli::command()`), for the man pages. Building would also add clap's
-/// `help` subcommand, which has no page: it is left out.
-pub(crate) fn full_command() -> clap::Command {
-    let mut command = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
-    command.build();
-    command
-}
-
 /// The subcommands. Each one's arguments are built only when it is the one
-/// given (`defer`): a scan does not build apply's fifty arguments, which was
-/// a tenth of a small host's scan (docs/scan.md). What shows every
-/// subcommand whole (man pages, completions) uses [`full_command`].
+/// given (`defer`): a scan does not build apply's fifty arguments (6–8% of
+/// a small host's scan, docs/scan.md). What shows every subcommand whole
+/// builds the command first (`man::pages`), or lets clap_complete do it.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {

@@ -217,7 +217,8 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Every page: (file name, roff text). `cli` is `full_command()`.
+/// Every page: (file name, roff text). `cli` is `Cli::command()`, built
+/// here (the subcommands' deferred arguments with it).
 pub(crate) fn pages(cli: Command) -> Vec<(String, String)> {
     let mut cli = cli.disable_help_subcommand(true);
     cli.build();
@@ -397,7 +398,7 @@ mod tests {
 
     #[test]
     fn synopsis_names_each_options_argument() {
-        let pages = pages(crate::cli::full_command());
+        let pages = pages(<crate::cli::Cli as clap::CommandFactory>::command());
         let page = |name: &str| {
             pages
                 .iter()
