@@ -4,7 +4,6 @@
 //! *kind* of failure matters to the caller (a script reading the exit code),
 //! the error is raised as a [`Failure`], which `main` finds in the chain.
 
-use std::process::ExitCode;
 
 /// Exit codes, documented in `--help` and `docs/design.md`.
 pub(crate) mod exit {
@@ -55,13 +54,11 @@ pub(crate) fn refused(msg: impl Into<String>) -> anyhow::Error {
 
 /// The exit code for an error: the first [`Failure`] in its chain decides;
 /// anything else (I/O, an unexpected state) counts as a host failure.
-pub(crate) fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    let code = err
-        .chain()
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> u8 {
+    err.chain()
         .find_map(|cause| cause.downcast_ref::<Failure>())
         .map(Failure::exit_code)
-        .unwrap_or(exit::HOST);
-    ExitCode::from(code)
+        .unwrap_or(exit::HOST)
 }
 
 /// True when the error is a closed stdout (`autofw scan | head`): not a failure.

@@ -52,10 +52,8 @@ pub fn systemd_unit(backend: Backend) -> String {
 
 use clap::Parser;
 use cli::{Cli, Command};
-use std::process::ExitCode;
-
 /// Parse the command line, run it, print any error once, and map to an exit code.
-pub fn main_with_exit_code() -> ExitCode {
+pub fn main_with_exit_code() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version: clap prints them to stdout.
@@ -63,12 +61,12 @@ pub fn main_with_exit_code() -> ExitCode {
         // clap quotes the argument it refuses as given: escaped here.
         Err(err) => {
             eprint!("{}", terminal::escape_listing(&err.render().to_string()));
-            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(error::exit::BAD_INPUT));
+            return u8::try_from(err.exit_code()).unwrap_or(error::exit::BAD_INPUT);
         }
     };
     match run(cli.command) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        Err(err) if error::is_broken_pipe(&err) => 0,
         Err(err) => {
             // Messages quote input (files, names, other tools' words), each
             // escaped where it is quoted; this catches anything missed,

@@ -625,7 +625,7 @@ mod tests {
         );
         assert_eq!(
             crate::error::exit_code_for(&err),
-            std::process::ExitCode::from(crate::error::exit::HOST)
+            crate::error::exit::HOST
         );
     }
 
@@ -644,7 +644,7 @@ mod tests {
         );
         assert_eq!(
             crate::error::exit_code_for(&err),
-            std::process::ExitCode::from(crate::error::exit::HOST)
+            crate::error::exit::HOST
         );
     }
 
@@ -680,7 +680,7 @@ mod tests {
         assert!(format!("{err}").contains("another `autofw apply` is running"));
         assert_eq!(
             crate::error::exit_code_for(&err),
-            std::process::ExitCode::from(crate::error::exit::REFUSED)
+            crate::error::exit::REFUSED
         );
         drop(first);
         state.lock_apply().unwrap();
