@@ -65,12 +65,62 @@ fn diag_socket(socket: Option<Socket>) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// `buffer`, at least [`RECV_BUFFER`] long.
-fn receive_buffer(buffer: &mut Vec<u8>) -> &mut [u8] {
-    if buffer.len() < RECV_BUFFER {
-        buffer.resize(RECV_BUFFER, 0);
+/// Receive one datagram into `buffer` (emptied first, room for
+/// [`RECV_BUFFER`] bytes), and return it. The kernel writes into the
+/// buffer's spare capacity: none of it is zeroed first, and only the pages
+/// the answer fills are touched (a scan's answers are a few hundred bytes).
+fn receive<'b>(socket: &Socket, buffer: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
+    buffer.clear();
+    buffer.reserve(RECV_BUFFER);
+    let size = socket.recv(buffer, 0)?;
+    if size == 0 {
+        return Err(invalid("netlink socket closed before the dump was done"));
     }
-    &mut buffer[..]
+    Ok(&buffer[..size.min(buffer.len())])
+}
+
+/// Send `request` (a dump) on `socket` and hand each message of the answer
+/// to `each` as (type, payload), until the kernel says it is done: the
+/// loop of every dump whose messages autofw reads itself (the two-family
+/// TCP dump here, nf_tables' chains, the addresses). An error message from
+/// the kernel ends it as that error; so does a message cut short.
+pub(super) fn dump_messages(
+    socket: &Socket,
+    request: &[u8],
+    buffer: &mut Vec<u8>,
+    mut each: impl FnMut(u16, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    const NLMSG_NOOP: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    socket.send(request, 0)?;
+    loop {
+        let mut data = receive(socket, buffer)?;
+        while data.len() >= 16 {
+            let length = u32::from_ne_bytes(data[..4].try_into().unwrap_or_default()) as usize;
+            let kind = u16::from_ne_bytes(data[4..6].try_into().unwrap_or_default());
+            if length < 16 || length > data.len() {
+                return Err(invalid("truncated netlink message"));
+            }
+            let payload = &data[16..length];
+            data = &data[((length + 3) & !3).min(data.len())..];
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
+                    return Err(if code == 0 {
+                        invalid("unexpected netlink acknowledgement")
+                    } else {
+                        io::Error::from_raw_os_error(-code)
+                    });
+                }
+                NLMSG_NOOP => {}
+                _ => each(kind, payload)?,
+            }
+        }
+    }
 }
 
 /// [`Diag::dump`], on `socket` (or a new one), handing the socket back.
@@ -83,11 +133,11 @@ fn dump(
         Ok(socket) => socket,
         Err(e) => return (None, Err(e)),
     };
-    let result = dump_on(&socket, receive_buffer(buffer), table);
+    let result = dump_on(&socket, buffer, table);
     (Some(socket), result)
 }
 
-fn dump_on(socket: &Socket, buffer: &mut [u8], table: Table) -> io::Result<Vec<SocketEntry>> {
+fn dump_on(socket: &Socket, buffer: &mut Vec<u8>, table: Table) -> io::Result<Vec<SocketEntry>> {
     let proto = table.proto();
     let (family, socket_id) = if table.is_v6() {
         (AF_INET6, SocketId::new_v6())
@@ -126,13 +176,11 @@ fn dump_on(socket: &Socket, buffer: &mut [u8], table: Table) -> io::Result<Vec<S
     // Device names by index, each asked of the kernel once.
     let mut devices: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
     loop {
-        let size = socket.recv(&mut &mut buffer[..], 0)?;
-        if size == 0 {
-            return Err(invalid("netlink socket closed before the dump was done"));
-        }
+        let data = receive(socket, buffer)?;
+        let size = data.len();
         let mut offset = 0;
         while offset < size {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..size])
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&data[offset..size])
                 .map_err(|e| invalid(&format!("cannot decode a sock_diag message: {e}")))?;
             let length = message.header.length as usize;
             if length == 0 {
@@ -190,11 +238,11 @@ fn dump_tcp_both_families(
         Ok(socket) => socket,
         Err(e) => return (None, Err(e)),
     };
-    let result = dump_tcp_on(&socket, receive_buffer(buffer));
+    let result = dump_tcp_on(&socket, buffer);
     (Some(socket), result)
 }
 
-fn dump_tcp_on(socket: &Socket, buffer: &mut [u8]) -> io::Result<Vec<SocketEntry>> {
+fn dump_tcp_on(socket: &Socket, buffer: &mut Vec<u8>) -> io::Result<Vec<SocketEntry>> {
     // nlmsghdr, then struct inet_diag_req: family, src_len, dst_len, ext,
     // the socket id (48 bytes, zero: any), states, dbs.
     let length = 16 + 4 + 48 + 4 + 4;
@@ -209,47 +257,17 @@ fn dump_tcp_on(socket: &Socket, buffer: &mut [u8]) -> io::Result<Vec<SocketEntry
     // The states `core::may_listen` accepts for TCP.
     request.extend_from_slice(&(1u32 << super::core::TCP_LISTEN).to_ne_bytes());
     request.extend_from_slice(&0u32.to_ne_bytes());
-    socket.send(&request, 0)?;
-
     let mut entries = Vec::new();
     let mut devices: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
-    loop {
-        let size = socket.recv(&mut &mut buffer[..], 0)?;
-        if size == 0 {
-            return Err(invalid("netlink socket closed before the dump was done"));
+    dump_messages(socket, &request, buffer, |kind, payload| {
+        if kind == TCPDIAG_GETSOCK {
+            let entry = parse_inet_diag_msg(payload, &mut devices)
+                .ok_or_else(|| invalid("cannot decode a sock_diag message"))?;
+            entries.push(entry);
         }
-        let mut data = &buffer[..size];
-        while data.len() >= 16 {
-            let length = u32::from_ne_bytes(data[..4].try_into().unwrap()) as usize;
-            let kind = u16::from_ne_bytes(data[4..6].try_into().unwrap());
-            if length < 16 || length > data.len() {
-                return Err(invalid("truncated sock_diag message"));
-            }
-            let payload = &data[16..length];
-            data = &data[((length + 3) & !3).min(data.len())..];
-            match kind {
-                // NLMSG_DONE
-                3 => return Ok(entries),
-                // NLMSG_ERROR
-                2 => {
-                    let code = payload
-                        .get(..4)
-                        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap()));
-                    return Err(if code == 0 {
-                        invalid("unexpected netlink acknowledgement")
-                    } else {
-                        io::Error::from_raw_os_error(-code)
-                    });
-                }
-                TCPDIAG_GETSOCK => {
-                    let entry = parse_inet_diag_msg(payload, &mut devices)
-                        .ok_or_else(|| invalid("cannot decode a sock_diag message"))?;
-                    entries.push(entry);
-                }
-                _ => {}
-            }
-        }
-    }
+        Ok(())
+    })?;
+    Ok(entries)
 }
 
 /// One `struct inet_diag_msg` (the fields of `linux/inet_diag.h`; ports

@@ -12,7 +12,7 @@
 //! The message walking is `crate::nfnetlink`'s, shared with
 //! `blocklist/netlink.rs` (which writes and reads set elements).
 
-use crate::nfnetlink::{attributes, messages};
+use crate::nfnetlink::attributes;
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 use std::collections::BTreeSet;
 use std::io;
@@ -22,8 +22,6 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NFTA_CHAIN_TYPE: u16 = 7;
 
 /// The nf_tables families (`NFPROTO_*`: 1 inet, 2 ip, 10 ip6, ...) that
@@ -41,35 +39,16 @@ pub(crate) fn nat_chain_families() -> io::Result<BTreeSet<u8>> {
     request.extend_from_slice(&1u32.to_ne_bytes());
     request.extend_from_slice(&0u32.to_ne_bytes());
     request.extend_from_slice(&[0, 0, 0, 0]);
-    socket.send(&request, 0)?;
-
     let mut families = BTreeSet::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let size = socket.recv(&mut &mut buffer[..], 0)?;
-        if size == 0 {
-            return Err(invalid("the chain listing ended early"));
+    super::netlink::dump_messages(&socket, &request, &mut Vec::new(), |kind, payload| {
+        if kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN
+            && let Some(family) = nat_chain_family(payload)
+        {
+            families.insert(family);
         }
-        for (kind, payload) in messages(&buffer[..size]) {
-            match kind {
-                NLMSG_DONE => return Ok(families),
-                NLMSG_ERROR => {
-                    let code = payload
-                        .get(..4)
-                        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
-                    if code != 0 {
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                }
-                k if k == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN => {
-                    if let Some(family) = nat_chain_family(payload) {
-                        families.insert(family);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+        Ok(())
+    })?;
+    Ok(families)
 }
 
 /// The family of a `NEWCHAIN` message's chain if it is a base chain of
@@ -81,10 +60,6 @@ fn nat_chain_family(payload: &[u8]) -> Option<u8> {
             kind == NFTA_CHAIN_TYPE && value.split(|b| *b == 0).next() == Some(b"nat")
         })
         .then_some(family)
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 #[cfg(test)]
