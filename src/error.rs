@@ -4,7 +4,6 @@
 //! *kind* of failure matters to the caller (a script reading the exit code),
 //! the error is raised as a [`Failure`], which `main` finds in the chain.
 
-
 /// Exit codes, documented in `--help` and `docs/design.md`.
 pub(crate) mod exit {
     /// Success: the scan ran, the rules were kept, no drift.

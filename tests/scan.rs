@@ -505,6 +505,56 @@ fn namespace_host_facts_see_forwarding_and_bridges() {
     );
 }
 
+/// An IPv4 address added with a label (`ip addr add ... label eth0:1`, as
+/// ifupdown's aliases and hosting panels add a second address) is on eth0:
+/// its listener's rule matches `iifname "eth0"`, the device its packets
+/// arrive on. (getifaddrs(3) names such an address by its label, and a rule
+/// for `eth0:1` matches nothing.)
+#[test]
+fn an_aliased_address_is_on_its_device_not_its_label() {
+    if !require_root() {
+        return;
+    }
+    let mut ns = Netns::new("scan-alias");
+    ns.ok(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth9",
+    ]);
+    ns.ok(&["ip", "addr", "add", "10.20.0.1/24", "dev", "eth0"]);
+    ns.ok(&[
+        "ip",
+        "addr",
+        "add",
+        "10.20.1.1/24",
+        "dev",
+        "eth0",
+        "label",
+        "eth0:1",
+    ]);
+    ns.ok(&["ip", "link", "set", "eth0", "up"]);
+    ns.listen(
+        Some("aliasd"),
+        &["tcp:10.20.0.1:8080", "tcp:10.20.1.1:8081"],
+    );
+    let scan = json_of(&ns.autofw(&["scan", "--json"]));
+    let interface_of = |port: u64| {
+        scan["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["port"] == port)
+            .map(|l| l["interface"].clone())
+            .unwrap_or_else(|| panic!("no listener on {port}: {scan}"))
+    };
+    assert_eq!(interface_of(8080), "eth0", "{scan}");
+    assert_eq!(interface_of(8081), "eth0", "{scan}");
+    let proposal = stdout_of(&ns.autofw(&["propose", "--allow", "8080/tcp,8081/tcp"]));
+    assert!(
+        proposal.contains("iifname \"eth0\" ip daddr 10.20.1.1 tcp dport 8081 accept"),
+        "{proposal}"
+    );
+    assert!(!proposal.contains("eth0:1"), "{proposal}");
+}
+
 #[test]
 fn namespace_scan_without_root_says_what_it_could_not_see() {
     if !require_root() {

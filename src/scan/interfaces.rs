@@ -139,15 +139,28 @@ mod tests {
         let ptp = new_addr(
             libc::AF_INET,
             7,
-            &[(IFA_ADDRESS, &[192, 0, 2, 2]), (IFA_LOCAL, &[192, 0, 2, 1]), (IFA_LABEL, b"tun0\0")],
+            &[
+                (IFA_ADDRESS, &[192, 0, 2, 2]),
+                (IFA_LOCAL, &[192, 0, 2, 1]),
+                (IFA_LABEL, b"tun0\0"),
+            ],
         );
         assert_eq!(address_of(&ptp), Some((7, "192.0.2.1".parse().unwrap())));
-        let v6: [u8; 16] = "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let v6: [u8; 16] = "2001:db8::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
         let plain = new_addr(libc::AF_INET6, 3, &[(IFA_ADDRESS, &v6)]);
-        assert_eq!(address_of(&plain), Some((3, "2001:db8::1".parse().unwrap())));
+        assert_eq!(
+            address_of(&plain),
+            Some((3, "2001:db8::1".parse().unwrap()))
+        );
         // Cut short, or of another family: nothing.
         assert_eq!(address_of(&ptp[..6]), None);
-        assert_eq!(address_of(&new_addr(libc::AF_PACKET, 3, &[(IFA_ADDRESS, &v6)])), None);
+        assert_eq!(
+            address_of(&new_addr(libc::AF_PACKET, 3, &[(IFA_ADDRESS, &v6)])),
+            None
+        );
         assert_eq!(address_of(&new_addr(libc::AF_INET, 3, &[])), None);
     }
 }

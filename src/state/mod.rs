@@ -623,10 +623,7 @@ mod tests {
                 && message.contains("`pf`"),
             "{message}"
         );
-        assert_eq!(
-            crate::error::exit_code_for(&err),
-            crate::error::exit::HOST
-        );
+        assert_eq!(crate::error::exit_code_for(&err), crate::error::exit::HOST);
     }
 
     #[test]
@@ -642,10 +639,7 @@ mod tests {
             message.contains("applied.json is damaged") && message.contains("`v6`"),
             "{message}"
         );
-        assert_eq!(
-            crate::error::exit_code_for(&err),
-            crate::error::exit::HOST
-        );
+        assert_eq!(crate::error::exit_code_for(&err), crate::error::exit::HOST);
     }
 
     #[test]
