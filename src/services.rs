@@ -199,26 +199,19 @@ pub(crate) fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
 
 /// Port ↔ name lookups: the host's `/etc/services` under the built-in table.
 ///
-/// Built for the one lookup every scan makes, name by port: a sorted list
-/// whose names point into the file's text (no allocation per entry).
-/// Lookups by name (`--allow https`, "did you mean") build their map on
-/// first use: `/etc/services` has some 600 lines, and building both maps up
-/// front was a tenth of a small host's scan (docs/scan.md).
+/// Built for the one lookup every scan makes, name by port: the built-in
+/// table sorted, and the file searched for the few ports it lacks (only the
+/// lines holding `PORT/` are parsed). Lookups by name (`--allow https`,
+/// "did you mean") build their map on first use. `/etc/services` has some
+/// 600 lines: parsing them all for a scan's dozen ports was 3% of a small
+/// host's scan, building both maps up front a tenth (docs/scan.md).
 #[derive(Debug, Clone)]
 pub struct ServiceTable {
-    /// (proto, port) → name, sorted, each key once: the built-in name, else
-    /// the file's first.
-    by_port: Vec<((Proto, u16), Name)>,
+    /// (proto, port) → built-in name, sorted, each key once.
+    builtin: Vec<((Proto, u16), &'static str)>,
     /// The `/etc/services` text the table was made with, if any.
     file: Option<String>,
     by_name: std::sync::OnceLock<HashMap<String, Vec<(Proto, u16)>>>,
-}
-
-/// A service name: built in, or the bytes `start..end` of the file's text.
-#[derive(Debug, Clone, Copy)]
-enum Name {
-    Builtin(&'static str),
-    File(usize, usize),
 }
 
 impl ServiceTable {
@@ -236,31 +229,16 @@ impl ServiceTable {
     }
 
     fn with_file(file: Option<String>) -> Self {
-        let mut by_port: Vec<((Proto, u16), Name)> = Vec::with_capacity(1024);
+        let mut builtin: Vec<((Proto, u16), &'static str)> = Vec::new();
         for &(name, tcp, udp) in BUILTIN {
-            by_port.extend(
-                tcp.iter()
-                    .map(|&port| ((Proto::Tcp, port), Name::Builtin(name))),
-            );
-            by_port.extend(
-                udp.iter()
-                    .map(|&port| ((Proto::Udp, port), Name::Builtin(name))),
-            );
+            builtin.extend(tcp.iter().map(|&port| ((Proto::Tcp, port), name)));
+            builtin.extend(udp.iter().map(|&port| ((Proto::Udp, port), name)));
         }
-        if let Some(text) = &file {
-            for entry in entries(text) {
-                by_port.push((
-                    (entry.proto, entry.port),
-                    Name::File(entry.name.0, entry.name.1),
-                ));
-            }
-        }
-        // Stable: for a key given more than once, the first (built in,
-        // then in the file's order) stays.
-        by_port.sort_by_key(|&(key, _)| key);
-        by_port.dedup_by_key(|&mut (key, _)| key);
+        // Stable: for a key given more than once, the first stays.
+        builtin.sort_by_key(|&(key, _)| key);
+        builtin.dedup_by_key(|&mut (key, _)| key);
         ServiceTable {
-            by_port,
+            builtin,
             file,
             by_name: std::sync::OnceLock::new(),
         }
@@ -292,10 +270,7 @@ impl ServiceTable {
                 for alias in entry.aliases.split_whitespace() {
                     by_name.entry(alias.to_string()).or_default().push(key);
                 }
-                by_name
-                    .entry(text[entry.name.0..entry.name.1].to_string())
-                    .or_default()
-                    .push(key);
+                by_name.entry(entry.name.to_string()).or_default().push(key);
             }
             for ports in by_name.values_mut() {
                 ports.sort();
@@ -305,16 +280,16 @@ impl ServiceTable {
         })
     }
 
-    /// The name of the service on `proto`/`port`, by port alone.
+    /// The name of the service on `proto`/`port`, by port alone: the
+    /// built-in name, else the file's first line for it.
     pub fn name_of_port(&self, proto: Proto, port: u16) -> Option<&str> {
-        let at = self
-            .by_port
+        match self
+            .builtin
             .binary_search_by_key(&(proto, port), |&(key, _)| key)
-            .ok()?;
-        Some(match self.by_port[at].1 {
-            Name::Builtin(name) => name,
-            Name::File(start, end) => self.file.as_deref()?.get(start..end)?,
-        })
+        {
+            Ok(at) => Some(self.builtin[at].1),
+            Err(_) => file_name_of(self.file.as_deref()?, proto, port),
+        }
     }
 
     /// Every name the table knows (built-in and `/etc/services`), for
@@ -359,8 +334,7 @@ impl ServiceTable {
 
 /// One line of `/etc/services`: `NAME PORT/PROTO [ALIAS...] [# comment]`.
 struct Entry<'a> {
-    /// Where the name lies in the text (start, end).
-    name: (usize, usize),
+    name: &'a str,
     port: u16,
     proto: Proto,
     /// The rest of the line: the aliases, whitespace-separated.
@@ -369,25 +343,41 @@ struct Entry<'a> {
 
 /// The lines of an `/etc/services` text that parse, in order.
 fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
-    let base = text.as_ptr() as usize;
-    text.lines().filter_map(move |line| {
-        let line = line.split('#').next().unwrap_or("");
-        let mut fields = line.split_whitespace();
-        let name = fields.next()?;
-        let (port, proto) = fields.next()?.split_once('/')?;
-        let port = port.parse::<u16>().ok()?;
-        let proto = Proto::from_name(proto)?;
-        let start = name.as_ptr() as usize - base;
-        let rest = fields.next().map_or("", |first| {
-            let at = first.as_ptr() as usize - line.as_ptr() as usize;
-            &line[at..]
-        });
-        Some(Entry {
-            name: (start, start + name.len()),
-            port,
-            proto,
-            aliases: rest,
-        })
+    text.lines().filter_map(entry_of)
+}
+
+/// One line, if it parses.
+fn entry_of(line: &str) -> Option<Entry<'_>> {
+    let line = line.split('#').next().unwrap_or("");
+    let mut fields = line.split_whitespace();
+    let name = fields.next()?;
+    let (port, proto) = fields.next()?.split_once('/')?;
+    let port = port.parse::<u16>().ok()?;
+    let proto = Proto::from_name(proto)?;
+    let aliases = fields.next().map_or("", |first| {
+        let at = first.as_ptr() as usize - line.as_ptr() as usize;
+        &line[at..]
+    });
+    Some(Entry {
+        name,
+        port,
+        proto,
+        aliases,
+    })
+}
+
+/// The name the first line of `text` for `proto`/`port` gives, parsing only
+/// the lines where `PORT/` occurs (a scan asks for a dozen ports of a file
+/// of some 600 lines).
+fn file_name_of(text: &str, proto: Proto, port: u16) -> Option<&str> {
+    let needle = format!("{port}/");
+    text.match_indices(&needle).find_map(|(at, _)| {
+        let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+        let end = text[at..]
+            .find('\n')
+            .map_or(text.len(), |newline| at + newline);
+        let entry = entry_of(&text[start..end])?;
+        (entry.port == port && entry.proto == proto).then_some(entry.name)
     })
 }
 
@@ -445,6 +435,45 @@ mod tests {
             t.ports_of("https"),
             Some(&[(Proto::Tcp, 443), (Proto::Udp, 443)][..])
         );
+    }
+
+    /// A port the built-in table lacks is found in the file by searching for
+    /// `PORT/`: only a line that parses to that port and protocol counts
+    /// (not a longer port ending in it, not a comment), and the first such
+    /// line wins, as it would in a table of the whole file.
+    #[test]
+    fn the_file_names_a_port_by_its_first_line_for_it() {
+        let text = "# 8081/tcp in a comment\r\nzeta 18081/tcp\nweird 8081/ddp\n\
+                    first 8081/tcp alias\nsecond 8081/tcp\nfirst-udp 8081/udp # 8081/tcp\nlast 65535/tcp";
+        let t = ServiceTable::with_etc_services(text);
+        assert_eq!(t.name_of_port(Proto::Tcp, 8081), Some("first"));
+        assert_eq!(t.name_of_port(Proto::Udp, 8081), Some("first-udp"));
+        assert_eq!(t.name_of_port(Proto::Tcp, 18081), Some("zeta"));
+        assert_eq!(t.name_of_port(Proto::Tcp, 65535), Some("last"));
+        assert_eq!(t.name_of_port(Proto::Tcp, 1081), None);
+        assert_eq!(t.name_of_port(Proto::Udp, 18081), None);
+        // The same names as the lookups by name see.
+        assert_eq!(t.ports_of("first"), Some(&[(Proto::Tcp, 8081)][..]));
+        assert_eq!(t.ports_of("alias"), Some(&[(Proto::Tcp, 8081)][..]));
+    }
+
+    /// The search agrees with a table of the whole file (the built-in name,
+    /// else the file's first line for the key) on every key of this host's
+    /// `/etc/services`.
+    #[test]
+    fn searching_the_file_agrees_with_a_table_of_it() {
+        let Ok(text) = std::fs::read_to_string("/etc/services") else {
+            return;
+        };
+        let t = ServiceTable::with_etc_services(&text);
+        let mut whole: Vec<((Proto, u16), &str)> = t.builtin.clone();
+        whole.extend(entries(&text).map(|e| ((e.proto, e.port), e.name)));
+        whole.sort_by_key(|&(key, _)| key);
+        whole.dedup_by_key(|&mut (key, _)| key);
+        assert!(whole.len() > t.builtin.len() + 100, "{}", whole.len());
+        for ((proto, port), name) in whole {
+            assert_eq!(t.name_of_port(proto, port), Some(name), "{port}/{proto:?}");
+        }
     }
 
     #[test]
