@@ -53,13 +53,13 @@ fn start() {
     }
 }
 
-/// std's unwinder (`_Unwind_Backtrace` for a panic's backtrace) from GCC's
-/// static `libgcc_eh.a`, as `-static-libgcc` links it, instead of
-/// `libgcc_s.so.1`: one library fewer for the dynamic loader to map and
-/// resolve 149 symbols against, and no `__cpu_indicator_init` (CPUID, which
-/// traps to the hypervisor on a VM) at every start: 2-3% of a small host's
-/// scan (docs/scan.md). Named here, in the binary's crate, so that the
-/// linker sees it before std's `-lgcc_s`, which `--as-needed` then drops.
-/// glibc stays shared: its security updates must reach autofw.
+// std's unwinder (`_Unwind_Backtrace` for a panic's backtrace) from GCC's
+// static `libgcc_eh.a`, as `-static-libgcc` links it, instead of
+// `libgcc_s.so.1`: one library fewer for the dynamic loader to map and
+// resolve 149 symbols against, and no `__cpu_indicator_init` (CPUID, which
+// traps to the hypervisor on a VM) at every start: 2-3% of a small host's
+// scan (docs/scan.md). Named here, in the binary's crate, so that the
+// linker sees it before std's `-lgcc_s`, which `--as-needed` then drops.
+// glibc stays shared: its security updates must reach autofw.
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
