@@ -368,15 +368,16 @@ fn entry_of(line: &str) -> Option<Entry<'_>> {
 
 /// The name the first line of `text` for `proto`/`port` gives, parsing only
 /// the lines where `PORT/` occurs (a scan asks for a dozen ports of a file
-/// of some 600 lines).
+/// of some 600 lines). memchr's `memmem` finds them (SIMD; std's `str`
+/// search took 1.9% of a small host's scan for the few ports no line
+/// names, each a search of the whole file).
 fn file_name_of(text: &str, proto: Proto, port: u16) -> Option<&str> {
     let needle = format!("{port}/");
-    text.match_indices(&needle).find_map(|(at, _)| {
-        let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
-        let end = text[at..]
-            .find('\n')
-            .map_or(text.len(), |newline| at + newline);
-        let entry = entry_of(&text[start..end])?;
+    let bytes = text.as_bytes();
+    memchr::memmem::find_iter(bytes, needle.as_bytes()).find_map(|at| {
+        let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |newline| newline + 1);
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |newline| at + newline);
+        let entry = entry_of(text.get(start..end)?)?;
         (entry.port == port && entry.proto == proto).then_some(entry.name)
     })
 }
