@@ -368,17 +368,25 @@ fn entry_of(line: &str) -> Option<Entry<'_>> {
 
 /// The name the first line of `text` for `proto`/`port` gives, parsing only
 /// the lines where `PORT/` occurs (a scan asks for a dozen ports of a file
-/// of some 600 lines). memchr's `memmem` finds them (SIMD; std's `str`
-/// search took 1.9% of a small host's scan for the few ports no line
-/// names, each a search of the whole file).
+/// of some 600 lines).
 fn file_name_of(text: &str, proto: Proto, port: u16) -> Option<&str> {
-    let needle = format!("{port}/");
+    lines_holding(text, &format!("{port}/")).find_map(|line| {
+        let entry = entry_of(line)?;
+        (entry.port == port && entry.proto == proto).then_some(entry.name)
+    })
+}
+
+/// The lines of `text` that hold `needle`, in order (a line holding it
+/// twice, twice): for the host files a scan needs a line or two of
+/// (`/etc/services`, `login.defs`). memchr's `memmem` finds them (SIMD;
+/// std's `str` search took 1.9% of a small host's scan for the few ports
+/// no line of `/etc/services` names, each a search of the whole file).
+pub(crate) fn lines_holding<'t>(text: &'t str, needle: &str) -> impl Iterator<Item = &'t str> {
     let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, needle.as_bytes()).find_map(|at| {
+    memchr::memmem::find_iter(bytes, needle.as_bytes()).filter_map(move |at| {
         let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |newline| newline + 1);
         let end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |newline| at + newline);
-        let entry = entry_of(text.get(start..end)?)?;
-        (entry.port == port && entry.proto == proto).then_some(entry.name)
+        text.get(start..end)
     })
 }
 
@@ -456,6 +464,22 @@ mod tests {
         // The same names as the lookups by name see.
         assert_eq!(t.ports_of("first"), Some(&[(Proto::Tcp, 8081)][..]));
         assert_eq!(t.ports_of("alias"), Some(&[(Proto::Tcp, 8081)][..]));
+    }
+
+    #[test]
+    fn lines_holding_a_word() {
+        let text = "a 53/udp\nb 953/tcp 53/tcp\n\nc 8053/tcp";
+        assert_eq!(
+            lines_holding(text, "53/").collect::<Vec<_>>(),
+            [
+                "a 53/udp",
+                "b 953/tcp 53/tcp",
+                "b 953/tcp 53/tcp",
+                "c 8053/tcp"
+            ]
+        );
+        assert_eq!(lines_holding(text, "x").count(), 0);
+        assert_eq!(lines_holding("", "x").count(), 0);
     }
 
     /// The search agrees with a table of the whole file (the built-in name,

@@ -37,7 +37,9 @@ const INTERPRETERS: &[&str] = &[
 
 /// The `UID_MIN` of a `/etc/login.defs` text, if it sets one.
 pub(crate) fn uid_min_of_login_defs(text: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
+    // Only the lines that hold the word are parsed: login.defs is some 300
+    // lines, nearly all comments.
+    crate::services::lines_holding(text, "UID_MIN").find_map(|line| {
         let mut fields = line.split('#').next()?.split_whitespace();
         match (fields.next(), fields.next()) {
             (Some("UID_MIN"), Some(value)) => value.parse().ok(),
@@ -283,6 +285,12 @@ mod tests {
         assert_eq!(uid_min_of_login_defs(defs), Some(500));
         assert_eq!(uid_min_of_login_defs("UID_MIN lots\n"), None);
         assert_eq!(uid_min_of_login_defs(""), None);
+        // Only a line that sets it counts; the first that parses wins.
+        assert_eq!(
+            uid_min_of_login_defs("SYS_UID_MIN 100\nUID_MIN bad\r\nUID_MIN 600\nUID_MIN 700"),
+            Some(600)
+        );
+        assert_eq!(uid_min_of_login_defs("x\nUID_MIN 900"), Some(900));
         let users = users_of_passwd(
             "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbad\n:x:5:5::/:/bin/sh\n",
         );
