@@ -52,6 +52,7 @@ pub fn systemd_unit(backend: Backend) -> String {
 
 use clap::Parser;
 use cli::{Cli, Command};
+
 /// Parse the command line, run it, print any error once, and map to an exit code.
 pub fn main_with_exit_code() -> u8 {
     let cli = match Cli::try_parse() {
@@ -66,7 +67,7 @@ pub fn main_with_exit_code() -> u8 {
     };
     match run(cli.command) {
         Ok(code) => code,
-        Err(err) if error::is_broken_pipe(&err) => 0,
+        Err(err) if error::is_broken_pipe(&err) => error::exit::OK,
         Err(err) => {
             // Messages quote input (files, names, other tools' words), each
             // escaped where it is quoted; this catches anything missed,

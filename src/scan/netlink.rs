@@ -7,6 +7,10 @@
 //! every state, and drops the peer address and the state of UDP sockets, so
 //! it could neither filter in the kernel nor tell a connected UDP socket from
 //! a listening one (see docs/scan.md).
+//!
+//! Also the one loop for the dumps whose messages autofw reads itself
+//! ([`dump_messages`]): the two-family TCP dump here, nf_tables' chains
+//! (`nft_nat`) and the addresses (`interfaces`).
 
 use super::core::SocketEntry;
 use super::procnet::Table;
