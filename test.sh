@@ -53,13 +53,15 @@ fi
 #   govern although its FORWARD never jumps to DOCKER-USER); dnsmasq-base
 #   (tests/support/dnsmasq.rs: dnsmasq as libvirt starts it, DHCP bound to
 #   a bridge as 0.0.0.0%virbr0:67, in tests/device.rs; the -base package
-#   ships no service to start).
+#   ships no service to start). gcc: the linker cargo calls, and GCC's
+#   static unwinder libgcc_eh.a, which src/main.rs links (a Rust toolchain
+#   needs a C linker anyway; this names the one the build relies on).
 PACKAGES=(
   iproute2 nftables iptables ipset python3 dnsutils iputils-ping bash procps
   net-tools socat openssh-server openssh-client time coreutils util-linux
   prometheus man-db bash-completion dpkg-dev systemd python3-venv faketime
   rpcbind prometheus-node-exporter docker.io busybox-static fail2ban
-  nginx samba redis-server postgresql openvpn podman netavark dnsmasq-base
+  nginx samba redis-server postgresql openvpn podman netavark dnsmasq-base gcc
   # podman's other network stack (tests/podman.rs runs it with
   # --network-backend cni): with netavark installed, podman's dependency on
   # container-network-stack does not pull it in

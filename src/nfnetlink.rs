@@ -1,7 +1,9 @@
 //! Netlink datagrams read as nf_tables sends them: the messages a datagram
 //! holds and the attributes a payload holds. Shared by the two nf_tables
 //! edges, `scan::nft_nat` (the nat chain dump) and `blocklist::netlink` (set
-//! elements); it sits at the bottom of the import order so both may use it.
+//! elements), and by `scan::interfaces` (rtnetlink's address attributes
+//! are laid out the same way); it sits at the bottom of the import order so
+//! all may use it.
 
 /// Attribute type bits; the two top bits are the nested and byte-order flags.
 const NLA_TYPE_MASK: u16 = 0x3fff;

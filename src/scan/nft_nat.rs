@@ -9,8 +9,9 @@
 //! no forwarded port in it. Only base chains carry a type, so the answer is
 //! the families that have one.
 //!
-//! The message walking is `crate::nfnetlink`'s, shared with
-//! `blocklist/netlink.rs` (which writes and reads set elements).
+//! The dump loop is `scan::netlink::dump_messages` (shared with the TCP and
+//! address dumps), the attribute walking `crate::nfnetlink`'s (shared with
+//! `blocklist/netlink.rs`, which writes and reads set elements).
 
 use crate::nfnetlink::attributes;
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
