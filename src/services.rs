@@ -5,6 +5,7 @@
 
 use crate::model::{Exposure, Proto};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// The names autofw itself relies on, with their ports. Used where the host
 /// has no `/etc/services`, and always for the names below (so a host whose
@@ -204,20 +205,26 @@ pub(crate) fn is_risky_listener(service: &str, exposure: Exposure) -> bool {
 /// lines holding `PORT/` are parsed). Lookups by name (`--allow https`,
 /// "did you mean") build their map on first use. `/etc/services` has some
 /// 600 lines: parsing them all for a scan's dozen ports was 3% of a small
-/// host's scan, building both maps up front a tenth (docs/scan.md).
+/// host's scan, building both maps up front a tenth (docs/scan.md). The
+/// host's file is read only when a lookup needs it: a scan whose programs
+/// and ports the built-in table names reads none of it.
 #[derive(Debug, Clone)]
 pub struct ServiceTable {
     /// (proto, port) → built-in name, sorted, each key once.
     builtin: Vec<((Proto, u16), &'static str)>,
-    /// The `/etc/services` text the table was made with, if any.
-    file: Option<String>,
-    by_name: std::sync::OnceLock<HashMap<String, Vec<(Proto, u16)>>>,
+    /// The `/etc/services` text, if any: given when the table is made, or
+    /// got from `read_file` on first need.
+    file: OnceLock<Option<String>>,
+    /// Reads the file (the host's reader, from `scan::host`); not called
+    /// when the text was given.
+    read_file: fn() -> Option<String>,
+    by_name: OnceLock<HashMap<String, Vec<(Proto, u16)>>>,
 }
 
 impl ServiceTable {
     /// Only the built-in table (a host with no `/etc/services`).
     pub fn builtin() -> Self {
-        Self::with_file(None)
+        Self::with_file(OnceLock::from(None), || None)
     }
 
     /// The built-in table, plus every entry of an `/etc/services` text that
@@ -225,10 +232,16 @@ impl ServiceTable {
     /// says `domain` where operators say `dns`). Lines that do not parse are
     /// skipped: the file is the host's, not the operator's input.
     pub fn with_etc_services(text: &str) -> Self {
-        Self::with_file(Some(text.to_string()))
+        Self::with_file(OnceLock::from(Some(text.to_string())), || None)
     }
 
-    fn with_file(file: Option<String>) -> Self {
+    /// The same, with the `/etc/services` text got from `read_file` the
+    /// first time a lookup needs it (`None`: only the built-in table).
+    pub fn with_etc_services_from(read_file: fn() -> Option<String>) -> Self {
+        Self::with_file(OnceLock::new(), read_file)
+    }
+
+    fn with_file(file: OnceLock<Option<String>>, read_file: fn() -> Option<String>) -> Self {
         let mut builtin: Vec<((Proto, u16), &'static str)> = Vec::new();
         for &(name, tcp, udp) in BUILTIN {
             builtin.extend(tcp.iter().map(|&port| ((Proto::Tcp, port), name)));
@@ -240,8 +253,14 @@ impl ServiceTable {
         ServiceTable {
             builtin,
             file,
-            by_name: std::sync::OnceLock::new(),
+            read_file,
+            by_name: OnceLock::new(),
         }
+    }
+
+    /// The `/etc/services` text, read now if it has not been.
+    fn file(&self) -> Option<&str> {
+        self.file.get_or_init(self.read_file).as_deref()
     }
 
     /// Name → ports: the built-in names, then every name and alias of the
@@ -261,7 +280,7 @@ impl ServiceTable {
                     }
                 }
             }
-            let Some(text) = &self.file else {
+            let Some(text) = self.file() else {
                 return by_name;
             };
             for entry in entries(text) {
@@ -288,7 +307,7 @@ impl ServiceTable {
             .binary_search_by_key(&(proto, port), |&(key, _)| key)
         {
             Ok(at) => Some(self.builtin[at].1),
-            Err(_) => file_name_of(self.file.as_deref()?, proto, port),
+            Err(_) => file_name_of(self.file()?, proto, port),
         }
     }
 
@@ -306,17 +325,24 @@ impl ServiceTable {
     /// Name a listener: by its programs first, by port second, else `unknown`.
     /// A program that serves several services (dovecot: imap, imaps, pop3, ...)
     /// is named by the port when the port is one of them, else by its default.
+    /// The port is looked up only where it decides: a program that serves
+    /// one service names it whatever the port (sshd on 5622 is ssh).
     pub fn name_listener(&self, proto: Proto, port: u16, programs: &[&str]) -> String {
-        let by_port = self.name_of_port(proto, port);
         for program in programs {
             if let Some(served) = served_by(program) {
-                if let Some(name) = by_port.filter(|name| served.contains(name)) {
+                if served.len() > 1
+                    && let Some(name) = self
+                        .name_of_port(proto, port)
+                        .filter(|name| served.contains(name))
+                {
                     return name.to_string();
                 }
                 return served[0].to_string();
             }
         }
-        by_port.unwrap_or("unknown").to_string()
+        self.name_of_port(proto, port)
+            .unwrap_or("unknown")
+            .to_string()
     }
 }
 
@@ -498,6 +524,29 @@ mod tests {
         for ((proto, port), name) in whole {
             assert_eq!(t.name_of_port(proto, port), Some(name), "{port}/{proto:?}");
         }
+    }
+
+    /// The host's file is read the first time a lookup needs it, once, and
+    /// not at all for ports and programs the built-in table names.
+    #[test]
+    fn the_file_is_read_only_when_a_lookup_needs_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static READS: AtomicUsize = AtomicUsize::new(0);
+        let t = ServiceTable::with_etc_services_from(|| {
+            READS.fetch_add(1, Ordering::SeqCst);
+            Some("rndc 953/tcp\nfoo 8123/tcp\n".to_string())
+        });
+        assert_eq!(t.name_of_port(Proto::Tcp, 443), Some("https"));
+        // A program that serves one service names it whatever the port.
+        assert_eq!(t.name_listener(Proto::Tcp, 5622, &["sshd"]), "ssh");
+        assert_eq!(READS.load(Ordering::SeqCst), 0);
+        assert_eq!(t.name_listener(Proto::Tcp, 8123, &["python3"]), "foo");
+        assert_eq!(t.name_of_port(Proto::Udp, 8123), None);
+        assert_eq!(READS.load(Ordering::SeqCst), 1);
+        // No file: the built-in table alone.
+        let none = ServiceTable::with_etc_services_from(|| None);
+        assert_eq!(none.name_listener(Proto::Tcp, 8123, &[]), "unknown");
+        assert_eq!(none.name_of_port(Proto::Tcp, 22), Some("ssh"));
     }
 
     #[test]

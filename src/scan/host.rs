@@ -116,10 +116,7 @@ fn routing_bridges(class_net: &Path) -> Vec<String> {
 /// The service table for this host: the built-in one under `/etc/services`
 /// if that can be read.
 pub(crate) fn read_service_table() -> ServiceTable {
-    match std::fs::read_to_string("/etc/services") {
-        Ok(text) => ServiceTable::with_etc_services(&text),
-        Err(_) => ServiceTable::builtin(),
-    }
+    ServiceTable::with_etc_services_from(|| std::fs::read_to_string("/etc/services").ok())
 }
 
 #[cfg(test)]
