@@ -25,16 +25,16 @@ const IFA_LOCAL: u16 = 2;
 pub(crate) fn local_addresses() -> BTreeMap<IpAddr, String> {
     let mut found = BTreeMap::new();
     let mut names: BTreeMap<u32, String> = BTreeMap::new();
-    let _ = dump_addresses(|index, address| {
-        let name = names.entry(index).or_insert_with(|| name_of_index(index));
+    let _ = dump_addresses(|socket, index, address| {
+        let name = names.entry(index).or_insert_with(|| name_on(socket, index));
         found.entry(address).or_insert_with(|| name.clone());
     });
     found
 }
 
 /// Each address of the dump as (interface index, address), in the kernel's
-/// order.
-fn dump_addresses(mut each: impl FnMut(u32, IpAddr)) -> std::io::Result<()> {
+/// order, with the dump's socket (to name the interface through).
+fn dump_addresses(mut each: impl FnMut(&Socket, u32, IpAddr)) -> std::io::Result<()> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     // nlmsghdr + struct ifaddrmsg (family 0: both).
@@ -49,7 +49,7 @@ fn dump_addresses(mut each: impl FnMut(u32, IpAddr)) -> std::io::Result<()> {
         if kind == RTM_NEWADDR
             && let Some((index, address)) = address_of(payload)
         {
-            each(index, address);
+            each(&socket, index, address);
         }
         Ok(())
     })
@@ -79,6 +79,14 @@ fn address_of(payload: &[u8]) -> Option<(u32, IpAddr)> {
         }
     }
     Some((index, local.or(address)?))
+}
+
+/// [`name_of_index`], asked through the rtnetlink socket already open (any
+/// socket answers `SIOCGIFNAME`) rather than one that `if_indextoname`
+/// opens and closes for each name. A name that is not UTF-8 is left to
+/// `name_of_index`, which keeps what it can of it.
+fn name_on(socket: &Socket, index: u32) -> String {
+    rustix::net::netdevice::index_to_name(socket, index).unwrap_or_else(|_| name_of_index(index))
 }
 
 /// The name of the interface with index `index` (`if_indextoname(3)`), as

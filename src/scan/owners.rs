@@ -76,12 +76,12 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
         .collect();
     owners.unreadable = owners.unreadable_processes.len();
     for pid in owner_pids {
-        match read_comm(proc.as_fd(), pid) {
-            Some(comm) => {
-                owners.programs.insert(pid, comm);
+        match read_status(proc.as_fd(), pid) {
+            Some(Status { name, uid }) => {
+                owners.programs.insert(pid, name);
                 owners
                     .processes
-                    .insert(pid, read_process_facts(proc.as_fd(), pid));
+                    .insert(pid, read_process_facts(proc.as_fd(), pid, uid));
             }
             // Exited since the walk: it no longer holds the socket.
             None => {
@@ -171,16 +171,73 @@ fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
     Some(text.trim_end_matches('\n').to_string())
 }
 
-/// Who runs `pid` and what it runs: the effective uid from
-/// `/proc/PID/status`, and `/proc/PID/exe` with its owner and mode, each
-/// relative to the open `/proc`.
-fn read_process_facts(proc: BorrowedFd<'_>, pid: u32) -> ProcessFacts {
+/// What a holder's `/proc/PID/status` says of it.
+#[derive(Debug, PartialEq, Eq)]
+struct Status {
+    /// Its comm, as `/proc/PID/comm` has it.
+    name: String,
+    /// Its effective uid.
+    uid: Option<u32>,
+}
+
+/// A holder's name and effective uid from one read of `/proc/PID/status`
+/// (not also `/proc/PID/comm`: three system calls fewer per holder); None
+/// if the process is gone. Both lines are in the first read: `Uid:` is the
+/// ninth line, after a name of at most 64 bytes escaped.
+fn read_status(proc: BorrowedFd<'_>, pid: u32) -> Option<Status> {
     let mut path = [0u8; 32];
-    // A status that is not UTF-8 (a comm cut inside a character) gives no
-    // uid, as a text read of it would.
-    let uid = proc_path(&mut path, pid, "status")
-        .and_then(|path| read_all(proc, path))
-        .and_then(|status| effective_uid(std::str::from_utf8(&status).ok()?));
+    let path = proc_path(&mut path, pid, "status")?;
+    let fd =
+        rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut buffer = [0u8; 4096];
+    let length = rustix::io::read(&fd, &mut buffer[..]).ok()?;
+    parse_status(&buffer[..length.min(buffer.len())])
+}
+
+/// [`Status`] from the text of `/proc/PID/status`. Its `Name:` line is the
+/// comm with the kernel's two escapes (a newline as `\n`, a backslash as
+/// `\\`) undone; bytes that are not UTF-8 (a comm cut inside a
+/// character) are replaced, as for `/proc/PID/comm`.
+fn parse_status(status: &[u8]) -> Option<Status> {
+    let line_after = |label: &[u8]| {
+        status
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(label))
+    };
+    let escaped = line_after(b"Name:\t")?;
+    let mut name = Vec::with_capacity(escaped.len());
+    let mut bytes = escaped.iter();
+    while let Some(&b) = bytes.next() {
+        name.push(match (b, bytes.as_slice().first()) {
+            (b'\\', Some(b'n')) => {
+                bytes.next();
+                b'\n'
+            }
+            (b'\\', Some(b'\\')) => {
+                bytes.next();
+                b'\\'
+            }
+            _ => b,
+        });
+    }
+    let uid = line_after(b"Uid:").and_then(|ids| {
+        std::str::from_utf8(ids)
+            .ok()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    });
+    Some(Status {
+        name: String::from_utf8_lossy(&name).into_owned(),
+        uid,
+    })
+}
+
+/// What `pid` runs: `/proc/PID/exe` with its owner and mode, relative to
+/// the open `/proc`, with the effective uid its status gave.
+fn read_process_facts(proc: BorrowedFd<'_>, pid: u32, uid: Option<u32>) -> ProcessFacts {
+    let mut path = [0u8; 32];
     let exe_link = proc_path(&mut path, pid, "exe");
     let exe = exe_link
         .and_then(|link| rustix::fs::readlinkat(proc, link, Vec::new()).ok())
@@ -214,17 +271,6 @@ fn read_all(proc: BorrowedFd<'_>, path: &CStr) -> Option<Vec<u8>> {
         }
         text.extend_from_slice(&chunk[..read.min(chunk.len())]);
     }
-}
-
-/// The effective uid in a `/proc/PID/status` text (`Uid: real effective saved fs`).
-pub(crate) fn effective_uid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// Parse a saved process list (the fixture stand-in for what the walk reads
@@ -427,10 +473,57 @@ mod tests {
             "`fx/processes` line 1: expected `PID UID EXE [root-only]`, found `1 x /a`"
         );
         assert!(parse_process_facts("1 0 /a writable\n", "p").is_err());
+    }
+
+    /// The name is comm with the kernel's escapes undone, and the uid the
+    /// effective one (`Uid: real effective saved fs`).
+    #[test]
+    fn status_names_and_effective_uids() {
+        let status = |text: &[u8]| parse_status(text).unwrap();
         assert_eq!(
-            effective_uid("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\n"),
-            Some(0)
+            status(b"Name:\tx\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t0\n"),
+            Status {
+                name: "x".into(),
+                uid: Some(0)
+            }
         );
+        // A comm holding a newline, a backslash, a tab and spaces.
+        assert_eq!(
+            status(b"Name:\ta\\nb\\\\c\td e\nUid:\t0\t0\t0\t0\n").name,
+            "a\nb\\c\td e"
+        );
+        // Not UTF-8: replaced in the name, and the uid is still read.
+        assert_eq!(
+            status(b"Name:\tx\xe2\x82\nUid:\t7\t7\t7\t7\n"),
+            Status {
+                name: "x\u{fffd}".into(),
+                uid: Some(7)
+            }
+        );
+        assert_eq!(status(b"Name:\tx\n").uid, None);
+        assert_eq!(parse_status(b"Umask:\t0022\n"), None);
+        // This process: the name is what /proc/PID/comm says.
+        let proc =
+            rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let me = read_status(proc.as_fd(), std::process::id()).unwrap();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(me.name, comm.trim_end_matches('\n'));
+        assert_eq!(me.uid, Some(rustix::process::geteuid().as_raw()));
+        // The kernel's escaping, undone: a thread of this test named with
+        // a newline and a backslash (a thread's status has the same form).
+        std::thread::spawn(|| {
+            // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
+            assert_eq!(
+                unsafe { libc::prctl(libc::PR_SET_NAME, c"a\nb\\c d".as_ptr()) },
+                0
+            );
+            let status = std::fs::read("/proc/thread-self/status").unwrap();
+            let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            assert_eq!(comm, "a\nb\\c d\n");
+            assert_eq!(parse_status(&status).unwrap().name, "a\nb\\c d");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -24,7 +24,13 @@ pub(crate) fn visible(scan: &Scan, all: bool) -> Scan {
             .filter(|l| all || (l.exposure != Exposure::Loopback && !l.client_socket))
             .cloned()
             .collect(),
-        ..scan.clone()
+        // Each field by name (not `..scan.clone()`, which would clone every
+        // listener too, only to drop them).
+        unreadable_processes: scan.unreadable_processes,
+        unreadable: scan.unreadable.clone(),
+        host: scan.host.clone(),
+        uid_min: scan.uid_min,
+        as_root: scan.as_root,
     }
 }
 
