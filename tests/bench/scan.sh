@@ -24,7 +24,8 @@
 # processes exist). Within a host the commands run interleaved, round by
 # round (a machine shared with other work changes speed over a run; every
 # command sees the same changes), each started from a timer inside the
-# namespace (no `ip netns exec` in the times). Reported: the median and the
+# namespace (no `ip netns exec` in the times), in a shuffled order.
+# Reported: the median and the
 # minimum of RUNS runs, and each tool's peak RSS (/usr/bin/time) on the busy
 # host. Namespaces and every process in them are removed on exit, also on
 # failure or Ctrl-C. Nothing leaves the namespaces.
@@ -69,20 +70,28 @@ if [[ -z ${AUTOFW:-} ]]; then
   AUTOFW=$PWD/target/release/autofw
 fi
 
-# The timer: RUNS rounds, each running every command once in order; writes
+# The timer: RUNS rounds, each running every command once, in an order
+# shuffled each round (seeded: the same orders every run), so that no
+# command always follows the same one: part of a process's exit (freeing
+# its memory, closing its sockets) lands on whatever runs next, and in a
+# fixed order autofw always followed `true`, the lightest (docs/scan.md,
+# "the order of the commands"). Writes
 # "host<TAB>command<TAB>median<TAB>min" lines (ms).
 cat >"$WORK/timer.py" <<'EOF'
-import statistics, subprocess, sys, time
+import random, statistics, subprocess, sys, time
 host, runs, commands = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 names = [c.split("|")[0] for c in commands]
 argvs = [c.split("|")[1].split() for c in commands]
 for argv in argvs * 3:  # warm-up: page cache, dentries
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 samples = [[] for _ in argvs]
+order = list(range(len(argvs)))
+shuffle = random.Random(20).shuffle
 for _ in range(runs):
-    for i, argv in enumerate(argvs):
+    shuffle(order)
+    for i in order:
         start = time.perf_counter_ns()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(argvs[i], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples[i].append((time.perf_counter_ns() - start) / 1e6)
 for name, s in zip(names, samples):
     print(f"{host}\t{name}\t{statistics.median(s):.2f}\t{min(s):.2f}")
