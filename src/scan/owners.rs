@@ -161,14 +161,25 @@ pub(super) fn parse_number(name: &[u8]) -> Option<u32> {
 
 /// `/proc/PID/comm` without its newline; None if the process is gone.
 fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
+    let mut buffer = [0u8; 64];
+    let text = String::from_utf8_lossy(read_head(proc, pid, "comm", &mut buffer)?);
+    Some(text.trim_end_matches('\n').to_string())
+}
+
+/// What one read of `/proc/PID/NAME` gives into `buffer` (relative to the
+/// open `/proc`): all of a file that fits; None if the process is gone.
+fn read_head<'b>(
+    proc: BorrowedFd<'_>,
+    pid: u32,
+    name: &str,
+    buffer: &'b mut [u8],
+) -> Option<&'b [u8]> {
     let mut path = [0u8; 32];
-    let path = proc_path(&mut path, pid, "comm")?;
+    let path = proc_path(&mut path, pid, name)?;
     let fd =
         rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    let mut buffer = [0u8; 64];
-    let length = rustix::io::read(&fd, &mut buffer[..]).ok()?;
-    let text = String::from_utf8_lossy(&buffer[..length.min(buffer.len())]);
-    Some(text.trim_end_matches('\n').to_string())
+    let length = rustix::io::read(&fd, &mut *buffer).ok()?;
+    buffer.get(..length)
 }
 
 /// What a holder's `/proc/PID/status` says of it.
@@ -185,13 +196,8 @@ struct Status {
 /// if the process is gone. Both lines are in the first read: `Uid:` is the
 /// ninth line, after a name of at most 64 bytes escaped.
 fn read_status(proc: BorrowedFd<'_>, pid: u32) -> Option<Status> {
-    let mut path = [0u8; 32];
-    let path = proc_path(&mut path, pid, "status")?;
-    let fd =
-        rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut buffer = [0u8; 4096];
-    let length = rustix::io::read(&fd, &mut buffer[..]).ok()?;
-    parse_status(&buffer[..length.min(buffer.len())])
+    parse_status(read_head(proc, pid, "status", &mut buffer)?)
 }
 
 /// [`Status`] from the text of `/proc/PID/status`. Its `Name:` line is the
