@@ -25,9 +25,8 @@
 # round (a machine shared with other work changes speed over a run; every
 # command sees the same changes), each started from a timer inside the
 # namespace (no `ip netns exec` in the times), in a shuffled order.
-# Reported: the median and the
-# minimum of RUNS runs, and each tool's peak RSS (/usr/bin/time) on the busy
-# host. Namespaces and every process in them are removed on exit, also on
+# Reported: the median and the minimum of RUNS runs, and each tool's peak
+# RSS (/usr/bin/time) on the busy host. Namespaces and every process in them are removed on exit, also on
 # failure or Ctrl-C. Nothing leaves the namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
