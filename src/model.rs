@@ -26,12 +26,19 @@ impl Proto {
     }
 }
 
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Proto {
+    /// As shown and written in rules: `tcp`, `udp`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -46,14 +53,21 @@ pub enum Exposure {
     Public,
 }
 
-impl fmt::Display for Exposure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Exposure {
+    /// As shown: `loopback`, `link-local`, `private`, `public`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
             Exposure::Loopback => "loopback",
             Exposure::LinkLocal => "link-local",
             Exposure::Private => "private",
             Exposure::Public => "public",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Exposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

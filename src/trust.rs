@@ -82,37 +82,63 @@ pub(crate) fn is_interpreter(basename: &str) -> bool {
 /// and it is not an interpreter. Daemons that retitle themselves
 /// (`sendmail: MTA`) are matched on the head of the title.
 pub(crate) fn program_name_problem(owner: &Owner) -> Option<String> {
+    let program = &owner.program;
+    name_problem(owner).map(|problem| match problem {
+        NameProblem::ExecutableUnread => {
+            format!("its executable could not be read, so the name `{program}` is unproven")
+        }
+        NameProblem::Interpreter(path) => {
+            format!("it is the interpreter {path}, which runs any script under any name")
+        }
+        NameProblem::NotItsExecutable(path) => format!(
+            "the name `{program}` is not its executable's ({path}); any process can take a name"
+        ),
+        NameProblem::NotRootOnly(path) => format!(
+            "its executable {path} is not root's alone (owned by another user, or writable by group or others)"
+        ),
+    })
+}
+
+/// Does `owner`'s program name name a service ([`program_name_problem`]
+/// finds nothing against it)? Without putting the reason into words.
+pub(crate) fn proves_its_name(owner: &Owner) -> bool {
+    name_problem(owner).is_none()
+}
+
+/// `name` as the kernel keeps it for a comm: its first 15 bytes.
+fn comm_cut(name: &str) -> &[u8] {
+    &name.as_bytes()[..name.len().min(15)]
+}
+
+/// What stands against a program name, with the executable's path.
+enum NameProblem<'a> {
+    ExecutableUnread,
+    Interpreter(&'a str),
+    NotItsExecutable(&'a str),
+    NotRootOnly(&'a str),
+}
+
+fn name_problem(owner: &Owner) -> Option<NameProblem<'_>> {
     let Some(exe) = owner.exe.as_deref() else {
-        return Some(format!(
-            "its executable could not be read, so the name `{}` is unproven",
-            owner.program
-        ));
+        return Some(NameProblem::ExecutableUnread);
     };
     // A replaced binary reads as `/usr/sbin/sshd (deleted)`: it was still
     // that file, so judge the name it had.
     let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
     let basename = path.rsplit('/').next().unwrap_or(path);
     if is_interpreter(basename) {
-        return Some(format!(
-            "it is the interpreter {path}, which runs any script under any name"
-        ));
+        return Some(NameProblem::Interpreter(path));
     }
     let head = owner
         .program
         .split([':', ' '])
         .next()
         .unwrap_or(&owner.program);
-    let cut = |name: &str| name.bytes().take(15).collect::<Vec<u8>>();
-    if cut(basename) != cut(&owner.program) && cut(basename) != cut(head) {
-        return Some(format!(
-            "the name `{}` is not its executable's ({path}); any process can take a name",
-            owner.program
-        ));
+    if comm_cut(basename) != comm_cut(&owner.program) && comm_cut(basename) != comm_cut(head) {
+        return Some(NameProblem::NotItsExecutable(path));
     }
     if !owner.exe_root_only {
-        return Some(format!(
-            "its executable {path} is not root's alone (owned by another user, or writable by group or others)"
-        ));
+        return Some(NameProblem::NotRootOnly(path));
     }
     None
 }
@@ -199,11 +225,7 @@ pub(crate) fn judge_owners(listener: &Listener, uid_min: Option<u32>) -> OwnerTr
     let Some(stranger) = stranger else {
         return OwnerTrust::System;
     };
-    if listener
-        .owners
-        .iter()
-        .any(|owner| program_name_problem(owner).is_none())
-    {
+    if listener.owners.iter().any(proves_its_name) {
         // The administrator's program, some of whose processes dropped
         // privileges after root (or a system account) created the socket.
         return OwnerTrust::System;
@@ -238,7 +260,7 @@ pub(crate) fn trusted_programs(listener: &Listener) -> Vec<&str> {
     listener
         .owners
         .iter()
-        .filter(|owner| program_name_problem(owner).is_none())
+        .filter(|owner| proves_its_name(owner))
         .map(|owner| owner.program.as_str())
         .collect()
 }

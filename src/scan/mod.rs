@@ -400,7 +400,8 @@ pub(crate) fn run(
         Some(dir) => scan_saved(dir)?,
         None => scan_host(args.source, args.owners_from, &host::read_service_table())?,
     };
-    let shown = render::visible(&scan, args.all);
+    let notes = render::notes(&scan, args.all, rustix::process::geteuid().is_root());
+    let shown = render::visible(scan, args.all);
     let text = if args.json {
         render::json(&shown)?
     } else {
@@ -409,16 +410,24 @@ pub(crate) fn run(
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    for note in render::notes(&scan, &shown, rustix::process::geteuid().is_root()) {
-        eprintln!("autofw: note: {note}");
-    }
     // Other filters the host runs (iptables-legacy tables, invisible to
     // `nft list ruleset`): live scans only, a fixture is not this host.
-    if args.fixture.is_none() {
-        for note in other_filters() {
-            eprintln!("autofw: note: {}", crate::terminal::escape_controls(&note));
-        }
+    let filter_notes = match args.fixture {
+        None => other_filters(),
+        Some(_) => Vec::new(),
+    };
+    // Every note in one write: stderr is unbuffered, and `eprintln!` would
+    // write each piece apart (and panic on a stderr closed under it, when
+    // the scan itself was printed).
+    let mut said = String::new();
+    for note in notes {
+        said.push_str(&format!("autofw: note: {note}\n"));
     }
+    for note in filter_notes {
+        let note = crate::terminal::escape_controls(&note);
+        said.push_str(&format!("autofw: note: {note}\n"));
+    }
+    let _ = std::io::stderr().write_all(said.as_bytes());
     Ok(exit::OK)
 }
 

@@ -5,6 +5,8 @@
 use crate::human::count;
 use crate::model::{Exposure, Listener, Scan};
 use crate::terminal::escape_controls;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use tabled::grid::dimension::{ConstDimension, ConstSize};
 use tabled::grid::util::string::get_line_width;
 use tabled::settings::Style;
@@ -13,25 +15,18 @@ use tabled::tables::CompactTable;
 /// At most this many pids in a table cell; JSON has them all.
 const PIDS_SHOWN: usize = 4;
 
-/// The scan as it is shown: without `all`, loopback-only listeners (nothing
-/// outside the host can reach them) and client sockets (not services) are
-/// left out, for the table and JSON alike.
-pub(crate) fn visible(scan: &Scan, all: bool) -> Scan {
-    Scan {
-        listeners: scan
-            .listeners
-            .iter()
-            .filter(|l| all || (l.exposure != Exposure::Loopback && !l.client_socket))
-            .cloned()
-            .collect(),
-        // Each field by name (not `..scan.clone()`, which would clone every
-        // listener too, only to drop them).
-        unreadable_processes: scan.unreadable_processes,
-        unreadable: scan.unreadable.clone(),
-        host: scan.host.clone(),
-        uid_min: scan.uid_min,
-        as_root: scan.as_root,
-    }
+/// Is `l` shown? Without `all`, loopback-only listeners (nothing outside
+/// the host can reach them) and client sockets (not services) are left
+/// out, for the table and JSON alike.
+fn is_shown(l: &Listener, all: bool) -> bool {
+    all || (l.exposure != Exposure::Loopback && !l.client_socket)
+}
+
+/// The scan as it is shown ([`is_shown`]): the listeners left out are
+/// dropped, not copied (take the [`notes`] on them first).
+pub(crate) fn visible(mut scan: Scan, all: bool) -> Scan {
+    scan.listeners.retain(|l| is_shown(l, all));
+    scan
 }
 
 /// The table's columns, in order.
@@ -49,28 +44,30 @@ pub(crate) fn table(listeners: &[Listener]) -> String {
     if listeners.is_empty() {
         return "no listeners found\n".to_string();
     }
-    let mut rows: Vec<[String; 9]> = Vec::with_capacity(listeners.len() + 1);
-    rows.push(HEADER.map(String::from));
+    // Cells borrow what they can (the fixed words, names with nothing to
+    // escape): a row allocates only for the text it makes.
+    let mut rows: Vec<[Cow<'_, str>; 9]> = Vec::with_capacity(listeners.len() + 1);
+    rows.push(HEADER.map(Cow::Borrowed));
     rows.extend(listeners.iter().map(|l| {
         [
-            l.proto.to_string(),
+            Cow::Borrowed(l.proto.as_str()),
             // `0.0.0.0%virbr0` for a socket bound to a device, as `ss` shows it.
-            escape_controls(&l.address_text()).into_owned(),
-            l.port.to_string(),
+            Cow::Owned(escape_controls(&l.address_text()).into_owned()),
+            Cow::Owned(l.port.to_string()),
             // Names are whatever a process, an account or an interface
             // called itself: escaped for the terminal.
-            escape_controls(&l.service).into_owned(),
-            escape_controls(&user_cell(l)).into_owned(),
+            escape_controls(&l.service),
+            Cow::Owned(escape_controls(&user_cell(l)).into_owned()),
             if l.process.is_empty() && l.kernel.is_some() {
-                "[kernel]".to_string()
+                Cow::Borrowed("[kernel]")
             } else if l.process.is_empty() {
-                "-".to_string()
+                Cow::Borrowed("-")
             } else {
-                escape_controls(&l.process).into_owned()
+                escape_controls(&l.process)
             },
-            pids_cell(&l.pids),
-            l.exposure.to_string(),
-            escape_controls(&note_cell(l)).into_owned(),
+            Cow::Owned(pids_cell(&l.pids)),
+            Cow::Borrowed(l.exposure.as_str()),
+            Cow::Owned(escape_controls(&note_cell(l)).into_owned()),
         ]
     }));
     // Each column as wide as its widest cell as the terminal shows it,
@@ -157,10 +154,13 @@ fn pids_cell(pids: &[u32]) -> String {
     if pids.is_empty() {
         return "-".to_string();
     }
-    let shown: Vec<String> = pids.iter().take(PIDS_SHOWN).map(u32::to_string).collect();
-    let mut cell = shown.join(",");
+    let mut cell = String::new();
+    for (index, pid) in pids.iter().take(PIDS_SHOWN).enumerate() {
+        let comma = if index > 0 { "," } else { "" };
+        let _ = write!(cell, "{comma}{pid}");
+    }
     if pids.len() > PIDS_SHOWN {
-        cell.push_str(&format!(",+{}", pids.len() - PIDS_SHOWN));
+        let _ = write!(cell, ",+{}", pids.len() - PIDS_SHOWN);
     }
     cell
 }
@@ -172,14 +172,16 @@ pub(crate) fn json(scan: &Scan) -> serde_json::Result<String> {
     Ok(text)
 }
 
-/// What stderr should say about what the output leaves out. `as_root` says
+/// What stderr should say about what the output leaves out (`all`: as
+/// [`visible`] takes it) of `scan`, the whole scan. `as_root` says
 /// whether the scan ran as root: the fix for unreadable processes differs.
-pub(crate) fn notes(scan: &Scan, shown: &Scan, as_root: bool) -> Vec<String> {
+pub(crate) fn notes(scan: &Scan, all: bool, as_root: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    // `shown` is `scan` filtered: what it lacks of a kind is what was hidden.
     let hidden = |kind: fn(&Listener) -> bool| {
-        let in_scan = scan.listeners.iter().filter(|l| kind(l)).count();
-        in_scan - shown.listeners.iter().filter(|l| kind(l)).count()
+        scan.listeners
+            .iter()
+            .filter(|l| kind(l) && !is_shown(l, all))
+            .count()
     };
     let loopback = hidden(|l| l.exposure == Exposure::Loopback);
     let clients = hidden(|l| l.exposure != Exposure::Loopback && l.client_socket);
@@ -254,16 +256,16 @@ mod tests {
     #[test]
     fn default_hides_loopback() {
         let s = scan();
-        assert_eq!(visible(&s, false).listeners.len(), 2);
-        assert_eq!(visible(&s, true).listeners.len(), 3);
+        assert_eq!(visible(s.clone(), false).listeners.len(), 2);
+        assert_eq!(visible(s.clone(), true).listeners.len(), 3);
         assert_eq!(
-            notes(&s, &visible(&s, false), false),
+            notes(&s, false, false),
             [
                 "1 loopback-only listener not shown (unreachable from outside); `--all` shows them",
                 "1 process could not be read (not root: other users' processes are closed to you), so some listeners may show fewer owners or none; run as root to see them all"
             ]
         );
-        assert!(notes(&s, &s, true)[0].contains("even as root"));
+        assert!(notes(&s, true, true)[0].contains("even as root"));
         // Named where the walk knew them.
         let mut named = s.clone();
         named.unreadable = vec![crate::model::UnreadableProcess {
@@ -271,13 +273,10 @@ mod tests {
             program: Some("openvpn".into()),
         }];
         assert_eq!(
-            notes(&named, &named, true)[0],
+            notes(&named, true, true)[0],
             "1 process, pid 4242 (openvpn), could not be read even as root (permission denied: a hardened /proc, or a sandbox's init), so some listeners may show fewer owners or none"
         );
-        assert_eq!(
-            notes(&Scan::default(), &Scan::default(), false),
-            Vec::<String>::new()
-        );
+        assert_eq!(notes(&Scan::default(), false, false), Vec::<String>::new());
     }
 
     #[test]
@@ -293,21 +292,20 @@ mod tests {
             client.client_socket = true;
             s.listeners.push(client);
         }
-        let shown = visible(&s, false);
-        assert_eq!(shown.listeners.len(), 2);
+        assert_eq!(visible(s.clone(), false).listeners.len(), 2);
         assert_eq!(
-            notes(&s, &shown, true),
+            notes(&s, false, true),
             [
                 "2 loopback-only listeners not shown (unreachable from outside); `--all` shows them",
                 "2 client sockets not shown (UDP on an ephemeral port, a process's own queries: not a service); `--all` shows them"
             ]
         );
-        assert_eq!(notes(&s, &visible(&s, true), true), Vec::<String>::new());
+        assert_eq!(notes(&s, true, true), Vec::<String>::new());
     }
 
     #[test]
     fn table_rows() {
-        let text = table(&visible(&scan(), false).listeners);
+        let text = table(&visible(scan(), false).listeners);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         let header: Vec<&str> = lines[0].split_whitespace().collect();
