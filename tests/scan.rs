@@ -608,6 +608,17 @@ fn namespace_scan_without_root_says_what_it_could_not_see() {
         assert_eq!(userd["owners"][0]["uid"], 65534);
         assert_eq!(scan["as_root"], false);
         assert!(scan["unreadable_processes"].as_u64().unwrap() >= 1);
+        // Kernel threads hold nothing to hide: never counted (kthreadd is
+        // pid 2 where the machine's /proc shows the host's processes).
+        let unread: Vec<&Value> = scan["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["pid"])
+            .collect();
+        if std::fs::read_to_string("/proc/2/comm").is_ok_and(|comm| comm == "kthreadd\n") {
+            assert!(!unread.contains(&&Value::from(2)), "{source}: {unread:?}");
+        }
         assert!(
             text(&out.stderr).contains("could not be read"),
             "{}",

@@ -22,7 +22,7 @@
 //! 16 `readlinkat`s, and the busy benchmark host's 40,000 connections cost
 //! 40,000 (docs/scan.md has the figures).
 
-use super::owners::{parse_number, proc_path};
+use super::owners::{is_kernel_thread, parse_number, proc_path};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
@@ -311,7 +311,19 @@ fn walk_process(
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(e) => return visit_error(e),
+        // Refused: counted as unreadable, unless it is a kernel thread
+        // (which holds nothing to hide: a user who is not root is refused
+        // theirs), which only a process the kernel did not count
+        // descriptors of can be.
+        Err(e) => {
+            let holds_descriptors = counts_descriptors && count.is_some_and(|n| n > 0);
+            return match visit_error(e) {
+                Visit::Unreadable if !holds_descriptors && is_kernel_thread(proc, pid) => {
+                    Visit::Read
+                }
+                visit => visit,
+            };
+        }
     };
     if let Some(count) = count
         && count > RANGE

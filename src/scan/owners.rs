@@ -55,9 +55,13 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
     };
     let (sockets, unreadable) = match from_iterator {
         Some(seen) => {
-            let unreadable = not_seen_and_unreadable(proc.as_fd(), &pids, &seen.processes);
+            let unreadable = not_seen_and_unreadable(proc.as_fd(), &pids, &seen.processes)
+                .into_iter()
+                .filter(|&pid| !is_kernel_thread(proc.as_fd(), pid))
+                .collect();
             (seen.sockets, unreadable)
         }
+        // The walk leaves kernel threads out itself.
         None => fd_walk::holders(proc.as_fd(), &pids, wanted),
     };
     for (inode, pid) in sockets {
@@ -68,7 +72,6 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
     // process): the note then says which process to look at.
     owners.unreadable_processes = unreadable
         .into_iter()
-        .filter(|&pid| !is_kernel_thread(proc.as_fd(), pid))
         .map(|pid| UnreadableProcess {
             pid,
             program: read_comm(proc.as_fd(), pid),
@@ -76,8 +79,9 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
         .collect();
     owners.unreadable = owners.unreadable_processes.len();
     for pid in owner_pids {
-        match read_status(proc.as_fd(), pid) {
-            Some(Status { name, uid }) => {
+        match read_comm(proc.as_fd(), pid) {
+            Some(name) => {
+                let uid = effective_uid(proc.as_fd(), pid);
                 owners.programs.insert(pid, name);
                 owners
                     .processes
@@ -119,8 +123,15 @@ fn not_seen_and_unreadable(proc: BorrowedFd<'_>, pids: &[u32], seen: &[u32]) -> 
 /// `PID/NAME` as a C string in `buffer`, relative to `/proc`, without
 /// allocating.
 pub(super) fn proc_path<'a>(buffer: &'a mut [u8; 32], pid: u32, name: &str) -> Option<&'a CStr> {
+    c_path(buffer, format_args!("{pid}/{name}"))
+}
+
+/// `path` as a C string in `buffer`, without allocating; None if it does
+/// not fit.
+fn c_path<'a>(buffer: &'a mut [u8; 32], path: std::fmt::Arguments<'_>) -> Option<&'a CStr> {
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    write!(cursor, "{pid}/{name}\0").ok()?;
+    cursor.write_fmt(path).ok()?;
+    cursor.write_all(b"\0").ok()?;
     let end = cursor.position() as usize;
     CStr::from_bytes_with_nul(&buffer[..end]).ok()
 }
@@ -159,11 +170,15 @@ pub(super) fn parse_number(name: &[u8]) -> Option<u32> {
     })
 }
 
-/// `/proc/PID/comm` without its newline; None if the process is gone.
+/// `/proc/PID/comm` without the newline the kernel adds (a name may hold
+/// newlines of its own: the kernel does not escape them here); bytes that
+/// are not UTF-8 (a name cut inside a character) replaced. None if the
+/// process is gone.
 fn read_comm(proc: BorrowedFd<'_>, pid: u32) -> Option<String> {
     let mut buffer = [0u8; 64];
-    let text = String::from_utf8_lossy(read_head(proc, pid, "comm", &mut buffer)?);
-    Some(text.trim_end_matches('\n').to_string())
+    let text = read_head(proc, pid, "comm", &mut buffer)?;
+    let name = text.strip_suffix(b"\n").unwrap_or(text);
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 /// What one read of `/proc/PID/NAME` gives into `buffer` (relative to the
@@ -182,62 +197,20 @@ fn read_head<'b>(
     buffer.get(..length)
 }
 
-/// What a holder's `/proc/PID/status` says of it.
-#[derive(Debug, PartialEq, Eq)]
-struct Status {
-    /// Its comm, as `/proc/PID/comm` has it.
-    name: String,
-    /// Its effective uid.
-    uid: Option<u32>,
-}
-
-/// A holder's name and effective uid from one read of `/proc/PID/status`
-/// (not also `/proc/PID/comm`: three system calls fewer per holder); None
-/// if the process is gone. Both lines are in the first read: `Uid:` is the
-/// ninth line, after a name of at most 64 bytes escaped.
-fn read_status(proc: BorrowedFd<'_>, pid: u32) -> Option<Status> {
-    let mut buffer = [0u8; 4096];
-    parse_status(read_head(proc, pid, "status", &mut buffer)?)
-}
-
-/// [`Status`] from the text of `/proc/PID/status`. Its `Name:` line is the
-/// comm with the kernel's two escapes (a newline as `\n`, a backslash as
-/// `\\`) undone; bytes that are not UTF-8 (a comm cut inside a
-/// character) are replaced, as for `/proc/PID/comm`.
-fn parse_status(status: &[u8]) -> Option<Status> {
-    let line_after = |label: &[u8]| {
-        status
-            .split(|&b| b == b'\n')
-            .find_map(|line| line.strip_prefix(label))
-    };
-    let escaped = line_after(b"Name:\t")?;
-    let mut name = Vec::with_capacity(escaped.len());
-    let mut bytes = escaped.iter();
-    while let Some(&b) = bytes.next() {
-        name.push(match (b, bytes.as_slice().first()) {
-            (b'\\', Some(b'n')) => {
-                bytes.next();
-                b'\n'
-            }
-            (b'\\', Some(b'\\')) => {
-                bytes.next();
-                b'\\'
-            }
-            _ => b,
-        });
-    }
-    let uid = line_after(b"Uid:").and_then(|ids| {
-        std::str::from_utf8(ids)
-            .ok()?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    });
-    Some(Status {
-        name: String::from_utf8_lossy(&name).into_owned(),
-        uid,
-    })
+/// The effective uid of process `pid`: the owner of its `/proc/PID`
+/// directory, which the kernel sets to the effective uid whether or not
+/// the process may be dumped (fs/proc/base.c, `task_dump_owner`: its other
+/// files, `fd` among them, turn root's when a daemon drops privileges;
+/// the directory does not, "because reading /proc/pid/status is slow
+/// enough that procps and other packages kept stating /proc/pid"). One
+/// `statat` where `status` would be some fifty lines the kernel builds
+/// for two of them (measured: docs/scan.md). None if the process is gone.
+fn effective_uid(proc: BorrowedFd<'_>, pid: u32) -> Option<u32> {
+    let mut path = [0u8; 32];
+    let path = c_path(&mut path, format_args!("{pid}"))?;
+    rustix::fs::statat(proc, path, AtFlags::empty())
+        .ok()
+        .map(|stat| stat.st_uid)
 }
 
 /// What `pid` runs: `/proc/PID/exe` with its owner and mode, relative to
@@ -321,7 +294,7 @@ pub(crate) fn parse_process_facts(
 
 /// Kernel threads hold no descriptors; not being able to read theirs (as a
 /// non-root user) hides nothing, so they are not counted as unreadable.
-fn is_kernel_thread(proc: BorrowedFd<'_>, pid: u32) -> bool {
+pub(super) fn is_kernel_thread(proc: BorrowedFd<'_>, pid: u32) -> bool {
     let mut path = [0u8; 32];
     proc_path(&mut path, pid, "stat")
         .and_then(|path| read_all(proc, path))
@@ -481,55 +454,103 @@ mod tests {
         assert!(parse_process_facts("1 0 /a writable\n", "p").is_err());
     }
 
-    /// The name is comm with the kernel's escapes undone, and the uid the
-    /// effective one (`Uid: real effective saved fs`).
+    /// A holder's name is its comm as the kernel keeps it (newlines and
+    /// backslashes included, only the kernel's own newline taken off), and
+    /// its uid the effective one.
     #[test]
-    fn status_names_and_effective_uids() {
-        let status = |text: &[u8]| parse_status(text).unwrap();
-        assert_eq!(
-            status(b"Name:\tx\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t0\n"),
-            Status {
-                name: "x".into(),
-                uid: Some(0)
-            }
-        );
-        // A comm holding a newline, a backslash, a tab and spaces.
-        assert_eq!(
-            status(b"Name:\ta\\nb\\\\c\td e\nUid:\t0\t0\t0\t0\n").name,
-            "a\nb\\c\td e"
-        );
-        // Not UTF-8: replaced in the name, and the uid is still read.
-        assert_eq!(
-            status(b"Name:\tx\xe2\x82\nUid:\t7\t7\t7\t7\n"),
-            Status {
-                name: "x\u{fffd}".into(),
-                uid: Some(7)
-            }
-        );
-        assert_eq!(status(b"Name:\tx\n").uid, None);
-        assert_eq!(parse_status(b"Umask:\t0022\n"), None);
-        // This process: the name is what /proc/PID/comm says.
+    fn holders_names_and_effective_uids() {
         let proc =
             rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        let me = read_status(proc.as_fd(), std::process::id()).unwrap();
+        let me = std::process::id();
         let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
-        assert_eq!(me.name, comm.trim_end_matches('\n'));
-        assert_eq!(me.uid, Some(rustix::process::geteuid().as_raw()));
-        // The kernel's escaping, undone: a thread of this test named with
-        // a newline and a backslash (a thread's status has the same form).
-        std::thread::spawn(|| {
-            // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
-            assert_eq!(
-                unsafe { libc::prctl(libc::PR_SET_NAME, c"a\nb\\c d".as_ptr()) },
-                0
-            );
-            let status = std::fs::read("/proc/thread-self/status").unwrap();
-            let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
-            assert_eq!(comm, "a\nb\\c d\n");
-            assert_eq!(parse_status(&status).unwrap().name, "a\nb\\c d");
-        })
-        .join()
-        .unwrap();
+        assert_eq!(
+            read_comm(proc.as_fd(), me).unwrap(),
+            comm.trim_end_matches('\n')
+        );
+        assert_eq!(
+            effective_uid(proc.as_fd(), me),
+            Some(rustix::process::geteuid().as_raw())
+        );
+        // A process renamed with a newline and a backslash, ending in a
+        // newline of its own (a process may rename only itself): only the
+        // kernel's is taken off.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"printf 'a\nb\\c d\n' > /proc/$$/comm && echo renamed; read x"#,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = String::new();
+        let renamed = std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut said,
+        );
+        let name = read_comm(proc.as_fd(), child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!((renamed.unwrap(), said.as_str()), (8, "renamed\n"));
+        assert_eq!(name.unwrap(), "a\nb\\c d\n");
+        // Gone: no name, no uid.
+        assert_eq!(read_comm(proc.as_fd(), child.id()), None);
+        assert_eq!(effective_uid(proc.as_fd(), child.id()), None);
+    }
+
+    /// A daemon that drops to `nobody` is no longer dumpable, so the kernel
+    /// gives its `/proc/PID/fd` (and `status`'s readers nothing else) to
+    /// root; `/proc/PID` itself stays the effective uid's. Needs root (to
+    /// change uid); CI is root.
+    #[test]
+    fn a_process_that_dropped_privileges_shows_its_effective_uid() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change a process's uid");
+            return;
+        }
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        // SAFETY: the child only makes system calls (no allocation, no
+        // locks) before it waits to be killed.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above; the child never returns into the test.
+            unsafe {
+                let dropped = libc::setresgid(65534, 65534, 65534) == 0
+                    && libc::setresuid(1000, 65534, 0) == 0
+                    && libc::prctl(libc::PR_SET_DUMPABLE, 0) == 0;
+                libc::write(
+                    rustix::fd::AsRawFd::as_raw_fd(&writer),
+                    [u8::from(dropped)].as_ptr().cast(),
+                    1,
+                );
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        drop(writer);
+        let mut dropped = [0u8];
+        let read = rustix::io::read(&reader, &mut dropped);
+        let proc =
+            rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let pid = pid as u32;
+        let uid = effective_uid(proc.as_fd(), pid);
+        let fd_owner =
+            rustix::fs::statat(proc.as_fd(), format!("{pid}/fd").as_str(), AtFlags::empty())
+                .map(|stat| stat.st_uid);
+        // SAFETY: kill and waitpid on the child forked above, by its pid.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+            libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+        }
+        assert_eq!(read.unwrap(), 1);
+        assert_eq!(dropped, [1], "the child could not drop its privileges");
+        assert_eq!(
+            fd_owner.unwrap(),
+            0,
+            "the kernel no longer hides a non-dumpable process"
+        );
+        assert_eq!(uid, Some(65534));
     }
 
     #[test]
