@@ -92,7 +92,7 @@ impl Owners {
 /// What the scan learnt about one owning process, beyond its name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProcessFacts {
-    /// Effective uid (`/proc/PID/status`).
+    /// Effective uid (the owner of `/proc/PID`).
     pub uid: Option<u32>,
     /// `/proc/PID/exe`'s target.
     pub exe: Option<String>,

@@ -201,8 +201,8 @@ fn read_head<'b>(
 /// directory, which the kernel sets to the effective uid whether or not
 /// the process may be dumped (fs/proc/base.c, `task_dump_owner`: its other
 /// files, `fd` among them, turn root's when a daemon drops privileges;
-/// the directory does not, "because reading /proc/pid/status is slow
-/// enough that procps and other packages kept stating /proc/pid"). One
+/// the directory does not: "Reading /proc/pid/status is slow enough that
+/// procps and other packages kept stating /proc/pid"). One
 /// `statat` where `status` would be some fifty lines the kernel builds
 /// for two of them (measured: docs/scan.md). None if the process is gone.
 fn effective_uid(proc: BorrowedFd<'_>, pid: u32) -> Option<u32> {
