@@ -280,7 +280,9 @@ pub struct ForgetArgs {
     pub edit: EditArgs,
 }
 
+/// Deferred too: a scan does not build refresh's arguments.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum BlocklistCommand {
     /// Re-read the applied policy's blocklist files and bring the live sets
     /// to their content
