@@ -311,10 +311,10 @@ fn walk_process(
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        // Refused: counted as unreadable, unless it is a kernel thread
-        // (which holds nothing to hide: a user who is not root is refused
-        // theirs), which only a process the kernel did not count
-        // descriptors of can be.
+        // Refused: unreadable. Kernel threads are left out (they hold
+        // nothing, yet a user who is not root is refused theirs); a process
+        // the kernel counted descriptors of is none, so only the others
+        // are looked at.
         Err(e) => {
             let holds_descriptors = counts_descriptors && count.is_some_and(|n| n > 0);
             return match visit_error(e) {

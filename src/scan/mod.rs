@@ -39,6 +39,7 @@ use crate::error::{bad_input, exit, host_failure};
 use crate::input::Kind;
 use crate::model::{HostFacts, Scan};
 use crate::services::ServiceTable;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -95,7 +96,7 @@ pub(crate) fn scan_host(
 ) -> anyhow::Result<Scan> {
     let (sockets, from_proc) = read_live_sockets(source)?;
     if from_proc {
-        eprintln!("autofw: note: {PROC_KNOWS_NO_DEVICES}");
+        say_notes([PROC_KNOWS_NO_DEVICES]);
     }
     let owners = owners::find_owners(&listener_inodes(&sockets), owners_from)?;
     let side = HostSide::read();
@@ -143,9 +144,7 @@ fn listeners_of_host(
     }
     core::mark_client_sockets(&mut listeners, host.local_port_range);
     core::attach_interfaces(&mut listeners, &addresses);
-    for note in &nat.notes {
-        eprintln!("autofw: note: {note}");
-    }
+    say_notes(&nat.notes);
     let listeners = forwarded::join(listeners, &nat.forwards, &nat.published, names);
     Scan {
         listeners,
@@ -416,19 +415,26 @@ pub(crate) fn run(
         None => other_filters(),
         Some(_) => Vec::new(),
     };
-    // Every note in one write: stderr is unbuffered, and `eprintln!` would
-    // write each piece apart (and panic on a stderr closed under it, when
-    // the scan itself was printed).
+    let filter_notes = filter_notes
+        .iter()
+        .map(|note| crate::terminal::escape_controls(note));
+    say_notes(notes.iter().map(Cow::from).chain(filter_notes));
+    Ok(exit::OK)
+}
+
+/// Write `notes` to stderr, each as `autofw: note: ...`, in one write:
+/// stderr is unbuffered, so `eprintln!` would write each piece apart, and
+/// it panics on a stderr that cannot be written (a pipe whose reader is
+/// gone), which would abort a scan that has printed or is about to. A
+/// note that cannot be written is dropped.
+fn say_notes<T: std::fmt::Display>(notes: impl IntoIterator<Item = T>) {
     let mut said = String::new();
     for note in notes {
         said.push_str(&format!("autofw: note: {note}\n"));
     }
-    for note in filter_notes {
-        let note = crate::terminal::escape_controls(&note);
-        said.push_str(&format!("autofw: note: {note}\n"));
+    if !said.is_empty() {
+        let _ = std::io::stderr().write_all(said.as_bytes());
     }
-    let _ = std::io::stderr().write_all(said.as_bytes());
-    Ok(exit::OK)
 }
 
 #[cfg(test)]
