@@ -35,8 +35,8 @@ pub(crate) fn local_addresses() -> BTreeMap<IpAddr, String> {
 /// Each address of the dump as (interface index, address), in the kernel's
 /// order, with the dump's socket (to name the interface through).
 fn dump_addresses(mut each: impl FnMut(&Socket, u32, IpAddr)) -> std::io::Result<()> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
+    // Unbound: the first send binds it (scan::netlink::diag_socket).
+    let socket = Socket::new(NETLINK_ROUTE)?;
     // nlmsghdr + struct ifaddrmsg (family 0: both).
     let mut request = Vec::with_capacity(24);
     request.extend_from_slice(&24u32.to_ne_bytes());

@@ -30,8 +30,8 @@ const NFTA_CHAIN_TYPE: u16 = 7;
 /// when nf_tables cannot be asked (not root, no netlink): the caller then
 /// reads the rules as if NAT could be there.
 pub(crate) fn nat_chain_families() -> io::Result<BTreeSet<u8>> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
+    // Unbound: the first send binds it (scan::netlink::diag_socket).
+    let socket = Socket::new(NETLINK_NETFILTER)?;
     // nlmsghdr + nfgenmsg (family 0: every family).
     let mut request = Vec::with_capacity(20);
     request.extend_from_slice(&20u32.to_ne_bytes());
