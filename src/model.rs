@@ -24,9 +24,7 @@ impl Proto {
             _ => None,
         }
     }
-}
 
-impl Proto {
     /// As shown and written in rules: `tcp`, `udp`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {

@@ -20,8 +20,8 @@ use netlink_packet_core::{
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
-use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::Socket;
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use std::io;
 
 /// Receive buffer: the kernel sizes its dump messages to the largest buffer
@@ -64,8 +64,9 @@ fn diag_socket(socket: Option<Socket>) -> io::Result<Socket> {
         return Ok(socket);
     }
     // Neither bound nor connected: the kernel binds a netlink socket on its
-    // first send, and an unconnected one sends to the kernel (port 0).
-    // Three system calls fewer for each of a scan's three sockets.
+    // first send, and an unconnected one sends to the kernel (port 0):
+    // `bind`, `getsockname` and `connect` fewer (the address and nf_tables
+    // sockets skip the first two the same way).
     Socket::new(NETLINK_SOCK_DIAG)
 }
 

@@ -55,13 +55,9 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
     };
     let (sockets, unreadable) = match from_iterator {
         Some(seen) => {
-            let unreadable = not_seen_and_unreadable(proc.as_fd(), &pids, &seen.processes)
-                .into_iter()
-                .filter(|&pid| !is_kernel_thread(proc.as_fd(), pid))
-                .collect();
+            let unreadable = not_seen_and_unreadable(proc.as_fd(), &pids, &seen.processes);
             (seen.sockets, unreadable)
         }
-        // The walk leaves kernel threads out itself.
         None => fd_walk::holders(proc.as_fd(), &pids, wanted),
     };
     for (inode, pid) in sockets {
@@ -102,8 +98,8 @@ pub(crate) fn find_owners(wanted: &[u64], from: OwnerSource) -> anyhow::Result<O
 /// that hold descriptors all the same (`/proc/PID/fd` counts them, or
 /// refuses us): kept from the iterator as from the walk (a sandbox's init
 /// on our machines, which a root without all capabilities may not
-/// inspect), counted as the walk counts them. The others hold nothing
-/// (kernel threads) or exited.
+/// inspect), counted as the walk counts them: a refused one only when it is
+/// no kernel thread. The others hold nothing (kernel threads) or exited.
 fn not_seen_and_unreadable(proc: BorrowedFd<'_>, pids: &[u32], seen: &[u32]) -> Vec<u32> {
     let mut path = [0u8; 32];
     pids.iter()
@@ -113,7 +109,10 @@ fn not_seen_and_unreadable(proc: BorrowedFd<'_>, pids: &[u32], seen: &[u32]) -> 
             proc_path(&mut path, pid, "fd").is_some_and(|fd| {
                 match rustix::fs::statat(proc, fd, AtFlags::empty()) {
                     Ok(stat) => stat.st_size > 0,
-                    Err(e) => matches!(e, rustix::io::Errno::ACCESS | rustix::io::Errno::PERM),
+                    Err(e) => {
+                        matches!(e, rustix::io::Errno::ACCESS | rustix::io::Errno::PERM)
+                            && !is_kernel_thread(proc, pid)
+                    }
                 }
             })
         })
