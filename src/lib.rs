@@ -12,6 +12,26 @@
 //!
 //! This file only wires the subcommands to those modules.
 
+/// `eprintln!` that cannot end autofw: the line goes out in one write, and a
+/// stderr that cannot take it (a pipe whose reader is gone, the terminal of
+/// an SSH session that dropped) loses it, where `eprintln!` panics, which
+/// `panic = "abort"` makes the end of a scan or an apply half-way.
+macro_rules! say {
+    () => {
+        $crate::to_stderr("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::to_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` the same way: a prompt, or a line ended later.
+macro_rules! say_part {
+    ($($arg:tt)*) => {
+        $crate::to_stderr(&format!($($arg)*))
+    };
+}
+
 mod blocklist;
 mod boot_hook;
 mod cli;
@@ -53,6 +73,13 @@ pub fn systemd_unit(backend: Backend) -> String {
 use clap::Parser;
 use cli::{Cli, Command};
 
+/// Write `text` to stderr in one piece, ignoring a stderr that cannot take
+/// it ([`say!`]).
+pub(crate) fn to_stderr(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 /// Parse the command line, run it, print any error once, and map to an exit code.
 pub fn main_with_exit_code() -> u8 {
     let cli = match Cli::try_parse() {
@@ -61,7 +88,7 @@ pub fn main_with_exit_code() -> u8 {
         Err(err) if !err.use_stderr() => err.exit(),
         // clap quotes the argument it refuses as given: escaped here.
         Err(err) => {
-            eprint!("{}", terminal::escape_listing(&err.render().to_string()));
+            say_part!("{}", terminal::escape_listing(&err.render().to_string()));
             return u8::try_from(err.exit_code()).unwrap_or(error::exit::BAD_INPUT);
         }
     };
@@ -72,7 +99,7 @@ pub fn main_with_exit_code() -> u8 {
             // Messages quote input (files, names, other tools' words), each
             // escaped where it is quoted; this catches anything missed,
             // keeping the lines and tabs of a multi-line message.
-            eprintln!("autofw: {}", terminal::escape_listing(&format!("{err:#}")));
+            say!("autofw: {}", terminal::escape_listing(&format!("{err:#}")));
             error::exit_code_for(&err)
         }
     }

@@ -320,7 +320,7 @@ fn remove_ours(files: &BootFiles, path: &Path) -> anyhow::Result<bool> {
     if is_hook_file(path) && meta.is_file() {
         let text = std::fs::read_to_string(&full).unwrap_or_default();
         if !text.contains(MARKER) && !text.contains(OLD_MARKER) {
-            eprintln!(
+            say!(
                 "autofw: left {} alone: it was changed after autofw installed it",
                 full.display()
             );
@@ -332,7 +332,7 @@ fn remove_ours(files: &BootFiles, path: &Path) -> anyhow::Result<bool> {
             .ok()
             .is_some_and(|target| is_autofw_unit(&target))
     {
-        eprintln!(
+        say!(
             "autofw: left {} alone: it no longer points at autofw's unit",
             full.display()
         );

@@ -845,8 +845,8 @@ fn namespace_scan_as_root_names_the_process_it_could_not_read() {
 
 /// A stderr whose reader is gone (`autofw scan 2>&1 | head`, a log pipe
 /// that died) does not kill a scan that printed: the notes are dropped,
-/// the table is out, the exit is 0. `eprintln!` panicked there, and
-/// `panic = "abort"` made that a SIGABRT.
+/// the table is out, the exit is 0; an error's exit code is still its own.
+/// `eprintln!` panicked there, and `panic = "abort"` made that a SIGABRT.
 #[test]
 fn a_closed_stderr_does_not_abort_a_scan() {
     let (reader, writer) = std::io::pipe().unwrap();
@@ -858,4 +858,13 @@ fn a_closed_stderr_does_not_abort_a_scan() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
     assert!(text(&out.stdout).contains("5622"), "{}", text(&out.stdout));
+    // An error, said on that stderr: its exit code, not an abort.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(crate::support::autofw_bin())
+        .args(["scan", "--fixture", "/nonexistent"])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{:?}", out.status);
 }

@@ -77,7 +77,7 @@ pub(crate) fn run(args: &RefreshOptions) -> anyhow::Result<u8> {
         if !args.force {
             return Err(refused(problem));
         }
-        eprintln!("autofw: warning: --force given: {problem}");
+        say!("autofw: warning: --force given: {problem}");
     }
 
     if !nft::autofw_table_exists()? {

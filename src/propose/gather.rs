@@ -116,7 +116,7 @@ pub(crate) fn read_blocklist_file(
 /// `--skip-bad-lines`: say how many lines were skipped, and the first.
 pub(crate) fn report_skipped(lists: &Collected) {
     if let Some(first) = &lists.first_skipped {
-        eprintln!(
+        say!(
             "autofw: warning: skipped {} malformed blocklist line(s) (--skip-bad-lines); the first: {first}",
             lists.skipped
         );
@@ -157,16 +157,16 @@ pub(crate) fn run(
         .iter()
         .filter(|c| c.to_open.is_some())
     {
-        eprintln!("autofw: left closed: {}", escape_controls(&c.describe()));
+        say!("autofw: left closed: {}", escape_controls(&c.describe()));
     }
     for w in proposal.warnings() {
-        eprintln!("autofw: warning: {}", escape_controls(w));
+        say!("autofw: warning: {}", escape_controls(w));
     }
     // An operator who loads the IPv4 half alone leaves IPv6 open.
     if let Some(other) = super::other_family(args.format)
         && !args.json
     {
-        eprintln!(
+        say!(
             "autofw: note: {}",
             other.replacen("This is", "the output is", 1)
         );

@@ -407,7 +407,7 @@ mod tests {
             took.as_secs_f64() < limit,
             "took {took:?} (limit {limit} s)"
         );
-        eprintln!("65,535 allowed ports over 100,000 listeners: built in {took:?}");
+        say!("65,535 allowed ports over 100,000 listeners: built in {took:?}");
     }
 
     #[test]
@@ -436,7 +436,7 @@ mod tests {
             built.as_secs_f64() < build_limit && took.as_secs_f64() < limit,
             "100,000 listeners: built in {built:?} (limit {build_limit} s), rendered by {took:?} (limit {limit} s)"
         );
-        eprintln!("100,000 listeners: built in {built:?}, built and rendered twice in {took:?}");
+        say!("100,000 listeners: built in {built:?}, built and rendered twice in {took:?}");
     }
 
     #[test]

@@ -422,18 +422,15 @@ pub(crate) fn run(
     Ok(exit::OK)
 }
 
-/// Write `notes` to stderr, each as `autofw: note: ...`, in one write:
-/// stderr is unbuffered, so `eprintln!` would write each piece apart, and
-/// it panics on a stderr that cannot be written (a pipe whose reader is
-/// gone), which would abort a scan that has printed or is about to. A
-/// note that cannot be written is dropped.
+/// Write `notes` to stderr, each as `autofw: note: ...`, in one write
+/// (as [`say!`] does a line).
 fn say_notes<T: std::fmt::Display>(notes: impl IntoIterator<Item = T>) {
     let mut said = String::new();
     for note in notes {
         said.push_str(&format!("autofw: note: {note}\n"));
     }
     if !said.is_empty() {
-        let _ = std::io::stderr().write_all(said.as_bytes());
+        crate::to_stderr(&said);
     }
 }
 

@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn a_process_that_dropped_privileges_shows_its_effective_uid() {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root to change a process's uid");
+            say!("skipped: needs root to change a process's uid");
             return;
         }
         let (reader, writer) = rustix::pipe::pipe().unwrap();

@@ -212,7 +212,7 @@ impl StateDir {
             return;
         }
         if let Err(e) = std::fs::set_permissions(&self.root, Permissions::from_mode(0o700)) {
-            eprintln!(
+            say!(
                 "autofw: warning: cannot make the state directory {} root-only (mode {:o}): {e}",
                 self.root.display(),
                 meta.mode() & 0o7777
@@ -256,7 +256,7 @@ impl StateDir {
                 )));
             }
             if !said && start.elapsed() >= std::time::Duration::from_millis(500) {
-                eprintln!(
+                say!(
                     "autofw: waiting: another apply, refresh or disable is running, or the watchdog \
                      of a window that just closed is exiting ({} is held)",
                     self.lock_path().display()
@@ -284,7 +284,7 @@ impl StateDir {
         let file = open_lock_file(&self.window_lock_path())?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(FileLock { file }),
-            Err(rustix::io::Errno::WOULDBLOCK) if say_waiting => eprintln!(
+            Err(rustix::io::Errno::WOULDBLOCK) if say_waiting => say!(
                 "autofw: waiting: an apply is loading its rules, or another decision is being \
                  made ({} is held)",
                 self.window_lock_path().display()

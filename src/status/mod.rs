@@ -144,7 +144,7 @@ pub(crate) fn run(args: &StatusOptions) -> anyhow::Result<u8> {
     // A check that could not be made is said, or "no drift" would also
     // cover filters that were never judged (propose and apply say it too).
     for note in &check.notes {
-        eprintln!("autofw: note: {}", crate::terminal::escape_controls(note));
+        say!("autofw: note: {}", crate::terminal::escape_controls(note));
     }
     let assessment = drift::with_foreign(assessment, &check.drops, &check.legacy);
     let mut report = Report::new(

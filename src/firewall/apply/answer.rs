@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// Ask again whether to keep the rules.
 pub(crate) fn prompt_keep() {
-    eprint!("Keep these rules? [yes/no] ");
+    say_part!("Keep these rules? [yes/no] ");
     let _ = std::io::stderr().flush();
 }
 

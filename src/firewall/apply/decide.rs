@@ -46,7 +46,7 @@ pub(crate) fn confirm(state_dir: &Path) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Confirmed::TooLate(done) => {
-            eprintln!(
+            say!(
                 "autofw: too late: the deadline had passed, so the rules were rolled back{}",
                 exactness(&done)
             );

@@ -129,7 +129,7 @@ pub(super) fn save_and_load(
 /// tools' rules that accept before autofw's jump).
 fn report_after_load(rules: &Rules) {
     for warning in backend::warnings_after_load(rules) {
-        eprintln!("autofw: warning: {warning}");
+        say!("autofw: warning: {warning}");
     }
 }
 

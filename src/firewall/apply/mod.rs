@@ -261,7 +261,7 @@ impl Prepared {
             plan::print_diffs(&self.rules, &self.plan);
         }
         for warning in &self.other_filters {
-            eprintln!(
+            say!(
                 "autofw: warning: {}",
                 crate::terminal::escape_controls(warning)
             );
@@ -312,7 +312,7 @@ pub(crate) fn run(args: &ApplyOptions) -> anyhow::Result<u8> {
         return report_loaded(args, &window, prepared.report(ApplyOutcome::Loaded));
     }
     let terminal = input.listen_to_terminal();
-    eprintln!(
+    say!(
         "autofw: rules loaded. They will be rolled back in {} s (watchdog pid {}) unless confirmed.\n\
          autofw: check that you can still get in: from a NEW ssh login run `autofw confirm{}`,\n\
          autofw: {}",
@@ -336,7 +336,7 @@ fn dry_run(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if let Some(problem) = prepared.guard.problem() {
-        eprintln!("autofw: warning: {problem}. {}", prepared.guard.advice());
+        say!("autofw: warning: {problem}. {}", prepared.guard.advice());
     }
     println!(
         "dry run: nothing was changed; run `{}` to apply these rules",
@@ -360,7 +360,7 @@ fn check_lockout(args: &ApplyOptions, prepared: &Prepared) -> anyhow::Result<()>
             prepared.guard.advice()
         )));
     }
-    eprintln!("autofw: warning: --force given: {problem}");
+    say!("autofw: warning: --force given: {problem}");
     Ok(())
 }
 
@@ -389,7 +389,7 @@ fn refuse_undecided_window(args: &ApplyOptions, state: &StateDir) -> anyhow::Res
 
 /// `Apply these rules? [y/N]` on standard input; anything but yes refuses.
 fn ask_to_apply(input: &mut Answers) -> anyhow::Result<()> {
-    eprint!("Apply these rules? [y/N] ");
+    say_part!("Apply these rules? [y/N] ");
     let _ = std::io::stderr().flush();
     match input.ask_stdin() {
         Some(answer) if is_yes(&answer) => Ok(()),

@@ -12,7 +12,7 @@ use crate::record::{AppliedRecord, Life, Why};
 /// The old rules are back, but the records could not say so.
 pub(crate) fn warn_unrecorded(done: &RolledBack) {
     if let Some(why) = &done.unrecorded {
-        eprintln!(
+        say!(
             "autofw: warning: the old rules ARE back, but autofw could not record that in its \
              state directory ({why}). {}; make the state directory writable again \
              (is its filesystem read-only or full?)",
@@ -33,13 +33,13 @@ pub(crate) fn report_dead(
     reasons: &[&str],
     rollback: Result<RolledBack, String>,
 ) -> anyhow::Result<u8> {
-    eprintln!("autofw: NOT confirmed: the rollback window of that apply did not survive:");
+    say!("autofw: NOT confirmed: the rollback window of that apply did not survive:");
     for reason in reasons {
-        eprintln!("autofw:   - {reason}");
+        say!("autofw:   - {reason}");
     }
     match rollback {
         Ok(done) => {
-            eprintln!(
+            say!(
                 "autofw: nothing was kept and nothing was saved for boot. autofw put back the \
                  rules you had before that apply{}: the firewall is as it was before \
                  `autofw apply`. Run `autofw apply --confirm` again to load new rules.",
@@ -129,13 +129,15 @@ pub(crate) fn report_ended(ending: &Ending, done: &RolledBack) -> u8 {
         _ => None,
     });
     match why {
-        Some((Why::Expired, at)) => eprint!("{}", expired_text(ending, Some(at), exactness(done))),
+        Some((Why::Expired, at)) => {
+            say_part!("{}", expired_text(ending, Some(at), exactness(done)))
+        }
         _ => {
-            eprintln!(
+            say!(
                 "autofw: rolled back: the ruleset saved before this apply was restored{}",
                 exactness(done)
             );
-            eprintln!("autofw: live now: {}", ending.before);
+            say!("autofw: live now: {}", ending.before);
         }
     }
     warn_unrecorded(done);

@@ -43,7 +43,7 @@ pub(super) fn wait_for_decision(
             Err(_) => {}
         }
         if interrupted.load(Ordering::Relaxed) {
-            eprintln!("\nautofw: interrupted: rolling back now");
+            say!("\nautofw: interrupted: rolling back now");
             return match roll_back(Why::Interrupted)? {
                 Some(done) => Ok(report_ended(ending, &done)),
                 None => decided_elsewhere(),
@@ -53,7 +53,7 @@ pub(super) fn wait_for_decision(
             // The watchdog is most likely rolling back at this very moment,
             // under the decision lock: wait for it without saying so, then
             // say what happened.
-            eprintln!();
+            say!();
             let rolled = Deciding::take_quietly(state)
                 .and_then(|deciding| {
                     window::roll_back(&deciding, state, undo, Why::Expired, Some(&window.id))
@@ -73,7 +73,7 @@ pub(super) fn wait_for_decision(
         match input.poll(POLL) {
             Polled::Line(answer, Channel::Stdin) if is_yes(&answer) => {
                 if !said_stdin_cannot_keep {
-                    eprintln!(
+                    say!(
                         "\nautofw: a `yes` on standard input does not keep the rules (it may \
                          have been typed before they were loaded): {}",
                         if terminal {
@@ -110,7 +110,7 @@ pub(super) fn wait_for_decision(
             }
             Polled::Line(_, Channel::Terminal) => prompt_keep(),
             Polled::Line(_, Channel::Stdin) => {}
-            Polled::Eof => eprintln!(
+            Polled::Eof => say!(
                 "\nautofw: end of input is not a confirmation; the window stays open for \
                  `autofw confirm` from another session until the deadline"
             ),
@@ -143,16 +143,16 @@ fn catch_interrupt() -> &'static AtomicBool {
 fn decided_elsewhere(state: &StateDir, ending: &Ending) -> anyhow::Result<u8> {
     match state.read_applied()?.map(|r| r.life) {
         Some(Life::Confirmed(kept)) => {
-            eprintln!();
+            say!();
             let root = kept.persisted.then(|| PathBuf::from("/"));
             Ok(report_kept(root.as_deref(), ending))
         }
         Some(Life::RolledBack(rolled)) if rolled.why == Why::Expired => {
-            eprint!("\n{}", expired_text(ending, Some(rolled.at), ""));
+            say_part!("\n{}", expired_text(ending, Some(rolled.at), ""));
             Ok(exit::NEGATIVE)
         }
         Some(Life::RolledBack(rolled)) => {
-            eprintln!(
+            say!(
                 "\nautofw: rolled back at {} ({}): the ruleset saved before this apply was \
                  restored\nautofw: live now: {}",
                 crate::human::utc(rolled.at),
@@ -164,7 +164,7 @@ fn decided_elsewhere(state: &StateDir, ending: &Ending) -> anyhow::Result<u8> {
         // The window's file is gone but nothing was recorded (removed by
         // hand, or the record replaced): say only what is known.
         _ => {
-            eprintln!(
+            say!(
                 "\nautofw: the rollback window was closed, but no decision was recorded; \
                  `autofw status` shows what is loaded, `autofw rollback` puts back the ruleset \
                  saved before this apply"
